@@ -1,0 +1,74 @@
+"""Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.config import ConfigError, load_settings
+from catalog import CatalogError
+from catalog.cli import main_list, main_validate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description="Slack bot: a one-click GPU template marketplace."
+    )
+    commands = parser.add_subparsers(dest="command")
+    catalog = commands.add_parser("catalog", help="inspect the template catalog")
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True)
+    catalog_commands.add_parser("list", help="print the catalog (built-ins + CATALOG_DIR)")
+    validate = catalog_commands.add_parser("validate", help="check a folder of template YAML files")
+    validate.add_argument("path", type=Path)
+    return parser
+
+
+def _catalog_dir_from_env() -> Path | None:
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class CatalogSettings(BaseSettings):
+        model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+        catalog_dir: Path | None = None
+
+    value = CatalogSettings().catalog_dir
+    return value if value and str(value) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "catalog":
+        if args.catalog_command == "list":
+            return main_list(_catalog_dir_from_env())
+        return main_validate(args.path)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.runtime import run
+
+    try:
+        run(load_settings())
+    except (ConfigError, CatalogError) as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else "unknown"
+        print(
+            f"Cannot start: Slack refused the bot token ({error}). Check SLACK_BOT_TOKEN.",
+            file=sys.stderr,
+        )
+        return 2
+    except (BoltError, SlackClientError) as exc:
+        print(f"Cannot start: could not reach Slack ({type(exc).__name__}).", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Helpers shared by the Block Kit builders: limits and validation.
+
+Limits are Slack's (reference/slack.md §4, from slack_sdk's models and api.slack.com's block
+reference). slack_sdk validates each block's own limits in ``to_dict()``; the per-message block
+count it does not check, so :func:`message_payload` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SECTION_TEXT = 3000
+MAX_BUTTON_VALUE = 2000
+MAX_OPTION_TEXT = 75
+MAX_MESSAGE_TEXT = 4000
+
+
+class BlockLimitError(ValueError):
+    """A built message breaks a Slack limit that slack_sdk does not check itself."""
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def message_payload(
+    blocks: Sequence[Block], text: str, *, max_blocks: int = MAX_MESSAGE_BLOCKS
+) -> dict[str, Any]:
+    """Return ``{"text": ..., "blocks": [...]}`` ready for ack/respond/chat.postMessage.
+
+    ``text`` is the notification fallback. Raises :class:`BlockLimitError` above ``max_blocks``
+    blocks and ``slack_sdk.errors.SlackObjectFormationError`` when a block breaks its own limits.
+    """
+    if len(blocks) > max_blocks:
+        raise BlockLimitError(f"{len(blocks)} blocks, Slack allows {max_blocks}")
+    return {
+        "text": truncate(text, MAX_MESSAGE_TEXT),
+        "blocks": [block.to_dict() for block in blocks],
+    }

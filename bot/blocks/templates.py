@@ -1,0 +1,254 @@
+"""Block Kit for the ``/templates`` list, its help, and the template details modal (pure)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from catalog import Catalog, Template, TemplateMatch
+
+PAGE_SIZE = 10
+MAX_QUERY_IN_VALUE = 500
+
+ACTION_DEPLOY = "deploy_template"
+ACTION_DETAILS = "template_details"
+ACTION_PAGE_PREV = "templates_page_prev"
+ACTION_PAGE_NEXT = "templates_page_next"
+
+FILTER_HINT = (
+    "Filter: `/templates jupyter` (name, slug or category) · `/templates 12gb` (fits a 12 GB GPU)"
+    " · `/templates mine` · `/templates help`"
+)
+
+
+def page_value(query_text: str, page: int) -> str:
+    """The paging button's value: the filter text and the target page, as compact JSON."""
+    return json.dumps({"q": query_text[:MAX_QUERY_IN_VALUE], "p": page}, separators=(",", ":"))
+
+
+def parse_page_value(value: str) -> tuple[str, int]:
+    """Inverse of :func:`page_value`; untrusted input, so a bad value gives page 0 of no filter."""
+    try:
+        data = json.loads(value)
+        return str(data.get("q", ""))[:MAX_QUERY_IN_VALUE], max(0, int(data.get("p", 0)))
+    except (ValueError, TypeError, AttributeError):
+        return "", 0
+
+
+def vram_line(template: Template) -> str:
+    """``VRAM 8 GB min · 12 GB recommended · CUDA ≥ 11.8``."""
+    return (
+        f"VRAM {template.min_vram_gb} GB min · {template.recommended_vram_gb} GB recommended"
+        f" · CUDA ≥ {template.cuda_version}"
+    )
+
+
+def _template_section(match: TemplateMatch, vram_gb: int | None) -> SectionBlock:
+    template = match.template
+    lines = [
+        f"*{template.name}*  `{template.slug}` · _{template.category}_",
+        truncate(template.description, 300),
+        vram_line(template),
+    ]
+    if vram_gb is not None:
+        if match.meets_recommended:
+            lines.append(f":white_check_mark: {vram_gb} GB meets the recommendation")
+        else:
+            lines.append(
+                f":warning: runs on {vram_gb} GB, below the recommended "
+                f"{template.recommended_vram_gb} GB"
+            )
+    return SectionBlock(
+        block_id=f"tpl_{template.slug}",
+        text=MarkdownTextObject(text=truncate("\n".join(lines), MAX_SECTION_TEXT)),
+    )
+
+
+def _template_actions(template: Template) -> ActionsBlock:
+    return ActionsBlock(
+        block_id=f"tpl_actions_{template.slug}",
+        elements=[
+            ButtonElement(
+                text="Deploy",
+                action_id=ACTION_DEPLOY,
+                value=template.slug,
+                style="primary",
+            ),
+            ButtonElement(text="Details", action_id=ACTION_DETAILS, value=template.slug),
+        ],
+    )
+
+
+def template_list_message(
+    matches: Sequence[TemplateMatch],
+    *,
+    query_text: str = "",
+    vram_gb: int | None = None,
+    page: int = 0,
+    page_size: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    """The ``/templates`` answer: header, one section + buttons per template, footer, paging.
+
+    ``matches`` must be non-empty. ``page`` is 0-based and clamped to the last page. Returns
+    ``{"text", "blocks"}``; at most ``4 + 2 * page_size + 2`` blocks, within Slack's 50.
+    """
+    pages = max(1, math.ceil(len(matches) / page_size))
+    page = min(max(page, 0), pages - 1)
+    shown = matches[page * page_size : (page + 1) * page_size]
+    title = "GPU templates" if vram_gb is None else f"GPU templates for a {vram_gb} GB GPU"
+    summary = f"{len(matches)} template{'s' if len(matches) != 1 else ''}"
+    if query_text:
+        summary += f" matching “{truncate(query_text, 100)}”"
+    if pages > 1:
+        summary += f" · page {page + 1} of {pages}"
+    blocks: list[Block] = [
+        HeaderBlock(text=title),
+        ContextBlock(elements=[MarkdownTextObject(text=summary)]),
+        DividerBlock(),
+    ]
+    for match in shown:
+        blocks.append(_template_section(match, vram_gb))
+        blocks.append(_template_actions(match.template))
+    blocks.append(DividerBlock())
+    if pages > 1:
+        buttons = []
+        if page > 0:
+            buttons.append(
+                ButtonElement(
+                    text="◀ Previous",
+                    action_id=ACTION_PAGE_PREV,
+                    value=page_value(query_text, page - 1),
+                )
+            )
+        if page < pages - 1:
+            buttons.append(
+                ButtonElement(
+                    text="Next ▶", action_id=ACTION_PAGE_NEXT, value=page_value(query_text, page + 1)
+                )
+            )
+        blocks.append(ActionsBlock(block_id=f"templates_paging_{page}", elements=buttons))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=FILTER_HINT)]))
+    names = ", ".join(match.template.name for match in shown)
+    return message_payload(blocks, f"{title}: {names}")
+
+
+def no_match_message(
+    query_text: str, catalog: Catalog, *, vram_gb: int | None = None, has_words: bool = True
+) -> dict[str, Any]:
+    """Friendly answer when the filter matched nothing, listing what exists."""
+    if vram_gb is not None and not has_words:
+        smallest = min((t.min_vram_gb for t in catalog), default=0)
+        reason = f"No template runs on a {vram_gb} GB GPU; the smallest needs {smallest} GB."
+    else:
+        reason = f"No template matches “{truncate(query_text, 100)}”."
+    listed = [f"*{t.name}* (`{t.slug}`, {t.category})" for t in catalog]
+    body = ""
+    for index, item in enumerate(listed):
+        candidate = f"{body}\n• {item}" if body else f"• {item}"
+        if len(candidate) > MAX_SECTION_TEXT - 80:
+            body += f"\n…and {len(listed) - index} more: `/templates` shows them all."
+            break
+        body = candidate
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"{reason} Here is what exists:")),
+        SectionBlock(text=MarkdownTextObject(text=body or "_The catalog is empty._")),
+        ContextBlock(elements=[MarkdownTextObject(text=FILTER_HINT)]),
+    ]
+    return message_payload(blocks, reason)
+
+
+def help_message(catalog_size: int) -> dict[str, Any]:
+    """Usage of ``/templates`` and its filters."""
+    text = (
+        "*`/templates`* lists the GPU templates you can deploy on Vast.ai "
+        f"({catalog_size} in the catalog).\n"
+        "• `/templates jupyter` or `/templates image-generation`: filter by name, slug or category"
+        " (all words must match)\n"
+        "• `/templates 12gb`, `/templates 12 GB` or `/templates vram:12`: templates that run on a "
+        "12 GB GPU; ✅ marks those for which 12 GB meets the recommendation\n"
+        "• `/templates mine`: your deployments · `/templates running`: the workspace's active ones\n"
+        "• `/templates costs`: this month's spend · `/templates credit`: Vast.ai balance (admins)\n"
+        "• *Deploy* picks a live GPU offer and rents it; *Details* shows image, ports and env."
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text="How to use /templates"),
+        SectionBlock(text=MarkdownTextObject(text=text)),
+    ]
+    return message_payload(blocks, "How to use /templates")
+
+
+def _field(title: str, value: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=truncate(f"*{title}*\n{value}", 2000))
+
+
+def env_display(template: Template) -> str:
+    """Env names for display; values of secret env or the generated password never appear."""
+    hidden = set(template.secret_env)
+    if template.password_env:
+        hidden.add(template.password_env)
+    names = sorted(set(template.env) | hidden)
+    if not names:
+        return "_none_"
+    return ", ".join(f"`{name}`" + (" (secret)" if name in hidden else "") for name in names)
+
+
+def template_details_view(template: Template) -> View:
+    """A modal with the template's image, ports, volumes, launch command, env names, VRAM, docs."""
+    command = template.launch_command or "the image's default"
+    blocks: list[Block] = [
+        HeaderBlock(text=truncate(template.name, 150)),
+        SectionBlock(text=MarkdownTextObject(text=truncate(template.description, MAX_SECTION_TEXT))),
+        SectionBlock(
+            fields=[
+                _field("Image", f"`{template.docker_image}`"),
+                _field("Ports", ", ".join(str(port) for port in template.ports)),
+                _field("Volumes", ", ".join(f"`{v}`" for v in template.volumes) or "_none_"),
+                _field("Disk", f"{template.disk_gb} GB by default"),
+                _field(
+                    "VRAM",
+                    f"{template.min_vram_gb} GB minimum · {template.recommended_vram_gb} GB "
+                    "recommended",
+                ),
+                _field("CUDA", f"{template.cuda_version} or newer"),
+                _field("Env", env_display(template)),
+                _field("Category", template.category),
+            ]
+        ),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=truncate(f"*Launch command*\n```{command}```", MAX_SECTION_TEXT)
+            )
+        ),
+        SectionBlock(text=MarkdownTextObject(text=f"*Docs*: <{template.docs_url}>")),
+        ActionsBlock(
+            block_id=f"details_actions_{template.slug}",
+            elements=[
+                ButtonElement(
+                    text="Deploy", action_id=ACTION_DEPLOY, value=template.slug, style="primary"
+                )
+            ],
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id="template_details",
+        title=PlainTextObject(text="Template details"),
+        close=PlainTextObject(text="Close"),
+        blocks=blocks,
+    )

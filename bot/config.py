@@ -1,0 +1,134 @@
+"""Configuration from the environment and a ``.env`` file (pydantic-settings).
+
+Every variable of DESIGN.md's interface table is a field here. Secrets are ``SecretStr`` so that
+``repr()``, logs and error messages never show them; :func:`load_settings` turns pydantic's
+validation errors into one line per problem that names the variable, never its value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///gpu_bot.db"
+
+
+class ConfigError(Exception):
+    """Start-up configuration is missing or malformed; ``str()`` is safe to print (no values)."""
+
+
+class Settings(BaseSettings):
+    """The bot's settings; field names map to upper-case environment variables.
+
+    Raises ``pydantic.ValidationError`` on bad values; use :func:`load_settings` for a message
+    fit for a terminal.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    vast_api_key: SecretStr | None = None
+    vast_api_url: str = "https://console.vast.ai"
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = Field(default=3000, ge=1, le=65535)
+    catalog_dir: Path | None = None
+    status_poll_seconds: float = Field(default=15.0, gt=0, le=3600)
+    deploy_timeout_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    bot_admins: Annotated[frozenset[str], NoDecode] = frozenset()
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token that starts with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token that starts with xapp-")
+        return value
+
+    @field_validator("slack_signing_secret", "vast_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("catalog_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("slack_api_url", "vast_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("bot_admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _signing_secret_in_http_mode(self) -> Settings:
+        if not self.socket_mode and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        """True when ``SLACK_APP_TOKEN`` is set: the bot connects over Socket Mode."""
+        return self.slack_app_token is not None
+
+    @property
+    def simulated(self) -> bool:
+        """True when ``VAST_API_KEY`` is unset: the bot rents from the built-in simulator."""
+        return self.vast_api_key is None
+
+
+_HINTS = {
+    "SLACK_BOT_TOKEN": "set it to the app's Bot User OAuth Token (xoxb-…)",
+    "SLACK_SIGNING_SECRET": "set it to the app's Signing Secret (Basic Information), "
+    "or set SLACK_APP_TOKEN to run in Socket Mode",
+    "SLACK_APP_TOKEN": "set it to an app-level token (xapp-…) with connections:write, or unset it",
+}
+
+
+def _describe(error: Any) -> str:
+    loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+    if not loc:
+        if "SLACK_SIGNING_SECRET" in message:
+            return f"SLACK_SIGNING_SECRET is missing: {_HINTS['SLACK_SIGNING_SECRET']}."
+        return message
+    name = loc[0].upper()
+    if error.get("type") == "missing":
+        return f"{name} is missing: {_HINTS.get(name, 'set it')} (environment or .env)."
+    hint = _HINTS.get(name, "fix it")
+    return f"{name} is invalid ({message.rstrip('.')}): {hint} (see README › Configuration)."
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read :class:`Settings` from the environment and ``.env``.
+
+    Raises :class:`ConfigError` whose text names each bad variable and what to do, without the
+    value (pydantic's own messages echo the input, which may be a secret).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors(include_input=False, include_url=False)]
+        raise ConfigError(" ".join(lines)) from None

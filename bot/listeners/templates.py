@@ -1,0 +1,66 @@
+"""Listeners for ``/templates``, its paging buttons and the Details button (thin: parse, ack)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.blocks import templates as blocks
+from bot.services.context import Services
+from catalog import filter_templates, parse_query
+
+logger = logging.getLogger(__name__)
+
+
+def list_payload(services: Services, text: str, page: int = 0) -> dict[str, Any]:
+    """The message for ``/templates <text>`` at ``page``: help, list, or no-match answer."""
+    query = parse_query(text)
+    if query.help:
+        return blocks.help_message(len(services.catalog))
+    matches = filter_templates(services.catalog, query)
+    if not matches:
+        return blocks.no_match_message(
+            text, services.catalog, vram_gb=query.vram_gb, has_words=bool(query.words)
+        )
+    return blocks.template_list_message(
+        matches, query_text=text.strip(), vram_gb=query.vram_gb, page=page
+    )
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the catalog listeners to ``app``."""
+
+    @app.command("/templates")
+    def templates_command(ack: Ack, command: dict[str, Any]) -> None:
+        text = str(command.get("text") or "")
+        keyword = parse_query(text).keyword
+        handler = services.extras.get("keyword_handlers", {}).get(keyword)
+        if handler is not None:
+            handler(ack, command)
+            return
+        ack(response_type="ephemeral", **list_payload(services, text))
+
+    @app.action(blocks.ACTION_PAGE_NEXT)
+    @app.action(blocks.ACTION_PAGE_PREV)
+    def templates_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        text, page = blocks.parse_page_value(str(action.get("value") or ""))
+        respond(replace_original=True, response_type="ephemeral", **list_payload(services, text, page))
+
+    @app.action(blocks.ACTION_DETAILS)
+    def template_details(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        template = services.catalog.get(str(action.get("value") or ""))
+        if template is None:
+            respond(
+                replace_original=False,
+                response_type="ephemeral",
+                text="That template is no longer in the catalog. Run `/templates` for the current list.",
+            )
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.template_details_view(template))

@@ -1,0 +1,253 @@
+"""A fake Slack Web API on 127.0.0.1 that records every call.
+
+Point slack_sdk's ``WebClient(base_url=fake.api_url)`` at it. It answers the methods the bot
+uses with Slack's response shapes (reference/slack.md), records each call with its decoded
+arguments, serves ``response_url`` endpoints under ``/response/<id>``, and can be told to fail a
+method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "1"})``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+TEAM_ID = "T0GPU0001"
+BOT_USER_ID = "U0BOT0001"
+BOT_ID = "B0GPUBOT1"
+
+_JSON_ARGS = {"blocks", "view", "attachments", "metadata"}
+
+
+@dataclass
+class Call:
+    """One request the fake saw: ``method`` is e.g. ``chat.postMessage`` or ``response_url``."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+    path: str = ""
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    headers: dict[str, str]
+    times: int
+
+
+class FakeSlack:
+    """The fake server; use as a context manager or call :meth:`start` / :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._failures: dict[str, list[_Failure]] = {}
+        self._ts = itertools.count(1)
+        self._views = itertools.count(1)
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deleted_messages: set[tuple[str, str]] = set()
+        self.channels_without_bot: set[str] = set()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """Value for ``SLACK_API_URL``."""
+        return self.url + "/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        """A ``response_url`` served by this fake; calls to it are recorded as ``response_url``."""
+        return f"{self.url}/response/{name}"
+
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- control ---------------------------------------------------------------------------
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` answer ``{"ok": false, "error": error}``."""
+        with self._lock:
+            self._failures.setdefault(method, []).append(
+                _Failure(error, status, headers or {}, times)
+            )
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    def methods(self) -> list[str]:
+        with self._lock:
+            return [call.method for call in self.calls]
+
+    def wait_for(
+        self, method: str, count: int = 1, timeout: float = 5.0, **match: Any
+    ) -> list[Call]:
+        """Block until ``count`` calls of ``method`` whose args contain ``match`` were seen."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [
+                    call
+                    for call in self.calls
+                    if call.method == method
+                    and all(call.args.get(key) == value for key, value in match.items())
+                ]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [call.method for call in self.calls]
+                    raise AssertionError(
+                        f"expected {count} × {method} {match or ''} within {timeout}s; saw {seen}"
+                    )
+                self._cond.wait(remaining)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _record(self, call: Call) -> None:
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        with self._lock:
+            queue = self._failures.get(method) or []
+            if not queue:
+                return None
+            failure = queue[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                queue.pop(0)
+            return failure
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://gpu-team.slack.com/",
+                "team": "GPU team",
+                "user": "gpu-bot",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+            }
+        if method == "chat.postMessage":
+            channel = str(args.get("channel", ""))
+            if channel in self.channels_without_bot:
+                return {"ok": False, "error": "not_in_channel"}
+            ts = f"1732900000.{next(self._ts):06d}"
+            message = {"ts": ts, "text": args.get("text"), "blocks": args.get("blocks")}
+            self.messages[(channel, ts)] = message
+            return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method == "chat.update":
+            key = (str(args.get("channel", "")), str(args.get("ts", "")))
+            if key in self.deleted_messages:
+                return {"ok": False, "error": "message_not_found"}
+            self.messages[key] = {"ts": key[1], "text": args.get("text"), "blocks": args.get("blocks")}
+            return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1732900000.{next(self._ts):06d}"}
+        if method in ("views.open", "views.update", "views.push", "views.publish"):
+            view = dict(args.get("view") or {})
+            view_id = args.get("view_id") or f"V{next(self._views):08d}"
+            view.update({"id": view_id, "hash": f"{time.time():.6f}.h"})
+            return {"ok": True, "view": view}
+        if method == "conversations.open":
+            users = str(args.get("users", ""))
+            return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
+        return {"ok": True}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                headers = {key.lower(): value for key, value in self.headers.items()}
+                args = _decode(raw, headers.get("content-type", ""))
+                if self.path.startswith("/response/"):
+                    fake._record(Call("response_url", args, headers, path=self.path))
+                    self._send(200, b"ok", "text/plain", {})
+                    return
+                method = self.path.removeprefix("/api/").split("?")[0]
+                fake._record(Call(method, args, headers, path=self.path))
+                failure = fake._take_failure(method)
+                if failure is not None:
+                    body = {"ok": False, "error": failure.error}
+                    self._send(
+                        failure.status, json.dumps(body).encode(), "application/json", failure.headers
+                    )
+                    return
+                answer = fake._answer(method, args)
+                self._send(200, json.dumps(answer).encode(), "application/json", {})
+
+            do_GET = do_POST
+
+            def _send(
+                self, status: int, body: bytes, ctype: str, headers: dict[str, str]
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def _decode(raw: str, content_type: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if "json" in content_type:
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else {"_": value}
+    args: dict[str, Any] = {key: values[-1] for key, values in parse_qs(raw).items()}
+    for key in _JSON_ARGS & args.keys():
+        try:
+            args[key] = json.loads(args[key])
+        except ValueError:
+            pass
+    return args

@@ -1,0 +1,35 @@
+"""The Slack app manifest validates against Slack's own JSON Schema and has what the bot needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT.parent / "shared" / "reference" / "specs" / "slack-manifest.schema.1.0.0.json"
+VENDORED_SCHEMA = ROOT / "tests" / "specs" / "slack-manifest.schema.1.0.0.json"
+
+
+def _schema() -> dict[str, object]:
+    path = SCHEMA if SCHEMA.exists() else VENDORED_SCHEMA
+    return json.loads(path.read_text())
+
+
+def test_manifest_is_valid() -> None:
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    jsonschema.validate(manifest, _schema())
+
+
+def test_manifest_has_command_interactivity_home_and_scopes() -> None:
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    command = manifest["features"]["slash_commands"][0]
+    assert command["command"] == "/templates" and command["usage_hint"]
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "chat:write.public", "im:write"} <= scopes
