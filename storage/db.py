@@ -1,0 +1,182 @@
+"""Engine, sessions and migrations for ``DATABASE_URL`` (SQLite file or PostgreSQL).
+
+SQLite connections get WAL mode, a busy timeout and ``foreign_keys=ON``; transactions that
+write start with ``BEGIN IMMEDIATE`` so that two writers queue on the busy timeout instead of
+failing with ``database is locked`` when a read lock cannot be upgraded. PostgreSQL gets a
+pre-pinged connection pool. Migrations are Alembic scripts in ``storage/migrations``, applied
+with :func:`migrate` (no ``alembic.ini`` needed at run time).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_DATABASE_URL = "sqlite:///gpu_bot.db"
+#: SQLite busy timeout: how long a writer waits for another's lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Execution option that makes the next SQLite transaction ``BEGIN IMMEDIATE``.
+SQLITE_IMMEDIATE = "gpu_bot_sqlite_immediate"
+#: Key of the PostgreSQL advisory lock held while migrating (crc32 of a fixed name).
+MIGRATION_LOCK_KEY = zlib.crc32(b"gpu_template_bot.migrations")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SessionFactory = sessionmaker[Session]
+
+
+def default_database_url() -> str:
+    """Return the URL used when ``DATABASE_URL`` is unset: ``sqlite:///gpu_bot.db`` (cwd)."""
+    return DEFAULT_DATABASE_URL
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an :class:`~sqlalchemy.Engine` for ``url`` with this project's settings.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///gpu_bot.db`` or
+            ``postgresql+psycopg://user@host:5432/db``.
+        **kwargs: extra keyword arguments for :func:`sqlalchemy.create_engine`.
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: when the URL cannot be parsed.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        options: dict[str, Any] = {
+            "pool_pre_ping": True,
+            "pool_size": 5,
+            "max_overflow": 10,
+            "pool_recycle": 1800,
+        }
+        options.update(kwargs)
+        return create_engine(parsed, **options)
+    return create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """Set the pragmas on each new connection and let SQLAlchemy emit ``BEGIN`` itself."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own implicit BEGIN comes only before DML and is always DEFERRED; turning it
+        # off lets the "begin" hook below choose (SQLAlchemy docs, "pysqlite transactions").
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_session_factory(engine: Engine) -> SessionFactory:
+    """Return a ``sessionmaker`` whose objects stay readable after commit.
+
+    ``expire_on_commit=False`` so snapshots survive the transaction; ``autoflush=False`` so a
+    read never turns into an early write (long write transactions block SQLite).
+    """
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def write_transaction(session_factory: SessionFactory) -> Iterator[Session]:
+    """Open a session in a write transaction (``BEGIN IMMEDIATE`` on SQLite), commit on exit.
+
+    Rolls back and re-raises on any exception.
+    """
+    with session_factory() as session, session.begin():
+        session.connection(execution_options={SQLITE_IMMEDIATE: True})
+        yield session
+
+
+@contextmanager
+def read_transaction(session_factory: SessionFactory) -> Iterator[Session]:
+    """Open a session in a plain (deferred on SQLite) transaction; commit on exit."""
+    with session_factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Build an Alembic :class:`~alembic.config.Config` pointing at ``storage/migrations``.
+
+    With ``connection``, ``env.py`` migrates over that connection instead of opening its own.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine_or_url: Engine | str) -> None:
+    """Apply every Alembic migration up to ``head``; a no-op when already there.
+
+    Safe to call from several processes at once: on PostgreSQL the upgrade runs in one
+    transaction holding an advisory lock (``pg_advisory_xact_lock``), on SQLite in a
+    ``BEGIN IMMEDIATE`` transaction; the second caller waits, then finds the schema at head.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: when the database cannot be reached or stays locked.
+    """
+    if isinstance(engine_or_url, str):
+        engine = make_engine(engine_or_url)
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()
+        return
+    engine = engine_or_url
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{SQLITE_IMMEDIATE: True})
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            command.upgrade(alembic_config(connection), "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the database's Alembic revision, or ``None`` before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """Return the newest revision shipped in ``storage/migrations``."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def ping(engine: Engine) -> bool:
+    """Return True when ``SELECT 1`` succeeds (for ``/healthz``); never raises."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "database down"
+        return False

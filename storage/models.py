@@ -1,0 +1,163 @@
+"""SQLAlchemy 2 models: deployments, their append-only event log, and poller leases.
+
+Every datetime column is :class:`~storage.types.UTCDateTime` (aware UTC in, aware UTC out).
+Money is US dollars; ``dph_total`` is Vast.ai's total price in $/hour (vast-api.md §2, offer
+field ``dph_total``). Sizes are GB (``gpu_ram_gb`` is per GPU; Vast.ai reports ``gpu_ram`` in MB,
+so callers convert). Schema changes go through Alembic (``storage/migrations``), never
+``create_all``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import UTCDateTime
+
+#: Constraint names are fixed so that Alembic batch mode on SQLite can find them again.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata carries :data:`NAMING_CONVENTION`."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DeploymentStatus(StrEnum):
+    """Values of ``deployments.status`` (DESIGN.md, "Deployment states").
+
+    ``creating`` → ``provisioning`` → ``ready`` → (``stopped`` ⇄ ``ready``) → ``destroyed``;
+    ``failed`` from any state, with a reason.
+    """
+
+    CREATING = "creating"
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    DESTROYED = "destroyed"
+
+
+#: States the status poller follows.
+ACTIVE_STATUSES: frozenset[str] = frozenset(
+    {DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING, DeploymentStatus.READY}
+)
+#: States a deployment never leaves.
+FINAL_STATUSES: frozenset[str] = frozenset({DeploymentStatus.FAILED, DeploymentStatus.DESTROYED})
+
+
+class Deployment(Base):
+    """One rental of a Vast.ai instance for one template, requested from Slack."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index("ix_deployments_status", "status"),
+        Index("ix_deployments_team_user", "team_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    """Slack workspace id (``T…``)."""
+    user_id: Mapped[str] = mapped_column(String(32))
+    """Slack user id of the requester (``U…``/``W…``)."""
+    channel_id: Mapped[str] = mapped_column(String(32))
+    """Channel the requester chose for updates."""
+    message_channel: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Channel of the status message: ``channel_id``, or a DM (``D…``) if posting there failed."""
+    message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Slack ``ts`` of the status message."""
+    template_slug: Mapped[str] = mapped_column(String(64))
+    template_name: Mapped[str] = mapped_column(String(200))
+    offer_id: Mapped[int] = mapped_column(Integer)
+    """Vast.ai offer (ask) id the instance was rented from."""
+    instance_id: Mapped[int | None] = mapped_column(Integer, unique=True, default=None)
+    """Vast.ai instance id (the create call's ``new_contract``); unique across deployments."""
+    gpu_name: Mapped[str] = mapped_column(String(100))
+    num_gpus: Mapped[int] = mapped_column(Integer)
+    gpu_ram_gb: Mapped[float] = mapped_column(Float)
+    """VRAM per GPU in GB."""
+    dph_total: Mapped[float] = mapped_column(Float)
+    """Total price in $/hour."""
+    disk_gb: Mapped[float] = mapped_column(Float)
+    """Disk size in GB."""
+    status: Mapped[str] = mapped_column(String(16), default=DeploymentStatus.CREATING)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    """Why the deployment failed, in words a user can read."""
+    status_msg: Mapped[str | None] = mapped_column(Text, default=None)
+    """Vast.ai's last ``status_msg`` for the instance."""
+    request_key: Mapped[str] = mapped_column(String(200), unique=True)
+    """Idempotency key (from the modal's view id): one row per submission."""
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    web_password: Mapped[str | None] = mapped_column(String(200), default=None)
+    """Generated secret for apps behind a login; shown only to the requester, never logged."""
+    public_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    ports_json: Mapped[str | None] = mapped_column(Text, default=None)
+    """JSON object of container port → host port, e.g. ``{"8888": 41234}``."""
+    ssh_host: Mapped[str | None] = mapped_column(String(255), default=None)
+    ssh_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    provisioning_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """First entry into ``provisioning``."""
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """First entry into ``ready`` (time to ready = ``ready_at - created_at``)."""
+    ready_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Set once, by the process that won the right to post the ready notification."""
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Latest entry into ``stopped``."""
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ready_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    """Seconds spent in ``ready`` in closed periods (the open one is added by the reader)."""
+    stopped_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    """Seconds spent in ``stopped`` in closed periods."""
+    last_state_change_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When ``status`` last changed (start of the current period)."""
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    """Incremented by every update through :mod:`storage.repo`."""
+
+
+class DeploymentEvent(Base):
+    """Append-only audit log: who did what to a deployment, and when."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(32))
+    """Slack user id, or ``"system"``."""
+    action: Mapped[str] = mapped_column(String(32))
+    """E.g. requested, created, status, ready, notified, stop, start, destroy, failed."""
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Lease(Base):
+    """A named, expiring lock row so that one process at a time runs e.g. the status poller."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

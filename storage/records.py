@@ -1,0 +1,135 @@
+"""Frozen snapshots of rows, safe to use after the transaction that read them has ended."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from storage.models import ACTIVE_STATUSES, FINAL_STATUSES, Deployment, DeploymentEvent, Lease
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """A read-only copy of a ``deployments`` row; see :class:`storage.models.Deployment`.
+
+    Units: ``gpu_ram_gb`` GB per GPU, ``disk_gb`` GB, ``dph_total`` $/hour, ``*_seconds``
+    seconds; datetimes are aware UTC.
+    """
+
+    id: int
+    team_id: str
+    user_id: str
+    channel_id: str
+    message_channel: str | None
+    message_ts: str | None
+    template_slug: str
+    template_name: str
+    offer_id: int
+    instance_id: int | None
+    gpu_name: str
+    num_gpus: int
+    gpu_ram_gb: float
+    dph_total: float
+    disk_gb: float
+    status: str
+    reason: str | None
+    status_msg: str | None
+    request_key: str
+    simulated: bool
+    web_password: str | None
+    public_ip: str | None
+    ports_json: str | None
+    ssh_host: str | None
+    ssh_port: int | None
+    created_at: datetime
+    updated_at: datetime
+    provisioning_at: datetime | None
+    ready_at: datetime | None
+    ready_notified_at: datetime | None
+    stopped_at: datetime | None
+    destroyed_at: datetime | None
+    failed_at: datetime | None
+    ready_seconds: float
+    stopped_seconds: float
+    last_state_change_at: datetime
+    version: int
+
+    def __repr__(self) -> str:
+        # Keep the generated secret out of logs and tracebacks.
+        return (
+            f"DeploymentRecord(id={self.id}, status={self.status!r}, "
+            f"template_slug={self.template_slug!r}, instance_id={self.instance_id}, "
+            f"request_key={self.request_key!r})"
+        )
+
+    @property
+    def is_active(self) -> bool:
+        """True in ``creating``, ``provisioning`` or ``ready`` (the poller follows these)."""
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_final(self) -> bool:
+        """True in ``failed`` or ``destroyed``."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def port_map(self) -> dict[int, int]:
+        """Container port → host port, decoded from ``ports_json`` (empty when unset)."""
+        return decode_port_map(self.ports_json)
+
+    @classmethod
+    def from_model(cls, row: Deployment) -> DeploymentRecord:
+        """Copy every column of ``row``."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A read-only copy of a ``deployment_events`` row."""
+
+    id: int
+    deployment_id: int
+    at: datetime
+    actor: str
+    action: str
+    detail: str | None
+
+    @classmethod
+    def from_model(cls, row: DeploymentEvent) -> EventRecord:
+        """Copy every column of ``row``."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A read-only copy of a ``leases`` row."""
+
+    name: str
+    holder: str
+    expires_at: datetime
+
+    @classmethod
+    def from_model(cls, row: Lease) -> LeaseRecord:
+        """Copy every column of ``row``."""
+        return cls(name=row.name, holder=row.holder, expires_at=row.expires_at)
+
+
+def encode_port_map(ports: dict[int, int]) -> str:
+    """Encode container port → host port as the JSON text stored in ``ports_json``."""
+    return json.dumps({str(container): int(host) for container, host in sorted(ports.items())})
+
+
+def decode_port_map(text: str | None) -> dict[int, int]:
+    """Decode ``ports_json``; ``None`` or empty text gives ``{}``.
+
+    Raises:
+        ValueError: when the text is not a JSON object of integer-like keys and values.
+    """
+    if not text:
+        return {}
+    raw: Any = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("ports_json must be a JSON object")
+    return {int(container): int(host) for container, host in raw.items()}

@@ -1,0 +1,524 @@
+"""Repository functions: one short transaction each, no network calls inside.
+
+Every function takes the ``sessionmaker`` from :func:`storage.db.make_session_factory` and
+returns frozen snapshots (:class:`~storage.records.DeploymentRecord`, ...), so callers can use
+results after the transaction. Writes use :func:`storage.db.write_transaction` (``BEGIN
+IMMEDIATE`` on SQLite). Functions that must be decided once across processes (a request key,
+the ready notification, a lease) rely on the database: a unique constraint or a conditional
+``UPDATE ... WHERE``; they are safe on SQLite and PostgreSQL. ``now`` defaults to
+:func:`storage.types.utcnow` and must be an aware datetime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.db import SessionFactory, read_transaction, write_transaction
+from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError
+from storage.models import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    Deployment,
+    DeploymentEvent,
+    DeploymentStatus,
+    Lease,
+)
+from storage.records import DeploymentRecord, EventRecord, LeaseRecord
+from storage.types import utcnow
+
+SYSTEM_ACTOR = "system"
+_STATUSES = frozenset(s.value for s in DeploymentStatus)
+#: Columns that ``update_status(**fields)`` may set; the rest are kept by the repository.
+UPDATABLE_FIELDS = frozenset(
+    {
+        "message_channel",
+        "message_ts",
+        "instance_id",
+        "reason",
+        "status_msg",
+        "web_password",
+        "public_ip",
+        "ports_json",
+        "ssh_host",
+        "ssh_port",
+    }
+)
+
+
+#: Bulk UPDATE/DELETE here never touch objects loaded in the same session; plain SQL suffices.
+_PLAIN = {"synchronize_session": False}
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _event(
+    session: Session, deployment_id: int, actor: str, action: str, detail: str | None, now: datetime
+) -> DeploymentEvent:
+    event = DeploymentEvent(
+        deployment_id=deployment_id, at=now, actor=actor, action=action, detail=detail
+    )
+    session.add(event)
+    return event
+
+
+# --- deployments: create and read -------------------------------------------------------
+
+
+def create_deployment(
+    sf: SessionFactory,
+    *,
+    request_key: str,
+    team_id: str,
+    user_id: str,
+    channel_id: str,
+    template_slug: str,
+    template_name: str,
+    offer_id: int,
+    gpu_name: str,
+    num_gpus: int,
+    gpu_ram_gb: float,
+    dph_total: float,
+    disk_gb: float,
+    simulated: bool = False,
+    web_password: str | None = None,
+    now: datetime | None = None,
+) -> tuple[DeploymentRecord, bool]:
+    """Insert a deployment in ``creating``, once per ``request_key``.
+
+    Also appends a ``requested`` event by ``user_id``. Units: ``gpu_ram_gb`` GB per GPU,
+    ``dph_total`` $/hour, ``disk_gb`` GB.
+
+    Returns:
+        ``(record, True)`` for the new row, or ``(existing, False)`` when a row with this
+        ``request_key`` already exists, including when another thread or process inserted it
+        concurrently (the unique constraint decides; the loser re-reads).
+    """
+    now = now or utcnow()
+    try:
+        with write_transaction(sf) as session:
+            existing = _by_request_key(session, request_key)
+            if existing is not None:
+                return DeploymentRecord.from_model(existing), False
+            row = Deployment(
+                request_key=request_key,
+                team_id=team_id,
+                user_id=user_id,
+                channel_id=channel_id,
+                template_slug=template_slug,
+                template_name=template_name,
+                offer_id=offer_id,
+                gpu_name=gpu_name,
+                num_gpus=num_gpus,
+                gpu_ram_gb=gpu_ram_gb,
+                dph_total=dph_total,
+                disk_gb=disk_gb,
+                simulated=simulated,
+                web_password=web_password,
+                status=DeploymentStatus.CREATING.value,
+                ready_seconds=0.0,
+                stopped_seconds=0.0,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                last_state_change_at=now,
+            )
+            session.add(row)
+            session.flush()
+            _event(
+                session, row.id, user_id, "requested", f"{template_slug} on offer {offer_id}", now
+            )
+            return DeploymentRecord.from_model(row), True
+    except IntegrityError:
+        existing_record = get_by_request_key(sf, request_key)
+        if existing_record is None:
+            raise
+        return existing_record, False
+
+
+def _by_request_key(session: Session, request_key: str) -> Deployment | None:
+    return session.scalars(
+        select(Deployment).where(Deployment.request_key == request_key)
+    ).one_or_none()
+
+
+def get_deployment(sf: SessionFactory, deployment_id: int) -> DeploymentRecord | None:
+    """Return the deployment with this id, or ``None``."""
+    with read_transaction(sf) as session:
+        row = session.get(Deployment, deployment_id)
+        return DeploymentRecord.from_model(row) if row else None
+
+
+def get_by_request_key(sf: SessionFactory, request_key: str) -> DeploymentRecord | None:
+    """Return the deployment created for this request key (modal view id), or ``None``."""
+    with read_transaction(sf) as session:
+        row = _by_request_key(session, request_key)
+        return DeploymentRecord.from_model(row) if row else None
+
+
+def get_by_instance_id(sf: SessionFactory, instance_id: int) -> DeploymentRecord | None:
+    """Return the deployment holding this Vast.ai instance id, or ``None``."""
+    with read_transaction(sf) as session:
+        row = session.scalars(
+            select(Deployment).where(Deployment.instance_id == instance_id)
+        ).one_or_none()
+        return DeploymentRecord.from_model(row) if row else None
+
+
+def _list(sf: SessionFactory, *conditions: Any) -> list[DeploymentRecord]:
+    with read_transaction(sf) as session:
+        rows = session.scalars(select(Deployment).where(*conditions).order_by(Deployment.id))
+        return [DeploymentRecord.from_model(row) for row in rows]
+
+
+def list_by_status(sf: SessionFactory, statuses: Iterable[str]) -> list[DeploymentRecord]:
+    """Return deployments whose status is one of ``statuses``, oldest first."""
+    return _list(sf, Deployment.status.in_([str(s) for s in statuses]))
+
+
+def list_active(sf: SessionFactory) -> list[DeploymentRecord]:
+    """Return deployments the poller follows (``creating``, ``provisioning``, ``ready``)."""
+    return list_by_status(sf, ACTIVE_STATUSES)
+
+
+def list_for_user(
+    sf: SessionFactory, team_id: str, user_id: str, statuses: Iterable[str] | None = None
+) -> list[DeploymentRecord]:
+    """Return one requester's deployments in a workspace (all statuses unless given)."""
+    conditions: list[Any] = [Deployment.team_id == team_id, Deployment.user_id == user_id]
+    if statuses is not None:
+        conditions.append(Deployment.status.in_([str(s) for s in statuses]))
+    return _list(sf, *conditions)
+
+
+def list_for_team(
+    sf: SessionFactory, team_id: str, statuses: Iterable[str] | None = None
+) -> list[DeploymentRecord]:
+    """Return a workspace's deployments (all statuses unless given), oldest first."""
+    conditions: list[Any] = [Deployment.team_id == team_id]
+    if statuses is not None:
+        conditions.append(Deployment.status.in_([str(s) for s in statuses]))
+    return _list(sf, *conditions)
+
+
+def list_stuck_creating(sf: SessionFactory, older_than: datetime) -> list[DeploymentRecord]:
+    """Return rows still ``creating`` that were created before ``older_than`` (aware UTC).
+
+    Rows with and without an ``instance_id`` are returned; the caller decides (attach a found
+    instance by its label, or mark failed).
+    """
+    return _list(
+        sf,
+        Deployment.status == DeploymentStatus.CREATING.value,
+        Deployment.created_at < older_than,
+    )
+
+
+# --- deployments: updates ---------------------------------------------------------------
+
+
+def _locked(session: Session, deployment_id: int) -> Deployment:
+    row = session.get(Deployment, deployment_id, with_for_update=True)
+    if row is None:
+        raise DeploymentNotFoundError(deployment_id)
+    return row
+
+
+def set_instance(
+    sf: SessionFactory, deployment_id: int, instance_id: int, *, now: datetime | None = None
+) -> bool:
+    """Store the Vast.ai instance id on the deployment and append a ``created`` event.
+
+    Returns:
+        True when stored now or already stored with the same id; False when the row already
+        holds a different instance id (nothing changed).
+
+    Raises:
+        DeploymentNotFoundError: no such deployment.
+        InstanceAlreadyAttachedError: another deployment holds ``instance_id``.
+    """
+    now = now or utcnow()
+    try:
+        with write_transaction(sf) as session:
+            row = _locked(session, deployment_id)
+            if row.instance_id is not None:
+                return row.instance_id == instance_id
+            row.instance_id = instance_id
+            row.updated_at = now
+            row.version += 1
+            _event(session, deployment_id, SYSTEM_ACTOR, "created", f"instance {instance_id}", now)
+            session.flush()
+            return True
+    except IntegrityError as exc:
+        raise InstanceAlreadyAttachedError(instance_id, deployment_id) from exc
+
+
+def update_status(
+    sf: SessionFactory,
+    deployment_id: int,
+    *,
+    expected_status: str | None,
+    new_status: str,
+    now: datetime | None = None,
+    actor: str = SYSTEM_ACTOR,
+    **fields: Any,
+) -> bool:
+    """Move a deployment to ``new_status`` if it is still in ``expected_status``.
+
+    The row is read and written in one locked transaction (``SELECT ... FOR UPDATE`` on
+    PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so the check and the write are atomic. On a
+    change of status it also: adds the seconds since ``last_state_change_at`` to
+    ``ready_seconds``/``stopped_seconds`` when leaving ``ready``/``stopped``; sets
+    ``provisioning_at``/``ready_at`` (first time only), ``stopped_at``, ``destroyed_at``,
+    ``failed_at``; sets ``last_state_change_at = now``; appends a ``status`` event
+    ("old -> new") by ``actor``. ``new_status == expected_status`` just updates ``fields``.
+
+    Args:
+        expected_status: the status the caller saw; ``None`` means any status.
+        fields: columns among :data:`UPDATABLE_FIELDS` (e.g. ``status_msg``, ``public_ip``,
+            ``ports_json``, ``reason``).
+
+    Returns:
+        False when the row's status is not ``expected_status`` (someone else moved it).
+
+    Raises:
+        ValueError: unknown ``new_status``. TypeError: a field not in ``UPDATABLE_FIELDS``.
+        DeploymentNotFoundError: no such deployment.
+    """
+    if new_status not in _STATUSES:
+        raise ValueError(f"unknown deployment status {new_status!r}")
+    unknown = set(fields) - UPDATABLE_FIELDS
+    if unknown:
+        raise TypeError(f"update_status() cannot set {sorted(unknown)}")
+    now = now or utcnow()
+    with write_transaction(sf) as session:
+        row = _locked(session, deployment_id)
+        if expected_status is not None and row.status != expected_status:
+            return False
+        if row.status != new_status:
+            _change_status(session, row, new_status, now, actor)
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.updated_at = now
+        row.version += 1
+        return True
+
+
+def _change_status(
+    session: Session, row: Deployment, new_status: str, now: datetime, actor: str
+) -> None:
+    elapsed = max(0.0, (now - row.last_state_change_at).total_seconds())
+    old_status = row.status
+    if old_status == DeploymentStatus.READY:
+        row.ready_seconds += elapsed
+    elif old_status == DeploymentStatus.STOPPED:
+        row.stopped_seconds += elapsed
+    if new_status == DeploymentStatus.PROVISIONING and row.provisioning_at is None:
+        row.provisioning_at = now
+    elif new_status == DeploymentStatus.READY and row.ready_at is None:
+        row.ready_at = now
+    elif new_status == DeploymentStatus.STOPPED:
+        row.stopped_at = now
+    elif new_status == DeploymentStatus.DESTROYED:
+        row.destroyed_at = now
+    elif new_status == DeploymentStatus.FAILED:
+        row.failed_at = now
+    row.status = new_status
+    row.last_state_change_at = now
+    _event(session, row.id, actor, "status", f"{old_status} -> {new_status}", now)
+
+
+def mark_failed(
+    sf: SessionFactory,
+    deployment_id: int,
+    reason: str,
+    *,
+    actor: str = SYSTEM_ACTOR,
+    now: datetime | None = None,
+) -> bool:
+    """Set status ``failed`` with a user-readable ``reason`` and append a ``failed`` event.
+
+    Returns:
+        False (and changes nothing) when the deployment is already ``failed`` or ``destroyed``.
+
+    Raises:
+        DeploymentNotFoundError: no such deployment.
+    """
+    now = now or utcnow()
+    with write_transaction(sf) as session:
+        row = _locked(session, deployment_id)
+        if row.status in FINAL_STATUSES:
+            return False
+        _change_status(session, row, DeploymentStatus.FAILED.value, now, actor)
+        row.reason = reason
+        row.updated_at = now
+        row.version += 1
+        _event(session, deployment_id, actor, "failed", reason, now)
+        return True
+
+
+def set_message(
+    sf: SessionFactory, deployment_id: int, channel: str, ts: str, *, now: datetime | None = None
+) -> None:
+    """Store the status message's ``channel`` and ``ts`` (Slack ``chat.postMessage`` answer).
+
+    Raises:
+        DeploymentNotFoundError: no such deployment.
+    """
+    now = now or utcnow()
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id)
+            .values(
+                message_channel=channel,
+                message_ts=ts,
+                updated_at=now,
+                version=Deployment.version + 1,
+            ),
+            execution_options=_PLAIN,
+        )
+        if _rowcount(result) != 1:
+            raise DeploymentNotFoundError(deployment_id)
+
+
+def claim_ready_notification(
+    sf: SessionFactory, deployment_id: int, now: datetime | None = None
+) -> bool:
+    """Claim the right to post the ready notification; True exactly once per deployment.
+
+    ``UPDATE deployments SET ready_notified_at = :now WHERE id = :id AND ready_notified_at IS
+    NULL``: across threads and processes only one UPDATE matches. The winner also appends a
+    ``notified`` event. Returns False for an unknown id.
+    """
+    now = now or utcnow()
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, Deployment.ready_notified_at.is_(None))
+            .values(ready_notified_at=now, updated_at=now, version=Deployment.version + 1),
+            execution_options=_PLAIN,
+        )
+        if _rowcount(result) != 1:
+            return False
+        _event(session, deployment_id, SYSTEM_ACTOR, "notified", None, now)
+        return True
+
+
+def release_ready_notification(
+    sf: SessionFactory, deployment_id: int, claimed_at: datetime
+) -> bool:
+    """Undo a claim made at ``claimed_at`` (e.g. Slack refused the post) so a later tick retries.
+
+    Returns:
+        True when the claim was still the one made at ``claimed_at`` and is now cleared.
+    """
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, Deployment.ready_notified_at == claimed_at)
+            .values(ready_notified_at=None, version=Deployment.version + 1),
+            execution_options=_PLAIN,
+        )
+        return _rowcount(result) == 1
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def add_event(
+    sf: SessionFactory,
+    deployment_id: int,
+    actor: str,
+    action: str,
+    detail: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> EventRecord:
+    """Append an event (``actor``: Slack user id or ``"system"``; ``action``: e.g. ``stop``).
+
+    Raises:
+        DeploymentNotFoundError: no such deployment.
+    """
+    now = now or utcnow()
+    with write_transaction(sf) as session:
+        if session.get(Deployment, deployment_id) is None:
+            raise DeploymentNotFoundError(deployment_id)
+        event = _event(session, deployment_id, actor, action, detail, now)
+        session.flush()
+        return EventRecord.from_model(event)
+
+
+def list_events(sf: SessionFactory, deployment_id: int) -> list[EventRecord]:
+    """Return a deployment's events in the order they were appended."""
+    with read_transaction(sf) as session:
+        rows = session.scalars(
+            select(DeploymentEvent)
+            .where(DeploymentEvent.deployment_id == deployment_id)
+            .order_by(DeploymentEvent.id)
+        )
+        return [EventRecord.from_model(row) for row in rows]
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+def acquire_lease(
+    sf: SessionFactory,
+    name: str,
+    holder: str,
+    ttl_seconds: float,
+    now: datetime | None = None,
+) -> bool:
+    """Take or renew the lease ``name`` for ``ttl_seconds`` seconds.
+
+    Succeeds when nobody holds it, when it has expired, or when ``holder`` already holds it
+    (renewal). A conditional ``UPDATE`` takes over an existing row; otherwise an ``INSERT``
+    creates it, and a unique-key conflict means another holder won the race.
+
+    Returns:
+        True when ``holder`` holds the lease until ``now + ttl_seconds``.
+    """
+    now = now or utcnow()
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Lease)
+            .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at <= now))
+            .values(holder=holder, expires_at=expires_at),
+            execution_options=_PLAIN,
+        )
+        if _rowcount(result) == 1:
+            return True
+    try:
+        with write_transaction(sf) as session:
+            if session.get(Lease, name) is not None:
+                return False
+            session.add(Lease(name=name, holder=holder, expires_at=expires_at))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(sf: SessionFactory, name: str, holder: str) -> bool:
+    """Give up the lease if ``holder`` holds it; returns True when a row was deleted."""
+    with write_transaction(sf) as session:
+        result = session.execute(
+            delete(Lease).where(Lease.name == name, Lease.holder == holder),
+            execution_options=_PLAIN,
+        )
+        return _rowcount(result) == 1
+
+
+def get_lease(sf: SessionFactory, name: str) -> LeaseRecord | None:
+    """Return the lease row (it may have expired), or ``None``."""
+    with read_transaction(sf) as session:
+        row = session.get(Lease, name)
+        return LeaseRecord.from_model(row) if row else None
