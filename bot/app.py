@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from bot.config import Settings
-from bot.listeners import deploy, templates
+from bot.listeners import deploy, home, manage, submit, templates
 from bot.services.context import Services
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,6 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
         logger=logging.getLogger("slack_bolt"),
     )
     app.error(_error_handler)
-    templates.register(app, services)
-    deploy.register(app, services)
+    for listeners in (templates, deploy, submit, manage, home):
+        listeners.register(app, services)
     return app

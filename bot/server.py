@@ -52,7 +52,10 @@ class BackgroundServer:
     """
 
     def __init__(self, wsgi_app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
-        self._server: Any = create_server(wsgi_app, host=host, port=port, threads=threads)
+        # A short loop timeout lets stop() return quickly (waitress polls its socket map).
+        self._server: Any = create_server(
+            wsgi_app, host=host, port=port, threads=threads, asyncore_loop_timeout=0.05
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="waitress")
 
     @property
@@ -67,8 +70,13 @@ class BackgroundServer:
 
     def stop(self) -> None:
         """Stop serving and wait for the thread (at most 5 seconds)."""
-        self._server.close()
+        from waitress import wasyncore
+
+        # Close the sockets from inside the serving loop (waitress's trigger runs the thunk
+        # there), so the loop never selects on a closed descriptor; then stop the workers.
+        self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
         self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown()
 
 
 def serve(wsgi_app: Any, *, port: int, host: str = "0.0.0.0", threads: int = 16) -> None:

@@ -1,16 +1,166 @@
-"""Listeners for the Deploy button (the GPU offer picker comes with the Vast.ai issue)."""
+"""Listeners for the Deploy button and the GPU offer picker (thin: parse, ack, hand over).
+
+Deploy → ``views.open`` at once with the trigger_id (it expires after 3 s) showing a
+"searching" modal → ``views.update`` with live offers. Reference: slack.md §1.4, §1.5.
+"""
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App
+import logging
+from typing import Any
 
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import picker
 from bot.blocks.templates import ACTION_DEPLOY
 from bot.services.context import Services
+from bot.services.offers import find_offers, gpu_models
+from bot.vast.errors import VastError
+from catalog import RankedOffer, Template
+
+logger = logging.getLogger(__name__)
+
+
+def _origin_channel(body: dict[str, Any]) -> str | None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id"
+    )
+    if channel:
+        return str(channel)
+    view = body.get("view") or {}
+    try:  # Deploy pressed inside the Details modal: its metadata carries the channel
+        return picker.PickerState.from_metadata(view.get("private_metadata") or "").channel
+    except ValueError:
+        return None
+
+
+def search_view(
+    services: Services,
+    template: Template,
+    state: picker.PickerState,
+    *,
+    selected_offer_id: int | None = None,
+) -> tuple[Any, list[RankedOffer]]:
+    """Search offers for ``state`` and build the picker (or the error modal)."""
+    disk_gb = state.disk_gb or template.disk_gb
+    try:
+        ranked = find_offers(
+            services.vast, template, disk_gb=disk_gb, gpu_name=state.gpu_name, max_dph=state.max_dph
+        )
+    except VastError as error:
+        logger.warning("offer search failed: %s", type(error).__name__)
+        return picker.error_view(template, state, error.user_message), []
+    if state.gpu_name is None and state.max_dph is None:
+        state.models = gpu_models(ranked)
+    view = picker.picker_view(
+        template,
+        state,
+        ranked,
+        simulated=services.settings.simulated,
+        selected_offer_id=selected_offer_id,
+        credit_warning=_credit_warning(services, ranked, selected_offer_id),
+    )
+    return view, ranked
+
+
+def _credit_warning(
+    services: Services, ranked: list[RankedOffer], selected_offer_id: int | None
+) -> str | None:
+    hook = services.extras.get("credit_warning")
+    if hook is None or selected_offer_id is None:
+        return None
+    chosen = next((r for r in ranked if r.offer.id == selected_offer_id), None)
+    return hook(chosen.offer.dph_total) if chosen is not None else None
+
+
+def _update(client: WebClient, view_id: str, view: Any) -> None:
+    try:
+        client.views_update(view_id=view_id, view=view)
+    except SlackApiError as error:  # the user closed the modal meanwhile: nothing to show
+        logger.info("views.update failed: %s", error.response.get("error"))
 
 
 def register(app: App, services: Services) -> None:
     """Attach the deploy listeners to ``app``."""
 
     @app.action(ACTION_DEPLOY)
-    def deploy_clicked(ack: Ack) -> None:
+    def deploy_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
         ack()
+        template = services.catalog.get(str(action.get("value") or ""))
+        if template is None:
+            respond(
+                replace_original=False,
+                response_type="ephemeral",
+                text="That template is no longer in the catalog. Run `/templates` for the current list.",
+            )
+            return
+        state = picker.PickerState(template=template.slug, channel=_origin_channel(body))
+        loading = picker.loading_view(template, state)
+        if (body.get("container") or {}).get("type") == "view":
+            opened = client.views_push(trigger_id=body["trigger_id"], view=loading)
+        else:
+            opened = client.views_open(trigger_id=body["trigger_id"], view=loading)
+        view, _ = search_view(services, template, state)
+        _update(client, opened["view"]["id"], view)
+
+    @app.action(picker.ACTION_REFRESH)
+    def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        view = body.get("view") or {}
+        try:
+            state = picker.PickerState.from_metadata(view.get("private_metadata") or "")
+        except ValueError:
+            return
+        template = services.catalog.get(state.template)
+        if template is None:
+            return
+        values = picker.selected_values(view)
+        gpu = values["gpu"]
+        state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
+        state.max_dph = _positive_float(values["max_price"])
+        disk = _positive_int(values["disk"])
+        if disk is not None and template.disk_gb <= disk <= template.max_disk_gb:
+            state.disk_gb = disk
+        _update(client, view["id"], picker.loading_view(template, state))
+        new_view, _ = search_view(services, template, state)
+        _update(client, view["id"], new_view)
+
+    @app.action(picker.ACTION_OFFER)
+    def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        view = body.get("view") or {}
+        try:
+            state = picker.PickerState.from_metadata(view.get("private_metadata") or "")
+        except ValueError:
+            return
+        template = services.catalog.get(state.template)
+        offer_id = _positive_int(picker.selected_values(view)["offer"])
+        if template is None or offer_id is None:
+            return
+        new_view, _ = search_view(services, template, state, selected_offer_id=offer_id)
+        _update(client, view["id"], new_view)
+
+    @app.action(picker.ACTION_GPU_FILTER)
+    @app.action(picker.ACTION_CHANNEL)
+    def input_changed(ack: Ack) -> None:
+        ack()  # read on submit or "Search again"; nothing to do now
+
+
+def _positive_int(value: Any) -> int | None:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _positive_float(value: Any) -> float | None:
+    try:
+        number = float(str(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None

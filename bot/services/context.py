@@ -23,6 +23,7 @@ class Services:
     vast: Any = None
     session_factory: Any = None
     scheduler: Any = None
+    notifier: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def is_admin(self, user_id: str) -> bool:

@@ -1,0 +1,373 @@
+"""Block Kit for the GPU offer picker modal (pure functions from data to views).
+
+The modal's ``private_metadata`` carries :class:`PickerState` as compact JSON (Slack limit 3000
+characters, reference/slack.md §4); modals carry no channel of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    ConversationFilter,
+    ConversationSelectElement,
+    DividerBlock,
+    InputBlock,
+    MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    OptionGroup,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.blocks.common import MAX_OPTION_TEXT, MAX_VIEW_BLOCKS, truncate
+from bot.blocks.templates import vram_line
+from catalog import RankedOffer, Template
+
+CALLBACK_DEPLOY = "deploy_modal"
+BLOCK_OFFER = "offer_block"
+ACTION_OFFER = "gpu_offer"
+BLOCK_DISK = "disk_block"
+ACTION_DISK = "disk_gb"
+BLOCK_CHANNEL = "channel_block"
+ACTION_CHANNEL = "channel"
+BLOCK_GPU_FILTER = "gpu_filter_block"
+ACTION_GPU_FILTER = "gpu_filter"
+BLOCK_MAX_PRICE = "max_price_block"
+ACTION_MAX_PRICE = "max_price"
+ACTION_REFRESH = "picker_refresh"
+BLOCK_COST = "cost_block"
+
+ANY_GPU = "any"
+HOURS_PER_DAY = 8
+MAX_OPTIONS = 100
+MAX_METADATA = 3000
+
+
+@dataclass
+class PickerState:
+    """What the modal remembers between updates (``private_metadata``).
+
+    ``template``: slug; ``channel``: where ``/templates`` was typed; ``gpu_name``/``max_dph``:
+    the user's filters ($/hour); ``disk_gb``: disk the prices were searched with; ``models``:
+    GPU models seen in the last unfiltered search (for the filter's options).
+    """
+
+    template: str
+    channel: str | None = None
+    gpu_name: str | None = None
+    max_dph: float | None = None
+    disk_gb: int | None = None
+    models: list[str] = field(default_factory=list)
+
+    def to_metadata(self) -> str:
+        """Compact JSON within Slack's 3000-character limit (drops GPU models if needed)."""
+        data = asdict(self)
+        text = json.dumps(data, separators=(",", ":"))
+        while len(text) > MAX_METADATA and data["models"]:
+            data["models"] = data["models"][:-1]
+            text = json.dumps(data, separators=(",", ":"))
+        return text
+
+    @classmethod
+    def from_metadata(cls, text: str) -> PickerState:
+        """Parse ``private_metadata``; raises ``ValueError`` when it is not ours."""
+        data = json.loads(text or "{}")
+        if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+            raise ValueError("not a picker state")
+        max_dph = data.get("max_dph")
+        disk = data.get("disk_gb")
+        return cls(
+            template=data["template"],
+            channel=data.get("channel") if isinstance(data.get("channel"), str) else None,
+            gpu_name=data.get("gpu_name") if isinstance(data.get("gpu_name"), str) else None,
+            max_dph=float(max_dph) if isinstance(max_dph, int | float) else None,
+            disk_gb=int(disk) if isinstance(disk, int) else None,
+            models=[m for m in data.get("models") or [] if isinstance(m, str)][:50],
+        )
+
+
+def offer_label(ranked: RankedOffer) -> str:
+    """``1× RTX 4090 · 24 GB · $0.367/h · Oregon, US`` (≤ 75 characters, Slack's option limit)."""
+    offer = ranked.offer
+    place = (offer.geolocation or "").strip(" ,") or "unknown location"
+    text = (
+        f"{offer.num_gpus}× {offer.gpu_name} · {offer.gpu_ram_gb:.0f} GB · "
+        f"${offer.dph_total:.3f}/h · {place}"
+    )
+    return truncate(text, MAX_OPTION_TEXT)
+
+
+def cost_text(ranked: RankedOffer | None) -> str:
+    """Estimated cost of the chosen offer per hour and per 8-hour day."""
+    if ranked is None:
+        return "Pick an offer to see its estimated cost."
+    price = ranked.offer.dph_total
+    reliability = ranked.offer.reliability
+    extra = f" · reliability {reliability:.1%}" if reliability is not None else ""
+    return (
+        f"*Estimated cost:* ${price:.3f} per hour · ${price * HOURS_PER_DAY:.2f} per "
+        f"{HOURS_PER_DAY}-hour day (GPU and disk; bandwidth is billed on top){extra}"
+    )
+
+
+def _needs_section(template: Template, disk_gb: int, simulated: bool) -> SectionBlock:
+    text = (
+        f"*{template.name}* needs {vram_line(template)} per GPU.\n"
+        f"Prices include {disk_gb} GB of disk. Offers that meet the recommended VRAM come first."
+    )
+    if simulated:
+        text += "\n:test_tube: *Simulated*: offers come from the built-in Vast.ai simulator."
+    return SectionBlock(block_id="needs", text=MarkdownTextObject(text=text))
+
+
+def _title(template: Template) -> PlainTextObject:
+    return PlainTextObject(text=truncate(f"Deploy {template.name}", 24))
+
+
+def loading_view(template: Template, state: PickerState) -> View:
+    """The placeholder opened at once with the trigger_id (trigger_ids expire after 3 s)."""
+    return View(
+        type="modal",
+        callback_id=CALLBACK_DEPLOY,
+        title=_title(template),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=state.to_metadata(),
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f":hourglass_flowing_sand: Searching live GPU offers for *{template.name}*…"
+                )
+            ),
+            ContextBlock(elements=[MarkdownTextObject(text=vram_line(template))]),
+        ],
+    )
+
+
+def _filter_blocks(state: PickerState) -> list[Block]:
+    models = sorted(set(state.models) | ({state.gpu_name} if state.gpu_name else set()))
+    any_option = Option(text="Any GPU model", value=ANY_GPU)
+    options = [any_option] + [
+        Option(text=truncate(model, MAX_OPTION_TEXT), value=model[:150]) for model in models[:99]
+    ]
+    initial = next((o for o in options if o.value == state.gpu_name), any_option)
+    price_element = NumberInputElement(
+        action_id=ACTION_MAX_PRICE,
+        is_decimal_allowed=True,
+        min_value="0.01",
+        max_value="1000",
+        placeholder="e.g. 0.50",
+    )
+    if state.max_dph is not None:
+        price_element.initial_value = f"{state.max_dph:g}"
+    return [
+        DividerBlock(),
+        InputBlock(
+            block_id=BLOCK_GPU_FILTER,
+            label="GPU model",
+            optional=True,
+            element=StaticSelectElement(
+                action_id=ACTION_GPU_FILTER, options=options, initial_option=initial
+            ),
+        ),
+        InputBlock(
+            block_id=BLOCK_MAX_PRICE,
+            label="Max price ($/hour)",
+            optional=True,
+            element=price_element,
+        ),
+        ActionsBlock(
+            block_id="refresh_block",
+            elements=[ButtonElement(text="Search again", action_id=ACTION_REFRESH, value="refresh")],
+        ),
+    ]
+
+
+def picker_view(
+    template: Template,
+    state: PickerState,
+    offers: Sequence[RankedOffer],
+    *,
+    simulated: bool,
+    selected_offer_id: int | None = None,
+    credit_warning: str | None = None,
+) -> View:
+    """The GPU picker: offers grouped by recommended/minimum VRAM, disk, channel, cost, filters.
+
+    ``offers`` is ranked best first (at most 100 shown, Slack's option limit); with no offers the
+    modal says so and what to try, without a submit button.
+    """
+    disk_gb = state.disk_gb or template.disk_gb
+    blocks: list[Block] = [_needs_section(template, disk_gb, simulated)]
+    if not offers:
+        filters = []
+        if state.gpu_name:
+            filters.append(f"GPU model {state.gpu_name}")
+        if state.max_dph is not None:
+            filters.append(f"max ${state.max_dph:g}/h")
+        hint = (
+            f"Your filters ({', '.join(filters)}) may be too narrow: widen them and search again."
+            if filters
+            else "GPUs come and go on Vast.ai: search again in a minute, or pick a template that "
+            "needs less VRAM."
+        )
+        blocks.append(
+            SectionBlock(
+                block_id="no_offers",
+                text=MarkdownTextObject(
+                    text=f":mag: *No GPU offer fits {template.name} right now.* {hint}"
+                ),
+            )
+        )
+        blocks += _filter_blocks(state)
+        return View(
+            type="modal",
+            callback_id=CALLBACK_DEPLOY,
+            title=_title(template),
+            close=PlainTextObject(text="Close"),
+            private_metadata=state.to_metadata(),
+            blocks=blocks,
+        )
+
+    shown = list(offers[:MAX_OPTIONS])
+    recommended = [r for r in shown if r.meets_recommended]
+    minimum = [r for r in shown if not r.meets_recommended]
+    groups = []
+    if recommended:
+        groups.append(
+            OptionGroup(
+                label=f"Meets recommended VRAM (≥ {template.recommended_vram_gb} GB)",
+                options=[Option(text=offer_label(r), value=str(r.offer.id)) for r in recommended],
+            )
+        )
+    if minimum:
+        groups.append(
+            OptionGroup(
+                label=f"Meets minimum VRAM (≥ {template.min_vram_gb} GB)",
+                options=[Option(text=offer_label(r), value=str(r.offer.id)) for r in minimum],
+            )
+        )
+    selected = next((r for r in shown if r.offer.id == selected_offer_id), None)
+    select = StaticSelectElement(
+        action_id=ACTION_OFFER, placeholder="Choose a GPU offer", option_groups=groups
+    )
+    if selected is not None:
+        select.initial_option = Option(text=offer_label(selected), value=str(selected.offer.id))
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_OFFER,
+            label=f"GPU offer ({len(shown)} live, best first)",
+            element=select,
+            dispatch_action=True,
+        )
+    )
+    blocks.append(
+        ContextBlock(block_id=BLOCK_COST, elements=[MarkdownTextObject(text=cost_text(selected))])
+    )
+    if credit_warning:
+        blocks.append(
+            SectionBlock(
+                block_id="credit_warning",
+                text=MarkdownTextObject(text=f":warning: {truncate(credit_warning, 2900)}"),
+            )
+        )
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_DISK,
+            label="Disk (GB)",
+            hint=f"Between {template.disk_gb} and {template.max_disk_gb} GB.",
+            element=NumberInputElement(
+                action_id=ACTION_DISK,
+                is_decimal_allowed=False,
+                initial_value=str(disk_gb),
+                min_value=str(template.disk_gb),
+                max_value=str(template.max_disk_gb),
+            ),
+        )
+    )
+    channel_select = ConversationSelectElement(
+        action_id=ACTION_CHANNEL,
+        default_to_current_conversation=True,
+        filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+    )
+    if state.channel:
+        channel_select.initial_conversation = state.channel
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_CHANNEL,
+            label="Post status updates in",
+            element=channel_select,
+        )
+    )
+    blocks += _filter_blocks(state)
+    assert len(blocks) <= MAX_VIEW_BLOCKS
+    return View(
+        type="modal",
+        callback_id=CALLBACK_DEPLOY,
+        title=_title(template),
+        submit=PlainTextObject(text="Deploy"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=state.to_metadata(),
+        blocks=blocks,
+    )
+
+
+def error_view(template: Template, state: PickerState, message: str) -> View:
+    """Vast.ai down or rate limited: say so, with a button to try again."""
+    return View(
+        type="modal",
+        callback_id=CALLBACK_DEPLOY,
+        title=_title(template),
+        close=PlainTextObject(text="Close"),
+        private_metadata=state.to_metadata(),
+        blocks=[
+            SectionBlock(
+                block_id="picker_error",
+                text=MarkdownTextObject(
+                    text=f":warning: *Could not load GPU offers.* {truncate(message, 2800)}"
+                ),
+            ),
+            ActionsBlock(
+                block_id="retry_block",
+                elements=[
+                    ButtonElement(
+                        text="Try again", action_id=ACTION_REFRESH, value="retry", style="primary"
+                    )
+                ],
+            ),
+        ],
+    )
+
+
+def selected_values(view: dict[str, Any]) -> dict[str, Any]:
+    """Read the picker's inputs from ``view.state.values`` (untrusted; no validation here).
+
+    Returns ``{"offer": str|None, "disk": str|None, "channel": str|None, "gpu": str|None,
+    "max_price": str|None}``.
+    """
+    values = (view.get("state") or {}).get("values") or {}
+
+    def get(block: str, action: str, key: str) -> Any:
+        element = (values.get(block) or {}).get(action) or {}
+        if key == "selected_option":
+            option = element.get("selected_option") or {}
+            return option.get("value")
+        return element.get(key)
+
+    return {
+        "offer": get(BLOCK_OFFER, ACTION_OFFER, "selected_option"),
+        "disk": get(BLOCK_DISK, ACTION_DISK, "value"),
+        "channel": get(BLOCK_CHANNEL, ACTION_CHANNEL, "selected_conversation"),
+        "gpu": get(BLOCK_GPU_FILTER, ACTION_GPU_FILTER, "selected_option"),
+        "max_price": get(BLOCK_MAX_PRICE, ACTION_MAX_PRICE, "value"),
+    }

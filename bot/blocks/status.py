@@ -1,0 +1,200 @@
+"""Block Kit for a deployment's status message in the channel (pure).
+
+The message is a function of the deployment row (and its template): the deploy service posts
+it, the status poller re-renders it on every change, and the stop/start/destroy buttons on it
+act on the deployment whose id the button carries. Secrets never appear here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from catalog import Template
+from storage import DeploymentRecord
+
+ACTION_STOP = "deployment_stop"
+ACTION_START = "deployment_start"
+ACTION_DESTROY = "deployment_destroy"
+
+STATUS_ICONS = {
+    "creating": ":hourglass_flowing_sand:",
+    "provisioning": ":gear:",
+    "ready": ":white_check_mark:",
+    "stopped": ":double_vertical_bar:",
+    "failed": ":x:",
+    "destroyed": ":wastebasket:",
+}
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``3m 05s``, ``2h 07m``, ``3d 4h``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def gpu_summary(dep: DeploymentRecord) -> str:
+    """``1× RTX 4090 (24 GB)``."""
+    return f"{dep.num_gpus}× {dep.gpu_name} ({dep.gpu_ram_gb:.0f} GB)"
+
+
+def app_urls(dep: DeploymentRecord, template: Template | None) -> list[tuple[int, str]]:
+    """``[(container_port, "http://IP:HOSTPORT/"), ...]`` for each template port that is mapped."""
+    if not dep.public_ip or template is None:
+        return []
+    ports = dep.port_map
+    return [
+        (port, f"http://{dep.public_ip}:{ports[port]}/") for port in template.ports if port in ports
+    ]
+
+
+def ssh_command(dep: DeploymentRecord) -> str | None:
+    """Direct SSH when port 22 is mapped, else Vast.ai's SSH proxy, else None."""
+    ports = dep.port_map
+    if dep.public_ip and 22 in ports:
+        return f"ssh -p {ports[22]} root@{dep.public_ip}"
+    if dep.ssh_host and dep.ssh_port:
+        return f"ssh -p {dep.ssh_port} root@{dep.ssh_host}"
+    return None
+
+
+def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
+    icon = STATUS_ICONS.get(dep.status, ":grey_question:")
+    age = format_duration((now - dep.created_at).total_seconds())
+    if dep.status == "creating":
+        return f"{icon} *Renting the GPU on Vast.ai…* ({age})"
+    if dep.status == "provisioning":
+        line = f"{icon} *Provisioning* for {age}: pulling the image and starting the app."
+        if dep.status_msg:
+            line += f"\n> Vast.ai: {truncate(dep.status_msg, 300)}"
+        return line
+    if dep.status == "ready":
+        lines = [f"{icon} *Ready* (took {_time_to_ready(dep)})"]
+        names = template.name if template else dep.template_name
+        for port, url in app_urls(dep, template):
+            lines.append(f"• {names} (port {port}): <{url}|{url}>")
+        ssh = ssh_command(dep)
+        if ssh:
+            lines.append(f"• SSH: `{ssh}`")
+        if template is not None and template.password_env:
+            lines.append("• The password was sent to the requester by DM.")
+        return "\n".join(lines)
+    if dep.status == "stopped":
+        return (
+            f"{icon} *Stopped*: the GPU is released, disk storage still bills. "
+            "Start it again or destroy it."
+        )
+    if dep.status == "failed":
+        reason = dep.reason or "unknown reason"
+        return f"{icon} *Failed*: {truncate(reason, 1500)}"
+    if dep.status == "destroyed":
+        return f"{icon} *Destroyed*: the instance is gone and billing has stopped."
+    return f"{icon} {dep.status}"
+
+
+def _time_to_ready(dep: DeploymentRecord) -> str:
+    if dep.ready_at is None:
+        return "a moment"
+    return format_duration((dep.ready_at - dep.created_at).total_seconds())
+
+
+def cost_so_far(dep: DeploymentRecord, now: datetime) -> float:
+    """Dollars so far: hours in ``ready`` × ``dph_total`` ($/hour)."""
+    from storage import deployment_hours_in_ready
+
+    return deployment_hours_in_ready(dep, now) * dep.dph_total
+
+
+def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonElement]:
+    """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation)."""
+    value = str(dep.id)
+    buttons: list[ButtonElement] = []
+    if dep.status == "ready":
+        buttons.append(ButtonElement(text="Stop", action_id=ACTION_STOP, value=value))
+    if dep.status == "stopped":
+        buttons.append(
+            ButtonElement(text="Start", action_id=ACTION_START, value=value, style="primary")
+        )
+    if dep.instance_id is not None and dep.status in ("provisioning", "ready", "stopped"):
+        cost = cost_so_far(dep, now)
+        buttons.append(
+            ButtonElement(
+                text="Destroy",
+                action_id=ACTION_DESTROY,
+                value=value,
+                style="danger",
+                confirm=ConfirmObject(
+                    title="Destroy this instance?",
+                    text=truncate(
+                        f"{dep.template_name} on {gpu_summary(dep)} will be deleted with its disk; "
+                        f"cost so far ${cost:.2f}. This cannot be undone.",
+                        300,
+                    ),
+                    confirm="Destroy",
+                    deny="Keep it",
+                    style="danger",
+                ),
+            )
+        )
+    return buttons
+
+
+def status_message(
+    dep: DeploymentRecord, template: Template | None, *, now: datetime
+) -> dict[str, Any]:
+    """The channel status message for ``dep`` at ``now``: ``{"text", "blocks"}``.
+
+    Shows template, GPU, $/hour, requester, status (with Vast.ai's status message while
+    provisioning, how to connect when ready, the reason when failed), "simulated" when the
+    instance came from the simulator, and the buttons the state allows.
+    """
+    simulated = " · :test_tube: *simulated*" if dep.simulated else ""
+    head = (
+        f"*{dep.template_name}* on {gpu_summary(dep)} · ${dep.dph_total:.3f}/h · "
+        f"requested by <@{dep.user_id}>{simulated}"
+    )
+    blocks: list[Block] = [
+        SectionBlock(block_id=f"dep_head_{dep.id}", text=MarkdownTextObject(text=head)),
+        SectionBlock(
+            block_id=f"dep_status_{dep.id}",
+            text=MarkdownTextObject(
+                text=truncate(_status_line(dep, template, now), MAX_SECTION_TEXT)
+            ),
+        ),
+    ]
+    context = [f"Deployment #{dep.id}"]
+    if dep.instance_id is not None:
+        context.append(f"Vast.ai instance {dep.instance_id}")
+    if dep.status in ("ready", "stopped", "destroyed", "failed") and dep.ready_at is not None:
+        context.append(f"cost so far ${cost_so_far(dep, now):.2f}")
+    blocks.append(
+        ContextBlock(
+            block_id=f"dep_ctx_{dep.id}",
+            elements=[MarkdownTextObject(text=" · ".join(context))],
+        )
+    )
+    buttons = deployment_buttons(dep, now)
+    if buttons:
+        blocks.append(ActionsBlock(block_id=f"dep_actions_{dep.id}", elements=buttons))
+    text = f"{dep.template_name} on {gpu_summary(dep)}: {dep.status}"
+    return message_payload(blocks, text)

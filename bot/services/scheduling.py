@@ -1,0 +1,10 @@
+"""Background jobs on the APScheduler ``BackgroundScheduler`` (registered, not started, here)."""
+
+from __future__ import annotations
+
+from bot.services.context import Services
+
+
+def install(services: Services) -> None:
+    """Register the bot's background jobs and start-up tasks on ``services.scheduler`` and
+    ``services.extras["on_start"]``."""
