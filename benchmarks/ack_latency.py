@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 server.stop()
         runtime.close()
-    print(f"/templates ack latency, {args.requests} requests, {args.clients} concurrent clients (ms)")
+    print(
+        f"/templates ack latency, {args.requests} requests, {args.clients} concurrent clients (ms)"
+    )
     print(f"{'mode':<12}{'app':<6}{'p50':>8}{'p99':>8}{'mean':>8}")
     for mode in ("sequential", "concurrent"):
         for name in ("bot", "bare"):
@@ -123,7 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         bare_p99 = _pct(results["bare"][mode], 0.99)
         bot_p50 = statistics.median(results["bot"][mode])
         bare_p50 = statistics.median(results["bare"][mode])
-        print(f"{mode:<12}ratio bot/bare: p50 {bot_p50 / bare_p50:.2f}x, p99 {bot_p99 / bare_p99:.2f}x")
+        print(
+            f"{mode:<12}ratio bot/bare: p50 {bot_p50 / bare_p50:.2f}x,"
+            f" p99 {bot_p99 / bare_p99:.2f}x"
+        )
 
 
 if __name__ == "__main__":

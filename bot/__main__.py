@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             return main_list(_catalog_dir_from_env())
         return main_validate(args.path)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from bot.runtime import run
 
     try:

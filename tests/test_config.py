@@ -21,7 +21,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no .env here
 
 
-def test_missing_bot_token_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_bot_token_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _clean_env(monkeypatch, tmp_path)
     with pytest.raises(ConfigError) as info:
         load_settings()
@@ -29,7 +31,9 @@ def test_missing_bot_token_names_the_variable(monkeypatch: pytest.MonkeyPatch, t
     assert "\n" not in str(info.value)
 
 
-def test_malformed_token_is_named_but_not_echoed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_malformed_token_is_named_but_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _clean_env(monkeypatch, tmp_path)
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxp-user-token-secret-value")
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cr3t-value")
@@ -79,8 +83,12 @@ def test_settings_type_is_exported() -> None:
 def test_python_m_bot_without_tokens_exits_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VAST_"))}
     result = subprocess.run(
-        [sys.executable, "-m", "bot"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.slack import ALICE, BotFactory, BotHarness, sign
 from tests.fakes.slack_api import FakeSlack
+from tests.fixtures.slack import ALICE, BotFactory, BotHarness, sign
 
 
 def _texts(blocks: list[dict[str, Any]]) -> str:
@@ -91,11 +91,13 @@ def test_templates_lists_the_four_builtins_with_buttons(bot: BotHarness) -> None
 
 def test_word_filter_matches_name_slug_and_category(bot: BotHarness) -> None:
     by_name = bot.command("comfy").json()
-    assert [b["value"] for b in _buttons(by_name["blocks"]) if b["action_id"] == "deploy_template"] == [
-        "comfy-ui"
-    ]
+    assert [
+        b["value"] for b in _buttons(by_name["blocks"]) if b["action_id"] == "deploy_template"
+    ] == ["comfy-ui"]
     by_category = bot.command("llm-serving").json()
-    values = [b["value"] for b in _buttons(by_category["blocks"]) if b["action_id"] == "deploy_template"]
+    values = [
+        b["value"] for b in _buttons(by_category["blocks"]) if b["action_id"] == "deploy_template"
+    ]
     assert values == ["vllm"]
 
 
@@ -177,13 +179,19 @@ def test_sixty_templates_page_within_block_kit_limits(
     assert second["replace_original"] is True
     assert "page 2 of 6" in _texts(second["blocks"])
     assert len(second["blocks"]) <= 50
-    seen = {b["value"] for b in _buttons(first["blocks"] + second["blocks"]) if b["action_id"] == "deploy_template"}
+    seen = {
+        b["value"]
+        for b in _buttons(first["blocks"] + second["blocks"])
+        if b["action_id"] == "deploy_template"
+    }
     assert len(seen) == 20
     prev = [b for b in _buttons(second["blocks"]) if b["action_id"] == "templates_page_prev"]
     assert json.loads(prev[0]["value"]) == {"q": "", "p": 0}
 
 
-def test_filter_survives_paging(bot_factory: BotFactory, fake_slack: FakeSlack, tmp_path: Path) -> None:
+def test_filter_survives_paging(
+    bot_factory: BotFactory, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
     bot = bot_factory(catalog_dir=write_templates(tmp_path / "catalog", 30))
     first = bot.command("team").json()
     assert "page 1 of 3" in _texts(first["blocks"])
@@ -244,7 +252,9 @@ class TestSignature:
         time.sleep(0.2)
         assert not fake_slack.calls_to("views.open")
 
-    def test_correct_signature_runs_the_listener(self, bot: BotHarness, fake_slack: FakeSlack) -> None:
+    def test_correct_signature_runs_the_listener(
+        self, bot: BotHarness, fake_slack: FakeSlack
+    ) -> None:
         body = self._details_body()
         response = bot.post(body, "application/x-www-form-urlencoded", headers=sign(body))
         assert response.status_code == 200
@@ -253,7 +263,9 @@ class TestSignature:
     def test_stale_command_gets_no_list(self, bot: BotHarness) -> None:
         from urllib.parse import urlencode
 
-        body = urlencode({"command": "/templates", "text": "", "user_id": ALICE, "team_id": "T0GPU0001"})
+        body = urlencode(
+            {"command": "/templates", "text": "", "user_id": ALICE, "team_id": "T0GPU0001"}
+        )
         response = bot.post(
             body,
             "application/x-www-form-urlencoded",

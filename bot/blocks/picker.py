@@ -146,7 +146,8 @@ def loading_view(template: Template, state: PickerState) -> View:
         blocks=[
             SectionBlock(
                 text=MarkdownTextObject(
-                    text=f":hourglass_flowing_sand: Searching live GPU offers for *{template.name}*…"
+                    text=":hourglass_flowing_sand: Searching live GPU offers for "
+                    f"*{template.name}*…"
                 )
             ),
             ContextBlock(elements=[MarkdownTextObject(text=vram_line(template))]),
@@ -188,7 +189,9 @@ def _filter_blocks(state: PickerState) -> list[Block]:
         ),
         ActionsBlock(
             block_id="refresh_block",
-            elements=[ButtonElement(text="Search again", action_id=ACTION_REFRESH, value="refresh")],
+            elements=[
+                ButtonElement(text="Search again", action_id=ACTION_REFRESH, value="refresh")
+            ],
         ),
     ]
 

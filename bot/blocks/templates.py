@@ -31,6 +31,8 @@ ACTION_DETAILS = "template_details"
 ACTION_PAGE_PREV = "templates_page_prev"
 ACTION_PAGE_NEXT = "templates_page_next"
 
+TEMPLATE_GONE = "That template is no longer in the catalog. Run `/templates` for the current list."
+
 FILTER_HINT = (
     "Filter: `/templates jupyter` (name, slug or category) · `/templates 12gb` (fits a 12 GB GPU)"
     " · `/templates mine` · `/templates help`"
@@ -139,7 +141,9 @@ def template_list_message(
         if page < pages - 1:
             buttons.append(
                 ButtonElement(
-                    text="Next ▶", action_id=ACTION_PAGE_NEXT, value=page_value(query_text, page + 1)
+                    text="Next ▶",
+                    action_id=ACTION_PAGE_NEXT,
+                    value=page_value(query_text, page + 1),
                 )
             )
         blocks.append(ActionsBlock(block_id=f"templates_paging_{page}", elements=buttons))
@@ -182,7 +186,8 @@ def help_message(catalog_size: int) -> dict[str, Any]:
         " (all words must match)\n"
         "• `/templates 12gb`, `/templates 12 GB` or `/templates vram:12`: templates that run on a "
         "12 GB GPU; ✅ marks those for which 12 GB meets the recommendation\n"
-        "• `/templates mine`: your deployments · `/templates running`: the workspace's active ones\n"
+        "• `/templates mine`: your deployments · `/templates running`: the workspace's active"
+        " ones\n"
         "• `/templates costs`: this month's spend · `/templates credit`: Vast.ai balance (admins)\n"
         "• *Deploy* picks a live GPU offer and rents it; *Details* shows image, ports and env."
     )
@@ -213,7 +218,9 @@ def template_details_view(template: Template) -> View:
     command = template.launch_command or "the image's default"
     blocks: list[Block] = [
         HeaderBlock(text=truncate(template.name, 150)),
-        SectionBlock(text=MarkdownTextObject(text=truncate(template.description, MAX_SECTION_TEXT))),
+        SectionBlock(
+            text=MarkdownTextObject(text=truncate(template.description, MAX_SECTION_TEXT))
+        ),
         SectionBlock(
             fields=[
                 _field("Image", f"`{template.docker_image}`"),

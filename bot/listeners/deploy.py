@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import picker
-from bot.blocks.templates import ACTION_DEPLOY
+from bot.blocks.templates import ACTION_DEPLOY, TEMPLATE_GONE
 from bot.services.context import Services
 from bot.services.offers import find_offers, gpu_models
 from bot.vast.errors import VastError
@@ -95,7 +95,7 @@ def register(app: App, services: Services) -> None:
             respond(
                 replace_original=False,
                 response_type="ephemeral",
-                text="That template is no longer in the catalog. Run `/templates` for the current list.",
+                text=TEMPLATE_GONE,
             )
             return
         state = picker.PickerState(template=template.slug, channel=_origin_channel(body))

@@ -48,7 +48,9 @@ def register(app: App, services: Services) -> None:
     def templates_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
         ack()
         text, page = blocks.parse_page_value(str(action.get("value") or ""))
-        respond(replace_original=True, response_type="ephemeral", **list_payload(services, text, page))
+        respond(
+            replace_original=True, response_type="ephemeral", **list_payload(services, text, page)
+        )
 
     @app.action(blocks.ACTION_DETAILS)
     def template_details(
@@ -60,7 +62,9 @@ def register(app: App, services: Services) -> None:
             respond(
                 replace_original=False,
                 response_type="ephemeral",
-                text="That template is no longer in the catalog. Run `/templates` for the current list.",
+                text=blocks.TEMPLATE_GONE,
             )
             return
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.template_details_view(template))
+        client.views_open(
+            trigger_id=body["trigger_id"], view=blocks.template_details_view(template)
+        )

@@ -8,6 +8,7 @@ method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After":
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -182,7 +183,11 @@ class FakeSlack:
             key = (str(args.get("channel", "")), str(args.get("ts", "")))
             if key in self.deleted_messages:
                 return {"ok": False, "error": "message_not_found"}
-            self.messages[key] = {"ts": key[1], "text": args.get("text"), "blocks": args.get("blocks")}
+            self.messages[key] = {
+                "ts": key[1],
+                "text": args.get("text"),
+                "blocks": args.get("blocks"),
+            }
             return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1732900000.{next(self._ts):06d}"}
@@ -218,7 +223,10 @@ class FakeSlack:
                 if failure is not None:
                     body = {"ok": False, "error": failure.error}
                     self._send(
-                        failure.status, json.dumps(body).encode(), "application/json", failure.headers
+                        failure.status,
+                        json.dumps(body).encode(),
+                        "application/json",
+                        failure.headers,
                     )
                     return
                 answer = fake._answer(method, args)
@@ -226,9 +234,7 @@ class FakeSlack:
 
             do_GET = do_POST
 
-            def _send(
-                self, status: int, body: bytes, ctype: str, headers: dict[str, str]
-            ) -> None:
+            def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -248,8 +254,6 @@ def _decode(raw: str, content_type: str) -> dict[str, Any]:
         return value if isinstance(value, dict) else {"_": value}
     args: dict[str, Any] = {key: values[-1] for key, values in parse_qs(raw).items()}
     for key in _JSON_ARGS & args.keys():
-        try:
+        with contextlib.suppress(ValueError):
             args[key] = json.loads(args[key])
-        except ValueError:
-            pass
     return args
