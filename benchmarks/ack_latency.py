@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -96,8 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=20)
     args = parser.parse_args(argv)
-    with FakeSlack() as fake:
-        runtime = build_runtime(make_settings(fake))
+    with tempfile.TemporaryDirectory() as folder, FakeSlack() as fake:
+        database_url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        runtime = build_runtime(
+            make_settings(fake, database_url=database_url, status_poll_seconds=3600)
+        )
         servers: dict[str, Callable[[], BackgroundServer]] = {
             "bot": lambda: BackgroundServer(runtime.wsgi_app, threads=16),
             "bare": lambda: BackgroundServer(_bare_app(fake), threads=16),
