@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, load_settings
 from catalog import CatalogError
@@ -47,13 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             return main_list(_catalog_dir_from_env())
         return main_validate(args.path)
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from bot.runtime import run
-
     try:
-        run(load_settings())
+        settings = load_settings()
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from bot.runtime import run
+
+        run(settings)
     except (ConfigError, CatalogError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
@@ -66,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (BoltError, SlackClientError) as exc:
         print(f"Cannot start: could not reach Slack ({type(exc).__name__}).", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(
+            f"Cannot start: the database in DATABASE_URL is unusable ({type(exc).__name__}). "
+            "Check the URL, that the server runs and that the user may create tables.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 0

@@ -1,0 +1,860 @@
+"""A Vast.ai simulator: a local HTTP server with Vast.ai's endpoints and JSON shapes.
+
+Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in reference/specs):
+
+* ``POST /api/v0/bundles/`` — offer search: filters ``{"field": {op: value}}`` with ops
+  eq/neq/gt/gte/lt/lte/in/notin, ``order``, ``limit`` (64 when absent, like the real one),
+  ``type``, ``allocated_storage`` (GB, default 8; ``dph_total = dph_base +
+  allocated_storage * storage_cost / 720``). ``geolocation`` in/notin/eq compare country codes.
+* ``PUT /api/v0/asks/{id}/`` — create; the offer is then rented and leaves the search.
+* ``GET /api/v1/instances/`` — paginated list (``limit`` ≤ 25, ``next_token``/``after_token``,
+  ``select_filters``, ``select_cols``); ``GET /api/v0/instances/`` answers 410 as Vast.ai now does.
+* ``GET/PUT/DELETE /api/v0/instances/{id}/`` — show (``{"instances": null}`` once gone),
+  stop/start/label, destroy.
+* ``GET /api/v0/users/current/`` — the user with ``credit``.
+
+Instances move along a :class:`Timeline` on a :class:`SimClock`; running instances map every
+requested ``-p`` port to a real port on 127.0.0.1 served by :class:`AppPorts`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import operator
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+from bot.simulator.apps import AppPorts
+from bot.simulator.clock import SimClock, Timeline
+from bot.simulator.faults import (
+    Fault,
+    FaultRule,
+    SimResponse,
+    html_page,
+    json_response,
+)
+from bot.simulator.instances import (
+    EXITED,
+    STATUS_ERROR,
+    STOPPED_BY_VAST,
+    STUCK_LOADING,
+    SimInstance,
+    requested_ports,
+)
+from bot.simulator.stock import GPU_MODELS, generate_offers, make_offer
+
+__all__ = ["RecordedRequest", "VastSimulator"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEARCH_LIMIT = 64
+_PAGE_MAX = 25
+_OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "notin")
+_SEARCH_RESERVED = {"order", "limit", "type", "allocated_storage", "select_cols", "q"}
+_LIST_FILTERABLE = {
+    "id",
+    "actual_status",
+    "intended_status",
+    "cur_state",
+    "next_state",
+    "label",
+    "gpu_name",
+    "verification",
+    "machine_id",
+    "host_id",
+    "image_uuid",
+    "geolocation",
+}
+_FIELD_ALIASES = {"cuda_vers": "cuda_max_good", "ubuntu_version": "os_version"}
+_RUNTYPES = {
+    "args",
+    "ssh",
+    "ssh_proxy",
+    "ssh_direct",
+    "ssh_direc ssh_proxy",
+    "jupyter",
+    "jupyter_proxy",
+    "jupyter_direct",
+    "jupyter_direc ssh_direc ssh_proxy",
+    "jupyter_proxy ssh_proxy",
+}
+
+
+class RecordedRequest(NamedTuple):
+    """One request the simulator received: method, path (no query), query (first value per
+    name), and the JSON body (None when absent or not JSON)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+
+
+def _err(status: int, error: str, msg: str, **extra: Any) -> SimResponse:
+    return json_response(status, {"success": False, "error": error, "msg": msg, **extra})
+
+
+def _country(geolocation: Any) -> str | None:
+    if not isinstance(geolocation, str) or not geolocation.strip():
+        return None
+    return geolocation.rsplit(",", 1)[-1].strip().upper() or None
+
+
+def _compare(value: Any, op: str, target: Any) -> bool:
+    """Apply one filter operator; a null field value never matches."""
+    if value is None:
+        return False
+    try:
+        if op == "eq":
+            return bool(value == target)
+        if op == "neq":
+            return bool(value != target)
+        if op == "in":
+            return isinstance(target, list) and value in target
+        if op == "notin":
+            return isinstance(target, list) and value not in target
+        if op == "gt":
+            return bool(value > target)
+        if op == "gte":
+            return bool(value >= target)
+        if op == "lt":
+            return bool(value < target)
+        if op == "lte":
+            return bool(value <= target)
+    except TypeError:
+        return False
+    raise ValueError(op)
+
+
+def _matches(record: Mapping[str, Any], field: str, cond: Any) -> bool:
+    """Whether ``record`` passes ``{"op": value, ...}`` on ``field`` (special-cases
+    ``verified`` -> ``verification`` and country codes for ``geolocation``)."""
+    if not isinstance(cond, dict):
+        cond = {"eq": cond}
+    field = _FIELD_ALIASES.get(field, field)
+    if field == "verified":
+        value: Any = record.get("verification") == "verified"
+    elif field == "geolocation":
+        value = _country(record.get("geolocation"))
+        cond = {
+            op: ([str(t).upper() for t in tgt] if isinstance(tgt, list) else str(tgt).upper())
+            for op, tgt in cond.items()
+        }
+    else:
+        value = record.get(field)
+    for op, target in cond.items():
+        if op not in _OPS:
+            raise ValueError(op)
+        if not _compare(value, op, target):
+            return False
+    return True
+
+
+def _sort(rows: list[dict[str, Any]], order: Any) -> None:
+    """Sort in place by ``[[field, "asc"|"desc"], ...]``; nulls last either way."""
+    for name, direction in reversed([tuple(o) for o in order]):
+        desc = str(direction).lower() == "desc"
+        present = [r for r in rows if r.get(name) is not None]
+        missing = [r for r in rows if r.get(name) is None]
+        present.sort(key=operator.itemgetter(name), reverse=desc)
+        rows[:] = present + missing
+
+
+class VastSimulator:
+    """In-process Vast.ai: HTTP server, offer stock, instances, faults, request log.
+
+    Args:
+        api_key: when set, requests without ``Authorization: Bearer <api_key>`` get HTTP 404
+            ``{"success": false, "error": "auth_error", "msg": "Invalid user key"}``.
+        seed: seeds the offer stock, ids, tokens and ports numbers shown.
+        timeline: boot timeline of new instances (default: 2 s loading, 8 s running,
+            12 s app ready, the realistic-but-short one used by ``python -m bot``).
+        frozen_clock: when True, time moves only through :meth:`advance` (exact tests).
+        credit: starting credit in $. Create fails with ``insufficient_credit`` at ≤ 0.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        seed: int = 7,
+        timeline: Timeline | None = None,
+        frozen_clock: bool = False,
+        credit: float = 25.0,
+    ) -> None:
+        self.api_key = api_key
+        self.timeline = timeline or Timeline()
+        self.clock = SimClock(frozen=frozen_clock)
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._offers: dict[int, dict[str, Any]] = {
+            o["id"]: o for o in generate_offers(seed, now=self.clock.wall())
+        }
+        self._rented: set[int] = set()
+        self._instances: dict[int, SimInstance] = {}
+        self._gone: set[int] = set()
+        self._faults: list[FaultRule] = []
+        self._requests: list[RecordedRequest] = []
+        self._credit = float(credit)
+        self._next_instance_id = 31_400_000 + self._rng.randint(0, 99_999)
+        self._apps = AppPorts()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start serving on a free port of 127.0.0.1; return the base URL
+        (``http://127.0.0.1:<port>``, without ``/api``)."""
+        if self._server is not None:
+            assert self.base_url is not None
+            return self.base_url
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.sim = self
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.name = "vast-simulator"
+        thread.start()
+        self._server, self._thread = server, thread
+        self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop the server and every app port."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        self._apps.close_all()
+
+    def __enter__(self) -> VastSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- test controls ----------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulator clock forward by ``seconds``."""
+        self.clock.advance(seconds)
+
+    @property
+    def credit(self) -> float:
+        """Account credit in $ (``GET /api/v0/users/current/`` ``credit``). Settable."""
+        with self._lock:
+            return self._credit
+
+    @credit.setter
+    def credit(self, value: float) -> None:
+        with self._lock:
+            self._credit = float(value)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of every request received, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def request_count(self, method: str | None = None, path_prefix: str = "") -> int:
+        """How many requests matched ``method`` (None = any) and started with ``path_prefix``."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._requests
+                if (method is None or r.method == method) and r.path.startswith(path_prefix)
+            )
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        with self._lock:
+            self._requests.clear()
+
+    def inject(
+        self,
+        fault: Fault | str,
+        *,
+        times: int | None = 1,
+        endpoint: str | None = None,
+        seconds: float = 2.0,
+        status: int | None = None,
+    ) -> None:
+        """Make the next ``times`` matching requests fail with ``fault`` (None = until
+        :meth:`clear_faults`). ``endpoint``: ``"search"``, ``"create"``, ``"list"``, ``"get"``,
+        ``"manage"``, ``"destroy"``, ``"user"``, ``"METHOD /path/prefix"`` or ``"/prefix"``;
+        None = every endpoint (create-only faults default to ``"create"``). ``seconds`` is the
+        delay of :attr:`Fault.SLOW`; ``status`` overrides the HTTP status where it applies.
+        """
+        rule = FaultRule.build(
+            fault, times=times, endpoint=endpoint, seconds=seconds, status=status
+        )
+        with self._lock:
+            self._faults.append(rule)
+
+    def clear_faults(self) -> None:
+        """Drop every pending global fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def add_offer(self, **fields: Any) -> int:
+        """Add an offer (an RTX 4090 with realistic values, overridden by ``fields`` given
+        with Vast.ai field names; ``verified=bool`` sets ``verification``). Returns its id."""
+        with self._lock:
+            offer_id = int(fields.pop("id", max(self._offers, default=23_800_000) + 1))
+            model = next(m for m in GPU_MODELS if m.name == "RTX 4090")
+            offer = make_offer(self._rng, offer_id, model, now=self.clock.wall(), **fields)
+            if "num_gpus" in fields and "gpu_total_ram" not in fields:
+                offer["gpu_total_ram"] = offer["gpu_ram"] * offer["num_gpus"]
+            if "dph_base" in fields and "dph_total" not in fields:
+                offer["dph_total"] = round(offer["dph_base"] + 8 * offer["storage_cost"] / 720, 6)
+            self._offers[offer_id] = offer
+            self._rented.discard(offer_id)
+            return offer_id
+
+    def take_offer(self, offer_id: int) -> None:
+        """Someone else rents ``offer_id``: it leaves the search and create gets no_such_ask."""
+        with self._lock:
+            self._rented.add(offer_id)
+
+    @property
+    def offers(self) -> list[dict[str, Any]]:
+        """Copies of the offers still available (not rented), as raw offer dicts."""
+        with self._lock:
+            return [dict(o) for i, o in self._offers.items() if i not in self._rented]
+
+    @property
+    def instances(self) -> dict[int, dict[str, Any]]:
+        """Current JSON of every live instance, by id (refreshed to the clock)."""
+        with self._lock:
+            return {i: self._render(inst) for i, inst in self._instances.items()}
+
+    def instance(self, instance_id: int) -> dict[str, Any] | None:
+        """Current JSON of one live instance, or None when it is gone or never existed."""
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            return self._render(inst) if inst else None
+
+    def create_instance_directly(
+        self,
+        offer_id: int | None = None,
+        *,
+        image: str = "vastai/base-image:latest",
+        env: Mapping[str, str] | None = None,
+        disk_gb: float = 16,
+        label: str | None = None,
+        runtype: str = "args",
+    ) -> int:
+        """Create an instance without HTTP (for tests needing many instances fast).
+        ``offer_id`` None picks the first available rentable offer. Returns its id."""
+        with self._lock:
+            if offer_id is None:
+                offer_id = next(
+                    i for i, o in self._offers.items() if i not in self._rented and o["rentable"]
+                )
+            return self._new_instance(
+                self._offers[offer_id], image, dict(env or {}), disk_gb, label, runtype, None, []
+            ).id
+
+    # per-instance faults
+
+    def _with(self, instance_id: int, change: Callable[[SimInstance], None]) -> None:
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            if inst is None:
+                raise KeyError(f"no live instance {instance_id}")
+            change(inst)
+            self._render(inst)
+
+    def stuck_loading(self, instance_id: int) -> None:
+        """The instance never leaves ``loading``."""
+        self._with(instance_id, lambda i: setattr(i, "override", STUCK_LOADING))
+
+    def exit_instance(self, instance_id: int, msg: str = "container exited with code 1") -> None:
+        """The container exits: ``actual_status`` ``exited``, ``status_msg`` = ``msg``."""
+
+        def change(inst: SimInstance) -> None:
+            inst.override, inst.override_msg = EXITED, msg
+
+        self._with(instance_id, change)
+
+    def status_msg_error(
+        self,
+        instance_id: int,
+        msg: str = "Error response from daemon: OCI runtime create failed: runc create failed",
+    ) -> None:
+        """Stuck in ``created`` with an error ``status_msg`` (image/start failure)."""
+
+        def change(inst: SimInstance) -> None:
+            inst.override, inst.override_msg = STATUS_ERROR, msg
+
+        self._with(instance_id, change)
+
+    def vanish(self, instance_id: int) -> None:
+        """The instance disappears (host gone): not in the list, ``{"instances": null}``."""
+        with self._lock:
+            if instance_id not in self._instances:
+                raise KeyError(f"no live instance {instance_id}")
+            self._remove(instance_id)
+
+    def app_never_ready(self, instance_id: int) -> None:
+        """The app behind the ports keeps answering 503."""
+        self._with(instance_id, lambda i: setattr(i, "never_ready", True))
+
+    def stop_by_vast(self, instance_id: int, msg: str | None = None) -> None:
+        """Vast.ai stops it (outbid / out of credit): cur_state = intended_status =
+        next_state = ``stopped`` (dstack's check, vast-api.md §4)."""
+
+        def change(inst: SimInstance) -> None:
+            inst.override, inst.override_msg = STOPPED_BY_VAST, msg
+
+        self._with(instance_id, change)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _render(self, inst: SimInstance) -> dict[str, Any]:
+        """Sync app ports with the instance's state, then return its JSON. Lock held."""
+        now = self.clock.now()
+        running = inst.is_running(now)
+        direct = int(inst.offer.get("direct_port_count") or 0) > 0
+        if running and direct and not inst.host_ports:
+            for cport, proto in requested_ports(inst.env, inst.runtype):
+                if proto == "tcp":
+                    port = self._apps.open(self._readiness(inst), f"{inst.image} :{cport}")
+                    inst.app_ports.append(port)
+                else:
+                    port = 40000 + self._rng.randint(0, 999)
+                inst.host_ports[(cport, proto)] = port
+        elif not running and inst.host_ports:
+            self._close_ports(inst)
+        return inst.to_json(now, self.clock.wall())
+
+    def _readiness(self, inst: SimInstance) -> Callable[[], bool]:
+        clock = self.clock
+        return lambda: inst.app_ready(clock.now())
+
+    def _close_ports(self, inst: SimInstance) -> None:
+        for port in inst.app_ports:
+            self._apps.close(port)
+        inst.app_ports.clear()
+        inst.host_ports.clear()
+
+    def _remove(self, instance_id: int) -> None:
+        inst = self._instances.pop(instance_id)
+        self._close_ports(inst)
+        self._rented.discard(int(inst.offer["id"]))
+        self._gone.add(instance_id)
+
+    def _new_instance(
+        self,
+        offer: dict[str, Any],
+        image: str,
+        env: dict[str, str],
+        disk_gb: float,
+        label: str | None,
+        runtype: str,
+        onstart: str | None,
+        args: list[str],
+    ) -> SimInstance:
+        self._next_instance_id += self._rng.randint(1, 37)
+        ssh_idx = self._rng.randint(1, 9)
+        inst = SimInstance(
+            id=self._next_instance_id,
+            offer=dict(offer),
+            image=image,
+            env=env,
+            disk_gb=float(min(disk_gb, float(offer.get("disk_space") or disk_gb))),
+            label=label,
+            runtype=runtype,
+            onstart=onstart,
+            args=args,
+            created_wall=round(self.clock.wall(), 3),
+            phase_start=self.clock.now(),
+            timeline=self.timeline,
+            jupyter_token=f"{self._rng.getrandbits(256):064x}",
+            ssh_host=f"ssh{ssh_idx}.vast.ai",
+            ssh_port=self._rng.randint(10_000, 39_999),
+        )
+        self._instances[inst.id] = inst
+        self._rented.add(int(offer["id"]))
+        return inst
+
+    # -- request handling -------------------------------------------------------------------
+
+    def handle(
+        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> SimResponse:
+        """Answer one HTTP request (the HTTP layer calls this from its threads)."""
+        parts = urlsplit(raw_path)
+        path = parts.path
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        payload: Any = None
+        bad_json = False
+        if body:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                bad_json = True
+        with self._lock:
+            self._requests.append(RecordedRequest(method, path, query, payload))
+            rule = self._take_fault(method, path)
+        delay = 0.0
+        if rule is not None:
+            fixed = rule.fixed_response()
+            if fixed is not None:
+                return fixed
+            if rule.fault is Fault.SLOW:
+                delay = rule.seconds
+        if self.api_key is not None:
+            auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+            if auth != f"Bearer {self.api_key}":
+                return _err(404, "auth_error", "Invalid user key")
+        if bad_json:
+            response = _err(400, "invalid_request", "Invalid json body")
+        else:
+            with self._lock:
+                response = self._route(method, path, query, payload, rule)
+        response.delay = delay
+        return response
+
+    def _take_fault(self, method: str, path: str) -> FaultRule | None:
+        for rule in self._faults:
+            if rule.matches(method, path):
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        self._faults.remove(rule)
+                return rule
+        return None
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], payload: Any, rule: FaultRule | None
+    ) -> SimResponse:
+        if path.rstrip("/") == "/api/v0/bundles" and method == "POST":
+            return self._search(payload if payload is not None else {})
+        match = re.fullmatch(r"/api/v0/asks/(\d+)/?", path)
+        if match and method == "PUT":
+            return self._create(int(match.group(1)), payload, rule)
+        if path.rstrip("/") == "/api/v1/instances" and method == "GET":
+            return self._list(query)
+        if path.rstrip("/") == "/api/v0/instances" and method == "GET":
+            return _err(
+                410,
+                "deprecated_endpoint",
+                "/api/v0/instances/ is deprecated. Use /api/v1/instances/ instead.",
+            )
+        match = re.fullmatch(r"/api/v0/instances/(\d+)/?", path)
+        if match:
+            instance_id = int(match.group(1))
+            if method == "GET":
+                inst = self._instances.get(instance_id)
+                return json_response(200, {"instances": self._render(inst) if inst else None})
+            if method == "PUT":
+                return self._manage(instance_id, payload)
+            if method == "DELETE":
+                return self._destroy(instance_id)
+        if path.rstrip("/") == "/api/v0/users/current" and method == "GET":
+            return json_response(200, self._user())
+        return html_page(404, "Not Found")  # unknown path: a framework page, not JSON
+
+    def _search(self, query: Any) -> SimResponse:
+        if not isinstance(query, dict):
+            return _err(400, "invalid_request", "Invalid json body")
+        try:
+            limit = int(query.get("limit", DEFAULT_SEARCH_LIMIT))
+            storage = float(query.get("allocated_storage", 8.0))
+        except (TypeError, ValueError):
+            return _err(400, "invalid_args", "limit and allocated_storage must be numbers")
+        kind = str(query.get("type", "on-demand"))
+        results: list[dict[str, Any]] = []
+        for offer_id, raw in self._offers.items():
+            if offer_id in self._rented:
+                continue
+            offer = dict(raw)
+            base = offer["min_bid"] if kind in ("bid", "interruptible") else offer["dph_base"]
+            storage_hour = storage * float(offer["storage_cost"]) / 720.0
+            offer["dph_total"] = round(float(base) + storage_hour, 6)
+            offer["storage_total_cost"] = round(storage_hour, 6)
+            offer["is_bid"] = kind == "bid"
+            offer["search"] = {
+                "gpuCostPerHour": base,
+                "diskHour": offer["storage_total_cost"],
+                "totalHour": offer["dph_total"],
+                "discountTotalHour": 0,
+                "discountedTotalPerHour": offer["dph_total"],
+            }
+            try:
+                keep = all(
+                    _matches(offer, name, cond)
+                    for name, cond in query.items()
+                    if name not in _SEARCH_RESERVED
+                )
+            except ValueError as exc:
+                return _err(400, "invalid_args", f"Unknown operator: {exc}")
+            if keep:
+                results.append(offer)
+        try:
+            _sort(results, query.get("order") or [["score", "desc"]])
+        except (TypeError, ValueError):
+            return _err(400, "invalid_args", "order must be a list of [field, 'asc'|'desc']")
+        return json_response(200, {"offers": results[: max(limit, 0)]})
+
+    def _create(self, offer_id: int, body: Any, rule: FaultRule | None) -> SimResponse:
+        offer = self._offers.get(offer_id)
+        taken = rule is not None and rule.fault is Fault.OFFER_TAKEN
+        if taken:
+            self._rented.add(offer_id)
+        if taken or offer is None or offer_id in self._rented or not offer.get("rentable"):
+            if rule is not None and rule.status == 410:
+                return _err(
+                    410,
+                    "no_such_ask",
+                    f"error 410/3907: no_such_ask Instance type {offer_id} is no longer available.",
+                    ask_id=offer_id,
+                )
+            return _err(
+                404,
+                "invalid_args",
+                f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available.",
+                ask_id=offer_id,
+            )
+        assert offer is not None
+        if not isinstance(body, dict):
+            return _err(400, "invalid_args", "error 400/3467: Invalid args: body required")
+        image, env, disk = body.get("image"), body.get("env", {}), body.get("disk", 8)
+        label, runtype = body.get("label"), body.get("runtype", "ssh")
+        problem = None
+        if not isinstance(image, str) or not image or len(image) > 1024:
+            problem = "'image' is required (at most 1024 characters)"
+        elif not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            problem = "'env' must be a JSON object of string values"
+        elif any(len(v) > 256 for v in env.values()):
+            problem = "each env value must be at most 256 characters"
+        elif not isinstance(disk, int | float) or disk < 8:
+            problem = "'disk' must be a number >= 8 (GB)"
+        elif label is not None and (not isinstance(label, str) or len(label) > 256):
+            problem = "'label' must be a string of at most 256 characters"
+        elif runtype not in _RUNTYPES:
+            problem = f"unknown runtype {runtype!r}"
+        if problem:
+            return _err(
+                400, "invalid_args", f"error 400/3467: Invalid args: {problem}", ask_id=offer_id
+            )
+        if self._credit <= 0:
+            return FaultRule.build(
+                Fault.NO_CREDIT, times=1, endpoint=None, seconds=0, status=None
+            ).fixed_response() or _err(400, "insufficient_credit", "Insufficient credit")
+        args = body.get("args") or []
+        inst = self._new_instance(
+            offer,
+            str(image),
+            dict(env),
+            float(disk),
+            label,
+            runtype,
+            body.get("onstart"),
+            [str(a) for a in args] if isinstance(args, list) else [],
+        )
+        if rule is not None and rule.fault is Fault.CREATE_FAILED_WITH_CONTRACT:
+            inst.intended = "stopped"
+            return json_response(
+                rule.status or 400,
+                {
+                    "success": False,
+                    "error": "unschedulable",
+                    "msg": "Instance created but could not be started; it was left stopped.",
+                    "new_contract": inst.id,
+                },
+            )
+        return json_response(
+            200,
+            {
+                "success": True,
+                "new_contract": inst.id,
+                "instance_api_key": f"{self._rng.getrandbits(128):032x}",
+            },
+        )
+
+    def _list(self, query: dict[str, str]) -> SimResponse:
+        try:
+            limit = int(query.get("limit", _PAGE_MAX))
+        except ValueError:
+            return _err(400, "invalid_request", "limit must be an integer")
+        limit = 5 if limit <= 0 else min(limit, _PAGE_MAX)
+        after_id = 0
+        token = query.get("after_token")
+        if token:
+            try:
+                after_id = int(json.loads(base64.b64decode(token, validate=True))["values"]["id"])
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                return _err(400, "invalid_token", "Invalid after_token")
+        try:
+            filters = json.loads(query.get("select_filters") or "{}")
+            cols = json.loads(query.get("select_cols") or '["*"]')
+        except ValueError:
+            return _err(400, "invalid_request", "select_filters/select_cols must be JSON")
+        if not isinstance(filters, dict) or not isinstance(cols, list):
+            return _err(
+                400, "invalid_request", "select_filters must be an object, select_cols a list"
+            )
+        bad = [f for f in filters if f not in _LIST_FILTERABLE]
+        if bad:
+            return _err(
+                400,
+                "invalid_request",
+                f"Error in query parameters: {bad[0]} is not a valid search key",
+            )
+        rows = [self._render(self._instances[i]) for i in sorted(self._instances)]
+        try:
+            rows = [r for r in rows if all(_matches(r, f, c) for f, c in filters.items())]
+        except ValueError as exc:
+            return _err(400, "invalid_request", f"Unknown operator: {exc}")
+        label_counts: dict[str, int] = {}
+        for row in rows:
+            label_counts[row.get("label") or ""] = label_counts.get(row.get("label") or "", 0) + 1
+        remaining = [r for r in rows if r["id"] > after_id]
+        page, more = remaining[:limit], len(remaining) > limit
+        next_token = None
+        if more and page:
+            next_token = base64.b64encode(
+                json.dumps({"values": {"id": page[-1]["id"]}}).encode()
+            ).decode()
+        if cols != ["*"]:
+            page = [{c: r.get(c) for c in cols} for r in page]
+        return json_response(
+            200,
+            {
+                "success": True,
+                "instances_found": len(page),
+                "total_instances": len(rows),
+                "label_counts": label_counts,
+                "next_token": next_token,
+                "instances": page,
+            },
+        )
+
+    def _manage(self, instance_id: int, body: Any) -> SimResponse:
+        inst = self._instances.get(instance_id)
+        if inst is None:
+            return _err(404, "no_such_instance", f"Instance {instance_id} not found.")
+        if not isinstance(body, dict) or not ({"state", "label"} & body.keys()):
+            return _err(400, "invalid_args", "Expected 'state' or 'label'")
+        if "label" in body:
+            label = body["label"]
+            if not isinstance(label, str):
+                return _err(400, "invalid_args", "label must be a string")
+            if len(label) > 1024:
+                return _err(
+                    400,
+                    "label_too_long",
+                    "Please limit label length to 1024 characters, ideally less than 128.",
+                )
+            inst.label = label
+            if "state" not in body:
+                return json_response(
+                    200, {"success": True, "msg": f"label for {instance_id} set to '{label}'"}
+                )
+        state = body.get("state")
+        if state == "stopped":
+            inst.intended = "stopped"
+            self._render(inst)
+            return json_response(200, {"success": True})
+        if state == "running":
+            now = self.clock.now()
+            if inst.intended == "stopped" or inst.override == STOPPED_BY_VAST:
+                inst.intended = "running"
+                inst.override = None if inst.override == STOPPED_BY_VAST else inst.override
+                inst.phase_start = now
+            self._render(inst)
+            return json_response(200, {"success": True, "msg": "starting instance"})
+        return _err(400, "invalid_args", f"Unknown state {state!r}")
+
+    def _destroy(self, instance_id: int) -> SimResponse:
+        if instance_id not in self._instances:
+            return _err(404, "not_found", "Instance not found")
+        self._remove(instance_id)
+        return json_response(200, {"success": True})
+
+    def _user(self) -> dict[str, Any]:
+        return {
+            "id": 424242,
+            "key_id": 1717,
+            "username": "simulated",
+            "email": "simulated@example.invalid",
+            "fullname": "Simulated Account",
+            "credit": round(self._credit, 4),
+            "balance": 0.0,
+            "balance_threshold": 0.0,
+            "balance_threshold_enabled": False,
+            "billing_creditonly": True,
+            "can_pay": True,
+            "has_billing": True,
+            "ssh_key": "",
+            "sid": "simulated",
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    sim: VastSimulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server: _Server
+    server_version = "vast-sim"
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            response = self.server.sim.handle(method, self.path, dict(self.headers.items()), body)
+        except Exception:  # a simulator bug must still answer, and loudly
+            logger.exception("simulator failed on %s %s", method, self.path)
+            response = _err(500, "internal_error", "simulator error")
+        if response.delay:
+            time.sleep(response.delay)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("vast-sim %s", format % args)

@@ -1,0 +1,39 @@
+"""Vast.ai REST client: typed models, errors with user-facing messages, and the client.
+
+See vast-api.md (shared reference) for every endpoint, unit and pitfall used here.
+"""
+
+from bot.vast.client import DEFAULT_BASE_URL, LIST_PAGE_SIZE, VastClient, port_env
+from bot.vast.errors import (
+    AuthError,
+    InsufficientCredit,
+    NotFound,
+    OfferUnavailable,
+    RateLimited,
+    UnexpectedResponse,
+    Unreachable,
+    VastError,
+    classify,
+)
+from bot.vast.models import CreateResult, Instance, Offer, PortMapping, User
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "LIST_PAGE_SIZE",
+    "AuthError",
+    "CreateResult",
+    "InsufficientCredit",
+    "Instance",
+    "NotFound",
+    "Offer",
+    "OfferUnavailable",
+    "PortMapping",
+    "RateLimited",
+    "UnexpectedResponse",
+    "Unreachable",
+    "User",
+    "VastClient",
+    "VastError",
+    "classify",
+    "port_env",
+]

@@ -1,0 +1,486 @@
+"""Synchronous Vast.ai REST client on one ``httpx.Client``.
+
+Endpoints and shapes: vast-api.md (sections named per method). The key is sent only as
+``Authorization: Bearer <key>`` (vast-api.md §1, "Use the header"), never in a URL, log line,
+exception or ``repr``.
+
+Retries (tenacity, exponential backoff with jitter) cover HTTP 429, 502, 503, 504, connect
+errors and timeouts, for every call **except create**: a retried ``PUT /asks/`` can rent two
+GPUs (vast-api.md "Summary of suggested client behaviour"). The official CLI retries the same
+statuses (vast-api.md §1, [cli] ``vastai/api/client.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from bot.vast.errors import (
+    NOT_JSON,
+    NotFound,
+    RateLimited,
+    UnexpectedResponse,
+    Unreachable,
+    VastError,
+    classify,
+    parse_body,
+)
+from bot.vast.models import CreateResult, Instance, Offer, User
+
+__all__ = ["DEFAULT_BASE_URL", "LIST_PAGE_SIZE", "VastClient", "port_env"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://console.vast.ai"
+LIST_PAGE_SIZE = 25
+"""Most instances per ``GET /api/v1/instances/`` page (vast-api.md §4)."""
+_MAX_PAGES = 1000
+_CREATE_UNKNOWN = (
+    "Vast.ai did not answer the create request properly, so the instance may or may not "
+    "exist. Check your deployments before trying again."
+)
+_MIN_DISK_GB = 8
+_MAX_LABEL = 256
+
+
+def port_env(ports: Iterable[int | str]) -> dict[str, str]:
+    """Env entries that ask Vast.ai to publish container ports (vast-api.md §3 "Ports").
+
+    ``port_env([8188, "8082/udp"])`` -> ``{"-p 8188:8188": "1", "-p 8082:8082/udp": "1"}``.
+    Merge the result into the ``env`` dict given to :meth:`VastClient.create_instance`.
+    Raises ValueError for a port outside 1–65535 (or 70000+ identity ports, which are allowed).
+    """
+    env: dict[str, str] = {}
+    for item in ports:
+        text = str(item).strip()
+        number, _, proto = text.partition("/")
+        port = int(number)
+        if port < 1 or 65535 < port < 70000:
+            raise ValueError(f"invalid port: {text}")
+        suffix = f"/{proto.lower()}" if proto and proto.lower() != "tcp" else ""
+        env[f"-p {port}:{port}{suffix}"] = "1"
+    return env
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimited | Unreachable)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.debug("retrying after attempt %d: %s", state.attempt_number, type(error).__name__)
+
+
+class VastClient:
+    """Vast.ai REST client (sync).
+
+    Args:
+        base_url: server root; ``/api/v0/...`` and ``/api/v1/...`` are added here.
+        api_key: Vast.ai API key, sent as a Bearer header. None sends no header (the
+            simulator and offer search accept that).
+        timeout: seconds per request (connect capped at 10 s), every call but create.
+        create_timeout: seconds for ``PUT /api/v0/asks/{id}/`` (create can be slow).
+        max_attempts: attempts per retried call, first one included.
+        backoff_initial: first backoff in seconds; doubles each retry, plus up to the same
+            amount of random jitter.
+        backoff_max: cap of one backoff, seconds.
+        transport: an ``httpx.BaseTransport`` for tests (e.g. ``httpx.MockTransport``).
+
+    Every method raises a :class:`bot.vast.errors.VastError` subclass on failure.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        create_timeout: float = 60.0,
+        max_attempts: int = 4,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.create_timeout = create_timeout
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.has_api_key = bool(api_key)
+        headers = {"Accept": "application/json", "User-Agent": "gpu-template-bot"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=self._timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._requests_sent = 0
+        self._count_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        key = "set" if self.has_api_key else "unset"
+        return f"VastClient(base_url={self.base_url!r}, api_key={key})"
+
+    def __enter__(self) -> VastClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying HTTP connections."""
+        self._http.close()
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent by this client so far (each retry counts), for benchmarks."""
+        return self._requests_sent
+
+    @staticmethod
+    def _timeout(seconds: float) -> httpx.Timeout:
+        return httpx.Timeout(seconds, connect=min(seconds, 10.0))
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max)
+            + wait_random(0, self.backoff_initial),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        retry: bool = True,
+        timeout: float | None = None,
+        operation: str = "",
+        json_content_type: bool = False,
+    ) -> Any:
+        """Send one request (with retries when ``retry``) and return the parsed JSON body.
+        ``json_content_type`` also rejects a 2xx whose Content-Type is not JSON."""
+        args = (method, path, json, params, timeout, operation, json_content_type)
+        if not retry:
+            return self._once(*args)
+        for attempt in self._retrying():
+            with attempt:
+                return self._once(*args)
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        timeout: float | None,
+        operation: str,
+        json_content_type: bool,
+    ) -> Any:
+        label = operation or f"{method} {path}"
+        is_create = operation.startswith("create")
+        with self._count_lock:
+            self._requests_sent += 1
+        try:
+            response = self._http.request(
+                method,
+                path,
+                json=json,
+                params=dict(params) if params else None,
+                timeout=self._timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            logger.debug("%s %s -> timeout (%s)", method, path, type(exc).__name__)
+            what = f"timed out ({type(exc).__name__})"
+            raise self._unreachable(label, what, is_create, sent) from exc
+        except httpx.HTTPError as exc:
+            sent = not isinstance(exc, httpx.ConnectError)
+            logger.debug("%s %s -> %s", method, path, type(exc).__name__)
+            raise self._unreachable(label, type(exc).__name__, is_create, sent) from exc
+        logger.debug("%s %s -> %s", method, path, response.status_code)
+        content_type = response.headers.get("content-type", "")
+        data = parse_body(response.text, content_type)
+        error = classify(
+            response.status_code, response.text, content_type, operation=label, data=data
+        )
+        if error is None and json_content_type and "json" not in content_type.lower():
+            error = UnexpectedResponse(f"{label}: Content-Type {content_type!r} is not JSON")
+        if is_create and response.status_code in (502, 504) and isinstance(error, Unreachable):
+            # A gateway error may hide a create the backend did carry out.
+            error.outcome_unknown = True
+            error.user_message = _CREATE_UNKNOWN
+        if error is not None:
+            error.redact([self._http.headers.get("authorization", "").removeprefix("Bearer ")])
+            raise error
+        return data
+
+    @staticmethod
+    def _unreachable(label: str, what: str, is_create: bool, sent: bool) -> Unreachable:
+        if is_create and sent:
+            return Unreachable(
+                f"{label}: {what}; the instance may have been created",
+                user_message=_CREATE_UNKNOWN,
+                outcome_unknown=True,
+            )
+        return Unreachable(f"{label}: {what}")
+
+    @staticmethod
+    def _expect_dict(data: Any, label: str, key: str | None = None) -> dict[str, Any]:
+        if not isinstance(data, dict) or (key is not None and key not in data):
+            shape = type(data).__name__ if data is not NOT_JSON else "non-JSON"
+            want = f"an object with {key!r}" if key else "an object"
+            raise UnexpectedResponse(f"{label}: expected {want}, got {shape}")
+        return data
+
+    # -- offers -----------------------------------------------------------------------------
+
+    def search_offers(self, query: Mapping[str, Any]) -> list[Offer]:
+        """``POST /api/v0/bundles/`` with ``query`` as the JSON body (vast-api.md §2).
+
+        ``query`` holds filters ``{"field": {"op": value}}`` and top-level ``limit`` (required
+        here: without it Vast.ai silently returns ~64 offers), ``order``, ``type``,
+        ``allocated_storage`` (GB; priced into ``dph_total``). Offers that cannot be parsed are
+        skipped. Raises ValueError without ``limit``; UnexpectedResponse for a non-JSON
+        answer or one without an ``offers`` list.
+        """
+        if "limit" not in query:
+            raise ValueError("search_offers query must include 'limit' (Vast.ai caps at ~64)")
+        label = "POST /api/v0/bundles/"
+        data = self._expect_dict(
+            self._call(
+                "POST",
+                "/api/v0/bundles/",
+                json=dict(query),
+                operation=label,
+                json_content_type=True,
+            ),
+            label,
+            "offers",
+        )
+        raw_offers = data["offers"]
+        if not isinstance(raw_offers, list):
+            raise UnexpectedResponse(f"{label}: 'offers' is {type(raw_offers).__name__}")
+        offers: list[Offer] = []
+        for raw in raw_offers:
+            try:
+                offers.append(Offer.from_api(raw))
+            except ValidationError:
+                logger.debug("skipping an offer that does not parse")
+        return offers
+
+    # -- create -----------------------------------------------------------------------------
+
+    def create_instance(
+        self,
+        offer_id: int,
+        *,
+        image: str,
+        env: Mapping[str, str],
+        disk_gb: int,
+        label: str,
+        onstart: str | None = None,
+        args: list[str] | None = None,
+        runtype: str = "args",
+    ) -> int:
+        """Rent ``offer_id``: ``PUT /api/v0/asks/{offer_id}/`` (vast-api.md §3). Returns the
+        instance id (``new_contract``).
+
+        Sends ``client_id: "me"``, ``cancel_unavail: true``, ``env`` as a JSON object (ports
+        as ``"-p N:N": "1"`` keys: see :func:`port_env`), ``disk`` in GB, ``label``,
+        ``runtype`` and, when given, ``onstart`` and ``args``.
+
+        Never retried, not even on 429 or a timeout. Raises OfferUnavailable (pick another
+        offer), InsufficientCredit, AuthError, RateLimited, Unreachable (``outcome_unknown``
+        set when the request went out but no usable answer came back — a read timeout or a
+        502/504 — so look the instance up by label), UnexpectedResponse, or VastError.
+        Whenever the error body still carried ``new_contract``, ``error.instance_id`` is set:
+        that instance exists and bills, so destroy it. Raises ValueError for ``disk_gb`` < 8
+        or a label over 256 characters.
+        """
+        if disk_gb < _MIN_DISK_GB:
+            raise ValueError(f"disk_gb must be at least {_MIN_DISK_GB} (Vast.ai minimum)")
+        if len(label) > _MAX_LABEL:
+            raise ValueError(f"label must be at most {_MAX_LABEL} characters")
+        body: dict[str, Any] = {
+            "client_id": "me",
+            "image": image,
+            "env": {str(k): str(v) for k, v in env.items()},
+            "disk": disk_gb,
+            "label": label,
+            "runtype": runtype,
+            "cancel_unavail": True,
+        }
+        if onstart is not None:
+            body["onstart"] = onstart
+        if args is not None:
+            body["args"] = list(args)
+        path = f"/api/v0/asks/{int(offer_id)}/"
+        try:
+            data = self._call(
+                "PUT",
+                path,
+                json=body,
+                retry=False,
+                timeout=self.create_timeout,
+                operation=f"create PUT {path}",
+            )
+            payload = self._expect_dict(data, f"create PUT {path}", "new_contract")
+            try:
+                return CreateResult.model_validate(payload).instance_id
+            except ValidationError:
+                raise UnexpectedResponse(f"create PUT {path}: bad 'new_contract'") from None
+        except VastError as error:
+            error.redact([str(v) for v in env.values()])
+            raise
+
+    # -- instances --------------------------------------------------------------------------
+
+    def list_instances_pages(self, *, label_prefix: str | None = None) -> Iterator[list[Instance]]:
+        """Yield each page of ``GET /api/v1/instances/?limit=25`` (vast-api.md §4), following
+        ``next_token`` via ``after_token`` until it is null. One request per page (plus
+        retries). ``label_prefix`` filters on the client side.
+
+        Raises UnexpectedResponse when ``instances`` is not a list (never read as "no
+        instances"; skypilot#10517), when an instance has no id, or when the token loops.
+        """
+        label = "GET /api/v1/instances/"
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+            if token:
+                params["after_token"] = token
+            data = self._expect_dict(
+                self._call("GET", "/api/v1/instances/", params=params, operation=label),
+                label,
+                "instances",
+            )
+            raw = data["instances"]
+            if not isinstance(raw, list):
+                raise UnexpectedResponse(f"{label}: 'instances' is {type(raw).__name__}")
+            try:
+                page = [Instance.from_api(item) for item in raw]
+            except ValidationError:
+                raise UnexpectedResponse(f"{label}: an instance could not be parsed") from None
+            if label_prefix is not None:
+                page = [i for i in page if i.label is not None and i.label.startswith(label_prefix)]
+            yield page
+            next_token = data.get("next_token")
+            if not next_token:
+                return
+            if not isinstance(next_token, str) or next_token in seen:
+                raise UnexpectedResponse(f"{label}: bad or repeated next_token")
+            seen.add(next_token)
+            token = next_token
+        raise UnexpectedResponse(f"{label}: more than {_MAX_PAGES} pages")
+
+    def list_instances(self, *, label_prefix: str | None = None) -> list[Instance]:
+        """Every instance of the account (all pages), optionally only labels starting with
+        ``label_prefix``. See :meth:`list_instances_pages` for requests and errors."""
+        return [i for page in self.list_instances_pages(label_prefix=label_prefix) for i in page]
+
+    def get_instance(self, instance_id: int) -> Instance | None:
+        """``GET /api/v0/instances/{id}/`` -> the instance, or None when Vast.ai answers
+        ``{"instances": null}`` (destroyed or unknown id) or 404 ``no_such_instance``.
+
+        Raises UnexpectedResponse when the body has no ``instances`` key or a wrong shape.
+        """
+        path = f"/api/v0/instances/{int(instance_id)}/"
+        label = f"GET {path}"
+        try:
+            data = self._call("GET", path, operation=label)
+        except NotFound:
+            return None
+        raw = self._expect_dict(data, label, "instances")["instances"]
+        if raw is None:
+            return None
+        if isinstance(raw, list):  # tolerate a one-element list
+            if not raw:
+                return None
+            if len(raw) != 1:
+                raise UnexpectedResponse(f"{label}: 'instances' holds {len(raw)} entries")
+            raw = raw[0]
+        if not isinstance(raw, dict):
+            raise UnexpectedResponse(f"{label}: 'instances' is {type(raw).__name__}")
+        try:
+            return Instance.from_api(raw)
+        except ValidationError:
+            raise UnexpectedResponse(f"{label}: the instance could not be parsed") from None
+
+    def _manage(self, instance_id: int, body: dict[str, Any]) -> None:
+        path = f"/api/v0/instances/{int(instance_id)}/"
+        label = f"PUT {path}"
+        self._expect_dict(self._call("PUT", path, json=body, operation=label), label)
+
+    def stop_instance(self, instance_id: int) -> None:
+        """``PUT /api/v0/instances/{id}/`` ``{"state": "stopped"}`` (vast-api.md §5): GPU billing
+        stops, storage keeps billing. Retried (idempotent). Raises NotFound for an unknown id."""
+        self._manage(instance_id, {"state": "stopped"})
+
+    def start_instance(self, instance_id: int) -> None:
+        """``PUT /api/v0/instances/{id}/`` ``{"state": "running"}``. Needs the same GPU to be
+        free (it may wait in "scheduling"). Retried. Raises NotFound for an unknown id."""
+        self._manage(instance_id, {"state": "running"})
+
+    def label_instance(self, instance_id: int, label: str) -> None:
+        """``PUT /api/v0/instances/{id}/`` ``{"label": label}`` (≤ 1024 characters). Retried."""
+        self._manage(instance_id, {"label": label})
+
+    def destroy_instance(self, instance_id: int) -> bool:
+        """``DELETE /api/v0/instances/{id}/`` (irreversible; vast-api.md §5).
+
+        Returns True when destroyed now, False when it was already gone (404
+        ``no_such_instance``/``not_found`` counts as success). Retried on 429/5xx/timeouts,
+        because a destroy that silently fails keeps billing.
+        """
+        path = f"/api/v0/instances/{int(instance_id)}/"
+        label = f"DELETE {path}"
+        try:
+            self._expect_dict(self._call("DELETE", path, operation=label), label)
+        except NotFound:
+            return False
+        return True
+
+    # -- account ----------------------------------------------------------------------------
+
+    def get_user(self) -> User:
+        """``GET /api/v0/users/current/`` -> :class:`User` (``credit`` in $; vast-api.md §5)."""
+        label = "GET /api/v0/users/current/"
+        data = self._expect_dict(
+            self._call("GET", "/api/v0/users/current/", operation=label), label, "credit"
+        )
+        try:
+            return User.model_validate(data)
+        except ValidationError:
+            raise UnexpectedResponse(f"{label}: 'credit' is not a number") from None
+
+    def get_credit(self) -> float:
+        """Available credit of the account in US dollars (field ``credit``)."""
+        return self.get_user().credit

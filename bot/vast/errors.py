@@ -1,0 +1,259 @@
+"""Errors raised by :class:`bot.vast.client.VastClient`, and the rules that pick them.
+
+Hierarchy::
+
+    VastError                      any failure; .user_message, .status_code, .instance_id
+    ├── OfferUnavailable           the offer was rented by someone else / vanished (create)
+    ├── InsufficientCredit         not enough credit on the Vast.ai account (create)
+    ├── AuthError                  bad, revoked or under-scoped API key (any status, even 404)
+    ├── RateLimited                HTTP 429 (often a plain-text body, no Retry-After)
+    ├── Unreachable                connect error, timeout, or 502/503/504 from a gateway
+    ├── UnexpectedResponse         HTML/plain text/unparseable body, wrong JSON shape,
+    │                              or 200 ``success: false`` with an unknown ``error``
+    └── NotFound                   ``no_such_instance`` / ``not_found`` for an instance id
+
+``str(error)`` is technical (method, path, status, Vast.ai's error code and message) and
+``user_message`` is a sentence fit for Slack that says what went wrong and what to do.
+Neither ever contains the API key.
+
+Rules come from vast-api.md §1 (error envelope, auth quirks, 429 shape) and §3 (create
+errors; "classify offer-unavailable by ``no_such_ask`` or 3603/3907 in ``error`` or ``msg``").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "InsufficientCredit",
+    "NotFound",
+    "OfferUnavailable",
+    "RateLimited",
+    "Unreachable",
+    "UnexpectedResponse",
+    "VastError",
+    "classify",
+    "parse_body",
+]
+
+_MAX_DETAIL = 300
+
+NOT_JSON: Any = object()
+"""Sentinel returned by :func:`parse_body` when the body is not JSON."""
+
+
+class VastError(Exception):
+    """Base of every Vast.ai failure.
+
+    Attributes:
+        user_message: what went wrong and what to do, fit for Slack.
+        status_code: HTTP status, or None when no answer came back.
+        instance_id: set when a failed create still left an instance (``new_contract`` in the
+            error body); the caller must destroy it, since it bills storage.
+        error_code: Vast.ai's ``error`` field (e.g. ``"no_such_ask"``), when there was one.
+        outcome_unknown: True when a create may have succeeded although no answer arrived
+            (read timeout after the request was sent); look the instance up by label.
+    """
+
+    default_user_message = (
+        "Vast.ai returned an error. Try again; if it keeps failing, tell an admin."
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        user_message: str | None = None,
+        status_code: int | None = None,
+        instance_id: int | None = None,
+        error_code: str | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.user_message = user_message or self.default_user_message
+        self.status_code = status_code
+        self.instance_id = instance_id
+        self.error_code = error_code
+        self.outcome_unknown = outcome_unknown
+
+    def __str__(self) -> str:
+        return self.message
+
+    def redact(self, secrets: list[str]) -> None:
+        """Replace each secret (≥ 4 chars) in the messages by ``[redacted]``.
+
+        Vast.ai sometimes echoes the request in ``msg`` ("invalid json: {...}"), which could
+        carry env values sent on create.
+        """
+        for secret in secrets:
+            if len(secret) >= 4:
+                self.message = self.message.replace(secret, "[redacted]")
+                self.user_message = self.user_message.replace(secret, "[redacted]")
+        self.args = (self.message,)
+
+
+class OfferUnavailable(VastError):
+    """The offer is gone (``no_such_ask``, codes 3603/3907, or 404/410 on create).
+
+    Pick the next offer or search again (vast-api.md §7 pitfall 1)."""
+
+    default_user_message = (
+        "That GPU offer is no longer available (someone else rented it). "
+        "Pick another offer or search again."
+    )
+
+
+class InsufficientCredit(VastError):
+    """The Vast.ai account has too little credit for the rental."""
+
+    default_user_message = (
+        "The Vast.ai account does not have enough credit for this rental. "
+        "Ask an admin to add credit on Vast.ai, then try again."
+    )
+
+
+class AuthError(VastError):
+    """The API key was refused (``error == "auth_error"`` or msg "Invalid user key", any status)."""
+
+    default_user_message = (
+        "Vast.ai refused the bot's API key (invalid, revoked or missing a permission). "
+        "Ask an admin to check VAST_API_KEY."
+    )
+
+
+class RateLimited(VastError):
+    """HTTP 429. Vast.ai sends no Retry-After; the client backs off and retries (not create)."""
+
+    default_user_message = (
+        "Vast.ai is rate-limiting the bot right now. Wait a minute and try again."
+    )
+
+
+class Unreachable(VastError):
+    """No usable answer: connect error, timeout, or a 502/503/504 gateway error."""
+
+    default_user_message = (
+        "Could not reach Vast.ai (timeout or gateway error). Try again in a few minutes."
+    )
+
+
+class UnexpectedResponse(VastError):
+    """Vast.ai answered something the bot cannot read (HTML, plain text, wrong JSON shape)."""
+
+    default_user_message = (
+        "Vast.ai sent an answer the bot could not understand. "
+        "Try again later; if it keeps happening, tell an admin."
+    )
+
+
+class NotFound(VastError):
+    """The instance does not exist (any more): ``no_such_instance`` / ``not_found``."""
+
+    default_user_message = "That instance no longer exists on Vast.ai (it may have been destroyed)."
+
+
+def parse_body(body_text: str, content_type: str) -> Any:
+    """Parse a response body as JSON when it looks like JSON; return :data:`NOT_JSON` otherwise.
+
+    A JSON content type, or a body starting with ``{``/``[``, is tried; HTML and plain text
+    (e.g. the 429 ``API requests too frequent``) give :data:`NOT_JSON`.
+    """
+    text = body_text.strip()
+    if "json" not in content_type.lower() and not text.startswith(("{", "[")):
+        return NOT_JSON
+    try:
+        return json.loads(text)
+    except ValueError:
+        return NOT_JSON
+
+
+def _detail(data: Any, body_text: str) -> tuple[str | None, str]:
+    """(error code, human message) from a parsed body; plain text becomes the message."""
+    if isinstance(data, dict):
+        code = data.get("error")
+        msg = data.get("msg") or data.get("message") or data.get("detail") or ""
+        return (str(code) if code is not None else None), str(msg)[:_MAX_DETAIL]
+    if data is NOT_JSON:
+        return None, " ".join(body_text.split())[:_MAX_DETAIL]
+    return None, ""
+
+
+def _new_contract(data: Any) -> int | None:
+    if isinstance(data, dict):
+        value = data.get("new_contract")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None
+
+
+def classify(
+    status: int,
+    body_text: str,
+    content_type: str,
+    *,
+    operation: str = "",
+    data: Any = None,
+) -> VastError | None:
+    """Turn one HTTP answer into the error it means, or None when it is a usable success.
+
+    Args:
+        status: HTTP status code.
+        body_text: the raw body.
+        content_type: the ``Content-Type`` header (may be empty).
+        operation: a label for the call; ``"create"`` makes 404/410 mean
+            :class:`OfferUnavailable`, ``"PUT /api/..."`` prefixes the message.
+        data: the already-parsed body (from :func:`parse_body`); parsed here when None.
+
+    Success = 2xx, a JSON body, and not ``success: false``. Shape checks (``offers`` is a list,
+    ...) are the caller's job. The returned error carries ``instance_id`` whenever the body
+    has ``new_contract``.
+    """
+    if data is None:
+        data = parse_body(body_text, content_type)
+    code, msg = _detail(data, body_text)
+    success_false = isinstance(data, dict) and data.get("success") is False
+    if 200 <= status < 300 and data is not NOT_JSON and not success_false:
+        return None
+
+    is_create = operation.split(" ")[0] == "create" or "/asks/" in operation
+    where = f"{operation}: " if operation else ""
+    text = f"{where}HTTP {status}" + (f" {code}" if code else "") + (f": {msg}" if msg else "")
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "instance_id": _new_contract(data),
+        "error_code": code,
+    }
+    lowered = f"{code or ''} {msg}".lower()
+
+    if code == "auth_error" or "invalid user key" in lowered or status == 401:
+        return AuthError(text, **kwargs)
+    if status == 429 or code == "rate_limit_exceeded" or "too frequent" in lowered:
+        return RateLimited(text, **kwargs)
+    if "no_such_ask" in lowered or "3603" in msg or "3907" in msg:
+        return OfferUnavailable(text, **kwargs)
+    if status == 402 or ("insufficient" in lowered and ("credit" in lowered or "fund" in lowered)):
+        return InsufficientCredit(text, **kwargs)
+    if status in (502, 503, 504):
+        return Unreachable(text, **kwargs)
+    if is_create and status in (404, 410):
+        return OfferUnavailable(text, **kwargs)
+    if code in ("no_such_instance", "not_found") or (
+        status == 404 and not is_create and "instance" in msg.lower()
+    ):
+        # Only a JSON answer about the instance: a bare 404 (wrong VAST_API_URL, HTML page)
+        # must not let destroy report "already gone" while the instance keeps billing.
+        return NotFound(text, **kwargs)
+    if data is NOT_JSON or not isinstance(data, dict):
+        return UnexpectedResponse(text + " (body is not a JSON object)", **kwargs)
+    if 200 <= status < 300:
+        # 200 with success:false and an error we do not know.
+        return UnexpectedResponse(text, **kwargs)
+    if status == 403 and code != "invalid_args":
+        return AuthError(text, **kwargs)
+    user = "Vast.ai rejected the request" + (f": {msg}" if msg else f" (HTTP {status}).")
+    return VastError(text, user_message=user, **kwargs)

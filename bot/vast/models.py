@@ -1,0 +1,304 @@
+"""Typed views of the Vast.ai JSON the bot reads.
+
+Every model ignores unknown keys and tolerates missing ones (Vast.ai adds, drops and nulls
+fields freely; vast-api.md §2 "Any field may be null"). Only ``id`` is required. Numbers sent
+as strings (``"12.8"``, ``HostPort: "41188"``) are accepted.
+
+Units are converted once, here: VRAM arrives in MB (``gpu_ram``) and is exposed in GB
+(``gpu_ram_gb`` = MB / 1024); disk arrives and stays in GB; prices are $/hour except
+``storage_cost`` ($/GB/month).
+
+Secrets: ``Instance`` never keeps ``extra_env`` (it holds every env value sent on create,
+passwords and tokens included; vast-api.md §4), and ``jupyter_token`` is left out of ``repr``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["CreateResult", "Instance", "Offer", "PortMapping", "User"]
+
+_MB_PER_GB = 1024.0
+
+
+def _first_present(data: Mapping[str, Any], *keys: str) -> Any:
+    """Return the first value among ``keys`` that is present and not None, else None."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _mb_to_gb(value: Any) -> Any:
+    """MB (as Vast.ai sends ``gpu_ram``) to GB; non-numbers are passed on for pydantic to judge."""
+    try:
+        return float(value) / _MB_PER_GB
+    except (TypeError, ValueError):
+        return value
+
+
+class _VastModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Offer(_VastModel):
+    """One rentable GPU offer ("ask") from ``POST /api/v0/bundles/`` (vast-api.md §2).
+
+    Build it from the raw offer JSON with :meth:`from_api` (or ``Offer.model_validate``); the
+    raw field names are mapped for you. Constructing with the attribute names below works too.
+    ``catalog.matching.OfferLike`` relies on these attribute names.
+    """
+
+    id: int
+    """Offer (ask) id, the ``{id}`` of ``PUT /api/v0/asks/{id}/``. From ``id``."""
+    gpu_name: str = ""
+    """GPU model exactly as Vast.ai spells it, e.g. ``"RTX 4090"``. From ``gpu_name``."""
+    num_gpus: int = 0
+    """Number of GPUs in the offer. From ``num_gpus``."""
+    gpu_ram_gb: float = 0.0
+    """VRAM **per GPU** in GB = ``gpu_ram`` (MB) / 1024; a 24 GB card gives ~23.99."""
+    cuda_max_good: float | None = None
+    """Highest CUDA version the host driver supports, e.g. ``12.8``. From ``cuda_max_good``."""
+    compute_cap: int | None = None
+    """CUDA compute capability ×100, e.g. ``890``. From ``compute_cap``."""
+    disk_space_gb: float = 0.0
+    """Most disk the offer can give, GB. From ``disk_space`` (already GB)."""
+    direct_port_count: int = 0
+    """Open direct ports on the host; 0 means proxy-only (no public app ports)."""
+    dph_total: float = math.inf
+    """Total $/hour: GPU + storage for the query's ``allocated_storage`` GB (bandwidth not
+    included). From ``dph_total``; missing means ``inf`` so an unpriced offer never ranks first."""
+    dph_base: float | None = None
+    """GPU-only $/hour. From ``dph_base``."""
+    storage_cost: float | None = None
+    """Storage price in $/GB/**month**. From ``storage_cost``."""
+    verified: bool = False
+    """True when ``verification == "verified"`` (or, without ``verification``, ``verified``)."""
+    rentable: bool = False
+    """Whether the offer can be rented now. From ``rentable``; missing means False."""
+    reliability: float | None = None
+    """Host reliability 0–1. From ``reliability2``, else ``reliability``."""
+    geolocation: str | None = None
+    """Free text such as ``"Oregon, US"`` or ``", FI"``. From ``geolocation``."""
+    inet_down: float | None = None
+    """Download bandwidth (unit unclear: MB/s per OpenAPI, Mb/s per CLI). From ``inet_down``."""
+    machine_id: int | None = None
+    """Physical machine id. From ``machine_id``."""
+    host_id: int | None = None
+    """Host (owner) user id. From ``host_id``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_raw(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        if out.get("gpu_ram_gb") is None and out.get("gpu_ram") is not None:
+            out["gpu_ram_gb"] = _mb_to_gb(out["gpu_ram"])
+        if out.get("disk_space_gb") is None and out.get("disk_space") is not None:
+            out["disk_space_gb"] = out["disk_space"]
+        verification = out.get("verification")
+        if isinstance(verification, str):
+            out["verified"] = verification.strip().lower() == "verified"
+        elif out.get("verified") is None:
+            out.pop("verified", None)
+        if "reliability2" in out or "reliability" in out:
+            out["reliability"] = _first_present(out, "reliability2", "reliability")
+        for key in ("gpu_name", "geolocation"):
+            if isinstance(out.get(key), str):
+                out[key] = out[key].strip()
+        # Keys whose value is null fall back to the field default.
+        for key in ("gpu_name", "num_gpus", "direct_port_count", "dph_total", "rentable"):
+            if key in out and out[key] is None:
+                del out[key]
+        return out
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Offer:
+        """Parse one raw offer dict from ``{"offers": [...]}``.
+
+        Raises ``pydantic.ValidationError`` when ``id`` is missing or a field has a wrong type.
+        """
+        return cls.model_validate(data)
+
+
+class PortMapping(_VastModel):
+    """One public mapping of a container port: ``{"HostIp": "0.0.0.0", "HostPort": "41188"}``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    host_ip: str = "0.0.0.0"
+    """``HostIp``: ``"0.0.0.0"`` (IPv4, all interfaces) or ``"::"`` (IPv6)."""
+    host_port: int
+    """``HostPort`` parsed from its string form; the public port on ``public_ipaddr``."""
+
+    @property
+    def is_ipv4(self) -> bool:
+        """True for IPv4 entries (``0.0.0.0``, empty, or a dotted address)."""
+        return ":" not in self.host_ip
+
+
+def _is_mapping(item: Any) -> bool:
+    return isinstance(item, PortMapping)
+
+
+def _parse_ports(raw: Any) -> dict[int, list[PortMapping]]:
+    """Parse Vast.ai's ``ports`` dict; keeps TCP only. Null, a list (the OpenAPI typo) -> ``{}``."""
+    if not isinstance(raw, Mapping):
+        return {}
+    result: dict[int, list[PortMapping]] = {}
+    for key, entries in raw.items():
+        port_text, _, proto = str(key).partition("/")
+        if proto and proto.lower() != "tcp":
+            continue
+        try:
+            container_port = int(port_text)
+        except ValueError:
+            continue
+        if not isinstance(entries, list):
+            continue
+        mappings: list[PortMapping] = []
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                continue
+            try:
+                host_port = int(str(entry.get("HostPort", "")).strip())
+            except ValueError:
+                continue
+            host_ip = entry.get("HostIp")
+            mappings.append(
+                PortMapping(
+                    host_ip=str(host_ip).strip() if host_ip else "0.0.0.0", host_port=host_port
+                )
+            )
+        if mappings:
+            result[container_port] = mappings
+    return result
+
+
+class Instance(_VastModel):
+    """A rented instance from ``GET /api/v0/instances/{id}/`` or ``GET /api/v1/instances/``.
+
+    Status fields (vast-api.md §4): ``actual_status`` is the container state (``None``,
+    ``created``, ``loading``, ``running``, ``stopped``, ``exited``, ``offline``, ``unknown``...);
+    ``intended_status`` what the user asked for; ``cur_state``/``next_state`` the contract state.
+    ``extra_env`` is deliberately not kept (it holds secrets).
+    """
+
+    id: int
+    """Instance (contract) id = ``new_contract`` from create."""
+    actual_status: str | None = None
+    intended_status: str | None = None
+    cur_state: str | None = None
+    next_state: str | None = None
+    status_msg: str | None = None
+    """Free text, e.g. ``"success, running vastai/comfyui"`` or an ``OCI runtime create failed``."""
+    label: str | None = None
+    public_ipaddr: str | None = None
+    """Public IP, stripped of the trailing newline Vast.ai sends; ``None`` when empty."""
+    ports: dict[int, list[PortMapping]] = Field(default_factory=dict)
+    """Container TCP port -> public mappings, from ``{"8188/tcp": [{"HostIp", "HostPort"}]}``.
+    Empty until the instance runs."""
+    ssh_host: str | None = None
+    ssh_port: int | None = None
+    gpu_name: str | None = None
+    num_gpus: int | None = None
+    gpu_ram_gb: float | None = None
+    """VRAM per GPU, GB (``gpu_ram`` MB / 1024)."""
+    dph_total: float | None = None
+    """Total $/hour including storage."""
+    disk_space_gb: float | None = None
+    """Disk allocated to the instance, GB (``disk_space``)."""
+    jupyter_token: str | None = Field(default=None, repr=False)
+    """Jupyter token: a secret, never logged or posted in a channel."""
+    start_date: float | None = None
+    """Epoch seconds; may be null just after create."""
+    geolocation: str | None = None
+    machine_id: int | None = None
+    image_uuid: str | None = None
+    """Docker image the instance runs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_raw(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        out = {k: v for k, v in data.items() if k not in ("extra_env", "onstart")}
+        if out.get("gpu_ram_gb") is None and out.get("gpu_ram") is not None:
+            out["gpu_ram_gb"] = _mb_to_gb(out["gpu_ram"])
+        if out.get("disk_space_gb") is None and out.get("disk_space") is not None:
+            out["disk_space_gb"] = out["disk_space"]
+        return out
+
+    @field_validator("public_ipaddr", "ssh_host", "label", "geolocation", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and all(
+            isinstance(k, int)
+            and isinstance(v, list)
+            and all(isinstance(m, PortMapping) for m in v)
+            for k, v in value.items()
+        ):
+            return value
+        return _parse_ports(value)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Instance:
+        """Parse one raw instance dict. Raises ``pydantic.ValidationError`` without ``id``."""
+        return cls.model_validate(data)
+
+    def host_port(self, container_port: int) -> int | None:
+        """Public port mapped to ``container_port`` (TCP), or None when not (yet) mapped.
+
+        Takes the first IPv4/``0.0.0.0`` entry; falls back to the first entry when only
+        IPv6 entries exist (Docker publishes the same number on both).
+        """
+        mappings = self.ports.get(container_port) or []
+        for mapping in mappings:
+            if mapping.is_ipv4:
+                return mapping.host_port
+        return mappings[0].host_port if mappings else None
+
+    def public_url(self, container_port: int, scheme: str = "http") -> str | None:
+        """``{scheme}://{public_ipaddr}:{host_port}/`` for a mapped port, else None."""
+        port = self.host_port(container_port)
+        if port is None or not self.public_ipaddr:
+            return None
+        return f"{scheme}://{self.public_ipaddr}:{port}/"
+
+
+class CreateResult(_VastModel):
+    """Success body of ``PUT /api/v0/asks/{id}/``: ``new_contract`` is the new instance id.
+
+    ``instance_api_key`` (a per-instance secret) is deliberately not kept.
+    """
+
+    instance_id: int
+    """The new instance id, from ``new_contract``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_raw(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "instance_id" not in data and "new_contract" in data:
+            return {**data, "instance_id": data["new_contract"]}
+        return data
+
+
+class User(_VastModel):
+    """``GET /api/v0/users/current/``: ``credit`` is the available balance in US dollars
+    (vast-api.md §5)."""
+
+    credit: float
