@@ -66,6 +66,7 @@ from storage.repo import (
     release_ready_notification,
     set_instance,
     set_message,
+    set_offer,
     update_status,
 )
 from storage.types import UTCDateTime, utcnow
@@ -122,6 +123,7 @@ __all__ = [
     "seconds_in_stopped",
     "set_instance",
     "set_message",
+    "set_offer",
     "update_status",
     "utcnow",
     "write_transaction",

@@ -389,6 +389,44 @@ def set_message(
             raise DeploymentNotFoundError(deployment_id)
 
 
+def set_offer(
+    sf: SessionFactory,
+    deployment_id: int,
+    *,
+    offer_id: int,
+    gpu_name: str,
+    num_gpus: int,
+    gpu_ram_gb: float,
+    dph_total: float,
+    now: datetime | None = None,
+) -> bool:
+    """Record the offer a ``creating`` deployment is being rented on (a stand-in for an offer
+    taken between search and create). ``gpu_ram_gb`` is GB per GPU, ``dph_total`` $/hour.
+
+    Returns False when the row is no longer ``creating`` (the price of a rented instance is
+    fixed). Raises DeploymentNotFoundError for an unknown id.
+    """
+    now = now or utcnow()
+    with write_transaction(sf) as session:
+        if session.get(Deployment, deployment_id) is None:
+            raise DeploymentNotFoundError(deployment_id)
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, Deployment.status == DeploymentStatus.CREATING)
+            .values(
+                offer_id=offer_id,
+                gpu_name=gpu_name,
+                num_gpus=num_gpus,
+                gpu_ram_gb=gpu_ram_gb,
+                dph_total=dph_total,
+                updated_at=now,
+                version=Deployment.version + 1,
+            ),
+            execution_options=_PLAIN,
+        )
+        return _rowcount(result) == 1
+
+
 def claim_ready_notification(
     sf: SessionFactory, deployment_id: int, now: datetime | None = None
 ) -> bool:

@@ -1,16 +1,237 @@
-"""Listener for the picker's submission (view_submission of ``deploy_modal``)."""
+"""Listener for the picker's submission (view_submission of ``deploy_modal``).
+
+Thin: parse and validate the untrusted payload, re-check the offer, ack, hand over to
+:class:`bot.services.deploy.DeployService`.
+
+* Input problems (no offer chosen, a non-numeric offer id, disk out of bounds, no channel)
+  are answered inline: ``ack(response_action="errors", errors={block_id: message})``.
+* A stale form (metadata that is not ours, a template no longer in the catalog) gets
+  ``response_action: "update"`` with a view that says so.
+* The offer is fetched again with one search and re-checked against the template. When that
+  answers within :data:`ACK_BUDGET_SECONDS` the result goes into the ack itself (an inline
+  error on the offer, or ``response_action: "clear"``, which closes the picker and any modal
+  under it). When Vast.ai is slower, the modal is acked with a "checking…" view so that Slack's
+  3-second window is kept, and later updated (``views.update``) with the outcome.
+* Bolt runs this listener in its thread pool and answers Slack as soon as ``ack`` is called
+  (``process_before_response`` is off), so the rental continues after the ack.
+"""
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App
+import json
+import logging
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
 
-from bot.blocks.picker import CALLBACK_DEPLOY
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import deploy as deploy_blocks
+from bot.blocks import picker
 from bot.services.context import Services
+from bot.services.deploy import DeployRequest, DeployService, OfferCheck
+from bot.vast.errors import VastError
+from catalog import MIN_DISK_GB, Template, disk_problem
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the offer re-check may take before the modal is acked with a "checking…" view
+#: (Slack drops an ack later than 3 s; Bolt and the network need the rest).
+ACK_BUDGET_SECONDS = 2.0
+CHECK_THREADS = 8
+
+_CHANNEL_RE = re.compile(r"^[CDG][A-Z0-9]{2,30}$")
+_OFFER_TEXT_RE = re.compile(r"^\d+× (.{1,100}?) · ")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submission whose fields passed validation (the offer is not yet re-checked)."""
+
+    view_id: str
+    team_id: str
+    user_id: str
+    template: Template
+    state: picker.PickerState
+    offer_id: int
+    offer_gpu: str | None
+    disk_gb: int
+    channel: str
+
+
+def _int(value: Any) -> int | None:
+    text = str(value).strip() if value is not None else ""
+    if not re.fullmatch(r"\d{1,12}", text):
+        return None
+    return int(text)
+
+
+def _offer_gpu(view: dict[str, Any]) -> str | None:
+    """GPU model from the chosen option's label (used only to narrow the re-check search)."""
+    values = (view.get("state") or {}).get("values") or {}
+    option = ((values.get(picker.BLOCK_OFFER) or {}).get(picker.ACTION_OFFER) or {}).get(
+        "selected_option"
+    ) or {}
+    text = (option.get("text") or {}).get("text") if isinstance(option, dict) else None
+    match = _OFFER_TEXT_RE.match(text or "") if isinstance(text, str) else None
+    return match.group(1) if match else None
+
+
+def parse_submission(
+    services: Services, body: dict[str, Any], view: dict[str, Any]
+) -> Submission | dict[str, Any]:
+    """A :class:`Submission`, or the keyword arguments of the ``ack`` that rejects it."""
+    try:
+        state = picker.PickerState.from_metadata(str(view.get("private_metadata") or ""))
+    except (ValueError, json.JSONDecodeError):
+        return {
+            "response_action": "update",
+            "view": deploy_blocks.problem_view(
+                "This form is out of date. Run `/templates` and press *Deploy* again."
+            ),
+        }
+    template = services.catalog.get(state.template)
+    if template is None:
+        return {
+            "response_action": "update",
+            "view": deploy_blocks.problem_view(
+                f"The template `{state.template[:40]}` is no longer in the catalog. "
+                "Run `/templates` for the current list."
+            ),
+        }
+    values = picker.selected_values(view)
+    errors: dict[str, str] = {}
+    offer_id = _int(values["offer"])
+    if values["offer"] is None:
+        errors[picker.BLOCK_OFFER] = "Choose a GPU offer."
+    elif offer_id is None or offer_id == 0:
+        errors[picker.BLOCK_OFFER] = "That is not an offer from the list. Choose a GPU offer."
+    disk = _int(values["disk"])
+    if disk is None:
+        errors[picker.BLOCK_DISK] = (
+            f"Enter a whole number of GB between {template.disk_gb} and {template.max_disk_gb}."
+        )
+    else:
+        problem = disk_problem(template, disk)
+        if problem is None and disk < max(template.disk_gb, MIN_DISK_GB):
+            problem = f"disk must be at least {template.disk_gb} GB for {template.name}"
+        if problem is not None:
+            errors[picker.BLOCK_DISK] = problem[0].upper() + problem[1:] + "."
+    channel = values["channel"]
+    if not isinstance(channel, str) or not _CHANNEL_RE.match(channel):
+        errors[picker.BLOCK_CHANNEL] = "Choose the channel for status updates."
+    view_id = view.get("id")
+    user_id = (body.get("user") or {}).get("id")
+    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    if not errors and not (
+        isinstance(view_id, str) and view_id and isinstance(user_id, str) and team_id
+    ):
+        return {
+            "response_action": "update",
+            "view": deploy_blocks.problem_view(
+                "Slack sent this form without its ids. Run `/templates` and try again."
+            ),
+        }
+    if errors:
+        return {"response_action": "errors", "errors": errors}
+    assert offer_id is not None and disk is not None and isinstance(channel, str)
+    return Submission(
+        view_id=str(view_id)[:200],
+        team_id=str(team_id)[:32],
+        user_id=str(user_id)[:32],
+        template=template,
+        state=state,
+        offer_id=offer_id,
+        offer_gpu=state.gpu_name or _offer_gpu(view),
+        disk_gb=disk,
+        channel=channel,
+    )
+
+
+def _update_view(client: WebClient, view_id: str, view: Any) -> None:
+    try:
+        client.views_update(view_id=view_id, view=view)
+    except SlackApiError as error:  # closed meanwhile: the status message tells the rest
+        logger.info("views.update failed: %s", error.response.get("error"))
+
+
+def _check_problem(future: Future[OfferCheck]) -> tuple[OfferCheck | None, str | None]:
+    """(check, problem) from a finished re-check, turning Vast.ai errors into a problem."""
+    try:
+        check = future.result()
+    except VastError as error:
+        return None, f"Could not check the offer with Vast.ai: {error.user_message}"
+    return check, check.problem
 
 
 def register(app: App, services: Services) -> None:
-    """Attach the submission listener to ``app``."""
+    """Attach the submission listener to ``app`` and build the deploy service
+    (``services.extras["deploy_service"]``)."""
+    service = DeployService(
+        vast=services.vast,
+        session_factory=services.session_factory,
+        notifier=services.notifier,
+        messages=deploy_blocks.SlackDeployMessages(),
+        catalog_get=services.catalog.get,
+        simulated=services.settings.simulated,
+    )
+    services.extras["deploy_service"] = service
+    checks = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="offer-check")
+    services.extras.setdefault("closers", []).append(lambda: checks.shutdown(wait=False))
 
-    @app.view(CALLBACK_DEPLOY)
-    def deploy_submitted(ack: Ack) -> None:
-        ack()
+    @app.view(picker.CALLBACK_DEPLOY)
+    def deploy_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        parsed = parse_submission(services, body, view)
+        if not isinstance(parsed, Submission):
+            ack(**parsed)
+            return
+        sub = parsed
+        future = checks.submit(
+            service.recheck,
+            sub.template,
+            sub.offer_id,
+            disk_gb=sub.disk_gb,
+            gpu_name=sub.offer_gpu,
+            max_dph=sub.state.max_dph,
+        )
+        acked = False
+        try:
+            future.result(timeout=ACK_BUDGET_SECONDS)
+        except FutureTimeout:
+            ack(
+                response_action="update", view=deploy_blocks.working_view(sub.template, sub.channel)
+            )
+            acked = True
+        except Exception:  # noqa: S110 - read again below, where it is handled
+            pass
+        check, problem = _check_problem(future)
+        if problem is not None or check is None or check.offer is None:
+            message = problem or "That GPU offer could not be checked. Pick another one."
+            if acked:
+                _update_view(
+                    client, sub.view_id, deploy_blocks.problem_view(message, template=sub.template)
+                )
+            else:
+                ack(response_action="errors", errors={picker.BLOCK_OFFER: message[:2000]})
+            return
+        if acked:
+            _update_view(client, sub.view_id, deploy_blocks.done_view(sub.template, sub.channel))
+        else:
+            ack(response_action="clear")
+        service.deploy(
+            DeployRequest(
+                request_key=sub.view_id,
+                team_id=sub.team_id,
+                user_id=sub.user_id,
+                channel_id=sub.channel,
+                template=sub.template,
+                offer=check.offer,
+                disk_gb=sub.disk_gb,
+            )
+        )

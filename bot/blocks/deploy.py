@@ -1,0 +1,202 @@
+"""Block Kit for the deploy flow (pure functions from data to views and messages).
+
+* Modal views answered on submission of the GPU picker (``deploy_modal``): the "renting…"
+  view shown while the offer is still being checked, the "done" view, and the problem view
+  for a submission that cannot be deployed (stale form, template gone, offer gone).
+* Thread replies on the status message: "the offer was taken, renting a similar one", and
+  the failure note that mentions the requester, with a **Pick another GPU** button
+  (``deploy_template``, value = template slug: it opens the picker with fresh offers).
+* The requester's private DM with the generated password (sent by the status poller when
+  the deployment is ready; never posted in a channel).
+
+:class:`SlackDeployMessages` bundles these for :class:`bot.services.deploy.DeployService`,
+which takes its messages as an argument and so imports nothing from Slack.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.picker import CALLBACK_DEPLOY
+from bot.blocks.status import gpu_summary, status_message
+from bot.blocks.templates import ACTION_DEPLOY
+from catalog import OfferLike, Template
+from storage import DeploymentRecord
+
+#: Modal title when the template is unknown (titles are at most 24 characters).
+DEFAULT_TITLE = "Deploy"
+
+
+def _title(name: str | None) -> PlainTextObject:
+    return PlainTextObject(text=truncate(f"Deploy {name}" if name else DEFAULT_TITLE, 24))
+
+
+def _offer_text(offer: OfferLike) -> str:
+    gpu = f"{offer.num_gpus}× {offer.gpu_name} ({offer.gpu_ram_gb:.0f} GB)"
+    return f"{gpu} at ${offer.dph_total:.3f}/h"
+
+
+def pick_again_button(slug: str, text: str = "Pick another GPU") -> ButtonElement:
+    """The button that re-opens the GPU picker with fresh offers for template ``slug``."""
+    return ButtonElement(text=text, action_id=ACTION_DEPLOY, value=slug[:100], style="primary")
+
+
+def working_view(template: Template, channel: str) -> View:
+    """Shown (``response_action: update``) when checking the offer takes longer than the ack
+    window allows: the submission is being handled, the modal may be closed."""
+    return View(
+        type="modal",
+        callback_id=CALLBACK_DEPLOY,
+        title=_title(template.name),
+        close=PlainTextObject(text="Close"),
+        blocks=[
+            SectionBlock(
+                block_id="deploy_working",
+                text=MarkdownTextObject(
+                    text=(
+                        f":hourglass_flowing_sand: *Checking the GPU offer for {template.name} "
+                        "with Vast.ai…*\nYou can close this window: the status message will "
+                        f"appear in <#{channel}>."
+                    )
+                ),
+            )
+        ],
+    )
+
+
+def done_view(template: Template, channel: str) -> View:
+    """Replaces :func:`working_view` once the rental has been handed to the deploy service."""
+    return View(
+        type="modal",
+        callback_id=CALLBACK_DEPLOY,
+        title=_title(template.name),
+        close=PlainTextObject(text="Close"),
+        blocks=[
+            SectionBlock(
+                block_id="deploy_done",
+                text=MarkdownTextObject(
+                    text=(
+                        f":rocket: *Renting the GPU for {template.name}.* "
+                        f"Follow its progress in <#{channel}>."
+                    )
+                ),
+            )
+        ],
+    )
+
+
+def problem_view(message: str, *, template: Template | None = None) -> View:
+    """A modal that says why the submission cannot be deployed and what to do (no submit;
+    a **Pick another GPU** button when the template is known)."""
+    blocks: list[Block] = [
+        SectionBlock(
+            block_id="deploy_problem",
+            text=MarkdownTextObject(text=truncate(f":warning: {message}", MAX_SECTION_TEXT)),
+        )
+    ]
+    if template is not None:
+        blocks.append(
+            ActionsBlock(
+                block_id="deploy_problem_actions", elements=[pick_again_button(template.slug)]
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=CALLBACK_DEPLOY,
+        title=_title(template.name if template else None),
+        close=PlainTextObject(text="Close"),
+        blocks=blocks,
+    )
+
+
+def offer_switched_note(
+    dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
+) -> dict[str, Any]:
+    """Thread reply: the chosen offer was rented by someone else; a similar one is tried."""
+    change = (replacement.dph_total - taken.dph_total) / taken.dph_total if taken.dph_total else 0
+    text = (
+        f":arrows_counterclockwise: <@{dep.user_id}> the offer you picked ({_offer_text(taken)}) "
+        "was just rented by someone else. Trying a similar one instead: "
+        f"{_offer_text(replacement)} ({change:+.0%})."
+    )
+    return message_payload(
+        [SectionBlock(block_id="offer_switched", text=MarkdownTextObject(text=text))], text
+    )
+
+
+def failure_note(
+    dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
+) -> dict[str, Any]:
+    """Thread reply (or DM) that tells the requester the deployment failed and why; with
+    ``retry_slug`` a **Pick another GPU** button re-opens the picker with fresh offers."""
+    text = (
+        f":x: <@{dep.user_id}> {dep.template_name} on {gpu_summary(dep)} could not be "
+        f"deployed: {reason}"
+    )
+    blocks: list[Block] = [
+        SectionBlock(
+            block_id="deploy_failed", text=MarkdownTextObject(text=truncate(text, MAX_SECTION_TEXT))
+        )
+    ]
+    if retry_slug:
+        blocks.append(
+            ActionsBlock(block_id="deploy_failed_actions", elements=[pick_again_button(retry_slug)])
+        )
+    return message_payload(blocks, text)
+
+
+def credentials_dm(
+    dep: DeploymentRecord, template: Template, urls: list[tuple[int, str]]
+) -> dict[str, Any]:
+    """The requester's private DM with the generated password (``web_password``) and where
+    to use it. Only for a DM: the password must never reach a channel."""
+    user = template.env.get("WEB_USER")
+    lines = [f":key: Your *{template.name}* (deployment #{dep.id}) is protected."]
+    if user:
+        lines.append(f"• User: `{user}`")
+    lines.append(f"• {template.password_env or 'Password'}: `{dep.web_password or ''}`")
+    for port, url in urls:
+        lines.append(f"• Port {port}: <{url}|{url}>")
+    blocks: list[Block] = [
+        SectionBlock(block_id="credentials", text=MarkdownTextObject(text="\n".join(lines))),
+        ContextBlock(
+            elements=[MarkdownTextObject(text="Only you see this. Do not paste it in a channel.")]
+        ),
+    ]
+    return message_payload(blocks, f"Credentials for {template.name} (deployment #{dep.id})")
+
+
+class SlackDeployMessages:
+    """The messages :class:`bot.services.deploy.DeployService` sends, as Block Kit payloads
+    (``{"text", "blocks"}``)."""
+
+    def status(
+        self, dep: DeploymentRecord, template: Template | None, *, now: datetime
+    ) -> dict[str, Any]:
+        """The channel status message (:func:`bot.blocks.status.status_message`)."""
+        return status_message(dep, template, now=now)
+
+    def offer_switched(
+        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
+    ) -> dict[str, Any]:
+        """See :func:`offer_switched_note`."""
+        return offer_switched_note(dep, taken, replacement)
+
+    def failed(
+        self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
+    ) -> dict[str, Any]:
+        """See :func:`failure_note`."""
+        return failure_note(dep, reason, retry_slug=retry_slug)

@@ -1,0 +1,578 @@
+"""The deploy service: from a checked picker submission to a rented Vast.ai instance.
+
+Order of work for one submission (DESIGN.md "Data flow of a deployment", step 3–4):
+
+1. :func:`storage.create_deployment` writes the row (status ``creating``) keyed by the modal's
+   view id **before** anything is rented. The unique ``request_key`` makes a duplicate or
+   concurrent delivery of the same submission find the existing row and stop there: one row,
+   one instance.
+2. The status message is posted in the chosen channel (the notifier falls back to a DM with
+   the reason) and its channel/ts stored. If Slack refuses outright, nothing is rented.
+3. ``PUT /api/v0/asks/{offer}/`` (never retried by the client) with the template's image, env
+   (+ ``-p`` port keys, + the generated password), disk, launch command and the label
+   ``slackbot:dep-<id>``; the instance id is stored and the row moves to ``provisioning``.
+4. Vast.ai errors mark the row ``failed`` with the reason and tell the requester in the
+   status message's thread. "Offer no longer available" first tries up to
+   :attr:`DeployService.similar_attempts` offers of the same GPU model and count at most 10 %
+   dearer (fresh search); a failed create that still returned an instance id destroys it; a
+   create whose outcome is unknown (timeout after sending) looks the label up before deciding.
+
+Launch decision (vast-api.md §3 "runtype semantics"): a template with a ``launch_command`` runs
+with ``runtype: "ssh_direct"`` and the command as ``onstart``. Vast.ai's entrypoint then
+replaces the image's, runs ``onstart`` through bash (so ``${JUPYTER_TOKEN}`` and friends are
+expanded from the env we send) and opens port 22 for direct SSH, which is why the catalog asks
+offers for one direct port more than the template's ports. The built-in launch commands are
+written for that (vllm names its module because the entrypoint is replaced). A template
+without a launch command keeps the image's own ENTRYPOINT/CMD with ``runtype: "args"`` and no
+args (no SSH then).
+
+This module imports nothing from Slack: messages come from the ``messages`` object passed in
+(:class:`bot.blocks.deploy.SlackDeployMessages`) and go out through the notifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import storage
+from bot.vast.client import port_env
+from bot.vast.errors import OfferUnavailable, VastError
+from bot.vast.models import Instance, Offer
+from catalog import OfferLike, Template, build_offer_query, offer_fits, similar_offers
+from storage import DeploymentRecord, SessionFactory
+
+logger = logging.getLogger(__name__)
+
+#: Every instance the bot rents carries ``slackbot:dep-<deployment id>`` as its Vast.ai label.
+LABEL_PREFIX = "slackbot:dep-"
+_LABEL_RE = re.compile(r"^slackbot:dep-(\d{1,18})$")
+
+#: Vast.ai's limit for ``args`` + ``args_str`` + ``onstart`` together (vast-api.md §3).
+MAX_ONSTART = 4096
+#: Bytes of randomness of a generated web password (``secrets.token_urlsafe``: 32 characters).
+PASSWORD_BYTES = 24
+
+SIMILAR_PRICE_INCREASE = 0.10
+
+
+def label_for(deployment_id: int) -> str:
+    """The Vast.ai label of a deployment's instance: ``slackbot:dep-42``."""
+    return f"{LABEL_PREFIX}{deployment_id}"
+
+
+def deployment_id_from_label(label: str | None) -> int | None:
+    """The deployment id in a label written by :func:`label_for`, else None."""
+    match = _LABEL_RE.match((label or "").strip())
+    return int(match.group(1)) if match else None
+
+
+# -- what the service needs from the outside -------------------------------------------------
+
+
+class VastApi(Protocol):
+    """The parts of :class:`bot.vast.client.VastClient` the deploy service uses."""
+
+    def search_offers(self, query: Mapping[str, Any]) -> list[Offer]: ...
+
+    def create_instance(
+        self,
+        offer_id: int,
+        *,
+        image: str,
+        env: Mapping[str, str],
+        disk_gb: int,
+        label: str,
+        onstart: str | None = None,
+        args: list[str] | None = None,
+        runtype: str = "args",
+    ) -> int: ...
+
+    def list_instances(self, *, label_prefix: str | None = None) -> list[Instance]: ...
+
+    def destroy_instance(self, instance_id: int) -> bool: ...
+
+
+class PostedLike(Protocol):
+    """Where the status message landed (:class:`bot.notifier.Posted`)."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def ts(self) -> str: ...
+    @property
+    def fallback_reason(self) -> str | None: ...
+
+
+class NotifierLike(Protocol):
+    """The parts of :class:`bot.notifier.Notifier` the deploy service uses."""
+
+    def post_status(self, channel: str, user_id: str, payload: dict[str, Any]) -> PostedLike: ...
+
+    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> bool: ...
+
+    def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> bool: ...
+
+    def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None: ...
+
+
+class DeployMessages(Protocol):
+    """Message payloads (``{"text", "blocks"}``): :class:`bot.blocks.deploy.SlackDeployMessages`."""
+
+    def status(
+        self, dep: DeploymentRecord, template: Template | None, *, now: datetime
+    ) -> dict[str, Any]: ...
+
+    def offer_switched(
+        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
+    ) -> dict[str, Any]: ...
+
+    def failed(
+        self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
+    ) -> dict[str, Any]: ...
+
+
+# -- value objects ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What ``create_instance`` gets besides the offer, disk and label (see module docstring).
+
+    ``env`` holds template env, the generated password (when the template has
+    ``password_env``) and one ``"-p N:N": "1"`` key per template port. It carries secrets:
+    never log it.
+    """
+
+    image: str
+    env: dict[str, str]
+    runtype: str
+    onstart: str | None
+    args: list[str] | None
+
+    def __repr__(self) -> str:
+        return f"LaunchSpec(image={self.image!r}, runtype={self.runtype!r})"
+
+
+def launch_spec(template: Template, *, password: str | None) -> LaunchSpec:
+    """Build the create body parts for ``template`` (decision: see the module docstring).
+
+    Raises ValueError when the launch command is over Vast.ai's 4096-character limit.
+    """
+    env = dict(template.env)
+    if template.password_env and password is not None:
+        env[template.password_env] = password
+    env.update(port_env(template.ports))
+    command = template.launch_command.strip()
+    if not command:
+        return LaunchSpec(template.docker_image, env, "args", None, None)
+    if len(command) > MAX_ONSTART:
+        raise ValueError(f"launch_command of {template.slug} is over {MAX_ONSTART} characters")
+    return LaunchSpec(template.docker_image, env, "ssh_direct", command, None)
+
+
+@dataclass(frozen=True)
+class OfferCheck:
+    """Result of :func:`recheck_offer`: the live offer, or a problem a user can read."""
+
+    offer: Offer | None
+    problem: str | None
+
+
+def recheck_offer(
+    vast: VastApi,
+    template: Template,
+    offer_id: int,
+    *,
+    disk_gb: int,
+    gpu_name: str | None = None,
+    max_dph: float | None = None,
+) -> OfferCheck:
+    """Fetch ``offer_id`` again with one search (``POST /api/v0/bundles/``, narrowed to
+    ``gpu_name`` when given) and re-check it against ``template`` with ``offer_fits``.
+
+    A forged or stale offer id gives a ``problem``; so does an offer above ``max_dph``
+    ($/hour, the user's filter). Raises VastError when the search fails and ValueError for a
+    disk outside the template's bounds.
+    """
+    query = build_offer_query(template, disk_gb=disk_gb, gpu_name=gpu_name)
+    offers = vast.search_offers(query)
+    offer = next((o for o in offers if o.id == offer_id), None)
+    if offer is None:
+        return OfferCheck(
+            None,
+            "That GPU offer is no longer available (someone else rented it, or it does not fit "
+            f"{template.name}). Pick another one: 'Search again' shows fresh offers.",
+        )
+    reason = offer_fits(template, offer, disk_gb=disk_gb, max_dph=max_dph)
+    if reason is not None:
+        return OfferCheck(None, f"That GPU offer does not fit {template.name}: {reason}.")
+    return OfferCheck(offer, None)
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """One checked submission. ``request_key`` is the modal's view id; ``offer`` was fetched
+    again and fits ``template``; ``disk_gb`` is in GB; ``channel_id`` is where to post."""
+
+    request_key: str
+    team_id: str
+    user_id: str
+    channel_id: str
+    template: Template
+    offer: OfferLike
+    disk_gb: int
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """``deployment``: the row as it stands when :meth:`DeployService.deploy` returns;
+    ``created``: False when the submission had already been handled (duplicate delivery)."""
+
+    deployment: DeploymentRecord
+    created: bool
+
+
+@dataclass
+class _Message:
+    channel: str
+    ts: str
+
+
+class _Failed(Exception):
+    """Internal: the rental failed with a reason for the user (row not yet marked)."""
+
+    def __init__(self, reason: str, *, retry: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+
+
+class DeployService:
+    """Rents instances for checked submissions; thread-safe (no state but counters).
+
+    Args:
+        vast: the Vast.ai client. session_factory: storage's sessionmaker.
+        notifier: posts/updates the status message and thread replies.
+        messages: builds the payloads. catalog_get: ``slug -> Template | None`` for re-renders.
+        simulated: recorded on the row (the message then says "simulated").
+        similar_attempts: most stand-in offers tried after "offer no longer available".
+        lookup_attempts / lookup_delay: label look-ups (seconds apart) after a create whose
+            outcome is unknown; Vast.ai's lists may lag a new instance (vast-api.md §7.4).
+        clock: returns aware UTC now.
+    """
+
+    def __init__(
+        self,
+        *,
+        vast: VastApi,
+        session_factory: SessionFactory,
+        notifier: NotifierLike,
+        messages: DeployMessages,
+        catalog_get: Callable[[str], Template | None] = lambda slug: None,
+        simulated: bool = False,
+        similar_attempts: int = 3,
+        lookup_attempts: int = 3,
+        lookup_delay: float = 1.0,
+        clock: Callable[[], datetime] = storage.utcnow,
+    ) -> None:
+        self.vast = vast
+        self.sf = session_factory
+        self.notifier = notifier
+        self.messages = messages
+        self.catalog_get = catalog_get
+        self.simulated = simulated
+        self.similar_attempts = similar_attempts
+        self.lookup_attempts = lookup_attempts
+        self.lookup_delay = lookup_delay
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.creates_sent = 0
+
+    # -- public --------------------------------------------------------------------------------
+
+    def recheck(
+        self,
+        template: Template,
+        offer_id: int,
+        *,
+        disk_gb: int,
+        gpu_name: str | None = None,
+        max_dph: float | None = None,
+    ) -> OfferCheck:
+        """:func:`recheck_offer` with this service's client."""
+        return recheck_offer(
+            self.vast, template, offer_id, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph
+        )
+
+    def deploy(self, request: DeployRequest) -> DeployResult:
+        """Write the row, post the status message, rent the instance (see module docstring).
+
+        Never raises for Vast.ai or Slack refusals: they end as a ``failed`` row the user is
+        told about. Storage errors propagate (the row then stays ``creating`` and start-up
+        recovery settles it).
+        """
+        template = request.template
+        offer = request.offer
+        password = secrets.token_urlsafe(PASSWORD_BYTES) if template.password_env else None
+        dep, created = storage.create_deployment(
+            self.sf,
+            request_key=request.request_key,
+            team_id=request.team_id,
+            user_id=request.user_id,
+            channel_id=request.channel_id,
+            template_slug=template.slug,
+            template_name=template.name,
+            offer_id=offer.id,
+            gpu_name=offer.gpu_name,
+            num_gpus=offer.num_gpus,
+            gpu_ram_gb=offer.gpu_ram_gb,
+            dph_total=offer.dph_total,
+            disk_gb=request.disk_gb,
+            simulated=self.simulated,
+            web_password=password,
+        )
+        if not created:
+            logger.info("deployment %s: submission %s already handled", dep.id, dep.request_key)
+            return DeployResult(dep, created=False)
+
+        message = self._post_status(dep, template)
+        if message is None:
+            reason = (
+                "I could not post the status message in Slack, so nothing was rented. "
+                "Please try again."
+            )
+            return DeployResult(self._fail(dep, template, None, reason), created=True)
+        try:
+            spec = launch_spec(template, password=password)
+            instance_id = self._rent(dep, template, offer, request.disk_gb, spec, message)
+        except _Failed as failure:
+            retry = template.slug if failure.retry else None
+            final = self._fail(dep, template, message, failure.reason, retry_slug=retry)
+            return DeployResult(final, created=True)
+        except ValueError as error:  # a template the client refuses (e.g. launch too long)
+            final = self._fail(dep, template, message, f"the template is not valid: {error}")
+            return DeployResult(final, created=True)
+
+        storage.set_instance(self.sf, dep.id, instance_id)
+        storage.update_status(
+            self.sf, dep.id, expected_status="creating", new_status="provisioning"
+        )
+        current = storage.get_deployment(self.sf, dep.id) or dep
+        self._update(current, template, message)
+        logger.info("deployment %s: instance %s created", dep.id, instance_id)
+        return DeployResult(current, created=True)
+
+    def refresh_message(self, dep: DeploymentRecord) -> bool:
+        """Re-render the status message of ``dep`` from its row (False when it has none or
+        Slack no longer has it)."""
+        if not dep.message_channel or not dep.message_ts:
+            return False
+        template = self.catalog_get(dep.template_slug)
+        return self._update(dep, template, _Message(dep.message_channel, dep.message_ts))
+
+    def tell_failure(
+        self, dep: DeploymentRecord, reason: str, retry_slug: str | None = None
+    ) -> None:
+        """Tell the requester that ``dep`` failed: a reply in the status message's thread
+        mentioning them, or a DM when there is no status message."""
+        payload = self.messages.failed(dep, reason, retry_slug=retry_slug)
+        try:
+            if dep.message_channel and dep.message_ts:
+                self.notifier.reply(
+                    dep.message_channel, dep.message_ts, payload["text"], payload.get("blocks")
+                )
+            else:
+                self.notifier.dm(dep.user_id, payload["text"], payload.get("blocks"))
+        except Exception as error:  # telling must not hide the failure itself
+            logger.warning(
+                "deployment %s: could not tell the user: %s", dep.id, type(error).__name__
+            )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _post_status(self, dep: DeploymentRecord, template: Template) -> _Message | None:
+        payload = self.messages.status(dep, template, now=self.clock())
+        try:
+            posted = self.notifier.post_status(dep.channel_id, dep.user_id, payload)
+        except Exception as error:  # Slack down or refusing: rent nothing nobody can see
+            logger.warning(
+                "deployment %s: status message not posted: %s", dep.id, type(error).__name__
+            )
+            return None
+        storage.set_message(self.sf, dep.id, posted.channel, posted.ts)
+        if posted.fallback_reason:
+            storage.add_event(
+                self.sf, dep.id, storage.SYSTEM_ACTOR, "message_dm", posted.fallback_reason
+            )
+        return _Message(posted.channel, posted.ts)
+
+    def _update(self, dep: DeploymentRecord, template: Template | None, message: _Message) -> bool:
+        try:
+            payload = self.messages.status(dep, template, now=self.clock())
+            return self.notifier.update(message.channel, message.ts, payload)
+        except Exception as error:
+            logger.warning(
+                "deployment %s: status message not updated: %s", dep.id, type(error).__name__
+            )
+            return False
+
+    def _reply(self, message: _Message, payload: dict[str, Any]) -> None:
+        try:
+            self.notifier.reply(message.channel, message.ts, payload["text"], payload.get("blocks"))
+        except Exception as error:
+            logger.warning("thread reply not posted: %s", type(error).__name__)
+
+    def _fail(
+        self,
+        dep: DeploymentRecord,
+        template: Template,
+        message: _Message | None,
+        reason: str,
+        *,
+        retry_slug: str | None = None,
+    ) -> DeploymentRecord:
+        storage.mark_failed(self.sf, dep.id, reason)
+        current = storage.get_deployment(self.sf, dep.id) or dep
+        logger.info("deployment %s failed: %s", dep.id, reason)
+        if message is not None:
+            self._update(current, template, message)
+        self.tell_failure(current, reason, retry_slug)
+        return current
+
+    def _create(self, offer_id: int, disk_gb: int, spec: LaunchSpec, label: str) -> int:
+        with self._lock:
+            self.creates_sent += 1
+        return self.vast.create_instance(
+            offer_id,
+            image=spec.image,
+            env=spec.env,
+            disk_gb=disk_gb,
+            label=label,
+            onstart=spec.onstart,
+            args=spec.args,
+            runtype=spec.runtype,
+        )
+
+    def _rent(
+        self,
+        dep: DeploymentRecord,
+        template: Template,
+        chosen: OfferLike,
+        disk_gb: int,
+        spec: LaunchSpec,
+        message: _Message,
+    ) -> int:
+        """Create the instance on ``chosen`` or a stand-in; return its id or raise _Failed."""
+        label = label_for(dep.id)
+        offer = chosen
+        stand_ins: list[OfferLike] | None = None
+        tried = {chosen.id}
+        while True:
+            try:
+                return self._create(offer.id, disk_gb, spec, label)
+            except OfferUnavailable as error:
+                self._destroy_leftover(dep, error)
+                if stand_ins is None:
+                    stand_ins = self._similar(template, chosen, disk_gb)
+                replacement = next((o for o in stand_ins if o.id not in tried), None)
+                if replacement is None or len(tried) > self.similar_attempts:
+                    raise _Failed(
+                        "the GPU offer was rented by someone else just before us, and no similar "
+                        f"offer ({chosen.gpu_name}, at most "
+                        f"{SIMILAR_PRICE_INCREASE:.0%} dearer) is free. Nothing was rented: "
+                        "pick another GPU from fresh offers.",
+                        retry=True,
+                    ) from None
+                tried.add(replacement.id)
+                storage.add_event(
+                    self.sf,
+                    dep.id,
+                    storage.SYSTEM_ACTOR,
+                    "offer_retry",
+                    f"offer {offer.id} taken; trying offer {replacement.id} at "
+                    f"${replacement.dph_total:.4f}/h",
+                )
+                storage.set_offer(
+                    self.sf,
+                    dep.id,
+                    offer_id=replacement.id,
+                    gpu_name=replacement.gpu_name,
+                    num_gpus=replacement.num_gpus,
+                    gpu_ram_gb=replacement.gpu_ram_gb,
+                    dph_total=replacement.dph_total,
+                )
+                self._reply(message, self.messages.offer_switched(dep, offer, replacement))
+                offer = replacement
+            except VastError as error:
+                self._destroy_leftover(dep, error)
+                if error.outcome_unknown:
+                    found = self._find_by_label(label)
+                    if found is not None:
+                        logger.info("deployment %s: create timed out, found %s", dep.id, found)
+                        return found
+                    raise _Failed(
+                        "Vast.ai did not answer the create request in time and no instance with "
+                        "this deployment's label appeared, so nothing is billed. If one shows up "
+                        "later, the bot deletes it. Try again in a few minutes.",
+                        retry=True,
+                    ) from None
+                retry = error.status_code in (None, 429, 502, 503, 504)
+                raise _Failed(error.user_message, retry=retry) from None
+
+    def _similar(self, template: Template, taken: OfferLike, disk_gb: int) -> list[OfferLike]:
+        """Fresh offers of the same GPU model and count, at most 10 % dearer, cheapest first."""
+        try:
+            query = build_offer_query(template, disk_gb=disk_gb, gpu_name=taken.gpu_name)
+            offers = self.vast.search_offers(query)
+        except VastError as error:
+            logger.info("similar-offer search failed: %s", type(error).__name__)
+            return []
+        ranked = similar_offers(
+            template, taken, offers, disk_gb=disk_gb, max_price_increase=SIMILAR_PRICE_INCREASE
+        )
+        return [r.offer for r in ranked]
+
+    def _destroy_leftover(self, dep: DeploymentRecord, error: VastError) -> None:
+        """A failed create that still returned ``new_contract`` left a billing instance."""
+        if error.instance_id is None:
+            return
+        try:
+            self.vast.destroy_instance(error.instance_id)
+            storage.add_event(
+                self.sf,
+                dep.id,
+                storage.SYSTEM_ACTOR,
+                "destroyed_leftover",
+                f"instance {error.instance_id} left by a failed create",
+            )
+        except VastError as destroy_error:
+            # Start-up recovery finds it by its label and destroys it.
+            logger.error(
+                "deployment %s: leftover instance %s not destroyed: %s",
+                dep.id,
+                error.instance_id,
+                type(destroy_error).__name__,
+            )
+
+    def _find_by_label(self, label: str) -> int | None:
+        for attempt in range(max(1, self.lookup_attempts)):
+            if attempt:
+                time.sleep(self.lookup_delay)
+            try:
+                found = [
+                    i.id for i in self.vast.list_instances(label_prefix=label) if i.label == label
+                ]
+            except VastError as error:
+                logger.info("label look-up failed: %s", type(error).__name__)
+                continue
+            if found:
+                return min(found)
+        return None

@@ -1,0 +1,216 @@
+"""Start-up recovery: nothing rented is left unknown, no row is left in ``creating``.
+
+The deploy service writes the row before it calls Vast.ai and labels every instance
+``slackbot:dep-<id>`` (:func:`bot.services.deploy.label_for`). If the process died between
+Vast.ai's answer and the database update, the instance exists but its row does not know it.
+:func:`recover` reads the account's instances once (Vast.ai's paginated v1 list, one request
+per 25 instances) and, for every instance whose label carries a deployment id:
+
+* row in ``creating``/``provisioning``/``ready``/``stopped`` without an instance id → attach it
+  (``set_instance``, and ``creating`` → ``provisioning``);
+* row that already holds another instance, or a second instance with the same label →
+  destroy the extra one (one instance per submission);
+* row ``failed`` or ``destroyed`` → destroy it (the requester was told it failed; it bills);
+* no row at all → destroy it (it bills and nobody can see it) and log it.
+
+Then rows still ``creating`` without an instance, older than ``grace_seconds`` (default 120 s,
+longer than the create timeout), are marked ``failed`` ("the bot restarted before Vast.ai
+answered; nothing was rented"); rows ``creating`` that already hold an instance move to
+``provisioning``. Younger rows are left to their process and looked at again once their grace
+has passed (:func:`run_on_start` schedules that).
+
+If the instance list cannot be read, nothing is changed: a row is never failed, nor an
+instance destroyed, on a guess. A database without any deployment skips recovery altogether
+(no Vast.ai request): it is a new installation, and labelled instances on the account are then
+someone else's.
+
+Caveat: instances are matched by label prefix only, so two bot installations with separate
+databases must not share one Vast.ai account (each would destroy the other's instances).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import storage
+from bot.services.deploy import (
+    LABEL_PREFIX,
+    DeployMessages,
+    DeployService,
+    VastApi,
+    deployment_id_from_label,
+)
+from bot.vast.errors import VastError
+from storage import DeploymentRecord, SessionFactory
+
+logger = logging.getLogger(__name__)
+
+GRACE_SECONDS = 120.0
+RESTART_REASON = "the bot restarted before Vast.ai answered; nothing was rented. Please try again."
+
+_FINAL = ("failed", "destroyed")
+
+
+@dataclass
+class RecoveryReport:
+    """What :func:`recover` did. ``attached``: (deployment id, instance id); ``destroyed``:
+    instance ids; ``failed``: deployment ids marked failed; ``pending``: ``creating`` rows
+    still inside their grace; ``changed``: deployments whose status message should be
+    re-rendered; ``skipped``: True when the instance list could not be read (nothing done)."""
+
+    attached: list[tuple[int, int]] = field(default_factory=list)
+    destroyed: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    pending: list[DeploymentRecord] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    skipped: bool = False
+
+
+def _destroy(vast: VastApi, instance_id: int, why: str, report: RecoveryReport) -> None:
+    logger.warning("recovery: destroying instance %s: %s", instance_id, why)
+    try:
+        vast.destroy_instance(instance_id)
+        report.destroyed.append(instance_id)
+    except VastError as error:
+        logger.error("recovery: instance %s not destroyed: %s", instance_id, type(error).__name__)
+
+
+def recover(
+    sf: SessionFactory,
+    vast: VastApi,
+    *,
+    now: datetime | None = None,
+    grace_seconds: float = GRACE_SECONDS,
+) -> RecoveryReport:
+    """Reconcile instances labelled by the bot with the deployments table (module docstring).
+
+    Network calls happen outside database transactions. Raises storage errors; Vast.ai errors
+    on the list make it return ``skipped``; a failed destroy is logged and left for the next run.
+    """
+    now = now or storage.utcnow()
+    report = RecoveryReport()
+    if not storage.list_by_status(sf, [s.value for s in storage.DeploymentStatus]):
+        # A database with no deployments at all is new (or a copy): labelled instances on the
+        # account then belong to another installation, never to us. Touch nothing.
+        logger.info("recovery skipped: no deployments on record")
+        return report
+    try:
+        instances = vast.list_instances(label_prefix=LABEL_PREFIX)
+    except VastError as error:
+        logger.warning("recovery skipped: instance list unavailable (%s)", type(error).__name__)
+        report.skipped = True
+        return report
+
+    by_deployment: dict[int, list[int]] = {}
+    for instance in instances:
+        dep_id = deployment_id_from_label(instance.label)
+        if dep_id is not None:
+            by_deployment.setdefault(dep_id, []).append(instance.id)
+
+    for dep_id, instance_ids in sorted(by_deployment.items()):
+        instance_ids.sort()
+        dep = storage.get_deployment(sf, dep_id)
+        if dep is None:
+            for instance_id in instance_ids:
+                _destroy(vast, instance_id, f"label dep-{dep_id} has no deployment row", report)
+            continue
+        if dep.status in _FINAL:
+            for instance_id in instance_ids:
+                _destroy(vast, instance_id, f"deployment {dep_id} is {dep.status}", report)
+            continue
+        keep = dep.instance_id
+        if keep is None:
+            keep = instance_ids[0]
+            storage.set_instance(sf, dep_id, keep)
+            storage.add_event(sf, dep_id, storage.SYSTEM_ACTOR, "recovered", f"instance {keep}")
+            report.attached.append((dep_id, keep))
+            report.changed.append(dep_id)
+            logger.info("recovery: attached instance %s to deployment %s", keep, dep_id)
+        for instance_id in instance_ids:
+            if instance_id != keep:
+                _destroy(vast, instance_id, f"extra instance for deployment {dep_id}", report)
+        if dep.status == "creating":
+            storage.update_status(sf, dep_id, expected_status="creating", new_status="provisioning")
+            if dep_id not in report.changed:
+                report.changed.append(dep_id)
+
+    attached = {dep_id for dep_id, _ in report.attached}
+    cutoff = now - timedelta(seconds=grace_seconds)
+    for dep in storage.list_by_status(sf, ["creating"]):
+        if dep.id in attached:
+            continue
+        if dep.created_at >= cutoff:
+            report.pending.append(dep)
+            continue
+        if dep.instance_id is not None:
+            if storage.update_status(
+                sf, dep.id, expected_status="creating", new_status="provisioning"
+            ):
+                report.changed.append(dep.id)
+            continue
+        if storage.mark_failed(sf, dep.id, RESTART_REASON, now=now):
+            report.failed.append(dep.id)
+            report.changed.append(dep.id)
+            logger.info("recovery: deployment %s never got an instance: failed", dep.id)
+    return report
+
+
+def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> None:
+    """Re-render the status messages of changed deployments and tell the requesters of the
+    failed ones (thread reply or DM). Slack failures are logged, not raised."""
+    for dep_id in report.changed:
+        dep = storage.get_deployment(sf, dep_id)
+        if dep is None:
+            continue
+        service.refresh_message(dep)
+        if dep_id in report.failed:
+            service.tell_failure(dep, dep.reason or RESTART_REASON, retry_slug=dep.template_slug)
+
+
+def run_on_start(services: Any, *, messages: DeployMessages | None = None) -> RecoveryReport:
+    """The ``extras["on_start"]`` job: :func:`recover`, :func:`tell`, and a one-off re-run
+    (APScheduler ``date`` job) when young ``creating`` rows were left to their grace.
+
+    ``services`` is :class:`bot.services.context.Services`. Never raises: a failure is logged
+    so that the bot still starts.
+    """
+    service = services.extras.get("deploy_service")
+    if service is None:
+        if messages is None:
+            from bot.blocks.deploy import SlackDeployMessages  # pure Block Kit builders
+
+            messages = SlackDeployMessages()
+        service = DeployService(
+            vast=services.vast,
+            session_factory=services.session_factory,
+            notifier=services.notifier,
+            messages=messages,
+            catalog_get=services.catalog.get,
+            simulated=services.settings.simulated,
+        )
+    try:
+        report = recover(services.session_factory, services.vast)
+        tell(service, services.session_factory, report)
+    except Exception:
+        logger.exception("start-up recovery failed")
+        return RecoveryReport(skipped=True)
+    logger.info(
+        "recovery: %d attached, %d failed, %d destroyed, %d pending",
+        len(report.attached),
+        len(report.failed),
+        len(report.destroyed),
+        len(report.pending),
+    )
+    scheduler = services.scheduler
+    if report.pending and scheduler is not None:
+        latest = max(d.created_at for d in report.pending)
+        run_at = latest + timedelta(seconds=GRACE_SECONDS + 5)
+        again: Callable[[], object] = lambda: run_on_start(services, messages=messages)  # noqa: E731
+        scheduler.add_job(
+            again, "date", run_date=run_at, id="deploy-recovery", replace_existing=True
+        )
+    return report
