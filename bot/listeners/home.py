@@ -1,11 +1,27 @@
-"""Listener for the App Home tab (``app_home_opened``)."""
+"""Listener for the App Home tab (``app_home_opened``): publish the user's Home view.
+
+Slack sends the event every time the user opens the app (reference/slack.md §9); only the
+``home`` tab is drawn (the Messages tab needs nothing). Bolt acks events itself.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from slack_bolt import App
 
 from bot.services.context import Services
+from bot.services.manage import refresh_home
 
 
 def register(app: App, services: Services) -> None:
     """Attach the App Home listener to ``app``."""
+
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return
+        team = body.get("team_id")
+        if team:
+            services.extras.setdefault("team_id", str(team))
+        refresh_home(services, str(event["user"]), team_id=str(team) if team else None)

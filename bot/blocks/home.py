@@ -1,0 +1,115 @@
+"""Block Kit for the App Home tab (pure): the user's live deployments with their buttons and
+costs, the workspace's spend this month, and a short how-to.
+
+Published with ``views.publish`` (``{"type": "home", "blocks": [...]}``, at most 100 blocks:
+reference/slack.md §4, §9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.blocks.common import MAX_VIEW_BLOCKS, BlockLimitError, truncate
+from bot.blocks.manage import deployment_text, money
+from bot.blocks.status import deployment_buttons
+from storage import DeploymentRecord
+
+MAX_HOME_DEPLOYMENTS = 30
+"""Deployments drawn on the Home tab (2 blocks each); the rest are counted and pointed to
+``/templates mine``."""
+HOME_BLOCK_PREFIX = "home|"
+
+HOW_TO = (
+    "*How to*\n"
+    "• `/templates` lists the GPU templates; *Deploy* picks a live Vast.ai offer and rents it.\n"
+    "• The bot posts a status message in the channel you chose and tells you when the app is "
+    "ready (the password comes by DM).\n"
+    "• *Stop* releases the GPU (the disk still bills a little); *Start* gets it back if it is "
+    "still free; *Destroy* deletes the instance and its disk and ends all billing.\n"
+    "• `/templates mine` · `/templates running` · `/templates costs` · `/templates help`"
+)
+
+
+def home_block_id(deployment_id: int) -> str:
+    """Block id of a deployment's buttons on the Home tab: ``home|<id>``."""
+    return f"{HOME_BLOCK_PREFIX}{deployment_id}"
+
+
+def home_view(
+    *,
+    deployments: Sequence[DeploymentRecord],
+    now: datetime,
+    user_month: float,
+    workspace_month: float,
+    month_label: str,
+    notice: str | None = None,
+    team_domain: str | None = None,
+) -> dict[str, Any]:
+    """The Home view ``{"type": "home", "blocks": [...]}``.
+
+    ``deployments``: the user's live ones (not destroyed or failed), shown in order with their
+    buttons. ``user_month``/``workspace_month``: dollars spent this month (``month_label``, e.g.
+    "June 2025"). ``notice``: a line shown on top (the outcome of the last button press).
+    Raises :class:`BlockLimitError` above 100 blocks (cannot happen with the caps used here).
+    """
+    blocks: list[Block] = [HeaderBlock(text="Your GPU deployments")]
+    if notice:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=truncate(notice, 2000))]))
+    blocks.append(
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*You spent in {month_label}*\n{money(user_month)}"),
+                MarkdownTextObject(
+                    text=f"*Workspace spent in {month_label}*\n{money(workspace_month)}"
+                ),
+            ]
+        )
+    )
+    blocks.append(DividerBlock())
+    if not deployments:
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text="Nothing running for you: no GPU is billing on your behalf."
+                )
+            )
+        )
+    for dep in deployments[:MAX_HOME_DEPLOYMENTS]:
+        blocks.append(
+            SectionBlock(
+                block_id=f"home_dep_{dep.id}",
+                text=MarkdownTextObject(
+                    text=deployment_text(dep, now, show_requester=False, team_domain=team_domain)
+                ),
+            )
+        )
+        buttons = deployment_buttons(dep, now)
+        if buttons:
+            blocks.append(ActionsBlock(block_id=home_block_id(dep.id), elements=buttons))
+    hidden = len(deployments) - MAX_HOME_DEPLOYMENTS
+    if hidden > 0:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"…and {hidden} more: `/templates mine` lists them all."
+                    )
+                ]
+            )
+        )
+    blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=HOW_TO))]
+    if len(blocks) > MAX_VIEW_BLOCKS:
+        raise BlockLimitError(f"{len(blocks)} blocks, the Home tab allows {MAX_VIEW_BLOCKS}")
+    return {"type": "home", "blocks": [block.to_dict() for block in blocks]}

@@ -1,0 +1,336 @@
+"""Block Kit for managing deployments: listings, monthly costs, Vast.ai credit (pure).
+
+Listings reuse the Stop/Start/Destroy buttons of the status message
+(:func:`bot.blocks.status.deployment_buttons`), so the same action ids reach the same
+listener wherever they are clicked. The listing's ``actions`` block id carries the listing
+kind and page (:func:`listing_block_id`), so the listener can redraw the listing after an
+action. Limits: 50 blocks per message (reference/slack.md §4).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.status import STATUS_ICONS, deployment_buttons, format_duration, gpu_summary
+from bot.services import costs
+from storage import DeploymentRecord
+
+LIST_MINE = "mine"
+LIST_RUNNING = "running"
+LIST_KINDS = (LIST_MINE, LIST_RUNNING)
+LIST_PAGE_SIZE = 10
+ACTION_LIST_PAGE_PREV = "manage_list_prev"
+ACTION_LIST_PAGE_NEXT = "manage_list_next"
+_LIST_BLOCK_PREFIX = "mgl"
+
+CanManage = Callable[[DeploymentRecord], bool]
+
+
+# --- small pieces -----------------------------------------------------------------------
+
+
+def money(dollars: float) -> str:
+    """``$0.83``; amounts under a cent keep three decimals (``$0.004``)."""
+    if 0 < abs(dollars) < 0.01:
+        return f"${dollars:.3f}"
+    return f"${dollars:,.2f}"
+
+
+def status_link(
+    dep: DeploymentRecord, *, team_domain: str | None = None, team_id: str | None = None
+) -> str | None:
+    """A URL to the deployment's status message, built without any Slack call.
+
+    With the workspace's domain (slash commands and block actions carry ``team_domain`` /
+    ``team.domain``) this is the permalink form ``https://<domain>.slack.com/archives/<C>/p<ts
+    without the dot>`` (the shape ``chat.getPermalink`` returns); without it, Slack's
+    documented ``https://slack.com/app_redirect?channel=<C>&team=<T>`` opens the channel
+    (api.slack.com/docs/deep-linking). None when no message was posted yet.
+    """
+    if not dep.message_channel or not dep.message_ts:
+        return None
+    if team_domain:
+        ts = dep.message_ts.replace(".", "")
+        return f"https://{team_domain}.slack.com/archives/{dep.message_channel}/p{ts}"
+    url = f"https://slack.com/app_redirect?channel={dep.message_channel}"
+    team = team_id or dep.team_id
+    return f"{url}&team={team}" if team else url
+
+
+def deployment_text(
+    dep: DeploymentRecord,
+    now: datetime,
+    *,
+    show_requester: bool = True,
+    team_domain: str | None = None,
+) -> str:
+    """The mrkdwn summary of one deployment: template, GPU, status, age, $/hour, cost so far,
+    requester and a link to its status message."""
+    icon = STATUS_ICONS.get(dep.status, ":grey_question:")
+    head = f"*{dep.template_name}* · #{dep.id} · {gpu_summary(dep)}"
+    if dep.simulated:
+        head += " · :test_tube: simulated"
+    parts = [f"{icon} {dep.status}"]
+    ended = costs.ended_at(dep)
+    if ended is None:
+        parts.append(f"age {format_duration((now - dep.created_at).total_seconds())}")
+    else:
+        parts.append(f"ended {format_duration((now - ended).total_seconds())} ago")
+    if dep.status == "stopped":
+        parts.append(
+            f"{money(dep.dph_total)}/h when running, ~{money(costs.current_rate(dep))}/h "
+            "storage now"
+        )
+    else:
+        parts.append(f"{money(dep.dph_total)}/h")
+    parts.append(f"{money(costs.cost_so_far(dep, now))} so far")
+    if show_requester:
+        parts.append(f"<@{dep.user_id}>")
+    link = status_link(dep, team_domain=team_domain)
+    if link:
+        parts.append(f"<{link}|status message>")
+    lines = [head, " · ".join(parts)]
+    if dep.status == "failed" and dep.reason:
+        lines.append(f"> {truncate(dep.reason, 300)}")
+    return truncate("\n".join(lines), MAX_SECTION_TEXT)
+
+
+def listing_block_id(kind: str, page: int, deployment_id: int) -> str:
+    """Block id of a listing's buttons: ``mgl|<kind>|<page>|<id>``."""
+    return f"{_LIST_BLOCK_PREFIX}|{kind}|{page}|{deployment_id}"
+
+
+def parse_listing_block_id(block_id: str) -> tuple[str, int] | None:
+    """``(kind, page)`` from :func:`listing_block_id`, or None for any other block id."""
+    parts = block_id.split("|")
+    if len(parts) != 4 or parts[0] != _LIST_BLOCK_PREFIX or parts[1] not in LIST_KINDS:
+        return None
+    try:
+        return parts[1], max(0, int(parts[2]))
+    except ValueError:
+        return None
+
+
+def list_page_value(kind: str, page: int) -> str:
+    """Value of the paging buttons: ``{"k": kind, "p": page}``."""
+    return json.dumps({"k": kind, "p": page}, separators=(",", ":"))
+
+
+def parse_list_page_value(value: str) -> tuple[str, int]:
+    """Inverse of :func:`list_page_value`; untrusted input gives page 0 of ``mine``."""
+    try:
+        data = json.loads(value)
+        kind = str(data.get("k", LIST_MINE))
+        return (kind if kind in LIST_KINDS else LIST_MINE), max(0, int(data.get("p", 0)))
+    except (ValueError, TypeError, AttributeError):
+        return LIST_MINE, 0
+
+
+# --- listings ---------------------------------------------------------------------------
+
+
+def _notice_block(notice: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(notice, 2000))])
+
+
+def deployment_list_message(
+    kind: str,
+    deployments: Sequence[DeploymentRecord],
+    *,
+    now: datetime,
+    can_manage: CanManage,
+    page: int = 0,
+    page_size: int = LIST_PAGE_SIZE,
+    team_domain: str | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    """``/templates mine`` (``kind="mine"``) or ``/templates running`` (``"running"``).
+
+    ``deployments`` are shown in the given order, ``page_size`` per page (0-based ``page``,
+    clamped). Each gets a section (:func:`deployment_text`) and, when ``can_manage(dep)``, the
+    Stop/Start/Destroy buttons its state allows. At most ``5 + 2 × page_size + 2`` blocks
+    (27 by default, Slack allows 50). Returns ``{"text", "blocks"}``.
+    """
+    title = "Your deployments" if kind == LIST_MINE else "Active deployments in this workspace"
+    pages = max(1, math.ceil(len(deployments) / page_size))
+    page = min(max(page, 0), pages - 1)
+    shown = deployments[page * page_size : (page + 1) * page_size]
+    blocks: list[Block] = [HeaderBlock(text=title)]
+    if notice:
+        blocks.append(_notice_block(notice))
+    if not deployments:
+        empty = (
+            "You have no deployments. Run `/templates` and press *Deploy* to rent a GPU."
+            if kind == LIST_MINE
+            else "Nothing is running in this workspace right now: no GPU is billing."
+        )
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=empty)))
+        return message_payload(blocks, f"{title}: none")
+    live = [d for d in deployments if costs.ended_at(d) is None]
+    burn = sum(costs.current_rate(d) for d in live)
+    summary = f"{len(deployments)} deployment{'s' if len(deployments) != 1 else ''}"
+    summary += f" · {len(live)} live, costing {money(burn)}/h now"
+    if pages > 1:
+        summary += f" · page {page + 1} of {pages}"
+    blocks += [ContextBlock(elements=[MarkdownTextObject(text=summary)]), DividerBlock()]
+    for dep in shown:
+        blocks.append(
+            SectionBlock(
+                block_id=f"mgl_dep_{dep.id}",
+                text=MarkdownTextObject(
+                    text=deployment_text(
+                        dep, now, show_requester=kind != LIST_MINE, team_domain=team_domain
+                    )
+                ),
+            )
+        )
+        buttons = deployment_buttons(dep, now) if can_manage(dep) else []
+        if buttons:
+            blocks.append(
+                ActionsBlock(block_id=listing_block_id(kind, page, dep.id), elements=buttons)
+            )
+    if pages > 1:
+        paging: list[ButtonElement] = []
+        if page > 0:
+            paging.append(
+                ButtonElement(
+                    text="◀ Previous",
+                    action_id=ACTION_LIST_PAGE_PREV,
+                    value=list_page_value(kind, page - 1),
+                )
+            )
+        if page < pages - 1:
+            paging.append(
+                ButtonElement(
+                    text="Next ▶",
+                    action_id=ACTION_LIST_PAGE_NEXT,
+                    value=list_page_value(kind, page + 1),
+                )
+            )
+        blocks.append(ActionsBlock(block_id=f"mgl_paging_{kind}_{page}", elements=paging))
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="`/templates mine` · `/templates running` · `/templates costs`"
+                )
+            ]
+        )
+    )
+    return message_payload(blocks, f"{title}: {len(deployments)}")
+
+
+# --- costs and credit -------------------------------------------------------------------
+
+
+def costs_message(report: costs.CostReport, *, viewer: str, max_users: int = 25) -> dict[str, Any]:
+    """``/templates costs``: this month's spend for the workspace and per requester.
+
+    Lists the ``max_users`` biggest spenders (the viewer's own line is always shown) and
+    states how the figures are computed.
+    """
+    month = report.start.strftime("%B %Y")
+    mine = report.for_user(viewer)
+    blocks: list[Block] = [
+        HeaderBlock(text=f"GPU spend in {month}"),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Workspace*\n{money(report.total)}"),
+                MarkdownTextObject(text=f"*You*\n{money(mine.dollars)}"),
+                MarkdownTextObject(text=f"*Deployments*\n{report.deployments}"),
+            ]
+        ),
+    ]
+    if report.per_user:
+        lines = []
+        shown = report.per_user[:max_users]
+        for line in shown:
+            count = f"{line.deployments} deployment{'s' if line.deployments != 1 else ''}"
+            lines.append(f"• <@{line.user_id}>: {money(line.dollars)} ({count})")
+        if mine not in shown and mine.deployments:
+            lines.append(f"• <@{viewer}> (you): {money(mine.dollars)}")
+        rest = len(report.per_user) - len(shown)
+        if rest > 0:
+            lines.append(f"…and {rest} more")
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=truncate("*By requester*\n" + "\n".join(lines), MAX_SECTION_TEXT)
+                )
+            )
+        )
+    else:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text="Nothing was spent this month so far."))
+        )
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=(
+                        "Hours in *ready* × the offer's $/hour, plus an estimate of disk storage "
+                        f"while *stopped* (${costs.TYPICAL_STORAGE_COST_PER_GB_MONTH:.2f}/GB/month)"
+                        ", from the 1st of the month (UTC) until now. Vast.ai's own bill may "
+                        "differ slightly (start-up time, bandwidth)."
+                    )
+                )
+            ]
+        )
+    )
+    return message_payload(blocks, f"GPU spend in {month}: {money(report.total)}")
+
+
+def credit_message(
+    credit: float, *, burn_dph: float, live: int, simulated: bool = False
+) -> dict[str, Any]:
+    """``/templates credit`` for an admin: the Vast.ai balance (``credit``, $) and how long it
+    lasts at the current burn rate (``burn_dph``, $/hour over ``live`` deployments)."""
+    text = f"*Vast.ai credit:* {money(credit)}"
+    if simulated:
+        text += " (:test_tube: simulated account)"
+    hours = costs.hours_left(credit, burn_dph)
+    if hours is None:
+        text += "\nNo deployment is billing right now."
+    else:
+        text += (
+            f"\n{live} live deployment{'s cost' if live != 1 else ' costs'} {money(burn_dph)}/h: "
+            f"the credit lasts about {format_duration(hours * 3600)} at this rate."
+        )
+        if hours < 24:
+            text += (
+                "\n:warning: Less than a day left. At $0 Vast.ai stops every instance; "
+                "add credit on console.vast.ai."
+            )
+    return message_payload([SectionBlock(text=MarkdownTextObject(text=text))], text)
+
+
+def text_message(text: str) -> dict[str, Any]:
+    """A one-section message (refusals, errors)."""
+    return message_payload(
+        [SectionBlock(text=MarkdownTextObject(text=truncate(text, MAX_SECTION_TEXT)))],
+        text,
+    )
+
+
+def mentions(user_ids: Iterable[str]) -> str:
+    """``<@U1>, <@U2> or <@U3>``; empty text for no users."""
+    names = [f"<@{user}>" for user in sorted(user_ids)]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
