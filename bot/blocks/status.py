@@ -53,6 +53,21 @@ def format_duration(seconds: float) -> str:
     return f"{days}d {hours}h"
 
 
+def format_elapsed(seconds: float) -> str:
+    """Coarse elapsed time for progress lines, so the text changes at most once a minute:
+    ``under a minute``, ``3 min`` (under 10 min), ``25 min`` (5-minute steps under an hour),
+    ``1 h 15 min`` (15-minute steps)."""
+    minutes = max(0, int(seconds)) // 60
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 10:
+        return f"{minutes} min"
+    if minutes < 60:
+        return f"{minutes // 5 * 5} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest // 15 * 15:02d} min"
+
+
 def gpu_summary(dep: DeploymentRecord) -> str:
     """``1× RTX 4090 (24 GB)``."""
     return f"{dep.num_gpus}× {dep.gpu_name} ({dep.gpu_ram_gb:.0f} GB)"
@@ -80,11 +95,11 @@ def ssh_command(dep: DeploymentRecord) -> str | None:
 
 def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
-    age = format_duration((now - dep.created_at).total_seconds())
+    age = format_elapsed((now - dep.created_at).total_seconds())
     if dep.status == "creating":
         return f"{icon} *Renting the GPU on Vast.ai…* ({age})"
     if dep.status == "provisioning":
-        line = f"{icon} *Provisioning* for {age}: pulling the image and starting the app."
+        line = f"{icon} *Provisioning* ({age} so far): pulling the image and starting the app."
         if dep.status_msg:
             line += f"\n> Vast.ai: {truncate(dep.status_msg, 300)}"
         return line
@@ -157,6 +172,30 @@ def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonEleme
             )
         )
     return buttons
+
+
+def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
+    """What the status message shows that can change over time, as a comparable tuple.
+
+    Two calls give equal keys exactly when :func:`status_message` would show the same state,
+    reason, Vast.ai status message (while provisioning), coarse elapsed time (while creating or
+    provisioning, :func:`format_elapsed`) and connection details. The running cost is left
+    out on purpose: it changes every second and is refreshed with the next real change. The
+    status poller edits the message (``chat.update``) only when this key changes.
+    """
+    waiting = dep.status in ("creating", "provisioning")
+    return (
+        dep.status,
+        dep.reason,
+        dep.status_msg if dep.status == "provisioning" else None,
+        format_elapsed((now - dep.created_at).total_seconds()) if waiting else None,
+        dep.instance_id,
+        dep.public_ip,
+        dep.ports_json,
+        dep.ssh_host,
+        dep.ssh_port,
+        dep.simulated,
+    )
 
 
 def status_message(

@@ -1,0 +1,129 @@
+"""Texts the status poller posts besides the status message (pure).
+
+* In the status message's thread, mentioning the requester: ready, failed, gone, stopped
+  outside the bot. These never carry a secret.
+* By DM to the requester only: the secrets needed to log in (the password/token the deploy
+  service generated for the template's ``password_env``, or Vast.ai's ``jupyter_token`` for an
+  image that uses Vast's own Jupyter). DESIGN.md, data flow step 6.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.blocks.common import message_payload, truncate
+from bot.blocks.status import app_urls, ssh_command
+from catalog import Template
+from storage import DeploymentRecord
+
+__all__ = [
+    "failed_text",
+    "gone_text",
+    "ready_text",
+    "secrets_dm",
+    "short_gpu",
+    "stopped_outside_text",
+]
+
+
+def short_gpu(dep: DeploymentRecord) -> str:
+    """``1× RTX 4090``."""
+    return f"{dep.num_gpus}× {dep.gpu_name}"
+
+
+def _what(dep: DeploymentRecord) -> str:
+    return f"your {dep.template_name} on {short_gpu(dep)}"
+
+
+def _has_secret(
+    dep: DeploymentRecord, template: Template | None, jupyter_token: str | None
+) -> bool:
+    if dep.web_password:
+        return True
+    return bool(jupyter_token) and (template is None or template.password_env is None)
+
+
+def ready_text(
+    dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None = None
+) -> str:
+    """Thread reply: ``<@U…> your JupyterLab on 1× RTX 4090 is ready: <url>`` plus a pointer to
+    the DM when there are login secrets. No secret is included."""
+    urls = [url for _, url in app_urls(dep, template)]
+    text = f"<@{dep.user_id}> {_what(dep)} is ready"
+    text += f": {' · '.join(f'<{url}|{url}>' for url in urls)}" if urls else "."
+    if _has_secret(dep, template, jupyter_token):
+        text += "\nI sent you the login details by DM."
+    return text
+
+
+def _secret_label(env_name: str) -> str:
+    upper = env_name.upper()
+    if "TOKEN" in upper:
+        return "Token"
+    if "KEY" in upper:
+        return "API key"
+    return "Password"
+
+
+def secrets_dm(
+    dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None = None
+) -> dict[str, Any] | None:
+    """DM payload (``{"text", "blocks"}``) with the login secrets for the requester, or None
+    when the deployment has none. ``jupyter_token`` (the instance's, vast-api.md §4) is shown
+    only when the template brings no password of its own."""
+    if not _has_secret(dep, template, jupyter_token):
+        return None
+    urls = [url for _, url in app_urls(dep, template)]
+    lines = [f"*{dep.template_name}* on {short_gpu(dep)} (deployment #{dep.id}) is ready."]
+    if dep.web_password:
+        env_name = (template.password_env if template else None) or "WEB_PASSWORD"
+        label = _secret_label(env_name)
+        lines.append(f"• {label} (`{env_name}`): `{dep.web_password}`")
+        if template is not None and "WEB_USER" in template.env:
+            lines.append(f"• User: `{template.env['WEB_USER']}`")
+        if urls and env_name.upper() == "JUPYTER_TOKEN":
+            login = f"{urls[0]}lab?token={dep.web_password}"
+            lines.append(f"• Log in directly: <{login}|{urls[0]}lab>")
+        elif urls and label == "API key":
+            lines.append(f"• Send it as `Authorization: Bearer …` to {urls[0]}")
+    elif jupyter_token:
+        lines.append(f"• Vast.ai Jupyter token: `{jupyter_token}`")
+    ssh = ssh_command(dep)
+    if ssh:
+        lines.append(f"• SSH: `{ssh}` (with the SSH key of your Vast.ai account)")
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), 3000))),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="Only you got this message. Share the secret only with people you trust."
+                )
+            ]
+        ),
+    ]
+    text = f"Login details for your {dep.template_name} (deployment #{dep.id})"
+    return message_payload(blocks, text)
+
+
+def failed_text(dep: DeploymentRecord) -> str:
+    """Thread reply when a deployment failed: the reason (what happened, what to do)."""
+    reason = dep.reason or "Something went wrong on Vast.ai."
+    return truncate(f"<@{dep.user_id}> {_what(dep)} failed. {reason}", 3000)
+
+
+def gone_text(dep: DeploymentRecord) -> str:
+    """Thread reply when the instance disappeared from Vast.ai."""
+    reason = dep.reason or "The instance is gone from Vast.ai."
+    return truncate(f"<@{dep.user_id}> {_what(dep)} is gone. {reason}", 3000)
+
+
+def stopped_outside_text(dep: DeploymentRecord) -> str:
+    """Thread reply when Vast.ai reports a ready instance stopped without the bot asking
+    (out of credit, outbid, or stopped in the Vast.ai console)."""
+    return (
+        f"<@{dep.user_id}> {_what(dep)} was stopped on Vast.ai (out of credit, outbid, or "
+        "stopped in the Vast.ai console). Disk storage still bills: start it again or destroy "
+        "it with the buttons above."
+    )

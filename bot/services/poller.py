@@ -1,0 +1,435 @@
+"""The status poller: follows deployments from ``creating`` to ``ready`` (and beyond).
+
+One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
+``coalesce=True``: never two runs at once, missed runs collapse into one). Each tick:
+
+1. takes or renews the database lease ``status-poller`` (TTL three intervals, at least 30 s):
+   with several bot processes on one database only the holder polls, and another process
+   takes over once the holder stops renewing (it died) or released it (clean shutdown);
+2. reads the deployments it follows (``creating`` with an instance id, ``provisioning``,
+   ``ready``, ``stopped``) from the database;
+3. reads the account's instances **once** (``GET /api/v1/instances/``, one request per 25
+   instances; vast-api.md §4), never one request per deployment;
+4. maps each deployment to its instance (:mod:`bot.services.states`), probes apps that look
+   up (:mod:`bot.services.probe`), and persists each change with a conditional
+   :func:`storage.update_status` (one short transaction each; no network call inside);
+5. edits the status message (``chat.update``) only when what it shows changed
+   (:func:`bot.blocks.status.visible_key`), so a tick where nothing changed makes no Slack call;
+6. on ``ready`` claims the thread notification in the database
+   (:func:`storage.claim_ready_notification`) and posts it only when the claim succeeded, then
+   DMs the requester the login secrets; on a failure destroys the instance (so it stops
+   billing), marks the deployment failed with the reason and tells the requester in the thread.
+
+Restarts need nothing special: every tick starts from the database, so a new process picks up
+where the old one stopped, and a ready deployment whose notification was never posted gets it
+on the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import storage
+from bot.blocks import notify
+from bot.blocks.status import status_message, visible_key
+from bot.services import states
+from bot.services.context import Services
+from bot.services.probe import Prober
+from bot.vast.errors import VastError
+from bot.vast.models import Instance
+from catalog import Template
+from storage import DeploymentRecord
+
+__all__ = ["LEASE_NAME", "JOB_ID", "StatusPoller", "TickReport", "install_poller"]
+
+logger = logging.getLogger(__name__)
+
+LEASE_NAME = "status-poller"
+JOB_ID = "status-poller"
+#: The lease lives this many poll intervals (and at least :data:`MIN_LEASE_SECONDS`).
+LEASE_INTERVALS = 3
+MIN_LEASE_SECONDS = 30.0
+#: A ready deployment without a status message yet waits this long for the deploy service to
+#: post it before its notification goes to the requester's DM instead.
+MESSAGE_GRACE = timedelta(seconds=60)
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for logs, tests and the benchmark).
+
+    ``ran`` is False when another process holds the lease. ``vast_requests`` counts HTTP
+    requests to Vast.ai (list pages, confirmations, destroys; retries included);
+    ``slack_calls`` counts Slack Web API calls the poller made (retries after a 429 not
+    included); ``seconds`` is wall time.
+    """
+
+    ran: bool = True
+    deployments: int = 0
+    instances: int = 0
+    vast_requests: int = 0
+    slack_calls: int = 0
+    changes: int = 0
+    notified: int = 0
+    destroyed: int = 0
+    probes: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class _Work:
+    dep: DeploymentRecord
+    instance: Instance | None
+    template: Template | None
+    verdict: states.Verdict
+
+
+class StatusPoller:
+    """The poller for one bot process. Build it with the process's :class:`Services`.
+
+    Args:
+        services: needs ``settings`` (``status_poll_seconds``, ``deploy_timeout_minutes``),
+            ``catalog``, ``vast`` (:class:`bot.vast.VastClient`), ``session_factory`` and
+            ``notifier`` (:class:`bot.notifier.Notifier`).
+        clock: returns the aware UTC "now" of a tick (tests move it forward).
+        prober: the app readiness probe (a :class:`Prober` with a 3 s timeout by default).
+        lease_name: database lease to hold while polling; None polls without one (tests of
+            the notification claim).
+        holder: this process's lease holder id (default ``host:pid:random``).
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        clock: Callable[[], datetime] = storage.utcnow,
+        prober: Prober | None = None,
+        lease_name: str | None = LEASE_NAME,
+        holder: str | None = None,
+    ) -> None:
+        self.services = services
+        self.clock = clock
+        self.prober = prober or Prober()
+        self.lease_name = lease_name
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        interval = float(services.settings.status_poll_seconds)
+        self.interval_seconds = interval
+        self.lease_seconds = max(LEASE_INTERVALS * interval, MIN_LEASE_SECONDS)
+        self.timeout = timedelta(minutes=float(services.settings.deploy_timeout_minutes))
+        self._lock = threading.Lock()
+        # deployment id -> (message ts, visible key) last shown in Slack by this process
+        self._shown: dict[int, tuple[str, tuple[object, ...]]] = {}
+        # deployment id -> when this process first saw its instance offline/unknown
+        self._lost_since: dict[int, datetime] = {}
+        self._holding = False
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def install(self, scheduler: Any) -> None:
+        """Add the interval job to an APScheduler scheduler (not started here)."""
+        scheduler.add_job(
+            self.run_scheduled,
+            "interval",
+            seconds=self.interval_seconds,
+            id=JOB_ID,
+            name="status poller",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            misfire_grace_time=max(1, int(self.interval_seconds)),
+        )
+
+    def run_scheduled(self) -> None:
+        """The job body: one tick, skipped when a tick is already running; never raises."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            report = self._tick()
+            if report.changes or report.error:
+                logger.info("poller tick: %s", report)
+        except Exception:  # the job must survive anything one tick meets
+            logger.exception("status poller tick failed")
+        finally:
+            self._lock.release()
+
+    def tick(self) -> TickReport:
+        """Run one tick now (waits for a running one to finish). Raises only on database
+        errors; Vast.ai and Slack problems are logged and retried on the next tick."""
+        with self._lock:
+            return self._tick()
+
+    def close(self) -> None:
+        """Give up the lease (so another process takes over at once) and close the prober."""
+        with self._lock:
+            if self.lease_name is not None and self._holding:
+                try:
+                    storage.release_lease(
+                        self.services.session_factory, self.lease_name, self.holder
+                    )
+                except Exception:  # shutting down: the lease simply expires
+                    logger.warning("could not release the poller lease", exc_info=True)
+                self._holding = False
+            self.prober.close()
+
+    # -- one tick ---------------------------------------------------------------------------
+
+    def _tick(self) -> TickReport:
+        started = time.perf_counter()
+        report = TickReport()
+        now = self.clock()
+        sf = self.services.session_factory
+        if self.lease_name is not None:
+            held = storage.acquire_lease(
+                sf, self.lease_name, self.holder, self.lease_seconds, now=now
+            )
+            if not held:
+                if self._holding:
+                    logger.info("poller lease lost to another process")
+                self._holding = False
+                self._shown.clear()
+                self._lost_since.clear()
+                report.ran = False
+                return report
+            if not self._holding:
+                logger.info("poller lease taken by %s", self.holder)
+            self._holding = True
+
+        deps = [d for d in storage.list_by_status(sf, states.WATCHED_STATUSES) if d.instance_id]
+        report.deployments = len(deps)
+        live = {d.id for d in deps}
+        for cache in (self._shown, self._lost_since):
+            for dep_id in [k for k in cache if k not in live]:
+                del cache[dep_id]
+        if not deps:
+            report.seconds = time.perf_counter() - started
+            return report
+
+        vast = self.services.vast
+        requests_before = vast.request_count
+        try:
+            instances = {inst.id: inst for inst in vast.list_instances()}
+        except VastError as error:
+            # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3).
+            logger.warning("poller: listing instances failed: %s", error)
+            report.error = type(error).__name__
+            report.vast_requests = vast.request_count - requests_before
+            report.seconds = time.perf_counter() - started
+            return report
+        report.instances = len(instances)
+
+        work = [self._assess(dep, instances.get(dep.instance_id or 0), now) for dep in deps]
+        self._probe(work, now, report)
+        for item in work:
+            if item.verdict.confirm_gone:
+                self._confirm_gone(item, now)
+        for item in work:
+            try:
+                self._apply(item, now, report)
+            except Exception:  # one deployment's trouble must not stop the others
+                logger.exception("poller: deployment %d not processed", item.dep.id)
+        report.vast_requests = vast.request_count - requests_before
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _assess(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> _Work:
+        template = self.services.catalog.get(dep.template_slug)
+        verdict = states.assess(
+            dep,
+            instance,
+            template,
+            now=now,
+            timeout=self.timeout,
+            host_lost_since=self._lost_since.get(dep.id),
+        )
+        if verdict.host_lost:
+            self._lost_since.setdefault(dep.id, now)
+        else:
+            self._lost_since.pop(dep.id, None)
+        return _Work(dep, instance, template, verdict)
+
+    def _probe(self, work: list[_Work], now: datetime, report: TickReport) -> None:
+        urls = [item.verdict.probe_url for item in work if item.verdict.probe_url]
+        if not urls:
+            return
+        results = self.prober.are_up(urls)
+        report.probes += len(results)
+        for item in work:
+            url = item.verdict.probe_url
+            if url:
+                item.verdict = states.after_probe(
+                    item.verdict, item.dep, results.get(url, False), now=now, timeout=self.timeout
+                )
+
+    def _confirm_gone(self, item: _Work, now: datetime) -> None:
+        """The list missed the instance: ask for it by id before calling it destroyed."""
+        assert item.dep.instance_id is not None
+        try:
+            instance = self.services.vast.get_instance(item.dep.instance_id)
+        except VastError as error:
+            logger.warning("poller: could not confirm instance %d: %s", item.dep.instance_id, error)
+            item.verdict = states.Verdict(item.dep.status, status_msg=item.dep.status_msg)
+            return
+        if instance is not None:  # the list lagged: judge it without a probe this tick
+            item.instance = instance
+            verdict = states.assess(
+                item.dep, instance, item.template, now=now, timeout=self.timeout
+            )
+            if verdict.probe_url:
+                verdict = states.after_probe(
+                    verdict, item.dep, False, now=now, timeout=self.timeout
+                )
+            item.verdict = verdict
+
+    # -- applying a verdict -----------------------------------------------------------------
+
+    def _apply(self, item: _Work, now: datetime, report: TickReport) -> None:
+        dep, verdict = item.dep, item.verdict
+        sf = self.services.session_factory
+        fields: dict[str, Any] = {}
+        if verdict.status_msg is not None and verdict.status_msg != dep.status_msg:
+            fields["status_msg"] = verdict.status_msg
+        if verdict.connection is not None and verdict.connection.differs_from(dep):
+            fields.update(verdict.connection.fields())
+        moved = verdict.status != dep.status
+        if moved and verdict.status in ("failed", "destroyed"):
+            fields["reason"] = verdict.reason
+
+        if moved and verdict.destroy and dep.instance_id is not None:
+            try:
+                self.services.vast.destroy_instance(dep.instance_id)
+                report.destroyed += 1
+            except VastError as error:
+                # Keep the state: the next tick reaches the same verdict and tries again.
+                logger.warning("poller: destroying instance %d failed: %s", dep.instance_id, error)
+                return
+
+        persisted = False
+        if moved or fields:
+            persisted = storage.update_status(
+                sf,
+                dep.id,
+                expected_status=dep.status,
+                new_status=verdict.status,
+                now=now,
+                **fields,
+            )
+            if not persisted:  # someone else moved it (a user action, another process)
+                return
+            if moved:
+                report.changes += 1
+                if verdict.status == "failed" and verdict.reason:
+                    storage.add_event(sf, dep.id, storage.SYSTEM_ACTOR, "failed", verdict.reason)
+            fresh = storage.get_deployment(sf, dep.id)
+            if fresh is None:
+                return
+            old_status, dep = dep.status, fresh
+        else:
+            old_status = dep.status
+
+        pending_ready = dep.status == "ready" and dep.ready_notified_at is None
+        self._show(dep, item.template, now, report, force=(persisted and moved) or pending_ready)
+
+        if not moved:
+            if pending_ready:
+                self._notify_ready(dep, item, now, report)
+            return
+        if dep.status == "ready":
+            self._notify_ready(dep, item, now, report)
+        elif dep.status == "failed":
+            self._thread(dep, notify.failed_text(dep), report)
+        elif dep.status == "destroyed":
+            self._thread(dep, notify.gone_text(dep), report)
+        elif dep.status == "stopped" and old_status == "ready":
+            self._thread(dep, notify.stopped_outside_text(dep), report)
+
+    def _show(
+        self,
+        dep: DeploymentRecord,
+        template: Template | None,
+        now: datetime,
+        report: TickReport,
+        *,
+        force: bool,
+    ) -> None:
+        """``chat.update`` the status message when what it shows changed."""
+        if not dep.message_channel or not dep.message_ts:
+            return
+        key = (dep.message_ts, visible_key(dep, now=now))
+        shown = self._shown.get(dep.id)
+        if shown == key and not force:
+            return
+        if shown is None and not force:
+            # First sight in this process (start-up or lease takeover) with nothing new: the
+            # message already shows this state; remember it instead of re-sending everything.
+            self._shown[dep.id] = key
+            return
+        payload = status_message(dep, template, now=now)
+        report.slack_calls += 1
+        try:
+            self.services.notifier.update(dep.message_channel, dep.message_ts, payload)
+        except Exception as error:  # rate limit after retries, network: try next tick
+            logger.warning("poller: chat.update for deployment %d failed: %s", dep.id, error)
+            return
+        self._shown[dep.id] = key  # also after message_not_found: the poller carries on
+
+    def _thread(self, dep: DeploymentRecord, text: str, report: TickReport) -> bool:
+        """Reply in the status message's thread (DM the requester when there is none or the
+        channel refuses). Raises on Slack errors it cannot explain."""
+        notifier = self.services.notifier
+        report.slack_calls += 1
+        if dep.message_channel and dep.message_ts:
+            if notifier.reply(dep.message_channel, dep.message_ts, text):
+                return True
+            report.slack_calls += 1
+        return notifier.dm(dep.user_id, text) is not None
+
+    def _notify_ready(
+        self, dep: DeploymentRecord, item: _Work, now: datetime, report: TickReport
+    ) -> None:
+        """Post the ready notification exactly once across processes, then DM the secrets."""
+        sf = self.services.session_factory
+        if dep.message_ts is None and now - dep.created_at < MESSAGE_GRACE:
+            return  # the deploy service has not posted the status message yet
+        if not storage.claim_ready_notification(sf, dep.id, now=now):
+            return
+        jupyter_token = item.instance.jupyter_token if item.instance is not None else None
+        try:
+            self._thread(
+                dep, notify.ready_text(dep, item.template, jupyter_token=jupyter_token), report
+            )
+        except Exception as error:
+            logger.warning("poller: ready notification for %d failed: %s", dep.id, error)
+            storage.release_ready_notification(sf, dep.id, now)
+            return
+        report.notified += 1
+        payload = notify.secrets_dm(dep, item.template, jupyter_token=jupyter_token)
+        if payload is None:
+            return
+        report.slack_calls += 1
+        try:
+            self.services.notifier.dm(dep.user_id, payload["text"], payload["blocks"])
+        except Exception as error:
+            logger.warning("poller: secrets DM for %d failed: %s", dep.id, type(error).__name__)
+            storage.add_event(sf, dep.id, storage.SYSTEM_ACTOR, "secrets_dm_failed", None)
+
+
+def install_poller(services: Services) -> StatusPoller:
+    """Build the process's poller, add its job to ``services.scheduler``, keep it in
+    ``services.extras["poller"]`` and register :meth:`StatusPoller.close` in
+    ``services.extras["closers"]`` (run by ``Runtime.close`` after the scheduler stops)."""
+    poller = StatusPoller(services)
+    if services.scheduler is not None:
+        poller.install(services.scheduler)
+    services.extras["poller"] = poller
+    services.extras.setdefault("closers", []).append(poller.close)
+    return poller

@@ -1,0 +1,344 @@
+"""Map a Vast.ai instance to a deployment state (pure: no I/O, no clock of its own).
+
+The status poller calls :func:`assess` for each deployment it follows, with the instance from
+the tick's one instance list (or ``None`` when the list does not hold it), then, when the
+verdict asks for it, probes the app and calls :func:`after_probe`.
+
+Status values and what they mean come from vast-api.md §4 ("Status values and lifecycle",
+from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and dstack's
+``compute.py``):
+
+* ``actual_status`` null / ``created`` / ``loading`` / ``rebooting`` → still provisioning;
+* ``running`` with ``intended_status == "running"`` → ready once every template port is mapped
+  and the app answers the HTTP probe;
+* ``exited``; an error in ``status_msg`` (e.g. ``OCI runtime create failed``, an image that
+  cannot be pulled, ``unauthorized``); ``offline``/``unknown`` for longer than a grace period;
+  ``cur_state == intended_status == next_state == "stopped"`` while we did not ask (Vast.ai
+  stopped it: out of credit or outbid); not ready after ``DEPLOY_TIMEOUT_MINUTES`` → failed;
+* gone from the list → destroyed, but only after :data:`LIST_GRACE` since the deployment was
+  created (reads lag just after create, vast-api.md §7 pitfall 4) and after a per-id GET
+  confirms it (``confirm_gone``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from bot.vast.models import Instance
+from catalog import Template
+from storage import DeploymentRecord, encode_port_map
+
+__all__ = [
+    "LIST_GRACE",
+    "OFFLINE_GRACE",
+    "WATCHED_STATUSES",
+    "Connection",
+    "Verdict",
+    "after_probe",
+    "assess",
+    "error_in_status_msg",
+    "probe_url",
+]
+
+#: Statuses the poller follows: the active ones plus ``stopped`` (it may be started again, or
+#: destroyed outside the bot).
+WATCHED_STATUSES: frozenset[str] = frozenset({"creating", "provisioning", "ready", "stopped"})
+#: How long a just-created instance may be missing from the list before we look it up.
+LIST_GRACE = timedelta(minutes=2)
+#: How long ``offline``/``unknown`` is tolerated before the deployment fails.
+OFFLINE_GRACE = timedelta(minutes=3)
+
+_BEFORE_READY = frozenset({"creating", "provisioning"})
+_HOST_LOST = frozenset({"offline", "unknown"})
+# Error words the official CLI fails on (vast-api.md §4), plus registry refusals (§7 pitfall 9).
+_ERROR_RE = re.compile(
+    r"error|failed|failure|exception|traceback|oci runtime|permission denied|unauthorized"
+    r"|pull access denied|manifest unknown|no such image|not found",
+    re.IGNORECASE,
+)
+_PULL_RE = re.compile(
+    r"pull|unauthorized|manifest|no such image|not found|denied|registry", re.IGNORECASE
+)
+_MSG_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a running instance, in the shape stored on the deployment row:
+    ``public_ip`` (stripped), ``ports_json`` (container → host port JSON, every mapped TCP port),
+    ``ssh_host``/``ssh_port`` (Vast.ai's SSH proxy)."""
+
+    public_ip: str | None
+    ports_json: str | None
+    ssh_host: str | None
+    ssh_port: int | None
+
+    def differs_from(self, dep: DeploymentRecord) -> bool:
+        """True when any field differs from what ``dep`` stores."""
+        return (self.public_ip, self.ports_json, self.ssh_host, self.ssh_port) != (
+            dep.public_ip,
+            dep.ports_json,
+            dep.ssh_host,
+            dep.ssh_port,
+        )
+
+    def fields(self) -> dict[str, object]:
+        """Keyword arguments for :func:`storage.update_status`."""
+        return {
+            "public_ip": self.public_ip,
+            "ports_json": self.ports_json,
+            "ssh_host": self.ssh_host,
+            "ssh_port": self.ssh_port,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the poller should do with one deployment this tick.
+
+    Attributes:
+        status: the state to move to (equal to the current one when nothing moves).
+        reason: plain-words reason for ``failed``/``destroyed`` (what happened, what to do).
+        status_msg: Vast.ai's ``status_msg`` to store (shown while provisioning), or the
+            stored one when the instance was not seen.
+        connection: IP/ports/SSH to store, when the instance is running with ports mapped.
+        probe_url: when set, ``ready`` depends on this URL answering (:func:`after_probe`).
+        destroy: destroy the instance (failures, so it stops billing).
+        confirm_gone: missing from the list past the grace period: confirm with a per-id GET
+            before treating it as destroyed.
+        host_lost: the instance is ``offline``/``unknown`` (the poller tracks since when).
+    """
+
+    status: str
+    reason: str | None = None
+    status_msg: str | None = None
+    connection: Connection | None = None
+    probe_url: str | None = None
+    destroy: bool = False
+    confirm_gone: bool = False
+    host_lost: bool = False
+
+
+def error_in_status_msg(status_msg: str | None) -> bool:
+    """True when Vast.ai's ``status_msg`` reports an error (e.g. ``OCI runtime create failed``,
+    ``Error response from daemon: pull access denied``, ``unauthorized``); ``"success, running
+    …"`` and ``"Downloading image layers …"`` are not errors."""
+    if not status_msg:
+        return False
+    text = status_msg.strip()
+    if text.lower().startswith("success"):
+        return False
+    return bool(_ERROR_RE.search(text))
+
+
+def _short(msg: str | None) -> str:
+    text = " ".join((msg or "").split())
+    return text if len(text) <= _MSG_LIMIT else text[: _MSG_LIMIT - 1] + "…"
+
+
+def _connection(instance: Instance) -> Connection:
+    ports = {port: instance.host_port(port) for port in instance.ports}
+    mapped = {port: host for port, host in ports.items() if host is not None}
+    return Connection(
+        public_ip=instance.public_ipaddr,
+        ports_json=encode_port_map(mapped) if mapped else None,
+        ssh_host=instance.ssh_host,
+        ssh_port=instance.ssh_port,
+    )
+
+
+def probe_url(instance: Instance, template: Template) -> str | None:
+    """``http://{public_ip}:{host port of template.health_port}{template.health_path}``, or
+    None when that port is not mapped yet (vast-api.md §4 "Building the public URL")."""
+    port = template.health_port if template.health_port is not None else template.ports[0]
+    base = instance.public_url(port)
+    if base is None:
+        return None
+    return base.rstrip("/") + template.health_path
+
+
+def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
+    return dep.status in _BEFORE_READY and now - dep.created_at >= timeout
+
+
+def _timeout_verdict(
+    dep: DeploymentRecord, instance: Instance | None, timeout: timedelta
+) -> Verdict:
+    minutes = timeout.total_seconds() / 60
+    where = ""
+    if instance is not None:
+        where = f" Vast.ai still said `{instance.actual_status or 'provisioning'}`"
+        if instance.status_msg:
+            where += f" ({_short(instance.status_msg)})"
+        where += "."
+    elif dep.status_msg:
+        where = f" Last Vast.ai status: {_short(dep.status_msg)}."
+    reason = (
+        f"Not ready after {minutes:g} minutes, so I destroyed the instance to stop billing."
+        f"{where} Slow hosts can take long to pull a big image: deploy again, preferably on "
+        "a GPU with a faster download."
+    )
+    return Verdict("failed", reason=reason, status_msg=dep.status_msg, destroy=True)
+
+
+def assess(
+    dep: DeploymentRecord,
+    instance: Instance | None,
+    template: Template | None,
+    *,
+    now: datetime,
+    timeout: timedelta,
+    host_lost_since: datetime | None = None,
+    list_grace: timedelta = LIST_GRACE,
+    offline_grace: timedelta = OFFLINE_GRACE,
+) -> Verdict:
+    """Decide where ``dep`` goes given ``instance`` (None: absent from this tick's list).
+
+    Args:
+        dep: the deployment as stored (status ``creating`` with an instance id,
+            ``provisioning``, ``ready`` or ``stopped``).
+        instance: its Vast.ai instance from the v1 list, or None.
+        template: the deployment's template (None when it left the catalog: no port or probe
+            checks then).
+        now: aware UTC time of this tick.
+        timeout: ``DEPLOY_TIMEOUT_MINUTES`` as a timedelta, counted from ``dep.created_at``.
+        host_lost_since: when the poller first saw this instance ``offline``/``unknown`` in a
+            row (None: not lost before this tick).
+        list_grace: how long a missing instance is tolerated after ``dep.created_at``.
+        offline_grace: how long ``offline``/``unknown`` is tolerated.
+
+    Returns:
+        A :class:`Verdict`; ``verdict.status == dep.status`` means no state change (fields such
+        as ``status_msg`` may still have changed).
+    """
+    if instance is None:
+        if now - dep.created_at < list_grace:
+            return Verdict(dep.status, status_msg=dep.status_msg)
+        return Verdict(
+            "destroyed",
+            reason=(
+                "The instance is gone from Vast.ai (destroyed outside the bot, or the host "
+                "removed it), so nothing bills any more. Deploy again if you still need it."
+            ),
+            status_msg=dep.status_msg,
+            confirm_gone=True,
+        )
+
+    actual = instance.actual_status
+    intended = instance.intended_status
+    msg = instance.status_msg
+    before_ready = dep.status in _BEFORE_READY
+
+    if actual == "exited":
+        return Verdict(
+            "failed",
+            reason=(
+                f"The app's container exited (Vast.ai: {_short(msg) or 'exited'}), so I destroyed "
+                "the instance to stop billing. Check the template's image and launch command, "
+                "then deploy again."
+            ),
+            status_msg=msg,
+            destroy=True,
+        )
+
+    vast_stopped = instance.cur_state == intended == instance.next_state == "stopped"
+    if vast_stopped or (actual in ("stopped", "frozen") and dep.status != "stopped"):
+        if before_ready:
+            return Verdict(
+                "failed",
+                reason=(
+                    "Vast.ai stopped the instance before it was ready (the account may be out "
+                    "of credit, or the GPU was taken back), so I destroyed it. Check your "
+                    "Vast.ai credit, then deploy again."
+                ),
+                status_msg=msg,
+                destroy=True,
+            )
+        # A ready instance stopped outside the bot (credit, outbid, console) stays: the user
+        # may start it again or destroy it from the message.
+        return Verdict("stopped", status_msg=msg)
+
+    if before_ready and error_in_status_msg(msg):
+        what = (
+            "the Docker image could not be pulled"
+            if _PULL_RE.search(msg or "")
+            else "the container could not be started"
+        )
+        return Verdict(
+            "failed",
+            reason=(
+                f"Vast.ai reports that {what}: {_short(msg)}. I destroyed the instance so it "
+                "stops billing. Check the template's image name (and that it is public), then "
+                "deploy again or pick another GPU."
+            ),
+            status_msg=msg,
+            destroy=True,
+        )
+
+    if actual in _HOST_LOST:
+        lost_since = host_lost_since or now
+        if now - lost_since >= offline_grace:
+            minutes = offline_grace.total_seconds() / 60
+            return Verdict(
+                "failed",
+                reason=(
+                    f"The host has been `{actual}` on Vast.ai for over {minutes:g} minutes (it "
+                    "lost its connection), so I destroyed the instance. Deploy again on "
+                    "another GPU."
+                ),
+                status_msg=msg,
+                destroy=True,
+                host_lost=True,
+            )
+        verdict = Verdict(dep.status, status_msg=msg, host_lost=True)
+        if _timed_out(dep, now, timeout):
+            return replace(_timeout_verdict(dep, instance, timeout), host_lost=True)
+        return verdict
+
+    if actual == "running" and intended == "running":
+        connection = _connection(instance)
+        if dep.status == "ready":
+            if connection.ports_json is None:  # ports vanish briefly on restarts: keep the old
+                return Verdict("ready", status_msg=msg)
+            return Verdict("ready", status_msg=msg, connection=connection)
+        required = list(template.ports) if template is not None else []
+        all_mapped = instance.public_ipaddr is not None and all(
+            instance.host_port(port) is not None for port in required
+        )
+        if all_mapped:
+            url = probe_url(instance, template) if template is not None else None
+            target = dep.status if url is not None else "ready"
+            return Verdict(target, status_msg=msg, connection=connection, probe_url=url)
+        waiting = "provisioning" if dep.status == "creating" else dep.status
+        if _timed_out(dep, now, timeout):
+            return _timeout_verdict(dep, instance, timeout)
+        return Verdict(waiting, status_msg=msg, connection=connection)
+
+    # Booting: null, created, loading, rebooting (or running while a stop/start is underway).
+    if dep.status == "creating":
+        return Verdict("provisioning", status_msg=msg)
+    if _timed_out(dep, now, timeout):
+        return _timeout_verdict(dep, instance, timeout)
+    return Verdict(dep.status, status_msg=msg)
+
+
+def after_probe(
+    verdict: Verdict, dep: DeploymentRecord, up: bool, *, now: datetime, timeout: timedelta
+) -> Verdict:
+    """Finish a verdict that carried ``probe_url``: ``ready`` when the app answered (``up``),
+    else still provisioning (or failed past the timeout). Starting a ``stopped`` deployment
+    again has no timeout here."""
+    if up:
+        return replace(verdict, status="ready", probe_url=None)
+    if _timed_out(dep, now, timeout):
+        minutes = timeout.total_seconds() / 60
+        reason = (
+            f"The instance runs, but the app did not answer at its URL within {minutes:g} "
+            "minutes, so I destroyed the instance to stop billing. The app may need more "
+            "VRAM or time to load its model: deploy again, maybe on a bigger GPU."
+        )
+        return replace(verdict, status="failed", reason=reason, probe_url=None, destroy=True)
+    target = "provisioning" if dep.status == "creating" else dep.status
+    return replace(verdict, status=target, probe_url=None)
