@@ -1,18 +1,29 @@
 """``/templates`` ack latency over signed HTTP, beside a bare Bolt app that only acks.
 
-Both apps run on the same waitress server setup, in the same run, against the same fake Slack
-Web API. Prints p50/p99 in milliseconds, sequential and with N concurrent clients, and the ratio
-bot/bare. Run: ``python -m benchmarks.ack_latency [--requests 400] [--clients 20]``.
+Modes: *sequential* (one request at a time), *concurrent* (``--clients`` connections sending
+back to back: a saturation test, where latency ≈ clients / throughput) and *paced* (the same
+clients sending at ``--rate`` requests per second in all, as Slack's traffic arrives).
+
+Both apps run on the same waitress set-up (16 threads), in the same run, against the same fake
+Slack Web API. The load comes from a separate process (asyncio + httpx, so the client does not
+share the servers' GIL): sequential requests, then ``--clients`` concurrent connections. The
+two apps are measured in alternating rounds so that machine noise hits both alike. Prints
+p50/p99 in milliseconds and the ratio bot/bare.
+
+Run: ``python -m benchmarks.ack_latency [--requests 400] [--clients 20] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -53,39 +64,73 @@ def _bare_app(fake: FakeSlack) -> Any:
     return make_wsgi_app(app, lambda: {"ok": True})
 
 
-def _one(client: httpx.Client, n: int) -> float:
+# -- load generator (runs in its own process) ----------------------------------------------
+
+
+async def _one(client: httpx.AsyncClient, n: int) -> float:
     body = _command_body(n)
     headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
     started = time.perf_counter()
-    response = client.post("/slack/events", content=body, headers=headers)
+    response = await client.post("/slack/events", content=body, headers=headers)
     elapsed = time.perf_counter() - started
     if response.status_code != 200:
         raise RuntimeError(f"unexpected status {response.status_code}")
     return elapsed * 1000
 
 
-def measure(url: str, requests: int, clients: int) -> dict[str, list[float]]:
-    """``{"sequential": [ms...], "concurrent": [ms...]}`` for ``url``."""
-    with httpx.Client(base_url=url) as client:
+async def _load(url: str, requests: int, clients: int, rate: float) -> dict[str, list[float]]:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
         for n in range(20):  # warm-up
-            _one(client, n)
-        sequential = [_one(client, n) for n in range(requests)]
-    concurrent: list[float] = []
-    lock = threading.Lock()
-    per_client = max(1, requests // clients)
+            await _one(client, n)
+        sequential = [await _one(client, n) for n in range(requests)]
+        per_client = max(1, requests // clients)
 
-    def worker() -> None:
-        with httpx.Client(base_url=url) as client:
-            own = [_one(client, n) for n in range(per_client)]
-        with lock:
-            concurrent.extend(own)
+        async def worker(count: int) -> list[float]:
+            return [await _one(client, n) for n in range(count)]
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return {"sequential": sequential, "concurrent": concurrent}
+        await asyncio.gather(*(worker(3) for _ in range(clients)))  # open every connection
+        batches = await asyncio.gather(*(worker(per_client) for _ in range(clients)))
+
+        async def paced_worker(offset: float) -> list[float]:
+            # Open loop: each client sends at rate/clients per second, whatever the latency.
+            interval = clients / rate
+            start = time.perf_counter() + offset
+            timings = []
+            for n in range(per_client):
+                delay = start + n * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                timings.append(await _one(client, n))
+            return timings
+
+        paced = await asyncio.gather(*(paced_worker(i / rate) for i in range(clients)))
+    return {
+        "sequential": sequential,
+        "concurrent": [ms for batch in batches for ms in batch],
+        "paced": [ms for batch in paced for ms in batch],
+    }
+
+
+def _client_main(url: str, requests: int, clients: int, rate: float) -> None:
+    print(json.dumps(asyncio.run(_load(url, requests, clients, rate))))
+
+
+def measure(url: str, requests: int, clients: int, rate: float) -> dict[str, list[float]]:
+    """Run the load generator in a subprocess against ``url``; milliseconds per request."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ack_latency", "--client", url]
+        + ["--requests", str(requests), "--clients", str(clients), "--rate", str(rate)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    data: dict[str, list[float]] = json.loads(result.stdout)
+    return data
+
+
+# -- report ----------------------------------------------------------------------------------
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -97,43 +142,55 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=100.0, help="paced mode: requests/second")
+    parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: be the load generator
     args = parser.parse_args(argv)
+    if args.client:
+        _client_main(args.client, args.requests, args.clients, args.rate)
+        return
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # saturation is the point
+    results: dict[str, dict[str, list[float]]] = {
+        name: {"sequential": [], "concurrent": [], "paced": []} for name in ("bot", "bare")
+    }
     with tempfile.TemporaryDirectory() as folder, FakeSlack() as fake:
         database_url = f"sqlite:///{Path(folder) / 'bench.db'}"
         runtime = build_runtime(
             make_settings(fake, database_url=database_url, status_poll_seconds=3600)
         )
-        servers: dict[str, Callable[[], BackgroundServer]] = {
-            "bot": lambda: BackgroundServer(runtime.wsgi_app, threads=16),
-            "bare": lambda: BackgroundServer(_bare_app(fake), threads=16),
+        servers = {
+            "bot": BackgroundServer(runtime.wsgi_app, threads=16).start(),
+            "bare": BackgroundServer(_bare_app(fake), threads=16).start(),
         }
-        results: dict[str, dict[str, list[float]]] = {}
-        for name, make in servers.items():
-            server = make().start()
-            try:
-                results[name] = measure(server.url, args.requests, args.clients)
-            finally:
+        try:
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    for mode, values in measure(
+                        server.url, args.requests, args.clients, args.rate
+                    ).items():
+                        results[name][mode].extend(values)
+        finally:
+            for server in servers.values():
                 server.stop()
-        runtime.close()
+            runtime.close()
     print(
-        f"/templates ack latency, {args.requests} requests, {args.clients} concurrent clients (ms)"
+        f"/templates ack latency (ms): {args.rounds} rounds × {args.requests} requests; "
+        f"sequential; {args.clients} concurrent clients as fast as they can (concurrent); "
+        f"{args.clients} clients at {args.rate:g} requests/s in all (paced)"
     )
     print(f"{'mode':<12}{'app':<6}{'p50':>8}{'p99':>8}{'mean':>8}")
-    for mode in ("sequential", "concurrent"):
+    for mode in ("sequential", "concurrent", "paced"):
         for name in ("bot", "bare"):
             values = results[name][mode]
             print(
                 f"{mode:<12}{name:<6}{statistics.median(values):8.2f}{_pct(values, 0.99):8.2f}"
                 f"{statistics.mean(values):8.2f}"
             )
-        bot_p99 = _pct(results["bot"][mode], 0.99)
-        bare_p99 = _pct(results["bare"][mode], 0.99)
-        bot_p50 = statistics.median(results["bot"][mode])
-        bare_p50 = statistics.median(results["bare"][mode])
-        print(
-            f"{mode:<12}ratio bot/bare: p50 {bot_p50 / bare_p50:.2f}x,"
-            f" p99 {bot_p99 / bare_p99:.2f}x"
+        ratio_p50 = statistics.median(results["bot"][mode]) / statistics.median(
+            results["bare"][mode]
         )
+        ratio_p99 = _pct(results["bot"][mode], 0.99) / _pct(results["bare"][mode], 0.99)
+        print(f"{mode:<12}ratio bot/bare: p50 {ratio_p50:.2f}x, p99 {ratio_p99:.2f}x")
 
 
 if __name__ == "__main__":

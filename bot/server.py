@@ -74,7 +74,10 @@ class BackgroundServer:
 
         # Close the sockets from inside the serving loop (waitress's trigger runs the thunk
         # there), so the loop never selects on a closed descriptor; then stop the workers.
-        self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
+        try:
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
+        except OSError:  # the trigger is already gone: close from here instead
+            self._server.close()
         self._thread.join(timeout=5)
         self._server.task_dispatcher.shutdown()
 
