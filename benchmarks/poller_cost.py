@@ -12,11 +12,7 @@ instances, nothing per deployment), Slack calls (must be 0), wall time (median o
 ticks), the poller process's CPU time, the share of wall time spent waiting for the instance list,
 and the tracemalloc peak of one separate tick (tracemalloc slows a tick, so it is not timed).
 
-The stock simulator renders every instance for every page it serves (O(N) per page, so
-O(N²/25) per tick: about 1 s at N = 1,000 and over a minute at 10,000), which measures the
-simulator rather than the poller. The simulator process here therefore serves pages from a
-subclass that renders only the requested page (same JSON, same tokens); filters fall back to the
-stock code.
+The simulator renders only the page it serves, so its share of a tick stays linear in N.
 
 Then (``--latency N``, default 10) it runs the whole bot with its scheduler and
 ``STATUS_POLL_SECONDS=1`` against a simulator on a real clock, deploys N times (staggered), and
@@ -29,8 +25,6 @@ Run: ``python -m benchmarks.poller_cost [--sizes 10,100,1000,10000] [--ticks 5] 
 from __future__ import annotations
 
 import argparse
-import bisect
-import json
 import math
 import multiprocessing
 import statistics
@@ -64,50 +58,10 @@ TEMPLATE = "jupyter-lab"
 # -- the simulator process -------------------------------------------------------------------
 
 
-class _PagedSimulator(VastSimulator):
-    """The simulator, but ``GET /api/v1/instances/`` renders only the page it returns."""
-
-    def _list(self, query: dict[str, str]) -> Any:
-        if query.get("select_filters") or query.get("select_cols"):
-            return super()._list(query)
-        from base64 import b64decode, b64encode
-
-        from bot.simulator.faults import json_response
-
-        limit = min(max(int(query.get("limit", 25)), 1), 25)
-        after_id = 0
-        if query.get("after_token"):
-            after_id = int(json.loads(b64decode(query["after_token"]))["values"]["id"])
-        if len(getattr(self, "_bench_ids", ())) != len(self._instances):
-            self._bench_ids = sorted(self._instances)  # the set is fixed during a run
-            self._bench_labels: dict[str, int] = {}
-            for inst in self._instances.values():
-                key = inst.label or ""
-                self._bench_labels[key] = self._bench_labels.get(key, 0) + 1
-        ids, labels = self._bench_ids, self._bench_labels
-        start = bisect.bisect_right(ids, after_id)
-        page_ids = ids[start : start + limit]
-        more = start + limit < len(ids)
-        token = None
-        if more and page_ids:
-            token = b64encode(json.dumps({"values": {"id": page_ids[-1]}}).encode()).decode()
-        return json_response(
-            200,
-            {
-                "success": True,
-                "instances_found": len(page_ids),
-                "total_instances": len(ids),
-                "label_counts": labels,
-                "next_token": token,
-                "instances": [self._render(self._instances[i]) for i in page_ids],
-            },
-        )
-
-
 def _simulator_main(n: int, conn: Connection) -> None:
     """Child process: start a simulator with ``n`` instances, send back the URL and each
     instance's (id, kind, status_msg), then serve until told to stop."""
-    sim = _PagedSimulator(timeline=Timeline.instant(), frozen_clock=True, seed=11)
+    sim = VastSimulator(timeline=Timeline.instant(), frozen_clock=True, seed=11)
     url = sim.start()
     client = VastClient(url)
     n_ready = round(n * READY_SHARE)
