@@ -204,3 +204,26 @@ def test_hours_left() -> None:
     assert costs.hours_left(10.0, 2.5) == 4.0
     assert costs.hours_left(-3.0, 1.0) == 0.0
     assert costs.hours_left(10.0, 0.0) is None
+
+
+def test_status_message_and_destroy_confirm_show_the_same_cost_as_listings(
+    session_factory: SessionFactory,
+) -> None:
+    from bot.blocks.status import status_message
+
+    t0 = _t("2025-06-10 10:00")
+    stopped = make(
+        session_factory,
+        t0,
+        [("provisioning", t0), ("ready", t0), ("stopped", t0 + timedelta(hours=1))],
+        dph=2.0,
+        disk=720,
+    )
+    storage.set_instance(session_factory, stopped.id, 4242, now=t0)
+    stopped = storage.get_deployment(session_factory, stopped.id)  # type: ignore[assignment]
+    later = t0 + timedelta(hours=11)
+    text = str(status_message(stopped, None, now=later))
+    expected = f"${costs.cost_so_far(stopped, later):.2f}"  # $3.50: 1 h GPU + 10 h storage
+    assert expected == "$3.50"
+    assert f"cost so far {expected}" in text  # context line
+    assert f"cost so far {expected}. This cannot be undone" in text  # destroy confirm

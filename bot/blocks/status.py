@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.services.costs import cost_so_far
 from catalog import Template
 from storage import DeploymentRecord
 
@@ -131,13 +132,6 @@ def _time_to_ready(dep: DeploymentRecord) -> str:
     if dep.ready_at is None:
         return "a moment"
     return format_duration((dep.ready_at - dep.created_at).total_seconds())
-
-
-def cost_so_far(dep: DeploymentRecord, now: datetime) -> float:
-    """Dollars so far: hours in ``ready`` × ``dph_total`` ($/hour)."""
-    from storage import deployment_hours_in_ready
-
-    return deployment_hours_in_ready(dep, now) * dep.dph_total
 
 
 def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonElement]:
