@@ -185,6 +185,8 @@ def test_submission_rents_one_instance_records_it_and_posts_the_status(bot: BotH
     assert f"${chosen.dph_total:.3f}/h" in shown
     (update,) = bot.slack.wait_for("chat.update", ts=dep.message_ts)
     assert "Provisioning" in texts(update.args["blocks"])
+    (home,) = bot.slack.wait_for("views.publish", user_id=ALICE)  # the Home tab lists it
+    assert "JupyterLab" in json.dumps(home.args["view"])
     assert password not in all_slack_text(bot)  # the secret goes nowhere yet
 
 

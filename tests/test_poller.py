@@ -176,11 +176,17 @@ def test_status_edits_in_order_until_ready_with_urls_and_one_notification(
         "deployment_destroy",
     ]
 
+    # the requester's App Home followed each change (provisioning, ready)
+    homes = fake_slack.calls_to("views.publish")
+    assert [h.args["user_id"] for h in homes] == [ALICE, ALICE]
+    assert "JupyterLab" in json.dumps(homes[-1].args["view"])
+
     for _ in range(3):
         poller.tick()
     replies = thread_replies(fake_slack, dep)
     assert len(replies) == 1
     assert replies[0].args["text"].startswith(f"<@{ALICE}> your JupyterLab on 1× ")
+    assert len(fake_slack.calls_to("views.publish")) == 2  # nothing changed since
     assert " is ready" in replies[0].args["text"]
     assert f"http://127.0.0.1:{host_port}/" in replies[0].args["text"]
 

@@ -224,7 +224,7 @@ def register(app: App, services: Services) -> None:
             _update_view(client, sub.view_id, deploy_blocks.done_view(sub.template, sub.channel))
         else:
             ack(response_action="clear")
-        service.deploy(
+        result = service.deploy(
             DeployRequest(
                 request_key=sub.view_id,
                 team_id=sub.team_id,
@@ -235,3 +235,6 @@ def register(app: App, services: Services) -> None:
                 disk_gb=sub.disk_gb,
             )
         )
+        refresh_home = services.extras.get("refresh_home")
+        if result.created and refresh_home is not None:  # the new deployment joins the Home tab
+            refresh_home(sub.user_id, sub.team_id)

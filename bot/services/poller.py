@@ -343,6 +343,10 @@ class StatusPoller:
             if pending_ready:
                 self._notify_ready(dep, item, now, report)
             return
+        refresh_home = self.services.extras.get("refresh_home")
+        if refresh_home is not None:  # the requester's App Home lists this deployment
+            report.slack_calls += 1
+            refresh_home(dep.user_id, dep.team_id)
         if dep.status == "ready":
             self._notify_ready(dep, item, now, report)
         elif dep.status == "failed":

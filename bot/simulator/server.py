@@ -20,8 +20,8 @@ requested ``-p`` port to a real port on 127.0.0.1 served by :class:`AppPorts`.
 from __future__ import annotations
 
 import base64
-import bisect
 import binascii
+import bisect
 import json
 import logging
 import operator
