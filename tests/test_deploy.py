@@ -19,6 +19,7 @@ from bot.services.deploy import label_for
 from bot.services.offers import find_offers
 from bot.simulator import Fault
 from catalog import RankedOffer
+from tests.blockkit import texts
 from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, CHANNEL, BotHarness
 
@@ -26,18 +27,6 @@ JUPYTER = "jupyter-lab"
 #: Option text the picker showed for each offer id (as Slack echoes it back on submit).
 OPTION_TEXT: dict[int, str] = {}
 CREATE = ("PUT", "/api/v0/asks/")
-
-
-def texts(blocks: list[dict[str, Any]] | None) -> str:
-    """All the text of a message's or view's blocks."""
-    parts: list[str] = []
-    for block in blocks or []:
-        if isinstance(block.get("text"), dict):
-            parts.append(block["text"]["text"])
-        for element in block.get("elements") or []:
-            if isinstance(element.get("text"), dict):
-                parts.append(element["text"]["text"])
-    return "\n".join(parts)
 
 
 def pick_offer(bot: BotHarness, slug: str = JUPYTER, disk_gb: int = 20) -> RankedOffer:

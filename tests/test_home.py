@@ -8,9 +8,10 @@ from typing import Any
 
 import time_machine
 
+from tests.blockkit import buttons, texts
 from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import ALICE, BOB, BotHarness
-from tests.test_manage import buttons, make_deployment, manage_requests, status_of, texts
+from tests.test_manage import make_deployment, manage_requests, status_of
 
 
 def home_opened(bot: BotHarness, user: str = ALICE, tab: str = "home") -> None:

@@ -17,6 +17,7 @@ import storage
 from bot.simulator.faults import Fault
 from bot.vast.errors import classify
 from storage import DeploymentRecord
+from tests.blockkit import buttons, texts
 from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOB, CHANNEL, BotFactory, BotHarness
 
@@ -89,31 +90,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
-
-
-def texts(blocks: list[dict[str, Any]]) -> str:
-    parts: list[str] = []
-    for block in blocks:
-        if isinstance(block.get("text"), dict):
-            parts.append(block["text"]["text"])
-        for field in block.get("fields") or []:
-            parts.append(field["text"])
-        for element in block.get("elements") or []:
-            if isinstance(element.get("text"), dict):
-                parts.append(element["text"]["text"])
-            elif isinstance(element.get("text"), str):
-                parts.append(element["text"])
-    return "\n".join(parts)
-
-
-def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        element
-        for block in blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["type"] == "button"
-    ]
 
 
 def status_of(bot: BotHarness, deployment_id: int) -> str:

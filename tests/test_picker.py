@@ -105,6 +105,8 @@ def test_choosing_an_offer_shows_its_cost(bot: BotHarness, fake_slack: FakeSlack
     assert f"${price * 8:.2f} per 8-hour day" in cost["elements"][0]["text"]
     offer_block = next(b for b in updated["blocks"] if b.get("block_id") == picker.BLOCK_OFFER)
     assert offer_block["element"]["initial_option"]["value"] == option["value"]
+    # the picker re-rendered from the search the user is looking at: no second search
+    assert bot.vast.request_count("POST", "/api/v0/bundles/") == 1
 
 
 def test_gpu_filter_and_max_price_narrow_the_offers(bot: BotHarness, fake_slack: FakeSlack) -> None:

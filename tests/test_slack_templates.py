@@ -5,39 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from tests.blockkit import buttons, texts
 from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import ALICE, BotFactory, BotHarness, sign
-
-
-def _texts(blocks: list[dict[str, Any]]) -> str:
-    parts: list[str] = []
-    for block in blocks:
-        for key in ("text",):
-            if isinstance(block.get(key), dict):
-                parts.append(block[key]["text"])
-        for field in block.get("fields") or []:
-            parts.append(field["text"])
-        for element in block.get("elements") or []:
-            if isinstance(element.get("text"), dict):
-                parts.append(element["text"]["text"])
-            elif isinstance(element.get("text"), str):
-                parts.append(element["text"])
-    return "\n".join(parts)
-
-
-def _buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        element
-        for block in blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["type"] == "button"
-    ]
 
 
 def write_templates(folder: Path, count: int) -> Path:
@@ -62,7 +36,7 @@ def write_templates(folder: Path, count: int) -> Path:
     return folder
 
 
-def test_templates_lists_the_four_builtins_with_buttons(bot: BotHarness) -> None:
+def test_templates_lists_the_four_builtins_withbuttons(bot: BotHarness) -> None:
     started = time.monotonic()
     response = bot.command("")
     elapsed = time.monotonic() - started
@@ -73,7 +47,7 @@ def test_templates_lists_the_four_builtins_with_buttons(bot: BotHarness) -> None
     assert payload["response_type"] == "ephemeral"
     blocks = payload["blocks"]
     assert blocks[0]["type"] == "header"
-    text = _texts(blocks)
+    text = texts(blocks)
     for name, figures in [
         ("JupyterLab", "VRAM 4 GB min · 8 GB recommended · CUDA ≥ 11.8"),
         ("Stable Diffusion WebUI", "VRAM 8 GB min · 12 GB recommended · CUDA ≥ 11.8"),
@@ -82,21 +56,21 @@ def test_templates_lists_the_four_builtins_with_buttons(bot: BotHarness) -> None
     ]:
         assert name in text
         assert figures in text
-    deploy = [b for b in _buttons(blocks) if b["action_id"] == "deploy_template"]
-    details = [b for b in _buttons(blocks) if b["action_id"] == "template_details"]
+    deploy = [b for b in buttons(blocks) if b["action_id"] == "deploy_template"]
+    details = [b for b in buttons(blocks) if b["action_id"] == "template_details"]
     assert [b["value"] for b in deploy] == ["jupyter-lab", "stable-diffusion", "comfy-ui", "vllm"]
     assert [b["value"] for b in details] == [b["value"] for b in deploy]
-    assert "/templates 12gb" in _texts(blocks[-1:])  # footer on how to filter
+    assert "/templates 12gb" in texts(blocks[-1:])  # footer on how to filter
 
 
 def test_word_filter_matches_name_slug_and_category(bot: BotHarness) -> None:
     by_name = bot.command("comfy").json()
     assert [
-        b["value"] for b in _buttons(by_name["blocks"]) if b["action_id"] == "deploy_template"
+        b["value"] for b in buttons(by_name["blocks"]) if b["action_id"] == "deploy_template"
     ] == ["comfy-ui"]
     by_category = bot.command("llm-serving").json()
     values = [
-        b["value"] for b in _buttons(by_category["blocks"]) if b["action_id"] == "deploy_template"
+        b["value"] for b in buttons(by_category["blocks"]) if b["action_id"] == "deploy_template"
     ]
     assert values == ["vllm"]
 
@@ -104,7 +78,7 @@ def test_word_filter_matches_name_slug_and_category(bot: BotHarness) -> None:
 @pytest.mark.parametrize("text", ["12gb", "12 GB", "vram:12"])
 def test_vram_filter_shows_what_runs_and_marks_recommended(bot: BotHarness, text: str) -> None:
     blocks = bot.command(text).json()["blocks"]
-    deploy = [b["value"] for b in _buttons(blocks) if b["action_id"] == "deploy_template"]
+    deploy = [b["value"] for b in buttons(blocks) if b["action_id"] == "deploy_template"]
     assert deploy == ["jupyter-lab", "stable-diffusion", "comfy-ui"]  # vLLM needs 16 GB
     sections = {b["block_id"]: b["text"]["text"] for b in blocks if b["type"] == "section"}
     assert "12 GB meets the recommendation" in sections["tpl_stable-diffusion"]
@@ -117,18 +91,18 @@ def test_vram_filter_shows_what_runs_and_marks_recommended(bot: BotHarness, text
 
 
 def test_help_explains_usage(bot: BotHarness) -> None:
-    text = _texts(bot.command("help").json()["blocks"])
+    text = texts(bot.command("help").json()["blocks"])
     assert "/templates 12gb" in text and "vram:12" in text and "/templates mine" in text
 
 
 def test_no_match_lists_what_exists(bot: BotHarness) -> None:
     payload = bot.command("tensorflow-serving").json()
-    text = _texts(payload["blocks"])
+    text = texts(payload["blocks"])
     assert "No template matches “tensorflow-serving”" in text
     for slug in ("jupyter-lab", "stable-diffusion", "comfy-ui", "vllm"):
         assert slug in text
-    assert not _buttons(payload["blocks"])
-    tiny = _texts(bot.command("2gb").json()["blocks"])
+    assert not buttons(payload["blocks"])
+    tiny = texts(bot.command("2gb").json()["blocks"])
     assert "No template runs on a 2 GB GPU; the smallest needs 4 GB" in tiny
 
 
@@ -140,7 +114,7 @@ def test_details_opens_a_modal_with_image_ports_env_names(
     call = fake_slack.wait_for("views.open")[0]
     assert call.args["trigger_id"].endswith("trigger1")
     view = call.args["view"]
-    text = _texts(view["blocks"])
+    text = texts(view["blocks"])
     template = bot.runtime.services.catalog.get("jupyter-lab")
     assert template is not None
     assert template.docker_image in text
@@ -169,23 +143,23 @@ def test_sixty_templates_page_within_block_kit_limits(
     bot = bot_factory(catalog_dir=write_templates(tmp_path / "catalog", 56))
     first = bot.command("").json()
     assert len(first["blocks"]) <= 50
-    assert "page 1 of 6" in _texts(first["blocks"])
-    next_button = [b for b in _buttons(first["blocks"]) if b["action_id"] == "templates_page_next"]
+    assert "page 1 of 6" in texts(first["blocks"])
+    next_button = [b for b in buttons(first["blocks"]) if b["action_id"] == "templates_page_next"]
     assert len(next_button) == 1
-    assert not [b for b in _buttons(first["blocks"]) if b["action_id"] == "templates_page_prev"]
+    assert not [b for b in buttons(first["blocks"]) if b["action_id"] == "templates_page_prev"]
 
     bot.block_action("templates_page_next", next_button[0]["value"])
     second = fake_slack.wait_for("response_url")[0].args
     assert second["replace_original"] is True
-    assert "page 2 of 6" in _texts(second["blocks"])
+    assert "page 2 of 6" in texts(second["blocks"])
     assert len(second["blocks"]) <= 50
     seen = {
         b["value"]
-        for b in _buttons(first["blocks"] + second["blocks"])
+        for b in buttons(first["blocks"] + second["blocks"])
         if b["action_id"] == "deploy_template"
     }
     assert len(seen) == 20
-    prev = [b for b in _buttons(second["blocks"]) if b["action_id"] == "templates_page_prev"]
+    prev = [b for b in buttons(second["blocks"]) if b["action_id"] == "templates_page_prev"]
     assert json.loads(prev[0]["value"]) == {"q": "", "p": 0}
 
 
@@ -194,12 +168,12 @@ def test_filter_survives_paging(
 ) -> None:
     bot = bot_factory(catalog_dir=write_templates(tmp_path / "catalog", 30))
     first = bot.command("team").json()
-    assert "page 1 of 3" in _texts(first["blocks"])
-    button = [b for b in _buttons(first["blocks"]) if b["action_id"] == "templates_page_next"][0]
+    assert "page 1 of 3" in texts(first["blocks"])
+    button = [b for b in buttons(first["blocks"]) if b["action_id"] == "templates_page_next"][0]
     bot.block_action("templates_page_next", button["value"])
     second = fake_slack.wait_for("response_url")[0].args
-    assert "matching “team”" in _texts(second["blocks"])
-    assert "page 2 of 3" in _texts(second["blocks"])
+    assert "matching “team”" in texts(second["blocks"])
+    assert "page 2 of 3" in texts(second["blocks"])
 
 
 class TestSignature:

@@ -7,10 +7,10 @@ count it does not check, so :func:`message_payload` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -43,3 +43,28 @@ def message_payload(
         "text": truncate(text, MAX_MESSAGE_TEXT),
         "blocks": [block.to_dict() for block in blocks],
     }
+
+
+def paging_block(
+    page: int,
+    pages: int,
+    *,
+    prev_action: str,
+    next_action: str,
+    value_for: Callable[[int], str],
+    block_id: str,
+) -> ActionsBlock | None:
+    """◀ Previous / Next ▶ buttons for 0-based ``page`` of ``pages``; ``value_for(target_page)``
+    is each button's value. None when everything fits on one page."""
+    if pages <= 1:
+        return None
+    buttons: list[ButtonElement] = []
+    if page > 0:
+        buttons.append(
+            ButtonElement(text="◀ Previous", action_id=prev_action, value=value_for(page - 1))
+        )
+    if page < pages - 1:
+        buttons.append(
+            ButtonElement(text="Next ▶", action_id=next_action, value=value_for(page + 1))
+        )
+    return ActionsBlock(block_id=block_id, elements=buttons)

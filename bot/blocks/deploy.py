@@ -54,72 +54,50 @@ def pick_again_button(slug: str, text: str = "Pick another GPU") -> ButtonElemen
     return ButtonElement(text=text, action_id=ACTION_DEPLOY, value=slug[:100], style="primary")
 
 
-def working_view(template: Template, channel: str) -> View:
-    """Shown (``response_action: update``) when checking the offer takes longer than the ack
-    window allows: the submission is being handled, the modal may be closed."""
+def _notice_view(name: str | None, blocks: list[Block]) -> View:
+    """A modal after submission: no submit, only Close (nothing more to choose)."""
     return View(
         type="modal",
         callback_id=CALLBACK_DEPLOY,
-        title=_title(template.name),
+        title=_title(name),
         close=PlainTextObject(text="Close"),
-        blocks=[
-            SectionBlock(
-                block_id="deploy_working",
-                text=MarkdownTextObject(
-                    text=(
-                        f":hourglass_flowing_sand: *Checking the GPU offer for {template.name} "
-                        "with Vast.ai…*\nYou can close this window: the status message will "
-                        f"appear in <#{channel}>."
-                    )
-                ),
-            )
-        ],
+        blocks=blocks,
     )
+
+
+def _notice_section(block_id: str, text: str) -> SectionBlock:
+    return SectionBlock(
+        block_id=block_id, text=MarkdownTextObject(text=truncate(text, MAX_SECTION_TEXT))
+    )
+
+
+def working_view(template: Template, channel: str) -> View:
+    """Shown (``response_action: update``) when checking the offer takes longer than the ack
+    window allows: the submission is being handled, the modal may be closed."""
+    text = (
+        f":hourglass_flowing_sand: *Checking the GPU offer for {template.name} with Vast.ai…*\n"
+        f"You can close this window: the status message will appear in <#{channel}>."
+    )
+    return _notice_view(template.name, [_notice_section("deploy_working", text)])
 
 
 def done_view(template: Template, channel: str) -> View:
     """Replaces :func:`working_view` once the rental has been handed to the deploy service."""
-    return View(
-        type="modal",
-        callback_id=CALLBACK_DEPLOY,
-        title=_title(template.name),
-        close=PlainTextObject(text="Close"),
-        blocks=[
-            SectionBlock(
-                block_id="deploy_done",
-                text=MarkdownTextObject(
-                    text=(
-                        f":rocket: *Renting the GPU for {template.name}.* "
-                        f"Follow its progress in <#{channel}>."
-                    )
-                ),
-            )
-        ],
-    )
+    text = f":rocket: *Renting the GPU for {template.name}.* Follow its progress in <#{channel}>."
+    return _notice_view(template.name, [_notice_section("deploy_done", text)])
 
 
 def problem_view(message: str, *, template: Template | None = None) -> View:
     """A modal that says why the submission cannot be deployed and what to do (no submit;
     a **Pick another GPU** button when the template is known)."""
-    blocks: list[Block] = [
-        SectionBlock(
-            block_id="deploy_problem",
-            text=MarkdownTextObject(text=truncate(f":warning: {message}", MAX_SECTION_TEXT)),
-        )
-    ]
+    blocks: list[Block] = [_notice_section("deploy_problem", f":warning: {message}")]
     if template is not None:
         blocks.append(
             ActionsBlock(
                 block_id="deploy_problem_actions", elements=[pick_again_button(template.slug)]
             )
         )
-    return View(
-        type="modal",
-        callback_id=CALLBACK_DEPLOY,
-        title=_title(template.name if template else None),
-        close=PlainTextObject(text="Close"),
-        blocks=blocks,
-    )
+    return _notice_view(template.name if template else None, blocks)
 
 
 def offer_switched_note(

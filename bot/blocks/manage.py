@@ -18,7 +18,6 @@ from typing import Any
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -26,7 +25,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
 from bot.blocks.status import STATUS_ICONS, deployment_buttons, format_duration, gpu_summary
 from bot.services import costs
 from storage import DeploymentRecord
@@ -205,25 +204,16 @@ def deployment_list_message(
             blocks.append(
                 ActionsBlock(block_id=listing_block_id(kind, page, dep.id), elements=buttons)
             )
-    if pages > 1:
-        paging: list[ButtonElement] = []
-        if page > 0:
-            paging.append(
-                ButtonElement(
-                    text="◀ Previous",
-                    action_id=ACTION_LIST_PAGE_PREV,
-                    value=list_page_value(kind, page - 1),
-                )
-            )
-        if page < pages - 1:
-            paging.append(
-                ButtonElement(
-                    text="Next ▶",
-                    action_id=ACTION_LIST_PAGE_NEXT,
-                    value=list_page_value(kind, page + 1),
-                )
-            )
-        blocks.append(ActionsBlock(block_id=f"mgl_paging_{kind}_{page}", elements=paging))
+    paging = paging_block(
+        page,
+        pages,
+        prev_action=ACTION_LIST_PAGE_PREV,
+        next_action=ACTION_LIST_PAGE_NEXT,
+        value_for=lambda target: list_page_value(kind, target),
+        block_id=f"mgl_paging_{kind}_{page}",
+    )
+    if paging is not None:
+        blocks.append(paging)
     blocks.append(
         ContextBlock(
             elements=[

@@ -135,14 +135,32 @@ def _title(template: Template) -> PlainTextObject:
     return PlainTextObject(text=truncate(f"Deploy {template.name}", 24))
 
 
-def loading_view(template: Template, state: PickerState) -> View:
-    """The placeholder opened at once with the trigger_id (trigger_ids expire after 3 s)."""
+def _modal(
+    template: Template,
+    state: PickerState,
+    blocks: list[Block],
+    *,
+    close: str = "Close",
+    submit: str | None = None,
+) -> View:
+    """The picker's modal shell: callback ``deploy_modal`` and the state in private_metadata."""
     return View(
         type="modal",
         callback_id=CALLBACK_DEPLOY,
         title=_title(template),
-        close=PlainTextObject(text="Cancel"),
+        submit=PlainTextObject(text=submit) if submit else None,
+        close=PlainTextObject(text=close),
         private_metadata=state.to_metadata(),
+        blocks=blocks,
+    )
+
+
+def loading_view(template: Template, state: PickerState) -> View:
+    """The placeholder opened at once with the trigger_id (trigger_ids expire after 3 s)."""
+    return _modal(
+        template,
+        state,
+        close="Cancel",
         blocks=[
             SectionBlock(
                 text=MarkdownTextObject(
@@ -233,14 +251,7 @@ def picker_view(
             )
         )
         blocks += _filter_blocks(state)
-        return View(
-            type="modal",
-            callback_id=CALLBACK_DEPLOY,
-            title=_title(template),
-            close=PlainTextObject(text="Close"),
-            private_metadata=state.to_metadata(),
-            blocks=blocks,
-        )
+        return _modal(template, state, blocks)
 
     shown = list(offers[:MAX_OPTIONS])
     recommended = [r for r in shown if r.meets_recommended]
@@ -314,25 +325,14 @@ def picker_view(
     )
     blocks += _filter_blocks(state)
     assert len(blocks) <= MAX_VIEW_BLOCKS
-    return View(
-        type="modal",
-        callback_id=CALLBACK_DEPLOY,
-        title=_title(template),
-        submit=PlainTextObject(text="Deploy"),
-        close=PlainTextObject(text="Cancel"),
-        private_metadata=state.to_metadata(),
-        blocks=blocks,
-    )
+    return _modal(template, state, blocks, close="Cancel", submit="Deploy")
 
 
 def error_view(template: Template, state: PickerState, message: str) -> View:
     """Vast.ai down or rate limited: say so, with a button to try again."""
-    return View(
-        type="modal",
-        callback_id=CALLBACK_DEPLOY,
-        title=_title(template),
-        close=PlainTextObject(text="Close"),
-        private_metadata=state.to_metadata(),
+    return _modal(
+        template,
+        state,
         blocks=[
             SectionBlock(
                 block_id="picker_error",

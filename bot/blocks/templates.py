@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
 from catalog import Catalog, Template, TemplateMatch
 
 PAGE_SIZE = 10
@@ -128,25 +128,16 @@ def template_list_message(
         blocks.append(_template_section(match, vram_gb))
         blocks.append(_template_actions(match.template))
     blocks.append(DividerBlock())
-    if pages > 1:
-        buttons = []
-        if page > 0:
-            buttons.append(
-                ButtonElement(
-                    text="◀ Previous",
-                    action_id=ACTION_PAGE_PREV,
-                    value=page_value(query_text, page - 1),
-                )
-            )
-        if page < pages - 1:
-            buttons.append(
-                ButtonElement(
-                    text="Next ▶",
-                    action_id=ACTION_PAGE_NEXT,
-                    value=page_value(query_text, page + 1),
-                )
-            )
-        blocks.append(ActionsBlock(block_id=f"templates_paging_{page}", elements=buttons))
+    paging = paging_block(
+        page,
+        pages,
+        prev_action=ACTION_PAGE_PREV,
+        next_action=ACTION_PAGE_NEXT,
+        value_for=lambda target: page_value(query_text, target),
+        block_id=f"templates_paging_{page}",
+    )
+    if paging is not None:
+        blocks.append(paging)
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=FILTER_HINT)]))
     names = ", ".join(match.template.name for match in shown)
     return message_payload(blocks, f"{title}: {names}")

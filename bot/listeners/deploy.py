@@ -14,9 +14,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import picker
-from bot.blocks.templates import ACTION_DEPLOY, TEMPLATE_GONE
+from bot.blocks.templates import ACTION_DEPLOY
+from bot.listeners.templates import tell_template_gone
 from bot.services.context import Services
-from bot.services.offers import find_offers, gpu_models
+from bot.services.offers import RecentSearches, find_offers, gpu_models
 from bot.vast.errors import VastError
 from catalog import RankedOffer, Template
 
@@ -40,21 +41,35 @@ def search_view(
     services: Services,
     template: Template,
     state: picker.PickerState,
+    view_id: str,
     *,
     selected_offer_id: int | None = None,
-) -> tuple[Any, list[RankedOffer]]:
-    """Search offers for ``state`` and build the picker (or the error modal)."""
+    reuse: bool = False,
+) -> Any:
+    """Search offers for ``state`` and build the picker (or the error modal). With ``reuse``,
+    the search this picker last showed (same filters, a couple of minutes old at most) is used
+    instead of a new one."""
     disk_gb = state.disk_gb or template.disk_gb
-    try:
-        ranked = find_offers(
-            services.vast, template, disk_gb=disk_gb, gpu_name=state.gpu_name, max_dph=state.max_dph
-        )
-    except VastError as error:
-        logger.warning("offer search failed: %s", type(error).__name__)
-        return picker.error_view(template, state, error.user_message), []
+    key = (template.slug, state.gpu_name, state.max_dph, disk_gb)
+    recent: RecentSearches | None = services.extras.get("recent_searches")
+    ranked = recent.get(view_id, key) if reuse and recent is not None else None
+    if ranked is None:
+        try:
+            ranked = find_offers(
+                services.vast,
+                template,
+                disk_gb=disk_gb,
+                gpu_name=state.gpu_name,
+                max_dph=state.max_dph,
+            )
+        except VastError as error:
+            logger.warning("offer search failed: %s", type(error).__name__)
+            return picker.error_view(template, state, error.user_message)
+        if recent is not None:
+            recent.put(view_id, key, ranked)
     if state.gpu_name is None and state.max_dph is None:
         state.models = gpu_models(ranked)
-    view = picker.picker_view(
+    return picker.picker_view(
         template,
         state,
         ranked,
@@ -62,7 +77,23 @@ def search_view(
         selected_offer_id=selected_offer_id,
         credit_warning=_credit_warning(services, ranked, selected_offer_id),
     )
-    return view, ranked
+
+
+def _picker_of(
+    services: Services, body: dict[str, Any]
+) -> tuple[str, picker.PickerState, Template] | None:
+    """(view id, state, template) of the picker a block_actions payload came from, or None
+    when the payload is not from a picker of ours (untrusted input)."""
+    view = body.get("view") or {}
+    try:
+        state = picker.PickerState.from_metadata(view.get("private_metadata") or "")
+    except ValueError:
+        return None
+    template = services.catalog.get(state.template)
+    view_id = view.get("id")
+    if template is None or not isinstance(view_id, str):
+        return None
+    return view_id, state, template
 
 
 def _credit_warning(
@@ -84,6 +115,7 @@ def _update(client: WebClient, view_id: str, view: Any) -> None:
 
 def register(app: App, services: Services) -> None:
     """Attach the deploy listeners to ``app``."""
+    services.extras["recent_searches"] = RecentSearches()
 
     @app.action(ACTION_DEPLOY)
     def deploy_clicked(
@@ -92,11 +124,7 @@ def register(app: App, services: Services) -> None:
         ack()
         template = services.catalog.get(str(action.get("value") or ""))
         if template is None:
-            respond(
-                replace_original=False,
-                response_type="ephemeral",
-                text=TEMPLATE_GONE,
-            )
+            tell_template_gone(respond)
             return
         state = picker.PickerState(template=template.slug, channel=_origin_channel(body))
         loading = picker.loading_view(template, state)
@@ -104,45 +132,38 @@ def register(app: App, services: Services) -> None:
             opened = client.views_push(trigger_id=body["trigger_id"], view=loading)
         else:
             opened = client.views_open(trigger_id=body["trigger_id"], view=loading)
-        view, _ = search_view(services, template, state)
-        _update(client, opened["view"]["id"], view)
+        view_id = opened["view"]["id"]
+        _update(client, view_id, search_view(services, template, state, view_id))
 
     @app.action(picker.ACTION_REFRESH)
     def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = body.get("view") or {}
-        try:
-            state = picker.PickerState.from_metadata(view.get("private_metadata") or "")
-        except ValueError:
+        found = _picker_of(services, body)
+        if found is None:
             return
-        template = services.catalog.get(state.template)
-        if template is None:
-            return
-        values = picker.selected_values(view)
+        view_id, state, template = found
+        values = picker.selected_values(body["view"])
         gpu = values["gpu"]
         state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
         state.max_dph = _positive_float(values["max_price"])
         disk = _positive_int(values["disk"])
         if disk is not None and template.disk_gb <= disk <= template.max_disk_gb:
             state.disk_gb = disk
-        _update(client, view["id"], picker.loading_view(template, state))
-        new_view, _ = search_view(services, template, state)
-        _update(client, view["id"], new_view)
+        _update(client, view_id, picker.loading_view(template, state))
+        _update(client, view_id, search_view(services, template, state, view_id))
 
     @app.action(picker.ACTION_OFFER)
     def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = body.get("view") or {}
-        try:
-            state = picker.PickerState.from_metadata(view.get("private_metadata") or "")
-        except ValueError:
+        found = _picker_of(services, body)
+        offer_id = _positive_int(picker.selected_values(body.get("view") or {})["offer"])
+        if found is None or offer_id is None:
             return
-        template = services.catalog.get(state.template)
-        offer_id = _positive_int(picker.selected_values(view)["offer"])
-        if template is None or offer_id is None:
-            return
-        new_view, _ = search_view(services, template, state, selected_offer_id=offer_id)
-        _update(client, view["id"], new_view)
+        view_id, state, template = found
+        new_view = search_view(
+            services, template, state, view_id, selected_offer_id=offer_id, reuse=True
+        )
+        _update(client, view_id, new_view)
 
     @app.action(picker.ACTION_GPU_FILTER)
     @app.action(picker.ACTION_CHANNEL)

@@ -30,6 +30,11 @@ def list_payload(services: Services, text: str, page: int = 0) -> dict[str, Any]
     )
 
 
+def tell_template_gone(respond: Respond) -> None:
+    """Ephemeral answer to a button whose template left the catalog (e.g. after a restart)."""
+    respond(replace_original=False, response_type="ephemeral", text=blocks.TEMPLATE_GONE)
+
+
 def register(app: App, services: Services) -> None:
     """Attach the catalog listeners to ``app``."""
 
@@ -59,11 +64,7 @@ def register(app: App, services: Services) -> None:
         ack()
         template = services.catalog.get(str(action.get("value") or ""))
         if template is None:
-            respond(
-                replace_original=False,
-                response_type="ephemeral",
-                text=blocks.TEMPLATE_GONE,
-            )
+            tell_template_gone(respond)
             return
         client.views_open(
             trigger_id=body["trigger_id"], view=blocks.template_details_view(template)

@@ -6,6 +6,10 @@ against the Vast.ai client.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Protocol
 
 from bot.vast.models import Offer
@@ -41,3 +45,35 @@ def find_offers(
 def gpu_models(ranked: list[RankedOffer]) -> list[str]:
     """Distinct GPU model names among ``ranked``, sorted (for the picker's GPU filter)."""
     return sorted({r.offer.gpu_name for r in ranked})
+
+
+class RecentSearches:
+    """The last offer search shown in each open picker, by view id, for ``ttl`` seconds.
+
+    Choosing an offer re-renders the picker (to show that offer's cost); reusing the search the
+    user is looking at spares a Vast.ai request (offer search is rate limited per IP, vast-api.md
+    §1) and keeps the list from shifting under the user's cursor. Thread-safe; at most ``size``
+    pickers are remembered (oldest dropped). Per process: a miss just searches again.
+    """
+
+    def __init__(self, ttl: float = 120.0, size: int = 256) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, Hashable, list[RankedOffer]]] = OrderedDict()
+
+    def put(self, view_id: str, key: Hashable, ranked: list[RankedOffer]) -> None:
+        """Remember ``ranked`` for ``view_id`` and the search ``key`` (template and filters)."""
+        with self._lock:
+            self._entries[view_id] = (time.monotonic(), key, ranked)
+            self._entries.move_to_end(view_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def get(self, view_id: str, key: Hashable) -> list[RankedOffer] | None:
+        """The remembered offers for ``view_id`` if searched with the same ``key`` within ttl."""
+        with self._lock:
+            entry = self._entries.get(view_id)
+        if entry is None or entry[1] != key or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[2]
