@@ -223,11 +223,19 @@ def test_stop_from_the_status_message(bot: BotHarness, fake_slack: FakeSlack) ->
     assert [(r.path, r.json) for r in puts] == [
         (f"{MANAGE_PATH}{dep.instance_id}/", {"state": "stopped"})
     ]
-    assert bot.vast.instance(dep.instance_id or 0)["actual_status"] == "stopped"  # type: ignore[index]
+    shown = bot.vast.instance(dep.instance_id or 0)
+    assert shown is not None
+    assert (shown["actual_status"], shown["intended_status"]) == ("exited", "stopped")
     assert status_of(bot, dep.id) == "stopped"
     events = storage.list_events(bot.services.session_factory, dep.id)
     assert any(e.action == "stop" and e.actor == ALICE for e in events)
     assert any(e.detail == "ready -> stopped" and e.actor == ALICE for e in events)
+
+    # the poller sees the stopped (exited) container and keeps the disk: no destroy
+    report = bot.services.extras["poller"].tick()
+    assert report.error is None
+    assert status_of(bot, dep.id) == "stopped"
+    assert manage_requests(bot, "DELETE") == []
 
     update = fake_slack.wait_for("chat.update", ts=dep.message_ts)[-1]
     assert "Stopped" in texts(update.args["blocks"])

@@ -238,7 +238,8 @@ def test_timeline_states_ports_and_app(vast_sim: VastSimulator) -> None:
         vast_sim, "PUT", f"/api/v0/instances/{instance_id}/", json={"state": "stopped"}
     ).json()["success"]
     inst = show(vast_sim, instance_id)
-    assert inst is not None and inst["actual_status"] == inst["intended_status"] == "stopped"
+    assert inst is not None
+    assert (inst["actual_status"], inst["intended_status"]) == ("exited", "stopped")
     assert inst["ports"] is None
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=2)
@@ -427,7 +428,7 @@ def test_create_faults(vast_sim: VastSimulator) -> None:
     failed = api(vast_sim, "PUT", f"/api/v0/asks/{offer_id}/", json=body).json()
     assert failed["success"] is False
     inst = vast_sim.instances[failed["new_contract"]]
-    assert inst["actual_status"] == "stopped"
+    assert (inst["actual_status"], inst["intended_status"]) == ("exited", "stopped")
     vast_sim.inject(Fault.OFFER_TAKEN)
     taken = api(vast_sim, "PUT", f"/api/v0/asks/{direct_offer(vast_sim)}/", json=body)
     assert taken.status_code == 404 and "3603" in taken.json()["msg"]

@@ -309,3 +309,31 @@ def test_ready_texts_keep_secrets_out_of_the_channel() -> None:
     no_password = replace(dep, web_password=None)
     assert notify.secrets_dm(no_password, tpl) is None
     assert "DM" not in notify.ready_text(no_password, tpl)
+
+
+@pytest.mark.parametrize("status", ["ready", "stopped"])
+def test_a_stopped_container_reported_exited_is_stopped_not_failed(status: str) -> None:
+    # Vast.ai lists a stopped instance as actual ``exited`` with intended ``stopped``.
+    stopped = instance(
+        "exited", intended_status="stopped", cur_state="stopped", next_state="stopped"
+    )
+    verdict = states.assess(record(status=status), stopped, template(), now=NOW, timeout=TIMEOUT)
+    assert verdict.status == "stopped"
+    assert not verdict.destroy
+
+
+def test_exited_while_being_started_again_waits() -> None:
+    starting = instance("exited", intended_status="running")  # Start clicked, not up yet
+    verdict = states.assess(
+        record(status="stopped"), starting, template(), now=NOW, timeout=TIMEOUT
+    )
+    assert verdict.status == "stopped" and not verdict.destroy
+
+
+def test_exited_while_meant_to_run_is_a_crash() -> None:
+    crashed = instance("exited", intended_status="running", status_msg="exit code 1")
+    for status in ("provisioning", "ready"):
+        verdict = states.assess(
+            record(status=status), crashed, template(), now=NOW, timeout=TIMEOUT
+        )
+        assert verdict.status == "failed" and verdict.destroy

@@ -109,7 +109,7 @@ def test_instance_lifecycle(vast_client: VastClient, vast_sim: VastSimulator) ->
     vast_client.label_instance(instance_id, "slackbot:dep-1:renamed")
     vast_client.stop_instance(instance_id)
     inst = vast_client.get_instance(instance_id)
-    assert inst is not None and (inst.actual_status, inst.intended_status) == ("stopped", "stopped")
+    assert inst is not None and (inst.actual_status, inst.intended_status) == ("exited", "stopped")
     assert inst.label == "slackbot:dep-1:renamed" and inst.ports == {}
     vast_client.start_instance(instance_id)
     vast_sim.advance(2)
@@ -301,7 +301,7 @@ def test_failed_create_with_contract_sets_instance_id(
     instance_id = info.value.instance_id
     assert instance_id is not None
     inst = vast_client.get_instance(instance_id)
-    assert inst is not None and inst.actual_status == "stopped"
+    assert inst is not None and (inst.actual_status, inst.intended_status) == ("exited", "stopped")
     assert vast_client.destroy_instance(instance_id) is True
 
 

@@ -231,20 +231,11 @@ def assess(
     msg = instance.status_msg
     before_ready = dep.status in _BEFORE_READY
 
-    if actual == "exited":
-        return Verdict(
-            "failed",
-            reason=(
-                f"The app's container exited (Vast.ai: {_short(msg) or 'exited'}), so I destroyed "
-                "the instance to stop billing. Check the template's image and launch command, "
-                "then deploy again."
-            ),
-            status_msg=msg,
-            destroy=True,
-        )
-
+    # Stopped on purpose (by a user, or by Vast.ai: out of credit, outbid) comes first: a
+    # stopped container reports ``exited``, which is not a crash then.
     vast_stopped = instance.cur_state == intended == instance.next_state == "stopped"
-    if vast_stopped or (actual in ("stopped", "frozen") and dep.status != "stopped"):
+    stopped_on_vast = vast_stopped or intended == "stopped"
+    if stopped_on_vast or (actual in ("stopped", "frozen") and dep.status != "stopped"):
         if before_ready:
             return Verdict(
                 "failed",
@@ -259,6 +250,20 @@ def assess(
         # A ready instance stopped outside the bot (credit, outbid, console) stays: the user
         # may start it again or destroy it from the message.
         return Verdict("stopped", status_msg=msg)
+
+    if actual == "exited" and dep.status == "stopped":
+        return Verdict("stopped", status_msg=msg)  # being started again: not running yet
+    if actual == "exited":
+        return Verdict(
+            "failed",
+            reason=(
+                f"The app's container exited (Vast.ai: {_short(msg) or 'exited'}), so I destroyed "
+                "the instance to stop billing. Check the template's image and launch command, "
+                "then deploy again."
+            ),
+            status_msg=msg,
+            destroy=True,
+        )
 
     if before_ready and error_in_status_msg(msg):
         what = (

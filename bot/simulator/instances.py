@@ -76,7 +76,9 @@ class SimInstance:
         if self.override == STOPPED_BY_VAST:
             return _state("stopped", "stopped", "stopped", "stopped", self.override_msg)
         if self.intended == "stopped":
-            return _state("stopped", "stopped", "stopped", "stopped", self._running_msg())
+            # A stopped container has exited: Vast.ai lists it as ``exited`` with the intended
+            # state ``stopped`` (SkyPilot's Vast provider maps EXITED to a resumable STOPPED).
+            return _state("exited", "stopped", "stopped", "stopped", self._running_msg())
         if self.override == EXITED:
             return _state("exited", "running", "running", "running", self.override_msg)
         if t < tl.created_after:
