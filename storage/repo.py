@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -219,6 +219,25 @@ def list_stuck_creating(sf: SessionFactory, older_than: datetime) -> list[Deploy
         Deployment.status == DeploymentStatus.CREATING.value,
         Deployment.created_at < older_than,
     )
+
+
+def count_ended_since(sf: SessionFactory, since: datetime) -> int:
+    """How many deployments became ``failed`` or ``destroyed`` at or after ``since`` (aware
+    UTC): the poller keeps looking for stray instances while there are such recent ends."""
+    with read_transaction(sf) as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Deployment)
+                .where(
+                    Deployment.status.in_(
+                        [DeploymentStatus.FAILED.value, DeploymentStatus.DESTROYED.value]
+                    ),
+                    Deployment.last_state_change_at >= since,
+                )
+            )
+            or 0
+        )
 
 
 # --- deployments: updates ---------------------------------------------------------------

@@ -580,3 +580,30 @@ def test_notification_is_retried_when_slack_refuses(bot: BotHarness, fake_slack:
         len(thread_replies(fake_slack, dep)) == 2
     )  # the refused one and the one that went through
     assert len(dms(fake_slack)) == 1
+
+
+def test_an_instance_whose_create_answer_was_lost_is_destroyed_while_running(
+    bot: BotHarness,
+) -> None:
+    # The create reaches Vast.ai but its answer comes after the client's timeout, and the
+    # label look-up finds nothing (the list flaps): the row fails, yet the instance exists.
+    from bot.simulator import Fault
+    from tests.test_deploy import pick_offer, settled, submitted_view
+
+    bot.services.extras["deploy_service"].lookup_delay = 0.01
+    chosen = pick_offer(bot).offer
+    bot.vast.inject(Fault.SLOW, endpoint="create", seconds=2.4)
+    bot.vast.inject(Fault.UNAVAILABLE, endpoint="list", times=100)
+    bot.view_submission(submitted_view(chosen.id))
+    (dep,) = settled(bot)
+    bot.vast.clear_faults()
+    assert dep.status == "failed"
+    assert len(bot.vast.instances) == 1  # it exists and bills
+
+    poller = poller_of(bot)
+    poller.tick()  # seen as stray once: left alone (a create may be being answered)
+    assert len(bot.vast.instances) == 1
+    report = poller.tick()  # still stray: destroyed
+    assert report.destroyed == 1
+    assert bot.vast.instances == {}
+    assert current(bot, dep).status == "failed"

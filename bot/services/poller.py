@@ -43,7 +43,9 @@ from bot.blocks import notify
 from bot.blocks.status import status_message, visible_key
 from bot.services import states
 from bot.services.context import Services
+from bot.services.deploy import deployment_id_from_label
 from bot.services.probe import Prober
+from bot.services.recovery import stray_reason
 from bot.vast.errors import VastError
 from bot.vast.models import Instance
 from catalog import Template
@@ -52,6 +54,11 @@ from storage import DeploymentRecord
 __all__ = ["LEASE_NAME", "JOB_ID", "StatusPoller", "TickReport", "install_poller"]
 
 logger = logging.getLogger(__name__)
+
+#: After a deployment fails or is destroyed, the poller keeps reading the instance list this
+#: long even with nothing else to follow, so a stray instance (a create whose answer was lost)
+#: is found and destroyed.
+STRAY_WINDOW = timedelta(minutes=30)
 
 LEASE_NAME = "status-poller"
 JOB_ID = "status-poller"
@@ -131,6 +138,7 @@ class StatusPoller:
         self._shown: dict[int, tuple[str, tuple[object, ...]]] = {}
         # deployment id -> when this process first saw its instance offline/unknown
         self._lost_since: dict[int, datetime] = {}
+        self._strays: set[int] = set()  # instance ids that looked stray on the last tick
         self._holding = False
 
     # -- scheduling -------------------------------------------------------------------------
@@ -210,7 +218,8 @@ class StatusPoller:
         for cache in (self._shown, self._lost_since):
             for dep_id in [k for k in cache if k not in live]:
                 del cache[dep_id]
-        if not deps:
+        if not deps and not storage.count_ended_since(sf, now - STRAY_WINDOW):
+            # Nothing to follow and no recent failure that could have left a stray instance.
             report.seconds = time.perf_counter() - started
             return report
 
@@ -227,6 +236,7 @@ class StatusPoller:
             return report
         report.instances = len(instances)
 
+        self._sweep_strays(instances, deps, report)
         work = [self._assess(dep, instances.get(dep.instance_id or 0), now) for dep in deps]
         self._probe(work, now, report)
         for item in work:
@@ -240,6 +250,36 @@ class StatusPoller:
         report.vast_requests = vast.request_count - requests_before
         report.seconds = time.perf_counter() - started
         return report
+
+    def _sweep_strays(
+        self, instances: dict[int, Instance], deps: list[DeploymentRecord], report: TickReport
+    ) -> None:
+        """Destroy instances labelled by the bot that no live deployment holds (a create whose
+        answer was lost, a leftover whose destroy failed): they bill and nobody sees them.
+
+        An instance must look stray on two ticks in a row, so a create that is being answered
+        right now is left to the deploy service. Uses this tick's list: no extra reads.
+        """
+        held = {dep.instance_id for dep in deps}
+        candidates: set[int] = set()
+        for instance in instances.values():
+            dep_id = deployment_id_from_label(instance.label)
+            if dep_id is None or instance.id in held:
+                continue
+            dep = storage.get_deployment(self.services.session_factory, dep_id)
+            why = stray_reason(instance.id, dep_id, dep)
+            if why is None:
+                continue
+            candidates.add(instance.id)
+            if instance.id not in self._strays:
+                continue
+            logger.warning("poller: destroying instance %d: %s", instance.id, why)
+            try:
+                self.services.vast.destroy_instance(instance.id)
+                report.destroyed += 1
+            except VastError as error:
+                logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
+        self._strays = candidates
 
     def _assess(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> _Work:
         template = self.services.catalog.get(dep.template_slug)

@@ -70,6 +70,19 @@ class RecoveryReport:
     skipped: bool = False
 
 
+def stray_reason(instance_id: int, dep_id: int, dep: DeploymentRecord | None) -> str | None:
+    """Why the instance ``instance_id``, labelled for deployment ``dep_id`` (whose row is
+    ``dep``), must be destroyed, or None when it belongs where it is (or its row is still
+    being created: attaching is :func:`recover`'s job)."""
+    if dep is None:
+        return f"label dep-{dep_id} has no deployment row"
+    if dep.status in _FINAL:
+        return f"deployment {dep_id} is {dep.status}"
+    if dep.instance_id is not None and dep.instance_id != instance_id:
+        return f"extra instance for deployment {dep_id}"
+    return None
+
+
 def _destroy(vast: VastApi, instance_id: int, why: str, report: RecoveryReport) -> None:
     logger.warning("recovery: destroying instance %s: %s", instance_id, why)
     try:
@@ -114,13 +127,9 @@ def recover(
     for dep_id, instance_ids in sorted(by_deployment.items()):
         instance_ids.sort()
         dep = storage.get_deployment(sf, dep_id)
-        if dep is None:
+        if dep is None or dep.status in _FINAL:
             for instance_id in instance_ids:
-                _destroy(vast, instance_id, f"label dep-{dep_id} has no deployment row", report)
-            continue
-        if dep.status in _FINAL:
-            for instance_id in instance_ids:
-                _destroy(vast, instance_id, f"deployment {dep_id} is {dep.status}", report)
+                _destroy(vast, instance_id, stray_reason(instance_id, dep_id, dep) or "", report)
             continue
         keep = dep.instance_id
         if keep is None:
