@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bot.blocks import picker
@@ -202,3 +203,27 @@ def test_unknown_template_on_deploy(bot: BotHarness, fake_slack: FakeSlack) -> N
     call = fake_slack.wait_for("response_url")[0]
     assert "no longer in the catalog" in call.args["text"]
     assert not fake_slack.calls_to("views.open")
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent", "shown"),
+    [("1e999", None, None), ("5000", 1000.0, "1000.00"), ("0.001", 0.01, "0.01")],
+)
+def test_max_price_outside_the_input_bounds_is_clamped(
+    bot: BotHarness, fake_slack: FakeSlack, typed: str, sent: float | None, shown: str | None
+) -> None:
+    view = _open_picker(bot, fake_slack, "jupyter-lab")
+    view["state"] = {
+        "values": {
+            picker.BLOCK_MAX_PRICE: {
+                picker.ACTION_MAX_PRICE: {"type": "number_input", "value": typed}
+            }
+        }
+    }
+    bot.block_action(picker.ACTION_REFRESH, "refresh", view=view)
+    updated = fake_slack.wait_for("views.update", count=3)[2].args["view"]
+    assert "Could not load" not in _text(updated)
+    query = bot.vast.requests[-1].json
+    assert query.get("dph_total") == ({"lte": sent} if sent is not None else None)
+    price = next(b for b in updated["blocks"] if b.get("block_id") == picker.BLOCK_MAX_PRICE)
+    assert price["element"].get("initial_value") == shown

@@ -516,3 +516,22 @@ def test_bearer_header_and_no_key_in_url() -> None:
     anonymous = VastClient("http://vast.test", None, transport=httpx.MockTransport(handler))
     anonymous.get_credit()
     assert "authorization" not in seen[1].headers
+
+
+def test_one_unparseable_instance_is_skipped_not_the_whole_list() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        good = {"id": 1, "actual_status": "running", "label": "slackbot:dep-1"}
+        odd = {"id": 2, "actual_status": "running", "gpu_ram": "N/A", "ports": "broken"}
+        body = {"success": True, "next_token": None, "instances": [good, odd]}
+        return httpx.Response(200, json=body)
+
+    client = VastClient("http://vast.test", "k", transport=httpx.MockTransport(answer))
+    assert [i.id for i in client.list_instances()] == [1]
+
+    def no_id(request: httpx.Request) -> httpx.Response:
+        body = {"success": True, "next_token": None, "instances": [{"actual_status": "running"}]}
+        return httpx.Response(200, json=body)
+
+    client = VastClient("http://vast.test", "k", transport=httpx.MockTransport(no_id))
+    with pytest.raises(UnexpectedResponse):
+        client.list_instances()

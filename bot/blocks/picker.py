@@ -7,6 +7,7 @@ characters, reference/slack.md §4); modals carry no channel of their own.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ ACTION_REFRESH = "picker_refresh"
 BLOCK_COST = "cost_block"
 
 ANY_GPU = "any"
+MIN_PRICE_FILTER = 0.01  # $/hour, the max-price input's bounds
+MAX_PRICE_FILTER = 1000.0
 HOURS_PER_DAY = 8
 MAX_OPTIONS = 100
 MAX_METADATA = 3000
@@ -91,7 +94,11 @@ class PickerState:
             template=data["template"],
             channel=data.get("channel") if isinstance(data.get("channel"), str) else None,
             gpu_name=data.get("gpu_name") if isinstance(data.get("gpu_name"), str) else None,
-            max_dph=float(max_dph) if isinstance(max_dph, int | float) else None,
+            max_dph=(
+                float(max_dph)
+                if isinstance(max_dph, int | float) and math.isfinite(max_dph) and max_dph > 0
+                else None
+            ),
             disk_gb=int(disk) if isinstance(disk, int) else None,
             models=[m for m in data.get("models") or [] if isinstance(m, str)][:50],
         )
@@ -183,12 +190,13 @@ def _filter_blocks(state: PickerState) -> list[Block]:
     price_element = NumberInputElement(
         action_id=ACTION_MAX_PRICE,
         is_decimal_allowed=True,
-        min_value="0.01",
-        max_value="1000",
+        min_value=f"{MIN_PRICE_FILTER:.2f}",
+        max_value=f"{MAX_PRICE_FILTER:.0f}",
         placeholder="e.g. 0.50",
     )
     if state.max_dph is not None:
-        price_element.initial_value = f"{state.max_dph:g}"
+        bounded = min(max(state.max_dph, MIN_PRICE_FILTER), MAX_PRICE_FILTER)
+        price_element.initial_value = f"{bounded:.2f}"
     return [
         DividerBlock(),
         InputBlock(

@@ -7,6 +7,7 @@ Deploy → ``views.open`` at once with the trigger_id (it expires after 3 s) sho
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -145,7 +146,7 @@ def register(app: App, services: Services) -> None:
         values = picker.selected_values(body["view"])
         gpu = values["gpu"]
         state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
-        state.max_dph = _positive_float(values["max_price"])
+        state.max_dph = _price_filter(values["max_price"])
         disk = _positive_int(values["disk"])
         if disk is not None and template.disk_gb <= disk <= template.max_disk_gb:
             state.disk_gb = disk
@@ -179,9 +180,12 @@ def _positive_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-def _positive_float(value: Any) -> float | None:
+def _price_filter(value: Any) -> float | None:
+    """The max-price filter in $/hour: a finite number within the input's bounds, else None."""
     try:
         number = float(str(value))
     except (TypeError, ValueError):
         return None
-    return number if number > 0 else None
+    if not math.isfinite(number) or number <= 0:
+        return None
+    return min(max(number, picker.MIN_PRICE_FILTER), picker.MAX_PRICE_FILTER)

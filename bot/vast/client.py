@@ -367,8 +367,9 @@ class VastClient:
         ``next_token`` via ``after_token`` until it is null. One request per page (plus
         retries). ``label_prefix`` filters on the client side.
 
-        Raises UnexpectedResponse when ``instances`` is not a list (never read as "no
-        instances"; skypilot#10517), when an instance has no id, or when the token loops.
+        An instance whose JSON does not parse is skipped (logged); one without an id raises
+        UnexpectedResponse, as does a non-list ``instances`` (never read as "no instances";
+        skypilot#10517) and a looping token.
         """
         label = "GET /api/v1/instances/"
         token: str | None = None
@@ -385,10 +386,17 @@ class VastClient:
             raw = data["instances"]
             if not isinstance(raw, list):
                 raise UnexpectedResponse(f"{label}: 'instances' is {type(raw).__name__}")
-            try:
-                page = [Instance.from_api(item) for item in raw]
-            except ValidationError:
-                raise UnexpectedResponse(f"{label}: an instance could not be parsed") from None
+            page = []
+            for item in raw:
+                try:
+                    page.append(Instance.from_api(item))
+                except ValidationError:
+                    # One odd instance (another tool's, a field Vast.ai changed) must not hide
+                    # all the others; callers treat it as absent and look it up by id.
+                    ident = item.get("id") if isinstance(item, dict) else None
+                    if not isinstance(ident, int):
+                        raise UnexpectedResponse(f"{label}: an instance has no id") from None
+                    logger.warning("skipping instance %d: its JSON does not parse", ident)
             if label_prefix is not None:
                 page = [i for i in page if i.label is not None and i.label.startswith(label_prefix)]
             yield page
