@@ -535,3 +535,17 @@ def test_one_unparseable_instance_is_skipped_not_the_whole_list() -> None:
     client = VastClient("http://vast.test", "k", transport=httpx.MockTransport(no_id))
     with pytest.raises(UnexpectedResponse):
         client.list_instances()
+
+
+def test_a_secret_cut_by_the_detail_limit_is_still_redacted() -> None:
+    secret = "pw-" + "s" * 40
+    echoed = "x" * 280 + "invalid env " + secret  # Vast.ai echoing the request; cut at 300
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"success": False, "error": "invalid_args", "msg": echoed})
+
+    client = VastClient("http://vast.test", "k", transport=httpx.MockTransport(answer))
+    with pytest.raises(VastError) as info:
+        client.create_instance(1, image="i", env={"WEB_PASSWORD": secret}, disk_gb=10, label="l")
+    for text in (str(info.value), info.value.user_message):
+        assert secret[:8] not in text

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _MAX_DETAIL = 300
+_MIN_REDACTED_PREFIX = 8  # a cut-off secret is redacted down to this many characters
 
 NOT_JSON: Any = object()
 """Sentinel returned by :func:`parse_body` when the body is not JSON."""
@@ -88,11 +89,22 @@ class VastError(Exception):
         Vast.ai sometimes echoes the request in ``msg`` ("invalid json: {...}"), which could
         carry env values sent on create.
         """
-        for secret in secrets:
-            if len(secret) >= 4:
-                self.message = self.message.replace(secret, "[redacted]")
-                self.user_message = self.user_message.replace(secret, "[redacted]")
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) < 4:
+                continue
+            self.message = _redact(self.message, secret)
+            self.user_message = _redact(self.user_message, secret)
         self.args = (self.message,)
+
+
+def _redact(text: str, secret: str) -> str:
+    """``text`` without ``secret``, nor a cut-off start of it (details are truncated to
+    300 characters before redaction, which can split a secret at the cut)."""
+    text = text.replace(secret, "[redacted]")
+    for length in range(len(secret) - 1, _MIN_REDACTED_PREFIX - 1, -1):
+        if secret[:length] in text:
+            text = text.replace(secret[:length], "[redacted]")
+    return text
 
 
 class OfferUnavailable(VastError):
