@@ -49,6 +49,7 @@ def submitted_view(
     view_id: str = "V0PICKER01",
     metadata: str | None = None,
     offer_text: str | None = None,
+    shown_price: float | None = None,
 ) -> dict[str, Any]:
     """The ``view`` of a view_submission as Slack sends it for the picker (the option's text
     is the picker's label of that offer when :func:`pick_offer` saw it)."""
@@ -68,7 +69,9 @@ def submitted_view(
                 "type": "static_select",
                 "selected_option": {
                     "text": {"type": "plain_text", "text": offer_text, "emoji": True},
-                    "value": str(offer_id),
+                    "value": str(offer_id)
+                    if shown_price is None
+                    else f"{offer_id}@{shown_price:.6f}",  # as the picker's option carries it
                 },
             }
         }
@@ -461,3 +464,23 @@ def test_slack_refusing_the_status_message_rents_nothing(bot: BotHarness) -> Non
     assert creates(bot) == []
     (dm,) = bot.slack.wait_for("chat.postMessage", channel="D" + ALICE[1:])
     assert "could not post the status message" in dm.args["text"]
+
+
+def test_a_price_rise_after_the_pick_is_refused_inline(bot: BotHarness) -> None:
+    chosen = pick_offer(bot).offer
+    raw = next(o for o in bot.vast.offers if o["id"] == chosen.id)
+    raw_dear = {**raw, "dph_base": round(float(raw["dph_base"]) * 3, 4)}
+    bot.vast.take_offer(chosen.id)
+    bot.vast.add_offer(**raw_dear)  # same id, three times the price
+    answer = bot.view_submission(submitted_view(chosen.id, shown_price=chosen.dph_total)).json()
+    message = answer["errors"]["offer_block"]
+    assert f"rose from ${chosen.dph_total:.3f}/h" in message
+    assert creates(bot) == [] and rows(bot) == []
+
+
+def test_the_price_shown_is_the_price_rented(bot: BotHarness) -> None:
+    chosen = pick_offer(bot).offer
+    answer = bot.view_submission(submitted_view(chosen.id, shown_price=chosen.dph_total)).json()
+    assert answer == {"response_action": "clear"}
+    (dep,) = settled(bot)
+    assert dep.dph_total == pytest.approx(chosen.dph_total)

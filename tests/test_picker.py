@@ -25,6 +25,14 @@ def _open_picker(bot: BotHarness, fake_slack: FakeSlack, slug: str) -> dict[str,
     return {**update.args["view"], "id": update.args["view_id"]}  # as Slack sends it back
 
 
+def offer_id(option: dict[str, Any]) -> int:
+    """The offer id of a picker option (its value is ``<id>@<$/hour shown>``)."""
+    found, price = picker.parse_offer_value(option["value"])
+    assert found is not None and price is not None
+    assert f"${price:.3f}/h" in option["text"]["text"]  # the value carries the price shown
+    return found
+
+
 def _offer_groups(view: dict[str, Any]) -> list[dict[str, Any]]:
     block = next(b for b in view["blocks"] if b.get("block_id") == picker.BLOCK_OFFER)
     return list(block["element"]["option_groups"])
@@ -55,7 +63,7 @@ def test_deploy_opens_loading_modal_then_ranked_offers(
     groups = _offer_groups(view)
     labels = [g["label"]["text"] for g in groups]
     assert labels[0].startswith("Meets recommended VRAM (≥ 24 GB)")
-    offered = {int(o["value"]) for g in groups for o in g["options"]}
+    offered = {offer_id(o) for g in groups for o in g["options"]}
     sim_offers = {o["id"]: o for o in bot.vast.offers}
     assert offered <= set(sim_offers)
     for group in groups:
@@ -63,14 +71,14 @@ def test_deploy_opens_loading_modal_then_ranked_offers(
         assert prices == sorted(prices)
         for option in group["options"]:
             assert len(option["text"]["text"]) <= 75
-            raw = sim_offers[int(option["value"])]
+            raw = sim_offers[offer_id(option)]
             assert raw["gpu_ram"] >= 16 * 1024 * 0.93  # per GPU, with tolerance
     # recommended group really meets 24 GB, the other one does not
     for option in groups[0]["options"]:
-        assert sim_offers[int(option["value"])]["gpu_ram"] >= 24 * 1024 * 0.93
+        assert sim_offers[offer_id(option)]["gpu_ram"] >= 24 * 1024 * 0.93
     if len(groups) > 1:
         for option in groups[1]["options"]:
-            assert sim_offers[int(option["value"])]["gpu_ram"] < 24 * 1024 * 0.93
+            assert sim_offers[offer_id(option)]["gpu_ram"] < 24 * 1024 * 0.93
     # one picker opening costs one Vast.ai request (the offer search)
     assert bot.vast.request_count() == 1
     search = bot.vast.requests[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -102,6 +103,23 @@ class PickerState:
             disk_gb=int(disk) if isinstance(disk, int) else None,
             models=[m for m in data.get("models") or [] if isinstance(m, str)][:50],
         )
+
+
+def offer_value(ranked: RankedOffer) -> str:
+    """An option's value: ``<offer id>@<dph_total shown>``, so that the submission can tell
+    whether the price rose after the user saw it (≤ 150 characters, Slack's limit)."""
+    return f"{ranked.offer.id}@{ranked.offer.dph_total:.6f}"
+
+
+def parse_offer_value(value: Any) -> tuple[int | None, float | None]:
+    """``(offer id, $/hour shown)`` from an option value (untrusted); a bare id has no price.
+    ``(None, None)`` when it is not an offer value."""
+    text = str(value).strip() if value is not None else ""
+    match = re.fullmatch(r"(\d{1,12})(?:@(\d{1,6}(?:\.\d{1,8})?))?", text)
+    if match is None:
+        return None, None
+    price = float(match.group(2)) if match.group(2) else None
+    return int(match.group(1)), price
 
 
 def offer_label(ranked: RankedOffer) -> str:
@@ -269,14 +287,14 @@ def picker_view(
         groups.append(
             OptionGroup(
                 label=f"Meets recommended VRAM (≥ {template.recommended_vram_gb} GB)",
-                options=[Option(text=offer_label(r), value=str(r.offer.id)) for r in recommended],
+                options=[Option(text=offer_label(r), value=offer_value(r)) for r in recommended],
             )
         )
     if minimum:
         groups.append(
             OptionGroup(
                 label=f"Meets minimum VRAM (≥ {template.min_vram_gb} GB)",
-                options=[Option(text=offer_label(r), value=str(r.offer.id)) for r in minimum],
+                options=[Option(text=offer_label(r), value=offer_value(r)) for r in minimum],
             )
         )
     selected = next((r for r in shown if r.offer.id == selected_offer_id), None)
@@ -284,7 +302,7 @@ def picker_view(
         action_id=ACTION_OFFER, placeholder="Choose a GPU offer", option_groups=groups
     )
     if selected is not None:
-        select.initial_option = Option(text=offer_label(selected), value=str(selected.offer.id))
+        select.initial_option = Option(text=offer_label(selected), value=offer_value(selected))
     blocks.append(
         InputBlock(
             block_id=BLOCK_OFFER,

@@ -157,7 +157,9 @@ def register(app: App, services: Services) -> None:
     def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         found = _picker_of(services, body)
-        offer_id = _positive_int(picker.selected_values(body.get("view") or {})["offer"])
+        offer_id, _ = picker.parse_offer_value(
+            picker.selected_values(body.get("view") or {})["offer"]
+        )
         if found is None or offer_id is None:
             return
         view_id, state, template = found

@@ -58,6 +58,7 @@ class Submission:
     template: Template
     state: picker.PickerState
     offer_id: int
+    shown_dph: float | None
     offer_gpu: str | None
     disk_gb: int
     channel: str
@@ -105,7 +106,7 @@ def parse_submission(
         }
     values = picker.selected_values(view)
     errors: dict[str, str] = {}
-    offer_id = _int(values["offer"])
+    offer_id, shown_dph = picker.parse_offer_value(values["offer"])
     if values["offer"] is None:
         errors[picker.BLOCK_OFFER] = "Choose a GPU offer."
     elif offer_id is None or offer_id == 0:
@@ -146,6 +147,7 @@ def parse_submission(
         template=template,
         state=state,
         offer_id=offer_id,
+        shown_dph=shown_dph,
         offer_gpu=state.gpu_name or _offer_gpu(view),
         disk_gb=disk,
         channel=channel,
@@ -199,6 +201,7 @@ def register(app: App, services: Services) -> None:
             disk_gb=sub.disk_gb,
             gpu_name=sub.offer_gpu,
             max_dph=sub.state.max_dph,
+            shown_dph=sub.shown_dph,
         )
         acked = False
         try:

@@ -61,6 +61,9 @@ MAX_ONSTART = 4096
 PASSWORD_BYTES = 24
 
 SIMILAR_PRICE_INCREASE = 0.10
+#: A live price may exceed the one the picker showed by 2 % (rounding, storage price drift)
+#: before the submission is refused and the user asked to look again.
+PRICE_RISE_TOLERANCE = 1.02
 
 
 def label_for(deployment_id: int) -> str:
@@ -194,13 +197,15 @@ def recheck_offer(
     disk_gb: int,
     gpu_name: str | None = None,
     max_dph: float | None = None,
+    shown_dph: float | None = None,
 ) -> OfferCheck:
     """Fetch ``offer_id`` again with one search (``POST /api/v0/bundles/``, narrowed to
     ``gpu_name`` when given) and re-check it against ``template`` with ``offer_fits``.
 
     A forged or stale offer id gives a ``problem``; so does an offer above ``max_dph``
-    ($/hour, the user's filter). Raises VastError when the search fails and ValueError for a
-    disk outside the template's bounds.
+    ($/hour, the user's filter), and one whose live ``dph_total`` rose above ``shown_dph``
+    (the $/hour the picker showed) by more than 2 %. Raises VastError when the search fails
+    and ValueError for a disk outside the template's bounds.
     """
     query = build_offer_query(template, disk_gb=disk_gb, gpu_name=gpu_name)
     offers = vast.search_offers(query)
@@ -214,6 +219,13 @@ def recheck_offer(
     reason = offer_fits(template, offer, disk_gb=disk_gb, max_dph=max_dph)
     if reason is not None:
         return OfferCheck(None, f"That GPU offer does not fit {template.name}: {reason}.")
+    if shown_dph is not None and offer.dph_total > shown_dph * PRICE_RISE_TOLERANCE + 0.0005:
+        return OfferCheck(
+            None,
+            f"The price of this offer rose from ${shown_dph:.3f}/h to ${offer.dph_total:.3f}/h "
+            "since the list was shown, so nothing was rented. Press 'Search again' to see "
+            "today's prices, then choose.",
+        )
     return OfferCheck(offer, None)
 
 
@@ -306,10 +318,17 @@ class DeployService:
         disk_gb: int,
         gpu_name: str | None = None,
         max_dph: float | None = None,
+        shown_dph: float | None = None,
     ) -> OfferCheck:
         """:func:`recheck_offer` with this service's client."""
         return recheck_offer(
-            self.vast, template, offer_id, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph
+            self.vast,
+            template,
+            offer_id,
+            disk_gb=disk_gb,
+            gpu_name=gpu_name,
+            max_dph=max_dph,
+            shown_dph=shown_dph,
         )
 
     def deploy(self, request: DeployRequest) -> DeployResult:
