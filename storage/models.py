@@ -121,6 +121,9 @@ class Deployment(Base):
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """First entry into ``ready`` (time to ready = ``ready_at - created_at``)."""
     ready_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: When the requester was sent the deployment's secrets by DM (claimed like the ready
+    #: notification, so the DM goes out once and is retried when Slack refused it).
+    secrets_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """Set once, by the process that won the right to post the ready notification."""
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """Latest entry into ``stopped``."""

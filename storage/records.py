@@ -48,6 +48,7 @@ class DeploymentRecord:
     provisioning_at: datetime | None
     ready_at: datetime | None
     ready_notified_at: datetime | None
+    secrets_sent_at: datetime | None
     stopped_at: datetime | None
     destroyed_at: datetime | None
     failed_at: datetime | None

@@ -446,6 +446,42 @@ def set_offer(
         return _rowcount(result) == 1
 
 
+def _claim_once(
+    sf: SessionFactory, deployment_id: int, column: Any, now: datetime, event: str
+) -> bool:
+    """``UPDATE deployments SET <column> = :now WHERE id = :id AND <column> IS NULL``: across
+    threads and processes only one UPDATE matches; the winner also appends ``event``."""
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, column.is_(None))
+            .values(
+                {
+                    column: now,
+                    Deployment.updated_at: now,
+                    Deployment.version: Deployment.version + 1,
+                }
+            ),
+            execution_options=_PLAIN,
+        )
+        if _rowcount(result) != 1:
+            return False
+        _event(session, deployment_id, SYSTEM_ACTOR, event, None, now)
+        return True
+
+
+def _release(sf: SessionFactory, deployment_id: int, column: Any, claimed_at: datetime) -> bool:
+    """Clear ``column`` if it still holds the claim made at ``claimed_at``."""
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, column == claimed_at)
+            .values({column: None, Deployment.version: Deployment.version + 1}),
+            execution_options=_PLAIN,
+        )
+        return _rowcount(result) == 1
+
+
 def claim_ready_notification(
     sf: SessionFactory, deployment_id: int, now: datetime | None = None
 ) -> bool:
@@ -455,18 +491,7 @@ def claim_ready_notification(
     NULL``: across threads and processes only one UPDATE matches. The winner also appends a
     ``notified`` event. Returns False for an unknown id.
     """
-    now = now or utcnow()
-    with write_transaction(sf) as session:
-        result = session.execute(
-            update(Deployment)
-            .where(Deployment.id == deployment_id, Deployment.ready_notified_at.is_(None))
-            .values(ready_notified_at=now, updated_at=now, version=Deployment.version + 1),
-            execution_options=_PLAIN,
-        )
-        if _rowcount(result) != 1:
-            return False
-        _event(session, deployment_id, SYSTEM_ACTOR, "notified", None, now)
-        return True
+    return _claim_once(sf, deployment_id, Deployment.ready_notified_at, now or utcnow(), "notified")
 
 
 def release_ready_notification(
@@ -477,14 +502,20 @@ def release_ready_notification(
     Returns:
         True when the claim was still the one made at ``claimed_at`` and is now cleared.
     """
-    with write_transaction(sf) as session:
-        result = session.execute(
-            update(Deployment)
-            .where(Deployment.id == deployment_id, Deployment.ready_notified_at == claimed_at)
-            .values(ready_notified_at=None, version=Deployment.version + 1),
-            execution_options=_PLAIN,
-        )
-        return _rowcount(result) == 1
+    return _release(sf, deployment_id, Deployment.ready_notified_at, claimed_at)
+
+
+def claim_secrets_dm(sf: SessionFactory, deployment_id: int, now: datetime | None = None) -> bool:
+    """Claim the right to DM the requester the deployment's secrets; True once (as
+    :func:`claim_ready_notification`, on ``secrets_sent_at``; event ``secrets_sent``)."""
+    return _claim_once(
+        sf, deployment_id, Deployment.secrets_sent_at, now or utcnow(), "secrets_sent"
+    )
+
+
+def release_secrets_dm(sf: SessionFactory, deployment_id: int, claimed_at: datetime) -> bool:
+    """Undo a secrets-DM claim made at ``claimed_at`` (Slack refused the DM): retried later."""
+    return _release(sf, deployment_id, Deployment.secrets_sent_at, claimed_at)
 
 
 # --- events -----------------------------------------------------------------------------

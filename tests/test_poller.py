@@ -173,6 +173,7 @@ def test_status_edits_in_order_until_ready_with_urls_and_one_notification(
     actions = [b for b in updates[-1].args["blocks"] if b["type"] == "actions"]
     assert [e["action_id"] for e in actions[0]["elements"]] == [
         "deployment_stop",
+        "deployment_credentials",
         "deployment_destroy",
     ]
 
@@ -607,3 +608,45 @@ def test_an_instance_whose_create_answer_was_lost_is_destroyed_while_running(
     assert report.destroyed == 1
     assert bot.vast.instances == {}
     assert current(bot, dep).status == "failed"
+
+
+def test_a_refused_secrets_dm_is_sent_on_a_later_tick_once(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    dep = deploy(bot)
+    poller = poller_of(bot)
+    poller.tick()
+    bot.vast.advance(4)
+    fake_slack.fail("conversations.open", "internal_error", times=1)  # the DM fails once
+    poller.tick()
+    assert current(bot, dep).status == "ready"
+    secret = current(bot, dep).web_password or ""
+    assert secret and not [c for c in dms(fake_slack) if secret in json.dumps(c.args)]
+    for _ in range(3):
+        poller.tick()
+    got = [c for c in dms(fake_slack) if secret in json.dumps(c.args)]
+    assert len(got) == 1 and got[0].args["channel"].startswith("D")
+    assert secret not in json.dumps([c.args for c in fake_slack.calls_to("chat.update")])
+
+
+def test_send_me_the_login_goes_by_dm_to_the_requester_only(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    from tests.fixtures.slack import BOB
+
+    dep = deploy(bot)
+    to_ready(bot, dep)
+    secret = current(bot, dep).web_password or ""
+    before = len([c for c in dms(fake_slack) if secret in json.dumps(c.args)])
+
+    bot.block_action("deployment_credentials", str(dep.id), user=BOB, is_ephemeral=False)
+    refusal = fake_slack.wait_for("response_url")[-1]
+    assert f"Only <@{ALICE}>" in refusal.args["text"] and secret not in refusal.args["text"]
+
+    bot.block_action("deployment_credentials", str(dep.id), user=ALICE, is_ephemeral=False)
+    fake_slack.wait_for("response_url", count=2)
+    got = [c for c in dms(fake_slack) if secret in json.dumps(c.args)]
+    assert len(got) == before + 1 and got[-1].args["channel"] == "D" + ALICE[1:]
+    events = storage.list_events(bot.services.session_factory, dep.id)
+    assert any(e.action == "credentials_sent" and e.actor == ALICE for e in events)
+    assert any(e.action == "credentials_refused" and e.actor == BOB for e in events)

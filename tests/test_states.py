@@ -59,6 +59,7 @@ def record(**overrides: Any) -> DeploymentRecord:
         "provisioning_at": None,
         "ready_at": None,
         "ready_notified_at": None,
+        "secrets_sent_at": None,
         "stopped_at": None,
         "destroyed_at": None,
         "failed_at": None,

@@ -28,6 +28,7 @@ from storage import DeploymentRecord
 ACTION_STOP = "deployment_stop"
 ACTION_START = "deployment_start"
 ACTION_DESTROY = "deployment_destroy"
+ACTION_CREDENTIALS = "deployment_credentials"
 
 STATUS_ICONS = {
     "creating": ":hourglass_flowing_sand:",
@@ -143,6 +144,10 @@ def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonEleme
     if dep.status == "stopped":
         buttons.append(
             ButtonElement(text="Start", action_id=ACTION_START, value=value, style="primary")
+        )
+    if dep.status == "ready" and dep.web_password:
+        buttons.append(
+            ButtonElement(text="Send me the login", action_id=ACTION_CREDENTIALS, value=value)
         )
     if dep.instance_id is not None and dep.status in ("provisioning", "ready", "stopped"):
         cost = cost_so_far(dep, now)

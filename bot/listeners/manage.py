@@ -7,6 +7,8 @@
 * Stop/Start/Destroy buttons (``deployment_stop|start|destroy``, value = deployment id) from the
   status message, the listings and the Home tab. Destroy's confirm dialog is Slack's: the
   action only arrives after the user confirmed.
+* "Send me the login" (``deployment_credentials``): the requester or an admin gets the secrets
+  by DM; anyone else is told who can.
 * Listing paging buttons.
 """
 
@@ -23,7 +25,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import manage as blocks
 from bot.blocks.home import HOME_BLOCK_PREFIX
-from bot.blocks.status import ACTION_DESTROY, ACTION_START, ACTION_STOP
+from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
 from bot.services import manage
 from bot.services.context import Services
 
@@ -158,6 +160,20 @@ def register(app: App, services: Services) -> None:
         else:
             kind = ACTION_KINDS[str(action.get("action_id"))]
             outcome = manage.perform(services, kind, deployment_id, user)
+        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+
+    @app.action(ACTION_CREDENTIALS)
+    def credentials_requested(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        try:
+            deployment_id = int(str(action.get("value") or ""))
+        except ValueError:
+            outcome = manage.Outcome("not_found", "That button does not name a deployment.")
+        else:
+            outcome = manage.send_credentials(services, deployment_id, user)
         _answer(services, body, action, outcome, respond if body.get("response_url") else None)
 
     @app.action(blocks.ACTION_LIST_PAGE_PREV)

@@ -41,6 +41,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import home as home_blocks
 from bot.blocks import manage as blocks
+from bot.blocks import notify
 from bot.blocks.status import format_duration, status_message
 from bot.services import costs
 from bot.services.context import Services
@@ -81,7 +82,8 @@ RECENT_ENDED = timedelta(days=7)
 CREDIT_CACHE_SECONDS = 60.0
 WARN_BELOW_HOURS = 1.0
 
-_VERBS = {STOP: "stop", START: "start", DESTROY: "destroy"}
+CREDENTIALS = "credentials"
+_VERBS = {STOP: "stop", START: "start", DESTROY: "destroy", CREDENTIALS: "get the login of"}
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,29 @@ def perform(
     if outcome.changed and outcome.deployment is not None:
         publish_change(services, outcome.deployment, action, actor, outcome)
     return outcome
+
+
+def send_credentials(
+    services: Services, deployment_id: int, actor: str, *, now: datetime | None = None
+) -> Outcome:
+    """DM ``actor`` the login of a ready deployment (its generated password, URLs, SSH), when
+    ``actor`` is its requester or a ``BOT_ADMINS`` member; recorded in the event log. Secrets
+    only ever go by DM. Never raises for Slack errors."""
+    dep, refused = _load(services, deployment_id, actor, CREDENTIALS)
+    if refused is not None:
+        return refused
+    assert dep is not None
+    template = services.catalog.get(dep.template_slug)
+    payload = notify.secrets_dm(dep, template) if dep.status == "ready" else None
+    if payload is None:
+        return Outcome("invalid", "There is no login to send: the deployment is not ready.", dep)
+    try:
+        services.notifier.dm(actor, payload["text"], payload["blocks"])
+    except Exception:
+        logger.warning("login DM for deployment %d failed", dep.id, exc_info=True)
+        return Outcome("failed", "I could not DM you the login; please try again.", dep)
+    add_event(services.session_factory, dep.id, actor, "credentials_sent", None, now=now)
+    return Outcome("done", f"I sent you the login of *{dep.template_name}* by DM.", dep)
 
 
 def _load(

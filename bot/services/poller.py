@@ -382,6 +382,8 @@ class StatusPoller:
         if not moved:
             if pending_ready:
                 self._notify_ready(dep, item, now, report)
+            elif dep.status == "ready" and dep.secrets_sent_at is None:
+                self._send_secrets(dep, item, now, report)  # a refused DM, tried again
             return
         refresh_home = self.services.extras.get("refresh_home")
         if refresh_home is not None:  # the requester's App Home lists this deployment
@@ -456,15 +458,27 @@ class StatusPoller:
             storage.release_ready_notification(sf, dep.id, now)
             return
         report.notified += 1
+        self._send_secrets(dep, item, now, report)
+
+    def _send_secrets(
+        self, dep: DeploymentRecord, item: _Work, now: datetime, report: TickReport
+    ) -> None:
+        """DM the requester the deployment's secrets once; a refused DM is retried next tick."""
+        if dep.secrets_sent_at is not None:
+            return
+        jupyter_token = item.instance.jupyter_token if item.instance is not None else None
         payload = notify.secrets_dm(dep, item.template, jupyter_token=jupyter_token)
         if payload is None:
+            return
+        sf = self.services.session_factory
+        if not storage.claim_secrets_dm(sf, dep.id, now=now):
             return
         report.slack_calls += 1
         try:
             self.services.notifier.dm(dep.user_id, payload["text"], payload["blocks"])
         except Exception as error:
             logger.warning("poller: secrets DM for %d failed: %s", dep.id, type(error).__name__)
-            storage.add_event(sf, dep.id, storage.SYSTEM_ACTOR, "secrets_dm_failed", None)
+            storage.release_secrets_dm(sf, dep.id, now)
 
 
 def install_poller(services: Services) -> StatusPoller:
