@@ -37,16 +37,15 @@ def main(argv: list[str] | None = None) -> None:
         try:
             timings: list[float] = []
             requests_per_open: list[int] = []
-            for n in range(args.clicks):
+            for n in range(args.clicks + 1):  # the first click warms up and is not counted
                 before_vast = simulator.request_count()
                 before_updates = len(fake.calls_to("views.update"))
                 started = time.perf_counter()
                 harness.block_action("deploy_template", args.template)
                 fake.wait_for("views.update", count=before_updates + 1, timeout=10)
-                timings.append((time.perf_counter() - started) * 1000)
-                requests_per_open.append(simulator.request_count() - before_vast)
-                if n == 0:
-                    timings.clear()  # warm-up
+                if n > 0:
+                    timings.append((time.perf_counter() - started) * 1000)
+                    requests_per_open.append(simulator.request_count() - before_vast)
         finally:
             harness.stop()
             simulator.stop()

@@ -12,7 +12,10 @@ instances, nothing per deployment), Slack calls (must be 0), wall time (median o
 ticks), the poller process's CPU time, the share of wall time spent waiting for the instance list,
 and the tracemalloc peak of one separate tick (tracemalloc slows a tick, so it is not timed).
 
-The simulator renders only the page it serves, so its share of a tick stays linear in N.
+The simulator renders only the instances of the page it serves, but, like Vast.ai's
+``show_instances`` answer, every page also carries ``label_counts`` over all N instances; since
+each deployment's label is unique, a page is O(N) and a tick O(N²/25). That dominates at
+10,000 (and would on Vast.ai, if its pages carry the same map).
 
 Then (``--latency N``, default 10) it runs the whole bot with its scheduler and
 ``STATUS_POLL_SECONDS=1`` against a simulator on a real clock, deploys N times (staggered), and

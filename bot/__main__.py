@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = catalog_commands.add_parser("validate", help="check a folder of template YAML files")
     validate.add_argument("path", type=Path)
     return parser
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _catalog_dir_from_env() -> Path | None:
@@ -54,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
         from bot.runtime import run
 
+        # Platforms stop a process with SIGTERM: shut down as on Ctrl-C, so the scheduler
+        # stops and the poller's lease is given up for another process at once.
+        signal.signal(signal.SIGTERM, _interrupt)
         run(settings)
     except (ConfigError, CatalogError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
@@ -67,8 +76,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except (BoltError, SlackClientError) as exc:
-        print(f"Cannot start: could not reach Slack ({type(exc).__name__}).", file=sys.stderr)
+    except BoltError as exc:
+        if "auth.test" in str(exc):  # Bolt wraps auth.test's refusal (e.g. invalid_auth)
+            print(
+                "Cannot start: Slack refused the bot token (auth.test failed). "
+                "Check SLACK_BOT_TOKEN.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    except (SlackClientError, OSError) as exc:  # urllib's URLError is an OSError
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        print(
+            f"Cannot start: could not reach the Slack Web API at SLACK_API_URL ({reason}). "
+            "Check the network and SLACK_API_URL.",
+            file=sys.stderr,
+        )
         return 2
     except SQLAlchemyError as exc:
         print(

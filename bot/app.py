@@ -25,6 +25,18 @@ logger = logging.getLogger(__name__)
 LISTENER_THREADS = 16
 
 
+class _TokenFromClientFilter(logging.Filter):
+    """Drop Bolt's "As you gave `client` as well, `token` will be unused" warning: Bolt reads
+    SLACK_BOT_TOKEN from the environment itself, while our client already carries that token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_BOLT_LOGGER = logging.getLogger("slack_bolt")
+_BOLT_LOGGER.addFilter(_TokenFromClientFilter())
+
+
 def make_web_client(settings: Settings) -> WebClient:
     """A WebClient on ``SLACK_API_URL`` that waits out 429s (Retry-After) and retries 5xx once.
 
@@ -74,7 +86,7 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
         request_verification_enabled=not settings.socket_mode,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
-        logger=logging.getLogger("slack_bolt"),
+        logger=_BOLT_LOGGER,
     )
     app.error(_error_handler)
     for listeners in (templates, deploy, submit, manage, home):

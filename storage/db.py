@@ -9,6 +9,7 @@ with :func:`migrate` (no ``alembic.ini`` needed at run time).
 
 from __future__ import annotations
 
+import sqlite3
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 DEFAULT_DATABASE_URL = "sqlite:///gpu_bot.db"
 #: SQLite busy timeout: how long a writer waits for another's lock before failing.
@@ -67,6 +69,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+def _is_locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried for up to the busy timeout: the switch needs a write
+    lock, and when another connection does the same at once SQLite answers "database is locked"
+    without waiting (its busy handler does not apply), e.g. two processes migrating a new file.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        wait=wait_random(0.005, 0.02),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode=WAL")
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """Set the pragmas on each new connection and let SQLAlchemy emit ``BEGIN`` itself."""
 
@@ -77,8 +98,8 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _set_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
