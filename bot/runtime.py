@@ -10,11 +10,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 
 from bot.app import create_app, make_web_client
+from bot.blocks.deploy import SlackDeployMessages
 from bot.config import Settings
 from bot.notifier import Notifier
 from bot.server import make_wsgi_app, serve
 from bot.services import scheduling
 from bot.services.context import Services
+from bot.services.deploy import DeployService
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import make_engine, make_session_factory, migrate, ping
@@ -110,6 +112,14 @@ def build_runtime(
     services = services or build_services(settings, vast=vast)
     client = make_web_client(settings)
     services.notifier = Notifier(client)
+    services.extras["deploy_service"] = DeployService(
+        vast=services.vast,
+        session_factory=services.session_factory,
+        notifier=services.notifier,
+        messages=SlackDeployMessages(),
+        catalog_get=services.catalog.get,
+        simulated=settings.simulated,
+    )
     scheduling.install(services)
     app = create_app(settings, services, client=client)
     runtime = Runtime(services=services, app=app, wsgi_app=None)

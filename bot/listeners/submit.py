@@ -171,17 +171,9 @@ def _check_problem(future: Future[OfferCheck]) -> tuple[OfferCheck | None, str |
 
 
 def register(app: App, services: Services) -> None:
-    """Attach the submission listener to ``app`` and build the deploy service
-    (``services.extras["deploy_service"]``)."""
-    service = DeployService(
-        vast=services.vast,
-        session_factory=services.session_factory,
-        notifier=services.notifier,
-        messages=deploy_blocks.SlackDeployMessages(),
-        catalog_get=services.catalog.get,
-        simulated=services.settings.simulated,
-    )
-    services.extras["deploy_service"] = service
+    """Attach the submission listener to ``app``; it hands over to
+    ``services.extras["deploy_service"]`` (built by :func:`bot.runtime.build_runtime`)."""
+    service: DeployService = services.extras["deploy_service"]
     checks = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="offer-check")
     services.extras.setdefault("closers", []).append(lambda: checks.shutdown(wait=False))
 

@@ -39,7 +39,6 @@ from typing import Any
 import storage
 from bot.services.deploy import (
     LABEL_PREFIX,
-    DeployMessages,
     DeployService,
     VastApi,
     deployment_id_from_label,
@@ -180,27 +179,15 @@ def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> 
             service.tell_failure(dep, dep.reason or RESTART_REASON, retry_slug=dep.template_slug)
 
 
-def run_on_start(services: Any, *, messages: DeployMessages | None = None) -> RecoveryReport:
-    """The ``extras["on_start"]`` job: :func:`recover`, :func:`tell`, and a one-off re-run
-    (APScheduler ``date`` job) when young ``creating`` rows were left to their grace.
+def run_on_start(services: Any) -> RecoveryReport:
+    """The ``extras["on_start"]`` job: :func:`recover`, :func:`tell` (with
+    ``services.extras["deploy_service"]``), and a one-off re-run (APScheduler ``date`` job) when
+    young ``creating`` rows were left to their grace.
 
     ``services`` is :class:`bot.services.context.Services`. Never raises: a failure is logged
     so that the bot still starts.
     """
-    service = services.extras.get("deploy_service")
-    if service is None:
-        if messages is None:
-            from bot.blocks.deploy import SlackDeployMessages  # pure Block Kit builders
-
-            messages = SlackDeployMessages()
-        service = DeployService(
-            vast=services.vast,
-            session_factory=services.session_factory,
-            notifier=services.notifier,
-            messages=messages,
-            catalog_get=services.catalog.get,
-            simulated=services.settings.simulated,
-        )
+    service: DeployService = services.extras["deploy_service"]
     try:
         report = recover(services.session_factory, services.vast)
         tell(service, services.session_factory, report)
@@ -218,7 +205,7 @@ def run_on_start(services: Any, *, messages: DeployMessages | None = None) -> Re
     if report.pending and scheduler is not None:
         latest = max(d.created_at for d in report.pending)
         run_at = latest + timedelta(seconds=GRACE_SECONDS + 5)
-        again: Callable[[], object] = lambda: run_on_start(services, messages=messages)  # noqa: E731
+        again: Callable[[], object] = lambda: run_on_start(services)  # noqa: E731
         scheduler.add_job(
             again, "date", run_date=run_at, id="deploy-recovery", replace_existing=True
         )

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+from bot.services import recovery
 from bot.services.context import Services
+from bot.services.poller import install_poller
 
 
 def install(services: Services) -> None:
     """Register the bot's background jobs and start-up tasks on ``services.scheduler`` and
-    ``services.extras["on_start"]``."""
-    from bot.services import recovery
-
+    ``services.extras["on_start"]``: start-up recovery, then the status poller."""
     services.extras.setdefault("on_start", []).append(lambda: recovery.run_on_start(services))
-
-    from bot.services.poller import install_poller
-
     install_poller(services)
