@@ -235,3 +235,12 @@ def test_max_price_outside_the_input_bounds_is_clamped(
     assert query.get("dph_total") == ({"lte": sent} if sent is not None else None)
     price = next(b for b in updated["blocks"] if b.get("block_id") == picker.BLOCK_MAX_PRICE)
     assert price["element"].get("initial_value") == shown
+
+
+def test_an_expired_trigger_id_gets_a_clear_answer(bot: BotHarness, fake_slack: FakeSlack) -> None:
+    fake_slack.fail("views.open", "expired_trigger_id")
+    bot.block_action("deploy_template", "vllm")
+    answer = fake_slack.wait_for("response_url")[0]
+    assert "Press *Deploy* again" in answer.args["text"]
+    assert answer.args["response_type"] == "ephemeral"
+    assert bot.vast.request_count() == 0  # no search for a picker that is not open

@@ -24,6 +24,16 @@ from catalog import RankedOffer, Template
 
 logger = logging.getLogger(__name__)
 
+#: What to tell the user when Slack refuses to open the picker (views.open errors, slack.md §1.4).
+PICKER_NOT_OPENED = {
+    "expired_trigger_id": "Slack's moment to open the GPU picker passed (Slack was slow to "
+    "reach the bot). Press *Deploy* again.",
+    "exchanged_trigger_id": "That click already opened a picker. Press *Deploy* again for a new "
+    "one.",
+    "push_limit_reached": "Too many windows are open: close one, then press *Deploy* again.",
+    "default": "Slack did not open the GPU picker. Press *Deploy* again in a moment.",
+}
+
 
 def _origin_channel(body: dict[str, Any]) -> str | None:
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
@@ -129,10 +139,20 @@ def register(app: App, services: Services) -> None:
             return
         state = picker.PickerState(template=template.slug, channel=_origin_channel(body))
         loading = picker.loading_view(template, state)
-        if (body.get("container") or {}).get("type") == "view":
-            opened = client.views_push(trigger_id=body["trigger_id"], view=loading)
-        else:
-            opened = client.views_open(trigger_id=body["trigger_id"], view=loading)
+        try:
+            if (body.get("container") or {}).get("type") == "view":
+                opened = client.views_push(trigger_id=body["trigger_id"], view=loading)
+            else:
+                opened = client.views_open(trigger_id=body["trigger_id"], view=loading)
+        except SlackApiError as error:
+            code = error.response.get("error")
+            logger.info("could not open the picker: %s", code)
+            respond(
+                replace_original=False,
+                response_type="ephemeral",
+                text=PICKER_NOT_OPENED.get(str(code), PICKER_NOT_OPENED["default"]),
+            )
+            return
         view_id = opened["view"]["id"]
         _update(client, view_id, search_view(services, template, state, view_id))
 
