@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
 from pathlib import Path
+from urllib.error import URLError
 
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -86,13 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
-    except (SlackClientError, OSError) as exc:  # urllib's URLError is an OSError
+    except (SlackClientError, URLError) as exc:  # slack_sdk raises urllib's URLError
         reason = getattr(exc, "reason", None) or type(exc).__name__
         print(
             f"Cannot start: could not reach the Slack Web API at SLACK_API_URL ({reason}). "
             "Check the network and SLACK_API_URL.",
             file=sys.stderr,
         )
+        return 2
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                "Cannot start: the HTTP port is already in use. Stop the other process or set "
+                "PORT to a free port.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"Cannot start: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
         print(

@@ -64,8 +64,9 @@ def _error_handler(error: Exception, body: dict[str, Any]) -> BoltResponse | Non
     if response_url:
         WebhookClient(response_url).send(
             text=(
-                ":x: Something went wrong on our side and nothing was changed. Please try again; "
-                f"if it keeps happening, give your admin this reference: `{reference}`."
+                ":x: Something went wrong on our side. Check `/templates mine` before trying "
+                "again (a deployment may have started); if it keeps happening, give your admin "
+                f"this reference: `{reference}`."
             ),
             response_type="ephemeral",
             replace_original=False,

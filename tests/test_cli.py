@@ -117,3 +117,29 @@ def test_sigterm_stops_cleanly_and_gives_up_the_poller_lease(tmp_path: Path) -> 
             if process.poll() is None:
                 process.kill()
             engine.dispose()
+
+
+def test_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken, FakeSlack() as fake:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
+            env=_env(
+                SLACK_BOT_TOKEN="xoxb-test",
+                SLACK_SIGNING_SECRET="s",
+                SLACK_API_URL=fake.api_url,
+                DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+                PORT=str(taken.getsockname()[1]),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Cannot start: the HTTP port is already in use")
+    )

@@ -617,7 +617,7 @@ def test_a_refused_secrets_dm_is_sent_on_a_later_tick_once(
     poller = poller_of(bot)
     poller.tick()
     bot.vast.advance(4)
-    fake_slack.fail("conversations.open", "internal_error", times=1)  # the DM fails once
+    fake_slack.fail("conversations.open", "internal_error", times=1)  # the DM fails once…
     poller.tick()
     assert current(bot, dep).status == "ready"
     secret = current(bot, dep).web_password or ""
@@ -650,3 +650,28 @@ def test_send_me_the_login_goes_by_dm_to_the_requester_only(
     events = storage.list_events(bot.services.session_factory, dep.id)
     assert any(e.action == "credentials_sent" and e.actor == ALICE for e in events)
     assert any(e.action == "credentials_refused" and e.actor == BOB for e in events)
+
+
+def test_a_secrets_dm_slack_refuses_without_raising_is_retried(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    dep = deploy(bot)
+    poller = poller_of(bot)
+    poller.tick()
+    bot.vast.advance(4)
+    dm_channel = "D" + ALICE[1:]
+    fake_slack.channels_without_bot.add(dm_channel)  # chat.postMessage answers not_in_channel
+    poller.tick()
+    secret = current(bot, dep).web_password or ""
+
+    def delivered() -> list[object]:  # messages Slack accepted in the requester's DM
+        return [
+            m for (ch, _), m in fake_slack.messages.items() if ch == dm_channel and secret in str(m)
+        ]
+
+    assert dms(fake_slack) and not delivered()  # tried, refused
+    fake_slack.channels_without_bot.discard(dm_channel)
+    poller.tick()
+    assert len(delivered()) == 1
+    poller.tick()
+    assert len(delivered()) == 1

@@ -338,3 +338,17 @@ def test_exited_while_meant_to_run_is_a_crash() -> None:
             record(status=status), crashed, template(), now=NOW, timeout=TIMEOUT
         )
         assert verdict.status == "failed" and verdict.destroy
+
+
+def test_a_just_stopped_deployment_is_not_read_as_started_again() -> None:
+    running = instance("running")  # Vast.ai's list still shows the state before the stop
+    just_stopped = record(status="stopped", stopped_at=NOW - timedelta(seconds=10))
+    verdict = states.assess(just_stopped, running, template(), now=NOW, timeout=TIMEOUT)
+    assert verdict.status == "stopped" and verdict.probe_url is None
+    started = states.assess(
+        just_stopped, running, template(), now=NOW, timeout=TIMEOUT, start_requested=True
+    )
+    assert started.probe_url is not None  # a real Start: probed, then ready
+    long_ago = record(status="stopped", stopped_at=NOW - states.STOP_SETTLE * 2)
+    from_console = states.assess(long_ago, running, template(), now=NOW, timeout=TIMEOUT)
+    assert from_console.probe_url is not None  # started elsewhere (e.g. the Vast.ai console)

@@ -168,9 +168,11 @@ def send_credentials(
     if payload is None:
         return Outcome("invalid", "There is no login to send: the deployment is not ready.", dep)
     try:
-        services.notifier.dm(actor, payload["text"], payload["blocks"])
+        sent = services.notifier.dm(actor, payload["text"], payload["blocks"])
     except Exception:
         logger.warning("login DM for deployment %d failed", dep.id, exc_info=True)
+        sent = None
+    if sent is None:
         return Outcome("failed", "I could not DM you the login; please try again.", dep)
     add_event(services.session_factory, dep.id, actor, "credentials_sent", None, now=now)
     return Outcome("done", f"I sent you the login of *{dep.template_name}* by DM.", dep)

@@ -44,6 +44,7 @@ from bot.blocks.status import status_message, visible_key
 from bot.services import states
 from bot.services.context import Services
 from bot.services.deploy import deployment_id_from_label
+from bot.services.manage import start_claim_name
 from bot.services.probe import Prober
 from bot.services.recovery import stray_reason
 from bot.vast.errors import VastError
@@ -290,12 +291,19 @@ class StatusPoller:
             now=now,
             timeout=self.timeout,
             host_lost_since=self._lost_since.get(dep.id),
+            start_requested=dep.status == "stopped" and self._start_requested(dep, now),
         )
         if verdict.host_lost:
             self._lost_since.setdefault(dep.id, now)
         else:
             self._lost_since.pop(dep.id, None)
         return _Work(dep, instance, template, verdict)
+
+    def _start_requested(self, dep: DeploymentRecord, now: datetime) -> bool:
+        """True while a user's Start on ``dep`` is claimed (the lease taken by the manage
+        service)."""
+        lease = storage.get_lease(self.services.session_factory, start_claim_name(dep.id))
+        return lease is not None and lease.expires_at > now
 
     def _probe(self, work: list[_Work], now: datetime, report: TickReport) -> None:
         urls = [item.verdict.probe_url for item in work if item.verdict.probe_url]
@@ -449,12 +457,13 @@ class StatusPoller:
         if not storage.claim_ready_notification(sf, dep.id, now=now):
             return
         jupyter_token = item.instance.jupyter_token if item.instance is not None else None
+        text = notify.ready_text(dep, item.template, jupyter_token=jupyter_token)
         try:
-            self._thread(
-                dep, notify.ready_text(dep, item.template, jupyter_token=jupyter_token), report
-            )
+            posted = self._thread(dep, text, report)
         except Exception as error:
             logger.warning("poller: ready notification for %d failed: %s", dep.id, error)
+            posted = False
+        if not posted:  # give the claim back: the next tick posts it
             storage.release_ready_notification(sf, dep.id, now)
             return
         report.notified += 1
@@ -475,9 +484,11 @@ class StatusPoller:
             return
         report.slack_calls += 1
         try:
-            self.services.notifier.dm(dep.user_id, payload["text"], payload["blocks"])
+            sent = self.services.notifier.dm(dep.user_id, payload["text"], payload["blocks"])
         except Exception as error:
             logger.warning("poller: secrets DM for %d failed: %s", dep.id, type(error).__name__)
+            sent = None
+        if sent is None:  # refused or failed: give the claim back, the next tick tries again
             storage.release_secrets_dm(sf, dep.id, now)
 
 

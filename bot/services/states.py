@@ -47,6 +47,9 @@ __all__ = [
 WATCHED_STATUSES: frozenset[str] = frozenset({"creating", "provisioning", "ready", "stopped"})
 #: How long a just-created instance may be missing from the list before we look it up.
 LIST_GRACE = timedelta(minutes=2)
+#: After a stop, how long a still-running instance is read as Vast.ai catching up rather than
+#: a start from elsewhere (e.g. the Vast.ai console).
+STOP_SETTLE = timedelta(minutes=2)
 #: How long ``offline``/``unknown`` is tolerated before the deployment fails.
 OFFLINE_GRACE = timedelta(minutes=3)
 
@@ -183,6 +186,10 @@ def _timeout_verdict(
     return Verdict("failed", reason=reason, status_msg=dep.status_msg, destroy=True)
 
 
+def _settled(dep: DeploymentRecord, now: datetime) -> bool:
+    return dep.stopped_at is None or now - dep.stopped_at >= STOP_SETTLE
+
+
 def assess(
     dep: DeploymentRecord,
     instance: Instance | None,
@@ -193,6 +200,7 @@ def assess(
     host_lost_since: datetime | None = None,
     list_grace: timedelta = LIST_GRACE,
     offline_grace: timedelta = OFFLINE_GRACE,
+    start_requested: bool = False,
 ) -> Verdict:
     """Decide where ``dep`` goes given ``instance`` (None: absent from this tick's list).
 
@@ -208,6 +216,9 @@ def assess(
             row (None: not lost before this tick).
         list_grace: how long a missing instance is tolerated after ``dep.created_at``.
         offline_grace: how long ``offline``/``unknown`` is tolerated.
+        start_requested: a user pressed Start on this ``stopped`` deployment (its start claim
+            is held). Without it, a stopped deployment whose instance still runs is only
+            taken as started again :data:`STOP_SETTLE` after it was stopped.
 
     Returns:
         A :class:`Verdict`; ``verdict.status == dep.status`` means no state change (fields such
@@ -303,6 +314,9 @@ def assess(
         return verdict
 
     if actual == "running" and intended == "running":
+        if dep.status == "stopped" and not start_requested and not _settled(dep, now):
+            # Just stopped by a user, and Vast.ai's list still shows the old state: not a start.
+            return Verdict("stopped", status_msg=msg)
         connection = _connection(instance)
         if dep.status == "ready":
             if connection.ports_json is None:  # ports vanish briefly on restarts: keep the old
