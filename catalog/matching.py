@@ -116,10 +116,13 @@ def min_gpu_ram_mb(needed_gb: int) -> int:
 def disk_problem(template: Template, disk_gb: int) -> str | None:
     """Why `disk_gb` cannot be rented for this template, or None when it is fine.
 
-    Allowed: 8 GB (Vast.ai's minimum) up to `template.max_disk_gb`. For the modal's input.
+    Allowed: the template's default `disk_gb` (what its image and data need; never below
+    Vast.ai's minimum of 8 GB) up to `template.max_disk_gb`. Used by the picker's disk input,
+    the submission check and the offer query alike.
     """
-    if disk_gb < MIN_DISK_GB:
-        return f"disk must be at least {MIN_DISK_GB} GB"
+    floor = max(MIN_DISK_GB, template.disk_gb)
+    if disk_gb < floor:
+        return f"disk must be at least {floor} GB for {template.name}"
     if disk_gb > template.max_disk_gb:
         return f"disk must be at most {template.max_disk_gb} GB for {template.name}"
     return None

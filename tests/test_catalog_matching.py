@@ -162,10 +162,11 @@ def test_unverified_unrentable_wrong_gpu_and_price_are_dropped() -> None:
 
 
 def test_disk_size_limits() -> None:
-    assert disk_problem(VLLM, 8) is None and disk_problem(VLLM, 500) is None
-    assert disk_problem(VLLM, 7) == "disk must be at least 8 GB"
+    assert disk_problem(VLLM, 60) is None and disk_problem(VLLM, 500) is None
+    assert disk_problem(VLLM, 59) == "disk must be at least 60 GB for App"  # its default
+    assert disk_problem(VLLM, 7) == "disk must be at least 60 GB for App"
     assert disk_problem(VLLM, 501) is not None
-    with pytest.raises(ValueError, match="at least 8"):
+    with pytest.raises(ValueError, match="at least 60"):
         offer_fits(VLLM, FakeOffer(), disk_gb=4)
     with pytest.raises(ValueError):
         build_offer_query(VLLM, disk_gb=1000)
@@ -255,7 +256,7 @@ def test_build_offer_query_contents() -> None:
 
 
 def test_build_offer_query_options() -> None:
-    template = make_template(min_vram_gb=24, cuda_version="12.10", ports=[8188, 8080])
+    template = make_template(min_vram_gb=24, cuda_version="12.10", ports=[8188, 8080], disk_gb=40)
 
     query = build_offer_query(template, disk_gb=40, gpu_name="RTX 4090", max_dph=0.6, limit=20)
 

@@ -202,7 +202,7 @@ def test_template_env_and_ports_reach_vast(bot: BotHarness) -> None:
         (None, "20", CHANNEL, "offer_block", "Choose a GPU offer"),
         ("12ab", "20", CHANNEL, "offer_block", "not an offer from the list"),
         ("-5", "20", CHANNEL, "offer_block", "not an offer from the list"),
-        ("OFFER", "5", CHANNEL, "disk_block", "at least 8 GB"),
+        ("OFFER", "5", CHANNEL, "disk_block", "at least 20 GB for JupyterLab"),
         ("OFFER", "12", CHANNEL, "disk_block", "at least 20 GB for JupyterLab"),
         ("OFFER", "900", CHANNEL, "disk_block", "at most 500 GB"),
         ("OFFER", "2.5", CHANNEL, "disk_block", "whole number"),

@@ -20,7 +20,7 @@ from bot.listeners.templates import tell_template_gone
 from bot.services.context import Services
 from bot.services.offers import RecentSearches, find_offers, gpu_models
 from bot.vast.errors import VastError
-from catalog import RankedOffer, Template
+from catalog import RankedOffer, Template, disk_problem
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def register(app: App, services: Services) -> None:
         state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
         state.max_dph = _price_filter(values["max_price"])
         disk = _positive_int(values["disk"])
-        if disk is not None and template.disk_gb <= disk <= template.max_disk_gb:
+        if disk is not None and disk_problem(template, disk) is None:
             state.disk_gb = disk
         _update(client, view_id, picker.loading_view(template, state))
         _update(client, view_id, search_view(services, template, state, view_id))

@@ -35,7 +35,7 @@ from bot.blocks import picker
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, DeployService, OfferCheck
 from bot.vast.errors import VastError
-from catalog import MIN_DISK_GB, Template, disk_problem
+from catalog import Template, disk_problem
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,6 @@ def parse_submission(
         )
     else:
         problem = disk_problem(template, disk)
-        if problem is None and disk < max(template.disk_gb, MIN_DISK_GB):
-            problem = f"disk must be at least {template.disk_gb} GB for {template.name}"
         if problem is not None:
             errors[picker.BLOCK_DISK] = problem[0].upper() + problem[1:] + "."
     channel = values["channel"]
