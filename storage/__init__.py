@@ -31,6 +31,7 @@ from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError
 from storage.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
+    LIVE_STATUSES,
     Base,
     Deployment,
     DeploymentEvent,
@@ -78,6 +79,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "DEFAULT_DATABASE_URL",
     "FINAL_STATUSES",
+    "LIVE_STATUSES",
     "SYSTEM_ACTOR",
     "UPDATABLE_FIELDS",
     "Base",

@@ -57,10 +57,13 @@ class DeploymentStatus(StrEnum):
     DESTROYED = "destroyed"
 
 
-#: States the status poller follows.
+#: States on the way to, or at, a running app (a stopped one is not active: it is parked).
 ACTIVE_STATUSES: frozenset[str] = frozenset(
     {DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING, DeploymentStatus.READY}
 )
+#: States with an instance that still exists and may bill: the active ones plus ``stopped``.
+#: The status poller follows these; listings show them as running.
+LIVE_STATUSES: frozenset[str] = ACTIVE_STATUSES | {DeploymentStatus.STOPPED}
 #: States a deployment never leaves.
 FINAL_STATUSES: frozenset[str] = frozenset({DeploymentStatus.FAILED, DeploymentStatus.DESTROYED})
 

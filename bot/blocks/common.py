@@ -15,7 +15,6 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
-MAX_BUTTON_VALUE = 2000
 MAX_OPTION_TEXT = 75
 MAX_MESSAGE_TEXT = 4000
 

@@ -22,7 +22,6 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ContextBlock,
     MarkdownTextObject,
     PlainTextObject,
     SectionBlock,
@@ -134,27 +133,6 @@ def failure_note(
             ActionsBlock(block_id="deploy_failed_actions", elements=[pick_again_button(retry_slug)])
         )
     return message_payload(blocks, text)
-
-
-def credentials_dm(
-    dep: DeploymentRecord, template: Template, urls: list[tuple[int, str]]
-) -> dict[str, Any]:
-    """The requester's private DM with the generated password (``web_password``) and where
-    to use it. Only for a DM: the password must never reach a channel."""
-    user = template.env.get("WEB_USER")
-    lines = [f":key: Your *{template.name}* (deployment #{dep.id}) is protected."]
-    if user:
-        lines.append(f"• User: `{user}`")
-    lines.append(f"• {template.password_env or 'Password'}: `{dep.web_password or ''}`")
-    for port, url in urls:
-        lines.append(f"• Port {port}: <{url}|{url}>")
-    blocks: list[Block] = [
-        SectionBlock(block_id="credentials", text=MarkdownTextObject(text="\n".join(lines))),
-        ContextBlock(
-            elements=[MarkdownTextObject(text="Only you see this. Do not paste it in a channel.")]
-        ),
-    ]
-    return message_payload(blocks, f"Credentials for {template.name} (deployment #{dep.id})")
 
 
 class SlackDeployMessages:

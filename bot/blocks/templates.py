@@ -195,9 +195,7 @@ def _field(title: str, value: str) -> MarkdownTextObject:
 
 def env_display(template: Template) -> str:
     """Env names for display; values of secret env or the generated password never appear."""
-    hidden = set(template.secret_env)
-    if template.password_env:
-        hidden.add(template.password_env)
+    hidden = template.secret_env_names
     names = sorted(set(template.env) | hidden)
     if not names:
         return "_none_"

@@ -117,7 +117,8 @@ def _credit_warning(
     return hook(chosen.offer.dph_total) if chosen is not None else None
 
 
-def _update(client: WebClient, view_id: str, view: Any) -> None:
+def update_view(client: WebClient, view_id: str, view: Any) -> None:
+    """``views.update``; a modal the user closed meanwhile (``not_found``) is not an error."""
     try:
         client.views_update(view_id=view_id, view=view)
     except SlackApiError as error:  # the user closed the modal meanwhile: nothing to show
@@ -154,7 +155,7 @@ def register(app: App, services: Services) -> None:
             )
             return
         view_id = opened["view"]["id"]
-        _update(client, view_id, search_view(services, template, state, view_id))
+        update_view(client, view_id, search_view(services, template, state, view_id))
 
     @app.action(picker.ACTION_REFRESH)
     def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -170,8 +171,8 @@ def register(app: App, services: Services) -> None:
         disk = _positive_int(values["disk"])
         if disk is not None and disk_problem(template, disk) is None:
             state.disk_gb = disk
-        _update(client, view_id, picker.loading_view(template, state))
-        _update(client, view_id, search_view(services, template, state, view_id))
+        update_view(client, view_id, picker.loading_view(template, state))
+        update_view(client, view_id, search_view(services, template, state, view_id))
 
     @app.action(picker.ACTION_OFFER)
     def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -186,7 +187,7 @@ def register(app: App, services: Services) -> None:
         new_view = search_view(
             services, template, state, view_id, selected_offer_id=offer_id, reuse=True
         )
-        _update(client, view_id, new_view)
+        update_view(client, view_id, new_view)
 
     @app.action(picker.ACTION_GPU_FILTER)
     @app.action(picker.ACTION_CHANNEL)

@@ -28,10 +28,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
+from bot.listeners.deploy import update_view
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, DeployService, OfferCheck
 from bot.vast.errors import VastError
@@ -152,13 +152,6 @@ def parse_submission(
     )
 
 
-def _update_view(client: WebClient, view_id: str, view: Any) -> None:
-    try:
-        client.views_update(view_id=view_id, view=view)
-    except SlackApiError as error:  # closed meanwhile: the status message tells the rest
-        logger.info("views.update failed: %s", error.response.get("error"))
-
-
 def _check_problem(future: Future[OfferCheck]) -> tuple[OfferCheck | None, str | None]:
     """(check, problem) from a finished re-check, turning Vast.ai errors into a problem."""
     try:
@@ -207,14 +200,14 @@ def register(app: App, services: Services) -> None:
         if problem is not None or check is None or check.offer is None:
             message = problem or "That GPU offer could not be checked. Pick another one."
             if acked:
-                _update_view(
+                update_view(
                     client, sub.view_id, deploy_blocks.problem_view(message, template=sub.template)
                 )
             else:
                 ack(response_action="errors", errors={picker.BLOCK_OFFER: message[:2000]})
             return
         if acked:
-            _update_view(client, sub.view_id, deploy_blocks.done_view(sub.template, sub.channel))
+            update_view(client, sub.view_id, deploy_blocks.done_view(sub.template, sub.channel))
         else:
             ack(response_action="clear")
         result = service.deploy(

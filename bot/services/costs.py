@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from storage import DeploymentRecord, seconds_in_ready, seconds_in_stopped
+from storage import FINAL_STATUSES, DeploymentRecord, seconds_in_ready, seconds_in_stopped
 
 TYPICAL_STORAGE_COST_PER_GB_MONTH = 0.15
 """Estimated Vast.ai storage price in $/GB/month (see the module docstring for the source)."""
@@ -37,7 +37,7 @@ HOURS_PER_MONTH = 720.0
 
 READY = "ready"
 STOPPED = "stopped"
-ENDED = ("destroyed", "failed")
+ENDED = FINAL_STATUSES
 
 
 class EventLike(Protocol):

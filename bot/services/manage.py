@@ -54,6 +54,7 @@ from bot.vast.errors import (
     VastError,
 )
 from storage import (
+    LIVE_STATUSES,
     DeploymentRecord,
     acquire_lease,
     add_event,
@@ -72,8 +73,6 @@ from storage import (
 logger = logging.getLogger(__name__)
 
 STOP, START, DESTROY = "stop", "start", "destroy"
-ACTIONS = (STOP, START, DESTROY)
-LIVE_STATUSES = ("creating", "provisioning", "ready", "stopped")
 DESTROYABLE = ("provisioning", "ready", "stopped")
 START_CLAIM_SECONDS = 300.0
 """How long a Start click blocks further Start clicks (and their Vast.ai requests)."""

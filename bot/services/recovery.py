@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 GRACE_SECONDS = 120.0
 RESTART_REASON = "the bot restarted before Vast.ai answered; nothing was rented. Please try again."
 
-_FINAL = ("failed", "destroyed")
-
 
 @dataclass
 class RecoveryReport:
@@ -75,7 +73,7 @@ def stray_reason(instance_id: int, dep_id: int, dep: DeploymentRecord | None) ->
     being created: attaching is :func:`recover`'s job)."""
     if dep is None:
         return f"label dep-{dep_id} has no deployment row"
-    if dep.status in _FINAL:
+    if dep.is_final:
         return f"deployment {dep_id} is {dep.status}"
     if dep.instance_id is not None and dep.instance_id != instance_id:
         return f"extra instance for deployment {dep_id}"
@@ -126,7 +124,7 @@ def recover(
     for dep_id, instance_ids in sorted(by_deployment.items()):
         instance_ids.sort()
         dep = storage.get_deployment(sf, dep_id)
-        if dep is None or dep.status in _FINAL:
+        if dep is None or dep.is_final:
             for instance_id in instance_ids:
                 _destroy(vast, instance_id, stray_reason(instance_id, dep_id, dep) or "", report)
             continue

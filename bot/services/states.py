@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from bot.vast.models import Instance
 from catalog import Template
-from storage import DeploymentRecord, encode_port_map
+from storage import LIVE_STATUSES, DeploymentRecord, encode_port_map
 
 __all__ = [
     "LIST_GRACE",
@@ -44,7 +44,7 @@ __all__ = [
 
 #: Statuses the poller follows: the active ones plus ``stopped`` (it may be started again, or
 #: destroyed outside the bot).
-WATCHED_STATUSES: frozenset[str] = frozenset({"creating", "provisioning", "ready", "stopped"})
+WATCHED_STATUSES: frozenset[str] = LIVE_STATUSES
 #: How long a just-created instance may be missing from the list before we look it up.
 LIST_GRACE = timedelta(minutes=2)
 #: After a stop, how long a still-running instance is read as Vast.ai catching up rather than
@@ -155,8 +155,7 @@ def _connection(instance: Instance) -> Connection:
 def probe_url(instance: Instance, template: Template) -> str | None:
     """``http://{public_ip}:{host port of template.health_port}{template.health_path}``, or
     None when that port is not mapped yet (vast-api.md §4 "Building the public URL")."""
-    port = template.health_port if template.health_port is not None else template.ports[0]
-    base = instance.public_url(port)
+    base = instance.public_url(template.probe_port)
     if base is None:
         return None
     return base.rstrip("/") + template.health_path
