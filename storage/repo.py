@@ -221,6 +221,12 @@ def list_stuck_creating(sf: SessionFactory, older_than: datetime) -> list[Deploy
     )
 
 
+def has_deployments(sf: SessionFactory) -> bool:
+    """True when the table holds at least one deployment (one indexed ``LIMIT 1`` read)."""
+    with read_transaction(sf) as session:
+        return session.scalar(select(Deployment.id).limit(1)) is not None
+
+
 def count_ended_since(sf: SessionFactory, since: datetime) -> int:
     """How many deployments became ``failed`` or ``destroyed`` at or after ``since`` (aware
     UTC): the poller keeps looking for stray instances while there are such recent ends."""

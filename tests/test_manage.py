@@ -345,14 +345,14 @@ def test_start_without_credit_says_so(bot: BotHarness, fake_slack: FakeSlack) ->
     assert len(manage_requests(bot, "PUT")) == 1
 
 
-def test_start_of_a_vanished_instance_marks_it_failed(
+def test_start_of_a_vanished_instance_marks_it_destroyed(
     bot: BotHarness, fake_slack: FakeSlack
 ) -> None:
     dep = make_deployment(bot, status="stopped")
     bot.vast.vanish(dep.instance_id or 0)
     click(bot, "deployment_start", dep)
     assert "no longer exists" in replies(fake_slack, 1)[0]
-    assert status_of(bot, dep.id) == "failed"
+    assert status_of(bot, dep.id) == "destroyed"  # as the poller records a vanished instance
 
 
 # --- destroy ----------------------------------------------------------------------------

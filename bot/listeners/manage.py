@@ -36,8 +36,9 @@ ACTION_KINDS = {
     ACTION_START: manage.START,
     ACTION_DESTROY: manage.DESTROY,
 }
-CREDIT_ACK_BUDGET = 2.0
-"""Seconds ``/templates credit`` waits for Vast.ai before acking and answering later."""
+SLOW_ACK_BUDGET = 2.0
+"""Seconds ``/templates credit`` and ``costs`` wait for their answer before acking and
+answering later through the response_url (Slack drops an ack after 3 s)."""
 
 KeywordHandler = Callable[[Ack, dict[str, Any]], None]
 
@@ -65,12 +66,30 @@ def _keyword_handlers(services: Services) -> dict[str, KeywordHandler]:
 
         return handler
 
+    def answer_soon(
+        ack: Ack, command: dict[str, Any], compute: Callable[[], dict[str, Any]], waiting: str
+    ) -> None:
+        """Ack with ``compute()``'s answer when it comes within :data:`SLOW_ACK_BUDGET`,
+        else ack with ``waiting`` and send the answer to the command's response_url."""
+        future = executor.submit(compute)
+        try:
+            payload = future.result(timeout=SLOW_ACK_BUDGET)
+        except FutureTimeout:
+            ack(response_type="ephemeral", text=waiting)
+            payload = future.result()
+            url = command.get("response_url")
+            if url:
+                WebhookClient(str(url)).send(response_type="ephemeral", **payload)
+            return
+        _ephemeral(ack, payload)
+
     def costs(ack: Ack, command: dict[str, Any]) -> None:
-        _ephemeral(
+        team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+        answer_soon(
             ack,
-            manage.costs_payload(
-                services, str(command.get("team_id") or ""), str(command.get("user_id") or "")
-            ),
+            command,
+            lambda: manage.costs_payload(services, team, user),
+            ":hourglass: Adding up this month's costs…",
         )
 
     def credit(ack: Ack, command: dict[str, Any]) -> None:
@@ -78,17 +97,12 @@ def _keyword_handlers(services: Services) -> dict[str, KeywordHandler]:
         if not services.is_admin(user):  # no Vast.ai call for a refusal
             _ephemeral(ack, manage.credit_payload(services, user))
             return
-        future = executor.submit(manage.credit_payload, services, user)
-        try:
-            payload = future.result(timeout=CREDIT_ACK_BUDGET)
-        except FutureTimeout:
-            ack(response_type="ephemeral", text=":hourglass: Asking Vast.ai for the balance…")
-            payload = future.result()
-            url = command.get("response_url")
-            if url:
-                WebhookClient(str(url)).send(response_type="ephemeral", **payload)
-            return
-        _ephemeral(ack, payload)
+        answer_soon(
+            ack,
+            command,
+            lambda: manage.credit_payload(services, user),
+            ":hourglass: Asking Vast.ai for the balance…",
+        )
 
     return {
         blocks.LIST_MINE: listing(blocks.LIST_MINE),

@@ -64,7 +64,6 @@ from storage import (
     list_events,
     list_for_team,
     list_for_user,
-    mark_failed,
     release_lease,
     update_status,
     utcnow,
@@ -207,9 +206,19 @@ def _instance_gone(
         "The Vast.ai instance no longer exists (destroyed outside the bot, or the host removed "
         "it), so nothing bills any more. Deploy again if you still need it."
     )
-    add_event(services.session_factory, dep.id, actor, f"{action}_failed", "instance not found")
-    mark_failed(services.session_factory, dep.id, reason, now=now)
-    return Outcome("failed", f":x: {reason}", get_deployment(services.session_factory, dep.id))
+    sf = services.session_factory
+    add_event(sf, dep.id, actor, f"{action}_failed", "instance not found")
+    current = get_deployment(sf, dep.id)
+    if current is not None and not current.is_final:  # as the poller does: gone = destroyed
+        update_status(
+            sf,
+            dep.id,
+            expected_status=current.status,
+            new_status="destroyed",
+            now=now,
+            reason=reason,
+        )
+    return Outcome("failed", f":x: {reason}", get_deployment(sf, dep.id))
 
 
 def stop_deployment(
@@ -221,8 +230,9 @@ def stop_deployment(
     """
     sf = services.session_factory
     dep, refusal = _load(services, deployment_id, actor, STOP)
-    if refusal is not None or dep is None:
-        return refusal or Outcome("not_found", "That deployment no longer exists in the bot.")
+    if refusal is not None:
+        return refusal
+    assert dep is not None  # _load returns one or the other
     if dep.status == "stopped":
         return Outcome("already", f"*{dep.template_name}* (#{dep.id}) is already stopped.", dep)
     if dep.is_final:
@@ -298,8 +308,9 @@ def start_deployment(
     """
     sf = services.session_factory
     dep, refusal = _load(services, deployment_id, actor, START)
-    if refusal is not None or dep is None:
-        return refusal or Outcome("not_found", "That deployment no longer exists in the bot.")
+    if refusal is not None:
+        return refusal
+    assert dep is not None  # _load returns one or the other
     if dep.status in ("creating", "provisioning", "ready"):
         return Outcome(
             "already", f"*{dep.template_name}* (#{dep.id}) is already {dep.status}.", dep
@@ -362,8 +373,9 @@ def destroy_deployment(
     ``→ destroyed``, then ``DELETE``; a 404 means already gone and counts as done)."""
     sf = services.session_factory
     dep, refusal = _load(services, deployment_id, actor, DESTROY)
-    if refusal is not None or dep is None:
-        return refusal or Outcome("not_found", "That deployment no longer exists in the bot.")
+    if refusal is not None:
+        return refusal
+    assert dep is not None  # _load returns one or the other
     for _ in range(3):  # the poller may move it (e.g. provisioning → ready) between read and claim
         if dep.status == "destroyed":
             return Outcome(

@@ -103,7 +103,7 @@ def recover(
     """
     now = now or storage.utcnow()
     report = RecoveryReport()
-    if not storage.list_by_status(sf, [s.value for s in storage.DeploymentStatus]):
+    if not storage.has_deployments(sf):
         # A database with no deployments at all is new (or a copy): labelled instances on the
         # account then belong to another installation, never to us. Touch nothing.
         logger.info("recovery skipped: no deployments on record")
