@@ -529,7 +529,7 @@ def test_slow_credit_acks_first_and_answers_later(
 ) -> None:
     from bot.listeners import manage as listeners
 
-    monkeypatch.setattr(listeners, "CREDIT_ACK_BUDGET", 0.1)
+    monkeypatch.setattr(listeners, "SLOW_ACK_BUDGET", 0.1)
     bot = bot_factory(bot_admins=ADMIN)
     bot.vast.credit = 7.0
     bot.vast.inject(Fault.SLOW, endpoint="user", seconds=1.0)
