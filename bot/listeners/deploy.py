@@ -18,7 +18,7 @@ from bot.blocks import picker
 from bot.blocks.templates import ACTION_DEPLOY
 from bot.listeners.templates import tell_template_gone
 from bot.services.context import Services
-from bot.services.offers import RecentSearches, find_offers, gpu_models
+from bot.services.offers import RecentSearches, gpu_models, picker_offers
 from bot.vast.errors import VastError
 from catalog import RankedOffer, Template, disk_problem
 
@@ -60,24 +60,20 @@ def search_view(
     """Search offers for ``state`` and build the picker (or the error modal). With ``reuse``,
     the search this picker last showed (same filters, a couple of minutes old at most) is used
     instead of a new one."""
-    disk_gb = state.disk_gb or template.disk_gb
-    key = (template.slug, state.gpu_name, state.max_dph, disk_gb)
-    recent: RecentSearches | None = services.extras.get("recent_searches")
-    ranked = recent.get(view_id, key) if reuse and recent is not None else None
-    if ranked is None:
-        try:
-            ranked = find_offers(
-                services.vast,
-                template,
-                disk_gb=disk_gb,
-                gpu_name=state.gpu_name,
-                max_dph=state.max_dph,
-            )
-        except VastError as error:
-            logger.warning("offer search failed: %s", type(error).__name__)
-            return picker.error_view(template, state, error.user_message)
-        if recent is not None:
-            recent.put(view_id, key, ranked)
+    try:
+        ranked = picker_offers(
+            services.vast,
+            template,
+            view_id=view_id,
+            disk_gb=state.disk_gb or template.disk_gb,
+            gpu_name=state.gpu_name,
+            max_dph=state.max_dph,
+            recent=services.extras.get("recent_searches"),
+            reuse=reuse,
+        )
+    except VastError as error:
+        logger.warning("offer search failed: %s", type(error).__name__)
+        return picker.error_view(template, state, error.user_message)
     if state.gpu_name is None and state.max_dph is None:
         state.models = gpu_models(ranked)
     return picker.picker_view(

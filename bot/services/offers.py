@@ -77,3 +77,26 @@ class RecentSearches:
         if entry is None or entry[1] != key or time.monotonic() - entry[0] > self.ttl:
             return None
         return entry[2]
+
+
+def picker_offers(
+    vast: OfferSource,
+    template: Template,
+    *,
+    view_id: str,
+    disk_gb: int,
+    gpu_name: str | None = None,
+    max_dph: float | None = None,
+    recent: RecentSearches | None = None,
+    reuse: bool = False,
+) -> list[RankedOffer]:
+    """:func:`find_offers` for the picker ``view_id``, remembered in ``recent``; with ``reuse``
+    the search this picker last showed (same template and filters, within the cache's ttl)
+    is returned without a Vast.ai request. Raises what :func:`find_offers` raises."""
+    key = (template.slug, gpu_name, max_dph, disk_gb)
+    ranked = recent.get(view_id, key) if reuse and recent is not None else None
+    if ranked is None:
+        ranked = find_offers(vast, template, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph)
+        if recent is not None:
+            recent.put(view_id, key, ranked)
+    return ranked
