@@ -118,3 +118,12 @@ class Notifier:
             if error.response.get("error") in {*CHANNEL_ERRORS, "user_not_in_channel"}:
                 return False
             raise
+
+    def publish_home(self, user_id: str, view: Any) -> None:
+        """``views.publish`` the App Home tab of ``user_id`` (needs the Home tab enabled)."""
+        self.client.views_publish(user_id=user_id, view=view)
+
+    def team_id(self) -> str:
+        """The workspace id of the bot token (``auth.test``'s ``team_id``). Raises
+        ``SlackApiError`` when Slack refuses, ``KeyError`` when the answer lacks it."""
+        return str(self.client.auth_test()["team_id"])

@@ -685,7 +685,7 @@ def workspace_team_id(services: Services) -> str | None:
     team = services.extras.get("team_id")
     if team is None and services.notifier is not None:
         try:
-            team = str(services.notifier.client.auth_test()["team_id"])
+            team = services.notifier.team_id()
         except (SlackApiError, KeyError, TypeError):
             return None
         services.extras["team_id"] = team
@@ -725,7 +725,7 @@ def refresh_home(
         if team is None or services.notifier is None:
             return False
         view = home_payload(services, user_id, team, notice=notice)
-        services.notifier.client.views_publish(user_id=user_id, view=view)
+        services.notifier.publish_home(user_id, view)
         return True
     except Exception:
         logger.warning("Home tab of %s not refreshed", user_id, exc_info=True)
