@@ -162,6 +162,7 @@ def register(app: App, services: Services) -> None:
     @app.action(ACTION_STOP)
     @app.action(ACTION_START)
     @app.action(ACTION_DESTROY)
+    @app.action(ACTION_CREDENTIALS)
     def deployment_action(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
@@ -172,22 +173,11 @@ def register(app: App, services: Services) -> None:
         except ValueError:
             outcome = manage.Outcome("not_found", "That button does not name a deployment.")
         else:
-            kind = ACTION_KINDS[str(action.get("action_id"))]
-            outcome = manage.perform(services, kind, deployment_id, user)
-        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
-
-    @app.action(ACTION_CREDENTIALS)
-    def credentials_requested(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
-    ) -> None:
-        ack()
-        user = str((body.get("user") or {}).get("id") or "")
-        try:
-            deployment_id = int(str(action.get("value") or ""))
-        except ValueError:
-            outcome = manage.Outcome("not_found", "That button does not name a deployment.")
-        else:
-            outcome = manage.send_credentials(services, deployment_id, user)
+            if action.get("action_id") == ACTION_CREDENTIALS:
+                outcome = manage.send_credentials(services, deployment_id, user)
+            else:
+                kind = ACTION_KINDS[str(action.get("action_id"))]
+                outcome = manage.perform(services, kind, deployment_id, user)
         _answer(services, body, action, outcome, respond if body.get("response_url") else None)
 
     @app.action(blocks.ACTION_LIST_PAGE_PREV)
