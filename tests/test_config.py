@@ -94,3 +94,23 @@ def test_python_m_bot_without_tokens_exits_with_one_line(tmp_path: Path) -> None
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "SLACK_BOT_TOKEN is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_socket_mode_builds_without_a_signing_secret(tmp_path: Path) -> None:
+    from bot.runtime import build_runtime
+    from tests.fakes.slack_api import FakeSlack
+
+    with FakeSlack() as fake:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            slack_bot_token="xoxb-1",
+            slack_app_token="xapp-1",
+            slack_api_url=fake.api_url,
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        )
+        runtime = build_runtime(settings)
+        try:
+            assert settings.socket_mode and settings.slack_signing_secret is None
+            assert fake.calls_to("auth.test")  # Bolt checked the token once
+        finally:
+            runtime.close()
