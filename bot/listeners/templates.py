@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -38,6 +39,12 @@ def tell_template_gone(respond: Respond) -> None:
 def register(app: App, services: Services) -> None:
     """Attach the catalog listeners to ``app``."""
 
+    # The catalog does not change while the bot runs, so a listing is a function of the
+    # filter text and page alone: cache the built Block Kit off the ack path (read-only dicts).
+    @functools.lru_cache(maxsize=512)
+    def cached_list(text: str, page: int) -> dict[str, Any]:
+        return list_payload(services, text, page)
+
     @app.command("/templates")
     def templates_command(ack: Ack, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
@@ -46,16 +53,14 @@ def register(app: App, services: Services) -> None:
         if handler is not None:
             handler(ack, command)
             return
-        ack(response_type="ephemeral", **list_payload(services, text))
+        ack(response_type="ephemeral", **cached_list(text, 0))
 
     @app.action(blocks.ACTION_PAGE_NEXT)
     @app.action(blocks.ACTION_PAGE_PREV)
     def templates_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
         ack()
         text, page = blocks.parse_page_value(str(action.get("value") or ""))
-        respond(
-            replace_original=True, response_type="ephemeral", **list_payload(services, text, page)
-        )
+        respond(replace_original=True, response_type="ephemeral", **cached_list(text, page))
 
     @app.action(blocks.ACTION_DETAILS)
     def template_details(
