@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import storage
-from bot.blocks.picker import offer_label
+from bot.blocks.picker import offer_label, offer_value
 from bot.listeners import submit
 from bot.services.deploy import label_for
 from bot.services.offers import find_offers
@@ -24,8 +24,9 @@ from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, CHANNEL, BotHarness
 
 JUPYTER = "jupyter-lab"
-#: Option text the picker showed for each offer id (as Slack echoes it back on submit).
+#: Option text and value the picker showed for each offer id (Slack echoes both on submit).
 OPTION_TEXT: dict[int, str] = {}
+OPTION_VALUE: dict[int, str] = {}
 CREATE = ("PUT", "/api/v0/asks/")
 
 
@@ -37,6 +38,7 @@ def pick_offer(bot: BotHarness, slug: str = JUPYTER, disk_gb: int = 20) -> Ranke
     bot.vast.clear_requests()
     for offer in ranked:
         OPTION_TEXT[offer.offer.id] = offer_label(offer)
+        OPTION_VALUE[offer.offer.id] = offer_value(offer)
     return ranked[0]
 
 
@@ -52,7 +54,8 @@ def submitted_view(
     shown_price: float | None = None,
 ) -> dict[str, Any]:
     """The ``view`` of a view_submission as Slack sends it for the picker (the option's text
-    is the picker's label of that offer when :func:`pick_offer` saw it)."""
+    and value are the picker's for that offer when :func:`pick_offer` saw it; ``shown_price``
+    forges the price in the value, an unknown id is sent bare)."""
     if offer_text is None:
         offer_text = OPTION_TEXT.get(int(str(offer_id)) if str(offer_id).isdigit() else -1, "?")
     values: dict[str, Any] = {
@@ -69,9 +72,13 @@ def submitted_view(
                 "type": "static_select",
                 "selected_option": {
                     "text": {"type": "plain_text", "text": offer_text, "emoji": True},
-                    "value": str(offer_id)
-                    if shown_price is None
-                    else f"{offer_id}@{shown_price:.6f}",  # as the picker's option carries it
+                    "value": (
+                        f"{offer_id}@{shown_price:.6f}"
+                        if shown_price is not None
+                        else OPTION_VALUE.get(
+                            int(str(offer_id)) if str(offer_id).isdigit() else -1, str(offer_id)
+                        )
+                    ),
                 },
             }
         }
@@ -146,6 +153,8 @@ def test_submission_rents_one_instance_records_it_and_posts_the_status(bot: BotH
     assert response.json() == {"response_action": "clear"}
 
     (dep,) = settled(bot)
+    (search,) = [r for r in bot.vast.requests if r.path == "/api/v0/bundles/"]
+    assert search.json["gpu_name"] == {"eq": chosen.gpu_name}  # re-check narrowed by the option
     (create,) = creates(bot)
     assert create.path == f"/api/v0/asks/{chosen.id}/"
     body = create.json
@@ -484,3 +493,17 @@ def test_the_price_shown_is_the_price_rented(bot: BotHarness) -> None:
     assert answer == {"response_action": "clear"}
     (dep,) = settled(bot)
     assert dep.dph_total == pytest.approx(chosen.dph_total)
+
+
+def test_a_bigger_disk_than_the_picker_priced_is_not_a_price_rise(bot: BotHarness) -> None:
+    chosen = pick_offer(bot, disk_gb=20).offer  # the picker priced 20 GB
+    disk = int(min(chosen.disk_space_gb, 300))
+    extra = (disk - 20) * (chosen.storage_cost or 0) / 720
+    assert extra > chosen.dph_total * 0.02  # more than the tolerance: only the disk explains it
+    answer = bot.view_submission(
+        submitted_view(chosen.id, disk=str(disk), shown_price=chosen.dph_total)
+    ).json()
+    assert answer == {"response_action": "clear"}
+    (dep,) = settled(bot)
+    assert dep.status == "provisioning" and dep.disk_gb == disk
+    assert dep.dph_total == pytest.approx(chosen.dph_total + extra, rel=1e-3)

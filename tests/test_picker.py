@@ -27,10 +27,11 @@ def _open_picker(bot: BotHarness, fake_slack: FakeSlack, slug: str) -> dict[str,
 
 def offer_id(option: dict[str, Any]) -> int:
     """The offer id of a picker option (its value is ``<id>@<$/hour shown>``)."""
-    found, price = picker.parse_offer_value(option["value"])
-    assert found is not None and price is not None
-    assert f"${price:.3f}/h" in option["text"]["text"]  # the value carries the price shown
-    return found
+    choice = picker.parse_offer_value(option["value"])
+    assert choice is not None and choice.price is not None and choice.gpu_name
+    assert f"${choice.price:.3f}/h" in option["text"]["text"]  # the value carries the price
+    assert choice.gpu_name in option["text"]["text"]  # … and the GPU model shown
+    return choice.offer_id
 
 
 def _offer_groups(view: dict[str, Any]) -> list[dict[str, Any]]:

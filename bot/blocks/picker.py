@@ -105,21 +105,33 @@ class PickerState:
         )
 
 
+@dataclass(frozen=True)
+class OfferChoice:
+    """What a picker option's value carries: the offer id, the $/hour it showed, and its GPU
+    model (so the submission can re-check the offer with a narrowed search and tell whether
+    the price rose after the user saw it). ``price``/``gpu_name`` are None for a bare id."""
+
+    offer_id: int
+    price: float | None = None
+    gpu_name: str | None = None
+
+
 def offer_value(ranked: RankedOffer) -> str:
-    """An option's value: ``<offer id>@<dph_total shown>``, so that the submission can tell
-    whether the price rose after the user saw it (≤ 150 characters, Slack's limit)."""
-    return f"{ranked.offer.id}@{ranked.offer.dph_total:.6f}"
+    """An option's value: ``<offer id>@<dph_total shown>@<gpu_name>`` (≤ 150 characters,
+    Slack's limit for an option value)."""
+    offer = ranked.offer
+    return f"{offer.id}@{offer.dph_total:.6f}@{offer.gpu_name[:100]}"
 
 
-def parse_offer_value(value: Any) -> tuple[int | None, float | None]:
-    """``(offer id, $/hour shown)`` from an option value (untrusted); a bare id has no price.
-    ``(None, None)`` when it is not an offer value."""
+def parse_offer_value(value: Any) -> OfferChoice | None:
+    """The :class:`OfferChoice` in an option value (untrusted input); a bare id is accepted.
+    None when it is not an offer value."""
     text = str(value).strip() if value is not None else ""
-    match = re.fullmatch(r"(\d{1,12})(?:@(\d{1,6}(?:\.\d{1,8})?))?", text)
+    match = re.fullmatch(r"(\d{1,12})(?:@(\d{1,6}(?:\.\d{1,8})?)(?:@([^@]{1,100}))?)?", text)
     if match is None:
-        return None, None
+        return None
     price = float(match.group(2)) if match.group(2) else None
-    return int(match.group(1)), price
+    return OfferChoice(int(match.group(1)), price, match.group(3))
 
 
 def offer_label(ranked: RankedOffer) -> str:

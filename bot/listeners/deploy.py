@@ -174,11 +174,10 @@ def register(app: App, services: Services) -> None:
     def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         found = _picker_of(services, body)
-        offer_id, _ = picker.parse_offer_value(
-            picker.selected_values(body.get("view") or {})["offer"]
-        )
-        if found is None or offer_id is None:
+        choice = picker.parse_offer_value(picker.selected_values(body.get("view") or {})["offer"])
+        if found is None or choice is None:
             return
+        offer_id = choice.offer_id
         view_id, state, template = found
         new_view = search_view(
             services, template, state, view_id, selected_offer_id=offer_id, reuse=True

@@ -45,7 +45,6 @@ ACK_BUDGET_SECONDS = 2.0
 CHECK_THREADS = 8
 
 _CHANNEL_RE = re.compile(r"^[CDG][A-Z0-9]{2,30}$")
-_OFFER_TEXT_RE = re.compile(r"^\d+× (.{1,100}?) · ")
 
 
 @dataclass(frozen=True)
@@ -69,17 +68,6 @@ def _int(value: Any) -> int | None:
     if not re.fullmatch(r"\d{1,12}", text):
         return None
     return int(text)
-
-
-def _offer_gpu(view: dict[str, Any]) -> str | None:
-    """GPU model from the chosen option's label (used only to narrow the re-check search)."""
-    values = (view.get("state") or {}).get("values") or {}
-    option = ((values.get(picker.BLOCK_OFFER) or {}).get(picker.ACTION_OFFER) or {}).get(
-        "selected_option"
-    ) or {}
-    text = (option.get("text") or {}).get("text") if isinstance(option, dict) else None
-    match = _OFFER_TEXT_RE.match(text or "") if isinstance(text, str) else None
-    return match.group(1) if match else None
 
 
 def parse_submission(
@@ -106,7 +94,8 @@ def parse_submission(
         }
     values = picker.selected_values(view)
     errors: dict[str, str] = {}
-    offer_id, shown_dph = picker.parse_offer_value(values["offer"])
+    choice = picker.parse_offer_value(values["offer"])
+    offer_id = choice.offer_id if choice is not None else None
     if values["offer"] is None:
         errors[picker.BLOCK_OFFER] = "Choose a GPU offer."
     elif offer_id is None or offer_id == 0:
@@ -145,8 +134,8 @@ def parse_submission(
         template=template,
         state=state,
         offer_id=offer_id,
-        shown_dph=shown_dph,
-        offer_gpu=state.gpu_name or _offer_gpu(view),
+        shown_dph=choice.price if choice is not None else None,
+        offer_gpu=state.gpu_name or (choice.gpu_name if choice is not None else None),
         disk_gb=disk,
         channel=channel,
     )
@@ -185,6 +174,7 @@ def register(app: App, services: Services) -> None:
             gpu_name=sub.offer_gpu,
             max_dph=sub.state.max_dph,
             shown_dph=sub.shown_dph,
+            shown_disk_gb=sub.state.disk_gb or sub.template.disk_gb,
         )
         acked = False
         try:

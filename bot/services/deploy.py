@@ -198,14 +198,17 @@ def recheck_offer(
     gpu_name: str | None = None,
     max_dph: float | None = None,
     shown_dph: float | None = None,
+    shown_disk_gb: int | None = None,
 ) -> OfferCheck:
     """Fetch ``offer_id`` again with one search (``POST /api/v0/bundles/``, narrowed to
     ``gpu_name`` when given) and re-check it against ``template`` with ``offer_fits``.
 
     A forged or stale offer id gives a ``problem``; so does an offer above ``max_dph``
     ($/hour, the user's filter), and one whose live ``dph_total`` rose above ``shown_dph``
-    (the $/hour the picker showed) by more than 2 %. Raises VastError when the search fails
-    and ValueError for a disk outside the template's bounds.
+    (the $/hour the picker showed, priced with ``shown_disk_gb`` of disk) by more than 2 %
+    beyond what the change of disk size explains (``storage_cost`` $/GB/month ÷ 720 per GB,
+    vast-api.md §2 price identity). Raises VastError when the search fails and ValueError for
+    a disk outside the template's bounds.
     """
     query = build_offer_query(template, disk_gb=disk_gb, gpu_name=gpu_name)
     offers = vast.search_offers(query)
@@ -219,7 +222,10 @@ def recheck_offer(
     reason = offer_fits(template, offer, disk_gb=disk_gb, max_dph=max_dph)
     if reason is not None:
         return OfferCheck(None, f"That GPU offer does not fit {template.name}: {reason}.")
-    if shown_dph is not None and offer.dph_total > shown_dph * PRICE_RISE_TOLERANCE + 0.0005:
+    expected = shown_dph
+    if expected is not None and shown_disk_gb is not None and offer.storage_cost:
+        expected += max(0, disk_gb - shown_disk_gb) * offer.storage_cost / 720
+    if expected is not None and offer.dph_total > expected * PRICE_RISE_TOLERANCE + 0.0005:
         return OfferCheck(
             None,
             f"The price of this offer rose from ${shown_dph:.3f}/h to ${offer.dph_total:.3f}/h "
@@ -319,6 +325,7 @@ class DeployService:
         gpu_name: str | None = None,
         max_dph: float | None = None,
         shown_dph: float | None = None,
+        shown_disk_gb: int | None = None,
     ) -> OfferCheck:
         """:func:`recheck_offer` with this service's client."""
         return recheck_offer(
@@ -329,6 +336,7 @@ class DeployService:
             gpu_name=gpu_name,
             max_dph=max_dph,
             shown_dph=shown_dph,
+            shown_disk_gb=shown_disk_gb,
         )
 
     def deploy(self, request: DeployRequest) -> DeployResult:
