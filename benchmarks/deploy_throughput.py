@@ -22,12 +22,11 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 import storage
@@ -40,6 +39,7 @@ from bot.vast import Offer, VastClient
 from catalog import load_catalog
 from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import make_settings
+from tests.fixtures.storage import postgres_schema_url
 
 TEAM = "T0BENCH01"
 
@@ -55,26 +55,10 @@ def database(url: str | None) -> Iterator[str]:
     if not url.startswith("postgresql"):
         yield url
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}", "application_name": schema})
-            .render_as_string(hide_password=False)
-        )
+        yield from postgres_schema_url(admin, url, prefix="bench")
     finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": schema},
-            )
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
 

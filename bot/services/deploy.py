@@ -43,6 +43,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import storage
+from bot.services.costs import HOURS_PER_MONTH
 from bot.vast.client import port_env
 from bot.vast.errors import OfferUnavailable, VastError
 from bot.vast.models import Instance, Offer
@@ -224,7 +225,7 @@ def recheck_offer(
         return OfferCheck(None, f"That GPU offer does not fit {template.name}: {reason}.")
     expected = shown_dph
     if expected is not None and shown_disk_gb is not None and offer.storage_cost:
-        expected += max(0, disk_gb - shown_disk_gb) * offer.storage_cost / 720
+        expected += max(0, disk_gb - shown_disk_gb) * offer.storage_cost / HOURS_PER_MONTH
     if expected is not None and offer.dph_total > expected * PRICE_RISE_TOLERANCE + 0.0005:
         return OfferCheck(
             None,
