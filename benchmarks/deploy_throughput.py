@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 import storage
 from bot.app import make_web_client
-from bot.blocks.deploy import SlackDeployMessages
+from bot.messages import SlackMessages
 from bot.notifier import Notifier
 from bot.services.deploy import DeployRequest, DeployService, deployment_id_from_label
 from bot.simulator import Timeline, VastSimulator
@@ -92,8 +92,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
         service = DeployService(
             vast=vast,
             session_factory=sf,
-            notifier=notifier,
-            messages=SlackDeployMessages(),
+            messages=SlackMessages(notifier),
             catalog_get=lambda slug: template,
             simulated=True,
         )

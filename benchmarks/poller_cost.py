@@ -43,8 +43,8 @@ from sqlalchemy import insert
 
 import storage
 from bot.app import make_web_client
+from bot.messages import SlackMessages
 from bot.notifier import Notifier
-from bot.services.context import Services
 from bot.services.poller import StatusPoller
 from bot.simulator import Timeline, VastSimulator
 from bot.vast import VastClient
@@ -158,14 +158,15 @@ def measure(n: int, ticks: int, fake: FakeSlack, folder: Path) -> dict[str, Any]
         with storage.write_transaction(sf) as session:
             session.execute(insert(Deployment), _rows(instances, template.name, now))
         vast = VastClient(url, None, timeout=30)
-        services = Services(
-            settings=settings,
-            catalog=catalog,
-            vast=vast,
+        poller = StatusPoller(
             session_factory=sf,
-            notifier=Notifier(make_web_client(settings)),
+            vast=vast,
+            messages=SlackMessages(Notifier(make_web_client(settings))),
+            catalog_get=catalog.get,
+            interval_seconds=settings.status_poll_seconds,
+            timeout_minutes=settings.deploy_timeout_minutes,
+            clock=lambda: now,
         )
-        poller = StatusPoller(services, clock=lambda: now)
 
         warm = poller.tick()
         slack_before = len(fake.calls)
@@ -214,7 +215,6 @@ def measure(n: int, ticks: int, fake: FakeSlack, folder: Path) -> dict[str, Any]
 def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
     """Seconds from "running" on the simulator to the ready notification in Slack, per sample
     (poll interval 1 s, the real scheduler)."""
-    from bot.blocks.status import status_message
     from bot.runtime import build_runtime
     from bot.vast import port_env
 
@@ -254,9 +254,8 @@ def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
                     disk_gb=template.disk_gb,
                     simulated=True,
                 )
-                posted = services.notifier.post_status(
-                    "C0DEPLOYS1", "U0ALICE01", status_message(dep, template, now=storage.utcnow())
-                )
+                posted = services.messages.post_status(dep, template)
+                assert posted is not None
                 storage.set_message(sf, dep.id, posted.channel, posted.ts)
                 created = time.monotonic()
                 instance_id = services.vast.create_instance(

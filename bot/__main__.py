@@ -14,7 +14,7 @@ from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, catalog_dir_from_env, load_settings
 from catalog import CatalogError
 from catalog.cli import main_list, main_validate
 
@@ -36,23 +36,12 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _catalog_dir_from_env() -> Path | None:
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-
-    class CatalogSettings(BaseSettings):
-        model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-        catalog_dir: Path | None = None
-
-    value = CatalogSettings().catalog_dir
-    return value if value and str(value) else None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
     if args.command == "catalog":
         if args.catalog_command == "list":
-            return main_list(_catalog_dir_from_env())
+            return main_list(catalog_dir_from_env())
         return main_validate(args.path)
 
     try:

@@ -34,7 +34,7 @@ class _TokenFromClientFilter(logging.Filter):
 
 
 _BOLT_LOGGER = logging.getLogger("slack_bolt")
-_BOLT_LOGGER.addFilter(_TokenFromClientFilter())
+_TOKEN_FILTER = _TokenFromClientFilter()
 
 
 def make_web_client(settings: Settings) -> WebClient:
@@ -82,6 +82,8 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
     signatures, so verification is off there. Bolt calls ``auth.test`` once here.
     """
     signing_secret = settings.slack_signing_secret
+    if _TOKEN_FILTER not in _BOLT_LOGGER.filters:
+        _BOLT_LOGGER.addFilter(_TOKEN_FILTER)
     app = App(
         client=client or make_web_client(settings),
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,

@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    SettingsConfigDict,
+)
 
-DEFAULT_DATABASE_URL = "sqlite:///gpu_bot.db"
+from storage import DEFAULT_DATABASE_URL
 
 
 class ConfigError(Exception):
@@ -132,3 +138,11 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors(include_input=False, include_url=False)]
         raise ConfigError(" ".join(lines)) from None
+
+
+def catalog_dir_from_env() -> Path | None:
+    """``CATALOG_DIR`` from the environment or ``.env`` (the environment wins), without
+    requiring the rest of the settings: ``python -m bot catalog list`` needs no Slack token."""
+    values = {**DotEnvSettingsSource(Settings)(), **EnvSettingsSource(Settings)()}
+    raw = values.get("catalog_dir")
+    return Path(str(raw)) if raw else None

@@ -1,78 +1,111 @@
-"""Start-up: build the services, the Bolt app and the server, and run them."""
+"""Start-up: the composition root. Builds every collaborator once, wires them through
+constructors into one :class:`bot.services.context.Services`, then the Bolt app and the server."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from wsgiref.types import WSGIApplication
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
+from slack_sdk import WebClient
+from sqlalchemy import Engine
 
 from bot.app import create_app, make_web_client
-from bot.blocks.deploy import SlackDeployMessages
 from bot.config import Settings
+from bot.messages import SlackMessages
 from bot.notifier import Notifier
 from bot.server import make_wsgi_app, serve
-from bot.services import scheduling
+from bot.services import recovery
+from bot.services.actions import ManageService
 from bot.services.context import Services
+from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
+from bot.services.home import HomeService
+from bot.services.listings import ListingService
+from bot.services.offers import RecentSearches
+from bot.services.poller import StatusPoller
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import make_engine, make_session_factory, migrate, ping
 
 logger = logging.getLogger(__name__)
 
+#: Threads for work a listener waits on only up to its ack budget (offer re-checks: 8, slow
+#: costs/credit answers: 2).
+WORK_THREADS = 10
+
 
 @dataclass
 class Runtime:
-    """Everything ``python -m bot`` runs: services, the Bolt app and the WSGI app."""
+    """Everything ``python -m bot`` runs: services, the Bolt app and the WSGI app, plus what
+    :meth:`close` releases (in reverse order of ``closers``)."""
 
     services: Services
     app: App
-    wsgi_app: Any
+    engine: Engine
+    wsgi_app: WSGIApplication
+    closers: list[Callable[[], object]] = field(default_factory=list)
 
     def health(self) -> dict[str, bool]:
         """Checks behind ``GET /healthz``: ``{name: ok}``."""
-        return health_checks(self.services)
+        return health_checks(self.services, self.engine)
 
     def start_background(self) -> None:
-        """Start the scheduler and the start-up jobs registered in ``extras["on_start"]``."""
-        for job in self.services.extras.get("on_start", []):
-            job()
-        if self.services.scheduler is not None and not self.services.scheduler.running:
-            self.services.scheduler.start()
+        """Run start-up recovery, then start the scheduler (the status poller)."""
+        services = self.services
+        recovery.run_on_start(
+            services.session_factory, services.vast, services.deploy, services.scheduler
+        )
+        if not services.scheduler.running:
+            services.scheduler.start()
 
     def close(self) -> None:
-        """Stop background work (scheduler, simulator, clients)."""
+        """Stop background work (scheduler, poller, simulator, clients)."""
         scheduler = self.services.scheduler
-        if scheduler is not None and scheduler.running:
+        if scheduler.running:
             scheduler.shutdown(wait=True)
-        for closer in reversed(self.services.extras.get("closers", [])):
+        for closer in reversed(self.closers):
             closer()
 
 
-def health_checks(services: Services) -> dict[str, bool]:
-    """``{"catalog": ok, ...}`` for each part that is up; parts not built are left out."""
-    checks = {"catalog": len(services.catalog) > 0}
-    for name, check in services.extras.get("health_checks", {}).items():
+def health_checks(services: Services, engine: Engine) -> dict[str, bool]:
+    """``{"catalog": ok, "database": ok, "scheduler": ok}`` for ``GET /healthz``."""
+    checks: dict[str, Callable[[], bool]] = {
+        "catalog": lambda: len(services.catalog) > 0,
+        "database": lambda: ping(engine),
+        "scheduler": lambda: bool(services.scheduler.running),
+    }
+    results = {}
+    for name, check in checks.items():
         try:
-            checks[name] = bool(check())
+            results[name] = bool(check())
         except Exception:  # a health check must answer, not raise
-            checks[name] = False
-    return checks
+            results[name] = False
+    return results
 
 
-def build_services(settings: Settings, *, vast: VastClient | None = None) -> Services:
-    """Load the catalog, create or migrate the database, and build the Vast.ai client (or start
-    the built-in simulator when ``VAST_API_KEY`` is unset), the notifier and the scheduler
-    (not started: :meth:`Runtime.start_background` does that).
+def build_services(
+    settings: Settings,
+    *,
+    vast: VastClient | None = None,
+    client: WebClient | None = None,
+    closers: list[Callable[[], object]] | None = None,
+) -> tuple[Services, Engine]:
+    """Load the catalog, create or migrate the database, build the Vast.ai client (or start the
+    built-in simulator when ``VAST_API_KEY`` is unset), the messages port on ``client`` (a
+    WebClient on ``SLACK_API_URL`` when not given), every service and the scheduler with the
+    poller's job (not started: :meth:`Runtime.start_background` does that). What must be
+    released at shutdown is appended to ``closers``.
 
     Raises ``catalog.CatalogError`` for a bad ``CATALOG_DIR`` and SQLAlchemy errors for an
     unreachable database.
     """
+    closers = closers if closers is not None else []
     catalog = load_catalog(settings.catalog_dir)
-    closers: list[Any] = []
     engine = make_engine(settings.database_url)
     migrate(engine)
     closers.append(engine.dispose)
@@ -88,43 +121,64 @@ def build_services(settings: Settings, *, vast: VastClient | None = None) -> Ser
         else:
             vast = VastClient(settings.vast_api_url, settings.vast_api_key.get_secret_value())
     closers.append(vast.close)
+    sf = make_session_factory(engine)
+    messages = SlackMessages(Notifier(client or make_web_client(settings)))
+    listings = ListingService(sf)
+    home = HomeService(listings, messages)
+    poller = StatusPoller(
+        session_factory=sf,
+        vast=vast,
+        messages=messages,
+        catalog_get=catalog.get,
+        interval_seconds=settings.status_poll_seconds,
+        timeout_minutes=settings.deploy_timeout_minutes,
+        on_change=home.deployment_changed,
+    )
+    closers.append(poller.close)
     scheduler = BackgroundScheduler(timezone="UTC")
+    poller.install(scheduler)
+    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
+    closers.append(lambda: work.shutdown(wait=False))
     services = Services(
         settings=settings,
         catalog=catalog,
         vast=vast,
-        session_factory=make_session_factory(engine),
+        session_factory=sf,
         scheduler=scheduler,
+        messages=messages,
+        deploy=DeployService(
+            vast=vast,
+            session_factory=sf,
+            messages=messages,
+            catalog_get=catalog.get,
+            simulated=settings.simulated,
+        ),
+        manage=ManageService(
+            session_factory=sf,
+            vast=vast,
+            messages=messages,
+            catalog_get=catalog.get,
+            admins=settings.bot_admins,
+            on_change=home.deployment_changed,
+        ),
+        listings=listings,
+        credit=CreditService(vast.get_credit, sf),
+        home=home,
+        poller=poller,
+        recent_searches=RecentSearches(),
+        work=work,
     )
-    services.extras["engine"] = engine
-    services.extras["closers"] = closers
-    services.extras["health_checks"] = {
-        "database": lambda: ping(engine),
-        "scheduler": lambda: scheduler.running,
-    }
-    return services
+    return services, engine
 
 
-def build_runtime(
-    settings: Settings, services: Services | None = None, *, vast: VastClient | None = None
-) -> Runtime:
-    """Build the app around ``services`` (built from ``settings`` when not given)."""
-    services = services or build_services(settings, vast=vast)
+def build_runtime(settings: Settings, *, vast: VastClient | None = None) -> Runtime:
+    """Build the services (:func:`build_services`), the Bolt app and the WSGI app."""
     client = make_web_client(settings)
-    services.notifier = Notifier(client)
-    services.extras["deploy_service"] = DeployService(
-        vast=services.vast,
-        session_factory=services.session_factory,
-        notifier=services.notifier,
-        messages=SlackDeployMessages(),
-        catalog_get=services.catalog.get,
-        simulated=settings.simulated,
-    )
-    scheduling.install(services)
+    closers: list[Callable[[], object]] = []
+    services, engine = build_services(settings, vast=vast, client=client, closers=closers)
     app = create_app(settings, services, client=client)
-    runtime = Runtime(services=services, app=app, wsgi_app=None)
-    runtime.wsgi_app = make_wsgi_app(app, runtime.health)
-    return runtime
+    wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine))
+    return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
 
 
 def run(settings: Settings) -> None:

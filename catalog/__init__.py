@@ -3,7 +3,7 @@
 Imports nothing from `bot` or `storage` (DESIGN.md).
 """
 
-from catalog.filters import KEYWORDS, TemplateMatch, TemplateQuery, filter_templates, parse_query
+from catalog.filters import TemplateMatch, TemplateQuery, filter_templates, parse_query
 from catalog.loader import BUILTIN_SLUGS, Catalog, CatalogError, load_catalog, validate_dir
 from catalog.matching import (
     MAX_OFFERS,
@@ -23,7 +23,6 @@ from catalog.models import MIN_DISK_GB, Template, parse_cuda_version
 
 __all__ = [
     "BUILTIN_SLUGS",
-    "KEYWORDS",
     "MAX_OFFERS",
     "MIN_DISK_GB",
     "VRAM_TOLERANCE",

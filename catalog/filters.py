@@ -4,8 +4,9 @@ Examples of filter text:
     ""               every template
     "image"          templates whose name, slug or category contains "image"
     "diffusion 12gb" ... that also run on a 12 GB GPU ("12 GB", "12GB", "vram:12", "vram 12")
-    "help"           the bot shows help (`help` and `keyword` are set)
-    "mine", "running", "costs", "credit"   other views of the bot (`keyword` is set)
+
+Sub-commands (`help`, `mine`, `running`, …) are not filters: the bot's `/templates` listener
+owns their table and looks a whole-text word up there before parsing a filter.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from catalog.models import Template
-
-#: Words that, as the whole filter text, open another view of the bot instead of a filter.
-KEYWORDS: frozenset[str] = frozenset({"mine", "running", "costs", "credit", "help"})
 
 # "12gb", "12 gb", "12GB", "vram:12", "vram=12", "vram 12", "vram:12gb".
 _VRAM_RE = re.compile(
@@ -30,15 +28,11 @@ _VRAM_RE = re.compile(
 class TemplateQuery:
     """A parsed filter: `words` (lowercase) that must all match, an optional VRAM size.
 
-    `vram_gb`: GPU memory in GB (per GPU, nominal size). `keyword`: one of `KEYWORDS` when
-    the whole text is that word (it then takes precedence over filtering). `help`: the text
-    is "help".
+    `vram_gb`: GPU memory in GB (per GPU, nominal size).
     """
 
     words: list[str] = field(default_factory=list)
     vram_gb: int | None = None
-    keyword: str | None = None
-    help: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,8 +54,6 @@ def parse_query(text: str) -> TemplateQuery:
     Never raises.
     """
     cleaned = " ".join(text.strip().lower().split())
-    if cleaned in KEYWORDS:
-        return TemplateQuery(keyword=cleaned, help=cleaned == "help")
     vram_gb: int | None = None
     match = _VRAM_RE.search(cleaned)
     if match is not None:
@@ -81,11 +73,8 @@ def filter_templates(catalog: Iterable[Template], query: TemplateQuery) -> list[
 
     Every word must be a case-insensitive substring of the name, slug or category. With
     `query.vram_gb`, only templates whose `min_vram_gb` <= vram_gb are kept, and
-    `meets_recommended` says whether vram_gb >= `recommended_vram_gb`. A keyword query
-    matches nothing (the bot shows another view for it).
+    `meets_recommended` says whether vram_gb >= `recommended_vram_gb`.
     """
-    if query.keyword is not None:
-        return []
     matches = []
     for template in catalog:
         if not _matches_words(template, query.words):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-from bot.blocks.deploy import SlackDeployMessages
+from bot.messages import SlackMessages
 from bot.services import recovery
 from bot.services.deploy import (
     DeployRequest,
@@ -76,8 +76,7 @@ def make_service(sf: sessionmaker[Session], vast: VastClient) -> DeployService:
     return DeployService(
         vast=vast,
         session_factory=sf,
-        notifier=RecordingNotifier(),
-        messages=SlackDeployMessages(),
+        messages=SlackMessages(RecordingNotifier()),
         catalog_get=CATALOG.get,
         simulated=True,
         lookup_delay=0.01,

@@ -96,9 +96,9 @@ def test_stop_from_home_refreshes_it_with_the_outcome(
     assert len(manage_requests(bot, "PUT")) == 1
 
 
-def test_refresh_home_hook_for_the_poller(bot: BotHarness, fake_slack: FakeSlack) -> None:
+def test_home_refresh_for_the_poller(bot: BotHarness, fake_slack: FakeSlack) -> None:
     make_deployment(bot)
-    assert bot.services.extras["refresh_home"](ALICE) is True  # team looked up via auth.test
+    assert bot.services.home.refresh(ALICE) is True  # team looked up via auth.test
     assert "JupyterLab" in texts(published(fake_slack)["blocks"])
 
 

@@ -232,7 +232,7 @@ def test_stop_from_the_status_message(bot: BotHarness, fake_slack: FakeSlack) ->
     assert any(e.detail == "ready -> stopped" and e.actor == ALICE for e in events)
 
     # the poller sees the stopped (exited) container and keeps the disk: no destroy
-    report = bot.services.extras["poller"].tick()
+    report = bot.services.poller.tick()
     assert report.error is None
     assert status_of(bot, dep.id) == "stopped"
     assert manage_requests(bot, "DELETE") == []
@@ -513,13 +513,13 @@ def test_credit_when_vast_fails_says_so(bot_factory: BotFactory) -> None:
 
 
 def test_credit_warning_for_the_picker(bot: BotHarness) -> None:
-    warn = bot.services.extras["credit_warning"]
+    warn = bot.services.credit.warning
     bot.vast.credit = 0.4
     text = warn(1.0)
     assert text is not None and "$0.40" in text and "24m" in text
     assert warn(0.2) is None  # 2 hours left
     assert bot.vast.request_count(path_prefix="/api/v0/users/") == 1  # cached for the picker
-    bot.services.extras["credit_cache"]._value = None  # force a fresh read that fails
+    bot.services.credit.cache.forget()  # force a fresh read that fails
     bot.vast.inject(Fault.BAD_KEY, endpoint="user")
     assert warn(1.0) is None  # never raises, never blocks the deploy
 

@@ -16,13 +16,27 @@ from typing import Any
 import pytest
 
 import storage
-from bot.blocks.status import status_message
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
 from bot.vast import port_env
 from storage import DeploymentRecord
 from tests.fakes.slack_api import TEAM_ID, Call, FakeSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
+
+
+def poller_like(poller: StatusPoller, *, lease_name: str | None) -> StatusPoller:
+    """A second poller wired like ``poller`` (same database, client and messages)."""
+    return StatusPoller(
+        session_factory=poller.sf,
+        vast=poller.vast,
+        messages=poller.messages,
+        catalog_get=poller.catalog_get,
+        interval_seconds=poller.interval_seconds,
+        timeout_minutes=poller.timeout.total_seconds() / 60,
+        on_change=poller.on_change,
+        lease_name=lease_name,
+    )
+
 
 PASSWORD = "pw-Zq8sT3cretValue-91"
 
@@ -81,9 +95,8 @@ def deploy(
     if post_message:
         fresh = storage.get_deployment(sf, dep.id)
         assert fresh is not None
-        posted = services.notifier.post_status(
-            CHANNEL, ALICE, status_message(fresh, template, now=storage.utcnow())
-        )
+        posted = services.messages.post_status(fresh, template)
+        assert posted is not None and posted.channel == CHANNEL
         storage.set_message(sf, dep.id, posted.channel, posted.ts)
     record = storage.get_deployment(sf, dep.id)
     assert record is not None
@@ -91,7 +104,7 @@ def deploy(
 
 
 def poller_of(harness: BotHarness) -> StatusPoller:
-    poller = harness.services.extras["poller"]
+    poller = harness.services.poller
     assert isinstance(poller, StatusPoller)
     return poller
 
@@ -157,7 +170,7 @@ def test_status_edits_in_order_until_ready_with_urls_and_one_notification(
 
     posted = fake_slack.calls_to("chat.postMessage")[0]
     updates = fake_slack.calls_to("chat.update")
-    assert all(u.args["ts"] == dep.message_ts for u in updates)
+    assert updates and all(u.args["ts"] == dep.message_ts for u in updates)
     seen = [shown_status(posted)] + [shown_status(u) for u in updates]
     assert list(dict.fromkeys(seen)) == ["creating", "provisioning", "ready"]
     loading_update = next(u for u in updates if "Downloading image layers" in json.dumps(u.args))
@@ -201,6 +214,7 @@ def test_secrets_go_only_to_the_requester_by_dm(bot: BotHarness, fake_slack: Fak
     assert len(direct) == 1
     assert direct[0].args["channel"] == "D" + ALICE[1:]
     assert PASSWORD in json.dumps(direct[0].args)
+    assert len(fake_slack.calls) > len(direct)  # the channel's messages are checked too
     for call in fake_slack.calls:
         if call in direct:
             continue
@@ -473,8 +487,8 @@ def test_pollers_without_the_lease_still_notify_once(
         assert storage.update_status(sf, dep.id, expected_status="provisioning", new_status="ready")
         sim.advance(4)
         pollers = [
-            StatusPoller(first.services, lease_name=None),
-            StatusPoller(second.services, lease_name=None),
+            poller_like(first.services.poller, lease_name=None),
+            poller_like(second.services.poller, lease_name=None),
         ]
         barrier = threading.Barrier(2)
 
@@ -591,7 +605,7 @@ def test_an_instance_whose_create_answer_was_lost_is_destroyed_while_running(
     from bot.simulator import Fault
     from tests.test_deploy import pick_offer, settled, submitted_view
 
-    bot.services.extras["deploy_service"].lookup_delay = 0.01
+    bot.services.deploy.lookup_delay = 0.01
     chosen = pick_offer(bot).offer
     bot.vast.inject(Fault.SLOW, endpoint="create", seconds=2.4)
     bot.vast.inject(Fault.UNAVAILABLE, endpoint="list", times=100)

@@ -9,13 +9,11 @@
 * The requester's private DM with the generated password (sent by the status poller when
   the deployment is ready; never posted in a channel).
 
-:class:`SlackDeployMessages` bundles these for :class:`bot.services.deploy.DeployService`,
-which takes its messages as an argument and so imports nothing from Slack.
+:class:`bot.messages.SlackMessages` sends them for the services.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -30,7 +28,7 @@ from slack_sdk.models.views import View
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.blocks.picker import CALLBACK_DEPLOY
-from bot.blocks.status import gpu_summary, status_message
+from bot.blocks.status import gpu_summary
 from bot.blocks.templates import ACTION_DEPLOY
 from catalog import OfferLike, Template
 from storage import DeploymentRecord
@@ -133,26 +131,3 @@ def failure_note(
             ActionsBlock(block_id="deploy_failed_actions", elements=[pick_again_button(retry_slug)])
         )
     return message_payload(blocks, text)
-
-
-class SlackDeployMessages:
-    """The messages :class:`bot.services.deploy.DeployService` sends, as Block Kit payloads
-    (``{"text", "blocks"}``)."""
-
-    def status(
-        self, dep: DeploymentRecord, template: Template | None, *, now: datetime
-    ) -> dict[str, Any]:
-        """The channel status message (:func:`bot.blocks.status.status_message`)."""
-        return status_message(dep, template, now=now)
-
-    def offer_switched(
-        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
-    ) -> dict[str, Any]:
-        """See :func:`offer_switched_note`."""
-        return offer_switched_note(dep, taken, replacement)
-
-    def failed(
-        self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
-    ) -> dict[str, Any]:
-        """See :func:`failure_note`."""
-        return failure_note(dep, reason, retry_slug=retry_slug)

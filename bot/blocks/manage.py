@@ -25,10 +25,11 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import pricing as costs
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
-from bot.blocks.status import STATUS_ICONS, deployment_buttons, format_duration, gpu_summary
-from bot.services import costs
-from storage import DeploymentRecord
+from bot.blocks.status import STATUS_ICONS, deployment_buttons, gpu_summary
+from bot.formats import format_duration, mentions, money
+from storage import DeploymentRecord, DeploymentStatus
 
 LIST_MINE = "mine"
 LIST_RUNNING = "running"
@@ -42,13 +43,6 @@ CanManage = Callable[[DeploymentRecord], bool]
 
 
 # --- small pieces -----------------------------------------------------------------------
-
-
-def money(dollars: float) -> str:
-    """``$0.83``; amounts under a cent keep three decimals (``$0.004``)."""
-    if 0 < abs(dollars) < 0.01:
-        return f"${dollars:.3f}"
-    return f"${dollars:,.2f}"
 
 
 def status_link(
@@ -91,7 +85,7 @@ def deployment_text(
         parts.append(f"age {format_duration((now - dep.created_at).total_seconds())}")
     else:
         parts.append(f"ended {format_duration((now - ended).total_seconds())} ago")
-    if dep.status == "stopped":
+    if dep.status == DeploymentStatus.STOPPED:
         parts.append(
             f"{money(dep.dph_total)}/h when running, ~{money(costs.current_rate(dep))}/h "
             "storage now"
@@ -105,7 +99,7 @@ def deployment_text(
     if link:
         parts.append(f"<{link}|status message>")
     lines = [head, " · ".join(parts)]
-    if dep.status == "failed" and dep.reason:
+    if dep.status == DeploymentStatus.FAILED and dep.reason:
         lines.append(f"> {truncate(dep.reason, 300)}")
     return truncate("\n".join(lines), MAX_SECTION_TEXT)
 
@@ -318,9 +312,15 @@ def text_message(text: str) -> dict[str, Any]:
     )
 
 
-def mentions(user_ids: Iterable[str]) -> str:
-    """``<@U1>, <@U2> or <@U3>``; empty text for no users."""
-    names = [f"<@{user}>" for user in sorted(user_ids)]
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + f" or {names[-1]}"
+def credit_refusal_message(admins: Iterable[str]) -> dict[str, Any]:
+    """``/templates credit`` for anyone but a bot admin: who can see the balance."""
+    admins = list(admins)
+    if admins:
+        return text_message(
+            ":lock: The Vast.ai balance is shown to bot admins only: "
+            f"{mentions(admins)}. Ask one of them."
+        )
+    return text_message(
+        ":lock: The Vast.ai balance is shown to bot admins only, and none are configured "
+        "(an operator sets them with `BOT_ADMINS`)."
+    )

@@ -21,9 +21,10 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
-from bot.services.costs import cost_so_far
+from bot.formats import format_duration, format_elapsed
+from bot.pricing import cost_so_far
 from catalog import Template
-from storage import DeploymentRecord
+from storage import DeploymentRecord, DeploymentStatus
 
 ACTION_STOP = "deployment_stop"
 ACTION_START = "deployment_start"
@@ -31,43 +32,13 @@ ACTION_DESTROY = "deployment_destroy"
 ACTION_CREDENTIALS = "deployment_credentials"
 
 STATUS_ICONS = {
-    "creating": ":hourglass_flowing_sand:",
-    "provisioning": ":gear:",
-    "ready": ":white_check_mark:",
-    "stopped": ":double_vertical_bar:",
-    "failed": ":x:",
-    "destroyed": ":wastebasket:",
+    DeploymentStatus.CREATING: ":hourglass_flowing_sand:",
+    DeploymentStatus.PROVISIONING: ":gear:",
+    DeploymentStatus.READY: ":white_check_mark:",
+    DeploymentStatus.STOPPED: ":double_vertical_bar:",
+    DeploymentStatus.FAILED: ":x:",
+    DeploymentStatus.DESTROYED: ":wastebasket:",
 }
-
-
-def format_duration(seconds: float) -> str:
-    """``45s``, ``3m 05s``, ``2h 07m``, ``3d 4h``."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
-
-
-def format_elapsed(seconds: float) -> str:
-    """Coarse elapsed time for progress lines, so the text changes at most once a minute:
-    ``under a minute``, ``3 min`` (under 10 min), ``25 min`` (5-minute steps under an hour),
-    ``1 h 15 min`` (15-minute steps)."""
-    minutes = max(0, int(seconds)) // 60
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 10:
-        return f"{minutes} min"
-    if minutes < 60:
-        return f"{minutes // 5 * 5} min"
-    hours, rest = divmod(minutes, 60)
-    return f"{hours} h {rest // 15 * 15:02d} min"
 
 
 def gpu_summary(dep: DeploymentRecord) -> str:
@@ -98,14 +69,14 @@ def ssh_command(dep: DeploymentRecord) -> str | None:
 def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
     age = format_elapsed((now - dep.created_at).total_seconds())
-    if dep.status == "creating":
+    if dep.status == DeploymentStatus.CREATING:
         return f"{icon} *Renting the GPU on Vast.ai…* ({age})"
-    if dep.status == "provisioning":
+    if dep.status == DeploymentStatus.PROVISIONING:
         line = f"{icon} *Provisioning* ({age} so far): pulling the image and starting the app."
         if dep.status_msg:
             line += f"\n> Vast.ai: {truncate(dep.status_msg, 300)}"
         return line
-    if dep.status == "ready":
+    if dep.status == DeploymentStatus.READY:
         lines = [f"{icon} *Ready* (took {_time_to_ready(dep)})"]
         names = template.name if template else dep.template_name
         for port, url in app_urls(dep, template):
@@ -116,15 +87,15 @@ def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime
         if template is not None and template.password_env:
             lines.append("• The password was sent to the requester by DM.")
         return "\n".join(lines)
-    if dep.status == "stopped":
+    if dep.status == DeploymentStatus.STOPPED:
         return (
             f"{icon} *Stopped*: the GPU is released, disk storage still bills. "
             "Start it again or destroy it."
         )
-    if dep.status == "failed":
+    if dep.status == DeploymentStatus.FAILED:
         reason = dep.reason or "unknown reason"
         return f"{icon} *Failed*: {truncate(reason, 1500)}"
-    if dep.status == "destroyed":
+    if dep.status == DeploymentStatus.DESTROYED:
         return f"{icon} *Destroyed*: the instance is gone and billing has stopped."
     return f"{icon} {dep.status}"
 
@@ -139,17 +110,21 @@ def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonEleme
     """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation)."""
     value = str(dep.id)
     buttons: list[ButtonElement] = []
-    if dep.status == "ready":
+    if dep.status == DeploymentStatus.READY:
         buttons.append(ButtonElement(text="Stop", action_id=ACTION_STOP, value=value))
-    if dep.status == "stopped":
+    if dep.status == DeploymentStatus.STOPPED:
         buttons.append(
             ButtonElement(text="Start", action_id=ACTION_START, value=value, style="primary")
         )
-    if dep.status == "ready" and dep.web_password:
+    if dep.status == DeploymentStatus.READY and dep.web_password:
         buttons.append(
             ButtonElement(text="Send me the login", action_id=ACTION_CREDENTIALS, value=value)
         )
-    if dep.instance_id is not None and dep.status in ("provisioning", "ready", "stopped"):
+    if dep.instance_id is not None and dep.status in (
+        DeploymentStatus.PROVISIONING,
+        DeploymentStatus.READY,
+        DeploymentStatus.STOPPED,
+    ):
         cost = cost_so_far(dep, now)
         buttons.append(
             ButtonElement(
@@ -182,11 +157,11 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
     out on purpose: it changes every second and is refreshed with the next real change. The
     status poller edits the message (``chat.update``) only when this key changes.
     """
-    waiting = dep.status in ("creating", "provisioning")
+    waiting = dep.status in (DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING)
     return (
         dep.status,
         dep.reason,
-        dep.status_msg if dep.status == "provisioning" else None,
+        dep.status_msg if dep.status == DeploymentStatus.PROVISIONING else None,
         format_elapsed((now - dep.created_at).total_seconds()) if waiting else None,
         dep.instance_id,
         dep.public_ip,
@@ -198,9 +173,10 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
 
 
 def status_message(
-    dep: DeploymentRecord, template: Template | None, *, now: datetime
+    dep: DeploymentRecord, template: Template | None, *, now: datetime, note: str | None = None
 ) -> dict[str, Any]:
-    """The channel status message for ``dep`` at ``now``: ``{"text", "blocks"}``.
+    """The channel status message for ``dep`` at ``now``: ``{"text", "blocks"}``; ``note``
+    (mrkdwn, e.g. "starting again") is an extra context line at the end.
 
     Shows template, GPU, $/hour, requester, status (with Vast.ai's status message while
     provisioning, how to connect when ready, the reason when failed), "simulated" when the
@@ -223,7 +199,16 @@ def status_message(
     context = [f"Deployment #{dep.id}"]
     if dep.instance_id is not None:
         context.append(f"Vast.ai instance {dep.instance_id}")
-    if dep.status in ("ready", "stopped", "destroyed", "failed") and dep.ready_at is not None:
+    if (
+        dep.status
+        in (
+            DeploymentStatus.READY,
+            DeploymentStatus.STOPPED,
+            DeploymentStatus.DESTROYED,
+            DeploymentStatus.FAILED,
+        )
+        and dep.ready_at is not None
+    ):
         context.append(f"cost so far ${cost_so_far(dep, now):.2f}")
     blocks.append(
         ContextBlock(
@@ -234,5 +219,12 @@ def status_message(
     buttons = deployment_buttons(dep, now)
     if buttons:
         blocks.append(ActionsBlock(block_id=f"dep_actions_{dep.id}", elements=buttons))
+    if note:
+        blocks.append(
+            ContextBlock(
+                block_id=f"dep_note_{dep.id}",
+                elements=[MarkdownTextObject(text=truncate(note, MAX_SECTION_TEXT))],
+            )
+        )
     text = f"{dep.template_name} on {gpu_summary(dep)}: {dep.status}"
     return message_payload(blocks, text)

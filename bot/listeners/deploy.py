@@ -18,7 +18,7 @@ from bot.blocks import picker
 from bot.blocks.templates import ACTION_DEPLOY
 from bot.listeners.templates import tell_template_gone
 from bot.services.context import Services
-from bot.services.offers import RecentSearches, gpu_models, picker_offers
+from bot.services.offers import gpu_models, picker_offers
 from bot.vast.errors import VastError
 from catalog import RankedOffer, Template, disk_problem
 
@@ -68,7 +68,7 @@ def search_view(
             disk_gb=state.disk_gb or template.disk_gb,
             gpu_name=state.gpu_name,
             max_dph=state.max_dph,
-            recent=services.extras.get("recent_searches"),
+            recent=services.recent_searches,
             reuse=reuse,
         )
     except VastError as error:
@@ -106,11 +106,10 @@ def _picker_of(
 def _credit_warning(
     services: Services, ranked: list[RankedOffer], selected_offer_id: int | None
 ) -> str | None:
-    hook = services.extras.get("credit_warning")
-    if hook is None or selected_offer_id is None:
+    if selected_offer_id is None:
         return None
     chosen = next((r for r in ranked if r.offer.id == selected_offer_id), None)
-    return hook(chosen.offer.dph_total) if chosen is not None else None
+    return services.credit.warning(chosen.offer.dph_total) if chosen is not None else None
 
 
 def update_view(client: WebClient, view_id: str, view: Any) -> None:
@@ -123,7 +122,6 @@ def update_view(client: WebClient, view_id: str, view: Any) -> None:
 
 def register(app: App, services: Services) -> None:
     """Attach the deploy listeners to ``app``."""
-    services.extras["recent_searches"] = RecentSearches()
 
     @app.action(ACTION_DEPLOY)
     def deploy_clicked(

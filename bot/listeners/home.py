@@ -11,7 +11,6 @@ from typing import Any
 from slack_bolt import App
 
 from bot.services.context import Services
-from bot.services.manage import refresh_home
 
 
 def register(app: App, services: Services) -> None:
@@ -21,7 +20,7 @@ def register(app: App, services: Services) -> None:
     def home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab") != "home" or not event.get("user"):
             return
-        team = body.get("team_id")
+        team = str(body.get("team_id") or "") or None
         if team:
-            services.extras.setdefault("team_id", str(team))
-        refresh_home(services, str(event["user"]), team_id=str(team) if team else None)
+            services.home.remember_team(team)
+        services.home.refresh(str(event["user"]), team_id=team)

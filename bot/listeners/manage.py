@@ -1,9 +1,9 @@
-"""Listeners for managing deployments (thin: parse, ack, hand over to
-:mod:`bot.services.manage`).
+"""Listeners for managing deployments (thin: parse, ack, hand over to the services and render
+with :mod:`bot.blocks.manage`).
 
-* ``/templates mine|running|costs|credit``: registered in ``services.extras["keyword_handlers"]``
-  and called by the ``/templates`` listener as ``handler(ack, command)``; each acks with an
-  ephemeral answer within Slack's 3 s.
+* ``/templates mine|running|costs|credit``: sub-command handlers, listed in the command
+  listener's table (:func:`bot.listeners.templates.subcommands`); each acks with an ephemeral
+  answer within Slack's 3 s.
 * Stop/Start/Destroy buttons (``deployment_stop|start|destroy``, value = deployment id) from the
   status message, the listings and the Home tab. Destroy's confirm dialog is Slack's: the
   action only arrives after the user confirmed.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -26,97 +25,139 @@ from slack_sdk.webhook import WebhookClient
 from bot.blocks import manage as blocks
 from bot.blocks.home import HOME_BLOCK_PREFIX
 from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
-from bot.services import manage
+from bot.services import actions
 from bot.services.context import Services
+from storage import utcnow
 
 logger = logging.getLogger(__name__)
 
 ACTION_KINDS = {
-    ACTION_STOP: manage.STOP,
-    ACTION_START: manage.START,
-    ACTION_DESTROY: manage.DESTROY,
+    ACTION_STOP: actions.STOP,
+    ACTION_START: actions.START,
+    ACTION_DESTROY: actions.DESTROY,
 }
 SLOW_ACK_BUDGET = 2.0
 """Seconds ``/templates credit`` and ``costs`` wait for their answer before acking and
 answering later through the response_url (Slack drops an ack after 3 s)."""
 
-KeywordHandler = Callable[[Ack, dict[str, Any]], None]
+
+def listing_payload(
+    services: Services,
+    kind: str,
+    *,
+    team_id: str,
+    user_id: str,
+    page: int = 0,
+    team_domain: str | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
+    deployments they may manage)."""
+    now = utcnow()
+    if kind == blocks.LIST_RUNNING:
+        deps = services.listings.running(team_id)
+    else:
+        deps = services.listings.mine(team_id, user_id, now)
+    return blocks.deployment_list_message(
+        kind,
+        deps,
+        now=now,
+        can_manage=lambda dep: services.manage.can_manage(dep, user_id),
+        page=page,
+        team_domain=team_domain,
+        notice=notice,
+    )
 
 
-def _ephemeral(ack: Ack, payload: dict[str, Any]) -> None:
+def costs_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
+    """The ``/templates costs`` message for ``user_id``."""
+    return blocks.costs_message(services.listings.month_report(team_id, utcnow()), viewer=user_id)
+
+
+def credit_payload(services: Services, user_id: str) -> dict[str, Any]:
+    """The ``/templates credit`` answer: the balance and burn rate for ``BOT_ADMINS``; for
+    anyone else, who can see it."""
+    if not services.is_admin(user_id):
+        return blocks.credit_refusal_message(services.settings.bot_admins)
+    report = services.credit.report()
+    if report.error is not None:
+        return blocks.text_message(f":x: Could not read the Vast.ai balance: {report.error}")
+    return blocks.credit_message(
+        report.credit,
+        burn_dph=report.burn_dph,
+        live=report.billing,
+        simulated=services.settings.simulated,
+    )
+
+
+def _answer_soon(
+    services: Services,
+    ack: Ack,
+    command: dict[str, Any],
+    compute: Callable[[], dict[str, Any]],
+    waiting: str,
+) -> None:
+    """Ack with ``compute()``'s answer when it comes within :data:`SLOW_ACK_BUDGET`, else ack
+    with ``waiting`` and send the answer to the command's response_url."""
+    future = services.work.submit(compute)
+    try:
+        payload = future.result(timeout=SLOW_ACK_BUDGET)
+    except FutureTimeout:
+        ack(response_type="ephemeral", text=waiting)
+        payload = future.result()
+        url = command.get("response_url")
+        if url:
+            WebhookClient(str(url)).send(response_type="ephemeral", **payload)
+        return
     ack(response_type="ephemeral", **payload)
 
 
-def _keyword_handlers(services: Services) -> dict[str, KeywordHandler]:
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="credit")
-    services.extras.setdefault("closers", []).append(lambda: executor.shutdown(wait=False))
+def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, Any]) -> None:
+    """``/templates mine`` / ``/templates running``."""
+    ack(
+        response_type="ephemeral",
+        **listing_payload(
+            services,
+            kind,
+            team_id=str(command.get("team_id") or ""),
+            user_id=str(command.get("user_id") or ""),
+            team_domain=command.get("team_domain") or None,
+        ),
+    )
 
-    def listing(kind: str) -> KeywordHandler:
-        def handler(ack: Ack, command: dict[str, Any]) -> None:
-            _ephemeral(
-                ack,
-                manage.listing_payload(
-                    services,
-                    kind,
-                    team_id=str(command.get("team_id") or ""),
-                    user_id=str(command.get("user_id") or ""),
-                    team_domain=command.get("team_domain") or None,
-                ),
-            )
 
-        return handler
+def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
+    """``/templates costs``."""
+    team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+    _answer_soon(
+        services,
+        ack,
+        command,
+        lambda: costs_payload(services, team, user),
+        ":hourglass: Adding up this month's costs…",
+    )
 
-    def answer_soon(
-        ack: Ack, command: dict[str, Any], compute: Callable[[], dict[str, Any]], waiting: str
-    ) -> None:
-        """Ack with ``compute()``'s answer when it comes within :data:`SLOW_ACK_BUDGET`,
-        else ack with ``waiting`` and send the answer to the command's response_url."""
-        future = executor.submit(compute)
-        try:
-            payload = future.result(timeout=SLOW_ACK_BUDGET)
-        except FutureTimeout:
-            ack(response_type="ephemeral", text=waiting)
-            payload = future.result()
-            url = command.get("response_url")
-            if url:
-                WebhookClient(str(url)).send(response_type="ephemeral", **payload)
-            return
-        _ephemeral(ack, payload)
 
-    def costs(ack: Ack, command: dict[str, Any]) -> None:
-        team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
-        answer_soon(
-            ack,
-            command,
-            lambda: manage.costs_payload(services, team, user),
-            ":hourglass: Adding up this month's costs…",
-        )
-
-    def credit(ack: Ack, command: dict[str, Any]) -> None:
-        user = str(command.get("user_id") or "")
-        if not services.is_admin(user):  # no Vast.ai call for a refusal
-            _ephemeral(ack, manage.credit_payload(services, user))
-            return
-        answer_soon(
-            ack,
-            command,
-            lambda: manage.credit_payload(services, user),
-            ":hourglass: Asking Vast.ai for the balance…",
-        )
-
-    return {
-        blocks.LIST_MINE: listing(blocks.LIST_MINE),
-        blocks.LIST_RUNNING: listing(blocks.LIST_RUNNING),
-        "costs": costs,
-        "credit": credit,
-    }
+def credit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
+    """``/templates credit`` (no Vast.ai call for a refusal)."""
+    user = str(command.get("user_id") or "")
+    if not services.is_admin(user):
+        ack(response_type="ephemeral", **credit_payload(services, user))
+        return
+    _answer_soon(
+        services,
+        ack,
+        command,
+        lambda: credit_payload(services, user),
+        ":hourglass: Asking Vast.ai for the balance…",
+    )
 
 
 def _answer(
     services: Services,
     body: dict[str, Any],
     action: dict[str, Any],
-    outcome: manage.Outcome,
+    outcome: actions.Outcome,
     respond: Respond | None,
 ) -> None:
     """Tell the clicker how it went, where they clicked: the Home tab is redrawn with a notice,
@@ -127,11 +168,10 @@ def _answer(
     if (body.get("container") or {}).get("type") == "view" or block_id.startswith(
         HOME_BLOCK_PREFIX
     ):
-        manage.refresh_home(services, user, team_id=team, notice=outcome.message)
+        services.home.refresh(user, team_id=team, notice=outcome.message)
         return
     if respond is None or not body.get("response_url"):
-        if services.notifier is not None:
-            services.notifier.dm(user, outcome.message)
+        services.messages.dm(user, outcome.message)
         return
     listing = blocks.parse_listing_block_id(block_id)
     if listing is not None and team:
@@ -139,7 +179,7 @@ def _answer(
         respond(
             replace_original=True,
             response_type="ephemeral",
-            **manage.listing_payload(
+            **listing_payload(
                 services,
                 kind,
                 team_id=str(team),
@@ -154,10 +194,7 @@ def _answer(
 
 
 def register(app: App, services: Services) -> None:
-    """Attach the management listeners to ``app`` and install the hooks other parts call
-    (``extras["keyword_handlers"]``, ``extras["credit_warning"]``, ``extras["refresh_home"]``)."""
-    manage.install(services)
-    services.extras.setdefault("keyword_handlers", {}).update(_keyword_handlers(services))
+    """Attach the management listeners to ``app``."""
 
     @app.action(ACTION_STOP)
     @app.action(ACTION_START)
@@ -171,13 +208,13 @@ def register(app: App, services: Services) -> None:
         try:
             deployment_id = int(str(action.get("value") or ""))
         except ValueError:
-            outcome = manage.Outcome("not_found", "That button does not name a deployment.")
+            outcome = actions.Outcome("not_found", "That button does not name a deployment.")
         else:
             if action.get("action_id") == ACTION_CREDENTIALS:
-                outcome = manage.send_credentials(services, deployment_id, user)
+                outcome = services.manage.send_credentials(deployment_id, user)
             else:
                 kind = ACTION_KINDS[str(action.get("action_id"))]
-                outcome = manage.perform(services, kind, deployment_id, user)
+                outcome = services.manage.perform(kind, deployment_id, user)
         _answer(services, body, action, outcome, respond if body.get("response_url") else None)
 
     @app.action(blocks.ACTION_LIST_PAGE_PREV)
@@ -191,7 +228,7 @@ def register(app: App, services: Services) -> None:
         respond(
             replace_original=True,
             response_type="ephemeral",
-            **manage.listing_payload(
+            **listing_payload(
                 services,
                 kind,
                 team_id=str(team.get("id") or ""),

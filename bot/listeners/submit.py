@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +33,7 @@ from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
 from bot.listeners.deploy import update_view
 from bot.services.context import Services
-from bot.services.deploy import DeployRequest, DeployService, OfferCheck
+from bot.services.deploy import DeployRequest, OfferCheck
 from bot.vast.errors import VastError
 from catalog import Template, disk_problem
 
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 #: Seconds the offer re-check may take before the modal is acked with a "checking…" view
 #: (Slack drops an ack later than 3 s; Bolt and the network need the rest).
 ACK_BUDGET_SECONDS = 2.0
-CHECK_THREADS = 8
 
 _CHANNEL_RE = re.compile(r"^[CDG][A-Z0-9]{2,30}$")
 
@@ -151,11 +150,8 @@ def _check_problem(future: Future[OfferCheck]) -> tuple[OfferCheck | None, str |
 
 
 def register(app: App, services: Services) -> None:
-    """Attach the submission listener to ``app``; it hands over to
-    ``services.extras["deploy_service"]`` (built by :func:`bot.runtime.build_runtime`)."""
-    service: DeployService = services.extras["deploy_service"]
-    checks = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="offer-check")
-    services.extras.setdefault("closers", []).append(lambda: checks.shutdown(wait=False))
+    """Attach the submission listener to ``app``; it hands over to ``services.deploy``."""
+    service = services.deploy
 
     @app.view(picker.CALLBACK_DEPLOY)
     def deploy_submitted(
@@ -166,7 +162,7 @@ def register(app: App, services: Services) -> None:
             ack(**parsed)
             return
         sub = parsed
-        future = checks.submit(
+        future = services.work.submit(
             service.recheck,
             sub.template,
             sub.offer_id,
@@ -184,7 +180,7 @@ def register(app: App, services: Services) -> None:
                 response_action="update", view=deploy_blocks.working_view(sub.template, sub.channel)
             )
             acked = True
-        except Exception:  # noqa: S110 - read again below, where it is handled
+        except Exception:  # read again below, where it is handled
             pass
         check, problem = _check_problem(future)
         if problem is not None or check is None or check.offer is None:
@@ -211,6 +207,5 @@ def register(app: App, services: Services) -> None:
                 disk_gb=sub.disk_gb,
             )
         )
-        refresh_home = services.extras.get("refresh_home")
-        if result.created and refresh_home is not None:  # the new deployment joins the Home tab
-            refresh_home(sub.user_id, sub.team_id)
+        if result.created:  # the new deployment joins the Home tab
+            services.home.refresh(sub.user_id, sub.team_id)

@@ -1,26 +1,49 @@
-"""Listeners for ``/templates``, its paging buttons and the Details button (thin: parse, ack)."""
+"""Listeners for ``/templates``, its paging buttons and the Details button (thin: parse, ack).
+
+``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
+``costs``, ``credit``) answers that sub-command; any other text is a catalog filter.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import templates as blocks
+from bot.blocks.manage import LIST_MINE, LIST_RUNNING
+from bot.listeners import manage
 from bot.services.context import Services
 from catalog import filter_templates, parse_query
 
 logger = logging.getLogger(__name__)
 
+Subcommand = Callable[[Ack, dict[str, Any]], None]
+"""A sub-command handler: ``handler(ack, command)``; it acks within Slack's 3 s."""
+
+
+def subcommands(services: Services) -> dict[str, Subcommand]:
+    """The table of ``/templates <word>`` sub-commands (the whole text is the word)."""
+
+    def help_(ack: Ack, command: dict[str, Any]) -> None:
+        ack(response_type="ephemeral", **blocks.help_message(len(services.catalog)))
+
+    return {
+        "help": help_,
+        LIST_MINE: functools.partial(manage.listing_command, services, LIST_MINE),
+        LIST_RUNNING: functools.partial(manage.listing_command, services, LIST_RUNNING),
+        "costs": functools.partial(manage.costs_command, services),
+        "credit": functools.partial(manage.credit_command, services),
+    }
+
 
 def list_payload(services: Services, text: str, page: int = 0) -> dict[str, Any]:
-    """The message for ``/templates <text>`` at ``page``: help, list, or no-match answer."""
+    """The message for ``/templates <text>`` at ``page``: the list, or a no-match answer."""
     query = parse_query(text)
-    if query.help:
-        return blocks.help_message(len(services.catalog))
     matches = filter_templates(services.catalog, query)
     if not matches:
         return blocks.no_match_message(
@@ -38,6 +61,7 @@ def tell_template_gone(respond: Respond) -> None:
 
 def register(app: App, services: Services) -> None:
     """Attach the catalog listeners to ``app``."""
+    table = subcommands(services)
 
     # The catalog does not change while the bot runs, so a listing is a function of the
     # filter text and page alone: cache the built Block Kit off the ack path (read-only dicts).
@@ -48,8 +72,7 @@ def register(app: App, services: Services) -> None:
     @app.command("/templates")
     def templates_command(ack: Ack, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "")
-        keyword = parse_query(text).keyword
-        handler = services.extras.get("keyword_handlers", {}).get(keyword)
+        handler = table.get(" ".join(text.lower().split()))
         if handler is not None:
             handler(ack, command)
             return

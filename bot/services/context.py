@@ -1,30 +1,59 @@
-"""The objects every listener and job shares, built once at start-up."""
+"""The objects every listener and job shares: one frozen, typed container, built once by
+:func:`bot.runtime.build_services` (the composition root)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from apscheduler.schedulers.base import BaseScheduler
 
 from bot.config import Settings
+from bot.services.actions import ManageService
+from bot.services.credit import CreditService
+from bot.services.deploy import DeployService
+from bot.services.home import HomeService
+from bot.services.listings import ListingService
+from bot.services.offers import RecentSearches
+from bot.services.poller import StatusPoller
+from bot.services.ports import Messages
+from bot.vast.client import VastClient
 from catalog import Catalog
+from storage import SessionFactory
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """What listeners hand work to: settings, the catalog, and (when built) the Vast.ai client,
-    the database session factory and the background scheduler.
+    """What listeners hand work to.
 
-    Fields typed ``Any`` are filled by :mod:`bot.runtime`; they stay ``None`` in tests that only
-    need the catalog.
+    Attributes:
+        settings: the process's configuration. catalog: the template catalog.
+        vast: the Vast.ai client (the real API, or the built-in simulator).
+        session_factory: storage's sessionmaker.
+        scheduler: APScheduler (the poller's job; started by ``Runtime.start_background``).
+        messages: the messages port (its Slack side: :class:`bot.messages.SlackMessages`).
+        deploy: rents instances. manage: stop, start, destroy, login.
+        listings: ``/templates mine|running|costs`` data. credit: the Vast.ai balance.
+        home: the App Home tab. poller: the status poller.
+        recent_searches: the offer search each open picker last showed.
+        work: threads for work a listener waits for only up to its ack budget (the offer
+            re-check, slow ``/templates costs`` and ``credit`` answers).
     """
 
     settings: Settings
     catalog: Catalog
-    vast: Any = None
-    session_factory: Any = None
-    scheduler: Any = None
-    notifier: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    vast: VastClient
+    session_factory: SessionFactory
+    scheduler: BaseScheduler
+    messages: Messages
+    deploy: DeployService
+    manage: ManageService
+    listings: ListingService
+    credit: CreditService
+    home: HomeService
+    poller: StatusPoller
+    recent_searches: RecentSearches
+    work: ThreadPoolExecutor
 
     def is_admin(self, user_id: str) -> bool:
         """True when ``user_id`` is listed in ``BOT_ADMINS``."""

@@ -26,12 +26,13 @@ written for that (vllm names its module because the entrypoint is replaced). A t
 without a launch command keeps the image's own ENTRYPOINT/CMD with ``runtype: "args"`` and no
 args (no SSH then).
 
-This module imports nothing from Slack: messages come from the ``messages`` object passed in
-(:class:`bot.blocks.deploy.SlackDeployMessages`) and go out through the notifier.
+This module imports nothing from Slack: messages go out through the messages port passed in
+(:class:`bot.services.ports.Messages`, implemented by :class:`bot.messages.SlackMessages`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -40,15 +41,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import storage
-from bot.services.costs import HOURS_PER_MONTH
+from bot.pricing import HOURS_PER_MONTH
+from bot.services.ports import Delivery, Messages
 from bot.vast.client import port_env
 from bot.vast.errors import OfferUnavailable, VastError
 from bot.vast.models import Instance, Offer
 from catalog import OfferLike, Template, build_offer_query, offer_fits, similar_offers
-from storage import DeploymentRecord, SessionFactory
+from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def deployment_id_from_label(label: str | None) -> int | None:
 class VastApi(Protocol):
     """The parts of :class:`bot.vast.client.VastClient` the deploy service uses."""
 
-    def search_offers(self, query: Mapping[str, Any]) -> list[Offer]: ...
+    def search_offers(self, query: Mapping[str, object]) -> list[Offer]: ...
 
     def create_instance(
         self,
@@ -102,45 +104,6 @@ class VastApi(Protocol):
     def list_instances(self, *, label_prefix: str | None = None) -> list[Instance]: ...
 
     def destroy_instance(self, instance_id: int) -> bool: ...
-
-
-class PostedLike(Protocol):
-    """Where the status message landed (:class:`bot.notifier.Posted`)."""
-
-    @property
-    def channel(self) -> str: ...
-    @property
-    def ts(self) -> str: ...
-    @property
-    def fallback_reason(self) -> str | None: ...
-
-
-class NotifierLike(Protocol):
-    """The parts of :class:`bot.notifier.Notifier` the deploy service uses."""
-
-    def post_status(self, channel: str, user_id: str, payload: dict[str, Any]) -> PostedLike: ...
-
-    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> bool: ...
-
-    def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> bool: ...
-
-    def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None: ...
-
-
-class DeployMessages(Protocol):
-    """Message payloads (``{"text", "blocks"}``): :class:`bot.blocks.deploy.SlackDeployMessages`."""
-
-    def status(
-        self, dep: DeploymentRecord, template: Template | None, *, now: datetime
-    ) -> dict[str, Any]: ...
-
-    def offer_switched(
-        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
-    ) -> dict[str, Any]: ...
-
-    def failed(
-        self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
-    ) -> dict[str, Any]: ...
 
 
 # -- value objects ---------------------------------------------------------------------------
@@ -264,6 +227,10 @@ class _Message:
     channel: str
     ts: str
 
+    def on(self, dep: DeploymentRecord) -> DeploymentRecord:
+        """``dep`` as it is once this status message is stored on its row."""
+        return dataclasses.replace(dep, message_channel=self.channel, message_ts=self.ts)
+
 
 class _Failed(Exception):
     """Internal: the rental failed with a reason for the user (row not yet marked)."""
@@ -279,8 +246,8 @@ class DeployService:
 
     Args:
         vast: the Vast.ai client. session_factory: storage's sessionmaker.
-        notifier: posts/updates the status message and thread replies.
-        messages: builds the payloads. catalog_get: ``slug -> Template | None`` for re-renders.
+        messages: the messages port (status message, thread replies).
+        catalog_get: ``slug -> Template | None`` for re-renders.
         simulated: recorded on the row (the message then says "simulated").
         similar_attempts: most stand-in offers tried after "offer no longer available".
         lookup_attempts / lookup_delay: label look-ups (seconds apart) after a create whose
@@ -293,8 +260,7 @@ class DeployService:
         *,
         vast: VastApi,
         session_factory: SessionFactory,
-        notifier: NotifierLike,
-        messages: DeployMessages,
+        messages: Messages,
         catalog_get: Callable[[str], Template | None] = lambda slug: None,
         simulated: bool = False,
         similar_attempts: int = 3,
@@ -304,7 +270,6 @@ class DeployService:
     ) -> None:
         self.vast = vast
         self.sf = session_factory
-        self.notifier = notifier
         self.messages = messages
         self.catalog_get = catalog_get
         self.simulated = simulated
@@ -391,7 +356,10 @@ class DeployService:
 
         storage.set_instance(self.sf, dep.id, instance_id)
         storage.update_status(
-            self.sf, dep.id, expected_status="creating", new_status="provisioning"
+            self.sf,
+            dep.id,
+            expected_status=DeploymentStatus.CREATING,
+            new_status=DeploymentStatus.PROVISIONING,
         )
         current = storage.get_deployment(self.sf, dep.id) or dep
         self._update(current, template, message)
@@ -411,29 +379,14 @@ class DeployService:
     ) -> None:
         """Tell the requester that ``dep`` failed: a reply in the status message's thread
         mentioning them, or a DM when there is no status message."""
-        payload = self.messages.failed(dep, reason, retry_slug=retry_slug)
-        try:
-            if dep.message_channel and dep.message_ts:
-                self.notifier.reply(
-                    dep.message_channel, dep.message_ts, payload["text"], payload.get("blocks")
-                )
-            else:
-                self.notifier.dm(dep.user_id, payload["text"], payload.get("blocks"))
-        except Exception as error:  # telling must not hide the failure itself
-            logger.warning(
-                "deployment %s: could not tell the user: %s", dep.id, type(error).__name__
-            )
+        if not self.messages.deploy_failed(dep, reason, retry_slug=retry_slug):
+            logger.warning("deployment %s: could not tell the user it failed", dep.id)
 
     # -- steps ---------------------------------------------------------------------------------
 
     def _post_status(self, dep: DeploymentRecord, template: Template) -> _Message | None:
-        payload = self.messages.status(dep, template, now=self.clock())
-        try:
-            posted = self.notifier.post_status(dep.channel_id, dep.user_id, payload)
-        except Exception as error:  # Slack down or refusing: rent nothing nobody can see
-            logger.warning(
-                "deployment %s: status message not posted: %s", dep.id, type(error).__name__
-            )
+        posted = self.messages.post_status(dep, template)
+        if posted is None:  # Slack down or refusing: rent nothing nobody can see
             return None
         storage.set_message(self.sf, dep.id, posted.channel, posted.ts)
         if posted.fallback_reason:
@@ -443,20 +396,7 @@ class DeployService:
         return _Message(posted.channel, posted.ts)
 
     def _update(self, dep: DeploymentRecord, template: Template | None, message: _Message) -> bool:
-        try:
-            payload = self.messages.status(dep, template, now=self.clock())
-            return self.notifier.update(message.channel, message.ts, payload)
-        except Exception as error:
-            logger.warning(
-                "deployment %s: status message not updated: %s", dep.id, type(error).__name__
-            )
-            return False
-
-    def _reply(self, message: _Message, payload: dict[str, Any]) -> None:
-        try:
-            self.notifier.reply(message.channel, message.ts, payload["text"], payload.get("blocks"))
-        except Exception as error:
-            logger.warning("thread reply not posted: %s", type(error).__name__)
+        return self.messages.show_status(message.on(dep), template) is Delivery.SENT
 
     def _fail(
         self,
@@ -537,7 +477,7 @@ class DeployService:
                     gpu_ram_gb=replacement.gpu_ram_gb,
                     dph_total=replacement.dph_total,
                 )
-                self._reply(message, self.messages.offer_switched(dep, offer, replacement))
+                self.messages.offer_switched(message.on(dep), offer, replacement)
                 offer = replacement
             except VastError as error:
                 self._destroy_leftover(dep, error)

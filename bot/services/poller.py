@@ -14,7 +14,7 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    up (:mod:`bot.services.probe`), and persists each change with a conditional
    :func:`storage.update_status` (one short transaction each; no network call inside);
 5. edits the status message (``chat.update``) only when what it shows changed
-   (:func:`bot.blocks.status.visible_key`), so a tick where nothing changed makes no Slack call;
+   (the messages port's ``visible_key``), so a tick where nothing changed makes no Slack call;
 6. on ``ready`` claims the thread notification in the database
    (:func:`storage.claim_ready_notification`) and posts it only when the claim succeeded, then
    DMs the requester the login secrets; on a failure destroys the instance (so it stops
@@ -33,26 +33,26 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
 
 import storage
-from bot.blocks import notify
-from bot.blocks.status import status_message, visible_key
 from bot.services import states
-from bot.services.context import Services
+from bot.services.actions import start_claim_name
 from bot.services.deploy import deployment_id_from_label
-from bot.services.manage import start_claim_name
+from bot.services.ports import Delivery, Messages
 from bot.services.probe import Prober
 from bot.services.recovery import stray_reason
+from bot.vast.client import VastClient
 from bot.vast.errors import VastError
 from bot.vast.models import Instance
 from catalog import Template
-from storage import DeploymentRecord
+from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
-__all__ = ["LEASE_NAME", "JOB_ID", "StatusPoller", "TickReport", "install_poller"]
+__all__ = ["LEASE_NAME", "JOB_ID", "StatusPoller", "TickReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +103,14 @@ class _Work:
 
 
 class StatusPoller:
-    """The poller for one bot process. Build it with the process's :class:`Services`.
+    """The poller for one bot process.
 
     Args:
-        services: needs ``settings`` (``status_poll_seconds``, ``deploy_timeout_minutes``),
-            ``catalog``, ``vast`` (:class:`bot.vast.VastClient`), ``session_factory`` and
-            ``notifier`` (:class:`bot.notifier.Notifier`).
+        session_factory: storage's sessionmaker. vast: the Vast.ai client.
+        messages: the messages port (status message edits, thread notes, DMs).
+        catalog_get: ``slug -> Template | None``.
+        interval_seconds: ``STATUS_POLL_SECONDS``. timeout_minutes: ``DEPLOY_TIMEOUT_MINUTES``.
+        on_change: called with the row after every change of state (the owner's Home tab).
         clock: returns the aware UTC "now" of a tick (tests move it forward).
         prober: the app readiness probe (a :class:`Prober` with a 3 s timeout by default).
         lease_name: database lease to hold while polling; None polls without one (tests of
@@ -118,25 +120,34 @@ class StatusPoller:
 
     def __init__(
         self,
-        services: Services,
         *,
+        session_factory: SessionFactory,
+        vast: VastClient,
+        messages: Messages,
+        catalog_get: Callable[[str], Template | None],
+        interval_seconds: float,
+        timeout_minutes: float,
+        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
         clock: Callable[[], datetime] = storage.utcnow,
         prober: Prober | None = None,
         lease_name: str | None = LEASE_NAME,
         holder: str | None = None,
     ) -> None:
-        self.services = services
+        self.sf = session_factory
+        self.vast = vast
+        self.messages = messages
+        self.catalog_get = catalog_get
+        self.on_change = on_change
         self.clock = clock
         self.prober = prober or Prober()
         self.lease_name = lease_name
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        interval = float(services.settings.status_poll_seconds)
-        self.interval_seconds = interval
-        self.lease_seconds = max(LEASE_INTERVALS * interval, MIN_LEASE_SECONDS)
-        self.timeout = timedelta(minutes=float(services.settings.deploy_timeout_minutes))
+        self.interval_seconds = float(interval_seconds)
+        self.lease_seconds = max(LEASE_INTERVALS * self.interval_seconds, MIN_LEASE_SECONDS)
+        self.timeout = timedelta(minutes=float(timeout_minutes))
         self._lock = threading.Lock()
         # deployment id -> (message ts, visible key) last shown in Slack by this process
-        self._shown: dict[int, tuple[str, tuple[object, ...]]] = {}
+        self._shown: dict[int, tuple[str, Hashable]] = {}
         # deployment id -> when this process first saw its instance offline/unknown
         self._lost_since: dict[int, datetime] = {}
         self._strays: set[int] = set()  # instance ids that looked stray on the last tick
@@ -144,7 +155,7 @@ class StatusPoller:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def install(self, scheduler: Any) -> None:
+    def install(self, scheduler: BaseScheduler) -> None:
         """Add the interval job to an APScheduler scheduler (not started here)."""
         scheduler.add_job(
             self.run_scheduled,
@@ -182,9 +193,7 @@ class StatusPoller:
         with self._lock:
             if self.lease_name is not None and self._holding:
                 try:
-                    storage.release_lease(
-                        self.services.session_factory, self.lease_name, self.holder
-                    )
+                    storage.release_lease(self.sf, self.lease_name, self.holder)
                 except Exception:  # shutting down: the lease simply expires
                     logger.warning("could not release the poller lease", exc_info=True)
                 self._holding = False
@@ -196,7 +205,7 @@ class StatusPoller:
         started = time.perf_counter()
         report = TickReport()
         now = self.clock()
-        sf = self.services.session_factory
+        sf = self.sf
         if self.lease_name is not None:
             held = storage.acquire_lease(
                 sf, self.lease_name, self.holder, self.lease_seconds, now=now
@@ -224,7 +233,7 @@ class StatusPoller:
             report.seconds = time.perf_counter() - started
             return report
 
-        vast = self.services.vast
+        vast = self.vast
         requests_before = vast.request_count
         try:
             instances = {inst.id: inst for inst in vast.list_instances()}
@@ -267,7 +276,7 @@ class StatusPoller:
             dep_id = deployment_id_from_label(instance.label)
             if dep_id is None or instance.id in held:
                 continue
-            dep = storage.get_deployment(self.services.session_factory, dep_id)
+            dep = storage.get_deployment(self.sf, dep_id)
             why = stray_reason(instance.id, dep_id, dep)
             if why is None:
                 continue
@@ -276,14 +285,14 @@ class StatusPoller:
                 continue
             logger.warning("poller: destroying instance %d: %s", instance.id, why)
             try:
-                self.services.vast.destroy_instance(instance.id)
+                self.vast.destroy_instance(instance.id)
                 report.destroyed += 1
             except VastError as error:
                 logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
         self._strays = candidates
 
     def _assess(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> _Work:
-        template = self.services.catalog.get(dep.template_slug)
+        template = self.catalog_get(dep.template_slug)
         verdict = states.assess(
             dep,
             instance,
@@ -291,7 +300,9 @@ class StatusPoller:
             now=now,
             timeout=self.timeout,
             host_lost_since=self._lost_since.get(dep.id),
-            start_requested=dep.status == "stopped" and self._start_requested(dep, now),
+            start_requested=(
+                dep.status == DeploymentStatus.STOPPED and self._start_requested(dep, now)
+            ),
         )
         if verdict.host_lost:
             self._lost_since.setdefault(dep.id, now)
@@ -302,7 +313,7 @@ class StatusPoller:
     def _start_requested(self, dep: DeploymentRecord, now: datetime) -> bool:
         """True while a user's Start on ``dep`` is claimed (the lease taken by the manage
         service)."""
-        lease = storage.get_lease(self.services.session_factory, start_claim_name(dep.id))
+        lease = storage.get_lease(self.sf, start_claim_name(dep.id))
         return lease is not None and lease.expires_at > now
 
     def _probe(self, work: list[_Work], now: datetime, report: TickReport) -> None:
@@ -322,7 +333,7 @@ class StatusPoller:
         """The list missed the instance: ask for it by id before calling it destroyed."""
         assert item.dep.instance_id is not None
         try:
-            instance = self.services.vast.get_instance(item.dep.instance_id)
+            instance = self.vast.get_instance(item.dep.instance_id)
         except VastError as error:
             logger.warning("poller: could not confirm instance %d: %s", item.dep.instance_id, error)
             item.verdict = states.Verdict(item.dep.status, status_msg=item.dep.status_msg)
@@ -342,19 +353,19 @@ class StatusPoller:
 
     def _apply(self, item: _Work, now: datetime, report: TickReport) -> None:
         dep, verdict = item.dep, item.verdict
-        sf = self.services.session_factory
-        fields: dict[str, Any] = {}
+        sf = self.sf
+        fields: dict[str, object] = {}
         if verdict.status_msg is not None and verdict.status_msg != dep.status_msg:
             fields["status_msg"] = verdict.status_msg
         if verdict.connection is not None and verdict.connection.differs_from(dep):
             fields.update(verdict.connection.fields())
         moved = verdict.status != dep.status
-        if moved and verdict.status in ("failed", "destroyed"):
+        if moved and verdict.status in storage.FINAL_STATUSES:
             fields["reason"] = verdict.reason
 
         if moved and verdict.destroy and dep.instance_id is not None:
             try:
-                self.services.vast.destroy_instance(dep.instance_id)
+                self.vast.destroy_instance(dep.instance_id)
                 report.destroyed += 1
             except VastError as error:
                 # Keep the state: the next tick reaches the same verdict and tries again.
@@ -369,13 +380,14 @@ class StatusPoller:
                 expected_status=dep.status,
                 new_status=verdict.status,
                 now=now,
+                actor=storage.SYSTEM_ACTOR,
                 **fields,
             )
             if not persisted:  # someone else moved it (a user action, another process)
                 return
             if moved:
                 report.changes += 1
-                if verdict.status == "failed" and verdict.reason:
+                if verdict.status == DeploymentStatus.FAILED and verdict.reason:
                     storage.add_event(sf, dep.id, storage.SYSTEM_ACTOR, "failed", verdict.reason)
             fresh = storage.get_deployment(sf, dep.id)
             if fresh is None:
@@ -384,27 +396,28 @@ class StatusPoller:
         else:
             old_status = dep.status
 
-        pending_ready = dep.status == "ready" and dep.ready_notified_at is None
+        pending_ready = dep.status == DeploymentStatus.READY and dep.ready_notified_at is None
         self._show(dep, item.template, now, report, force=(persisted and moved) or pending_ready)
 
         if not moved:
             if pending_ready:
                 self._notify_ready(dep, item, now, report)
-            elif dep.status == "ready" and dep.secrets_sent_at is None:
+            elif dep.status == DeploymentStatus.READY and dep.secrets_sent_at is None:
                 self._send_secrets(dep, item, now, report)  # a refused DM, tried again
             return
-        refresh_home = self.services.extras.get("refresh_home")
-        if refresh_home is not None:  # the requester's App Home lists this deployment
-            report.slack_calls += 1
-            refresh_home(dep.user_id, dep.team_id)
-        if dep.status == "ready":
+        report.slack_calls += 1  # the requester's App Home lists this deployment
+        self.on_change(dep)
+        if dep.status == DeploymentStatus.READY:
             self._notify_ready(dep, item, now, report)
-        elif dep.status == "failed":
-            self._thread(dep, notify.failed_text(dep), report)
-        elif dep.status == "destroyed":
-            self._thread(dep, notify.gone_text(dep), report)
-        elif dep.status == "stopped" and old_status == "ready":
-            self._thread(dep, notify.stopped_outside_text(dep), report)
+        elif dep.status == DeploymentStatus.FAILED:
+            report.slack_calls += 1
+            self.messages.failed(dep)
+        elif dep.status == DeploymentStatus.DESTROYED:
+            report.slack_calls += 1
+            self.messages.gone(dep)
+        elif dep.status == DeploymentStatus.STOPPED and old_status == DeploymentStatus.READY:
+            report.slack_calls += 1
+            self.messages.stopped_outside(dep)
 
     def _show(
         self,
@@ -418,7 +431,7 @@ class StatusPoller:
         """``chat.update`` the status message when what it shows changed."""
         if not dep.message_channel or not dep.message_ts:
             return
-        key = (dep.message_ts, visible_key(dep, now=now))
+        key = (dep.message_ts, self.messages.visible_key(dep, now=now))
         shown = self._shown.get(dep.id)
         if shown == key and not force:
             return
@@ -427,44 +440,25 @@ class StatusPoller:
             # message already shows this state; remember it instead of re-sending everything.
             self._shown[dep.id] = key
             return
-        payload = status_message(dep, template, now=now)
         report.slack_calls += 1
-        try:
-            self.services.notifier.update(dep.message_channel, dep.message_ts, payload)
-        except Exception as error:  # rate limit after retries, network: try next tick
-            logger.warning("poller: chat.update for deployment %d failed: %s", dep.id, error)
-            return
-        self._shown[dep.id] = key  # also after message_not_found: the poller carries on
-
-    def _thread(self, dep: DeploymentRecord, text: str, report: TickReport) -> bool:
-        """Reply in the status message's thread (DM the requester when there is none or the
-        channel refuses). Raises on Slack errors it cannot explain."""
-        notifier = self.services.notifier
-        report.slack_calls += 1
-        if dep.message_channel and dep.message_ts:
-            if notifier.reply(dep.message_channel, dep.message_ts, text):
-                return True
-            report.slack_calls += 1
-        return notifier.dm(dep.user_id, text) is not None
+        if self.messages.show_status(dep, template) is not Delivery.UNAVAILABLE:
+            # Sent, or refused for good (message deleted): the poller carries on. A rate limit
+            # or a network failure is tried again on the next tick.
+            self._shown[dep.id] = key
 
     def _notify_ready(
         self, dep: DeploymentRecord, item: _Work, now: datetime, report: TickReport
     ) -> None:
         """Post the ready notification exactly once across processes, then DM the secrets."""
-        sf = self.services.session_factory
+        sf = self.sf
         if dep.message_ts is None and now - dep.created_at < MESSAGE_GRACE:
             return  # the deploy service has not posted the status message yet
         if not storage.claim_ready_notification(sf, dep.id, now=now):
             return
         jupyter_token = item.instance.jupyter_token if item.instance is not None else None
-        text = notify.ready_text(dep, item.template, jupyter_token=jupyter_token)
-        try:
-            posted = self._thread(dep, text, report)
-        except Exception as error:
-            logger.warning("poller: ready notification for %d failed: %s", dep.id, error)
-            posted = False
-        if not posted:  # give the claim back: the next tick posts it
-            storage.release_ready_notification(sf, dep.id, now)
+        report.slack_calls += 1
+        if not self.messages.ready(dep, item.template, jupyter_token=jupyter_token):
+            storage.release_ready_notification(sf, dep.id, now)  # the next tick posts it
             return
         report.notified += 1
         self._send_secrets(dep, item, now, report)
@@ -476,29 +470,11 @@ class StatusPoller:
         if dep.secrets_sent_at is not None:
             return
         jupyter_token = item.instance.jupyter_token if item.instance is not None else None
-        payload = notify.secrets_dm(dep, item.template, jupyter_token=jupyter_token)
-        if payload is None:
-            return
-        sf = self.services.session_factory
-        if not storage.claim_secrets_dm(sf, dep.id, now=now):
+        if not storage.claim_secrets_dm(self.sf, dep.id, now=now):
             return
         report.slack_calls += 1
-        try:
-            sent = self.services.notifier.dm(dep.user_id, payload["text"], payload["blocks"])
-        except Exception as error:
-            logger.warning("poller: secrets DM for %d failed: %s", dep.id, type(error).__name__)
-            sent = None
-        if sent is None:  # refused or failed: give the claim back, the next tick tries again
-            storage.release_secrets_dm(sf, dep.id, now)
-
-
-def install_poller(services: Services) -> StatusPoller:
-    """Build the process's poller, add its job to ``services.scheduler``, keep it in
-    ``services.extras["poller"]`` and register :meth:`StatusPoller.close` in
-    ``services.extras["closers"]`` (run by ``Runtime.close`` after the scheduler stops)."""
-    poller = StatusPoller(services)
-    if services.scheduler is not None:
-        poller.install(services.scheduler)
-    services.extras["poller"] = poller
-    services.extras.setdefault("closers", []).append(poller.close)
-    return poller
+        sent = self.messages.secrets(
+            dep, item.template, user_id=dep.user_id, jupyter_token=jupyter_token
+        )
+        if not sent:  # nothing to send, refused or failed: give the claim back
+            storage.release_secrets_dm(self.sf, dep.id, now)

@@ -31,10 +31,10 @@ databases must not share one Vast.ai account (each would destroy the other's ins
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
 
 import storage
 from bot.services.deploy import (
@@ -44,7 +44,7 @@ from bot.services.deploy import (
     deployment_id_from_label,
 )
 from bot.vast.errors import VastError
-from storage import DeploymentRecord, SessionFactory
+from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +139,19 @@ def recover(
         for instance_id in instance_ids:
             if instance_id != keep:
                 _destroy(vast, instance_id, f"extra instance for deployment {dep_id}", report)
-        if dep.status == "creating":
-            storage.update_status(sf, dep_id, expected_status="creating", new_status="provisioning")
+        if dep.status == DeploymentStatus.CREATING:
+            storage.update_status(
+                sf,
+                dep_id,
+                expected_status=DeploymentStatus.CREATING,
+                new_status=DeploymentStatus.PROVISIONING,
+            )
             if dep_id not in report.changed:
                 report.changed.append(dep_id)
 
     attached = {dep_id for dep_id, _ in report.attached}
     cutoff = now - timedelta(seconds=grace_seconds)
-    for dep in storage.list_by_status(sf, ["creating"]):
+    for dep in storage.list_by_status(sf, [DeploymentStatus.CREATING]):
         if dep.id in attached:
             continue
         if dep.created_at >= cutoff:
@@ -154,7 +159,10 @@ def recover(
             continue
         if dep.instance_id is not None:
             if storage.update_status(
-                sf, dep.id, expected_status="creating", new_status="provisioning"
+                sf,
+                dep.id,
+                expected_status=DeploymentStatus.CREATING,
+                new_status=DeploymentStatus.PROVISIONING,
             ):
                 report.changed.append(dep.id)
             continue
@@ -177,18 +185,21 @@ def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> 
             service.tell_failure(dep, dep.reason or RESTART_REASON, retry_slug=dep.template_slug)
 
 
-def run_on_start(services: Any) -> RecoveryReport:
-    """The ``extras["on_start"]`` job: :func:`recover`, :func:`tell` (with
-    ``services.extras["deploy_service"]``), and a one-off re-run (APScheduler ``date`` job) when
-    young ``creating`` rows were left to their grace.
+def run_on_start(
+    sf: SessionFactory,
+    vast: VastApi,
+    service: DeployService,
+    scheduler: BaseScheduler | None = None,
+) -> RecoveryReport:
+    """The start-up job: :func:`recover`, :func:`tell` (with the deploy ``service``), and a
+    one-off re-run (APScheduler ``date`` job on ``scheduler``) when young ``creating`` rows
+    were left to their grace.
 
-    ``services`` is :class:`bot.services.context.Services`. Never raises: a failure is logged
-    so that the bot still starts.
+    Never raises: a failure is logged so that the bot still starts.
     """
-    service: DeployService = services.extras["deploy_service"]
     try:
-        report = recover(services.session_factory, services.vast)
-        tell(service, services.session_factory, report)
+        report = recover(sf, vast)
+        tell(service, sf, report)
     except Exception:
         logger.exception("start-up recovery failed")
         return RecoveryReport(skipped=True)
@@ -199,12 +210,15 @@ def run_on_start(services: Any) -> RecoveryReport:
         len(report.destroyed),
         len(report.pending),
     )
-    scheduler = services.scheduler
     if report.pending and scheduler is not None:
         latest = max(d.created_at for d in report.pending)
         run_at = latest + timedelta(seconds=GRACE_SECONDS + 5)
-        again: Callable[[], object] = lambda: run_on_start(services)  # noqa: E731
         scheduler.add_job(
-            again, "date", run_date=run_at, id="deploy-recovery", replace_existing=True
+            run_on_start,
+            "date",
+            args=(sf, vast, service, scheduler),
+            run_date=run_at,
+            id="deploy-recovery",
+            replace_existing=True,
         )
     return report

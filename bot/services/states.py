@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from bot.vast.models import Instance
 from catalog import Template
-from storage import LIVE_STATUSES, DeploymentRecord, encode_port_map
+from storage import LIVE_STATUSES, DeploymentRecord, DeploymentStatus, encode_port_map
 
 __all__ = [
     "LIST_GRACE",
@@ -44,7 +44,7 @@ __all__ = [
 
 #: Statuses the poller follows: the active ones plus ``stopped`` (it may be started again, or
 #: destroyed outside the bot).
-WATCHED_STATUSES: frozenset[str] = LIVE_STATUSES
+WATCHED_STATUSES: frozenset[DeploymentStatus] = LIVE_STATUSES
 #: How long a just-created instance may be missing from the list before we look it up.
 LIST_GRACE = timedelta(minutes=2)
 #: After a stop, how long a still-running instance is read as Vast.ai catching up rather than
@@ -53,7 +53,7 @@ STOP_SETTLE = timedelta(minutes=2)
 #: How long ``offline``/``unknown`` is tolerated before the deployment fails.
 OFFLINE_GRACE = timedelta(minutes=3)
 
-_BEFORE_READY = frozenset({"creating", "provisioning"})
+_BEFORE_READY = frozenset({DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING})
 _HOST_LOST = frozenset({"offline", "unknown"})
 # Error words the official CLI fails on (vast-api.md §4), plus registry refusals (§7 pitfall 9).
 _ERROR_RE = re.compile(
@@ -114,7 +114,7 @@ class Verdict:
         host_lost: the instance is ``offline``/``unknown`` (the poller tracks since when).
     """
 
-    status: str
+    status: DeploymentStatus
     reason: str | None = None
     status_msg: str | None = None
     connection: Connection | None = None
@@ -182,7 +182,7 @@ def _timeout_verdict(
         f"{where} Slow hosts can take long to pull a big image: deploy again, preferably on "
         "a GPU with a faster download."
     )
-    return Verdict("failed", reason=reason, status_msg=dep.status_msg, destroy=True)
+    return Verdict(DeploymentStatus.FAILED, reason=reason, status_msg=dep.status_msg, destroy=True)
 
 
 def _settled(dep: DeploymentRecord, now: datetime) -> bool:
@@ -227,7 +227,7 @@ def assess(
         if now - dep.created_at < list_grace:
             return Verdict(dep.status, status_msg=dep.status_msg)
         return Verdict(
-            "destroyed",
+            DeploymentStatus.DESTROYED,
             reason=(
                 "The instance is gone from Vast.ai (destroyed outside the bot, or the host "
                 "removed it), so nothing bills any more. Deploy again if you still need it."
@@ -245,10 +245,12 @@ def assess(
     # stopped container reports ``exited``, which is not a crash then.
     vast_stopped = instance.cur_state == intended == instance.next_state == "stopped"
     stopped_on_vast = vast_stopped or intended == "stopped"
-    if stopped_on_vast or (actual in ("stopped", "frozen") and dep.status != "stopped"):
+    if stopped_on_vast or (
+        actual in ("stopped", "frozen") and dep.status != DeploymentStatus.STOPPED
+    ):
         if before_ready:
             return Verdict(
-                "failed",
+                DeploymentStatus.FAILED,
                 reason=(
                     "Vast.ai stopped the instance before it was ready (the account may be out "
                     "of credit, or the GPU was taken back), so I destroyed it. Check your "
@@ -259,13 +261,15 @@ def assess(
             )
         # A ready instance stopped outside the bot (credit, outbid, console) stays: the user
         # may start it again or destroy it from the message.
-        return Verdict("stopped", status_msg=msg)
+        return Verdict(DeploymentStatus.STOPPED, status_msg=msg)
 
-    if actual == "exited" and dep.status == "stopped":
-        return Verdict("stopped", status_msg=msg)  # being started again: not running yet
+    if actual == "exited" and dep.status == DeploymentStatus.STOPPED:
+        return Verdict(
+            DeploymentStatus.STOPPED, status_msg=msg
+        )  # being started again: not running yet
     if actual == "exited":
         return Verdict(
-            "failed",
+            DeploymentStatus.FAILED,
             reason=(
                 f"The app's container exited (Vast.ai: {_short(msg) or 'exited'}), so I destroyed "
                 "the instance to stop billing. Check the template's image and launch command, "
@@ -282,7 +286,7 @@ def assess(
             else "the container could not be started"
         )
         return Verdict(
-            "failed",
+            DeploymentStatus.FAILED,
             reason=(
                 f"Vast.ai reports that {what}: {_short(msg)}. I destroyed the instance so it "
                 "stops billing. Check the template's image name (and that it is public), then "
@@ -297,7 +301,7 @@ def assess(
         if now - lost_since >= offline_grace:
             minutes = offline_grace.total_seconds() / 60
             return Verdict(
-                "failed",
+                DeploymentStatus.FAILED,
                 reason=(
                     f"The host has been `{actual}` on Vast.ai for over {minutes:g} minutes (it "
                     "lost its connection), so I destroyed the instance. Deploy again on "
@@ -313,30 +317,36 @@ def assess(
         return verdict
 
     if actual == "running" and intended == "running":
-        if dep.status == "stopped" and not start_requested and not _settled(dep, now):
+        if (
+            dep.status == DeploymentStatus.STOPPED
+            and not start_requested
+            and not _settled(dep, now)
+        ):
             # Just stopped by a user, and Vast.ai's list still shows the old state: not a start.
-            return Verdict("stopped", status_msg=msg)
+            return Verdict(DeploymentStatus.STOPPED, status_msg=msg)
         connection = _connection(instance)
-        if dep.status == "ready":
+        if dep.status == DeploymentStatus.READY:
             if connection.ports_json is None:  # ports vanish briefly on restarts: keep the old
-                return Verdict("ready", status_msg=msg)
-            return Verdict("ready", status_msg=msg, connection=connection)
+                return Verdict(DeploymentStatus.READY, status_msg=msg)
+            return Verdict(DeploymentStatus.READY, status_msg=msg, connection=connection)
         required = list(template.ports) if template is not None else []
         all_mapped = instance.public_ipaddr is not None and all(
             instance.host_port(port) is not None for port in required
         )
         if all_mapped:
             url = probe_url(instance, template) if template is not None else None
-            target = dep.status if url is not None else "ready"
+            target = dep.status if url is not None else DeploymentStatus.READY
             return Verdict(target, status_msg=msg, connection=connection, probe_url=url)
-        waiting = "provisioning" if dep.status == "creating" else dep.status
+        waiting = (
+            DeploymentStatus.PROVISIONING if dep.status == DeploymentStatus.CREATING else dep.status
+        )
         if _timed_out(dep, now, timeout):
             return _timeout_verdict(dep, instance, timeout)
         return Verdict(waiting, status_msg=msg, connection=connection)
 
     # Booting: null, created, loading, rebooting (or running while a stop/start is underway).
-    if dep.status == "creating":
-        return Verdict("provisioning", status_msg=msg)
+    if dep.status == DeploymentStatus.CREATING:
+        return Verdict(DeploymentStatus.PROVISIONING, status_msg=msg)
     if _timed_out(dep, now, timeout):
         return _timeout_verdict(dep, instance, timeout)
     return Verdict(dep.status, status_msg=msg)
@@ -349,7 +359,7 @@ def after_probe(
     else still provisioning (or failed past the timeout). Starting a ``stopped`` deployment
     again has no timeout here."""
     if up:
-        return replace(verdict, status="ready", probe_url=None)
+        return replace(verdict, status=DeploymentStatus.READY, probe_url=None)
     if _timed_out(dep, now, timeout):
         minutes = timeout.total_seconds() / 60
         reason = (
@@ -357,6 +367,10 @@ def after_probe(
             "minutes, so I destroyed the instance to stop billing. The app may need more "
             "VRAM or time to load its model: deploy again, maybe on a bigger GPU."
         )
-        return replace(verdict, status="failed", reason=reason, probe_url=None, destroy=True)
-    target = "provisioning" if dep.status == "creating" else dep.status
+        return replace(
+            verdict, status=DeploymentStatus.FAILED, reason=reason, probe_url=None, destroy=True
+        )
+    target = (
+        DeploymentStatus.PROVISIONING if dep.status == DeploymentStatus.CREATING else dep.status
+    )
     return replace(verdict, status=target, probe_url=None)

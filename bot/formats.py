@@ -1,0 +1,54 @@
+"""Text formats shared by Block Kit builders and services (pure: no Slack, no database).
+
+Services write short mrkdwn answers (an action's outcome, the picker's credit warning) and
+blocks render messages; both format money, durations and mentions the same way from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def money(dollars: float) -> str:
+    """``$0.83``; amounts under a cent keep three decimals (``$0.004``)."""
+    if 0 < abs(dollars) < 0.01:
+        return f"${dollars:.3f}"
+    return f"${dollars:,.2f}"
+
+
+def mentions(user_ids: Iterable[str]) -> str:
+    """``<@U1>, <@U2> or <@U3>``; empty text for no users."""
+    names = [f"<@{user}>" for user in sorted(user_ids)]
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``3m 05s``, ``2h 07m``, ``3d 4h`` (``seconds`` in seconds)."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def format_elapsed(seconds: float) -> str:
+    """Coarse elapsed time for progress lines, so the text changes at most once a minute:
+    ``under a minute``, ``3 min`` (under 10 min), ``25 min`` (5-minute steps under an hour),
+    ``1 h 15 min`` (15-minute steps)."""
+    minutes = max(0, int(seconds)) // 60
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 10:
+        return f"{minutes} min"
+    if minutes < 60:
+        return f"{minutes // 5 * 5} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest // 15 * 15:02d} min"

@@ -1,0 +1,223 @@
+"""The Slack side of the services' messages port (:class:`bot.services.ports.Messages`).
+
+Each message the services send is rendered here, once, by the pure builders in
+:mod:`bot.blocks`, and sent through the :class:`bot.notifier.Notifier`. Every Slack failure
+(a refusal, a 429 after slack_sdk's retries, a network error) is logged in one line, without
+the payload, and returned as ``False``/``None``: no service has to catch Slack's exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.blocks import deploy as deploy_blocks
+from bot.blocks import notify
+from bot.blocks.home import home_view
+from bot.blocks.status import status_message, visible_key
+from bot.formats import money
+from bot.services.ports import Delivery, HomeData, PostedLike
+from catalog import OfferLike, Template
+from storage import DeploymentRecord, utcnow
+
+logger = logging.getLogger(__name__)
+
+_ACTION_TEXT = {
+    "stop": ":double_vertical_bar: <@{actor}> stopped it: the GPU is released, the disk still "
+    "bills.",
+    "start": ":arrow_forward: <@{actor}> started it again; this message turns Ready when the app "
+    "answers.",
+    "destroy": ":wastebasket: <@{actor}> destroyed it. Total cost {cost}.",
+}
+
+
+class NotifierLike(Protocol):
+    """The parts of :class:`bot.notifier.Notifier` the messages use."""
+
+    def post_status(self, channel: str, user_id: str, payload: dict[str, Any]) -> PostedLike: ...
+
+    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> bool: ...
+
+    def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> bool: ...
+
+    def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None: ...
+
+
+class HomeNotifierLike(NotifierLike, Protocol):
+    """A notifier that can also publish the Home tab and name the workspace."""
+
+    def publish_home(self, user_id: str, view: Any) -> None: ...
+
+    def team_id(self) -> str: ...
+
+
+def _failure(what: str, error: Exception) -> None:
+    code = getattr(getattr(error, "response", None), "get", lambda _key: None)("error")
+    logger.warning("%s failed: %s", what, code or type(error).__name__)
+
+
+class SlackMessages:
+    """Renders and sends the services' messages (see the module docstring).
+
+    Args:
+        notifier: a :class:`bot.notifier.Notifier` (tests pass a recording stand-in).
+        clock: aware UTC now, for the running times and costs shown.
+    """
+
+    def __init__(
+        self, notifier: HomeNotifierLike, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.notifier = notifier
+        self.clock = clock
+
+    # -- the status message ----------------------------------------------------------------
+
+    def post_status(self, dep: DeploymentRecord, template: Template | None) -> PostedLike | None:
+        """See :meth:`bot.services.ports.Messages.post_status`."""
+        try:
+            payload = status_message(dep, template, now=self.clock())
+            return self.notifier.post_status(dep.channel_id, dep.user_id, payload)
+        except Exception as error:  # Slack down or refusing: the caller rents nothing
+            _failure(f"status message of deployment {dep.id}", error)
+            return None
+
+    def show_status(
+        self, dep: DeploymentRecord, template: Template | None, *, note: str | None = None
+    ) -> Delivery:
+        """See :meth:`bot.services.ports.Messages.show_status`."""
+        if not dep.message_channel or not dep.message_ts:
+            return Delivery.REFUSED
+        try:
+            payload = status_message(dep, template, now=self.clock(), note=note)
+            sent = self.notifier.update(dep.message_channel, dep.message_ts, payload)
+        except Exception as error:  # rate limit after retries, network: the caller retries
+            _failure(f"chat.update of deployment {dep.id}", error)
+            return Delivery.UNAVAILABLE
+        return Delivery.SENT if sent else Delivery.REFUSED
+
+    def visible_key(self, dep: DeploymentRecord, *, now: datetime) -> Hashable:
+        """See :func:`bot.blocks.status.visible_key`."""
+        return visible_key(dep, now=now)
+
+    # -- thread notes ----------------------------------------------------------------------
+
+    def _thread(self, dep: DeploymentRecord, text: str, blocks: Any = None) -> bool:
+        """Reply in the status message's thread; DM the requester when there is no thread or
+        the channel refuses."""
+        try:
+            if (
+                dep.message_channel
+                and dep.message_ts
+                and self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
+            ):
+                return True
+            return self.notifier.dm(dep.user_id, text, blocks) is not None
+        except Exception as error:
+            _failure(f"thread note of deployment {dep.id}", error)
+            return False
+
+    def offer_switched(
+        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
+    ) -> bool:
+        """See :func:`bot.blocks.deploy.offer_switched_note`."""
+        if not dep.message_channel or not dep.message_ts:
+            return False
+        payload = deploy_blocks.offer_switched_note(dep, taken, replacement)
+        try:
+            return self.notifier.reply(
+                dep.message_channel, dep.message_ts, payload["text"], payload.get("blocks")
+            )
+        except Exception as error:
+            _failure(f"offer-switched note of deployment {dep.id}", error)
+            return False
+
+    def deploy_failed(
+        self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
+    ) -> bool:
+        """See :func:`bot.blocks.deploy.failure_note`."""
+        payload = deploy_blocks.failure_note(dep, reason, retry_slug=retry_slug)
+        return self._thread(dep, payload["text"], payload.get("blocks"))
+
+    def ready(
+        self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
+    ) -> bool:
+        """See :func:`bot.blocks.notify.ready_text`."""
+        return self._thread(dep, notify.ready_text(dep, template, jupyter_token=jupyter_token))
+
+    def failed(self, dep: DeploymentRecord) -> bool:
+        """See :func:`bot.blocks.notify.failed_text`."""
+        return self._thread(dep, notify.failed_text(dep))
+
+    def gone(self, dep: DeploymentRecord) -> bool:
+        """See :func:`bot.blocks.notify.gone_text`."""
+        return self._thread(dep, notify.gone_text(dep))
+
+    def stopped_outside(self, dep: DeploymentRecord) -> bool:
+        """See :func:`bot.blocks.notify.stopped_outside_text`."""
+        return self._thread(dep, notify.stopped_outside_text(dep))
+
+    def action_done(self, dep: DeploymentRecord, action: str, actor: str, cost: float) -> bool:
+        """Who stopped/started/destroyed it, in the thread (the channel's audit trail)."""
+        if not dep.message_channel or not dep.message_ts or action not in _ACTION_TEXT:
+            return False
+        text = _ACTION_TEXT[action].format(actor=actor, cost=money(cost))
+        try:
+            return self.notifier.reply(dep.message_channel, dep.message_ts, text)
+        except Exception as error:
+            _failure(f"thread reply of deployment {dep.id}", error)
+            return False
+
+    # -- direct messages and the Home tab --------------------------------------------------
+
+    def secrets(
+        self,
+        dep: DeploymentRecord,
+        template: Template | None,
+        *,
+        user_id: str,
+        jupyter_token: str | None = None,
+    ) -> bool | None:
+        """See :func:`bot.blocks.notify.secrets_dm` (secrets only ever go by DM)."""
+        payload = notify.secrets_dm(dep, template, jupyter_token=jupyter_token)
+        if payload is None:
+            return None
+        try:
+            return self.notifier.dm(user_id, payload["text"], payload["blocks"]) is not None
+        except Exception as error:
+            _failure(f"login DM of deployment {dep.id}", error)
+            return False
+
+    def dm(self, user_id: str, text: str) -> bool:
+        """A plain DM."""
+        try:
+            return self.notifier.dm(user_id, text) is not None
+        except Exception as error:
+            _failure("DM", error)
+            return False
+
+    def publish_home(self, user_id: str, home: HomeData) -> bool:
+        """See :func:`bot.blocks.home.home_view`."""
+        try:
+            view = home_view(
+                deployments=home.deployments,
+                now=home.now,
+                user_month=home.user_month,
+                workspace_month=home.workspace_month,
+                month_label=home.month_label,
+                notice=home.notice,
+            )
+            self.notifier.publish_home(user_id, view)
+            return True
+        except Exception as error:
+            _failure(f"views.publish for {user_id}", error)
+            return False
+
+    def team_id(self) -> str | None:
+        """The bot token's workspace (``auth.test``)."""
+        try:
+            return str(self.notifier.team_id()) or None
+        except Exception as error:
+            _failure("auth.test", error)
+            return None

@@ -1,0 +1,71 @@
+"""The App Home tab: each user's live deployments and this month's spend."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bot.services.listings import ListingService
+from bot.services.ports import HomeData, Messages
+from storage import DeploymentRecord, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class HomeService:
+    """Publishes Home tabs (``views.publish`` through the messages port).
+
+    Args:
+        listings: reads deployments and the month's spend.
+        messages: the messages port.
+    """
+
+    def __init__(self, listings: ListingService, messages: Messages) -> None:
+        self.listings = listings
+        self.messages = messages
+        self._team_id: str | None = None
+        self._lock = threading.Lock()
+
+    def remember_team(self, team_id: str) -> None:
+        """Keep the workspace id a Slack payload named (spares an ``auth.test``)."""
+        with self._lock:
+            self._team_id = self._team_id or team_id
+
+    def team_id(self) -> str | None:
+        """The workspace id: remembered, else ``auth.test`` once."""
+        with self._lock:
+            if self._team_id is None:
+                self._team_id = self.messages.team_id()
+            return self._team_id
+
+    def data(self, user_id: str, team_id: str, *, notice: str | None = None) -> HomeData:
+        """What ``user_id``'s Home shows now."""
+        now = utcnow()
+        report = self.listings.month_report(team_id, now)
+        return HomeData(
+            deployments=self.listings.live_for_user(team_id, user_id),
+            now=now,
+            user_month=report.for_user(user_id).dollars,
+            workspace_month=report.total,
+            month_label=report.start.strftime("%B %Y"),
+            notice=notice,
+        )
+
+    def refresh(
+        self, user_id: str, team_id: str | None = None, *, notice: str | None = None
+    ) -> bool:
+        """Publish ``user_id``'s Home tab. Call it whenever one of the user's deployments
+        changes; pass ``team_id`` (the deployment's) when known. Returns False on any failure
+        (logged, never raised), so the poller can call it freely."""
+        try:
+            team = team_id or self.team_id()
+            if team is None:
+                return False
+            return self.messages.publish_home(user_id, self.data(user_id, team, notice=notice))
+        except Exception:  # a database hiccup must not break the caller's action
+            logger.warning("Home tab of %s not refreshed", user_id, exc_info=True)
+            return False
+
+    def deployment_changed(self, dep: DeploymentRecord) -> None:
+        """``on_change`` callback for the poller and the manage actions."""
+        self.refresh(dep.user_id, dep.team_id)

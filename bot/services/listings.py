@@ -1,0 +1,70 @@
+"""What ``/templates mine``, ``/templates running`` and ``/templates costs`` list (data only:
+the listeners render it with :mod:`bot.blocks.manage`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from bot import pricing
+from storage import (
+    LIVE_STATUSES,
+    DeploymentRecord,
+    SessionFactory,
+    list_events,
+    list_for_team,
+    list_for_user,
+)
+
+RECENT_ENDED = timedelta(days=7)
+"""``/templates mine`` also lists deployments that ended this recently."""
+
+
+def newest_first(deps: Iterable[DeploymentRecord]) -> list[DeploymentRecord]:
+    """``deps`` sorted by creation, newest first."""
+    return sorted(deps, key=lambda d: (d.created_at, d.id), reverse=True)
+
+
+class ListingService:
+    """Reads deployments and spend for one workspace at a time.
+
+    Args:
+        session_factory: storage's sessionmaker.
+    """
+
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self.sf = session_factory
+
+    def mine(self, team_id: str, user_id: str, now: datetime) -> list[DeploymentRecord]:
+        """The user's live deployments (newest first), then those ended in the last
+        :data:`RECENT_ENDED` (newest first)."""
+        deps = list_for_user(self.sf, team_id, user_id)
+        live = [d for d in deps if d.status in LIVE_STATUSES]
+        ended = [
+            d
+            for d in deps
+            if d.status not in LIVE_STATUSES and now - d.last_state_change_at <= RECENT_ENDED
+        ]
+        return newest_first(live) + newest_first(ended)
+
+    def running(self, team_id: str) -> list[DeploymentRecord]:
+        """The workspace's live deployments (creating, provisioning, ready, stopped), newest
+        first."""
+        return newest_first(list_for_team(self.sf, team_id, LIVE_STATUSES))
+
+    def live_for_user(self, team_id: str, user_id: str) -> list[DeploymentRecord]:
+        """The user's live deployments, newest first (the App Home)."""
+        return newest_first(list_for_user(self.sf, team_id, user_id, LIVE_STATUSES))
+
+    def month_report(self, team_id: str, now: datetime) -> pricing.CostReport:
+        """The workspace's spend this month (UTC) up to ``now``: :func:`bot.pricing.cost_report`
+        over its deployments, reading the event log only for deployments that began before
+        the month."""
+        start, end = pricing.month_window(now)
+
+        def periods_for(dep: DeploymentRecord) -> list[pricing.Period]:
+            return pricing.periods_from_events(dep, list_events(self.sf, dep.id), now)
+
+        return pricing.cost_report(
+            list_for_team(self.sf, team_id), start=start, end=end, now=now, periods_for=periods_for
+        )

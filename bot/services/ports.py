@@ -1,0 +1,136 @@
+"""What the services need from Slack, as one port (``Messages``), so that they import neither
+slack_sdk nor the Block Kit builders.
+
+:class:`bot.messages.SlackMessages` implements it: each message has one renderer there, and
+every Slack failure (a refusal, a 429 after retries, a network error) comes back as ``False``
+(or ``None``), never as an exception, so a service decides what a failure means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from catalog import OfferLike, Template
+from storage import DeploymentRecord
+
+
+class Delivery(StrEnum):
+    """How a message edit went: Slack took it (``sent``), refused it for good (``refused``:
+    e.g. the message was deleted), or could not be reached or rate-limited us after retries
+    (``unavailable``: worth trying again later)."""
+
+    SENT = "sent"
+    REFUSED = "refused"
+    UNAVAILABLE = "unavailable"
+
+
+class PostedLike(Protocol):
+    """Where the status message landed (:class:`bot.notifier.Posted`)."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def ts(self) -> str: ...
+    @property
+    def fallback_reason(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class HomeData:
+    """What a user's App Home shows: their live ``deployments`` (newest first), this month's
+    spend in $ (``user_month`` theirs, ``workspace_month`` everyone's), the month's name
+    (``"December 2026"``) and an optional ``notice`` (mrkdwn) on top."""
+
+    deployments: Sequence[DeploymentRecord]
+    now: datetime
+    user_month: float
+    workspace_month: float
+    month_label: str
+    notice: str | None = None
+
+
+class Messages(Protocol):
+    """Every message the services send (implemented by :class:`bot.messages.SlackMessages`).
+
+    Methods return True when Slack accepted the message, False when it did not (logged by the
+    implementation); none raises for a Slack or network failure.
+    """
+
+    def post_status(self, dep: DeploymentRecord, template: Template | None) -> PostedLike | None:
+        """Post the status message of ``dep`` in its channel (or, when the bot cannot post
+        there, in the requester's DM, saying why); None when Slack refused both."""
+        ...
+
+    def show_status(
+        self, dep: DeploymentRecord, template: Template | None, *, note: str | None = None
+    ) -> Delivery:
+        """``chat.update`` the status message of ``dep`` to its current state (``note``: an
+        extra context line). ``refused`` when ``dep`` has no message."""
+        ...
+
+    def visible_key(self, dep: DeploymentRecord, *, now: datetime) -> Hashable:
+        """What the status message of ``dep`` shows that can change over time: equal keys
+        mean an edit would show nothing new."""
+        ...
+
+    def offer_switched(
+        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
+    ) -> bool:
+        """Thread reply: the chosen offer was taken and ``replacement`` is tried instead."""
+        ...
+
+    def deploy_failed(
+        self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
+    ) -> bool:
+        """Tell the requester ``dep`` could not be deployed (thread, else DM), with a **Pick
+        another GPU** button for template ``retry_slug``."""
+        ...
+
+    def ready(
+        self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
+    ) -> bool:
+        """The ready notification in the thread (DM when there is no thread), no secret in it."""
+        ...
+
+    def failed(self, dep: DeploymentRecord) -> bool:
+        """Thread note: the deployment failed (its ``reason``)."""
+        ...
+
+    def gone(self, dep: DeploymentRecord) -> bool:
+        """Thread note: the instance disappeared on Vast.ai."""
+        ...
+
+    def stopped_outside(self, dep: DeploymentRecord) -> bool:
+        """Thread note: the instance was stopped outside the bot."""
+        ...
+
+    def action_done(self, dep: DeploymentRecord, action: str, actor: str, cost: float) -> bool:
+        """Thread note: ``actor`` stopped/started/destroyed ``dep`` (``cost`` in $ so far)."""
+        ...
+
+    def secrets(
+        self,
+        dep: DeploymentRecord,
+        template: Template | None,
+        *,
+        user_id: str,
+        jupyter_token: str | None = None,
+    ) -> bool | None:
+        """DM ``user_id`` the login of ``dep``; None when it has no secret to send."""
+        ...
+
+    def dm(self, user_id: str, text: str) -> bool:
+        """A plain DM to ``user_id``."""
+        ...
+
+    def publish_home(self, user_id: str, home: HomeData) -> bool:
+        """``views.publish`` the App Home of ``user_id``."""
+        ...
+
+    def team_id(self) -> str | None:
+        """The workspace id of the bot token (``auth.test``), None when Slack cannot say."""
+        ...
