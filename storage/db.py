@@ -199,5 +199,5 @@ def ping(engine: Engine) -> bool:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - any failure means "database down"
+    except Exception:  # any failure means "database down"
         return False

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -46,7 +47,10 @@ class DeploymentStatus(StrEnum):
     """Values of ``deployments.status`` (DESIGN.md, "Deployment states").
 
     ``creating`` → ``provisioning`` → ``ready`` → (``stopped`` ⇄ ``ready``) → ``destroyed``;
-    ``failed`` from any state, with a reason.
+    ``failed`` from any state, with a reason. With approvals, a request waits in
+    ``pending_approval`` and ends ``denied`` or ``expired`` when not approved. A StrEnum, so a
+    member equals its string (``DeploymentStatus.READY == "ready"``). Every value fits the
+    ``String(16)`` column.
     """
 
     CREATING = "creating"
@@ -55,17 +59,47 @@ class DeploymentStatus(StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
     DESTROYED = "destroyed"
+    PENDING_APPROVAL = "pending_approval"
+    DENIED = "denied"
+    EXPIRED = "expired"
 
 
 #: States on the way to, or at, a running app (a stopped one is not active: it is parked).
-ACTIVE_STATUSES: frozenset[str] = frozenset(
+ACTIVE_STATUSES: frozenset[DeploymentStatus] = frozenset(
     {DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING, DeploymentStatus.READY}
 )
 #: States with an instance that still exists and may bill: the active ones plus ``stopped``.
 #: The status poller follows these; listings show them as running.
-LIVE_STATUSES: frozenset[str] = ACTIVE_STATUSES | {DeploymentStatus.STOPPED}
+LIVE_STATUSES: frozenset[DeploymentStatus] = ACTIVE_STATUSES | {DeploymentStatus.STOPPED}
 #: States a deployment never leaves.
-FINAL_STATUSES: frozenset[str] = frozenset({DeploymentStatus.FAILED, DeploymentStatus.DESTROYED})
+FINAL_STATUSES: frozenset[DeploymentStatus] = frozenset(
+    {
+        DeploymentStatus.FAILED,
+        DeploymentStatus.DESTROYED,
+        DeploymentStatus.DENIED,
+        DeploymentStatus.EXPIRED,
+    }
+)
+
+STATUS_LENGTH = 16
+"""Width of every status column (``String(16)``); the longest value, ``pending_approval``, fits."""
+
+
+def status_type() -> Enum:
+    """Column type of a :class:`DeploymentStatus`: the enum's values in a plain ``VARCHAR(16)``.
+
+    Not a native (PostgreSQL ``CREATE TYPE``) enum and no CHECK constraint, so the schema is the
+    ``String(16)`` of the migrations. Binding accepts members and their strings; an unknown
+    string raises (``validate_strings``); reading gives members.
+    """
+    return Enum(
+        DeploymentStatus,
+        native_enum=False,
+        create_constraint=False,
+        values_callable=lambda members: [m.value for m in members],
+        length=STATUS_LENGTH,
+        validate_strings=True,
+    )
 
 
 class Deployment(Base):
@@ -102,7 +136,10 @@ class Deployment(Base):
     """Total price in $/hour."""
     disk_gb: Mapped[float] = mapped_column(Float)
     """Disk size in GB."""
-    status: Mapped[str] = mapped_column(String(16), default=DeploymentStatus.CREATING)
+    status: Mapped[DeploymentStatus] = mapped_column(
+        status_type(), default=DeploymentStatus.CREATING
+    )
+    """Current state (:class:`DeploymentStatus`), stored as its string value."""
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     """Why the deployment failed, in words a user can read."""
     status_msg: Mapped[str | None] = mapped_column(Text, default=None)
@@ -124,10 +161,10 @@ class Deployment(Base):
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """First entry into ``ready`` (time to ready = ``ready_at - created_at``)."""
     ready_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    #: When the requester was sent the deployment's secrets by DM (claimed like the ready
-    #: notification, so the DM goes out once and is retried when Slack refused it).
-    secrets_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """Set once, by the process that won the right to post the ready notification."""
+    secrets_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the requester was sent the deployment's secrets by DM (claimed like the ready
+    notification, so the DM goes out once and is retried when Slack refused it)."""
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """Latest entry into ``stopped``."""
     destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -157,6 +194,11 @@ class DeploymentEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     """E.g. requested, created, status, ready, notified, stop, start, destroy, failed."""
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+    """Free text for people (for ``status`` events ``"old -> new"``); never parsed."""
+    from_status: Mapped[DeploymentStatus | None] = mapped_column(status_type(), default=None)
+    """For ``status`` events: the status left; ``None`` for every other action."""
+    to_status: Mapped[DeploymentStatus | None] = mapped_column(status_type(), default=None)
+    """For ``status`` events: the status entered; ``None`` for every other action."""
 
 
 class Lease(Base):

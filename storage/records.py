@@ -7,7 +7,14 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from storage.models import ACTIVE_STATUSES, FINAL_STATUSES, Deployment, DeploymentEvent, Lease
+from storage.models import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    Deployment,
+    DeploymentEvent,
+    DeploymentStatus,
+    Lease,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +40,7 @@ class DeploymentRecord:
     gpu_ram_gb: float
     dph_total: float
     disk_gb: float
-    status: str
+    status: DeploymentStatus
     reason: str | None
     status_msg: str | None
     request_key: str
@@ -72,7 +79,8 @@ class DeploymentRecord:
 
     @property
     def is_final(self) -> bool:
-        """True in ``failed`` or ``destroyed``."""
+        """True in a state the deployment never leaves (:data:`~storage.models.FINAL_STATUSES`:
+        ``failed``, ``destroyed``, ``denied``, ``expired``)."""
         return self.status in FINAL_STATUSES
 
     @property
@@ -82,13 +90,20 @@ class DeploymentRecord:
 
     @classmethod
     def from_model(cls, row: Deployment) -> DeploymentRecord:
-        """Copy every column of ``row``."""
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        """Copy every column of ``row``; ``status`` as a :class:`DeploymentStatus` even when the
+        row was just assigned a plain string."""
+        values = {f.name: getattr(row, f.name) for f in fields(cls)}
+        values["status"] = DeploymentStatus(values["status"])
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """A read-only copy of a ``deployment_events`` row."""
+    """A read-only copy of a ``deployment_events`` row.
+
+    ``from_status``/``to_status`` are set on ``status`` events only (the change they record);
+    ``detail`` is text for people and is never parsed.
+    """
 
     id: int
     deployment_id: int
@@ -96,11 +111,17 @@ class EventRecord:
     actor: str
     action: str
     detail: str | None
+    from_status: DeploymentStatus | None = None
+    to_status: DeploymentStatus | None = None
 
     @classmethod
     def from_model(cls, row: DeploymentEvent) -> EventRecord:
-        """Copy every column of ``row``."""
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        """Copy every column of ``row`` (statuses as :class:`DeploymentStatus`)."""
+        values = {f.name: getattr(row, f.name) for f in fields(cls)}
+        for name in ("from_status", "to_status"):
+            if values[name] is not None:
+                values[name] = DeploymentStatus(values[name])
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)

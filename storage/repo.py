@@ -6,7 +6,9 @@ results after the transaction. Writes use :func:`storage.db.write_transaction` (
 IMMEDIATE`` on SQLite). Functions that must be decided once across processes (a request key,
 the ready notification, a lease) rely on the database: a unique constraint or a conditional
 ``UPDATE ... WHERE``; they are safe on SQLite and PostgreSQL. ``now`` defaults to
-:func:`storage.types.utcnow` and must be an aware datetime.
+:func:`storage.types.utcnow` and must be an aware datetime. Status arguments are
+:class:`~storage.models.DeploymentStatus` members or their bare strings (a StrEnum); a string
+that is no status raises ``ValueError``, except ``expected_status`` (it then just never matches).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from storage.records import DeploymentRecord, EventRecord, LeaseRecord
 from storage.types import utcnow
 
 SYSTEM_ACTOR = "system"
-_STATUSES = frozenset(s.value for s in DeploymentStatus)
 #: Columns that ``update_status(**fields)`` may set; the rest are kept by the repository.
 UPDATABLE_FIELDS = frozenset(
     {
@@ -60,13 +61,48 @@ def _rowcount(result: Any) -> int:
 
 
 def _event(
-    session: Session, deployment_id: int, actor: str, action: str, detail: str | None, now: datetime
+    session: Session,
+    deployment_id: int,
+    actor: str,
+    action: str,
+    detail: str | None,
+    now: datetime,
+    *,
+    from_status: DeploymentStatus | None = None,
+    to_status: DeploymentStatus | None = None,
 ) -> DeploymentEvent:
     event = DeploymentEvent(
-        deployment_id=deployment_id, at=now, actor=actor, action=action, detail=detail
+        deployment_id=deployment_id,
+        at=now,
+        actor=actor,
+        action=action,
+        detail=detail,
+        from_status=from_status,
+        to_status=to_status,
     )
     session.add(event)
     return event
+
+
+def _status(value: DeploymentStatus | str) -> DeploymentStatus:
+    """``value`` as a member; a bare string is accepted at run time.
+
+    Raises:
+        ValueError: not a deployment status.
+    """
+    try:
+        return DeploymentStatus(value)
+    except ValueError:
+        raise ValueError(f"unknown deployment status {value!r}") from None
+
+
+def _values(statuses: Iterable[DeploymentStatus]) -> list[DeploymentStatus]:
+    """``statuses`` (members or bare strings) as members, for ``IN (...)``.
+
+    Raises:
+        ValueError: one of them is not a deployment status (a typo would match nothing).
+    """
+    return [_status(s) for s in statuses]
 
 
 # --- deployments: create and read -------------------------------------------------------
@@ -122,7 +158,7 @@ def create_deployment(
                 disk_gb=disk_gb,
                 simulated=simulated,
                 web_password=web_password,
-                status=DeploymentStatus.CREATING.value,
+                status=DeploymentStatus.CREATING,
                 ready_seconds=0.0,
                 stopped_seconds=0.0,
                 version=1,
@@ -178,9 +214,11 @@ def _list(sf: SessionFactory, *conditions: Any) -> list[DeploymentRecord]:
         return [DeploymentRecord.from_model(row) for row in rows]
 
 
-def list_by_status(sf: SessionFactory, statuses: Iterable[str]) -> list[DeploymentRecord]:
+def list_by_status(
+    sf: SessionFactory, statuses: Iterable[DeploymentStatus]
+) -> list[DeploymentRecord]:
     """Return deployments whose status is one of ``statuses``, oldest first."""
-    return _list(sf, Deployment.status.in_([str(s) for s in statuses]))
+    return _list(sf, Deployment.status.in_(_values(statuses)))
 
 
 def list_active(sf: SessionFactory) -> list[DeploymentRecord]:
@@ -189,22 +227,25 @@ def list_active(sf: SessionFactory) -> list[DeploymentRecord]:
 
 
 def list_for_user(
-    sf: SessionFactory, team_id: str, user_id: str, statuses: Iterable[str] | None = None
+    sf: SessionFactory,
+    team_id: str,
+    user_id: str,
+    statuses: Iterable[DeploymentStatus] | None = None,
 ) -> list[DeploymentRecord]:
     """Return one requester's deployments in a workspace (all statuses unless given)."""
     conditions: list[Any] = [Deployment.team_id == team_id, Deployment.user_id == user_id]
     if statuses is not None:
-        conditions.append(Deployment.status.in_([str(s) for s in statuses]))
+        conditions.append(Deployment.status.in_(_values(statuses)))
     return _list(sf, *conditions)
 
 
 def list_for_team(
-    sf: SessionFactory, team_id: str, statuses: Iterable[str] | None = None
+    sf: SessionFactory, team_id: str, statuses: Iterable[DeploymentStatus] | None = None
 ) -> list[DeploymentRecord]:
     """Return a workspace's deployments (all statuses unless given), oldest first."""
     conditions: list[Any] = [Deployment.team_id == team_id]
     if statuses is not None:
-        conditions.append(Deployment.status.in_([str(s) for s in statuses]))
+        conditions.append(Deployment.status.in_(_values(statuses)))
     return _list(sf, *conditions)
 
 
@@ -216,7 +257,7 @@ def list_stuck_creating(sf: SessionFactory, older_than: datetime) -> list[Deploy
     """
     return _list(
         sf,
-        Deployment.status == DeploymentStatus.CREATING.value,
+        Deployment.status == DeploymentStatus.CREATING,
         Deployment.created_at < older_than,
     )
 
@@ -236,9 +277,7 @@ def count_ended_since(sf: SessionFactory, since: datetime) -> int:
                 select(func.count())
                 .select_from(Deployment)
                 .where(
-                    Deployment.status.in_(
-                        [DeploymentStatus.FAILED.value, DeploymentStatus.DESTROYED.value]
-                    ),
+                    Deployment.status.in_([DeploymentStatus.FAILED, DeploymentStatus.DESTROYED]),
                     Deployment.last_state_change_at >= since,
                 )
             )
@@ -289,8 +328,8 @@ def update_status(
     sf: SessionFactory,
     deployment_id: int,
     *,
-    expected_status: str | None,
-    new_status: str,
+    expected_status: DeploymentStatus | None,
+    new_status: DeploymentStatus,
     now: datetime | None = None,
     actor: str = SYSTEM_ACTOR,
     **fields: Any,
@@ -302,11 +341,14 @@ def update_status(
     change of status it also: adds the seconds since ``last_state_change_at`` to
     ``ready_seconds``/``stopped_seconds`` when leaving ``ready``/``stopped``; sets
     ``provisioning_at``/``ready_at`` (first time only), ``stopped_at``, ``destroyed_at``,
-    ``failed_at``; sets ``last_state_change_at = now``; appends a ``status`` event
-    ("old -> new") by ``actor``. ``new_status == expected_status`` just updates ``fields``.
+    ``failed_at``; sets ``last_state_change_at = now``; appends a ``status`` event by ``actor``
+    with ``from_status``/``to_status`` set (and ``"old -> new"`` as its detail, for people).
+    ``new_status == expected_status`` just updates ``fields``.
 
     Args:
-        expected_status: the status the caller saw; ``None`` means any status.
+        expected_status: the status the caller saw; ``None`` means any status. Members and
+            their bare strings are both accepted (``DeploymentStatus`` is a StrEnum).
+        new_status: the status to move to.
         fields: columns among :data:`UPDATABLE_FIELDS` (e.g. ``status_msg``, ``public_ip``,
             ``ports_json``, ``reason``).
 
@@ -317,8 +359,7 @@ def update_status(
         ValueError: unknown ``new_status``. TypeError: a field not in ``UPDATABLE_FIELDS``.
         DeploymentNotFoundError: no such deployment.
     """
-    if new_status not in _STATUSES:
-        raise ValueError(f"unknown deployment status {new_status!r}")
+    target = _status(new_status)
     unknown = set(fields) - UPDATABLE_FIELDS
     if unknown:
         raise TypeError(f"update_status() cannot set {sorted(unknown)}")
@@ -327,8 +368,8 @@ def update_status(
         row = _locked(session, deployment_id)
         if expected_status is not None and row.status != expected_status:
             return False
-        if row.status != new_status:
-            _change_status(session, row, new_status, now, actor)
+        if row.status != target:
+            _change_status(session, row, target, now, actor)
         for name, value in fields.items():
             setattr(row, name, value)
         row.updated_at = now
@@ -337,10 +378,10 @@ def update_status(
 
 
 def _change_status(
-    session: Session, row: Deployment, new_status: str, now: datetime, actor: str
+    session: Session, row: Deployment, new_status: DeploymentStatus, now: datetime, actor: str
 ) -> None:
     elapsed = max(0.0, (now - row.last_state_change_at).total_seconds())
-    old_status = row.status
+    old_status = DeploymentStatus(row.status)
     if old_status == DeploymentStatus.READY:
         row.ready_seconds += elapsed
     elif old_status == DeploymentStatus.STOPPED:
@@ -357,7 +398,16 @@ def _change_status(
         row.failed_at = now
     row.status = new_status
     row.last_state_change_at = now
-    _event(session, row.id, actor, "status", f"{old_status} -> {new_status}", now)
+    _event(
+        session,
+        row.id,
+        actor,
+        "status",
+        f"{old_status} -> {new_status}",
+        now,
+        from_status=old_status,
+        to_status=new_status,
+    )
 
 
 def mark_failed(
@@ -381,7 +431,7 @@ def mark_failed(
         row = _locked(session, deployment_id)
         if row.status in FINAL_STATUSES:
             return False
-        _change_status(session, row, DeploymentStatus.FAILED.value, now, actor)
+        _change_status(session, row, DeploymentStatus.FAILED, now, actor)
         row.reason = reason
         row.updated_at = now
         row.version += 1

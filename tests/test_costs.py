@@ -1,4 +1,4 @@
-"""Cost arithmetic (bot/services/costs.py) with fixed clocks: rows and events come from the
+"""Cost arithmetic (bot/pricing.py) with fixed clocks: rows and events come from the
 real storage layer, every time is explicit."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import storage
-from bot.services import costs
-from storage import DeploymentRecord, SessionFactory
+from bot import pricing as costs
+from storage import DeploymentRecord, DeploymentStatus, EventRecord, SessionFactory
 
 _keys = itertools.count(1)
 
@@ -126,6 +126,61 @@ def test_ended_deployments_stop_costing(session_factory: SessionFactory) -> None
     assert costs.current_rate(failed) == 0.0
     spans = periods(session_factory, failed, t0 + timedelta(days=3))
     assert [(p.status, p.seconds) for p in spans] == [("ready", 1800.0)]
+
+
+def _event(
+    at: datetime,
+    action: str,
+    old: DeploymentStatus | None = None,
+    new: DeploymentStatus | None = None,
+    detail: str | None = None,
+) -> EventRecord:
+    """An event as :func:`storage.list_events` returns it, built by hand."""
+    return EventRecord(
+        id=0,
+        deployment_id=1,
+        at=at,
+        actor="system",
+        action=action,
+        detail=detail,
+        from_status=old,
+        to_status=new,
+    )
+
+
+def test_periods_come_from_the_status_columns_not_the_detail_text(
+    session_factory: SessionFactory,
+) -> None:
+    t0 = _t("2025-06-10 10:00")
+    dep = make(session_factory, t0, [])
+    s = DeploymentStatus
+    events = [
+        # Out of order on purpose: periods follow the events' times.
+        _event(t0 + timedelta(hours=1), "status", s.PROVISIONING, s.READY, detail="nonsense"),
+        _event(t0 + timedelta(minutes=30), "status", s.CREATING, s.PROVISIONING),
+        # Looks like a status change in prose only: ignored.
+        _event(t0 + timedelta(hours=2), "stop", detail="ready -> stopped"),
+        _event(t0 + timedelta(hours=2), "status", detail="ready -> stopped"),
+        _event(t0 + timedelta(hours=3), "status", s.READY, s.STOPPED),
+    ]
+    spans = costs.periods_from_events(dep, events, t0 + timedelta(hours=4))
+    assert [(p.status, p.seconds) for p in spans] == [
+        ("creating", 1800.0),
+        ("provisioning", 1800.0),
+        ("ready", 7200.0),
+        ("stopped", 3600.0),
+    ]
+    # A deployment that started elsewhere (e.g. waiting for approval): the first event's
+    # from_status names the first period.
+    waited = [
+        _event(t0 + timedelta(minutes=10), "status", s.PENDING_APPROVAL, s.CREATING),
+        _event(t0 + timedelta(minutes=20), "status", s.CREATING, s.DENIED),
+    ]
+    spans = costs.periods_from_events(dep, waited, t0 + timedelta(hours=4))
+    assert [(p.status, p.seconds) for p in spans] == [
+        ("pending_approval", 600.0),
+        ("creating", 600.0),
+    ]  # denied is final: nothing after it
 
 
 @pytest.mark.parametrize(

@@ -264,8 +264,13 @@ def test_update_status_is_conditional(session_factory: SF) -> None:
         t1,
     )
     assert after.version == dep.version + 1 and after.last_state_change_at == t1
+    assert after.status is DeploymentStatus.PROVISIONING  # typed, though given a bare string
     events = repo.list_events(session_factory, dep.id)
-    assert (events[-1].action, events[-1].detail) == ("status", "creating -> provisioning")
+    last = events[-1]
+    assert (last.action, last.from_status, last.to_status) == ("status", "creating", "provisioning")
+    assert last.from_status is DeploymentStatus.CREATING
+    assert last.to_status is DeploymentStatus.PROVISIONING
+    assert last.detail == "creating -> provisioning"  # for people only
 
 
 def test_update_status_race_has_one_winner(session_factory: SF) -> None:
@@ -277,8 +282,12 @@ def test_update_status_race_has_one_winner(session_factory: SF) -> None:
         ),
     )
     assert sorted(won) == [False] * 7 + [True]
-    statuses = [e.detail for e in repo.list_events(session_factory, dep.id) if e.action == "status"]
-    assert statuses == ["creating -> provisioning"]
+    changes = [
+        (e.from_status, e.to_status)
+        for e in repo.list_events(session_factory, dep.id)
+        if e.action == "status"
+    ]
+    assert changes == [(DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING)]
 
 
 def test_update_status_rejects_unknown_status_and_fields(session_factory: SF) -> None:
@@ -336,9 +345,9 @@ def test_mark_failed(session_factory: SF) -> None:
     )
     assert not repo.mark_failed(session_factory, dep.id, "again")
     events = repo.list_events(session_factory, dep.id)
-    assert [(e.action, e.detail) for e in events][-2:] == [
-        ("status", "creating -> failed"),
-        ("failed", "offer no longer available"),
+    assert [(e.action, e.from_status, e.to_status, e.detail) for e in events][-2:] == [
+        ("status", "creating", "failed", "creating -> failed"),
+        ("failed", None, None, "offer no longer available"),
     ]
     with pytest.raises(DeploymentNotFoundError):
         repo.mark_failed(session_factory, 999, "x")
@@ -387,6 +396,9 @@ def test_listings(session_factory: SF) -> None:
     ]
     assert ids(repo.list_for_team(session_factory, "T1")) == [old.id, mine_ready.id, other_user.id]
     assert ids(repo.list_for_team(session_factory, "T2", [DeploymentStatus.READY])) == []
+    assert ids(repo.list_by_status(session_factory, [DeploymentStatus.STOPPED])) == [other_user.id]
+    with pytest.raises(ValueError, match="unknown deployment status 'runing'"):
+        repo.list_by_status(session_factory, ["runing"])  # a typo fails, it does not match nothing
     stuck = repo.list_stuck_creating(session_factory, T0 + timedelta(minutes=10))
     assert ids(stuck) == [old.id]
     by_key = repo.get_by_request_key(session_factory, "k3")
@@ -405,6 +417,7 @@ def test_events_append_in_order(session_factory: SF) -> None:
         ("U1", "stop", "by button"),
         ("U9", "start", None),
     ]
+    assert [(e.from_status, e.to_status) for e in events] == [(None, None)] * 3
     assert events[2].at == T0 + timedelta(seconds=1)
     with pytest.raises(DeploymentNotFoundError):
         repo.add_event(session_factory, 999, "U1", "stop")
@@ -451,6 +464,35 @@ def test_lease_race_has_one_winner(database_url: str, session_factory: SF) -> No
 def test_record_mirrors_model_columns() -> None:
     columns = [c.key for c in Deployment.__table__.columns]
     assert [f.name for f in dataclasses.fields(DeploymentRecord)] == columns
+    event_columns = [c.key for c in DeploymentEvent.__table__.columns]
+    assert [f.name for f in dataclasses.fields(storage.EventRecord)] == event_columns
+
+
+def test_status_sets() -> None:
+    assert storage.ACTIVE_STATUSES < storage.LIVE_STATUSES
+    assert not storage.LIVE_STATUSES & storage.FINAL_STATUSES
+    assert sorted(storage.FINAL_STATUSES) == ["denied", "destroyed", "expired", "failed"]
+    waiting = DeploymentStatus.PENDING_APPROVAL
+    assert waiting not in storage.LIVE_STATUSES and waiting not in storage.FINAL_STATUSES
+    statuses = list(DeploymentStatus)
+    assert statuses and all(len(s.value) <= 16 for s in statuses)  # the String(16) columns
+    sets = [storage.ACTIVE_STATUSES, storage.LIVE_STATUSES, storage.FINAL_STATUSES]
+    members = [s for group in sets for s in group]
+    assert members and all(isinstance(s, DeploymentStatus) for s in members)
+
+
+def test_status_is_stored_as_its_plain_string(session_factory: SF, engine: Engine) -> None:
+    dep = _new(session_factory)
+    assert dep.status is DeploymentStatus.CREATING
+    repo.update_status(session_factory, dep.id, expected_status=None, new_status="stopped")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM deployments")).scalar() == "stopped"
+        row = conn.execute(
+            text("SELECT from_status, to_status FROM deployment_events WHERE action = 'status'")
+        ).one()
+    assert tuple(row) == ("creating", "stopped")
+    stopped = repo.get_deployment(session_factory, dep.id)
+    assert stopped is not None and stopped.status is DeploymentStatus.STOPPED
 
 
 def test_record_repr_hides_web_password(session_factory: SF) -> None:
