@@ -9,13 +9,11 @@ import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT.parent / "shared" / "reference" / "specs" / "slack-manifest.schema.1.0.0.json"
-VENDORED_SCHEMA = ROOT / "tests" / "specs" / "slack-manifest.schema.1.0.0.json"
+SCHEMA = Path(__file__).resolve().parent / "specs" / "slack-manifest.schema.1.0.0.json"
 
 
 def _schema() -> dict[str, object]:
-    path = SCHEMA if SCHEMA.exists() else VENDORED_SCHEMA
-    return json.loads(path.read_text())
+    return json.loads(SCHEMA.read_text())
 
 
 def test_manifest_is_valid() -> None:

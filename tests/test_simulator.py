@@ -1,5 +1,5 @@
 """The Vast.ai simulator: stock, search semantics, timeline, ports, faults, pagination, and
-answers validated against the vendor's OpenAPI schemas (reference/specs/vast-*.yaml)."""
+answers validated against the vendor's OpenAPI schemas (tests/specs/vast-*.yaml)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bot.simulator import GPU_MODELS, Fault, Timeline, VastSimulator
 from bot.simulator.stock import generate_offers
 from tests.fixtures.vast import VAST_TEST_API_KEY
 
-SPECS = Path("/work/shared/reference/specs")
+SPECS = Path(__file__).resolve().parent / "specs"  # vendored copies, see specs/README.md
 AUTH = {"Authorization": f"Bearer {VAST_TEST_API_KEY}"}
 PORTS_ENV = {"-p 8188:8188": "1", "-p 7860:7860": "1", "-p 9000:9000/udp": "1", "SECRET": "s3"}
 
@@ -130,7 +130,7 @@ def test_search_order_and_storage_pricing(vast_sim: VastSimulator) -> None:
         vast_sim, {"order": [["dph_total", "asc"]], "limit": 500, "allocated_storage": 100}
     )
     prices = [o["dph_total"] for o in asc]
-    assert prices == sorted(prices)
+    assert len(prices) > 1 and prices == sorted(prices)
     for o in asc:
         assert o["dph_total"] == pytest.approx(
             o["dph_base"] + 100 * o["storage_cost"] / 720, abs=1e-5
@@ -138,11 +138,11 @@ def test_search_order_and_storage_pricing(vast_sim: VastSimulator) -> None:
         assert o["search"]["totalHour"] == o["dph_total"]
     desc = search(vast_sim, {"order": [["num_gpus", "desc"], ["dph_total", "asc"]], "limit": 500})
     keys = [(-o["num_gpus"], o["dph_total"]) for o in desc]
-    assert keys == sorted(keys)
+    assert len(keys) > 1 and keys == sorted(keys)
     cheap = search(vast_sim, {"dph_total": {"lte": 0.2}, "allocated_storage": 500, "limit": 500})
-    assert all(o["dph_total"] <= 0.2 for o in cheap)
+    assert cheap and all(o["dph_total"] <= 0.2 for o in cheap)
     bid = search(vast_sim, {"type": "bid", "limit": 500, "allocated_storage": 8})
-    assert all(
+    assert bid and all(
         o["dph_total"] == pytest.approx(o["min_bid"] + 8 * o["storage_cost"] / 720, abs=1e-5)
         for o in bid
     )
@@ -509,6 +509,7 @@ def test_search_offers_matches_spec(vast_sim: VastSimulator) -> None:
         "content"
     ]["application/json"]["example"]["offers"]
     numeric = (int, float)
+    assert len(offers) == 10 and example
     for offer in offers:
         for key, sample in example.items():
             if key not in offer or sample is None or offer[key] is None:
@@ -531,7 +532,7 @@ def test_show_instance_matches_spec(vast_sim: VastSimulator) -> None:
     instance_id = _running_instance(vast_sim)
     schema = _response_schema("show_instance", "/api/v0/instances/{id}/", "get")
     instance_schema = schema["components"]["schemas"]["Instance"]["properties"]
-    # Known errors in show_instance.yaml (reference/specs/README.md): ``ports`` is a dict of
+    # Known errors in show_instance.yaml (tests/specs/README.md): ``ports`` is a dict of
     # "<port>/tcp" -> [{HostIp, HostPort}], and ``extra_env`` is a list of [key, value] pairs
     # (as show_instances.yaml says). Take both from the v1 list schema.
     item = _list_item_schema()["properties"]

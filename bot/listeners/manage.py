@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -27,7 +28,6 @@ from bot.blocks.home import HOME_BLOCK_PREFIX
 from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
 from bot.services import actions
 from bot.services.context import Services
-from storage import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def listing_payload(
 ) -> dict[str, Any]:
     """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
     deployments they may manage)."""
-    now = utcnow()
+    now = datetime.now(UTC)
     if kind == blocks.LIST_RUNNING:
         deps = services.listings.running(team_id)
     else:
@@ -71,7 +71,9 @@ def listing_payload(
 
 def costs_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     """The ``/templates costs`` message for ``user_id``."""
-    return blocks.costs_message(services.listings.month_report(team_id, utcnow()), viewer=user_id)
+    return blocks.costs_message(
+        services.listings.month_report(team_id, datetime.now(UTC)), viewer=user_id
+    )
 
 
 def credit_payload(services: Services, user_id: str) -> dict[str, Any]:
