@@ -171,6 +171,12 @@ class SlackMessages:
 
     # -- direct messages and the Home tab --------------------------------------------------
 
+    def has_secrets(
+        self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
+    ) -> bool:
+        """See :func:`bot.blocks.notify.has_secret`."""
+        return notify.has_secret(dep, template, jupyter_token)
+
     def secrets(
         self,
         dep: DeploymentRecord,

@@ -426,6 +426,30 @@ def test_no_slack_calls_on_a_tick_where_nothing_changed(
     assert bot.vast.request_count("GET", "/api/v1/instances") == 3
 
 
+def test_a_quiet_tick_does_not_claim_the_login_dm_of_a_deployment_without_secrets(
+    bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A template without a password and an instance without a Jupyter token: nothing to DM,
+    # so a quiet tick must not claim (and give back) the secrets DM on every pass.
+    dep = deploy(bot, "comfy-ui", web_password=None)
+    to_ready(bot, dep)
+    poller = poller_of(bot)
+    poller.tick()
+    fake_slack.reset()
+    claims: list[int] = []
+    original = storage.claim_secrets_dm
+
+    def counting(sf: Any, deployment_id: int, now: Any = None) -> bool:
+        claims.append(deployment_id)
+        return original(sf, deployment_id, now=now)
+
+    monkeypatch.setattr(storage, "claim_secrets_dm", counting)
+    for _ in range(2):
+        assert poller.tick().slack_calls == 0
+    assert claims == []
+    assert fake_slack.calls == []
+
+
 def test_no_vast_request_without_deployments(bot: BotHarness) -> None:
     bot.vast.clear_requests()
     report = poller_of(bot).tick()

@@ -20,6 +20,7 @@ from storage import DeploymentRecord
 
 __all__ = [
     "failed_text",
+    "has_secret",
     "gone_text",
     "ready_text",
     "secrets_dm",
@@ -37,9 +38,8 @@ def _what(dep: DeploymentRecord) -> str:
     return f"your {dep.template_name} on {short_gpu(dep)}"
 
 
-def _has_secret(
-    dep: DeploymentRecord, template: Template | None, jupyter_token: str | None
-) -> bool:
+def has_secret(dep: DeploymentRecord, template: Template | None, jupyter_token: str | None) -> bool:
+    """True when :func:`secrets_dm` has a login to send for ``dep``."""
     if dep.web_password:
         return True
     return bool(jupyter_token) and (template is None or template.password_env is None)
@@ -53,7 +53,7 @@ def ready_text(
     urls = [url for _, url in app_urls(dep, template)]
     text = f"<@{dep.user_id}> {_what(dep)} is ready"
     text += f": {' · '.join(f'<{url}|{url}>' for url in urls)}" if urls else "."
-    if _has_secret(dep, template, jupyter_token):
+    if has_secret(dep, template, jupyter_token):
         text += "\nI sent you the login details by DM."
     return text
 
@@ -73,7 +73,7 @@ def secrets_dm(
     """DM payload (``{"text", "blocks"}``) with the login secrets for the requester, or None
     when the deployment has none. ``jupyter_token`` (the instance's, vast-api.md §4) is shown
     only when the template brings no password of its own."""
-    if not _has_secret(dep, template, jupyter_token):
+    if not has_secret(dep, template, jupyter_token):
         return None
     urls = [url for _, url in app_urls(dep, template)]
     lines = [f"*{dep.template_name}* on {short_gpu(dep)} (deployment #{dep.id}) is ready."]

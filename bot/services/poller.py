@@ -470,6 +470,8 @@ class StatusPoller:
         if dep.secrets_sent_at is not None:
             return
         jupyter_token = item.instance.jupyter_token if item.instance is not None else None
+        if not self.messages.has_secrets(dep, item.template, jupyter_token=jupyter_token):
+            return
         if not storage.claim_secrets_dm(self.sf, dep.id, now=now):
             return
         report.slack_calls += 1

@@ -112,6 +112,12 @@ class Messages(Protocol):
         """Thread note: ``actor`` stopped/started/destroyed ``dep`` (``cost`` in $ so far)."""
         ...
 
+    def has_secrets(
+        self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
+    ) -> bool:
+        """True when :meth:`secrets` would have a login to send (no Slack call)."""
+        ...
+
     def secrets(
         self,
         dep: DeploymentRecord,
