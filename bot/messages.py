@@ -13,6 +13,8 @@ from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any, Protocol
 
+from slack_sdk.errors import SlackApiError
+
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import notify
 from bot.blocks.home import home_view
@@ -54,7 +56,8 @@ class HomeNotifierLike(NotifierLike, Protocol):
 
 
 def _failure(what: str, error: Exception) -> None:
-    code = getattr(getattr(error, "response", None), "get", lambda _key: None)("error")
+    """One log line: Slack's error code when Slack answered, else the exception's type."""
+    code = error.response.get("error") if isinstance(error, SlackApiError) else None
     logger.warning("%s failed: %s", what, code or type(error).__name__)
 
 
@@ -103,6 +106,16 @@ class SlackMessages:
 
     # -- thread notes ----------------------------------------------------------------------
 
+    def _reply(self, dep: DeploymentRecord, what: str, text: str, blocks: Any = None) -> bool:
+        """Reply in the status message's thread only (False when ``dep`` has no message)."""
+        if not dep.message_channel or not dep.message_ts:
+            return False
+        try:
+            return self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
+        except Exception as error:
+            _failure(f"{what} of deployment {dep.id}", error)
+            return False
+
     def _thread(self, dep: DeploymentRecord, text: str, blocks: Any = None) -> bool:
         """Reply in the status message's thread; DM the requester when there is no thread or
         the channel refuses."""
@@ -122,16 +135,8 @@ class SlackMessages:
         self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
     ) -> bool:
         """See :func:`bot.blocks.deploy.offer_switched_note`."""
-        if not dep.message_channel or not dep.message_ts:
-            return False
         payload = deploy_blocks.offer_switched_note(dep, taken, replacement)
-        try:
-            return self.notifier.reply(
-                dep.message_channel, dep.message_ts, payload["text"], payload.get("blocks")
-            )
-        except Exception as error:
-            _failure(f"offer-switched note of deployment {dep.id}", error)
-            return False
+        return self._reply(dep, "offer-switched note", payload["text"], payload.get("blocks"))
 
     def deploy_failed(
         self, dep: DeploymentRecord, reason: str, *, retry_slug: str | None = None
@@ -160,14 +165,10 @@ class SlackMessages:
 
     def action_done(self, dep: DeploymentRecord, action: str, actor: str, cost: float) -> bool:
         """Who stopped/started/destroyed it, in the thread (the channel's audit trail)."""
-        if not dep.message_channel or not dep.message_ts or action not in _ACTION_TEXT:
+        if action not in _ACTION_TEXT:
             return False
         text = _ACTION_TEXT[action].format(actor=actor, cost=money(cost))
-        try:
-            return self.notifier.reply(dep.message_channel, dep.message_ts, text)
-        except Exception as error:
-            _failure(f"thread reply of deployment {dep.id}", error)
-            return False
+        return self._reply(dep, "thread reply", text)
 
     # -- direct messages and the Home tab --------------------------------------------------
 

@@ -56,5 +56,5 @@ class Services:
     work: ThreadPoolExecutor
 
     def is_admin(self, user_id: str) -> bool:
-        """True when ``user_id`` is listed in ``BOT_ADMINS``."""
-        return user_id in self.settings.bot_admins
+        """True when ``user_id`` is listed in ``BOT_ADMINS`` (:meth:`ManageService.is_admin`)."""
+        return self.manage.is_admin(user_id)
