@@ -177,6 +177,23 @@ class Deployment(Base):
     """When ``status`` last changed (start of the current period)."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     """Incremented by every update through :mod:`storage.repo`."""
+    lifetime_hours: Mapped[float | None] = mapped_column(Float, default=None)
+    """The run time chosen in the picker ("Run for"), in hours; None = until someone stops it.
+    A Start begins a new run of the same length."""
+    lifetime_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Start of the current run (creation, or the latest Start): extensions past
+    ``MAX_LIFETIME_HOURS`` from here need an admin."""
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the bot stops (or destroys, by ``ON_EXPIRY``) the deployment unless someone extends
+    it; None = no end."""
+    expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the owner was warned of ``ends_at`` (claimed once; cleared by an extension)."""
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """First poll that saw the GPU below ``IDLE_GPU_PERCENT`` in the current idle stretch."""
+    idle_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the owner was asked about the idle GPU (claimed once per idle stretch)."""
+    idle_snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """**Keep running** was pressed: no idle checks until then."""
 
 
 class DeploymentEvent(Base):
@@ -199,6 +216,39 @@ class DeploymentEvent(Base):
     """For ``status`` events: the status left; ``None`` for every other action."""
     to_status: Mapped[DeploymentStatus | None] = mapped_column(status_type(), default=None)
     """For ``status`` events: the status entered; ``None`` for every other action."""
+
+
+class Claim(Base):
+    """A one-time claim by name, e.g. ``reminder:stopped:42:2026-12-02`` or
+    ``digest:2026-12-02``: the primary key lets exactly one process insert it, so a reminder or
+    a digest goes out once across processes and restarts."""
+
+    __tablename__ = "claims"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SlackUser(Base):
+    """Cached facts about a Slack user (``users.info``), e.g. the time zone for reminders."""
+
+    __tablename__ = "slack_users"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tz: Mapped[str | None] = mapped_column(String(64), default=None)
+    """IANA time zone name (``users.info`` ``user.tz``), None when Slack did not say."""
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BotState(Base):
+    """Small named JSON documents the bot shares between processes (e.g. the unmanaged
+    instances the poller saw last)."""
+
+    __tablename__ = "bot_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Lease(Base):

@@ -63,6 +63,13 @@ class DeploymentRecord:
     stopped_seconds: float
     last_state_change_at: datetime
     version: int
+    lifetime_hours: float | None = None
+    lifetime_started_at: datetime | None = None
+    ends_at: datetime | None = None
+    expiry_warned_at: datetime | None = None
+    idle_since: datetime | None = None
+    idle_warned_at: datetime | None = None
+    idle_snoozed_until: datetime | None = None
 
     def __repr__(self) -> str:
         # Keep the generated secret out of logs and tracebacks.

@@ -125,12 +125,14 @@ def create_deployment(
     disk_gb: float,
     simulated: bool = False,
     web_password: str | None = None,
+    lifetime_hours: float | None = None,
     now: datetime | None = None,
 ) -> tuple[DeploymentRecord, bool]:
     """Insert a deployment in ``creating``, once per ``request_key``.
 
     Also appends a ``requested`` event by ``user_id``. Units: ``gpu_ram_gb`` GB per GPU,
-    ``dph_total`` $/hour, ``disk_gb`` GB.
+    ``dph_total`` $/hour, ``disk_gb`` GB, ``lifetime_hours`` hours (``ends_at`` becomes
+    ``now + lifetime_hours``; None = no end).
 
     Returns:
         ``(record, True)`` for the new row, or ``(existing, False)`` when a row with this
@@ -158,6 +160,9 @@ def create_deployment(
                 disk_gb=disk_gb,
                 simulated=simulated,
                 web_password=web_password,
+                lifetime_hours=lifetime_hours,
+                lifetime_started_at=now,
+                ends_at=None if lifetime_hours is None else now + timedelta(hours=lifetime_hours),
                 status=DeploymentStatus.CREATING,
                 ready_seconds=0.0,
                 stopped_seconds=0.0,

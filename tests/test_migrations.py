@@ -248,3 +248,33 @@ def test_0003_downgrade_drops_the_columns_and_keeps_the_events(database_url: str
         ]
     finally:
         engine.dispose()
+
+
+BEFORE_LIFETIMES = "0003_event_status_columns"
+
+
+def test_0004_leaves_existing_deployments_without_an_end_and_downgrades_keeping_events(
+    database_url: str,
+) -> None:
+    """Deployments from before lifetimes keep running as before (no end time, nothing due), and
+    dropping the columns again (a plain ALTER, not SQLite's copy-and-drop of the table) keeps
+    every event: ON DELETE CASCADE would otherwise take them with the old table."""
+    engine = storage.make_engine(database_url)
+    try:
+        _upgrade(engine, BEFORE_EVENT_COLUMNS)
+        dep_id, inserted = _fill_at_0002(engine)
+        _upgrade(engine, BEFORE_LIFETIMES)
+        storage.migrate(engine)
+        sf = storage.make_session_factory(engine)
+        dep = repo.get_deployment(sf, dep_id)
+        assert dep is not None
+        assert (dep.ends_at, dep.lifetime_hours, dep.idle_since) == (None, None, None)
+        assert storage.claim(sf, "digest:2026-12-02") and not storage.claim(sf, "digest:2026-12-02")
+        _downgrade(engine, BEFORE_LIFETIMES)
+        assert "ends_at" not in {c["name"] for c in inspect(engine).get_columns("deployments")}
+        assert "claims" not in inspect(engine).get_table_names()
+        assert len(repo.list_events(sf, dep_id)) == len(inserted)
+        storage.migrate(engine)
+        assert storage.current_revision(engine) == storage.head_revision()
+    finally:
+        engine.dispose()
