@@ -326,6 +326,54 @@ def test_per_instance_faults(vast_sim: VastSimulator) -> None:
         vast_sim.stuck_loading(gone)
 
 
+def _listed(sim: VastSimulator, instance_id: int) -> dict[str, Any]:
+    rows = api(sim, "GET", "/api/v1/instances/").json()["instances"]
+    row: dict[str, Any] = next(r for r in rows if r["id"] == instance_id)
+    return row
+
+
+def test_set_utilisation(vast_sim: VastSimulator) -> None:
+    busy, idle = (vast_sim.create_instance_directly() for _ in range(2))
+    vast_sim.advance(60)
+    shown, listed = show(vast_sim, idle), _listed(vast_sim, idle)
+    assert shown is not None
+    assert (shown["gpu_util"], shown["cpu_util"]) == (0.02, 1.0)  # the defaults
+    assert (listed["gpu_util"], listed["cpu_util"]) == (0.02, 1.0)
+
+    vast_sim.set_utilisation(busy, gpu_util=97.5, cpu_util=42.0)
+    shown, listed = show(vast_sim, busy), _listed(vast_sim, busy)
+    assert shown is not None
+    assert (shown["gpu_util"], shown["cpu_util"]) == (97.5, 42.0)
+    assert (listed["gpu_util"], listed["cpu_util"]) == (97.5, 42.0)
+    narrow = api(
+        vast_sim,
+        "GET",
+        "/api/v1/instances/",
+        params={"select_cols": json.dumps(["id", "gpu_util", "cpu_util"])},
+    ).json()["instances"]
+    assert {"id": busy, "gpu_util": 97.5, "cpu_util": 42.0} in narrow
+    assert show(vast_sim, idle)["gpu_util"] == 0.02  # type: ignore[index]  # per instance
+
+    vast_sim.set_utilisation(busy, gpu_util=None)  # cpu_util defaults to None too
+    shown, listed = show(vast_sim, busy), _listed(vast_sim, busy)
+    assert shown is not None
+    assert shown["gpu_util"] is None and shown["cpu_util"] is None
+    assert listed["gpu_util"] is None and listed["cpu_util"] is None
+
+    vast_sim.set_utilisation(busy, gpu_util=80.0, cpu_util=30.0)
+    api(vast_sim, "PUT", f"/api/v0/instances/{busy}/", json={"state": "stopped"})
+    shown, listed = show(vast_sim, busy), _listed(vast_sim, busy)
+    assert shown is not None and shown["actual_status"] == "exited"
+    # stopped: gpu_util null; cpu_util 0.0, since the specs do not let it be null
+    assert (shown["gpu_util"], shown["cpu_util"]) == (None, 0.0)
+    assert (listed["gpu_util"], listed["cpu_util"]) == (None, 0.0)
+    vast_sim.stop_by_vast(idle)
+    assert (show(vast_sim, idle) or {}).get("gpu_util", "missing") is None
+
+    with pytest.raises(KeyError):
+        vast_sim.set_utilisation(1, gpu_util=1.0)
+
+
 # -- list / pagination ----------------------------------------------------------------------------
 
 

@@ -156,6 +156,34 @@ def test_instance_ipv6_only_falls_back() -> None:
     assert inst.host_port(80) == 4100
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (37.5, 37.5),
+        (0, 0.0),
+        ("12.8", 12.8),
+        (None, None),
+        ("n/a", None),
+        ("", None),
+        ([1], None),
+        ({"x": 1}, None),
+        (True, None),
+        ("nan", None),
+        (float("inf"), None),
+    ],
+)
+def test_instance_utilisation(raw: object, expected: float | None) -> None:
+    inst = Instance.from_api({"id": 1, "gpu_util": raw, "cpu_util": raw})
+    assert inst.gpu_util == expected and inst.cpu_util == expected
+
+
+def test_instance_utilisation_missing_and_from_the_full_json() -> None:
+    inst = Instance.from_api({"id": 1})
+    assert inst.gpu_util is None and inst.cpu_util is None
+    inst = Instance.from_api({**RAW_INSTANCE, "gpu_util": 93.0, "cpu_util": None})
+    assert inst.gpu_util == 93.0 and inst.cpu_util is None
+
+
 def test_create_result_and_user() -> None:
     assert (
         CreateResult.model_validate({"success": True, "new_contract": 12345678}).instance_id

@@ -63,6 +63,11 @@ class SimInstance:
     override: str | None = None
     override_msg: str | None = None
     never_ready: bool = False
+    gpu_util: float | None = 0.02
+    """``gpu_util`` reported while running (None = null, unknown); null when not running."""
+    cpu_util: float | None = 1.0
+    """``cpu_util`` reported while running (None = null, unknown); ``0.0`` when not running,
+    since both OpenAPI files type ``cpu_util`` as a non-nullable number."""
     host_ports: dict[tuple[int, str], int] = field(default_factory=dict)
     app_ports: list[int] = field(default_factory=list)
 
@@ -175,7 +180,7 @@ class SimInstance:
             "gpu_frac": 1.0,
             "gpu_lanes": offer.get("gpu_lanes"),
             "gpu_mem_bw": offer.get("gpu_mem_bw"),
-            "gpu_util": 0.02 if running else None,
+            "gpu_util": self.gpu_util if running else None,
             "gpu_temp": 41.0 if running else None,
             "bw_nvlink": 0.0,
             "compute_cap": offer.get("compute_cap"),
@@ -186,7 +191,7 @@ class SimInstance:
             "cpu_cores": offer.get("cpu_cores"),
             "cpu_cores_effective": offer.get("cpu_cores_effective"),
             "cpu_ram": offer.get("cpu_ram"),
-            "cpu_util": 0.01 if running else 0.0,
+            "cpu_util": self.cpu_util if running else 0.0,  # not nullable in the specs
             "mem_limit": None,
             "mem_usage": None,
             "vmem_usage": None,

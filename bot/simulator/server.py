@@ -427,6 +427,18 @@ class VastSimulator:
 
         self._with(instance_id, change)
 
+    def set_utilisation(
+        self, instance_id: int, *, gpu_util: float | None, cpu_util: float | None = None
+    ) -> None:
+        """What the instance reports as ``gpu_util`` / ``cpu_util`` while running (None =
+        null, i.e. unknown; ``cpu_util`` defaults to None, so naming only ``gpu_util`` makes
+        ``cpu_util`` null). When not running, ``gpu_util`` is null and ``cpu_util`` 0.0."""
+
+        def change(inst: SimInstance) -> None:
+            inst.gpu_util, inst.cpu_util = gpu_util, cpu_util
+
+        self._with(instance_id, change)
+
     # -- internals --------------------------------------------------------------------------
 
     def _render(self, inst: SimInstance) -> dict[str, Any]:

@@ -34,6 +34,18 @@ def _first_present(data: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+def _float_or_none(value: Any) -> float | None:
+    """A finite float from a number or numeric string; anything else (null, garbage, bool,
+    NaN, inf) -> None. Never raises."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _mb_to_gb(value: Any) -> Any:
     """MB (as Vast.ai sends ``gpu_ram``) to GB; non-numbers are passed on for pydantic to judge."""
     try:
@@ -222,6 +234,14 @@ class Instance(_VastModel):
     machine_id: int | None = None
     image_uuid: str | None = None
     """Docker image the instance runs."""
+    gpu_util: float | None = None
+    """GPU utilisation in percent, 0–100, as Vast.ai's instance list reports it (``gpu_util``,
+    nullable in ../shared/reference/specs/vast-show_instances.yaml); None = unknown. Kept as sent,
+    not rescaled: the CLI prints it under ``Util. %`` unconverted, although show_instance.yaml
+    describes it as "a fraction". Non-numeric values become None."""
+    cpu_util: float | None = None
+    """CPU utilisation as Vast.ai reports it (``cpu_util``), kept as sent like ``gpu_util``; its
+    unit is unconfirmed (show_instance.yaml: "a fraction"). None = unknown or non-numeric."""
 
     @model_validator(mode="before")
     @classmethod
@@ -242,6 +262,11 @@ class Instance(_VastModel):
             value = value.strip()
             return value or None
         return value
+
+    @field_validator("gpu_util", "cpu_util", mode="before")
+    @classmethod
+    def _utilisation(cls, value: Any) -> float | None:
+        return _float_or_none(value)
 
     @field_validator("ports", mode="before")
     @classmethod

@@ -4,6 +4,8 @@ Point slack_sdk's ``WebClient(base_url=fake.api_url)`` at it. It answers the met
 uses with Slack's response shapes (reference/slack.md), records each call with its decoded
 arguments, serves ``response_url`` endpoints under ``/response/<id>``, and can be told to fail a
 method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "1"})``).
+``users.info`` answers each user's time zone from :attr:`FakeSlack.users_tz` (UTC when absent)
+and ``is_admin`` from :attr:`FakeSlack.users_admin`.
 """
 
 from __future__ import annotations
@@ -14,15 +16,35 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 TEAM_ID = "T0GPU0001"
 BOT_USER_ID = "U0BOT0001"
 BOT_ID = "B0GPUBOT1"
 
 _JSON_ARGS = {"blocks", "view", "attachments", "metadata"}
+
+# Slack's ``tz_label`` is a long name; zoneinfo only knows abbreviations. Others pass through.
+_TZ_LABELS = {
+    "UTC": "Coordinated Universal Time",
+    "GMT": "Greenwich Mean Time",
+    "BST": "British Summer Time",
+    "CET": "Central European Time",
+    "CEST": "Central European Summer Time",
+    "EST": "Eastern Standard Time",
+    "EDT": "Eastern Daylight Time",
+    "CST": "Central Standard Time",
+    "CDT": "Central Daylight Time",
+    "MST": "Mountain Standard Time",
+    "MDT": "Mountain Daylight Time",
+    "PST": "Pacific Standard Time",
+    "PDT": "Pacific Daylight Time",
+    "JST": "Japan Standard Time",
+}
 
 
 @dataclass
@@ -57,6 +79,10 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.deleted_messages: set[tuple[str, str]] = set()
         self.channels_without_bot: set[str] = set()
+        # users.info: user id -> IANA zone ("Europe/Berlin"), UTC when absent; and the user
+        # ids it reports with is_admin: true.
+        self.users_tz: dict[str, str] = {}
+        self.users_admin: set[str] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -196,10 +222,38 @@ class FakeSlack:
             view_id = args.get("view_id") or f"V{next(self._views):08d}"
             view.update({"id": view_id, "hash": f"{time.time():.6f}.h"})
             return {"ok": True, "view": view}
+        if method == "users.info":
+            return self._user_info(str(args.get("user") or ""))
         if method == "conversations.open":
             users = str(args.get("users", ""))
             return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
         return {"ok": True}
+
+    def _user_info(self, user_id: str) -> dict[str, Any]:
+        """``users.info``: tz_offset (seconds east of UTC) and tz_label for the zone now."""
+        if not user_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not user_id.startswith(("U", "W")):
+            return {"ok": False, "error": "user_not_found"}
+        tz = self.users_tz.get(user_id, "UTC")
+        now = datetime.now(ZoneInfo(tz))  # a bad zone name raises (connection drops)
+        offset = now.utcoffset()
+        abbreviation = now.tzname() or tz
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id,
+                "team_id": TEAM_ID,
+                "name": user_id.lower(),
+                "tz": tz,
+                "tz_label": _TZ_LABELS.get(abbreviation, abbreviation),
+                "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
+                "is_admin": user_id in self.users_admin,
+                "is_owner": False,
+                "is_bot": user_id == BOT_USER_ID,
+                "deleted": False,
+            },
+        }
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
