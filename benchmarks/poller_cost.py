@@ -22,6 +22,11 @@ Then (``--latency N``, default 10) it runs the whole bot with its scheduler and
 prints the median time from the simulator marking an instance ``running`` (app answering at
 once) to the fake Slack receiving the thread notification.
 
+Each size is measured twice, with the lifetime and idle rules off and on (``rules`` column):
+with them on, every row has an end time 8 hours ahead and the ready ones an idle stretch that
+began a minute ago (the simulator reports ``gpu_util`` 0.02), so each tick judges every ready
+deployment and nothing is due. The ``on/off`` CPU ratio is the rules' cost.
+
 Run: ``python -m benchmarks.poller_cost [--sizes 10,100,1000,10000] [--ticks 5] [--latency 10]``.
 """
 
@@ -45,6 +50,8 @@ import storage
 from bot.app import make_web_client
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
+from bot.services.actions import ManageService
+from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.simulator import Timeline, VastSimulator
 from bot.vast import VastClient
@@ -94,13 +101,24 @@ def _simulator_main(n: int, conn: Connection) -> None:
 
 
 def _rows(
-    instances: list[tuple[int, str, str | None]], name: str, now: Any
+    instances: list[tuple[int, str, str | None]], name: str, now: Any, *, rules: bool = False
 ) -> list[dict[str, Any]]:
     rows = []
     for n, (instance_id, kind, status_msg) in enumerate(instances):
         ready = kind != "provisioning"
-        rows.append(
+        lifetime = (
             {
+                "lifetime_hours": 8.0,
+                "lifetime_started_at": now - timedelta(minutes=5),
+                "ends_at": now + timedelta(hours=8),
+                "idle_since": now - timedelta(minutes=1) if kind == "ready" else None,
+            }
+            if rules
+            else {}
+        )
+        rows.append(
+            lifetime
+            | {
                 "team_id": "T0GPU0001",
                 "user_id": "U0ALICE01",
                 "channel_id": "C0DEPLOYS1",
@@ -136,15 +154,18 @@ def _rows(
     return rows
 
 
-def measure(n: int, ticks: int, fake: FakeSlack, folder: Path) -> dict[str, Any]:
-    """Set up ``n`` deployments and return the per-tick figures."""
+def measure(
+    n: int, ticks: int, fake: FakeSlack, folder: Path, *, rules: bool = False
+) -> dict[str, Any]:
+    """Set up ``n`` deployments and return the per-tick figures (``rules``: with the lifetime
+    and idle rules)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     process = ctx.Process(target=_simulator_main, args=(n, child), daemon=True)
     process.start()
     url, instances = parent.recv()
     try:
-        database_url = f"sqlite:///{folder / f'poller-{n}.db'}"
+        database_url = f"sqlite:///{folder / f'poller-{n}-{rules}.db'}"
         settings = make_settings(
             fake, database_url=database_url, vast_api_url=url, status_poll_seconds=15
         )
@@ -156,16 +177,36 @@ def measure(n: int, ticks: int, fake: FakeSlack, folder: Path) -> dict[str, Any]
         assert template is not None
         now = storage.utcnow()
         with storage.write_transaction(sf) as session:
-            session.execute(insert(Deployment), _rows(instances, template.name, now))
+            session.execute(insert(Deployment), _rows(instances, template.name, now, rules=rules))
         vast = VastClient(url, None, timeout=30)
+        messages = SlackMessages(Notifier(make_web_client(settings)))
+        lifetimes = None
+        if rules:
+            manage = ManageService(
+                session_factory=sf,
+                vast=vast,
+                messages=messages,
+                catalog_get=catalog.get,
+                admins=frozenset(),
+                clock=lambda: now,
+            )
+            lifetimes = LifetimeService(
+                session_factory=sf,
+                messages=messages,
+                manage=manage,
+                catalog_get=catalog.get,
+                policy=LifetimePolicy.from_settings(settings),
+                clock=lambda: now,
+            )
         poller = StatusPoller(
             session_factory=sf,
             vast=vast,
-            messages=SlackMessages(Notifier(make_web_client(settings))),
+            messages=messages,
             catalog_get=catalog.get,
             interval_seconds=settings.status_poll_seconds,
             timeout_minutes=settings.deploy_timeout_minutes,
             clock=lambda: now,
+            lifetimes=lifetimes,
         )
 
         warm = poller.tick()
@@ -196,6 +237,7 @@ def measure(n: int, ticks: int, fake: FakeSlack, folder: Path) -> dict[str, Any]
         engine.dispose()
         return {
             "n": n,
+            "rules": rules,
             "pages": math.ceil(n / 25),
             "requests": statistics.median(requests),
             "requests_max": max(requests),
@@ -293,7 +335,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     header = (
-        f"{'deployments':>11} {'Vast req/tick':>13} {'pages':>6} {'req/page':>8} "
+        f"{'deployments':>11} {'rules':>5} {'Vast req/tick':>13} {'pages':>6} {'req/page':>8} "
         f"{'Slack/tick':>10} {'wall ms':>9} {'CPU ms':>8} {'list %':>6} {'peak MB':>8}"
     )
     print("Status poller: cost per tick when nothing changed (median of measured ticks)")
@@ -302,16 +344,21 @@ def main() -> None:
     with FakeSlack() as fake, tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             ticks = args.ticks if n < 10_000 else max(3, args.ticks // 2)
-            r = measure(n, ticks, fake, Path(tmp))
-            per_page = r["requests"] / r["pages"]
-            print(
-                f"{r['n']:>11,} {r['requests']:>13g} {r['pages']:>6} {per_page:>8.2f} "
-                f"{r['slack']:>10} {r['wall'] * 1000:>9.1f} {r['cpu'] * 1000:>8.1f} "
-                f"{r['list_share'] * 100:>5.0f}% {r['peak_mb']:>8.2f}",
-                flush=True,
-            )
-            if r["slack_total"] or r["warm_slack"]:
-                print(f"  !! Slack calls on ticks where nothing changed: {r['slack_total']}")
+            cpu: dict[bool, float] = {}
+            for rules in (False, True):
+                r = measure(n, ticks, fake, Path(tmp), rules=rules)
+                cpu[rules] = r["cpu"]
+                per_page = r["requests"] / r["pages"]
+                print(
+                    f"{r['n']:>11,} {'on' if rules else 'off':>5} {r['requests']:>13g} "
+                    f"{r['pages']:>6} {per_page:>8.2f} {r['slack']:>10} "
+                    f"{r['wall'] * 1000:>9.1f} {r['cpu'] * 1000:>8.1f} "
+                    f"{r['list_share'] * 100:>5.0f}% {r['peak_mb']:>8.2f}",
+                    flush=True,
+                )
+                if r["slack_total"] or r["warm_slack"]:
+                    print(f"  !! Slack calls on ticks where nothing changed: {r['slack_total']}")
+            print(f"{'':>11} CPU on/off: {cpu[True] / cpu[False]:.3f}", flush=True)
     print(
         "Vast req/tick = HTTP requests to Vast.ai per tick (the v1 list: 1 per 25 instances); "
         "Slack/tick = Slack Web API calls; list % = share of the tick spent reading the list."

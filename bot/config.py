@@ -7,8 +7,10 @@ validation errors into one line per problem that names the variable, never its v
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -47,6 +49,20 @@ class Settings(BaseSettings):
     status_poll_seconds: float = Field(default=15.0, gt=0, le=3600)
     deploy_timeout_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
     bot_admins: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Lifetimes, idle stop, reminders and the digest (README › Lifetimes and reminders).
+    default_lifetime_hours: float = Field(default=8.0, gt=0, le=24 * 365)
+    max_lifetime_hours: float = Field(default=72.0, gt=0, le=24 * 365)
+    allow_unlimited_lifetime: bool = False
+    lifetime_warning_minutes: float = Field(default=30.0, ge=1, le=24 * 60)
+    on_expiry: Literal["stop", "destroy"] = "stop"
+    idle_gpu_percent: float = Field(default=5.0, ge=0, le=100)
+    idle_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
+    idle_snooze_hours: float = Field(default=4.0, gt=0, le=24 * 30)
+    idle_grace_minutes: float = Field(default=30.0, ge=1, le=24 * 60)
+    stopped_reminder_days: float = Field(default=3.0, gt=0, le=365)
+    digest_channel: str | None = None
+    digest_hour: int = Field(default=9, ge=0, le=23)
+    digest_timezone: str = "UTC"
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -69,6 +85,27 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("digest_channel", mode="before")
+    @classmethod
+    def _empty_channel_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("digest_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,30}", value):
+            raise ValueError("must be a channel id such as C0123456789 (not a #name)")
+        return value
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as UTC or Europe/Berlin") from None
+        return value
+
     @field_validator("catalog_dir", mode="before")
     @classmethod
     def _empty_dir_is_unset(cls, value: Any) -> Any:
@@ -87,6 +124,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _default_within_maximum(self) -> Settings:
+        if self.default_lifetime_hours > self.max_lifetime_hours:
+            raise ValueError(
+                "DEFAULT_LIFETIME_HOURS is larger than MAX_LIFETIME_HOURS: lower the default or "
+                "raise the maximum"
+            )
+        return self
 
     @model_validator(mode="after")
     def _signing_secret_in_http_mode(self) -> Settings:
@@ -119,7 +165,7 @@ def _describe(error: Any) -> str:
     if not loc:
         if "SLACK_SIGNING_SECRET" in message:
             return f"SLACK_SIGNING_SECRET is missing: {_HINTS['SLACK_SIGNING_SECRET']}."
-        return message
+        return message.rstrip(".") + "."
     name = loc[0].upper()
     if error.get("type") == "missing":
         return f"{name} is missing: {_HINTS.get(name, 'set it')} (environment or .env)."

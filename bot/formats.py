@@ -7,6 +7,7 @@ blocks render messages; both format money, durations and mentions the same way f
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 
 def money(dollars: float) -> str:
@@ -52,3 +53,26 @@ def format_elapsed(seconds: float) -> str:
         return f"{minutes // 5 * 5} min"
     hours, rest = divmod(minutes, 60)
     return f"{hours} h {rest // 15 * 15:02d} min"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(when: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (integer arithmetic, no float rounding), for
+    button values that name a moment (an end time, a question). A naive ``when`` is UTC."""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def lifetime_label(hours: float | None) -> str:
+    """A run length for people: ``"2 hours"``, ``"1 day"``, ``"3 days"``, ``"1 week"``,
+    ``"1.5 hours"``; None → ``"Until I stop it"``."""
+    if hours is None:
+        return "Until I stop it"
+    if hours == 168:
+        return "1 week"
+    if hours >= 24 and hours % 24 == 0:
+        days = int(hours // 24)
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours:g} hour{'s' if hours != 1 else ''}"

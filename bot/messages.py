@@ -16,11 +16,21 @@ from typing import Any, Protocol
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import deploy as deploy_blocks
+from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import notify
 from bot.blocks.home import home_view
 from bot.blocks.status import status_message, visible_key
 from bot.formats import money
-from bot.services.ports import Delivery, HomeData, PostedLike
+from bot.services.ports import (
+    AutoAction,
+    Delivery,
+    DigestData,
+    ExpiryNotice,
+    HomeData,
+    IdleNotice,
+    PostedLike,
+    Reminder,
+)
 from catalog import OfferLike, Template
 from storage import DeploymentRecord, utcnow
 
@@ -46,13 +56,17 @@ class NotifierLike(Protocol):
 
     def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None: ...
 
+    def post(self, channel: str, text: str, blocks: Any = None) -> str | None: ...
+
 
 class HomeNotifierLike(NotifierLike, Protocol):
-    """A notifier that can also publish the Home tab and name the workspace."""
+    """A notifier that can also publish the Home tab, name the workspace and read users."""
 
     def publish_home(self, user_id: str, view: Any) -> None: ...
 
     def team_id(self) -> str: ...
+
+    def user_tz(self, user_id: str) -> str | None: ...
 
 
 def _failure(what: str, error: Exception) -> None:
@@ -170,6 +184,66 @@ class SlackMessages:
         text = _ACTION_TEXT[action].format(actor=actor, cost=money(cost))
         return self._reply(dep, "thread reply", text)
 
+    # -- lifetimes, idle GPUs, reminders, the digest ---------------------------------------
+
+    def _dm(self, user_id: str, what: str, payload: dict[str, Any]) -> bool:
+        try:
+            return self.notifier.dm(user_id, payload["text"], payload.get("blocks")) is not None
+        except Exception as error:
+            _failure(what, error)
+            return False
+
+    def expiry_warning(self, dep: DeploymentRecord, notice: ExpiryNotice) -> bool:
+        """See :func:`bot.blocks.lifetimes.expiry_warning_message` (DM) and
+        :func:`~bot.blocks.lifetimes.expiry_note_message` (thread)."""
+        now = self.clock()
+        dm = self._dm(
+            dep.user_id,
+            f"expiry warning of deployment {dep.id}",
+            lifetime_blocks.expiry_warning_message(dep, notice, now=now),
+        )
+        note = lifetime_blocks.expiry_note_message(dep, notice, now=now)
+        threaded = self._reply(dep, "expiry note", note["text"], note.get("blocks"))
+        return dm or threaded
+
+    def idle_warning(self, dep: DeploymentRecord, notice: IdleNotice) -> bool:
+        """See :func:`bot.blocks.lifetimes.idle_warning_message` (DM to the owner)."""
+        payload = lifetime_blocks.idle_warning_message(dep, notice, now=self.clock())
+        return self._dm(dep.user_id, f"idle warning of deployment {dep.id}", payload)
+
+    def auto_action(self, dep: DeploymentRecord, done: AutoAction) -> bool:
+        """See :func:`bot.blocks.lifetimes.auto_action_text` (thread and DM to the owner)."""
+        text = lifetime_blocks.auto_action_text(dep, done)
+        threaded = self._reply(dep, "automatic action note", text)
+        dm = self._dm(dep.user_id, f"automatic action DM of deployment {dep.id}", {"text": text})
+        return threaded or dm
+
+    def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
+        """See :func:`bot.blocks.lifetimes.reminder_message` (DM to the owner)."""
+        payload = lifetime_blocks.reminder_message(dep, reminder, now=self.clock())
+        return self._dm(dep.user_id, f"{reminder.kind} reminder of deployment {dep.id}", payload)
+
+    def note(self, dep: DeploymentRecord, text: str) -> bool:
+        """A short note in the status message's thread."""
+        return self._reply(dep, "thread note", text)
+
+    def digest(self, channel: str, data: DigestData) -> bool:
+        """See :func:`bot.blocks.lifetimes.digest_message`."""
+        try:
+            payload = lifetime_blocks.digest_message(data)
+            return self.notifier.post(channel, payload["text"], payload.get("blocks")) is not None
+        except Exception as error:
+            _failure("digest", error)
+            return False
+
+    def user_tz(self, user_id: str) -> str | None:
+        """The user's time zone (``users.info``), None when unknown or Slack fails."""
+        try:
+            return self.notifier.user_tz(user_id)
+        except Exception as error:
+            _failure(f"users.info for {user_id}", error)
+            return None
+
     # -- direct messages and the Home tab --------------------------------------------------
 
     def has_secrets(
@@ -214,6 +288,7 @@ class SlackMessages:
                 workspace_month=home.workspace_month,
                 month_label=home.month_label,
                 notice=home.notice,
+                unmanaged=home.unmanaged,
             )
             self.notifier.publish_home(user_id, view)
             return True

@@ -127,3 +127,10 @@ class Notifier:
         """The workspace id of the bot token (``auth.test``'s ``team_id``). Raises
         ``SlackApiError`` when Slack refuses, ``KeyError`` when the answer lacks it."""
         return str(self.client.auth_test()["team_id"])
+
+    def user_tz(self, user_id: str) -> str | None:
+        """The user's IANA time zone from ``users.info`` (``user.tz``; needs the ``users:read``
+        scope), None when Slack gives none. Raises slack_sdk errors like the other calls."""
+        response = self.client.users_info(user=user_id)
+        tz = (response.get("user") or {}).get("tz")
+        return str(tz) if tz else None

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from wsgiref.types import WSGIApplication
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,12 +26,14 @@ from bot.services.context import Services
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.home import HomeService
+from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
 from bot.services.offers import RecentSearches
 from bot.services.poller import StatusPoller
+from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.vast.client import VastClient
 from catalog import load_catalog
-from storage import make_engine, make_session_factory, migrate, ping
+from storage import make_engine, make_session_factory, migrate, ping, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +97,14 @@ def build_services(
     vast: VastClient | None = None,
     client: WebClient | None = None,
     closers: list[Callable[[], object]] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> tuple[Services, Engine]:
     """Load the catalog, create or migrate the database, build the Vast.ai client (or start the
     built-in simulator when ``VAST_API_KEY`` is unset), the messages port on ``client`` (a
     WebClient on ``SLACK_API_URL`` when not given), every service and the scheduler with the
-    poller's job (not started: :meth:`Runtime.start_background` does that). What must be
-    released at shutdown is appended to ``closers``.
+    poller's and the reminders' jobs (not started: :meth:`Runtime.start_background` does
+    that). What must be released at shutdown is appended to ``closers``. ``clock`` (aware UTC
+    now) is shared by every service that reads the time, so tests can move it.
 
     Raises ``catalog.CatalogError`` for a bad ``CATALOG_DIR`` and SQLAlchemy errors for an
     unreachable database.
@@ -122,9 +127,27 @@ def build_services(
             vast = VastClient(settings.vast_api_url, settings.vast_api_key.get_secret_value())
     closers.append(vast.close)
     sf = make_session_factory(engine)
-    messages = SlackMessages(Notifier(client or make_web_client(settings)))
+    messages = SlackMessages(Notifier(client or make_web_client(settings)), clock=clock)
     listings = ListingService(sf)
-    home = HomeService(listings, messages)
+    home = HomeService(listings, messages, admins=settings.bot_admins)
+    manage = ManageService(
+        session_factory=sf,
+        vast=vast,
+        messages=messages,
+        catalog_get=catalog.get,
+        admins=settings.bot_admins,
+        on_change=home.deployment_changed,
+        clock=clock,
+    )
+    lifetimes = LifetimeService(
+        session_factory=sf,
+        messages=messages,
+        manage=manage,
+        catalog_get=catalog.get,
+        policy=LifetimePolicy.from_settings(settings),
+        on_change=home.deployment_changed,
+        clock=clock,
+    )
     poller = StatusPoller(
         session_factory=sf,
         vast=vast,
@@ -133,10 +156,25 @@ def build_services(
         interval_seconds=settings.status_poll_seconds,
         timeout_minutes=settings.deploy_timeout_minutes,
         on_change=home.deployment_changed,
+        clock=clock,
+        lifetimes=lifetimes,
     )
     closers.append(poller.close)
+    reminders = ReminderService(
+        session_factory=sf,
+        messages=messages,
+        listings=listings,
+        stopped_after=timedelta(days=settings.stopped_reminder_days),
+        digest_channel=settings.digest_channel,
+        digest_hour=settings.digest_hour,
+        digest_timezone=settings.digest_timezone,
+        team_id=home.team_id,
+        clock=clock,
+    )
     scheduler = BackgroundScheduler(timezone="UTC")
     poller.install(scheduler)
+    # Never more often than the poller: a test bot that polls hourly checks reminders hourly.
+    reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
     closers.append(lambda: work.shutdown(wait=False))
     services = Services(
@@ -152,30 +190,33 @@ def build_services(
             messages=messages,
             catalog_get=catalog.get,
             simulated=settings.simulated,
+            clock=clock,
         ),
-        manage=ManageService(
-            session_factory=sf,
-            vast=vast,
-            messages=messages,
-            catalog_get=catalog.get,
-            admins=settings.bot_admins,
-            on_change=home.deployment_changed,
-        ),
+        manage=manage,
         listings=listings,
         credit=CreditService(vast.get_credit, sf),
         home=home,
         poller=poller,
+        lifetimes=lifetimes,
+        reminders=reminders,
         recent_searches=RecentSearches(),
         work=work,
     )
     return services, engine
 
 
-def build_runtime(settings: Settings, *, vast: VastClient | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    *,
+    vast: VastClient | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Runtime:
     """Build the services (:func:`build_services`), the Bolt app and the WSGI app."""
     client = make_web_client(settings)
     closers: list[Callable[[], object]] = []
-    services, engine = build_services(settings, vast=vast, client=client, closers=closers)
+    services, engine = build_services(
+        settings, vast=vast, client=client, closers=closers, clock=clock
+    )
     app = create_app(settings, services, client=client)
     wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine))
     return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)

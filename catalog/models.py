@@ -68,6 +68,10 @@ class Template(BaseModel):
         pairs `cuda_max_good` with a `compute_cap` floor, because `cuda_max_good` alone hid
         H100/H200 offers (vast-api.md §2, dstackai/gpuhunt#142). Default 750.
       max_disk_gb: largest disk a user may ask for, GB. Default 500.
+      default_lifetime_hours: how long a deployment runs by default before the bot stops it,
+        in whole hours (1 to 720), preselected in the picker's "Run for"; None (the default)
+        uses the bot's DEFAULT_LIFETIME_HOURS. A server (vLLM) is meant to run longer than a
+        notebook. The bot's MAX_LIFETIME_HOURS still caps it for non-admins.
 
     The model is frozen; build a new one with `model_copy(update=...)` to change a field.
     Raises pydantic.ValidationError on bad data (catalog.loader formats it per field).
@@ -95,6 +99,7 @@ class Template(BaseModel):
     secret_env: list[str] = Field(default_factory=list)
     min_compute_cap: int = Field(default=750, ge=0)
     max_disk_gb: int = Field(default=500, ge=MIN_DISK_GB)
+    default_lifetime_hours: int | None = Field(default=None, ge=1, le=720)
 
     @field_validator("slug")
     @classmethod

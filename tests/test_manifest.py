@@ -30,4 +30,4 @@ def test_manifest_has_command_interactivity_home_and_scopes() -> None:
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "chat:write.public", "im:write"} <= scopes
+    assert {"commands", "chat:write", "chat:write.public", "im:write", "users:read"} <= scopes

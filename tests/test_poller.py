@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -54,8 +54,11 @@ def deploy(
     *,
     web_password: str | None = PASSWORD,
     post_message: bool = True,
+    lifetime_hours: float | None = None,
+    now: datetime | None = None,
 ) -> DeploymentRecord:
-    """What the deploy service does, done by hand: row, instance (labelled), status message."""
+    """What the deploy service does, done by hand: row (created at ``now``, with
+    ``lifetime_hours``), instance (labelled), status message."""
     services = harness.services
     sf = services.session_factory
     template = services.catalog.get(slug)
@@ -77,6 +80,8 @@ def deploy(
         disk_gb=template.disk_gb,
         simulated=True,
         web_password=web_password,
+        lifetime_hours=lifetime_hours,
+        now=now,
     )
     assert created
     env = {**template.env, **port_env(template.ports)}
@@ -91,7 +96,7 @@ def deploy(
         runtype="ssh_direct",
         onstart=template.launch_command or None,
     )
-    assert storage.set_instance(sf, dep.id, instance_id)
+    assert storage.set_instance(sf, dep.id, instance_id, now=now)
     if post_message:
         fresh = storage.get_deployment(sf, dep.id)
         assert fresh is not None

@@ -1,5 +1,6 @@
-"""Block Kit for the App Home tab (pure): the user's live deployments with their buttons and
-costs, the workspace's spend this month, and a short how-to.
+"""Block Kit for the App Home tab (pure): the user's live deployments with their buttons,
+costs and end times, the workspace's spend this month, for admins the instances rented outside
+the bot, and a short how-to.
 
 Published with ``views.publish`` (``{"type": "home", "blocks": [...]}``, at most 100 blocks:
 reference/slack.md §4, §9).
@@ -22,8 +23,10 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks.common import MAX_VIEW_BLOCKS, BlockLimitError, truncate
+from bot.blocks.lifetimes import unmanaged_text
 from bot.blocks.manage import deployment_text, money
 from bot.blocks.status import deployment_buttons
+from bot.notices import UnmanagedInstance
 from storage import DeploymentRecord
 
 MAX_HOME_DEPLOYMENTS = 30
@@ -38,6 +41,8 @@ HOW_TO = (
     "ready (the password comes by DM).\n"
     "• *Stop* releases the GPU (the disk still bills a little); *Start* gets it back if it is "
     "still free; *Destroy* deletes the instance and its disk and ends all billing.\n"
+    "• Each deployment runs for the time chosen in the picker: you are asked before the end "
+    "and can extend it.\n"
     "• `/templates mine` · `/templates running` · `/templates costs` · `/templates help`"
 )
 
@@ -56,12 +61,17 @@ def home_view(
     month_label: str,
     notice: str | None = None,
     team_domain: str | None = None,
+    unmanaged: Sequence[UnmanagedInstance] = (),
+    expiry_action: str = "stop",
 ) -> dict[str, Any]:
     """The Home view ``{"type": "home", "blocks": [...]}``.
 
     ``deployments``: the user's live ones (not destroyed or failed), shown in order with their
-    buttons. ``user_month``/``workspace_month``: dollars spent this month (``month_label``, e.g.
+    buttons and end times (``expiry_action``: ``stop``/``destroy``, what the bot does at the
+    end). ``user_month``/``workspace_month``: dollars spent this month (``month_label``, e.g.
     "June 2025"). ``notice``: a line shown on top (the outcome of the last button press).
+    ``unmanaged``: instances on the Vast.ai account the bot did not rent (the caller passes
+    them to admins only), one section when any.
     Raises :class:`BlockLimitError` above 100 blocks (cannot happen with the caps used here).
     """
     blocks: list[Block] = [HeaderBlock(text="Your GPU deployments")]
@@ -91,7 +101,13 @@ def home_view(
             SectionBlock(
                 block_id=f"home_dep_{dep.id}",
                 text=MarkdownTextObject(
-                    text=deployment_text(dep, now, show_requester=False, team_domain=team_domain)
+                    text=deployment_text(
+                        dep,
+                        now,
+                        show_requester=False,
+                        team_domain=team_domain,
+                        expiry_action=expiry_action,
+                    )
                 ),
             )
         )
@@ -109,6 +125,12 @@ def home_view(
                 ]
             )
         )
+    outside = unmanaged_text(unmanaged)
+    if outside:
+        blocks += [
+            DividerBlock(),
+            SectionBlock(block_id="home_unmanaged", text=MarkdownTextObject(text=outside)),
+        ]
     blocks += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text=HOW_TO))]
     if len(blocks) > MAX_VIEW_BLOCKS:
         raise BlockLimitError(f"{len(blocks)} blocks, the Home tab allows {MAX_VIEW_BLOCKS}")

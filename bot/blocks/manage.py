@@ -27,8 +27,10 @@ from slack_sdk.models.blocks import (
 
 from bot import pricing as costs
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
+from bot.blocks.lifetimes import ends_line, unmanaged_text
 from bot.blocks.status import STATUS_ICONS, deployment_buttons, gpu_summary
 from bot.formats import format_duration, mentions, money
+from bot.notices import UnmanagedInstance
 from storage import DeploymentRecord, DeploymentStatus
 
 LIST_MINE = "mine"
@@ -72,9 +74,11 @@ def deployment_text(
     *,
     show_requester: bool = True,
     team_domain: str | None = None,
+    expiry_action: str = "stop",
 ) -> str:
     """The mrkdwn summary of one deployment: template, GPU, status, age, $/hour, cost so far,
-    requester and a link to its status message."""
+    requester, a link to its status message and, while active, its end time
+    (:func:`bot.blocks.lifetimes.ends_line`; ``expiry_action`` ``stop``/``destroy``)."""
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
     head = f"*{dep.template_name}* · #{dep.id} · {gpu_summary(dep)}"
     if dep.simulated:
@@ -99,6 +103,9 @@ def deployment_text(
     if link:
         parts.append(f"<{link}|status message>")
     lines = [head, " · ".join(parts)]
+    ends = ends_line(dep, now, action=expiry_action)
+    if ends:
+        lines.append(ends)
     if dep.status == DeploymentStatus.FAILED and dep.reason:
         lines.append(f"> {truncate(dep.reason, 300)}")
     return truncate("\n".join(lines), MAX_SECTION_TEXT)
@@ -142,6 +149,10 @@ def _notice_block(notice: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=truncate(notice, 2000))])
 
 
+def _unmanaged_block(text: str) -> SectionBlock:
+    return SectionBlock(block_id="mgl_unmanaged", text=MarkdownTextObject(text=text))
+
+
 def deployment_list_message(
     kind: str,
     deployments: Sequence[DeploymentRecord],
@@ -152,13 +163,17 @@ def deployment_list_message(
     page_size: int = LIST_PAGE_SIZE,
     team_domain: str | None = None,
     notice: str | None = None,
+    unmanaged: Sequence[UnmanagedInstance] = (),
 ) -> dict[str, Any]:
     """``/templates mine`` (``kind="mine"``) or ``/templates running`` (``"running"``).
 
     ``deployments`` are shown in the given order, ``page_size`` per page (0-based ``page``,
     clamped). Each gets a section (:func:`deployment_text`) and, when ``can_manage(dep)``, the
-    Stop/Start/Destroy buttons its state allows. At most ``5 + 2 × page_size + 2`` blocks
-    (27 by default, Slack allows 50). Returns ``{"text", "blocks"}``.
+    Stop/Start/Destroy buttons its state allows. ``unmanaged``: instances on the Vast.ai
+    account the bot did not rent, summed up in one section of the ``running`` listing (the
+    caller passes them to admins only; ignored for ``mine``). At most
+    ``6 + 2 × page_size + 2`` blocks (28 by default, Slack allows 50). Returns
+    ``{"text", "blocks"}``.
     """
     title = "Your deployments" if kind == LIST_MINE else "Active deployments in this workspace"
     pages = max(1, math.ceil(len(deployments) / page_size))
@@ -167,13 +182,19 @@ def deployment_list_message(
     blocks: list[Block] = [HeaderBlock(text=title)]
     if notice:
         blocks.append(_notice_block(notice))
+    # Only the workspace-wide listing speaks for the whole Vast.ai account.
+    outside = unmanaged_text(unmanaged) if kind == LIST_RUNNING else None
     if not deployments:
         empty = (
             "You have no deployments. Run `/templates` and press *Deploy* to rent a GPU."
             if kind == LIST_MINE
             else "Nothing is running in this workspace right now: no GPU is billing."
         )
+        if outside:
+            empty = "The bot runs nothing in this workspace right now."
         blocks.append(SectionBlock(text=MarkdownTextObject(text=empty)))
+        if outside:
+            blocks.append(_unmanaged_block(outside))
         return message_payload(blocks, f"{title}: none")
     live = [d for d in deployments if costs.ended_at(d) is None]
     burn = sum(costs.current_rate(d) for d in live)
@@ -181,7 +202,10 @@ def deployment_list_message(
     summary += f" · {len(live)} live, costing {money(burn)}/h now"
     if pages > 1:
         summary += f" · page {page + 1} of {pages}"
-    blocks += [ContextBlock(elements=[MarkdownTextObject(text=summary)]), DividerBlock()]
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=summary)]))
+    if outside:
+        blocks.append(_unmanaged_block(outside))
+    blocks.append(DividerBlock())
     for dep in shown:
         blocks.append(
             SectionBlock(

@@ -34,6 +34,7 @@ from slack_sdk.models.views import View
 
 from bot.blocks.common import MAX_OPTION_TEXT, MAX_VIEW_BLOCKS, truncate
 from bot.blocks.templates import vram_line
+from bot.formats import lifetime_label
 from catalog import RankedOffer, Template
 
 CALLBACK_DEPLOY = "deploy_modal"
@@ -49,6 +50,13 @@ BLOCK_MAX_PRICE = "max_price_block"
 ACTION_MAX_PRICE = "max_price"
 ACTION_REFRESH = "picker_refresh"
 BLOCK_COST = "cost_block"
+BLOCK_LIFETIME = "lifetime_block"
+ACTION_LIFETIME = "lifetime"
+UNLIMITED = "unlimited"
+"""The **Run for** option value of "Until I stop it" (:func:`lifetime_value` of None)."""
+MAX_LIFETIME_VALUE_HOURS = 24 * 365
+"""The largest **Run for** value :func:`parse_lifetime_value` accepts (hours; the same bound as
+the configuration's lifetimes)."""
 
 ANY_GPU = "any"
 MIN_PRICE_FILTER = 0.01  # $/hour, the max-price input's bounds
@@ -116,6 +124,54 @@ class OfferChoice:
     gpu_name: str | None = None
 
 
+@dataclass(frozen=True)
+class LifetimeChoice:
+    """One **Run for** option: ``hours`` (None = until someone stops it) and its ``label``
+    (≤ 75 characters, e.g. "8 hours")."""
+
+    hours: float | None
+    label: str
+
+    @classmethod
+    def for_hours(cls, hours: float | None) -> LifetimeChoice:
+        """The choice with the standard label: "2 hours", "1 day", "3 days", "1 week",
+        "Until I stop it" (other lengths: "1.5 hours", "36 hours")."""
+        return cls(hours, lifetime_label(hours))
+
+
+def lifetime_value(hours: float | None) -> str:
+    """The option value of a run length: ``"8"``, ``"1.5"`` (hours, at most two decimals), or
+    ``"unlimited"`` for None. Raises ``ValueError`` for a length that is not positive and
+    finite."""
+    if hours is None:
+        return UNLIMITED
+    if not math.isfinite(hours) or hours <= 0:
+        raise ValueError(f"not a run length: {hours!r}")
+    text = f"{round(hours, 2):.2f}".rstrip("0").rstrip(".")
+    if text == "0":
+        raise ValueError(f"run length below 0.01 h: {hours!r}")
+    return text
+
+
+def parse_lifetime_value(value: object) -> float | None:
+    """Hours from a **Run for** option value (untrusted input): ``"8"`` → 8.0, ``"1.5"`` →
+    1.5, ``"unlimited"`` → None (until someone stops it).
+
+    Raises ``ValueError`` for anything else: missing, not a string, not plain ASCII digits
+    with at most two decimals, zero, or above :data:`MAX_LIFETIME_VALUE_HOURS`. Whether the
+    user may pick that length (maximum, unlimited allowed) is the caller's to check.
+    """
+    if value == UNLIMITED:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("no run length")
+    match = re.fullmatch(r"[0-9]{1,4}(?:\.[0-9]{1,2})?", value)
+    hours = float(value) if match else 0.0
+    if not 0 < hours <= MAX_LIFETIME_VALUE_HOURS:
+        raise ValueError(f"not a run length: {value[:20]!r}")
+    return hours
+
+
 def offer_value(ranked: RankedOffer) -> str:
     """An option's value: ``<offer id>@<dph_total shown>@<gpu_name>`` (≤ 150 characters,
     Slack's limit for an option value)."""
@@ -145,16 +201,41 @@ def offer_label(ranked: RankedOffer) -> str:
     return truncate(text, MAX_OPTION_TEXT)
 
 
-def cost_text(ranked: RankedOffer | None) -> str:
-    """Estimated cost of the chosen offer per hour and per 8-hour day."""
+def cost_text(ranked: RankedOffer | None, hours: float | None = None) -> str:
+    """Estimated cost of the chosen offer per hour and per 8-hour day and, with ``hours`` (the
+    chosen run length), for the whole run: "· $2.94 for the 8 h run"."""
     if ranked is None:
         return "Pick an offer to see its estimated cost."
     price = ranked.offer.dph_total
     reliability = ranked.offer.reliability
     extra = f" · reliability {reliability:.1%}" if reliability is not None else ""
+    run = f" · ${price * hours:,.2f} for the {hours:g} h run" if hours is not None else ""
     return (
         f"*Estimated cost:* ${price:.3f} per hour · ${price * HOURS_PER_DAY:.2f} per "
-        f"{HOURS_PER_DAY}-hour day (GPU and disk; bandwidth is billed on top){extra}"
+        f"{HOURS_PER_DAY}-hour day{run} (GPU and disk; bandwidth is billed on top){extra}"
+    )
+
+
+def _lifetime_block(
+    lifetimes: Sequence[LifetimeChoice], selected_hours: float | None, warning_minutes: float
+) -> InputBlock:
+    options = [
+        Option(text=truncate(choice.label, MAX_OPTION_TEXT), value=lifetime_value(choice.hours))
+        for choice in lifetimes[:MAX_OPTIONS]
+    ]
+    select = StaticSelectElement(
+        action_id=ACTION_LIFETIME, placeholder="How long it runs", options=options
+    )
+    # None is a real choice here ("Until I stop it"), so match on the option value.
+    wanted = lifetime_value(selected_hours)
+    select.initial_option = next((o for o in options if o.value == wanted), None)
+    return InputBlock(
+        block_id=BLOCK_LIFETIME,
+        label="Run for",
+        hint=(
+            f"The bot stops it then (you are asked {warning_minutes:g} min before, and can extend)."
+        ),
+        element=select,
     )
 
 
@@ -260,11 +341,18 @@ def picker_view(
     simulated: bool,
     selected_offer_id: int | None = None,
     credit_warning: str | None = None,
+    lifetimes: Sequence[LifetimeChoice] = (),
+    lifetime_hours: float | None = None,
+    lifetime_warning_minutes: float = 30,
 ) -> View:
-    """The GPU picker: offers grouped by recommended/minimum VRAM, disk, channel, cost, filters.
+    """The GPU picker: offers grouped by recommended/minimum VRAM, cost, disk, run length,
+    channel, filters.
 
     ``offers`` is ranked best first (at most 100 shown, Slack's option limit); with no offers the
-    modal says so and what to try, without a submit button.
+    modal says so and what to try, without a submit button. ``lifetimes``: the **Run for**
+    choices (no input without them), ``lifetime_hours`` the preselected one (None = "Until I
+    stop it"; nothing is preselected when no choice matches) and the run the cost line prices;
+    ``lifetime_warning_minutes``: how long before the end the owner is asked (for the hint).
     """
     disk_gb = state.disk_gb or template.disk_gb
     blocks: list[Block] = [_needs_section(template, disk_gb, simulated)]
@@ -323,8 +411,12 @@ def picker_view(
             dispatch_action=True,
         )
     )
+    run_hours = lifetime_hours if lifetimes else None
     blocks.append(
-        ContextBlock(block_id=BLOCK_COST, elements=[MarkdownTextObject(text=cost_text(selected))])
+        ContextBlock(
+            block_id=BLOCK_COST,
+            elements=[MarkdownTextObject(text=cost_text(selected, run_hours))],
+        )
     )
     if credit_warning:
         blocks.append(
@@ -347,6 +439,8 @@ def picker_view(
             ),
         )
     )
+    if lifetimes:
+        blocks.append(_lifetime_block(lifetimes, lifetime_hours, lifetime_warning_minutes))
     channel_select = ConversationSelectElement(
         action_id=ACTION_CHANNEL,
         default_to_current_conversation=True,
@@ -394,7 +488,8 @@ def selected_values(view: dict[str, Any]) -> dict[str, Any]:
     """Read the picker's inputs from ``view.state.values`` (untrusted; no validation here).
 
     Returns ``{"offer": str|None, "disk": str|None, "channel": str|None, "gpu": str|None,
-    "max_price": str|None}``.
+    "max_price": str|None, "lifetime": str|None}`` (``lifetime``: the **Run for** option value,
+    for :func:`parse_lifetime_value`; None when the modal has no such input).
     """
     values = (view.get("state") or {}).get("values") or {}
 
@@ -411,4 +506,5 @@ def selected_values(view: dict[str, Any]) -> dict[str, Any]:
         "channel": get(BLOCK_CHANNEL, ACTION_CHANNEL, "selected_conversation"),
         "gpu": get(BLOCK_GPU_FILTER, ACTION_GPU_FILTER, "selected_option"),
         "max_price": get(BLOCK_MAX_PRICE, ACTION_MAX_PRICE, "value"),
+        "lifetime": get(BLOCK_LIFETIME, ACTION_LIFETIME, "selected_option"),
     }

@@ -106,6 +106,36 @@ def _time_to_ready(dep: DeploymentRecord) -> str:
     return format_duration((dep.ready_at - dep.created_at).total_seconds())
 
 
+def destroy_button(dep: DeploymentRecord, now: datetime) -> ButtonElement | None:
+    """**Destroy** (value ``str(dep.id)``) with a confirmation naming the template, the GPU and
+    the cost so far at ``now``; None when there is no instance to destroy (no instance id yet,
+    or already stopped costing: failed or destroyed)."""
+    if dep.instance_id is None or dep.status not in (
+        DeploymentStatus.PROVISIONING,
+        DeploymentStatus.READY,
+        DeploymentStatus.STOPPED,
+    ):
+        return None
+    cost = cost_so_far(dep, now)
+    return ButtonElement(
+        text="Destroy",
+        action_id=ACTION_DESTROY,
+        value=str(dep.id),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Destroy this instance?",
+            text=truncate(
+                f"{dep.template_name} on {gpu_summary(dep)} will be deleted with its disk; "
+                f"cost so far ${cost:.2f}. This cannot be undone.",
+                300,
+            ),
+            confirm="Destroy",
+            deny="Keep it",
+            style="danger",
+        ),
+    )
+
+
 def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonElement]:
     """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation)."""
     value = str(dep.id)
@@ -120,31 +150,9 @@ def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonEleme
         buttons.append(
             ButtonElement(text="Send me the login", action_id=ACTION_CREDENTIALS, value=value)
         )
-    if dep.instance_id is not None and dep.status in (
-        DeploymentStatus.PROVISIONING,
-        DeploymentStatus.READY,
-        DeploymentStatus.STOPPED,
-    ):
-        cost = cost_so_far(dep, now)
-        buttons.append(
-            ButtonElement(
-                text="Destroy",
-                action_id=ACTION_DESTROY,
-                value=value,
-                style="danger",
-                confirm=ConfirmObject(
-                    title="Destroy this instance?",
-                    text=truncate(
-                        f"{dep.template_name} on {gpu_summary(dep)} will be deleted with its disk; "
-                        f"cost so far ${cost:.2f}. This cannot be undone.",
-                        300,
-                    ),
-                    confirm="Destroy",
-                    deny="Keep it",
-                    style="danger",
-                ),
-            )
-        )
+    destroy = destroy_button(dep, now)
+    if destroy is not None:
+        buttons.append(destroy)
     return buttons
 
 
@@ -153,8 +161,9 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
 
     Two calls give equal keys exactly when :func:`status_message` would show the same state,
     reason, Vast.ai status message (while provisioning), coarse elapsed time (while creating or
-    provisioning, :func:`format_elapsed`) and connection details. The running cost is left
-    out on purpose: it changes every second and is refreshed with the next real change. The
+    provisioning, :func:`format_elapsed`), connection details and end time (``ends_at``, so an
+    extension redraws the message). The running cost and the cost estimate to the end are left
+    out on purpose: they change every second and are refreshed with the next real change. The
     status poller edits the message (``chat.update``) only when this key changes.
     """
     waiting = dep.status in (DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING)
@@ -169,19 +178,30 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
         dep.ssh_host,
         dep.ssh_port,
         dep.simulated,
+        dep.ends_at,
     )
 
 
 def status_message(
-    dep: DeploymentRecord, template: Template | None, *, now: datetime, note: str | None = None
+    dep: DeploymentRecord,
+    template: Template | None,
+    *,
+    now: datetime,
+    note: str | None = None,
+    expiry_action: str = "stop",
 ) -> dict[str, Any]:
     """The channel status message for ``dep`` at ``now``: ``{"text", "blocks"}``; ``note``
     (mrkdwn, e.g. "starting again") is an extra context line at the end.
 
     Shows template, GPU, $/hour, requester, status (with Vast.ai's status message while
-    provisioning, how to connect when ready, the reason when failed), "simulated" when the
-    instance came from the simulator, and the buttons the state allows.
+    provisioning, how to connect when ready, the reason when failed), while active its end
+    time and the cost by then (:func:`bot.blocks.lifetimes.ends_line`; ``expiry_action``
+    ``stop``/``destroy`` is what the bot does at the end), "simulated" when the instance came
+    from the simulator, and the buttons the state allows.
     """
+    # Imported here: bot.blocks.lifetimes builds on this module (buttons, action ids).
+    from bot.blocks.lifetimes import ends_line
+
     simulated = " · :test_tube: *simulated*" if dep.simulated else ""
     head = (
         f"*{dep.template_name}* on {gpu_summary(dep)} · ${dep.dph_total:.3f}/h · "
@@ -196,6 +216,11 @@ def status_message(
             ),
         ),
     ]
+    ends = ends_line(dep, now, action=expiry_action)
+    if ends:
+        blocks.append(
+            ContextBlock(block_id=f"dep_ends_{dep.id}", elements=[MarkdownTextObject(text=ends)])
+        )
     context = [f"Deployment #{dep.id}"]
     if dep.instance_id is not None:
         context.append(f"Vast.ai instance {dep.instance_id}")

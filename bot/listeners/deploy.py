@@ -54,12 +54,15 @@ def search_view(
     state: picker.PickerState,
     view_id: str,
     *,
+    user_id: str,
     selected_offer_id: int | None = None,
     reuse: bool = False,
+    lifetime: Any = None,
 ) -> Any:
-    """Search offers for ``state`` and build the picker (or the error modal). With ``reuse``,
-    the search this picker last showed (same filters, a couple of minutes old at most) is used
-    instead of a new one."""
+    """Search offers for ``state`` and build the picker (or the error modal) as ``user_id``
+    sees it (admins may choose lifetimes past the maximum). With ``reuse``, the search this
+    picker last showed (same filters, a couple of minutes old at most) is used instead of a
+    new one. ``lifetime``: the **Run for** value the modal holds now (kept when valid)."""
     try:
         ranked = picker_offers(
             services.vast,
@@ -76,6 +79,17 @@ def search_view(
         return picker.error_view(template, state, error.user_message)
     if state.gpu_name is None and state.max_dph is None:
         state.models = gpu_models(ranked)
+    policy = services.lifetimes.policy
+    choices = policy.choices(template, admin=services.is_admin(user_id))
+    hours: float | None = policy.default_for(template)
+    if lifetime is not None:
+        try:
+            held = picker.parse_lifetime_value(lifetime)
+        except ValueError:
+            pass
+        else:
+            if held in choices:
+                hours = held
     return picker.picker_view(
         template,
         state,
@@ -83,6 +97,9 @@ def search_view(
         simulated=services.settings.simulated,
         selected_offer_id=selected_offer_id,
         credit_warning=_credit_warning(services, ranked, selected_offer_id),
+        lifetimes=[picker.LifetimeChoice.for_hours(h) for h in choices],
+        lifetime_warning_minutes=services.settings.lifetime_warning_minutes,
+        lifetime_hours=hours,
     )
 
 
@@ -149,7 +166,8 @@ def register(app: App, services: Services) -> None:
             )
             return
         view_id = opened["view"]["id"]
-        update_view(client, view_id, search_view(services, template, state, view_id))
+        user = str((body.get("user") or {}).get("id") or "")
+        update_view(client, view_id, search_view(services, template, state, view_id, user_id=user))
 
     @app.action(picker.ACTION_REFRESH)
     def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -166,7 +184,14 @@ def register(app: App, services: Services) -> None:
         if disk is not None and disk_problem(template, disk) is None:
             state.disk_gb = disk
         update_view(client, view_id, picker.loading_view(template, state))
-        update_view(client, view_id, search_view(services, template, state, view_id))
+        user = str((body.get("user") or {}).get("id") or "")
+        update_view(
+            client,
+            view_id,
+            search_view(
+                services, template, state, view_id, user_id=user, lifetime=values["lifetime"]
+            ),
+        )
 
     @app.action(picker.ACTION_OFFER)
     def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -178,12 +203,20 @@ def register(app: App, services: Services) -> None:
         offer_id = choice.offer_id
         view_id, state, template = found
         new_view = search_view(
-            services, template, state, view_id, selected_offer_id=offer_id, reuse=True
+            services,
+            template,
+            state,
+            view_id,
+            user_id=str((body.get("user") or {}).get("id") or ""),
+            selected_offer_id=offer_id,
+            reuse=True,
+            lifetime=picker.selected_values(body.get("view") or {})["lifetime"],
         )
         update_view(client, view_id, new_view)
 
     @app.action(picker.ACTION_GPU_FILTER)
     @app.action(picker.ACTION_CHANNEL)
+    @app.action(picker.ACTION_LIFETIME)
     def input_changed(ack: Ack) -> None:
         ack()  # read on submit or "Search again"; nothing to do now
 

@@ -9,6 +9,9 @@ with :mod:`bot.blocks.manage`).
   action only arrives after the user confirmed.
 * "Send me the login" (``deployment_credentials``): the requester or an admin gets the secrets
   by DM; anyone else is told who can.
+* **Extend N h** (``lifetime_extend``, value ``id:hours:end``) and **Keep running**
+  (``idle_keep_running``, value ``id:question``) from the expiry and idle warnings: the values
+  carry which warning was answered, so an old button changes nothing and says so.
 * Listing paging buttons.
 """
 
@@ -23,11 +26,13 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk.webhook import WebhookClient
 
+from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import manage as blocks
 from bot.blocks.home import HOME_BLOCK_PREFIX
 from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
 from bot.services import actions
 from bot.services.context import Services
+from bot.services.ports import UnmanagedInstance
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +59,11 @@ def listing_payload(
     """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
     deployments they may manage)."""
     now = datetime.now(UTC)
+    unmanaged: list[UnmanagedInstance] = []
     if kind == blocks.LIST_RUNNING:
         deps = services.listings.running(team_id)
+        if services.is_admin(user_id):  # instances rented by hand: admins should know
+            unmanaged = services.listings.unmanaged()
     else:
         deps = services.listings.mine(team_id, user_id, now)
     return blocks.deployment_list_message(
@@ -66,6 +74,7 @@ def listing_payload(
         page=page,
         team_domain=team_domain,
         notice=notice,
+        unmanaged=unmanaged,
     )
 
 
@@ -217,6 +226,34 @@ def register(app: App, services: Services) -> None:
             else:
                 kind = ACTION_KINDS[str(action.get("action_id"))]
                 outcome = services.manage.perform(kind, deployment_id, user)
+        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+
+    @app.action(lifetime_blocks.ACTION_EXTEND_PATTERN)
+    def extend_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
+        if parsed is None:
+            outcome = actions.Outcome("not_found", "That button does not name a deployment.")
+        else:
+            deployment_id, hours, issued = parsed
+            outcome = services.lifetimes.extend(deployment_id, hours, issued, user)
+        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+
+    @app.action(lifetime_blocks.ACTION_KEEP_RUNNING)
+    def keep_running_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        user = str((body.get("user") or {}).get("id") or "")
+        parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
+        if parsed is None:
+            outcome = actions.Outcome("not_found", "That button does not name a deployment.")
+        else:
+            deployment_id, issued = parsed
+            outcome = services.lifetimes.keep_running(deployment_id, issued, user)
         _answer(services, body, action, outcome, respond if body.get("response_url") else None)
 
     @app.action(blocks.ACTION_LIST_PAGE_PREV)

@@ -60,6 +60,7 @@ class Submission:
     offer_gpu: str | None
     disk_gb: int
     channel: str
+    lifetime_hours: float | None
 
 
 def _int(value: Any) -> int | None:
@@ -111,8 +112,11 @@ def parse_submission(
     channel = values["channel"]
     if not isinstance(channel, str) or not _CHANNEL_RE.match(channel):
         errors[picker.BLOCK_CHANNEL] = "Choose the channel for status updates."
-    view_id = view.get("id")
     user_id = (body.get("user") or {}).get("id")
+    lifetime = _lifetime(services, template, values["lifetime"], str(user_id or ""))
+    if isinstance(lifetime, str):
+        errors[picker.BLOCK_LIFETIME] = lifetime
+    view_id = view.get("id")
     team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     if not errors and not (
         isinstance(view_id, str) and view_id and isinstance(user_id, str) and team_id
@@ -137,7 +141,29 @@ def parse_submission(
         offer_gpu=state.gpu_name or (choice.gpu_name if choice is not None else None),
         disk_gb=disk,
         channel=channel,
+        lifetime_hours=None if isinstance(lifetime, str) else lifetime.hours,
     )
+
+
+@dataclass(frozen=True)
+class _Lifetime:
+    hours: float | None
+
+
+def _lifetime(services: Services, template: Template, value: Any, user_id: str) -> _Lifetime | str:
+    """The **Run for** choice (hours; None = until stopped), or the inline error. A picker
+    without the input (opened before lifetimes existed) gets the default: never no end."""
+    policy = services.lifetimes.policy
+    if value is None:
+        return _Lifetime(policy.default_for(template))
+    try:
+        hours = picker.parse_lifetime_value(value)
+    except ValueError:
+        return "Choose how long it runs from the list."
+    refusal = policy.refusal(
+        hours, admin=services.is_admin(user_id), admins=services.settings.bot_admins
+    )
+    return refusal if refusal is not None else _Lifetime(hours)
 
 
 def _check_problem(future: Future[OfferCheck]) -> tuple[OfferCheck | None, str | None]:
@@ -205,6 +231,7 @@ def register(app: App, services: Services) -> None:
                 template=sub.template,
                 offer=check.offer,
                 disk_gb=sub.disk_gb,
+                lifetime_hours=sub.lifetime_hours,
             )
         )
         if result.created:  # the new deployment joins the Home tab

@@ -35,7 +35,7 @@ from datetime import datetime
 
 from bot import pricing
 from bot.formats import mentions, money
-from bot.services.ports import Messages
+from bot.services.ports import AutoAction, Messages
 from bot.vast.client import VastClient
 from bot.vast.errors import (
     AuthError,
@@ -48,6 +48,7 @@ from bot.vast.errors import (
 from catalog import Template
 from storage import (
     ACTIVE_STATUSES,
+    SYSTEM_ACTOR,
     DeploymentRecord,
     DeploymentStatus,
     SessionFactory,
@@ -182,6 +183,7 @@ class ManageService:
         """Run ``action`` (``stop``/``start``/``destroy``) on ``deployment_id`` for Slack user
         ``actor``, then redraw the status message, reply in its thread and refresh the owner's
         Home tab when something changed. Never raises for Vast.ai or Slack errors."""
+        now = now or self.clock()
         if action == STOP:
             outcome = self.stop_deployment(deployment_id, actor, now)
         elif action == START:
@@ -207,6 +209,46 @@ class ManageService:
         if outcome.kind == "done":
             self.messages.action_done(dep, action, actor, pricing.cost_so_far(dep, now))
         self.on_change(dep)
+
+    def act_automatically(
+        self, action: str, deployment_id: int, *, why: str, reason_text: str
+    ) -> Outcome:
+        """Stop or destroy ``deployment_id`` on the bot's own account (``actor`` ``system``):
+        its lifetime ended (``why="expiry"``) or its GPU stayed idle unanswered (``"idle"``).
+
+        The same database claim as a click decides it, so it happens once across processes;
+        an ``auto_<action>`` event records ``reason_text``. When done: the status message is
+        redrawn, the thread and the owner (DM) are told what happened and why, and the Home
+        tab refreshed. A Vast.ai refusal puts the row back (the next tick tries again).
+        """
+        now = self.clock()
+        if action == STOP:
+            outcome = self.stop_deployment(deployment_id, SYSTEM_ACTOR, now, automatic=True)
+        elif action == DESTROY:
+            outcome = self.destroy_deployment(
+                deployment_id, SYSTEM_ACTOR, now, automatic=True, reason=reason_text
+            )
+        else:
+            raise ValueError(f"cannot {action!r} automatically")
+        dep = outcome.deployment
+        if outcome.kind != "done" or dep is None:
+            return outcome
+        add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500])
+        disk_per_day = (
+            pricing.storage_dph(dep.disk_gb, dep.dph_total) * 24 if action == STOP else None
+        )
+        self.messages.show_status(dep, self.catalog_get(dep.template_slug))
+        self.messages.auto_action(
+            dep,
+            AutoAction(
+                action=action,
+                reason=why,
+                disk_per_day=disk_per_day,
+                total=pricing.cost_so_far(dep, now),
+            ),
+        )
+        self.on_change(dep)
+        return outcome
 
     def send_credentials(
         self, deployment_id: int, actor: str, *, now: datetime | None = None
@@ -234,12 +276,12 @@ class ManageService:
         return Outcome("done", f"I sent you the login of *{dep.template_name}* by DM.", dep)
 
     def _load(
-        self, deployment_id: int, actor: str, action: str
+        self, deployment_id: int, actor: str, action: str, *, automatic: bool = False
     ) -> tuple[DeploymentRecord | None, Outcome | None]:
         dep = get_deployment(self.sf, deployment_id)
         if dep is None:
             return None, Outcome("not_found", "That deployment no longer exists in the bot.")
-        if not self.can_manage(dep, actor):
+        if not automatic and not self.can_manage(dep, actor):
             add_event(self.sf, dep.id, actor, f"{action}_refused", "not allowed")
             return dep, Outcome("refused", self.who_can(dep, action), dep)
         return dep, None
@@ -272,14 +314,20 @@ class ManageService:
         return Outcome("failed", f":x: {reason}", get_deployment(sf, dep.id))
 
     def stop_deployment(
-        self, deployment_id: int, actor: str, now: datetime | None = None
+        self,
+        deployment_id: int,
+        actor: str,
+        now: datetime | None = None,
+        *,
+        automatic: bool = False,
     ) -> Outcome:
         """Stop a ``ready`` deployment (claim ``ready → stopped``, then ``PUT state=stopped``).
 
-        Vast.ai stops GPU billing; the disk keeps billing (vast-api.md §5).
+        Vast.ai stops GPU billing; the disk keeps billing (vast-api.md §5). ``automatic``: the
+        bot acts on its own (``actor`` is ``system``), so no permission check.
         """
         sf = self.sf
-        dep, refusal = self._load(deployment_id, actor, STOP)
+        dep, refusal = self._load(deployment_id, actor, STOP, automatic=automatic)
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -402,12 +450,20 @@ class ManageService:
         )
 
     def destroy_deployment(
-        self, deployment_id: int, actor: str, now: datetime | None = None
+        self,
+        deployment_id: int,
+        actor: str,
+        now: datetime | None = None,
+        *,
+        automatic: bool = False,
+        reason: str | None = None,
     ) -> Outcome:
         """Destroy the instance of a ``provisioning``/``ready``/``stopped`` deployment (claim
-        ``→ destroyed``, then ``DELETE``; a 404 means already gone and counts as done)."""
+        ``→ destroyed``, then ``DELETE``; a 404 means already gone and counts as done).
+        ``automatic``: the bot acts on its own (no permission check); ``reason``: the row's
+        reason (default "Destroyed from Slack by <actor>")."""
         sf = self.sf
-        dep, refusal = self._load(deployment_id, actor, DESTROY)
+        dep, refusal = self._load(deployment_id, actor, DESTROY, automatic=automatic)
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -435,7 +491,7 @@ class ManageService:
                 new_status=DeploymentStatus.DESTROYED,
                 actor=actor,
                 now=now,
-                reason=f"Destroyed from Slack by <@{actor}>.",
+                reason=reason or f"Destroyed from Slack by <@{actor}>.",
             )
             if claimed:
                 break

@@ -13,10 +13,12 @@ from bot.services.actions import ManageService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.home import HomeService
+from bot.services.lifetimes import LifetimeService
 from bot.services.listings import ListingService
 from bot.services.offers import RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
+from bot.services.reminders import ReminderService
 from bot.vast.client import VastClient
 from catalog import Catalog
 from storage import SessionFactory
@@ -35,6 +37,8 @@ class Services:
         deploy: rents instances. manage: stop, start, destroy, login.
         listings: ``/templates mine|running|costs`` data. credit: the Vast.ai balance.
         home: the App Home tab. poller: the status poller.
+        lifetimes: end times, extensions and idle GPUs (its ``policy`` feeds the picker).
+        reminders: reminders at the owner's hours and the daily digest.
         recent_searches: the offer search each open picker last showed.
         work: threads for work a listener waits for only up to its ack budget (the offer
             re-check, slow ``/templates costs`` and ``credit`` answers).
@@ -52,6 +56,8 @@ class Services:
     credit: CreditService
     home: HomeService
     poller: StatusPoller
+    lifetimes: LifetimeService
+    reminders: ReminderService
     recent_searches: RecentSearches
     work: ThreadPoolExecutor
 

@@ -202,7 +202,10 @@ def recheck_offer(
 @dataclass(frozen=True)
 class DeployRequest:
     """One checked submission. ``request_key`` is the modal's view id; ``offer`` was fetched
-    again and fits ``template``; ``disk_gb`` is in GB; ``channel_id`` is where to post."""
+    again and fits ``template``; ``disk_gb`` is in GB; ``channel_id`` is where to post;
+    ``lifetime_hours`` is the **Run for** choice in hours (None: until someone stops it; the
+    default is ``DEFAULT_LIFETIME_HOURS``' own default, so a caller that forgets it still gets
+    an end time)."""
 
     request_key: str
     team_id: str
@@ -211,6 +214,7 @@ class DeployRequest:
     template: Template
     offer: OfferLike
     disk_gb: int
+    lifetime_hours: float | None = 8.0
 
 
 @dataclass(frozen=True)
@@ -331,6 +335,8 @@ class DeployService:
             disk_gb=request.disk_gb,
             simulated=self.simulated,
             web_password=password,
+            lifetime_hours=request.lifetime_hours,
+            now=self.clock(),
         )
         if not created:
             logger.info("deployment %s: submission %s already handled", dep.id, dep.request_key)

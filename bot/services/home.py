@@ -16,13 +16,17 @@ class HomeService:
     """Publishes Home tabs (``views.publish`` through the messages port).
 
     Args:
-        listings: reads deployments and the month's spend.
+        listings: reads deployments, the month's spend and the unmanaged instances.
         messages: the messages port.
+        admins: ``BOT_ADMINS``, whose Home also lists the unmanaged instances.
     """
 
-    def __init__(self, listings: ListingService, messages: Messages) -> None:
+    def __init__(
+        self, listings: ListingService, messages: Messages, admins: frozenset[str] = frozenset()
+    ) -> None:
         self.listings = listings
         self.messages = messages
+        self.admins = admins
         self._team_id: str | None = None
         self._lock = threading.Lock()
 
@@ -49,6 +53,7 @@ class HomeService:
             workspace_month=report.total,
             month_label=report.start.strftime("%B %Y"),
             notice=notice,
+            unmanaged=self.listings.unmanaged() if user_id in self.admins else (),
         )
 
     def refresh(

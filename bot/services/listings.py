@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from bot import pricing
+from bot.services.ports import UnmanagedInstance
+from bot.services.unmanaged import read_unmanaged
 from storage import (
     LIVE_STATUSES,
     DeploymentRecord,
@@ -68,3 +70,8 @@ class ListingService:
         return pricing.cost_report(
             list_for_team(self.sf, team_id), start=start, end=end, now=now, periods_for=periods_for
         )
+
+    def unmanaged(self) -> list[UnmanagedInstance]:
+        """Instances on the Vast.ai account the bot does not own (as the poller saw them last);
+        for admins only."""
+        return read_unmanaged(self.sf)

@@ -18,7 +18,11 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
 6. on ``ready`` claims the thread notification in the database
    (:func:`storage.claim_ready_notification`) and posts it only when the claim succeeded, then
    DMs the requester the login secrets; on a failure destroys the instance (so it stops
-   billing), marks the deployment failed with the reason and tells the requester in the thread.
+   billing), marks the deployment failed with the reason and tells the requester in the thread;
+7. hands the ready deployments that did not move, with this tick's instances, to the lifetime
+   rules (:meth:`bot.services.lifetimes.LifetimeService.review`: expiry warnings and actions,
+   idle GPUs), and records the instances nobody owns (no bot label, no deployment) for admins.
+   A stopped deployment that runs again begins a new run of its lifetime.
 
 Restarts need nothing special: every tick starts from the database, so a new process picks up
 where the old one stopped, and a ready deployment whose notification was never posted gets it
@@ -43,9 +47,11 @@ import storage
 from bot.services import states
 from bot.services.actions import start_claim_name
 from bot.services.deploy import deployment_id_from_label
-from bot.services.ports import Delivery, Messages
+from bot.services.lifetimes import LifetimeService
+from bot.services.ports import Delivery, Messages, UnmanagedInstance
 from bot.services.probe import Prober
 from bot.services.recovery import stray_reason
+from bot.services.unmanaged import write_unmanaged
 from bot.vast.client import VastClient
 from bot.vast.errors import VastError
 from bot.vast.models import Instance
@@ -116,6 +122,8 @@ class StatusPoller:
         lease_name: database lease to hold while polling; None polls without one (tests of
             the notification claim).
         holder: this process's lease holder id (default ``host:pid:random``).
+        lifetimes: the lifetime and idle rules (None: not applied, for tests of the poller
+            alone).
     """
 
     def __init__(
@@ -132,6 +140,7 @@ class StatusPoller:
         prober: Prober | None = None,
         lease_name: str | None = LEASE_NAME,
         holder: str | None = None,
+        lifetimes: LifetimeService | None = None,
     ) -> None:
         self.sf = session_factory
         self.vast = vast
@@ -151,6 +160,8 @@ class StatusPoller:
         # deployment id -> when this process first saw its instance offline/unknown
         self._lost_since: dict[int, datetime] = {}
         self._strays: set[int] = set()  # instance ids that looked stray on the last tick
+        self.lifetimes = lifetimes
+        self._unmanaged: list[UnmanagedInstance] | None = None  # as last written
         self._holding = False
 
     # -- scheduling -------------------------------------------------------------------------
@@ -257,6 +268,13 @@ class StatusPoller:
                 self._apply(item, now, report)
             except Exception:  # one deployment's trouble must not stop the others
                 logger.exception("poller: deployment %d not processed", item.dep.id)
+        if self.lifetimes is not None:
+            steady = [
+                item.dep
+                for item in work
+                if item.verdict.status == item.dep.status == DeploymentStatus.READY
+            ]
+            report.slack_calls += self.lifetimes.review(steady, instances, now)
         report.vast_requests = vast.request_count - requests_before
         report.seconds = time.perf_counter() - started
         return report
@@ -272,8 +290,11 @@ class StatusPoller:
         """
         held = {dep.instance_id for dep in deps}
         candidates: set[int] = set()
+        unmanaged: list[UnmanagedInstance] = []
         for instance in instances.values():
             dep_id = deployment_id_from_label(instance.label)
+            if dep_id is None and instance.id not in held:
+                unmanaged.append(_unmanaged(instance))
             if dep_id is None or instance.id in held:
                 continue
             dep = storage.get_deployment(self.sf, dep_id)
@@ -290,6 +311,10 @@ class StatusPoller:
             except VastError as error:
                 logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
         self._strays = candidates
+        unmanaged.sort(key=lambda i: i.id)
+        if unmanaged != self._unmanaged:
+            write_unmanaged(self.sf, unmanaged, self.clock())
+            self._unmanaged = unmanaged
 
     def _assess(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> _Work:
         template = self.catalog_get(dep.template_slug)
@@ -387,6 +412,10 @@ class StatusPoller:
                 return
             if moved:
                 report.changes += 1
+                if dep.status == DeploymentStatus.STOPPED and verdict.status == (
+                    DeploymentStatus.READY
+                ):  # it runs again: a new run of its lifetime begins now
+                    storage.restart_lifetime(sf, dep.id, now)
                 if verdict.status == DeploymentStatus.FAILED and verdict.reason:
                     storage.add_event(sf, dep.id, storage.SYSTEM_ACTOR, "failed", verdict.reason)
             fresh = storage.get_deployment(sf, dep.id)
@@ -480,3 +509,13 @@ class StatusPoller:
         )
         if not sent:  # nothing to send, refused or failed: give the claim back
             storage.release_secrets_dm(self.sf, dep.id, now)
+
+
+def _unmanaged(instance: Instance) -> UnmanagedInstance:
+    return UnmanagedInstance(
+        id=instance.id,
+        gpu_name=instance.gpu_name or "unknown GPU",
+        num_gpus=instance.num_gpus or 1,
+        dph_total=instance.dph_total or 0.0,
+        status=instance.actual_status or "unknown",
+    )

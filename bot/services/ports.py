@@ -14,8 +14,31 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from bot.notices import (
+    AutoAction,
+    DigestData,
+    DigestLine,
+    ExpiryNotice,
+    IdleNotice,
+    Reminder,
+    UnmanagedInstance,
+)
 from catalog import OfferLike, Template
 from storage import DeploymentRecord
+
+__all__ = [
+    "AutoAction",
+    "Delivery",
+    "DigestData",
+    "DigestLine",
+    "ExpiryNotice",
+    "HomeData",
+    "IdleNotice",
+    "Messages",
+    "PostedLike",
+    "Reminder",
+    "UnmanagedInstance",
+]
 
 
 class Delivery(StrEnum):
@@ -43,7 +66,8 @@ class PostedLike(Protocol):
 class HomeData:
     """What a user's App Home shows: their live ``deployments`` (newest first), this month's
     spend in $ (``user_month`` theirs, ``workspace_month`` everyone's), the month's name
-    (``"December 2026"``) and an optional ``notice`` (mrkdwn) on top."""
+    (``"December 2026"``), an optional ``notice`` (mrkdwn) on top, and for admins the
+    ``unmanaged`` instances on the Vast.ai account (empty for everyone else)."""
 
     deployments: Sequence[DeploymentRecord]
     now: datetime
@@ -51,6 +75,7 @@ class HomeData:
     workspace_month: float
     month_label: str
     notice: str | None = None
+    unmanaged: Sequence[UnmanagedInstance] = ()
 
 
 class Messages(Protocol):
@@ -127,6 +152,39 @@ class Messages(Protocol):
         jupyter_token: str | None = None,
     ) -> bool | None:
         """DM ``user_id`` the login of ``dep``; None when it has no secret to send."""
+        ...
+
+    def expiry_warning(self, dep: DeploymentRecord, notice: ExpiryNotice) -> bool:
+        """DM the owner that ``dep`` ends soon, with **Extend**, **Stop now** and **Destroy**,
+        and a short note with the same buttons in the status message's thread. True when at
+        least one of them arrived."""
+        ...
+
+    def idle_warning(self, dep: DeploymentRecord, notice: IdleNotice) -> bool:
+        """DM the owner that the GPU of ``dep`` is idle, with **Keep running**, **Stop** and
+        **Destroy**."""
+        ...
+
+    def auto_action(self, dep: DeploymentRecord, done: AutoAction) -> bool:
+        """Tell the thread and the owner (DM) what the bot did on its own, and why."""
+        ...
+
+    def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
+        """DM the owner a non-urgent reminder (stopped and paying; running for long), with
+        **Start**/**Destroy** or **Stop**/**Destroy**."""
+        ...
+
+    def note(self, dep: DeploymentRecord, text: str) -> bool:
+        """A short mrkdwn note in the status message's thread (nothing when it has none)."""
+        ...
+
+    def digest(self, channel: str, data: DigestData) -> bool:
+        """Post the daily digest in ``channel``."""
+        ...
+
+    def user_tz(self, user_id: str) -> str | None:
+        """The IANA time zone of ``user_id`` (``users.info`` ``user.tz``); None when Slack does
+        not say or cannot be reached."""
         ...
 
     def dm(self, user_id: str, text: str) -> bool:

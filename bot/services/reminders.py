@@ -1,0 +1,259 @@
+"""Non-urgent reminders at the owner's hours, and the daily digest.
+
+A scheduler job (:data:`JOB_ID`, every :data:`CHECK_SECONDS`) runs :meth:`ReminderService.run`:
+
+* **Stopped but still paying**: a deployment stopped for more than ``STOPPED_REMINDER_DAYS``
+  pays for its disk; its owner hears about it once a day, with **Start** / **Destroy**.
+* **Running for long**: a deployment ready for more than :data:`LONG_RUN` gets one reminder a
+  day, with **Stop** / **Destroy**.
+* Both go out only in the owner's working hours (:data:`WORK_START`–:data:`WORK_END`, Monday to
+  Friday) in their own time zone, read with ``users.info`` (``tz``) and cached in the database
+  for :data:`TZ_CACHE`; an unknown zone counts as UTC. Urgent notices (an expiry or an idle stop
+  that is coming) are not here: the status poller sends them when due.
+* **The digest**: when ``DIGEST_CHANNEL`` is set, once a day from ``DIGEST_HOUR`` in
+  ``DIGEST_TIMEZONE``: what runs and what is stopped, this month's spend per person and the
+  unmanaged instances.
+
+"Once" is a row in ``claims`` (``reminder:<kind>:<id>:<owner's local date>``,
+``digest:<local date>``): across processes and restarts one reminder of a kind per
+deployment per day and one digest per day. A message Slack refused gives its claim back, so
+the next run tries again. Every reminder is also an event in the deployment's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.schedulers.base import BaseScheduler
+
+import storage
+from bot import pricing
+from bot.services.listings import ListingService, newest_first
+from bot.services.ports import (
+    DigestData,
+    DigestLine,
+    Messages,
+    Reminder,
+)
+from bot.services.unmanaged import read_unmanaged
+from storage import ACTIVE_STATUSES, DeploymentRecord, DeploymentStatus, SessionFactory
+
+logger = logging.getLogger(__name__)
+
+JOB_ID = "reminders"
+#: How often the reminder job looks (seconds): reminders are not urgent.
+CHECK_SECONDS = 60.0
+#: A ready deployment older than this gets the daily "still running" reminder.
+LONG_RUN = timedelta(days=1)
+#: Working hours in the owner's time zone (local hours, [start, end)) and days (Mon=0…Fri=4).
+WORK_START, WORK_END = 9, 18
+WORK_DAYS = frozenset(range(5))
+#: A cached time zone is read again from Slack after this long.
+TZ_CACHE = timedelta(days=7)
+#: After Slack could not say a user's zone, ask again only after this long (in memory).
+TZ_RETRY = timedelta(hours=1)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def in_working_hours(local: datetime) -> bool:
+    """True from 09:00 to 18:00, Monday to Friday, in ``local``'s own time zone."""
+    return local.weekday() in WORK_DAYS and WORK_START <= local.hour < WORK_END
+
+
+@dataclass
+class ReminderReport:
+    """What one run did: reminders sent, digests posted, reminders held for working hours."""
+
+    reminders: int = 0
+    digests: int = 0
+    held: int = 0
+
+
+class ReminderService:
+    """Sends the reminders and the digest (see the module docstring).
+
+    Args:
+        session_factory: storage's sessionmaker. messages: the messages port.
+        listings: spend per person for the digest.
+        stopped_after: ``STOPPED_REMINDER_DAYS`` as a timedelta.
+        digest_channel: ``DIGEST_CHANNEL`` (None: no digest). digest_hour: ``DIGEST_HOUR``
+            (0–23). digest_timezone: ``DIGEST_TIMEZONE`` (IANA name).
+        team_id: returns the workspace id (None while unknown).
+        clock: aware UTC now.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        messages: Messages,
+        listings: ListingService,
+        stopped_after: timedelta,
+        digest_channel: str | None = None,
+        digest_hour: int = 9,
+        digest_timezone: str = "UTC",
+        team_id: Callable[[], str | None] = lambda: None,
+        clock: Callable[[], datetime] = storage.utcnow,
+    ) -> None:
+        self.sf = session_factory
+        self.messages = messages
+        self.listings = listings
+        self.stopped_after = stopped_after
+        self.digest_channel = digest_channel
+        self.digest_hour = digest_hour
+        self.digest_zone = _zone(digest_timezone)
+        self.digest_timezone = digest_timezone
+        self.team_id = team_id
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tz_failed: dict[str, datetime] = {}
+
+    def install(self, scheduler: BaseScheduler, *, seconds: float = CHECK_SECONDS) -> None:
+        """Add the reminder job to ``scheduler``, every ``seconds`` (not started here)."""
+        scheduler.add_job(
+            self.run_scheduled,
+            "interval",
+            seconds=seconds,
+            id=JOB_ID,
+            name="reminders and digest",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+
+    def run_scheduled(self) -> None:
+        """The job body; never raises."""
+        try:
+            report = self.run()
+            if report.reminders or report.digests:
+                logger.info("reminders: %s", report)
+        except Exception:  # the job must survive anything one run meets
+            logger.exception("reminder run failed")
+
+    def run(self, now: datetime | None = None) -> ReminderReport:
+        """One pass: due reminders in their owners' working hours, then the digest when due."""
+        with self._lock:
+            now = now or self.clock()
+            report = ReminderReport()
+            live = storage.list_by_status(
+                self.sf, [DeploymentStatus.READY, DeploymentStatus.STOPPED]
+            )
+            for dep in live:
+                try:
+                    reminder = self._due(dep, now)
+                    if reminder is not None:
+                        self._remind(dep, reminder, now, report)
+                except Exception:  # one deployment's trouble must not stop the others
+                    logger.exception("reminders: deployment %d not processed", dep.id)
+            if self.digest_channel:
+                self._digest(now, report)
+            return report
+
+    # -- reminders --------------------------------------------------------------------------
+
+    def _due(self, dep: DeploymentRecord, now: datetime) -> Reminder | None:
+        if dep.status == DeploymentStatus.STOPPED:
+            since = dep.stopped_at or dep.last_state_change_at
+            if now - since < self.stopped_after:
+                return None
+            rate = pricing.storage_dph(dep.disk_gb, dep.dph_total)
+            stopped_hours = max(0.0, (now - since).total_seconds()) / 3600
+            return Reminder(
+                kind="stopped",
+                since=since,
+                cost_so_far=rate * stopped_hours,
+                per_month=rate * pricing.HOURS_PER_MONTH,
+            )
+        since = dep.last_state_change_at
+        if now - since < LONG_RUN:
+            return None
+        return Reminder(
+            kind="running", since=since, cost_so_far=pricing.cost_so_far(dep, now), per_month=None
+        )
+
+    def _remind(
+        self, dep: DeploymentRecord, reminder: Reminder, now: datetime, report: ReminderReport
+    ) -> None:
+        local = now.astimezone(_zone(self.owner_tz(dep.user_id, now)))
+        key = f"reminder:{reminder.kind}:{dep.id}:{local.date().isoformat()}"
+        if not in_working_hours(local):
+            report.held += 1
+            return
+        if storage.is_claimed(self.sf, key) or not storage.claim(self.sf, key, now):
+            return
+        if not self.messages.reminder(dep, reminder):
+            storage.release_claim(self.sf, key)  # Slack refused: the next run tries again
+            return
+        storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, "reminder", reminder.kind, now=now)
+        report.reminders += 1
+
+    def owner_tz(self, user_id: str, now: datetime) -> str | None:
+        """The IANA zone of ``user_id``: from the database cache (fresh for
+        :data:`TZ_CACHE`), else ``users.info``; None when Slack does not say."""
+        cached = storage.get_user_tz(self.sf, user_id)
+        if cached is not None and now - cached[1] < TZ_CACHE:
+            return cached[0]
+        failed = self._tz_failed.get(user_id)
+        if failed is not None and now - failed < TZ_RETRY:
+            return cached[0] if cached else None
+        tz = self.messages.user_tz(user_id)
+        if tz is None:
+            self._tz_failed[user_id] = now
+            return cached[0] if cached else None
+        self._tz_failed.pop(user_id, None)
+        storage.save_user_tz(self.sf, user_id, tz, now)
+        return tz
+
+    # -- the digest -------------------------------------------------------------------------
+
+    def _digest(self, now: datetime, report: ReminderReport) -> None:
+        local = now.astimezone(self.digest_zone)
+        if local.hour < self.digest_hour:
+            return
+        key = f"digest:{local.date().isoformat()}"
+        if storage.is_claimed(self.sf, key) or not storage.claim(self.sf, key, now):
+            return
+        assert self.digest_channel is not None
+        if not self.messages.digest(self.digest_channel, self.digest_data(now, local.date())):
+            storage.release_claim(self.sf, key)
+            return
+        report.digests += 1
+
+    def digest_data(self, now: datetime, day: date | None = None) -> DigestData:
+        """What the digest shows at ``now``."""
+        live = storage.list_by_status(self.sf, storage.LIVE_STATUSES)
+        running = [
+            DigestLine(d, pricing.cost_so_far(d, now))
+            for d in newest_first(live)
+            if d.status in ACTIVE_STATUSES
+        ]
+        stopped = [
+            DigestLine(d, pricing.cost_so_far(d, now))
+            for d in newest_first(live)
+            if d.status == DeploymentStatus.STOPPED
+        ]
+        teams = {d.team_id for d in live} | ({self.team_id()} - {None})
+        spend: dict[str, float] = {}
+        for team in sorted(t for t in teams if t):
+            for line in self.listings.month_report(team, now).per_user:
+                spend[line.user_id] = spend.get(line.user_id, 0.0) + line.dollars
+        return DigestData(
+            now=now,
+            tz=self.digest_timezone,
+            running=running,
+            stopped=stopped,
+            spend=sorted(spend.items(), key=lambda item: (-item[1], item[0])),
+            month_label=f"{now:%B %Y}",
+            unmanaged=read_unmanaged(self.sf),
+        )
