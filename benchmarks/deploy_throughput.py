@@ -100,7 +100,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
         distinct = 0
         for n, offer in enumerate(offers):
             request = DeployRequest(
-                f"VBENCH{n:06d}", TEAM, "U0BENCH01", "C0BENCH01", template, offer, 20
+                f"VBENCH{n:06d}", TEAM, "U0BENCH01", "C0BENCH01", template, offer, 20, 8.0
             )
             work.put(request)
             distinct += 1

@@ -76,3 +76,24 @@ def lifetime_label(hours: float | None) -> str:
         days = int(hours // 24)
         return f"{days} day{'s' if days != 1 else ''}"
     return f"{hours:g} hour{'s' if hours != 1 else ''}"
+
+
+DATE_TOKEN = "{date_short_pretty} at {time}"
+"""Default :func:`slack_date` token: "Dec 2 at 6:30 PM" (or "Today at …") in the reader's zone."""
+
+
+def utc_text(when: datetime) -> str:
+    """``Dec 2, 18:30 UTC``: plain text for places Slack does not format (fallbacks)."""
+    when = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
+    return f"{when:%b} {when.day}, {when:%H:%M} UTC"
+
+
+def slack_date(when: datetime, token: str = DATE_TOKEN) -> str:
+    """``<!date^EPOCH^TOKEN|Dec 2, 18:30 UTC>``: Slack shows ``when`` in each reader's own time
+    zone (api.slack.com/reference/surfaces/formatting#date-formatting); clients that cannot
+    format it show the UTC fallback. ``EPOCH`` is whole seconds (rounded down); ``token`` uses
+    Slack's ``{date_short_pretty}``, ``{time}`` … and must not contain ``^``, ``|`` or ``>``."""
+    if any(char in token for char in "^|>"):
+        raise ValueError(f"not a Slack date token: {token!r}")
+    epoch = micros(when) // 1_000_000
+    return f"<!date^{epoch}^{token}|{utc_text(when)}>"

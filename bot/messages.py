@@ -81,20 +81,28 @@ class SlackMessages:
     Args:
         notifier: a :class:`bot.notifier.Notifier` (tests pass a recording stand-in).
         clock: aware UTC now, for the running times and costs shown.
+        expiry_action: ``ON_EXPIRY`` (``stop``/``destroy``), so end times say what happens.
     """
 
     def __init__(
-        self, notifier: HomeNotifierLike, *, clock: Callable[[], datetime] = utcnow
+        self,
+        notifier: HomeNotifierLike,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        expiry_action: str = "stop",
     ) -> None:
         self.notifier = notifier
         self.clock = clock
+        self.expiry_action = expiry_action
 
     # -- the status message ----------------------------------------------------------------
 
     def post_status(self, dep: DeploymentRecord, template: Template | None) -> PostedLike | None:
         """See :meth:`bot.services.ports.Messages.post_status`."""
         try:
-            payload = status_message(dep, template, now=self.clock())
+            payload = status_message(
+                dep, template, now=self.clock(), expiry_action=self.expiry_action
+            )
             return self.notifier.post_status(dep.channel_id, dep.user_id, payload)
         except Exception as error:  # Slack down or refusing: the caller rents nothing
             _failure(f"status message of deployment {dep.id}", error)
@@ -107,7 +115,9 @@ class SlackMessages:
         if not dep.message_channel or not dep.message_ts:
             return Delivery.REFUSED
         try:
-            payload = status_message(dep, template, now=self.clock(), note=note)
+            payload = status_message(
+                dep, template, now=self.clock(), note=note, expiry_action=self.expiry_action
+            )
             sent = self.notifier.update(dep.message_channel, dep.message_ts, payload)
         except Exception as error:  # rate limit after retries, network: the caller retries
             _failure(f"chat.update of deployment {dep.id}", error)
@@ -215,7 +225,11 @@ class SlackMessages:
         """See :func:`bot.blocks.lifetimes.auto_action_text` (thread and DM to the owner)."""
         text = lifetime_blocks.auto_action_text(dep, done)
         threaded = self._reply(dep, "automatic action note", text)
-        dm = self._dm(dep.user_id, f"automatic action DM of deployment {dep.id}", {"text": text})
+        dm = self._dm(
+            dep.user_id,
+            f"automatic action DM of deployment {dep.id}",
+            lifetime_blocks.auto_action_message(dep, done, now=self.clock()),
+        )
         return threaded or dm
 
     def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
@@ -289,6 +303,7 @@ class SlackMessages:
                 month_label=home.month_label,
                 notice=home.notice,
                 unmanaged=home.unmanaged,
+                expiry_action=self.expiry_action,
             )
             self.notifier.publish_home(user_id, view)
             return True

@@ -19,7 +19,9 @@ class ExpiryNotice:
     ``destroy``, from ``ON_EXPIRY``); ``cost_by_end``: $ from creation to ``ends_at`` at the
     current rate; ``extend_hours``: the **Extend** buttons offered (hours); ``needs_admin``:
     those of them that pass ``MAX_LIFETIME_HOURS`` (only an admin may press them);
-    ``admins``: ``BOT_ADMINS``.
+    ``admins``: ``BOT_ADMINS``; ``issued_for``: the stored end time the warning answers
+    (``deployments.ends_at``), which the **Extend** buttons carry — it differs from
+    ``ends_at`` when the warning went out late and the bot waits a little longer.
     """
 
     ends_at: datetime
@@ -28,6 +30,7 @@ class ExpiryNotice:
     extend_hours: tuple[int, ...]
     needs_admin: frozenset[int]
     admins: frozenset[str]
+    issued_for: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,11 @@ def build_services(
             vast = VastClient(settings.vast_api_url, settings.vast_api_key.get_secret_value())
     closers.append(vast.close)
     sf = make_session_factory(engine)
-    messages = SlackMessages(Notifier(client or make_web_client(settings)), clock=clock)
+    messages = SlackMessages(
+        Notifier(client or make_web_client(settings)),
+        clock=clock,
+        expiry_action=settings.on_expiry,
+    )
     listings = ListingService(sf)
     home = HomeService(listings, messages, admins=settings.bot_admins)
     manage = ManageService(

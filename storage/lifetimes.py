@@ -8,7 +8,7 @@ per deployment per day, the daily digest).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -16,7 +16,15 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.db import SessionFactory, read_transaction, write_transaction
 from storage.models import ACTIVE_STATUSES, BotState, Claim, Deployment, DeploymentStatus, SlackUser
-from storage.repo import _PLAIN, SYSTEM_ACTOR, _claim_once, _event, _release, _rowcount
+from storage.repo import (
+    _PLAIN,
+    SYSTEM_ACTOR,
+    _claim_once,
+    _event,
+    _release,
+    _rowcount,
+    begin_run,
+)
 from storage.types import utcnow
 
 
@@ -166,31 +174,18 @@ def extend_lifetime(
 
 
 def restart_lifetime(sf: SessionFactory, deployment_id: int, now: datetime) -> bool:
-    """A stopped deployment runs again: begin a new run of its ``lifetime_hours`` from ``now``
-    (no end when it has none) and forget the previous run's warnings and idle stretch.
-    Returns False for an unknown id."""
+    """A stopped deployment is started again: begin a new run of its ``lifetime_hours`` from
+    ``now`` (no end when it has none) and forget the previous run's warnings and idle stretch.
+    Appends a ``lifetime_restarted`` event. Returns False for an unknown id."""
     with write_transaction(sf) as session:
         row = session.get(Deployment, deployment_id, with_for_update=True)
         if row is None:
             return False
-        row.lifetime_started_at = now
-        row.ends_at = (
-            None if row.lifetime_hours is None else now + timedelta(hours=row.lifetime_hours)
-        )
-        row.expiry_warned_at = None
-        row.idle_since = None
-        row.idle_warned_at = None
-        row.idle_snoozed_until = None
+        begin_run(row, now)
         row.updated_at = now
         row.version += 1
-        _event(
-            session,
-            deployment_id,
-            SYSTEM_ACTOR,
-            "lifetime_restarted",
-            None if row.ends_at is None else f"ends at {row.ends_at:%Y-%m-%d %H:%M} UTC",
-            now,
-        )
+        ends = f"ends at {row.ends_at:%Y-%m-%d %H:%M} UTC" if row.ends_at else "no end"
+        _event(session, deployment_id, SYSTEM_ACTOR, "lifetime_restarted", ends, now)
         return True
 
 

@@ -13,7 +13,7 @@ that is no status raises ``ValueError``, except ``expected_status`` (it then jus
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -337,6 +337,8 @@ def update_status(
     new_status: DeploymentStatus,
     now: datetime | None = None,
     actor: str = SYSTEM_ACTOR,
+    unchanged: Mapping[str, object] | None = None,
+    new_run: bool = False,
     **fields: Any,
 ) -> bool:
     """Move a deployment to ``new_status`` if it is still in ``expected_status``.
@@ -354,6 +356,12 @@ def update_status(
         expected_status: the status the caller saw; ``None`` means any status. Members and
             their bare strings are both accepted (``DeploymentStatus`` is a StrEnum).
         new_status: the status to move to.
+        unchanged: further columns that must still hold the values the caller saw (e.g. the
+            ``ends_at`` an automatic stop was decided on), checked in the same locked
+            transaction; any difference returns False.
+        new_run: the deployment runs again: begin a new run of its ``lifetime_hours`` at
+            ``now`` (``ends_at``, ``lifetime_started_at``) and forget the previous run's
+            warnings and idle stretch, in the same transaction.
         fields: columns among :data:`UPDATABLE_FIELDS` (e.g. ``status_msg``, ``public_ip``,
             ``ports_json``, ``reason``).
 
@@ -373,13 +381,28 @@ def update_status(
         row = _locked(session, deployment_id)
         if expected_status is not None and row.status != expected_status:
             return False
+        if any(getattr(row, name) != value for name, value in (unchanged or {}).items()):
+            return False
         if row.status != target:
             _change_status(session, row, target, now, actor)
+        if new_run:
+            begin_run(row, now)
         for name, value in fields.items():
             setattr(row, name, value)
         row.updated_at = now
         row.version += 1
         return True
+
+
+def begin_run(row: Deployment, now: datetime) -> None:
+    """Start a new run of ``row``'s lifetime at ``now`` (no end when it has no lifetime) and
+    clear the previous run's expiry warning and idle state (the caller's transaction)."""
+    row.lifetime_started_at = now
+    row.ends_at = None if row.lifetime_hours is None else now + timedelta(hours=row.lifetime_hours)
+    row.expiry_warned_at = None
+    row.idle_since = None
+    row.idle_warned_at = None
+    row.idle_snoozed_until = None
 
 
 def _change_status(

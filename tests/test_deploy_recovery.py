@@ -137,7 +137,7 @@ def test_eight_threads_delivering_one_submission_rent_one_instance(
 ) -> None:
     service = make_service(session_factory, vast_client)
     offer = find_offers(vast_client, JUPYTER, disk_gb=20)[0].offer
-    request = DeployRequest("V0SAME0001", TEAM_ID, ALICE, CHANNEL, JUPYTER, offer, 20)
+    request = DeployRequest("V0SAME0001", TEAM_ID, ALICE, CHANNEL, JUPYTER, offer, 20, 8.0)
     barrier = threading.Barrier(8)
     results: list[bool] = []
 

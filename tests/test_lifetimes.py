@@ -283,6 +283,57 @@ def test_a_late_warning_still_leaves_time_to_answer(
     assert current(bot, dep).status == "stopped"
 
 
+def test_an_undeliverable_warning_does_not_keep_it_billing(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    """Slack refuses every message (bot removed, owner unreachable): the bot still acts no
+    later than the end plus LIFETIME_WARNING_MINUTES, and does not retry the warning for ever."""
+    dep = deploy(bot, clock, lifetime_hours=2)
+    busy(bot, dep)
+    fake_slack.fail("chat.postMessage", "channel_not_found", times=1000)
+    fake_slack.fail("conversations.open", "user_not_found", times=1000)
+    for _ in range(6):
+        tick_at(bot, clock, minutes=20)  # 2 h: the end
+    assert current(bot, dep).status == "ready"
+    tick_at(bot, clock, minutes=31)  # the end plus LIFETIME_WARNING_MINUTES
+    assert current(bot, dep).status == "stopped"
+    assert len(stops(bot)) == 1
+    warnings = [e for e in events(bot, dep) if e.action == "expiry_warning"]
+    assert 1 <= len(warnings) <= 3  # retried while before the end, not on every tick after
+
+
+def test_extend_on_a_late_warning_works(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    dep = deploy(bot, clock, lifetime_hours=2)
+    busy(bot, dep)
+    tick_at(bot, clock, minutes=118)  # the first tick in the window: 2 minutes before the end
+    (warning,) = dms_to(fake_slack, ALICE)
+    answer = press(bot, extend_action_id(2), button(warning, extend_action_id(2))["value"])
+    assert "Extended" in answer
+    tick_at(bot, clock, minutes=10)
+    assert current(bot, dep).status == "ready"
+
+
+def test_an_extension_during_a_tick_wins_over_its_stop(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    """The tick read the row before the owner pressed Extend: its stop must not go through."""
+    dep = deploy(bot, clock, lifetime_hours=2)
+    busy(bot, dep)
+    tick_at(bot, clock, minutes=95)
+    clock.advance(minutes=30)
+    seen = current(bot, dep)  # what the tick read: past its end, warned
+    instances = {i.id: i for i in bot.services.vast.list_instances()}
+    (warning,) = dms_to(fake_slack, ALICE)
+    assert "Extended" in press(
+        bot, extend_action_id(2), button(warning, extend_action_id(2))["value"]
+    )
+    bot.services.lifetimes.review([seen], instances, clock())
+    assert current(bot, dep).status == "ready"
+    assert stops(bot) == []
+
+
 def test_start_after_an_automatic_stop_begins_a_new_run(
     bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
@@ -291,13 +342,54 @@ def test_start_after_an_automatic_stop_begins_a_new_run(
     tick_at(bot, clock, minutes=95)
     tick_at(bot, clock, minutes=30)
     assert current(bot, dep).status == "stopped"
+    clock.advance(hours=5)
+    pressed = clock()
     assert bot.services.manage.perform("start", dep.id, ALICE).kind == "done"
     bot.vast.advance(10)
     tick_at(bot, clock, minutes=1)
     restarted = current(bot, dep)
     assert restarted.status == "ready"
+    assert restarted.ends_at == pressed + timedelta(hours=2)  # the new run bills from Start
+    assert restarted.expiry_warned_at is None
+    tick_at(bot, clock, minutes=10)
+    assert current(bot, dep).status == "ready"  # not stopped by the old run's end
+
+
+def test_started_outside_the_bot_after_its_end_gets_a_new_run(
+    bot: BotHarness, clock: MovableClock
+) -> None:
+    dep = deploy(bot, clock, lifetime_hours=2)
+    busy(bot, dep)
+    tick_at(bot, clock, minutes=95)
+    tick_at(bot, clock, minutes=30)
+    assert current(bot, dep).status == "stopped"
+    assert dep.instance_id is not None
+    bot.services.vast.start_instance(dep.instance_id)  # someone used the Vast.ai console
+    bot.vast.advance(10)
+    tick_at(bot, clock, hours=3)
+    restarted = current(bot, dep)
+    assert restarted.status == "ready"
     assert restarted.ends_at == clock() + timedelta(hours=2)
     assert restarted.expiry_warned_at is None
+
+
+def test_a_start_whose_app_never_answers_is_stopped_at_its_end(
+    bot: BotHarness, clock: MovableClock
+) -> None:
+    """The row stays stopped while Vast.ai runs the instance (the app never answers): its GPU
+    bills, so the lifetime still ends it."""
+    dep = deploy(bot, clock, lifetime_hours=2)
+    assert bot.services.manage.perform("stop", dep.id, ALICE).kind == "done"
+    assert bot.services.manage.perform("start", dep.id, ALICE).kind == "done"
+    assert dep.instance_id is not None
+    bot.vast.app_never_ready(dep.instance_id)
+    bot.vast.advance(10)
+    bot.vast.clear_requests()
+    for _ in range(5):
+        tick_at(bot, clock, minutes=30)
+    assert current(bot, dep).status == "stopped"
+    assert len(stops(bot)) == 1
+    assert bot.vast.instances[dep.instance_id]["actual_status"] != "running"
 
 
 # -- idle GPUs ---------------------------------------------------------------------------
@@ -473,11 +565,11 @@ def test_two_processes_stop_once_and_remind_once(
     try:
         first = bot_factory(simulator=sim, clock=clock)
         second = bot_factory(simulator=sim, clock=clock)
-        expiring = deploy(first, clock, lifetime_hours=2)
-        busy(first, expiring)
         parked = stopped_now(first, clock)
         clock.advance(days=4)  # Friday 10:00 UTC: the parked one is due a reminder
-        assert current(first, expiring).status == "ready"
+        expiring = deploy(first, clock, lifetime_hours=2)
+        busy(first, expiring)
+        clock.advance(minutes=95)  # its warning is due
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
@@ -499,7 +591,7 @@ def test_two_processes_stop_once_and_remind_once(
         assert errors == []
         # Warned once, by one of them.
         assert [e.action for e in events(first, expiring)].count("expiry_warning") == 1
-        clock.advance(minutes=10)
+        clock.advance(minutes=26)
         threads = [threading.Thread(target=both, args=(h,)) for h in (first, second)]
         barrier.reset()
         for t in threads:
@@ -513,7 +605,7 @@ def test_two_processes_stop_once_and_remind_once(
             for r in sim.requests
             if r.method == "PUT" and (r.json or {}).get("state") == "stopped"
         ]
-        assert len(stop_requests) == 2  # the parked one's manual stop, and this one, once
+        assert len(stop_requests) == 1  # the expiring one, once (deploy() cleared the log)
         reminders = [e for e in events(first, parked) if e.action == "reminder"]
         assert len(reminders) == 1
     finally:
@@ -581,9 +673,9 @@ def test_run_for_is_checked_and_stored_on_submit(bot: BotHarness) -> None:
 def test_admin_may_choose_past_the_maximum_and_an_old_picker_gets_the_default(
     bot: BotHarness,
 ) -> None:
-    chosen = pick_offer(bot)
-    bot.view_submission(submitted_with(chosen.offer.id, "168", "V0ADMIN01"), user=ADMIN)
-    bot.view_submission(submitted_with(chosen.offer.id, None, "V0OLDPICK"))
+    bot.view_submission(submitted_with(pick_offer(bot).offer.id, "168", "V0ADMIN01"), user=ADMIN)
+    settled(bot)
+    bot.view_submission(submitted_with(pick_offer(bot).offer.id, None, "V0OLDPICK"))
     deps = {d.request_key: d for d in settled(bot, 2)}
     assert deps["V0ADMIN01"].lifetime_hours == 168
     assert deps["V0OLDPICK"].lifetime_hours == 8  # no Run for input: never no end

@@ -8,8 +8,8 @@ time zone. Buttons reuse the status message's Stop/Start/Destroy action ids
 **Extend** and **Keep running** buttons carry the end time / the question they answer in
 microseconds (:func:`micros`), so a button from an older warning is recognised as stale.
 
-The service dataclasses (``bot.services.ports.ExpiryNotice`` …) are read through the
-structural protocols below: this package must not import the services (import-linter).
+What each message says arrives as the plain dataclasses of :mod:`bot.notices`, which the
+services fill in (this package imports no services: import-linter).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from slack_sdk.models.blocks import (
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.blocks.status import ACTION_START, ACTION_STOP, destroy_button
-from bot.formats import micros, money
+from bot.formats import micros, money, slack_date, utc_text
 from bot.notices import (
     AutoAction,
     DigestData,
@@ -61,8 +61,6 @@ ACTION_KEEP_RUNNING = "idle_keep_running"
 
 STOP = "stop"
 DESTROY = "destroy"
-DATE_TOKEN = "{date_short_pretty} at {time}"
-"""Default :func:`slack_date` token: "Dec 2 at 6:30 PM" (or "Today at …") in the reader's zone."""
 
 MAX_EXTEND_BUTTONS = 5
 MAX_DIGEST_LINES = 30
@@ -96,23 +94,6 @@ def _aware(when: datetime) -> datetime:
 def from_micros(value: int) -> datetime:
     """Inverse of :func:`micros`: an aware UTC datetime."""
     return _EPOCH + timedelta(microseconds=value)
-
-
-def utc_text(when: datetime) -> str:
-    """``Dec 2, 18:30 UTC``: plain text for places Slack does not format (fallbacks)."""
-    when = _aware(when).astimezone(UTC)
-    return f"{when:%b} {when.day}, {when:%H:%M} UTC"
-
-
-def slack_date(when: datetime, token: str = DATE_TOKEN) -> str:
-    """``<!date^EPOCH^TOKEN|Dec 2, 18:30 UTC>``: Slack shows ``when`` in each reader's own time
-    zone (api.slack.com/reference/surfaces/formatting#date-formatting); clients that cannot
-    format it show the UTC fallback. ``EPOCH`` is whole seconds (rounded down); ``token`` uses
-    Slack's ``{date_short_pretty}``, ``{time}`` … and must not contain ``^``, ``|`` or ``>``."""
-    if any(char in token for char in "^|>"):
-        raise ValueError(f"not a Slack date token: {token!r}")
-    epoch = (_aware(when) - _EPOCH) // timedelta(seconds=1)
-    return f"<!date^{epoch}^{token}|{utc_text(when)}>"
 
 
 def extend_action_id(hours: int) -> str:
@@ -268,7 +249,7 @@ def _expiry_buttons(
         button = ButtonElement(
             text=f"Extend {hours} h" + (" (admin)" if admin_only else ""),
             action_id=extend_action_id(hours),
-            value=extend_value(dep.id, hours, notice.ends_at),
+            value=extend_value(dep.id, hours, notice.issued_for or notice.ends_at),
         )
         if not admin_only and not primary_given:
             button.style = "primary"  # the answer most owners want

@@ -164,6 +164,7 @@ def deployment_list_message(
     team_domain: str | None = None,
     notice: str | None = None,
     unmanaged: Sequence[UnmanagedInstance] = (),
+    expiry_action: str = "stop",
 ) -> dict[str, Any]:
     """``/templates mine`` (``kind="mine"``) or ``/templates running`` (``"running"``).
 
@@ -212,7 +213,11 @@ def deployment_list_message(
                 block_id=f"mgl_dep_{dep.id}",
                 text=MarkdownTextObject(
                     text=deployment_text(
-                        dep, now, show_requester=kind != LIST_MINE, team_domain=team_domain
+                        dep,
+                        now,
+                        show_requester=kind != LIST_MINE,
+                        team_domain=team_domain,
+                        expiry_action=expiry_action,
                     )
                 ),
             )

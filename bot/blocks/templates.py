@@ -180,7 +180,9 @@ def help_message(catalog_size: int) -> dict[str, Any]:
         "• `/templates mine`: your deployments · `/templates running`: the workspace's active"
         " ones\n"
         "• `/templates costs`: this month's spend · `/templates credit`: Vast.ai balance (admins)\n"
-        "• *Deploy* picks a live GPU offer and rents it; *Details* shows image, ports and env."
+        "• *Deploy* picks a live GPU offer and rents it for the time you choose in *Run for*: "
+        "you are asked before the end (*Extend*, *Stop*, *Destroy*), and an idle GPU is stopped "
+        "after asking you; *Details* shows image, ports and env."
     )
     blocks: list[Block] = [
         HeaderBlock(text="How to use /templates"),

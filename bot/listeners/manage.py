@@ -75,6 +75,7 @@ def listing_payload(
         team_domain=team_domain,
         notice=notice,
         unmanaged=unmanaged,
+        expiry_action=services.settings.on_expiry,
     )
 
 

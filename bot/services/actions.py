@@ -57,6 +57,7 @@ from storage import (
     get_deployment,
     get_lease,
     release_lease,
+    restart_lifetime,
     update_status,
     utcnow,
 )
@@ -211,22 +212,41 @@ class ManageService:
         self.on_change(dep)
 
     def act_automatically(
-        self, action: str, deployment_id: int, *, why: str, reason_text: str
+        self,
+        action: str,
+        deployment_id: int,
+        *,
+        why: str,
+        reason_text: str,
+        unchanged: dict[str, object] | None = None,
     ) -> Outcome:
         """Stop or destroy ``deployment_id`` on the bot's own account (``actor`` ``system``):
         its lifetime ended (``why="expiry"``) or its GPU stayed idle unanswered (``"idle"``).
 
         The same database claim as a click decides it, so it happens once across processes;
-        an ``auto_<action>`` event records ``reason_text``. When done: the status message is
-        redrawn, the thread and the owner (DM) are told what happened and why, and the Home
-        tab refreshed. A Vast.ai refusal puts the row back (the next tick tries again).
+        ``unchanged`` are the columns the rule read (e.g. ``ends_at``), so an **Extend** or
+        **Keep running** pressed meanwhile wins. An ``auto_<action>`` event records
+        ``reason_text``. When done: the status message is redrawn, the thread and the owner
+        (DM) are told what happened and why, and the Home tab refreshed. A Vast.ai refusal
+        puts the row back (the next tick tries again). A ``stopped`` row whose instance runs
+        (a Start whose app never answered) gets its stop request sent again.
         """
         now = self.clock()
-        if action == STOP:
-            outcome = self.stop_deployment(deployment_id, SYSTEM_ACTOR, now, automatic=True)
+        current = get_deployment(self.sf, deployment_id)
+        if action == STOP and current is not None and current.status == DeploymentStatus.STOPPED:
+            outcome = self._stop_again(current, now)
+        elif action == STOP:
+            outcome = self.stop_deployment(
+                deployment_id, SYSTEM_ACTOR, now, automatic=True, unchanged=unchanged
+            )
         elif action == DESTROY:
             outcome = self.destroy_deployment(
-                deployment_id, SYSTEM_ACTOR, now, automatic=True, reason=reason_text
+                deployment_id,
+                SYSTEM_ACTOR,
+                now,
+                automatic=True,
+                reason=reason_text,
+                unchanged=unchanged,
             )
         else:
             raise ValueError(f"cannot {action!r} automatically")
@@ -249,6 +269,19 @@ class ManageService:
         )
         self.on_change(dep)
         return outcome
+
+    def _stop_again(self, dep: DeploymentRecord, now: datetime) -> Outcome:
+        """``PUT state=stopped`` for a row that already says stopped while its instance runs."""
+        assert dep.instance_id is not None
+        try:
+            self.vast.stop_instance(dep.instance_id)
+        except NotFound:
+            return self._instance_gone(dep, SYSTEM_ACTOR, STOP, now)
+        except VastError as error:
+            self._vast_failed(dep, SYSTEM_ACTOR, STOP, error)
+            return Outcome("failed", f"Vast.ai did not stop it: {error.user_message}", dep)
+        add_event(self.sf, dep.id, SYSTEM_ACTOR, STOP, f"instance {dep.instance_id} (again)")
+        return Outcome("done", f"Stopped *{dep.template_name}* (#{dep.id}) again.", dep)
 
     def send_credentials(
         self, deployment_id: int, actor: str, *, now: datetime | None = None
@@ -320,11 +353,13 @@ class ManageService:
         now: datetime | None = None,
         *,
         automatic: bool = False,
+        unchanged: dict[str, object] | None = None,
     ) -> Outcome:
         """Stop a ``ready`` deployment (claim ``ready → stopped``, then ``PUT state=stopped``).
 
         Vast.ai stops GPU billing; the disk keeps billing (vast-api.md §5). ``automatic``: the
-        bot acts on its own (``actor`` is ``system``), so no permission check.
+        bot acts on its own (``actor`` is ``system``), so no permission check; ``unchanged``:
+        columns that must still hold what the rule saw (an extension meanwhile wins).
         """
         sf = self.sf
         dep, refusal = self._load(deployment_id, actor, STOP, automatic=automatic)
@@ -349,6 +384,7 @@ class ManageService:
             new_status=DeploymentStatus.STOPPED,
             actor=actor,
             now=now,
+            unchanged=unchanged,
         )
         if not claimed:
             return self._lost_claim(dep.id, DeploymentStatus.STOPPED, STOP)
@@ -440,6 +476,7 @@ class ManageService:
             self._vast_failed(dep, actor, START, error)
             return Outcome("failed", start_failure_text(dep, error), get_deployment(sf, dep.id))
         add_event(sf, dep.id, actor, START, f"instance {dep.instance_id}")
+        restart_lifetime(sf, dep.id, now or self.clock())  # the new run bills from now
         return Outcome(
             "done",
             f":arrow_forward: Starting *{dep.template_name}* (#{dep.id}) again on the same GPU. "
@@ -457,6 +494,7 @@ class ManageService:
         *,
         automatic: bool = False,
         reason: str | None = None,
+        unchanged: dict[str, object] | None = None,
     ) -> Outcome:
         """Destroy the instance of a ``provisioning``/``ready``/``stopped`` deployment (claim
         ``→ destroyed``, then ``DELETE``; a 404 means already gone and counts as done).
@@ -491,6 +529,7 @@ class ManageService:
                 new_status=DeploymentStatus.DESTROYED,
                 actor=actor,
                 now=now,
+                unchanged=unchanged,
                 reason=reason or f"Destroyed from Slack by <@{actor}>.",
             )
             if claimed:

@@ -203,9 +203,8 @@ def recheck_offer(
 class DeployRequest:
     """One checked submission. ``request_key`` is the modal's view id; ``offer`` was fetched
     again and fits ``template``; ``disk_gb`` is in GB; ``channel_id`` is where to post;
-    ``lifetime_hours`` is the **Run for** choice in hours (None: until someone stops it; the
-    default is ``DEFAULT_LIFETIME_HOURS``' own default, so a caller that forgets it still gets
-    an end time)."""
+    ``lifetime_hours`` is the **Run for** choice in hours (None: until someone stops it; no
+    default, so no caller can forget to choose)."""
 
     request_key: str
     team_id: str
@@ -214,7 +213,7 @@ class DeployRequest:
     template: Template
     offer: OfferLike
     disk_gb: int
-    lifetime_hours: float | None = 8.0
+    lifetime_hours: float | None
 
 
 @dataclass(frozen=True)

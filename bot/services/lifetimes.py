@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 import storage
 from bot import pricing
 from bot.config import Settings
-from bot.formats import format_duration, lifetime_label, mentions, micros
+from bot.formats import format_duration, lifetime_label, mentions, micros, slack_date
 from bot.services.actions import DESTROY, STOP, ManageService, Outcome
 from bot.services.ports import ExpiryNotice, IdleNotice, Messages
 from bot.vast.models import Instance
@@ -177,15 +177,21 @@ class LifetimeService:
         now: datetime,
     ) -> int:
         """Apply the rules to ``deps`` (rows as the tick read them) with this tick's instance
-        list (``instance id -> Instance``). Only ``ready`` rows are judged. Returns how many
-        Slack messages or actions it sent; a tick where nothing is due writes nothing and
-        sends nothing. Never raises for one deployment's trouble."""
+        list (``instance id -> Instance``). ``ready`` rows get the expiry and idle rules; a
+        ``stopped`` row whose instance runs on Vast.ai (a Start whose app never answered)
+        gets the expiry rule, since its GPU bills. Returns how many Slack messages or actions
+        it sent; a tick where nothing is due writes nothing and sends nothing. Never raises
+        for one deployment's trouble."""
         sent = 0
         for dep in deps:
-            if dep.status != DeploymentStatus.READY:
+            instance = instances.get(dep.instance_id or 0)
+            if dep.status == DeploymentStatus.STOPPED:
+                if instance is None or instance.actual_status != "running":
+                    continue
+            elif dep.status != DeploymentStatus.READY:
                 continue
             try:
-                sent += self._review_one(dep, instances.get(dep.instance_id or 0), now)
+                sent += self._review_one(dep, instance, now)
             except Exception:  # one deployment's trouble must not stop the others
                 logger.exception("lifetimes: deployment %d not reviewed", dep.id)
         return sent
@@ -193,11 +199,20 @@ class LifetimeService:
     def _review_one(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> int:
         policy = self.policy
         if dep.ends_at is not None:
-            if dep.expiry_warned_at is None:
-                if now >= dep.ends_at - policy.warning:
-                    return self._warn_expiry(dep, now)
-            elif now >= max(dep.ends_at, dep.expiry_warned_at + MIN_NOTICE):
-                return self._act(dep, "expiry", "its lifetime ended")
+            warned = dep.expiry_warned_at
+            # Never sooner than MIN_NOTICE after the warning; never later than the end plus
+            # LIFETIME_WARNING_MINUTES, even when no warning could be delivered.
+            due = now >= dep.ends_at + policy.warning or (
+                warned is not None and now >= max(dep.ends_at, warned + MIN_NOTICE)
+            )
+            if due:
+                return self._act(
+                    dep, "expiry", "its lifetime ended", unchanged={"ends_at": dep.ends_at}
+                )
+            if warned is None and now >= dep.ends_at - policy.warning:
+                return self._warn_expiry(dep, now)
+        if dep.status != DeploymentStatus.READY:
+            return 0
         return self._review_idle(dep, instance, now)
 
     def _review_idle(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> int:
@@ -216,30 +231,37 @@ class LifetimeService:
                 return self._warn_idle(dep, util, now)
             return 0
         if now >= dep.idle_warned_at + policy.idle_grace:
-            return self._act(dep, "idle", "its GPU stayed idle and nobody answered")
+            return self._act(
+                dep,
+                "idle",
+                "its GPU stayed idle and nobody answered",
+                unchanged={"idle_warned_at": dep.idle_warned_at, "idle_snoozed_until": None},
+            )
         return 0
 
     def _warn_expiry(self, dep: DeploymentRecord, now: datetime) -> int:
         assert dep.ends_at is not None
         if not storage.claim_expiry_warning(self.sf, dep.id, now):
             return 0
-        ends_at = max(dep.ends_at, now + MIN_NOTICE)
+        acts_at = max(dep.ends_at, now + MIN_NOTICE)
         started = dep.lifetime_started_at or dep.created_at
         limit = timedelta(hours=self.policy.max_hours)
         notice = ExpiryNotice(
-            ends_at=ends_at,
+            ends_at=acts_at,
             action=self.policy.on_expiry,
             cost_by_end=pricing.cost_so_far(dep, now)
-            + dep.dph_total * max(0.0, (ends_at - now).total_seconds()) / 3600,
+            + dep.dph_total * max(0.0, (acts_at - now).total_seconds()) / 3600,
             extend_hours=EXTEND_HOURS,
             needs_admin=frozenset(
-                h for h in EXTEND_HOURS if ends_at + timedelta(hours=h) - started > limit
+                h for h in EXTEND_HOURS if acts_at + timedelta(hours=h) - started > limit
             ),
             admins=self.manage.admins,
+            issued_for=dep.ends_at,
         )
-        if not self.messages.expiry_warning(dep, notice):
-            storage.release_expiry_warning(self.sf, dep.id, now)  # the next tick tries again
-            return 1
+        if not self.messages.expiry_warning(dep, notice) and now < dep.ends_at:
+            # Slack refused: try again next tick, but only until the end (the action then
+            # comes by the hard limit, warned or not; no claim churn for ever).
+            storage.release_expiry_warning(self.sf, dep.id, now)
         return 1
 
     def _warn_idle(self, dep: DeploymentRecord, util: float, now: datetime) -> int:
@@ -255,14 +277,23 @@ class LifetimeService:
             action=self.policy.on_expiry,
             snooze_hours=self.policy.idle_snooze.total_seconds() / 3600,
         )
-        if not self.messages.idle_warning(dep, notice):
+        deadline = dep.idle_since + self.policy.idle_after + self.policy.idle_grace
+        if not self.messages.idle_warning(dep, notice) and now < deadline:
+            # Slack refused: ask again next tick, for at most one grace period; after that the
+            # claim stands and the idle GPU is stopped (its disk kept) as if nobody answered.
             storage.release_idle_warning(self.sf, dep.id, now)
         return 1
 
-    def _act(self, dep: DeploymentRecord, why: str, reason_text: str) -> int:
+    def _act(
+        self, dep: DeploymentRecord, why: str, reason_text: str, *, unchanged: dict[str, object]
+    ) -> int:
         action = DESTROY if self.policy.on_expiry == DESTROY else STOP
         outcome = self.manage.act_automatically(
-            action, dep.id, why=why, reason_text=f"Automatic {action}: {reason_text}."
+            action,
+            dep.id,
+            why=why,
+            reason_text=f"Automatic {action}: {reason_text}.",
+            unchanged=unchanged,
         )
         if outcome.kind != "done":
             logger.info("lifetimes: automatic %s of %d: %s", action, dep.id, outcome.kind)
@@ -296,8 +327,8 @@ class LifetimeService:
         if micros(dep.ends_at) != issued_ends_micros:
             return Outcome(
                 "already",
-                f"*{dep.template_name}* (#{dep.id}) was already extended: it now stops at "
-                f"{dep.ends_at:%b %d, %H:%M} UTC. Nothing changed.",
+                f"*{dep.template_name}* (#{dep.id}) was already extended: it now stops "
+                f"{slack_date(dep.ends_at)}. Nothing changed.",
                 dep,
             )
         new_end = max(dep.ends_at, now) + timedelta(hours=hours)
@@ -326,7 +357,7 @@ class LifetimeService:
                 "already",
                 f"*{dep.template_name}* (#{dep.id}) changed meanwhile (it is {fresh.status}"
                 + (
-                    f", stopping at {fresh.ends_at:%b %d, %H:%M} UTC"
+                    f", stopping {slack_date(fresh.ends_at)}"
                     if fresh.ends_at and fresh.status in storage.ACTIVE_STATUSES
                     else ""
                 )
@@ -337,16 +368,13 @@ class LifetimeService:
         self.messages.show_status(after, self.catalog_get(after.template_slug))
         self.messages.note(
             after,
-            f":hourglass: <@{actor}> extended it by {hours} h: it now stops at "
-            f"<!date^{int(new_end.timestamp())}^{{date_short_pretty}} at {{time}}|"
-            f"{new_end:%b %d, %H:%M} UTC>.",
+            f":hourglass: <@{actor}> extended it by {hours} h: it now stops {slack_date(new_end)}.",
         )
         self.on_change(after)
         return Outcome(
             "done",
             f":white_check_mark: Extended *{dep.template_name}* (#{dep.id}) by {hours} h: it "
-            f"now stops at <!date^{int(new_end.timestamp())}^{{date_short_pretty}} at "
-            f"{{time}}|{new_end:%b %d, %H:%M} UTC> (≈ {_money(after, now, new_end)} by then).",
+            f"now stops {slack_date(new_end)} (≈ {_money(after, now, new_end)} by then).",
             after,
         )
 
@@ -370,7 +398,7 @@ class LifetimeService:
             )
         if dep.idle_warned_at is None or micros(dep.idle_warned_at) != issued_warned_micros:
             paused = (
-                f" Idle checks are paused until {dep.idle_snoozed_until:%b %d, %H:%M} UTC."
+                f" Idle checks are paused until {slack_date(dep.idle_snoozed_until)}."
                 if dep.idle_snoozed_until is not None and dep.idle_snoozed_until > now
                 else ""
             )

@@ -74,4 +74,4 @@ class ListingService:
     def unmanaged(self) -> list[UnmanagedInstance]:
         """Instances on the Vast.ai account the bot does not own (as the poller saw them last);
         for admins only."""
-        return read_unmanaged(self.sf)
+        return read_unmanaged(self.sf)  # a list the poller has not refreshed is ignored

@@ -19,10 +19,12 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    (:func:`storage.claim_ready_notification`) and posts it only when the claim succeeded, then
    DMs the requester the login secrets; on a failure destroys the instance (so it stops
    billing), marks the deployment failed with the reason and tells the requester in the thread;
-7. hands the ready deployments that did not move, with this tick's instances, to the lifetime
-   rules (:meth:`bot.services.lifetimes.LifetimeService.review`: expiry warnings and actions,
-   idle GPUs), and records the instances nobody owns (no bot label, no deployment) for admins.
-   A stopped deployment that runs again begins a new run of its lifetime.
+7. hands the ready and stopped deployments that did not move, with this tick's instances, to
+   the lifetime rules (:meth:`bot.services.lifetimes.LifetimeService.review`: expiry warnings
+   and actions, idle GPUs), and records the instances nobody owns (no bot label, no
+   deployment) for admins.
+   A stopped deployment that runs again after its end passed begins a new run of its lifetime
+   (a Start from Slack begins one when it is pressed).
 
 Restarts need nothing special: every tick starts from the database, so a new process picks up
 where the old one stopped, and a ready deployment whose notification was never posted gets it
@@ -51,6 +53,7 @@ from bot.services.lifetimes import LifetimeService
 from bot.services.ports import Delivery, Messages, UnmanagedInstance
 from bot.services.probe import Prober
 from bot.services.recovery import stray_reason
+from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
 from bot.services.unmanaged import write_unmanaged
 from bot.vast.client import VastClient
 from bot.vast.errors import VastError
@@ -161,7 +164,8 @@ class StatusPoller:
         self._lost_since: dict[int, datetime] = {}
         self._strays: set[int] = set()  # instance ids that looked stray on the last tick
         self.lifetimes = lifetimes
-        self._unmanaged: list[UnmanagedInstance] | None = None  # as last written
+        # the unmanaged instances as last written, and when
+        self._unmanaged: tuple[list[UnmanagedInstance], datetime] | None = None
         self._holding = False
 
     # -- scheduling -------------------------------------------------------------------------
@@ -269,10 +273,11 @@ class StatusPoller:
             except Exception:  # one deployment's trouble must not stop the others
                 logger.exception("poller: deployment %d not processed", item.dep.id)
         if self.lifetimes is not None:
-            steady = [
+            steady = [  # rows this tick did not move; review() judges ready and stopped ones
                 item.dep
                 for item in work
-                if item.verdict.status == item.dep.status == DeploymentStatus.READY
+                if item.verdict.status == item.dep.status
+                and item.dep.status in (DeploymentStatus.READY, DeploymentStatus.STOPPED)
             ]
             report.slack_calls += self.lifetimes.review(steady, instances, now)
         report.vast_requests = vast.request_count - requests_before
@@ -312,9 +317,11 @@ class StatusPoller:
                 logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
         self._strays = candidates
         unmanaged.sort(key=lambda i: i.id)
-        if unmanaged != self._unmanaged:
-            write_unmanaged(self.sf, unmanaged, self.clock())
-            self._unmanaged = unmanaged
+        now = self.clock()
+        written = self._unmanaged
+        if written is None or written[0] != unmanaged or now - written[1] >= UNMANAGED_REFRESH:
+            write_unmanaged(self.sf, unmanaged, now)
+            self._unmanaged = (unmanaged, now)
 
     def _assess(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> _Work:
         template = self.catalog_get(dep.template_slug)
@@ -406,16 +413,21 @@ class StatusPoller:
                 new_status=verdict.status,
                 now=now,
                 actor=storage.SYSTEM_ACTOR,
+                # Running again after its end passed (started outside the bot): a new run, in
+                # the same transaction, so it is never ready with the old run's end.
+                new_run=(
+                    dep.status == DeploymentStatus.STOPPED
+                    and verdict.status == DeploymentStatus.READY
+                    and dep.ends_at is not None
+                    and dep.ends_at <= now
+                ),
+                unchanged=None,
                 **fields,
             )
             if not persisted:  # someone else moved it (a user action, another process)
                 return
             if moved:
                 report.changes += 1
-                if dep.status == DeploymentStatus.STOPPED and verdict.status == (
-                    DeploymentStatus.READY
-                ):  # it runs again: a new run of its lifetime begins now
-                    storage.restart_lifetime(sf, dep.id, now)
                 if verdict.status == DeploymentStatus.FAILED and verdict.reason:
                     storage.add_event(sf, dep.id, storage.SYSTEM_ACTOR, "failed", verdict.reason)
             fresh = storage.get_deployment(sf, dep.id)

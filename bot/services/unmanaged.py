@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import storage
 from bot.services.ports import UnmanagedInstance
@@ -20,10 +20,17 @@ logger = logging.getLogger(__name__)
 UNMANAGED_STATE = "unmanaged_instances"
 
 
-def read_unmanaged(sf: SessionFactory) -> list[UnmanagedInstance]:
-    """The unmanaged instances the status poller saw last (empty when it never wrote any)."""
+#: The poller rewrites the list at least this often while it reads instances…
+REFRESH = timedelta(minutes=10)
+#: …and readers ignore a list older than this (the poller stopped listing: nothing to follow).
+STALE = timedelta(minutes=30)
+
+
+def read_unmanaged(sf: SessionFactory, now: datetime | None = None) -> list[UnmanagedInstance]:
+    """The unmanaged instances the status poller saw last; empty when it never wrote any or
+    its list is older than :data:`STALE` (it stops listing when the bot follows nothing)."""
     found = storage.get_state(sf, UNMANAGED_STATE)
-    if found is None:
+    if found is None or (now or storage.utcnow()) - found[1] > STALE:
         return []
     try:
         return [UnmanagedInstance(**item) for item in json.loads(found[0])]
