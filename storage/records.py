@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -102,6 +103,16 @@ class DeploymentRecord:
         values = {f.name: getattr(row, f.name) for f in fields(cls)}
         values["status"] = DeploymentStatus(values["status"])
         return cls(**values)
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[Any, Any]) -> DeploymentRecord:
+        """Build from a Core result row of every ``deployments`` column (name → value)."""
+        values = {name: row[name] for name in _DEPLOYMENT_FIELDS}
+        values["status"] = DeploymentStatus(values["status"])
+        return cls(**values)
+
+
+_DEPLOYMENT_FIELDS = tuple(f.name for f in fields(DeploymentRecord))
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,10 +235,10 @@ class Instance(_VastModel):
     image_uuid: str | None = None
     """Docker image the instance runs."""
     gpu_util: float | None = None
-    """GPU utilisation in percent, 0–100, as Vast.ai's instance list reports it (``gpu_util``,
-    nullable in ../shared/reference/specs/vast-show_instances.yaml); None = unknown. Kept as sent,
-    not rescaled: the CLI prints it under ``Util. %`` unconverted, although show_instance.yaml
-    describes it as "a fraction". Non-numeric values become None."""
+    """GPU utilisation as Vast.ai's instance list reports it (``gpu_util``, nullable in
+    show_instances.yaml); None = unknown or non-numeric. Kept as sent: show_instance.yaml calls
+    it "a fraction", the CLI prints it under "Util. %"; :func:`bot.services.lifetimes.gpu_percent`
+    reads it safely either way."""
     cpu_util: float | None = None
     """CPU utilisation as Vast.ai reports it (``cpu_util``), kept as sent like ``gpu_util``; its
     unit is unconfirmed (show_instance.yaml: "a fraction"). None = unknown or non-numeric."""
