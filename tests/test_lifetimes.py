@@ -188,6 +188,8 @@ def test_extend_moves_the_end_once_and_an_old_button_changes_nothing(
 
     answer = press(bot, extend_action_id(2), extend["value"])
     assert "Extended" in answer
+    # The answered warning is replaced by the answer: no stale end time, no buttons left.
+    assert fake_slack.calls_to("response_url")[-1].args.get("replace_original") is True
     after = current(bot, dep)
     assert after.ends_at == dep.ends_at + timedelta(hours=2)
     assert after.expiry_warned_at is None
@@ -235,6 +237,7 @@ def test_a_non_owner_cannot_extend(
         bot, extend_action_id(2), button(warning, extend_action_id(2))["value"], user=BOB
     )
     assert "Only" in answer and ALICE in answer
+    assert fake_slack.calls_to("response_url")[-1].args.get("replace_original") is False
     assert current(bot, dep).ends_at == dep.ends_at
 
 

@@ -205,6 +205,25 @@ def _answer(
     respond(replace_original=False, response_type="ephemeral", text=outcome.message)
 
 
+def _answer_warning(
+    services: Services,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    outcome: actions.Outcome,
+    respond: Respond,
+) -> None:
+    """Answer an **Extend** / **Keep running** click. When the warning has been answered (now
+    or before: ``done``/``already``), the warning message itself is replaced by the answer, so
+    it no longer shows an end time or buttons that are out of date; a refusal leaves it for
+    someone who may answer and tells only the clicker."""
+    message = body.get("message") or {}
+    answered = outcome.kind in ("done", "already", "invalid", "not_found")
+    if answered and body.get("response_url") and message and not message.get("is_ephemeral"):
+        respond(replace_original=True, text=outcome.message)
+        return
+    _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+
+
 def register(app: App, services: Services) -> None:
     """Attach the management listeners to ``app``."""
 
@@ -241,7 +260,7 @@ def register(app: App, services: Services) -> None:
         else:
             deployment_id, hours, issued = parsed
             outcome = services.lifetimes.extend(deployment_id, hours, issued, user)
-        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+        _answer_warning(services, body, action, outcome, respond)
 
     @app.action(lifetime_blocks.ACTION_KEEP_RUNNING)
     def keep_running_clicked(
@@ -255,7 +274,7 @@ def register(app: App, services: Services) -> None:
         else:
             deployment_id, issued = parsed
             outcome = services.lifetimes.keep_running(deployment_id, issued, user)
-        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+        _answer_warning(services, body, action, outcome, respond)
 
     @app.action(blocks.ACTION_LIST_PAGE_PREV)
     @app.action(blocks.ACTION_LIST_PAGE_NEXT)
