@@ -14,6 +14,7 @@ from bot.blocks import picker
 from bot.blocks.lifetimes import ACTION_KEEP_RUNNING, extend_action_id
 from bot.blocks.status import ACTION_DESTROY
 from bot.simulator import VastSimulator
+from bot.simulator.faults import Fault
 from storage import DeploymentRecord
 from tests.fakes.slack_api import Call, FakeSlack
 from tests.fixtures.slack import (
@@ -303,6 +304,24 @@ def test_an_undeliverable_warning_does_not_keep_it_billing(
     assert len(stops(bot)) == 1
     warnings = [e for e in events(bot, dep) if e.action == "expiry_warning"]
     assert 1 <= len(warnings) <= 3  # retried while before the end, not on every tick after
+
+
+def test_an_automatic_stop_vast_refuses_is_retried_and_the_owner_told_once(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    dep = deploy(bot, clock, lifetime_hours=2)
+    busy(bot, dep)
+    tick_at(bot, clock, minutes=95)
+    clock.advance(minutes=25)  # the end
+    bot.vast.inject(Fault.BAD_KEY, endpoint="manage", times=3)
+    for _ in range(3):
+        tick_at(bot, clock, minutes=1)  # each tick tries, Vast.ai refuses
+    assert current(bot, dep).status == "ready"
+    told = [c for c in dms_to(fake_slack, ALICE) if "could not stop" in str(c.args.get("text"))]
+    assert len(told) == 1 and "still running and billing" in str(told[0].args["text"])
+    assert any("could not stop" in n for n in thread_notes(fake_slack, dep))
+    tick_at(bot, clock, minutes=1)  # Vast.ai accepts again
+    assert current(bot, dep).status == "stopped"
 
 
 def test_extend_on_a_late_warning_works(

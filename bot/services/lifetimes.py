@@ -295,9 +295,31 @@ class LifetimeService:
             reason_text=f"Automatic {action}: {reason_text}.",
             unchanged=unchanged,
         )
-        if outcome.kind != "done":
+        if outcome.kind == "failed" and outcome.deployment is not None:
+            self._tell_failure(outcome.deployment, action)
+        elif outcome.kind != "done":
             logger.info("lifetimes: automatic %s of %d: %s", action, dep.id, outcome.kind)
         return 1
+
+    def _tell_failure(self, dep: DeploymentRecord, action: str) -> None:
+        """Vast.ai refused the automatic stop/destroy (the next tick tries again): tell the
+        owner and the thread, once a day, that it still bills and what they can do."""
+        if dep.is_final or dep.status == DeploymentStatus.STOPPED and action == STOP:
+            return  # e.g. the instance was gone: nothing bills any more
+        now = self.clock()
+        key = f"auto-failed:{action}:{dep.id}:{now.date().isoformat()}"
+        if not storage.claim(self.sf, key, now):
+            return
+        text = (
+            f":warning: The bot could not {action} *{dep.template_name}* (#{dep.id}) on its own: "
+            "Vast.ai refused. *It is still running and billing.* The bot keeps trying every "
+            "minute; to end it now, press *Destroy* or stop it in the Vast.ai console."
+        )
+        storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{action}_failed", None)
+        delivered = self.messages.note(dep, text)
+        delivered = self.messages.dm(dep.user_id, text) or delivered
+        if not delivered:
+            storage.release_claim(self.sf, key)
 
     # -- buttons ----------------------------------------------------------------------------
 
