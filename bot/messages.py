@@ -155,6 +155,14 @@ class SlackMessages:
             _failure(f"thread note of deployment {dep.id}", error)
             return False
 
+    def _dm(self, user_id: str, what: str, payload: dict[str, Any]) -> bool:
+        """DM ``payload`` (``{"text", "blocks"?}``); a Slack failure is logged as ``what``."""
+        try:
+            return self.notifier.dm(user_id, payload["text"], payload.get("blocks")) is not None
+        except Exception as error:
+            _failure(what, error)
+            return False
+
     def offer_switched(
         self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
     ) -> bool:
@@ -195,13 +203,6 @@ class SlackMessages:
         return self._reply(dep, "thread reply", text)
 
     # -- lifetimes, idle GPUs, reminders, the digest ---------------------------------------
-
-    def _dm(self, user_id: str, what: str, payload: dict[str, Any]) -> bool:
-        try:
-            return self.notifier.dm(user_id, payload["text"], payload.get("blocks")) is not None
-        except Exception as error:
-            _failure(what, error)
-            return False
 
     def expiry_warning(self, dep: DeploymentRecord, notice: ExpiryNotice) -> bool:
         """See :func:`bot.blocks.lifetimes.expiry_warning_message` (DM) and
@@ -278,19 +279,11 @@ class SlackMessages:
         payload = notify.secrets_dm(dep, template, jupyter_token=jupyter_token)
         if payload is None:
             return None
-        try:
-            return self.notifier.dm(user_id, payload["text"], payload["blocks"]) is not None
-        except Exception as error:
-            _failure(f"login DM of deployment {dep.id}", error)
-            return False
+        return self._dm(user_id, f"login DM of deployment {dep.id}", payload)
 
     def dm(self, user_id: str, text: str) -> bool:
         """A plain DM."""
-        try:
-            return self.notifier.dm(user_id, text) is not None
-        except Exception as error:
-            _failure("DM", error)
-            return False
+        return self._dm(user_id, "DM", {"text": text})
 
     def publish_home(self, user_id: str, home: HomeData) -> bool:
         """See :func:`bot.blocks.home.home_view`."""

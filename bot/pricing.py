@@ -106,6 +106,14 @@ def cost_so_far(dep: DeploymentRecord, now: datetime) -> float:
     return ready_hours * ready_rate + stopped_hours * stopped_rate
 
 
+def cost_until(dep: DeploymentRecord, now: datetime, end: datetime) -> float:
+    """Dollars ``dep`` will have cost at ``end`` if it keeps running at its price: what it cost
+    up to ``now`` (:func:`cost_so_far`) plus ``dph_total`` × the hours from ``now`` to ``end``
+    (none when ``end`` is past). The committed cost of a lifetime."""
+    hours_left = max(0.0, (end - now).total_seconds()) / 3600.0
+    return cost_so_far(dep, now) + dep.dph_total * hours_left
+
+
 def ended_at(dep: DeploymentRecord) -> datetime | None:
     """When ``dep`` stopped costing anything (a final status, e.g. ``destroyed``/``failed``),
     else None."""

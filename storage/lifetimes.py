@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import SessionFactory, read_transaction, write_transaction
@@ -194,8 +194,13 @@ def restart_lifetime(sf: SessionFactory, deployment_id: int, now: datetime) -> b
 
 def claim(sf: SessionFactory, key: str, now: datetime | None = None) -> bool:
     """Insert the claim ``key`` (≤ 200 characters); True for the one caller that inserted it,
-    across threads, processes and restarts."""
+    across threads, processes and restarts. An existing claim is found by a plain read first:
+    callers ask again every run, and a write transaction (``BEGIN IMMEDIATE`` on SQLite) for a
+    key that is long claimed would serialise them for nothing."""
     now = now or utcnow()
+    with read_transaction(sf) as session:
+        if session.get(Claim, key) is not None:
+            return False
     try:
         with write_transaction(sf) as session:
             if session.get(Claim, key) is not None:
@@ -206,26 +211,11 @@ def claim(sf: SessionFactory, key: str, now: datetime | None = None) -> bool:
         return False
 
 
-def is_claimed(sf: SessionFactory, key: str) -> bool:
-    """True when the claim ``key`` exists."""
-    with read_transaction(sf) as session:
-        return session.get(Claim, key) is not None
-
-
 def release_claim(sf: SessionFactory, key: str) -> bool:
     """Delete the claim ``key`` (the work it guarded failed and should be tried again)."""
     with write_transaction(sf) as session:
         result = session.execute(delete(Claim).where(Claim.key == key), execution_options=_PLAIN)
         return _rowcount(result) == 1
-
-
-def claimed_since(sf: SessionFactory, prefix: str, since: datetime) -> set[str]:
-    """Keys of claims starting with ``prefix`` made at or after ``since``."""
-    with read_transaction(sf) as session:
-        rows = session.scalars(
-            select(Claim.key).where(Claim.key.startswith(prefix), Claim.claimed_at >= since)
-        )
-        return set(rows)
 
 
 # --- cached Slack users and shared state -------------------------------------------------

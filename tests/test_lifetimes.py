@@ -81,6 +81,26 @@ def tick_at(harness: BotHarness, clock: MovableClock, **delta: float) -> None:
     harness.services.poller.tick()
 
 
+def warned(
+    harness: BotHarness, clock: MovableClock, fake: FakeSlack
+) -> tuple[DeploymentRecord, Call]:
+    """A busy 2-hour deployment, ticked to 25 minutes before its end: the owner's one warning."""
+    dep = deploy(harness, clock, lifetime_hours=2)
+    busy(harness, dep)
+    tick_at(harness, clock, minutes=95)
+    (warning,) = dms_to(fake, ALICE)
+    return dep, warning
+
+
+def expired(harness: BotHarness, clock: MovableClock) -> DeploymentRecord:
+    """A busy 2-hour deployment, warned and ticked past its end (``ON_EXPIRY`` applied)."""
+    dep = deploy(harness, clock, lifetime_hours=2)
+    busy(harness, dep)
+    tick_at(harness, clock, minutes=95)
+    tick_at(harness, clock, minutes=30)
+    return dep
+
+
 def dms_to(fake: FakeSlack, user: str) -> list[Call]:
     return [
         c
@@ -181,10 +201,7 @@ def test_warning_before_the_end_then_a_stop_that_keeps_the_disk(
 def test_extend_moves_the_end_once_and_an_old_button_changes_nothing(
     bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    (warning,) = dms_to(fake_slack, ALICE)
+    dep, warning = warned(bot, clock, fake_slack)
     extend = button(warning, extend_action_id(2))
 
     answer = press(bot, extend_action_id(2), extend["value"])
@@ -211,10 +228,7 @@ def test_extending_past_the_maximum_needs_an_admin(
     bot_factory: BotFactory, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
     bot = bot_factory(clock=clock, bot_admins=ADMIN, max_lifetime_hours=3, default_lifetime_hours=2)
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    (warning,) = dms_to(fake_slack, ALICE)
+    dep, warning = warned(bot, clock, fake_slack)
     assert ADMIN in str(warning.args["blocks"])  # the owner is told who can
     value = button(warning, extend_action_id(2))["value"]
 
@@ -230,10 +244,7 @@ def test_extending_past_the_maximum_needs_an_admin(
 def test_a_non_owner_cannot_extend(
     bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    (warning,) = dms_to(fake_slack, ALICE)
+    dep, warning = warned(bot, clock, fake_slack)
     answer = press(
         bot, extend_action_id(2), button(warning, extend_action_id(2))["value"], user=BOB
     )
@@ -246,10 +257,7 @@ def test_on_expiry_destroy_destroys_once(
     bot_factory: BotFactory, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
     bot = bot_factory(clock=clock, on_expiry="destroy")
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    tick_at(bot, clock, minutes=30)
+    dep = expired(bot, clock)
     assert current(bot, dep).status == "destroyed"
     assert len(destroys(bot)) == 1
     notes = thread_notes(fake_slack, dep)
@@ -261,10 +269,7 @@ def test_on_expiry_destroy_destroys_once(
 def test_a_button_of_a_destroyed_deployment_says_so(
     bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    (warning,) = dms_to(fake_slack, ALICE)
+    dep, warning = warned(bot, clock, fake_slack)
     bot.services.manage.perform("destroy", dep.id, ALICE)
     answer = press(bot, extend_action_id(8), button(warning, extend_action_id(8))["value"])
     assert "already ended" in answer
@@ -359,10 +364,7 @@ def test_an_extension_during_a_tick_wins_over_its_stop(
 def test_start_after_an_automatic_stop_begins_a_new_run(
     bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    tick_at(bot, clock, minutes=30)
+    dep = expired(bot, clock)
     assert current(bot, dep).status == "stopped"
     clock.advance(hours=5)
     pressed = clock()
@@ -380,10 +382,7 @@ def test_start_after_an_automatic_stop_begins_a_new_run(
 def test_started_outside_the_bot_after_its_end_gets_a_new_run(
     bot: BotHarness, clock: MovableClock
 ) -> None:
-    dep = deploy(bot, clock, lifetime_hours=2)
-    busy(bot, dep)
-    tick_at(bot, clock, minutes=95)
-    tick_at(bot, clock, minutes=30)
+    dep = expired(bot, clock)
     assert current(bot, dep).status == "stopped"
     assert dep.instance_id is not None
     bot.services.vast.start_instance(dep.instance_id)  # someone used the Vast.ai console

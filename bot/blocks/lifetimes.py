@@ -45,7 +45,7 @@ from bot.notices import (
     Reminder,
     UnmanagedInstance,
 )
-from bot.pricing import cost_so_far, current_rate, storage_dph
+from bot.pricing import cost_until, current_rate, storage_dph
 from storage import DeploymentRecord, DeploymentStatus
 
 ACTION_EXTEND = "lifetime_extend"
@@ -189,10 +189,7 @@ def cost_by_end(dep: DeploymentRecord, now: datetime) -> float | None:
     """Dollars ``dep`` will have cost at its ``ends_at`` if it keeps its current price:
     :func:`bot.pricing.cost_so_far` at ``now`` + ``dph_total`` × hours from ``now`` to
     ``ends_at`` (never negative). None without an end time."""
-    if dep.ends_at is None:
-        return None
-    hours_left = max(0.0, (dep.ends_at - now).total_seconds()) / 3600.0
-    return cost_so_far(dep, now) + dep.dph_total * hours_left
+    return None if dep.ends_at is None else cost_until(dep, now, dep.ends_at)
 
 
 def ends_line(dep: DeploymentRecord, now: datetime, *, action: str = STOP) -> str | None:

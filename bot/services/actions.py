@@ -72,7 +72,13 @@ START_CLAIM_SECONDS = 300.0
 """How long a Start click blocks further Start clicks (and their Vast.ai requests)."""
 
 CREDENTIALS = "credentials"
-_VERBS = {STOP: "stop", START: "start", DESTROY: "destroy", CREDENTIALS: "get the login of"}
+_VERBS = {
+    STOP: "stop",
+    START: "start",
+    DESTROY: "destroy",
+    CREDENTIALS: "get the login of",
+    "keep_running": "keep running",
+}
 
 
 @dataclass(frozen=True)
@@ -289,7 +295,7 @@ class ManageService:
         """DM ``actor`` the login of a ready deployment (its generated password, URLs, SSH), when
         ``actor`` is its requester or a ``BOT_ADMINS`` member; recorded in the event log. Secrets
         only ever go by DM. Never raises for Slack errors."""
-        dep, refused = self._load(deployment_id, actor, CREDENTIALS)
+        dep, refused = self.load_for(deployment_id, actor, CREDENTIALS)
         if refused is not None:
             return refused
         assert dep is not None
@@ -308,9 +314,12 @@ class ManageService:
         add_event(self.sf, dep.id, actor, "credentials_sent", None, now=now)
         return Outcome("done", f"I sent you the login of *{dep.template_name}* by DM.", dep)
 
-    def _load(
+    def load_for(
         self, deployment_id: int, actor: str, action: str, *, automatic: bool = False
     ) -> tuple[DeploymentRecord | None, Outcome | None]:
+        """``(deployment, None)`` when ``actor`` may ``action`` it (or the bot acts on its own:
+        ``automatic``), else ``(deployment or None, the refusal or not-found Outcome)``. A
+        refusal is recorded as an ``<action>_refused`` event."""
         dep = get_deployment(self.sf, deployment_id)
         if dep is None:
             return None, Outcome("not_found", "That deployment no longer exists in the bot.")
@@ -362,7 +371,7 @@ class ManageService:
         columns that must still hold what the rule saw (an extension meanwhile wins).
         """
         sf = self.sf
-        dep, refusal = self._load(deployment_id, actor, STOP, automatic=automatic)
+        dep, refusal = self.load_for(deployment_id, actor, STOP, automatic=automatic)
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -445,7 +454,7 @@ class ManageService:
         was rented by someone else while the instance was stopped.
         """
         sf = self.sf
-        dep, refusal = self._load(deployment_id, actor, START)
+        dep, refusal = self.load_for(deployment_id, actor, START)
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -501,7 +510,7 @@ class ManageService:
         ``automatic``: the bot acts on its own (no permission check); ``reason``: the row's
         reason (default "Destroyed from Slack by <actor>")."""
         sf = self.sf
-        dep, refusal = self._load(deployment_id, actor, DESTROY, automatic=automatic)
+        dep, refusal = self.load_for(deployment_id, actor, DESTROY, automatic=automatic)
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 import storage
 from bot import pricing
 from bot.config import Settings
-from bot.formats import format_duration, lifetime_label, mentions, micros, slack_date
+from bot.formats import format_duration, lifetime_label, mentions, micros, money, slack_date
 from bot.services.actions import DESTROY, STOP, ManageService, Outcome
 from bot.services.ports import ExpiryNotice, IdleNotice, Messages
 from bot.vast.models import Instance
@@ -249,8 +249,7 @@ class LifetimeService:
         notice = ExpiryNotice(
             ends_at=acts_at,
             action=self.policy.on_expiry,
-            cost_by_end=pricing.cost_so_far(dep, now)
-            + dep.dph_total * max(0.0, (acts_at - now).total_seconds()) / 3600,
+            cost_by_end=pricing.cost_until(dep, now, acts_at),
             extend_hours=EXTEND_HOURS,
             needs_admin=frozenset(
                 h for h in EXTEND_HOURS if acts_at + timedelta(hours=h) - started > limit
@@ -304,7 +303,7 @@ class LifetimeService:
     def _tell_failure(self, dep: DeploymentRecord, action: str) -> None:
         """Vast.ai refused the automatic stop/destroy (the next tick tries again): tell the
         owner and the thread, once a day, that it still bills and what they can do."""
-        if dep.is_final or dep.status == DeploymentStatus.STOPPED and action == STOP:
+        if dep.is_final or (dep.status == DeploymentStatus.STOPPED and action == STOP):
             return  # e.g. the instance was gone: nothing bills any more
         now = self.clock()
         key = f"auto-failed:{action}:{dep.id}:{now.date().isoformat()}"
@@ -312,8 +311,8 @@ class LifetimeService:
             return
         text = (
             f":warning: The bot could not {action} *{dep.template_name}* (#{dep.id}) on its own: "
-            "Vast.ai refused. *It is still running and billing.* The bot keeps trying every "
-            "minute; to end it now, press *Destroy* or stop it in the Vast.ai console."
+            "Vast.ai refused. *It is still running and billing.* The bot keeps trying on every "
+            "status check; to end it now, press *Destroy* or stop it in the Vast.ai console."
         )
         storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{action}_failed", None)
         delivered = self.messages.note(dep, text)
@@ -334,12 +333,10 @@ class LifetimeService:
         deployment that ended, changes nothing and says so. Never raises for Slack errors.
         """
         now = self.clock()
-        dep = storage.get_deployment(self.sf, deployment_id)
-        if dep is None:
-            return Outcome("not_found", "That deployment no longer exists in the bot.")
-        if not self.manage.can_manage(dep, actor):
-            storage.add_event(self.sf, dep.id, actor, "extend_refused", "not allowed")
-            return Outcome("refused", self.manage.who_can(dep, "extend"), dep)
+        dep, refusal = self.manage.load_for(deployment_id, actor, "extend")
+        if refusal is not None:
+            return refusal
+        assert dep is not None  # load_for returns one or the other
         if dep.status not in storage.ACTIVE_STATUSES:
             return Outcome("invalid", _ended_text(dep), dep)
         if hours not in EXTEND_HOURS or dep.ends_at is None:
@@ -393,10 +390,11 @@ class LifetimeService:
             f":hourglass: <@{actor}> extended it by {hours} h: it now stops {slack_date(new_end)}.",
         )
         self.on_change(after)
+        committed = money(pricing.cost_until(after, now, new_end))
         return Outcome(
             "done",
             f":white_check_mark: Extended *{dep.template_name}* (#{dep.id}) by {hours} h: it "
-            f"now stops {slack_date(new_end)} (≈ {_money(after, now, new_end)} by then).",
+            f"now stops {slack_date(new_end)} (≈ {committed} by then).",
             after,
         )
 
@@ -406,12 +404,10 @@ class LifetimeService:
         admin may answer; an old question (already answered, GPU busy again, deployment
         stopped) changes nothing and says so."""
         now = self.clock()
-        dep = storage.get_deployment(self.sf, deployment_id)
-        if dep is None:
-            return Outcome("not_found", "That deployment no longer exists in the bot.")
-        if not self.manage.can_manage(dep, actor):
-            storage.add_event(self.sf, dep.id, actor, "keep_running_refused", "not allowed")
-            return Outcome("refused", self.manage.who_can(dep, "keep running"), dep)
+        dep, refusal = self.manage.load_for(deployment_id, actor, "keep_running")
+        if refusal is not None:
+            return refusal
+        assert dep is not None  # load_for returns one or the other
         if dep.status != DeploymentStatus.READY:
             return Outcome(
                 "invalid",
@@ -453,10 +449,3 @@ class LifetimeService:
             f"for the next {hours}. It still stops at its end time.",
             after,
         )
-
-
-def _money(dep: DeploymentRecord, now: datetime, end: datetime) -> str:
-    dollars = (
-        pricing.cost_so_far(dep, now) + dep.dph_total * max(0.0, (end - now).total_seconds()) / 3600
-    )
-    return f"${dollars:,.2f}"

@@ -261,7 +261,7 @@ class StatusPoller:
             return report
         report.instances = len(instances)
 
-        self._sweep_strays(instances, deps, report)
+        self._sweep_strays(instances, deps, report, now)
         work = [self._assess(dep, instances.get(dep.instance_id or 0), now) for dep in deps]
         self._probe(work, now, report)
         for item in work:
@@ -285,7 +285,11 @@ class StatusPoller:
         return report
 
     def _sweep_strays(
-        self, instances: dict[int, Instance], deps: list[DeploymentRecord], report: TickReport
+        self,
+        instances: dict[int, Instance],
+        deps: list[DeploymentRecord],
+        report: TickReport,
+        now: datetime,
     ) -> None:
         """Destroy instances labelled by the bot that no live deployment holds (a create whose
         answer was lost, a leftover whose destroy failed): they bill and nobody sees them.
@@ -317,7 +321,6 @@ class StatusPoller:
                 logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
         self._strays = candidates
         unmanaged.sort(key=lambda i: i.id)
-        now = self.clock()
         written = self._unmanaged
         if written is None or written[0] != unmanaged or now - written[1] >= UNMANAGED_REFRESH:
             write_unmanaged(self.sf, unmanaged, now)

@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -167,7 +167,7 @@ class ReminderService:
             since = dep.stopped_at or dep.last_state_change_at
             if now - since < self.stopped_after:
                 return None
-            rate = pricing.storage_dph(dep.disk_gb, dep.dph_total)
+            rate = pricing.rate(dep, DeploymentStatus.STOPPED)
             stopped_hours = max(0.0, (now - since).total_seconds()) / 3600
             return Reminder(
                 kind="stopped",
@@ -190,7 +190,7 @@ class ReminderService:
         if not in_working_hours(local):
             report.held += 1
             return
-        if storage.is_claimed(self.sf, key) or not storage.claim(self.sf, key, now):
+        if not storage.claim(self.sf, key, now):
             return
         if not self.messages.reminder(dep, reminder):
             storage.release_claim(self.sf, key)  # Slack refused: the next run tries again
@@ -222,27 +222,20 @@ class ReminderService:
         if local.hour < self.digest_hour:
             return
         key = f"digest:{local.date().isoformat()}"
-        if storage.is_claimed(self.sf, key) or not storage.claim(self.sf, key, now):
+        if not storage.claim(self.sf, key, now):
             return
         assert self.digest_channel is not None
-        if not self.messages.digest(self.digest_channel, self.digest_data(now, local.date())):
+        if not self.messages.digest(self.digest_channel, self.digest_data(now)):
             storage.release_claim(self.sf, key)
             return
         report.digests += 1
 
-    def digest_data(self, now: datetime, day: date | None = None) -> DigestData:
+    def digest_data(self, now: datetime) -> DigestData:
         """What the digest shows at ``now``."""
-        live = storage.list_by_status(self.sf, storage.LIVE_STATUSES)
-        running = [
-            DigestLine(d, pricing.cost_so_far(d, now))
-            for d in newest_first(live)
-            if d.status in ACTIVE_STATUSES
-        ]
-        stopped = [
-            DigestLine(d, pricing.cost_so_far(d, now))
-            for d in newest_first(live)
-            if d.status == DeploymentStatus.STOPPED
-        ]
+        live = newest_first(storage.list_by_status(self.sf, storage.LIVE_STATUSES))
+        lines = [DigestLine(d, pricing.cost_so_far(d, now)) for d in live]
+        running = [line for line in lines if line.dep.status in ACTIVE_STATUSES]
+        stopped = [line for line in lines if line.dep.status == DeploymentStatus.STOPPED]
         teams = {d.team_id for d in live} | ({self.team_id()} - {None})
         spend: dict[str, float] = {}
         for team in sorted(t for t in teams if t):
@@ -255,5 +248,5 @@ class ReminderService:
             stopped=stopped,
             spend=sorted(spend.items(), key=lambda item: (-item[1], item[0])),
             month_label=f"{now:%B %Y}",
-            unmanaged=read_unmanaged(self.sf),
+            unmanaged=read_unmanaged(self.sf, now),
         )

@@ -5,6 +5,7 @@ document (``bot_state``), so every process can show them to admins. The bot neve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -43,14 +44,5 @@ def write_unmanaged(
     sf: SessionFactory, instances: Sequence[UnmanagedInstance], now: datetime
 ) -> None:
     """Store the unmanaged instances seen by this tick (for listings, Home and the digest)."""
-    items = [
-        {
-            "id": i.id,
-            "gpu_name": i.gpu_name,
-            "num_gpus": i.num_gpus,
-            "dph_total": i.dph_total,
-            "status": i.status,
-        }
-        for i in instances
-    ]
+    items = [dataclasses.asdict(instance) for instance in instances]
     storage.put_state(sf, UNMANAGED_STATE, json.dumps(items, separators=(",", ":")), now)
