@@ -90,6 +90,11 @@ def rate(dep: DeploymentRecord, status: str) -> float:
     return 0.0
 
 
+def disk_per_day(dep: DeploymentRecord) -> float:
+    """Estimated $/day ``dep``'s disk costs while stopped (:func:`storage_dph` × 24)."""
+    return storage_dph(dep.disk_gb, dep.dph_total) * 24
+
+
 def current_rate(dep: DeploymentRecord) -> float:
     """$/hour ``dep`` costs right now (see :func:`rate`)."""
     return rate(dep, dep.status)

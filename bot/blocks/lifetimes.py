@@ -45,7 +45,7 @@ from bot.notices import (
     Reminder,
     UnmanagedInstance,
 )
-from bot.pricing import cost_until, current_rate, storage_dph
+from bot.pricing import cost_until, current_rate, disk_per_day
 from storage import DeploymentRecord, DeploymentStatus
 
 ACTION_EXTEND = "lifetime_extend"
@@ -180,11 +180,6 @@ def _gpus(dep: DeploymentRecord) -> str:
     return f"{dep.num_gpus}× {truncate(dep.gpu_name, 60)}"
 
 
-def _disk_per_day(dep: DeploymentRecord) -> float:
-    """Estimated $/day of the disk while stopped (:func:`bot.pricing.storage_dph` × 24)."""
-    return storage_dph(dep.disk_gb, dep.dph_total) * 24
-
-
 def cost_by_end(dep: DeploymentRecord, now: datetime) -> float | None:
     """Dollars ``dep`` will have cost at its ``ends_at`` if it keeps its current price:
     :func:`bot.pricing.cost_so_far` at ``now`` + ``dph_total`` × hours from ``now`` to
@@ -262,7 +257,7 @@ def _expiry_outcome(dep: DeploymentRecord, notice: ExpiryNotice) -> str:
         return "the bot will destroy it with its disk (its files are lost)"
     return (
         "the bot will stop it (the disk is kept, about "
-        f"{money(_disk_per_day(dep))}/day, so no work is lost)"
+        f"{money(disk_per_day(dep))}/day, so no work is lost)"
     )
 
 
@@ -359,7 +354,7 @@ def idle_warning_message(
     blocks.append(
         _context(
             f"*Keep running*: no idle checks for the next {_hours(notice.snooze_hours)}. "
-            f"*Stop* keeps the disk (about {money(_disk_per_day(dep))}/day); "
+            f"*Stop* keeps the disk (about {money(disk_per_day(dep))}/day); "
             "*Destroy* deletes it and ends all billing.",
             f"lt_idle_ctx_{dep.id}",
         )
@@ -541,7 +536,7 @@ def _stopped_line(line: DigestLine, now: datetime) -> str:
     return (
         f"<@{dep.user_id}> · *{truncate(dep.template_name, 60)}* #{dep.id} · "
         f"{dep.disk_gb:g} GB disk · stopped {span((now - since).total_seconds())} · "
-        f"{money(_disk_per_day(dep))}/day · {money(line.cost_so_far)}"
+        f"{money(disk_per_day(dep))}/day · {money(line.cost_so_far)}"
     )
 
 
@@ -564,7 +559,7 @@ def digest_message(data: DigestData) -> dict[str, Any]:
     """
     now = data.now
     burn = sum(current_rate(line.dep) for line in data.running)
-    disk_day = sum(_disk_per_day(line.dep) for line in data.stopped)
+    disk_day = sum(disk_per_day(line.dep) for line in data.stopped)
     month_total = sum(dollars for _, dollars in data.spend)
     blocks: list[Block] = [
         HeaderBlock(text=truncate(f"GPU digest · {_local_day(now, data.tz)}", 150)),

@@ -260,9 +260,7 @@ class ManageService:
         if outcome.kind != "done" or dep is None:
             return outcome
         add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500])
-        disk_per_day = (
-            pricing.storage_dph(dep.disk_gb, dep.dph_total) * 24 if action == STOP else None
-        )
+        disk_per_day = pricing.disk_per_day(dep) if action == STOP else None
         self.messages.show_status(dep, self.catalog_get(dep.template_slug))
         self.messages.auto_action(
             dep,
