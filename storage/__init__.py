@@ -13,6 +13,21 @@ Imports nothing from ``bot`` or ``catalog``.
 from __future__ import annotations
 
 from storage import repo
+from storage.budgets import (
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    add_approval_messages,
+    add_team_event,
+    clear_budget,
+    decide_approval,
+    get_approval,
+    get_budgets,
+    list_audit,
+    list_due_approvals,
+    list_team_ids,
+    set_budget,
+)
 from storage.costs import deployment_hours_in_ready, seconds_in_ready, seconds_in_stopped
 from storage.db import (
     DEFAULT_DATABASE_URL,
@@ -46,21 +61,28 @@ from storage.lifetimes import (
 )
 from storage.models import (
     ACTIVE_STATUSES,
+    BUDGET_WORKSPACE,
     FINAL_STATUSES,
     LIVE_STATUSES,
+    Approval,
     Base,
     BotState,
+    Budget,
     Claim,
     Deployment,
     DeploymentEvent,
     DeploymentStatus,
     Lease,
     SlackUser,
+    TeamEvent,
 )
 from storage.records import (
+    ApprovalRecord,
+    AuditRecord,
     DeploymentRecord,
     EventRecord,
     LeaseRecord,
+    NewApproval,
     decode_port_map,
     encode_port_map,
 )
@@ -96,6 +118,26 @@ from storage.repo import (
 from storage.types import UTCDateTime, utcnow
 
 __all__ = [
+    "APPROVED",
+    "Approval",
+    "ApprovalRecord",
+    "AuditRecord",
+    "BUDGET_WORKSPACE",
+    "Budget",
+    "DENIED",
+    "EXPIRED",
+    "NewApproval",
+    "TeamEvent",
+    "add_approval_messages",
+    "add_team_event",
+    "clear_budget",
+    "decide_approval",
+    "get_approval",
+    "get_budgets",
+    "list_audit",
+    "list_due_approvals",
+    "list_team_ids",
+    "set_budget",
     "ACTIVE_STATUSES",
     "Base",
     "BotState",

@@ -200,6 +200,7 @@ class DeploymentEvent(Base):
     """Append-only audit log: who did what to a deployment, and when."""
 
     __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_deployment_events_at", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deployment_id: Mapped[int] = mapped_column(
@@ -259,3 +260,67 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+BUDGET_WORKSPACE = "workspace"
+"""``budgets.subject`` of a workspace's own budget (any other subject is a Slack user id)."""
+
+
+class Budget(Base):
+    """A monthly budget set by an admin in Slack: for the workspace (``subject`` =
+    :data:`BUDGET_WORKSPACE`) or one person (``subject`` = their user id). ``monthly_dollars``
+    None means "no budget" on purpose (it overrides a default from the configuration); no row
+    means the configured default applies."""
+
+    __tablename__ = "budgets"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(32), primary_key=True)
+    monthly_dollars: Mapped[float | None] = mapped_column(Float, default=None)
+    """US dollars per calendar month (UTC)."""
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Approval(Base):
+    """The approval a ``pending_approval`` deployment waits for, and how it was decided.
+
+    The decision itself is claimed on the deployment row (``pending_approval`` → ``creating``
+    / ``denied`` / ``expired`` by a conditional update): this row records the request and the
+    decision in the same transaction.
+    """
+
+    __tablename__ = "approvals"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(String(32))
+    approvers: Mapped[str] = mapped_column(Text)
+    """Comma-separated Slack user ids who may decide."""
+    reasons: Mapped[str] = mapped_column(Text)
+    """Why it needs approval, one reason per line (text for people)."""
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    messages_json: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of ``[channel, ts]``: the approval messages sent, so they can be updated."""
+    decision: Mapped[str | None] = mapped_column(String(16), default=None)
+    """``approved``, ``denied`` or ``expired``; None while pending."""
+    decided_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    """The reason given with a denial."""
+
+
+class TeamEvent(Base):
+    """Workspace-wide audit events that concern no single deployment (budget changes)."""
+
+    __tablename__ = "team_events"
+    __table_args__ = (Index("ix_team_events_team_at", "team_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text, default=None)

@@ -173,3 +173,68 @@ def decode_port_map(text: str | None) -> dict[int, int]:
     if not isinstance(raw, dict):
         raise ValueError("ports_json must be a JSON object")
     return {int(container): int(host) for container, host in raw.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class NewApproval:
+    """The approval a new deployment must wait for (:func:`storage.repo.create_deployment`):
+    ``approvers`` (Slack user ids), ``reasons`` (text for people), ``expires_at`` (aware UTC)."""
+
+    approvers: frozenset[str]
+    reasons: tuple[str, ...]
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """A read-only copy of an ``approvals`` row (``messages``: the approval messages sent, as
+    ``(channel, ts)``; ``decision`` None while pending, else ``approved``/``denied``/
+    ``expired``)."""
+
+    deployment_id: int
+    team_id: str
+    approvers: frozenset[str]
+    reasons: tuple[str, ...]
+    requested_at: datetime
+    expires_at: datetime
+    messages: tuple[tuple[str, str], ...]
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+
+    @classmethod
+    def from_model(cls, row: Any) -> ApprovalRecord:
+        """Copy an :class:`storage.models.Approval` row."""
+        raw = json.loads(row.messages_json or "[]")
+        messages = tuple(
+            (str(item[0]), str(item[1]))
+            for item in raw
+            if isinstance(item, list) and len(item) == 2
+        )
+        return cls(
+            deployment_id=row.deployment_id,
+            team_id=row.team_id,
+            approvers=frozenset(a for a in row.approvers.split(",") if a),
+            reasons=tuple(r for r in row.reasons.split("\n") if r),
+            requested_at=row.requested_at,
+            expires_at=row.expires_at,
+            messages=messages,
+            decision=row.decision,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            note=row.note,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One line of a workspace's audit log: a deployment event (``deployment_id`` and
+    ``template_name`` set) or a workspace event such as a budget change (both None)."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str | None
+    deployment_id: int | None
+    template_name: str | None

@@ -26,12 +26,13 @@ from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError
 from storage.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
+    Approval,
     Deployment,
     DeploymentEvent,
     DeploymentStatus,
     Lease,
 )
-from storage.records import DeploymentRecord, EventRecord, LeaseRecord
+from storage.records import DeploymentRecord, EventRecord, LeaseRecord, NewApproval
 from storage.types import utcnow
 
 SYSTEM_ACTOR = "system"
@@ -126,13 +127,17 @@ def create_deployment(
     simulated: bool = False,
     web_password: str | None = None,
     lifetime_hours: float | None = None,
+    approval: NewApproval | None = None,
     now: datetime | None = None,
 ) -> tuple[DeploymentRecord, bool]:
     """Insert a deployment in ``creating``, once per ``request_key``.
 
     Also appends a ``requested`` event by ``user_id``. Units: ``gpu_ram_gb`` GB per GPU,
     ``dph_total`` $/hour, ``disk_gb`` GB, ``lifetime_hours`` hours (``ends_at`` becomes
-    ``now + lifetime_hours``; None = no end).
+    ``now + lifetime_hours``; None = no end). With ``approval`` the row starts in
+    ``pending_approval`` instead, with no end time yet (its run begins when it is approved),
+    and its ``approvals`` row and an ``approval_requested`` event are written in the same
+    transaction: no pending row without its approval.
 
     Returns:
         ``(record, True)`` for the new row, or ``(existing, False)`` when a row with this
@@ -140,6 +145,7 @@ def create_deployment(
         concurrently (the unique constraint decides; the loser re-reads).
     """
     now = now or utcnow()
+    pending = approval is not None
     try:
         with write_transaction(sf) as session:
             existing = _by_request_key(session, request_key)
@@ -161,9 +167,13 @@ def create_deployment(
                 simulated=simulated,
                 web_password=web_password,
                 lifetime_hours=lifetime_hours,
-                lifetime_started_at=now,
-                ends_at=None if lifetime_hours is None else now + timedelta(hours=lifetime_hours),
-                status=DeploymentStatus.CREATING,
+                lifetime_started_at=None if pending else now,
+                ends_at=(
+                    None
+                    if lifetime_hours is None or pending
+                    else now + timedelta(hours=lifetime_hours)
+                ),
+                status=DeploymentStatus.PENDING_APPROVAL if pending else DeploymentStatus.CREATING,
                 ready_seconds=0.0,
                 stopped_seconds=0.0,
                 version=1,
@@ -176,6 +186,21 @@ def create_deployment(
             _event(
                 session, row.id, user_id, "requested", f"{template_slug} on offer {offer_id}", now
             )
+            if approval is not None:
+                session.add(
+                    Approval(
+                        deployment_id=row.id,
+                        team_id=team_id,
+                        approvers=",".join(sorted(approval.approvers)),
+                        reasons="\n".join(r.replace("\n", " ") for r in approval.reasons),
+                        requested_at=now,
+                        expires_at=approval.expires_at,
+                        messages_json="[]",
+                    )
+                )
+                _event(
+                    session, row.id, user_id, "approval_requested", "; ".join(approval.reasons), now
+                )
             return DeploymentRecord.from_model(row), True
     except IntegrityError:
         existing_record = get_by_request_key(sf, request_key)
