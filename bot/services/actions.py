@@ -101,6 +101,10 @@ class Outcome:
         return self.kind == "done" or (self.kind == "failed" and self.deployment is not None)
 
 
+def _name(dep: DeploymentRecord) -> str:
+    return f"*{dep.template_name}* (#{dep.id})"
+
+
 def _ended_text(dep: DeploymentRecord) -> str:
     return f"*{dep.template_name}* (#{dep.id}) has already ended ({dep.status})."
 
@@ -225,6 +229,7 @@ class ManageService:
         why: str,
         reason_text: str,
         unchanged: dict[str, object] | None = None,
+        seen_status: DeploymentStatus | None = None,
     ) -> Outcome:
         """Stop or destroy ``deployment_id`` on the bot's own account (``actor`` ``system``):
         its lifetime ended (``why="expiry"``) or its GPU stayed idle unanswered (``"idle"``).
@@ -235,11 +240,15 @@ class ManageService:
         ``reason_text``. When done: the status message is redrawn, the thread and the owner
         (DM) are told what happened and why, and the Home tab refreshed. A Vast.ai refusal
         puts the row back (the next tick tries again). A ``stopped`` row whose instance runs
-        (a Start whose app never answered) gets its stop request sent again.
+        (a Start whose app never answered; ``seen_status`` is the status the rule read) gets
+        its stop request sent again; a row the rule saw running that is stopped by now was
+        stopped by someone else (another process): nothing is sent.
         """
         now = self.clock()
         current = get_deployment(self.sf, deployment_id)
         if action == STOP and current is not None and current.status == DeploymentStatus.STOPPED:
+            if seen_status != DeploymentStatus.STOPPED:  # stopped meanwhile (another process)
+                return Outcome("already", f"{_name(current)} is already stopped.", current)
             outcome = self._stop_again(current, now)
         elif action == STOP:
             outcome = self.stop_deployment(

@@ -293,6 +293,7 @@ class LifetimeService:
             why=why,
             reason_text=f"Automatic {action}: {reason_text}.",
             unchanged=unchanged,
+            seen_status=dep.status,
         )
         if outcome.kind == "failed" and outcome.deployment is not None:
             self._tell_failure(outcome.deployment, action)
