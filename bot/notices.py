@@ -102,7 +102,7 @@ class DigestLine:
 class DigestData:
     """The daily digest: ``running`` (active) and ``stopped`` deployments, ``spend`` this
     month per Slack user id ($, largest first), ``month_label`` (``"December 2026"``),
-    ``unmanaged`` instances, ``now`` (aware UTC) and ``tz`` (``DIGEST_TIMEZONE``)."""
+    ``unmanaged`` instances, ``now`` (aware UTC), ``tz`` (``DIGEST_TIMEZONE``) and ``budgets``."""
 
     now: datetime
     tz: str
@@ -111,3 +111,130 @@ class DigestData:
     spend: Sequence[tuple[str, float]]
     month_label: str
     unmanaged: Sequence[UnmanagedInstance] = ()
+    budgets: Sequence[BudgetLine] = ()
+    """The workspace's budget first, then each person's that has one."""
+
+
+# --- budgets and approvals ----------------------------------------------------------------
+
+WORKSPACE = "workspace"
+"""The ``subject`` of the workspace's budget (every other subject is a Slack user id)."""
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One monthly budget and the spend against it (US dollars, the current UTC month).
+
+    ``subject``: :data:`WORKSPACE` or a Slack user id; ``budget``: $ per month, None = no
+    budget; ``spent``: $ spent this month up to now; ``committed``: $ that the running
+    deployments will still cost this month up to their end times (or the month's end when
+    they have none). ``projected`` = ``spent`` + ``committed``.
+    """
+
+    subject: str
+    budget: float | None
+    spent: float
+    committed: float = 0.0
+
+    @property
+    def projected(self) -> float:
+        """Spent plus committed ($ this month)."""
+        return self.spent + self.committed
+
+    @property
+    def left(self) -> float | None:
+        """Budget minus projected ($; negative past the budget); None without a budget."""
+        return None if self.budget is None else self.budget - self.projected
+
+    @property
+    def fraction(self) -> float | None:
+        """Projected ÷ budget (1.0 = all of it); None without a budget; ``inf`` for a $0
+        budget with any spend."""
+        if self.budget is None:
+            return None
+        if self.budget <= 0:
+            return float("inf") if self.projected > 0 else 0.0
+        return self.projected / self.budget
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """What one request would do to the budgets (the picker shows it; the submission decides
+    on it).
+
+    ``dph``: the offer's $/hour; ``lifetime_hours``: the run (None = until stopped);
+    ``cost_to_end``: $ for the whole run (None when it has no end); ``in_month``: $ of the run
+    that falls in this month (what counts against this month's budgets); ``user`` /
+    ``workspace``: the budgets as they stand before it; ``approval_dph``: ``APPROVAL_DPH``
+    (None = no price limit); ``reasons``: why it needs approval, in words (empty = it goes
+    straight through).
+    """
+
+    dph: float
+    lifetime_hours: float | None
+    cost_to_end: float | None
+    in_month: float
+    user: BudgetLine
+    workspace: BudgetLine
+    approval_dph: float | None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def needs_approval(self) -> bool:
+        """True when an approver must say yes before anything is rented."""
+        return bool(self.reasons)
+
+    def passes(self, line: BudgetLine) -> bool:
+        """True when this request would take ``line`` past its budget."""
+        return line.budget is not None and line.projected + self.in_month > line.budget + 1e-9
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the approvers are asked: ``dep`` (the ``pending_approval`` row: template, GPU,
+    $/hour, disk, lifetime, requester), ``check`` (costs and budgets at the time of the
+    request), ``approvers`` (Slack user ids who may decide), ``expires_at`` (aware UTC; after
+    it the request expires), ``self_only``: the requester is the only approver, so they may
+    approve their own request (the message says so)."""
+
+    dep: DeploymentRecord
+    check: BudgetCheck
+    approvers: frozenset[str]
+    expires_at: datetime
+    self_only: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """How a request ended: ``outcome`` ``approved`` / ``denied`` / ``expired``; ``by``: the
+    approver's user id (None when it expired); ``at``: aware UTC; ``note``: the reason given
+    with a denial (may be empty)."""
+
+    outcome: str
+    by: str | None
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetAlert:
+    """A threshold notice: ``line`` reached ``percent`` (80 or 100) of its budget in
+    ``month_label`` (``"December 2026"``)."""
+
+    line: BudgetLine
+    percent: int
+    month_label: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of ``/templates audit``: ``at`` (aware UTC), ``actor`` (user id or
+    ``system``), ``action`` (e.g. ``approved``, ``denied``, ``budget_set``, ``stop``),
+    ``detail`` (text for people), and the deployment it concerns (None for budget changes)."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str | None
+    deployment_id: int | None = None
+    template_name: str | None = None

@@ -22,11 +22,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.blocks.budgets import budget_bar, budget_sentence
 from bot.blocks.common import MAX_VIEW_BLOCKS, BlockLimitError, truncate
 from bot.blocks.lifetimes import unmanaged_text
 from bot.blocks.manage import deployment_text, money
 from bot.blocks.status import deployment_buttons
-from bot.notices import UnmanagedInstance
+from bot.notices import BudgetLine, UnmanagedInstance
 from storage import DeploymentRecord
 
 MAX_HOME_DEPLOYMENTS = 30
@@ -63,6 +64,8 @@ def home_view(
     team_domain: str | None = None,
     unmanaged: Sequence[UnmanagedInstance] = (),
     expiry_action: str = "stop",
+    user_budget: BudgetLine | None = None,
+    workspace_budget: BudgetLine | None = None,
 ) -> dict[str, Any]:
     """The Home view ``{"type": "home", "blocks": [...]}``.
 
@@ -71,7 +74,10 @@ def home_view(
     end). ``user_month``/``workspace_month``: dollars spent this month (``month_label``, e.g.
     "June 2025"). ``notice``: a line shown on top (the outcome of the last button press).
     ``unmanaged``: instances on the Vast.ai account the bot did not rent (the caller passes
-    them to admins only), one section when any.
+    them to admins only), one section when any. ``user_budget``: the user's monthly budget
+    and spend ($), shown under the spend as "*Your budget for <month>*" and a
+    :func:`bot.blocks.budgets.budget_bar`; ``workspace_budget``: a context line with the
+    workspace's :func:`bot.blocks.budgets.budget_sentence` when it has a budget.
     Raises :class:`BlockLimitError` above 100 blocks (cannot happen with the caps used here).
     """
     blocks: list[Block] = [HeaderBlock(text="Your GPU deployments")]
@@ -87,6 +93,24 @@ def home_view(
             ]
         )
     )
+    if user_budget is not None:
+        blocks.append(
+            SectionBlock(
+                block_id="home_budget",
+                text=MarkdownTextObject(
+                    text=f"*Your budget for {month_label}*\n{budget_bar(user_budget)}"
+                ),
+            )
+        )
+    if workspace_budget is not None and workspace_budget.budget is not None:
+        blocks.append(
+            ContextBlock(
+                block_id="home_workspace_budget",
+                elements=[
+                    MarkdownTextObject(text=budget_sentence(workspace_budget, you=False) + ".")
+                ],
+            )
+        )
     blocks.append(DividerBlock())
     if not deployments:
         blocks.append(

@@ -33,10 +33,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.blocks.budgets import budget_bar
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.blocks.status import ACTION_START, ACTION_STOP, destroy_button
 from bot.formats import micros, money, slack_date, utc_text
 from bot.notices import (
+    WORKSPACE,
     AutoAction,
     DigestData,
     DigestLine,
@@ -549,13 +551,15 @@ def _local_day(now: datetime, tz: str) -> str:
 
 
 def digest_message(data: DigestData) -> dict[str, Any]:
-    """The daily digest for a channel: ``{"text", "blocks"}`` (at most ~20 blocks).
+    """The daily digest for a channel: ``{"text", "blocks"}`` (at most 25 blocks).
 
     Header "GPU digest · Wed, Dec 2" (in ``data.tz``), a one-line summary, then "Running (N) ·
     $X/h" (one line per deployment: owner, template and id, GPUs, $/h, uptime, end time, cost
     so far), "Stopped (N) · disk $X/day", "This month (December 2026)" spend per person
-    (largest first) and, when any, the unmanaged instances (count and $/h only). Long lists
-    are cut (:data:`MAX_DIGEST_LINES`) and the rest counted.
+    (largest first), when any "Budgets (December 2026)" ("• Workspace: <bar>", "• <@U>:
+    <bar>", :func:`bot.blocks.budgets.budget_bar`, as ``data.budgets`` orders them) and the
+    unmanaged instances (count and $/h only). Long lists are cut (:data:`MAX_DIGEST_LINES`)
+    and the rest counted.
     """
     now = data.now
     burn = sum(current_rate(line.dep) for line in data.running)
@@ -589,6 +593,15 @@ def digest_message(data: DigestData) -> dict[str, Any]:
     month = f"*This month ({data.month_label})* · {money(month_total)}\n"
     month += " · ".join(entries) if entries else "Nothing spent yet."
     blocks.append(_section(month))
+    if data.budgets:
+        blocks += _packed(
+            f"*Budgets ({data.month_label})*",
+            [
+                f"• {'Workspace' if line.subject == WORKSPACE else f'<@{line.subject}>'}: "
+                f"{budget_bar(line)}"
+                for line in data.budgets
+            ],
+        )
     if data.unmanaged:
         total = sum(i.dph_total for i in data.unmanaged)
         blocks.append(

@@ -26,11 +26,12 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import pricing as costs
+from bot.blocks.budgets import budget_bar, budget_sentence
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
 from bot.blocks.lifetimes import ends_line, unmanaged_text
 from bot.blocks.status import STATUS_ICONS, deployment_buttons, gpu_summary
 from bot.formats import format_duration, mentions, money
-from bot.notices import UnmanagedInstance
+from bot.notices import WORKSPACE, BudgetLine, UnmanagedInstance
 from storage import DeploymentRecord, DeploymentStatus
 
 LIST_MINE = "mine"
@@ -42,6 +43,14 @@ ACTION_LIST_PAGE_NEXT = "manage_list_next"
 _LIST_BLOCK_PREFIX = "mgl"
 
 CanManage = Callable[[DeploymentRecord], bool]
+
+_STATUS_WORDS = {
+    DeploymentStatus.PENDING_APPROVAL: "waiting for approval",
+    DeploymentStatus.DENIED: "denied",
+    DeploymentStatus.EXPIRED: "request expired",
+}
+# States in which nothing was ever rented: no price is billing, no cost so far to speak of.
+_NEVER_RENTED = frozenset(_STATUS_WORDS)
 
 
 # --- small pieces -----------------------------------------------------------------------
@@ -78,25 +87,36 @@ def deployment_text(
 ) -> str:
     """The mrkdwn summary of one deployment: template, GPU, status, age, $/hour, cost so far,
     requester, a link to its status message and, while active, its end time
-    (:func:`bot.blocks.lifetimes.ends_line`; ``expiry_action`` ``stop``/``destroy``)."""
+    (:func:`bot.blocks.lifetimes.ends_line`; ``expiry_action`` ``stop``/``destroy``).
+
+    A request that waits for approval, was denied or expired says so ("waiting for approval",
+    "$X/h once approved", "nothing rented") with its reason (who may approve, why it ended).
+    """
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
     head = f"*{dep.template_name}* · #{dep.id} · {gpu_summary(dep)}"
     if dep.simulated:
         head += " · :test_tube: simulated"
-    parts = [f"{icon} {dep.status}"]
+    parts = [f"{icon} {_STATUS_WORDS.get(dep.status, dep.status)}"]
     ended = costs.ended_at(dep)
-    if ended is None:
+    if dep.status == DeploymentStatus.PENDING_APPROVAL:
+        parts.append(f"asked {format_duration((now - dep.created_at).total_seconds())} ago")
+    elif ended is None:
         parts.append(f"age {format_duration((now - dep.created_at).total_seconds())}")
     else:
         parts.append(f"ended {format_duration((now - ended).total_seconds())} ago")
-    if dep.status == DeploymentStatus.STOPPED:
+    if dep.status == DeploymentStatus.PENDING_APPROVAL:
+        parts.append(f"{money(dep.dph_total)}/h once approved · nothing rented yet")
+    elif dep.status in _NEVER_RENTED:
+        parts.append(f"{money(dep.dph_total)}/h asked · nothing rented")
+    elif dep.status == DeploymentStatus.STOPPED:
         parts.append(
             f"{money(dep.dph_total)}/h when running, ~{money(costs.current_rate(dep))}/h "
             "storage now"
         )
     else:
         parts.append(f"{money(dep.dph_total)}/h")
-    parts.append(f"{money(costs.cost_so_far(dep, now))} so far")
+    if dep.status not in _NEVER_RENTED:
+        parts.append(f"{money(costs.cost_so_far(dep, now))} so far")
     if show_requester:
         parts.append(f"<@{dep.user_id}>")
     link = status_link(dep, team_domain=team_domain)
@@ -106,7 +126,7 @@ def deployment_text(
     ends = ends_line(dep, now, action=expiry_action)
     if ends:
         lines.append(ends)
-    if dep.status == DeploymentStatus.FAILED and dep.reason:
+    if (dep.status == DeploymentStatus.FAILED or dep.status in _NEVER_RENTED) and dep.reason:
         lines.append(f"> {truncate(dep.reason, 300)}")
     return truncate("\n".join(lines), MAX_SECTION_TEXT)
 
@@ -252,11 +272,45 @@ def deployment_list_message(
 # --- costs and credit -------------------------------------------------------------------
 
 
-def costs_message(report: costs.CostReport, *, viewer: str, max_users: int = 25) -> dict[str, Any]:
+MAX_COST_BUDGETS = 10
+"""Budget entries in ``/templates costs`` (two lines each, so that they fit one section)."""
+
+
+def _budget_lines(budgets: Sequence[BudgetLine], viewer: str) -> str:
+    shown = list(budgets[:MAX_COST_BUDGETS])
+    own = next((line for line in budgets if line.subject == viewer), None)
+    if own is not None and own not in shown:
+        shown.append(own)  # the viewer's own budget is always shown
+    lines = []
+    for line in shown:
+        if line.subject == WORKSPACE:
+            text = "Workspace: " + budget_sentence(line, you=False)
+        elif line.subject == viewer:
+            text = f"<@{viewer}> (you): " + budget_sentence(line, you=True)
+        else:  # "<@U> has $X of their $Y left this month"
+            text = budget_sentence(line, you=False)
+        lines.append(f"• {truncate(text, 200)}.\n   {budget_bar(line)}")
+    rest = len(budgets) - len(shown)
+    if rest > 0:
+        lines.append(f"…and {rest} more")
+    return truncate("*Budgets*\n" + "\n".join(lines), MAX_SECTION_TEXT)
+
+
+def costs_message(
+    report: costs.CostReport,
+    *,
+    viewer: str,
+    max_users: int = 25,
+    budgets: Sequence[BudgetLine] = (),
+) -> dict[str, Any]:
     """``/templates costs``: this month's spend for the workspace and per requester.
 
     Lists the ``max_users`` biggest spenders (the viewer's own line is always shown) and
-    states how the figures are computed.
+    states how the figures are computed. ``budgets`` (the workspace's line first, as given,
+    then people's; $ this month): a "*Budgets*" section after the totals, one entry each with
+    :func:`bot.blocks.budgets.budget_sentence` and, under it, :func:`bot.blocks.budgets.budget_bar`
+    ("• Workspace: …", "• <@U> (you): …"; at most :data:`MAX_COST_BUDGETS` and the viewer's,
+    the rest counted).
     """
     month = report.start.strftime("%B %Y")
     mine = report.for_user(viewer)
@@ -270,6 +324,13 @@ def costs_message(report: costs.CostReport, *, viewer: str, max_users: int = 25)
             ]
         ),
     ]
+    if budgets:
+        blocks.append(
+            SectionBlock(
+                block_id="costs_budgets",
+                text=MarkdownTextObject(text=_budget_lines(budgets, viewer)),
+            )
+        )
     if report.per_user:
         lines = []
         shown = report.per_user[:max_users]

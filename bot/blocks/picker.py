@@ -50,6 +50,7 @@ BLOCK_MAX_PRICE = "max_price_block"
 ACTION_MAX_PRICE = "max_price"
 ACTION_REFRESH = "picker_refresh"
 BLOCK_COST = "cost_block"
+BLOCK_BUDGET = "budget_block"
 BLOCK_LIFETIME = "lifetime_block"
 ACTION_LIFETIME = "lifetime"
 UNLIMITED = "unlimited"
@@ -236,6 +237,8 @@ def _lifetime_block(
             f"The bot stops it then (you are asked {warning_minutes:g} min before, and can extend)."
         ),
         element=select,
+        # The cost line and the budget text price the chosen run: redraw them on a change.
+        dispatch_action=True,
     )
 
 
@@ -344,6 +347,7 @@ def picker_view(
     lifetimes: Sequence[LifetimeChoice] = (),
     lifetime_hours: float | None = None,
     lifetime_warning_minutes: float = 30,
+    budget_text: str | None = None,
 ) -> View:
     """The GPU picker: offers grouped by recommended/minimum VRAM, cost, disk, run length,
     channel, filters.
@@ -353,6 +357,10 @@ def picker_view(
     choices (no input without them), ``lifetime_hours`` the preselected one (None = "Until I
     stop it"; nothing is preselected when no choice matches) and the run the cost line prices;
     ``lifetime_warning_minutes``: how long before the end the owner is asked (for the hint).
+    ``budget_text``: mrkdwn under the cost line (:func:`bot.blocks.budgets.picker_budget_text`:
+    the run's cost to its end, the budgets, whether it needs approval), in the section
+    :data:`BLOCK_BUDGET`; the **Run for** select dispatches an action on change so the caller
+    can redraw both.
     """
     disk_gb = state.disk_gb or template.disk_gb
     blocks: list[Block] = [_needs_section(template, disk_gb, simulated)]
@@ -418,6 +426,13 @@ def picker_view(
             elements=[MarkdownTextObject(text=cost_text(selected, run_hours))],
         )
     )
+    if budget_text:
+        blocks.append(
+            SectionBlock(
+                block_id=BLOCK_BUDGET,
+                text=MarkdownTextObject(text=truncate(budget_text, 2900)),
+            )
+        )
     if credit_warning:
         blocks.append(
             SectionBlock(

@@ -38,6 +38,9 @@ STATUS_ICONS = {
     DeploymentStatus.STOPPED: ":double_vertical_bar:",
     DeploymentStatus.FAILED: ":x:",
     DeploymentStatus.DESTROYED: ":wastebasket:",
+    DeploymentStatus.PENDING_APPROVAL: ":raised_hand:",
+    DeploymentStatus.DENIED: ":no_entry_sign:",
+    DeploymentStatus.EXPIRED: ":hourglass:",
 }
 
 
@@ -97,6 +100,15 @@ def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime
         return f"{icon} *Failed*: {truncate(reason, 1500)}"
     if dep.status == DeploymentStatus.DESTROYED:
         return f"{icon} *Destroyed*: the instance is gone and billing has stopped."
+    if dep.status == DeploymentStatus.PENDING_APPROVAL:
+        line = f"{icon} *Waiting for approval*: nothing is rented until an approver says yes."
+        if dep.reason:  # "Needs approval by <@A> or <@B>: …"
+            line += f"\n{truncate(dep.reason, 1500)}"
+        return line
+    if dep.status in (DeploymentStatus.DENIED, DeploymentStatus.EXPIRED):
+        word = "Denied" if dep.status == DeploymentStatus.DENIED else "Expired"
+        reason = truncate(dep.reason, 1500) if dep.reason else "no reason given"
+        return f"{icon} *{word}*: {reason.rstrip('.')}. Nothing was rented."
     return f"{icon} {dep.status}"
 
 
