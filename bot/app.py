@@ -17,7 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from bot.config import Settings
-from bot.listeners import deploy, home, manage, submit, templates
+from bot.listeners import approvals, budgets, deploy, home, manage, submit, templates
 from bot.services.context import Services
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,6 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
         logger=_BOLT_LOGGER,
     )
     app.error(_error_handler)
-    for listeners in (templates, deploy, submit, manage, home):
+    for listeners in (templates, deploy, submit, manage, home, approvals, budgets):
         listeners.register(app, services)
     return app

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     digest_channel: str | None = None
     digest_hour: int = Field(default=9, ge=0, le=23)
     digest_timezone: str = "UTC"
+    # Budgets and approvals (README › Budgets and approvals).
+    workspace_monthly_budget: float | None = Field(default=None, ge=0, le=1_000_000)
+    user_monthly_budget: float | None = Field(default=None, ge=0, le=1_000_000)
+    approval_dph: float | None = Field(default=None, ge=0, le=10_000)
+    approvers: Annotated[frozenset[str], NoDecode] = frozenset()
+    approval_channel: str | None = None
+    approval_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -85,12 +92,19 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("digest_channel", mode="before")
+    @field_validator(
+        "digest_channel",
+        "approval_channel",
+        "workspace_monthly_budget",
+        "user_monthly_budget",
+        "approval_dph",
+        mode="before",
+    )
     @classmethod
-    def _empty_channel_is_unset(cls, value: Any) -> Any:
+    def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("digest_channel")
+    @field_validator("digest_channel", "approval_channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{2,30}", value):
@@ -118,7 +132,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
-    @field_validator("bot_admins", mode="before")
+    @field_validator("bot_admins", "approvers", mode="before")
     @classmethod
     def _split_admins(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -144,6 +158,11 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         """True when ``SLACK_APP_TOKEN`` is set: the bot connects over Socket Mode."""
         return self.slack_app_token is not None
+
+    @property
+    def approver_ids(self) -> frozenset[str]:
+        """Who decides on approvals: ``APPROVERS``, else ``BOT_ADMINS``."""
+        return self.approvers or self.bot_admins
 
     @property
     def simulated(self) -> bool:

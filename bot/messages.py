@@ -9,12 +9,13 @@ the payload, and returned as ``False``/``None``: no service has to catch Slack's
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import notify
@@ -22,7 +23,10 @@ from bot.blocks.home import home_view
 from bot.blocks.status import status_message, visible_key
 from bot.formats import money
 from bot.services.ports import (
+    ApprovalDecision,
+    ApprovalRequest,
     AutoAction,
+    BudgetAlert,
     Delivery,
     DigestData,
     ExpiryNotice,
@@ -55,6 +59,8 @@ class NotifierLike(Protocol):
     def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> bool: ...
 
     def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None: ...
+
+    def open_dm(self, user_id: str) -> str: ...
 
     def post(self, channel: str, text: str, blocks: Any = None) -> str | None: ...
 
@@ -251,6 +257,66 @@ class SlackMessages:
             _failure("digest", error)
             return False
 
+    # -- approvals and budgets --------------------------------------------------------------
+
+    def approval_request(
+        self, request: ApprovalRequest, *, recipients: frozenset[str], channel: str | None
+    ) -> list[tuple[str, str]]:
+        """See :func:`bot.blocks.budgets.approval_request_message`."""
+        payload = budget_blocks.approval_request_message(request, now=self.clock())
+        landed: list[tuple[str, str]] = []
+        if channel is not None:
+            text = f"{' '.join(f'<@{u}>' for u in sorted(recipients))} {payload['text']}"
+            try:
+                ts = self.notifier.post(channel, text[:3000], payload.get("blocks"))
+            except Exception as error:
+                _failure(f"approval request of deployment {request.dep.id}", error)
+                ts = None
+            if ts is not None:
+                return [(channel, ts)]
+            logger.warning("approval channel refused: asking the approvers by DM")
+        for user in sorted(recipients):
+            try:
+                dm = self.notifier.open_dm(user)
+                ts = self.notifier.post(dm, payload["text"], payload.get("blocks"))
+            except Exception as error:
+                _failure(f"approval DM of deployment {request.dep.id}", error)
+                continue
+            if ts is not None:
+                landed.append((dm, ts))
+        return landed
+
+    def approval_decided(
+        self,
+        request: ApprovalRequest,
+        decision: ApprovalDecision,
+        messages: Sequence[tuple[str, str]],
+    ) -> None:
+        """See :func:`bot.blocks.budgets.approval_decided_message`."""
+        payload = budget_blocks.approval_decided_message(request, decision)
+        for channel, ts in messages:
+            try:
+                self.notifier.update(channel, ts, payload)
+            except Exception as error:
+                _failure(f"approval message of deployment {request.dep.id}", error)
+
+    def approval_reply(self, messages: Sequence[tuple[str, str]], text: str) -> None:
+        """A thread reply under each approval message."""
+        for channel, ts in messages:
+            try:
+                self.notifier.reply(channel, ts, text)
+            except Exception as error:
+                _failure("approval thread reply", error)
+
+    def requester_decision(self, dep: DeploymentRecord, decision: ApprovalDecision) -> bool:
+        """See :func:`bot.blocks.budgets.requester_decision_text`."""
+        return self._thread(dep, budget_blocks.requester_decision_text(dep, decision))
+
+    def budget_alert(self, user_id: str, alert: BudgetAlert, *, you: bool) -> bool:
+        """See :func:`bot.blocks.budgets.budget_alert_message`."""
+        payload = budget_blocks.budget_alert_message(alert, you=you)
+        return self._dm(user_id, f"budget notice to {user_id}", payload)
+
     def user_tz(self, user_id: str) -> str | None:
         """The user's time zone (``users.info``), None when unknown or Slack fails."""
         try:
@@ -297,6 +363,8 @@ class SlackMessages:
                 notice=home.notice,
                 unmanaged=home.unmanaged,
                 expiry_action=self.expiry_action,
+                user_budget=home.user_budget,
+                workspace_budget=home.workspace_budget,
             )
             self.notifier.publish_home(user_id, view)
             return True

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from storage import (
@@ -252,3 +252,28 @@ def hours_left(credit: float, dph: float) -> float | None:
     if dph <= 0:
         return None
     return max(0.0, credit) / dph
+
+
+def committed_in_window(dep: DeploymentRecord, now: datetime, window_end: datetime) -> float:
+    """Dollars ``dep`` will still cost from ``now`` until ``window_end`` (e.g. the end of the
+    month) if nothing changes: while it runs or is on its way (creating, provisioning, ready),
+    ``dph_total`` up to its ``ends_at`` (the window's end when it has none); while stopped, the
+    disk's storage estimate up to the window's end; nothing once it ended or while it waits
+    for approval. The "committed" part of a budget's projected spend."""
+    if dep.status in (
+        DeploymentStatus.CREATING,
+        DeploymentStatus.PROVISIONING,
+        DeploymentStatus.READY,
+    ):
+        until = window_end if dep.ends_at is None else min(dep.ends_at, window_end)
+        return max(0.0, (until - now).total_seconds()) / 3600.0 * dep.dph_total
+    if dep.status == DeploymentStatus.STOPPED:
+        return max(0.0, (window_end - now).total_seconds()) / 3600.0 * rate(dep, dep.status)
+    return 0.0
+
+
+def run_in_window(dph: float, hours: float | None, now: datetime, window_end: datetime) -> float:
+    """Dollars of a run starting at ``now`` for ``hours`` at ``dph`` ($/hour) that fall before
+    ``window_end`` (the whole rest of the window when ``hours`` is None: no end)."""
+    end = window_end if hours is None else min(window_end, now + timedelta(hours=hours))
+    return max(0.0, (end - now).total_seconds()) / 3600.0 * dph

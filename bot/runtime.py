@@ -22,6 +22,8 @@ from bot.notifier import Notifier
 from bot.server import make_wsgi_app, serve
 from bot.services import recovery
 from bot.services.actions import ManageService
+from bot.services.approvals import ApprovalService
+from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
@@ -133,7 +135,11 @@ def build_services(
         expiry_action=settings.on_expiry,
     )
     listings = ListingService(sf)
-    home = HomeService(listings, messages, admins=settings.bot_admins)
+    budget_policy = BudgetPolicy.from_settings(settings)
+    budgets = BudgetService(
+        session_factory=sf, listings=listings, messages=messages, policy=budget_policy, clock=clock
+    )
+    home = HomeService(listings, messages, admins=settings.bot_admins, budget_lines=budgets.lines)
     manage = ManageService(
         session_factory=sf,
         vast=vast,
@@ -173,12 +179,32 @@ def build_services(
         digest_hour=settings.digest_hour,
         digest_timezone=settings.digest_timezone,
         team_id=home.team_id,
+        budget_lines=budgets.all_lines,
+        clock=clock,
+    )
+    deploy = DeployService(
+        vast=vast,
+        session_factory=sf,
+        messages=messages,
+        catalog_get=catalog.get,
+        simulated=settings.simulated,
+        clock=clock,
+    )
+    approvals = ApprovalService(
+        session_factory=sf,
+        deploy=deploy,
+        budgets=budgets,
+        messages=messages,
+        catalog_get=catalog.get,
+        policy=budget_policy,
+        on_change=home.deployment_changed,
         clock=clock,
     )
     scheduler = BackgroundScheduler(timezone="UTC")
     poller.install(scheduler)
     # Never more often than the poller: a test bot that polls hourly checks reminders hourly.
     reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
+    approvals.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
     closers.append(lambda: work.shutdown(wait=False))
     services = Services(
@@ -188,14 +214,7 @@ def build_services(
         session_factory=sf,
         scheduler=scheduler,
         messages=messages,
-        deploy=DeployService(
-            vast=vast,
-            session_factory=sf,
-            messages=messages,
-            catalog_get=catalog.get,
-            simulated=settings.simulated,
-            clock=clock,
-        ),
+        deploy=deploy,
         manage=manage,
         listings=listings,
         credit=CreditService(vast.get_credit, sf),
@@ -203,6 +222,8 @@ def build_services(
         poller=poller,
         lifetimes=lifetimes,
         reminders=reminders,
+        budgets=budgets,
+        approvals=approvals,
         recent_searches=RecentSearches(),
         work=work,
     )

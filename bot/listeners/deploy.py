@@ -14,6 +14,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks import budgets as budget_blocks
 from bot.blocks import picker
 from bot.blocks.templates import ACTION_DEPLOY
 from bot.listeners.templates import tell_template_gone
@@ -58,11 +59,13 @@ def search_view(
     selected_offer_id: int | None = None,
     reuse: bool = False,
     lifetime: Any = None,
+    team_id: str | None = None,
 ) -> Any:
     """Search offers for ``state`` and build the picker (or the error modal) as ``user_id``
     sees it (admins may choose lifetimes past the maximum). With ``reuse``, the search this
     picker last showed (same filters, a couple of minutes old at most) is used instead of a
-    new one. ``lifetime``: the **Run for** value the modal holds now (kept when valid)."""
+    new one. ``lifetime``: the **Run for** value the modal holds now (kept when valid).
+    ``team_id``: the workspace, whose budgets the picker shows for the chosen offer and run."""
     try:
         ranked = picker_offers(
             services.vast,
@@ -90,6 +93,11 @@ def search_view(
         else:
             if held in choices:
                 hours = held
+    chosen = next((r for r in ranked if r.offer.id == selected_offer_id), None)
+    budget_text = None
+    if chosen is not None and team_id:
+        check = services.budgets.check(team_id, user_id, chosen.offer.dph_total, hours)
+        budget_text = budget_blocks.picker_budget_text(check)
     return picker.picker_view(
         template,
         state,
@@ -97,6 +105,7 @@ def search_view(
         simulated=services.settings.simulated,
         selected_offer_id=selected_offer_id,
         credit_warning=_credit_warning(services, ranked, selected_offer_id),
+        budget_text=budget_text,
         lifetimes=[picker.LifetimeChoice.for_hours(h) for h in choices],
         lifetime_warning_minutes=services.settings.lifetime_warning_minutes,
         lifetime_hours=hours,
@@ -167,7 +176,11 @@ def register(app: App, services: Services) -> None:
             return
         view_id = opened["view"]["id"]
         user = str((body.get("user") or {}).get("id") or "")
-        update_view(client, view_id, search_view(services, template, state, view_id, user_id=user))
+        update_view(
+            client,
+            view_id,
+            search_view(services, template, state, view_id, user_id=user, team_id=_team_of(body)),
+        )
 
     @app.action(picker.ACTION_REFRESH)
     def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -189,18 +202,27 @@ def register(app: App, services: Services) -> None:
             client,
             view_id,
             search_view(
-                services, template, state, view_id, user_id=user, lifetime=values["lifetime"]
+                services,
+                template,
+                state,
+                view_id,
+                user_id=user,
+                lifetime=values["lifetime"],
+                team_id=_team_of(body),
             ),
         )
 
     @app.action(picker.ACTION_OFFER)
+    @app.action(picker.ACTION_LIFETIME)
     def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """An offer or a run length was chosen: redraw the cost and budget lines (the last
+        search is reused, no new Vast.ai request)."""
         ack()
         found = _picker_of(services, body)
-        choice = picker.parse_offer_value(picker.selected_values(body.get("view") or {})["offer"])
-        if found is None or choice is None:
+        values = picker.selected_values(body.get("view") or {})
+        choice = picker.parse_offer_value(values["offer"])
+        if found is None:
             return
-        offer_id = choice.offer_id
         view_id, state, template = found
         new_view = search_view(
             services,
@@ -208,17 +230,23 @@ def register(app: App, services: Services) -> None:
             state,
             view_id,
             user_id=str((body.get("user") or {}).get("id") or ""),
-            selected_offer_id=offer_id,
+            selected_offer_id=choice.offer_id if choice is not None else None,
             reuse=True,
-            lifetime=picker.selected_values(body.get("view") or {})["lifetime"],
+            lifetime=values["lifetime"],
+            team_id=_team_of(body),
         )
         update_view(client, view_id, new_view)
 
     @app.action(picker.ACTION_GPU_FILTER)
     @app.action(picker.ACTION_CHANNEL)
-    @app.action(picker.ACTION_LIFETIME)
     def input_changed(ack: Ack) -> None:
         ack()  # read on submit or "Search again"; nothing to do now
+
+
+def _team_of(body: dict[str, Any]) -> str | None:
+    """The workspace a payload came from (``team.id``, else ``user.team_id``)."""
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    return str(team) if team else None
 
 
 def _positive_int(value: Any) -> int | None:

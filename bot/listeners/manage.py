@@ -81,9 +81,14 @@ def listing_payload(
 
 def costs_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
     """The ``/templates costs`` message for ``user_id``."""
-    return blocks.costs_message(
-        services.listings.month_report(team_id, datetime.now(UTC)), viewer=user_id
-    )
+    report = services.listings.month_report(team_id, datetime.now(UTC))
+    budgets = services.budgets.all_lines(team_id)
+    mine = next((line for line in budgets if line.subject == user_id), None)
+    if mine is None:  # the viewer's own budget, even before they spend anything
+        mine = services.budgets.lines(team_id, user_id)[0]
+        if mine.budget is not None:
+            budgets.insert(1, mine)
+    return blocks.costs_message(report, viewer=user_id, budgets=budgets)
 
 
 def credit_payload(services: Services, user_id: str) -> dict[str, Any]:

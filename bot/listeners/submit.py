@@ -29,11 +29,13 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
 from bot.listeners.deploy import update_view
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, OfferCheck
+from bot.services.ports import BudgetCheck
 from bot.vast.errors import VastError
 from catalog import Template, disk_problem
 
@@ -218,21 +220,58 @@ def register(app: App, services: Services) -> None:
             else:
                 ack(response_action="errors", errors={picker.BLOCK_OFFER: message[:2000]})
             return
+        request = DeployRequest(
+            request_key=sub.view_id,
+            team_id=sub.team_id,
+            user_id=sub.user_id,
+            channel_id=sub.channel,
+            template=sub.template,
+            offer=check.offer,
+            disk_gb=sub.disk_gb,
+            lifetime_hours=sub.lifetime_hours,
+        )
+        budget = services.budgets.check(
+            sub.team_id, sub.user_id, check.offer.dph_total, sub.lifetime_hours
+        )
+        if budget.needs_approval:
+            _ask_for_approval(services, client, ack, acked, sub, request, budget)
+            return
         if acked:
             update_view(client, sub.view_id, deploy_blocks.done_view(sub.template, sub.channel))
         else:
             ack(response_action="clear")
-        result = service.deploy(
-            DeployRequest(
-                request_key=sub.view_id,
-                team_id=sub.team_id,
-                user_id=sub.user_id,
-                channel_id=sub.channel,
-                template=sub.template,
-                offer=check.offer,
-                disk_gb=sub.disk_gb,
-                lifetime_hours=sub.lifetime_hours,
-            )
-        )
+        result = service.deploy(request)
         if result.created:  # the new deployment joins the Home tab
             services.home.refresh(sub.user_id, sub.team_id)
+            services.budgets.notify_thresholds(sub.team_id)
+
+
+def _ask_for_approval(
+    services: Services,
+    client: WebClient,
+    ack: Ack,
+    acked: bool,
+    sub: Submission,
+    request: DeployRequest,
+    budget: BudgetCheck,
+) -> None:
+    """Nothing is rented: hold the request for the approvers (or refuse inline when nobody can
+    approve), and say so in the modal."""
+    deciders, _ = services.approvals.deciders(sub.user_id)
+    if not deciders:
+        message = services.approvals.no_approvers_text(budget)
+        if acked:
+            update_view(
+                client, sub.view_id, deploy_blocks.problem_view(message, template=sub.template)
+            )
+        else:
+            ack(response_action="errors", errors={picker.BLOCK_OFFER: message[:2000]})
+        return
+    view = budget_blocks.pending_view(sub.template.name, sub.channel, deciders, budget.reasons)
+    if acked:
+        update_view(client, sub.view_id, view)
+    else:
+        ack(response_action="update", view=view)
+    held = services.approvals.request(request, budget)
+    if held.created:
+        services.home.refresh(sub.user_id, sub.team_id)

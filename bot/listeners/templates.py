@@ -1,7 +1,8 @@
 """Listeners for ``/templates``, its paging buttons and the Details button (thin: parse, ack).
 
 ``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
-``costs``, ``credit``) answers that sub-command; any other text is a catalog filter.
+``costs``, ``credit``, ``audit``) answers that sub-command; ``budget`` takes arguments
+(:func:`bot.listeners.budgets.budget_command`); any other text is a catalog filter.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import templates as blocks
 from bot.blocks.manage import LIST_MINE, LIST_RUNNING
-from bot.listeners import manage
+from bot.listeners import budgets, manage
 from bot.services.context import Services
 from catalog import filter_templates, parse_query
 
@@ -38,6 +39,7 @@ def subcommands(services: Services) -> dict[str, Subcommand]:
         LIST_RUNNING: functools.partial(manage.listing_command, services, LIST_RUNNING),
         "costs": functools.partial(manage.costs_command, services),
         "credit": functools.partial(manage.credit_command, services),
+        "audit": functools.partial(budgets.audit_command, services),
     }
 
 
@@ -70,11 +72,15 @@ def register(app: App, services: Services) -> None:
         return list_payload(services, text, page)
 
     @app.command("/templates")
-    def templates_command(ack: Ack, command: dict[str, Any]) -> None:
+    def templates_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
         text = str(command.get("text") or "")
         handler = table.get(" ".join(text.lower().split()))
         if handler is not None:
             handler(ack, command)
+            return
+        first, _, rest = text.strip().partition(" ")
+        if first.lower() == "budget":
+            budgets.budget_command(services, ack, command, client, rest)
             return
         ack(response_type="ephemeral", **cached_list(text, 0))
 

@@ -10,6 +10,8 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from bot.config import Settings
 from bot.services.actions import ManageService
+from bot.services.approvals import ApprovalService
+from bot.services.budgets import BudgetService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.home import HomeService
@@ -39,6 +41,8 @@ class Services:
         home: the App Home tab. poller: the status poller.
         lifetimes: end times, extensions and idle GPUs (its ``policy`` feeds the picker).
         reminders: reminders at the owner's hours and the daily digest.
+        budgets: monthly budgets, spend against them, the 80 % / 100 % notices.
+        approvals: requests waiting for an approver (ask, approve, deny, expire).
         recent_searches: the offer search each open picker last showed.
         work: threads for work a listener waits for only up to its ack budget (the offer
             re-check, slow ``/templates costs`` and ``credit`` answers).
@@ -58,6 +62,8 @@ class Services:
     poller: StatusPoller
     lifetimes: LifetimeService
     reminders: ReminderService
+    budgets: BudgetService
+    approvals: ApprovalService
     recent_searches: RecentSearches
     work: ThreadPoolExecutor
 

@@ -225,6 +225,30 @@ class DeployResult:
     created: bool
 
 
+@dataclass(frozen=True)
+class _RowOffer:
+    """The offer a row was approved on, as the offer matching code reads it (only its id,
+    GPU model and count and price matter for finding a similar one; the rest is unknown)."""
+
+    id: int
+    gpu_name: str
+    num_gpus: int
+    gpu_ram_gb: float
+    dph_total: float
+    cuda_max_good: float | None = None
+    compute_cap: int | None = None
+    disk_space_gb: float = 0.0
+    direct_port_count: int = 0
+    verified: bool = False
+    rentable: bool = False
+    reliability: float | None = None
+    geolocation: str | None = None
+
+    @classmethod
+    def of(cls, dep: DeploymentRecord) -> _RowOffer:
+        return cls(dep.offer_id, dep.gpu_name, dep.num_gpus, dep.gpu_ram_gb, dep.dph_total)
+
+
 @dataclass
 class _Message:
     channel: str
@@ -315,10 +339,106 @@ class DeployService:
         told about. Storage errors propagate (the row then stays ``creating`` and start-up
         recovery settles it).
         """
+        dep, created = self._create_row(request, approval=None)
+        if not created:
+            logger.info("deployment %s: submission %s already handled", dep.id, dep.request_key)
+            return DeployResult(dep, created=False)
+        message = self._post_status(dep, request.template)
+        if message is None:
+            reason = (
+                "I could not post the status message in Slack, so nothing was rented. "
+                "Please try again."
+            )
+            return DeployResult(self._fail(dep, request.template, None, reason), created=True)
+        return self._launch(dep, request.template, request.offer, message)
+
+    def hold(
+        self, request: DeployRequest, approval: storage.NewApproval, reason: str
+    ) -> DeployResult:
+        """Write the row in ``pending_approval`` (with its approval, nothing rented) and post
+        its status message saying whom it waits for (``reason``, mrkdwn). A duplicate delivery
+        of the same submission finds the existing row (``created`` False). The status message
+        may be missing (None ``message_ts``) when Slack refused it: the approval still
+        stands, and the requester hears the decision by DM."""
+        dep, created = self._create_row(request, approval=approval)
+        if not created:
+            return DeployResult(dep, created=False)
+        storage.update_status(
+            self.sf,
+            dep.id,
+            expected_status=DeploymentStatus.PENDING_APPROVAL,
+            new_status=DeploymentStatus.PENDING_APPROVAL,
+            reason=reason,
+        )
+        current = storage.get_deployment(self.sf, dep.id) or dep
+        message = self._post_status(current, request.template)
+        return DeployResult(message.on(current) if message else current, created=True)
+
+    def deploy_approved(self, dep: DeploymentRecord) -> DeployResult:
+        """Rent the instance of an approved request (``dep`` is ``creating``, its run begun).
+
+        The approved offer is checked again; when it is gone, or its price rose, a similar
+        one (same GPU model and count, at most 10 % dearer than the approved price) is taken
+        and the thread told; with none, the row fails and the requester gets a **Pick another
+        GPU** button. Never raises for Vast.ai or Slack refusals."""
+        template = self.catalog_get(dep.template_slug)
+        if template is None:
+            reason = (
+                f"the template {dep.template_slug} is no longer in the catalog, so nothing was "
+                "rented. Run `/templates` to pick another one."
+            )
+            storage.mark_failed(self.sf, dep.id, reason)
+            current = storage.get_deployment(self.sf, dep.id) or dep
+            self.refresh_message(current)
+            self.tell_failure(current, reason)
+            return DeployResult(current, created=True)
+        message = (
+            _Message(dep.message_channel, dep.message_ts)
+            if dep.message_channel and dep.message_ts
+            else self._post_status(dep, template)
+        )
+        if message is None:
+            reason = (
+                "I could not post the status message in Slack, so nothing was rented. "
+                "Please deploy again."
+            )
+            return DeployResult(self._fail(dep, template, None, reason), created=True)
+        disk_gb = int(dep.disk_gb)
+        approved = _RowOffer.of(dep)
+        try:
+            check = self.recheck(
+                template,
+                dep.offer_id,
+                disk_gb=disk_gb,
+                gpu_name=dep.gpu_name,
+                shown_dph=dep.dph_total,
+                shown_disk_gb=disk_gb,
+            )
+            offer: OfferLike | None = check.offer
+        except VastError as error:
+            logger.info("re-check of approved offer failed: %s", type(error).__name__)
+            offer = None
+        if offer is None:
+            offer = next(iter(self._similar(template, approved, disk_gb)), None)
+            if offer is None:
+                reason = (
+                    "the approved GPU offer is gone (or dearer now) and no similar offer "
+                    f"({dep.gpu_name}, at most {SIMILAR_PRICE_INCREASE:.0%} dearer) is free. "
+                    "Nothing was rented: pick another GPU from fresh offers."
+                )
+                final = self._fail(dep, template, message, reason, retry_slug=template.slug)
+                return DeployResult(final, created=True)
+            self._switch_offer(dep, approved, offer, message)
+            dep = storage.get_deployment(self.sf, dep.id) or dep
+        return self._launch(dep, template, offer, message)
+
+    def _create_row(
+        self, request: DeployRequest, *, approval: storage.NewApproval | None
+    ) -> tuple[DeploymentRecord, bool]:
         template = request.template
         offer = request.offer
         password = secrets.token_urlsafe(PASSWORD_BYTES) if template.password_env else None
-        dep, created = storage.create_deployment(
+        return storage.create_deployment(
             self.sf,
             request_key=request.request_key,
             team_id=request.team_id,
@@ -335,22 +455,18 @@ class DeployService:
             simulated=self.simulated,
             web_password=password,
             lifetime_hours=request.lifetime_hours,
+            approval=approval,
             now=self.clock(),
         )
-        if not created:
-            logger.info("deployment %s: submission %s already handled", dep.id, dep.request_key)
-            return DeployResult(dep, created=False)
 
-        message = self._post_status(dep, template)
-        if message is None:
-            reason = (
-                "I could not post the status message in Slack, so nothing was rented. "
-                "Please try again."
-            )
-            return DeployResult(self._fail(dep, template, None, reason), created=True)
+    def _launch(
+        self, dep: DeploymentRecord, template: Template, offer: OfferLike, message: _Message
+    ) -> DeployResult:
+        """Rent ``offer`` for the ``creating`` row ``dep`` whose status message is ``message``."""
+        disk_gb = int(dep.disk_gb)
         try:
-            spec = launch_spec(template, password=password)
-            instance_id = self._rent(dep, template, offer, request.disk_gb, spec, message)
+            spec = launch_spec(template, password=dep.web_password)
+            instance_id = self._rent(dep, template, offer, disk_gb, spec, message)
         except _Failed as failure:
             retry = template.slug if failure.retry else None
             final = self._fail(dep, template, message, failure.reason, retry_slug=retry)
@@ -465,24 +581,7 @@ class DeployService:
                         retry=True,
                     ) from None
                 tried.add(replacement.id)
-                storage.add_event(
-                    self.sf,
-                    dep.id,
-                    storage.SYSTEM_ACTOR,
-                    "offer_retry",
-                    f"offer {offer.id} taken; trying offer {replacement.id} at "
-                    f"${replacement.dph_total:.4f}/h",
-                )
-                storage.set_offer(
-                    self.sf,
-                    dep.id,
-                    offer_id=replacement.id,
-                    gpu_name=replacement.gpu_name,
-                    num_gpus=replacement.num_gpus,
-                    gpu_ram_gb=replacement.gpu_ram_gb,
-                    dph_total=replacement.dph_total,
-                )
-                self.messages.offer_switched(message.on(dep), offer, replacement)
+                self._switch_offer(dep, offer, replacement, message)
                 offer = replacement
             except VastError as error:
                 self._destroy_leftover(dep, error)
@@ -499,6 +598,29 @@ class DeployService:
                     ) from None
                 retry = error.status_code in (None, 429, 502, 503, 504)
                 raise _Failed(error.user_message, retry=retry) from None
+
+    def _switch_offer(
+        self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike, message: _Message
+    ) -> None:
+        """Record that ``replacement`` is rented instead of ``taken`` and say so in the thread."""
+        storage.add_event(
+            self.sf,
+            dep.id,
+            storage.SYSTEM_ACTOR,
+            "offer_retry",
+            f"offer {taken.id} taken; trying offer {replacement.id} at "
+            f"${replacement.dph_total:.4f}/h",
+        )
+        storage.set_offer(
+            self.sf,
+            dep.id,
+            offer_id=replacement.id,
+            gpu_name=replacement.gpu_name,
+            num_gpus=replacement.num_gpus,
+            gpu_ram_gb=replacement.gpu_ram_gb,
+            dph_total=replacement.dph_total,
+        )
+        self.messages.offer_switched(message.on(dep), taken, replacement)
 
     def _similar(self, template: Template, taken: OfferLike, disk_gb: int) -> list[OfferLike]:
         """Fresh offers of the same GPU model and count, at most 10 % dearer, cheapest first."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from bot.services.listings import ListingService
-from bot.services.ports import HomeData, Messages
+from bot.services.ports import BudgetLine, HomeData, Messages
 from storage import DeploymentRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -19,12 +20,19 @@ class HomeService:
         listings: reads deployments, the month's spend and the unmanaged instances.
         messages: the messages port.
         admins: ``BOT_ADMINS``, whose Home also lists the unmanaged instances.
+        budget_lines: ``(team, user) -> (user's budget, workspace's budget)``
+            (:meth:`BudgetService.lines`); None: the Home shows no budget.
     """
 
     def __init__(
-        self, listings: ListingService, messages: Messages, admins: frozenset[str] = frozenset()
+        self,
+        listings: ListingService,
+        messages: Messages,
+        admins: frozenset[str] = frozenset(),
+        budget_lines: Callable[[str, str], tuple[BudgetLine, BudgetLine]] | None = None,
     ) -> None:
         self.listings = listings
+        self.budget_lines = budget_lines
         self.messages = messages
         self.admins = admins
         self._team_id: str | None = None
@@ -46,6 +54,7 @@ class HomeService:
         """What ``user_id``'s Home shows now."""
         now = utcnow()
         report = self.listings.month_report(team_id, now)
+        mine, everyone = self.budget_lines(team_id, user_id) if self.budget_lines else (None, None)
         return HomeData(
             deployments=self.listings.live_for_user(team_id, user_id),
             now=now,
@@ -54,6 +63,8 @@ class HomeService:
             month_label=report.start.strftime("%B %Y"),
             notice=notice,
             unmanaged=self.listings.unmanaged() if user_id in self.admins else (),
+            user_budget=mine,
+            workspace_budget=everyone,
         )
 
     def refresh(

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from bot import pricing
-from bot.services.ports import UnmanagedInstance
+from bot.services.ports import AuditEntry, UnmanagedInstance
 from bot.services.unmanaged import read_unmanaged
 from storage import (
     LIVE_STATUSES,
     DeploymentRecord,
     SessionFactory,
+    list_audit,
     list_events,
     list_for_team,
     list_for_user,
@@ -75,3 +76,20 @@ class ListingService:
         """Instances on the Vast.ai account the bot does not own (as the poller saw them last);
         for admins only."""
         return read_unmanaged(self.sf)  # a list the poller has not refreshed is ignored
+
+    def audit(self, team_id: str, page: int, page_size: int) -> tuple[list[AuditEntry], bool]:
+        """Page ``page`` (0 = newest) of the workspace's audit log, ``page_size`` events, and
+        whether older ones exist."""
+        rows = list_audit(self.sf, team_id, offset=page * page_size, limit=page_size + 1)
+        entries = [
+            AuditEntry(
+                at=row.at,
+                actor=row.actor,
+                action=row.action,
+                detail=row.detail,
+                deployment_id=row.deployment_id,
+                template_name=row.template_name,
+            )
+            for row in rows[:page_size]
+        ]
+        return entries, len(rows) > page_size

@@ -15,7 +15,13 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.notices import (
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEntry,
     AutoAction,
+    BudgetAlert,
+    BudgetCheck,
+    BudgetLine,
     DigestData,
     DigestLine,
     ExpiryNotice,
@@ -27,7 +33,13 @@ from catalog import OfferLike, Template
 from storage import DeploymentRecord
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "AuditEntry",
     "AutoAction",
+    "BudgetAlert",
+    "BudgetCheck",
+    "BudgetLine",
     "Delivery",
     "DigestData",
     "DigestLine",
@@ -67,7 +79,8 @@ class HomeData:
     """What a user's App Home shows: their live ``deployments`` (newest first), this month's
     spend in $ (``user_month`` theirs, ``workspace_month`` everyone's), the month's name
     (``"December 2026"``), an optional ``notice`` (mrkdwn) on top, and for admins the
-    ``unmanaged`` instances on the Vast.ai account (empty for everyone else)."""
+    ``unmanaged`` instances on the Vast.ai account (empty for everyone else), and the
+    viewer's and the workspace's budgets (None: not known)."""
 
     deployments: Sequence[DeploymentRecord]
     now: datetime
@@ -76,6 +89,8 @@ class HomeData:
     month_label: str
     notice: str | None = None
     unmanaged: Sequence[UnmanagedInstance] = ()
+    user_budget: BudgetLine | None = None
+    workspace_budget: BudgetLine | None = None
 
 
 class Messages(Protocol):
@@ -180,6 +195,38 @@ class Messages(Protocol):
 
     def digest(self, channel: str, data: DigestData) -> bool:
         """Post the daily digest in ``channel``."""
+        ...
+
+    def approval_request(
+        self, request: ApprovalRequest, *, recipients: frozenset[str], channel: str | None
+    ) -> list[tuple[str, str]]:
+        """Ask for approval with **Approve** / **Deny**: one message in ``channel`` (the
+        ``recipients`` mentioned), or without a channel one DM to each recipient. Returns
+        where the messages landed (``(channel, ts)``; empty when none arrived)."""
+        ...
+
+    def approval_decided(
+        self,
+        request: ApprovalRequest,
+        decision: ApprovalDecision,
+        messages: Sequence[tuple[str, str]],
+    ) -> None:
+        """Replace each approval message (``(channel, ts)``) by the decided one: no buttons,
+        who decided and when."""
+        ...
+
+    def approval_reply(self, messages: Sequence[tuple[str, str]], text: str) -> None:
+        """A short reply in the thread of each approval message."""
+        ...
+
+    def requester_decision(self, dep: DeploymentRecord, decision: ApprovalDecision) -> bool:
+        """Tell the requester how their request was decided (thread of the status message,
+        mentioning them; DM when there is none)."""
+        ...
+
+    def budget_alert(self, user_id: str, alert: BudgetAlert, *, you: bool) -> bool:
+        """DM ``user_id`` that a budget reached 80 % / 100 % (``you``: their own budget;
+        else the workspace's)."""
         ...
 
     def user_tz(self, user_id: str) -> str | None:

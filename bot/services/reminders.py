@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +35,7 @@ import storage
 from bot import pricing
 from bot.services.listings import ListingService, newest_first
 from bot.services.ports import (
+    BudgetLine,
     DigestData,
     DigestLine,
     Messages,
@@ -90,6 +91,7 @@ class ReminderService:
         digest_channel: ``DIGEST_CHANNEL`` (None: no digest). digest_hour: ``DIGEST_HOUR``
             (0–23). digest_timezone: ``DIGEST_TIMEZONE`` (IANA name).
         team_id: returns the workspace id (None while unknown).
+        budget_lines: a workspace's budgets for the digest (:meth:`BudgetService.all_lines`).
         clock: aware UTC now.
     """
 
@@ -104,10 +106,12 @@ class ReminderService:
         digest_hour: int = 9,
         digest_timezone: str = "UTC",
         team_id: Callable[[], str | None] = lambda: None,
+        budget_lines: Callable[[str], Sequence[BudgetLine]] = lambda team: (),
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
         self.sf = session_factory
         self.messages = messages
+        self.budget_lines = budget_lines
         self.listings = listings
         self.stopped_after = stopped_after
         self.digest_channel = digest_channel
@@ -238,9 +242,11 @@ class ReminderService:
         stopped = [line for line in lines if line.dep.status == DeploymentStatus.STOPPED]
         teams = {d.team_id for d in live} | ({self.team_id()} - {None})
         spend: dict[str, float] = {}
+        budgets: list[BudgetLine] = []
         for team in sorted(t for t in teams if t):
             for line in self.listings.month_report(team, now).per_user:
                 spend[line.user_id] = spend.get(line.user_id, 0.0) + line.dollars
+            budgets += [b for b in self.budget_lines(team) if b.budget is not None]
         return DigestData(
             now=now,
             tz=self.digest_timezone,
@@ -249,4 +255,5 @@ class ReminderService:
             spend=sorted(spend.items(), key=lambda item: (-item[1], item[0])),
             month_label=f"{now:%B %Y}",
             unmanaged=read_unmanaged(self.sf, now),
+            budgets=budgets,
         )

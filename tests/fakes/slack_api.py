@@ -56,6 +56,8 @@ class Call:
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
     path: str = ""
+    answer: dict[str, Any] | None = None
+    """What the fake answered (e.g. a posted message's ``ts``); None for refused calls."""
 
 
 @dataclass
@@ -272,7 +274,8 @@ class FakeSlack:
                     self._send(200, b"ok", "text/plain", {})
                     return
                 method = self.path.removeprefix("/api/").split("?")[0]
-                fake._record(Call(method, args, headers, path=self.path))
+                call = Call(method, args, headers, path=self.path)
+                fake._record(call)
                 failure = fake._take_failure(method)
                 if failure is not None:
                     body = {"ok": False, "error": failure.error}
@@ -284,6 +287,7 @@ class FakeSlack:
                     )
                     return
                 answer = fake._answer(method, args)
+                call.answer = answer if answer.get("ok") else None
                 self._send(200, json.dumps(answer).encode(), "application/json", {})
 
             do_GET = do_POST

@@ -1,0 +1,119 @@
+"""Listeners for approval requests (thin: parse, ack, hand over to
+:class:`bot.services.approvals.ApprovalService`).
+
+* **Approve** (``approval_approve``, value = deployment id): the service claims the decision
+  and rents; the clicker gets an ephemeral answer (or a DM where there is no response_url).
+* **Deny** (``approval_deny``): checked first (a non-approver, or a request already decided,
+  gets an ephemeral answer and no modal), then ``views.open`` with the reason modal; its
+  submission (``approval_deny_modal``) denies.
+
+Button values and modal metadata are untrusted: a forged id, a foreign workspace or a
+request that is not pending is refused by the service and nothing is rented.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from bot.blocks import budgets as blocks
+from bot.services.actions import Outcome
+from bot.services.context import Services
+
+logger = logging.getLogger(__name__)
+
+
+def _ids(body: dict[str, Any]) -> tuple[str, str | None]:
+    user = body.get("user") or {}
+    team = (body.get("team") or {}).get("id") or user.get("team_id")
+    return str(user.get("id") or ""), (str(team) if team else None)
+
+
+def _deployment_id(value: Any) -> int | None:
+    text = str(value or "")
+    return int(text) if text.isdigit() and len(text) <= 18 and int(text) > 0 else None
+
+
+def _tell(services: Services, body: dict[str, Any], user: str, outcome: Outcome) -> None:
+    """The outcome, privately, where the clicker clicked (response_url), else by DM."""
+    url = body.get("response_url")
+    if url:
+        response = WebhookClient(str(url)).send(
+            text=outcome.message, response_type="ephemeral", replace_original=False
+        )
+        if response.status_code == 200:
+            return
+    services.messages.dm(user, outcome.message)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the approval listeners to ``app``."""
+
+    @app.action(blocks.ACTION_APPROVE)
+    def approve_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        user, team = _ids(body)
+        deployment_id = _deployment_id(action.get("value"))
+        if deployment_id is None:
+            outcome = Outcome("not_found", "That button does not name an approval request.")
+        else:
+            outcome = services.approvals.approve(deployment_id, user, team)
+        _tell(services, body, user, outcome)
+
+    @app.action(blocks.ACTION_DENY)
+    def deny_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        user, team = _ids(body)
+        deployment_id = _deployment_id(action.get("value"))
+        if deployment_id is None:
+            _tell(services, body, user, Outcome("not_found", "That button names no request."))
+            return
+        dep, refusal = services.approvals.may_deny(deployment_id, user, team)
+        if refusal is not None or dep is None:
+            _tell(services, body, user, refusal or Outcome("not_found", "No such request."))
+            return
+        container = body.get("container") or {}
+        view = blocks.deny_view(
+            dep.id,
+            dep.template_name,
+            dep.user_id,
+            channel=container.get("channel_id"),
+            ts=container.get("message_ts"),
+        )
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as error:
+            logger.info("deny modal not opened: %s", error.response.get("error"))
+            _tell(
+                services,
+                body,
+                user,
+                Outcome("failed", "Slack did not open the reason form: press *Deny* again."),
+            )
+
+    @app.view(blocks.CALLBACK_DENY)
+    def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user, team = _ids(body)
+        parsed = blocks.parse_deny_metadata(str(view.get("private_metadata") or ""))
+        if parsed is None:
+            ack(
+                response_action="errors",
+                errors={blocks.BLOCK_DENY_REASON: "This form is not from the bot any more."},
+            )
+            return
+        deployment_id = parsed[0]
+        _, refusal = services.approvals.may_deny(deployment_id, user, team)
+        if refusal is not None:
+            ack(response_action="errors", errors={blocks.BLOCK_DENY_REASON: refusal.message[:300]})
+            return
+        ack()
+        outcome = services.approvals.deny(deployment_id, user, team, blocks.deny_reason_value(view))
+        if outcome.kind != "done":  # decided by someone else in the meantime
+            services.messages.dm(user, outcome.message)

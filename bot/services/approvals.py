@@ -1,0 +1,376 @@
+"""Approvals in chat: a request that costs too much waits for an approver's click.
+
+Flow (DESIGN.md "Money safety"; issue "Budgets and approvals"):
+
+1. The picker's submission is checked against the budgets (:class:`BudgetService.check`).
+   When it needs approval nothing is rented: :meth:`ApprovalService.request` writes the row
+   in ``pending_approval`` with its ``approvals`` row (one transaction), posts its status
+   message ("waiting for approval", and by whom) and asks the approvers — in
+   ``APPROVAL_CHANNEL`` when set, else by DM — with **Approve** / **Deny**.
+2. **Approve** → :meth:`ApprovalService.approve`: the decision is claimed on the row
+   (``pending_approval`` → ``creating`` in one locked transaction, so two approvers at once,
+   a double click or an approve after a deny give one outcome), the approval messages show who
+   decided, the requester is told, and the deploy service rents it like a normal submission
+   (the offer checked again; a similar one at most 10 % dearer, else a **Pick another GPU**
+   button).
+3. **Deny** → a modal for an optional reason → :meth:`ApprovalService.deny`: claimed the same
+   way; the requester hears the reason.
+4. Requests unanswered for ``APPROVAL_TTL_HOURS`` expire (:meth:`ApprovalService.run`, a
+   scheduler job), with a message to both sides.
+
+Requesters cannot approve their own request unless they are the only approver. Every decision
+and refusal is an event with its actor (``/templates audit``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from bot.formats import mentions
+from bot.services.actions import Outcome
+from bot.services.budgets import BudgetPolicy, BudgetService
+from bot.services.deploy import DeployRequest, DeployService
+from bot.services.ports import ApprovalDecision, ApprovalRequest, BudgetCheck, Messages
+from catalog import Template
+from storage import (
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    SYSTEM_ACTOR,
+    ApprovalRecord,
+    DeploymentRecord,
+    DeploymentStatus,
+    NewApproval,
+    SessionFactory,
+    add_approval_messages,
+    add_event,
+    decide_approval,
+    get_approval,
+    get_deployment,
+    list_due_approvals,
+    list_team_ids,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECK_SECONDS = 60.0
+"""How often unanswered requests are expired and budget thresholds checked."""
+MAX_NOTE = 500
+"""Longest denial reason kept, in characters."""
+
+
+@dataclass(frozen=True)
+class Requested:
+    """The outcome of :meth:`ApprovalService.request`: the row (``pending_approval``, or
+    ``denied`` when no approver could be reached), the approvers asked, and ``created`` False
+    for a duplicate delivery of the same submission."""
+
+    deployment: DeploymentRecord
+    approvers: frozenset[str]
+    created: bool
+
+
+class ApprovalService:
+    """Asks for, decides and expires approvals (see the module docstring).
+
+    Args:
+        session_factory: storage's sessionmaker. deploy: rents approved requests.
+        budgets: the budgets (spend lines for the approval message, thresholds).
+        messages: the messages port. catalog_get: ``slug -> Template | None``.
+        policy: who approves, where, and for how long a request waits.
+        on_change: called with the row after every decision (the requester's Home tab).
+        clock: aware UTC now.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory,
+        deploy: DeployService,
+        budgets: BudgetService,
+        messages: Messages,
+        catalog_get: Callable[[str], Template | None],
+        policy: BudgetPolicy,
+        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sf = session_factory
+        self.deploy = deploy
+        self.budgets = budgets
+        self.messages = messages
+        self.catalog_get = catalog_get
+        self.policy = policy
+        self.on_change = on_change
+        self.clock = clock
+
+    # -- who decides -------------------------------------------------------------------------
+
+    def deciders(self, requester: str) -> tuple[frozenset[str], bool]:
+        """``(who may decide on a request by requester, self_only)``: the approvers other than
+        the requester; only when nobody else can, the requester alone (``self_only`` True).
+        Empty when no approvers are configured."""
+        approvers = self.policy.approvers
+        others = approvers - {requester}
+        if others:
+            return others, False
+        return approvers, bool(approvers)
+
+    def no_approvers_text(self, check: BudgetCheck) -> str:
+        """The refusal when a request needs approval but nobody is configured to give it."""
+        return (
+            f"This deployment needs approval ({'; '.join(check.reasons)}), but no approvers are "
+            "configured, so nothing was rented. Ask an operator to set `APPROVERS` or "
+            "`BOT_ADMINS`, or pick a cheaper offer or a shorter run."
+        )
+
+    # -- asking ------------------------------------------------------------------------------
+
+    def request(self, request: DeployRequest, check: BudgetCheck) -> Requested:
+        """Hold ``request`` for approval (nothing rented) and ask the approvers.
+
+        Raises ValueError when no approvers are configured (the listener checks
+        :meth:`deciders` first and refuses inline)."""
+        deciders, self_only = self.deciders(request.user_id)
+        if not deciders:
+            raise ValueError("no approvers configured")
+        now = self.clock()
+        expires_at = now + timedelta(hours=self.policy.ttl_hours)
+        waiting = (
+            f"Needs approval by {mentions(deciders)}: {'; '.join(check.reasons)}. "
+            f"The request expires {_utc(expires_at)} if nobody answers."
+        )
+        held = self.deploy.hold(
+            request, NewApproval(deciders, check.reasons, expires_at), waiting[:1500]
+        )
+        dep = held.deployment
+        if not held.created:
+            return Requested(dep, deciders, created=False)
+        ask = ApprovalRequest(dep, check, deciders, expires_at, self_only=self_only)
+        landed = self.messages.approval_request(
+            ask, recipients=deciders, channel=self.policy.approval_channel
+        )
+        if landed:
+            add_approval_messages(self.sf, dep.id, landed)
+            self.on_change(dep)
+            return Requested(dep, deciders, created=True)
+        # Nobody can answer a request that never arrived: end it now, plainly.
+        reason = (
+            "I could not deliver the approval request to any approver, so nothing was rented. "
+            f"Ask {mentions(deciders)} directly, or try again later."
+        )
+        ended = decide_approval(
+            self.sf, dep.id, DENIED, actor=SYSTEM_ACTOR, now=now, reason=reason, note=reason
+        )
+        final = ended or get_deployment(self.sf, dep.id) or dep
+        self.deploy.refresh_message(final)
+        self.messages.requester_decision(
+            final, ApprovalDecision(DENIED, None, now, note="the approvers could not be reached")
+        )
+        self.on_change(final)
+        return Requested(final, deciders, created=True)
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def _load(
+        self, deployment_id: int, actor: str, team_id: str | None, action: str
+    ) -> tuple[DeploymentRecord, ApprovalRecord] | Outcome:
+        """The pending request ``actor`` may decide on, or the answer why not (forged ids,
+        another workspace, already decided or expired, not an approver)."""
+        dep = get_deployment(self.sf, deployment_id)
+        approval = get_approval(self.sf, deployment_id) if dep is not None else None
+        if dep is None or approval is None or (team_id is not None and dep.team_id != team_id):
+            return Outcome("not_found", "That approval request does not exist in this workspace.")
+        if dep.status != DeploymentStatus.PENDING_APPROVAL:
+            return Outcome("already", _decided_text(dep, approval), dep)
+        if action == "approve" and actor == dep.user_id and approval.approvers != {actor}:
+            add_event(self.sf, dep.id, actor, "approve_refused", "own request")
+            others = approval.approvers - {actor}
+            return Outcome(
+                "refused",
+                f":no_entry: You cannot approve your own request: {mentions(others)} can.",
+                dep,
+            )
+        if actor not in approval.approvers:
+            add_event(self.sf, dep.id, actor, f"{action}_refused", "not an approver")
+            return Outcome(
+                "refused",
+                f":no_entry: Only {mentions(approval.approvers)} can decide on this request.",
+                dep,
+            )
+        if approval.expires_at <= self.clock():
+            self._expire(dep.id)
+            current = get_deployment(self.sf, dep.id) or dep
+            return Outcome(
+                "already",
+                f"This request expired {_utc(approval.expires_at)} unanswered: nothing was "
+                "rented. The requester can deploy again.",
+                current,
+            )
+        return dep, approval
+
+    def may_deny(
+        self, deployment_id: int, actor: str, team_id: str | None
+    ) -> tuple[DeploymentRecord | None, Outcome | None]:
+        """``(the pending request, None)`` when ``actor`` may deny it now (the listener then
+        opens the reason modal), else ``(None, the answer to show instead)``."""
+        loaded = self._load(deployment_id, actor, team_id, "deny")
+        if isinstance(loaded, Outcome):
+            return None, loaded
+        return loaded[0], None
+
+    def approve(self, deployment_id: int, actor: str, team_id: str | None) -> Outcome:
+        """Approve and rent (see the module docstring). Never raises for Slack or Vast.ai
+        errors; a forged, foreign, decided or expired request rents nothing."""
+        loaded = self._load(deployment_id, actor, team_id, "approve")
+        if isinstance(loaded, Outcome):
+            return loaded
+        dep, approval = loaded
+        now = self.clock()
+        check = self._check(dep)
+        decided = decide_approval(self.sf, dep.id, APPROVED, actor=actor, now=now)
+        if decided is None:  # someone else decided between our read and our claim
+            current = get_deployment(self.sf, dep.id) or dep
+            return Outcome("already", _decided_text(current, get_approval(self.sf, dep.id)), dep)
+        decision = ApprovalDecision(APPROVED, actor, now)
+        self._announce(decided, approval, decision, check)
+        result = self.deploy.deploy_approved(decided)
+        self.on_change(result.deployment)
+        self.budgets.notify_thresholds(dep.team_id)
+        what = f"*{dep.template_name}* (#{dep.id}) for <@{dep.user_id}>"
+        if result.deployment.status == DeploymentStatus.FAILED:
+            return Outcome(
+                "done",
+                f"Approved {what}, but it could not be rented: {result.deployment.reason}",
+                result.deployment,
+            )
+        return Outcome("done", f":white_check_mark: Approved {what}: renting it now.", decided)
+
+    def deny(self, deployment_id: int, actor: str, team_id: str | None, note: str) -> Outcome:
+        """Deny with ``note`` (may be empty): nothing is rented and the requester is told."""
+        loaded = self._load(deployment_id, actor, team_id, "deny")
+        if isinstance(loaded, Outcome):
+            return loaded
+        dep, approval = loaded
+        now = self.clock()
+        note = note.strip()[:MAX_NOTE]
+        reason = f"Denied by <@{actor}>" + (f": {note}" if note else " (no reason given)")
+        check = self._check(dep)
+        decided = decide_approval(
+            self.sf, dep.id, DENIED, actor=actor, now=now, reason=reason, note=note or None
+        )
+        if decided is None:
+            current = get_deployment(self.sf, dep.id) or dep
+            return Outcome("already", _decided_text(current, get_approval(self.sf, dep.id)), dep)
+        self._announce(decided, approval, ApprovalDecision(DENIED, actor, now, note or None), check)
+        return Outcome(
+            "done",
+            f":no_entry_sign: Denied *{dep.template_name}* (#{dep.id}) for <@{dep.user_id}>; "
+            "they were told.",
+            decided,
+        )
+
+    # -- expiring ----------------------------------------------------------------------------
+
+    def _expire(self, deployment_id: int) -> bool:
+        approval = get_approval(self.sf, deployment_id)
+        if approval is None:
+            return False
+        now = self.clock()
+        reason = f"No approver answered within {self.policy.ttl_hours:g} h"
+        pending = get_deployment(self.sf, deployment_id)
+        if pending is None:
+            return False
+        check = self._check(pending)
+        decided = decide_approval(
+            self.sf, deployment_id, EXPIRED, actor=SYSTEM_ACTOR, now=now, reason=reason
+        )
+        if decided is None:
+            return False
+        self._announce(decided, approval, ApprovalDecision(EXPIRED, None, now), check)
+        self.messages.approval_reply(
+            approval.messages,
+            f":hourglass: This request by <@{decided.user_id}> expired unanswered; nothing was "
+            "rented.",
+        )
+        return True
+
+    def run(self, now: datetime | None = None) -> int:
+        """Expire every request past its time (each claimed once across processes) and send
+        due budget notices; returns how many requests expired."""
+        now = now or self.clock()
+        expired = 0
+        for deployment_id in list_due_approvals(self.sf, now):
+            try:
+                if self._expire(deployment_id):
+                    expired += 1
+            except Exception:  # one bad row must not stop the others
+                logger.exception("expiring approval of deployment %s failed", deployment_id)
+        for team_id in list_team_ids(self.sf):
+            try:
+                self.budgets.notify_thresholds(team_id)
+            except Exception:
+                logger.exception("budget notices for %s failed", team_id)
+        return expired
+
+    def install(self, scheduler: BaseScheduler, *, seconds: float = CHECK_SECONDS) -> None:
+        """Add :meth:`run` to ``scheduler`` every ``seconds`` (one at a time)."""
+        scheduler.add_job(
+            self.run,
+            "interval",
+            seconds=seconds,
+            id="approvals",
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
+
+    # -- telling -----------------------------------------------------------------------------
+
+    def _check(self, dep: DeploymentRecord) -> BudgetCheck:
+        """The budgets as a pending request sees them (read before it is decided, so that an
+        approved request is not counted twice in its own message)."""
+        return self.budgets.check(dep.team_id, dep.user_id, dep.dph_total, dep.lifetime_hours)
+
+    def _announce(
+        self,
+        dep: DeploymentRecord,
+        approval: ApprovalRecord,
+        decision: ApprovalDecision,
+        check: BudgetCheck,
+    ) -> None:
+        """After a decision: the approval messages show it, the status message shows the new
+        state, the requester is told, and the Home tab refreshed."""
+        request = ApprovalRequest(
+            dep,
+            check,
+            approval.approvers,
+            approval.expires_at,
+            self_only=approval.approvers == {dep.user_id},
+        )
+        self.messages.approval_decided(request, decision, approval.messages)
+        self.deploy.refresh_message(dep)
+        self.messages.requester_decision(dep, decision)
+        self.on_change(dep)
+
+
+def _utc(when: datetime) -> str:
+    return f"{when:%a %d %b %H:%M} UTC"
+
+
+def _decided_text(dep: DeploymentRecord, approval: ApprovalRecord | None) -> str:
+    """What to tell someone who clicks on a request that is no longer pending."""
+    what = f"*{dep.template_name}* (#{dep.id})"
+    if approval is None or approval.decision is None:
+        return f"{what} is {dep.status} now: there is nothing to decide."
+    if approval.decision == EXPIRED:
+        return f"The request for {what} expired unanswered: nothing was rented."
+    verb = "approved" if approval.decision == APPROVED else "denied"
+    return (
+        f"The request for {what} was already {verb} by <@{approval.decided_by}>; nothing changed."
+    )
