@@ -550,3 +550,16 @@ def test_the_picker_shows_the_run_cost_and_what_is_left(
     (update,) = bot.slack.wait_for("views.update")
     text = json.dumps(update.args["view"])
     assert "of your $100.00 left this month" in text
+
+
+def test_a_waiting_request_shows_in_mine_and_on_home(
+    bot_factory: BotFactory, clock: MovableClock
+) -> None:
+    bot = make_bot(bot_factory, clock)
+    dep, _ = pending(bot, pick_offer(bot))
+    mine = json.dumps(bot.command("mine", user=ALICE).json())
+    assert "waiting for approval" in mine and f"#{dep.id}" in mine
+    bot.slack.reset()
+    bot.event({"type": "app_home_opened", "user": ALICE, "tab": "home"})
+    (published,) = bot.slack.wait_for("views.publish")
+    assert "waiting for approval" in json.dumps(published.args["view"])

@@ -179,10 +179,14 @@ def help_message(catalog_size: int) -> dict[str, Any]:
         "12 GB GPU; ✅ marks those for which 12 GB meets the recommendation\n"
         "• `/templates mine`: your deployments · `/templates running`: the workspace's active"
         " ones\n"
-        "• `/templates costs`: this month's spend · `/templates credit`: Vast.ai balance (admins)\n"
+        "• `/templates costs`: this month's spend and budgets · `/templates credit`: Vast.ai "
+        "balance (admins)\n"
+        "• `/templates budget`: monthly budgets · `/templates budget @someone 200`: set one · "
+        "`/templates audit`: who did what (admins)\n"
         "• *Deploy* picks a live GPU offer and rents it for the time you choose in *Run for*: "
         "you are asked before the end (*Extend*, *Stop*, *Destroy*), and an idle GPU is stopped "
-        "after asking you; *Details* shows image, ports and env."
+        "after asking you; an expensive or over-budget request waits for an approver's click; "
+        "*Details* shows image, ports and env."
     )
     blocks: list[Block] = [
         HeaderBlock(text="How to use /templates"),

@@ -12,6 +12,7 @@ from bot.services.unmanaged import read_unmanaged
 from storage import (
     LIVE_STATUSES,
     DeploymentRecord,
+    DeploymentStatus,
     SessionFactory,
     list_audit,
     list_events,
@@ -21,6 +22,8 @@ from storage import (
 
 RECENT_ENDED = timedelta(days=7)
 """``/templates mine`` also lists deployments that ended this recently."""
+OPEN_STATUSES = LIVE_STATUSES | {DeploymentStatus.PENDING_APPROVAL}
+"""What a person's own lists show on top: what may bill, and requests waiting for approval."""
 
 
 def newest_first(deps: Iterable[DeploymentRecord]) -> list[DeploymentRecord]:
@@ -39,14 +42,14 @@ class ListingService:
         self.sf = session_factory
 
     def mine(self, team_id: str, user_id: str, now: datetime) -> list[DeploymentRecord]:
-        """The user's live deployments (newest first), then those ended in the last
-        :data:`RECENT_ENDED` (newest first)."""
+        """The user's live deployments and waiting requests (newest first), then those ended in
+        the last :data:`RECENT_ENDED` (newest first)."""
         deps = list_for_user(self.sf, team_id, user_id)
-        live = [d for d in deps if d.status in LIVE_STATUSES]
+        live = [d for d in deps if d.status in OPEN_STATUSES]
         ended = [
             d
             for d in deps
-            if d.status not in LIVE_STATUSES and now - d.last_state_change_at <= RECENT_ENDED
+            if d.status not in OPEN_STATUSES and now - d.last_state_change_at <= RECENT_ENDED
         ]
         return newest_first(live) + newest_first(ended)
 
@@ -56,8 +59,9 @@ class ListingService:
         return newest_first(list_for_team(self.sf, team_id, LIVE_STATUSES))
 
     def live_for_user(self, team_id: str, user_id: str) -> list[DeploymentRecord]:
-        """The user's live deployments, newest first (the App Home)."""
-        return newest_first(list_for_user(self.sf, team_id, user_id, LIVE_STATUSES))
+        """The user's live deployments and requests waiting for approval, newest first (the
+        App Home)."""
+        return newest_first(list_for_user(self.sf, team_id, user_id, OPEN_STATUSES))
 
     def month_report(self, team_id: str, now: datetime) -> pricing.CostReport:
         """The workspace's spend this month (UTC) up to ``now``: :func:`bot.pricing.cost_report`
