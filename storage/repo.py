@@ -284,7 +284,7 @@ def list_for_team(
 
 
 def list_stuck_creating(sf: SessionFactory, older_than: datetime) -> list[DeploymentRecord]:
-    """Return rows still ``creating`` that were created before ``older_than`` (aware UTC).
+    """Return rows still ``creating`` that entered it before ``older_than`` (aware UTC).
 
     Rows with and without an ``instance_id`` are returned; the caller decides (attach a found
     instance by its label, or mark failed).
@@ -292,7 +292,8 @@ def list_stuck_creating(sf: SessionFactory, older_than: datetime) -> list[Deploy
     return _list(
         sf,
         Deployment.status == DeploymentStatus.CREATING,
-        Deployment.created_at < older_than,
+        # since it entered creating: an approved request was created long before its rental
+        Deployment.last_state_change_at < older_than,
     )
 
 

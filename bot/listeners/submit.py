@@ -162,9 +162,10 @@ def _lifetime(services: Services, template: Template, value: Any, user_id: str) 
         hours = picker.parse_lifetime_value(value)
     except ValueError:
         return "Choose how long it runs from the list."
-    refusal = policy.refusal(
-        hours, admin=services.is_admin(user_id), admins=services.settings.bot_admins
-    )
+    admin = services.is_admin(user_id)
+    refusal = policy.refusal(hours, admin=admin, admins=services.settings.bot_admins)
+    if refusal is None and hours not in policy.choices(template, admin=admin):
+        refusal = "Choose how long it runs from the list."  # a forged value
     return refusal if refusal is not None else _Lifetime(hours)
 
 
@@ -229,6 +230,7 @@ def register(app: App, services: Services) -> None:
             offer=check.offer,
             disk_gb=sub.disk_gb,
             lifetime_hours=sub.lifetime_hours,
+            max_dph=services.settings.approval_dph,
         )
         budget = services.budgets.check(
             sub.team_id, sub.user_id, check.offer.dph_total, sub.lifetime_hours

@@ -184,7 +184,7 @@ class ApprovalService:
         another workspace, already decided or expired, not an approver)."""
         dep = get_deployment(self.sf, deployment_id)
         approval = get_approval(self.sf, deployment_id) if dep is not None else None
-        if dep is None or approval is None or (team_id is not None and dep.team_id != team_id):
+        if dep is None or approval is None or team_id is None or dep.team_id != team_id:
             return Outcome("not_found", "That approval request does not exist in this workspace.")
         if dep.status != DeploymentStatus.PENDING_APPROVAL:
             return Outcome("already", _decided_text(dep, approval), dep)

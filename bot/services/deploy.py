@@ -214,6 +214,8 @@ class DeployRequest:
     offer: OfferLike
     disk_gb: int
     lifetime_hours: float | None
+    max_dph: float | None = None
+    """The most a stand-in offer may cost ($/hour) without an approval (``APPROVAL_DPH``)."""
 
 
 @dataclass(frozen=True)
@@ -350,7 +352,7 @@ class DeployService:
                 "Please try again."
             )
             return DeployResult(self._fail(dep, request.template, None, reason), created=True)
-        return self._launch(dep, request.template, request.offer, message)
+        return self._launch(dep, request.template, request.offer, message, request.max_dph)
 
     def hold(
         self, request: DeployRequest, approval: storage.NewApproval, reason: str
@@ -405,6 +407,7 @@ class DeployService:
             return DeployResult(self._fail(dep, template, None, reason), created=True)
         disk_gb = int(dep.disk_gb)
         approved = _RowOffer.of(dep)
+        cap = dep.dph_total * (1 + SIMILAR_PRICE_INCREASE)  # never past 10 % above approved
         try:
             check = self.recheck(
                 template,
@@ -419,7 +422,7 @@ class DeployService:
             logger.info("re-check of approved offer failed: %s", type(error).__name__)
             offer = None
         if offer is None:
-            offer = next(iter(self._similar(template, approved, disk_gb)), None)
+            offer = next(iter(self._similar(template, approved, disk_gb, cap)), None)
             if offer is None:
                 reason = (
                     "the approved GPU offer is gone (or dearer now) and no similar offer "
@@ -430,7 +433,7 @@ class DeployService:
                 return DeployResult(final, created=True)
             self._switch_offer(dep, approved, offer, message)
             dep = storage.get_deployment(self.sf, dep.id) or dep
-        return self._launch(dep, template, offer, message)
+        return self._launch(dep, template, offer, message, cap)
 
     def _create_row(
         self, request: DeployRequest, *, approval: storage.NewApproval | None
@@ -460,13 +463,19 @@ class DeployService:
         )
 
     def _launch(
-        self, dep: DeploymentRecord, template: Template, offer: OfferLike, message: _Message
+        self,
+        dep: DeploymentRecord,
+        template: Template,
+        offer: OfferLike,
+        message: _Message,
+        max_dph: float | None = None,
     ) -> DeployResult:
-        """Rent ``offer`` for the ``creating`` row ``dep`` whose status message is ``message``."""
+        """Rent ``offer`` for the ``creating`` row ``dep`` whose status message is ``message``;
+        a stand-in for a taken offer never costs more than ``max_dph`` $/hour."""
         disk_gb = int(dep.disk_gb)
         try:
             spec = launch_spec(template, password=dep.web_password)
-            instance_id = self._rent(dep, template, offer, disk_gb, spec, message)
+            instance_id = self._rent(dep, template, offer, disk_gb, spec, message, max_dph)
         except _Failed as failure:
             retry = template.slug if failure.retry else None
             final = self._fail(dep, template, message, failure.reason, retry_slug=retry)
@@ -558,6 +567,7 @@ class DeployService:
         disk_gb: int,
         spec: LaunchSpec,
         message: _Message,
+        max_dph: float | None = None,
     ) -> int:
         """Create the instance on ``chosen`` or a stand-in; return its id or raise _Failed."""
         label = label_for(dep.id)
@@ -570,7 +580,7 @@ class DeployService:
             except OfferUnavailable as error:
                 self._destroy_leftover(dep, error)
                 if stand_ins is None:
-                    stand_ins = self._similar(template, chosen, disk_gb)
+                    stand_ins = self._similar(template, chosen, disk_gb, max_dph)
                 replacement = next((o for o in stand_ins if o.id not in tried), None)
                 if replacement is None or len(tried) > self.similar_attempts:
                     raise _Failed(
@@ -622,8 +632,11 @@ class DeployService:
         )
         self.messages.offer_switched(message.on(dep), taken, replacement)
 
-    def _similar(self, template: Template, taken: OfferLike, disk_gb: int) -> list[OfferLike]:
-        """Fresh offers of the same GPU model and count, at most 10 % dearer, cheapest first."""
+    def _similar(
+        self, template: Template, taken: OfferLike, disk_gb: int, max_dph: float | None = None
+    ) -> list[OfferLike]:
+        """Fresh offers of the same GPU model and count, at most 10 % dearer (and at most
+        ``max_dph`` $/hour), cheapest first."""
         try:
             query = build_offer_query(template, disk_gb=disk_gb, gpu_name=taken.gpu_name)
             offers = self.vast.search_offers(query)
@@ -633,7 +646,7 @@ class DeployService:
         ranked = similar_offers(
             template, taken, offers, disk_gb=disk_gb, max_price_increase=SIMILAR_PRICE_INCREASE
         )
-        return [r.offer for r in ranked]
+        return [r.offer for r in ranked if max_dph is None or r.offer.dph_total <= max_dph + 1e-9]
 
     def _destroy_leftover(self, dep: DeploymentRecord, error: VastError) -> None:
         """A failed create that still returned ``new_contract`` left a billing instance."""
