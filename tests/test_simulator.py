@@ -114,6 +114,24 @@ def test_search_default_limit_is_64(vast_sim: VastSimulator) -> None:
         ("geolocation", {"in": ["US", "ca"]}, lambda o: o["geolocation"][-2:] in ("US", "CA")),
         ("geolocation", {"notin": ["CN", "TW"]}, lambda o: o["geolocation"][-2:] not in "CN TW"),
         ("cuda_vers", {"gte": 12.6}, lambda o: o["cuda_max_good"] >= 12.6),
+        # numbers and booleans as the official client sends them: strings (query.py)
+        ("num_gpus", {"eq": "1"}, lambda o: o["num_gpus"] == 1),
+        ("num_gpus", {"in": ["1", "2"]}, lambda o: o["num_gpus"] in (1, 2)),
+        ("num_gpus", {"notin": ["1", "2"]}, lambda o: o["num_gpus"] >= 4),
+        ("gpu_ram", {"gte": "22800.0"}, lambda o: o["gpu_ram"] >= 22800),
+        ("gpu_ram", {"lt": "12288"}, lambda o: o["gpu_ram"] < 12288),
+        ("dph_total", {"lt": "0.3"}, lambda o: o["dph_total"] < 0.3),
+        ("reliability", {"gt": "0.95"}, lambda o: o["reliability"] > 0.95),
+        ("compute_cap", {"gte": "890"}, lambda o: o["compute_cap"] >= 890),
+        ("disk_space", {"gte": "500"}, lambda o: o["disk_space"] >= 500),
+        ("cuda_max_good", {"gte": "12.4"}, lambda o: o["cuda_max_good"] >= 12.4),
+        ("direct_port_count", {"gte": "16"}, lambda o: o["direct_port_count"] >= 16),
+        ("verified", {"eq": "true"}, lambda o: o["verification"] == "verified"),
+        ("static_ip", {"eq": "false"}, lambda o: o["static_ip"] is False),
+        ("datacenter", {"eq": True}, lambda o: o["hosting_type"] == 1),
+        # driver_version: the client sends 535.183.01 as 535183001 (query.py numeric_version)
+        ("driver_version", {"gte": 550000000}, lambda o: int(o["driver_version"][:3]) >= 550),
+        ("driver_version", {"eq": "535.183.01"}, lambda o: o["driver_version"] == "535.183.01"),
     ],
 )
 def test_search_filters(

@@ -110,10 +110,64 @@ def _country(geolocation: Any) -> str | None:
     return geolocation.rsplit(",", 1)[-1].strip().upper() or None
 
 
+def _as_bool(text: str) -> bool | None:
+    low = text.strip().lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    return None
+
+
+def _coerce(value: Any, target: Any) -> Any:
+    """``target`` cast to the type of the stored ``value``, as a SQL server casts a query
+    literal to its column's type. The official client sends most numbers as strings
+    (``{"num_gpus": {"eq": "1"}}``, ``{"dph_total": {"lt": "1.5"}}``: [cli]
+    ``vastai/api/query.py::parse_query`` only converts fields with a multiplier, and
+    ``true``/``false``); a list (``in``/``notin``) is cast element by element. A string
+    that does not parse stays a string, so it simply never matches a number."""
+    if isinstance(target, list):
+        return [_coerce(value, t) for t in target]
+    if isinstance(value, bool):
+        if isinstance(target, str):
+            parsed = _as_bool(target)
+            return target if parsed is None else parsed
+        return target
+    if isinstance(value, int | float) and isinstance(target, str):
+        try:
+            return float(target)
+        except ValueError:
+            return target
+    return target
+
+
+def _version_number(version: Any) -> int | None:
+    """``"535.183.01"`` -> ``535183001`` (each part zero-padded to 3 digits), the number the
+    official client sends for ``driver_version`` ([cli] ``query.py::numeric_version``);
+    a number or a numeric string is taken as already converted."""
+    if isinstance(version, bool):
+        return None
+    if isinstance(version, int | float):
+        return int(version)
+    if not isinstance(version, str):
+        return None
+    parts = version.strip().split(".")
+    if len(parts) == 1:
+        try:
+            return int(float(parts[0]))
+        except ValueError:
+            return None
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int("".join(p.zfill(3) for p in parts))
+
+
 def _compare(value: Any, op: str, target: Any) -> bool:
-    """Apply one filter operator; a null field value never matches."""
+    """Apply one filter operator, ``target`` first cast to ``value``'s type (see
+    :func:`_coerce`); a null field value never matches."""
     if value is None:
         return False
+    target = _coerce(value, target)
     try:
         if op == "eq":
             return bool(value == target)
@@ -137,8 +191,13 @@ def _compare(value: Any, op: str, target: Any) -> bool:
 
 
 def _matches(record: Mapping[str, Any], field: str, cond: Any) -> bool:
-    """Whether ``record`` passes ``{"op": value, ...}`` on ``field`` (special-cases
-    ``verified`` -> ``verification`` and country codes for ``geolocation``)."""
+    """Whether ``record`` passes ``{"op": value, ...}`` on ``field``.
+
+    Special cases, as the real server answers the official client's queries: ``verified``
+    reads ``verification == "verified"``; ``geolocation`` compares country codes;
+    ``driver_version`` compares version numbers (``"535.183.01"`` = ``535183001``);
+    ``cuda_vers`` / ``ubuntu_version`` are aliases of ``cuda_max_good`` / ``os_version``;
+    numbers and booleans sent as strings compare as numbers and booleans."""
     if not isinstance(cond, dict):
         cond = {"eq": cond}
     field = _FIELD_ALIASES.get(field, field)
@@ -148,6 +207,14 @@ def _matches(record: Mapping[str, Any], field: str, cond: Any) -> bool:
         value = _country(record.get("geolocation"))
         cond = {
             op: ([str(t).upper() for t in tgt] if isinstance(tgt, list) else str(tgt).upper())
+            for op, tgt in cond.items()
+        }
+    elif field == "driver_version":
+        value = _version_number(record.get("driver_version"))
+        cond = {
+            op: (
+                [_version_number(t) for t in tgt] if isinstance(tgt, list) else _version_number(tgt)
+            )
             for op, tgt in cond.items()
         }
     else:

@@ -176,6 +176,10 @@ def make_offer(
         "time_remaining_isbid": "",
     }
     offer.update(overrides)
+    # the official client derives its "datacenter" column from hosting_type == 1
+    # ([cli] vastai/utils.py::postprocess_search_results): keep the two in step
+    if "hosting_type" not in overrides:
+        offer["hosting_type"] = 1 if offer["datacenter"] else 0
     if "verified" in overrides:  # convenience: verified=False -> verification "unverified"
         offer["verification"] = "verified" if overrides["verified"] else "unverified"
         del offer["verified"]
