@@ -21,6 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.vast.pacing import DEFAULT_MIN_INTERVALS, parse_min_intervals
 from storage import DEFAULT_DATABASE_URL
 
 
@@ -70,6 +71,12 @@ class Settings(BaseSettings):
     approvers: Annotated[frozenset[str], NoDecode] = frozenset()
     approval_channel: str | None = None
     approval_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # Living within Vast.ai's limits (README › Vast.ai's rate limits).
+    vast_min_intervals: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_MIN_INTERVALS)
+    )
+    offer_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    steady_sweep_seconds: float = Field(default=120.0, ge=1, le=24 * 3600)
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -130,6 +137,15 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("vast_min_intervals", mode="before")
+    @classmethod
+    def _min_intervals(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_min_intervals(value)
+        if isinstance(value, dict):
+            return {**DEFAULT_MIN_INTERVALS, **value}
         return value
 
     @field_validator("bot_admins", "approvers", mode="before")

@@ -30,7 +30,7 @@ from bot.services.deploy import DeployService
 from bot.services.home import HomeService
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
-from bot.services.offers import RecentSearches
+from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.vast.client import VastClient
@@ -124,9 +124,13 @@ def build_services(
             url = simulator.start()
             closers.append(simulator.stop)
             logger.info("VAST_API_KEY is unset: renting from the built-in Vast.ai simulator")
-            vast = VastClient(url, None)
+            vast = VastClient(url, None, min_intervals=settings.vast_min_intervals)
         else:
-            vast = VastClient(settings.vast_api_url, settings.vast_api_key.get_secret_value())
+            vast = VastClient(
+                settings.vast_api_url,
+                settings.vast_api_key.get_secret_value(),
+                min_intervals=settings.vast_min_intervals,
+            )
     closers.append(vast.close)
     sf = make_session_factory(engine)
     messages = SlackMessages(
@@ -224,6 +228,7 @@ def build_services(
         reminders=reminders,
         budgets=budgets,
         approvals=approvals,
+        offers=OfferCache(vast, ttl=settings.offer_cache_seconds),
         recent_searches=RecentSearches(),
         work=work,
     )

@@ -4,17 +4,26 @@ Endpoints and shapes: vast-api.md (sections named per method). The key is sent o
 ``Authorization: Bearer <key>`` (vast-api.md §1, "Use the header"), never in a URL, log line,
 exception or ``repr``.
 
+Pacing (:mod:`bot.vast.pacing`): every call first waits for its endpoint's slot, a minimum
+interval after the previous call of that endpoint from any thread of the process, so the bot
+does not send faster than Vast.ai allows (vast-api.md §1, the OpenAPI ``x-rate-limit`` hints).
+
 Retries (tenacity, exponential backoff with jitter) cover HTTP 429, 502, 503, 504, connect
 errors and timeouts, for every call **except create**: a retried ``PUT /asks/`` can rent two
 GPUs (vast-api.md "Summary of suggested client behaviour"). The official CLI retries the same
-statuses (vast-api.md §1, [cli] ``vastai/api/client.py``).
+statuses (vast-api.md §1, [cli] ``vastai/api/client.py``). A 429 with ``Retry-After`` waits
+that long (a wait over :data:`MAX_RETRY_AFTER` seconds is not retried, as the official client
+does), and holds back every thread calling that endpoint; the daily offer-search quota
+(``search_quota_exceeded``) is never retried (:class:`SearchQuotaExceeded`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,6 +36,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.wait import wait_base
 
 from bot.vast.errors import (
     NOT_JSON,
@@ -39,8 +49,16 @@ from bot.vast.errors import (
     parse_body,
 )
 from bot.vast.models import CreateResult, Instance, Offer, User
+from bot.vast.pacing import Pacers
 
-__all__ = ["DEFAULT_BASE_URL", "LIST_PAGE_SIZE", "VastClient", "port_env"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "LIST_PAGE_SIZE",
+    "MAX_RETRY_AFTER",
+    "InstancePage",
+    "VastClient",
+    "port_env",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +66,9 @@ DEFAULT_BASE_URL = "https://console.vast.ai"
 LIST_PAGE_SIZE = 25
 """Most instances per ``GET /api/v1/instances/`` page (vast-api.md §4)."""
 _MAX_PAGES = 1000
+MAX_RETRY_AFTER = 60.0
+"""Longest ``Retry-After`` (seconds) waited out inline; a longer one is raised to the caller
+(the official client's ``_MAX_RETRY_AFTER_SECONDS``, vastai/api/client.py)."""
 _CREATE_UNKNOWN = (
     "Vast.ai did not answer the create request properly, so the instance may or may not "
     "exist. Check your deployments before trying again."
@@ -76,7 +97,39 @@ def port_env(ports: Iterable[int | str]) -> dict[str, str]:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, RateLimited | Unreachable)
+    if isinstance(exc, RateLimited):
+        return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
+    return isinstance(exc, Unreachable)
+
+
+class _WaitRetryAfter(wait_base):
+    """Wait what a 429's ``Retry-After`` asks, else fall back to ``fallback`` (backoff)."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return error.retry_after
+        return float(self.fallback(retry_state))
+
+
+@dataclass(frozen=True)
+class InstancePage:
+    """One page of ``GET /api/v1/instances/`` (vast-api.md §4, show_instances.yaml).
+
+    Attributes:
+        instances: the parsed instances of the page (≤ 25; ones that do not parse skipped).
+        next_token: the cursor of the next page (``after_token``), None on the last page.
+        total: ``total_instances``, how many instances match the filters on all pages (None
+            when Vast.ai did not say).
+    """
+
+    instances: list[Instance]
+    next_token: str | None
+    total: int | None
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -98,6 +151,12 @@ class VastClient:
             amount of random jitter.
         backoff_max: cap of one backoff, seconds.
         transport: an ``httpx.BaseTransport`` for tests (e.g. ``httpx.MockTransport``).
+        min_intervals: seconds between two calls per endpoint name of
+            :data:`bot.vast.pacing.ENDPOINTS` (missing names: Vast.ai's hints,
+            :data:`bot.vast.pacing.DEFAULT_MIN_INTERVALS`; None = all hints;
+            :data:`bot.vast.pacing.NO_PACING` = none).
+        pacers: the pacers to share (e.g. with another client for the same API key); wins
+            over ``min_intervals``.
 
     Every method raises a :class:`bot.vast.errors.VastError` subclass on failure.
     """
@@ -113,6 +172,8 @@ class VastClient:
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
         transport: httpx.BaseTransport | None = None,
+        min_intervals: Mapping[str, float] | None = None,
+        pacers: Pacers | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -133,7 +194,9 @@ class VastClient:
             transport=transport,
             follow_redirects=False,
         )
+        self.pacers = pacers if pacers is not None else Pacers.build(min_intervals)
         self._requests_sent = 0
+        self._rate_limited = 0
         self._count_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -157,6 +220,11 @@ class VastClient:
         """HTTP requests sent by this client so far (each retry counts), for benchmarks."""
         return self._requests_sent
 
+    @property
+    def rate_limited_count(self) -> int:
+        """HTTP 429 answers received so far (retried or not), for benchmarks and tests."""
+        return self._rate_limited
+
     @staticmethod
     def _timeout(seconds: float) -> httpx.Timeout:
         return httpx.Timeout(seconds, connect=min(seconds, 10.0))
@@ -164,8 +232,10 @@ class VastClient:
     def _retrying(self) -> Retrying:
         return Retrying(
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max)
-            + wait_random(0, self.backoff_initial),
+            wait=_WaitRetryAfter(
+                wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max)
+                + wait_random(0, self.backoff_initial)
+            ),
             retry=retry_if_exception(_is_transient),
             reraise=True,
             before_sleep=_log_retry,
@@ -182,10 +252,12 @@ class VastClient:
         timeout: float | None = None,
         operation: str = "",
         json_content_type: bool = False,
+        endpoint: str,
     ) -> Any:
-        """Send one request (with retries when ``retry``) and return the parsed JSON body.
-        ``json_content_type`` also rejects a 2xx whose Content-Type is not JSON."""
-        args = (method, path, json, params, timeout, operation, json_content_type)
+        """Send one request (with retries when ``retry``), each attempt paced by the pacer of
+        ``endpoint``, and return the parsed JSON body. ``json_content_type`` also rejects a
+        2xx whose Content-Type is not JSON."""
+        args = (method, path, json, params, timeout, operation, json_content_type, endpoint)
         if not retry:
             return self._once(*args)
         for attempt in self._retrying():
@@ -202,9 +274,12 @@ class VastClient:
         timeout: float | None,
         operation: str,
         json_content_type: bool,
+        endpoint: str,
     ) -> Any:
         label = operation or f"{method} {path}"
         is_create = operation.startswith("create")
+        pacer = self.pacers[endpoint]
+        pacer.wait()
         with self._count_lock:
             self._requests_sent += 1
         try:
@@ -228,8 +303,20 @@ class VastClient:
         content_type = response.headers.get("content-type", "")
         data = parse_body(response.text, content_type)
         error = classify(
-            response.status_code, response.text, content_type, operation=label, data=data
+            response.status_code,
+            response.text,
+            content_type,
+            operation=label,
+            data=data,
+            headers=response.headers,
         )
+        if response.status_code == 429:
+            with self._count_lock:
+                self._rate_limited += 1
+            # Hold back every thread on this endpoint: Retry-After when given, else one
+            # interval more than the pacer thought enough.
+            wait = getattr(error, "retry_after", None)
+            pacer.defer(wait if wait is not None else max(pacer.interval, self.backoff_initial))
         if error is None and json_content_type and "json" not in content_type.lower():
             error = UnexpectedResponse(f"{label}: Content-Type {content_type!r} is not JSON")
         if is_create and response.status_code in (502, 504) and isinstance(error, Unreachable):
@@ -280,6 +367,7 @@ class VastClient:
                 json=dict(query),
                 operation=label,
                 json_content_type=True,
+                endpoint="search",
             ),
             label,
             "offers",
@@ -350,6 +438,7 @@ class VastClient:
                 retry=False,
                 timeout=self.create_timeout,
                 operation=f"create PUT {path}",
+                endpoint="create",
             )
             payload = self._expect_dict(data, f"create PUT {path}", "new_contract")
             try:
@@ -362,57 +451,121 @@ class VastClient:
 
     # -- instances --------------------------------------------------------------------------
 
-    def list_instances_pages(self, *, label_prefix: str | None = None) -> Iterator[list[Instance]]:
-        """Yield each page of ``GET /api/v1/instances/?limit=25`` (vast-api.md §4), following
-        ``next_token`` via ``after_token`` until it is null. One request per page (plus
-        retries). ``label_prefix`` filters on the client side.
+    def list_instances_page(
+        self,
+        *,
+        after_token: str | None = None,
+        select_filters: Mapping[str, Mapping[str, Any]] | None = None,
+        select_cols: Sequence[str] | None = None,
+        order_by: Sequence[Mapping[str, str]] | None = None,
+    ) -> InstancePage:
+        """One page of ``GET /api/v1/instances/?limit=25`` (vast-api.md §4, show_instances.yaml).
 
-        An instance whose JSON does not parse is skipped (logged); one without an id raises
-        UnexpectedResponse, as does a non-list ``instances`` (never read as "no instances";
-        skypilot#10517) and a looping token.
+        Args:
+            after_token: the previous page's ``next_token`` (None: the first page).
+            select_filters: column filters, e.g. ``{"id": {"in": [1, 2]}}`` (operators
+                ``eq neq gt gte lt lte in notin``; stored columns only: computed ones such as
+                ``dph_total`` answer 400), sent JSON-encoded.
+            select_cols: the columns to return (``id`` is always added); None = all.
+            order_by: e.g. ``[{"col": "id", "dir": "asc"}]`` (Vast.ai appends ``id``).
+
+        One paced request (plus retries). An instance whose JSON does not parse is skipped
+        (logged); one without an id raises UnexpectedResponse, as does a non-list
+        ``instances`` (never read as "no instances"; skypilot#10517). A rejected token or
+        filter raises VastError (HTTP 400 ``invalid_token`` / ``invalid_request``).
         """
         label = "GET /api/v1/instances/"
+        params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+        if after_token:
+            params["after_token"] = after_token
+        if select_filters:
+            params["select_filters"] = json.dumps(select_filters, separators=(",", ":"))
+        if select_cols:
+            cols = list(dict.fromkeys(["id", *select_cols]))
+            params["select_cols"] = json.dumps(cols, separators=(",", ":"))
+        if order_by:
+            params["order_by"] = json.dumps(list(order_by), separators=(",", ":"))
+        data = self._expect_dict(
+            self._call(
+                "GET", "/api/v1/instances/", params=params, operation=label, endpoint="list"
+            ),
+            label,
+            "instances",
+        )
+        raw = data["instances"]
+        if not isinstance(raw, list):
+            raise UnexpectedResponse(f"{label}: 'instances' is {type(raw).__name__}")
+        page = []
+        for item in raw:
+            try:
+                page.append(Instance.from_api(item))
+            except ValidationError:
+                # One odd instance (another tool's, a field Vast.ai changed) must not hide
+                # all the others; callers treat it as absent and look it up by id.
+                ident = item.get("id") if isinstance(item, dict) else None
+                if not isinstance(ident, int):
+                    raise UnexpectedResponse(f"{label}: an instance has no id") from None
+                logger.warning("skipping instance %d: its JSON does not parse", ident)
+        next_token = data.get("next_token") or None
+        if next_token is not None and not isinstance(next_token, str):
+            raise UnexpectedResponse(f"{label}: bad next_token")
+        total = data.get("total_instances")
+        return InstancePage(
+            page,
+            next_token,
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
+
+    def list_instances_pages(
+        self,
+        *,
+        label_prefix: str | None = None,
+        select_filters: Mapping[str, Mapping[str, Any]] | None = None,
+        select_cols: Sequence[str] | None = None,
+    ) -> Iterator[list[Instance]]:
+        """Yield each page of ``GET /api/v1/instances/?limit=25`` (vast-api.md §4), following
+        ``next_token`` via ``after_token`` until it is null: one paced request per page (plus
+        retries). ``label_prefix`` filters on the client side; ``select_filters`` and
+        ``select_cols`` as in :meth:`list_instances_page`.
+
+        Raises what :meth:`list_instances_page` raises, and UnexpectedResponse for a looping
+        token.
+        """
         token: str | None = None
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
-            params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
-            if token:
-                params["after_token"] = token
-            data = self._expect_dict(
-                self._call("GET", "/api/v1/instances/", params=params, operation=label),
-                label,
-                "instances",
+            result = self.list_instances_page(
+                after_token=token, select_filters=select_filters, select_cols=select_cols
             )
-            raw = data["instances"]
-            if not isinstance(raw, list):
-                raise UnexpectedResponse(f"{label}: 'instances' is {type(raw).__name__}")
-            page = []
-            for item in raw:
-                try:
-                    page.append(Instance.from_api(item))
-                except ValidationError:
-                    # One odd instance (another tool's, a field Vast.ai changed) must not hide
-                    # all the others; callers treat it as absent and look it up by id.
-                    ident = item.get("id") if isinstance(item, dict) else None
-                    if not isinstance(ident, int):
-                        raise UnexpectedResponse(f"{label}: an instance has no id") from None
-                    logger.warning("skipping instance %d: its JSON does not parse", ident)
+            page = result.instances
             if label_prefix is not None:
                 page = [i for i in page if i.label is not None and i.label.startswith(label_prefix)]
             yield page
-            next_token = data.get("next_token")
-            if not next_token:
+            if result.next_token is None:
                 return
-            if not isinstance(next_token, str) or next_token in seen:
-                raise UnexpectedResponse(f"{label}: bad or repeated next_token")
-            seen.add(next_token)
-            token = next_token
-        raise UnexpectedResponse(f"{label}: more than {_MAX_PAGES} pages")
+            if result.next_token in seen:
+                raise UnexpectedResponse("GET /api/v1/instances/: bad or repeated next_token")
+            seen.add(result.next_token)
+            token = result.next_token
+        raise UnexpectedResponse(f"GET /api/v1/instances/: more than {_MAX_PAGES} pages")
 
-    def list_instances(self, *, label_prefix: str | None = None) -> list[Instance]:
+    def list_instances(
+        self,
+        *,
+        label_prefix: str | None = None,
+        select_filters: Mapping[str, Mapping[str, Any]] | None = None,
+        select_cols: Sequence[str] | None = None,
+    ) -> list[Instance]:
         """Every instance of the account (all pages), optionally only labels starting with
-        ``label_prefix``. See :meth:`list_instances_pages` for requests and errors."""
-        return [i for page in self.list_instances_pages(label_prefix=label_prefix) for i in page]
+        ``label_prefix`` or matching ``select_filters``. See :meth:`list_instances_pages` for
+        requests and errors."""
+        return [
+            i
+            for page in self.list_instances_pages(
+                label_prefix=label_prefix, select_filters=select_filters, select_cols=select_cols
+            )
+            for i in page
+        ]
 
     def get_instance(self, instance_id: int) -> Instance | None:
         """``GET /api/v0/instances/{id}/`` -> the instance, or None when Vast.ai answers
@@ -423,7 +576,7 @@ class VastClient:
         path = f"/api/v0/instances/{int(instance_id)}/"
         label = f"GET {path}"
         try:
-            data = self._call("GET", path, operation=label)
+            data = self._call("GET", path, operation=label, endpoint="get")
         except NotFound:
             return None
         raw = self._expect_dict(data, label, "instances")["instances"]
@@ -445,7 +598,9 @@ class VastClient:
     def _manage(self, instance_id: int, body: dict[str, Any]) -> None:
         path = f"/api/v0/instances/{int(instance_id)}/"
         label = f"PUT {path}"
-        self._expect_dict(self._call("PUT", path, json=body, operation=label), label)
+        self._expect_dict(
+            self._call("PUT", path, json=body, operation=label, endpoint="manage"), label
+        )
 
     def stop_instance(self, instance_id: int) -> None:
         """``PUT /api/v0/instances/{id}/`` ``{"state": "stopped"}`` (vast-api.md §5): GPU billing
@@ -471,7 +626,9 @@ class VastClient:
         path = f"/api/v0/instances/{int(instance_id)}/"
         label = f"DELETE {path}"
         try:
-            self._expect_dict(self._call("DELETE", path, operation=label), label)
+            self._expect_dict(
+                self._call("DELETE", path, operation=label, endpoint="destroy"), label
+            )
         except NotFound:
             return False
         return True
@@ -482,7 +639,9 @@ class VastClient:
         """``GET /api/v0/users/current/`` -> :class:`User` (``credit`` in $; vast-api.md §5)."""
         label = "GET /api/v0/users/current/"
         data = self._expect_dict(
-            self._call("GET", "/api/v0/users/current/", operation=label), label, "credit"
+            self._call("GET", "/api/v0/users/current/", operation=label, endpoint="user"),
+            label,
+            "credit",
         )
         try:
             return User.model_validate(data)

@@ -7,6 +7,8 @@ Hierarchy::
     ├── InsufficientCredit         not enough credit on the Vast.ai account (create)
     ├── AuthError                  bad, revoked or under-scoped API key (any status, even 404)
     ├── RateLimited                HTTP 429 (often a plain-text body, no Retry-After)
+    ├── SearchQuotaExceeded        HTTP 429 ``search_quota_exceeded``: the daily offer-search
+    │                              quota is used up until ``resets_at`` (never retried)
     ├── Unreachable                connect error, timeout, or 502/503/504 from a gateway
     ├── UnexpectedResponse         HTML/plain text/unparseable body, wrong JSON shape,
     │                              or 200 ``success: false`` with an unknown ``error``
@@ -23,6 +25,8 @@ errors; "classify offer-unavailable by ``no_such_ask`` or 3603/3907 in ``error``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "NotFound",
     "OfferUnavailable",
     "RateLimited",
+    "SearchQuotaExceeded",
     "Unreachable",
     "UnexpectedResponse",
     "VastError",
@@ -137,11 +142,46 @@ class AuthError(VastError):
 
 
 class RateLimited(VastError):
-    """HTTP 429. Vast.ai sends no Retry-After; the client backs off and retries (not create)."""
+    """HTTP 429. Vast.ai usually sends no Retry-After; the client waits ``retry_after`` when
+    it was given, else backs off, and retries (not create).
+
+    Attributes:
+        retry_after: seconds from the ``Retry-After`` header, None when absent or not a number.
+    """
 
     default_user_message = (
         "Vast.ai is rate-limiting the bot right now. Wait a minute and try again."
     )
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class SearchQuotaExceeded(VastError):
+    """HTTP 429 with ``error: "search_quota_exceeded"``: the account's daily offer-search
+    quota is used up. It resets at UTC midnight, told by ``X-RateLimit-Reset`` (Unix seconds),
+    so retrying only burns requests (the official client: vastai/api/client.py
+    ``is_search_quota_exceeded``, vastai/cli/main.py ``with_quota_reset``). Never retried.
+
+    Attributes:
+        resets_at: aware UTC time the quota resets, None when Vast.ai did not say.
+    """
+
+    def __init__(self, message: str, *, resets_at: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.resets_at = resets_at
+        when = (
+            f"It resets at {resets_at:%H:%M} UTC"
+            + ("" if resets_at.date() == datetime.now(UTC).date() else f" on {resets_at:%b %d}")
+            if resets_at is not None
+            else "It resets at midnight UTC"
+        )
+        self.user_message = (
+            "Vast.ai's daily offer-search quota for the bot's account is used up, so no new "
+            f"GPU offers can be shown. {when}; deploy again after that. Running deployments "
+            "and their buttons are not affected."
+        )
 
 
 class Unreachable(VastError):
@@ -203,6 +243,25 @@ def _new_contract(data: Any) -> int | None:
     return None
 
 
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number of seconds), else None."""
+    raw = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
+    try:
+        seconds = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86_400 else None
+
+
+def _reset_time(headers: Mapping[str, str] | None) -> datetime | None:
+    """``X-RateLimit-Reset`` (Unix seconds) as an aware UTC time, else None."""
+    raw = (headers or {}).get("x-ratelimit-reset") or (headers or {}).get("X-RateLimit-Reset")
+    try:
+        return datetime.fromtimestamp(int(str(raw)), UTC) if raw is not None else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def classify(
     status: int,
     body_text: str,
@@ -210,6 +269,7 @@ def classify(
     *,
     operation: str = "",
     data: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> VastError | None:
     """Turn one HTTP answer into the error it means, or None when it is a usable success.
 
@@ -220,6 +280,7 @@ def classify(
         operation: a label for the call; ``"create"`` makes 404/410 mean
             :class:`OfferUnavailable`, ``"PUT /api/..."`` prefixes the message.
         data: the already-parsed body (from :func:`parse_body`); parsed here when None.
+        headers: the response headers (``Retry-After``, ``X-RateLimit-Reset`` on a 429).
 
     Success = 2xx, a JSON body, and not ``success: false``. Shape checks (``offers`` is a list,
     ...) are the caller's job. The returned error carries ``instance_id`` whenever the body
@@ -244,8 +305,10 @@ def classify(
 
     if code == "auth_error" or "invalid user key" in lowered or status == 401:
         return AuthError(text, **kwargs)
+    if code == "search_quota_exceeded":
+        return SearchQuotaExceeded(text, resets_at=_reset_time(headers), **kwargs)
     if status == 429 or code == "rate_limit_exceeded" or "too frequent" in lowered:
-        return RateLimited(text, **kwargs)
+        return RateLimited(text, retry_after=_retry_after(headers), **kwargs)
     if "no_such_ask" in lowered or "3603" in msg or "3907" in msg:
         return OfferUnavailable(text, **kwargs)
     if status == 402 or ("insufficient" in lowered and ("credit" in lowered or "fund" in lowered)):

@@ -1,0 +1,162 @@
+"""Pacing of Vast.ai calls: a minimum interval between calls, one pacer per endpoint.
+
+Vast.ai enforces its rate limits as a *minimum interval between calls* per endpoint and per
+caller (vast-api.md §1, "Rate limits"); a call that comes too soon gets HTTP 429. The
+intervals below are the ``x-rate-limit`` hints of Vast.ai's OpenAPI files (vendored in
+``tests/specs/``): ``threshold`` seconds for the instance endpoints, and "10 requests per
+minute per IP" for offer search (one every 6 s). The docs do not state the unit of
+``threshold``; seconds is what the official client's users observe, so we treat them as such.
+
+A :class:`Pacer` is shared by every thread of the process that calls one endpoint with one API
+key: :meth:`Pacer.wait` reserves the next free slot and sleeps until it, so N threads calling
+at once go out one interval apart instead of drawing 429s. A 429 pushes the next slot back
+(:meth:`Pacer.defer`) for everyone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MIN_INTERVALS",
+    "ENDPOINTS",
+    "NO_PACING",
+    "Pacer",
+    "Pacers",
+    "parse_min_intervals",
+]
+
+ENDPOINTS = ("search", "list", "get", "create", "manage", "destroy", "user")
+"""Endpoint names, each with its own pacer: ``search`` (``POST /api/v0/bundles/``), ``list``
+(``GET /api/v1/instances/``), ``get`` (``GET /api/v0/instances/{id}/``), ``create`` (``PUT
+/api/v0/asks/{id}/``), ``manage`` (start, stop, label: ``PUT /api/v0/instances/{id}/``),
+``destroy`` (``DELETE /api/v0/instances/{id}/``), ``user`` (``GET /api/v0/users/current/``)."""
+
+DEFAULT_MIN_INTERVALS: Mapping[str, float] = {
+    "search": 6.0,  # search_offers.yaml: 10 requests per minute per IP
+    "list": 1.0,  # show_instances.yaml: threshold 1.0
+    "get": 2.0,  # show_instance.yaml: threshold 2.0
+    "create": 4.5,  # create_instance.yaml: threshold 4.5 (penalty 12)
+    "manage": 1.0,  # manage_instance.yaml, label_instance.yaml: threshold 1.0
+    "destroy": 3.0,  # destroy_instance.yaml: threshold 3.0
+    "user": 1.0,  # show_user.yaml gives none; one a second is what the others allow
+}
+"""Seconds between two calls of each endpoint (Vast.ai's OpenAPI ``x-rate-limit`` hints)."""
+
+NO_PACING: Mapping[str, float] = {name: 0.0 for name in ENDPOINTS}
+"""Every interval 0: no pacing (tests against the simulator with its limits off)."""
+
+
+def parse_min_intervals(text: str) -> dict[str, float]:
+    """``"search=10,list=1.5"`` -> ``{"search": 10.0, "list": 1.5}``: the endpoints named get
+    these intervals (seconds, 0 = unpaced), the others keep :data:`DEFAULT_MIN_INTERVALS`.
+
+    Raises ValueError naming the bad part (an unknown endpoint, a negative or non-numeric
+    value, a part without ``=``).
+    """
+    intervals = dict(DEFAULT_MIN_INTERVALS)
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in ENDPOINTS:
+            raise ValueError(
+                f"{part!r} is not endpoint=seconds with an endpoint among {', '.join(ENDPOINTS)}"
+            )
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"{part!r}: {value.strip()!r} is not a number of seconds") from None
+        if not 0 <= seconds <= 3600:
+            raise ValueError(f"{part!r}: seconds must be between 0 and 3600")
+        intervals[name] = seconds
+    return intervals
+
+
+class Pacer:
+    """A minimum interval between calls, shared by threads (thread-safe).
+
+    Args:
+        interval: seconds between the starts of two calls (0 = no pacing).
+        clock: monotonic seconds (``time.monotonic``); sleep: blocks for seconds
+            (``time.sleep``). Both injectable for tests.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if interval < 0:
+            raise ValueError("interval must be >= 0")
+        self.interval = float(interval)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_at = float("-inf")  # earliest start of the next call
+        self.waited = 0.0
+        """Seconds spent waiting for a slot so far, all threads together (for benchmarks)."""
+
+    def reserve(self) -> float:
+        """Take the next free slot; return how many seconds the caller must wait for it."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next_at)
+            self._next_at = start + self.interval
+            delay = start - now
+            self.waited += delay
+            return delay
+
+    def wait(self) -> None:
+        """Block until this caller's slot (see :meth:`reserve`)."""
+        delay = self.reserve()
+        if delay > 0:
+            self._sleep(delay)
+
+    def defer(self, seconds: float) -> None:
+        """No call starts sooner than ``seconds`` from now (after a 429's ``Retry-After``)."""
+        with self._lock:
+            self._next_at = max(self._next_at, self._clock() + max(0.0, seconds))
+
+    def delay(self) -> float:
+        """Seconds until a call could start now (0 when free), without taking the slot."""
+        with self._lock:
+            return max(0.0, self._next_at - self._clock())
+
+
+@dataclass(frozen=True)
+class Pacers:
+    """One :class:`Pacer` per endpoint of :data:`ENDPOINTS` for one Vast.ai caller (API key)."""
+
+    by_endpoint: Mapping[str, Pacer]
+
+    @classmethod
+    def build(
+        cls,
+        intervals: Mapping[str, float] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Pacers:
+        """Pacers with ``intervals`` (seconds per endpoint name; missing names take
+        :data:`DEFAULT_MIN_INTERVALS`, None = all defaults). Raises ValueError for an unknown
+        endpoint name or a negative interval."""
+        given = dict(intervals or {})
+        unknown = set(given) - set(ENDPOINTS)
+        if unknown:
+            raise ValueError(f"unknown Vast.ai endpoint(s): {', '.join(sorted(unknown))}")
+        merged = {**DEFAULT_MIN_INTERVALS, **given}
+        return cls({n: Pacer(merged[n], clock=clock, sleep=sleep) for n in ENDPOINTS})
+
+    def __getitem__(self, endpoint: str) -> Pacer:
+        return self.by_endpoint[endpoint]
+
+    def interval(self, endpoint: str) -> float:
+        """The minimum interval of ``endpoint`` in seconds."""
+        return self.by_endpoint[endpoint].interval
