@@ -336,6 +336,20 @@ def _filter_blocks(state: PickerState) -> list[Block]:
     ]
 
 
+def prices_age_text(seconds: float | None) -> str | None:
+    """How old a search is, for the picker: ``"Prices just fetched"`` (under 2 s), ``"Prices
+    from 12 s ago"``, ``"Prices from 2 min 5 s ago"``; None for None."""
+    if seconds is None:
+        return None
+    whole = int(max(0.0, seconds))
+    if whole < 2:
+        return "Prices just fetched"
+    if whole < 60:
+        return f"Prices from {whole} s ago"
+    minutes, rest = divmod(whole, 60)
+    return f"Prices from {minutes} min {rest} s ago" if rest else f"Prices from {minutes} min ago"
+
+
 def picker_view(
     template: Template,
     state: PickerState,
@@ -348,6 +362,7 @@ def picker_view(
     lifetime_hours: float | None = None,
     lifetime_warning_minutes: float = 30,
     budget_text: str | None = None,
+    prices_age_seconds: float | None = None,
 ) -> View:
     """The GPU picker: offers grouped by recommended/minimum VRAM, cost, disk, run length,
     channel, filters.
@@ -360,9 +375,11 @@ def picker_view(
     ``budget_text``: mrkdwn under the cost line (:func:`bot.blocks.budgets.picker_budget_text`:
     the run's cost to its end, the budgets, whether it needs approval), in the section
     :data:`BLOCK_BUDGET`; the **Run for** select dispatches an action on change so the caller
-    can redraw both.
+    can redraw both. ``prices_age_seconds``: how old the search is (searches are shared for
+    ``OFFER_CACHE_SECONDS``), said under the offers with a pointer to **Search again**.
     """
     disk_gb = state.disk_gb or template.disk_gb
+    age = prices_age_text(prices_age_seconds)
     blocks: list[Block] = [_needs_section(template, disk_gb, simulated)]
     if not offers:
         filters = []
@@ -381,6 +398,7 @@ def picker_view(
                 block_id="no_offers",
                 text=MarkdownTextObject(
                     text=f":mag: *No GPU offer fits {template.name} right now.* {hint}"
+                    + (f" _({age}.)_" if age else "")
                 ),
             )
         )
@@ -415,6 +433,7 @@ def picker_view(
         InputBlock(
             block_id=BLOCK_OFFER,
             label=f"GPU offer ({len(shown)} live, best first)",
+            hint=(f"Prices from {age}; press Search again below for fresh ones." if age else None),
             element=select,
             dispatch_action=True,
         )

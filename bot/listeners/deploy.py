@@ -58,17 +58,19 @@ def search_view(
     user_id: str,
     selected_offer_id: int | None = None,
     reuse: bool = False,
+    refresh: bool = False,
     lifetime: Any = None,
     team_id: str | None = None,
 ) -> Any:
     """Search offers for ``state`` and build the picker (or the error modal) as ``user_id``
-    sees it (admins may choose lifetimes past the maximum). With ``reuse``, the search this
-    picker last showed (same filters, a couple of minutes old at most) is used instead of a
-    new one. ``lifetime``: the **Run for** value the modal holds now (kept when valid).
+    sees it (admins may choose lifetimes past the maximum). Offers come from the shared
+    cache (a search at most ``OFFER_CACHE_SECONDS`` old; ``refresh`` forces a new one); with
+    ``reuse``, the search this picker last showed (same filters, a couple of minutes old at
+    most) is shown again. ``lifetime``: the **Run for** value the modal holds now (kept when valid).
     ``team_id``: the workspace, whose budgets the picker shows for the chosen offer and run."""
     try:
-        ranked = picker_offers(
-            services.vast,
+        found = picker_offers(
+            services.offers,
             template,
             view_id=view_id,
             disk_gb=state.disk_gb or template.disk_gb,
@@ -76,10 +78,12 @@ def search_view(
             max_dph=state.max_dph,
             recent=services.recent_searches,
             reuse=reuse,
+            refresh=refresh,
         )
     except VastError as error:
         logger.warning("offer search failed: %s", type(error).__name__)
         return picker.error_view(template, state, error.user_message)
+    ranked = found.ranked
     if state.gpu_name is None and state.max_dph is None:
         state.models = gpu_models(ranked)
     policy = services.lifetimes.policy
@@ -109,6 +113,7 @@ def search_view(
         lifetimes=[picker.LifetimeChoice.for_hours(h) for h in choices],
         lifetime_warning_minutes=services.settings.lifetime_warning_minutes,
         lifetime_hours=hours,
+        prices_age_seconds=found.age,
     )
 
 
@@ -207,6 +212,7 @@ def register(app: App, services: Services) -> None:
                 state,
                 view_id,
                 user_id=user,
+                refresh=True,
                 lifetime=values["lifetime"],
                 team_id=_team_of(body),
             ),

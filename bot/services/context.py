@@ -17,7 +17,7 @@ from bot.services.deploy import DeployService
 from bot.services.home import HomeService
 from bot.services.lifetimes import LifetimeService
 from bot.services.listings import ListingService
-from bot.services.offers import RecentSearches
+from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
 from bot.services.reminders import ReminderService
@@ -43,6 +43,7 @@ class Services:
         reminders: reminders at the owner's hours and the daily digest.
         budgets: monthly budgets, spend against them, the 80 % / 100 % notices.
         approvals: requests waiting for an approver (ask, approve, deny, expire).
+        offers: offer searches shared by everyone for ``OFFER_CACHE_SECONDS``.
         recent_searches: the offer search each open picker last showed.
         work: threads for work a listener waits for only up to its ack budget (the offer
             re-check, slow ``/templates costs`` and ``credit`` answers).
@@ -64,6 +65,7 @@ class Services:
     reminders: ReminderService
     budgets: BudgetService
     approvals: ApprovalService
+    offers: OfferCache
     recent_searches: RecentSearches
     work: ThreadPoolExecutor
 
