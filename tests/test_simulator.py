@@ -425,6 +425,122 @@ def test_v1_list_pagination_and_filters(vast_sim: VastSimulator) -> None:
     assert v0.status_code == 410 and v0.json()["error"] == "deprecated_endpoint"
 
 
+def _list(sim: VastSimulator, **params: Any) -> httpx.Response:
+    encoded = {k: v if isinstance(v, str | int) else json.dumps(v) for k, v in params.items()}
+    return api(sim, "GET", "/api/v1/instances/", params=encoded)
+
+
+def _all_pages(sim: VastSimulator, **params: Any) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):  # a paging bug must fail, not loop
+        page = _list(sim, **params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        rows += body["instances"]
+        if not body["next_token"]:
+            return rows
+        params["after_token"] = body["next_token"]
+    raise AssertionError("more than 100 pages")
+
+
+def test_v1_list_order_by_pages_in_order(vast_sim: VastSimulator) -> None:
+    for n in range(31):
+        vast_sim.create_instance_directly(label=None if n % 7 == 0 else f"l{n % 4}")
+    # label descending with nulls first (PostgreSQL's order), ids ascending as tie-breaker
+    live = vast_sim.instances.values()
+    rest = sorted((r for r in live if r["label"] is not None), key=lambda r: r["id"])
+    rest.sort(key=lambda r: r["label"], reverse=True)  # stable: ids stay ascending
+    wanted = sorted(r["id"] for r in live if r["label"] is None) + [r["id"] for r in rest]
+    order = [{"col": "label", "dir": "desc"}]
+    rows = _all_pages(vast_sim, order_by=order, limit=4)
+    assert [r["id"] for r in rows] == wanted
+    token = json.loads(
+        base64.b64decode(_list(vast_sim, order_by=order, limit=4).json()["next_token"])
+    )
+    assert set(token["values"]) == {"label", "id"}
+
+    desc = _all_pages(vast_sim, order_by=[{"col": "id", "dir": "desc"}], limit=10)
+    assert [r["id"] for r in desc] == sorted(vast_sim.instances, reverse=True)
+    odd_dir = _list(vast_sim, order_by=[{"col": "id", "dir": "sideways"}]).json()
+    assert [r["id"] for r in odd_dir["instances"]] == sorted(vast_sim.instances)[:25]
+    filtered = _all_pages(
+        vast_sim,
+        select_filters={"label": {"in": ["l1", "l2"]}},
+        order_by=[{"col": "label", "dir": "asc"}],
+        limit=3,
+    )
+    assert [(r["label"], r["id"]) for r in filtered] == sorted(
+        (r["label"], r["id"]) for r in vast_sim.instances.values() if r["label"] in ("l1", "l2")
+    )
+
+    bad_col = _list(vast_sim, order_by=[{"col": "dph_total", "dir": "asc"}])
+    assert bad_col.status_code == 400 and bad_col.json()["error"] == "invalid_request"
+    # a token from another ordering lacks that ordering's columns
+    id_token = _list(vast_sim, limit=2).json()["next_token"]
+    mixed = _list(vast_sim, order_by=order, after_token=id_token)
+    assert mixed.status_code == 400 and mixed.json()["error"] == "invalid_token"
+
+
+def test_v1_list_filter_columns_and_operators(vast_sim: VastSimulator) -> None:
+    ids = sorted(vast_sim.create_instance_directly(label=f"l{n % 3}") for n in range(6))
+    for computed in ("dph_total", "num_gpus", "gpu_util"):
+        bad = _list(vast_sim, select_filters={computed: {"gt": 0}})
+        assert bad.status_code == 400 and bad.json()["msg"] == (
+            f"Error in query parameters: {computed} is not a valid search key"
+        )
+    bad_op = _list(vast_sim, select_filters={"label": {"like": "l%"}})
+    assert bad_op.status_code == 400 and bad_op.json()["error"] == "invalid_request"
+    unknown_col = _list(vast_sim, select_cols=["id", "no_such_col"]).json()["instances"]
+    assert unknown_col[0] == {"id": ids[0], "no_such_col": None}  # the spec: unknown -> null
+    cases: list[tuple[dict[str, Any], list[int]]] = [
+        ({"id": {"eq": ids[2]}}, [ids[2]]),
+        ({"id": {"neq": ids[2]}}, ids[:2] + ids[3:]),
+        ({"id": {"gt": ids[3]}}, ids[4:]),
+        ({"id": {"gte": ids[3]}}, ids[3:]),
+        ({"id": {"lt": ids[1]}}, ids[:1]),
+        ({"id": {"lte": ids[1]}}, ids[:2]),
+        ({"id": {"in": [ids[0], ids[5], 1]}}, [ids[0], ids[5]]),
+        ({"id": {"notin": ids[1:]}}, ids[:1]),
+        ({"id": {"in": [str(ids[1])]}}, [ids[1]]),
+        (
+            {"id": {"in": ids[:4]}, "label": {"eq": "l0"}},
+            [i for i in ids[:4] if vast_sim.instances[i]["label"] == "l0"],
+        ),
+    ]
+    for filters, expected in cases:
+        body = _list(vast_sim, select_filters=filters).json()
+        assert [r["id"] for r in body["instances"]] == expected, filters
+        assert body["total_instances"] == len(expected)
+
+
+def test_v1_list_by_ids_renders_only_those(vast_sim: VastSimulator) -> None:
+    """The poller asks for 25 ids out of 10,000: only those are rendered (O(page))."""
+    for n in range(10_000):
+        vast_sim.add_offer(id=70_000_000 + n)
+    with vast_sim._lock:  # 10,000 creates without HTTP, as benchmarks/poller_cost.py does
+        ids = [
+            vast_sim.create_instance_directly(70_000_000 + n, label=f"slackbot:{n}")
+            for n in range(10_000)
+        ]
+    wanted = ids[5000:5025]
+    rendered: list[int] = []
+    original = vast_sim._render
+
+    def counting(inst: Any) -> dict[str, Any]:
+        rendered.append(inst.id)
+        return original(inst)
+
+    vast_sim._render = counting  # type: ignore[method-assign]
+    body = _list(vast_sim, select_filters={"id": {"in": wanted}}).json()
+    assert sorted(r["id"] for r in body["instances"]) == sorted(wanted)
+    assert body["total_instances"] == 25 and body["next_token"] is None
+    assert sum(body["label_counts"].values()) == 25
+    assert len(rendered) <= 25
+    rendered.clear()
+    page = _list(vast_sim, order_by=[{"col": "id", "dir": "asc"}]).json()  # the SDK's default
+    assert page["total_instances"] == 10_000 and len(rendered) <= 25
+
+
 def test_label_and_manage_errors(vast_sim: VastSimulator) -> None:
     instance_id = vast_sim.create_instance_directly()
     ok = api(vast_sim, "PUT", f"/api/v0/instances/{instance_id}/", json={"label": "new"})

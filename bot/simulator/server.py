@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import json
 import logging
 import operator
@@ -73,8 +74,17 @@ _LIST_FILTERABLE = {
     "machine_id",
     "host_id",
     "image_uuid",
+    "image_runtype",
     "geolocation",
+    "template_id",
+    "template_hash_id",
+    "start_date",
+    "end_date",
 }
+"""Columns ``select_filters`` and ``order_by`` accept on the v1 list: the spec's
+``actual_status``, ``gpu_name``, ``verification``, ``id``, ``label`` and other columns stored
+on the contract (tests/specs/vast-show_instances.yaml); computed ones (``dph_total``,
+``num_gpus``, …) give 400."""
 _FIELD_ALIASES = {"cuda_vers": "cuda_max_good", "ubuntu_version": "os_version"}
 _RUNTYPES = {
     "args",
@@ -235,6 +245,66 @@ def _sort(rows: list[dict[str, Any]], order: Any) -> None:
         missing = [r for r in rows if r.get(name) is None]
         present.sort(key=operator.itemgetter(name), reverse=desc)
         rows[:] = present + missing
+
+
+def _parse_order_by(order_by: Any) -> list[tuple[str, bool]] | str:
+    """``[{"col": "label", "dir": "desc"}, …]`` -> ``[("label", True), …, ("id", False)]``
+    (column, descending), or an error message. Any ``dir`` but ``desc`` is ascending and
+    ``id`` is appended as tie-breaker (tests/specs/vast-show_instances.yaml ``order_by``)."""
+    if not isinstance(order_by, list):
+        return "order_by must be a JSON list of {col, dir}"
+    order: list[tuple[str, bool]] = []
+    for item in order_by:
+        if not isinstance(item, dict) or not isinstance(item.get("col"), str):
+            return "order_by must be a JSON list of {col, dir}"
+        col = item["col"]
+        if col not in _LIST_FILTERABLE:
+            return f"Error in query parameters: {col} is not a valid order column"
+        order.append((col, str(item.get("dir", "asc")).lower() == "desc"))
+    if all(col != "id" for col, _ in order):
+        order.append(("id", False))
+    return order
+
+
+def _cmp_values(a: Any, b: Any) -> int:
+    """-1/0/1; null after every value (PostgreSQL's order); mixed types compare as text."""
+    if a is None or b is None:
+        return (a is None) - (b is None)
+    try:
+        return int(a > b) - int(a < b)
+    except TypeError:
+        return int(str(a) > str(b)) - int(str(a) < str(b))
+
+
+def _cmp_rows(a: Mapping[str, Any], b: Mapping[str, Any], order: list[tuple[str, bool]]) -> int:
+    """Compare two rows (or a row and a token's values) under ``order``."""
+    for col, desc in order:
+        result = _cmp_values(a.get(col), b.get(col))
+        if result:
+            return -result if desc else result
+    return 0
+
+
+def _id_candidates(cond: Any, live: Mapping[int, Any]) -> list[int] | None:
+    """The sorted live ids an ``id`` filter can match when it names them (``eq`` / ``in``),
+    found by look-up (O(ids named), not O(instances)); None when it names none."""
+    if not isinstance(cond, dict):
+        cond = {"eq": cond} if cond is not None else {}
+    named: set[int] | None = None
+    for op in ("eq", "in"):
+        if op not in cond:
+            continue
+        values = cond[op] if op == "in" else [cond[op]]
+        ints: set[int] = set()
+        for value in values if isinstance(values, list) else []:
+            try:
+                ints.add(int(float(value)))
+            except (TypeError, ValueError):
+                continue
+        named = ints if named is None else named & ints
+    if named is None:
+        return None
+    return sorted(i for i in named if i in live)
 
 
 class VastSimulator:
@@ -772,23 +842,30 @@ class VastSimulator:
         )
 
     def _list(self, query: dict[str, str]) -> SimResponse:
+        """``GET /api/v1/instances/`` as tests/specs/vast-show_instances.yaml documents it.
+
+        ``limit`` (≤ 25; ≤ 0 means 5), ``select_filters`` (stored columns only, ops
+        eq/neq/gt/gte/lt/lte/in/notin; a computed column such as ``dph_total`` → 400
+        ``invalid_request``), ``order_by`` (``[{"col": …, "dir": "asc"|"desc"}]``, any other
+        ``dir`` is asc, ``id`` appended as tie-breaker, an unknown column → 400),
+        ``select_cols`` (unknown names come back null) and keyset paging: ``next_token`` is
+        base64 JSON ``{"values": {<order cols>: <last row's values>, "id": …}}`` and
+        ``after_token`` resumes strictly after that position (bad token → 400
+        ``invalid_token``). Nulls sort last ascending and first descending (PostgreSQL's
+        default). Unfiltered id order renders only the page; an ``id`` ``eq``/``in`` filter
+        renders only those ids, so a poller asking for 25 ids out of 10,000 stays cheap.
+        """
         try:
             limit = int(query.get("limit", _PAGE_MAX))
         except ValueError:
             return _err(400, "invalid_request", "limit must be an integer")
         limit = 5 if limit <= 0 else min(limit, _PAGE_MAX)
-        after_id = 0
-        token = query.get("after_token")
-        if token:
-            try:
-                after_id = int(json.loads(base64.b64decode(token, validate=True))["values"]["id"])
-            except (ValueError, KeyError, TypeError, binascii.Error):
-                return _err(400, "invalid_token", "Invalid after_token")
         try:
             filters = json.loads(query.get("select_filters") or "{}")
             cols = json.loads(query.get("select_cols") or '["*"]')
+            order_by = json.loads(query.get("order_by") or "[]")
         except ValueError:
-            return _err(400, "invalid_request", "select_filters/select_cols must be JSON")
+            return _err(400, "invalid_request", "select_filters/select_cols/order_by must be JSON")
         if not isinstance(filters, dict) or not isinstance(cols, list):
             return _err(
                 400, "invalid_request", "select_filters must be an object, select_cols a list"
@@ -800,32 +877,55 @@ class VastSimulator:
                 "invalid_request",
                 f"Error in query parameters: {bad[0]} is not a valid search key",
             )
-        if filters:
-            rows = [self._render(self._instances[i]) for i in sorted(self._instances)]
+        for cond in filters.values():
+            unknown = [op for op in cond if op not in _OPS] if isinstance(cond, dict) else []
+            if unknown:
+                return _err(400, "invalid_request", f"Unknown operator: {unknown[0]}")
+        order = _parse_order_by(order_by)
+        if isinstance(order, str):
+            return _err(400, "invalid_request", order)
+        after: dict[str, Any] | None = None
+        token = query.get("after_token")
+        if token:
             try:
-                rows = [r for r in rows if all(_matches(r, f, c) for f, c in filters.items())]
-            except ValueError as exc:
-                return _err(400, "invalid_request", f"Unknown operator: {exc}")
-            labels = [r.get("label") or "" for r in rows]
-            remaining = [r for r in rows if r["id"] > after_id]
-            page, more = remaining[:limit], len(remaining) > limit
-            total = len(rows)
-        else:
+                after = json.loads(base64.b64decode(token, validate=True))["values"]
+                if not isinstance(after, dict) or any(col not in after for col, _ in order):
+                    raise KeyError("values")
+                int(after["id"])
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                return _err(400, "invalid_token", "Invalid after_token")
+
+        candidates = _id_candidates(filters.get("id"), self._instances)
+        if not filters and order == [("id", False)]:
             # Without filters, render only the page: a tick over 10,000 instances stays linear.
             ids = sorted(self._instances)
             labels = [self._instances[i].label or "" for i in ids]
-            start = bisect.bisect_right(ids, after_id)
+            start = bisect.bisect_right(ids, int(after["id"])) if after else 0
             page = [self._render(self._instances[i]) for i in ids[start : start + limit]]
             more = start + limit < len(ids)
             total = len(ids)
+        else:
+            ids = sorted(self._instances) if candidates is None else candidates
+            rows = [self._render(self._instances[i]) for i in ids]
+            rows = [r for r in rows if all(_matches(r, f, c) for f, c in filters.items())]
+            labels = [r.get("label") or "" for r in rows]
+            if order != [("id", False)]:
+                rows.sort(key=functools.cmp_to_key(lambda a, b: _cmp_rows(a, b, order)))
+            start = 0
+            if after is not None:
+                start = next(
+                    (n for n, r in enumerate(rows) if _cmp_rows(r, after, order) > 0), len(rows)
+                )
+            page = rows[start : start + limit]
+            more = start + limit < len(rows)
+            total = len(rows)
         label_counts: dict[str, int] = {}
         for label in labels:
             label_counts[label] = label_counts.get(label, 0) + 1
         next_token = None
         if more and page:
-            next_token = base64.b64encode(
-                json.dumps({"values": {"id": page[-1]["id"]}}).encode()
-            ).decode()
+            values = {col: page[-1].get(col) for col, _ in order}
+            next_token = base64.b64encode(json.dumps({"values": values}).encode()).decode()
         if cols != ["*"]:
             page = [{c: r.get(c) for c in cols} for r in page]
         return json_response(
