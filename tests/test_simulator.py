@@ -600,6 +600,102 @@ def test_fault_shapes_and_targeting(vast_sim: VastSimulator) -> None:
         vast_sim.inject(Fault.SLOW, endpoint="nonsense endpoint")
 
 
+def test_search_quota_and_retry_after_faults(vast_sim: VastSimulator) -> None:
+    vast_sim.inject(Fault.SEARCH_QUOTA_EXCEEDED)  # search is its default endpoint
+    assert api(vast_sim, "GET", "/api/v1/instances/").status_code == 200
+    quota = api(vast_sim, "POST", "/api/v0/bundles/", json={})
+    assert quota.status_code == 429 and quota.json() == {
+        "success": False,
+        "error": "search_quota_exceeded",
+        "msg": "Daily search quota exceeded",
+    }
+    reset = int(quota.headers["X-RateLimit-Reset"])
+    assert reset % 86_400 == 0 and 0 < reset - time.time() <= 86_400  # next UTC midnight
+    assert api(vast_sim, "POST", "/api/v0/bundles/", json={}).status_code == 200
+
+    vast_sim.inject(Fault.RATE_LIMIT_RETRY_AFTER, endpoint="get", seconds=7)
+    limited = api(vast_sim, "GET", "/api/v0/instances/1/")
+    assert limited.status_code == 429 and limited.text == "API requests too frequent"
+    assert limited.headers["Retry-After"] == "7"
+    assert limited.headers["content-type"].startswith("text/plain")
+    vast_sim.inject(Fault.RATE_LIMIT_RETRY_AFTER)  # default 2 s, any endpoint
+    assert api(vast_sim, "GET", "/api/v0/users/current/").headers["Retry-After"] == "2"
+    assert vast_sim.rate_limited_count == 0  # injected faults are not the limiter's
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limits_per_endpoint_and_key(make_vast_sim: Any) -> None:
+    clock = _FakeClock()
+    sim = make_vast_sim(api_key=None, rate_limits=True, rate_clock=clock)
+    assert sim.rate_limits == {
+        "list": 1.0,
+        "get": 2.0,
+        "create": 4.5,
+        "manage": 1.0,
+        "destroy": 3.0,
+        "search": 6.0,
+        "user": 1.0,
+    }
+    key_a, key_b = {"Authorization": "Bearer a"}, {"Authorization": "Bearer b"}
+    assert api(sim, "POST", "/api/v0/bundles/", json={}, headers=key_a).status_code == 200
+    too_soon = api(sim, "POST", "/api/v0/bundles/", json={}, headers=key_a)
+    assert too_soon.status_code == 429
+    assert too_soon.text == "API requests too frequent endpoint threshold=6.0"
+    assert too_soon.headers["content-type"].startswith("text/plain")
+    assert "retry-after" not in too_soon.headers
+    # another key, and another endpoint of the same key, are not limited by it
+    assert api(sim, "POST", "/api/v0/bundles/", json={}, headers=key_b).status_code == 200
+    assert api(sim, "GET", "/api/v1/instances/", headers=key_a).status_code == 200
+    clock.now += 5.9
+    assert api(sim, "POST", "/api/v0/bundles/", json={}, headers=key_a).status_code == 429
+    clock.now += 0.1  # 6.0 s after the last *accepted* call: the refused ones do not count
+    assert api(sim, "POST", "/api/v0/bundles/", json={}, headers=key_a).status_code == 200
+    assert sim.rate_limited_count == 2
+
+    # without Authorization the caller is its address
+    assert api(sim, "GET", "/api/v0/users/current/", headers={}).status_code == 200
+    user = api(sim, "GET", "/api/v0/users/current/", headers={})
+    assert user.text == "API requests too frequent endpoint threshold=1.0"
+    instance_id = sim.create_instance_directly()
+    path = f"/api/v0/instances/{instance_id}/"
+    for method, endpoint_path, threshold in (
+        ("GET", path, "2.0"),
+        ("PUT", path, "1.0"),
+        ("DELETE", path, "3.0"),
+        ("PUT", f"/api/v0/asks/{direct_offer(sim)}/", "4.5"),
+    ):
+        first = api(sim, method, endpoint_path, headers=key_b, json={"label": "x"})
+        assert first.status_code != 429, (method, endpoint_path)
+        second = api(sim, method, endpoint_path, headers=key_b, json={"label": "x"})
+        assert second.status_code == 429 and second.text.endswith(f"threshold={threshold}")
+    assert sim.rate_limited_count == 7
+
+
+def test_rate_limit_overrides_and_default_off(make_vast_sim: Any) -> None:
+    clock = _FakeClock()
+    sim = make_vast_sim(api_key=None, rate_limits={"search": 0.5, "list": None}, rate_clock=clock)
+    assert sim.rate_limits["search"] == 0.5 and "list" not in sim.rate_limits
+    assert sim.rate_limits["user"] == 1.0  # the other defaults stay
+    for _ in range(3):
+        assert api(sim, "GET", "/api/v1/instances/", headers={}).status_code == 200
+    assert api(sim, "POST", "/api/v0/bundles/", json={}, headers={}).status_code == 200
+    limited = api(sim, "POST", "/api/v0/bundles/", json={}, headers={})
+    assert limited.text == "API requests too frequent endpoint threshold=0.5"
+    with pytest.raises(ValueError):
+        VastSimulator(rate_limits={"nonsense": 1.0})
+    off = make_vast_sim(api_key=None)
+    for _ in range(5):
+        assert api(off, "POST", "/api/v0/bundles/", json={}, headers={}).status_code == 200
+    assert off.rate_limited_count == 0 and off.rate_limits == {}
+
+
 def test_create_faults(vast_sim: VastSimulator) -> None:
     offer_id = direct_offer(vast_sim)
     body = {"image": "img", "env": {}, "disk": 10}

@@ -1,6 +1,7 @@
 """Faults the simulator can inject, with the bodies Vast.ai sends for them.
 
-Shapes: vast-api.md §1 (429 plain text without Retry-After; auth_error as HTTP 404) and §3
+Shapes: vast-api.md §1 (429 plain text without Retry-After; auth_error as HTTP 404; the
+daily search quota's 429 as the official client reads it) and §3
 (create errors from vast-ai/docs ``create_instance.yaml``). The body for "not enough credit"
 is *not documented* by Vast.ai (vast-api.md §3); the one here is a plausible stand-in.
 """
@@ -9,17 +10,20 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 __all__ = [
     "ENDPOINTS",
+    "RATE_LIMIT_TEXT",
     "Fault",
     "FaultRule",
     "SimResponse",
     "html_page",
     "json_response",
+    "next_utc_midnight",
     "text_response",
 ]
 
@@ -49,6 +53,16 @@ class Fault(StrEnum):
     ``new_contract`` (dstack's finding, vast-api.md §3). HTTP 400 unless ``status`` given."""
     HTML_ERROR = "html_error"
     """An HTML error page, HTTP 500 unless ``status`` is given (e.g. 200 or 502)."""
+    SEARCH_QUOTA_EXCEEDED = "search_quota_exceeded"
+    """Search (the default endpoint): HTTP 429 JSON ``{"success": false, "error":
+    "search_quota_exceeded", "msg": "Daily search quota exceeded"}`` with header
+    ``X-RateLimit-Reset: <epoch seconds of the next UTC midnight>``, as the official client
+    reads it ([cli] ``vastai/api/client.py::is_search_quota_exceeded``,
+    ``vastai/cli/main.py::with_quota_reset``; it does not retry this one)."""
+    RATE_LIMIT_RETRY_AFTER = "rate_limit_retry_after"
+    """HTTP 429, ``text/plain`` body ``API requests too frequent`` **with** ``Retry-After:
+    <seconds>`` (``inject(seconds=…)``, default 2), which the official client waits out
+    when ≤ 60 s ([cli] ``vastai/api/client.py::retry_delay``)."""
 
 
 ENDPOINTS: dict[str, tuple[str, str]] = {
@@ -63,6 +77,19 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 """Endpoint names accepted by ``inject(endpoint=...)``: (method, path prefix)."""
 
 _CREATE_ONLY = {Fault.OFFER_TAKEN, Fault.NO_CREDIT, Fault.CREATE_FAILED_WITH_CONTRACT}
+_SEARCH_ONLY = {Fault.SEARCH_QUOTA_EXCEEDED}
+
+RATE_LIMIT_TEXT = "API requests too frequent"
+"""Plain-text body of Vast.ai's 429 (vast-api.md §1)."""
+
+
+def next_utc_midnight(now: float) -> int:
+    """Epoch seconds of the first UTC midnight after ``now`` (epoch seconds)."""
+    return (int(now) // 86_400 + 1) * 86_400
+
+
+def _seconds_text(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
 
 
 @dataclass
@@ -118,11 +145,13 @@ class FaultRule:
         status: int | None,
     ) -> FaultRule:
         """Parse ``endpoint``: a name from :data:`ENDPOINTS`, ``"METHOD /path/prefix"``,
-        ``"/path/prefix"``, or None (create-only faults default to ``"create"``, others to
-        every endpoint)."""
+        ``"/path/prefix"``, or None (create-only faults default to ``"create"``, the search
+        quota to ``"search"``, others to every endpoint)."""
         kind = Fault(fault)
         if endpoint is None and kind in _CREATE_ONLY:
             endpoint = "create"
+        if endpoint is None and kind in _SEARCH_ONLY:
+            endpoint = "search"
         method: str | None = None
         prefix: str | None = None
         if endpoint is not None:
@@ -143,10 +172,27 @@ class FaultRule:
             return False
         return self.path_prefix is None or path.startswith(self.path_prefix)
 
-    def fixed_response(self) -> SimResponse | None:
-        """The canned answer for faults that do not depend on simulator state."""
+    def fixed_response(self, now: float | None = None) -> SimResponse | None:
+        """The canned answer for faults that do not depend on simulator state; ``now`` is
+        the wall time in epoch seconds (default :func:`time.time`) for reset headers."""
         if self.fault is Fault.RATE_LIMIT:
-            return text_response(429, "API requests too frequent")
+            return text_response(429, RATE_LIMIT_TEXT)
+        if self.fault is Fault.RATE_LIMIT_RETRY_AFTER:
+            response = text_response(429, RATE_LIMIT_TEXT)
+            response.headers["Retry-After"] = _seconds_text(self.seconds)
+            return response
+        if self.fault is Fault.SEARCH_QUOTA_EXCEEDED:
+            response = json_response(
+                429,
+                {
+                    "success": False,
+                    "error": "search_quota_exceeded",
+                    "msg": "Daily search quota exceeded",
+                },
+            )
+            reset = next_utc_midnight(time.time() if now is None else now)
+            response.headers["X-RateLimit-Reset"] = str(reset)
+            return response
         if self.fault is Fault.BAD_GATEWAY:
             return html_page(502, "Bad Gateway")
         if self.fault is Fault.UNAVAILABLE:

@@ -38,11 +38,13 @@ from urllib.parse import parse_qs, urlsplit
 from bot.simulator.apps import AppPorts
 from bot.simulator.clock import SimClock, Timeline
 from bot.simulator.faults import (
+    RATE_LIMIT_TEXT,
     Fault,
     FaultRule,
     SimResponse,
     html_page,
     json_response,
+    text_response,
 )
 from bot.simulator.instances import (
     EXITED,
@@ -52,6 +54,7 @@ from bot.simulator.instances import (
     SimInstance,
     requested_ports,
 )
+from bot.simulator.limits import RateLimiter, endpoint_of
 from bot.simulator.stock import GPU_MODELS, generate_offers, make_offer
 
 __all__ = ["RecordedRequest", "VastSimulator"]
@@ -318,6 +321,16 @@ class VastSimulator:
             12 s app ready, the realistic-but-short one used by ``python -m bot``).
         frozen_clock: when True, time moves only through :meth:`advance` (exact tests).
         credit: starting credit in $. Create fails with ``insufficient_credit`` at ≤ 0.
+        rate_limits: Vast.ai's minimum interval between calls of one endpoint by one caller
+            (the ``Authorization`` header, or the client address without one). ``True`` =
+            :data:`bot.simulator.limits.DEFAULT_RATE_LIMITS` (seconds: list 1.0, get 2.0,
+            create 4.5, manage 1.0, destroy 3.0, search 6.0, user 1.0); a mapping such as
+            ``{"search": 6.0}`` overrides those defaults (0/None turns one off);
+            False/None = off. A call sooner than the interval after the last *accepted* one
+            gets HTTP 429 ``text/plain`` ``API requests too frequent endpoint
+            threshold=<interval>`` without Retry-After (vast-api.md §1), counted in
+            :attr:`rate_limited_count`.
+        rate_clock: monotonic seconds for the rate limiter (default :func:`time.monotonic`).
 
     Use as a context manager or call :meth:`start` / :meth:`stop`. Thread-safe.
     """
@@ -330,8 +343,11 @@ class VastSimulator:
         timeline: Timeline | None = None,
         frozen_clock: bool = False,
         credit: float = 25.0,
+        rate_limits: bool | Mapping[str, float | None] | None = None,
+        rate_clock: Callable[[], float] | None = None,
     ) -> None:
         self.api_key = api_key
+        self._limiter = RateLimiter.from_setting(rate_limits, rate_clock)
         self.timeline = timeline or Timeline()
         self.clock = SimClock(frozen=frozen_clock)
         self._rng = random.Random(seed)
@@ -353,13 +369,13 @@ class VastSimulator:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> str:
-        """Start serving on a free port of 127.0.0.1; return the base URL
-        (``http://127.0.0.1:<port>``, without ``/api``)."""
+    def start(self, port: int = 0) -> str:
+        """Start serving on 127.0.0.1 at ``port`` (0 = a free one); return the base URL
+        (``http://127.0.0.1:<port>``, without ``/api``). OSError when the port is taken."""
         if self._server is not None:
             assert self.base_url is not None
             return self.base_url
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", port), _Handler)
         server.sim = self
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -406,6 +422,17 @@ class VastSimulator:
             self._credit = float(value)
 
     @property
+    def rate_limited_count(self) -> int:
+        """How many HTTP 429s the rate limiter sent (injected faults not counted); 0 when
+        ``rate_limits`` is off."""
+        return self._limiter.rejected if self._limiter is not None else 0
+
+    @property
+    def rate_limits(self) -> dict[str, float]:
+        """The enforced minimum intervals in seconds by endpoint name ({} when off)."""
+        return dict(self._limiter.intervals) if self._limiter is not None else {}
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request received, oldest first."""
         with self._lock:
@@ -437,8 +464,10 @@ class VastSimulator:
         """Make the next ``times`` matching requests fail with ``fault`` (None = until
         :meth:`clear_faults`). ``endpoint``: ``"search"``, ``"create"``, ``"list"``, ``"get"``,
         ``"manage"``, ``"destroy"``, ``"user"``, ``"METHOD /path/prefix"`` or ``"/prefix"``;
-        None = every endpoint (create-only faults default to ``"create"``). ``seconds`` is the
-        delay of :attr:`Fault.SLOW`; ``status`` overrides the HTTP status where it applies.
+        None = every endpoint (create-only faults default to ``"create"``,
+        :attr:`Fault.SEARCH_QUOTA_EXCEEDED` to ``"search"``). ``seconds`` is the delay of
+        :attr:`Fault.SLOW` and the ``Retry-After`` of :attr:`Fault.RATE_LIMIT_RETRY_AFTER`;
+        ``status`` overrides the HTTP status where it applies.
         """
         rule = FaultRule.build(
             fault, times=times, endpoint=endpoint, seconds=seconds, status=status
@@ -648,9 +677,15 @@ class VastSimulator:
     # -- request handling -------------------------------------------------------------------
 
     def handle(
-        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        client: str = "",
     ) -> SimResponse:
-        """Answer one HTTP request (the HTTP layer calls this from its threads)."""
+        """Answer one HTTP request (the HTTP layer calls this from its threads); ``client``
+        is the caller's address, its rate-limit identity when it sends no Authorization."""
         parts = urlsplit(raw_path)
         path = parts.path
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -666,15 +701,18 @@ class VastSimulator:
             rule = self._take_fault(method, path)
         delay = 0.0
         if rule is not None:
-            fixed = rule.fixed_response()
+            fixed = rule.fixed_response(now=self._wall_now())
             if fixed is not None:
                 return fixed
             if rule.fault is Fault.SLOW:
                 delay = rule.seconds
-        if self.api_key is not None:
-            auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-            if auth != f"Bearer {self.api_key}":
-                return _err(404, "auth_error", "Invalid user key")
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if self._limiter is not None:
+            interval = self._limiter.check(endpoint_of(method, path), auth or f"ip:{client}")
+            if interval is not None:
+                return text_response(429, f"{RATE_LIMIT_TEXT} endpoint threshold={interval}")
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            return _err(404, "auth_error", "Invalid user key")
         if bad_json:
             response = _err(400, "invalid_request", "Invalid json body")
         else:
@@ -682,6 +720,11 @@ class VastSimulator:
                 response = self._route(method, path, query, payload, rule)
         response.delay = delay
         return response
+
+    def _wall_now(self) -> float:
+        """Epoch seconds now: the simulator's clock when it runs in real time, else the
+        machine's (a frozen clock's wall time does not move)."""
+        return time.time() if self.clock.frozen else self.clock.wall()
 
     def _take_fault(self, method: str, path: str) -> FaultRule | None:
         for rule in self._faults:
@@ -1030,7 +1073,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         try:
-            response = self.server.sim.handle(method, self.path, dict(self.headers.items()), body)
+            response = self.server.sim.handle(
+                method, self.path, dict(self.headers.items()), body, self.client_address[0]
+            )
         except Exception:  # a simulator bug must still answer, and loudly
             logger.exception("simulator failed on %s %s", method, self.path)
             response = _err(500, "internal_error", "simulator error")
