@@ -1,4 +1,6 @@
-"""Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH``."""
+"""Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH``;
+``python -m bot simulator [--port 8090] [--api-key KEY] [--rate-limits]`` serves the Vast.ai
+simulator on its own."""
 
 from __future__ import annotations
 
@@ -29,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     catalog_commands.add_parser("list", help="print the catalog (built-ins + CATALOG_DIR)")
     validate = catalog_commands.add_parser("validate", help="check a folder of template YAML files")
     validate.add_argument("path", type=Path)
+    simulator = commands.add_parser(
+        "simulator", help="serve the Vast.ai simulator on 127.0.0.1 (foreground, Ctrl-C stops)"
+    )
+    simulator.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    simulator.add_argument(
+        "--api-key", help="the API key it requires (default: a new random one, printed)"
+    )
+    simulator.add_argument(
+        "--rate-limits", action="store_true", help="enforce Vast.ai's per-endpoint intervals"
+    )
     return parser
 
 
@@ -43,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.catalog_command == "list":
             return main_list(catalog_dir_from_env())
         return main_validate(args.path)
+    if args.command == "simulator":
+        from bot.simulator.cli import serve
+
+        return serve(port=args.port, api_key=args.api_key, rate_limits=args.rate_limits)
 
     try:
         settings = load_settings()

@@ -6,6 +6,11 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from bot.simulator import GPU_MODELS, Fault, Timeline, VastSimulator
 from bot.simulator.stock import generate_offers
 from tests.fixtures.vast import VAST_TEST_API_KEY
 
+ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"  # vendored copies, see specs/README.md
 AUTH = {"Authorization": f"Bearer {VAST_TEST_API_KEY}"}
 PORTS_ENV = {"-p 8188:8188": "1", "-p 7860:7860": "1", "-p 9000:9000/udp": "1", "SECRET": "s3"}
@@ -843,4 +849,68 @@ def test_other_answers_match_spec(vast_sim: VastSimulator) -> None:
     gone = api(vast_sim, "DELETE", f"/api/v0/instances/{instance_id}/").json()
     _validate(
         gone, _response_schema("destroy_instance", "/api/v0/instances/{id}/", "delete", "404")
+    )
+
+
+# -- python -m bot simulator ----------------------------------------------------------------------
+
+
+def test_simulator_command_serves_until_sigterm(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VAST_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "simulator", "--port", str(port), "--rate-limits"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        url = f"http://127.0.0.1:{port}"
+        assert lines[0].startswith(f"Vast.ai simulator at {url} ")
+        key = lines[1].removeprefix("API key: ").strip()
+        assert len(key) >= 16  # generated, since no --api-key was given
+        assert lines[2].strip() == (
+            f"Try: vastai --url {url} --api-key {key} search offers 'gpu_ram>=8 num_gpus=1'"
+        )
+        user = httpx.get(f"{url}/api/v0/users/current/", headers={"Authorization": f"Bearer {key}"})
+        assert user.status_code == 200 and "credit" in user.json()
+        wrong = httpx.get(f"{url}/api/v0/users/current/", headers={"Authorization": "Bearer x"})
+        assert wrong.status_code == 404 and wrong.json()["error"] == "auth_error"
+        again = httpx.get(
+            f"{url}/api/v0/users/current/", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert again.status_code == 429  # --rate-limits: user is 1 call per 1.0 s
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert out.strip().endswith("Simulator stopped.") and "Traceback" not in err
+    with socket.socket() as sock:  # the port is free again
+        sock.bind(("127.0.0.1", port))
+
+
+def test_simulator_command_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "simulator", "--port", str(port), "--api-key", "k"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Cannot start: port {port} is already in use. Stop the other process or pass "
+        "--port with a free port."
     )
