@@ -33,7 +33,6 @@ Run: ``python -m benchmarks.poller_cost [--sizes 10,100,1000,10000] [--ticks 5] 
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import statistics
 import tempfile
@@ -53,8 +52,10 @@ from bot.notifier import Notifier
 from bot.services.actions import ManageService
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
+from bot.services.states import WATCHED_STATUSES
 from bot.simulator import Timeline, VastSimulator
 from bot.vast import VastClient
+from bot.vast.pacing import DEFAULT_MIN_INTERVALS, NO_PACING, Pacers
 from catalog import load_catalog
 from storage import Deployment
 from tests.fakes.slack_api import FakeSlack
@@ -68,14 +69,19 @@ TEMPLATE = "jupyter-lab"
 # -- the simulator process -------------------------------------------------------------------
 
 
-def _simulator_main(n: int, conn: Connection) -> None:
+def _simulator_main(n: int, conn: Connection, transition: int | None = None) -> None:
     """Child process: start a simulator with ``n`` instances, send back the URL and each
-    instance's (id, kind, status_msg), then serve until told to stop."""
+    instance's (id, kind, status_msg), then serve until told to stop. ``transition``: how many
+    are provisioning (None: :data:`PROVISIONING_SHARE`); of the rest 90 % are ready."""
     sim = VastSimulator(timeline=Timeline.instant(), frozen_clock=True, seed=11)
     url = sim.start()
-    client = VastClient(url)
-    n_ready = round(n * READY_SHARE)
-    n_prov = round(n * PROVISIONING_SHARE)
+    client = VastClient(url, min_intervals=NO_PACING)
+    if transition is None:
+        n_ready = round(n * READY_SHARE)
+        n_prov = round(n * PROVISIONING_SHARE)
+    else:
+        n_prov = transition
+        n_ready = round((n - transition) * 0.9)
     rows: list[tuple[int, str, str | None]] = []
     for i in range(n):
         offer = sim.add_offer(id=60_000_000 + i)
@@ -83,7 +89,12 @@ def _simulator_main(n: int, conn: Connection) -> None:
         instance_id = sim.create_instance_directly(
             offer, image="quay.io/jupyter/pytorch-notebook:cuda11-latest", label=f"bench-{i}"
         )
-        kind = "ready" if i < n_ready else "provisioning" if i < n_ready + n_prov else "stopped"
+        # Provisioning ones spread over the id range, as they are on a real account.
+        spread = n_prov and i % max(1, n // n_prov) == 0 and i // max(1, n // n_prov) < n_prov
+        if transition is None:
+            kind = "ready" if i < n_ready else "provisioning" if i < n_ready + n_prov else "stopped"
+        else:
+            kind = "provisioning" if spread else "ready" if i % 10 else "stopped"
         if kind == "provisioning":
             sim.stuck_loading(instance_id)
         elif kind == "stopped":
@@ -144,28 +155,57 @@ def _rows(
                 "provisioning_at": now - timedelta(minutes=5),
                 "ready_at": now - timedelta(minutes=4) if ready else None,
                 "ready_notified_at": now - timedelta(minutes=4) if ready else None,
-                "stopped_at": now if kind == "stopped" else None,
+                "stopped_at": now - timedelta(hours=1) if kind == "stopped" else None,
                 "ready_seconds": 0.0,
                 "stopped_seconds": 0.0,
-                "last_state_change_at": now,
+                # At rest for an hour; provisioning ones are in transition.
+                "last_state_change_at": now if kind == "provisioning" else now - timedelta(hours=1),
                 "version": 1,
             }
         )
     return rows
 
 
+class VirtualTime:
+    """The pacers' clock in the benchmark: a sleep moves it instead of waiting, so a tick is
+    paced as in production (its budget and the waits it would make are real) without taking
+    that long; ``advance`` moves it by a poll interval between ticks."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def measure(
-    n: int, ticks: int, fake: FakeSlack, folder: Path, *, rules: bool = False
+    n: int,
+    ticks: int,
+    fake: FakeSlack,
+    folder: Path,
+    *,
+    rules: bool = False,
+    transition: int | None = None,
+    sweep_seconds: float = 120.0,
 ) -> dict[str, Any]:
-    """Set up ``n`` deployments and return the per-tick figures (``rules``: with the lifetime
-    and idle rules)."""
+    """Set up ``n`` deployments (``transition`` of them provisioning) and return the per-tick
+    figures (``rules``: with the lifetime and idle rules), and how many ticks the sweep needs
+    for a full pass with ``STEADY_SWEEP_SECONDS=sweep_seconds``."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    process = ctx.Process(target=_simulator_main, args=(n, child), daemon=True)
+    process = ctx.Process(target=_simulator_main, args=(n, child, transition), daemon=True)
     process.start()
     url, instances = parent.recv()
     try:
-        database_url = f"sqlite:///{folder / f'poller-{n}-{rules}.db'}"
+        database_url = f"sqlite:///{folder / f'poller-{n}-{rules}-{transition}-{sweep_seconds}.db'}"
         settings = make_settings(
             fake, database_url=database_url, vast_api_url=url, status_poll_seconds=15
         )
@@ -178,7 +218,9 @@ def measure(
         now = storage.utcnow()
         with storage.write_transaction(sf) as session:
             session.execute(insert(Deployment), _rows(instances, template.name, now, rules=rules))
-        vast = VastClient(url, None, timeout=30)
+        clock = VirtualTime()
+        pacers = Pacers.build(DEFAULT_MIN_INTERVALS, clock=clock, sleep=clock.sleep)
+        vast = VastClient(url, None, timeout=30, pacers=pacers)
         messages = SlackMessages(Notifier(make_web_client(settings)))
         lifetimes = None
         if rules:
@@ -207,23 +249,34 @@ def measure(
             timeout_minutes=settings.deploy_timeout_minutes,
             clock=lambda: now,
             lifetimes=lifetimes,
+            sweep_seconds=sweep_seconds,
         )
 
-        warm = poller.tick()
+        # Ticks until the sweep's first full pass: every deployment at rest is read by then.
+        pass_ticks = 0
+        warm_slack = 0
+        while True:
+            report = poller.tick()
+            clock.advance(poller.interval_seconds)
+            pass_ticks += 1
+            warm_slack += report.slack_calls
+            if report.sweep_passes or pass_ticks > 10_000:
+                break
+        unread = [d for d in poller_followed(sf) if poller.last_read_tick(d) is None]
         slack_before = len(fake.calls)
-        walls, cpus, requests, slack = [], [], [], []
+        walls, cpus, requests, slack, waits = [], [], [], [], []
         for _ in range(ticks):
             calls = len(fake.calls)
+            slept = clock.slept
             wall0, cpu0 = time.perf_counter(), time.process_time()
             report = poller.tick()
             walls.append(time.perf_counter() - wall0)
             cpus.append(time.process_time() - cpu0)
+            clock.advance(poller.interval_seconds)
+            waits.append(clock.slept - slept)
             requests.append(report.vast_requests)
             slack.append(len(fake.calls) - calls)
             assert report.changes == 0, report
-        list0 = time.perf_counter()
-        vast.list_instances()
-        list_seconds = time.perf_counter() - list0
 
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -238,20 +291,30 @@ def measure(
         return {
             "n": n,
             "rules": rules,
-            "pages": math.ceil(n / 25),
+            "transition": transition if transition is not None else round(n * 0.1),
+            "sweep_seconds": sweep_seconds,
+            "budget": poller.list_budget(),
             "requests": statistics.median(requests),
             "requests_max": max(requests),
             "slack": max(slack),
             "slack_total": len(fake.calls) - slack_before,
-            "warm_slack": warm.slack_calls,
+            "warm_slack": warm_slack,
             "wall": statistics.median(walls),
             "cpu": statistics.median(cpus),
-            "list_share": min(1.0, list_seconds / statistics.median(walls)),
+            "wait": statistics.median(waits),
             "peak_mb": peak / 2**20,
+            "pass_ticks": pass_ticks,
+            "pass_seconds": pass_ticks * poller.interval_seconds,
+            "unread": len(unread),
         }
     finally:
         parent.send("stop")
         process.join(timeout=30)
+
+
+def poller_followed(sf: storage.SessionFactory) -> list[int]:
+    """Ids of the deployments the poller follows."""
+    return [d.id for d in storage.list_by_status(sf, WATCHED_STATUSES) if d.instance_id]
 
 
 def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
@@ -270,7 +333,9 @@ def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
             vast_api_url=sim.base_url,
             status_poll_seconds=1,
         )
-        runtime = build_runtime(settings, vast=VastClient(sim.base_url, None))
+        runtime = build_runtime(
+            settings, vast=VastClient(sim.base_url, None, min_intervals=NO_PACING)
+        )
         services = runtime.services
         runtime.start_background()
         template = services.catalog.get(TEMPLATE)
@@ -326,42 +391,73 @@ def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
             runtime.close()
 
 
+SCENARIOS = (
+    # (deployments, in transition, STEADY_SWEEP_SECONDS): the issue's figures, and the same
+    # loads with a sweep long enough to need one page a tick.
+    (1_000, 0, 120.0),
+    (1_000, 0, 300.0),
+    (1_000, 100, 120.0),
+    (10_000, 100, 120.0),
+    (10_000, 100, 6_000.0),
+)
+
+
 def main() -> None:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10,100,1000,10000")
+    parser.add_argument(
+        "--scenarios",
+        default=None,
+        help="deployments:in-transition:sweep-seconds,... (default: the built-in list)",
+    )
     parser.add_argument("--ticks", type=int, default=5)
+    parser.add_argument("--rules", choices=("off", "on", "both"), default="both")
     parser.add_argument("--latency", type=int, default=10, help="samples; 0 skips it")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    scenarios: tuple[tuple[int, int, float], ...] = SCENARIOS
+    if args.scenarios:
+        scenarios = tuple(
+            (int(a), int(b), float(c))
+            for a, b, c in (part.split(":") for part in args.scenarios.split(","))
+        )
+    rule_modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.rules]
     header = (
-        f"{'deployments':>11} {'rules':>5} {'Vast req/tick':>13} {'pages':>6} {'req/page':>8} "
-        f"{'Slack/tick':>10} {'wall ms':>9} {'CPU ms':>8} {'list %':>6} {'peak MB':>8}"
+        f"{'deploys':>7} {'moving':>6} {'sweep s':>7} {'rules':>5} {'list/tick':>9} "
+        f"{'max':>4} {'budget':>6} {'Slack':>5} {'wall ms':>8} {'CPU ms':>7} {'pace s':>6} "
+        f"{'peak MB':>7} {'pass':>10}"
     )
     print("Status poller: cost per tick when nothing changed (median of measured ticks)")
     print(header)
     print("-" * len(header))
     with FakeSlack() as fake, tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
+        for n, moving, sweep in scenarios:
             ticks = args.ticks if n < 10_000 else max(3, args.ticks // 2)
             cpu: dict[bool, float] = {}
-            for rules in (False, True):
-                r = measure(n, ticks, fake, Path(tmp), rules=rules)
+            for rules in rule_modes:
+                r = measure(
+                    n, ticks, fake, Path(tmp), rules=rules, transition=moving, sweep_seconds=sweep
+                )
                 cpu[rules] = r["cpu"]
-                per_page = r["requests"] / r["pages"]
                 print(
-                    f"{r['n']:>11,} {'on' if rules else 'off':>5} {r['requests']:>13g} "
-                    f"{r['pages']:>6} {per_page:>8.2f} {r['slack']:>10} "
-                    f"{r['wall'] * 1000:>9.1f} {r['cpu'] * 1000:>8.1f} "
-                    f"{r['list_share'] * 100:>5.0f}% {r['peak_mb']:>8.2f}",
+                    f"{r['n']:>7,} {r['transition']:>6,} {sweep:>7g} {'on' if rules else 'off':>5} "
+                    f"{r['requests']:>9g} {r['requests_max']:>4} {r['budget']:>6} "
+                    f"{r['slack']:>5} {r['wall'] * 1000:>8.1f} {r['cpu'] * 1000:>7.1f} "
+                    f"{r['wait']:>6.1f} {r['peak_mb']:>7.2f} "
+                    f"{r['pass_ticks']:>3} = {r['pass_seconds']:>4.0f}s",
                     flush=True,
                 )
                 if r["slack_total"] or r["warm_slack"]:
                     print(f"  !! Slack calls on ticks where nothing changed: {r['slack_total']}")
-            print(f"{'':>11} CPU on/off: {cpu[True] / cpu[False]:.3f}", flush=True)
+                if r["unread"]:
+                    print(f"  !! {r['unread']} deployments not read in the first sweep pass")
+            if len(cpu) == 2:
+                print(f"{'':>7} CPU on/off: {cpu[True] / cpu[False]:.3f}", flush=True)
     print(
-        "Vast req/tick = HTTP requests to Vast.ai per tick (the v1 list: 1 per 25 instances); "
-        "Slack/tick = Slack Web API calls; list % = share of the tick spent reading the list."
+        "list/tick = v1 list requests per tick (median; max = the largest), budget = what the "
+        "list pacer allows in one 15 s interval; moving = deployments in transition (read by "
+        "id every tick); pace s = seconds the tick waits for the pacer (1 s per list request); "
+        "pass = ticks (and seconds at STATUS_POLL_SECONDS=15) for the sweep to read every "
+        "instance once."
     )
     if args.latency:
         with FakeSlack() as fake, tempfile.TemporaryDirectory() as tmp:

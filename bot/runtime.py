@@ -172,6 +172,7 @@ def build_services(
         on_change=home.deployment_changed,
         clock=clock,
         lifetimes=lifetimes,
+        sweep_seconds=settings.steady_sweep_seconds,
     )
     closers.append(poller.close)
     reminders = ReminderService(

@@ -19,6 +19,7 @@ import storage
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
 from bot.vast import port_env
+from bot.vast.client import InstancePage
 from storage import DeploymentRecord
 from tests.fakes.slack_api import TEAM_ID, Call, FakeSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
@@ -372,15 +373,19 @@ def test_missing_from_the_list_but_found_by_id_is_kept(bot: BotHarness) -> None:
     poller = poller_of(bot)
     poller.tick()
     # The list misses the instance once (eventual visibility) while the per-id GET finds it.
-    original = bot.services.vast.list_instances
-    bot.services.vast.list_instances = lambda **kw: [
-        i for i in original(**kw) if i.id != dep.instance_id
-    ]
+    original = bot.services.vast.list_instances_page
+
+    def lagging(**kw: Any) -> InstancePage:
+        page = original(**kw)
+        kept = [i for i in page.instances if i.id != dep.instance_id]
+        return InstancePage(kept, page.next_token, page.total)
+
+    bot.services.vast.list_instances_page = lagging  # type: ignore[method-assign]
     try:
         poller.clock = later(3)
         poller.tick()
     finally:
-        bot.services.vast.list_instances = original
+        bot.services.vast.list_instances_page = original  # type: ignore[method-assign]
     assert current(bot, dep).status == "provisioning"
     assert bot.vast.request_count("GET", f"/api/v0/instances/{dep.instance_id}/") == 1
 

@@ -109,9 +109,12 @@ def _ended_text(dep: DeploymentRecord) -> str:
     return f"*{dep.template_name}* (#{dep.id}) has already ended ({dep.status})."
 
 
+START_CLAIM_PREFIX = "deployment-start:"
+
+
 def start_claim_name(deployment_id: int) -> str:
     """Lease name that makes one Start click at a time win: ``deployment-start:<id>``."""
-    return f"deployment-start:{deployment_id}"
+    return f"{START_CLAIM_PREFIX}{deployment_id}"
 
 
 def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:

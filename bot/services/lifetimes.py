@@ -31,7 +31,7 @@ percentage and is read as one. So a busy GPU is never read as idle; at worst a G
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -175,28 +175,40 @@ class LifetimeService:
         deps: Sequence[DeploymentRecord],
         instances: Mapping[int, Instance],
         now: datetime,
+        *,
+        seen: Set[int] | None = None,
     ) -> int:
         """Apply the rules to ``deps`` (rows as the tick read them) with this tick's instance
         list (``instance id -> Instance``). ``ready`` rows get the expiry and idle rules; a
         ``stopped`` row whose instance runs on Vast.ai (a Start whose app never answered)
-        gets the expiry rule, since its GPU bills. Returns how many Slack messages or actions
-        it sent; a tick where nothing is due writes nothing and sends nothing. Never raises
-        for one deployment's trouble."""
+        gets the expiry rule, since its GPU bills. ``seen``: the ids of the deployments whose
+        instance this tick read (None: all); the others get the expiry rule only (a ready
+        one), or nothing (a stopped one), since an unread ``gpu_util`` is not "unknown".
+        Returns how many Slack messages or actions it sent; a tick where nothing is due
+        writes nothing and sends nothing. Never raises for one deployment's trouble."""
         sent = 0
         for dep in deps:
-            instance = instances.get(dep.instance_id or 0)
+            read = seen is None or dep.id in seen
+            instance = instances.get(dep.instance_id or 0) if read else None
             if dep.status == DeploymentStatus.STOPPED:
                 if instance is None or instance.actual_status != "running":
                     continue
             elif dep.status != DeploymentStatus.READY:
                 continue
             try:
-                sent += self._review_one(dep, instance, now)
+                sent += self._review_one(dep, instance, now, judge_idle=read)
             except Exception:  # one deployment's trouble must not stop the others
                 logger.exception("lifetimes: deployment %d not reviewed", dep.id)
         return sent
 
-    def _review_one(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> int:
+    def _review_one(
+        self,
+        dep: DeploymentRecord,
+        instance: Instance | None,
+        now: datetime,
+        *,
+        judge_idle: bool = True,
+    ) -> int:
         policy = self.policy
         if dep.ends_at is not None:
             warned = dep.expiry_warned_at
@@ -211,7 +223,7 @@ class LifetimeService:
                 )
             if warned is None and now >= dep.ends_at - policy.warning:
                 return self._warn_expiry(dep, now)
-        if dep.status != DeploymentStatus.READY:
+        if dep.status != DeploymentStatus.READY or not judge_idle:
             return 0
         return self._review_idle(dep, instance, now)
 

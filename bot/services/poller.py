@@ -8,8 +8,18 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    takes over once the holder stops renewing (it died) or released it (clean shutdown);
 2. reads the deployments it follows (``creating`` with an instance id, ``provisioning``,
    ``ready``, ``stopped``) from the database;
-3. reads the account's instances **once** (``GET /api/v1/instances/``, one request per 25
-   instances; vast-api.md §4), never one request per deployment;
+3. reads their instances with the v1 list (``GET /api/v1/instances/``, 25 a page; vast-api.md
+   §4), scaled by what changes rather than by what exists: deployments **in transition**
+   (``creating``, ``provisioning``, a Start in flight, a state changed in the last
+   :data:`TRANSITION_WINDOW`, a lost host, a ready notification not yet posted) are read
+   every tick by id (``select_filters`` ``{"id": {"in": [...]}}``, 25 ids a request), and
+   the account's whole list is read in a **rolling sweep**, a slice of pages per tick
+   resuming from the last page's cursor, sized so that a full pass takes at most
+   ``STEADY_SWEEP_SECONDS`` (deployments at rest: ``ready``, ``stopped``; stray and
+   unmanaged instances). Every request asks only the columns the bot reads
+   (``select_cols``: :data:`bot.vast.models.INSTANCE_COLUMNS`). The list requests of a tick
+   never exceed what the ``list`` pacer allows in one poll interval (:meth:`list_budget`),
+   and never one request per deployment;
 4. maps each deployment to its instance (:mod:`bot.services.states`), probes apps that look
    up (:mod:`bot.services.probe`), and persists each change with a conditional
    :func:`storage.update_status` (one short transaction each; no network call inside);
@@ -21,8 +31,9 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    billing), marks the deployment failed with the reason and tells the requester in the thread;
 7. hands the ready and stopped deployments that did not move, with this tick's instances, to
    the lifetime rules (:meth:`bot.services.lifetimes.LifetimeService.review`: expiry warnings
-   and actions, idle GPUs), and records the instances nobody owns (no bot label, no
-   deployment) for admins.
+   and actions every tick; idle GPUs when this tick read the instance), and at the end of
+   each sweep pass records the instances nobody owns (no bot label, no deployment) for
+   admins.
    A stopped deployment that runs again after its end passed begins a new run of its lifetime
    (a Start from Slack begins one when it is pressed).
 
@@ -34,20 +45,21 @@ on the next tick.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
 
 import storage
 from bot.services import states
-from bot.services.actions import start_claim_name
+from bot.services.actions import START_CLAIM_PREFIX, start_claim_name
 from bot.services.deploy import deployment_id_from_label
 from bot.services.lifetimes import LifetimeService
 from bot.services.ports import Delivery, Messages, UnmanagedInstance
@@ -55,9 +67,9 @@ from bot.services.probe import Prober
 from bot.services.recovery import stray_reason
 from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
 from bot.services.unmanaged import write_unmanaged
-from bot.vast.client import VastClient
+from bot.vast.client import LIST_PAGE_SIZE, VastClient
 from bot.vast.errors import VastError
-from bot.vast.models import Instance
+from bot.vast.models import INSTANCE_COLUMNS, Instance
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
@@ -75,6 +87,13 @@ JOB_ID = "status-poller"
 #: The lease lives this many poll intervals (and at least :data:`MIN_LEASE_SECONDS`).
 LEASE_INTERVALS = 3
 MIN_LEASE_SECONDS = 30.0
+#: A deployment whose state changed this recently is read every tick (a stop or a start
+#: settling on Vast.ai, a just-ready app), not only when the sweep passes it.
+TRANSITION_WINDOW = timedelta(minutes=5)
+#: Statuses always read every tick.
+TRANSITION_STATUSES = frozenset({DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING})
+#: The sweep reads the list in id order, so a page covers a known range of instance ids.
+SWEEP_ORDER = ({"col": "id", "dir": "asc"},)
 #: A ready deployment without a status message yet waits this long for the deploy service to
 #: post it before its notification goes to the requester's DM instead.
 MESSAGE_GRACE = timedelta(seconds=60)
@@ -87,12 +106,20 @@ class TickReport:
     ``ran`` is False when another process holds the lease. ``vast_requests`` counts HTTP
     requests to Vast.ai (list pages, confirmations, destroys; retries included);
     ``slack_calls`` counts Slack Web API calls the poller made (retries after a 429 not
-    included); ``seconds`` is wall time.
+    included); ``seconds`` is wall time. ``in_transition`` deployments were read by id
+    (``transition_requests`` list requests), ``sweep_pages`` pages of the rolling sweep were
+    read, ``assessed`` deployments were judged with what this tick read, ``sweep_passes``
+    is 1 when this tick finished a pass over the whole list.
     """
 
     ran: bool = True
     deployments: int = 0
     instances: int = 0
+    in_transition: int = 0
+    transition_requests: int = 0
+    sweep_pages: int = 0
+    sweep_passes: int = 0
+    assessed: int = 0
     vast_requests: int = 0
     slack_calls: int = 0
     changes: int = 0
@@ -101,6 +128,41 @@ class TickReport:
     probes: int = 0
     seconds: float = 0.0
     error: str | None = None
+
+
+@dataclass
+class _Sweep:
+    """Where the rolling sweep over the account's instance list stands.
+
+    ``token`` resumes the pass (None: the next page is the first); ids up to ``after_id`` were
+    read in this pass. Over the pass it gathers the instances nobody owns and the stray
+    candidates; ``total`` is the list's last ``total_instances``.
+    """
+
+    token: str | None = None
+    after_id: int = 0
+    total: int | None = None
+    unmanaged: list[UnmanagedInstance] = field(default_factory=list)
+    candidates: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Read:
+    """What one tick read: instances by id, the deployments read by id, and the instance-id
+    range ``(low, high]`` the sweep's pages covered (None: no sweep page read)."""
+
+    instances: dict[int, Instance] = field(default_factory=dict)
+    by_id: set[int] = field(default_factory=set)
+    swept: tuple[float, float] | None = None
+
+    def covers(self, dep: DeploymentRecord) -> bool:
+        """Whether this tick read ``dep``'s instance (or learnt that it is absent)."""
+        if dep.id in self.by_id:
+            return True
+        if self.swept is None or dep.instance_id is None:
+            return False
+        low, high = self.swept
+        return low < dep.instance_id <= high
 
 
 @dataclass
@@ -127,6 +189,8 @@ class StatusPoller:
         holder: this process's lease holder id (default ``host:pid:random``).
         lifetimes: the lifetime and idle rules (None: not applied, for tests of the poller
             alone).
+        sweep_seconds: ``STEADY_SWEEP_SECONDS``: a full pass of the rolling sweep takes at
+            most this long, as far as the ``list`` pacer's budget allows.
     """
 
     def __init__(
@@ -144,6 +208,7 @@ class StatusPoller:
         lease_name: str | None = LEASE_NAME,
         holder: str | None = None,
         lifetimes: LifetimeService | None = None,
+        sweep_seconds: float = 120.0,
     ) -> None:
         self.sf = session_factory
         self.vast = vast
@@ -162,7 +227,12 @@ class StatusPoller:
         self._shown: dict[int, tuple[str, Hashable]] = {}
         # deployment id -> when this process first saw its instance offline/unknown
         self._lost_since: dict[int, datetime] = {}
-        self._strays: set[int] = set()  # instance ids that looked stray on the last tick
+        self._strays: set[int] = set()  # instance ids that looked stray in the last pass
+        self.sweep_seconds = float(sweep_seconds)
+        self._sweep = _Sweep()
+        # deployment id -> number of the tick that last read it (the oldest go first)
+        self._read_at: dict[int, int] = {}
+        self._ticks = 0
         self.lifetimes = lifetimes
         # the unmanaged instances as last written, and when
         self._unmanaged: tuple[list[UnmanagedInstance], datetime] | None = None
@@ -240,7 +310,7 @@ class StatusPoller:
         deps = [d for d in storage.list_by_status(sf, states.WATCHED_STATUSES) if d.instance_id]
         report.deployments = len(deps)
         live = {d.id for d in deps}
-        for cache in (self._shown, self._lost_since):
+        for cache in (self._shown, self._lost_since, self._read_at):
             for dep_id in [k for k in cache if k not in live]:
                 del cache[dep_id]
         if not deps and not storage.count_ended_since(sf, now - STRAY_WINDOW):
@@ -248,21 +318,37 @@ class StatusPoller:
             report.seconds = time.perf_counter() - started
             return report
 
+        self._ticks += 1
         vast = self.vast
         requests_before = vast.request_count
+        starting = storage.live_lease_names(sf, START_CLAIM_PREFIX, now)
+        hot = [d for d in deps if self._in_transition(d, now, starting)]
+        report.in_transition = len(hot)
+        read = _Read()
         try:
-            instances = {inst.id: inst for inst in vast.list_instances()}
+            # The sweep first: what its pages cover needs no read by id.
+            reserve = math.ceil(len(hot) / LIST_PAGE_SIZE)
+            self._read_sweep(deps, read, report, now, reserve=reserve)
+            self._read_transitions([d for d in hot if not read.covers(d)], read, report)
         except VastError as error:
-            # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3).
+            # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3): only
+            # what was read before the failure is judged.
             logger.warning("poller: listing instances failed: %s", error)
             report.error = type(error).__name__
+        report.instances = len(read.instances)
+        if not read.by_id and read.swept is None:
             report.vast_requests = vast.request_count - requests_before
             report.seconds = time.perf_counter() - started
             return report
-        report.instances = len(instances)
 
-        self._sweep_strays(instances, deps, report, now)
-        work = [self._assess(dep, instances.get(dep.instance_id or 0), now) for dep in deps]
+        covered = [dep for dep in deps if read.covers(dep)]
+        report.assessed = len(covered)
+        for dep in covered:
+            self._read_at[dep.id] = self._ticks
+        work = [
+            self._assess(dep, read.instances.get(dep.instance_id or 0), now, starting)
+            for dep in covered
+        ]
         self._probe(work, now, report)
         for item in work:
             if item.verdict.confirm_gone:
@@ -273,60 +359,161 @@ class StatusPoller:
             except Exception:  # one deployment's trouble must not stop the others
                 logger.exception("poller: deployment %d not processed", item.dep.id)
         if self.lifetimes is not None:
+            at_rest = (DeploymentStatus.READY, DeploymentStatus.STOPPED)
+            assessed = {item.dep.id for item in work}
             steady = [  # rows this tick did not move; review() judges ready and stopped ones
                 item.dep
                 for item in work
-                if item.verdict.status == item.dep.status
-                and item.dep.status in (DeploymentStatus.READY, DeploymentStatus.STOPPED)
-            ]
-            report.slack_calls += self.lifetimes.review(steady, instances, now)
+                if item.verdict.status == item.dep.status and item.dep.status in at_rest
+            ] + [dep for dep in deps if dep.id not in assessed and dep.status in at_rest]
+            report.slack_calls += self.lifetimes.review(steady, read.instances, now, seen=assessed)
         report.vast_requests = vast.request_count - requests_before
         report.seconds = time.perf_counter() - started
         return report
 
-    def _sweep_strays(
+    # -- what a tick reads ------------------------------------------------------------------
+
+    @property
+    def ticks(self) -> int:
+        """Ticks this poller ran that read Vast.ai (numbered from 1)."""
+        return self._ticks
+
+    def last_read_tick(self, deployment_id: int) -> int | None:
+        """The number of the last tick that read this deployment's instance (None: none has
+        since it was last followed)."""
+        return self._read_at.get(deployment_id)
+
+    def list_budget(self) -> int:
+        """List requests one tick may send: what the ``list`` pacer allows in one poll
+        interval (at least 2: one by id, one sweep page)."""
+        interval = self.vast.pacers.interval("list")
+        if interval <= 0:
+            return 1_000_000
+        return max(2, math.floor(self.interval_seconds / interval))
+
+    def _in_transition(self, dep: DeploymentRecord, now: datetime, starting: set[str]) -> bool:
+        return (
+            dep.status in TRANSITION_STATUSES
+            or now - dep.last_state_change_at < TRANSITION_WINDOW
+            or dep.id in self._lost_since
+            or (dep.status == DeploymentStatus.READY and dep.ready_notified_at is None)
+            or start_claim_name(dep.id) in starting
+        )
+
+    def _read_transitions(
+        self, hot: list[DeploymentRecord], read: _Read, report: TickReport
+    ) -> None:
+        """Read the instances of ``hot`` by id, 25 a request, the least recently read first,
+        within what is left of the tick's budget after the sweep."""
+        if not hot:
+            return
+        hot = sorted(hot, key=lambda d: (self._read_at.get(d.id, 0), d.id))
+        left = max(0, self.list_budget() - report.sweep_pages)
+        chunks = _chunks(hot, LIST_PAGE_SIZE)[:left]
+        for chunk in chunks:
+            ids = sorted({d.instance_id for d in chunk if d.instance_id is not None})
+            page = self.vast.list_instances_page(
+                select_filters={"id": {"in": ids}}, select_cols=INSTANCE_COLUMNS
+            )
+            report.transition_requests += 1
+            wanted = set(ids)
+            read.instances.update((i.id, i) for i in page.instances if i.id in wanted)
+            read.by_id.update(d.id for d in chunk)
+
+    def sweep_pages_per_tick(self, followed: int) -> int:
+        """Pages the sweep reads per tick so that a pass over the account's list (its last
+        ``total_instances``, else ``followed``) takes at most ``STEADY_SWEEP_SECONDS``."""
+        total = self._sweep.total if self._sweep.total is not None else followed
+        pages = max(1, math.ceil(total / LIST_PAGE_SIZE))
+        ticks_per_pass = max(1, math.floor(self.sweep_seconds / self.interval_seconds))
+        return max(1, math.ceil(pages / ticks_per_pass))
+
+    def _read_sweep(
         self,
-        instances: dict[int, Instance],
         deps: list[DeploymentRecord],
+        read: _Read,
         report: TickReport,
         now: datetime,
+        *,
+        reserve: int,
     ) -> None:
-        """Destroy instances labelled by the bot that no live deployment holds (a create whose
-        answer was lost, a leftover whose destroy failed): they bill and nobody sees them.
-
-        An instance must look stray on two ticks in a row, so a create that is being answered
-        right now is left to the deploy service. Uses this tick's list: no extra reads.
-        """
+        """Read this tick's slice of the rolling sweep (never past the end of a pass), leaving
+        ``reserve`` requests of the budget for reads by id (the sweep gets at least one)."""
+        sweep = self._sweep
+        budget = max(1, self.list_budget() - reserve)
+        pages = min(self.sweep_pages_per_tick(len(deps)), budget)
         held = {dep.instance_id for dep in deps}
-        candidates: set[int] = set()
-        unmanaged: list[UnmanagedInstance] = []
-        for instance in instances.values():
-            dep_id = deployment_id_from_label(instance.label)
-            if dep_id is None and instance.id not in held:
-                unmanaged.append(_unmanaged(instance))
-            if dep_id is None or instance.id in held:
-                continue
-            dep = storage.get_deployment(self.sf, dep_id)
-            why = stray_reason(instance.id, dep_id, dep)
-            if why is None:
-                continue
-            candidates.add(instance.id)
-            if instance.id not in self._strays:
-                continue
-            logger.warning("poller: destroying instance %d: %s", instance.id, why)
+        low = float(sweep.after_id)
+        for _ in range(pages):
             try:
-                self.vast.destroy_instance(instance.id)
-                report.destroyed += 1
+                page = self.vast.list_instances_page(
+                    after_token=sweep.token, select_cols=INSTANCE_COLUMNS, order_by=SWEEP_ORDER
+                )
             except VastError as error:
-                logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
-        self._strays = candidates
-        unmanaged.sort(key=lambda i: i.id)
+                if error.status_code == 400 and sweep.token is not None:
+                    logger.info("poller: the sweep's cursor was refused; starting a new pass")
+                    self._sweep = _Sweep(total=sweep.total)
+                raise
+            report.sweep_pages += 1
+            sweep.total = page.total
+            for instance in page.instances:
+                read.instances.setdefault(instance.id, instance)
+                self._sweep_one(instance, held, sweep, report)
+            last = max((i.id for i in page.instances), default=sweep.after_id)
+            if page.next_token is None:
+                read.swept = (low, math.inf)
+                self._end_pass(sweep, now)
+                report.sweep_passes += 1
+                return
+            sweep.token, sweep.after_id = page.next_token, max(sweep.after_id, last)
+            read.swept = (low, float(sweep.after_id))
+
+    def _end_pass(self, sweep: _Sweep, now: datetime) -> None:
+        """A pass is complete: keep its stray candidates, record the unmanaged instances, and
+        start the next pass."""
+        self._strays = sweep.candidates
+        unmanaged = sorted(sweep.unmanaged, key=lambda i: i.id)
         written = self._unmanaged
         if written is None or written[0] != unmanaged or now - written[1] >= UNMANAGED_REFRESH:
             write_unmanaged(self.sf, unmanaged, now)
             self._unmanaged = (unmanaged, now)
+        self._sweep = _Sweep(total=sweep.total)
 
-    def _assess(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> _Work:
+    def _sweep_one(
+        self, instance: Instance, held: set[int | None], sweep: _Sweep, report: TickReport
+    ) -> None:
+        """Judge one instance of the sweep: nobody's (recorded for admins), or labelled by the
+        bot while no live deployment holds it (a create whose answer was lost, a leftover
+        whose destroy failed): it bills and nobody sees it, so it is destroyed once it looked
+        stray in two passes in a row (a create being answered right now is left to the
+        deploy service)."""
+        dep_id = deployment_id_from_label(instance.label)
+        if dep_id is None and instance.id not in held:
+            sweep.unmanaged.append(_unmanaged(instance))
+        if dep_id is None or instance.id in held:
+            return
+        dep = storage.get_deployment(self.sf, dep_id)
+        why = stray_reason(instance.id, dep_id, dep)
+        if why is None:
+            return
+        sweep.candidates.add(instance.id)
+        if instance.id not in self._strays:
+            return
+        logger.warning("poller: destroying instance %d: %s", instance.id, why)
+        try:
+            self.vast.destroy_instance(instance.id)
+            report.destroyed += 1
+            sweep.candidates.discard(instance.id)
+        except VastError as error:
+            logger.warning("poller: instance %d not destroyed: %s", instance.id, error)
+
+    def _assess(
+        self,
+        dep: DeploymentRecord,
+        instance: Instance | None,
+        now: datetime,
+        starting: set[str],
+    ) -> _Work:
         template = self.catalog_get(dep.template_slug)
         verdict = states.assess(
             dep,
@@ -336,7 +523,7 @@ class StatusPoller:
             timeout=self.timeout,
             host_lost_since=self._lost_since.get(dep.id),
             start_requested=(
-                dep.status == DeploymentStatus.STOPPED and self._start_requested(dep, now)
+                dep.status == DeploymentStatus.STOPPED and start_claim_name(dep.id) in starting
             ),
         )
         if verdict.host_lost:
@@ -344,12 +531,6 @@ class StatusPoller:
         else:
             self._lost_since.pop(dep.id, None)
         return _Work(dep, instance, template, verdict)
-
-    def _start_requested(self, dep: DeploymentRecord, now: datetime) -> bool:
-        """True while a user's Start on ``dep`` is claimed (the lease taken by the manage
-        service)."""
-        lease = storage.get_lease(self.sf, start_claim_name(dep.id))
-        return lease is not None and lease.expires_at > now
 
     def _probe(self, work: list[_Work], now: datetime, report: TickReport) -> None:
         urls = [item.verdict.probe_url for item in work if item.verdict.probe_url]
@@ -524,6 +705,10 @@ class StatusPoller:
         )
         if not sent:  # nothing to send, refused or failed: give the claim back
             storage.release_secrets_dm(self.sf, dep.id, now)
+
+
+def _chunks(items: list[DeploymentRecord], size: int) -> list[list[DeploymentRecord]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _unmanaged(instance: Instance) -> UnmanagedInstance:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["CreateResult", "Instance", "Offer", "PortMapping", "User"]
+__all__ = ["INSTANCE_COLUMNS", "CreateResult", "Instance", "Offer", "PortMapping", "User"]
 
 _MB_PER_GB = 1024.0
 
@@ -303,6 +303,35 @@ class Instance(_VastModel):
         if port is None or not self.public_ipaddr:
             return None
         return f"{scheme}://{self.public_ipaddr}:{port}/"
+
+
+INSTANCE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "actual_status",
+    "intended_status",
+    "cur_state",
+    "next_state",
+    "status_msg",
+    "label",
+    "public_ipaddr",
+    "ports",
+    "ssh_host",
+    "ssh_port",
+    "gpu_name",
+    "num_gpus",
+    "gpu_ram",
+    "dph_total",
+    "disk_space",
+    "jupyter_token",
+    "start_date",
+    "geolocation",
+    "machine_id",
+    "image_uuid",
+    "gpu_util",
+    "cpu_util",
+)
+"""The raw columns :class:`Instance` reads: the v1 list's ``select_cols`` (show_instances.yaml),
+so a page carries nothing else (``extra_env``, with its secrets, included)."""
 
 
 class CreateResult(_VastModel):
