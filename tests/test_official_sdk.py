@@ -61,6 +61,11 @@ def sdk(sim: VastSimulator) -> Iterator[VastAI]:
     yield VastAI(api_key=SDK_KEY, server_url=sim.base_url, retry=1)
 
 
+def test_the_network_guard_holds() -> None:
+    with pytest.raises(AssertionError, match="tried to reach"):
+        socket.create_connection(("192.0.2.1", 443), timeout=0.5)  # TEST-NET-1
+
+
 def _answer(error: pytest.ExceptionInfo[requests.HTTPError]) -> requests.Response:
     """The HTTP answer behind the SDK's ``raise_for_status``."""
     assert error.value.response is not None

@@ -1,18 +1,22 @@
 """A Vast.ai simulator: a local HTTP server with Vast.ai's endpoints and JSON shapes.
 
-Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in reference/specs):
+Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in tests/specs/):
 
 * ``POST /api/v0/bundles/`` — offer search: filters ``{"field": {op: value}}`` with ops
-  eq/neq/gt/gte/lt/lte/in/notin, ``order``, ``limit`` (64 when absent, like the real one),
+  eq/neq/gt/gte/lt/lte/in/notin, values cast to the field's type (the official client sends
+  ``{"num_gpus": {"eq": "1"}}``), ``order``, ``limit`` (64 when absent, like the real one),
   ``type``, ``allocated_storage`` (GB, default 8; ``dph_total = dph_base +
   allocated_storage * storage_cost / 720``). ``geolocation`` in/notin/eq compare country codes.
 * ``PUT /api/v0/asks/{id}/`` — create; the offer is then rented and leaves the search.
 * ``GET /api/v1/instances/`` — paginated list (``limit`` ≤ 25, ``next_token``/``after_token``,
-  ``select_filters``, ``select_cols``); ``GET /api/v0/instances/`` answers 410 as Vast.ai now does.
+  ``select_filters``, ``select_cols``, ``order_by``); ``GET /api/v0/instances/`` answers 410
+  as Vast.ai now does.
 * ``GET/PUT/DELETE /api/v0/instances/{id}/`` — show (``{"instances": null}`` once gone),
   stop/start/label, destroy.
 * ``GET /api/v0/users/current/`` — the user with ``credit``.
 
+Optional per-endpoint rate limits (``rate_limits=``, :mod:`bot.simulator.limits`) and injected
+faults (:class:`bot.simulator.Fault`) answer with Vast.ai's 429 shapes.
 Instances move along a :class:`Timeline` on a :class:`SimClock`; running instances map every
 requested ``-p`` port to a real port on 127.0.0.1 served by :class:`AppPorts`.
 """
