@@ -433,7 +433,7 @@ def picker_view(
         InputBlock(
             block_id=BLOCK_OFFER,
             label=f"GPU offer ({len(shown)} live, best first)",
-            hint=(f"Prices from {age}; press Search again below for fresh ones." if age else None),
+            hint=f"{age}; press Search again below for fresh ones." if age else None,
             element=select,
             dispatch_action=True,
         )

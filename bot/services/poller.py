@@ -386,10 +386,10 @@ class StatusPoller:
     def list_budget(self) -> int:
         """List requests one tick may send: what the ``list`` pacer allows in one poll
         interval (at least 2: one by id, one sweep page)."""
-        interval = self.vast.pacers.interval("list")
-        if interval <= 0:
+        spacing = self.vast.pacers.spacing("list")
+        if spacing <= 0:
             return 1_000_000
-        return max(2, math.floor(self.interval_seconds / interval))
+        return max(2, math.floor(self.interval_seconds / spacing))
 
     def _in_transition(self, dep: DeploymentRecord, now: datetime, starting: set[str]) -> bool:
         return (

@@ -9,8 +9,10 @@ minute per IP" for offer search (one every 6 s). The docs do not state the unit 
 
 A :class:`Pacer` is shared by every thread of the process that calls one endpoint with one API
 key: :meth:`Pacer.wait` reserves the next free slot and sleeps until it, so N threads calling
-at once go out one interval apart instead of drawing 429s. A 429 pushes the next slot back
-(:meth:`Pacer.defer`) for everyone.
+at once go out one interval apart instead of drawing 429s. Calls are spaced a little more than
+the interval (:func:`margin`): two requests sent exactly one interval apart can arrive closer
+than that (thread scheduling, connection set-up, the network), and Vast.ai judges arrivals. A
+429 pushes the next slot back (:meth:`Pacer.defer`) for everyone.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "NO_PACING",
     "Pacer",
     "Pacers",
+    "margin",
     "parse_min_intervals",
 ]
 
@@ -48,6 +51,14 @@ DEFAULT_MIN_INTERVALS: Mapping[str, float] = {
 
 NO_PACING: Mapping[str, float] = {name: 0.0 for name in ENDPOINTS}
 """Every interval 0: no pacing (tests against the simulator with its limits off)."""
+
+
+def margin(interval: float) -> float:
+    """Extra seconds between two calls of an endpoint whose minimum is ``interval``: 10 % of
+    it, at least 50 ms and at most 250 ms (0 for an unpaced endpoint)."""
+    if interval <= 0:
+        return 0.0
+    return min(0.25, max(0.05, interval * 0.1))
 
 
 def parse_min_intervals(text: str) -> dict[str, float]:
@@ -81,7 +92,8 @@ class Pacer:
     """A minimum interval between calls, shared by threads (thread-safe).
 
     Args:
-        interval: seconds between the starts of two calls (0 = no pacing).
+        interval: Vast.ai's minimum seconds between two calls (0 = no pacing); calls start
+            ``spacing`` = ``interval`` + :func:`margin` apart.
         clock: monotonic seconds (``time.monotonic``); sleep: blocks for seconds
             (``time.sleep``). Both injectable for tests.
     """
@@ -96,6 +108,8 @@ class Pacer:
         if interval < 0:
             raise ValueError("interval must be >= 0")
         self.interval = float(interval)
+        self.spacing = self.interval + margin(self.interval)
+        """Seconds between the starts of two calls (the interval plus a margin)."""
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -108,7 +122,7 @@ class Pacer:
         with self._lock:
             now = self._clock()
             start = max(now, self._next_at)
-            self._next_at = start + self.interval
+            self._next_at = start + self.spacing
             delay = start - now
             self.waited += delay
             return delay
@@ -160,3 +174,7 @@ class Pacers:
     def interval(self, endpoint: str) -> float:
         """The minimum interval of ``endpoint`` in seconds."""
         return self.by_endpoint[endpoint].interval
+
+    def spacing(self, endpoint: str) -> float:
+        """Seconds between the starts of two calls of ``endpoint`` (interval plus margin)."""
+        return self.by_endpoint[endpoint].spacing
