@@ -1,0 +1,147 @@
+"""The poller scales with what changes, not with what exists (issue 12, part 3).
+
+A poller with production pacing (``list`` every 1 s, on a clock whose sleeps move it) and a
+short sweep (``STEADY_SWEEP_SECONDS=30`` at ``STATUS_POLL_SECONDS=15``: two ticks a pass)
+follows deployments at rest in a rolling sweep and those in transition by id, every tick,
+against the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import storage
+from bot.services.poller import StatusPoller
+from bot.vast.pacing import NO_PACING, Pacers
+from storage import DeploymentRecord
+from tests.fixtures.slack import BotHarness
+from tests.fixtures.vast import client_for
+from tests.test_poller import current, deploy, poller_of
+from tests.test_vast_pacing import FakeTime
+
+LIST = "/api/v1/instances/"
+
+
+def scaled_poller(
+    bot: BotHarness,
+    *,
+    clock: datetime,
+    list_interval: float = 1.0,
+    sweep_seconds: float = 30.0,
+) -> StatusPoller:
+    """A poller like production's (15 s ticks, the list paced) on ``bot``'s database and
+    simulator, its clock fixed at ``clock``, without the lease (the bot's own poller idles)."""
+    time = FakeTime()
+    pacers = Pacers.build({**NO_PACING, "list": list_interval}, clock=time, sleep=time.sleep)
+    own = poller_of(bot)
+    return StatusPoller(
+        session_factory=own.sf,
+        vast=client_for(bot.vast, api_key=None, pacers=pacers),
+        messages=own.messages,
+        catalog_get=own.catalog_get,
+        interval_seconds=15,
+        timeout_minutes=30,
+        clock=lambda: clock,
+        lease_name=None,
+        sweep_seconds=sweep_seconds,
+    )
+
+
+def at_rest(bot: BotHarness, count: int) -> list[DeploymentRecord]:
+    """``count`` ready deployments (through the bot's own poller)."""
+    deps = [deploy(bot) for _ in range(count)]
+    own = poller_of(bot)
+    own.tick()
+    bot.vast.advance(4)
+    own.tick()
+    ready = [current(bot, dep) for dep in deps]
+    assert {dep.status for dep in ready} == {"ready"}
+    return ready
+
+
+def provisioning(
+    bot: BotHarness, count: int, now: datetime | None = None
+) -> list[DeploymentRecord]:
+    """``count`` deployments stuck provisioning, created at ``now``."""
+    deps = [deploy(bot, "comfy-ui", now=now) for _ in range(count)]
+    for dep in deps:
+        bot.vast.stuck_loading(dep.instance_id or 0)
+    return deps
+
+
+def list_requests(bot: BotHarness) -> list[dict[str, str]]:
+    return [r.query for r in bot.vast.requests if r.method == "GET" and r.path == LIST]
+
+
+def test_at_rest_swept_within_the_sweep_time_and_transitions_read_every_tick(
+    bot: BotHarness,
+) -> None:
+    resting = at_rest(bot, 30)
+    # An hour on, the ready ones are at rest (no change for longer than the transition window).
+    later = storage.utcnow() + timedelta(hours=1)
+    moving = provisioning(bot, 2, now=later)
+    poller = scaled_poller(bot, clock=later)
+    budget = poller.list_budget()
+    assert budget == 13  # 15 s / (1 s + its 10 % margin)
+
+    seen_by_tick: list[set[int]] = []
+    for _ in range(2):
+        bot.vast.clear_requests()
+        report = poller.tick()
+        assert report.error is None
+        queries = list_requests(bot)
+        assert 1 <= len(queries) == report.vast_requests <= budget
+        assert report.sweep_pages == 1  # 32 instances, two ticks a pass: one page a tick
+        for query in queries:
+            assert "extra_env" not in query["select_cols"]
+            assert "gpu_util" in json.loads(query["select_cols"])
+        by_id = [json.loads(q["select_filters"]) for q in queries if "select_filters" in q]
+        for filters in by_id:
+            assert list(filters) == ["id"] and len(filters["id"]["in"]) <= 25
+        seen_by_tick.append(
+            {d.id for d in resting + moving if poller.last_read_tick(d.id) == poller.ticks}
+        )
+    # Those in transition were read on both ticks; every one at rest within the pass.
+    for dep in moving:
+        assert all(dep.id in seen for seen in seen_by_tick)
+    assert all(poller.last_read_tick(dep.id) is not None for dep in resting)
+    assert seen_by_tick[0] != seen_by_tick[1]  # the pass was spread over both ticks
+
+
+def test_a_stop_by_vast_at_rest_is_caught_by_the_sweep(bot: BotHarness) -> None:
+    resting = at_rest(bot, 30)
+    poller = scaled_poller(bot, clock=storage.utcnow() + timedelta(hours=1))
+    last = resting[-1]  # on the second page: the first tick does not read it
+    bot.vast.stop_by_vast(last.instance_id or 0)
+    poller.tick()
+    assert current(bot, last).status == "ready"
+    poller.tick()
+    assert current(bot, last).status == "stopped"
+
+
+def test_list_requests_per_tick_stay_within_the_pacers_budget(bot: BotHarness) -> None:
+    moving = provisioning(bot, 30)
+    poller = scaled_poller(bot, clock=storage.utcnow(), list_interval=7.0)
+    assert poller.list_budget() == 2
+    for _ in range(3):
+        bot.vast.clear_requests()
+        report = poller.tick()
+        assert report.vast_requests == len(list_requests(bot)) <= 2
+    # The least recently read go first, so none waits for ever.
+    assert all(poller.last_read_tick(dep.id) is not None for dep in moving)
+
+
+def test_a_stray_labelled_instance_is_found_by_the_sweep_and_destroyed(
+    bot: BotHarness,
+) -> None:
+    at_rest(bot, 30)
+    stray = bot.vast.create_instance_directly(label="slackbot:dep-987654")
+    poller = scaled_poller(bot, clock=storage.utcnow() + timedelta(hours=1))
+    for _ in range(2):  # first pass: seen once, kept (a create may be being answered)
+        poller.tick()
+    assert bot.vast.instance(stray) is not None
+    for _ in range(2):  # second pass: still stray, destroyed
+        poller.tick()
+    assert bot.vast.request_count("DELETE", f"/api/v0/instances/{stray}/") == 1
+    assert bot.vast.instance(stray) is None
