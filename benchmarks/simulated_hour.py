@@ -35,9 +35,11 @@ plenty of room (the poller's list budget is 3 requests a tick instead of 14), so
 default. HTTP, SQLite and thread scheduling are not scaled either: at high K they weigh more.
 
 Run: ``python -m benchmarks.simulated_hour [--people 50] [--speed 60] [--seed 1]
-[--limit 300]`` (``--limit``: a hard wall-clock limit in seconds, after which it stops, prints
-what is missing and exits 1). Only 127.0.0.1 is used; a temporary SQLite database is created
-and removed.
+[--limit 300] [--unpaced]``. ``--limit``: a hard wall-clock limit in seconds, after which it
+stops, prints what is missing and exits 1; ``--unpaced``: the client does not pace its calls,
+to see the check catch the simulator's 429s. Only 127.0.0.1 is used; a temporary SQLite
+database is created and removed. At the defaults it takes about 50 s of wall time and 7 s of
+CPU.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from bot.services.poller import TickReport
 from bot.simulator import Timeline, VastSimulator
 from bot.simulator.limits import DEFAULT_RATE_LIMITS, endpoint_of
 from bot.vast import VastClient
-from bot.vast.pacing import DEFAULT_MIN_INTERVALS
+from bot.vast.pacing import DEFAULT_MIN_INTERVALS, NO_PACING
 from storage import DeploymentStatus
 from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import make_settings
@@ -322,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
             offer_cache_seconds=30.0 / k,
             vast_min_intervals=intervals,
         )
-        vast = VastClient(sim.base_url, None, min_intervals=intervals)
+        paced = NO_PACING if args.unpaced else intervals
+        vast = VastClient(sim.base_url, None, min_intervals=paced)
         clock = FastClock(k)
         runtime = build_runtime(settings, vast=vast, clock=clock)
         poller = runtime.services.poller
@@ -354,6 +357,9 @@ def run(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - started
         simulated = clock.elapsed()
         budget = poller.list_budget()
+        anomalies = event_anomalies(runtime, people)
+        pacers = vast.pacers.by_endpoint
+        waited = {name: p.waited * k for name, p in pacers.items() if p.waited}
         closer = threading.Thread(target=runtime.close, daemon=True)
         closer.start()
         closer.join(timeout=15)
@@ -376,7 +382,49 @@ def run(args: argparse.Namespace) -> int:
         wall=wall,
         simulated=simulated,
         timed_out=timed_out,
+        anomalies=anomalies,
+        waited=waited,
     )
+
+
+EXPECTED_PATH = [
+    (DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING),
+    (DeploymentStatus.PROVISIONING, DeploymentStatus.READY),
+    (DeploymentStatus.READY, DeploymentStatus.STOPPED),
+    (DeploymentStatus.STOPPED, DeploymentStatus.DESTROYED),
+]
+
+
+def event_anomalies(runtime: Runtime, people: list[Person]) -> list[str]:
+    """What the event log shows that a plain hour should not: a status path other than
+    creating -> provisioning -> ready -> stopped -> destroyed, or events stamped with another
+    clock than the bot's (earlier than the row's ``created_at``: a step that read the
+    machine's time instead of the injected clock), counted by kind."""
+    sf = runtime.services.session_factory
+    found: list[str] = []
+    off_clock: Counter[str] = Counter()
+    for p in people:
+        if p.deployment_id is None or "destroyed" not in p.reached:
+            continue  # unfinished ones are reported as failures
+        dep = storage.get_deployment(sf, p.deployment_id)
+        events = storage.list_events(sf, p.deployment_id)
+        path = [(e.from_status, e.to_status) for e in events if e.action == "status"]
+        if path != EXPECTED_PATH:
+            steps = " ".join(f"{a}->{b}" for a, b in path)
+            found.append(f"deployment {p.deployment_id}: status path {steps}")
+        if dep is None:
+            continue
+        for e in events:
+            if e.at < dep.created_at - timedelta(seconds=1):
+                status = f"status {e.from_status}->{e.to_status}"
+                off_clock[status if e.action == "status" else e.action] += 1
+    if off_clock:
+        kinds = ", ".join(f"'{kind}' {count}" for kind, count in sorted(off_clock.items()))
+        found.append(
+            f"events stamped with the machine's clock, not the bot's (before the row's "
+            f"created_at): {kinds}"
+        )
+    return found
 
 
 def report(
@@ -393,6 +441,8 @@ def report(
     wall: float,
     simulated: float,
     timed_out: bool,
+    anomalies: list[str],
+    waited: dict[str, float],
 ) -> int:
     """Print the figures and what went wrong; return the exit status."""
     n = len(people)
@@ -424,6 +474,11 @@ def report(
     print(
         f"offers taken by someone else meanwhile (a fresh search, another offer): {retried} people"
     )
+    if waited:
+        print(
+            "client waited for its pacers, simulated seconds in all: "
+            + ", ".join(f"{name} {seconds:.0f}" for name, seconds in sorted(waited.items()))
+        )
     if lists:
         errors = Counter(t.error for t in ran if t.error)
         print(
@@ -436,6 +491,13 @@ def report(
         f"Slack calls: {slack_calls}; wall time {wall:.1f} s for {simulated / 60:.1f} simulated "
         f"minutes; instances left on the simulator: {leftover}"
     )
+
+    if anomalies:
+        print(f"anomalies in the event log ({len(anomalies)}, not counted as failures):")
+        for line in anomalies[:10]:
+            print(f"  ! {line}")
+        if len(anomalies) > 10:
+            print(f"  ! ... and {len(anomalies) - 10} more")
 
     failures: list[str] = []
     if timed_out:
@@ -473,6 +535,11 @@ def main() -> None:
         "--boot",
         default="10,60,90",
         help="simulated seconds after create: loading, running, app ready (default 10,60,90)",
+    )
+    parser.add_argument(
+        "--unpaced",
+        action="store_true",
+        help="the client does not pace its calls (to see the benchmark catch 429s)",
     )
     parser.add_argument("--limit", type=float, default=300.0, help="hard wall-clock limit, s")
     args = parser.parse_args()
