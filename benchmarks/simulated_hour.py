@@ -6,13 +6,14 @@ What it measures. The whole bot runs for real (:func:`bot.runtime.build_runtime`
 with the status poller, the reminders and approvals jobs) against the fake Slack Web API and a
 :class:`bot.simulator.VastSimulator` that enforces Vast.ai's per-endpoint minimum intervals
 (429 for a call that comes too soon). 50 people (threads) start at staggered moments of the
-hour; each one, as the picker and the submit listener do, takes an offer from the shared
+hour (within its first 38 minutes, templates jupyter-lab, comfy-ui and stable-diffusion in
+turn); each one, as the picker and the submit listener do, takes an offer from the shared
 :class:`bot.services.offers.OfferCache`, re-checks it with one search
 (``DeployService.recheck``), checks the budgets, deploys it (``DeployService.deploy`` with a
 ``DeployRequest``), refreshes the Home tab, waits (reading the database) until the poller
-marks it ready, keeps it running some minutes, stops it (``ManageService.perform("stop")``,
+marks it ready, keeps it running 4-15 minutes, stops it (``ManageService.perform("stop")``,
 what the button does), waits until it is stopped (the row and the simulator's instance),
-keeps it stopped a little, destroys it (``perform("destroy")``) and waits until it is gone.
+keeps it stopped 1-4 minutes, destroys it (``perform("destroy")``) and waits until it is gone.
 Every deployment must reach ready, stopped and destroyed, the client must receive no 429 and
 the simulator refuse none; otherwise the exit status is 1 and the reason is printed.
 
@@ -20,7 +21,11 @@ Printed: people, deployments reaching ready / stopped / destroyed, 429s received
 client and refused by the simulator, Vast.ai requests per endpoint, median and p95 simulated
 seconds from submit to ready (as the person saw it, and from the row's timestamps), the most
 list requests the poller sent in one tick against its budget
-(:meth:`bot.services.poller.StatusPoller.list_budget`), poller ticks, Slack calls and wall time.
+(:meth:`bot.services.poller.StatusPoller.list_budget`), poller ticks, the simulated seconds
+the client waited for its pacers, Slack calls, wall time against simulated time (the run ends
+when the last person is done, about 50 simulated minutes), and what the event log shows that
+it should not (a status path other than creating, provisioning, ready, stopped, destroyed;
+events stamped with the machine's clock rather than the bot's), which is not a failure.
 
 How time is compressed. Everything that counts time runs ``--speed`` K times faster (default
 60: the hour takes about a minute): the client's pacing and the simulator's rate limits (both
@@ -30,8 +35,8 @@ and the bot's own clock (``build_runtime(clock=...)``: start + elapsed monotonic
 so lifetimes, timeouts and the poller's transition window run K times faster too). People's
 schedules are in simulated seconds. Not scaled: the pacer's margin (:func:`bot.vast.pacing.margin`,
 at least 50 ms of real time), so at K=60 the client spaces list calls 4 simulated seconds apart
-rather than 1.05 and creates 7.5 s rather than 4.7 s; with 50 people in an hour that leaves
-plenty of room (the poller's list budget is 3 requests a tick instead of 14), so 60 stays the
+rather than 1.1 and creates 7.5 s rather than 4.75 s; with 50 people in an hour that leaves
+plenty of room (the poller's list budget is 3 requests a tick instead of 13), so 60 stays the
 default. HTTP, SQLite and thread scheduling are not scaled either: at high K they weigh more.
 
 Run: ``python -m benchmarks.simulated_hour [--people 50] [--speed 60] [--seed 1]
