@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -253,6 +253,79 @@ def list_by_status(
 ) -> list[DeploymentRecord]:
     """Return deployments whose status is one of ``statuses``, oldest first."""
     return _list(sf, Deployment.status.in_(_values(statuses)))
+
+
+def followed_instances(sf: SessionFactory, statuses: Iterable[DeploymentStatus]) -> dict[int, int]:
+    """``{deployment id: instance id}`` of the deployments in ``statuses`` that hold an
+    instance: two integer columns, so a poller tick over 10,000 rows stays cheap."""
+    with read_transaction(sf) as session:
+        rows = session.execute(
+            select(Deployment.id, Deployment.instance_id).where(
+                Deployment.status.in_(_values(statuses)), Deployment.instance_id.is_not(None)
+            )
+        )
+        return {
+            int(dep_id): int(instance_id) for dep_id, instance_id in rows if instance_id is not None
+        }
+
+
+def list_in_transition(
+    sf: SessionFactory,
+    statuses: Iterable[DeploymentStatus],
+    *,
+    busy: Iterable[DeploymentStatus],
+    changed_since: datetime,
+    ids: Iterable[int] = (),
+) -> list[DeploymentRecord]:
+    """Deployments in ``statuses`` holding an instance that are in transition: their status
+    is one of ``busy``, or it changed at or after ``changed_since`` (aware UTC), or they are
+    ready with the ready notification not yet posted, or their id is in ``ids``. Oldest
+    first."""
+    moving = [
+        Deployment.status.in_(_values(busy)),
+        Deployment.last_state_change_at >= changed_since,
+        and_(
+            Deployment.status == DeploymentStatus.READY,
+            Deployment.ready_notified_at.is_(None),
+        ),
+    ]
+    wanted = sorted(set(ids))
+    if wanted:
+        moving.append(Deployment.id.in_(wanted))
+    return _list(
+        sf,
+        Deployment.status.in_(_values(statuses)),
+        Deployment.instance_id.is_not(None),
+        or_(*moving),
+    )
+
+
+def list_by_instance_range(
+    sf: SessionFactory, statuses: Iterable[DeploymentStatus], low: float, high: float
+) -> list[DeploymentRecord]:
+    """Deployments in ``statuses`` whose instance id is in ``(low, high]`` (``high`` may be
+    ``math.inf``): the ones a sweep of the instance list in id order just covered."""
+    conditions: list[Any] = [
+        Deployment.status.in_(_values(statuses)),
+        Deployment.instance_id > int(low),
+    ]
+    if high != float("inf"):
+        conditions.append(Deployment.instance_id <= int(high))
+    return _list(sf, *conditions)
+
+
+def list_ending_before(
+    sf: SessionFactory, statuses: Iterable[DeploymentStatus], when: datetime
+) -> list[DeploymentRecord]:
+    """Deployments in ``statuses`` holding an instance whose end time is at or before
+    ``when`` (aware UTC), oldest first (the lifetime rules' candidates)."""
+    return _list(
+        sf,
+        Deployment.status.in_(_values(statuses)),
+        Deployment.instance_id.is_not(None),
+        Deployment.ends_at.is_not(None),
+        Deployment.ends_at <= when,
+    )
 
 
 def list_active(sf: SessionFactory) -> list[DeploymentRecord]:

@@ -170,6 +170,11 @@ class LifetimeService:
 
     # -- the poller's tick ------------------------------------------------------------------
 
+    def expiry_horizon(self, now: datetime) -> datetime:
+        """Rows ending after this time have nothing due at ``now`` (no warning, no action), so
+        a caller may hand :meth:`review` only the others when it did not read their instance."""
+        return now + self.policy.warning
+
     def review(
         self,
         deps: Sequence[DeploymentRecord],

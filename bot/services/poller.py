@@ -307,13 +307,14 @@ class StatusPoller:
                 logger.info("poller lease taken by %s", self.holder)
             self._holding = True
 
-        deps = [d for d in storage.list_by_status(sf, states.WATCHED_STATUSES) if d.instance_id]
-        report.deployments = len(deps)
-        live = {d.id for d in deps}
+        # Ids only for all followed rows; full rows for those in transition and those this
+        # tick's sweep covers (a tick over 10,000 deployments reads a few hundred rows).
+        followed = storage.followed_instances(sf, states.WATCHED_STATUSES)
+        report.deployments = len(followed)
         for cache in (self._shown, self._lost_since, self._read_at):
-            for dep_id in [k for k in cache if k not in live]:
+            for dep_id in [k for k in cache if k not in followed]:
                 del cache[dep_id]
-        if not deps and not storage.count_ended_since(sf, now - STRAY_WINDOW):
+        if not followed and not storage.count_ended_since(sf, now - STRAY_WINDOW):
             # Nothing to follow and no recent failure that could have left a stray instance.
             report.seconds = time.perf_counter() - started
             return report
@@ -322,13 +323,19 @@ class StatusPoller:
         vast = self.vast
         requests_before = vast.request_count
         starting = storage.live_lease_names(sf, START_CLAIM_PREFIX, now)
-        hot = [d for d in deps if self._in_transition(d, now, starting)]
+        hot = storage.list_in_transition(
+            sf,
+            states.WATCHED_STATUSES,
+            busy=TRANSITION_STATUSES,
+            changed_since=now - TRANSITION_WINDOW,
+            ids={_claimed_id(name) for name in starting} | set(self._lost_since),
+        )
         report.in_transition = len(hot)
         read = _Read()
         try:
             # The sweep first: what its pages cover needs no read by id.
             reserve = math.ceil(len(hot) / LIST_PAGE_SIZE)
-            self._read_sweep(deps, read, report, now, reserve=reserve)
+            self._read_sweep(followed, read, report, now, reserve=reserve)
             self._read_transitions([d for d in hot if not read.covers(d)], read, report)
         except VastError as error:
             # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3): only
@@ -341,13 +348,17 @@ class StatusPoller:
             report.seconds = time.perf_counter() - started
             return report
 
-        covered = [dep for dep in deps if read.covers(dep)]
+        covered = {dep.id: dep for dep in hot if read.covers(dep)}
+        if read.swept is not None:
+            low, high = read.swept
+            for dep in storage.list_by_instance_range(sf, states.WATCHED_STATUSES, low, high):
+                covered.setdefault(dep.id, dep)
         report.assessed = len(covered)
-        for dep in covered:
-            self._read_at[dep.id] = self._ticks
+        for dep_id in covered:
+            self._read_at[dep_id] = self._ticks
         work = [
             self._assess(dep, read.instances.get(dep.instance_id or 0), now, starting)
-            for dep in covered
+            for dep in sorted(covered.values(), key=lambda d: d.id)
         ]
         self._probe(work, now, report)
         for item in work:
@@ -360,13 +371,22 @@ class StatusPoller:
                 logger.exception("poller: deployment %d not processed", item.dep.id)
         if self.lifetimes is not None:
             at_rest = (DeploymentStatus.READY, DeploymentStatus.STOPPED)
-            assessed = {item.dep.id for item in work}
             steady = [  # rows this tick did not move; review() judges ready and stopped ones
                 item.dep
                 for item in work
                 if item.verdict.status == item.dep.status and item.dep.status in at_rest
-            ] + [dep for dep in deps if dep.id not in assessed and dep.status in at_rest]
-            report.slack_calls += self.lifetimes.review(steady, read.instances, now, seen=assessed)
+            ]
+            # Rows this tick did not read: only the expiry rule can be due for them.
+            steady += [
+                dep
+                for dep in storage.list_ending_before(
+                    sf, at_rest, self.lifetimes.expiry_horizon(now)
+                )
+                if dep.id not in covered
+            ]
+            report.slack_calls += self.lifetimes.review(
+                steady, read.instances, now, seen=set(covered)
+            )
         report.vast_requests = vast.request_count - requests_before
         report.seconds = time.perf_counter() - started
         return report
@@ -390,15 +410,6 @@ class StatusPoller:
         if spacing <= 0:
             return 1_000_000
         return max(2, math.floor(self.interval_seconds / spacing))
-
-    def _in_transition(self, dep: DeploymentRecord, now: datetime, starting: set[str]) -> bool:
-        return (
-            dep.status in TRANSITION_STATUSES
-            or now - dep.last_state_change_at < TRANSITION_WINDOW
-            or dep.id in self._lost_since
-            or (dep.status == DeploymentStatus.READY and dep.ready_notified_at is None)
-            or start_claim_name(dep.id) in starting
-        )
 
     def _read_transitions(
         self, hot: list[DeploymentRecord], read: _Read, report: TickReport
@@ -430,7 +441,7 @@ class StatusPoller:
 
     def _read_sweep(
         self,
-        deps: list[DeploymentRecord],
+        followed: dict[int, int],
         read: _Read,
         report: TickReport,
         now: datetime,
@@ -441,8 +452,8 @@ class StatusPoller:
         ``reserve`` requests of the budget for reads by id (the sweep gets at least one)."""
         sweep = self._sweep
         budget = max(1, self.list_budget() - reserve)
-        pages = min(self.sweep_pages_per_tick(len(deps)), budget)
-        held = {dep.instance_id for dep in deps}
+        pages = min(self.sweep_pages_per_tick(len(followed)), budget)
+        held: set[int | None] = set(followed.values())
         low = float(sweep.after_id)
         for _ in range(pages):
             try:
@@ -705,6 +716,13 @@ class StatusPoller:
         )
         if not sent:  # nothing to send, refused or failed: give the claim back
             storage.release_secrets_dm(self.sf, dep.id, now)
+
+
+def _claimed_id(lease_name: str) -> int:
+    """The deployment id in a Start claim's lease name (``deployment-start:<id>``); -1 when
+    the name does not end in a number."""
+    tail = lease_name.removeprefix(START_CLAIM_PREFIX)
+    return int(tail) if tail.isdigit() else -1
 
 
 def _chunks(items: list[DeploymentRecord], size: int) -> list[list[DeploymentRecord]]:
