@@ -271,7 +271,7 @@ class ManageService:
         dep = outcome.deployment
         if outcome.kind != "done" or dep is None:
             return outcome
-        add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500])
+        add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500], now=now)
         disk_per_day = pricing.disk_per_day(dep) if action == STOP else None
         self.messages.show_status(dep, self.catalog_get(dep.template_slug))
         self.messages.auto_action(
@@ -296,7 +296,9 @@ class ManageService:
         except VastError as error:
             self._vast_failed(dep, SYSTEM_ACTOR, STOP, error)
             return Outcome("failed", f"Vast.ai did not stop it: {error.user_message}", dep)
-        add_event(self.sf, dep.id, SYSTEM_ACTOR, STOP, f"instance {dep.instance_id} (again)")
+        add_event(
+            self.sf, dep.id, SYSTEM_ACTOR, STOP, f"instance {dep.instance_id} (again)", now=now
+        )
         return Outcome("done", f"Stopped *{dep.template_name}* (#{dep.id}) again.", dep)
 
     def send_credentials(
@@ -334,7 +336,7 @@ class ManageService:
         if dep is None:
             return None, Outcome("not_found", "That deployment no longer exists in the bot.")
         if not automatic and not self.can_manage(dep, actor):
-            add_event(self.sf, dep.id, actor, f"{action}_refused", "not allowed")
+            add_event(self.sf, dep.id, actor, f"{action}_refused", "not allowed", now=self.clock())
             return dep, Outcome("refused", self.who_can(dep, action), dep)
         return dep, None
 
@@ -342,7 +344,7 @@ class ManageService:
         self, dep: DeploymentRecord, actor: str, action: str, error: VastError
     ) -> None:
         logger.warning("%s of deployment %s failed: %s", action, dep.id, error)
-        add_event(self.sf, dep.id, actor, f"{action}_failed", str(error)[:500])
+        add_event(self.sf, dep.id, actor, f"{action}_failed", str(error)[:500], now=self.clock())
 
     def _instance_gone(
         self, dep: DeploymentRecord, actor: str, action: str, now: datetime | None
@@ -352,7 +354,9 @@ class ManageService:
             "it), so nothing bills any more. Deploy again if you still need it."
         )
         sf = self.sf
-        add_event(sf, dep.id, actor, f"{action}_failed", "instance not found")
+        add_event(
+            sf, dep.id, actor, f"{action}_failed", "instance not found", now=now or self.clock()
+        )
         current = get_deployment(sf, dep.id)
         if current is not None and not current.is_final:  # as the poller does: gone = destroyed
             update_status(
@@ -426,7 +430,7 @@ class ManageService:
                 "It is still running and billing.",
                 get_deployment(sf, dep.id),
             )
-        add_event(sf, dep.id, actor, STOP, f"instance {dep.instance_id}")
+        add_event(sf, dep.id, actor, STOP, f"instance {dep.instance_id}", now=now or self.clock())
         after = get_deployment(sf, dep.id) or dep
         storage_rate = money(pricing.current_rate(after))
         return Outcome(
@@ -494,7 +498,7 @@ class ManageService:
             release_lease(sf, name, holder)
             self._vast_failed(dep, actor, START, error)
             return Outcome("failed", start_failure_text(dep, error), get_deployment(sf, dep.id))
-        add_event(sf, dep.id, actor, START, f"instance {dep.instance_id}")
+        add_event(sf, dep.id, actor, START, f"instance {dep.instance_id}", now=now or self.clock())
         restart_lifetime(sf, dep.id, now or self.clock())  # the new run bills from now
         return Outcome(
             "done",
@@ -585,9 +589,10 @@ class ManageService:
             actor,
             DESTROY,
             f"instance {instance_id}" + ("" if existed else " (already gone on Vast.ai)"),
+            now=now or self.clock(),
         )
         after = get_deployment(sf, previous.id) or previous
-        total = money(pricing.cost_so_far(after, now or utcnow()))
+        total = money(pricing.cost_so_far(after, now or self.clock()))
         return Outcome(
             "done",
             f":wastebasket: Destroyed *{previous.template_name}* (#{previous.id}): the instance "

@@ -484,12 +484,14 @@ class DeployService:
             final = self._fail(dep, template, message, f"the template is not valid: {error}")
             return DeployResult(final, created=True)
 
-        storage.set_instance(self.sf, dep.id, instance_id)
+        now = self.clock()
+        storage.set_instance(self.sf, dep.id, instance_id, now=now)
         storage.update_status(
             self.sf,
             dep.id,
             expected_status=DeploymentStatus.CREATING,
             new_status=DeploymentStatus.PROVISIONING,
+            now=now,
         )
         current = storage.get_deployment(self.sf, dep.id) or dep
         self._update(current, template, message)
