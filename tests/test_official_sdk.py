@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 import requests
+from vastai import VastAI  # the official SDK, in the test extra: a missing one fails loudly
+from vastai.api.client import is_search_quota_exceeded
 
 from bot.simulator import Fault, Timeline, VastSimulator
 from tests.test_simulator import _list_item_schema, _response_schema, _validate
-
-vastai = pytest.importorskip("vastai", reason="the official SDK is in the test extra")
-from vastai import VastAI  # noqa: E402
-from vastai.api.client import is_search_quota_exceeded  # noqa: E402
 
 SDK_KEY = "sim-sdk-key-0d9c41be"
 MB_PER_GB = 1000  # the SDK multiplies gpu_ram/cpu_ram GB by 1000 (vastai/api/query.py)
