@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from wsgiref.types import WSGIApplication
@@ -33,15 +32,19 @@ from bot.services.listings import ListingService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
+from bot.services.work import WorkPool
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import make_engine, make_session_factory, migrate, ping, utcnow
 
 logger = logging.getLogger(__name__)
 
-#: Threads for work a listener waits on only up to its ack budget (offer re-checks: 8, slow
-#: costs/credit answers: 2).
-WORK_THREADS = 10
+#: The work pool (``Services.work``, :class:`bot.services.work.WorkPool`): threads for long
+#: work handed over by listeners (offer searches, re-checks, rentals, stop/start/destroy,
+#: slow answers), and how many more jobs may wait for a thread before a listener answers
+#: "busy — try again in a minute". Its threads mostly wait for Vast.ai (paced per endpoint).
+WORK_THREADS = 16
+WORK_QUEUE = 48
 
 
 @dataclass
@@ -210,7 +213,7 @@ def build_services(
     # Never more often than the poller: a test bot that polls hourly checks reminders hourly.
     reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     approvals.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
-    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
+    work = WorkPool(WORK_THREADS, WORK_QUEUE)
     closers.append(lambda: work.shutdown(wait=False))
     services = Services(
         settings=settings,

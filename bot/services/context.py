@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -21,6 +20,7 @@ from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
 from bot.services.reminders import ReminderService
+from bot.services.work import WorkPool
 from bot.vast.client import VastClient
 from catalog import Catalog
 from storage import SessionFactory
@@ -45,8 +45,12 @@ class Services:
         approvals: requests waiting for an approver (ask, approve, deny, expire).
         offers: offer searches shared by everyone for ``OFFER_CACHE_SECONDS``.
         recent_searches: the offer search each open picker last showed.
-        work: threads for work a listener waits for only up to its ack budget (the offer
-            re-check, slow ``/templates costs`` and ``credit`` answers).
+        work: the bounded pool for long work, off Bolt's listener threads
+            (:class:`bot.services.work.WorkPool`): offer searches, the submission's re-check
+            and rental, stop / start / destroy, approvals, slow ``/templates costs`` and
+            ``credit`` answers. A listener acks and hands over (or waits at most its ack
+            budget for an answer); a full pool raises ``Busy`` at once and the listener says
+            "busy — try again in a minute".
     """
 
     settings: Settings
@@ -67,7 +71,7 @@ class Services:
     approvals: ApprovalService
     offers: OfferCache
     recent_searches: RecentSearches
-    work: ThreadPoolExecutor
+    work: WorkPool
 
     def is_admin(self, user_id: str) -> bool:
         """True when ``user_id`` is listed in ``BOT_ADMINS`` (:meth:`ManageService.is_admin`)."""
