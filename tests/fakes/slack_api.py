@@ -4,6 +4,8 @@ Point slack_sdk's ``WebClient(base_url=fake.api_url)`` at it. It answers the met
 uses with Slack's response shapes (reference/slack.md), records each call with its decoded
 arguments, serves ``response_url`` endpoints under ``/response/<id>``, and can be told to fail a
 method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "1"})``).
+``views.update`` with a ``hash`` that is not the view's current one answers
+``hash_conflict``, as Slack does; :attr:`FakeSlack.views` holds each view as last shown.
 ``users.info`` answers each user's time zone from :attr:`FakeSlack.users_tz` (UTC when absent)
 and ``is_admin`` from :attr:`FakeSlack.users_admin`.
 """
@@ -78,8 +80,11 @@ class FakeSlack:
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
+        self._hashes = itertools.count(1)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.deleted_messages: set[tuple[str, str]] = set()
+        # views.open/push/update: each view as last shown, by view id (with its ``hash``)
+        self.views: dict[str, dict[str, Any]] = {}
         self.channels_without_bot: set[str] = set()
         # users.info: user id -> IANA zone ("Europe/Berlin"), UTC when absent; and the user
         # ids it reports with is_admin: true.
@@ -222,7 +227,13 @@ class FakeSlack:
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             view = dict(args.get("view") or {})
             view_id = args.get("view_id") or f"V{next(self._views):08d}"
-            view.update({"id": view_id, "hash": f"{time.time():.6f}.h"})
+            with self._lock:  # views.update's ``hash``: refuse an edit of an older view
+                current = self.views.get(view_id)
+                sent = args.get("hash")
+                if method == "views.update" and sent and current and current["hash"] != sent:
+                    return {"ok": False, "error": "hash_conflict"}
+                view.update({"id": view_id, "hash": f"{time.time():.6f}.{next(self._hashes)}"})
+                self.views[view_id] = view
             return {"ok": True, "view": view}
         if method == "users.info":
             return self._user_info(str(args.get("user") or ""))
