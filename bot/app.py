@@ -7,15 +7,19 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
+from bot import slack_limits
+from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.config import Settings
 from bot.listeners import approvals, budgets, deploy, home, manage, submit, templates
 from bot.services.context import Services
@@ -37,12 +41,74 @@ _BOLT_LOGGER = logging.getLogger("slack_bolt")
 _TOKEN_FILTER = _TokenFromClientFilter()
 
 
+class CheckedWebClient(WebClient):
+    """A WebClient that checks every message's ``blocks`` and every view against Slack's
+    documented limits (:mod:`bot.slack_limits`) before sending, and refuses locally what Slack
+    would refuse: it raises ``SlackApiError`` with the response Slack gives
+    (``{"ok": false, "error": "invalid_blocks" | "invalid_arguments", "response_metadata":
+    {"messages": ["[ERROR] …"]}}``), so callers handle it as a refusal, and logs one line
+    naming the rules."""
+
+    def api_call(
+        self, api_method: str, *, json: dict[str, Any] | None = None, **kwargs: Any
+    ) -> SlackResponse:
+        args = json if json is not None else kwargs.get("data") or kwargs.get("params")
+        violations = slack_limits.check_api_call(api_method, args)
+        if violations:
+            answer = slack_limits.refusal(api_method, violations)
+            logger.error(
+                "refused locally: %s breaks Slack's limits (%s): %s",
+                api_method,
+                ", ".join(slack_limits.iter_rules(violations)),
+                "; ".join(v.slack_message() for v in violations[:5]),
+            )
+            response = SlackResponse(
+                client=self,
+                http_verb="POST",
+                api_url=self.base_url + api_method,
+                req_args={},
+                data=answer,
+                headers={},
+                status_code=200,
+            )
+            raise SlackApiError(
+                f"The request to the Slack API failed. (url: {self.base_url}{api_method})",
+                response,
+            )
+        return super().api_call(api_method, json=json, **kwargs)
+
+
+def checked_copy(client: WebClient) -> CheckedWebClient:
+    """A :class:`CheckedWebClient` with ``client``'s token, URL, timeout, headers and retry
+    handlers (Bolt builds a plain WebClient per request; this replaces it)."""
+    return CheckedWebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        team_id=getattr(client, "team_id", None),
+        logger=client.logger,
+        retry_handlers=list(client.retry_handlers or []),
+    )
+
+
+def _check_listener_client(context: BoltContext, next: Any) -> None:
+    """Global middleware: the listeners' ``client`` checks payloads too."""
+    current = context.get("client")
+    if isinstance(current, WebClient) and not isinstance(current, CheckedWebClient):
+        context["client"] = checked_copy(current)
+    next()
+
+
 def make_web_client(settings: Settings) -> WebClient:
-    """A WebClient on ``SLACK_API_URL`` that waits out 429s (Retry-After) and retries 5xx once.
+    """A :class:`CheckedWebClient` on ``SLACK_API_URL`` that waits out 429s (Retry-After) and
+    retries 5xx once.
 
     Source: reference/slack.md §5 (slack_sdk's built-in retry handlers; Bolt adds none itself).
     """
-    return WebClient(
+    return CheckedWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=15,
@@ -51,6 +117,26 @@ def make_web_client(settings: Settings) -> WebClient:
             RateLimitErrorRetryHandler(max_retry_count=3),
             ServerErrorRetryHandler(max_retry_count=1),
         ],
+    )
+
+
+def _is_deploy_submission(body: dict[str, Any]) -> bool:
+    view = body.get("view") or {}
+    return body.get("type") == "view_submission" and view.get("callback_id") == CALLBACK_DEPLOY
+
+
+def error_text(body: dict[str, Any], reference: str) -> str:
+    """What a user reads when a listener failed: only a failed deploy submission may have
+    started a deployment, so only then does it say to check ``/templates mine`` first."""
+    if _is_deploy_submission(body):
+        return (
+            ":x: Something went wrong on our side. Check `/templates mine` before trying "
+            "again (a deployment may have started); if it keeps happening, give your admin "
+            f"this reference: `{reference}`."
+        )
+    return (
+        ":x: Something went wrong on our side. Please try again; if it keeps happening, give "
+        f"your admin this reference: `{reference}`."
     )
 
 
@@ -63,11 +149,7 @@ def _error_handler(error: Exception, body: dict[str, Any]) -> BoltResponse | Non
     )
     if response_url:
         WebhookClient(response_url).send(
-            text=(
-                ":x: Something went wrong on our side. Check `/templates mine` before trying "
-                "again (a deployment may have started); if it keeps happening, give your admin "
-                f"this reference: `{reference}`."
-            ),
+            text=error_text(body, reference),
             response_type="ephemeral",
             replace_original=False,
         )
@@ -92,6 +174,7 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
         logger=_BOLT_LOGGER,
     )
     app.error(_error_handler)
+    app.use(_check_listener_client)
     for listeners in (templates, deploy, submit, manage, home, approvals, budgets):
         listeners.register(app, services)
     return app

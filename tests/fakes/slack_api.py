@@ -8,6 +8,13 @@ method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After":
 ``hash_conflict``, as Slack does; :attr:`FakeSlack.views` holds each view as last shown.
 ``users.info`` answers each user's time zone from :attr:`FakeSlack.users_tz` (UTC when absent)
 and ``is_admin`` from :attr:`FakeSlack.users_admin`.
+
+Like real Slack it refuses payloads that break Block Kit's documented limits (checked with
+:mod:`bot.slack_limits` on what arrives over HTTP, whatever the client did before sending):
+``{"ok": false, "error": "invalid_blocks" | "invalid_arguments", "response_metadata":
+{"messages": ["[ERROR] … [json-pointer:/…]"]}}``, and a bare 400 ``invalid_blocks`` on a
+``response_url``. Refused calls are recorded with ``answer`` None and listed in
+:attr:`FakeSlack.refusals`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
+
+from bot import slack_limits
 
 TEAM_ID = "T0GPU0001"
 BOT_USER_ID = "U0BOT0001"
@@ -90,6 +99,8 @@ class FakeSlack:
         # ids it reports with is_admin: true.
         self.users_tz: dict[str, str] = {}
         self.users_admin: set[str] = set()
+        # Calls refused for breaking Slack's limits: (method, Slack's answer).
+        self.refusals: list[tuple[str, dict[str, Any]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -181,6 +192,10 @@ class FakeSlack:
         with self._cond:
             self.calls.append(call)
             self._cond.notify_all()
+
+    def _refused(self, method: str, answer: dict[str, Any]) -> None:
+        with self._lock:
+            self.refusals.append((method, answer))
 
     def _take_failure(self, method: str) -> _Failure | None:
         with self._lock:
@@ -282,6 +297,13 @@ class FakeSlack:
                 args = _decode(raw, headers.get("content-type", ""))
                 if self.path.startswith("/response/"):
                     fake._record(Call("response_url", args, headers, path=self.path))
+                    if args.get("blocks") is not None:
+                        problems = slack_limits.check_message_blocks(args["blocks"])
+                        if problems:
+                            answer = slack_limits.refusal("chat.postMessage", problems)
+                            fake._refused("response_url", answer)
+                            self._send(400, b"invalid_blocks", "text/plain", {})
+                            return
                     self._send(200, b"ok", "text/plain", {})
                     return
                 method = self.path.removeprefix("/api/").split("?")[0]
@@ -296,6 +318,12 @@ class FakeSlack:
                         "application/json",
                         failure.headers,
                     )
+                    return
+                problems = slack_limits.check_api_call(method, args)
+                if problems:
+                    refused = slack_limits.refusal(method, problems)
+                    fake._refused(method, refused)
+                    self._send(200, json.dumps(refused).encode(), "application/json", {})
                     return
                 answer = fake._answer(method, args)
                 call.answer = answer if answer.get("ok") else None
