@@ -109,6 +109,7 @@ class Deployment(Base):
     __table_args__ = (
         Index("ix_deployments_status", "status"),
         Index("ix_deployments_team_user", "team_id", "user_id"),
+        Index("ix_deployments_message_stale_since", "message_stale_since"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -194,6 +195,11 @@ class Deployment(Base):
     """When the owner was asked about the idle GPU (claimed once per idle stretch)."""
     idle_snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """**Keep running** was pressed: no idle checks until then."""
+    message_stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Since when the status message may not show the row's current state: set when an edit
+    is due (a change of state, an action) and cleared once Slack accepted (or refused for
+    good) an edit rendered from ``version`` or later; the message reconciler re-sends rows
+    where it is set (:mod:`bot.services.message_sync`). None: the message is up to date."""
 
 
 class DeploymentEvent(Base):

@@ -71,6 +71,7 @@ class DeploymentRecord:
     idle_since: datetime | None = None
     idle_warned_at: datetime | None = None
     idle_snoozed_until: datetime | None = None
+    message_stale_since: datetime | None = None
 
     def __repr__(self) -> str:
         # Keep the generated secret out of logs and tracebacks.

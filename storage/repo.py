@@ -595,6 +595,60 @@ def set_message(
             raise DeploymentNotFoundError(deployment_id)
 
 
+def mark_message_stale(sf: SessionFactory, deployment_id: int, now: datetime) -> None:
+    """Note that the status message of ``deployment_id`` needs an edit (its state changed, or
+    an edit did not go through): sets ``message_stale_since`` to ``now`` unless it is already
+    set (the oldest pending edit is kept). Does not bump ``version``: the mark is about the
+    message, not the row."""
+    with write_transaction(sf) as session:
+        session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, Deployment.message_stale_since.is_(None))
+            .values(message_stale_since=now),
+            execution_options=_PLAIN,
+        )
+
+
+def clear_message_stale(sf: SessionFactory, deployment_id: int, version: int) -> bool:
+    """The status message now shows the row as it was at ``version`` (Slack accepted the edit,
+    or refused it for good): clear ``message_stale_since``, but only while the row is still at
+    ``version`` (a later change keeps the mark, so that change is sent too). True when
+    cleared."""
+    with write_transaction(sf) as session:
+        result = session.execute(
+            update(Deployment)
+            .where(
+                Deployment.id == deployment_id,
+                Deployment.version == version,
+                Deployment.message_stale_since.is_not(None),
+            )
+            .values(message_stale_since=None),
+            execution_options=_PLAIN,
+        )
+        return _rowcount(result) == 1
+
+
+def list_stale_messages(sf: SessionFactory, *, limit: int = 500) -> list[DeploymentRecord]:
+    """Deployments (any status, final ones included) whose status message is marked stale and
+    exists (``message_ts`` set), the longest stale first, at most ``limit``."""
+    with read_transaction(sf) as session:
+        rows = session.scalars(
+            select(Deployment)
+            .where(Deployment.message_stale_since.is_not(None), Deployment.message_ts.is_not(None))
+            .order_by(Deployment.message_stale_since, Deployment.id)
+            .limit(limit)
+        )
+        return [DeploymentRecord.from_model(row) for row in rows]
+
+
+def drop_lease(sf: SessionFactory, name: str) -> bool:
+    """Delete the lease ``name`` whoever holds it (a claim whose purpose is over, e.g. a Start
+    claim once the deployment is ready or stopped again); True when a row was deleted."""
+    with write_transaction(sf) as session:
+        result = session.execute(delete(Lease).where(Lease.name == name), execution_options=_PLAIN)
+        return _rowcount(result) == 1
+
+
 def set_offer(
     sf: SessionFactory,
     deployment_id: int,

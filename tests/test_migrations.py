@@ -278,3 +278,40 @@ def test_0004_leaves_existing_deployments_without_an_end_and_downgrades_keeping_
         assert storage.current_revision(engine) == storage.head_revision()
     finally:
         engine.dispose()
+
+
+BEFORE_STALE_MARK = "0005_budgets"
+
+
+def test_0006_adds_message_stale_since_unset_and_downgrades_keeping_events(
+    database_url: str,
+) -> None:
+    """Existing deployments start with an up-to-date message (no mark); the mark can be set,
+    listed and cleared at head; dropping the column again keeps every event (plain ALTER)."""
+    engine = storage.make_engine(database_url)
+    try:
+        _upgrade(engine, BEFORE_EVENT_COLUMNS)
+        dep_id, inserted = _fill_at_0002(engine)
+        _upgrade(engine, BEFORE_STALE_MARK)
+        storage.migrate(engine)
+        sf = storage.make_session_factory(engine)
+        dep = repo.get_deployment(sf, dep_id)
+        assert dep is not None and dep.message_stale_since is None
+        storage.set_message(sf, dep_id, "C0DEPLOYS1", "1732900000.000001", now=T0)
+        dep = repo.get_deployment(sf, dep_id)
+        assert dep is not None
+        storage.mark_message_stale(sf, dep_id, T0)
+        storage.mark_message_stale(sf, dep_id, T0 + timedelta(minutes=1))  # the oldest stays
+        stale = storage.list_stale_messages(sf)
+        assert [(d.id, d.message_stale_since) for d in stale] == [(dep_id, T0)]
+        assert not storage.clear_message_stale(sf, dep_id, dep.version + 1)
+        assert storage.clear_message_stale(sf, dep_id, dep.version)
+        assert storage.list_stale_messages(sf) == []
+        _downgrade(engine, BEFORE_STALE_MARK)
+        columns = {c["name"] for c in inspect(engine).get_columns("deployments")}
+        assert "message_stale_since" not in columns
+        assert len(repo.list_events(sf, dep_id)) == len(inserted)
+        storage.migrate(engine)
+        assert storage.current_revision(engine) == storage.head_revision()
+    finally:
+        engine.dispose()
