@@ -244,6 +244,7 @@ def register(app: App, services: Services) -> None:
         update_view(client, view_id, new_view)
 
     @app.action(picker.ACTION_GPU_FILTER)
+    @app.action(picker.ACTION_MAX_PRICE)  # a select in the no-offers view
     @app.action(picker.ACTION_CHANNEL)
     def input_changed(ack: Ack) -> None:
         ack()  # read on submit or "Search again"; nothing to do now
