@@ -723,3 +723,35 @@ def test_a_secrets_dm_slack_refuses_without_raising_is_retried(
     assert len(delivered()) == 1
     poller.tick()
     assert len(delivered()) == 1
+
+
+# -- the Start claim (issue 14, defect M) ---------------------------------------------------
+
+
+def test_a_second_start_after_ready_and_stop_reaches_vast(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    """Stop → Start → (ready) → Stop → Start within five minutes: the second Start is sent to
+    Vast.ai, because the Start claim is given back once the start completed (and when the
+    deployment is stopped again)."""
+    dep = deploy(bot)
+    to_ready(bot, dep)
+    manage = bot.services.manage
+    poller = poller_of(bot)
+    assert manage.perform("stop", dep.id, ALICE).kind == "done"
+    assert manage.perform("start", dep.id, ALICE).kind == "done"
+    bot.vast.advance(4)
+    poller.tick()
+    if current(bot, dep).status != "ready":
+        bot.vast.advance(4)
+        poller.tick()
+    assert current(bot, dep).status == "ready"
+    assert manage.perform("stop", dep.id, ALICE).kind == "done"
+    second = manage.perform("start", dep.id, ALICE)
+    assert second.kind == "done", second.message
+    starts = [
+        r
+        for r in bot.vast.requests
+        if r.method == "PUT" and (r.json or {}).get("state") == "running"
+    ]
+    assert len(starts) == 2

@@ -13,7 +13,8 @@ two processes) sends one request:
   moves them to ``ready`` once Vast.ai runs the instance and the app answers
   (:mod:`bot.services.states`), and would fail a ``provisioning`` row that is older than
   ``DEPLOY_TIMEOUT_MINUTES``. The claim is a lease ``deployment-start:<id>`` held for
-  :data:`START_CLAIM_SECONDS` (released when Vast.ai refuses, so the user can retry).
+  :data:`START_CLAIM_SECONDS`, given back when Vast.ai refuses (so the user can retry), when
+  the poller sees the start complete (ready) and when the deployment is stopped or destroyed.
 
 Vast.ai facts (vast-api.md §5, from vast-ai/docs ``manage_instance.yaml``, ``hello-world.mdx``,
 ``troubleshooting.mdx``): stop keeps billing storage; start needs the *same* GPU and waits in
@@ -54,6 +55,7 @@ from storage import (
     SessionFactory,
     acquire_lease,
     add_event,
+    drop_lease,
     get_deployment,
     get_lease,
     release_lease,
@@ -411,6 +413,7 @@ class ManageService:
         )
         if not claimed:
             return self._lost_claim(dep.id, DeploymentStatus.STOPPED, STOP)
+        drop_lease(sf, start_claim_name(dep.id))  # a Start before this one is over
         try:
             self.vast.stop_instance(dep.instance_id)
         except NotFound:
@@ -556,6 +559,7 @@ class ManageService:
                 reason=reason or f"Destroyed from Slack by <@{actor}>.",
             )
             if claimed:
+                drop_lease(sf, start_claim_name(dep.id))  # no Start can follow a destroy
                 break
             dep = get_deployment(sf, deployment_id)
             if dep is None:

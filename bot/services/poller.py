@@ -641,6 +641,10 @@ class StatusPoller:
             elif dep.status == DeploymentStatus.READY and dep.secrets_sent_at is None:
                 self._send_secrets(dep, item, now, report)  # a refused DM, tried again
             return
+        if dep.status != DeploymentStatus.STOPPED:
+            # A Start completed (ready) or is over (failed, destroyed): give its claim back, so
+            # the next Stop → Start is sent to Vast.ai (issue 14, defect M).
+            storage.drop_lease(sf, start_claim_name(dep.id))
         report.slack_calls += 1  # the requester's App Home lists this deployment
         self.on_change(dep)
         if dep.status == DeploymentStatus.READY:
