@@ -3,9 +3,10 @@ rented is left unknown and no row is left in ``creating``. SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from bot.simulator import Fault, VastSimulator
 from bot.vast import VastClient
 from catalog import load_catalog
 from tests.fakes.slack_api import TEAM_ID
-from tests.fixtures.slack import ALICE, CHANNEL, BotFactory, BotHarness
+from tests.fixtures.slack import ALICE, CHANNEL, BotFactory, BotHarness, MovableClock
 from tests.test_deploy import pick_offer, settled, submitted_view
 
 CATALOG = load_catalog(None)
@@ -257,3 +258,74 @@ def test_crash_between_create_and_update_is_attached_on_the_next_start(
     assert bot.vast.request_count("PUT", "/api/v0/asks/") == 1
     events = [e.action for e in storage.list_events(sf, dep.id)]
     assert "recovered" in events
+
+
+def test_a_submission_killed_before_the_create_is_explained_then_failed(
+    bot: BotHarness, bot_factory: BotFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect N: kill -9 between the ack and the create. The next start finds the row young
+    (another process might still be renting it), so the status message says at once what is
+    happening and when it will be settled; at that time the row is failed and the message
+    shows it (thread note to the requester too)."""
+
+    def killed(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("process died here")  # before anything reached Vast.ai
+
+    monkeypatch.setattr(DeployService, "_create", killed)
+    chosen = pick_offer(bot).offer
+    bot.view_submission(submitted_view(chosen.id))
+    bot.slack.wait_for("chat.postMessage", channel=CHANNEL)
+    sf = bot.services.session_factory
+
+    import tests.test_deploy as e2e
+
+    def stranded() -> Any:
+        rows = storage.list_for_team(sf, TEAM_ID)
+        return rows if rows and rows[0].message_ts else None
+
+    (dep,) = e2e.wait_until(stranded)
+    assert dep.status == "creating" and dep.instance_id is None and not bot.vast.instances
+    ts = dep.message_ts
+    monkeypatch.undo()
+    bot.slack.reset()
+
+    clock = MovableClock()
+    second = bot_factory(simulator=bot.vast, clock=clock)  # the next start, same database
+    update = bot.slack.wait_for("chat.update", ts=ts)[-1]
+    blocks = json.dumps(update.args.get("blocks"))
+    assert "restarted" in blocks and "lists no instance" in blocks and "marked failed" in blocks
+    assert "<!date^" in blocks  # when it will be settled, in the reader's own time
+    after = storage.get_deployment(sf, dep.id)
+    assert after is not None and after.status == "creating"  # not failed on a guess
+
+    # When the note says: Vast.ai still lists no instance for it, so it fails, and shows it.
+    clock.advance(seconds=recovery.GRACE_SECONDS + 10)
+    bot.slack.reset()
+    job = second.services.scheduler.get_job("deploy-recovery")
+    assert job is not None
+    job.modify(next_run_time=datetime.now(UTC))
+    failed = e2e.wait_until(
+        lambda: (d := storage.get_deployment(sf, dep.id)) and d.status == "failed" and d
+    )
+    assert failed.reason == recovery.RESTART_REASON
+    shown = bot.slack.wait_for("chat.update", ts=ts)[-1]
+    assert "failed" in shown.args["text"].lower()
+    assert "lists no instance" not in json.dumps(shown.args.get("blocks"))  # the note is gone
+    bot.slack.wait_for("chat.postMessage", thread_ts=ts)
+    assert bot.vast.request_count("PUT", "/api/v0/asks/") == 0
+
+
+def test_recovery_leaves_submissions_made_since_the_start_to_their_process(
+    session_factory: sessionmaker[Session], vast_sim: VastSimulator, vast_client: VastClient
+) -> None:
+    """A re-run must not take this process's own in-flight submissions for a restart's
+    leftovers: only rows written before ``started_at`` are noted and waited for."""
+    sf = session_factory
+    before = new_row(sf, "V-before", minutes_ago=0.5)
+    since = new_row(sf, "V-since", minutes_ago=0.1)
+    started = storage.utcnow() - timedelta(minutes=0.3)
+    report = recovery.recover(sf, vast_client, started_at=started)
+    assert [d.id for d in report.pending] == [before.id]
+    assert recovery.settles_at(before) > before.created_at + timedelta(seconds=120)
+    assert "marked failed" in recovery.waiting_note(before)
+    assert storage.get_deployment(sf, since.id).status == "creating"  # type: ignore[union-attr]

@@ -16,8 +16,12 @@ per 25 instances) and, for every instance whose label carries a deployment id:
 Then rows still ``creating`` without an instance, older than ``grace_seconds`` (default 120 s,
 longer than the create timeout), are marked ``failed`` ("the bot restarted before Vast.ai
 answered; nothing was rented"); rows ``creating`` that already hold an instance move to
-``provisioning``. Younger rows are left to their process and looked at again once their grace
-has passed (:func:`run_on_start` schedules that).
+``provisioning``. Younger rows may still be in the hands of another live process (a rolling
+restart), so they are not failed on a guess: their status message says at once what is
+happening and when it will be settled (:func:`waiting_note`), and :func:`run_on_start` looks
+again at that time: a row that still has no labelled instance is then failed, and its status
+message shows it. Rows written after this process started are its own work, never a
+restart's leftovers: they are neither noted nor waited for.
 
 If the instance list cannot be read, nothing is changed: a row is never failed, nor an
 instance destroyed, on a guess. A database without any deployment skips recovery altogether
@@ -37,6 +41,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.base import BaseScheduler
 
 import storage
+from bot.formats import slack_date, utc_text
 from bot.services.deploy import (
     LABEL_PREFIX,
     DeployService,
@@ -50,14 +55,33 @@ logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 120.0
 RESTART_REASON = "the bot restarted before Vast.ai answered; nothing was rented. Please try again."
+#: Seconds after a row's grace at which the re-run settles it (the job's start may lag a little).
+SETTLE_MARGIN_SECONDS = 5.0
+
+
+def settles_at(dep: DeploymentRecord, grace_seconds: float = GRACE_SECONDS) -> datetime:
+    """When recovery settles the young ``creating`` row ``dep`` (failed unless an instance with
+    its label has appeared by then)."""
+    return dep.created_at + timedelta(seconds=grace_seconds + SETTLE_MARGIN_SECONDS)
+
+
+def waiting_note(dep: DeploymentRecord, grace_seconds: float = GRACE_SECONDS) -> str:
+    """The status message's note for a young ``creating`` row found at start-up: what is
+    happening, and when it will be settled (in each reader's own time)."""
+    return (
+        ":hourglass: The bot restarted while this GPU was being rented, and Vast.ai lists no "
+        f"instance for it yet. If none appears by {slack_date(settles_at(dep, grace_seconds))}, "
+        "this deployment is marked failed (nothing is billed) and you can deploy again."
+    )
 
 
 @dataclass
 class RecoveryReport:
     """What :func:`recover` did. ``attached``: (deployment id, instance id); ``destroyed``:
     instance ids; ``failed``: deployment ids marked failed; ``pending``: ``creating`` rows
-    still inside their grace; ``changed``: deployments whose status message should be
-    re-rendered; ``skipped``: True when the instance list could not be read (nothing done)."""
+    still inside their grace (written before ``started_at`` when that was given);
+    ``changed``: deployments whose status message should be re-rendered; ``skipped``: True
+    when the instance list could not be read (nothing done)."""
 
     attached: list[tuple[int, int]] = field(default_factory=list)
     destroyed: list[int] = field(default_factory=list)
@@ -95,8 +119,11 @@ def recover(
     *,
     now: datetime | None = None,
     grace_seconds: float = GRACE_SECONDS,
+    started_at: datetime | None = None,
 ) -> RecoveryReport:
     """Reconcile instances labelled by the bot with the deployments table (module docstring).
+    ``started_at``: when this process started; younger ``creating`` rows are its own work and
+    left alone.
 
     Network calls happen outside database transactions. Raises storage errors; Vast.ai errors
     on the list make it return ``skipped``; a failed destroy is logged and left for the next run.
@@ -154,6 +181,8 @@ def recover(
     for dep in storage.list_by_status(sf, [DeploymentStatus.CREATING]):
         if dep.id in attached:
             continue
+        if started_at is not None and dep.created_at >= started_at:
+            continue  # this process's own submission, in flight
         if dep.created_at >= cutoff:
             report.pending.append(dep)
             continue
@@ -174,8 +203,9 @@ def recover(
 
 
 def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> None:
-    """Re-render the status messages of changed deployments and tell the requesters of the
-    failed ones (thread reply or DM). Slack failures are logged, not raised."""
+    """Re-render the status messages of changed deployments, tell the requesters of the
+    failed ones (thread reply or DM), and add :func:`waiting_note` to the status message of
+    each young ``creating`` row without an instance. Slack failures are logged, not raised."""
     for dep_id in report.changed:
         dep = storage.get_deployment(sf, dep_id)
         if dep is None:
@@ -183,6 +213,11 @@ def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> 
         service.refresh_message(dep)
         if dep_id in report.failed:
             service.tell_failure(dep, dep.reason or RESTART_REASON, retry_slug=dep.template_slug)
+    for dep in report.pending:
+        if dep.instance_id is not None or dep.message_ts is None:
+            continue  # renting went through (the poller follows it), or no message to edit
+        template = service.catalog_get(dep.template_slug)
+        service.messages.show_status(dep, template, note=waiting_note(dep))
 
 
 def run_on_start(
@@ -190,15 +225,20 @@ def run_on_start(
     vast: VastApi,
     service: DeployService,
     scheduler: BaseScheduler | None = None,
+    started_at: datetime | None = None,
 ) -> RecoveryReport:
-    """The start-up job: :func:`recover`, :func:`tell` (with the deploy ``service``), and a
-    one-off re-run (APScheduler ``date`` job on ``scheduler``) when young ``creating`` rows
-    were left to their grace.
+    """The start-up job: :func:`recover` (at ``service.clock()``), :func:`tell` (with the deploy
+    ``service``), and a one-off re-run (APScheduler ``date`` job on ``scheduler``) at the
+    earliest time a young ``creating`` row was promised to be settled (:func:`settles_at`).
+    ``started_at`` (default: now) is when this process started: the re-run passes it on, so
+    that submissions made since are never taken for a restart's leftovers.
 
     Never raises: a failure is logged so that the bot still starts.
     """
+    now = service.clock()
+    started_at = started_at or now
     try:
-        report = recover(sf, vast)
+        report = recover(sf, vast, now=now, started_at=started_at)
         tell(service, sf, report)
     except Exception:
         logger.exception("start-up recovery failed")
@@ -210,13 +250,18 @@ def run_on_start(
         len(report.destroyed),
         len(report.pending),
     )
+    for dep in report.pending:
+        logger.info(
+            "recovery: deployment %s is young and has no instance yet: settled at %s",
+            dep.id,
+            utc_text(settles_at(dep)),
+        )
     if report.pending and scheduler is not None:
-        latest = max(d.created_at for d in report.pending)
-        run_at = latest + timedelta(seconds=GRACE_SECONDS + 5)
+        run_at = min(settles_at(d) for d in report.pending)
         scheduler.add_job(
             run_on_start,
             "date",
-            args=(sf, vast, service, scheduler),
+            args=(sf, vast, service, scheduler, started_at),
             run_date=run_at,
             id="deploy-recovery",
             replace_existing=True,
