@@ -26,6 +26,15 @@ MIN_DISK_GB = 8
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
+#: Slack's limit on a section block's text, in characters (../shared/reference/slack.md §4:
+#: slack_sdk ``SectionBlock.text_max_length``; api.slack.com/reference/block-kit/blocks).
+#: catalog imports nothing of bot, so the figure is kept here with its source.
+SLACK_SECTION_TEXT_MAX = 3000
+#: The template Details modal shows the docs link as one section, ``*Docs*: <docs_url>``, so
+#: a docs_url longer than this (characters) cannot be shown and is refused by validation.
+DOCS_LINK_PREFIX = "*Docs*: "
+DOCS_URL_MAX = SLACK_SECTION_TEXT_MAX - len(DOCS_LINK_PREFIX) - len("<>")
+
 
 def _problem(reason: str) -> PydanticCustomError:
     """A validation error whose message is exactly `reason` (no "Value error, " prefix)."""
@@ -58,7 +67,8 @@ class Template(BaseModel):
       min_vram_gb / recommended_vram_gb: VRAM per GPU, in GB; recommended >= min.
       cuda_version: lowest CUDA version the image needs, "major.minor" (a quoted string).
       disk_gb: default disk in GB (>= 8, the Vast.ai minimum; <= max_disk_gb).
-      docs_url: http(s) link to the app's documentation.
+      docs_url: http(s) link to the app's documentation, at most DOCS_URL_MAX (2990)
+        characters (Slack's 3000 for a section's text, minus "*Docs*: <>").
       health_path: path the readiness probe GETs (e.g. "/api" for Jupyter).
       health_port: container port the probe uses; default the first of `ports`.
       password_env: env var that carries a per-deployment generated password/token
@@ -190,9 +200,15 @@ class Template(BaseModel):
     @field_validator("docs_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
+        if len(value) > DOCS_URL_MAX:
+            raise _problem(
+                f"is {len(value)} characters; at most {DOCS_URL_MAX} can be shown (Slack "
+                f"limits a section's text to {SLACK_SECTION_TEXT_MAX} characters, and Details "
+                "shows the link in one section)"
+            )
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise _problem(f'"{value}" is not an http:// or https:// URL')
+            raise _problem(f'"{value[:200]}" is not an http:// or https:// URL')
         return value
 
     @field_validator("health_path")

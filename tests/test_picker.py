@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot import slack_limits
 from bot.blocks import picker
 from bot.simulator import Fault
 from tests.fakes.slack_api import FakeSlack
@@ -179,13 +180,41 @@ def test_no_fitting_offer_says_so_and_what_to_try(
     bot = bot_factory(catalog_dir=folder)
     view = _open_picker(bot, fake_slack, "huge-model")
     assert "No GPU offer fits Huge model right now" in _text(view)
+    # Defect A: Slack refuses a modal with an input block and no submit. Without offers there
+    # is nothing to submit, so the view has no input block (the filters are selects).
     assert "submit" not in view or view.get("submit") is None
+    assert not [b for b in view["blocks"] if b["type"] == "input"]
+    assert slack_limits.check_view(view) == []
+    assert not fake_slack.refusals
     assert any(
         e.get("action_id") == picker.ACTION_REFRESH
         for b in view["blocks"]
         if b["type"] == "actions"
         for e in b["elements"]
     )
+    # the filters still reach **Search again**: choose a price cap and search
+    price = next(b for b in view["blocks"] if b.get("block_id") == picker.BLOCK_MAX_PRICE)
+    option = next(o for o in price["accessory"]["options"] if o["value"] == "5.00")
+    view["state"] = {
+        "values": {
+            picker.BLOCK_MAX_PRICE: {
+                picker.ACTION_MAX_PRICE: {"type": "static_select", "selected_option": option}
+            }
+        }
+    }
+    assert (
+        bot.block_action(
+            picker.ACTION_MAX_PRICE,
+            view=view,
+            selected_option=option,
+            block_id=picker.BLOCK_MAX_PRICE,
+        ).status_code
+        == 200
+    )
+    bot.block_action(picker.ACTION_REFRESH, "refresh", view=view)
+    again = fake_slack.wait_for("views.update", count=3)[2].args["view"]
+    assert json.loads(again["private_metadata"])["max_dph"] == 5.0
+    assert bot.vast.requests[-1].json["dph_total"] == {"lte": 5.0}
 
 
 def test_vast_down_shows_error_with_retry(bot: BotHarness, fake_slack: FakeSlack) -> None:
@@ -236,7 +265,10 @@ def test_max_price_outside_the_input_bounds_is_clamped(
     query = bot.vast.requests[-1].json
     assert query.get("dph_total") == ({"lte": sent} if sent is not None else None)
     price = next(b for b in updated["blocks"] if b.get("block_id") == picker.BLOCK_MAX_PRICE)
-    assert price["element"].get("initial_value") == shown
+    if "element" in price:  # offers found: the number input
+        assert price["element"].get("initial_value") == shown
+    else:  # none found: the no-offers view's select (defect A)
+        assert price["accessory"]["initial_option"]["value"] == (shown or picker.ANY_PRICE)
 
 
 def test_an_expired_trigger_id_gets_a_clear_answer(bot: BotHarness, fake_slack: FakeSlack) -> None:

@@ -173,6 +173,13 @@ def parse_lifetime_value(value: object) -> float | None:
     return hours
 
 
+def selectable_channel(channel: str | None) -> bool:
+    """Whether ``channel`` can be preselected in the picker's conversations select, which is
+    filtered to public and private channels: ids starting ``C`` or ``G``; never a DM (``D…``)
+    or a user id (``U…``/``W…``)."""
+    return bool(channel) and re.fullmatch(r"[CG][A-Z0-9]{2,30}", channel or "") is not None
+
+
 def offer_value(ranked: RankedOffer) -> str:
     """An option's value: ``<offer id>@<dph_total shown>@<gpu_name>`` (≤ 150 characters,
     Slack's limit for an option value)."""
@@ -294,13 +301,63 @@ def loading_view(template: Template, state: PickerState) -> View:
     )
 
 
-def _filter_blocks(state: PickerState) -> list[Block]:
+PRICE_STEPS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+"""The max-price choices ($/hour) of the no-offers view, where the filters are selects."""
+ANY_PRICE = "any"
+
+
+def _gpu_options(state: PickerState) -> tuple[list[Option], Option]:
     models = sorted(set(state.models) | ({state.gpu_name} if state.gpu_name else set()))
     any_option = Option(text="Any GPU model", value=ANY_GPU)
     options = [any_option] + [
         Option(text=truncate(model, MAX_OPTION_TEXT), value=model[:150]) for model in models[:99]
     ]
     initial = next((o for o in options if o.value == state.gpu_name), any_option)
+    return options, initial
+
+
+def _select_filter_blocks(state: PickerState) -> list[Block]:
+    """The filters of the view without offers: selects in actions blocks, so the modal has no
+    input block and needs no submit (Slack refuses a modal with an input block and no
+    ``submit``: reference/slack.md §4, :mod:`bot.slack_limits`). **Search again** reads them
+    from ``view.state.values`` as it reads the inputs."""
+    options, initial = _gpu_options(state)
+    any_price = Option(text="Any price", value=ANY_PRICE)
+    steps = set(PRICE_STEPS) | ({state.max_dph} if state.max_dph is not None else set())
+    prices = [any_price] + [
+        Option(text=f"Up to ${step:g}/h", value=f"{step:.2f}") for step in sorted(steps)
+    ]
+    wanted = f"{state.max_dph:.2f}" if state.max_dph is not None else ANY_PRICE
+    price_initial = next((o for o in prices if o.value == wanted), any_price)
+    return [
+        DividerBlock(),
+        SectionBlock(
+            block_id=BLOCK_GPU_FILTER,
+            text=MarkdownTextObject(text="*GPU model*"),
+            accessory=StaticSelectElement(
+                action_id=ACTION_GPU_FILTER, options=options, initial_option=initial
+            ),
+        ),
+        SectionBlock(
+            block_id=BLOCK_MAX_PRICE,
+            text=MarkdownTextObject(text="*Max price ($/hour)*"),
+            accessory=StaticSelectElement(
+                action_id=ACTION_MAX_PRICE, options=prices, initial_option=price_initial
+            ),
+        ),
+        ActionsBlock(
+            block_id="refresh_block",
+            elements=[
+                ButtonElement(
+                    text="Search again", action_id=ACTION_REFRESH, value="refresh", style="primary"
+                )
+            ],
+        ),
+    ]
+
+
+def _filter_blocks(state: PickerState) -> list[Block]:
+    options, initial = _gpu_options(state)
     price_element = NumberInputElement(
         action_id=ACTION_MAX_PRICE,
         is_decimal_allowed=True,
@@ -368,7 +425,8 @@ def picker_view(
     channel, filters.
 
     ``offers`` is ranked best first (at most 100 shown, Slack's option limit); with no offers the
-    modal says so and what to try, without a submit button. ``lifetimes``: the **Run for**
+    modal says so and what to try, without a submit button and so without input blocks (the
+    filters are selects there). ``lifetimes``: the **Run for**
     choices (no input without them), ``lifetime_hours`` the preselected one (None = "Until I
     stop it"; nothing is preselected when no choice matches) and the run the cost line prices;
     ``lifetime_warning_minutes``: how long before the end the owner is asked (for the hint).
@@ -402,7 +460,7 @@ def picker_view(
                 ),
             )
         )
-        blocks += _filter_blocks(state)
+        blocks += _select_filter_blocks(state)
         return _modal(template, state, blocks)
 
     shown = list(offers[:MAX_OPTIONS])
@@ -480,7 +538,7 @@ def picker_view(
         default_to_current_conversation=True,
         filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
     )
-    if state.channel:
+    if selectable_channel(state.channel):
         channel_select.initial_conversation = state.channel
     blocks.append(
         InputBlock(
@@ -529,7 +587,7 @@ def selected_values(view: dict[str, Any]) -> dict[str, Any]:
 
     def get(block: str, action: str, key: str) -> Any:
         element = (values.get(block) or {}).get(action) or {}
-        if key == "selected_option":
+        if key == "selected_option" or "selected_option" in element:
             option = element.get("selected_option") or {}
             return option.get("value")
         return element.get(key)

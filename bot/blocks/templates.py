@@ -21,7 +21,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
+from bot.slack_limits import MAX_BUTTON_VALUE
 from catalog import Catalog, Template, TemplateMatch
+from catalog.models import DOCS_LINK_PREFIX
 
 PAGE_SIZE = 10
 MAX_QUERY_IN_VALUE = 500
@@ -40,8 +42,20 @@ FILTER_HINT = (
 
 
 def page_value(query_text: str, page: int) -> str:
-    """The paging button's value: the filter text and the target page, as compact JSON."""
-    return json.dumps({"q": query_text[:MAX_QUERY_IN_VALUE], "p": page}, separators=(",", ":"))
+    """The paging button's value: the filter text and the target page, as compact JSON.
+
+    The query is cut to :data:`MAX_QUERY_IN_VALUE` characters and then further until the
+    *escaped* JSON fits Slack's 2000 characters for a button value (reference/slack.md §4):
+    ``json.dumps`` writes a non-ASCII character as up to 12 (``\\ud83d\\ude00``), so 500
+    emoji would be 6000.
+    """
+    query = query_text[:MAX_QUERY_IN_VALUE]
+    while True:
+        value = json.dumps({"q": query, "p": page}, separators=(",", ":"))
+        over = len(value) - MAX_BUTTON_VALUE
+        if over <= 0:
+            return value
+        query = query[: len(query) - max(1, over // 12)]
 
 
 def parse_page_value(value: str) -> tuple[str, int]:
@@ -237,7 +251,7 @@ def template_details_view(template: Template) -> View:
                 text=truncate(f"*Launch command*\n```{command}```", MAX_SECTION_TEXT)
             )
         ),
-        SectionBlock(text=MarkdownTextObject(text=f"*Docs*: <{template.docs_url}>")),
+        SectionBlock(text=MarkdownTextObject(text=f"{DOCS_LINK_PREFIX}<{template.docs_url}>")),
         ActionsBlock(
             block_id=f"details_actions_{template.slug}",
             elements=[
