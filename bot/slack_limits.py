@@ -136,10 +136,16 @@ class _Walker:
     def confirm(self, pointer: str, confirm: Any) -> None:
         if not isinstance(confirm, Mapping):
             return
-        self.text_object("confirm_title", pointer + "/title", confirm.get("title"), 100)
-        self.text_object("confirm_text", pointer + "/text", confirm.get("text"), 300)
-        self.text_object("confirm_button", pointer + "/confirm", confirm.get("confirm"), 30)
-        self.text_object("confirm_button", pointer + "/deny", confirm.get("deny"), 30)
+        self.text_object(
+            "confirm_title", pointer + "/title", confirm.get("title"), MAX_CONFIRM_TITLE
+        )
+        self.text_object("confirm_text", pointer + "/text", confirm.get("text"), MAX_CONFIRM_TEXT)
+        self.text_object(
+            "confirm_button", pointer + "/confirm", confirm.get("confirm"), MAX_CONFIRM_BUTTON
+        )
+        self.text_object(
+            "confirm_button", pointer + "/deny", confirm.get("deny"), MAX_CONFIRM_BUTTON
+        )
 
     def option(self, pointer: str, option: Any) -> None:
         if not isinstance(option, Mapping):
@@ -168,8 +174,8 @@ class _Walker:
         )
         self.confirm(pointer + "/confirm", element.get("confirm"))
         if kind == "button":
-            self.text_object("button_text", pointer + "/text", element.get("text"), 75)
-            self.length("button_value", pointer + "/value", element.get("value"), 2000)
+            self.text_object("button_text", pointer + "/text", element.get("text"), MAX_BUTTON_TEXT)
+            self.length("button_value", pointer + "/value", element.get("value"), MAX_BUTTON_VALUE)
             self.length("button_url", pointer + "/url", element.get("url"), MAX_URL)
         for key in ("options", "option_groups"):
             items = element.get(key)
@@ -186,7 +192,9 @@ class _Walker:
             if not isinstance(group, Mapping):
                 continue
             gp = f"{pointer}/option_groups/{g}"
-            self.text_object("option_group_label", gp + "/label", group.get("label"), 75)
+            self.text_object(
+                "option_group_label", gp + "/label", group.get("label"), MAX_GROUP_LABEL
+            )
             options = group.get("options") or []
             if len(options) > MAX_OPTIONS:
                 self.add("options", gp + "/options", f"no more than {MAX_OPTIONS} items allowed")
@@ -209,18 +217,24 @@ class _Walker:
             text, fields = block.get("text"), block.get("fields")
             if text is None and not fields:
                 self.add("section_text", pointer, "must provide text or fields")
-            self.text_object("section_text", pointer + "/text", text, 3000, required=False)
+            self.text_object(
+                "section_text", pointer + "/text", text, MAX_SECTION_TEXT, required=False
+            )
             if isinstance(fields, list):
                 if len(fields) > MAX_SECTION_FIELDS:
-                    self.add("section_fields", pointer + "/fields", "no more than 10 items allowed")
+                    self.add(
+                        "section_fields",
+                        pointer + "/fields",
+                        f"no more than {MAX_SECTION_FIELDS} items allowed",
+                    )
                 for i, item in enumerate(fields):
-                    self.text_object("section_field", f"{pointer}/fields/{i}", item, 2000)
+                    self.text_object("section_field", f"{pointer}/fields/{i}", item, MAX_FIELD_TEXT)
             if block.get("accessory") is not None:
                 self.element(pointer + "/accessory", block.get("accessory"))
         elif kind == "header":
-            self.text_object("header_text", pointer + "/text", block.get("text"), 150)
+            self.text_object("header_text", pointer + "/text", block.get("text"), MAX_HEADER_TEXT)
         elif kind == "markdown":
-            self.length("markdown_text", pointer + "/text", block.get("text"), 12_000)
+            self.length("markdown_text", pointer + "/text", block.get("text"), MAX_MARKDOWN_TEXT)
         elif kind in ("actions", "context"):
             elements = block.get("elements")
             limit = MAX_ACTIONS_ELEMENTS if kind == "actions" else MAX_CONTEXT_ELEMENTS
@@ -235,7 +249,9 @@ class _Walker:
             for i, element in enumerate(elements):
                 if kind == "context":
                     if isinstance(element, Mapping) and element.get("type") != "image":
-                        self.text_object("context_text", f"{pointer}/elements/{i}", element, 3000)
+                        self.text_object(
+                            "context_text", f"{pointer}/elements/{i}", element, MAX_SECTION_TEXT
+                        )
                     continue
                 self.element(f"{pointer}/elements/{i}", element)
                 action_id = element.get("action_id") if isinstance(element, Mapping) else None
@@ -249,9 +265,9 @@ class _Walker:
                     action_ids.add(action_id)
         elif kind == "input":
             self.has_input = True
-            self.text_object("input_label", pointer + "/label", block.get("label"), 2000)
+            self.text_object("input_label", pointer + "/label", block.get("label"), MAX_INPUT_LABEL)
             self.text_object(
-                "input_hint", pointer + "/hint", block.get("hint"), 2000, required=False
+                "input_hint", pointer + "/hint", block.get("hint"), MAX_INPUT_HINT, required=False
             )
             self.element(pointer + "/element", block.get("element"))
 
