@@ -1,9 +1,11 @@
 """The Slack side of the services' messages port (:class:`bot.services.ports.Messages`).
 
 Each message the services send is rendered here, once, by the pure builders in
-:mod:`bot.blocks`, and sent through the :class:`bot.notifier.Notifier`. Every Slack failure
-(a refusal, a 429 after slack_sdk's retries, a network error) is logged in one line, without
-the payload, and returned as ``False``/``None``: no service has to catch Slack's exceptions.
+:mod:`bot.blocks`, and sent through the :class:`bot.notifier.Notifier`, which turns every Slack
+failure (a refusal, a 429 after slack_sdk's retries, a network error) into a returned outcome
+(logged in one line, without the payload): no service has to catch Slack's exceptions. Status
+message edits queued with :meth:`SlackMessages.queue_status` and Home tabs go through the
+paced, coalescing :class:`bot.outbox.Outbox` when one is given.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from bot.blocks import notify
 from bot.blocks.home import home_view
 from bot.blocks.status import status_message, visible_key
 from bot.formats import money
+from bot.notifier import REFUSED, SENT, SlackResult
+from bot.outbox import Outbox
 from bot.services.ports import (
     ApprovalDecision,
     ApprovalRequest,
@@ -52,15 +56,19 @@ _ACTION_TEXT = {
 class NotifierLike(Protocol):
     """The parts of :class:`bot.notifier.Notifier` the messages use."""
 
-    def post_status(self, channel: str, user_id: str, payload: dict[str, Any]) -> PostedLike: ...
+    def post_status(
+        self, channel: str, user_id: str, payload: dict[str, Any]
+    ) -> PostedLike | None: ...
 
-    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> bool: ...
+    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> SlackResult | bool: ...
 
-    def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> bool: ...
+    def reply(
+        self, channel: str, thread_ts: str, text: str, blocks: Any = None
+    ) -> SlackResult | bool: ...
 
     def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None: ...
 
-    def open_dm(self, user_id: str) -> str: ...
+    def open_dm(self, user_id: str) -> str | None: ...
 
     def post(self, channel: str, text: str, blocks: Any = None) -> str | None: ...
 
@@ -68,11 +76,21 @@ class NotifierLike(Protocol):
 class HomeNotifierLike(NotifierLike, Protocol):
     """A notifier that can also publish the Home tab, name the workspace and read users."""
 
-    def publish_home(self, user_id: str, view: Any) -> None: ...
+    def publish_home(self, user_id: str, view: Any) -> SlackResult | None: ...
 
-    def team_id(self) -> str: ...
+    def team_id(self) -> str | None: ...
 
     def user_tz(self, user_id: str) -> str | None: ...
+
+
+def _delivery(result: SlackResult | bool | None) -> Delivery:
+    """The port's :class:`Delivery` for a notifier answer (a plain bool from a test stand-in:
+    True sent, False refused)."""
+    if isinstance(result, SlackResult):
+        return {SENT: Delivery.SENT, REFUSED: Delivery.REFUSED}.get(
+            result.outcome, Delivery.UNAVAILABLE
+        )
+    return Delivery.SENT if result or result is None else Delivery.REFUSED
 
 
 def _failure(what: str, error: Exception) -> None:
@@ -88,6 +106,8 @@ class SlackMessages:
         notifier: a :class:`bot.notifier.Notifier` (tests pass a recording stand-in).
         clock: aware UTC now, for the running times and costs shown.
         expiry_action: ``ON_EXPIRY`` (``stop``/``destroy``), so end times say what happens.
+        outbox: the paced, coalescing outbox for queued status edits and Home tabs (None:
+            they are sent at once on the caller's thread, as tests of one service do).
     """
 
     def __init__(
@@ -96,10 +116,12 @@ class SlackMessages:
         *,
         clock: Callable[[], datetime] = utcnow,
         expiry_action: str = "stop",
+        outbox: Outbox | None = None,
     ) -> None:
         self.notifier = notifier
         self.clock = clock
         self.expiry_action = expiry_action
+        self.outbox = outbox
 
     # -- the status message ----------------------------------------------------------------
 
@@ -114,21 +136,56 @@ class SlackMessages:
             _failure(f"status message of deployment {dep.id}", error)
             return None
 
+    def _status_payload(
+        self, dep: DeploymentRecord, template: Template | None, note: str | None
+    ) -> dict[str, Any]:
+        return status_message(
+            dep, template, now=self.clock(), note=note, expiry_action=self.expiry_action
+        )
+
     def show_status(
         self, dep: DeploymentRecord, template: Template | None, *, note: str | None = None
     ) -> Delivery:
         """See :meth:`bot.services.ports.Messages.show_status`."""
         if not dep.message_channel or not dep.message_ts:
             return Delivery.REFUSED
-        try:
-            payload = status_message(
-                dep, template, now=self.clock(), note=note, expiry_action=self.expiry_action
-            )
-            sent = self.notifier.update(dep.message_channel, dep.message_ts, payload)
-        except Exception as error:  # rate limit after retries, network: the caller retries
-            _failure(f"chat.update of deployment {dep.id}", error)
-            return Delivery.UNAVAILABLE
-        return Delivery.SENT if sent else Delivery.REFUSED
+        payload = self._status_payload(dep, template, note)
+        return _delivery(self.notifier.update(dep.message_channel, dep.message_ts, payload))
+
+    def queue_status(
+        self,
+        dep: DeploymentRecord,
+        template: Template | None,
+        *,
+        note: str | None = None,
+        on_done: Callable[[Delivery], object] | None = None,
+    ) -> Delivery:
+        """See :meth:`bot.services.ports.Messages.queue_status`."""
+        channel, ts = dep.message_channel, dep.message_ts
+        if not channel or not ts:
+            return Delivery.REFUSED
+        if self.outbox is None:
+            delivery = self.show_status(dep, template, note=note)
+            if on_done is not None:
+                on_done(delivery)
+            return delivery
+
+        def kwargs() -> dict[str, Any]:  # rendered when sent: the running figures are fresh
+            return {"channel": channel, "ts": ts, **self._status_payload(dep, template, note)}
+
+        self.outbox.submit(
+            dep.team_id,
+            "chat.update",
+            ("status", dep.id),
+            kwargs,
+            version=dep.version,
+            on_done=None if on_done is None else (lambda result: on_done(_delivery(result))),
+        )
+        return Delivery.QUEUED
+
+    def flush(self, timeout: float) -> bool:
+        """See :meth:`bot.services.ports.Messages.flush`."""
+        return self.outbox.drain(timeout) if self.outbox is not None else True
 
     def visible_key(self, dep: DeploymentRecord, *, now: datetime) -> Hashable:
         """See :func:`bot.blocks.status.visible_key`."""
@@ -137,29 +194,22 @@ class SlackMessages:
     # -- thread notes ----------------------------------------------------------------------
 
     def _reply(self, dep: DeploymentRecord, what: str, text: str, blocks: Any = None) -> bool:
-        """Reply in the status message's thread only (False when ``dep`` has no message)."""
+        """Reply in the status message's thread only (False when ``dep`` has no message or
+        the reply did not go through)."""
         if not dep.message_channel or not dep.message_ts:
             return False
-        try:
-            return self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
-        except Exception as error:
-            _failure(f"{what} of deployment {dep.id}", error)
-            return False
+        return bool(self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks))
 
     def _thread(self, dep: DeploymentRecord, text: str, blocks: Any = None) -> bool:
         """Reply in the status message's thread; DM the requester when there is no thread or
-        the channel refuses."""
-        try:
-            if (
-                dep.message_channel
-                and dep.message_ts
-                and self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
-            ):
+        the channel refuses (not when Slack is unavailable: the caller tries again later)."""
+        if dep.message_channel and dep.message_ts:
+            result = self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
+            if result:
                 return True
-            return self.notifier.dm(dep.user_id, text, blocks) is not None
-        except Exception as error:
-            _failure(f"thread note of deployment {dep.id}", error)
-            return False
+            if _delivery(result) is Delivery.UNAVAILABLE:
+                return False
+        return self.notifier.dm(dep.user_id, text, blocks) is not None
 
     def _dm(self, user_id: str, what: str, payload: dict[str, Any]) -> bool:
         """DM ``payload`` (``{"text", "blocks"?}``); a Slack failure is logged as ``what``."""
@@ -278,6 +328,8 @@ class SlackMessages:
         for user in sorted(recipients):
             try:
                 dm = self.notifier.open_dm(user)
+                if dm is None:
+                    continue
                 ts = self.notifier.post(dm, payload["text"], payload.get("blocks"))
             except Exception as error:
                 _failure(f"approval DM of deployment {request.dep.id}", error)
@@ -351,31 +403,35 @@ class SlackMessages:
         """A plain DM."""
         return self._dm(user_id, "DM", {"text": text})
 
+    def _home_view(self, home: HomeData) -> Any:
+        return home_view(
+            deployments=home.deployments,
+            now=home.now,
+            user_month=home.user_month,
+            workspace_month=home.workspace_month,
+            month_label=home.month_label,
+            notice=home.notice,
+            unmanaged=home.unmanaged,
+            expiry_action=self.expiry_action,
+            user_budget=home.user_budget,
+            workspace_budget=home.workspace_budget,
+        )
+
     def publish_home(self, user_id: str, home: HomeData) -> bool:
-        """See :func:`bot.blocks.home.home_view`."""
-        try:
-            view = home_view(
-                deployments=home.deployments,
-                now=home.now,
-                user_month=home.user_month,
-                workspace_month=home.workspace_month,
-                month_label=home.month_label,
-                notice=home.notice,
-                unmanaged=home.unmanaged,
-                expiry_action=self.expiry_action,
-                user_budget=home.user_budget,
-                workspace_budget=home.workspace_budget,
+        """See :func:`bot.blocks.home.home_view`; through the outbox when there is one (one
+        entry per user: the latest Home wins), so True means queued."""
+        if self.outbox is not None:
+            self.outbox.submit(
+                home.team_id or "",
+                "views.publish",
+                ("home", user_id),
+                lambda: {"user_id": user_id, "view": self._home_view(home)},
             )
-            self.notifier.publish_home(user_id, view)
             return True
-        except Exception as error:
-            _failure(f"views.publish for {user_id}", error)
-            return False
+        return _delivery(self.notifier.publish_home(user_id, self._home_view(home))) is (
+            Delivery.SENT
+        )
 
     def team_id(self) -> str | None:
         """The bot token's workspace (``auth.test``)."""
-        try:
-            return str(self.notifier.team_id()) or None
-        except Exception as error:
-            _failure("auth.test", error)
-            return None
+        return self.notifier.team_id() or None

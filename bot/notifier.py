@@ -1,21 +1,34 @@
-"""Posting to Slack outside a listener's ack: status messages, thread replies, DMs.
+"""Posting to Slack outside a listener's ack: status messages, thread replies, DMs, Home tabs.
 
-Wraps slack_sdk's ``WebClient`` (whose retry handlers wait out 429 ``Retry-After``, see
-:func:`bot.app.make_web_client`) and turns the Slack errors a user can meet into outcomes:
-a channel the bot cannot post in falls back to a DM that says why; a deleted status message
-(``message_not_found``) is reported, not raised.
+One policy for every Slack call (issue 14, mechanism 1): :meth:`Notifier.call` turns each
+transport failure (urllib's ``URLError``, socket timeouts, ``OSError``, slack_sdk's
+``SlackRequestError`` / ``SlackClientError``) and each refusal (``SlackApiError``) into a
+returned :class:`SlackResult` (``sent`` / ``refused`` with Slack's error code / ``unavailable``
+with the ``Retry-After`` of a 429) and never raises. The methods on top keep their plain
+answers: a channel the bot cannot post in falls back to a DM that says why; a deleted status
+message (``message_not_found``) is ``refused``, not raised.
+
+The ``WebClient`` given waits out 429s itself (slack_sdk's ``RateLimitErrorRetryHandler``, see
+:func:`bot.app.make_web_client`), sleeping in the caller; :func:`without_rate_limit_retries`
+makes the copy the outbox (:mod:`bot.outbox`) sends with, which honours ``Retry-After`` by
+pausing its queue instead.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 logger = logging.getLogger(__name__)
+
+SENT, REFUSED, UNAVAILABLE = "sent", "refused", "unavailable"
 
 # chat.postMessage errors that mean "not here, but a DM may work" (docs.slack.dev chat.postMessage).
 CHANNEL_ERRORS = {
@@ -25,6 +38,64 @@ CHANNEL_ERRORS = {
     "restricted_action": "posting in <#{channel}> is restricted for apps",
     "restricted_action_read_only_channel": "<#{channel}> is read-only",
 }
+#: chat.update errors that mean the message can no longer be edited (docs.slack.dev chat.update).
+GONE_MESSAGE_ERRORS = frozenset(
+    {"message_not_found", "cant_update_message", "channel_not_found", "edit_window_closed"}
+)
+#: Errors that are Slack being unavailable rather than refusing (try again later).
+_TRANSIENT_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SlackResult:
+    """How one Slack Web API call went.
+
+    ``outcome``: ``sent`` (Slack said ok), ``refused`` (Slack answered ``ok: false``; ``error``
+    is its code, e.g. ``message_not_found``) or ``unavailable`` (no answer: network, timeout,
+    5xx, or a 429 with ``retry_after`` seconds from its ``Retry-After`` header). ``data`` is
+    Slack's answer when sent. Truthy only when sent.
+    """
+
+    outcome: str
+    error: str | None = None
+    retry_after: float | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.outcome == SENT
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    headers = getattr(error.response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def without_rate_limit_retries(client: WebClient) -> WebClient:
+    """A copy of ``client`` (token, base URL, timeout, other retry handlers) that does not wait
+    out 429s itself: for callers that pace and pause on ``Retry-After`` on their own thread."""
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        retry_handlers=[
+            h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -38,99 +109,116 @@ class Posted:
 
 
 class Notifier:
-    """Sends the bot's own messages. Methods never raise for Slack-side refusals they can
-    explain; other ``SlackApiError``s propagate."""
+    """Sends the bot's own messages. No method raises for a Slack refusal or a transport
+    failure (see the module docstring); each logs one line without the payload."""
 
     def __init__(self, client: WebClient):
         self.client = client
 
-    def open_dm(self, user_id: str) -> str:
-        """The D… channel id of the bot's DM with ``user_id`` (``conversations.open``)."""
-        response = self.client.conversations_open(users=user_id)
-        return str(response["channel"]["id"])
+    def call(self, method: str, **kwargs: Any) -> SlackResult:
+        """Call the Web API ``method`` (e.g. ``chat.update``) with ``kwargs``; never raises.
 
-    def post_status(self, channel: str, user_id: str, payload: dict[str, Any]) -> Posted:
-        """Post ``payload`` (``{"text", "blocks"}``) in ``channel``; when the bot cannot post
-        there, DM ``user_id`` the reason and post the message in that DM instead."""
+        A 429 (after the client's own retries, if any), a 5xx or Slack's transient error codes
+        are ``unavailable``; any other ``ok: false`` is ``refused`` with Slack's code."""
         try:
-            response = self.client.chat_postMessage(channel=channel, **payload)
-            return Posted(channel=str(response["channel"]), ts=str(response["ts"]))
+            # slack_sdk's own method (chat.update -> chat_update): it drops None arguments and
+            # serialises Block Kit objects as Slack expects.
+            response = getattr(self.client, method.replace(".", "_"))(**kwargs)
+            data = response.data
+            return SlackResult(SENT, data=dict(data) if isinstance(data, dict) else {})
         except SlackApiError as error:
-            code = str(error.response.get("error"))
-            if code not in CHANNEL_ERRORS:
-                raise
-            reason = CHANNEL_ERRORS[code].format(channel=channel)
+            code = str(error.response.get("error") or "") or None
+            status = int(getattr(error.response, "status_code", 200) or 200)
+            if status == 429 or status >= 500 or code in _TRANSIENT_ERRORS:
+                retry = _retry_after(error) if status == 429 or code == "ratelimited" else None
+                logger.warning("%s unavailable: %s (HTTP %d)", method, code, status)
+                return SlackResult(UNAVAILABLE, code, retry_after=retry)
+            logger.info("%s refused: %s", method, code)
+            return SlackResult(REFUSED, code)
+        except (URLError, TimeoutError, OSError, SlackClientError) as error:
+            logger.warning("%s unavailable: %s", method, type(error).__name__)
+            return SlackResult(UNAVAILABLE, type(error).__name__)
+
+    def open_dm(self, user_id: str) -> str | None:
+        """The D… channel id of the bot's DM with ``user_id`` (``conversations.open``); None
+        when Slack refuses or cannot be reached."""
+        result = self.call("conversations.open", users=user_id)
+        channel = result.data.get("channel") or {}
+        return (
+            str(channel["id"]) if result and isinstance(channel, dict) and "id" in channel else None
+        )
+
+    def post_status(self, channel: str, user_id: str, payload: dict[str, Any]) -> Posted | None:
+        """Post ``payload`` (``{"text", "blocks"}``) in ``channel``; when the bot cannot post
+        there, DM ``user_id`` the reason and post the message in that DM instead. None when
+        neither worked."""
+        result = self.call("chat.postMessage", channel=channel, **payload)
+        if result:
+            return Posted(channel=str(result.data["channel"]), ts=str(result.data["ts"]))
+        if result.outcome != REFUSED or result.error not in CHANNEL_ERRORS:
+            return None
+        reason = CHANNEL_ERRORS[result.error].format(channel=channel)
         dm = self.open_dm(user_id)
-        self.client.chat_postMessage(
+        if dm is None:
+            return None
+        self.call(
+            "chat.postMessage",
             channel=dm,
             text=f":information_source: {reason}, so I'll keep you posted here instead.",
         )
-        response = self.client.chat_postMessage(channel=dm, **payload)
-        return Posted(channel=dm, ts=str(response["ts"]), fallback_reason=reason)
+        answer = self.call("chat.postMessage", channel=dm, **payload)
+        if not answer:
+            return None
+        return Posted(channel=dm, ts=str(answer.data["ts"]), fallback_reason=reason)
 
-    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> bool:
-        """``chat.update`` the message; False when it was deleted (``message_not_found``) or can
-        no longer be edited, so a poller can carry on."""
-        try:
-            self.client.chat_update(channel=channel, ts=ts, **payload)
-            return True
-        except SlackApiError as error:
-            code = error.response.get("error")
-            if code in ("message_not_found", "cant_update_message", "channel_not_found"):
-                logger.info("status message %s/%s not updated: %s", channel, ts, code)
-                return False
-            raise
+    def update(self, channel: str, ts: str, payload: dict[str, Any]) -> SlackResult:
+        """``chat.update`` the message. ``refused`` when it was deleted or can no longer be
+        edited (:data:`GONE_MESSAGE_ERRORS`) or Slack refused the payload; ``unavailable`` when
+        worth trying again later."""
+        return self.call("chat.update", channel=channel, ts=ts, **payload)
 
-    def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> bool:
-        """Reply in the thread of ``thread_ts``; False when the thread is gone."""
-        try:
-            self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=text, blocks=blocks
-            )
-            return True
-        except SlackApiError as error:
-            if error.response.get("error") in ("message_not_found", "thread_not_found"):
-                return self.post(channel, text, blocks) is not None
-            if error.response.get("error") in CHANNEL_ERRORS:
-                return False
-            raise
+    def reply(self, channel: str, thread_ts: str, text: str, blocks: Any = None) -> SlackResult:
+        """Reply in the thread of ``thread_ts`` (in the channel when the thread is gone).
+        Truthy when posted; ``refused`` (e.g. a channel refusal) or ``unavailable`` else."""
+        result = self.call(
+            "chat.postMessage", channel=channel, thread_ts=thread_ts, text=text, blocks=blocks
+        )
+        if result.outcome == REFUSED and result.error in ("message_not_found", "thread_not_found"):
+            ts = self.post(channel, text, blocks)
+            return SlackResult(SENT, data={"ts": ts}) if ts else SlackResult(REFUSED, result.error)
+        return result
 
     def post(self, channel: str, text: str, blocks: Any = None) -> str | None:
-        """Plain ``chat.postMessage``; returns the ts, or None when the channel refuses."""
-        try:
-            response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-            return str(response["ts"])
-        except SlackApiError as error:
-            if error.response.get("error") in CHANNEL_ERRORS:
-                return None
-            raise
+        """Plain ``chat.postMessage``; returns the ts, or None when not posted."""
+        result = self.call("chat.postMessage", channel=channel, text=text, blocks=blocks)
+        return str(result.data["ts"]) if result else None
 
     def dm(self, user_id: str, text: str, blocks: Any = None) -> str | None:
-        """DM ``user_id`` (secrets go only this way); returns the ts."""
-        return self.post(self.open_dm(user_id), text, blocks)
+        """DM ``user_id`` (secrets go only this way); returns the ts, None when not sent."""
+        channel = self.open_dm(user_id)
+        return self.post(channel, text, blocks) if channel is not None else None
 
     def ephemeral(self, channel: str, user_id: str, text: str, blocks: Any = None) -> bool:
-        """``chat.postEphemeral``; False when the channel refuses."""
-        try:
-            self.client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=blocks)
-            return True
-        except SlackApiError as error:
-            if error.response.get("error") in {*CHANNEL_ERRORS, "user_not_in_channel"}:
-                return False
-            raise
+        """``chat.postEphemeral``; False when not posted."""
+        result = self.call(
+            "chat.postEphemeral", channel=channel, user=user_id, text=text, blocks=blocks
+        )
+        return bool(result)
 
-    def publish_home(self, user_id: str, view: Any) -> None:
+    def publish_home(self, user_id: str, view: Any) -> SlackResult:
         """``views.publish`` the App Home tab of ``user_id`` (needs the Home tab enabled)."""
-        self.client.views_publish(user_id=user_id, view=view)
+        return self.call("views.publish", user_id=user_id, view=view)
 
-    def team_id(self) -> str:
-        """The workspace id of the bot token (``auth.test``'s ``team_id``). Raises
-        ``SlackApiError`` when Slack refuses, ``KeyError`` when the answer lacks it."""
-        return str(self.client.auth_test()["team_id"])
+    def team_id(self) -> str | None:
+        """The workspace id of the bot token (``auth.test``'s ``team_id``); None when Slack
+        refuses, cannot be reached or does not say."""
+        result = self.call("auth.test")
+        return str(result.data["team_id"]) if result and result.data.get("team_id") else None
 
     def user_tz(self, user_id: str) -> str | None:
         """The user's IANA time zone from ``users.info`` (``user.tz``; needs the ``users:read``
-        scope), None when Slack gives none. Raises slack_sdk errors like the other calls."""
-        response = self.client.users_info(user=user_id)
-        tz = (response.get("user") or {}).get("tz")
+        scope); None when Slack gives none, refuses or cannot be reached."""
+        result = self.call("users.info", user=user_id)
+        user = result.data.get("user") or {}
+        tz = user.get("tz") if isinstance(user, dict) else None
         return str(tz) if tz else None

@@ -6,6 +6,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.services.listings import ListingService
 from bot.services.ports import BudgetLine, HomeData, Messages
 from storage import DeploymentRecord, utcnow
@@ -65,20 +67,24 @@ class HomeService:
             unmanaged=self.listings.unmanaged() if user_id in self.admins else (),
             user_budget=mine,
             workspace_budget=everyone,
+            team_id=team_id,
         )
 
     def refresh(
         self, user_id: str, team_id: str | None = None, *, notice: str | None = None
     ) -> bool:
         """Publish ``user_id``'s Home tab. Call it whenever one of the user's deployments
-        changes; pass ``team_id`` (the deployment's) when known. Returns False on any failure
-        (logged, never raised), so the poller can call it freely."""
+        changes; pass ``team_id`` (the deployment's) when known. The Home goes through the
+        messages port's outbox (paced per workspace, the latest Home of a user wins). Returns
+        False when it could not be built (a database error, logged, never raised), so the
+        poller and the actions can call it freely; Slack failures never raise (the notifier
+        turns them into outcomes)."""
         try:
             team = team_id or self.team_id()
             if team is None:
                 return False
             return self.messages.publish_home(user_id, self.data(user_id, team, notice=notice))
-        except Exception:  # a database hiccup must not break the caller's action
+        except SQLAlchemyError:  # a database hiccup must not break the caller's action
             logger.warning("Home tab of %s not refreshed", user_id, exc_info=True)
             return False
 

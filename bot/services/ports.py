@@ -8,7 +8,7 @@ every Slack failure (a refusal, a 429 after retries, a network error) comes back
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -56,11 +56,13 @@ __all__ = [
 class Delivery(StrEnum):
     """How a message edit went: Slack took it (``sent``), refused it for good (``refused``:
     e.g. the message was deleted), or could not be reached or rate-limited us after retries
-    (``unavailable``: worth trying again later)."""
+    (``unavailable``: worth trying again later); ``queued``: handed to the outbox, which
+    reports the outcome later."""
 
     SENT = "sent"
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"
+    QUEUED = "queued"
 
 
 class PostedLike(Protocol):
@@ -80,7 +82,8 @@ class HomeData:
     spend in $ (``user_month`` theirs, ``workspace_month`` everyone's), the month's name
     (``"December 2026"``), an optional ``notice`` (mrkdwn) on top, and for admins the
     ``unmanaged`` instances on the Vast.ai account (empty for everyone else), and the
-    viewer's and the workspace's budgets (None: not known)."""
+    viewer's and the workspace's budgets (None: not known), and the workspace (``team_id``,
+    whose outbox queue the Home goes through)."""
 
     deployments: Sequence[DeploymentRecord]
     now: datetime
@@ -91,13 +94,15 @@ class HomeData:
     unmanaged: Sequence[UnmanagedInstance] = ()
     user_budget: BudgetLine | None = None
     workspace_budget: BudgetLine | None = None
+    team_id: str | None = None
 
 
 class Messages(Protocol):
     """Every message the services send (implemented by :class:`bot.messages.SlackMessages`).
 
     Methods return True when Slack accepted the message, False when it did not (logged by the
-    implementation); none raises for a Slack or network failure.
+    implementation); none raises for a Slack or network failure (the notifier turns each into
+    an outcome: sent, refused with Slack's error, unavailable).
     """
 
     def post_status(self, dep: DeploymentRecord, template: Template | None) -> PostedLike | None:
@@ -110,6 +115,25 @@ class Messages(Protocol):
     ) -> Delivery:
         """``chat.update`` the status message of ``dep`` to its current state (``note``: an
         extra context line). ``refused`` when ``dep`` has no message."""
+        ...
+
+    def queue_status(
+        self,
+        dep: DeploymentRecord,
+        template: Template | None,
+        *,
+        note: str | None = None,
+        on_done: Callable[[Delivery], object] | None = None,
+    ) -> Delivery:
+        """Queue the ``chat.update`` of ``dep``'s status message in the paced, coalescing
+        outbox (the latest queued state of a message wins) and return at once (``queued``;
+        ``refused`` when ``dep`` has no message). ``on_done`` gets the final delivery, on the
+        outbox's thread."""
+        ...
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for queued edits and Home tabs to go out; True when
+        none is left (tests, benchmarks and the poller's hand-driven ``tick``)."""
         ...
 
     def visible_key(self, dep: DeploymentRecord, *, now: datetime) -> Hashable:
@@ -239,7 +263,8 @@ class Messages(Protocol):
         ...
 
     def publish_home(self, user_id: str, home: HomeData) -> bool:
-        """``views.publish`` the App Home of ``user_id``."""
+        """``views.publish`` the App Home of ``user_id`` (through the outbox: True when
+        queued)."""
         ...
 
     def team_id(self) -> str | None:
