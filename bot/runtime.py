@@ -18,7 +18,7 @@ from bot.app import create_app, make_web_client
 from bot.config import Settings
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
-from bot.server import make_wsgi_app, serve
+from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.services import recovery
 from bot.services.actions import ManageService
 from bot.services.approvals import ApprovalService
@@ -256,16 +256,36 @@ def build_runtime(
     return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
 
 
+def socket_mode(
+    runtime: Runtime,
+    app_token: str,
+    *,
+    web_client: WebClient | None = None,
+    ping_interval: float = PING_INTERVAL,
+) -> tuple[SocketModeWatch, WSGIApplication]:
+    """Socket Mode for ``runtime``: the watched connection (not yet connected; the options go
+    to :class:`bot.server.SocketModeWatch`) and the WSGI app serving ``GET /healthz`` with the
+    runtime's checks plus ``"socket"`` (connected or not)."""
+    watch = SocketModeWatch(
+        runtime.app, app_token, web_client=web_client, ping_interval=ping_interval
+    )
+    health_app = make_health_app(lambda: {**runtime.health(), "socket": watch.check()})
+    return watch, health_app
+
+
 def run(settings: Settings) -> None:
-    """Run until interrupted: Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP on PORT."""
+    """Run until interrupted: Socket Mode when ``SLACK_APP_TOKEN`` is set (with ``GET /healthz``
+    on PORT), else HTTP on PORT."""
     runtime = build_runtime(settings)
     runtime.start_background()
     try:
         if settings.socket_mode and settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
+            watch, health_app = socket_mode(runtime, settings.slack_app_token.get_secret_value())
+            runtime.closers.append(watch.close)
             logger.info("connecting to Slack over Socket Mode")
-            SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value()).start()
+            watch.start()
+            logger.info("serving GET /healthz on http://0.0.0.0:%d/healthz", settings.port)
+            serve(health_app, port=settings.port)
         else:
             logger.info("serving Slack requests on http://0.0.0.0:%d/slack/events", settings.port)
             serve(runtime.wsgi_app, port=settings.port)

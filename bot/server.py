@@ -1,28 +1,68 @@
-"""HTTP serving: Bolt's WSGI adapter behind waitress, plus ``GET /healthz``.
+"""Serving Slack: HTTP mode (Bolt's WSGI adapter behind waitress) or Socket Mode (a watched
+WebSocket connection), with ``GET /healthz`` in both.
 
 ``POST /slack/events`` takes every Slack request (commands, interactivity, options, events).
 waitress is a production WSGI server (threaded, pure Python); Bolt's own development server is
 not used.
+
+In Socket Mode Slack's requests arrive over a WebSocket that slack_sdk's built-in client opens
+(``apps.connections.open``) and re-opens by itself when it closes or goes stale (no pong for
+four ping intervals): :class:`SocketModeWatch` holds that client, reports its state
+(``is_connected()``) to ``/healthz`` (served alone on ``PORT`` by :func:`make_health_app`), and
+logs each disconnect and each reconnection in one line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from waitress.server import create_server
+
+from bot.config import ConfigError
+from bot.formats import format_duration
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+logger = logging.getLogger(__name__)
+
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 
+#: Seconds between two WebSocket pings (Bolt's default); a connection without a pong for four
+#: of them is closed and opened again, and a failed reconnection is retried at this interval.
+PING_INTERVAL = 10.0
+
+#: How often :class:`SocketModeWatch` looks at the connection, seconds.
+WATCH_SECONDS = 1.0
+
 HealthCheck = Callable[[], dict[str, bool]]
+
+
+def _health_answer(health: HealthCheck, start_response: StartResponse) -> Iterable[bytes]:
+    """``{"ok": all, **checks}``: 200 when every check is true, else 503."""
+    checks = health()
+    ok = all(checks.values())
+    body = json.dumps({"ok": ok, **checks}).encode()
+    status = "200 OK" if ok else "503 Service Unavailable"
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def _is_health(environ: WSGIEnvironment) -> bool:
+    return environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET"
 
 
 def make_wsgi_app(app: App, health: HealthCheck) -> WSGIApplication:
@@ -31,18 +71,167 @@ def make_wsgi_app(app: App, health: HealthCheck) -> WSGIApplication:
     bolt = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
-            checks = health()
-            ok = all(checks.values())
-            body = json.dumps({"ok": ok, **checks}).encode()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            start_response(
-                status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            )
-            return [body]
+        if _is_health(environ):
+            return _health_answer(health, start_response)
         return bolt(environ, start_response)
 
     return wsgi
+
+
+def make_health_app(health: HealthCheck) -> WSGIApplication:
+    """WSGI app for Socket Mode: only ``GET /healthz`` (as in :func:`make_wsgi_app`; the
+    checks include ``"socket"``); anything else is 404, since Slack's requests come over the
+    WebSocket."""
+
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if _is_health(environ):
+            return _health_answer(health, start_response)
+        body = b'{"ok": false, "error": "not found: Socket Mode serves only GET /healthz"}'
+        start_response(
+            "404 Not Found",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return wsgi
+
+
+class _ConnectionChatter(logging.Filter):
+    """Drops slack_sdk's per-attempt connection lines (several per disconnect, one per failed
+    retry); :class:`SocketModeWatch` reports the state instead, one line per change."""
+
+    PREFIXES = (
+        "A new session has been established",
+        "Starting to receive messages",
+        "Stopped receiving messages",
+        "The connection has been closed",
+        "Received CLOSE event",
+        "The session seems to be already closed",
+        "Connecting to a new endpoint",
+        "Connected to a new endpoint",
+        "Using non-ssl socket",
+        "Failed to establish a connection",
+        "on_error invoked",
+        "Error code:",
+        "Failed to check the current session",
+        "The connection seems to be stale",
+        "Unable to send a ping message",
+        "Received an unexpected response for handshake",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIXES)
+
+
+#: slack_sdk's Socket Mode client logs here (Bolt's handler would use the app's logger).
+SDK_LOGGER = logging.getLogger("bot.server.socket_mode")
+SDK_LOGGER.addFilter(_ConnectionChatter())
+
+
+class SocketModeWatch:
+    """Socket Mode for ``app``: the connection to Slack (slack_bolt's
+    :class:`~slack_bolt.adapter.socket_mode.SocketModeHandler`, auto-reconnect on), what
+    ``/healthz`` reports about it (:meth:`connected`), and a watcher thread that logs a
+    disconnect, and the reconnection after it, in one line each.
+
+    ``web_client``: where ``apps.connections.open`` is called (default: the app's client);
+    ``ping_interval``: see :data:`PING_INTERVAL`; ``watch_seconds``: how often the state is
+    looked at.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        app_token: str,
+        *,
+        web_client: WebClient | None = None,
+        ping_interval: float = PING_INTERVAL,
+        watch_seconds: float = WATCH_SECONDS,
+    ) -> None:
+        self.handler = SocketModeHandler(
+            app,
+            app_token,
+            logger=SDK_LOGGER,
+            web_client=web_client,
+            auto_reconnect_enabled=True,
+            ping_interval=ping_interval,
+        )
+        self.watch_seconds = watch_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="socket-watch")
+        self._check_lock = threading.Lock()
+        self._was_connected = False
+        self._down_since: float | None = None
+        self.disconnects = 0
+        """How many disconnects the watcher saw (tests and figures)."""
+
+    def connected(self) -> bool:
+        """True while the WebSocket to Slack is open."""
+        try:
+            return bool(self.handler.client.is_connected())
+        except Exception:  # a health check must answer, not raise
+            return False
+
+    def start(self) -> SocketModeWatch:
+        """Connect (``apps.connections.open``, then the WebSocket) and start watching.
+
+        Raises :class:`bot.config.ConfigError` when Slack refuses the app-level token, and
+        slack_sdk's client errors when the Web API cannot be reached; a WebSocket that fails to
+        open is retried by the client every ``ping_interval`` seconds (``/healthz`` says 503
+        until then).
+        """
+        try:
+            self.handler.connect()
+        except SlackApiError as error:
+            code = error.response.get("error") if error.response is not None else "unknown"
+            raise ConfigError(
+                f"Slack refused SLACK_APP_TOKEN ({code}) in apps.connections.open: it must be "
+                "an app-level token (xapp-…) with the connections:write scope."
+            ) from None
+        self._was_connected = self.connected()
+        if self._was_connected:
+            logger.info("Socket Mode: connected to Slack")
+        else:
+            self._down_since = time.monotonic()
+            logger.warning("Socket Mode: could not connect to Slack yet; retrying")
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.watch_seconds):
+            self.check()
+
+    def check(self) -> bool:
+        """Look at the connection once and return whether it is open; a change of state since
+        the last look is logged in one line (``/healthz`` calls this too, so what it reports
+        has always been logged)."""
+        with self._check_lock:
+            return self._check()
+
+    def _check(self) -> bool:
+        now_connected = self.connected()
+        if now_connected == self._was_connected:
+            return now_connected
+        self._was_connected = now_connected
+        if not now_connected:
+            self.disconnects += 1
+            self._down_since = time.monotonic()
+            logger.warning(
+                "Socket Mode: disconnected from Slack; reconnecting (GET /healthz says 503 "
+                "until then)"
+            )
+        else:
+            down = time.monotonic() - (self._down_since or time.monotonic())
+            logger.info("Socket Mode: reconnected to Slack after %s", format_duration(down))
+            self._down_since = None
+        return now_connected
+
+    def close(self) -> None:
+        """Stop watching and close the connection (no reconnection after this)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.handler.close()
 
 
 class BackgroundServer:

@@ -143,3 +143,59 @@ def test_port_in_use_is_named(tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith("Cannot start: the HTTP port is already in use")
     )
+
+
+def test_socket_mode_process_serves_healthz_and_logs_a_disconnect_once(tmp_path: Path) -> None:
+    """``python -m bot`` with SLACK_APP_TOKEN (the Procfile's ``worker:``) connects over a real
+    WebSocket, serves ``GET /healthz`` on PORT with ``"socket"``, answers 503 when Slack goes
+    away and logs that in one line, and stops cleanly on SIGTERM."""
+    from tests.fakes.socket_mode import FakeSocketMode, SocketSlack
+
+    port = _free_port()
+    with FakeSocketMode() as endpoint, SocketSlack(endpoint) as fake:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
+            env=_env(
+                SLACK_BOT_TOKEN="xoxb-test",
+                SLACK_APP_TOKEN="xapp-1-A0TEST-1-0123456789abcdef",
+                SLACK_API_URL=fake.api_url,
+                DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}",
+                PORT=str(port),
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        health = f"http://127.0.0.1:{port}/healthz"
+
+        def answer() -> httpx.Response | None:
+            try:
+                return httpx.get(health, timeout=1)
+            except httpx.HTTPError:
+                return None
+
+        try:
+            deadline = time.monotonic() + 30
+            up = answer()
+            while (up is None or up.status_code != 200) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                up = answer()
+            assert up is not None and up.status_code == 200, "no healthy /healthz"
+            assert up.json()["socket"] is True and endpoint.handshakes == 1
+            endpoint.drop(refuse=True)
+            deadline = time.monotonic() + 10
+            down = answer()
+            while (down is None or down.status_code != 503) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                down = answer()
+            assert down is not None and down.status_code == 503
+            assert down.json()["socket"] is False
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+        stderr = process.stderr.read() if process.stderr else ""
+    assert stderr.count("Socket Mode: disconnected from Slack") == 1, stderr
+    assert "Traceback" not in stderr and "xapp-1-A0TEST" not in stderr
