@@ -1,8 +1,10 @@
 """Listeners for approval requests (thin: parse, ack, hand over to
 :class:`bot.services.approvals.ApprovalService`).
 
-* **Approve** (``approval_approve``, value = deployment id): the service claims the decision
-  and rents; the clicker gets an ephemeral answer (or a DM where there is no response_url).
+* **Approve** (``approval_approve``, value = deployment id): on the work pool
+  (``services.work``; "busy — try again in a minute" when it is full), the service claims
+  the decision and rents; the clicker gets an ephemeral answer (or a DM where there is no
+  response_url).
 * **Deny** (``approval_deny``): checked first (a non-approver, or a request already decided,
   gets an ephemeral answer and no modal), then ``views.open`` with the reason modal; its
   submission (``approval_deny_modal``) denies.
@@ -24,6 +26,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.blocks import budgets as blocks
 from bot.services.actions import Outcome
 from bot.services.context import Services
+from bot.services.work import BUSY_TEXT, Busy
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +64,16 @@ def register(app: App, services: Services) -> None:
         deployment_id = _deployment_id(action.get("value"))
         if deployment_id is None:
             outcome = Outcome("not_found", "That button does not name an approval request.")
-        else:
-            outcome = services.approvals.approve(deployment_id, user, team)
-        _tell(services, body, user, outcome)
+            _tell(services, body, user, outcome)
+            return
+
+        def job() -> None:  # on the work pool: an approval rents from Vast.ai
+            _tell(services, body, user, services.approvals.approve(deployment_id, user, team))
+
+        try:
+            services.work.spawn(job)
+        except Busy:
+            _tell(services, body, user, Outcome("busy", BUSY_TEXT))
 
     @app.action(blocks.ACTION_DENY)
     def deny_clicked(

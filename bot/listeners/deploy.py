@@ -1,25 +1,30 @@
 """Listeners for the Deploy button and the GPU offer picker (thin: parse, ack, hand over).
 
 Deploy → ``views.open`` at once with the trigger_id (it expires after 3 s) showing a
-"searching" modal → ``views.update`` with live offers. Reference: slack.md §1.4, §1.5.
+"searching" modal → the search and the render run on the work pool (``services.work``, off
+Bolt's listener threads) → ``views.update`` with live offers. Reference: slack.md §1.4, §1.5.
+Deploy pressed inside a modal (no response_url) that cannot push the picker, or whose
+template is gone, turns that modal into a notice (:func:`bot.listeners.replies.tell_user`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import picker
-from bot.blocks.templates import ACTION_DEPLOY
-from bot.listeners.templates import tell_template_gone
+from bot.blocks.templates import ACTION_DEPLOY, TEMPLATE_GONE
+from bot.listeners.replies import ViewVersions, tell_user, update_view
 from bot.services.context import Services
 from bot.services.offers import gpu_models, picker_offers
+from bot.services.work import BUSY_TEXT, Busy
 from bot.vast.errors import VastError
 from catalog import RankedOffer, Template, disk_problem
 
@@ -119,19 +124,27 @@ def search_view(
 
 def _picker_of(
     services: Services, body: dict[str, Any]
-) -> tuple[str, picker.PickerState, Template] | None:
-    """(view id, state, template) of the picker a block_actions payload came from, or None
-    when the payload is not from a picker of ours (untrusted input)."""
+) -> tuple[str, picker.PickerState, Template | None] | None:
+    """(view id, state, template) of the picker a block_actions payload came from (template
+    None when it has left the catalog), or None when the payload is not from a picker of ours
+    (untrusted input)."""
     view = body.get("view") or {}
     try:
         state = picker.PickerState.from_metadata(view.get("private_metadata") or "")
     except ValueError:
         return None
-    template = services.catalog.get(state.template)
     view_id = view.get("id")
-    if template is None or not isinstance(view_id, str):
+    if not isinstance(view_id, str) or not view_id:
         return None
-    return view_id, state, template
+    return view_id, state, services.catalog.get(state.template)
+
+
+def template_gone_text(slug: str) -> str:
+    """What a picker whose template left the catalog says (e.g. after a restart)."""
+    return (
+        f"The template `{slug[:40]}` is no longer in the catalog. "
+        "Run `/templates` for the current list."
+    )
 
 
 def _credit_warning(
@@ -143,25 +156,60 @@ def _credit_warning(
     return services.credit.warning(chosen.offer.dph_total) if chosen is not None else None
 
 
-def update_view(client: WebClient, view_id: str, view: Any) -> None:
-    """``views.update``; a modal the user closed meanwhile (``not_found``) is not an error."""
-    try:
-        client.views_update(view_id=view_id, view=view)
-    except SlackApiError as error:  # the user closed the modal meanwhile: nothing to show
-        logger.info("views.update failed: %s", error.response.get("error"))
-
-
 def register(app: App, services: Services) -> None:
-    """Attach the deploy listeners to ``app``."""
+    """Attach the deploy listeners to ``app``.
+
+    Each listener acks, does what must happen within the click's 3 s (``views.open`` with the
+    trigger_id) and hands the offer search and the render to ``services.work``; a full pool
+    shows "busy — try again in a minute" in the modal at once. Renders of one modal are
+    ordered by :class:`ViewVersions`: a render gives way to a newer action on the same modal,
+    and ``views.update`` carries the hash of the view it replaces (on ``hash_conflict`` the
+    newest action renders again on the newest view)."""
+    versions = ViewVersions()
+
+    def render(
+        client: WebClient, view_id: str, seq: int, hash: str | None, build: Callable[[], Any]
+    ) -> None:
+        """Show ``build()`` on ``view_id`` unless a newer action began meanwhile."""
+        sent = hash
+        for _ in range(3):
+            if not versions.is_latest(view_id, seq):
+                return
+            view = build()
+            if not versions.is_latest(view_id, seq):
+                return
+            shown = update_view(client, view_id, view, hash=sent)
+            if not shown.conflict:
+                versions.shown(view_id, shown.hash)
+                return
+            newest = versions.last_hash(view_id)  # changed by another render of ours, or not
+            sent = newest if newest and newest != sent else None
+
+    def hand_over(
+        client: WebClient,
+        view_id: str,
+        seq: int,
+        hash: str | None,
+        template: Template,
+        state: picker.PickerState,
+        job: Callable[[], None],
+    ) -> None:
+        """Run ``job`` on the work pool; when it is full, say so in the modal at once."""
+        try:
+            services.work.spawn(job)
+        except Busy:
+            logger.warning("work pool full: picker %s answered busy", view_id)
+            busy = picker.error_view(template, state, BUSY_TEXT)
+            render(client, view_id, seq, hash, lambda: busy)
 
     @app.action(ACTION_DEPLOY)
     def deploy_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
         ack()
         template = services.catalog.get(str(action.get("value") or ""))
         if template is None:
-            tell_template_gone(respond)
+            tell_user(services, client, body, TEMPLATE_GONE)
             return
         state = picker.PickerState(template=template.slug, channel=_origin_channel(body))
         loading = picker.loading_view(template, state)
@@ -173,18 +221,27 @@ def register(app: App, services: Services) -> None:
         except SlackApiError as error:
             code = error.response.get("error")
             logger.info("could not open the picker: %s", code)
-            respond(
-                replace_original=False,
-                response_type="ephemeral",
-                text=PICKER_NOT_OPENED.get(str(code), PICKER_NOT_OPENED["default"]),
-            )
+            text = PICKER_NOT_OPENED.get(str(code), PICKER_NOT_OPENED["default"])
+            tell_user(services, client, body, text, template=template)
             return
-        view_id = opened["view"]["id"]
+        view_id = str(opened["view"]["id"])
+        seq = versions.begin(view_id)
+        hash = opened["view"].get("hash")
+        versions.shown(view_id, hash)
         user = str((body.get("user") or {}).get("id") or "")
-        update_view(
+        team = _team_of(body)
+
+        def build() -> Any:
+            return search_view(services, template, state, view_id, user_id=user, team_id=team)
+
+        hand_over(
             client,
             view_id,
-            search_view(services, template, state, view_id, user_id=user, team_id=_team_of(body)),
+            seq,
+            hash,
+            template,
+            state,
+            lambda: render(client, view_id, seq, hash, build),
         )
 
     @app.action(picker.ACTION_REFRESH)
@@ -194,6 +251,9 @@ def register(app: App, services: Services) -> None:
         if found is None:
             return
         view_id, state, template = found
+        if template is None:
+            tell_user(services, client, body, template_gone_text(state.template))
+            return
         values = picker.selected_values(body["view"])
         gpu = values["gpu"]
         state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
@@ -201,12 +261,13 @@ def register(app: App, services: Services) -> None:
         disk = _positive_int(values["disk"])
         if disk is not None and disk_problem(template, disk) is None:
             state.disk_gb = disk
-        update_view(client, view_id, picker.loading_view(template, state))
         user = str((body.get("user") or {}).get("id") or "")
-        update_view(
-            client,
-            view_id,
-            search_view(
+        team = _team_of(body)
+        seq = versions.begin(view_id)
+        hash = (body.get("view") or {}).get("hash")
+
+        def build() -> Any:
+            return search_view(
                 services,
                 template,
                 state,
@@ -214,9 +275,15 @@ def register(app: App, services: Services) -> None:
                 user_id=user,
                 refresh=True,
                 lifetime=values["lifetime"],
-                team_id=_team_of(body),
-            ),
-        )
+                team_id=team,
+            )
+
+        def job() -> None:
+            loading = picker.loading_view(template, state)
+            render(client, view_id, seq, hash, lambda: loading)
+            render(client, view_id, seq, versions.last_hash(view_id), build)
+
+        hand_over(client, view_id, seq, hash, template, state, job)
 
     @app.action(picker.ACTION_OFFER)
     @app.action(picker.ACTION_LIFETIME)
@@ -225,23 +292,41 @@ def register(app: App, services: Services) -> None:
         search is reused, no new Vast.ai request)."""
         ack()
         found = _picker_of(services, body)
-        values = picker.selected_values(body.get("view") or {})
-        choice = picker.parse_offer_value(values["offer"])
         if found is None:
             return
         view_id, state, template = found
-        new_view = search_view(
-            services,
+        if template is None:
+            tell_user(services, client, body, template_gone_text(state.template))
+            return
+        values = picker.selected_values(body.get("view") or {})
+        choice = picker.parse_offer_value(values["offer"])
+        user = str((body.get("user") or {}).get("id") or "")
+        team = _team_of(body)
+        seq = versions.begin(view_id)
+        hash = (body.get("view") or {}).get("hash")
+
+        def build() -> Any:
+            return search_view(
+                services,
+                template,
+                state,
+                view_id,
+                user_id=user,
+                selected_offer_id=choice.offer_id if choice is not None else None,
+                reuse=True,
+                lifetime=values["lifetime"],
+                team_id=team,
+            )
+
+        hand_over(
+            client,
+            view_id,
+            seq,
+            hash,
             template,
             state,
-            view_id,
-            user_id=str((body.get("user") or {}).get("id") or ""),
-            selected_offer_id=choice.offer_id if choice is not None else None,
-            reuse=True,
-            lifetime=values["lifetime"],
-            team_id=_team_of(body),
+            lambda: render(client, view_id, seq, hash, build),
         )
-        update_view(client, view_id, new_view)
 
     @app.action(picker.ACTION_GPU_FILTER)
     @app.action(picker.ACTION_MAX_PRICE)  # a select in the no-offers view

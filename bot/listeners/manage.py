@@ -6,7 +6,8 @@ with :mod:`bot.blocks.manage`).
   answer within Slack's 3 s.
 * Stop/Start/Destroy buttons (``deployment_stop|start|destroy``, value = deployment id) from the
   status message, the listings and the Home tab. Destroy's confirm dialog is Slack's: the
-  action only arrives after the user confirmed.
+  action only arrives after the user confirmed. The listener acks and hands the action to
+  the work pool (``services.work``); a full pool answers "busy — try again in a minute".
 * "Send me the login" (``deployment_credentials``): the requester or an admin gets the secrets
   by DM; anyone else is told who can.
 * **Extend N h** (``lifetime_extend``, value ``id:hours:end``) and **Keep running**
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +35,7 @@ from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, 
 from bot.services import actions
 from bot.services.context import Services
 from bot.services.ports import UnmanagedInstance
+from bot.services.work import BUSY_TEXT, Busy
 
 logger = logging.getLogger(__name__)
 
@@ -114,19 +117,34 @@ def _answer_soon(
     compute: Callable[[], dict[str, Any]],
     waiting: str,
 ) -> None:
-    """Ack with ``compute()``'s answer when it comes within :data:`SLOW_ACK_BUDGET`, else ack
-    with ``waiting`` and send the answer to the command's response_url."""
-    future = services.work.submit(compute)
+    """Ack with ``compute()``'s answer when the work pool gives it within
+    :data:`SLOW_ACK_BUDGET`, else ack with ``waiting`` and send the answer to the command's
+    response_url when it comes (the listener does not wait for it). A full pool is answered
+    "busy — try again in a minute" at once."""
+    try:
+        future = services.work.submit(compute)
+    except Busy:
+        ack(response_type="ephemeral", text=BUSY_TEXT)
+        return
     try:
         payload = future.result(timeout=SLOW_ACK_BUDGET)
     except FutureTimeout:
         ack(response_type="ephemeral", text=waiting)
-        payload = future.result()
         url = command.get("response_url")
-        if url:
-            WebhookClient(str(url)).send(response_type="ephemeral", **payload)
+        future.add_done_callback(lambda done: _send_later(done, str(url) if url else None))
         return
     ack(response_type="ephemeral", **payload)
+
+
+def _send_later(done: Future[dict[str, Any]], url: str | None) -> None:
+    """Send a slow answer to the response_url (a failed computation is logged)."""
+    try:
+        payload = done.result()
+    except Exception:
+        logger.exception("slow answer failed")
+        payload = {"text": ":x: Something went wrong on our side. Try again in a minute."}
+    if url:
+        WebhookClient(url).send(response_type="ephemeral", **payload)
 
 
 def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, Any]) -> None:
@@ -241,17 +259,27 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
+        reply = respond if body.get("response_url") else None
         try:
             deployment_id = int(str(action.get("value") or ""))
         except ValueError:
             outcome = actions.Outcome("not_found", "That button does not name a deployment.")
-        else:
+            _answer(services, body, action, outcome, reply)
+            return
+
+        def job() -> None:  # on the work pool: Vast.ai may be slow
             if action.get("action_id") == ACTION_CREDENTIALS:
                 outcome = services.manage.send_credentials(deployment_id, user)
             else:
                 kind = ACTION_KINDS[str(action.get("action_id"))]
                 outcome = services.manage.perform(kind, deployment_id, user)
-        _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+            _answer(services, body, action, outcome, reply)
+
+        try:
+            services.work.spawn(job)
+        except Busy:
+            logger.warning("work pool full: %s answered busy", action.get("action_id"))
+            _answer(services, body, action, actions.Outcome("busy", BUSY_TEXT), reply)
 
     @app.action(lifetime_blocks.ACTION_EXTEND_PATTERN)
     def extend_clicked(

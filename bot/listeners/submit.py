@@ -1,7 +1,10 @@
 """Listener for the picker's submission (view_submission of ``deploy_modal``).
 
-Thin: parse and validate the untrusted payload, re-check the offer, ack, hand over to
-:class:`bot.services.deploy.DeployService`.
+Thin: parse and validate the untrusted payload, hand the rest to the work pool
+(``services.work``: :func:`handle_submission` re-checks the offer, checks the budget and
+rents through :class:`bot.services.deploy.DeployService`), wait at most
+:data:`ACK_BUDGET_SECONDS` for its answer, ack. A full pool is answered inline at once
+("busy — try again in a minute") and nothing is rented.
 
 * Input problems (no offer chosen, a non-numeric offer id, disk out of bounds, no channel)
   are answered inline: ``ack(response_action="errors", errors={block_id: message})``.
@@ -12,8 +15,9 @@ Thin: parse and validate the untrusted payload, re-check the offer, ack, hand ov
   error on the offer, or ``response_action: "clear"``, which closes the picker and any modal
   under it). When Vast.ai is slower, the modal is acked with a "checking…" view so that Slack's
   3-second window is kept, and later updated (``views.update``) with the outcome.
-* Bolt runs this listener in its thread pool and answers Slack as soon as ``ack`` is called
-  (``process_before_response`` is off), so the rental continues after the ack.
+* The listener returns right after its ack; the rental continues on the work pool, so Bolt's
+  listener threads never wait for Vast.ai beyond the ack budget. A submission delivered twice
+  (a double submit, a Slack retry) rents once: the deploy service keys the row by view id.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +35,11 @@ from slack_sdk import WebClient
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
-from bot.listeners.deploy import update_view
+from bot.listeners.replies import update_view
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, OfferCheck
 from bot.services.ports import BudgetCheck
+from bot.services.work import BUSY_TEXT, Busy
 from bot.vast.errors import VastError
 from catalog import Template, disk_problem
 
@@ -44,6 +48,11 @@ logger = logging.getLogger(__name__)
 #: Seconds the offer re-check may take before the modal is acked with a "checking…" view
 #: (Slack drops an ack later than 3 s; Bolt and the network need the rest).
 ACK_BUDGET_SECONDS = 2.0
+
+SOMETHING_WRONG = (
+    "Something went wrong on our side while checking this request; nothing was rented. "
+    "Try again in a minute."
+)
 
 _CHANNEL_RE = re.compile(r"^[CDG][A-Z0-9]{2,30}$")
 
@@ -169,30 +178,44 @@ def _lifetime(services: Services, template: Template, value: Any, user_id: str) 
     return refusal if refusal is not None else _Lifetime(hours)
 
 
-def _check_problem(future: Future[OfferCheck]) -> tuple[OfferCheck | None, str | None]:
-    """(check, problem) from a finished re-check, turning Vast.ai errors into a problem."""
+class AckHandoff:
+    """Who answers the submission: the listener's ack or, once the listener gave up waiting,
+    a ``views.update`` from the job.
+
+    The job calls :meth:`answer` with the ack's keyword arguments; it returns False when the
+    listener already acked (with the "checking…" view) after :meth:`wait` timed out, and the
+    job must then update the modal itself. Thread-safe; decided once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._answer: dict[str, Any] | None = None
+        self._closed = False
+
+    def answer(self, **ack_kwargs: Any) -> bool:
+        """Offer the ack's arguments; True when the listener will ack with them."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._answer = ack_kwargs
+            self._closed = True
+        self._ready.set()
+        return True
+
+    def wait(self, timeout: float) -> dict[str, Any] | None:
+        """The job's answer if it came within ``timeout`` seconds, else None (from then on the
+        job updates the modal itself)."""
+        self._ready.wait(timeout)
+        with self._lock:
+            self._closed = True
+            return self._answer
+
+
+def _check_problem(services: Services, sub: Submission) -> tuple[OfferCheck | None, str | None]:
+    """Re-check the offer with Vast.ai: (check, problem), Vast.ai errors turned into a problem."""
     try:
-        check = future.result()
-    except VastError as error:
-        return None, f"Could not check the offer with Vast.ai: {error.user_message}"
-    return check, check.problem
-
-
-def register(app: App, services: Services) -> None:
-    """Attach the submission listener to ``app``; it hands over to ``services.deploy``."""
-    service = services.deploy
-
-    @app.view(picker.CALLBACK_DEPLOY)
-    def deploy_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        parsed = parse_submission(services, body, view)
-        if not isinstance(parsed, Submission):
-            ack(**parsed)
-            return
-        sub = parsed
-        future = services.work.submit(
-            service.recheck,
+        check = services.deploy.recheck(
             sub.template,
             sub.offer_id,
             disk_gb=sub.disk_gb,
@@ -201,25 +224,44 @@ def register(app: App, services: Services) -> None:
             shown_dph=sub.shown_dph,
             shown_disk_gb=sub.state.disk_gb or sub.template.disk_gb,
         )
-        acked = False
-        try:
-            future.result(timeout=ACK_BUDGET_SECONDS)
-        except FutureTimeout:
-            ack(
-                response_action="update", view=deploy_blocks.working_view(sub.template, sub.channel)
-            )
-            acked = True
-        except Exception:  # read again below, where it is handled
-            pass
-        check, problem = _check_problem(future)
+    except VastError as error:
+        return None, f"Could not check the offer with Vast.ai: {error.user_message}"
+    return check, check.problem
+
+
+def _show(
+    handoff: AckHandoff, client: WebClient, sub: Submission, ack_kwargs: dict[str, Any], view: Any
+) -> None:
+    """Answer through the listener's ack when it still waits, else update the modal."""
+    if not handoff.answer(**ack_kwargs):
+        update_view(client, sub.view_id, view)
+
+
+def _refuse(handoff: AckHandoff, client: WebClient, sub: Submission, message: str) -> None:
+    """An inline error on the offer (or, after the ack, a modal that says it)."""
+    _show(
+        handoff,
+        client,
+        sub,
+        {"response_action": "errors", "errors": {picker.BLOCK_OFFER: message[:2000]}},
+        deploy_blocks.problem_view(message, template=sub.template),
+    )
+
+
+def handle_submission(
+    services: Services, client: WebClient, sub: Submission, handoff: AckHandoff
+) -> None:
+    """The submission's long work, on the work pool: re-check the offer, check the budget,
+    answer (through ``handoff``), then rent (or hold the request for approval)."""
+    try:
+        check, problem = _check_problem(services, sub)
         if problem is not None or check is None or check.offer is None:
-            message = problem or "That GPU offer could not be checked. Pick another one."
-            if acked:
-                update_view(
-                    client, sub.view_id, deploy_blocks.problem_view(message, template=sub.template)
-                )
-            else:
-                ack(response_action="errors", errors={picker.BLOCK_OFFER: message[:2000]})
+            _refuse(
+                handoff,
+                client,
+                sub,
+                problem or "That GPU offer could not be checked. Pick another one.",
+            )
             return
         request = DeployRequest(
             request_key=sub.view_id,
@@ -235,24 +277,57 @@ def register(app: App, services: Services) -> None:
         budget = services.budgets.check(
             sub.team_id, sub.user_id, check.offer.dph_total, sub.lifetime_hours
         )
-        if budget.needs_approval:
-            _ask_for_approval(services, client, ack, acked, sub, request, budget)
+    except Exception:
+        _refuse(handoff, client, sub, SOMETHING_WRONG)
+        raise
+    if budget.needs_approval:
+        _ask_for_approval(services, client, handoff, sub, request, budget)
+        return
+    _show(
+        handoff,
+        client,
+        sub,
+        {"response_action": "clear"},
+        deploy_blocks.done_view(sub.template, sub.channel),
+    )
+    result = services.deploy.deploy(request)
+    if result.created:  # the new deployment joins the Home tab
+        services.home.refresh(sub.user_id, sub.team_id)
+        services.budgets.notify_thresholds(sub.team_id)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the submission listener to ``app``; it hands over to the work pool."""
+
+    @app.view(picker.CALLBACK_DEPLOY)
+    def deploy_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        parsed = parse_submission(services, body, view)
+        if not isinstance(parsed, Submission):
+            ack(**parsed)
             return
-        if acked:
-            update_view(client, sub.view_id, deploy_blocks.done_view(sub.template, sub.channel))
+        sub = parsed
+        handoff = AckHandoff()
+        try:
+            services.work.spawn(handle_submission, services, client, sub, handoff)
+        except Busy:
+            logger.warning("work pool full: submission %s answered busy", sub.view_id)
+            ack(response_action="errors", errors={picker.BLOCK_OFFER: BUSY_TEXT})
+            return
+        answer = handoff.wait(ACK_BUDGET_SECONDS)
+        if answer is None:  # Vast.ai is slow: keep Slack's window, the job updates the modal
+            ack(
+                response_action="update", view=deploy_blocks.working_view(sub.template, sub.channel)
+            )
         else:
-            ack(response_action="clear")
-        result = service.deploy(request)
-        if result.created:  # the new deployment joins the Home tab
-            services.home.refresh(sub.user_id, sub.team_id)
-            services.budgets.notify_thresholds(sub.team_id)
+            ack(**answer)
 
 
 def _ask_for_approval(
     services: Services,
     client: WebClient,
-    ack: Ack,
-    acked: bool,
+    handoff: AckHandoff,
     sub: Submission,
     request: DeployRequest,
     budget: BudgetCheck,
@@ -261,19 +336,10 @@ def _ask_for_approval(
     approve), and say so in the modal."""
     deciders, _ = services.approvals.deciders(sub.user_id)
     if not deciders:
-        message = services.approvals.no_approvers_text(budget)
-        if acked:
-            update_view(
-                client, sub.view_id, deploy_blocks.problem_view(message, template=sub.template)
-            )
-        else:
-            ack(response_action="errors", errors={picker.BLOCK_OFFER: message[:2000]})
+        _refuse(handoff, client, sub, services.approvals.no_approvers_text(budget))
         return
     view = budget_blocks.pending_view(sub.template.name, sub.channel, deciders, budget.reasons)
-    if acked:
-        update_view(client, sub.view_id, view)
-    else:
-        ack(response_action="update", view=view)
+    _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
     held = services.approvals.request(request, budget)
     if held.created:
         services.home.refresh(sub.user_id, sub.team_id)
