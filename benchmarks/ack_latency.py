@@ -11,6 +11,13 @@ two apps are measured in alternating rounds so that machine noise hits both alik
 p50/p99 in milliseconds and the ratio bot/bare.
 
 Run: ``python -m benchmarks.ack_latency [--requests 400] [--clients 20] [--rounds 3]``.
+
+``--deploy-load`` measures something else: ``/templates`` ack latency (sequential, signed, over
+HTTP) on the bot renting from a Vast.ai simulator, first with Vast.ai idle, then with 16
+**Deploy** clicks in flight while the simulator answers offer searches only after 10 s
+(``Fault.SLOW``); it prints p50/p99 of each, their ratio, and every answer that was not 200
+(before long work left the listener pool, the clicks held Bolt's 16 listener threads and
+``/templates`` got 404 after 3 s).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from slack_sdk import WebClient
 
 from bot.runtime import build_runtime
 from bot.server import BackgroundServer, make_wsgi_app
+from bot.simulator import Fault, VastSimulator
+from bot.vast.client import VastClient
 from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, make_settings, sign
 
@@ -130,6 +139,123 @@ def measure(url: str, requests: int, clients: int, rate: float) -> dict[str, lis
     return data
 
 
+# -- /templates while Deploy clicks wait for a slow Vast.ai -----------------------------------
+
+DEPLOY_CLICKS = 16
+SLOW_SEARCH_SECONDS = 10.0
+
+
+def _deploy_click_body(n: int, slug: str, response_url: str) -> str:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": f"U0USER{n:04d}", "team_id": "T0GPU0001"},
+        "team": {"id": "T0GPU0001", "domain": "gpu-team"},
+        "api_app_id": "A0GPUBOT01",
+        "trigger_id": f"{n}.1.deploy",
+        "container": {
+            "type": "message",
+            "message_ts": "1732900000.000100",
+            "channel_id": "C0DEPLOYS1",
+            "is_ephemeral": True,
+        },
+        "channel": {"id": "C0DEPLOYS1"},
+        "response_url": response_url,
+        "actions": [
+            {"type": "button", "action_id": "deploy_template", "value": slug, "block_id": "b1"}
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def _templates_timings(
+    http: httpx.Client, count: int, seconds: float | None = None
+) -> tuple[list[float], list[int]]:
+    """Sequential signed ``/templates``: milliseconds of the 200s and the other statuses
+    (``count`` requests, or as many as fit in ``seconds``)."""
+    timings: list[float] = []
+    others: list[int] = []
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    n = 0
+    while (deadline is None and n < count) or (
+        deadline is not None and time.monotonic() < deadline
+    ):
+        n += 1
+        body = _command_body(n)
+        started = time.perf_counter()
+        response = http.post(
+            "/slack/events",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)},
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code == 200:
+            timings.append(elapsed)
+        else:
+            others.append(response.status_code)
+            timings.append(elapsed)
+    return timings, others
+
+
+def deploy_load(requests: int, seconds: float) -> None:
+    """``--deploy-load``: ``/templates`` ack p50/p99 with Vast.ai idle, then with
+    :data:`DEPLOY_CLICKS` Deploy clicks in flight against searches that take
+    :data:`SLOW_SEARCH_SECONDS`."""
+    with tempfile.TemporaryDirectory() as folder, FakeSlack() as fake:
+        simulator = VastSimulator()
+        url = simulator.start()
+        settings = make_settings(
+            fake,
+            database_url=f"sqlite:///{Path(folder) / 'bench.db'}",
+            vast_api_url=url,
+            status_poll_seconds=3600,
+        )
+        runtime = build_runtime(settings, vast=VastClient(url, None))
+        server = BackgroundServer(runtime.wsgi_app, threads=16).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                _templates_timings(http, 20)  # warm-up
+                idle, idle_other = _templates_timings(http, requests)
+                simulator.inject(
+                    Fault.SLOW, endpoint="search", seconds=SLOW_SEARCH_SECONDS, times=None
+                )
+                slugs = ["vllm", "jupyter-lab", "comfy-ui", "stable-diffusion"]
+                for n in range(DEPLOY_CLICKS):
+                    body = _deploy_click_body(n, slugs[n % 4], fake.response_url(f"d{n}"))
+                    answer = http.post(
+                        "/slack/events",
+                        content=body,
+                        headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)},
+                    )
+                    if answer.status_code != 200:
+                        print(f"Deploy click {n}: HTTP {answer.status_code}")
+                time.sleep(0.5)  # every click is now waiting for its search
+                loaded, loaded_other = _templates_timings(http, requests, seconds)
+                in_flight = len(fake.calls_to("views.open")) - len(
+                    [c for c in fake.calls_to("views.update") if "option_groups" in str(c.args)]
+                )
+        finally:
+            logging.getLogger("bot").setLevel(logging.CRITICAL)  # clicks cut short by the stop
+            server.stop()
+            runtime.close()
+            simulator.stop()
+    print(
+        f"/templates ack latency (ms), sequential: {len(idle)} requests with Vast.ai idle, then "
+        f"{len(loaded)} in {seconds:g} s with {DEPLOY_CLICKS} Deploy clicks in flight "
+        f"(offer searches answered after {SLOW_SEARCH_SECONDS:g} s)"
+    )
+    print(f"{'vast.ai':<10}{'p50':>9}{'p99':>9}{'max':>9}  not 200")
+    for name, values, other in (("idle", idle, idle_other), ("slow", loaded, loaded_other)):
+        print(
+            f"{name:<10}{statistics.median(values):9.2f}{_pct(values, 0.99):9.2f}"
+            f"{max(values):9.2f}  {len(other)} {sorted(set(other)) or ''}"
+        )
+    print(
+        f"ratio slow/idle: p50 {statistics.median(loaded) / statistics.median(idle):.2f}x, "
+        f"p99 {_pct(loaded, 0.99) / _pct(idle, 0.99):.2f}x; pickers still without offers at "
+        f"the end: {in_flight} of {DEPLOY_CLICKS}"
+    )
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -145,7 +271,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=100.0, help="paced mode: requests/second")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: be the load generator
+    parser.add_argument(
+        "--deploy-load",
+        action="store_true",
+        help=f"/templates with {DEPLOY_CLICKS} Deploy clicks in flight on a slow Vast.ai",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="--deploy-load: seconds measured under load"
+    )
     args = parser.parse_args(argv)
+    if args.deploy_load:
+        deploy_load(args.requests, args.seconds)
+        return
     if args.client:
         _client_main(args.client, args.requests, args.clients, args.rate)
         return
