@@ -159,6 +159,7 @@ class SlackMessages:
         *,
         note: str | None = None,
         on_done: Callable[[Delivery], object] | None = None,
+        latest: Callable[[], DeploymentRecord | None] | None = None,
     ) -> Delivery:
         """See :meth:`bot.services.ports.Messages.queue_status`."""
         channel, ts = dep.message_channel, dep.message_ts
@@ -170,8 +171,9 @@ class SlackMessages:
                 on_done(delivery)
             return delivery
 
-        def kwargs() -> dict[str, Any]:  # rendered when sent: the running figures are fresh
-            return {"channel": channel, "ts": ts, **self._status_payload(dep, template, note)}
+        def kwargs() -> dict[str, Any]:  # rendered when sent, from the row as it is then
+            row = (latest() if latest is not None else None) or dep
+            return {"channel": channel, "ts": ts, **self._status_payload(row, template, note)}
 
         self.outbox.submit(
             dep.team_id,

@@ -139,6 +139,10 @@ class Notifier:
             logger.warning("%s unavailable: %s", method, type(error).__name__)
             return SlackResult(UNAVAILABLE, type(error).__name__)
 
+    def send(self, method: str, kwargs: dict[str, Any]) -> SlackResult:
+        """:meth:`call` with the arguments as one dict (the outbox's ``send``)."""
+        return self.call(method, **kwargs)
+
     def open_dm(self, user_id: str) -> str | None:
         """The D… channel id of the bot's DM with ``user_id`` (``conversations.open``); None
         when Slack refuses or cannot be reached."""

@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from bot.app import create_app, make_web_client
 from bot.config import Settings
 from bot.messages import SlackMessages
-from bot.notifier import Notifier
+from bot.notifier import Notifier, without_rate_limit_retries
+from bot.outbox import Outbox
 from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.services import recovery
 from bot.services.actions import ManageService
@@ -136,10 +137,16 @@ def build_services(
             )
     closers.append(vast.close)
     sf = make_session_factory(engine)
+    web = client or make_web_client(settings)
+    # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
+    # pauses on Retry-After itself, so its client does not sleep on 429s).
+    outbox = Outbox(Notifier(without_rate_limit_retries(web)).send)
+    closers.append(outbox.close)
     messages = SlackMessages(
-        Notifier(client or make_web_client(settings)),
+        Notifier(web),
         clock=clock,
         expiry_action=settings.on_expiry,
+        outbox=outbox,
     )
     listings = ListingService(sf)
     budget_policy = BudgetPolicy.from_settings(settings)

@@ -196,10 +196,10 @@ class Deployment(Base):
     idle_snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """**Keep running** was pressed: no idle checks until then."""
     message_stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    """Since when the status message may not show the row's current state: set when an edit
-    is due (a change of state, an action) and cleared once Slack accepted (or refused for
-    good) an edit rendered from ``version`` or later; the message reconciler re-sends rows
-    where it is set (:mod:`bot.services.message_sync`). None: the message is up to date."""
+    """When the latest edit of the status message became due (a change of state, an action):
+    cleared once Slack accepted (or refused for good) an edit rendered after it; the message
+    reconciler re-sends rows where it is set (:mod:`bot.services.message_sync`), also after a
+    restart. None: the message shows the row."""
 
 
 class DeploymentEvent(Base):

@@ -597,30 +597,28 @@ def set_message(
 
 def mark_message_stale(sf: SessionFactory, deployment_id: int, now: datetime) -> None:
     """Note that the status message of ``deployment_id`` needs an edit (its state changed, or
-    an edit did not go through): sets ``message_stale_since`` to ``now`` unless it is already
-    set (the oldest pending edit is kept). Does not bump ``version``: the mark is about the
-    message, not the row."""
+    an edit is being sent): sets ``message_stale_since`` to ``now`` (the latest pending edit,
+    so an edit rendered before it cannot clear it). Does not bump ``version``: the mark is
+    about the message, not the row."""
     with write_transaction(sf) as session:
         session.execute(
             update(Deployment)
-            .where(Deployment.id == deployment_id, Deployment.message_stale_since.is_(None))
+            .where(Deployment.id == deployment_id)
             .values(message_stale_since=now),
             execution_options=_PLAIN,
         )
 
 
-def clear_message_stale(sf: SessionFactory, deployment_id: int, version: int) -> bool:
-    """The status message now shows the row as it was at ``version`` (Slack accepted the edit,
-    or refused it for good): clear ``message_stale_since``, but only while the row is still at
-    ``version`` (a later change keeps the mark, so that change is sent too). True when
-    cleared."""
+def clear_message_stale(sf: SessionFactory, deployment_id: int, marked_at: datetime) -> bool:
+    """The status message now shows the row (Slack accepted an edit rendered after the mark
+    ``marked_at``, or refused it for good): clear ``message_stale_since``, but only while it
+    still holds ``marked_at`` (a change marked meanwhile keeps it). True when cleared."""
     with write_transaction(sf) as session:
         result = session.execute(
             update(Deployment)
             .where(
                 Deployment.id == deployment_id,
-                Deployment.version == version,
-                Deployment.message_stale_since.is_not(None),
+                Deployment.message_stale_since == marked_at,
             )
             .values(message_stale_since=None),
             execution_options=_PLAIN,

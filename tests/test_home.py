@@ -3,6 +3,8 @@ deployments, buttons and this month's spend; refreshed after an action."""
 
 from __future__ import annotations
 
+import time
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,12 @@ def published(fake_slack: FakeSlack, user: str = ALICE, count: int = 1) -> dict[
     assert view["type"] == "home"
     assert len(view["blocks"]) <= 100
     return dict(view)
+
+
+def latest_home(fake_slack: FakeSlack) -> dict[str, Any]:
+    """The last Home published so far (an empty view when none)."""
+    calls = fake_slack.calls_to("views.publish")
+    return dict(calls[-1].args["view"]) if calls else {"blocks": []}
 
 
 def test_home_shows_my_live_deployments_with_buttons_and_spend(
@@ -85,8 +93,13 @@ def test_stop_from_home_refreshes_it_with_the_outcome(
         block_id=block_id,
         view={"id": "VHOME0001", "type": "home", "blocks": view["blocks"]},
     )
-    # The owner's Home is refreshed after the change, then again with the outcome on top.
-    after = published(fake_slack, count=3)
+    # The owner's Home is refreshed after the change, then again with the outcome on top
+    # (the outbox may coalesce the two into one: the latest Home wins).
+    deadline = time.monotonic() + 5
+    while "Stopped *JupyterLab*" not in texts(latest_home(fake_slack)["blocks"]):
+        assert time.monotonic() < deadline, "the Home never showed the outcome"
+        time.sleep(0.02)
+    after = latest_home(fake_slack)
     assert "Stopped *JupyterLab*" in texts(after["blocks"])
     assert [b["action_id"] for b in buttons(after["blocks"])] == [
         "deployment_start",

@@ -301,11 +301,13 @@ def test_0006_adds_message_stale_since_unset_and_downgrades_keeping_events(
         dep = repo.get_deployment(sf, dep_id)
         assert dep is not None
         storage.mark_message_stale(sf, dep_id, T0)
-        storage.mark_message_stale(sf, dep_id, T0 + timedelta(minutes=1))  # the oldest stays
+        storage.mark_message_stale(sf, dep_id, T0 + timedelta(minutes=1))  # the latest edit
         stale = storage.list_stale_messages(sf)
-        assert [(d.id, d.message_stale_since) for d in stale] == [(dep_id, T0)]
-        assert not storage.clear_message_stale(sf, dep_id, dep.version + 1)
-        assert storage.clear_message_stale(sf, dep_id, dep.version)
+        assert [(d.id, d.message_stale_since) for d in stale] == [
+            (dep_id, T0 + timedelta(minutes=1))
+        ]
+        assert not storage.clear_message_stale(sf, dep_id, T0)  # an edit from before
+        assert storage.clear_message_stale(sf, dep_id, T0 + timedelta(minutes=1))
         assert storage.list_stale_messages(sf) == []
         _downgrade(engine, BEFORE_STALE_MARK)
         columns = {c["name"] for c in inspect(engine).get_columns("deployments")}

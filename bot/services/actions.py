@@ -36,6 +36,7 @@ from datetime import datetime
 
 from bot import pricing
 from bot.formats import mentions, money
+from bot.services.message_sync import MessageSync
 from bot.services.ports import AutoAction, Messages
 from bot.vast.client import VastClient
 from bot.vast.errors import (
@@ -147,6 +148,8 @@ class ManageService:
         admins: Slack user ids of ``BOT_ADMINS``, who may act on anyone's deployments.
         on_change: called with the row after every change (refreshes the owner's Home tab).
         clock: aware UTC now.
+        sync: marks and queues status-message edits (default: one on the same database and
+            messages port), so an edit that does not go through is sent again later.
     """
 
     def __init__(
@@ -159,8 +162,15 @@ class ManageService:
         admins: frozenset[str],
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
         clock: Callable[[], datetime] = utcnow,
+        sync: MessageSync | None = None,
     ) -> None:
         self.sf = session_factory
+        self.sync = sync or MessageSync(
+            session_factory=session_factory,
+            messages=messages,
+            catalog_get=catalog_get,
+            clock=clock,
+        )
         self.vast = vast
         self.messages = messages
         self.catalog_get = catalog_get
@@ -221,7 +231,7 @@ class ManageService:
         note = None
         if action == START and outcome.kind == "done":
             note = f":arrow_forward: Starting again (requested by <@{actor}> {now:%H:%M} UTC)…"
-        self.messages.show_status(dep, self.catalog_get(dep.template_slug), note=note)
+        self.sync.changed(dep, note=note)
         if outcome.kind == "done":
             self.messages.action_done(dep, action, actor, pricing.cost_so_far(dep, now))
         self.on_change(dep)
@@ -275,7 +285,7 @@ class ManageService:
             return outcome
         add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500], now=now)
         disk_per_day = pricing.disk_per_day(dep) if action == STOP else None
-        self.messages.show_status(dep, self.catalog_get(dep.template_slug))
+        self.sync.changed(dep)
         self.messages.auto_action(
             dep,
             AutoAction(

@@ -24,7 +24,10 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    up (:mod:`bot.services.probe`), and persists each change with a conditional
    :func:`storage.update_status` (one short transaction each; no network call inside);
 5. edits the status message (``chat.update``) only when what it shows changed
-   (the messages port's ``visible_key``), so a tick where nothing changed makes no Slack call;
+   (the messages port's ``visible_key``), so a tick where nothing changed makes no Slack call:
+   the edit is marked in the database and queued in the paced, coalescing outbox
+   (:mod:`bot.services.message_sync`, :mod:`bot.outbox`), which never blocks the tick; every
+   tick first queues again the messages whose last edit did not go through (the reconciler);
 6. on ``ready`` claims the thread notification in the database
    (:func:`storage.claim_ready_notification`) and posts it only when the claim succeeded, then
    DMs the requester the login secrets; on a failure destroys the instance (so it stops
@@ -62,7 +65,8 @@ from bot.services import states
 from bot.services.actions import START_CLAIM_PREFIX, start_claim_name
 from bot.services.deploy import deployment_id_from_label
 from bot.services.lifetimes import LifetimeService
-from bot.services.ports import Delivery, Messages, UnmanagedInstance
+from bot.services.message_sync import MessageSync
+from bot.services.ports import Messages, UnmanagedInstance
 from bot.services.probe import Prober
 from bot.services.recovery import stray_reason
 from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
@@ -97,6 +101,8 @@ SWEEP_ORDER = ({"col": "id", "dir": "asc"},)
 #: A ready deployment without a status message yet waits this long for the deploy service to
 #: post it before its notification goes to the requester's DM instead.
 MESSAGE_GRACE = timedelta(seconds=60)
+#: Seconds :meth:`StatusPoller.tick` (driven by hand: tests, benchmarks) waits for the outbox.
+FLUSH_SECONDS = 10.0
 
 
 @dataclass
@@ -191,6 +197,8 @@ class StatusPoller:
             alone).
         sweep_seconds: ``STEADY_SWEEP_SECONDS``: a full pass of the rolling sweep takes at
             most this long, as far as the ``list`` pacer's budget allows.
+        sync: marks and queues status-message edits and reconciles marked ones (default: one
+            on the same database and messages port).
     """
 
     def __init__(
@@ -209,8 +217,15 @@ class StatusPoller:
         holder: str | None = None,
         lifetimes: LifetimeService | None = None,
         sweep_seconds: float = 120.0,
+        sync: MessageSync | None = None,
     ) -> None:
         self.sf = session_factory
+        self.sync = sync or MessageSync(
+            session_factory=session_factory,
+            messages=messages,
+            catalog_get=catalog_get,
+            clock=clock,
+        )
         self.vast = vast
         self.messages = messages
         self.catalog_get = catalog_get
@@ -268,10 +283,15 @@ class StatusPoller:
             self._lock.release()
 
     def tick(self) -> TickReport:
-        """Run one tick now (waits for a running one to finish). Raises only on database
-        errors; Vast.ai and Slack problems are logged and retried on the next tick."""
+        """Run one tick now (waits for a running one to finish), then wait up to
+        :data:`FLUSH_SECONDS` for the outbox to send what the tick queued (the scheduled runs
+        do not wait: :meth:`run_scheduled`), so tests and benchmarks see its Slack calls.
+        Raises only on database errors; Vast.ai and Slack problems are logged and retried on
+        the next tick."""
         with self._lock:
-            return self._tick()
+            report = self._tick()
+        self.messages.flush(FLUSH_SECONDS)
+        return report
 
     def close(self) -> None:
         """Give up the lease (so another process takes over at once) and close the prober."""
@@ -306,6 +326,9 @@ class StatusPoller:
             if not self._holding:
                 logger.info("poller lease taken by %s", self.holder)
             self._holding = True
+        # Status messages whose last edit did not go through (a 429, the network, a restart):
+        # queue their current state again (the outbox paces and coalesces them).
+        self.sync.reconcile()
 
         # Ids only for all followed rows; full rows for those in transition and those this
         # tick's sweep covers (a tick over 10,000 deployments reads a few hundred rows).
@@ -681,10 +704,10 @@ class StatusPoller:
             self._shown[dep.id] = key
             return
         report.slack_calls += 1
-        if self.messages.show_status(dep, template) is not Delivery.UNAVAILABLE:
-            # Sent, or refused for good (message deleted): the poller carries on. A rate limit
-            # or a network failure is tried again on the next tick.
-            self._shown[dep.id] = key
+        # Marked in the database, then queued in the paced outbox: a rate limit or a network
+        # failure keeps the mark, and the reconciler (each tick, any process) sends it again.
+        self.sync.changed(dep)
+        self._shown[dep.id] = key
 
     def _notify_ready(
         self, dep: DeploymentRecord, item: _Work, now: datetime, report: TickReport

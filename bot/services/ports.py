@@ -124,11 +124,13 @@ class Messages(Protocol):
         *,
         note: str | None = None,
         on_done: Callable[[Delivery], object] | None = None,
+        latest: Callable[[], DeploymentRecord | None] | None = None,
     ) -> Delivery:
         """Queue the ``chat.update`` of ``dep``'s status message in the paced, coalescing
-        outbox (the latest queued state of a message wins) and return at once (``queued``;
-        ``refused`` when ``dep`` has no message). ``on_done`` gets the final delivery, on the
-        outbox's thread."""
+        outbox (one entry per message: the latest wins) and return at once (``queued``;
+        ``refused`` when ``dep`` has no message). ``latest`` re-reads the row when the edit
+        is sent (so it shows the database's state then). ``on_done`` gets the final
+        delivery, on the outbox's thread."""
         ...
 
     def flush(self, timeout: float) -> bool:
