@@ -209,3 +209,41 @@ def test_the_last_offer_chosen_wins_over_a_slow_render(
     shown = fake_slack.views[view["id"]]
     offer_block = next(b for b in shown["blocks"] if b.get("block_id") == picker.BLOCK_OFFER)
     assert offer_block["element"]["initial_option"]["value"] == second["value"]
+
+
+def test_a_hash_conflict_renders_again_on_the_newest_view(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    view = _open_picker(bot, fake_slack, "jupyter-lab")
+    block = next(b for b in view["blocks"] if b.get("block_id") == picker.BLOCK_OFFER)
+    option = block["element"]["option_groups"][0]["options"][0]
+    stale = {**_chosen(view, option), "hash": "1732800000.stale"}  # the view changed since
+    bot.block_action(
+        picker.ACTION_OFFER, view=stale, selected_option=option, block_id=picker.BLOCK_OFFER
+    )
+    updates = fake_slack.wait_for("views.update", 3, view_id=view["id"])
+    assert updates[1].args["hash"] == "1732800000.stale" and updates[1].answer is None
+    assert updates[2].args["hash"] == view["hash"]  # the hash of the view the bot last showed
+    shown = fake_slack.views[view["id"]]
+    offer_block = next(b for b in shown["blocks"] if b.get("block_id") == picker.BLOCK_OFFER)
+    assert offer_block["element"]["initial_option"]["value"] == option["value"]
+
+
+def test_a_submission_when_the_pool_is_full_is_answered_busy_inline(
+    bot_factory: BotFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_deploy import creates, pick_offer, rows, submitted_view
+
+    monkeypatch.setattr(runtime, "WORK_THREADS", 1)
+    monkeypatch.setattr(runtime, "WORK_QUEUE", 0)
+    bot = bot_factory()
+    chosen = pick_offer(bot).offer
+    bot.vast.inject(Fault.SLOW, endpoint="search", seconds=1.5, times=None)
+    bot.block_action("deploy_template", "vllm")  # holds the only thread
+    wait_until(lambda: bot.services.work.in_flight == 1)
+    started = time.monotonic()
+    answer = bot.view_submission(submitted_view(chosen.id)).json()
+    assert time.monotonic() - started < 1.0
+    assert answer["response_action"] == "errors"
+    assert "try again in a minute" in answer["errors"][picker.BLOCK_OFFER]
+    assert creates(bot) == [] and rows(bot) == []
