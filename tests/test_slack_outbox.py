@@ -1,0 +1,163 @@
+"""Issue 14: one policy for Slack failures (L), messages that converge on the database across
+restarts (B), and the paced, coalescing outbox (K)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from urllib.error import URLError
+
+import pytest
+from slack_sdk import WebClient
+
+import storage
+from bot.notifier import SENT, UNAVAILABLE, SlackResult
+from bot.outbox import Outbox
+from bot.simulator import VastSimulator
+from tests.fakes.slack_api import FakeSlack
+from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
+from tests.test_manage import click, make_deployment, replies
+from tests.test_poller import current, deploy, poller_of, shown_status
+
+
+def message_text(fake: FakeSlack, dep: storage.DeploymentRecord) -> str:
+    return str(fake.messages[(CHANNEL, str(dep.message_ts))]["text"])
+
+
+# -- B: final edits are not lost ---------------------------------------------------------------
+
+
+def test_a_ready_edit_rate_limited_then_a_restart_still_shows_ready(
+    bot_factory: BotFactory, fake_slack: FakeSlack
+) -> None:
+    sim = VastSimulator(timeline=FAST_TIMELINE, frozen_clock=True)
+    sim.start()
+    try:
+        first = bot_factory(simulator=sim)
+        dep = deploy(first)
+        poller_of(first).tick()
+        assert current(first, dep).status == "provisioning"
+        sim.advance(4)
+        fake_slack.fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "30"})
+        poller_of(first).tick()
+        assert current(first, dep).status == "ready"
+        assert message_text(fake_slack, dep).endswith("provisioning")
+        first.runtime.close()  # restart before the pause is over
+
+        second = bot_factory(simulator=sim)
+        poller_of(second).tick()
+        assert message_text(fake_slack, dep).endswith("ready")
+        assert current(second, dep).message_stale_since is None
+    finally:
+        sim.stop()
+
+
+def test_a_destroy_edit_rate_limited_then_a_restart_still_shows_destroyed(
+    bot_factory: BotFactory, fake_slack: FakeSlack
+) -> None:
+    sim = VastSimulator(timeline=FAST_TIMELINE, frozen_clock=True)
+    sim.start()
+    try:
+        first = bot_factory(simulator=sim)
+        dep = make_deployment(first)
+        fake_slack.messages[(CHANNEL, str(dep.message_ts))] = {"text": "JupyterLab: ready"}
+        fake_slack.fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "30"})
+        click(first, "deployment_destroy", dep)
+        assert "Destroyed" in replies(fake_slack, 1)[0]
+        first.services.messages.flush(1)
+        assert message_text(fake_slack, dep).endswith("ready")
+        first.runtime.close()
+
+        second = bot_factory(simulator=sim)
+        poller_of(second).tick()
+        assert message_text(fake_slack, dep).endswith("destroyed")
+    finally:
+        sim.stop()
+
+
+# -- L: a transport failure on the edit of a Stop ----------------------------------------------
+
+
+def test_stop_with_the_edit_failing_on_the_network_still_answers_and_converges(
+    bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dep = make_deployment(bot)
+    real = WebClient.chat_update
+    failures = [URLError("connection refused")]
+
+    def flaky(self: WebClient, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(WebClient, "chat_update", flaky)
+    click(bot, "deployment_stop", dep)
+    assert "Stopped *JupyterLab*" in replies(fake_slack, 1)[0]
+    fake_slack.wait_for("chat.postMessage", thread_ts=dep.message_ts)  # the thread reply
+    fake_slack.wait_for("views.publish", user_id=ALICE)  # the Home refresh
+    assert storage.get_deployment(bot.services.session_factory, dep.id).status == "stopped"  # type: ignore[union-attr]
+    bot.services.messages.flush(5)
+    poller_of(bot).tick()  # the reconciler sends what did not go through
+    assert message_text(fake_slack, dep).endswith("stopped")
+
+
+# -- K: the outbox -----------------------------------------------------------------------------
+
+
+class Recorder:
+    """A stand-in ``send`` that records (time, method, kwargs) and answers from a script."""
+
+    def __init__(self, answers: list[SlackResult] | None = None) -> None:
+        self.sent: list[tuple[float, str, dict[str, Any]]] = []
+        self.answers = answers or []
+        self.lock = threading.Lock()
+
+    def __call__(self, method: str, kwargs: dict[str, Any]) -> SlackResult:
+        with self.lock:
+            self.sent.append((time.monotonic(), method, kwargs))
+            return self.answers.pop(0) if self.answers else SlackResult(SENT)
+
+
+def test_outbox_never_exceeds_its_window_and_does_not_block_the_caller() -> None:
+    send = Recorder()
+    outbox = Outbox(send, limits={"chat.update": (5, 0.5)})
+    started = time.monotonic()
+    for n in range(12):
+        outbox.submit("T1", "chat.update", n, lambda n=n: {"n": n})
+    assert time.monotonic() - started < 0.1  # submit never waits for Slack
+    assert outbox.drain(10)
+    times = [at for at, _, _ in send.sent]
+    assert [kw["n"] for _, _, kw in send.sent] == list(range(12))
+    for i, at in enumerate(times):
+        assert sum(1 for other in times[i:] if other < at + 0.5 - 1e-3) <= 5
+    assert times[-1] - times[0] >= 1.0  # 12 calls at 5 per 0.5 s: three windows
+    outbox.close()
+
+
+def test_outbox_coalesces_changes_of_one_message_into_the_latest() -> None:
+    send = Recorder()
+    outbox = Outbox(send, limits={"chat.update": (1, 0.5)})
+    outbox.submit("T1", "chat.update", "other", lambda: {"v": "other"})
+    for version in range(10):
+        outbox.submit("T1", "chat.update", "m", lambda v=version: {"v": v}, version=version)
+    outbox.submit("T1", "chat.update", "m", lambda: {"v": "old"}, version=3)  # older: ignored
+    assert outbox.drain(5)
+    assert [kw["v"] for _, _, kw in send.sent] == ["other", 9]
+    assert outbox.coalesced == 9
+    outbox.close()
+
+
+def test_a_429_pauses_only_that_workspace_for_retry_after() -> None:
+    send = Recorder([SlackResult(UNAVAILABLE, "ratelimited", retry_after=0.4)])
+    outbox = Outbox(send)
+    outbox.submit("T1", "chat.update", "a", lambda: {"w": "T1"})
+    time.sleep(0.05)
+    outbox.submit("T2", "chat.update", "b", lambda: {"w": "T2"})
+    assert outbox.drain(5)
+    sent = [(at, kw["w"]) for at, _, kw in send.sent]
+    assert [w for _, w in sent] == ["T1", "T2", "T1"]
+    assert sent[1][0] - sent[0][0] < 0.3  # the other workspace did not wait
+    assert sent[2][0] - sent[0][0] >= 0.39  # T1 waited Retry-After
+    assert outbox.rate_limited == 1
+    outbox.close()
