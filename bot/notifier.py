@@ -87,8 +87,10 @@ def _retry_after(error: SlackApiError) -> float | None:
 
 def without_rate_limit_retries(client: WebClient) -> WebClient:
     """A copy of ``client`` (token, base URL, timeout, other retry handlers) that does not wait
-    out 429s itself: for callers that pace and pause on ``Retry-After`` on their own thread."""
-    return WebClient(
+    out 429s itself: for callers that pace and pause on ``Retry-After`` on their own thread.
+    The copy is of the same class, so a checking client (``bot.app.CheckedWebClient``) still
+    checks payloads against Slack's limits."""
+    return type(client)(
         token=client.token,
         base_url=client.base_url,
         timeout=client.timeout,
