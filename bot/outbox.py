@@ -44,6 +44,9 @@ LIMITS: Mapping[str, tuple[int, float]] = {
     "chat.update": (45, 60.0),
     "views.publish": (90, 60.0),
 }
+#: Seconds added to each window: a call is counted from when it left, Slack counts it when it
+#: arrives (network jitter), so a call leaves the window only this much later.
+MARGIN = 0.25
 #: Seconds a workspace's queue pauses after a failure without ``Retry-After`` (network).
 NETWORK_PAUSE = 2.0
 #: Attempts per queued entry before it is dropped (the reconciler sends it again later).
@@ -207,9 +210,9 @@ class Outbox:
         if calls <= 0:
             return 0.0
         times = lane.sent.setdefault(method, deque())
-        while times and times[0] <= now - window:
+        while times and times[0] <= now - window - MARGIN:
             times.popleft()
-        return 0.0 if len(times) < calls else times[0] + window - now
+        return 0.0 if len(times) < calls else times[0] + window + MARGIN - now
 
     def _run(self, workspace: str, lane: _Lane) -> None:
         while True:
