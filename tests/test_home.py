@@ -4,7 +4,6 @@ deployments, buttons and this month's spend; refreshed after an action."""
 from __future__ import annotations
 
 import time
-
 from datetime import UTC, datetime
 from typing import Any
 

@@ -18,7 +18,7 @@ from bot.simulator import VastSimulator
 from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
 from tests.test_manage import click, make_deployment, replies
-from tests.test_poller import current, deploy, poller_of, shown_status
+from tests.test_poller import current, deploy, poller_of
 
 
 def message_text(fake: FakeSlack, dep: storage.DeploymentRecord) -> str:
