@@ -121,6 +121,26 @@ def pending(bot: BotHarness, offer: RankedOffer, **kwargs: Any) -> tuple[Deploym
 # -- straight through or held ------------------------------------------------------------------
 
 
+def test_a_request_approved_after_the_deploy_timeout_is_not_timed_out_when_rented(
+    bot_factory: BotFactory, clock: MovableClock
+) -> None:
+    # DEPLOY_TIMEOUT_MINUTES (30) counts from when renting began, not from the request: an
+    # approver answering after 40 minutes must not see the fresh instance destroyed.
+    bot = make_bot(bot_factory, clock)
+    dep, dm = pending(bot, pick_offer(bot))
+    clock.advance(minutes=40)
+    assert "Approved" in click(bot, dm, budget_blocks.ACTION_APPROVE, user=APPROVER)
+    rented = current(bot, dep)
+    assert rented.status == "provisioning" and rented.instance_id is not None
+    bot.vast.advance(1)
+    bot.services.poller.tick()
+    clock.advance(seconds=15)
+    bot.services.poller.tick()
+    after = current(bot, dep)
+    assert after.status in ("provisioning", "ready"), after.reason
+    assert bot.vast.instance(rented.instance_id) is not None
+
+
 def test_a_cheap_deployment_goes_straight_through(
     bot_factory: BotFactory, clock: MovableClock
 ) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "assess",
     "error_in_status_msg",
     "probe_url",
+    "rent_started",
 ]
 
 #: Statuses the poller follows: the active ones plus ``stopped`` (it may be started again, or
@@ -161,8 +162,15 @@ def probe_url(instance: Instance, template: Template) -> str | None:
     return base.rstrip("/") + template.health_path
 
 
+def rent_started(dep: DeploymentRecord) -> datetime:
+    """When renting began: the start of its run (set when a request waiting for approval was
+    approved, or at the submission), else the row's creation. A request that waited an hour
+    for its approver is not timed out the moment it is rented."""
+    return dep.lifetime_started_at or dep.created_at
+
+
 def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
-    return dep.status in _BEFORE_READY and now - dep.created_at >= timeout
+    return dep.status in _BEFORE_READY and now - rent_started(dep) >= timeout
 
 
 def _timeout_verdict(
@@ -210,10 +218,10 @@ def assess(
         template: the deployment's template (None when it left the catalog: no port or probe
             checks then).
         now: aware UTC time of this tick.
-        timeout: ``DEPLOY_TIMEOUT_MINUTES`` as a timedelta, counted from ``dep.created_at``.
+        timeout: ``DEPLOY_TIMEOUT_MINUTES`` as a timedelta, counted from :func:`rent_started`.
         host_lost_since: when the poller first saw this instance ``offline``/``unknown`` in a
             row (None: not lost before this tick).
-        list_grace: how long a missing instance is tolerated after ``dep.created_at``.
+        list_grace: how long a missing instance is tolerated after :func:`rent_started`.
         offline_grace: how long ``offline``/``unknown`` is tolerated.
         start_requested: a user pressed Start on this ``stopped`` deployment (its start claim
             is held). Without it, a stopped deployment whose instance still runs is only
@@ -224,7 +232,7 @@ def assess(
         as ``status_msg`` may still have changed).
     """
     if instance is None:
-        if now - dep.created_at < list_grace:
+        if now - rent_started(dep) < list_grace:
             return Verdict(dep.status, status_msg=dep.status_msg)
         return Verdict(
             DeploymentStatus.DESTROYED,
