@@ -22,6 +22,7 @@ from bot.vast.pacing import (
     NO_PACING,
     Pacer,
     Pacers,
+    PaceTooLong,
     parse_min_intervals,
 )
 from tests.fixtures.vast import VAST_TEST_API_KEY, client_for
@@ -49,12 +50,54 @@ def test_pacer_spaces_calls_by_its_interval_and_a_defer_pushes_the_next_slot() -
     clock = FakeTime()
     pacer = Pacer(1.5, clock=clock, sleep=clock.sleep)
     assert pacer.spacing == pytest.approx(1.65)  # the interval plus a 10 % margin
-    assert [pacer.reserve() for _ in range(3)] == pytest.approx([0.0, 1.65, 3.3])
+    starts = []
+    for _ in range(3):
+        pacer.wait()
+        starts.append(clock.now - 100)
+    assert starts == pytest.approx([0.0, 1.65, 3.3])
     clock.now += 10  # long after: free again
-    assert pacer.reserve() == 0.0
+    assert pacer.delay() == 0.0
     pacer.defer(4.0)
     assert pacer.delay() == pytest.approx(4.0)
-    assert pacer.reserve() == pytest.approx(4.0)
+    before = clock.now
+    pacer.wait()
+    assert clock.now - before == pytest.approx(4.0)
+
+
+def test_a_slot_further_than_the_caller_may_wait_fails_at_once() -> None:
+    clock = FakeTime()
+    pacer = Pacer(1.0, clock=clock, sleep=clock.sleep)
+    pacer.defer(3600)
+    with pytest.raises(PaceTooLong) as info:
+        pacer.wait(max_wait=60)
+    assert info.value.seconds == pytest.approx(3600)
+    assert clock.now == 100.0  # nothing slept
+
+
+def test_a_defer_holds_callers_already_waiting_for_their_slot() -> None:
+    pacer = Pacer(0.05)  # 0.1 s apart
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        pacer.wait()
+        with lock:
+            starts.append(time.monotonic())
+
+    first = threading.Thread(target=call)
+    first.start()
+    first.join()
+    waiting = [threading.Thread(target=call) for _ in range(3)]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.02)  # they wait for their slots now; then a 429 says "wait 0.4 s"
+    held_at = time.monotonic()
+    pacer.defer(0.4)
+    for thread in waiting:
+        thread.join()
+    later = sorted(starts)[1:]
+    assert len(later) == 3
+    assert min(later) >= held_at + 0.39  # none of them went inside the hold
 
 
 def test_threads_share_one_pacer_and_go_out_one_interval_apart() -> None:
@@ -140,9 +183,10 @@ def _burst(client: VastClient, calls: int, what: Callable[[VastClient], Any]) ->
 def test_a_burst_from_many_threads_draws_no_429(
     make_vast_sim: Callable[..., VastSimulator], endpoint: str, what: Callable[[VastClient], Any]
 ) -> None:
-    interval = 0.12
-    sim = make_vast_sim(api_key=VAST_TEST_API_KEY, rate_limits={endpoint: interval})
-    paced = client_for(sim, min_intervals={**NO_PACING, endpoint: interval})
+    # The simulator refuses calls closer than 0.2 s; the client paces at 0.3 s (plus its
+    # margin): room for a loaded machine's scheduling jitter between two sends.
+    sim = make_vast_sim(api_key=VAST_TEST_API_KEY, rate_limits={endpoint: 0.2})
+    paced = client_for(sim, min_intervals={**NO_PACING, endpoint: 0.3})
     try:
         assert _burst(paced, 8, what) == []
     finally:
@@ -193,7 +237,7 @@ def test_retry_after_is_waited_out_and_holds_back_the_endpoint() -> None:
     assert client.pacers["user"].delay() <= 0.3
 
 
-def test_a_retry_after_over_a_minute_is_not_waited_inline() -> None:
+def test_a_retry_after_over_a_minute_is_not_waited_inline_nor_by_the_next_caller() -> None:
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -206,7 +250,13 @@ def test_a_retry_after_over_a_minute_is_not_waited_inline() -> None:
         client.get_user()
     assert calls == 1
     assert info.value.retry_after == 600
-    assert client.pacers["user"].delay() > 590  # nobody sends on that endpoint meanwhile
+    # The next caller is told at once, nothing is sent, and nobody hangs for ten minutes.
+    started = time.monotonic()
+    with pytest.raises(RateLimited) as again:
+        client.get_user()
+    assert time.monotonic() - started < 1
+    assert calls == 1
+    assert "Try again in 10 minutes" in again.value.user_message
 
 
 def test_the_daily_search_quota_is_its_own_error_and_never_retried() -> None:
@@ -233,8 +283,13 @@ def test_the_daily_search_quota_is_its_own_error_and_never_retried() -> None:
     assert info.value.resets_at == reset
     message = info.value.user_message
     assert "daily offer-search quota" in message
-    assert f"{reset:%H:%M} UTC" in message
+    assert f"<!date^{int(reset.timestamp())}^" in message  # in each reader's own time
+    assert f"|{reset:%H:%M} UTC on {reset:%b %d}>" in message  # the fallback
     assert "wait a minute" not in message.lower()
+    # Known used up: later searches are refused here until the reset, not sent again.
+    with pytest.raises(SearchQuotaExceeded):
+        client.search_offers(SEARCH)
+    assert calls == 1
 
 
 def test_the_simulator_faults_reach_the_client_as_vast_sends_them(

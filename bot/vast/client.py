@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -42,6 +45,7 @@ from bot.vast.errors import (
     NOT_JSON,
     NotFound,
     RateLimited,
+    SearchQuotaExceeded,
     UnexpectedResponse,
     Unreachable,
     VastError,
@@ -49,7 +53,7 @@ from bot.vast.errors import (
     parse_body,
 )
 from bot.vast.models import CreateResult, Instance, Offer, User
-from bot.vast.pacing import Pacers
+from bot.vast.pacing import Pacers, PaceTooLong
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -66,6 +70,8 @@ DEFAULT_BASE_URL = "https://console.vast.ai"
 LIST_PAGE_SIZE = 25
 """Most instances per ``GET /api/v1/instances/`` page (vast-api.md §4)."""
 _MAX_PAGES = 1000
+QUOTA_UNKNOWN_RESET = 600.0
+"""Seconds searches are held after ``search_quota_exceeded`` without ``X-RateLimit-Reset``."""
 MAX_RETRY_AFTER = 60.0
 """Longest ``Retry-After`` (seconds) waited out inline; a longer one is raised to the caller
 (the official client's ``_MAX_RETRY_AFTER_SECONDS``, vastai/api/client.py)."""
@@ -195,6 +201,8 @@ class VastClient:
             follow_redirects=False,
         )
         self.pacers = pacers if pacers is not None else Pacers.build(min_intervals)
+        # A used-up daily search quota: (monotonic seconds it holds until, the error to raise).
+        self._quota: tuple[float, SearchQuotaExceeded] | None = None
         self._requests_sent = 0
         self._rate_limited = 0
         self._count_lock = threading.Lock()
@@ -279,7 +287,19 @@ class VastClient:
         label = operation or f"{method} {path}"
         is_create = operation.startswith("create")
         pacer = self.pacers[endpoint]
-        pacer.wait()
+        try:
+            pacer.wait(max_wait=MAX_RETRY_AFTER)
+        except PaceTooLong as too_long:
+            # Vast.ai asked for a long pause (a 429's Retry-After): fail now, do not hang.
+            minutes = max(1, math.ceil(too_long.seconds / 60))
+            raise RateLimited(
+                f"{label}: not sent, Vast.ai asked to wait {too_long.seconds:.0f} s",
+                retry_after=too_long.seconds,
+                user_message=(
+                    "Vast.ai asked the bot to pause its requests, so nothing was sent. Try "
+                    f"again in {minutes} minute{'s' if minutes > 1 else ''}."
+                ),
+            ) from None
         with self._count_lock:
             self._requests_sent += 1
         try:
@@ -315,8 +335,8 @@ class VastClient:
                 self._rate_limited += 1
             # Hold back every thread on this endpoint: Retry-After when given, else one
             # interval more than the pacer thought enough.
-            wait = getattr(error, "retry_after", None)
-            pacer.defer(wait if wait is not None else max(pacer.interval, self.backoff_initial))
+            asked = getattr(error, "retry_after", None)
+            pacer.defer(asked if asked is not None else max(pacer.interval, self.backoff_initial))
         if error is None and json_content_type and "json" not in content_type.lower():
             error = UnexpectedResponse(f"{label}: Content-Type {content_type!r} is not JSON")
         if is_create and response.status_code in (502, 504) and isinstance(error, Unreachable):
@@ -360,18 +380,22 @@ class VastClient:
         if "limit" not in query:
             raise ValueError("search_offers query must include 'limit' (Vast.ai caps at ~64)")
         label = "POST /api/v0/bundles/"
-        data = self._expect_dict(
-            self._call(
+        quota = self._quota
+        if quota is not None and time.monotonic() < quota[0]:
+            raise quota[1]  # known used up: asking again only burns requests
+        try:
+            reply = self._call(
                 "POST",
                 "/api/v0/bundles/",
                 json=dict(query),
                 operation=label,
                 json_content_type=True,
                 endpoint="search",
-            ),
-            label,
-            "offers",
-        )
+            )
+        except SearchQuotaExceeded as error:
+            self._remember_quota(error)
+            raise
+        data = self._expect_dict(reply, label, "offers")
         raw_offers = data["offers"]
         if not isinstance(raw_offers, list):
             raise UnexpectedResponse(f"{label}: 'offers' is {type(raw_offers).__name__}")
@@ -382,6 +406,14 @@ class VastClient:
             except ValidationError:
                 logger.debug("skipping an offer that does not parse")
         return offers
+
+    def _remember_quota(self, error: SearchQuotaExceeded) -> None:
+        """Hold searches until the quota resets (``resets_at``; 10 minutes when not told)."""
+        seconds = QUOTA_UNKNOWN_RESET
+        if error.resets_at is not None:
+            seconds = (error.resets_at - datetime.now(UTC)).total_seconds()
+        if seconds > 0:
+            self._quota = (time.monotonic() + seconds, error)
 
     # -- create -----------------------------------------------------------------------------
 

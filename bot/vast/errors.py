@@ -171,12 +171,15 @@ class SearchQuotaExceeded(VastError):
     def __init__(self, message: str, *, resets_at: datetime | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.resets_at = resets_at
-        when = (
-            f"It resets at {resets_at:%H:%M} UTC"
-            + ("" if resets_at.date() == datetime.now(UTC).date() else f" on {resets_at:%b %d}")
-            if resets_at is not None
-            else "It resets at midnight UTC"
-        )
+        if resets_at is not None:
+            # Slack shows <!date^…> in each reader's own time zone; the fallback is UTC.
+            fallback = f"{resets_at:%H:%M} UTC on {resets_at:%b %d}"
+            when = (
+                f"It resets at <!date^{int(resets_at.timestamp())}^{{time}} {{date_short}}"
+                f"|{fallback}>"
+            )
+        else:
+            when = "It resets at midnight UTC"
         self.user_message = (
             "Vast.ai's daily offer-search quota for the bot's account is used up, so no new "
             f"GPU offers can be shown. {when}; deploy again after that. Running deployments "

@@ -8,8 +8,9 @@ minute per IP" for offer search (one every 6 s). The docs do not state the unit 
 ``threshold``; seconds is what the official client's users observe, so we treat them as such.
 
 A :class:`Pacer` is shared by every thread of the process that calls one endpoint with one API
-key: :meth:`Pacer.wait` reserves the next free slot and sleeps until it, so N threads calling
-at once go out one interval apart instead of drawing 429s. Calls are spaced a little more than
+key: callers of :meth:`Pacer.wait` take turns, each one going ``spacing`` seconds after the
+previous one actually went, so N threads calling at once go out one interval apart instead of
+drawing 429s. Calls are spaced a little more than
 the interval (:func:`margin`): two requests sent exactly one interval apart can arrive closer
 than that (thread scheduling, connection set-up, the network), and Vast.ai judges arrivals. A
 429 pushes the next slot back (:meth:`Pacer.defer`) for everyone.
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_MIN_INTERVALS",
     "ENDPOINTS",
     "NO_PACING",
+    "PaceTooLong",
     "Pacer",
     "Pacers",
     "margin",
@@ -88,8 +90,24 @@ def parse_min_intervals(text: str) -> dict[str, float]:
     return intervals
 
 
+class PaceTooLong(Exception):
+    """The endpoint's next free slot is further away than the caller may wait.
+
+    Attributes:
+        seconds: how long the caller would have had to wait.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the next call may start in {seconds:.1f} s")
+        self.seconds = seconds
+
+
 class Pacer:
     """A minimum interval between calls, shared by threads (thread-safe).
+
+    Callers take turns: each waits until ``spacing`` seconds after the previous caller
+    actually went, and until any hold a 429 asked for (:meth:`defer`) has passed, re-checking
+    after every sleep (a hold that arrives while a caller sleeps holds it too).
 
     Args:
         interval: Vast.ai's minimum seconds between two calls (0 = no pacing); calls start
@@ -112,36 +130,48 @@ class Pacer:
         """Seconds between the starts of two calls (the interval plus a margin)."""
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next_at = float("-inf")  # earliest start of the next call
+        self._turn = threading.Lock()  # one caller waits for the slot at a time
+        self._lock = threading.Lock()  # guards the two times below
+        self._last_start = float("-inf")
+        self._hold_until = float("-inf")
         self.waited = 0.0
         """Seconds spent waiting for a slot so far, all threads together (for benchmarks)."""
-
-    def reserve(self) -> float:
-        """Take the next free slot; return how many seconds the caller must wait for it."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_at)
-            self._next_at = start + self.spacing
-            delay = start - now
-            self.waited += delay
-            return delay
-
-    def wait(self) -> None:
-        """Block until this caller's slot (see :meth:`reserve`)."""
-        delay = self.reserve()
-        if delay > 0:
-            self._sleep(delay)
-
-    def defer(self, seconds: float) -> None:
-        """No call starts sooner than ``seconds`` from now (after a 429's ``Retry-After``)."""
-        with self._lock:
-            self._next_at = max(self._next_at, self._clock() + max(0.0, seconds))
 
     def delay(self) -> float:
         """Seconds until a call could start now (0 when free), without taking the slot."""
         with self._lock:
-            return max(0.0, self._next_at - self._clock())
+            ready_at = max(self._last_start + self.spacing, self._hold_until)
+            return max(0.0, ready_at - self._clock())
+
+    def wait(self, max_wait: float = float("inf")) -> None:
+        """Block until this caller may start its call, and mark it started.
+
+        Raises :class:`PaceTooLong` without waiting (or after waiting for its turn) when the
+        slot is more than ``max_wait`` seconds away: a caller told to wait an hour by a 429
+        fails at once instead of hanging.
+        """
+        if not self._turn.acquire(timeout=max_wait if max_wait != float("inf") else -1):
+            raise PaceTooLong(max_wait)
+        try:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    delay = max(self._last_start + self.spacing, self._hold_until) - now
+                    if delay <= 0:
+                        self._last_start = now
+                        return
+                if delay > max_wait:
+                    raise PaceTooLong(delay)
+                self.waited += delay
+                self._sleep(delay)
+        finally:
+            self._turn.release()
+
+    def defer(self, seconds: float) -> None:
+        """No call starts sooner than ``seconds`` from now (after a 429's ``Retry-After``),
+        including callers already waiting for their slot."""
+        with self._lock:
+            self._hold_until = max(self._hold_until, self._clock() + max(0.0, seconds))
 
 
 @dataclass(frozen=True)
