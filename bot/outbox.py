@@ -226,7 +226,6 @@ class Outbox:
             result = self._attempt(workspace, entry)
             done = True
             with self._cond:
-                lane.busy = None
                 if result.outcome == UNAVAILABLE:
                     self.rate_limited += result.retry_after is not None
                     pause = result.retry_after if result.retry_after is not None else NETWORK_PAUSE
@@ -238,12 +237,14 @@ class Outbox:
                         done = False
                     elif key in lane.queue:
                         done = False  # a newer edit of the message is queued
-                self._cond.notify_all()
             if done and entry.on_done is not None:
-                try:
+                try:  # before the entry counts as sent, so drain() waits for it too
                     entry.on_done(result)
                 except Exception:  # a callback's trouble must not stop the queue
                     logger.exception("outbox: on_done of %s failed", key)
+            with self._cond:
+                lane.busy = None
+                self._cond.notify_all()
 
     def _attempt(self, workspace: str, entry: _Entry) -> SlackResult:
         try:
