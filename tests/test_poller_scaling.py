@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import storage
 from bot.services.poller import StatusPoller
+from bot.vast.client import InstancePage
+from bot.vast.errors import VastError
 from bot.vast.pacing import NO_PACING, Pacers
 from storage import DeploymentRecord
 from tests.fixtures.slack import BotHarness
@@ -61,10 +64,13 @@ def at_rest(bot: BotHarness, count: int) -> list[DeploymentRecord]:
 
 
 def provisioning(
-    bot: BotHarness, count: int, now: datetime | None = None
+    bot: BotHarness, count: int, now: datetime | None = None, *, messages: bool = True
 ) -> list[DeploymentRecord]:
-    """``count`` deployments stuck provisioning, created at ``now``."""
-    deps = [deploy(bot, "comfy-ui", now=now) for _ in range(count)]
+    """``count`` deployments stuck provisioning, created at ``now`` (``messages``: each with
+    its status message; without, their changes make no Slack edits)."""
+    for _ in range(count):  # each rents an offer, which then leaves the search
+        bot.vast.add_offer()
+    deps = [deploy(bot, "comfy-ui", now=now, post_message=messages) for _ in range(count)]
     for dep in deps:
         bot.vast.stuck_loading(dep.instance_id or 0)
     return deps
@@ -120,16 +126,42 @@ def test_a_stop_by_vast_at_rest_is_caught_by_the_sweep(bot: BotHarness) -> None:
     assert current(bot, last).status == "stopped"
 
 
-def test_list_requests_per_tick_stay_within_the_pacers_budget(bot: BotHarness) -> None:
-    moving = provisioning(bot, 30)
+def test_list_requests_per_tick_stay_within_the_budget_and_rotate(bot: BotHarness) -> None:
+    moving = provisioning(bot, 100, messages=False)
     poller = scaled_poller(bot, clock=storage.utcnow(), list_interval=7.0)
-    assert poller.list_budget() == 2
-    for _ in range(3):
+    assert poller.list_budget() == 2  # one sweep page and one read of 25 by id per tick
+    waits = []
+    for _ in range(12):
         bot.vast.clear_requests()
         report = poller.tick()
         assert report.vast_requests == len(list_requests(bot)) <= 2
-    # The least recently read go first, so none waits for ever.
-    assert all(poller.last_read_tick(dep.id) is not None for dep in moving)
+        if poller.ticks > 4:  # once the sweep went round once
+            waits.append(max(poller.ticks - (poller.last_read_tick(d.id) or 0) for d in moving))
+    print("longest wait per tick:", waits)
+    # The least recently read go first: with 50 reads a tick, none of the 100 waits more than
+    # two ticks (lowest ids first would leave the highest to the sweep's turn, four ticks).
+    assert max(waits) <= 2
+
+
+def test_a_failing_sweep_does_not_stop_the_reads_by_id(bot: BotHarness) -> None:
+    at_rest(bot, 3)
+    later = storage.utcnow() + timedelta(hours=1)
+    fresh = deploy(bot, now=later)  # creating: in transition
+    bot.vast.advance(10)  # its instance runs and its app answers
+    poller = scaled_poller(bot, clock=later + timedelta(seconds=30))
+    real = poller.vast.list_instances_page
+
+    def sweep_refused(**kw: Any) -> InstancePage:
+        if "order_by" in kw and kw.get("select_filters") is None:  # the sweep's request only
+            raise VastError("GET /api/v1/instances/: HTTP 503", status_code=503)
+        return real(**kw)
+
+    poller.vast.list_instances_page = sweep_refused  # type: ignore[method-assign]
+    poller.tick()
+    report = poller.tick()
+    assert report.error == "VastError"
+    assert report.transition_requests == 1
+    assert current(bot, fresh).status == "ready"
 
 
 def test_a_stray_labelled_instance_is_found_by_the_sweep_and_destroyed(

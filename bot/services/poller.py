@@ -245,6 +245,7 @@ class StatusPoller:
         self._strays: set[int] = set()  # instance ids that looked stray in the last pass
         self.sweep_seconds = float(sweep_seconds)
         self._sweep = _Sweep()
+        self._plain_sweep = False  # Vast.ai refused the sweep's order_by once
         # deployment id -> number of the tick that last read it (the oldest go first)
         self._read_at: dict[int, int] = {}
         self._ticks = 0
@@ -355,21 +356,22 @@ class StatusPoller:
         )
         report.in_transition = len(hot)
         read = _Read()
+        # The sweep first: what its pages cover needs no read by id. Each read stands alone:
+        # a failing sweep must not keep deployments in transition from being followed.
+        # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3): only what was
+        # read is judged.
         try:
-            # The sweep first: what its pages cover needs no read by id.
             reserve = math.ceil(len(hot) / LIST_PAGE_SIZE)
             self._read_sweep(followed, read, report, now, reserve=reserve)
+        except VastError as error:
+            logger.warning("poller: the sweep's list request failed: %s", error)
+            report.error = type(error).__name__
+        try:
             self._read_transitions([d for d in hot if not read.covers(d)], read, report)
         except VastError as error:
-            # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3): only
-            # what was read before the failure is judged.
-            logger.warning("poller: listing instances failed: %s", error)
+            logger.warning("poller: reading deployments in transition failed: %s", error)
             report.error = type(error).__name__
         report.instances = len(read.instances)
-        if not read.by_id and read.swept is None:
-            report.vast_requests = vast.request_count - requests_before
-            report.seconds = time.perf_counter() - started
-            return report
 
         covered = {dep.id: dep for dep in hot if read.covers(dep)}
         if read.swept is not None:
@@ -481,12 +483,18 @@ class StatusPoller:
         for _ in range(pages):
             try:
                 page = self.vast.list_instances_page(
-                    after_token=sweep.token, select_cols=INSTANCE_COLUMNS, order_by=SWEEP_ORDER
+                    after_token=sweep.token,
+                    select_cols=INSTANCE_COLUMNS,
+                    order_by=None if self._plain_sweep else SWEEP_ORDER,
                 )
             except VastError as error:
                 if error.status_code == 400 and sweep.token is not None:
                     logger.info("poller: the sweep's cursor was refused; starting a new pass")
                     self._sweep = _Sweep(total=sweep.total)
+                elif error.status_code == 400 and not self._plain_sweep:
+                    # The list's default order is by id too (its keyset cursor ends in id).
+                    logger.warning("poller: Vast.ai refused order_by; sweeping without it")
+                    self._plain_sweep = True
                 raise
             report.sweep_pages += 1
             sweep.total = page.total
