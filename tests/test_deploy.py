@@ -406,6 +406,11 @@ def test_create_timeout_finds_the_instance_by_its_label(bot: BotHarness) -> None
     assert dep.status == "provisioning" and len(creates(bot)) == 1
     (instance,) = bot.vast.instances.values()
     assert dep.instance_id == instance["id"] and instance["label"] == label_for(dep.id)
+    # Looked up by label on Vast.ai's side: one page, not the whole account.
+    lookups = [r.query for r in bot.vast.requests if r.path == "/api/v1/instances/"]
+    assert lookups and json.loads(lookups[0]["select_filters"]) == {
+        "label": {"eq": label_for(dep.id)}
+    }
 
 
 # -- exactly one instance per submission ----------------------------------------------------

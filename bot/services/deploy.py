@@ -101,7 +101,12 @@ class VastApi(Protocol):
         runtype: str = "args",
     ) -> int: ...
 
-    def list_instances(self, *, label_prefix: str | None = None) -> list[Instance]: ...
+    def list_instances(
+        self,
+        *,
+        label_prefix: str | None = None,
+        select_filters: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> list[Instance]: ...
 
     def destroy_instance(self, instance_id: int) -> bool: ...
 
@@ -677,9 +682,12 @@ class DeployService:
             if attempt:
                 time.sleep(self.lookup_delay)
             try:
-                found = [
-                    i.id for i in self.vast.list_instances(label_prefix=label) if i.label == label
-                ]
+                # Asked by label on Vast.ai's side (one page, not the whole account), and
+                # checked again here.
+                instances = self.vast.list_instances(
+                    label_prefix=label, select_filters={"label": {"eq": label}}
+                )
+                found = [i.id for i in instances if i.label == label]
             except VastError as error:
                 logger.info("label look-up failed: %s", type(error).__name__)
                 continue
