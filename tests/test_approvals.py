@@ -579,7 +579,8 @@ def test_a_waiting_request_shows_in_mine_and_on_home(
     dep, _ = pending(bot, pick_offer(bot))
     mine = json.dumps(bot.command("mine", user=ALICE).json())
     assert "waiting for approval" in mine and f"#{dep.id}" in mine
+    bot.slack.wait_for("views.publish")  # the request refreshes the Home tab: let it land
     bot.slack.reset()
     bot.event({"type": "app_home_opened", "user": ALICE, "tab": "home"})
-    (published,) = bot.slack.wait_for("views.publish")
+    published = bot.slack.wait_for("views.publish")[-1]
     assert "waiting for approval" in json.dumps(published.args["view"])
