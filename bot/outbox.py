@@ -156,7 +156,8 @@ class Outbox:
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every queue is empty (True), or until ``timeout`` seconds passed or every
-        queue left waits on a pause that ends after the timeout (False)."""
+        queue left waits (on a 429's pause or on its pacing window) past the timeout
+        (False)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -167,7 +168,10 @@ class Outbox:
                 if remaining <= 0:
                     return False
                 now = self._clock()
-                if all(lane.busy is None and lane.paused_until - now > remaining for lane in lanes):
+                if all(
+                    lane.busy is None and self._next_send(lane, now) - now > remaining
+                    for lane in lanes
+                ):
                     return False
                 self._cond.wait(min(remaining, 0.05))
 
@@ -203,6 +207,11 @@ class Outbox:
                 wait = delay if wait is None else min(wait, delay)
             self._cond.wait(wait)
         return None
+
+    def _next_send(self, lane: _Lane, now: float) -> float:
+        """When ``lane``'s next entry can leave (its pause and its method's window)."""
+        delay = min((self._delay(lane, e.method, now) for e in lane.queue.values()), default=0.0)
+        return max(lane.paused_until, now + delay)
 
     def _delay(self, lane: _Lane, method: str, now: float) -> float:
         """Seconds until ``method`` has room in ``lane``'s sliding window (0: now)."""
