@@ -161,3 +161,31 @@ def test_a_429_pauses_only_that_workspace_for_retry_after() -> None:
     assert sent[2][0] - sent[0][0] >= 0.39  # T1 waited Retry-After
     assert outbox.rate_limited == 1
     outbox.close()
+
+
+# -- B: a deployment's own failure edit ----------------------------------------------------------
+
+
+def test_a_failed_rental_whose_edit_was_lost_is_shown_failed_by_the_reconciler(
+    bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.simulator import Fault
+    from tests.test_deploy import pick_offer, settled, submitted_view
+
+    chosen = pick_offer(bot).offer
+    bot.vast.inject(Fault.NO_CREDIT)
+    real = WebClient.chat_update
+
+    def down(self: WebClient, **kwargs: Any) -> Any:
+        raise URLError("connection refused")
+
+    monkeypatch.setattr(WebClient, "chat_update", down)
+    bot.view_submission(submitted_view(chosen.id))
+    (dep,) = settled(bot)
+    assert dep.status == "failed"
+    assert not message_text(fake_slack, dep).endswith("failed")  # the edit did not go through
+    assert current(bot, dep).message_stale_since is not None
+    monkeypatch.setattr(WebClient, "chat_update", real)
+    poller_of(bot).tick()  # the reconciler sends what did not go through
+    assert message_text(fake_slack, dep).endswith("failed")
+    assert current(bot, dep).message_stale_since is None

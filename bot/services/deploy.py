@@ -503,13 +503,15 @@ class DeployService:
         logger.info("deployment %s: instance %s created", dep.id, instance_id)
         return DeployResult(current, created=True)
 
-    def refresh_message(self, dep: DeploymentRecord) -> bool:
-        """Re-render the status message of ``dep`` from its row (False when it has none or
-        Slack no longer has it)."""
+    def refresh_message(self, dep: DeploymentRecord, *, note: str | None = None) -> bool:
+        """Re-render the status message of ``dep`` from its row, with an extra ``note`` line
+        (False when it has none, Slack no longer has it, or Slack could not be reached: then
+        the poller's reconciler sends it again)."""
         if not dep.message_channel or not dep.message_ts:
             return False
         template = self.catalog_get(dep.template_slug)
-        return self._update(dep, template, _Message(dep.message_channel, dep.message_ts))
+        message = _Message(dep.message_channel, dep.message_ts)
+        return self._update(dep, template, message, note=note)
 
     def tell_failure(
         self, dep: DeploymentRecord, reason: str, retry_slug: str | None = None
@@ -532,8 +534,21 @@ class DeployService:
             )
         return _Message(posted.channel, posted.ts)
 
-    def _update(self, dep: DeploymentRecord, template: Template | None, message: _Message) -> bool:
-        return self.messages.show_status(message.on(dep), template) is Delivery.SENT
+    def _update(
+        self,
+        dep: DeploymentRecord,
+        template: Template | None,
+        message: _Message,
+        *,
+        note: str | None = None,
+    ) -> bool:
+        """Edit the status message now; when Slack could not be reached, mark it stale so the
+        poller's reconciler sends its current state until Slack takes it (never left showing a
+        state that is no longer true)."""
+        delivery = self.messages.show_status(message.on(dep), template, note=note)
+        if delivery is Delivery.UNAVAILABLE:
+            storage.mark_message_stale(self.sf, dep.id, self.clock())
+        return delivery is Delivery.SENT
 
     def _fail(
         self,

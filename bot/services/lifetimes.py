@@ -40,7 +40,7 @@ from bot import pricing
 from bot.config import Settings
 from bot.formats import format_duration, lifetime_label, mentions, micros, money, slack_date
 from bot.services.actions import DESTROY, STOP, ManageService, Outcome
-from bot.services.ports import ExpiryNotice, IdleNotice, Messages
+from bot.services.ports import Delivery, ExpiryNotice, IdleNotice, Messages
 from bot.vast.models import Instance
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
@@ -402,7 +402,11 @@ class LifetimeService:
                 fresh,
             )
         after = storage.get_deployment(self.sf, dep.id) or dep
-        self.messages.show_status(after, self.catalog_get(after.template_slug))
+        if (
+            self.messages.show_status(after, self.catalog_get(after.template_slug))
+            is Delivery.UNAVAILABLE
+        ):  # the poller's reconciler sends the new end time until Slack takes it
+            storage.mark_message_stale(self.sf, dep.id, self.clock())
         self.messages.note(
             after,
             f":hourglass: <@{actor}> extended it by {hours} h: it now stops {slack_date(new_end)}.",

@@ -216,8 +216,7 @@ def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> 
     for dep in report.pending:
         if dep.instance_id is not None or dep.message_ts is None:
             continue  # renting went through (the poller follows it), or no message to edit
-        template = service.catalog_get(dep.template_slug)
-        service.messages.show_status(dep, template, note=waiting_note(dep))
+        service.refresh_message(dep, note=waiting_note(dep))
 
 
 def run_on_start(
