@@ -170,7 +170,7 @@ def test_a_failed_rental_whose_edit_was_lost_is_shown_failed_by_the_reconciler(
     bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.simulator import Fault
-    from tests.test_deploy import pick_offer, settled, submitted_view
+    from tests.test_deploy import pick_offer, settled, submitted_view, wait_until
 
     chosen = pick_offer(bot).offer
     bot.vast.inject(Fault.NO_CREDIT)
@@ -183,8 +183,9 @@ def test_a_failed_rental_whose_edit_was_lost_is_shown_failed_by_the_reconciler(
     bot.view_submission(submitted_view(chosen.id))
     (dep,) = settled(bot)
     assert dep.status == "failed"
+    # The row fails first, then its edit is tried (and marked when it does not go through).
+    assert wait_until(lambda: current(bot, dep).message_stale_since is not None)
     assert not message_text(fake_slack, dep).endswith("failed")  # the edit did not go through
-    assert current(bot, dep).message_stale_since is not None
     monkeypatch.setattr(WebClient, "chat_update", real)
     poller_of(bot).tick()  # the reconciler sends what did not go through
     assert message_text(fake_slack, dep).endswith("failed")
