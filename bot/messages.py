@@ -160,6 +160,7 @@ class SlackMessages:
         note: str | None = None,
         on_done: Callable[[Delivery], object] | None = None,
         latest: Callable[[], DeploymentRecord | None] | None = None,
+        replace: bool = True,
     ) -> Delivery:
         """See :meth:`bot.services.ports.Messages.queue_status`."""
         channel, ts = dep.message_channel, dep.message_ts
@@ -182,6 +183,7 @@ class SlackMessages:
             kwargs,
             version=dep.version,
             on_done=None if on_done is None else (lambda result: on_done(_delivery(result))),
+            replace=replace,
         )
         return Delivery.QUEUED
 

@@ -115,8 +115,12 @@ class Outbox:
         *,
         version: int | None = None,
         on_done: Callable[[SlackResult], object] | None = None,
+        replace: bool = True,
     ) -> None:
         """Queue ``method`` for ``key`` in ``workspace``'s queue; returns at once.
+
+        ``replace=False`` (a reconciler's re-send): leave an entry of the same key that is
+        queued or being sent as it is (it carries what the change meant to show, e.g. a note).
 
         ``kwargs`` is called when the entry is sent (None: nothing to send any more) so that
         the call carries the latest state; it replaces a queued entry of the same key unless
@@ -130,6 +134,8 @@ class Outbox:
             lane = self._lanes.get(workspace)
             if lane is None:
                 lane = self._lanes[workspace] = _Lane()
+            if not replace and (key in lane.queue or lane.busy == key):
+                return
             old = lane.queue.get(key)
             if old is not None:
                 if version is not None and old.version is not None and old.version > version:
@@ -258,9 +264,9 @@ class Outbox:
     def _attempt(self, workspace: str, entry: _Entry) -> SlackResult:
         try:
             kwargs = entry.kwargs()
-        except Exception:  # rendering failed: nothing Slack could be sent
+        except Exception:  # rendering failed (e.g. the database): try again later
             logger.exception("outbox: %s in %s not rendered", entry.method, workspace)
-            return SlackResult(REFUSED, "not_rendered")
+            return SlackResult(UNAVAILABLE, "not_rendered")
         if kwargs is None:
             return SlackResult(REFUSED, "nothing_to_send")
         self.calls += 1

@@ -190,3 +190,70 @@ def test_a_failed_rental_whose_edit_was_lost_is_shown_failed_by_the_reconciler(
     poller_of(bot).tick()  # the reconciler sends what did not go through
     assert message_text(fake_slack, dep).endswith("failed")
     assert current(bot, dep).message_stale_since is None
+
+
+# -- review: a database hiccup on the way must not lose an edit or an answer -------------------
+
+
+def test_an_edit_whose_rendering_fails_keeps_its_mark_and_converges(
+    bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy.exc
+
+    import bot.services.message_sync as message_sync
+
+    dep = make_deployment(bot)
+    fake_slack.messages[(CHANNEL, str(dep.message_ts))] = {"text": "JupyterLab: ready"}
+    real = storage.get_deployment
+    fails = [1]
+
+    def flaky(sf: Any, dep_id: int) -> Any:  # the outbox's re-read fails once
+        if threading.current_thread().name.startswith("outbox") and fails:
+            fails.pop()
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+        return real(sf, dep_id)
+
+    monkeypatch.setattr(message_sync.storage, "get_deployment", flaky)
+    click(bot, "deployment_stop", dep)
+    assert "Stopped" in replies(fake_slack, 1)[0]
+    bot.services.messages.flush(5)
+    poller_of(bot).tick()
+    assert message_text(fake_slack, dep).endswith("stopped")
+    assert real(bot.services.session_factory, dep.id).message_stale_since is None  # type: ignore[union-attr]
+
+
+def test_a_mark_that_cannot_be_written_still_answers_the_click(
+    bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy.exc
+
+    import bot.services.message_sync as message_sync
+
+    dep = make_deployment(bot)
+    real = storage.mark_message_stale
+    fails = [1]
+
+    def flaky(sf: Any, dep_id: int, now: Any) -> None:
+        if fails:
+            fails.pop()
+            raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+        real(sf, dep_id, now)
+
+    monkeypatch.setattr(message_sync.storage, "mark_message_stale", flaky)
+    click(bot, "deployment_stop", dep)
+    assert "Stopped *JupyterLab*" in replies(fake_slack, 1)[0]  # Vast.ai stopped it: say so
+    fake_slack.wait_for("chat.postMessage", thread_ts=dep.message_ts)
+
+
+def test_the_reconciler_keeps_a_queued_edits_note(bot: BotHarness, fake_slack: FakeSlack) -> None:
+    import json
+
+    dep = make_deployment(bot, status="stopped")
+    fake_slack.fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "1"})
+    click(bot, "deployment_start", dep)
+    assert "Starting" in replies(fake_slack, 1)[0]
+    poller = poller_of(bot)
+    poller.sync.reconcile()  # a tick while the Start's edit waits out the 429
+    bot.services.messages.flush(5)
+    shown = json.dumps(fake_slack.messages[(CHANNEL, str(dep.message_ts))])
+    assert "Starting again" in shown

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot import pricing
 from bot.formats import mentions, money
 from bot.services.message_sync import MessageSync
@@ -231,7 +233,12 @@ class ManageService:
         note = None
         if action == START and outcome.kind == "done":
             note = f":arrow_forward: Starting again (requested by <@{actor}> {now:%H:%M} UTC)…"
-        self.sync.changed(dep, note=note)
+        try:
+            self.sync.changed(dep, note=note)
+        except SQLAlchemyError:
+            # The answer, the thread reply and Home still go out; the poller's next read of
+            # this row (in transition) shows the change.
+            logger.exception("deployment %s: status message not marked for an edit", dep.id)
         if outcome.kind == "done":
             self.messages.action_done(dep, action, actor, pricing.cost_so_far(dep, now))
         self.on_change(dep)

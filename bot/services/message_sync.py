@@ -68,12 +68,19 @@ class MessageSync:
         stale = storage.list_stale_messages(self.sf, limit=limit)
         for dep in stale:
             assert dep.message_stale_since is not None
-            self._queue(dep, None, dep.message_stale_since)
+            self._queue(dep, None, dep.message_stale_since, replace=False)
         if stale:
             logger.info("message reconciler: %d status message(s) queued", len(stale))
         return len(stale)
 
-    def _queue(self, dep: DeploymentRecord, note: str | None, marked_at: datetime) -> Delivery:
+    def _queue(
+        self,
+        dep: DeploymentRecord,
+        note: str | None,
+        marked_at: datetime,
+        *,
+        replace: bool = True,
+    ) -> Delivery:
         def done(delivery: Delivery) -> None:
             if delivery in (Delivery.SENT, Delivery.REFUSED):
                 storage.clear_message_stale(self.sf, dep.id, marked_at)
@@ -84,4 +91,5 @@ class MessageSync:
             note=note,
             on_done=done,
             latest=lambda: storage.get_deployment(self.sf, dep.id),
+            replace=replace,
         )

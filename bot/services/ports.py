@@ -125,12 +125,14 @@ class Messages(Protocol):
         note: str | None = None,
         on_done: Callable[[Delivery], object] | None = None,
         latest: Callable[[], DeploymentRecord | None] | None = None,
+        replace: bool = True,
     ) -> Delivery:
         """Queue the ``chat.update`` of ``dep``'s status message in the paced, coalescing
         outbox (one entry per message: the latest wins) and return at once (``queued``;
         ``refused`` when ``dep`` has no message). ``latest`` re-reads the row when the edit
         is sent (so it shows the database's state then). ``on_done`` gets the final
-        delivery, on the outbox's thread."""
+        delivery, on the outbox's thread. ``replace=False`` (the reconciler): an edit of this
+        message already queued or being sent is left as it is, its note included."""
         ...
 
     def flush(self, timeout: float) -> bool:
