@@ -40,6 +40,9 @@ from storage import make_engine, make_session_factory, migrate, ping, utcnow
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a shutdown waits for the work pool's accepted jobs before closing the clients.
+WORK_SHUTDOWN_SECONDS = 15.0
+
 #: The work pool (``Services.work``, :class:`bot.services.work.WorkPool`): threads for long
 #: work handed over by listeners (offer searches, re-checks, rentals, stop/start/destroy,
 #: slow answers), and how many more jobs may wait for a thread before a listener answers
@@ -221,7 +224,9 @@ def build_services(
     reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     approvals.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     work = WorkPool(WORK_THREADS, WORK_QUEUE)
-    closers.append(lambda: work.shutdown(wait=False))
+    # First to close (closers run in reverse): jobs users were answered for (a Stop, a
+    # Destroy, a rental) finish before the Vast.ai client, the outbox and the database close.
+    closers.append(lambda: work.shutdown(wait_seconds=WORK_SHUTDOWN_SECONDS))
     services = Services(
         settings=settings,
         catalog=catalog,

@@ -247,3 +247,17 @@ def test_a_submission_when_the_pool_is_full_is_answered_busy_inline(
     assert answer["response_action"] == "errors"
     assert "try again in a minute" in answer["errors"][picker.BLOCK_OFFER]
     assert creates(bot) == [] and rows(bot) == []
+
+
+def test_a_shutdown_lets_accepted_jobs_finish_queued_ones_included() -> None:
+    # A Stop or Destroy acked to a user must not vanish when the process stops.
+    import time as _time
+
+    from bot.services.work import WorkPool
+
+    pool = WorkPool(1, 2)
+    done: list[str] = []
+    pool.spawn(lambda: (_time.sleep(0.2), done.append("running")))
+    pool.spawn(lambda: done.append("queued"))
+    pool.shutdown(wait_seconds=5)
+    assert done == ["running", "queued"]

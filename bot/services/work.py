@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,9 +89,20 @@ class WorkPool:
         when the pool is full."""
         self.submit(fn, *args, **kwargs).add_done_callback(_log_failure)
 
-    def shutdown(self, *, wait: bool = False) -> None:
-        """Stop accepting work; with ``wait``, wait for the jobs already accepted."""
-        self._executor.shutdown(wait=wait, cancel_futures=not wait)
+    def shutdown(self, *, wait: bool = False, wait_seconds: float | None = None) -> None:
+        """Stop accepting work. With ``wait``, wait for the jobs already accepted; with
+        ``wait_seconds``, let them run (queued ones included: each was acked to a user, and a
+        Stop or Destroy must not vanish at a restart) but wait at most that long, then log how
+        many were left. Without either, queued jobs are cancelled."""
+        if wait_seconds is None:
+            self._executor.shutdown(wait=wait, cancel_futures=not wait)
+            return
+        self._executor.shutdown(wait=False, cancel_futures=False)
+        deadline = time.monotonic() + wait_seconds
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.in_flight:
+            logger.warning("shutting down with %d job(s) still running", self.in_flight)
 
     def _release(self) -> None:
         with self._lock:
