@@ -261,3 +261,34 @@ def test_a_shutdown_lets_accepted_jobs_finish_queued_ones_included() -> None:
     pool.spawn(lambda: done.append("queued"))
     pool.shutdown(wait_seconds=5)
     assert done == ["running", "queued"]
+
+
+def test_a_modal_update_lost_on_the_network_does_not_crash_the_job(
+    bot: BotHarness,
+    fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Mechanism 1 for modals too: a views.update that fails on the network is an outcome,
+    # not an exception escaping into the work pool (where nobody would hear of it).
+    from urllib.error import URLError
+
+    from slack_sdk import WebClient
+
+    real = WebClient.views_update
+    failures = [URLError("connection refused")]
+
+    def flaky(self: WebClient, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(WebClient, "views_update", flaky)
+    assert bot.block_action("deploy_template", "jupyter-lab").status_code == 200
+    fake_slack.wait_for("views.open")
+    deadline = time.monotonic() + 5
+    while failures and time.monotonic() < deadline:
+        time.sleep(0.02)
+    bot.services.work.shutdown(wait_seconds=5)
+    assert not failures
+    assert "background job failed" not in caplog.text

@@ -18,9 +18,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import deploy as deploy_blocks
@@ -40,9 +41,10 @@ class Shown:
 
 
 def update_view(client: WebClient, view_id: str, view: Any, *, hash: str | None = None) -> Shown:
-    """``views.update`` (with ``hash`` when given). Never raises for Slack's refusals: a modal
-    the user closed meanwhile (``not_found``) is not an error, a ``hash_conflict`` is
-    returned for the caller to render again."""
+    """``views.update`` (with ``hash`` when given). Never raises, for Slack's refusals nor for
+    a network failure: a modal the user closed meanwhile (``not_found``) is not an error, a
+    ``hash_conflict`` is returned for the caller to render again, and nothing shown is
+    ``Shown()``."""
     try:
         if hash:
             answer = client.views_update(view_id=view_id, view=view, hash=hash)
@@ -53,6 +55,9 @@ def update_view(client: WebClient, view_id: str, view: Any, *, hash: str | None 
         if code == "hash_conflict":
             return Shown(conflict=True)
         logger.info("views.update failed: %s", code)
+        return Shown()
+    except (URLError, OSError, SlackClientError) as error:  # the network, not Slack's word
+        logger.warning("views.update unavailable: %s", type(error).__name__)
         return Shown()
     shown = answer.get("view") or {}
     return Shown(hash=str(shown.get("hash") or "") or None)
@@ -113,11 +118,14 @@ def tell_user(
     when ``template`` is given); a DM when neither reached the user."""
     url = body.get("response_url")
     if url:
-        sent = WebhookClient(str(url)).send(
-            text=text, response_type="ephemeral", replace_original=False
-        )
-        if sent.status_code == 200:
-            return
+        try:
+            sent = WebhookClient(str(url)).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
+            if sent.status_code == 200:
+                return
+        except (URLError, OSError, SlackClientError) as error:  # try the other ways below
+            logger.warning("response_url unavailable: %s", type(error).__name__)
     view = body.get("view") or {}
     view_id = view.get("id")
     if isinstance(view_id, str) and view_id:
