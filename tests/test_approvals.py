@@ -115,6 +115,10 @@ def pending(bot: BotHarness, offer: RankedOffer, **kwargs: Any) -> tuple[Deploym
     dep = only_row(bot)
     assert dep.status == "pending_approval"
     (dm,) = approval_dms(bot.slack, APPROVER)
+    # The request records where its messages landed just after posting them (on the work
+    # pool): an approver cannot click before the message exists, so neither does the test.
+    sf = bot.services.session_factory
+    assert wait_until(lambda: (found := storage.get_approval(sf, dep.id)) and found.messages)
     return dep, dm
 
 
