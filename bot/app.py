@@ -22,6 +22,7 @@ from bot import slack_limits
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.config import Settings
 from bot.listeners import approvals, budgets, deploy, home, manage, submit, templates
+from bot.notifier import copy_client
 from bot.services.context import Services
 
 logger = logging.getLogger(__name__)
@@ -78,20 +79,10 @@ class CheckedWebClient(WebClient):
         return super().api_call(api_method, json=json, **kwargs)
 
 
-def checked_copy(client: WebClient) -> CheckedWebClient:
-    """A :class:`CheckedWebClient` with ``client``'s token, URL, timeout, headers and retry
-    handlers (Bolt builds a plain WebClient per request; this replaces it)."""
-    return CheckedWebClient(
-        token=client.token,
-        base_url=client.base_url,
-        timeout=client.timeout,
-        ssl=client.ssl,
-        proxy=client.proxy,
-        headers=client.headers,
-        team_id=getattr(client, "team_id", None),
-        logger=client.logger,
-        retry_handlers=list(client.retry_handlers or []),
-    )
+def checked_copy(client: WebClient) -> WebClient:
+    """A :class:`CheckedWebClient` copy of ``client`` (:func:`bot.notifier.copy_client`: Bolt
+    builds a plain WebClient per request; this replaces it)."""
+    return copy_client(client, cls=CheckedWebClient)
 
 
 def _check_listener_client(context: BoltContext, next: Any) -> None:

@@ -25,6 +25,7 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
 
 logger = logging.getLogger(__name__)
 
@@ -85,18 +86,37 @@ def _retry_after(error: SlackApiError) -> float | None:
         return None
 
 
-def without_rate_limit_retries(client: WebClient) -> WebClient:
-    """A copy of ``client`` (token, base URL, timeout, other retry handlers) that does not wait
-    out 429s itself: for callers that pace and pause on ``Retry-After`` on their own thread.
-    The copy is of the same class, so a checking client (``bot.app.CheckedWebClient``) still
-    checks payloads against Slack's limits."""
-    return type(client)(
+def copy_client(
+    client: WebClient,
+    *,
+    cls: type[WebClient] | None = None,
+    retry_handlers: list[RetryHandler] | None = None,
+) -> WebClient:
+    """A copy of ``client``: its token, base URL, timeout, SSL context, proxy, headers,
+    workspace and logger, as an instance of ``cls`` (default: the same class, so a checking
+    client stays one), with ``retry_handlers`` (default: the same handlers)."""
+    return (cls or type(client))(
         token=client.token,
         base_url=client.base_url,
         timeout=client.timeout,
-        retry_handlers=[
-            h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)
-        ],
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        team_id=getattr(client, "team_id", None),
+        logger=client.logger,
+        retry_handlers=list(client.retry_handlers if retry_handlers is None else retry_handlers),
+    )
+
+
+def without_rate_limit_retries(client: WebClient) -> WebClient:
+    """A copy of ``client`` (:func:`copy_client`) that does not wait out 429s itself: for
+    callers that pace and pause on ``Retry-After`` on their own thread. The copy is of the
+    same class, so a checking client (``bot.app.CheckedWebClient``) still checks payloads
+    against Slack's limits."""
+    handlers = client.retry_handlers or []
+    return copy_client(
+        client,
+        retry_handlers=[h for h in handlers if not isinstance(h, RateLimitErrorRetryHandler)],
     )
 
 
