@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,17 +26,7 @@ from bot.blocks.status import ACTION_STOP
 from bot.simulator import Fault
 from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import CHANNEL, BotFactory, BotHarness
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+from tests.test_deploy import wait_until
 
 
 def _text(value: Any) -> str:

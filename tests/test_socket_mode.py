@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,19 +19,9 @@ from bot.simulator import VastSimulator
 from tests.fakes.slack_api import TEAM_ID
 from tests.fakes.socket_mode import FakeSocketMode, SocketSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, fast_vast_client, make_settings
+from tests.test_deploy import wait_until
 
 APP_TOKEN = "xapp-1-A0TEST-1-0123456789abcdef"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 @pytest.fixture
