@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -202,6 +203,29 @@ def register(app: App, services: Services) -> None:
             busy = picker.error_view(template, state, BUSY_TEXT)
             render(client, view_id, seq, hash, lambda: busy)
 
+    def picker_click(body: dict[str, Any], client: WebClient) -> _Click | None:
+        """What a block action on an open picker says (its view, state, template, inputs,
+        user, workspace), begun as the modal's newest action; None when it is not from a
+        picker of ours, or when its template left the catalog (the user is told so)."""
+        found = _picker_of(services, body)
+        if found is None:
+            return None
+        view_id, state, template = found
+        if template is None:
+            tell_user(services, client, body, template_gone_text(state.template))
+            return None
+        view = body.get("view") or {}
+        return _Click(
+            view_id=view_id,
+            state=state,
+            template=template,
+            values=picker.selected_values(view),
+            user=str((body.get("user") or {}).get("id") or ""),
+            team=_team_of(body),
+            seq=versions.begin(view_id),
+            hash=view.get("hash"),
+        )
+
     @app.action(ACTION_DEPLOY)
     def deploy_clicked(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
@@ -247,24 +271,17 @@ def register(app: App, services: Services) -> None:
     @app.action(picker.ACTION_REFRESH)
     def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        found = _picker_of(services, body)
-        if found is None:
+        click = picker_click(body, client)
+        if click is None:
             return
-        view_id, state, template = found
-        if template is None:
-            tell_user(services, client, body, template_gone_text(state.template))
-            return
-        values = picker.selected_values(body["view"])
+        view_id, state, template, values = click.view_id, click.state, click.template, click.values
+        user, team, seq, hash = click.user, click.team, click.seq, click.hash
         gpu = values["gpu"]
         state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
         state.max_dph = _price_filter(values["max_price"])
         disk = _positive_int(values["disk"])
         if disk is not None and disk_problem(template, disk) is None:
             state.disk_gb = disk
-        user = str((body.get("user") or {}).get("id") or "")
-        team = _team_of(body)
-        seq = versions.begin(view_id)
-        hash = (body.get("view") or {}).get("hash")
 
         def build() -> Any:
             return search_view(
@@ -291,19 +308,12 @@ def register(app: App, services: Services) -> None:
         """An offer or a run length was chosen: redraw the cost and budget lines (the last
         search is reused, no new Vast.ai request)."""
         ack()
-        found = _picker_of(services, body)
-        if found is None:
+        click = picker_click(body, client)
+        if click is None:
             return
-        view_id, state, template = found
-        if template is None:
-            tell_user(services, client, body, template_gone_text(state.template))
-            return
-        values = picker.selected_values(body.get("view") or {})
+        view_id, state, template, values = click.view_id, click.state, click.template, click.values
+        user, team, seq, hash = click.user, click.team, click.seq, click.hash
         choice = picker.parse_offer_value(values["offer"])
-        user = str((body.get("user") or {}).get("id") or "")
-        team = _team_of(body)
-        seq = versions.begin(view_id)
-        hash = (body.get("view") or {}).get("hash")
 
         def build() -> Any:
             return search_view(
@@ -333,6 +343,22 @@ def register(app: App, services: Services) -> None:
     @app.action(picker.ACTION_CHANNEL)
     def input_changed(ack: Ack) -> None:
         ack()  # read on submit or "Search again"; nothing to do now
+
+
+@dataclass(frozen=True)
+class _Click:
+    """A block action on an open picker: the modal (``view_id``, its ``hash``), its state and
+    template, the inputs' ``values`` (:func:`bot.blocks.picker.selected_values`), who clicked
+    in which workspace, and the action's sequence number on the modal (``seq``)."""
+
+    view_id: str
+    state: picker.PickerState
+    template: Template
+    values: dict[str, Any]
+    user: str
+    team: str | None
+    seq: int
+    hash: str | None
 
 
 def _team_of(body: dict[str, Any]) -> str | None:
