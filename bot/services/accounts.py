@@ -1,0 +1,146 @@
+"""Which Vast.ai account a workspace, or one of its deployments, rents on (issue 13).
+
+Single-workspace mode has one account: ``VAST_API_KEY``'s, or the built-in simulator's when it
+is unset. In OAuth mode each workspace brings its own key (``/templates setup``, stored
+encrypted); a workspace without one runs on the built-in simulator, and so does every row
+marked ``simulated``, whatever key its workspace has since entered (its instance lives there).
+
+An account is named by a stable ``name``: ``"simulator"``, ``"env"`` (``VAST_API_KEY``), or
+``"vast-user:<id>"`` for a stored key (the Vast.ai user id that ``users/current`` returned when
+the key was checked), so two workspaces, or two keys, of one Vast.ai user share one account and
+one client: the poller makes one pass per account, and an instance is never judged by a pass
+that cannot see its rows. One :class:`bot.vast.client.VastClient` per account, so each account
+is paced on its own (:mod:`bot.vast.pacing`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bot.vast.client import VastClient
+from storage import DeploymentRecord
+
+SIMULATOR = "simulator"
+ENV = "env"
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A workspace's Vast.ai key as the settings store gives it: the key in clear (decrypted
+    only in memory, never logged) and the Vast.ai user id it belongs to."""
+
+    api_key: str
+    vast_user_id: str
+
+    def __repr__(self) -> str:  # never the key
+        return f"StoredKey(vast_user_id={self.vast_user_id!r})"
+
+
+@dataclass(frozen=True)
+class VastAccount:
+    """One Vast.ai account: its ``name`` (see the module docstring), the client that talks to
+    it, and whether it is the built-in simulator (messages then say "simulated")."""
+
+    name: str
+    client: VastClient
+    simulated: bool
+
+    def __repr__(self) -> str:
+        return f"VastAccount(name={self.name!r}, simulated={self.simulated})"
+
+
+class VastAccounts:
+    """Resolves workspaces and deployments to their :class:`VastAccount`.
+
+    Args:
+        default: the account of single-workspace mode (``env`` or ``simulator``); in OAuth mode
+            the simulator's account, used by workspaces without a key.
+        stored_key: OAuth mode only: ``team_id -> StoredKey | None`` (the workspace's key, or
+            None when it has none). None: single-workspace mode, every team gets ``default``.
+        make_client: builds the client of a stored key (``api_key -> VastClient``).
+        simulator: the simulator's account when it is not ``default`` (single-workspace mode
+            with ``VAST_API_KEY`` set has none: its rows are never simulated).
+    """
+
+    def __init__(
+        self,
+        default: VastAccount,
+        *,
+        stored_key: Callable[[str], StoredKey | None] | None = None,
+        make_client: Callable[[str], VastClient] | None = None,
+        simulator: VastAccount | None = None,
+    ) -> None:
+        self.default = default
+        self.simulator = simulator or (default if default.simulated else None)
+        self._stored_key = stored_key
+        self._make_client = make_client
+        self._clients: dict[str, tuple[str, VastClient]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def multi(self) -> bool:
+        """True in OAuth mode (accounts per workspace)."""
+        return self._stored_key is not None
+
+    def for_team(self, team_id: str | None) -> VastAccount:
+        """The account new rentals of ``team_id`` go to (the simulator's while it has no key).
+
+        Raises whatever the settings store raises (e.g. a database error)."""
+        if self._stored_key is None or not team_id:
+            return self.default
+        stored = self._stored_key(team_id)
+        if stored is None:
+            return self.simulator or self.default
+        return self._account(stored)
+
+    def for_deployment(self, dep: DeploymentRecord) -> VastAccount:
+        """The account ``dep``'s instance lives on: the simulator's for a simulated row, else
+        its workspace's (:meth:`for_team`)."""
+        if dep.simulated and self.simulator is not None:
+            return self.simulator
+        return self.for_team(dep.team_id)
+
+    def group(
+        self, deps: Iterable[DeploymentRecord]
+    ) -> list[tuple[VastAccount, list[DeploymentRecord]]]:
+        """``deps`` grouped by account (:meth:`for_deployment`), in first-seen order."""
+        groups: dict[str, tuple[VastAccount, list[DeploymentRecord]]] = {}
+        for dep in deps:
+            account = self.for_deployment(dep)
+            groups.setdefault(account.name, (account, []))[1].append(dep)
+        return list(groups.values())
+
+    def _account(self, stored: StoredKey) -> VastAccount:
+        name = f"vast-user:{stored.vast_user_id}"
+        with self._lock:
+            cached = self._clients.get(name)
+            if cached is None or cached[0] != stored.api_key:
+                if self._make_client is None:
+                    raise RuntimeError("VastAccounts has stored keys but no make_client")
+                if cached is not None:
+                    cached[1].close()
+                cached = (stored.api_key, self._make_client(stored.api_key))
+                self._clients[name] = cached
+            return VastAccount(name=name, client=cached[1], simulated=False)
+
+    def known(self) -> list[VastAccount]:
+        """Every account with a client built so far, ``default`` (and the simulator) first."""
+        accounts = [self.default]
+        if self.simulator is not None and self.simulator is not self.default:
+            accounts.append(self.simulator)
+        with self._lock:
+            accounts += [
+                VastAccount(name=name, client=client, simulated=False)
+                for name, (_, client) in self._clients.items()
+            ]
+        return accounts
+
+    def close(self) -> None:
+        """Close the clients built for stored keys (``default`` and the simulator's are closed
+        by whoever built them)."""
+        with self._lock:
+            for _, client in self._clients.values():
+                client.close()
+            self._clients.clear()
