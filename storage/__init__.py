@@ -75,6 +75,7 @@ from storage.models import (
     Lease,
     SlackUser,
     TeamEvent,
+    Workspace,
 )
 from storage.records import (
     ApprovalRecord,
@@ -125,6 +126,17 @@ from storage.repo import (
     update_status,
 )
 from storage.types import UTCDateTime, utcnow
+from storage.workspaces import (
+    WorkspaceRecord,
+    count_live_real_deployments,
+    get_workspace,
+    list_workspaces,
+    put_state_if_absent,
+    record_install,
+    record_uninstall,
+    save_vast_key,
+    save_workspace_settings,
+)
 
 __all__ = [
     "APPROVED",
@@ -233,4 +245,14 @@ __all__ = [
     "update_status",
     "utcnow",
     "write_transaction",
+    "Workspace",
+    "WorkspaceRecord",
+    "count_live_real_deployments",
+    "get_workspace",
+    "list_workspaces",
+    "put_state_if_absent",
+    "record_install",
+    "record_uninstall",
+    "save_vast_key",
+    "save_workspace_settings",
 ]

@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    Column,
+    DateTime,
     Enum,
     Float,
     ForeignKey,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -115,6 +118,8 @@ class Deployment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     team_id: Mapped[str] = mapped_column(String(32))
     """Slack workspace id (``T…``)."""
+    enterprise_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Slack Enterprise Grid organization id (``E…``) of the workspace, None outside a Grid."""
     user_id: Mapped[str] = mapped_column(String(32))
     """Slack user id of the requester (``U…``/``W…``)."""
     channel_id: Mapped[str] = mapped_column(String(32))
@@ -330,3 +335,119 @@ class TeamEvent(Base):
     actor: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class Workspace(Base):
+    """A Slack workspace the bot serves, and its own settings (issue 13, "many workspaces").
+
+    In OAuth mode a row is written when the workspace installs the app (the tokens themselves
+    live in slack_sdk's ``slack_installations``/``slack_bots`` tables); in single-workspace mode
+    rows come from the deployments already made (migration 0007) or from a workspace admin's
+    settings. A workspace that uninstalled keeps its row (``uninstalled_at`` set) for the audit
+    trail and for the lifetimes of what it left running.
+    """
+
+    __tablename__ = "workspaces"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Slack workspace id (``T…``)."""
+    enterprise_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Enterprise Grid organization id (``E…``), None outside a Grid."""
+    team_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    vast_key_ciphertext: Mapped[str | None] = mapped_column(Text, default=None)
+    """Fernet token (``bot.crypto.SecretBox``) of the workspace's Vast.ai API key; None = no
+    key yet (the workspace runs on the simulator). Never logged, never shown."""
+    vast_key_last4: Mapped[str | None] = mapped_column(String(8), default=None)
+    """Last characters of the key, shown as "key ending …a1b2"."""
+    vast_user_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Vast.ai ``users/current`` ``id`` of the key's account when it was checked."""
+    vast_key_set_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Slack user id of the admin who saved the key."""
+    vast_key_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    settings_json: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON object of per-workspace overrides (lifetimes, budgets, approvers, digest, admins);
+    a missing name means the configured default."""
+    installed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Latest OAuth install; None for a workspace known only from single-workspace mode."""
+    uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the app was uninstalled or its tokens revoked; cleared by a new install."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- slack_sdk's OAuth tables ------------------------------------------------------------
+# Written by slack_sdk's SQLAlchemyInstallationStore and SQLAlchemyOAuthStateStore (OAuth
+# mode), never through these objects: they are here so that the schema the migrations build
+# (0007) is described in one place with the rest. Columns, types and indexes are those of
+# slack_sdk's ``build_installations_table``/``build_bots_table``/``build_oauth_states_table``
+# (its DateTime columns are naive UTC; a test checks the match).
+
+slack_installations = Table(
+    "slack_installations",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False),
+    Index(
+        "slack_installations_idx",
+        "client_id",
+        "enterprise_id",
+        "team_id",
+        "user_id",
+        "installed_at",
+    ),
+)
+"""One row per OAuth install (and per user who authorized): bot and user tokens, scopes."""
+
+slack_bots = Table(
+    "slack_bots",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, nullable=False),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+"""The bot token of each install (what Bolt's authorize reads), rotated in place."""
+
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)
+"""OAuth ``state`` values issued by ``/slack/install`` and consumed once by the redirect."""
