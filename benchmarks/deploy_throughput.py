@@ -33,6 +33,7 @@ import storage
 from bot.app import make_web_client
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
+from bot.services.accounts import VastAccounts
 from bot.services.deploy import DeployRequest, DeployService, deployment_id_from_label
 from bot.simulator import Timeline, VastSimulator
 from bot.vast import Offer, VastClient
@@ -90,11 +91,10 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
     with FakeSlack() as slack:
         notifier = Notifier(make_web_client(make_settings(slack)))
         service = DeployService(
-            vast=vast,
+            accounts=VastAccounts.single(vast, simulated=True),
             session_factory=sf,
             messages=SlackMessages(notifier),
             catalog_get=lambda slug: template,
-            simulated=True,
         )
         work: queue.Queue[DeployRequest | None] = queue.Queue()
         distinct = 0

@@ -513,13 +513,15 @@ def test_credit_when_vast_fails_says_so(bot_factory: BotFactory) -> None:
 
 
 def test_credit_warning_for_the_picker(bot: BotHarness) -> None:
-    warn = bot.services.credit.warning
+    def warn(dph: float) -> str | None:
+        return bot.services.credit.warning(dph, team_id=TEAM_ID)
+
     bot.vast.credit = 0.4
     text = warn(1.0)
     assert text is not None and "$0.40" in text and "24m" in text
     assert warn(0.2) is None  # 2 hours left
     assert bot.vast.request_count(path_prefix="/api/v0/users/") == 1  # cached for the picker
-    bot.services.credit.cache.forget()  # force a fresh read that fails
+    bot.services.credit.forget()  # force a fresh read that fails
     bot.vast.inject(Fault.BAD_KEY, endpoint="user")
     assert warn(1.0) is None  # never raises, never blocks the deploy
 

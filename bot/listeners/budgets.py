@@ -36,9 +36,9 @@ USAGE = (
 )
 
 
-def refusal_text(services: Services, what: str) -> str:
-    """Who may ``what`` (budgets, the audit log): the bot admins."""
-    admins = services.settings.bot_admins
+def refusal_text(services: Services, team_id: str, what: str) -> str:
+    """Who may ``what`` (budgets, the audit log): the bot admins of workspace ``team_id``."""
+    admins = services.manage.admins.admins(team_id)
     if admins:
         return f":lock: Only bot admins can {what}: {mentions(admins)}. Ask one of them."
     return (
@@ -53,8 +53,8 @@ def budget_command(
     """``/templates budget [target amount]``."""
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
-    if not services.is_admin(user):
-        ack(response_type="ephemeral", text=refusal_text(services, "change budgets"))
+    if not services.is_admin(team, user):
+        ack(response_type="ephemeral", text=refusal_text(services, team, "change budgets"))
         return
     if not args.strip():
         ack()
@@ -125,10 +125,10 @@ def audit_payload(services: Services, team_id: str, page: int) -> dict[str, Any]
 def audit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates audit``."""
     user = str(command.get("user_id") or "")
-    if not services.is_admin(user):
-        ack(response_type="ephemeral", text=refusal_text(services, "read the audit log"))
-        return
     team = str(command.get("team_id") or "")
+    if not services.is_admin(team, user):
+        ack(response_type="ephemeral", text=refusal_text(services, team, "read the audit log"))
+        return
     ack(response_type="ephemeral", **audit_payload(services, team, 0))
 
 
@@ -139,10 +139,12 @@ def register(app: App, services: Services) -> None:
     def budget_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str((body.get("user") or {}).get("id") or "")
         team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
-        if not services.is_admin(user):
+        if not services.is_admin(team, user):
             ack(
                 response_action="errors",
-                errors={blocks.BLOCK_WORKSPACE_BUDGET: refusal_text(services, "change budgets")},
+                errors={
+                    blocks.BLOCK_WORKSPACE_BUDGET: refusal_text(services, team, "change budgets")
+                },
             )
             return
         values = blocks.budget_values(view)
@@ -182,11 +184,11 @@ def register(app: App, services: Services) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
         team = str((body.get("team") or {}).get("id") or "")
-        if not services.is_admin(user):
+        if not services.is_admin(team, user):
             respond(
                 replace_original=False,
                 response_type="ephemeral",
-                **text_message(refusal_text(services, "read the audit log")),
+                **text_message(refusal_text(services, team, "read the audit log")),
             )
             return
         page = blocks.parse_audit_page(action.get("value"))

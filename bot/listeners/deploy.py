@@ -74,6 +74,7 @@ def search_view(
     ``reuse``, the search this picker last showed (same filters, a couple of minutes old at
     most) is shown again. ``lifetime``: the **Run for** value the modal holds now (kept when valid).
     ``team_id``: the workspace, whose budgets the picker shows for the chosen offer and run."""
+    account = services.accounts.for_team(team_id)
     try:
         found = picker_offers(
             services.offers,
@@ -85,6 +86,7 @@ def search_view(
             recent=services.recent_searches,
             reuse=reuse,
             refresh=refresh,
+            account=account,
         )
     except VastError as error:
         logger.warning("offer search failed: %s", type(error).__name__)
@@ -93,7 +95,7 @@ def search_view(
     if state.gpu_name is None and state.max_dph is None:
         state.models = gpu_models(ranked)
     policy = services.lifetimes.policy
-    choices = policy.choices(template, admin=services.is_admin(user_id))
+    choices = policy.choices(template, admin=services.is_admin(team_id, user_id))
     hours: float | None = policy.default_for(template)
     if lifetime is not None:
         try:
@@ -112,9 +114,9 @@ def search_view(
         template,
         state,
         ranked,
-        simulated=services.settings.simulated,
+        simulated=account.simulated,
         selected_offer_id=selected_offer_id,
-        credit_warning=_credit_warning(services, ranked, selected_offer_id),
+        credit_warning=_credit_warning(services, ranked, selected_offer_id, team_id),
         budget_text=budget_text,
         lifetimes=[picker.LifetimeChoice.for_hours(h) for h in choices],
         lifetime_warning_minutes=services.settings.lifetime_warning_minutes,
@@ -149,12 +151,17 @@ def template_gone_text(slug: str) -> str:
 
 
 def _credit_warning(
-    services: Services, ranked: list[RankedOffer], selected_offer_id: int | None
+    services: Services,
+    ranked: list[RankedOffer],
+    selected_offer_id: int | None,
+    team_id: str | None,
 ) -> str | None:
     if selected_offer_id is None:
         return None
     chosen = next((r for r in ranked if r.offer.id == selected_offer_id), None)
-    return services.credit.warning(chosen.offer.dph_total) if chosen is not None else None
+    if chosen is None:
+        return None
+    return services.credit.warning(chosen.offer.dph_total, team_id=team_id)
 
 
 def register(app: App, services: Services) -> None:

@@ -49,6 +49,12 @@ SLOW_ACK_BUDGET = 2.0
 answering later through the response_url (Slack drops an ack after 3 s)."""
 
 
+def _team_of(body: dict[str, Any]) -> str | None:
+    """The workspace an interaction came from (``team.id``, else ``user.team_id``)."""
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    return str(team) if team else None
+
+
 def listing_payload(
     services: Services,
     kind: str,
@@ -65,7 +71,7 @@ def listing_payload(
     unmanaged: list[UnmanagedInstance] = []
     if kind == blocks.LIST_RUNNING:
         deps = services.listings.running(team_id)
-        if services.is_admin(user_id):  # instances rented by hand: admins should know
+        if services.is_admin(team_id, user_id):  # instances rented by hand: admins should know
             unmanaged = services.listings.unmanaged()
     else:
         deps = services.listings.mine(team_id, user_id, now)
@@ -94,19 +100,19 @@ def costs_payload(services: Services, team_id: str, user_id: str) -> dict[str, A
     return blocks.costs_message(report, viewer=user_id, budgets=budgets)
 
 
-def credit_payload(services: Services, user_id: str) -> dict[str, Any]:
-    """The ``/templates credit`` answer: the balance and burn rate for ``BOT_ADMINS``; for
-    anyone else, who can see it."""
-    if not services.is_admin(user_id):
-        return blocks.credit_refusal_message(services.settings.bot_admins)
-    report = services.credit.report()
+def credit_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
+    """The ``/templates credit`` answer: the balance of the workspace's Vast.ai account and
+    its burn rate for the workspace's bot admins; for anyone else, who can see it."""
+    if not services.is_admin(team_id, user_id):
+        return blocks.credit_refusal_message(services.manage.admins.admins(team_id))
+    report = services.credit.report(team_id)
     if report.error is not None:
         return blocks.text_message(f":x: Could not read the Vast.ai balance: {report.error}")
     return blocks.credit_message(
         report.credit,
         burn_dph=report.burn_dph,
         live=report.billing,
-        simulated=services.settings.simulated,
+        simulated=services.accounts.for_team(team_id).simulated,
     )
 
 
@@ -175,15 +181,15 @@ def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None
 
 def credit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates credit`` (no Vast.ai call for a refusal)."""
-    user = str(command.get("user_id") or "")
-    if not services.is_admin(user):
-        ack(response_type="ephemeral", **credit_payload(services, user))
+    team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+    if not services.is_admin(team, user):
+        ack(response_type="ephemeral", **credit_payload(services, team, user))
         return
     _answer_soon(
         services,
         ack,
         command,
-        lambda: credit_payload(services, user),
+        lambda: credit_payload(services, team, user),
         ":hourglass: Asking Vast.ai for the balance…",
     )
 
@@ -198,7 +204,7 @@ def _answer(
     """Tell the clicker how it went, where they clicked: the Home tab is redrawn with a notice,
     a listing is redrawn in place with a notice, the status message gets an ephemeral reply."""
     user = str((body.get("user") or {}).get("id") or "")
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    team = _team_of(body)
     block_id = str(action.get("block_id") or "")
     if (body.get("container") or {}).get("type") == "view" or block_id.startswith(
         HOME_BLOCK_PREFIX
@@ -259,9 +265,12 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
+        team = _team_of(body)
         reply = respond if body.get("response_url") else None
         try:
             deployment_id = int(str(action.get("value") or ""))
+            if not team:
+                raise ValueError("no workspace in the payload")
         except ValueError:
             outcome = actions.Outcome("not_found", "That button does not name a deployment.")
             _answer(services, body, action, outcome, reply)
@@ -269,10 +278,10 @@ def register(app: App, services: Services) -> None:
 
         def job() -> None:  # on the work pool: Vast.ai may be slow
             if action.get("action_id") == ACTION_CREDENTIALS:
-                outcome = services.manage.send_credentials(deployment_id, user)
+                outcome = services.manage.send_credentials(deployment_id, user, team_id=team)
             else:
                 kind = ACTION_KINDS[str(action.get("action_id"))]
-                outcome = services.manage.perform(kind, deployment_id, user)
+                outcome = services.manage.perform(kind, deployment_id, user, team_id=team)
             _answer(services, body, action, outcome, reply)
 
         try:
@@ -288,11 +297,12 @@ def register(app: App, services: Services) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
-        if parsed is None:
+        team = _team_of(body)
+        if parsed is None or not team:
             outcome = actions.Outcome("not_found", "That button does not name a deployment.")
         else:
             deployment_id, hours, issued = parsed
-            outcome = services.lifetimes.extend(deployment_id, hours, issued, user)
+            outcome = services.lifetimes.extend(deployment_id, hours, issued, user, team_id=team)
         _answer_warning(services, body, action, outcome, respond)
 
     @app.action(lifetime_blocks.ACTION_KEEP_RUNNING)
@@ -302,11 +312,12 @@ def register(app: App, services: Services) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
-        if parsed is None:
+        team = _team_of(body)
+        if parsed is None or not team:
             outcome = actions.Outcome("not_found", "That button does not name a deployment.")
         else:
             deployment_id, issued = parsed
-            outcome = services.lifetimes.keep_running(deployment_id, issued, user)
+            outcome = services.lifetimes.keep_running(deployment_id, issued, user, team_id=team)
         _answer_warning(services, body, action, outcome, respond)
 
     @app.action(blocks.ACTION_LIST_PAGE_PREV)

@@ -124,11 +124,13 @@ def parse_submission(
     if not isinstance(channel, str) or not _CHANNEL_RE.match(channel):
         errors[picker.BLOCK_CHANNEL] = "Choose the channel for status updates."
     user_id = (body.get("user") or {}).get("id")
-    lifetime = _lifetime(services, template, values["lifetime"], str(user_id or ""))
+    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    lifetime = _lifetime(
+        services, template, values["lifetime"], str(user_id or ""), str(team_id or "")
+    )
     if isinstance(lifetime, str):
         errors[picker.BLOCK_LIFETIME] = lifetime
     view_id = view.get("id")
-    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     if not errors and not (
         isinstance(view_id, str) and view_id and isinstance(user_id, str) and team_id
     ):
@@ -161,7 +163,9 @@ class _Lifetime:
     hours: float | None
 
 
-def _lifetime(services: Services, template: Template, value: Any, user_id: str) -> _Lifetime | str:
+def _lifetime(
+    services: Services, template: Template, value: Any, user_id: str, team_id: str
+) -> _Lifetime | str:
     """The **Run for** choice (hours; None = until stopped), or the inline error. A picker
     without the input (opened before lifetimes existed) gets the default: never no end."""
     policy = services.lifetimes.policy
@@ -171,8 +175,8 @@ def _lifetime(services: Services, template: Template, value: Any, user_id: str) 
         hours = picker.parse_lifetime_value(value)
     except ValueError:
         return "Choose how long it runs from the list."
-    admin = services.is_admin(user_id)
-    refusal = policy.refusal(hours, admin=admin, admins=services.settings.bot_admins)
+    admin = services.is_admin(team_id, user_id)
+    refusal = policy.refusal(hours, admin=admin, admins=services.manage.admins.admins(team_id))
     if refusal is None and hours not in policy.choices(template, admin=admin):
         refusal = "Choose how long it runs from the list."  # a forged value
     return refusal if refusal is not None else _Lifetime(hours)
@@ -223,6 +227,7 @@ def _check_problem(services: Services, sub: Submission) -> tuple[OfferCheck | No
             max_dph=sub.state.max_dph,
             shown_dph=sub.shown_dph,
             shown_disk_gb=sub.state.disk_gb or sub.template.disk_gb,
+            team_id=sub.team_id,
         )
     except VastError as error:
         return None, f"Could not check the offer with Vast.ai: {error.user_message}"

@@ -79,6 +79,12 @@ class VastAccounts:
         self._clients: dict[str, tuple[str, VastClient]] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def single(cls, client: VastClient, *, simulated: bool) -> VastAccounts:
+        """Single-workspace mode: every workspace and row on ``client`` (``VAST_API_KEY``'s
+        account, or the built-in simulator's when ``simulated``)."""
+        return cls(VastAccount(SIMULATOR if simulated else ENV, client, simulated))
+
     @property
     def multi(self) -> bool:
         """True in OAuth mode (accounts per workspace)."""

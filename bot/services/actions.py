@@ -38,6 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import pricing
 from bot.formats import mentions, money
+from bot.services.accounts import VastAccounts
+from bot.services.admins import AdminDirectory
 from bot.services.message_sync import MessageSync
 from bot.services.ports import AutoAction, Messages
 from bot.vast.client import VastClient
@@ -144,10 +146,12 @@ class ManageService:
     """Stop, start, destroy and login requests from Slack users (see the module docstring).
 
     Args:
-        session_factory: storage's sessionmaker. vast: the Vast.ai client.
+        session_factory: storage's sessionmaker. accounts: the Vast.ai account of each
+            deployment (:class:`bot.services.accounts.VastAccounts`).
         messages: the messages port (status message, thread notes, DMs).
         catalog_get: ``slug -> Template | None`` (for re-rendering the status message).
-        admins: Slack user ids of ``BOT_ADMINS``, who may act on anyone's deployments.
+        admins: who may act on anyone's deployments in their workspace (``BOT_ADMINS``, and in
+            OAuth mode each workspace's own admins: :class:`bot.services.admins.AdminDirectory`).
         on_change: called with the row after every change (refreshes the owner's Home tab).
         clock: aware UTC now.
         sync: marks and queues status-message edits (default: one on the same database and
@@ -158,10 +162,10 @@ class ManageService:
         self,
         *,
         session_factory: SessionFactory,
-        vast: VastClient,
+        accounts: VastAccounts,
         messages: Messages,
         catalog_get: Callable[[str], Template | None],
-        admins: frozenset[str],
+        admins: AdminDirectory,
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
         clock: Callable[[], datetime] = utcnow,
         sync: MessageSync | None = None,
@@ -173,25 +177,29 @@ class ManageService:
             catalog_get=catalog_get,
             clock=clock,
         )
-        self.vast = vast
+        self.accounts = accounts
         self.messages = messages
         self.catalog_get = catalog_get
         self.admins = admins
         self.on_change = on_change
         self.clock = clock
 
-    def is_admin(self, user_id: str) -> bool:
-        """True when ``user_id`` is listed in ``BOT_ADMINS``."""
-        return user_id in self.admins
+    def is_admin(self, team_id: str | None, user_id: str) -> bool:
+        """True when ``user_id`` is a bot admin of workspace ``team_id``."""
+        return self.admins.is_admin(team_id, user_id)
 
     def can_manage(self, dep: DeploymentRecord, user_id: str) -> bool:
-        """True for the requester of ``dep`` and for ``BOT_ADMINS`` members."""
-        return user_id == dep.user_id or self.is_admin(user_id)
+        """True for the requester of ``dep`` and for the bot admins of its workspace."""
+        return user_id == dep.user_id or self.is_admin(dep.team_id, user_id)
+
+    def _vast(self, dep: DeploymentRecord) -> VastClient:
+        """The client of the Vast.ai account ``dep``'s instance lives on."""
+        return self.accounts.for_deployment(dep).client
 
     def who_can(self, dep: DeploymentRecord, action: str) -> str:
         """The refusal text: who may ``action`` this deployment."""
         verb = _VERBS.get(action, action)
-        admins = self.admins
+        admins = self.admins.admins(dep.team_id)
         what = f"*{dep.template_name}* (#{dep.id})"
         if admins:
             return (
@@ -206,18 +214,26 @@ class ManageService:
     # --- actions ----------------------------------------------------------------------------
 
     def perform(
-        self, action: str, deployment_id: int, actor: str, *, now: datetime | None = None
+        self,
+        action: str,
+        deployment_id: int,
+        actor: str,
+        *,
+        team_id: str | None = None,
+        now: datetime | None = None,
     ) -> Outcome:
         """Run ``action`` (``stop``/``start``/``destroy``) on ``deployment_id`` for Slack user
-        ``actor``, then redraw the status message, reply in its thread and refresh the owner's
-        Home tab when something changed. Never raises for Vast.ai or Slack errors."""
+        ``actor`` of workspace ``team_id`` (a deployment of another workspace is "not found":
+        listeners always pass the payload's workspace), then redraw the status message, reply
+        in its thread and refresh the owner's Home tab when something changed. Never raises for
+        Vast.ai or Slack errors."""
         now = now or self.clock()
         if action == STOP:
-            outcome = self.stop_deployment(deployment_id, actor, now)
+            outcome = self.stop_deployment(deployment_id, actor, now, team_id=team_id)
         elif action == START:
-            outcome = self.start_deployment(deployment_id, actor, now)
+            outcome = self.start_deployment(deployment_id, actor, now, team_id=team_id)
         elif action == DESTROY:
-            outcome = self.destroy_deployment(deployment_id, actor, now)
+            outcome = self.destroy_deployment(deployment_id, actor, now, team_id=team_id)
         else:
             return Outcome("invalid", f"Unknown action {action!r}.")
         if outcome.changed and outcome.deployment is not None:
@@ -309,7 +325,7 @@ class ManageService:
         """``PUT state=stopped`` for a row that already says stopped while its instance runs."""
         assert dep.instance_id is not None
         try:
-            self.vast.stop_instance(dep.instance_id)
+            self._vast(dep).stop_instance(dep.instance_id)
         except NotFound:
             return self._instance_gone(dep, SYSTEM_ACTOR, STOP, now)
         except VastError as error:
@@ -321,12 +337,17 @@ class ManageService:
         return Outcome("done", f"Stopped *{dep.template_name}* (#{dep.id}) again.", dep)
 
     def send_credentials(
-        self, deployment_id: int, actor: str, *, now: datetime | None = None
+        self,
+        deployment_id: int,
+        actor: str,
+        *,
+        team_id: str | None = None,
+        now: datetime | None = None,
     ) -> Outcome:
         """DM ``actor`` the login of a ready deployment (its generated password, URLs, SSH), when
         ``actor`` is its requester or a ``BOT_ADMINS`` member; recorded in the event log. Secrets
         only ever go by DM. Never raises for Slack errors."""
-        dep, refused = self.load_for(deployment_id, actor, CREDENTIALS)
+        dep, refused = self.load_for(deployment_id, actor, CREDENTIALS, team_id=team_id)
         if refused is not None:
             return refused
         assert dep is not None
@@ -346,12 +367,25 @@ class ManageService:
         return Outcome("done", f"I sent you the login of *{dep.template_name}* by DM.", dep)
 
     def load_for(
-        self, deployment_id: int, actor: str, action: str, *, automatic: bool = False
+        self,
+        deployment_id: int,
+        actor: str,
+        action: str,
+        *,
+        automatic: bool = False,
+        team_id: str | None = None,
     ) -> tuple[DeploymentRecord | None, Outcome | None]:
         """``(deployment, None)`` when ``actor`` may ``action`` it (or the bot acts on its own:
         ``automatic``), else ``(deployment or None, the refusal or not-found Outcome)``. A
-        refusal is recorded as an ``<action>_refused`` event."""
+        refusal is recorded as an ``<action>_refused`` event. A deployment of another workspace
+        than ``team_id`` (when given) is "not found", with nothing recorded on its row: a forged
+        button must learn nothing about another workspace."""
         dep = get_deployment(self.sf, deployment_id)
+        if dep is not None and team_id is not None and dep.team_id != team_id:
+            logger.warning(
+                "%s of deployment %s refused: asked from another workspace", action, deployment_id
+            )
+            dep = None
         if dep is None:
             return None, Outcome("not_found", "That deployment no longer exists in the bot.")
         if not automatic and not self.can_manage(dep, actor):
@@ -396,6 +430,7 @@ class ManageService:
         *,
         automatic: bool = False,
         unchanged: dict[str, object] | None = None,
+        team_id: str | None = None,
     ) -> Outcome:
         """Stop a ``ready`` deployment (claim ``ready → stopped``, then ``PUT state=stopped``).
 
@@ -404,7 +439,9 @@ class ManageService:
         columns that must still hold what the rule saw (an extension meanwhile wins).
         """
         sf = self.sf
-        dep, refusal = self.load_for(deployment_id, actor, STOP, automatic=automatic)
+        dep, refusal = self.load_for(
+            deployment_id, actor, STOP, automatic=automatic, team_id=team_id
+        )
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -432,7 +469,7 @@ class ManageService:
             return self._lost_claim(dep.id, DeploymentStatus.STOPPED, STOP)
         drop_lease(sf, start_claim_name(dep.id))  # a Start before this one is over
         try:
-            self.vast.stop_instance(dep.instance_id)
+            self._vast(dep).stop_instance(dep.instance_id)
         except NotFound:
             return self._instance_gone(dep, actor, STOP, now)
         except VastError as error:
@@ -478,7 +515,12 @@ class ManageService:
         )
 
     def start_deployment(
-        self, deployment_id: int, actor: str, now: datetime | None = None
+        self,
+        deployment_id: int,
+        actor: str,
+        now: datetime | None = None,
+        *,
+        team_id: str | None = None,
     ) -> Outcome:
         """Start a ``stopped`` deployment again (``PUT state=running``); the row stays ``stopped``
         until the poller sees the app answer, then it becomes ``ready``.
@@ -488,7 +530,7 @@ class ManageService:
         was rented by someone else while the instance was stopped.
         """
         sf = self.sf
-        dep, refusal = self.load_for(deployment_id, actor, START)
+        dep, refusal = self.load_for(deployment_id, actor, START, team_id=team_id)
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -510,7 +552,7 @@ class ManageService:
                 dep,
             )
         try:
-            self.vast.start_instance(dep.instance_id)
+            self._vast(dep).start_instance(dep.instance_id)
         except NotFound:
             release_lease(sf, name, holder)
             return self._instance_gone(dep, actor, START, now)
@@ -538,13 +580,16 @@ class ManageService:
         automatic: bool = False,
         reason: str | None = None,
         unchanged: dict[str, object] | None = None,
+        team_id: str | None = None,
     ) -> Outcome:
         """Destroy the instance of a ``provisioning``/``ready``/``stopped`` deployment (claim
         ``→ destroyed``, then ``DELETE``; a 404 means already gone and counts as done).
         ``automatic``: the bot acts on its own (no permission check); ``reason``: the row's
         reason (default "Destroyed from Slack by <actor>")."""
         sf = self.sf
-        dep, refusal = self.load_for(deployment_id, actor, DESTROY, automatic=automatic)
+        dep, refusal = self.load_for(
+            deployment_id, actor, DESTROY, automatic=automatic, team_id=team_id
+        )
         if refusal is not None:
             return refusal
         assert dep is not None  # _load returns one or the other
@@ -586,7 +631,7 @@ class ManageService:
         instance_id = previous.instance_id
         assert instance_id is not None
         try:
-            existed = self.vast.destroy_instance(instance_id)
+            existed = self._vast(previous).destroy_instance(instance_id)
         except VastError as error:
             self._vast_failed(previous, actor, DESTROY, error)
             update_status(

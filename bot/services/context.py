@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot.config import Settings
+from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetService
@@ -32,7 +33,9 @@ class Services:
 
     Attributes:
         settings: the process's configuration. catalog: the template catalog.
-        vast: the Vast.ai client (the real API, or the built-in simulator).
+        vast: the Vast.ai client of the default account (single-workspace mode's only one:
+            the real API, or the built-in simulator; in OAuth mode, the simulator's).
+        accounts: the Vast.ai account of each workspace and deployment.
         session_factory: storage's sessionmaker.
         scheduler: APScheduler (the poller's job; started by ``Runtime.start_background``).
         messages: the messages port (its Slack side: :class:`bot.messages.SlackMessages`).
@@ -56,6 +59,7 @@ class Services:
     settings: Settings
     catalog: Catalog
     vast: VastClient
+    accounts: VastAccounts
     session_factory: SessionFactory
     scheduler: BaseScheduler
     messages: Messages
@@ -73,6 +77,7 @@ class Services:
     recent_searches: RecentSearches
     work: WorkPool
 
-    def is_admin(self, user_id: str) -> bool:
-        """True when ``user_id`` is listed in ``BOT_ADMINS`` (:meth:`ManageService.is_admin`)."""
-        return self.manage.is_admin(user_id)
+    def is_admin(self, team_id: str | None, user_id: str) -> bool:
+        """True when ``user_id`` is a bot admin of workspace ``team_id``
+        (:meth:`ManageService.is_admin`)."""
+        return self.manage.is_admin(team_id, user_id)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from bot import pricing
 from bot.formats import format_duration, money
+from bot.services.accounts import VastAccounts
 from bot.vast.errors import VastError
-from storage import LIVE_STATUSES, DeploymentStatus, SessionFactory, list_by_status
+from storage import LIVE_STATUSES, DeploymentStatus, SessionFactory, list_for_team
 
 logger = logging.getLogger(__name__)
 
@@ -66,23 +67,40 @@ class CreditReport:
 
 
 class CreditService:
-    """The Vast.ai balance for the picker and for admins.
+    """The Vast.ai balance for the picker and for admins, per workspace: each workspace reads
+    the credit of its own Vast.ai account (:class:`bot.services.accounts.VastAccounts`), cached
+    per account for :data:`CREDIT_CACHE_SECONDS`.
 
     Args:
-        fetch: reads the credit in $ from Vast.ai (``VastClient.get_credit``).
+        accounts: which Vast.ai account a workspace rents on.
         session_factory: storage's sessionmaker (for the burn rate of live deployments).
     """
 
-    def __init__(self, fetch: Callable[[], float], session_factory: SessionFactory) -> None:
-        self.cache = CreditCache(fetch)
+    def __init__(self, accounts: VastAccounts, session_factory: SessionFactory) -> None:
+        self.accounts = accounts
         self.sf = session_factory
+        self._caches: dict[str, CreditCache] = {}
+        self._lock = threading.Lock()
 
-    def warning(self, dph_total: float) -> str | None:
-        """The picker's warning when the credit would last less than :data:`WARN_BELOW_HOURS`
-        at ``dph_total`` ($/hour); None otherwise, and None (never an exception) when the
-        credit cannot be read."""
+    def _cache(self, team_id: str | None) -> CreditCache:
+        account = self.accounts.for_team(team_id)
+        with self._lock:
+            cache = self._caches.get(account.name)
+            if cache is None:
+                cache = self._caches[account.name] = CreditCache(account.client.get_credit)
+            return cache
+
+    def forget(self) -> None:
+        """Drop every cached balance: the next read asks Vast.ai."""
+        with self._lock:
+            self._caches.clear()
+
+    def warning(self, dph_total: float, *, team_id: str | None) -> str | None:
+        """The picker's warning when the credit of ``team_id``'s account would last less than
+        :data:`WARN_BELOW_HOURS` at ``dph_total`` ($/hour); None otherwise, and None (never an
+        exception) when the credit cannot be read."""
         try:
-            credit = self.cache.get()
+            credit = self._cache(team_id).get()
         except Exception as error:  # the picker must not break because of the balance
             logger.info("credit not read for the picker: %s", type(error).__name__)
             return None
@@ -101,15 +119,16 @@ class CreditService:
             "the instance. Ask an admin to add credit."
         )
 
-    def report(self) -> CreditReport:
-        """The balance (read fresh: at most 5 s old) and the live burn rate."""
+    def report(self, team_id: str) -> CreditReport:
+        """The balance of ``team_id``'s account (read fresh: at most 5 s old) and the burn rate
+        of that workspace's live deployments."""
         try:
-            credit = self.cache.get(max_age=5.0)
+            credit = self._cache(team_id).get(max_age=5.0)
         except VastError as error:
             return CreditReport(error=error.user_message)
         live = [
             d
-            for d in list_by_status(self.sf, LIVE_STATUSES)
+            for d in list_for_team(self.sf, team_id, LIVE_STATUSES)
             if d.status != DeploymentStatus.CREATING
         ]
         rates = [pricing.current_rate(d) for d in live]

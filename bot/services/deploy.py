@@ -45,6 +45,7 @@ from typing import Protocol
 
 import storage
 from bot.pricing import HOURS_PER_MONTH
+from bot.services.accounts import VastAccounts
 from bot.services.ports import Delivery, Messages
 from bot.vast.client import port_env
 from bot.vast.errors import OfferUnavailable, VastError
@@ -279,10 +280,11 @@ class DeployService:
     """Rents instances for checked submissions; thread-safe (no state but counters).
 
     Args:
-        vast: the Vast.ai client. session_factory: storage's sessionmaker.
+        accounts: the Vast.ai account of each workspace and row
+            (:class:`bot.services.accounts.VastAccounts`). session_factory: storage's
+            sessionmaker.
         messages: the messages port (status message, thread replies).
         catalog_get: ``slug -> Template | None`` for re-renders.
-        simulated: recorded on the row (the message then says "simulated").
         similar_attempts: most stand-in offers tried after "offer no longer available".
         lookup_attempts / lookup_delay: label look-ups (seconds apart) after a create whose
             outcome is unknown; Vast.ai's lists may lag a new instance (vast-api.md §7.4).
@@ -292,21 +294,19 @@ class DeployService:
     def __init__(
         self,
         *,
-        vast: VastApi,
+        accounts: VastAccounts,
         session_factory: SessionFactory,
         messages: Messages,
         catalog_get: Callable[[str], Template | None] = lambda slug: None,
-        simulated: bool = False,
         similar_attempts: int = 3,
         lookup_attempts: int = 3,
         lookup_delay: float = 1.0,
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
-        self.vast = vast
+        self.accounts = accounts
         self.sf = session_factory
         self.messages = messages
         self.catalog_get = catalog_get
-        self.simulated = simulated
         self.similar_attempts = similar_attempts
         self.lookup_attempts = lookup_attempts
         self.lookup_delay = lookup_delay
@@ -326,10 +326,11 @@ class DeployService:
         max_dph: float | None = None,
         shown_dph: float | None = None,
         shown_disk_gb: int | None = None,
+        team_id: str | None = None,
     ) -> OfferCheck:
-        """:func:`recheck_offer` with this service's client."""
+        """:func:`recheck_offer` on the Vast.ai account of workspace ``team_id``."""
         return recheck_offer(
-            self.vast,
+            self.accounts.for_team(team_id).client,
             template,
             offer_id,
             disk_gb=disk_gb,
@@ -414,7 +415,8 @@ class DeployService:
         approved = _RowOffer.of(dep)
         cap = dep.dph_total * (1 + SIMILAR_PRICE_INCREASE)  # never past 10 % above approved
         try:
-            check = self.recheck(
+            check = recheck_offer(
+                self._vast(dep),
                 template,
                 dep.offer_id,
                 disk_gb=disk_gb,
@@ -427,7 +429,9 @@ class DeployService:
             logger.info("re-check of approved offer failed: %s", type(error).__name__)
             offer = None
         if offer is None:
-            offer = next(iter(self._similar(template, approved, disk_gb, cap)), None)
+            offer = next(
+                iter(self._similar(self._vast(dep), template, approved, disk_gb, cap)), None
+            )
             if offer is None:
                 reason = (
                     "the approved GPU offer is gone (or dearer now) and no similar offer "
@@ -460,7 +464,7 @@ class DeployService:
             gpu_ram_gb=offer.gpu_ram_gb,
             dph_total=offer.dph_total,
             disk_gb=request.disk_gb,
-            simulated=self.simulated,
+            simulated=self.accounts.for_team(request.team_id).simulated,
             web_password=password,
             lifetime_hours=request.lifetime_hours,
             approval=approval,
@@ -567,10 +571,17 @@ class DeployService:
         self.tell_failure(current, reason, retry_slug)
         return current
 
-    def _create(self, offer_id: int, disk_gb: int, spec: LaunchSpec, label: str) -> int:
+    def _vast(self, dep: DeploymentRecord) -> VastApi:
+        """The client of the Vast.ai account ``dep`` rents on (the simulator for a simulated
+        row)."""
+        return self.accounts.for_deployment(dep).client
+
+    def _create(
+        self, vast: VastApi, offer_id: int, disk_gb: int, spec: LaunchSpec, label: str
+    ) -> int:
         with self._lock:
             self.creates_sent += 1
-        return self.vast.create_instance(
+        return vast.create_instance(
             offer_id,
             image=spec.image,
             env=spec.env,
@@ -593,16 +604,17 @@ class DeployService:
     ) -> int:
         """Create the instance on ``chosen`` or a stand-in; return its id or raise _Failed."""
         label = label_for(dep.id)
+        vast = self._vast(dep)
         offer = chosen
         stand_ins: list[OfferLike] | None = None
         tried = {chosen.id}
         while True:
             try:
-                return self._create(offer.id, disk_gb, spec, label)
+                return self._create(vast, offer.id, disk_gb, spec, label)
             except OfferUnavailable as error:
                 self._destroy_leftover(dep, error)
                 if stand_ins is None:
-                    stand_ins = self._similar(template, chosen, disk_gb, max_dph)
+                    stand_ins = self._similar(vast, template, chosen, disk_gb, max_dph)
                 replacement = next((o for o in stand_ins if o.id not in tried), None)
                 if replacement is None or len(tried) > self.similar_attempts:
                     raise _Failed(
@@ -618,7 +630,7 @@ class DeployService:
             except VastError as error:
                 self._destroy_leftover(dep, error)
                 if error.outcome_unknown:
-                    found = self._find_by_label(label)
+                    found = self._find_by_label(vast, label)
                     if found is not None:
                         logger.info("deployment %s: create timed out, found %s", dep.id, found)
                         return found
@@ -655,13 +667,18 @@ class DeployService:
         self.messages.offer_switched(message.on(dep), taken, replacement)
 
     def _similar(
-        self, template: Template, taken: OfferLike, disk_gb: int, max_dph: float | None = None
+        self,
+        vast: VastApi,
+        template: Template,
+        taken: OfferLike,
+        disk_gb: int,
+        max_dph: float | None = None,
     ) -> list[OfferLike]:
         """Fresh offers of the same GPU model and count, at most 10 % dearer (and at most
         ``max_dph`` $/hour), cheapest first."""
         try:
             query = build_offer_query(template, disk_gb=disk_gb, gpu_name=taken.gpu_name)
-            offers = self.vast.search_offers(query)
+            offers = vast.search_offers(query)
         except VastError as error:
             logger.info("similar-offer search failed: %s", type(error).__name__)
             return []
@@ -675,7 +692,7 @@ class DeployService:
         if error.instance_id is None:
             return
         try:
-            self.vast.destroy_instance(error.instance_id)
+            self._vast(dep).destroy_instance(error.instance_id)
             storage.add_event(
                 self.sf,
                 dep.id,
@@ -692,14 +709,14 @@ class DeployService:
                 type(destroy_error).__name__,
             )
 
-    def _find_by_label(self, label: str) -> int | None:
+    def _find_by_label(self, vast: VastApi, label: str) -> int | None:
         for attempt in range(max(1, self.lookup_attempts)):
             if attempt:
                 time.sleep(self.lookup_delay)
             try:
                 # Asked by label on Vast.ai's side (one page, not the whole account), and
                 # checked again here.
-                instances = self.vast.list_instances(
+                instances = vast.list_instances(
                     label_prefix=label, select_filters={"label": {"eq": label}}
                 )
                 found = [i.id for i in instances if i.label == label]

@@ -271,7 +271,7 @@ class LifetimeService:
             needs_admin=frozenset(
                 h for h in EXTEND_HOURS if acts_at + timedelta(hours=h) - started > limit
             ),
-            admins=self.manage.admins,
+            admins=self.manage.admins.admins(dep.team_id),
             issued_for=dep.ends_at,
         )
         if not self.messages.expiry_warning(dep, notice) and now < dep.ends_at:
@@ -341,7 +341,13 @@ class LifetimeService:
     # -- buttons ----------------------------------------------------------------------------
 
     def extend(
-        self, deployment_id: int, hours: int, issued_ends_micros: int, actor: str
+        self,
+        deployment_id: int,
+        hours: int,
+        issued_ends_micros: int,
+        actor: str,
+        *,
+        team_id: str | None = None,
     ) -> Outcome:
         """**Extend N h** pressed by Slack user ``actor`` on a warning issued for the end time
         ``issued_ends_micros`` (microseconds since the epoch).
@@ -351,7 +357,7 @@ class LifetimeService:
         deployment that ended, changes nothing and says so. Never raises for Slack errors.
         """
         now = self.clock()
-        dep, refusal = self.manage.load_for(deployment_id, actor, "extend")
+        dep, refusal = self.manage.load_for(deployment_id, actor, "extend", team_id=team_id)
         if refusal is not None:
             return refusal
         assert dep is not None  # load_for returns one or the other
@@ -371,9 +377,11 @@ class LifetimeService:
         new_end = max(dep.ends_at, now) + timedelta(hours=hours)
         started = dep.lifetime_started_at or dep.created_at
         limit = self.policy.max_hours
-        if new_end - started > timedelta(hours=limit) and not self.manage.is_admin(actor):
+        if new_end - started > timedelta(hours=limit) and not self.manage.is_admin(
+            dep.team_id, actor
+        ):
             storage.add_event(self.sf, dep.id, actor, "extend_refused", "past the maximum")
-            admins = self.manage.admins
+            admins = self.manage.admins.admins(dep.team_id)
             who = (
                 f"a bot admin: {mentions(admins)}. Ask one of them to press *Extend*."
                 if admins
@@ -420,13 +428,20 @@ class LifetimeService:
             after,
         )
 
-    def keep_running(self, deployment_id: int, issued_warned_micros: int, actor: str) -> Outcome:
+    def keep_running(
+        self,
+        deployment_id: int,
+        issued_warned_micros: int,
+        actor: str,
+        *,
+        team_id: str | None = None,
+    ) -> Outcome:
         """**Keep running** pressed by ``actor`` on the idle question issued at
         ``issued_warned_micros``: no idle checks for ``IDLE_SNOOZE_HOURS``. The owner or an
         admin may answer; an old question (already answered, GPU busy again, deployment
         stopped) changes nothing and says so."""
         now = self.clock()
-        dep, refusal = self.manage.load_for(deployment_id, actor, "keep_running")
+        dep, refusal = self.manage.load_for(deployment_id, actor, "keep_running", team_id=team_id)
         if refusal is not None:
             return refusal
         assert dep is not None  # load_for returns one or the other

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.services.accounts import VastAccount
 from bot.vast.models import Offer
 from catalog import RankedOffer, Template, build_offer_query, rank_offers
 
@@ -115,14 +116,18 @@ class OfferCache:
         gpu_name: str | None = None,
         max_dph: float | None = None,
         refresh: bool = False,
+        account: VastAccount | None = None,
     ) -> OfferSearch:
         """Offers that fit ``template`` with these filters (see :func:`find_offers`), from a
         search at most ``ttl`` seconds old; ``refresh`` sends a new one unless one younger
-        than ``refresh_floor`` exists or one is in flight. Raises what
-        :meth:`bot.vast.client.VastClient.search_offers` raises (nothing is cached then) and
-        ``ValueError`` for a disk out of bounds."""
+        than ``refresh_floor`` exists or one is in flight. ``account``: search with that Vast.ai
+        account's client (its own pacing and quota; searches are shared per account), else
+        this cache's own client. Raises what :meth:`bot.vast.client.VastClient.search_offers`
+        raises (nothing is cached then) and ``ValueError`` for a disk out of bounds."""
         query = build_offer_query(template, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph)
-        key = json.dumps(query, sort_keys=True, default=str)
+        source = account.client if account is not None else self.vast
+        prefix = account.name if account is not None else ""
+        key = prefix + "|" + json.dumps(query, sort_keys=True, default=str)
         max_age = self.refresh_floor if refresh else self.ttl
         with self._lock:
             entry = self._entries.get(key)
@@ -139,16 +144,20 @@ class OfferCache:
                     self._flights[key] = flight
         if entry is None:
             assert flight is not None
-            entry = self._fetch(key, query, flight) if leader else flight.result()
+            entry = self._fetch(source, key, query, flight) if leader else flight.result()
         searched_at, offers = entry
         ranked = rank_offers(template, offers, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph)
         return OfferSearch(ranked, searched_at, max(0.0, self.clock() - searched_at))
 
     def _fetch(
-        self, key: str, query: dict[str, object], flight: Future[tuple[float, list[Offer]]]
+        self,
+        source: OfferSource,
+        key: str,
+        query: dict[str, object],
+        flight: Future[tuple[float, list[Offer]]],
     ) -> tuple[float, list[Offer]]:
         try:
-            offers = self.vast.search_offers(query)
+            offers = source.search_offers(query)
         except BaseException as error:
             with self._lock:
                 self._flights.pop(key, None)
@@ -211,6 +220,7 @@ def picker_offers(
     recent: RecentSearches | None = None,
     reuse: bool = False,
     refresh: bool = False,
+    account: VastAccount | None = None,
 ) -> OfferSearch:
     """The offers the picker ``view_id`` shows, remembered in ``recent``.
 
@@ -219,11 +229,16 @@ def picker_offers(
     at most ``OFFER_CACHE_SECONDS`` old, or a new one with ``refresh``). Raises what
     :meth:`OfferCache.search` raises.
     """
-    key = (template.slug, gpu_name, max_dph, disk_gb)
+    key = (account.name if account else "", template.slug, gpu_name, max_dph, disk_gb)
     found = recent.get(view_id, key, cache.clock()) if reuse and recent is not None else None
     if found is None:
         found = cache.search(
-            template, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph, refresh=refresh
+            template,
+            disk_gb=disk_gb,
+            gpu_name=gpu_name,
+            max_dph=max_dph,
+            refresh=refresh,
+            account=account,
         )
         if recent is not None:
             recent.put(view_id, key, found)
