@@ -4,6 +4,7 @@ converts the data."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -317,3 +318,215 @@ def test_0006_adds_message_stale_since_unset_and_downgrades_keeping_events(
         assert storage.current_revision(engine) == storage.head_revision()
     finally:
         engine.dispose()
+
+
+BEFORE_WORKSPACES = "0006_message_stale_since"
+_OAUTH_TABLES = ("slack_installations", "slack_bots", "slack_oauth_states")
+
+
+def test_0007_makes_a_workspace_of_each_team_and_downgrades_keeping_events(
+    database_url: str,
+) -> None:
+    """Each team that made deployments becomes one ``workspaces`` row (not installed by OAuth,
+    no key, no settings); deployments get no Enterprise Grid id; down removes the table, the
+    column and slack_sdk's tables and keeps every event; up again does the same conversion."""
+    engine = storage.make_engine(database_url)
+    try:
+        _upgrade(engine, BEFORE_EVENT_COLUMNS)
+        dep_id, inserted = _fill_at_0002(engine)
+        with engine.begin() as conn:
+            for i, team in enumerate(["T0GPU0002", "T0GPU0001", "", "T0GPU0002"], start=2):
+                _insert(
+                    conn,
+                    _deployments,
+                    {
+                        **DEPLOYMENT,
+                        "team_id": team,
+                        "instance_id": 9000 + i,
+                        "request_key": f"view-old-{i}",
+                    },
+                )
+        _upgrade(engine, BEFORE_WORKSPACES)
+        assert "workspaces" not in inspect(engine).get_table_names()
+        before = datetime.now(UTC)
+
+        storage.migrate(engine)
+
+        sf = storage.make_session_factory(engine)
+        workspaces = storage.list_workspaces(sf)
+        assert [w.team_id for w in workspaces] == ["T0GPU0001", "T0GPU0002"]
+        for ws in workspaces:
+            assert (ws.enterprise_id, ws.team_name, ws.installed_at, ws.uninstalled_at) == (
+                None,
+                None,
+                None,
+                None,
+            )
+            assert ws.settings == {} and not ws.has_vast_key and ws.is_installed
+            assert before - timedelta(seconds=5) <= ws.updated_at <= datetime.now(UTC)
+        dep = repo.get_deployment(sf, dep_id)
+        assert dep is not None and dep.team_id == "T0GPU0001"
+        with engine.connect() as conn:
+            assert (
+                conn.execute(
+                    sa.text("SELECT COUNT(*) FROM deployments WHERE enterprise_id IS NOT NULL")
+                ).scalar_one()
+                == 0
+            )
+        assert set(_OAUTH_TABLES) <= set(inspect(engine).get_table_names())
+        # The new rows are ordinary workspaces at head.
+        storage.save_workspace_settings(sf, "T0GPU0001", {"n": 1}, actor="U0ADMIN01", now=T0)
+
+        _downgrade(engine, BEFORE_WORKSPACES)
+        tables = set(inspect(engine).get_table_names())
+        assert not {"workspaces", *_OAUTH_TABLES} & tables
+        assert "enterprise_id" not in {
+            c["name"] for c in inspect(engine).get_columns("deployments")
+        }
+        assert len(repo.list_events(sf, dep_id)) == len(inserted)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM deployments")).scalar_one() == 5
+
+        storage.migrate(engine)
+        assert storage.current_revision(engine) == storage.head_revision()
+        assert [(w.team_id, w.settings) for w in storage.list_workspaces(sf)] == [
+            ("T0GPU0001", {}),
+            ("T0GPU0002", {}),
+        ]
+    finally:
+        engine.dispose()
+
+
+def _slack_tables() -> list[sa.Table]:
+    """The tables slack_sdk's SQLAlchemy stores build for themselves (their ``create_tables``)."""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    meta = sa.MetaData()
+    return [
+        SQLAlchemyInstallationStore.build_installations_table(meta, "slack_installations"),
+        SQLAlchemyInstallationStore.build_bots_table(meta, "slack_bots"),
+        SQLAlchemyOAuthStateStore.build_oauth_states_table(meta, "slack_oauth_states"),
+    ]
+
+
+def _compatible(column: sa.Column[Any], reflected: Mapping[str, Any], dialect: str) -> list[str]:
+    """What differs between slack_sdk's ``column`` and the migrated database's column."""
+    want, got = column.type, reflected["type"]
+    problems = []
+    if got.python_type is not want.python_type:
+        problems.append(f"type {got} for {want}")
+    if isinstance(want, sa.String) and (getattr(got, "length", None) or 0) < (want.length or 0):
+        problems.append(f"length {getattr(got, 'length', None)} < {want.length}")
+    # slack_sdk binds and compares naive UTC values (normalize_datetime_for_db).
+    naive = not getattr(got, "timezone", False)
+    if isinstance(want, sa.DateTime) and dialect == "postgresql" and not naive:
+        problems.append("timestamp with time zone")
+    if bool(reflected["nullable"]) != bool(column.nullable):
+        problems.append(f"nullable {reflected['nullable']}")
+    return problems
+
+
+def test_0007_builds_slack_sdks_oauth_tables_as_its_stores_define_them(engine: Engine) -> None:
+    """Every column slack_sdk 3.x's installation and state stores define is in the migrated
+    database, with a compatible type, nullability, primary key and index."""
+    inspector = inspect(engine)
+    for table in _slack_tables():
+        reflected = {c["name"]: c for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            assert column.name in reflected, f"{table.name}.{column.name} is missing"
+            problems = _compatible(column, reflected[column.name], engine.dialect.name)
+            assert not problems, f"{table.name}.{column.name}: {problems}"
+        pk = inspector.get_pk_constraint(table.name)["constrained_columns"]
+        assert pk == [c.name for c in table.primary_key.columns]
+        indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            assert indexes.get(index.name) == [c.name for c in index.columns], index.name
+
+
+def test_slack_sdks_stores_work_on_the_migrated_database(engine: Engine) -> None:
+    """slack_sdk's own SQLAlchemyInstallationStore and SQLAlchemyOAuthStateStore, on the bot's
+    engine after ``storage.migrate`` (no ``create_tables``): a workspace install with token
+    rotation, an org-wide (Enterprise Grid) install, a rotated token saved again, a removal;
+    OAuth states issued and consumed once."""
+    from slack_sdk.oauth.installation_store import Installation
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    store = SQLAlchemyInstallationStore(client_id="111.222", engine=engine)
+    team_install = Installation(
+        app_id="A0APP0001",
+        team_id="T0AAAAAAA",
+        team_name="Acme",
+        bot_token="xoxe.xoxb-1-acme",
+        bot_id="B0ACME001",
+        bot_user_id="U0BOTACME",
+        bot_scopes="commands,chat:write",
+        bot_refresh_token="xoxe-1-refresh-acme",
+        bot_token_expires_in=43200,
+        user_id="U0ADMIN01",
+        token_type="bot",
+        installed_at=T0.timestamp(),
+    )
+    org_install = Installation(
+        app_id="A0APP0001",
+        enterprise_id="E0GRID001",
+        enterprise_name="Grid Co",
+        enterprise_url="https://gridco.enterprise.slack.com/",
+        bot_token="xoxb-org-token",
+        bot_id="B0GRID001",
+        bot_user_id="U0BOTGRID",
+        bot_scopes=["commands", "chat:write"],
+        user_id="W0ORGADMIN",
+        user_token="xoxp-org-user",
+        user_scopes="identify",
+        is_enterprise_install=True,
+        token_type="bot",
+    )
+    store.save(team_install)
+    store.save(org_install)
+
+    found = store.find_installation(enterprise_id=None, team_id="T0AAAAAAA")
+    assert found is not None
+    assert (found.bot_token, found.bot_refresh_token, found.team_name) == (
+        "xoxe.xoxb-1-acme",
+        "xoxe-1-refresh-acme",
+        "Acme",
+    )
+    assert found.bot_scopes == ["commands", "chat:write"]
+    assert found.bot_token_expires_at == team_install.bot_token_expires_at
+    assert found.installed_at == pytest.approx(T0.timestamp())
+    org = store.find_installation(
+        enterprise_id="E0GRID001", team_id="T0MEMBER1", is_enterprise_install=True
+    )
+    assert org is not None and org.is_enterprise_install
+    assert (org.bot_token, org.team_id, org.user_token) == ("xoxb-org-token", None, "xoxp-org-user")
+    bot = store.find_bot(enterprise_id="E0GRID001", team_id=None, is_enterprise_install=True)
+    assert bot is not None and bot.bot_token == "xoxb-org-token"
+    assert store.find_installation(enterprise_id=None, team_id="T0OTHER01") is None
+
+    # Token rotation: the rotated bot is saved over the same install (same installed_at).
+    rotated = store.find_bot(enterprise_id=None, team_id="T0AAAAAAA")
+    assert rotated is not None and rotated.bot_token_expires_at is not None
+    rotated.bot_token = "xoxe.xoxb-2-acme"
+    rotated.bot_refresh_token = "xoxe-2-refresh-acme"
+    store.save_bot(rotated)
+    again = store.find_bot(enterprise_id=None, team_id="T0AAAAAAA")
+    assert again is not None
+    assert (again.bot_token, again.bot_refresh_token) == ("xoxe.xoxb-2-acme", "xoxe-2-refresh-acme")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM slack_bots")).scalar_one() == 2
+
+    store.delete_installation(enterprise_id=None, team_id="T0AAAAAAA")
+    store.delete_bot(enterprise_id=None, team_id="T0AAAAAAA")
+    assert store.find_installation(enterprise_id=None, team_id="T0AAAAAAA") is None
+    assert store.find_bot(enterprise_id=None, team_id="T0AAAAAAA") is None
+    assert store.find_bot(enterprise_id="E0GRID001", team_id=None, is_enterprise_install=True)
+
+    states = SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+    state = states.issue()
+    assert states.consume(state) is True
+    assert states.consume(state) is False  # once
+    assert states.consume("never-issued") is False
+    expired = SQLAlchemyOAuthStateStore(expiration_seconds=-1, engine=engine).issue()
+    assert states.consume(expired) is False
