@@ -264,7 +264,7 @@ def build_runtime(
         settings, vast=vast, client=client, closers=closers, clock=clock
     )
     app = create_app(settings, services, client=client)
-    wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine))
+    wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine), catalog=services.catalog)
     return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
 
 

@@ -2,8 +2,9 @@
 WebSocket connection), with ``GET /healthz`` in both.
 
 ``POST /slack/events`` takes every Slack request (commands, interactivity, options, events).
-waitress is a production WSGI server (threaded, pure Python); Bolt's own development server is
-not used.
+``GET /api/templates`` and ``GET /api/templates/{slug}`` serve the template catalog read-only
+as public JSON (:class:`CatalogApi`, no Slack signature), in both modes. waitress is a
+production WSGI server (threaded, pure Python); Bolt's own development server is not used.
 
 In Socket Mode Slack's requests arrive over a WebSocket that slack_sdk's built-in client opens
 (``apps.connections.open``) and re-opens by itself when it closes or goes stale (no pong for
@@ -14,6 +15,7 @@ logs each disconnect and each reconnection in one line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -30,6 +32,7 @@ from waitress.server import create_server
 
 from bot.config import ConfigError
 from bot.formats import format_duration
+from catalog import Catalog, export_template
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -38,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+CATALOG_PATH = "/api/templates"
 
 #: Seconds between two WebSocket pings (Bolt's default); a connection without a pong for four
 #: of them is closed and opened again, and a failed reconnection is retried at this interval.
@@ -65,28 +69,144 @@ def _is_health(environ: WSGIEnvironment) -> bool:
     return environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET"
 
 
-def make_wsgi_app(app: App, health: HealthCheck) -> WSGIApplication:
+#: The catalog's answers may be cached this long (it changes only when the bot restarts).
+CATALOG_CACHE_CONTROL = "public, max-age=60"
+CATALOG_METHODS = "GET, HEAD"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def _is_catalog(environ: WSGIEnvironment) -> bool:
+    path = environ.get("PATH_INFO", "")
+    return path == CATALOG_PATH or path.startswith(CATALOG_PATH + "/")
+
+
+def _encode(document: object) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class CatalogApi:
+    """The template catalog over HTTP, read-only public JSON (no Slack signature):
+
+    * ``GET /api/templates`` → 200 ``{"templates": [<template>, …], "count": N}``, in catalog
+      order (built-ins first, then ``CATALOG_DIR``'s);
+    * ``GET /api/templates/{slug}`` → 200 ``<template>``, or 404
+      ``{"error": "not_found", "message": "…"}`` for a slug the catalog does not have;
+    * ``HEAD``: the same status and headers, no body; any other method → 405
+      ``{"error": "method_not_allowed", …}`` with ``Allow: GET, HEAD``.
+
+    ``<template>`` is :func:`catalog.export_template`'s object (the fields Details shows, units
+    in the names, no env value or other secret). 200s carry ``Cache-Control:
+    public, max-age=60`` and a strong ``ETag`` (``If-None-Match`` → 304). Every answer is
+    ``application/json; charset=utf-8``. The answers are encoded once, here: the catalog is
+    loaded at start and never changes while the bot runs.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        records = [export_template(catalog, slug) for slug in catalog.slugs]
+        bodies = {CATALOG_PATH: _encode({"templates": records, "count": len(records)})}
+        for slug, record in zip(catalog.slugs, records, strict=True):
+            bodies[f"{CATALOG_PATH}/{slug}"] = _encode(record)
+        self._answers: dict[str, tuple[bytes, str]] = {
+            path: (body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+            for path, body in bodies.items()
+        }
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if path != CATALOG_PATH:
+            path = path.rstrip("/")  # "/api/templates/" is the list, ".../vllm/" is vllm
+        if method not in ("GET", "HEAD"):
+            problem = {
+                "error": "method_not_allowed",
+                "message": "the catalog is read-only: use GET or HEAD",
+            }
+            return _json_answer(
+                start_response,
+                "405 Method Not Allowed",
+                _encode(problem),
+                [("Allow", CATALOG_METHODS)],
+            )
+        answer = self._answers.get(path)
+        if answer is None:
+            slug = path[len(CATALOG_PATH) + 1 :][:100]
+            problem = {
+                "error": "not_found",
+                "message": f'no template "{slug}" in the catalog: GET {CATALOG_PATH} lists them',
+            }
+            return _json_answer(
+                start_response, "404 Not Found", _encode(problem), head=method == "HEAD"
+            )
+        body, etag = answer
+        cache = [("Cache-Control", CATALOG_CACHE_CONTROL), ("ETag", etag)]
+        if _matches(environ.get("HTTP_IF_NONE_MATCH", ""), etag):
+            start_response("304 Not Modified", cache)
+            return [b""]
+        return _json_answer(start_response, "200 OK", body, cache, head=method == "HEAD")
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak tags compared as strong, as
+    RFC 9110 §13.1.2 says for If-None-Match; ``*`` matches any)."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _json_answer(
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    head: bool = False,
+) -> Iterable[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", JSON_CONTENT_TYPE),
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+            *(headers or []),
+        ],
+    )
+    return [b""] if head else [body]
+
+
+def make_wsgi_app(
+    app: App, health: HealthCheck, *, catalog: Catalog | None = None
+) -> WSGIApplication:
     """WSGI app: Slack requests go to Bolt; ``GET /healthz`` answers 200 when every check in
-    ``health()`` (e.g. ``{"database": True, "scheduler": True}``) is true, else 503."""
+    ``health()`` (e.g. ``{"database": True, "scheduler": True}``) is true, else 503; with a
+    ``catalog``, ``/api/templates`` and ``/api/templates/{slug}`` serve it (:class:`CatalogApi`;
+    None: those paths go to Bolt, which answers 404)."""
     bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+    api = CatalogApi(catalog) if catalog is not None else None
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _is_health(environ):
             return _health_answer(health, start_response)
+        if api is not None and _is_catalog(environ):
+            return api(environ, start_response)
         return bolt(environ, start_response)
 
     return wsgi
 
 
-def make_health_app(health: HealthCheck) -> WSGIApplication:
-    """WSGI app for Socket Mode: only ``GET /healthz`` (as in :func:`make_wsgi_app`; the
-    checks include ``"socket"``); anything else is 404, since Slack's requests come over the
-    WebSocket."""
+def make_health_app(health: HealthCheck, *, catalog: Catalog | None = None) -> WSGIApplication:
+    """WSGI app for Socket Mode: ``GET /healthz`` (as in :func:`make_wsgi_app`; the checks
+    include ``"socket"``) and, with a ``catalog``, the catalog paths (:class:`CatalogApi`, as in
+    HTTP mode: the port is open anyway, so tools read the catalog the same way in both modes);
+    anything else is 404, since Slack's requests come over the WebSocket."""
+    api = CatalogApi(catalog) if catalog is not None else None
+    served = "GET /healthz" + (f" and GET {CATALOG_PATH}" if api is not None else "")
+    not_found = _encode({"ok": False, "error": f"not found: Socket Mode serves only {served}"})
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _is_health(environ):
             return _health_answer(health, start_response)
-        body = b'{"ok": false, "error": "not found: Socket Mode serves only GET /healthz"}'
+        if api is not None and _is_catalog(environ):
+            return api(environ, start_response)
+        body = not_found
         start_response(
             "404 Not Found",
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],

@@ -3,6 +3,7 @@
 Imports nothing from `bot` or `storage` (DESIGN.md).
 """
 
+from catalog.export import export_template
 from catalog.filters import TemplateMatch, TemplateQuery, filter_templates, parse_query
 from catalog.loader import BUILTIN_SLUGS, Catalog, CatalogError, load_catalog, validate_dir
 from catalog.matching import (
@@ -36,6 +37,7 @@ __all__ = [
     "build_offer_query",
     "cuda_tuple_from_float",
     "disk_problem",
+    "export_template",
     "filter_templates",
     "load_catalog",
     "min_gpu_ram_mb",

@@ -1,0 +1,112 @@
+"""A template as public JSON: what ``GET /api/templates`` serves (the fields Details shows).
+
+The HTTP paths are public (no Slack signature, no login), so a template is exported with less
+than the Details modal shows to a workspace member:
+
+* ``env`` lists names only, ``[{"name": "WEB_USER", "secret": false}, …]``; no value ever
+  appears, not even of a variable outside ``secret_env``, since a team may put a token in a
+  plain value without listing it there. ``secret`` is true for ``secret_env`` and
+  ``password_env`` (the per-deployment password the bot generates), as Details marks them.
+* ``launch_command`` has every literal occurrence of a secret's value replaced by
+  ``${NAME}`` (secret: listed in ``secret_env``, ``password_env``, or a name that reads as a
+  credential, :data:`SECRET_NAME_RE`), so a value pasted into the command does not leak
+  through it.
+* ``docs_url`` loses any ``user:password@`` part.
+* ``source`` says ``"builtin"`` or ``"custom"`` (a ``CATALOG_DIR`` file), never the file's path
+  on the server.
+* What only the bot uses (``health_path``, ``health_port``) is left out.
+
+Field names carry their units (``min_vram_gb``, ``disk_gb``, ``default_lifetime_hours``).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from catalog.loader import BUILTIN_SOURCE, Catalog
+from catalog.models import Template
+
+#: Env names that read as credentials: their values are kept out of ``launch_command`` even
+#: when the template does not list them in ``secret_env``.
+SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PASS$|API_?KEY|PRIVATE|CREDENTIAL")
+
+#: Literal values shorter than this are not searched for in ``launch_command`` (replacing a
+#: one- or two-character value would rewrite unrelated text and hide nothing).
+MIN_REDACTED_LENGTH = 3
+
+
+def _secret_names(template: Template) -> frozenset[str]:
+    names = set(template.secret_env_names)
+    names.update(name for name in template.env if SECRET_NAME_RE.search(name.upper()))
+    return frozenset(names)
+
+
+def _redacted_command(template: Template) -> str | None:
+    command = template.launch_command.strip()
+    if not command:
+        return None
+    secrets = [
+        (name, value)
+        for name, value in template.env.items()
+        if name in _secret_names(template) and len(value) >= MIN_REDACTED_LENGTH
+    ]
+    # Longest first, so a value that contains another is replaced whole.
+    for name, value in sorted(secrets, key=lambda item: -len(item[1])):
+        command = command.replace(value, "${" + name + "}")
+    return command
+
+
+def _public_url(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def export_template(catalog: Catalog, slug: str) -> dict[str, object] | None:
+    """The public JSON object of the template ``slug`` in ``catalog``, or None when there is none.
+
+    Shape (units in the names; built from :class:`catalog.models.Template`)::
+
+        {"slug": "jupyter-lab", "name": "JupyterLab", "description": "…",
+         "category": "notebook", "source": "builtin" | "custom",
+         "docker_image": "quay.io/…", "ports": [8888], "volumes": ["/home/jovyan/work"],
+         "launch_command": "start-notebook.py …" | null (null: the image's own entrypoint),
+         "env": [{"name": "JUPYTER_TOKEN", "secret": true}],   # names only, sorted
+         "min_vram_gb": 4, "recommended_vram_gb": 8, "cuda_version": "11.8",
+         "min_compute_cap": 750, "disk_gb": 20, "max_disk_gb": 500,
+         "default_lifetime_hours": null | 1..720, "docs_url": "https://…"}
+
+    ``cuda_version`` is the lowest CUDA version the image needs; ``min_compute_cap`` is the
+    GPU's compute capability floor ×100 (750 = Turing); VRAM is per GPU. No env value, no
+    secret and no server path appears (see the module's notes). Raises nothing.
+    """
+    template = catalog.get(slug)
+    if template is None:
+        return None
+    shown_secret = template.secret_env_names
+    return {
+        "slug": template.slug,
+        "name": template.name,
+        "description": template.description,
+        "category": template.category,
+        "source": "builtin" if catalog.source(slug) == BUILTIN_SOURCE else "custom",
+        "docker_image": template.docker_image,
+        "ports": list(template.ports),
+        "volumes": list(template.volumes),
+        "launch_command": _redacted_command(template),
+        "env": [
+            {"name": name, "secret": name in shown_secret}
+            for name in sorted(set(template.env) | shown_secret)
+        ],
+        "min_vram_gb": template.min_vram_gb,
+        "recommended_vram_gb": template.recommended_vram_gb,
+        "cuda_version": template.cuda_version,
+        "min_compute_cap": template.min_compute_cap,
+        "disk_gb": template.disk_gb,
+        "max_disk_gb": template.max_disk_gb,
+        "default_lifetime_hours": template.default_lifetime_hours,
+        "docs_url": _public_url(template.docs_url),
+    }
