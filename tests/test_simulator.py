@@ -21,8 +21,10 @@ import pytest
 import yaml
 
 from bot.simulator import GPU_MODELS, Fault, Timeline, VastSimulator
+from bot.simulator.cli import parse_account
 from bot.simulator.stock import generate_offers
-from tests.fixtures.vast import VAST_TEST_API_KEY
+from bot.vast.errors import AuthError, NotFound
+from tests.fixtures.vast import VAST_TEST_API_KEY, client_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "specs"  # vendored copies, see specs/README.md
@@ -560,21 +562,210 @@ def test_label_and_manage_errors(vast_sim: VastSimulator) -> None:
 # -- auth, faults, request log ------------------------------------------------------------------
 
 
+AUTH_ERROR = {"success": False, "error": "auth_error", "msg": "Invalid user key"}
+
+
 def test_auth_required_when_key_set(vast_sim: VastSimulator) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": VAST_TEST_API_KEY}):
-        response = api(vast_sim, "GET", "/api/v0/users/current/", headers=headers)
-        assert response.status_code == 404
-        assert response.json() == {
-            "success": False,
-            "error": "auth_error",
-            "msg": "Invalid user key",
-        }
+        for method, path in (
+            ("GET", "/api/v0/users/current/"),
+            ("GET", "/api/v1/instances/"),
+            ("GET", "/api/v0/instances/1/"),
+            ("PUT", "/api/v0/instances/1/"),
+            ("DELETE", "/api/v0/instances/1/"),
+            ("PUT", f"/api/v0/asks/{direct_offer(vast_sim)}/"),
+        ):
+            response = api(vast_sim, method, path, headers=headers, json={"state": "stopped"})
+            assert response.status_code == 404, (headers, method, path)
+            assert response.json() == AUTH_ERROR
     assert api(vast_sim, "GET", "/api/v0/users/current/").json()["credit"] == 25.0
+    # the offer search answers without a key (vast-api.md §1) but refuses a wrong one with
+    # the 404 its spec documents (search_offers.yaml)
+    assert api(vast_sim, "POST", "/api/v0/bundles/", json={}, headers={}).status_code == 200
+    wrong = api(
+        vast_sim, "POST", "/api/v0/bundles/", json={}, headers={"Authorization": "Bearer x"}
+    )
+    assert wrong.status_code == 404 and wrong.json() == AUTH_ERROR
 
 
 def test_no_auth_when_no_key(make_vast_sim: Any) -> None:
     sim = make_vast_sim(api_key=None)
     assert api(sim, "GET", "/api/v0/users/current/", headers={}).status_code == 200
+
+
+# -- several accounts ----------------------------------------------------------------------------
+
+KEY_A, KEY_B = "sim-key-a-51f0", "sim-key-b-9c2d"
+USER_A, USER_B = 1001, 1002
+
+
+def _as(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def test_accounts_each_see_and_act_on_their_own_instances(make_vast_sim: Any) -> None:
+    sim = make_vast_sim(accounts={KEY_A: USER_A, KEY_B: USER_B})
+    offers = [o["id"] for o in sim.offers if o["rentable"]]
+    body = {"image": "vastai/base-image:latest", "disk": 10, "label": "mine"}
+    created = {}
+    for key, offer_id in ((KEY_A, offers[0]), (KEY_B, offers[1]), (None, offers[2])):
+        answer = api(sim, "PUT", f"/api/v0/asks/{offer_id}/", headers=_as(key), json=body)
+        assert answer.status_code == 200, answer.text
+        created[key] = answer.json()["new_contract"]
+    a, b, default = created[KEY_A], created[KEY_B], created[None]
+    assert set(sim.instances) == {a, b, default}  # the test view: every account
+    assert list(sim.instances_of(KEY_A)) == [a] and list(sim.instances_of(KEY_B)) == [b]
+    assert list(sim.instances_of(None)) == [default]
+    assert (sim.account_of(a), sim.account_of(b), sim.account_of(default)) == (
+        USER_A,
+        USER_B,
+        424242,
+    )
+    assert sim.account_of(1) is None
+
+    listed = api(sim, "GET", "/api/v1/instances/", headers=_as(KEY_A)).json()
+    assert [i["id"] for i in listed["instances"]] == [a] and listed["total_instances"] == 1
+    assert listed["label_counts"] == {"mine": 1}
+    by_id = {"select_filters": json.dumps({"id": {"in": [a, b, default]}})}
+    filtered = api(sim, "GET", "/api/v1/instances/", headers=_as(KEY_A), params=by_id).json()
+    assert [i["id"] for i in filtered["instances"]] == [a]
+    keyless = api(sim, "GET", "/api/v1/instances/", headers={}).json()["instances"]
+    assert [i["id"] for i in keyless] == [default]  # no key: the default account
+
+    # A naming B's instance: answered as an instance that does not exist, and nothing happens
+    shown = api(sim, "GET", f"/api/v0/instances/{b}/", headers=_as(KEY_A))
+    assert shown.status_code == 200 and shown.json() == {"instances": None}
+    for change in ({"state": "stopped"}, {"label": "hijacked"}, {"state": "running"}):
+        refused = api(sim, "PUT", f"/api/v0/instances/{b}/", headers=_as(KEY_A), json=change)
+        assert refused.status_code == 404
+        assert refused.json() == {
+            "success": False,
+            "error": "no_such_instance",
+            "msg": f"Instance {b} not found.",
+        }
+    gone = api(sim, "DELETE", f"/api/v0/instances/{b}/", headers=_as(KEY_A))
+    assert gone.status_code == 404 and gone.json()["error"] == "not_found"
+    b_now = sim.instance(b)
+    assert b_now is not None and b_now["label"] == "mine"
+    assert b_now["intended_status"] == "running"
+    # B itself can
+    assert api(
+        sim, "PUT", f"/api/v0/instances/{b}/", headers=_as(KEY_B), json={"state": "stopped"}
+    ).json()["success"]
+    assert sim.instances_of(KEY_B)[b]["intended_status"] == "stopped"
+    assert api(sim, "DELETE", f"/api/v0/instances/{b}/", headers=_as(KEY_B)).status_code == 200
+    assert sim.instances_of(KEY_B) == {} and sim.account_of(b) is None
+    assert api(sim, "GET", f"/api/v0/instances/{b}/", headers=_as(KEY_B)).json() == {
+        "instances": None
+    }
+    assert list(sim.instances_of(KEY_A)) == [a]  # A untouched
+
+
+def test_accounts_have_their_own_user_and_credit(make_vast_sim: Any) -> None:
+    sim = make_vast_sim(accounts={KEY_A: USER_A, KEY_B: USER_B, "sim-key-a2": USER_A}, credit=9.5)
+    user_a = api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_A)).json()
+    user_b = api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_B)).json()
+    assert (user_a["id"], user_a["credit"]) == (USER_A, 9.5)
+    assert (user_b["id"], user_b["credit"]) == (USER_B, 9.5)
+    assert user_a["email"] != user_b["email"] and KEY_A not in json.dumps(user_a)
+    _validate(user_a, _response_schema("show_user", "/api/v0/users/current/", "get"))
+    sim.set_credit(KEY_B, 0)
+    assert (sim.credit_of(KEY_A), sim.credit_of(KEY_B), sim.credit) == (9.5, 0.0, 9.5)
+    user_b = api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_B)).json()
+    assert user_b["credit"] == 0.0
+    # a second key of user A is the same account: same id, credit and instances
+    sim.set_credit("sim-key-a2", 3.25)
+    assert api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_A)).json()["credit"] == 3.25
+    instance_id = sim.create_instance_directly(api_key="sim-key-a2")
+    assert list(sim.instances_of(KEY_A)) == [instance_id] and sim.user_id_of("sim-key-a2") == 1001
+    # B has no credit: its create is refused, A's goes through
+    offers = [o["id"] for o in sim.offers if o["rentable"]]
+    body = {"image": "vastai/base-image:latest", "disk": 10}
+    poor = api(sim, "PUT", f"/api/v0/asks/{offers[0]}/", headers=_as(KEY_B), json=body)
+    assert poor.status_code == 400 and poor.json()["error"] == "insufficient_credit"
+    rich = api(sim, "PUT", f"/api/v0/asks/{offers[0]}/", headers=_as(KEY_A), json=body)
+    assert rich.status_code == 200 and sim.account_of(rich.json()["new_contract"]) == USER_A
+    with pytest.raises(KeyError):
+        sim.set_credit("unknown-key", 1.0)
+
+
+def test_accounts_refuse_unknown_keys(make_vast_sim: Any) -> None:
+    sim = make_vast_sim(accounts={KEY_A: USER_A})
+    for headers in ({"Authorization": "Bearer nope"}, {"Authorization": KEY_A}):
+        for method, path in (("GET", "/api/v0/users/current/"), ("GET", "/api/v1/instances/")):
+            refused = api(sim, method, path, headers=headers)
+            assert refused.status_code == 401 and refused.json() == AUTH_ERROR
+        search = api(sim, "POST", "/api/v0/bundles/", json={"limit": 1}, headers=headers)
+        assert search.status_code == 404 and search.json() == AUTH_ERROR
+    # no key at all: the offer search is open, and the rest is the default account
+    assert (
+        len(api(sim, "POST", "/api/v0/bundles/", json={"limit": 1}, headers={}).json()["offers"])
+        == 1
+    )
+    assert api(sim, "GET", "/api/v0/users/current/", headers={}).json()["id"] == 424242
+    # keys added and revoked while running
+    sim.add_account(KEY_B, USER_B, credit=4.0)
+    assert api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_B)).json()["credit"] == 4.0
+    kept = sim.create_instance_directly(api_key=KEY_B)
+    sim.revoke_key(KEY_B)
+    assert api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_B)).status_code == 401
+    assert sim.account_of(kept) == USER_B and sim.accounts == {KEY_A: USER_A}
+
+
+def test_a_default_key_with_accounts_refuses_requests_without_a_key(make_vast_sim: Any) -> None:
+    sim = make_vast_sim(api_key="sim-main", accounts={KEY_A: USER_A}, auth_status=404)
+    assert api(sim, "GET", "/api/v0/users/current/", headers={}).status_code == 404
+    sim.auth_status = 401  # the status the OpenAPI files document
+    assert api(sim, "GET", "/api/v0/users/current/", headers={}).status_code == 401
+    main = api(sim, "GET", "/api/v0/users/current/", headers=_as("sim-main")).json()
+    assert main["id"] == 424242 and sim.user_id_of("sim-main") == 424242
+    assert api(sim, "GET", "/api/v0/users/current/", headers=_as(KEY_A)).json()["id"] == USER_A
+
+
+def test_rate_limits_are_per_key_across_accounts(make_vast_sim: Any) -> None:
+    clock = _FakeClock()
+    sim = make_vast_sim(accounts={KEY_A: USER_A, KEY_B: USER_B}, rate_limits=True, rate_clock=clock)
+    assert api(sim, "GET", "/api/v1/instances/", headers=_as(KEY_A)).status_code == 200
+    assert api(sim, "GET", "/api/v1/instances/", headers=_as(KEY_B)).status_code == 200
+    assert api(sim, "GET", "/api/v1/instances/", headers=_as(KEY_A)).status_code == 429
+    clock.now += 1.0
+    assert api(sim, "GET", "/api/v1/instances/", headers=_as(KEY_A)).status_code == 200
+
+
+def test_vast_client_per_account(make_vast_sim: Any) -> None:
+    sim = make_vast_sim(accounts={KEY_A: USER_A, KEY_B: USER_B})
+    sim.set_credit(KEY_B, 7.0)
+    a, b = client_for(sim, KEY_A), client_for(sim, KEY_B)
+    try:
+        assert (a.get_user().id, a.get_user().credit) == (USER_A, 25.0)
+        assert (b.get_user().id, b.get_user().credit) == (USER_B, 7.0)
+        offer = a.search_offers({"rentable": {"eq": True}, "limit": 2})
+        b_id = b.create_instance(
+            offer[0].id, image="vastai/base-image:latest", env={}, disk_gb=10, label="b-job"
+        )
+        a_id = sim.create_instance_directly(api_key=KEY_A)
+        assert [i.id for i in a.list_instances()] == [a_id]
+        assert [i.id for i in b.list_instances()] == [b_id]
+        assert a.get_instance(b_id) is None
+        with pytest.raises(NotFound):
+            a.stop_instance(b_id)
+        with pytest.raises(NotFound):
+            a.label_instance(b_id, "hijacked")
+        assert a.destroy_instance(b_id) is False  # "already gone" from A's side ...
+        still = b.get_instance(b_id)  # ... while B's instance lives on, untouched
+        assert still is not None and still.intended_status == "running"
+        assert still.label == "b-job"
+        assert sim.account_of(b_id) == USER_B
+        assert b.destroy_instance(b_id) is True and sim.account_of(b_id) is None
+        stranger = client_for(sim, "wrong-key")
+        with pytest.raises(AuthError):
+            stranger.get_user()
+        with pytest.raises(AuthError):
+            stranger.list_instances()
+        stranger.close()
+    finally:
+        a.close()
+        b.close()
 
 
 def test_fault_shapes_and_targeting(vast_sim: VastSimulator) -> None:
@@ -914,3 +1105,11 @@ def test_simulator_command_port_in_use(tmp_path: Path) -> None:
         f"Cannot start: port {port} is already in use. Stop the other process or pass "
         "--port with a free port."
     )
+
+
+def test_parse_account_option() -> None:
+    assert parse_account("key-a=1001") == ("key-a", 1001)
+    assert parse_account(" key-b = 1002") == ("key-b", 1002)
+    for bad in ("key-a", "=1001", "key-a=", "key-a=abc", "key-a=0", "key-a=-3"):
+        with pytest.raises(ValueError):
+            parse_account(bad)

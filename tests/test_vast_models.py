@@ -193,6 +193,15 @@ def test_create_result_and_user() -> None:
     assert User.model_validate({"credit": 25.0, "balance": 0, "email": "a@b.c"}).credit == 25.0
 
 
+def test_user_id() -> None:
+    """``users/current`` ``id`` names the Vast.ai account a key belongs to (issue 13)."""
+    user = User.model_validate({"id": 1001, "credit": "4.5", "email": "a@b.c", "key_id": 17})
+    assert (user.id, user.credit) == (1001, 4.5)
+    assert User.model_validate({"id": "1002", "credit": 1}).id == 1002  # numeric string
+    assert User.model_validate({"credit": 1}).id is None
+    assert User.model_validate({"id": None, "credit": 1}).id is None
+
+
 def test_port_env() -> None:
     assert port_env([8188, "8082/udp", "7860/tcp"]) == {
         "-p 8188:8188": "1",

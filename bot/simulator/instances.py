@@ -70,6 +70,8 @@ class SimInstance:
     since both OpenAPI files type ``cpu_util`` as a non-nullable number."""
     host_ports: dict[tuple[int, str], int] = field(default_factory=dict)
     app_ports: list[int] = field(default_factory=list)
+    owner: int = 0
+    """Vast.ai user id of the account that rented it (only that account's key sees it)."""
 
     # -- state ------------------------------------------------------------------------------
 

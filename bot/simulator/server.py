@@ -13,7 +13,15 @@ Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in tests/specs/):
   as Vast.ai now does.
 * ``GET/PUT/DELETE /api/v0/instances/{id}/`` — show (``{"instances": null}`` once gone),
   stop/start/label, destroy.
-* ``GET /api/v0/users/current/`` — the user with ``credit``.
+* ``GET /api/v0/users/current/`` — the user with ``id`` and ``credit``.
+
+Accounts (vast-api.md §1 "Authentication"): one default account (user id
+:data:`DEFAULT_USER_ID`, key ``api_key=`` or none) and any number more (``accounts={key: user
+id}``), each with its own instances and credit; the offer market is shared. A key sees and acts
+on its own account's instances only: another account's instance answers as one that does not
+exist. A refused key gets ``{"success": false, "error": "auth_error", "msg": "Invalid user
+key"}`` with HTTP 401 or 404 (see ``auth_status``); the offer search answers 404
+(search_offers.yaml) and, like the real one, also answers without any key.
 
 Optional per-endpoint rate limits (``rate_limits=``, :mod:`bot.simulator.limits`) and injected
 faults (:class:`bot.simulator.Fault`) answer with Vast.ai's 429 shapes.
@@ -35,6 +43,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -61,11 +70,13 @@ from bot.simulator.instances import (
 from bot.simulator.limits import RateLimiter, endpoint_of
 from bot.simulator.stock import GPU_MODELS, generate_offers, make_offer
 
-__all__ = ["RecordedRequest", "VastSimulator"]
+__all__ = ["DEFAULT_USER_ID", "RecordedRequest", "VastSimulator"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_LIMIT = 64
+DEFAULT_USER_ID = 424242
+"""Vast.ai user id of the default account (``api_key=``, or requests without a key)."""
 _PAGE_MAX = 25
 _OPS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "notin")
 _SEARCH_RESERVED = {"order", "limit", "type", "allocated_storage", "select_cols", "q"}
@@ -105,6 +116,15 @@ _RUNTYPES = {
     "jupyter_direc ssh_direc ssh_proxy",
     "jupyter_proxy ssh_proxy",
 }
+
+
+@dataclass
+class _Account:
+    """One simulated Vast.ai user: its id and credit in $ (its instances are indexed by
+    :attr:`SimInstance.owner`)."""
+
+    user_id: int
+    credit: float
 
 
 class RecordedRequest(NamedTuple):
@@ -318,15 +338,32 @@ class VastSimulator:
     """In-process Vast.ai: HTTP server, offer stock, instances, faults, request log.
 
     Args:
-        api_key: when set, requests without ``Authorization: Bearer <api_key>`` get HTTP 404
-            ``{"success": false, "error": "auth_error", "msg": "Invalid user key"}``.
+        api_key: the default account's key (user id :data:`DEFAULT_USER_ID`). When set, a
+            request with neither this key nor an ``accounts`` key gets the auth error
+            ``{"success": false, "error": "auth_error", "msg": "Invalid user key"}`` (HTTP
+            ``auth_status``; 404 on the offer search, which stays open to requests without
+            any key). When None,
+            requests without ``Authorization`` act as the default account; so does every
+            request, whatever key it sends, when ``accounts`` is empty too (fully open).
+        accounts: more accounts, ``{api_key: vast_user_id}`` (e.g. ``{"key-a": 1001,
+            "key-b": 1002}``); two keys with one user id share one account. Each account has
+            its own instances (list, show, stop/start/label, destroy see only its own; another
+            account's id answers as a missing instance: ``{"instances": null}``, 404
+            ``no_such_instance`` on manage, 404 ``not_found`` on destroy) and its own credit
+            (``credit`` to start); ``users/current`` answers its ``id``.
+        auth_status: HTTP status of the auth error outside the offer search. The OpenAPI files
+            document 401 (show_instance.yaml, show_user.yaml); a wrong key was seen answering
+            404 in practice (vast-api.md §1). None (default): 401 when ``accounts`` is given,
+            else 404 (this simulator's answer before it had accounts).
         seed: seeds the offer stock, ids, tokens and ports numbers shown.
         timeline: boot timeline of new instances (default: 2 s loading, 8 s running,
             12 s app ready, the realistic-but-short one used by ``python -m bot``).
         frozen_clock: when True, time moves only through :meth:`advance` (exact tests).
-        credit: starting credit in $. Create fails with ``insufficient_credit`` at ≤ 0.
+        credit: starting credit in $ of each account. Create fails with
+            ``insufficient_credit`` when the caller's account is at ≤ 0.
         rate_limits: Vast.ai's minimum interval between calls of one endpoint by one caller
-            (the ``Authorization`` header, or the client address without one). ``True`` =
+            (the ``Authorization`` header, so each key has its own budget, or the client
+            address without one). ``True`` =
             :data:`bot.simulator.limits.DEFAULT_RATE_LIMITS` (seconds: list 1.0, get 2.0,
             create 4.5, manage 1.0, destroy 3.0, search 6.0, user 1.0); a mapping such as
             ``{"search": 6.0}`` overrides those defaults (0/None turns one off);
@@ -343,6 +380,8 @@ class VastSimulator:
         self,
         *,
         api_key: str | None = None,
+        accounts: Mapping[str, int] | None = None,
+        auth_status: int | None = None,
         seed: int = 7,
         timeline: Timeline | None = None,
         frozen_clock: bool = False,
@@ -351,6 +390,12 @@ class VastSimulator:
         rate_clock: Callable[[], float] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.auth_status = auth_status or (401 if accounts else 404)
+        self._keys: dict[str, int] = {str(k): int(v) for k, v in (accounts or {}).items()}
+        self._accounts: dict[int, _Account] = {
+            uid: _Account(uid, float(credit)) for uid in {DEFAULT_USER_ID, *self._keys.values()}
+        }
+        self._by_owner: dict[int, dict[int, SimInstance]] = {}
         self._limiter = RateLimiter.from_setting(rate_limits, rate_clock)
         self.timeline = timeline or Timeline()
         self.clock = SimClock(frozen=frozen_clock)
@@ -364,7 +409,6 @@ class VastSimulator:
         self._gone: set[int] = set()
         self._faults: list[FaultRule] = []
         self._requests: list[RecordedRequest] = []
-        self._credit = float(credit)
         self._next_instance_id = 31_400_000 + self._rng.randint(0, 99_999)
         self._apps = AppPorts()
         self._server: ThreadingHTTPServer | None = None
@@ -416,14 +460,81 @@ class VastSimulator:
 
     @property
     def credit(self) -> float:
-        """Account credit in $ (``GET /api/v0/users/current/`` ``credit``). Settable."""
+        """The default account's credit in $ (``GET /api/v0/users/current/`` ``credit``).
+        Settable; :meth:`set_credit` sets another account's."""
         with self._lock:
-            return self._credit
+            return self._accounts[DEFAULT_USER_ID].credit
 
     @credit.setter
     def credit(self, value: float) -> None:
         with self._lock:
-            self._credit = float(value)
+            self._accounts[DEFAULT_USER_ID].credit = float(value)
+
+    # accounts
+
+    @property
+    def accounts(self) -> dict[str, int]:
+        """``{api_key: vast_user_id}`` of the accounts added by ``accounts=`` or
+        :meth:`add_account` (the default account's ``api_key`` not included)."""
+        with self._lock:
+            return dict(self._keys)
+
+    def add_account(self, api_key: str, user_id: int, *, credit: float | None = None) -> None:
+        """Accept ``api_key`` from now on as Vast.ai user ``user_id`` (an existing user id
+        shares that account); ``credit`` ($) sets its credit (a new account starts at 25.0
+        when None)."""
+        with self._lock:
+            self._keys[str(api_key)] = int(user_id)
+            account = self._accounts.setdefault(int(user_id), _Account(int(user_id), 25.0))
+            if credit is not None:
+                account.credit = float(credit)
+
+    def revoke_key(self, api_key: str) -> None:
+        """Refuse ``api_key`` from now on (auth error), as Vast.ai does for a deleted key; its
+        account and instances stay (another key of the same user still reaches them).
+        KeyError for a key that is not an ``accounts`` key."""
+        with self._lock:
+            del self._keys[api_key]
+
+    def _account_id(self, api_key: str | None) -> int:
+        """The user id of ``api_key`` (None or the default key: the default account).
+        KeyError for an unknown key. Lock held."""
+        if api_key is None or api_key == self.api_key:
+            return DEFAULT_USER_ID
+        return self._keys[api_key]
+
+    def user_id_of(self, api_key: str | None) -> int:
+        """The Vast.ai user id ``api_key`` acts as (None: the default account's,
+        :data:`DEFAULT_USER_ID`). KeyError for an unknown key."""
+        with self._lock:
+            return self._account_id(api_key)
+
+    def credit_of(self, api_key: str | None) -> float:
+        """Credit in $ of ``api_key``'s account (None: the default account). KeyError for an
+        unknown key."""
+        with self._lock:
+            return self._accounts[self._account_id(api_key)].credit
+
+    def set_credit(self, api_key: str | None, dollars: float) -> None:
+        """Set the credit in $ of ``api_key``'s account (None: the default account); at ≤ 0
+        its creates fail with ``insufficient_credit``. KeyError for an unknown key."""
+        with self._lock:
+            self._accounts[self._account_id(api_key)].credit = float(dollars)
+
+    def instances_of(self, api_key: str | None) -> dict[int, dict[str, Any]]:
+        """Current JSON of the live instances of ``api_key``'s account (None: the default
+        account), by id. KeyError for an unknown key."""
+        with self._lock:
+            owned = self._by_owner.get(self._account_id(api_key), {})
+            return {i: self._render(inst) for i, inst in sorted(owned.items())}
+
+    def account_of(self, instance_id: int) -> int | None:
+        """The Vast.ai user id of the account that rented live instance ``instance_id``
+        (:data:`DEFAULT_USER_ID` for the default account); None when it is gone or never
+        existed."""
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            return inst.owner if inst is not None else None
 
     @property
     def rate_limited_count(self) -> int:
@@ -531,16 +642,27 @@ class VastSimulator:
         disk_gb: float = 16,
         label: str | None = None,
         runtype: str = "args",
+        api_key: str | None = None,
     ) -> int:
-        """Create an instance without HTTP (for tests needing many instances fast).
+        """Create an instance without HTTP (for tests needing many instances fast) in
+        ``api_key``'s account (None: the default account; KeyError for an unknown key).
         ``offer_id`` None picks the first available rentable offer. Returns its id."""
         with self._lock:
+            owner = self._account_id(api_key)
             if offer_id is None:
                 offer_id = next(
                     i for i, o in self._offers.items() if i not in self._rented and o["rentable"]
                 )
             return self._new_instance(
-                self._offers[offer_id], image, dict(env or {}), disk_gb, label, runtype, None, []
+                self._offers[offer_id],
+                image,
+                dict(env or {}),
+                disk_gb,
+                label,
+                runtype,
+                None,
+                [],
+                owner=owner,
             ).id
 
     # per-instance faults
@@ -640,6 +762,7 @@ class VastSimulator:
 
     def _remove(self, instance_id: int) -> None:
         inst = self._instances.pop(instance_id)
+        self._by_owner.get(inst.owner, {}).pop(instance_id, None)
         self._close_ports(inst)
         self._rented.discard(int(inst.offer["id"]))
         self._gone.add(instance_id)
@@ -654,6 +777,8 @@ class VastSimulator:
         runtype: str,
         onstart: str | None,
         args: list[str],
+        *,
+        owner: int = DEFAULT_USER_ID,
     ) -> SimInstance:
         self._next_instance_id += self._rng.randint(1, 37)
         ssh_idx = self._rng.randint(1, 9)
@@ -673,8 +798,10 @@ class VastSimulator:
             jupyter_token=f"{self._rng.getrandbits(256):064x}",
             ssh_host=f"ssh{ssh_idx}.vast.ai",
             ssh_port=self._rng.randint(10_000, 39_999),
+            owner=owner,
         )
         self._instances[inst.id] = inst
+        self._by_owner.setdefault(owner, {})[inst.id] = inst
         self._rented.add(int(offer["id"]))
         return inst
 
@@ -715,15 +842,33 @@ class VastSimulator:
             interval = self._limiter.check(endpoint_of(method, path), auth or f"ip:{client}")
             if interval is not None:
                 return text_response(429, f"{RATE_LIMIT_TEXT} endpoint threshold={interval}")
-        if self.api_key is not None and auth != f"Bearer {self.api_key}":
-            return _err(404, "auth_error", "Invalid user key")
+        with self._lock:
+            caller = self._caller(auth)
+        search = method == "POST" and path.rstrip("/") == "/api/v0/bundles"
+        if caller is None and not (search and not auth):
+            return _err(404 if search else self.auth_status, "auth_error", "Invalid user key")
         if bad_json:
             response = _err(400, "invalid_request", "Invalid json body")
         else:
             with self._lock:
-                response = self._route(method, path, query, payload, rule)
+                owner = DEFAULT_USER_ID if caller is None else caller
+                response = self._route(method, path, query, payload, rule, owner)
         response.delay = delay
         return response
+
+    def _caller(self, auth: str) -> int | None:
+        """The user id an ``Authorization`` header acts as, or None when refused: an
+        ``accounts`` key or ``api_key`` is its account; no header is the default account
+        unless ``api_key`` is set; any header is the default account when no key is
+        configured at all (the open simulator of ``python -m bot``). Lock held."""
+        key = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+        if key is not None and key in self._keys:
+            return self._keys[key]
+        if self.api_key is not None:
+            return DEFAULT_USER_ID if key == self.api_key else None
+        if not auth or not self._keys:
+            return DEFAULT_USER_ID
+        return None
 
     def _wall_now(self) -> float:
         """Epoch seconds now: the simulator's clock when it runs in real time, else the
@@ -741,15 +886,22 @@ class VastSimulator:
         return None
 
     def _route(
-        self, method: str, path: str, query: dict[str, str], payload: Any, rule: FaultRule | None
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        payload: Any,
+        rule: FaultRule | None,
+        owner: int,
     ) -> SimResponse:
+        """Answer one authorised request as account ``owner`` (a user id). Lock held."""
         if path.rstrip("/") == "/api/v0/bundles" and method == "POST":
             return self._search(payload if payload is not None else {})
         match = re.fullmatch(r"/api/v0/asks/(\d+)/?", path)
         if match and method == "PUT":
-            return self._create(int(match.group(1)), payload, rule)
+            return self._create(int(match.group(1)), payload, rule, owner)
         if path.rstrip("/") == "/api/v1/instances" and method == "GET":
-            return self._list(query)
+            return self._list(query, self._by_owner.get(owner, {}))
         if path.rstrip("/") == "/api/v0/instances" and method == "GET":
             return _err(
                 410,
@@ -759,15 +911,16 @@ class VastSimulator:
         match = re.fullmatch(r"/api/v0/instances/(\d+)/?", path)
         if match:
             instance_id = int(match.group(1))
+            mine = self._by_owner.get(owner, {})
             if method == "GET":
-                inst = self._instances.get(instance_id)
+                inst = mine.get(instance_id)
                 return json_response(200, {"instances": self._render(inst) if inst else None})
             if method == "PUT":
-                return self._manage(instance_id, payload)
+                return self._manage(mine.get(instance_id), instance_id, payload)
             if method == "DELETE":
-                return self._destroy(instance_id)
+                return self._destroy(instance_id if instance_id in mine else None, instance_id)
         if path.rstrip("/") == "/api/v0/users/current" and method == "GET":
-            return json_response(200, self._user())
+            return json_response(200, self._user(self._accounts[owner]))
         return html_page(404, "Not Found")  # unknown path: a framework page, not JSON
 
     def _search(self, query: Any) -> SimResponse:
@@ -812,7 +965,7 @@ class VastSimulator:
             return _err(400, "invalid_args", "order must be a list of [field, 'asc'|'desc']")
         return json_response(200, {"offers": results[: max(limit, 0)]})
 
-    def _create(self, offer_id: int, body: Any, rule: FaultRule | None) -> SimResponse:
+    def _create(self, offer_id: int, body: Any, rule: FaultRule | None, owner: int) -> SimResponse:
         offer = self._offers.get(offer_id)
         taken = rule is not None and rule.fault is Fault.OFFER_TAKEN
         if taken:
@@ -853,7 +1006,7 @@ class VastSimulator:
             return _err(
                 400, "invalid_args", f"error 400/3467: Invalid args: {problem}", ask_id=offer_id
             )
-        if self._credit <= 0:
+        if self._accounts[owner].credit <= 0:
             return FaultRule.build(
                 Fault.NO_CREDIT, times=1, endpoint=None, seconds=0, status=None
             ).fixed_response() or _err(400, "insufficient_credit", "Insufficient credit")
@@ -867,6 +1020,7 @@ class VastSimulator:
             runtype,
             body.get("onstart"),
             [str(a) for a in args] if isinstance(args, list) else [],
+            owner=owner,
         )
         if rule is not None and rule.fault is Fault.CREATE_FAILED_WITH_CONTRACT:
             inst.intended = "stopped"
@@ -888,8 +1042,9 @@ class VastSimulator:
             },
         )
 
-    def _list(self, query: dict[str, str]) -> SimResponse:
-        """``GET /api/v1/instances/`` as tests/specs/vast-show_instances.yaml documents it.
+    def _list(self, query: dict[str, str], live: Mapping[int, SimInstance]) -> SimResponse:
+        """``GET /api/v1/instances/`` as tests/specs/vast-show_instances.yaml documents it,
+        over ``live`` (the caller's own instances by id).
 
         ``limit`` (≤ 25; ≤ 0 means 5), ``select_filters`` (stored columns only, ops
         eq/neq/gt/gte/lt/lte/in/notin; a computed column such as ``dph_total`` → 400
@@ -942,18 +1097,18 @@ class VastSimulator:
             except (ValueError, KeyError, TypeError, binascii.Error):
                 return _err(400, "invalid_token", "Invalid after_token")
 
-        candidates = _id_candidates(filters.get("id"), self._instances)
+        candidates = _id_candidates(filters.get("id"), live)
         if not filters and order == [("id", False)]:
             # Without filters, render only the page: a tick over 10,000 instances stays linear.
-            ids = sorted(self._instances)
-            labels = [self._instances[i].label or "" for i in ids]
+            ids = sorted(live)
+            labels = [live[i].label or "" for i in ids]
             start = bisect.bisect_right(ids, int(after["id"])) if after else 0
-            page = [self._render(self._instances[i]) for i in ids[start : start + limit]]
+            page = [self._render(live[i]) for i in ids[start : start + limit]]
             more = start + limit < len(ids)
             total = len(ids)
         else:
-            ids = sorted(self._instances) if candidates is None else candidates
-            rows = [self._render(self._instances[i]) for i in ids]
+            ids = sorted(live) if candidates is None else candidates
+            rows = [self._render(live[i]) for i in ids]
             rows = [r for r in rows if all(_matches(r, f, c) for f, c in filters.items())]
             labels = [r.get("label") or "" for r in rows]
             if order != [("id", False)]:
@@ -987,8 +1142,8 @@ class VastSimulator:
             },
         )
 
-    def _manage(self, instance_id: int, body: Any) -> SimResponse:
-        inst = self._instances.get(instance_id)
+    def _manage(self, inst: SimInstance | None, instance_id: int, body: Any) -> SimResponse:
+        """Stop/start/label ``inst`` (None: missing, or another account's)."""
         if inst is None:
             return _err(404, "no_such_instance", f"Instance {instance_id} not found.")
         if not isinstance(body, dict) or not ({"state", "label"} & body.keys()):
@@ -1023,20 +1178,24 @@ class VastSimulator:
             return json_response(200, {"success": True, "msg": "starting instance"})
         return _err(400, "invalid_args", f"Unknown state {state!r}")
 
-    def _destroy(self, instance_id: int) -> SimResponse:
-        if instance_id not in self._instances:
+    def _destroy(self, owned_id: int | None, instance_id: int) -> SimResponse:
+        """Destroy ``owned_id`` (None: ``instance_id`` is missing, or another account's)."""
+        if owned_id is None:
             return _err(404, "not_found", "Instance not found")
-        self._remove(instance_id)
+        self._remove(owned_id)
         return json_response(200, {"success": True})
 
-    def _user(self) -> dict[str, Any]:
+    def _user(self, account: _Account) -> dict[str, Any]:
+        """``users/current`` of ``account`` (show_user.yaml fields; never a key)."""
+        uid = account.user_id
+        default = uid == DEFAULT_USER_ID
         return {
-            "id": 424242,
-            "key_id": 1717,
-            "username": "simulated",
-            "email": "simulated@example.invalid",
-            "fullname": "Simulated Account",
-            "credit": round(self._credit, 4),
+            "id": uid,
+            "key_id": 1717 if default else 1700 + uid % 1000,
+            "username": "simulated" if default else f"simulated-{uid}",
+            "email": "simulated@example.invalid" if default else f"user-{uid}@example.invalid",
+            "fullname": "Simulated Account" if default else f"Simulated Account {uid}",
+            "credit": round(account.credit, 4),
             "balance": 0.0,
             "balance_threshold": 0.0,
             "balance_threshold_enabled": False,
@@ -1044,7 +1203,7 @@ class VastSimulator:
             "can_pay": True,
             "has_billing": True,
             "ssh_key": "",
-            "sid": "simulated",
+            "sid": "simulated" if default else f"simulated-{uid}",
         }
 
 

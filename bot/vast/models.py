@@ -356,3 +356,6 @@ class User(_VastModel):
     (vast-api.md §5)."""
 
     credit: float
+    id: int | None = None
+    """The Vast.ai user id the key belongs to (show_user.yaml ``id``); None when absent. Two
+    keys of one user answer the same id, so it names the account a key rents on."""
