@@ -21,8 +21,18 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, parse_min_intervals
 from storage import DEFAULT_DATABASE_URL
+
+#: The bot scopes of the manifest (``manifest.yml``), asked for by an OAuth install.
+DEFAULT_SLACK_SCOPES: tuple[str, ...] = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "users:read",
+)
 
 
 class ConfigError(Exception):
@@ -38,9 +48,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    slack_bot_token: SecretStr
+    slack_bot_token: SecretStr | None = None
+    """Single-workspace mode's bot token (``xoxb-…``); required unless :attr:`oauth_mode`."""
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
+    # OAuth mode (README › Many workspaces: OAuth mode): both or neither.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_redirect_uri: str | None = None
+    """Where Slack sends the installer back, e.g. https://host/slack/oauth_redirect; None: the
+    app's single Redirect URL configured at Slack."""
+    slack_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SLACK_SCOPES
+    """Bot scopes an OAuth install asks for (comma list)."""
+    encryption_key: SecretStr | None = None
+    """Fernet key that encrypts each workspace's Vast.ai key at rest; required in OAuth mode."""
     slack_api_url: str = "https://slack.com/api/"
     vast_api_key: SecretStr | None = None
     vast_api_url: str = "https://console.vast.ai"
@@ -80,10 +101,37 @@ class Settings(BaseSettings):
 
     @field_validator("slack_bot_token")
     @classmethod
-    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith("xoxb-"):
+    def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
             raise ValueError("must be a bot token that starts with xoxb-")
         return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                SecretBox(value.get_secret_value())
+            except EncryptionKeyError:
+                raise ValueError("must be a Fernet key (32 bytes in URL-safe base64)") from None
+        return value
+
+    @field_validator("slack_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+            return value or DEFAULT_SLACK_SCOPES
+        return value
+
+    @field_validator("slack_scopes")
+    @classmethod
+    def _scope_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not all(re.fullmatch(r"[a-z][a-z0-9_.:-]*", scope) for scope in value):
+            raise ValueError(
+                "must be Slack scope names separated by commas, e.g. commands,chat:write"
+            )
+        return tuple(dict.fromkeys(value))
 
     @field_validator("slack_app_token")
     @classmethod
@@ -94,7 +142,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token that starts with xapp-")
         return value
 
-    @field_validator("slack_signing_secret", "vast_api_key", mode="before")
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "vast_api_key",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_redirect_uri",
+        "encryption_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -132,10 +189,10 @@ class Settings(BaseSettings):
     def _empty_dir_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("slack_api_url", "vast_api_url")
+    @field_validator("slack_api_url", "vast_api_url", "slack_redirect_uri")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
@@ -156,6 +213,38 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _slack_credentials(self) -> Settings:
+        """Single-workspace mode needs the bot token; OAuth mode needs the client id and secret
+        together, an encryption key and HTTP mode."""
+        has_id, has_secret = self.slack_client_id is not None, self.slack_client_secret is not None
+        if has_id != has_secret:
+            missing = "SLACK_CLIENT_SECRET" if has_id else "SLACK_CLIENT_ID"
+            raise ValueError(
+                f"{missing} is missing: SLACK_CLIENT_ID and SLACK_CLIENT_SECRET turn on OAuth mode "
+                "together; set both (Basic Information › App Credentials), or neither for "
+                "single-workspace mode"
+            )
+        if not self.oauth_mode:
+            if self.slack_bot_token is None:
+                raise ValueError(
+                    f"SLACK_BOT_TOKEN is missing: {_HINTS['SLACK_BOT_TOKEN']}, or set "
+                    "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth mode (environment or .env)"
+                )
+            return self
+        if self.slack_app_token is not None:
+            raise ValueError(
+                "SLACK_APP_TOKEN is set in OAuth mode: installing by OAuth needs HTTP mode; unset "
+                "SLACK_APP_TOKEN, or unset SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for "
+                "single-workspace Socket Mode"
+            )
+        if self.encryption_key is None:
+            raise ValueError(
+                "ENCRYPTION_KEY is missing: OAuth mode keeps each workspace's Vast.ai key "
+                f"encrypted with it; {GENERATE_HINT} (environment or .env)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _default_within_maximum(self) -> Settings:
         if self.default_lifetime_hours > self.max_lifetime_hours:
             raise ValueError(
@@ -169,6 +258,12 @@ class Settings(BaseSettings):
         if not self.socket_mode and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
         return self
+
+    @property
+    def oauth_mode(self) -> bool:
+        """True when ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` are set: workspaces install
+        the app by OAuth (HTTP mode) and bring their own Vast.ai keys."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
 
     @property
     def socket_mode(self) -> bool:
@@ -191,6 +286,10 @@ _HINTS = {
     "SLACK_SIGNING_SECRET": "set it to the app's Signing Secret (Basic Information), "
     "or set SLACK_APP_TOKEN to run in Socket Mode",
     "SLACK_APP_TOKEN": "set it to an app-level token (xapp-…) with connections:write, or unset it",
+    "SLACK_REDIRECT_URI": "set it to the app's Redirect URL, e.g. "
+    "https://bot.example.com/slack/oauth_redirect, or unset it",
+    "SLACK_SCOPES": "list bot scopes separated by commas, or unset it for the manifest's",
+    "ENCRYPTION_KEY": GENERATE_HINT,
 }
 
 
