@@ -118,8 +118,6 @@ class Deployment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     team_id: Mapped[str] = mapped_column(String(32))
     """Slack workspace id (``T…``)."""
-    enterprise_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    """Slack Enterprise Grid organization id (``E…``) of the workspace, None outside a Grid."""
     user_id: Mapped[str] = mapped_column(String(32))
     """Slack user id of the requester (``U…``/``W…``)."""
     channel_id: Mapped[str] = mapped_column(String(32))
@@ -205,6 +203,9 @@ class Deployment(Base):
     cleared once Slack accepted (or refused for good) an edit rendered after it; the message
     reconciler re-sends rows where it is set (:mod:`bot.services.message_sync`), also after a
     restart. None: the message shows the row."""
+    enterprise_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Slack Enterprise Grid organization id (``E…``) of the workspace (``team_id``), None
+    outside a Grid. Last, as migration 0007 added it."""
 
 
 class DeploymentEvent(Base):
