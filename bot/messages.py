@@ -6,6 +6,15 @@ failure (a refusal, a 429 after slack_sdk's retries, a network error) into a ret
 (logged in one line, without the payload): no service has to catch Slack's exceptions. Status
 message edits queued with :meth:`SlackMessages.queue_status` and Home tabs go through the
 paced, coalescing :class:`bot.outbox.Outbox` when one is given.
+
+Each message goes out with the bot token of the workspace it concerns: the deployment's
+(``team_id``, ``enterprise_id``) for everything about a deployment, the ``team_id`` keyword
+of the methods that have no deployment (:meth:`SlackMessages.dm`, ``user_tz``,
+``budget_alert``, ``digest``, ``approval_reply``), :attr:`HomeData.team_id` for Home tabs
+(``notifier_for``: :class:`bot.slack_clients.WorkspaceNotifiers`). In OAuth mode a message
+naming no workspace, or a workspace without an installation, is not sent (``refused``:
+``not_installed``, one log line); in single-workspace mode every message goes to the one
+workspace.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from bot.blocks import notify
 from bot.blocks.home import home_view
 from bot.blocks.status import status_message, visible_key
 from bot.formats import money
-from bot.notifier import REFUSED, SENT, SlackResult
+from bot.notifier import NOT_INSTALLED, REFUSED, SENT, SlackResult
 from bot.outbox import Outbox
 from bot.services.ports import (
     ApprovalDecision,
@@ -93,17 +102,32 @@ def _delivery(result: SlackResult | bool | None) -> Delivery:
     return Delivery.SENT if result or result is None else Delivery.REFUSED
 
 
+def _enterprise(dep: DeploymentRecord) -> str | None:
+    """The Enterprise Grid org of ``dep``'s workspace (``deployments.enterprise_id``), if any."""
+    value = getattr(dep, "enterprise_id", None)
+    return str(value) if value else None
+
+
 def _failure(what: str, error: Exception) -> None:
     """One log line: Slack's error code when Slack answered, else the exception's type."""
     code = error.response.get("error") if isinstance(error, SlackApiError) else None
     logger.warning("%s failed: %s", what, code or type(error).__name__)
 
 
+NotifierFor = Callable[[str | None, str | None], HomeNotifierLike]
+"""``notifier_for(team_id, enterprise_id)``: the notifier of that workspace, never None (one
+that sends nothing for a workspace without an installation:
+:class:`bot.slack_clients.WorkspaceNotifiers`)."""
+
+
 class SlackMessages:
     """Renders and sends the services' messages (see the module docstring).
 
     Args:
-        notifier: a :class:`bot.notifier.Notifier` (tests pass a recording stand-in).
+        notifier: a :class:`bot.notifier.Notifier` (tests pass a recording stand-in); used
+            for every workspace when ``notifier_for`` is None.
+        notifier_for: the notifier of each workspace (:data:`NotifierFor`); None: always
+            ``notifier``.
         clock: aware UTC now, for the running times and costs shown.
         expiry_action: ``ON_EXPIRY`` (``stop``/``destroy``), so end times say what happens.
         outbox: the paced, coalescing outbox for queued status edits and Home tabs (None:
@@ -117,11 +141,24 @@ class SlackMessages:
         clock: Callable[[], datetime] = utcnow,
         expiry_action: str = "stop",
         outbox: Outbox | None = None,
+        notifier_for: NotifierFor | None = None,
     ) -> None:
         self.notifier = notifier
         self.clock = clock
         self.expiry_action = expiry_action
         self.outbox = outbox
+        self.notifier_for = notifier_for
+
+    def _notifier(self, team_id: str | None, enterprise_id: str | None = None) -> HomeNotifierLike:
+        """The notifier of workspace ``team_id`` (``notifier`` for all without
+        ``notifier_for``)."""
+        if self.notifier_for is None:
+            return self.notifier
+        return self.notifier_for(team_id or None, enterprise_id or None)
+
+    def _of(self, dep: DeploymentRecord) -> HomeNotifierLike:
+        """The notifier of the workspace ``dep`` belongs to."""
+        return self._notifier(dep.team_id, _enterprise(dep))
 
     # -- the status message ----------------------------------------------------------------
 
@@ -131,7 +168,7 @@ class SlackMessages:
             payload = status_message(
                 dep, template, now=self.clock(), expiry_action=self.expiry_action
             )
-            return self.notifier.post_status(dep.channel_id, dep.user_id, payload)
+            return self._of(dep).post_status(dep.channel_id, dep.user_id, payload)
         except Exception as error:  # Slack down or refusing: the caller rents nothing
             _failure(f"status message of deployment {dep.id}", error)
             return None
@@ -150,7 +187,7 @@ class SlackMessages:
         if not dep.message_channel or not dep.message_ts:
             return Delivery.REFUSED
         payload = self._status_payload(dep, template, note)
-        return _delivery(self.notifier.update(dep.message_channel, dep.message_ts, payload))
+        return _delivery(self._of(dep).update(dep.message_channel, dep.message_ts, payload))
 
     def queue_status(
         self,
@@ -202,23 +239,36 @@ class SlackMessages:
         the reply did not go through)."""
         if not dep.message_channel or not dep.message_ts:
             return False
-        return bool(self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks))
+        return bool(self._of(dep).reply(dep.message_channel, dep.message_ts, text, blocks))
 
     def _thread(self, dep: DeploymentRecord, text: str, blocks: Any = None) -> bool:
         """Reply in the status message's thread; DM the requester when there is no thread or
         the channel refuses (not when Slack is unavailable: the caller tries again later)."""
+        notifier = self._of(dep)
         if dep.message_channel and dep.message_ts:
-            result = self.notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
+            result = notifier.reply(dep.message_channel, dep.message_ts, text, blocks)
             if result:
                 return True
-            if _delivery(result) is Delivery.UNAVAILABLE:
+            if _delivery(result) is not Delivery.REFUSED:
                 return False
-        return self.notifier.dm(dep.user_id, text, blocks) is not None
+            if isinstance(result, SlackResult) and result.error == NOT_INSTALLED:
+                return False
+        return notifier.dm(dep.user_id, text, blocks) is not None
 
-    def _dm(self, user_id: str, what: str, payload: dict[str, Any]) -> bool:
-        """DM ``payload`` (``{"text", "blocks"?}``); a Slack failure is logged as ``what``."""
+    def _dm(
+        self,
+        user_id: str,
+        what: str,
+        payload: dict[str, Any],
+        *,
+        team_id: str | None,
+        enterprise_id: str | None = None,
+    ) -> bool:
+        """DM ``payload`` (``{"text", "blocks"?}``) in workspace ``team_id``; a Slack failure
+        is logged as ``what``."""
         try:
-            return self.notifier.dm(user_id, payload["text"], payload.get("blocks")) is not None
+            notifier = self._notifier(team_id, enterprise_id)
+            return notifier.dm(user_id, payload["text"], payload.get("blocks")) is not None
         except Exception as error:
             _failure(what, error)
             return False
@@ -272,6 +322,8 @@ class SlackMessages:
             dep.user_id,
             f"expiry warning of deployment {dep.id}",
             lifetime_blocks.expiry_warning_message(dep, notice, now=now),
+            team_id=dep.team_id,
+            enterprise_id=_enterprise(dep),
         )
         note = lifetime_blocks.expiry_note_message(dep, notice, now=now)
         threaded = self._reply(dep, "expiry note", note["text"], note.get("blocks"))
@@ -280,7 +332,13 @@ class SlackMessages:
     def idle_warning(self, dep: DeploymentRecord, notice: IdleNotice) -> bool:
         """See :func:`bot.blocks.lifetimes.idle_warning_message` (DM to the owner)."""
         payload = lifetime_blocks.idle_warning_message(dep, notice, now=self.clock())
-        return self._dm(dep.user_id, f"idle warning of deployment {dep.id}", payload)
+        return self._dm(
+            dep.user_id,
+            f"idle warning of deployment {dep.id}",
+            payload,
+            team_id=dep.team_id,
+            enterprise_id=_enterprise(dep),
+        )
 
     def auto_action(self, dep: DeploymentRecord, done: AutoAction) -> bool:
         """See :func:`bot.blocks.lifetimes.auto_action_text` (thread and DM to the owner)."""
@@ -290,23 +348,32 @@ class SlackMessages:
             dep.user_id,
             f"automatic action DM of deployment {dep.id}",
             lifetime_blocks.auto_action_message(dep, done, now=self.clock()),
+            team_id=dep.team_id,
+            enterprise_id=_enterprise(dep),
         )
         return threaded or dm
 
     def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
         """See :func:`bot.blocks.lifetimes.reminder_message` (DM to the owner)."""
         payload = lifetime_blocks.reminder_message(dep, reminder, now=self.clock())
-        return self._dm(dep.user_id, f"{reminder.kind} reminder of deployment {dep.id}", payload)
+        return self._dm(
+            dep.user_id,
+            f"{reminder.kind} reminder of deployment {dep.id}",
+            payload,
+            team_id=dep.team_id,
+            enterprise_id=_enterprise(dep),
+        )
 
     def note(self, dep: DeploymentRecord, text: str) -> bool:
         """A short note in the status message's thread."""
         return self._reply(dep, "thread note", text)
 
-    def digest(self, channel: str, data: DigestData) -> bool:
-        """See :func:`bot.blocks.lifetimes.digest_message`."""
+    def digest(self, channel: str, data: DigestData, *, team_id: str | None = None) -> bool:
+        """See :func:`bot.blocks.lifetimes.digest_message`; posted in workspace ``team_id``."""
         try:
             payload = lifetime_blocks.digest_message(data)
-            return self.notifier.post(channel, payload["text"], payload.get("blocks")) is not None
+            notifier = self._notifier(team_id)
+            return notifier.post(channel, payload["text"], payload.get("blocks")) is not None
         except Exception as error:
             _failure("digest", error)
             return False
@@ -318,11 +385,12 @@ class SlackMessages:
     ) -> list[tuple[str, str]]:
         """See :func:`bot.blocks.budgets.approval_request_message`."""
         payload = budget_blocks.approval_request_message(request, now=self.clock())
+        notifier = self._of(request.dep)
         landed: list[tuple[str, str]] = []
         if channel is not None:
             text = f"{' '.join(f'<@{u}>' for u in sorted(recipients))} {payload['text']}"
             try:
-                ts = self.notifier.post(channel, text[:3000], payload.get("blocks"))
+                ts = notifier.post(channel, text[:3000], payload.get("blocks"))
             except Exception as error:
                 _failure(f"approval request of deployment {request.dep.id}", error)
                 ts = None
@@ -331,10 +399,10 @@ class SlackMessages:
             logger.warning("approval channel refused: asking the approvers by DM")
         for user in sorted(recipients):
             try:
-                dm = self.notifier.open_dm(user)
+                dm = notifier.open_dm(user)
                 if dm is None:
                     continue
-                ts = self.notifier.post(dm, payload["text"], payload.get("blocks"))
+                ts = notifier.post(dm, payload["text"], payload.get("blocks"))
             except Exception as error:
                 _failure(f"approval DM of deployment {request.dep.id}", error)
                 continue
@@ -350,17 +418,21 @@ class SlackMessages:
     ) -> None:
         """See :func:`bot.blocks.budgets.approval_decided_message`."""
         payload = budget_blocks.approval_decided_message(request, decision)
+        notifier = self._of(request.dep)
         for channel, ts in messages:
             try:
-                self.notifier.update(channel, ts, payload)
+                notifier.update(channel, ts, payload)
             except Exception as error:
                 _failure(f"approval message of deployment {request.dep.id}", error)
 
-    def approval_reply(self, messages: Sequence[tuple[str, str]], text: str) -> None:
-        """A thread reply under each approval message."""
+    def approval_reply(
+        self, messages: Sequence[tuple[str, str]], text: str, *, team_id: str | None = None
+    ) -> None:
+        """A thread reply under each approval message (in workspace ``team_id``)."""
+        notifier = self._notifier(team_id)
         for channel, ts in messages:
             try:
-                self.notifier.reply(channel, ts, text)
+                notifier.reply(channel, ts, text)
             except Exception as error:
                 _failure("approval thread reply", error)
 
@@ -368,15 +440,19 @@ class SlackMessages:
         """See :func:`bot.blocks.budgets.requester_decision_text`."""
         return self._thread(dep, budget_blocks.requester_decision_text(dep, decision))
 
-    def budget_alert(self, user_id: str, alert: BudgetAlert, *, you: bool) -> bool:
-        """See :func:`bot.blocks.budgets.budget_alert_message`."""
+    def budget_alert(
+        self, user_id: str, alert: BudgetAlert, *, you: bool, team_id: str | None = None
+    ) -> bool:
+        """See :func:`bot.blocks.budgets.budget_alert_message` (a DM in workspace
+        ``team_id``)."""
         payload = budget_blocks.budget_alert_message(alert, you=you)
-        return self._dm(user_id, f"budget notice to {user_id}", payload)
+        return self._dm(user_id, f"budget notice to {user_id}", payload, team_id=team_id)
 
-    def user_tz(self, user_id: str) -> str | None:
-        """The user's time zone (``users.info``), None when unknown or Slack fails."""
+    def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
+        """The user's time zone (``users.info`` in workspace ``team_id``), None when unknown
+        or Slack fails."""
         try:
-            return self.notifier.user_tz(user_id)
+            return self._notifier(team_id).user_tz(user_id)
         except Exception as error:
             _failure(f"users.info for {user_id}", error)
             return None
@@ -401,11 +477,17 @@ class SlackMessages:
         payload = notify.secrets_dm(dep, template, jupyter_token=jupyter_token)
         if payload is None:
             return None
-        return self._dm(user_id, f"login DM of deployment {dep.id}", payload)
+        return self._dm(
+            user_id,
+            f"login DM of deployment {dep.id}",
+            payload,
+            team_id=dep.team_id,
+            enterprise_id=_enterprise(dep),
+        )
 
-    def dm(self, user_id: str, text: str) -> bool:
-        """A plain DM."""
-        return self._dm(user_id, "DM", {"text": text})
+    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
+        """A plain DM to ``user_id`` in workspace ``team_id``."""
+        return self._dm(user_id, "DM", {"text": text}, team_id=team_id)
 
     def _home_view(self, home: HomeData) -> Any:
         return home_view(
@@ -432,10 +514,10 @@ class SlackMessages:
                 lambda: {"user_id": user_id, "view": self._home_view(home)},
             )
             return True
-        return _delivery(self.notifier.publish_home(user_id, self._home_view(home))) is (
-            Delivery.SENT
-        )
+        notifier = self._notifier(home.team_id)
+        return _delivery(notifier.publish_home(user_id, self._home_view(home))) is Delivery.SENT
 
     def team_id(self) -> str | None:
-        """The bot token's workspace (``auth.test``)."""
-        return self.notifier.team_id() or None
+        """The bot token's workspace (``auth.test``): single-workspace mode only (in OAuth
+        mode there is no one bot token, and the answer is None)."""
+        return self._notifier(None).team_id() or None

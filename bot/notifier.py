@@ -17,9 +17,9 @@ pausing its queue instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -43,6 +43,17 @@ CHANNEL_ERRORS = {
 GONE_MESSAGE_ERRORS = frozenset(
     {"message_not_found", "cant_update_message", "channel_not_found", "edit_window_closed"}
 )
+#: Errors that mean the token itself no longer works (revoked, uninstalled, rotated away):
+#: the workspace's cached token is dropped so the next message reads the store again.
+AUTH_ERRORS = frozenset(
+    {"token_revoked", "invalid_auth", "account_inactive", "not_authed", "token_expired"}
+)
+#: The error of a message not sent because its workspace has no installation (OAuth mode: the
+#: app was uninstalled, or never installed there, or the message names no workspace).
+NOT_INSTALLED = "not_installed"
+#: The error of a message not sent because the workspace's token could not be read or rotated
+#: just now (the database or Slack's ``oauth.v2.access`` unavailable): worth trying again.
+TOKEN_UNAVAILABLE = "token_unavailable"
 #: Errors that are Slack being unavailable rather than refusing (try again later).
 _TRANSIENT_ERRORS = frozenset(
     {
@@ -86,17 +97,27 @@ def _retry_after(error: SlackApiError) -> float | None:
         return None
 
 
+class _Same:
+    """The default of :func:`copy_client`'s ``token``: keep the client's own."""
+
+
+SAME: Final = _Same()
+
+
 def copy_client(
     client: WebClient,
     *,
     cls: type[WebClient] | None = None,
     retry_handlers: list[RetryHandler] | None = None,
+    token: str | None | _Same = SAME,
 ) -> WebClient:
     """A copy of ``client``: its token, base URL, timeout, SSL context, proxy, headers,
     workspace and logger, as an instance of ``cls`` (default: the same class, so a checking
-    client stays one), with ``retry_handlers`` (default: the same handlers)."""
+    client stays one), with ``retry_handlers`` (default: the same handlers) and ``token``
+    (default: the same token; another workspace's bot token, or None for calls that
+    authenticate otherwise, e.g. ``oauth.v2.access``)."""
     return (cls or type(client))(
-        token=client.token,
+        token=client.token if isinstance(token, _Same) else token,
         base_url=client.base_url,
         timeout=client.timeout,
         ssl=client.ssl,
@@ -132,10 +153,16 @@ class Posted:
 
 class Notifier:
     """Sends the bot's own messages. No method raises for a Slack refusal or a transport
-    failure (see the module docstring); each logs one line without the payload."""
+    failure (see the module docstring); each logs one line without the payload.
 
-    def __init__(self, client: WebClient):
+    ``on_auth_error`` is called (no arguments) when Slack refuses the token itself
+    (:data:`AUTH_ERRORS`: revoked, uninstalled), e.g. to drop a cached workspace token
+    (:meth:`bot.slack_clients.WorkspaceClients.forget`).
+    """
+
+    def __init__(self, client: WebClient, *, on_auth_error: Callable[[], object] | None = None):
         self.client = client
+        self.on_auth_error = on_auth_error
 
     def call(self, method: str, **kwargs: Any) -> SlackResult:
         """Call the Web API ``method`` (e.g. ``chat.update``) with ``kwargs``; never raises.
@@ -156,6 +183,8 @@ class Notifier:
                 logger.warning("%s unavailable: %s (HTTP %d)", method, code, status)
                 return SlackResult(UNAVAILABLE, code, retry_after=retry)
             logger.info("%s refused: %s", method, code)
+            if code in AUTH_ERRORS and self.on_auth_error is not None:
+                self.on_auth_error()
             return SlackResult(REFUSED, code)
         except (URLError, TimeoutError, OSError, SlackClientError) as error:
             logger.warning("%s unavailable: %s", method, type(error).__name__)
@@ -248,3 +277,21 @@ class Notifier:
         user = result.data.get("user") or {}
         tz = user.get("tz") if isinstance(user, dict) else None
         return str(tz) if tz else None
+
+
+class NotSent(Notifier):
+    """A notifier that sends nothing: every call answers ``result`` at once (logged in one
+    line naming the method and ``why``). For a workspace without an installation (``refused``
+    with :data:`NOT_INSTALLED`: nothing is sent, and the messages' marks are cleared rather
+    than retried for ever) or whose token cannot be had right now (``unavailable`` with
+    :data:`TOKEN_UNAVAILABLE`: retried later)."""
+
+    def __init__(self, client: WebClient, result: SlackResult, why: str) -> None:
+        super().__init__(client)
+        self.result = result
+        self.why = why
+
+    def call(self, method: str, **kwargs: Any) -> SlackResult:
+        """``result``, without calling Slack."""
+        logger.info("%s not sent: %s", method, self.why)
+        return self.result

@@ -7,7 +7,9 @@ minute), ``views.publish`` Tier 4 (100+ a minute) (``../shared/reference/slack.m
 the poller's tick or a listener; they are queued here:
 
 * **per workspace** (``team_id``): one queue and one sender thread each, so a workspace that
-  is rate-limited never delays another, and the caller never waits for Slack;
+  is rate-limited never delays another, and the caller never waits for Slack; each queue
+  sends with its workspace's bot token (``send(workspace, method, kwargs)``), and a workspace
+  without an installation gets nothing (``refused``: ``not_installed``);
 * **paced**: at most :data:`LIMITS` calls of a method in any sliding window of 60 s per
   workspace (``chat.update`` 45, ``views.publish`` 90: under the tiers' 50 and 100);
 * **coalescing**: one entry per message (``key``: the status message of a deployment, the
@@ -52,8 +54,10 @@ NETWORK_PAUSE = 2.0
 #: Attempts per queued entry before it is dropped (the reconciler sends it again later).
 MAX_ATTEMPTS = 5
 
-Send = Callable[[str, dict[str, Any]], SlackResult]
-"""``send(method, kwargs)``: one Slack call, never raising (:meth:`bot.notifier.Notifier.call`)."""
+Send = Callable[[str, str, dict[str, Any]], SlackResult]
+"""``send(workspace, method, kwargs)``: one Slack call in ``workspace`` (the queue's team id),
+with that workspace's token, never raising (:meth:`bot.slack_clients.WorkspaceNotifiers.send`:
+``refused`` ``not_installed`` for a workspace without an installation)."""
 
 
 @dataclass
@@ -81,7 +85,8 @@ class Outbox:
     """The outbox (see the module docstring).
 
     Args:
-        send: performs one call and returns its :class:`SlackResult`.
+        send: performs one call in a workspace and returns its :class:`SlackResult`
+            (:data:`Send`; each workspace's queue sends with that workspace's token).
         limits: ``method -> (calls, window seconds)`` (default :data:`LIMITS`; benchmarks pass
             a shorter window to run faster).
         clock: monotonic seconds (the pacing's time; tests may pass their own).
@@ -270,4 +275,4 @@ class Outbox:
         if kwargs is None:
             return SlackResult(REFUSED, "nothing_to_send")
         self.calls += 1
-        return self._send(entry.method, kwargs)
+        return self._send(workspace, entry.method, kwargs)

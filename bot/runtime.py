@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from bot.app import create_app, make_web_client
 from bot.config import Settings
 from bot.messages import SlackMessages
-from bot.notifier import Notifier, without_rate_limit_retries
+from bot.notifier import Notifier
 from bot.outbox import Outbox
 from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.services import recovery
@@ -34,6 +34,7 @@ from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.services.work import WorkPool
+from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import make_engine, make_session_factory, migrate, ping, utcnow
@@ -143,10 +144,13 @@ def build_services(
     web = client or make_web_client(settings)
     # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
     # pauses on Retry-After itself, so its client does not sleep on 429s).
-    outbox = Outbox(Notifier(without_rate_limit_retries(web)).send)
+    # Each message goes out with its workspace's bot token (single-workspace mode: ``web``'s).
+    slack_clients = WorkspaceClients(web)
+    outbox = Outbox(WorkspaceNotifiers(slack_clients, rate_limit_retries=False).send)
     closers.append(outbox.close)
     messages = SlackMessages(
         Notifier(web),
+        notifier_for=WorkspaceNotifiers(slack_clients),
         clock=clock,
         expiry_action=settings.on_expiry,
         outbox=outbox,

@@ -110,11 +110,13 @@ class Recorder:
 
     def __init__(self, answers: list[SlackResult] | None = None) -> None:
         self.sent: list[tuple[float, str, dict[str, Any]]] = []
+        self.workspaces: list[str] = []
         self.answers = answers or []
         self.lock = threading.Lock()
 
-    def __call__(self, method: str, kwargs: dict[str, Any]) -> SlackResult:
+    def __call__(self, workspace: str, method: str, kwargs: dict[str, Any]) -> SlackResult:
         with self.lock:
+            self.workspaces.append(workspace)
             self.sent.append((time.monotonic(), method, kwargs))
             return self.answers.pop(0) if self.answers else SlackResult(SENT)
 
@@ -157,6 +159,7 @@ def test_a_429_pauses_only_that_workspace_for_retry_after() -> None:
     assert outbox.drain(5)
     sent = [(at, kw["w"]) for at, _, kw in send.sent]
     assert [w for _, w in sent] == ["T1", "T2", "T1"]
+    assert send.workspaces == ["T1", "T2", "T1"]  # each queue sends as its own workspace
     assert sent[1][0] - sent[0][0] < 0.3  # the other workspace did not wait
     assert sent[2][0] - sent[0][0] >= 0.39  # T1 waited Retry-After
     assert outbox.rate_limited == 1

@@ -4,6 +4,12 @@ slack_sdk nor the Block Kit builders.
 :class:`bot.messages.SlackMessages` implements it: each message has one renderer there, and
 every Slack failure (a refusal, a 429 after retries, a network error) comes back as ``False``
 (or ``None``), never as an exception, so a service decides what a failure means.
+
+Every message goes to one workspace, with that workspace's bot token: the deployment's for
+the methods given a deployment, :attr:`HomeData.team_id` for Home tabs, and the keyword
+``team_id`` of the others. ``team_id=None`` means "the one workspace" in single-workspace
+mode and "send nothing" in OAuth mode (a message naming no workspace never reaches another
+one); a workspace that uninstalled the app gets nothing (``refused``).
 """
 
 from __future__ import annotations
@@ -82,8 +88,9 @@ class HomeData:
     spend in $ (``user_month`` theirs, ``workspace_month`` everyone's), the month's name
     (``"December 2026"``), an optional ``notice`` (mrkdwn) on top, and for admins the
     ``unmanaged`` instances on the Vast.ai account (empty for everyone else), and the
-    viewer's and the workspace's budgets (None: not known), and the workspace (``team_id``,
-    whose outbox queue the Home goes through)."""
+    viewer's and the workspace's budgets (None: not known), and the workspace (``team_id``:
+    the Home is published with its bot token, through its outbox queue; None: the one
+    workspace in single-workspace mode, not published in OAuth mode)."""
 
     deployments: Sequence[DeploymentRecord]
     now: datetime
@@ -221,8 +228,8 @@ class Messages(Protocol):
         """A short mrkdwn note in the status message's thread (nothing when it has none)."""
         ...
 
-    def digest(self, channel: str, data: DigestData) -> bool:
-        """Post the daily digest in ``channel``."""
+    def digest(self, channel: str, data: DigestData, *, team_id: str | None = None) -> bool:
+        """Post the daily digest in ``channel`` of workspace ``team_id``."""
         ...
 
     def approval_request(
@@ -230,7 +237,8 @@ class Messages(Protocol):
     ) -> list[tuple[str, str]]:
         """Ask for approval with **Approve** / **Deny**: one message in ``channel`` (the
         ``recipients`` mentioned), or without a channel one DM to each recipient. Returns
-        where the messages landed (``(channel, ts)``; empty when none arrived)."""
+        where the messages landed (``(channel, ts)``; empty when none arrived). Sent in the
+        workspace of ``request.dep``."""
         ...
 
     def approval_decided(
@@ -240,11 +248,14 @@ class Messages(Protocol):
         messages: Sequence[tuple[str, str]],
     ) -> None:
         """Replace each approval message (``(channel, ts)``) by the decided one: no buttons,
-        who decided and when."""
+        who decided and when (in the workspace of ``request.dep``)."""
         ...
 
-    def approval_reply(self, messages: Sequence[tuple[str, str]], text: str) -> None:
-        """A short reply in the thread of each approval message."""
+    def approval_reply(
+        self, messages: Sequence[tuple[str, str]], text: str, *, team_id: str | None = None
+    ) -> None:
+        """A short reply in the thread of each approval message (in workspace ``team_id``,
+        the request's)."""
         ...
 
     def requester_decision(self, dep: DeploymentRecord, decision: ApprovalDecision) -> bool:
@@ -252,25 +263,28 @@ class Messages(Protocol):
         mentioning them; DM when there is none)."""
         ...
 
-    def budget_alert(self, user_id: str, alert: BudgetAlert, *, you: bool) -> bool:
-        """DM ``user_id`` that a budget reached 80 % / 100 % (``you``: their own budget;
-        else the workspace's)."""
+    def budget_alert(
+        self, user_id: str, alert: BudgetAlert, *, you: bool, team_id: str | None = None
+    ) -> bool:
+        """DM ``user_id`` (of workspace ``team_id``) that a budget reached 80 % / 100 %
+        (``you``: their own budget; else the workspace's)."""
         ...
 
-    def user_tz(self, user_id: str) -> str | None:
-        """The IANA time zone of ``user_id`` (``users.info`` ``user.tz``); None when Slack does
-        not say or cannot be reached."""
+    def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
+        """The IANA time zone of ``user_id`` (``users.info`` ``user.tz`` in workspace
+        ``team_id``); None when Slack does not say or cannot be reached."""
         ...
 
-    def dm(self, user_id: str, text: str) -> bool:
-        """A plain DM to ``user_id``."""
+    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
+        """A plain DM to ``user_id`` in workspace ``team_id``."""
         ...
 
     def publish_home(self, user_id: str, home: HomeData) -> bool:
-        """``views.publish`` the App Home of ``user_id`` (through the outbox: True when
-        queued)."""
+        """``views.publish`` the App Home of ``user_id`` in workspace ``home.team_id``
+        (through the outbox: True when queued)."""
         ...
 
     def team_id(self) -> str | None:
-        """The workspace id of the bot token (``auth.test``), None when Slack cannot say."""
+        """The workspace id of the bot token (``auth.test``), None when Slack cannot say:
+        single-workspace mode only (None in OAuth mode, where there is no one token)."""
         ...
