@@ -49,7 +49,9 @@ import storage
 from bot.app import make_web_client
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
+from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
+from bot.services.admins import StaticAdmins
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.services.states import WATCHED_STATUSES
@@ -226,10 +228,10 @@ def measure(
         if rules:
             manage = ManageService(
                 session_factory=sf,
-                vast=vast,
+                accounts=VastAccounts.single(vast, simulated=True),
                 messages=messages,
                 catalog_get=catalog.get,
-                admins=frozenset(),
+                admins=StaticAdmins(frozenset()),
                 clock=lambda: now,
             )
             lifetimes = LifetimeService(
@@ -242,7 +244,7 @@ def measure(
             )
         poller = StatusPoller(
             session_factory=sf,
-            vast=vast,
+            accounts=VastAccounts.single(vast, simulated=True),
             messages=messages,
             catalog_get=catalog.get,
             interval_seconds=settings.status_poll_seconds,

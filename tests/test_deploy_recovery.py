@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import storage
 from bot.messages import SlackMessages
 from bot.services import recovery
+from bot.services.accounts import VastAccounts
 from bot.services.deploy import (
     DeployRequest,
     DeployService,
@@ -75,11 +76,10 @@ class RecordingNotifier:
 
 def make_service(sf: sessionmaker[Session], vast: VastClient) -> DeployService:
     return DeployService(
-        vast=vast,
+        accounts=VastAccounts.single(vast, simulated=True),
         session_factory=sf,
         messages=SlackMessages(RecordingNotifier()),
         catalog_get=CATALOG.get,
-        simulated=True,
         lookup_delay=0.01,
     )
 

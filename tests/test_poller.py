@@ -26,10 +26,10 @@ from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotH
 
 
 def poller_like(poller: StatusPoller, *, lease_name: str | None) -> StatusPoller:
-    """A second poller wired like ``poller`` (same database, client and messages)."""
+    """A second poller wired like ``poller`` (same database, accounts and messages)."""
     return StatusPoller(
         session_factory=poller.sf,
-        vast=poller.vast,
+        accounts=poller.accounts,
         messages=poller.messages,
         catalog_get=poller.catalog_get,
         interval_seconds=poller.interval_seconds,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import storage
+from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
 from bot.services.poller import StatusPoller
 from bot.vast.client import InstancePage
 from bot.vast.errors import VastError
@@ -40,7 +41,9 @@ def scaled_poller(
     own = poller_of(bot)
     return StatusPoller(
         session_factory=own.sf,
-        vast=client_for(bot.vast, api_key=None, pacers=pacers),
+        accounts=VastAccounts(
+            VastAccount(SIMULATOR, client_for(bot.vast, api_key=None, pacers=pacers), True)
+        ),
         messages=own.messages,
         catalog_get=own.catalog_get,
         interval_seconds=15,
@@ -149,14 +152,15 @@ def test_a_failing_sweep_does_not_stop_the_reads_by_id(bot: BotHarness) -> None:
     fresh = deploy(bot, now=later)  # creating: in transition
     bot.vast.advance(10)  # its instance runs and its app answers
     poller = scaled_poller(bot, clock=later + timedelta(seconds=30))
-    real = poller.vast.list_instances_page
+    client = poller.accounts.default.client
+    real = client.list_instances_page
 
     def sweep_refused(**kw: Any) -> InstancePage:
         if "order_by" in kw and kw.get("select_filters") is None:  # the sweep's request only
             raise VastError("GET /api/v1/instances/: HTTP 503", status_code=503)
         return real(**kw)
 
-    poller.vast.list_instances_page = sweep_refused  # type: ignore[method-assign]
+    client.list_instances_page = sweep_refused  # type: ignore[method-assign]
     poller.tick()
     report = poller.tick()
     assert report.error == "VastError"

@@ -40,6 +40,21 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    A stopped deployment that runs again after its end passed begins a new run of its lifetime
    (a Start from Slack begins one when it is pressed).
 
+**Accounts** (issue 13). Each workspace may rent on a Vast.ai account of its own
+(:mod:`bot.services.accounts`). Each tick groups the followed rows by account (a simulated row:
+the simulator's; otherwise its workspace's, so the rows of two workspaces of one Vast.ai user
+share one account) and runs steps 3 to 7 for each account with that account's client: its own
+rolling sweep and sweep size, its own list budget per tick (each account paced by its own
+client's pacers), its own reads by id and its own unmanaged instances (``bot_state``
+``unmanaged_instances`` in single-workspace mode, ``unmanaged:<account name>`` in OAuth mode).
+An account's pass judges only its own rows, never those of another account whose instance ids
+its pages happen to cover. A stray is judged against every row of the database, so one
+account's pass never destroys an instance labelled for a live row of another account. An
+account whose list fails (a revoked key, an outage) leaves its rows as they are, logs one line,
+and the other accounts' passes go on. A workspace that uninstalled the app keeps its account,
+so its rows stay followed and their lifetimes keep applying. Single-workspace mode has one
+account and behaves as it did before.
+
 Restarts need nothing special: every tick starts from the database, so a new process picks up
 where the old one stopped, and a ready deployment whose notification was never posted gets it
 on the next tick.
@@ -47,6 +62,8 @@ on the next tick.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -62,20 +79,22 @@ from apscheduler.schedulers.base import BaseScheduler
 
 import storage
 from bot.services import states
+from bot.services.accounts import VastAccount, VastAccounts
 from bot.services.actions import START_CLAIM_PREFIX, start_claim_name
 from bot.services.deploy import deployment_id_from_label
 from bot.services.lifetimes import LifetimeService
 from bot.services.message_sync import MessageSync
 from bot.services.ports import Messages, UnmanagedInstance
 from bot.services.probe import Prober
-from bot.services.recovery import stray_reason
+from bot.services.recovery import account_resolver, stray_reason
 from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
-from bot.services.unmanaged import write_unmanaged
+from bot.services.unmanaged import UNMANAGED_STATE, write_unmanaged
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
-from bot.vast.errors import VastError
+from bot.vast.errors import AuthError, VastError
 from bot.vast.models import INSTANCE_COLUMNS, Instance
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
+from storage.followed import ended_since_workspaces, followed_with_workspace, list_by_ids
 
 __all__ = ["LEASE_NAME", "JOB_ID", "StatusPoller", "TickReport"]
 
@@ -109,8 +128,9 @@ FLUSH_SECONDS = 10.0
 class TickReport:
     """What one tick did (for logs, tests and the benchmark).
 
-    ``ran`` is False when another process holds the lease. ``vast_requests`` counts HTTP
-    requests to Vast.ai (list pages, confirmations, destroys; retries included);
+    ``ran`` is False when another process holds the lease. ``accounts`` is the number of
+    Vast.ai accounts whose pass ran. ``vast_requests`` counts HTTP requests to Vast.ai, all
+    accounts together (list pages, confirmations, destroys; retries included);
     ``slack_calls`` counts Slack Web API calls the poller made (retries after a 429 not
     included); ``seconds`` is wall time. ``in_transition`` deployments were read by id
     (``transition_requests`` list requests), ``sweep_pages`` pages of the rolling sweep were
@@ -119,6 +139,7 @@ class TickReport:
     """
 
     ran: bool = True
+    accounts: int = 0
     deployments: int = 0
     instances: int = 0
     in_transition: int = 0
@@ -153,13 +174,38 @@ class _Sweep:
 
 
 @dataclass
+class _AccountState:
+    """What the poller keeps between ticks for one Vast.ai account: its rolling sweep, whether
+    Vast.ai refused the sweep's ``order_by`` once, the instance ids that looked stray in its
+    last pass, and its unmanaged instances as last written (and when)."""
+
+    sweep: _Sweep = field(default_factory=_Sweep)
+    plain_sweep: bool = False
+    strays: set[int] = field(default_factory=set)
+    unmanaged: tuple[list[UnmanagedInstance], datetime] | None = None
+
+
+@dataclass
+class _Group:
+    """One account's share of a tick: its followed rows (``{deployment id: instance id}``),
+    those of them in transition, and whose rows are its own (``owns``)."""
+
+    account: VastAccount
+    owns: Callable[[DeploymentRecord], bool]
+    followed: dict[int, int] = field(default_factory=dict)
+    hot: list[DeploymentRecord] = field(default_factory=list)
+
+
+@dataclass
 class _Read:
-    """What one tick read: instances by id, the deployments read by id, and the instance-id
-    range ``(low, high]`` the sweep's pages covered (None: no sweep page read)."""
+    """What one account's pass read: instances by id, the deployments read by id, the
+    instance-id range ``(low, high]`` the sweep's pages covered (None: no sweep page read),
+    and how many sweep pages it read."""
 
     instances: dict[int, Instance] = field(default_factory=dict)
     by_id: set[int] = field(default_factory=set)
     swept: tuple[float, float] | None = None
+    pages: int = 0
 
     def covers(self, dep: DeploymentRecord) -> bool:
         """Whether this tick read ``dep``'s instance (or learnt that it is absent)."""
@@ -177,13 +223,15 @@ class _Work:
     instance: Instance | None
     template: Template | None
     verdict: states.Verdict
+    vast: VastClient  # the client of the deployment's account
 
 
 class StatusPoller:
     """The poller for one bot process.
 
     Args:
-        session_factory: storage's sessionmaker. vast: the Vast.ai client.
+        session_factory: storage's sessionmaker.
+        accounts: the Vast.ai accounts (:class:`VastAccounts`; single-workspace mode: one).
         messages: the messages port (status message edits, thread notes, DMs).
         catalog_get: ``slug -> Template | None``.
         interval_seconds: ``STATUS_POLL_SECONDS``. timeout_minutes: ``DEPLOY_TIMEOUT_MINUTES``.
@@ -195,8 +243,8 @@ class StatusPoller:
         holder: this process's lease holder id (default ``host:pid:random``).
         lifetimes: the lifetime and idle rules (None: not applied, for tests of the poller
             alone).
-        sweep_seconds: ``STEADY_SWEEP_SECONDS``: a full pass of the rolling sweep takes at
-            most this long, as far as the ``list`` pacer's budget allows.
+        sweep_seconds: ``STEADY_SWEEP_SECONDS``: a full pass of an account's rolling sweep
+            takes at most this long, as far as its ``list`` pacer's budget allows.
         sync: marks and queues status-message edits and reconciles marked ones (default: one
             on the same database and messages port).
     """
@@ -205,7 +253,7 @@ class StatusPoller:
         self,
         *,
         session_factory: SessionFactory,
-        vast: VastClient,
+        accounts: VastAccounts,
         messages: Messages,
         catalog_get: Callable[[str], Template | None],
         interval_seconds: float,
@@ -226,7 +274,7 @@ class StatusPoller:
             catalog_get=catalog_get,
             clock=clock,
         )
-        self.vast = vast
+        self.accounts = accounts
         self.messages = messages
         self.catalog_get = catalog_get
         self.on_change = on_change
@@ -242,16 +290,13 @@ class StatusPoller:
         self._shown: dict[int, tuple[str, Hashable]] = {}
         # deployment id -> when this process first saw its instance offline/unknown
         self._lost_since: dict[int, datetime] = {}
-        self._strays: set[int] = set()  # instance ids that looked stray in the last pass
         self.sweep_seconds = float(sweep_seconds)
-        self._sweep = _Sweep()
-        self._plain_sweep = False  # Vast.ai refused the sweep's order_by once
+        # account name -> its sweep, stray candidates and unmanaged instances
+        self._accounts: dict[str, _AccountState] = {}
         # deployment id -> number of the tick that last read it (the oldest go first)
         self._read_at: dict[int, int] = {}
         self._ticks = 0
         self.lifetimes = lifetimes
-        # the unmanaged instances as last written, and when
-        self._unmanaged: tuple[list[UnmanagedInstance], datetime] | None = None
         self._holding = False
 
     # -- scheduling -------------------------------------------------------------------------
@@ -333,19 +378,19 @@ class StatusPoller:
 
         # Ids only for all followed rows; full rows for those in transition and those this
         # tick's sweep covers (a tick over 10,000 deployments reads a few hundred rows).
-        followed = storage.followed_instances(sf, states.WATCHED_STATUSES)
+        resolve = account_resolver(self.accounts)
+        followed, groups = self._followed(now, resolve)
         report.deployments = len(followed)
         for cache in (self._shown, self._lost_since, self._read_at):
             for dep_id in [k for k in cache if k not in followed]:
                 del cache[dep_id]
-        if not followed and not storage.count_ended_since(sf, now - STRAY_WINDOW):
+        if groups is None:
             # Nothing to follow and no recent failure that could have left a stray instance.
             report.seconds = time.perf_counter() - started
             return report
 
         self._ticks += 1
-        vast = self.vast
-        requests_before = vast.request_count
+        counts_before = {g.account.name: g.account.client.request_count for g in groups}
         starting = storage.live_lease_names(sf, START_CLAIM_PREFIX, now)
         hot = storage.list_in_transition(
             sf,
@@ -355,34 +400,140 @@ class StatusPoller:
             ids={_claimed_id(name) for name in starting} | set(self._lost_since),
         )
         report.in_transition = len(hot)
+        by_name = {group.account.name: group for group in groups}
+        for dep in hot:
+            account = resolve(dep.team_id, dep.simulated)
+            group = by_name.get(account.name) if account is not None else None
+            if group is not None:
+                group.hot.append(dep)
+
+        covered: dict[int, DeploymentRecord] = {}
+        for group in groups:
+            try:
+                covered.update(self._pass(group, now, starting, report))
+            except Exception:
+                if not self.accounts.multi:
+                    raise
+                # One account's trouble must not stop the others' passes.
+                logger.exception("poller: account %s: pass failed", group.account.name)
+                report.error = report.error or "account pass failed"
+        if self.lifetimes is not None:
+            # Rows no pass read: only the expiry rule can be due for them (whatever their
+            # account, even one whose list failed or whose workspace uninstalled the app).
+            at_rest = (DeploymentStatus.READY, DeploymentStatus.STOPPED)
+            unread = [
+                dep
+                for dep in storage.list_ending_before(
+                    sf, at_rest, self.lifetimes.expiry_horizon(now)
+                )
+                if dep.id not in covered
+            ]
+            report.slack_calls += self.lifetimes.review(unread, {}, now, seen=frozenset())
+        report.vast_requests = sum(
+            g.account.client.request_count - counts_before[g.account.name] for g in groups
+        )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _followed(
+        self, now: datetime, resolve: Callable[[str, bool], VastAccount | None]
+    ) -> tuple[dict[int, int], list[_Group] | None]:
+        """The followed rows (``{deployment id: instance id}``) and this tick's accounts with
+        their rows; None instead of the accounts when there is nothing to read (nothing
+        followed and no recent failure or destroy that could have left a stray instance).
+
+        Single-workspace mode: the one account, with today's reads. OAuth mode: one query
+        for the followed rows with their workspace, one for the workspaces of recent ends; a
+        row whose account cannot be resolved (:func:`bot.services.recovery.account_of`) is
+        left out of every pass, so nothing judges it."""
+        sf = self.sf
+        since = now - STRAY_WINDOW
+        if not self.accounts.multi:
+            followed = storage.followed_instances(sf, states.WATCHED_STATUSES)
+            if not followed and not storage.count_ended_since(sf, since):
+                return followed, None
+            default = self.accounts.default
+            return followed, [_Group(default, owns=lambda dep: True, followed=followed)]
+        rows = followed_with_workspace(sf, states.WATCHED_STATUSES)
+        ended = ended_since_workspaces(sf, since)
+        followed = {dep_id: row.instance_id for dep_id, row in rows.items()}
+        if not rows and not ended:
+            return followed, None
+        groups: dict[str, _Group] = {}
+
+        def group_of(account: VastAccount) -> _Group:
+            name = account.name
+
+            def owns(dep: DeploymentRecord) -> bool:
+                found = resolve(dep.team_id, dep.simulated)
+                return found is not None and found.name == name
+
+            return groups.setdefault(name, _Group(account, owns=owns))
+
+        for dep_id, row in rows.items():
+            account = resolve(row.team_id, row.simulated)
+            if account is not None:
+                group_of(account).followed[dep_id] = row.instance_id
+        for team_id, simulated in sorted(ended):
+            account = resolve(team_id, simulated)
+            if account is not None:
+                group_of(account)
+        return followed, sorted(groups.values(), key=lambda g: g.account.name)
+
+    def _pass(
+        self, group: _Group, now: datetime, starting: set[str], report: TickReport
+    ) -> dict[int, DeploymentRecord]:
+        """One account's share of the tick (steps 3 to 7 of the module docstring) with its
+        own client; returns the rows it judged with what it read. Vast.ai errors are logged
+        and leave the rows they concern as they are."""
+        account, sf = group.account, self.sf
+        state = self._accounts.setdefault(account.name, _AccountState())
+        where = self._where(account)
+        report.accounts += 1
         read = _Read()
         # The sweep first: what its pages cover needs no read by id. Each read stands alone:
         # a failing sweep must not keep deployments in transition from being followed.
         # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3): only what was
         # read is judged.
+        refused = False
         try:
-            reserve = math.ceil(len(hot) / LIST_PAGE_SIZE)
-            self._read_sweep(followed, read, report, now, reserve=reserve)
+            reserve = math.ceil(len(group.hot) / LIST_PAGE_SIZE)
+            self._read_sweep(group, state, read, report, now, reserve=reserve)
         except VastError as error:
-            logger.warning("poller: the sweep's list request failed: %s", error)
+            logger.warning("poller: %sthe sweep's list request failed: %s", where, error)
             report.error = type(error).__name__
-        try:
-            self._read_transitions([d for d in hot if not read.covers(d)], read, report)
-        except VastError as error:
-            logger.warning("poller: reading deployments in transition failed: %s", error)
-            report.error = type(error).__name__
-        report.instances = len(read.instances)
+            refused = isinstance(error, AuthError)  # the key: nothing else would be read
+        if not refused:
+            try:
+                self._read_transitions(
+                    account, [d for d in group.hot if not read.covers(d)], read, report
+                )
+            except VastError as error:
+                logger.warning(
+                    "poller: %sreading deployments in transition failed: %s", where, error
+                )
+                report.error = type(error).__name__
+        report.instances += len(read.instances)
 
-        covered = {dep.id: dep for dep in hot if read.covers(dep)}
+        covered = {dep.id: dep for dep in group.hot if read.covers(dep)}
         if read.swept is not None:
             low, high = read.swept
-            for dep in storage.list_by_instance_range(sf, states.WATCHED_STATUSES, low, high):
+            if self.accounts.multi:  # only this account's rows: ids of others may be in range
+                in_range = [d for d, i in group.followed.items() if low < i <= high]
+                rows = [
+                    dep
+                    for dep in list_by_ids(sf, in_range, states.WATCHED_STATUSES)
+                    if dep.instance_id is not None and low < dep.instance_id <= high
+                ]
+            else:
+                rows = storage.list_by_instance_range(sf, states.WATCHED_STATUSES, low, high)
+            for dep in rows:
                 covered.setdefault(dep.id, dep)
-        report.assessed = len(covered)
+        report.assessed += len(covered)
         for dep_id in covered:
             self._read_at[dep_id] = self._ticks
         work = [
-            self._assess(dep, read.instances.get(dep.instance_id or 0), now, starting)
+            self._assess(dep, read.instances.get(dep.instance_id or 0), now, starting, account)
             for dep in sorted(covered.values(), key=lambda d: d.id)
         ]
         self._probe(work, now, report)
@@ -401,20 +552,14 @@ class StatusPoller:
                 for item in work
                 if item.verdict.status == item.dep.status and item.dep.status in at_rest
             ]
-            # Rows this tick did not read: only the expiry rule can be due for them.
-            steady += [
-                dep
-                for dep in storage.list_ending_before(
-                    sf, at_rest, self.lifetimes.expiry_horizon(now)
-                )
-                if dep.id not in covered
-            ]
             report.slack_calls += self.lifetimes.review(
                 steady, read.instances, now, seen=set(covered)
             )
-        report.vast_requests = vast.request_count - requests_before
-        report.seconds = time.perf_counter() - started
-        return report
+        return covered
+
+    def _where(self, account: VastAccount) -> str:
+        """The account's name for a log line (nothing in single-workspace mode)."""
+        return f"account {account.name}: " if self.accounts.multi else ""
 
     # -- what a tick reads ------------------------------------------------------------------
 
@@ -428,27 +573,29 @@ class StatusPoller:
         since it was last followed)."""
         return self._read_at.get(deployment_id)
 
-    def list_budget(self) -> int:
-        """List requests one tick may send: what the ``list`` pacer allows in one poll
-        interval (at least 2: one by id, one sweep page)."""
-        spacing = self.vast.pacers.spacing("list")
+    def list_budget(self, account: VastAccount | None = None) -> int:
+        """List requests one tick may send to ``account`` (default: the default account):
+        what its client's ``list`` pacer allows in one poll interval (at least 2: one by id,
+        one sweep page). Each account has its own pacers, so its own budget."""
+        client = (account or self.accounts.default).client
+        spacing = client.pacers.spacing("list")
         if spacing <= 0:
             return 1_000_000
         return max(2, math.floor(self.interval_seconds / spacing))
 
     def _read_transitions(
-        self, hot: list[DeploymentRecord], read: _Read, report: TickReport
+        self, account: VastAccount, hot: list[DeploymentRecord], read: _Read, report: TickReport
     ) -> None:
-        """Read the instances of ``hot`` by id, 25 a request, the least recently read first,
-        within what is left of the tick's budget after the sweep."""
+        """Read the instances of ``hot`` (rows of ``account``) by id, 25 a request, the least
+        recently read first, within what is left of the account's budget after its sweep."""
         if not hot:
             return
         hot = sorted(hot, key=lambda d: (self._read_at.get(d.id, 0), d.id))
-        left = max(0, self.list_budget() - report.sweep_pages)
+        left = max(0, self.list_budget(account) - read.pages)
         chunks = _chunks(hot, LIST_PAGE_SIZE)[:left]
         for chunk in chunks:
             ids = sorted({d.instance_id for d in chunk if d.instance_id is not None})
-            page = self.vast.list_instances_page(
+            page = account.client.list_instances_page(
                 select_filters={"id": {"in": ids}}, select_cols=INSTANCE_COLUMNS
             )
             report.transition_requests += 1
@@ -456,79 +603,105 @@ class StatusPoller:
             read.instances.update((i.id, i) for i in page.instances if i.id in wanted)
             read.by_id.update(d.id for d in chunk)
 
-    def sweep_pages_per_tick(self, followed: int) -> int:
-        """Pages the sweep reads per tick so that a pass over the account's list (its last
-        ``total_instances``, else ``followed``) takes at most ``STEADY_SWEEP_SECONDS``."""
-        total = self._sweep.total if self._sweep.total is not None else followed
+    def sweep_pages_per_tick(self, followed: int, account: VastAccount | None = None) -> int:
+        """Pages the sweep of ``account`` (default: the default account) reads per tick so
+        that a pass over its list (its last ``total_instances``, else ``followed``) takes at
+        most ``STEADY_SWEEP_SECONDS``."""
+        state = self._accounts.get((account or self.accounts.default).name)
+        known = state.sweep.total if state is not None else None
+        total = known if known is not None else followed
         pages = max(1, math.ceil(total / LIST_PAGE_SIZE))
         ticks_per_pass = max(1, math.floor(self.sweep_seconds / self.interval_seconds))
         return max(1, math.ceil(pages / ticks_per_pass))
 
     def _read_sweep(
         self,
-        followed: dict[int, int],
+        group: _Group,
+        state: _AccountState,
         read: _Read,
         report: TickReport,
         now: datetime,
         *,
         reserve: int,
     ) -> None:
-        """Read this tick's slice of the rolling sweep (never past the end of a pass), leaving
-        ``reserve`` requests of the budget for reads by id (the sweep gets at least one)."""
-        sweep = self._sweep
-        budget = max(1, self.list_budget() - reserve)
-        pages = min(self.sweep_pages_per_tick(len(followed)), budget)
-        held: set[int | None] = set(followed.values())
+        """Read this tick's slice of the account's rolling sweep (never past the end of a
+        pass), leaving ``reserve`` requests of its budget for reads by id (the sweep gets at
+        least one)."""
+        account, sweep = group.account, state.sweep
+        where = self._where(account)
+        budget = max(1, self.list_budget(account) - reserve)
+        pages = min(self.sweep_pages_per_tick(len(group.followed), account), budget)
+        held: set[int | None] = set(group.followed.values())
         low = float(sweep.after_id)
         for _ in range(pages):
             try:
-                page = self.vast.list_instances_page(
+                page = account.client.list_instances_page(
                     after_token=sweep.token,
                     select_cols=INSTANCE_COLUMNS,
-                    order_by=None if self._plain_sweep else SWEEP_ORDER,
+                    order_by=None if state.plain_sweep else SWEEP_ORDER,
                 )
             except VastError as error:
                 if error.status_code == 400 and sweep.token is not None:
-                    logger.info("poller: the sweep's cursor was refused; starting a new pass")
-                    self._sweep = _Sweep(total=sweep.total)
-                elif error.status_code == 400 and not self._plain_sweep:
+                    logger.info(
+                        "poller: %sthe sweep's cursor was refused; starting a new pass", where
+                    )
+                    state.sweep = _Sweep(total=sweep.total)
+                elif error.status_code == 400 and not state.plain_sweep:
                     # The list's default order is by id too (its keyset cursor ends in id).
-                    logger.warning("poller: Vast.ai refused order_by; sweeping without it")
-                    self._plain_sweep = True
+                    logger.warning("poller: %sVast.ai refused order_by; sweeping without it", where)
+                    state.plain_sweep = True
                 raise
             report.sweep_pages += 1
+            read.pages += 1
             sweep.total = page.total
             for instance in page.instances:
                 read.instances.setdefault(instance.id, instance)
-                self._sweep_one(instance, held, sweep, report)
+                self._sweep_one(group, state, instance, held, report)
             last = max((i.id for i in page.instances), default=sweep.after_id)
             if page.next_token is None:
                 read.swept = (low, math.inf)
-                self._end_pass(sweep, now)
+                self._end_pass(account, state, now)
                 report.sweep_passes += 1
                 return
             sweep.token, sweep.after_id = page.next_token, max(sweep.after_id, last)
             read.swept = (low, float(sweep.after_id))
 
-    def _end_pass(self, sweep: _Sweep, now: datetime) -> None:
-        """A pass is complete: keep its stray candidates, record the unmanaged instances, and
-        start the next pass."""
-        self._strays = sweep.candidates
+    def unmanaged_state(self, account: VastAccount) -> str:
+        """The ``bot_state`` document holding ``account``'s unmanaged instances:
+        ``unmanaged_instances`` in single-workspace mode (as before issue 13),
+        ``unmanaged:<account name>`` in OAuth mode."""
+        return f"unmanaged:{account.name}" if self.accounts.multi else UNMANAGED_STATE
+
+    def _end_pass(self, account: VastAccount, state: _AccountState, now: datetime) -> None:
+        """A pass over ``account`` is complete: keep its stray candidates, record its
+        unmanaged instances, and start its next pass."""
+        sweep = state.sweep
+        state.strays = sweep.candidates
         unmanaged = sorted(sweep.unmanaged, key=lambda i: i.id)
-        written = self._unmanaged
+        written = state.unmanaged
         if written is None or written[0] != unmanaged or now - written[1] >= UNMANAGED_REFRESH:
-            write_unmanaged(self.sf, unmanaged, now)
-            self._unmanaged = (unmanaged, now)
-        self._sweep = _Sweep(total=sweep.total)
+            if self.accounts.multi:
+                _write_unmanaged_as(self.sf, self.unmanaged_state(account), unmanaged, now)
+            else:
+                write_unmanaged(self.sf, unmanaged, now)
+            state.unmanaged = (unmanaged, now)
+        state.sweep = _Sweep(total=sweep.total)
 
     def _sweep_one(
-        self, instance: Instance, held: set[int | None], sweep: _Sweep, report: TickReport
+        self,
+        group: _Group,
+        state: _AccountState,
+        instance: Instance,
+        held: set[int | None],
+        report: TickReport,
     ) -> None:
-        """Judge one instance of the sweep: nobody's (recorded for admins), or labelled by the
-        bot while no live deployment holds it (a create whose answer was lost, a leftover
-        whose destroy failed): it bills and nobody sees it, so it is destroyed once it looked
-        stray in two passes in a row (a create being answered right now is left to the
-        deploy service)."""
+        """Judge one instance of an account's sweep: nobody's (recorded for admins), or
+        labelled by the bot while no live deployment holds it (a create whose answer was
+        lost, a leftover whose destroy failed): it bills and nobody sees it, so it is
+        destroyed once it looked stray in two passes in a row (a create being answered right
+        now is left to the deploy service). Judged against every row of the database, of any
+        workspace; an extra instance for a live row of another account is left alone."""
+        sweep = state.sweep
         dep_id = deployment_id_from_label(instance.label)
         if dep_id is None and instance.id not in held:
             sweep.unmanaged.append(_unmanaged(instance))
@@ -538,12 +711,23 @@ class StatusPoller:
         why = stray_reason(instance.id, dep_id, dep)
         if why is None:
             return
-        sweep.candidates.add(instance.id)
-        if instance.id not in self._strays:
+        if dep is not None and not dep.is_final and not group.owns(dep):
+            logger.warning(
+                "poller: %sinstance %d is labelled for deployment %d of another account: "
+                "left alone",
+                self._where(group.account),
+                instance.id,
+                dep_id,
+            )
             return
-        logger.warning("poller: destroying instance %d: %s", instance.id, why)
+        sweep.candidates.add(instance.id)
+        if instance.id not in state.strays:
+            return
+        logger.warning(
+            "poller: %sdestroying instance %d: %s", self._where(group.account), instance.id, why
+        )
         try:
-            self.vast.destroy_instance(instance.id)
+            group.account.client.destroy_instance(instance.id)
             report.destroyed += 1
             sweep.candidates.discard(instance.id)
         except VastError as error:
@@ -555,6 +739,7 @@ class StatusPoller:
         instance: Instance | None,
         now: datetime,
         starting: set[str],
+        account: VastAccount,
     ) -> _Work:
         template = self.catalog_get(dep.template_slug)
         verdict = states.assess(
@@ -572,7 +757,7 @@ class StatusPoller:
             self._lost_since.setdefault(dep.id, now)
         else:
             self._lost_since.pop(dep.id, None)
-        return _Work(dep, instance, template, verdict)
+        return _Work(dep, instance, template, verdict, account.client)
 
     def _probe(self, work: list[_Work], now: datetime, report: TickReport) -> None:
         urls = [item.verdict.probe_url for item in work if item.verdict.probe_url]
@@ -591,7 +776,7 @@ class StatusPoller:
         """The list missed the instance: ask for it by id before calling it destroyed."""
         assert item.dep.instance_id is not None
         try:
-            instance = self.vast.get_instance(item.dep.instance_id)
+            instance = item.vast.get_instance(item.dep.instance_id)
         except VastError as error:
             logger.warning("poller: could not confirm instance %d: %s", item.dep.instance_id, error)
             item.verdict = states.Verdict(item.dep.status, status_msg=item.dep.status_msg)
@@ -623,7 +808,7 @@ class StatusPoller:
 
         if moved and verdict.destroy and dep.instance_id is not None:
             try:
-                self.vast.destroy_instance(dep.instance_id)
+                item.vast.destroy_instance(dep.instance_id)
                 report.destroyed += 1
             except VastError as error:
                 # Keep the state: the next tick reaches the same verdict and tries again.
@@ -762,6 +947,15 @@ def _claimed_id(lease_name: str) -> int:
 
 def _chunks(items: list[DeploymentRecord], size: int) -> list[list[DeploymentRecord]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _write_unmanaged_as(
+    sf: SessionFactory, name: str, instances: list[UnmanagedInstance], now: datetime
+) -> None:
+    """:func:`bot.services.unmanaged.write_unmanaged` under another document name (one per
+    account in OAuth mode)."""
+    items = [dataclasses.asdict(instance) for instance in instances]
+    storage.put_state(sf, name, json.dumps(items, separators=(",", ":")), now)
 
 
 def _unmanaged(instance: Instance) -> UnmanagedInstance:

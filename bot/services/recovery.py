@@ -28,6 +28,14 @@ instance destroyed, on a guess. A database without any deployment skips recovery
 (no Vast.ai request): it is a new installation, and labelled instances on the account are then
 someone else's.
 
+With workspaces of their own Vast.ai accounts (OAuth mode, issue 13), :func:`run_on_start`
+reads the list of every account that has deployments on record (:func:`account_of`), and each
+account settles only its own rows: a labelled instance whose row is live but belongs to another
+account is left alone (never attached, never destroyed), and a ``creating`` row is failed only
+by its own account's read. An instance whose label names a deployment with no row, or a row
+that is over, is judged against every row of the database, whichever workspace it is of. An
+account whose list cannot be read (a revoked key) is skipped, its rows untouched.
+
 Caveat: instances are matched by label prefix only, so two bot installations with separate
 databases must not share one Vast.ai account (each would destroy the other's instances).
 """
@@ -35,6 +43,7 @@ databases must not share one Vast.ai account (each would destroy the other's ins
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,6 +51,7 @@ from apscheduler.schedulers.base import BaseScheduler
 
 import storage
 from bot.formats import slack_date, utc_text
+from bot.services.accounts import VastAccount, VastAccounts
 from bot.services.deploy import (
     LABEL_PREFIX,
     DeployService,
@@ -50,6 +60,7 @@ from bot.services.deploy import (
 )
 from bot.vast.errors import VastError
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
+from storage.followed import deployment_workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +115,52 @@ def stray_reason(instance_id: int, dep_id: int, dep: DeploymentRecord | None) ->
     return None
 
 
+def account_of(accounts: VastAccounts, team_id: str, simulated: bool) -> VastAccount | None:
+    """The account a deployment of workspace ``team_id`` (``simulated`` or not) lives on, as
+    :meth:`VastAccounts.for_deployment` decides (single-workspace mode: always the default).
+
+    None, logged, when the workspace's key cannot be read (a database or decryption error), or
+    when a row rented on Vast.ai now resolves to the simulator (its workspace has no key any
+    more): its instance is out of reach, so such rows are left exactly as they are."""
+    if not accounts.multi:
+        return accounts.default
+    try:
+        if simulated and accounts.simulator is not None:
+            return accounts.simulator
+        account = accounts.for_team(team_id)
+    except Exception as error:  # one workspace's settings must not stop the others
+        logger.warning(
+            "the Vast.ai account of workspace %s cannot be read (%s): its deployments wait",
+            team_id,
+            type(error).__name__,
+        )
+        return None
+    if account.simulated and not simulated:
+        logger.warning(
+            "workspace %s has no Vast.ai key now: its deployments rented on Vast.ai are left "
+            "as they are",
+            team_id,
+        )
+        return None
+    return account
+
+
+def account_resolver(accounts: VastAccounts) -> Callable[[str, bool], VastAccount | None]:
+    """:func:`account_of` with a memory: ``(team_id, simulated) -> VastAccount | None``, each
+    workspace's key read (and a failure logged) once per resolver. Make one per pass."""
+    if not accounts.multi:
+        return lambda team_id, simulated: accounts.default
+    known: dict[tuple[str, bool], VastAccount | None] = {}
+
+    def resolve(team_id: str, simulated: bool) -> VastAccount | None:
+        key = (team_id, simulated)
+        if key not in known:
+            known[key] = account_of(accounts, team_id, simulated)
+        return known[key]
+
+    return resolve
+
+
 def _destroy(vast: VastApi, instance_id: int, why: str, report: RecoveryReport) -> None:
     logger.warning("recovery: destroying instance %s: %s", instance_id, why)
     try:
@@ -120,10 +177,13 @@ def recover(
     now: datetime | None = None,
     grace_seconds: float = GRACE_SECONDS,
     started_at: datetime | None = None,
+    owns: Callable[[DeploymentRecord], bool] | None = None,
 ) -> RecoveryReport:
     """Reconcile instances labelled by the bot with the deployments table (module docstring).
     ``started_at``: when this process started; younger ``creating`` rows are its own work and
-    left alone.
+    left alone. ``owns``: whether a row lives on the account ``vast`` reads (None: every row
+    does, single-workspace mode); the others' live rows are neither attached, nor failed, nor
+    is an instance labelled for them destroyed.
 
     Network calls happen outside database transactions. Raises storage errors; Vast.ai errors
     on the list make it return ``skipped``; a failed destroy is logged and left for the next run.
@@ -155,6 +215,14 @@ def recover(
             for instance_id in instance_ids:
                 _destroy(vast, instance_id, stray_reason(instance_id, dep_id, dep) or "", report)
             continue
+        if owns is not None and not owns(dep):
+            logger.warning(
+                "recovery: instances %s are labelled for deployment %s of another Vast.ai "
+                "account: left alone",
+                instance_ids,
+                dep_id,
+            )
+            continue
         keep = dep.instance_id
         if keep is None:
             keep = instance_ids[0]
@@ -179,7 +247,7 @@ def recover(
     attached = {dep_id for dep_id, _ in report.attached}
     cutoff = now - timedelta(seconds=grace_seconds)
     for dep in storage.list_by_status(sf, [DeploymentStatus.CREATING]):
-        if dep.id in attached:
+        if dep.id in attached or (owns is not None and not owns(dep)):
             continue
         if started_at is not None and dep.created_at >= started_at:
             continue  # this process's own submission, in flight
@@ -221,23 +289,24 @@ def tell(service: DeployService, sf: SessionFactory, report: RecoveryReport) -> 
 
 def run_on_start(
     sf: SessionFactory,
-    vast: VastApi,
+    accounts: VastAccounts,
     service: DeployService,
     scheduler: BaseScheduler | None = None,
     started_at: datetime | None = None,
 ) -> RecoveryReport:
-    """The start-up job: :func:`recover` (at ``service.clock()``), :func:`tell` (with the deploy
-    ``service``), and a one-off re-run (APScheduler ``date`` job on ``scheduler``) at the
-    earliest time a young ``creating`` row was promised to be settled (:func:`settles_at`).
-    ``started_at`` (default: now) is when this process started: the re-run passes it on, so
-    that submissions made since are never taken for a restart's leftovers.
+    """The start-up job: :func:`recover` on each account (:func:`recover_accounts`, at
+    ``service.clock()``), :func:`tell` (with the deploy ``service``), and a one-off re-run
+    (APScheduler ``date`` job on ``scheduler``) at the earliest time a young ``creating`` row
+    was promised to be settled (:func:`settles_at`). ``started_at`` (default: now) is when this
+    process started: the re-run passes it on, so that submissions made since are never taken
+    for a restart's leftovers.
 
     Never raises: a failure is logged so that the bot still starts.
     """
     now = service.clock()
     started_at = started_at or now
     try:
-        report = recover(sf, vast, now=now, started_at=started_at)
+        report = recover_accounts(sf, accounts, now=now, started_at=started_at)
         tell(service, sf, report)
     except Exception:
         logger.exception("start-up recovery failed")
@@ -260,9 +329,60 @@ def run_on_start(
         scheduler.add_job(
             run_on_start,
             "date",
-            args=(sf, vast, service, scheduler, started_at),
+            args=(sf, accounts, service, scheduler, started_at),
             run_date=run_at,
             id="deploy-recovery",
             replace_existing=True,
         )
     return report
+
+
+def recover_accounts(
+    sf: SessionFactory,
+    accounts: VastAccounts,
+    *,
+    now: datetime | None = None,
+    grace_seconds: float = GRACE_SECONDS,
+    started_at: datetime | None = None,
+) -> RecoveryReport:
+    """:func:`recover` on every account: single-workspace mode, the one account, exactly as
+    :func:`recover` does; OAuth mode, each account that has deployments on record (one list
+    read each), each settling only its own rows. The reports are merged (``skipped``: some
+    account's list could not be read, or its workspace's key; its rows were left as they
+    are). Raises storage errors."""
+    if not accounts.multi:
+        return recover(
+            sf, accounts.default.client, now=now, grace_seconds=grace_seconds, started_at=started_at
+        )
+    merged = RecoveryReport()
+    resolve = account_resolver(accounts)
+    targets: dict[str, VastAccount] = {}
+    for team_id, simulated in sorted(deployment_workspaces(sf)):
+        account = resolve(team_id, simulated)
+        if account is None:
+            merged.skipped = True
+            continue
+        targets.setdefault(account.name, account)
+    for name, account in targets.items():
+
+        def owns(dep: DeploymentRecord, name: str = name) -> bool:
+            found = resolve(dep.team_id, dep.simulated)
+            return found is not None and found.name == name
+
+        report = recover(
+            sf,
+            account.client,
+            now=now,
+            grace_seconds=grace_seconds,
+            started_at=started_at,
+            owns=owns,
+        )
+        if report.skipped:
+            logger.warning("recovery: the instance list of account %s was not read", name)
+        merged.attached += report.attached
+        merged.destroyed += report.destroyed
+        merged.failed += report.failed
+        merged.pending += report.pending
+        merged.changed += [dep_id for dep_id in report.changed if dep_id not in merged.changed]
+        merged.skipped = merged.skipped or report.skipped
+    return merged
