@@ -21,7 +21,7 @@ from slack_sdk.webhook import WebhookClient
 from bot import slack_limits
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.config import Settings
-from bot.listeners import approvals, budgets, deploy, home, manage, submit, templates
+from bot.listeners import approvals, budgets, deploy, home, manage, setup, submit, templates
 from bot.notifier import copy_client
 from bot.services.context import Services
 
@@ -166,6 +166,6 @@ def create_app(settings: Settings, services: Services, *, client: WebClient | No
     )
     app.error(_error_handler)
     app.use(_check_listener_client)
-    for listeners in (templates, deploy, submit, manage, home, approvals, budgets):
+    for listeners in (templates, deploy, submit, manage, home, approvals, budgets, setup):
         listeners.register(app, services)
     return app

@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 
 from bot.app import create_app, make_web_client
 from bot.config import Settings
+from bot.crypto import SecretBox
+from bot.listeners.setup import roles_by_workspace
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
 from bot.outbox import Outbox
@@ -34,6 +36,7 @@ from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.services.work import WorkPool
+from bot.services.workspaces import WorkspaceService, key_checker
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from bot.vast.client import VastClient
 from catalog import load_catalog
@@ -231,6 +234,15 @@ def build_services(
     # First to close (closers run in reverse): jobs users were answered for (a Stop, a
     # Destroy, a rental) finish before the Vast.ai client, the outbox and the database close.
     closers.append(lambda: work.shutdown(wait_seconds=WORK_SHUTDOWN_SECONDS))
+    encryption_key = settings.encryption_key
+    workspaces = WorkspaceService(
+        session_factory=sf,
+        box=SecretBox(encryption_key.get_secret_value()) if encryption_key else None,
+        check_key=key_checker(settings.vast_api_url, min_intervals=settings.vast_min_intervals),
+        settings=settings,
+        roles=roles_by_workspace(slack_clients.client_for),
+        clock=clock,
+    )
     services = Services(
         settings=settings,
         catalog=catalog,
@@ -251,6 +263,7 @@ def build_services(
         offers=OfferCache(vast, ttl=settings.offer_cache_seconds),
         recent_searches=RecentSearches(),
         work=work,
+        workspaces=workspaces,
     )
     return services, engine
 

@@ -2,7 +2,8 @@
 
 ``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
 ``costs``, ``credit``, ``audit``) answers that sub-command; ``budget`` takes arguments
-(:func:`bot.listeners.budgets.budget_command`); any other text is a catalog filter.
+(:func:`bot.listeners.budgets.budget_command`); ``setup`` opens the workspace setup modal for
+its admins (:func:`bot.listeners.setup.setup_command`); any other text is a catalog filter.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import templates as blocks
 from bot.blocks.manage import LIST_MINE, LIST_RUNNING
-from bot.listeners import budgets, manage
+from bot.listeners import budgets, manage, setup
 from bot.services.context import Services
 from catalog import filter_templates, parse_query
 
@@ -72,7 +73,9 @@ def register(app: App, services: Services) -> None:
         return list_payload(services, text, page)
 
     @app.command("/templates")
-    def templates_command(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+    def templates_command(
+        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
         text = str(command.get("text") or "")
         handler = table.get(" ".join(text.lower().split()))
         if handler is not None:
@@ -81,6 +84,9 @@ def register(app: App, services: Services) -> None:
         first, _, rest = text.strip().partition(" ")
         if first.lower() == "budget":
             budgets.budget_command(services, ack, command, client, rest)
+            return
+        if first.lower() == "setup" and not rest.strip():
+            setup.setup_command(services, ack, command, client, respond)
             return
         ack(response_type="ephemeral", **cached_list(text, 0))
 

@@ -22,6 +22,7 @@ from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
 from bot.services.reminders import ReminderService
 from bot.services.work import WorkPool
+from bot.services.workspaces import WorkspaceService
 from bot.vast.client import VastClient
 from catalog import Catalog
 from storage import SessionFactory
@@ -54,6 +55,8 @@ class Services:
             ``credit`` answers. A listener acks and hands over (or waits at most its ack
             budget for an answer); a full pool raises ``Busy`` at once and the listener says
             "busy — try again in a minute".
+        workspaces: each workspace's effective settings, admins and Vast.ai key
+            (:class:`bot.services.workspaces.WorkspaceService`; ``/templates setup``).
     """
 
     settings: Settings
@@ -76,6 +79,7 @@ class Services:
     offers: OfferCache
     recent_searches: RecentSearches
     work: WorkPool
+    workspaces: WorkspaceService
 
     def is_admin(self, team_id: str | None, user_id: str) -> bool:
         """True when ``user_id`` is a bot admin of workspace ``team_id``
