@@ -18,7 +18,7 @@ import storage
 from bot.blocks import setup as blocks
 from bot.crypto import SecretBox
 from bot.services.workspaces import KEY_UNREACHABLE, SettingsError, SlackRole
-from bot.simulator import VastSimulator
+from bot.simulator import Fault, VastSimulator
 from tests.fakes.slack_api import TEAM_ID, Call
 from tests.fixtures.slack import ALICE, FAST_TIMELINE, BotFactory, BotHarness
 
@@ -276,6 +276,19 @@ def test_vast_unreachable_saves_nothing(bot: BotHarness, simulator: VastSimulato
     assert workspace(bot) is None
 
 
+def test_a_slow_vast_is_answered_within_the_ack_budget_and_saves_nothing(
+    bot: BotHarness, simulator: VastSimulator
+) -> None:
+    view = open_modal(bot)
+    simulator.inject(Fault.SLOW, endpoint="user", seconds=4.0)
+    started = time.monotonic()
+    ack = submit(bot, view, key=KEY_A, default="4")
+    assert time.monotonic() - started < 3.0
+    assert ack["errors"] == {blocks.BLOCK_KEY: KEY_UNREACHABLE}
+    time.sleep(4.5)  # the check answers late: what it found is dropped
+    assert workspace(bot) is None and team_events(bot) == []
+
+
 def test_a_key_of_another_account_is_refused_while_real_deployments_run(
     bot: BotHarness,
 ) -> None:
@@ -364,3 +377,40 @@ def test_set_vast_key_reports_without_the_key(bot: BotHarness) -> None:
     good = service.set_vast_key(TEAM_ID, KEY_B, ADMIN)
     assert good.saved and good.message == "Saved. Vast.ai key ending …c3d4 (account #1002)"
     assert KEY_B not in repr(good)
+
+
+def test_settings_fall_back_to_the_environment_and_ignore_bad_stored_values(
+    bot_factory: BotFactory, simulator: VastSimulator
+) -> None:
+    bot = bot_factory(
+        simulator=simulator,
+        bot_admins=ADMIN,
+        approvers="U0APPROV1",
+        approval_dph=3,
+        digest_channel="C0ENVDIG1",
+        default_lifetime_hours=6,
+        max_lifetime_hours=48,
+    )
+    service = bot.services.workspaces
+    settings = service.settings_for(TEAM_ID)
+    assert (settings.approvers, settings.approval_dph, settings.digest_channel) == (
+        {"U0APPROV1"},
+        3,
+        "C0ENVDIG1",
+    )
+    assert (settings.default_lifetime_hours, settings.max_lifetime_hours) == (6, 48)
+    assert settings.key_source == "none" and settings.simulated  # no ENCRYPTION_KEY
+    assert settings.approver_ids == {"U0APPROV1"}
+    view = json.dumps(open_modal(bot))
+    assert blocks.BLOCK_KEY not in view and "VAST_API_KEY" in view
+    storage.save_workspace_settings(
+        bot.services.session_factory,
+        TEAM_ID,
+        {"default_lifetime_hours": "lots", "max_lifetime_hours": 4, "approvers": []},
+        actor=ADMIN,
+    )
+    settings = service.settings_for(TEAM_ID)
+    assert (settings.default_lifetime_hours, settings.max_lifetime_hours) == (4, 4)
+    assert settings.approvers == frozenset() and settings.approver_ids == {ADMIN}
+    assert service.set_vast_key(TEAM_ID, KEY_A, ADMIN).saved is False
+    assert service.stored_key(TEAM_ID) is None
