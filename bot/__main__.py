@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, catalog_dir_from_env, load_settings
+from bot.crypto import EncryptionKeyError
 from catalog import CatalogError
 from catalog.cli import main_list, main_validate
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         # stops and the poller's lease is given up for another process at once.
         signal.signal(signal.SIGTERM, _interrupt)
         run(settings)
-    except (ConfigError, CatalogError) as exc:
+    except (ConfigError, CatalogError, EncryptionKeyError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
     except SlackApiError as exc:

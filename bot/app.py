@@ -8,6 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
+from slack_bolt.oauth.callback_options import CallbackOptions, SuccessArgs
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk.oauth.installation_store import InstallationStore
+from slack_sdk.oauth.state_store import OAuthStateStore
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -21,7 +26,17 @@ from slack_sdk.webhook import WebhookClient
 from bot import slack_limits
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.config import Settings
-from bot.listeners import approvals, budgets, deploy, home, manage, setup, submit, templates
+from bot.listeners import (
+    approvals,
+    budgets,
+    deploy,
+    home,
+    install,
+    manage,
+    setup,
+    submit,
+    templates,
+)
 from bot.notifier import copy_client
 from bot.services.context import Services
 
@@ -99,8 +114,9 @@ def make_web_client(settings: Settings) -> WebClient:
 
     Source: reference/slack.md §5 (slack_sdk's built-in retry handlers; Bolt adds none itself).
     """
+    token = settings.slack_bot_token
     return CheckedWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=token.get_secret_value() if token is not None else None,
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=[
@@ -147,25 +163,99 @@ def _error_handler(error: Exception, body: dict[str, Any]) -> BoltResponse | Non
     return None
 
 
-def create_app(settings: Settings, services: Services, *, client: WebClient | None = None) -> App:
+#: How long an OAuth ``state`` (the "Add to Slack" link) stays valid, seconds.
+OAUTH_STATE_SECONDS = 600
+
+
+def oauth_settings(
+    settings: Settings,
+    client: WebClient,
+    installation_store: InstallationStore,
+    state_store: OAuthStateStore,
+    services: Services,
+) -> OAuthSettings:
+    """Bolt's OAuth flow for OAuth mode: ``GET /slack/install`` (the "Add to Slack" page) and
+    ``GET /slack/oauth_redirect``, installations and states in the bot's database (slack_sdk's
+    SQLAlchemy stores, tables by migration 0007), token rotation through ``client`` (so on
+    ``SLACK_API_URL``), and each install recorded by the install service."""
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    client_id = settings.slack_client_id
+    client_secret = settings.slack_client_secret.get_secret_value()
+
+    def success(args: SuccessArgs) -> BoltResponse:
+        installation = args.installation
+        if services.installs is not None:
+            try:
+                services.installs.installed(
+                    installation.team_id,
+                    installation.enterprise_id,
+                    installation.team_name,
+                    installation.user_id,
+                )
+            except Exception:  # the installation is saved: the page must still say so
+                logger.exception("install in %s not recorded", installation.team_id)
+        return args.default.success(args)
+
+    result = OAuthSettings(
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=sorted(settings.slack_scopes),
+        redirect_uri=settings.slack_redirect_uri,
+        installation_store=installation_store,
+        state_store=state_store,
+        state_expiration_seconds=OAUTH_STATE_SECONDS,
+        callback_options=CallbackOptions(
+            success=success, failure=lambda args: args.default.failure(args)
+        ),
+    )
+    # Bolt's default authorize rotates tokens with a WebClient on slack.com; ours uses
+    # SLACK_API_URL like every other call.
+    result.authorize = InstallationStoreAuthorize(
+        logger=_BOLT_LOGGER,
+        installation_store=installation_store,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_rotation_expiration_minutes=result.token_rotation_expiration_minutes,
+        client=copy_client(client),
+    )
+    return result
+
+
+def create_app(
+    settings: Settings,
+    services: Services,
+    *,
+    client: WebClient | None = None,
+    installation_store: InstallationStore | None = None,
+    state_store: OAuthStateStore | None = None,
+) -> App:
     """Build the Bolt ``App`` with its listeners.
 
     HTTP mode verifies every request's signature and timestamp (Bolt's RequestVerification: 401
     on a bad or missing signature or a timestamp more than 5 minutes off). Socket Mode carries no
-    signatures, so verification is off there. Bolt calls ``auth.test`` once here.
+    signatures, so verification is off there. Single-workspace mode: Bolt calls ``auth.test``
+    once here. OAuth mode (``installation_store`` and ``state_store`` given): Bolt's OAuth flow
+    (:func:`oauth_settings`) and a token per request from the installation store.
     """
     signing_secret = settings.slack_signing_secret
     if _TOKEN_FILTER not in _BOLT_LOGGER.filters:
         _BOLT_LOGGER.addFilter(_TOKEN_FILTER)
+    client = client or make_web_client(settings)
+    oauth = (
+        oauth_settings(settings, client, installation_store, state_store, services)
+        if installation_store is not None and state_store is not None
+        else None
+    )
     app = App(
-        client=client or make_web_client(settings),
+        client=client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
         request_verification_enabled=not settings.socket_mode,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
         logger=_BOLT_LOGGER,
+        oauth_settings=oauth,
     )
     app.error(_error_handler)
     app.use(_check_listener_client)
-    for listeners in (templates, deploy, submit, manage, home, approvals, budgets, setup):
+    for listeners in (templates, deploy, submit, manage, home, approvals, budgets, install, setup):
         listeners.register(app, services)
     return app

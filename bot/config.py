@@ -242,6 +242,13 @@ class Settings(BaseSettings):
                 "ENCRYPTION_KEY is missing: OAuth mode keeps each workspace's Vast.ai key "
                 f"encrypted with it; {GENERATE_HINT} (environment or .env)"
             )
+        if self.vast_api_key is not None:
+            # One operator key for every workspace would bill all their GPUs to one account.
+            raise ValueError(
+                "VAST_API_KEY is set in OAuth mode: each workspace enters its own Vast.ai key "
+                "with `/templates setup`; unset VAST_API_KEY (or unset SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET for single-workspace mode)"
+            )
         return self
 
     @model_validator(mode="after")

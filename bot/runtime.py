@@ -12,9 +12,12 @@ from wsgiref.types import WSGIApplication
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store import InstallationStore
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Engine
 
-from bot.app import create_app, make_web_client
+from bot.app import OAUTH_STATE_SECONDS, create_app, make_web_client
 from bot.config import Settings
 from bot.crypto import SecretBox
 from bot.listeners.setup import roles_by_workspace
@@ -23,13 +26,16 @@ from bot.notifier import Notifier
 from bot.outbox import Outbox
 from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.services import recovery
+from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
 from bot.services.actions import ManageService
+from bot.services.admins import AdminDirectory, StaticAdmins
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.home import HomeService
+from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
 from bot.services.offers import OfferCache, RecentSearches
@@ -40,7 +46,15 @@ from bot.services.workspaces import WorkspaceService, key_checker
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from bot.vast.client import VastClient
 from catalog import load_catalog
-from storage import make_engine, make_session_factory, migrate, ping, utcnow
+from storage import (
+    SessionFactory,
+    get_workspace,
+    make_engine,
+    make_session_factory,
+    migrate,
+    ping,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +88,7 @@ class Runtime:
         """Run start-up recovery, then start the scheduler (the status poller)."""
         services = self.services
         recovery.run_on_start(
-            services.session_factory, services.vast, services.deploy, services.scheduler
+            services.session_factory, services.accounts, services.deploy, services.scheduler
         )
         if not services.scheduler.running:
             services.scheduler.start()
@@ -104,6 +118,13 @@ def health_checks(services: Services, engine: Engine) -> dict[str, bool]:
     return results
 
 
+def enterprise_of(sf: SessionFactory, team_id: str) -> str | None:
+    """The Enterprise Grid organisation of workspace ``team_id`` as recorded (None: none, or
+    not known)."""
+    record = get_workspace(sf, team_id)
+    return record.enterprise_id if record is not None else None
+
+
 def build_services(
     settings: Settings,
     *,
@@ -111,7 +132,7 @@ def build_services(
     client: WebClient | None = None,
     closers: list[Callable[[], object]] | None = None,
     clock: Callable[[], datetime] = utcnow,
-) -> tuple[Services, Engine]:
+) -> tuple[Services, Engine, InstallationStore | None]:
     """Load the catalog, create or migrate the database, build the Vast.ai client (or start the
     built-in simulator when ``VAST_API_KEY`` is unset), the messages port on ``client`` (a
     WebClient on ``SLACK_API_URL`` when not given), every service and the scheduler with the
@@ -119,8 +140,14 @@ def build_services(
     that). What must be released at shutdown is appended to ``closers``. ``clock`` (aware UTC
     now) is shared by every service that reads the time, so tests can move it.
 
-    Raises ``catalog.CatalogError`` for a bad ``CATALOG_DIR`` and SQLAlchemy errors for an
-    unreachable database.
+    OAuth mode (``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET``): slack_sdk's installation
+    store on the bot's database (returned third, for Bolt's OAuth flow; None in
+    single-workspace mode), messages sent with each workspace's bot token, and each workspace
+    renting on its own Vast.ai key (the built-in simulator's account until it has one).
+
+    Raises ``catalog.CatalogError`` for a bad ``CATALOG_DIR``, SQLAlchemy errors for an
+    unreachable database and :class:`bot.crypto.EncryptionKeyError` when ``ENCRYPTION_KEY``
+    does not decrypt the secrets already stored.
     """
     closers = closers if closers is not None else []
     catalog = load_catalog(settings.catalog_dir)
@@ -144,11 +171,31 @@ def build_services(
             )
     closers.append(vast.close)
     sf = make_session_factory(engine)
+    box = None
+    if settings.encryption_key is not None:
+        box = SecretBox(settings.encryption_key.get_secret_value())
+        box.verify(sf)  # a different key than the stored secrets': stop here, in one line
+    installation_store = None
+    if settings.oauth_mode:
+        assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+        installation_store = SQLAlchemyInstallationStore(
+            client_id=settings.slack_client_id, engine=engine, logger=logger
+        )
     web = client or make_web_client(settings)
     # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
     # pauses on Retry-After itself, so its client does not sleep on 429s).
     # Each message goes out with its workspace's bot token (single-workspace mode: ``web``'s).
-    slack_clients = WorkspaceClients(web)
+    slack_clients = WorkspaceClients(
+        web,
+        installation_store=installation_store,
+        client_id=settings.slack_client_id,
+        client_secret=(
+            settings.slack_client_secret.get_secret_value()
+            if settings.slack_client_secret is not None
+            else None
+        ),
+        enterprise_of=lambda team_id: enterprise_of(sf, team_id),
+    )
     outbox = Outbox(WorkspaceNotifiers(slack_clients, rate_limit_retries=False).send)
     closers.append(outbox.close)
     messages = SlackMessages(
@@ -158,6 +205,28 @@ def build_services(
         expiry_action=settings.on_expiry,
         outbox=outbox,
     )
+    workspaces = WorkspaceService(
+        session_factory=sf,
+        box=box,
+        check_key=key_checker(settings.vast_api_url, min_intervals=settings.vast_min_intervals),
+        settings=settings,
+        roles=roles_by_workspace(slack_clients.client_for),
+        clock=clock,
+    )
+    if settings.oauth_mode:
+        # Each workspace rents on its own key; without one, on the simulator (``vast``).
+        accounts = VastAccounts(
+            VastAccount(SIMULATOR, vast, simulated=True),
+            stored_key=workspaces.stored_key,
+            make_client=lambda api_key: VastClient(
+                settings.vast_api_url, api_key, min_intervals=settings.vast_min_intervals
+            ),
+        )
+        admins: AdminDirectory = workspaces
+    else:
+        accounts = VastAccounts.single(vast, simulated=settings.simulated)
+        admins = StaticAdmins(settings.bot_admins)
+    closers.append(accounts.close)
     listings = ListingService(sf)
     budget_policy = BudgetPolicy.from_settings(settings)
     budgets = BudgetService(
@@ -166,10 +235,10 @@ def build_services(
     home = HomeService(listings, messages, admins=settings.bot_admins, budget_lines=budgets.lines)
     manage = ManageService(
         session_factory=sf,
-        vast=vast,
+        accounts=accounts,
         messages=messages,
         catalog_get=catalog.get,
-        admins=settings.bot_admins,
+        admins=admins,
         on_change=home.deployment_changed,
         clock=clock,
     )
@@ -184,7 +253,7 @@ def build_services(
     )
     poller = StatusPoller(
         session_factory=sf,
-        vast=vast,
+        accounts=accounts,
         messages=messages,
         catalog_get=catalog.get,
         interval_seconds=settings.status_poll_seconds,
@@ -208,11 +277,10 @@ def build_services(
         clock=clock,
     )
     deploy = DeployService(
-        vast=vast,
+        accounts=accounts,
         session_factory=sf,
         messages=messages,
         catalog_get=catalog.get,
-        simulated=settings.simulated,
         clock=clock,
     )
     approvals = ApprovalService(
@@ -234,26 +302,18 @@ def build_services(
     # First to close (closers run in reverse): jobs users were answered for (a Stop, a
     # Destroy, a rental) finish before the Vast.ai client, the outbox and the database close.
     closers.append(lambda: work.shutdown(wait_seconds=WORK_SHUTDOWN_SECONDS))
-    encryption_key = settings.encryption_key
-    workspaces = WorkspaceService(
-        session_factory=sf,
-        box=SecretBox(encryption_key.get_secret_value()) if encryption_key else None,
-        check_key=key_checker(settings.vast_api_url, min_intervals=settings.vast_min_intervals),
-        settings=settings,
-        roles=roles_by_workspace(slack_clients.client_for),
-        clock=clock,
-    )
     services = Services(
         settings=settings,
         catalog=catalog,
         vast=vast,
+        accounts=accounts,
         session_factory=sf,
         scheduler=scheduler,
         messages=messages,
         deploy=deploy,
         manage=manage,
         listings=listings,
-        credit=CreditService(vast.get_credit, sf),
+        credit=CreditService(accounts, sf),
         home=home,
         poller=poller,
         lifetimes=lifetimes,
@@ -264,8 +324,15 @@ def build_services(
         recent_searches=RecentSearches(),
         work=work,
         workspaces=workspaces,
+        installs=(
+            InstallService(
+                session_factory=sf, messages=messages, forget=slack_clients.forget, clock=clock
+            )
+            if settings.oauth_mode
+            else None
+        ),
     )
-    return services, engine
+    return services, engine, installation_store
 
 
 def build_runtime(
@@ -277,10 +344,23 @@ def build_runtime(
     """Build the services (:func:`build_services`), the Bolt app and the WSGI app."""
     client = make_web_client(settings)
     closers: list[Callable[[], object]] = []
-    services, engine = build_services(
+    services, engine, installation_store = build_services(
         settings, vast=vast, client=client, closers=closers, clock=clock
     )
-    app = create_app(settings, services, client=client)
+    state_store = (
+        SQLAlchemyOAuthStateStore(
+            expiration_seconds=OAUTH_STATE_SECONDS, engine=engine, logger=logger
+        )
+        if installation_store is not None
+        else None
+    )
+    app = create_app(
+        settings,
+        services,
+        client=client,
+        installation_store=installation_store,
+        state_store=state_store,
+    )
     wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine), catalog=services.catalog)
     return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
 
@@ -298,7 +378,9 @@ def socket_mode(
     watch = SocketModeWatch(
         runtime.app, app_token, web_client=web_client, ping_interval=ping_interval
     )
-    health_app = make_health_app(lambda: {**runtime.health(), "socket": watch.check()})
+    health_app = make_health_app(
+        lambda: {**runtime.health(), "socket": watch.check()}, catalog=runtime.services.catalog
+    )
     return watch, health_app
 
 

@@ -72,6 +72,8 @@ class DeploymentRecord:
     idle_warned_at: datetime | None = None
     idle_snoozed_until: datetime | None = None
     message_stale_since: datetime | None = None
+    enterprise_id: str | None = None
+    """Enterprise Grid organisation (``E…``) of ``team_id``; None outside Grid."""
 
     def __repr__(self) -> str:
         # Keep the generated secret out of logs and tracebacks.

@@ -114,6 +114,7 @@ def create_deployment(
     *,
     request_key: str,
     team_id: str,
+    enterprise_id: str | None = None,
     user_id: str,
     channel_id: str,
     template_slug: str,
@@ -154,6 +155,7 @@ def create_deployment(
             row = Deployment(
                 request_key=request_key,
                 team_id=team_id,
+                enterprise_id=enterprise_id,
                 user_id=user_id,
                 channel_id=channel_id,
                 template_slug=template_slug,

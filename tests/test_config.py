@@ -236,6 +236,17 @@ def test_oauth_mode_refuses_socket_mode(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert text.startswith("SLACK_APP_TOKEN is set in OAuth mode")
 
 
+def test_oauth_mode_refuses_one_vast_key_for_every_workspace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _oauth_env(monkeypatch, tmp_path, VAST_API_KEY="operator-vast-key-0123")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = _one_line(info, "operator-vast-key-0123", CLIENT_SECRET)
+    assert text.startswith("VAST_API_KEY is set in OAuth mode")
+    assert "/templates setup" in text
+
+
 def test_scopes_and_redirect_uri(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _oauth_env(monkeypatch, tmp_path, SLACK_SCOPES=" commands, chat:write,,commands ")
     assert load_settings().slack_scopes == ("commands", "chat:write")

@@ -72,6 +72,8 @@ class Submission:
     disk_gb: int
     channel: str
     lifetime_hours: float | None
+    enterprise_id: str | None = None
+    """Enterprise Grid organisation of the workspace (None outside Grid)."""
 
 
 def _int(value: Any) -> int | None:
@@ -146,6 +148,7 @@ def parse_submission(
     return Submission(
         view_id=str(view_id)[:200],
         team_id=str(team_id)[:32],
+        enterprise_id=_enterprise_of(body),
         user_id=str(user_id)[:32],
         template=template,
         state=state,
@@ -161,6 +164,14 @@ def parse_submission(
 @dataclass(frozen=True)
 class _Lifetime:
     hours: float | None
+
+
+def _enterprise_of(body: dict[str, Any]) -> str | None:
+    """The Enterprise Grid organisation a payload came from, if any."""
+    enterprise = (body.get("enterprise") or {}).get("id") or (body.get("team") or {}).get(
+        "enterprise_id"
+    )
+    return str(enterprise)[:32] if enterprise else None
 
 
 def _lifetime(
@@ -271,6 +282,7 @@ def handle_submission(
         request = DeployRequest(
             request_key=sub.view_id,
             team_id=sub.team_id,
+            enterprise_id=sub.enterprise_id,
             user_id=sub.user_id,
             channel_id=sub.channel,
             template=sub.template,

@@ -15,6 +15,7 @@ from bot.services.budgets import BudgetService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.home import HomeService
+from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimeService
 from bot.services.listings import ListingService
 from bot.services.offers import OfferCache, RecentSearches
@@ -57,6 +58,7 @@ class Services:
             "busy — try again in a minute".
         workspaces: each workspace's effective settings, admins and Vast.ai key
             (:class:`bot.services.workspaces.WorkspaceService`; ``/templates setup``).
+        installs: OAuth mode's installs and uninstalls (None in single-workspace mode).
     """
 
     settings: Settings
@@ -80,6 +82,7 @@ class Services:
     recent_searches: RecentSearches
     work: WorkPool
     workspaces: WorkspaceService
+    installs: InstallService | None = None
 
     def is_admin(self, team_id: str | None, user_id: str) -> bool:
         """True when ``user_id`` is a bot admin of workspace ``team_id``

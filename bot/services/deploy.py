@@ -222,6 +222,8 @@ class DeployRequest:
     lifetime_hours: float | None
     max_dph: float | None = None
     """The most a stand-in offer may cost ($/hour) without an approval (``APPROVAL_DPH``)."""
+    enterprise_id: str | None = None
+    """Enterprise Grid organisation of ``team_id`` (None outside Grid)."""
 
 
 @dataclass(frozen=True)
@@ -454,6 +456,7 @@ class DeployService:
             self.sf,
             request_key=request.request_key,
             team_id=request.team_id,
+            enterprise_id=request.enterprise_id,
             user_id=request.user_id,
             channel_id=request.channel_id,
             template_slug=template.slug,

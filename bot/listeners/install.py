@@ -1,0 +1,41 @@
+"""OAuth mode: the app leaving a workspace (``app_uninstalled``, ``tokens_revoked``).
+
+Bolt's own token revocation listeners delete the tokens from the installation store
+(:class:`slack_bolt.listener.builtins.TokenRevocationListeners`); then the install service
+records it and the bot stops posting there. Bolt skips authorization for these two events
+(the tokens may already be gone).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_bolt.listener.builtins import TokenRevocationListeners
+
+from bot.services.context import Services
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the uninstall listeners (only when ``app`` has an installation store)."""
+    store = app.installation_store
+    if store is None or services.installs is None:
+        return
+    installs = services.installs
+    builtins = TokenRevocationListeners(store)
+
+    @app.event("app_uninstalled")
+    def app_uninstalled(ack: Ack, context: BoltContext) -> None:
+        ack()
+        builtins.handle_app_uninstalled_events(context)
+        installs.uninstalled(context.team_id, context.enterprise_id)
+
+    @app.event("tokens_revoked")
+    def tokens_revoked(ack: Ack, event: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        builtins.handle_tokens_revoked_events(event, context)
+        if (event.get("tokens") or {}).get("bot"):
+            installs.uninstalled(context.team_id, context.enterprise_id)
