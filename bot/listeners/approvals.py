@@ -51,7 +51,7 @@ def _tell(services: Services, body: dict[str, Any], user: str, outcome: Outcome)
         )
         if response.status_code == 200:
             return
-    services.messages.dm(user, outcome.message)
+    services.messages.dm(user, outcome.message, team_id=_ids(body)[1])
 
 
 def register(app: App, services: Services) -> None:
@@ -126,4 +126,4 @@ def register(app: App, services: Services) -> None:
         ack()
         outcome = services.approvals.deny(deployment_id, user, team, blocks.deny_reason_value(view))
         if outcome.kind != "done":  # decided by someone else in the meantime
-            services.messages.dm(user, outcome.message)
+            services.messages.dm(user, outcome.message, team_id=team)

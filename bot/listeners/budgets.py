@@ -67,6 +67,7 @@ def budget_command(
                 user,
                 f"Slack did not open the budgets form ({error.response.get('error')}): run "
                 "`/templates budget` again.",
+                team_id=team,
             )
         return
     parts = args.split()

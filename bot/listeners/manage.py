@@ -212,7 +212,7 @@ def _answer(
         services.home.refresh(user, team_id=team, notice=outcome.message)
         return
     if respond is None or not body.get("response_url"):
-        services.messages.dm(user, outcome.message)
+        services.messages.dm(user, outcome.message, team_id=team)
         return
     listing = blocks.parse_listing_block_id(block_id)
     if listing is not None and team:

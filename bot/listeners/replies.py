@@ -133,5 +133,6 @@ def tell_user(
         if shown.hash is not None:
             return
     user = str((body.get("user") or {}).get("id") or "")
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     if user:
-        services.messages.dm(user, text)
+        services.messages.dm(user, text, team_id=str(team) if team else None)

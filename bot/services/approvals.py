@@ -297,6 +297,7 @@ class ApprovalService:
             approval.messages,
             f":hourglass: This request by <@{decided.user_id}> expired unanswered; nothing was "
             "rented.",
+            team_id=decided.team_id,
         )
         return True
 

@@ -306,9 +306,14 @@ class BudgetService:
             alert = BudgetAlert(line=line, percent=percent, month_label=label)
             if line.subject == BUDGET_WORKSPACE:
                 recipients = self.policy.admins or self.policy.approvers
-                delivered = [self.messages.budget_alert(u, alert, you=False) for u in recipients]
+                delivered = [
+                    self.messages.budget_alert(u, alert, you=False, team_id=team_id)
+                    for u in recipients
+                ]
             else:
-                delivered = [self.messages.budget_alert(line.subject, alert, you=True)]
+                delivered = [
+                    self.messages.budget_alert(line.subject, alert, you=True, team_id=team_id)
+                ]
             if not any(delivered):
                 for p in claimed:  # nobody heard it: ask again next time
                     release_claim(self.sf, _claim_key(team_id, line, p, now))

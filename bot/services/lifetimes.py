@@ -334,7 +334,7 @@ class LifetimeService:
         )
         storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{action}_failed", None)
         delivered = self.messages.note(dep, text)
-        delivered = self.messages.dm(dep.user_id, text) or delivered
+        delivered = self.messages.dm(dep.user_id, text, team_id=dep.team_id) or delivered
         if not delivered:
             storage.release_claim(self.sf, key)
 

@@ -189,7 +189,7 @@ class ReminderService:
     def _remind(
         self, dep: DeploymentRecord, reminder: Reminder, now: datetime, report: ReminderReport
     ) -> None:
-        local = now.astimezone(_zone(self.owner_tz(dep.user_id, now)))
+        local = now.astimezone(_zone(self.owner_tz(dep.user_id, now, team_id=dep.team_id)))
         key = f"reminder:{reminder.kind}:{dep.id}:{local.date().isoformat()}"
         if not in_working_hours(local):
             report.held += 1
@@ -202,16 +202,16 @@ class ReminderService:
         storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, "reminder", reminder.kind, now=now)
         report.reminders += 1
 
-    def owner_tz(self, user_id: str, now: datetime) -> str | None:
-        """The IANA zone of ``user_id``: from the database cache (fresh for
-        :data:`TZ_CACHE`), else ``users.info``; None when Slack does not say."""
+    def owner_tz(self, user_id: str, now: datetime, *, team_id: str | None = None) -> str | None:
+        """The IANA zone of ``user_id`` (of workspace ``team_id``): from the database cache
+        (fresh for :data:`TZ_CACHE`), else ``users.info``; None when Slack does not say."""
         cached = storage.get_user_tz(self.sf, user_id)
         if cached is not None and now - cached[1] < TZ_CACHE:
             return cached[0]
         failed = self._tz_failed.get(user_id)
         if failed is not None and now - failed < TZ_RETRY:
             return cached[0] if cached else None
-        tz = self.messages.user_tz(user_id)
+        tz = self.messages.user_tz(user_id, team_id=team_id)
         if tz is None:
             self._tz_failed[user_id] = now
             return cached[0] if cached else None
