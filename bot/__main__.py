@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, catalog_dir_from_env, load_settings
 from bot.crypto import EncryptionKeyError
+from bot.simulator.cli import parse_account
 from catalog import CatalogError
 from catalog.cli import main_list, main_validate
 
@@ -42,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     simulator.add_argument(
         "--rate-limits", action="store_true", help="enforce Vast.ai's per-endpoint intervals"
     )
+    simulator.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        type=parse_account,
+        metavar="KEY=USERID",
+        help="another Vast.ai account (repeatable): its key and user id",
+    )
     return parser
 
 
@@ -59,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulator":
         from bot.simulator.cli import serve
 
-        return serve(port=args.port, api_key=args.api_key, rate_limits=args.rate_limits)
+        return serve(
+            port=args.port,
+            api_key=args.api_key,
+            rate_limits=args.rate_limits,
+            accounts=dict(args.account),
+        )
 
     try:
         settings = load_settings()
