@@ -135,7 +135,8 @@ class TickReport:
     included); ``seconds`` is wall time. ``in_transition`` deployments were read by id
     (``transition_requests`` list requests), ``sweep_pages`` pages of the rolling sweep were
     read, ``assessed`` deployments were judged with what this tick read, ``sweep_passes``
-    is 1 when this tick finished a pass over the whole list.
+    counts the accounts whose whole list this tick finished a pass over (single-workspace
+    mode: 1 or 0). Counts are summed over the accounts.
     """
 
     ran: bool = True
@@ -332,8 +333,9 @@ class StatusPoller:
         """Run one tick now (waits for a running one to finish), then wait up to
         :data:`FLUSH_SECONDS` for the outbox to send what the tick queued (the scheduled runs
         do not wait: :meth:`run_scheduled`), so tests and benchmarks see its Slack calls.
-        Raises only on database errors; Vast.ai and Slack problems are logged and retried on
-        the next tick."""
+        Raises only on database errors (in OAuth mode an account's failed pass is logged and
+        the other accounts' go on); Vast.ai and Slack problems are logged and retried on the
+        next tick."""
         with self._lock:
             report = self._tick()
         self.messages.flush(FLUSH_SECONDS)
