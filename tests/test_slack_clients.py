@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy.exc
+from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from sqlalchemy import Engine
@@ -27,10 +28,8 @@ from bot.services.message_sync import MessageSync
 from bot.services.ports import Delivery, HomeData
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from storage import DeploymentRecord, SessionFactory
-from tests.fakes.slack_api import Call, FakeSlack
+from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, Call, FakeSlack
 
-CLIENT_ID = "1111.2222"
-CLIENT_SECRET = "client-secret-0123"
 TEAM_A, TEAM_B, TEAM_C = "T0AAAAAA1", "T0BBBBBB2", "T0CCCCCC3"
 ORG = "E0ORG0001"
 TOKEN_A, TOKEN_B, TOKEN_ORG = "xoxb-team-a", "xoxb-team-b", "xoxb-org-wide"
@@ -39,9 +38,8 @@ CHANNEL = "C0DEPLOYS1"
 
 
 def token_of(call: Call) -> str | None:
-    """The bot token a call came with (its ``Authorization: Bearer`` header)."""
-    value = call.headers.get("authorization", "")
-    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
+    """The bot token a call came with."""
+    return call.token
 
 
 def tokens(fake: FakeSlack, method: str, **match: Any) -> list[str | None]:
@@ -158,6 +156,8 @@ def store(engine: Engine) -> SQLAlchemyInstallationStore:
 def oauth_bot(
     fake_slack: FakeSlack, session_factory: SessionFactory, store: SQLAlchemyInstallationStore
 ) -> Iterator[Bot]:
+    fake_slack.add_workspace(TEAM_A, name="Team A", bot_token=TOKEN_A)
+    fake_slack.add_workspace(TEAM_B, name="Team B", bot_token=TOKEN_B)
     bot = Bot(fake_slack, session_factory, store)
     yield bot
     bot.close()
@@ -215,6 +215,10 @@ def test_each_workspaces_messages_carry_its_own_bot_token(
     assert tokens(fake_slack, "views.publish", user_id=BOB) == [TOKEN_B]
     assert tokens(fake_slack, "chat.postMessage", channel="C0DIGEST1") == [TOKEN_A]
     assert tokens(fake_slack, "users.info") == [TOKEN_B]
+    # and Slack resolved each call to the workspace it was meant for
+    assert {c.team_id for c in fake_slack.calls_for(TEAM_A)} == {TEAM_A}
+    assert {c.args.get("user_id") for c in fake_slack.calls_for(TEAM_B, "views.publish")} == {BOB}
+    assert all(c.team_id in (TEAM_A, TEAM_B) for c in fake_slack.calls)
 
 
 def _digest() -> Any:
@@ -293,8 +297,9 @@ def test_a_revoked_token_drops_the_cached_one(
     dep = make_dep(session_factory, TEAM_A)
     assert oauth_bot.messages.dm(ALICE, "before", team_id=TEAM_A)
     uninstall(store, TEAM_A)  # no forget(): the cached token is still there
-    fake_slack.fail("chat.postMessage", "token_revoked")
+    fake_slack.revoke(TOKEN_A)
     assert not oauth_bot.messages.note(dep, "refused: token_revoked")
+    assert fake_slack.calls[-1].token == TOKEN_A
     fake_slack.reset()
     assert not oauth_bot.messages.note(dep, "not sent: no installation")
     assert fake_slack.calls == []
@@ -330,35 +335,12 @@ def test_a_store_that_cannot_be_read_keeps_the_mark_for_later(
 # -- token rotation --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def refreshing(fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """``oauth.v2.access`` with ``grant_type=refresh_token`` answering a new bot token (Slack's
-    answer shape, reference/slack.md); returns the tokens handed out."""
-    handed: list[str] = []
-    answer = fake_slack._answer
-
-    def rotating(method: str, args: dict[str, Any]) -> dict[str, Any]:
-        if method != "oauth.v2.access":
-            return answer(method, args)
-        if args.get("grant_type") != "refresh_token" or args.get("refresh_token") != "xoxe-1-r":
-            return {"ok": False, "error": "invalid_refresh_token"}
-        handed.append(f"xoxe.xoxb-rotated-{len(handed) + 1}")
-        return {
-            "ok": True,
-            "app_id": "A0GPUAPP1",
-            "access_token": handed[-1],
-            "token_type": "bot",
-            "scope": "chat:write,im:write,users:read",
-            "bot_user_id": "U0BOTAAA1",
-            "refresh_token": "xoxe-1-r",
-            "expires_in": 43200,
-            "team": {"id": TEAM_A, "name": "Team A"},
-            "enterprise": None,
-            "is_enterprise_install": False,
-        }
-
-    monkeypatch.setattr(fake_slack, "_answer", rotating)
-    return handed
+def exchange(fake: FakeSlack, code: str) -> dict[str, Any]:
+    """The OAuth redirect's code exchange (``oauth.v2.access``), as Bolt's flow does it."""
+    client = WebClient(base_url=fake.api_url)
+    answer = client.oauth_v2_access(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, code=code)
+    assert isinstance(answer.data, dict)
+    return answer.data
 
 
 def test_a_bot_token_expiring_soon_is_rotated_saved_and_used(
@@ -366,48 +348,87 @@ def test_a_bot_token_expiring_soon_is_rotated_saved_and_used(
     fake_slack: FakeSlack,
     session_factory: SessionFactory,
     store: SQLAlchemyInstallationStore,
-    refreshing: list[str],
 ) -> None:
-    soon = int(time.time()) + 60
-    install(store, TEAM_A, "xoxe.xoxb-old", refresh_token="xoxe-1-r", expires_at=soon)
-    dep = make_dep(session_factory, TEAM_A)
+    fake_slack.token_expires_in = 60  # the installed token expires in a minute
+    code = fake_slack.add_workspace(TEAM_C, name="Team C", bot_token="xoxe.xoxb-c", refresh=True)
+    answer = exchange(fake_slack, code)
+    first_refresh = answer["refresh_token"]
+    install(
+        store,
+        TEAM_C,
+        answer["access_token"],
+        refresh_token=first_refresh,
+        expires_at=int(time.time()) + int(answer["expires_in"]),
+    )
+    fake_slack.token_expires_in = 43_200  # the rotated one lives 12 h
+    dep = make_dep(session_factory, TEAM_C)
     oauth_bot.sync.changed(dep)
     assert oauth_bot.messages.flush(5)
-    assert oauth_bot.messages.dm(ALICE, "hello", team_id=TEAM_A)
+    assert oauth_bot.messages.dm(ALICE, "hello", team_id=TEAM_C)
 
-    (refresh,) = fake_slack.calls_to("oauth.v2.access")
+    rotated = fake_slack.current_token(TEAM_C)
+    assert rotated != "xoxe.xoxb-c"
+    (refresh,) = [c for c in fake_slack.calls_to("oauth.v2.access") if c.args.get("grant_type")]
     assert refresh.args["grant_type"] == "refresh_token"
-    assert refresh.args["refresh_token"] == "xoxe-1-r"
+    assert refresh.args["refresh_token"] == first_refresh
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     assert refresh.headers["authorization"] == f"Basic {basic}"
-    assert refreshing == ["xoxe.xoxb-rotated-1"]  # once, then cached
-    assert tokens(fake_slack, "chat.update") == ["xoxe.xoxb-rotated-1"]
-    assert tokens(fake_slack, "chat.postMessage") == ["xoxe.xoxb-rotated-1"]
-    # saved: the installation and the bot row carry the new token and its expiry
-    saved = store.find_installation(enterprise_id=None, team_id=TEAM_A)
-    bot = store.find_bot(enterprise_id=None, team_id=TEAM_A)
+    assert tokens(fake_slack, "chat.update") == [rotated]  # once, then cached
+    assert tokens(fake_slack, "chat.postMessage") == [rotated]
+    assert {c.team_id for c in fake_slack.calls_for(TEAM_C)} == {TEAM_C}
+    # saved: the installation and the bot row carry the new token, its expiry and the new
+    # refresh token (the old one works only once)
+    saved = store.find_installation(enterprise_id=None, team_id=TEAM_C)
+    bot = store.find_bot(enterprise_id=None, team_id=TEAM_C)
     assert saved is not None and bot is not None
-    assert saved.bot_token == bot.bot_token == "xoxe.xoxb-rotated-1"
-    assert saved.bot_token_expires_at is not None and saved.bot_token_expires_at > soon + 3600
+    assert saved.bot_token == bot.bot_token == rotated
+    assert saved.bot_refresh_token == bot.bot_refresh_token != first_refresh
+    assert saved.bot_token_expires_at is not None
+    assert saved.bot_token_expires_at > time.time() + 3600
 
     # another process (a fresh cache) reads the saved token: no second rotation
     fresh = Bot(fake_slack, session_factory, store)
     try:
-        assert fresh.messages.dm(ALICE, "again", team_id=TEAM_A)
+        assert fresh.messages.dm(ALICE, "again", team_id=TEAM_C)
     finally:
         fresh.close()
-    assert len(fake_slack.calls_to("oauth.v2.access")) == 1
-    assert tokens(fake_slack, "chat.postMessage", text="again") == ["xoxe.xoxb-rotated-1"]
+    assert len(fake_slack.calls_to("oauth.v2.access")) == 2  # the exchange and one refresh
+    assert tokens(fake_slack, "chat.postMessage", text="again") == [rotated]
 
 
 def test_a_token_far_from_expiry_is_not_rotated(
-    oauth_bot: Bot, fake_slack: FakeSlack, store: SQLAlchemyInstallationStore, refreshing: list[str]
+    oauth_bot: Bot, fake_slack: FakeSlack, store: SQLAlchemyInstallationStore
 ) -> None:
-    later = int(time.time()) + 6 * 3600
-    install(store, TEAM_A, "xoxe.xoxb-current", refresh_token="xoxe-1-r", expires_at=later)
-    assert oauth_bot.messages.dm(ALICE, "hello", team_id=TEAM_A)
-    assert fake_slack.calls_to("oauth.v2.access") == []
-    assert tokens(fake_slack, "chat.postMessage") == ["xoxe.xoxb-current"]
+    code = fake_slack.add_workspace(TEAM_C, name="Team C", bot_token="xoxe.xoxb-c", refresh=True)
+    answer = exchange(fake_slack, code)  # lives 12 h
+    install(
+        store,
+        TEAM_C,
+        answer["access_token"],
+        refresh_token=answer["refresh_token"],
+        expires_at=int(time.time()) + int(answer["expires_in"]),
+    )
+    assert oauth_bot.messages.dm(ALICE, "hello", team_id=TEAM_C)
+    assert len(fake_slack.calls_to("oauth.v2.access")) == 1  # the exchange only
+    assert tokens(fake_slack, "chat.postMessage") == ["xoxe.xoxb-c"]
+
+
+def test_a_refused_rotation_sends_nothing(
+    oauth_bot: Bot, fake_slack: FakeSlack, store: SQLAlchemyInstallationStore
+) -> None:
+    fake_slack.token_expires_in = 60
+    code = fake_slack.add_workspace(TEAM_C, name="Team C", bot_token="xoxe.xoxb-c", refresh=True)
+    answer = exchange(fake_slack, code)
+    install(
+        store,
+        TEAM_C,
+        answer["access_token"],
+        refresh_token=answer["refresh_token"],
+        expires_at=int(time.time()) + 60,
+    )
+    fake_slack.uninstall(TEAM_C)  # its refresh token stops working
+    assert not oauth_bot.messages.dm(ALICE, "hello", team_id=TEAM_C)
+    assert fake_slack.calls_to("chat.postMessage") == []
 
 
 # -- Enterprise Grid ---------------------------------------------------------------------------
@@ -416,6 +437,10 @@ def test_a_token_far_from_expiry_is_not_rotated(
 def test_an_org_wide_install_serves_its_workspaces(
     fake_slack: FakeSlack, session_factory: SessionFactory, store: SQLAlchemyInstallationStore
 ) -> None:
+    fake_slack.add_workspace(
+        TEAM_C, name="Team C", bot_token=TOKEN_ORG, enterprise_id=ORG, org_install=True
+    )
+    fake_slack.add_workspace(TEAM_A, name="Team A", bot_token=TOKEN_A)
     install(store, None, TOKEN_ORG, enterprise_id=ORG)  # org-wide: stored without a team
     install(store, TEAM_A, TOKEN_A)
     dep_c = make_dep(session_factory, TEAM_C)  # a workspace of the org
