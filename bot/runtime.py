@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from wsgiref.types import WSGIApplication
 
@@ -41,14 +41,16 @@ from bot.services.listings import ListingService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
+from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
-from bot.services.workspaces import WorkspaceService, key_checker
+from bot.services.workspaces import DIGEST_CHANNEL, WorkspaceService, key_checker
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import (
     SessionFactory,
     get_workspace,
+    list_workspaces,
     make_engine,
     make_session_factory,
     migrate,
@@ -123,6 +125,18 @@ def enterprise_of(sf: SessionFactory, team_id: str) -> str | None:
     not known)."""
     record = get_workspace(sf, team_id)
     return record.enterprise_id if record is not None else None
+
+
+def workspace_digests(sf: SessionFactory, workspaces: WorkspaceService) -> list[tuple[str, str]]:
+    """OAuth mode: ``[(team_id, channel)]`` of each installed workspace that chose a digest
+    channel in ``/templates setup`` (``DIGEST_CHANNEL`` names a channel of one workspace only,
+    so it is no default here)."""
+    targets = []
+    for record in list_workspaces(sf, installed_only=True):
+        own = workspaces.settings_for(record.team_id)
+        if own.digest_channel and DIGEST_CHANNEL in own.overridden:
+            targets.append((record.team_id, own.digest_channel))
+    return targets
 
 
 def build_services(
@@ -227,12 +241,43 @@ def build_services(
         accounts = VastAccounts.single(vast, simulated=settings.simulated)
         admins = StaticAdmins(settings.bot_admins)
     closers.append(accounts.close)
-    listings = ListingService(sf)
-    budget_policy = BudgetPolicy.from_settings(settings)
-    budgets = BudgetService(
-        session_factory=sf, listings=listings, messages=messages, policy=budget_policy, clock=clock
+    listings = ListingService(
+        sf,
+        unmanaged_state=lambda team_id: unmanaged_state(
+            accounts.for_team(team_id).name if accounts.multi else None
+        ),
     )
-    home = HomeService(listings, messages, admins=settings.bot_admins, budget_lines=budgets.lines)
+    budget_policy = BudgetPolicy.from_settings(settings)
+    lifetime_policy = LifetimePolicy.from_settings(settings)
+
+    def lifetime_policy_for(team_id: str) -> LifetimePolicy:
+        own = workspaces.settings_for(team_id)
+        return replace(
+            lifetime_policy,
+            default_hours=own.default_lifetime_hours,
+            max_hours=own.max_lifetime_hours,
+        )
+
+    def budget_policy_for(team_id: str) -> BudgetPolicy:
+        own = workspaces.settings_for(team_id)
+        return replace(
+            budget_policy,
+            approval_dph=own.approval_dph,
+            approvers=own.approver_ids,
+            admins=own.listed_admins,
+            # A channel id names a channel of one workspace only.
+            approval_channel=None if settings.oauth_mode else budget_policy.approval_channel,
+        )
+
+    budgets = BudgetService(
+        session_factory=sf,
+        listings=listings,
+        messages=messages,
+        policy=budget_policy,
+        policy_for=budget_policy_for,
+        clock=clock,
+    )
+    home = HomeService(listings, messages, admins=admins, budget_lines=budgets.lines)
     manage = ManageService(
         session_factory=sf,
         accounts=accounts,
@@ -247,7 +292,8 @@ def build_services(
         messages=messages,
         manage=manage,
         catalog_get=catalog.get,
-        policy=LifetimePolicy.from_settings(settings),
+        policy=lifetime_policy,
+        policy_for=lifetime_policy_for,
         on_change=home.deployment_changed,
         clock=clock,
     )
@@ -273,6 +319,8 @@ def build_services(
         digest_hour=settings.digest_hour,
         digest_timezone=settings.digest_timezone,
         team_id=home.team_id,
+        digests=(lambda: workspace_digests(sf, workspaces)) if settings.oauth_mode else None,
+        unmanaged_for=listings.unmanaged,
         budget_lines=budgets.all_lines,
         clock=clock,
     )

@@ -94,7 +94,7 @@ def search_view(
     ranked = found.ranked
     if state.gpu_name is None and state.max_dph is None:
         state.models = gpu_models(ranked)
-    policy = services.lifetimes.policy
+    policy = services.lifetimes.policy_for(team_id)
     choices = policy.choices(template, admin=services.is_admin(team_id, user_id))
     hours: float | None = policy.default_for(template)
     if lifetime is not None:

@@ -72,7 +72,7 @@ def listing_payload(
     if kind == blocks.LIST_RUNNING:
         deps = services.listings.running(team_id)
         if services.is_admin(team_id, user_id):  # instances rented by hand: admins should know
-            unmanaged = services.listings.unmanaged()
+            unmanaged = services.listings.unmanaged(team_id)
     else:
         deps = services.listings.mine(team_id, user_id, now)
     return blocks.deployment_list_message(

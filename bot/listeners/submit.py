@@ -179,7 +179,7 @@ def _lifetime(
 ) -> _Lifetime | str:
     """The **Run for** choice (hours; None = until stopped), or the inline error. A picker
     without the input (opened before lifetimes existed) gets the default: never no end."""
-    policy = services.lifetimes.policy
+    policy = services.lifetimes.policy_for(team_id)
     if value is None:
         return _Lifetime(policy.default_for(template))
     try:
@@ -351,7 +351,7 @@ def _ask_for_approval(
 ) -> None:
     """Nothing is rented: hold the request for the approvers (or refuse inline when nobody can
     approve), and say so in the modal."""
-    deciders, _ = services.approvals.deciders(sub.user_id)
+    deciders, _ = services.approvals.deciders(sub.user_id, sub.team_id)
     if not deciders:
         _refuse(handoff, client, sub, services.approvals.no_approvers_text(budget))
         return

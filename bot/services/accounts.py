@@ -15,6 +15,7 @@ is paced on its own (:mod:`bot.vast.pacing`).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class VastAccounts:
         self.simulator = simulator or (default if default.simulated else None)
         self._stored_key = stored_key
         self._make_client = make_client
+        # sha256 of the key -> (account name, client): one client per key, never closed while
+        # the process runs (another thread may be using it); two keys of one Vast.ai user are
+        # one account with two clients.
         self._clients: dict[str, tuple[str, VastClient]] = {}
         self._lock = threading.Lock()
 
@@ -120,15 +124,14 @@ class VastAccounts:
 
     def _account(self, stored: StoredKey) -> VastAccount:
         name = f"vast-user:{stored.vast_user_id}"
+        digest = hashlib.sha256(stored.api_key.encode()).hexdigest()
         with self._lock:
-            cached = self._clients.get(name)
-            if cached is None or cached[0] != stored.api_key:
+            cached = self._clients.get(digest)
+            if cached is None:
                 if self._make_client is None:
                     raise RuntimeError("VastAccounts has stored keys but no make_client")
-                if cached is not None:
-                    cached[1].close()
-                cached = (stored.api_key, self._make_client(stored.api_key))
-                self._clients[name] = cached
+                cached = (name, self._make_client(stored.api_key))
+                self._clients[digest] = cached
             return VastAccount(name=name, client=cached[1], simulated=False)
 
     def known(self) -> list[VastAccount]:
@@ -139,7 +142,7 @@ class VastAccounts:
         with self._lock:
             accounts += [
                 VastAccount(name=name, client=client, simulated=False)
-                for name, (_, client) in self._clients.items()
+                for name, client in self._clients.values()
             ]
         return accounts
 

@@ -111,11 +111,11 @@ class ApprovalService:
 
     # -- who decides -------------------------------------------------------------------------
 
-    def deciders(self, requester: str) -> tuple[frozenset[str], bool]:
-        """``(who may decide on a request by requester, self_only)``: the approvers other than
-        the requester; only when nobody else can, the requester alone (``self_only`` True).
-        Empty when no approvers are configured."""
-        approvers = self.policy.approvers
+    def deciders(self, requester: str, team_id: str | None) -> tuple[frozenset[str], bool]:
+        """``(who may decide on a request by requester in workspace team_id, self_only)``: the
+        workspace's approvers other than the requester; only when nobody else can, the
+        requester alone (``self_only`` True). Empty when no approvers are configured."""
+        approvers = self.budgets.policy_for(team_id).approvers
         others = approvers - {requester}
         if others:
             return others, False
@@ -136,7 +136,7 @@ class ApprovalService:
 
         Raises ValueError when no approvers are configured (the listener checks
         :meth:`deciders` first and refuses inline)."""
-        deciders, self_only = self.deciders(request.user_id)
+        deciders, self_only = self.deciders(request.user_id, request.team_id)
         if not deciders:
             raise ValueError("no approvers configured")
         now = self.clock()
@@ -153,7 +153,9 @@ class ApprovalService:
             return Requested(dep, deciders, created=False)
         ask = ApprovalRequest(dep, check, deciders, expires_at, self_only=self_only)
         landed = self.messages.approval_request(
-            ask, recipients=deciders, channel=self.policy.approval_channel
+            ask,
+            recipients=deciders,
+            channel=self.budgets.policy_for(request.team_id).approval_channel,
         )
         if landed:
             add_approval_messages(self.sf, dep.id, landed)

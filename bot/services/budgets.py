@@ -167,13 +167,22 @@ class BudgetService:
         listings: ListingService,
         messages: Messages,
         policy: BudgetPolicy,
+        policy_for: Callable[[str], BudgetPolicy] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sf = session_factory
         self.listings = listings
         self.messages = messages
         self.policy = policy
+        self._policy_for = policy_for
         self.clock = clock
+
+    def policy_for(self, team_id: str | None) -> BudgetPolicy:
+        """The rules of workspace ``team_id``: its approval threshold, approvers and admins
+        (``/templates setup``), else the configured ones."""
+        if self._policy_for is None or not team_id:
+            return self.policy
+        return self._policy_for(team_id)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -242,10 +251,10 @@ class BudgetService:
             in_month=in_month,
             user=user,
             workspace=workspace,
-            approval_dph=self.policy.approval_dph,
+            approval_dph=self.policy_for(team_id).approval_dph,
         )
         reasons: list[str] = []
-        limit = self.policy.approval_dph
+        limit = draft.approval_dph
         if limit is not None and dph > limit + 1e-9:
             reasons.append(f"{money(dph)}/h is above the {money(limit)}/h that needs no approval")
         for line, whose in ((user, f"<@{user_id}>'s"), (workspace, "the workspace's")):
@@ -305,7 +314,8 @@ class BudgetService:
             percent = max(claimed)
             alert = BudgetAlert(line=line, percent=percent, month_label=label)
             if line.subject == BUDGET_WORKSPACE:
-                recipients = self.policy.admins or self.policy.approvers
+                policy = self.policy_for(team_id)
+                recipients = policy.admins or policy.approvers
                 delivered = [
                     self.messages.budget_alert(u, alert, you=False, team_id=team_id)
                     for u in recipients

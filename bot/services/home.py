@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.services.admins import AdminDirectory
 from bot.services.listings import ListingService
 from bot.services.ports import BudgetLine, HomeData, Messages
 from storage import DeploymentRecord, utcnow
@@ -21,7 +22,8 @@ class HomeService:
     Args:
         listings: reads deployments, the month's spend and the unmanaged instances.
         messages: the messages port.
-        admins: ``BOT_ADMINS``, whose Home also lists the unmanaged instances.
+        admins: the bot admins per workspace, whose Home also lists the unmanaged instances
+            of their workspace's Vast.ai account.
         budget_lines: ``(team, user) -> (user's budget, workspace's budget)``
             (:meth:`BudgetService.lines`); None: the Home shows no budget.
     """
@@ -30,7 +32,7 @@ class HomeService:
         self,
         listings: ListingService,
         messages: Messages,
-        admins: frozenset[str] = frozenset(),
+        admins: AdminDirectory | None = None,
         budget_lines: Callable[[str, str], tuple[BudgetLine, BudgetLine]] | None = None,
     ) -> None:
         self.listings = listings
@@ -64,7 +66,11 @@ class HomeService:
             workspace_month=report.total,
             month_label=report.start.strftime("%B %Y"),
             notice=notice,
-            unmanaged=self.listings.unmanaged() if user_id in self.admins else (),
+            unmanaged=(
+                self.listings.unmanaged(team_id)
+                if self.admins is not None and self.admins.is_admin(team_id, user_id)
+                else ()
+            ),
             user_budget=mine,
             workspace_budget=everyone,
             team_id=team_id,

@@ -145,6 +145,8 @@ class LifetimeService:
         session_factory: storage's sessionmaker. messages: the messages port.
         manage: performs the automatic stops and destroys, and decides who may act.
         catalog_get: ``slug -> Template | None``. policy: the rules.
+        policy_for: ``team_id -> LifetimePolicy``, a workspace's rules (its own default and
+            maximum run length; ``/templates setup``); default: ``policy`` everywhere.
         on_change: called with the row after an extension (the owner's Home tab).
         clock: aware UTC now.
     """
@@ -157,6 +159,7 @@ class LifetimeService:
         manage: ManageService,
         catalog_get: Callable[[str], Template | None],
         policy: LifetimePolicy,
+        policy_for: Callable[[str], LifetimePolicy] | None = None,
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
@@ -165,10 +168,18 @@ class LifetimeService:
         self.manage = manage
         self.catalog_get = catalog_get
         self.policy = policy
+        self._policy_for = policy_for
         self.on_change = on_change
         self.clock = clock
 
     # -- the poller's tick ------------------------------------------------------------------
+
+    def policy_for(self, team_id: str | None) -> LifetimePolicy:
+        """The rules of workspace ``team_id`` (the configured ones when it set none; a
+        workspace whose settings cannot be read gets the configured ones too)."""
+        if self._policy_for is None or not team_id:
+            return self.policy
+        return self._policy_for(team_id)
 
     def expiry_horizon(self, now: datetime) -> datetime:
         """Rows ending after this time have nothing due at ``now`` (no warning, no action), so
@@ -262,7 +273,7 @@ class LifetimeService:
             return 0
         acts_at = max(dep.ends_at, now + MIN_NOTICE)
         started = dep.lifetime_started_at or dep.created_at
-        limit = timedelta(hours=self.policy.max_hours)
+        limit = timedelta(hours=self.policy_for(dep.team_id).max_hours)
         notice = ExpiryNotice(
             ends_at=acts_at,
             action=self.policy.on_expiry,
@@ -376,7 +387,7 @@ class LifetimeService:
             )
         new_end = max(dep.ends_at, now) + timedelta(hours=hours)
         started = dep.lifetime_started_at or dep.created_at
-        limit = self.policy.max_hours
+        limit = self.policy_for(dep.team_id).max_hours
         if new_end - started > timedelta(hours=limit) and not self.manage.is_admin(
             dep.team_id, actor
         ):

@@ -3,12 +3,12 @@ the listeners render it with :mod:`bot.blocks.manage`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from bot import pricing
 from bot.services.ports import AuditEntry, UnmanagedInstance
-from bot.services.unmanaged import read_unmanaged
+from bot.services.unmanaged import UNMANAGED_STATE, read_unmanaged
 from storage import (
     LIVE_STATUSES,
     DeploymentRecord,
@@ -38,8 +38,14 @@ class ListingService:
         session_factory: storage's sessionmaker.
     """
 
-    def __init__(self, session_factory: SessionFactory) -> None:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        *,
+        unmanaged_state: Callable[[str], str] = lambda team_id: UNMANAGED_STATE,
+    ) -> None:
         self.sf = session_factory
+        self._unmanaged_state = unmanaged_state
 
     def mine(self, team_id: str, user_id: str, now: datetime) -> list[DeploymentRecord]:
         """The user's live deployments and waiting requests (newest first), then those ended in
@@ -76,10 +82,11 @@ class ListingService:
             list_for_team(self.sf, team_id), start=start, end=end, now=now, periods_for=periods_for
         )
 
-    def unmanaged(self) -> list[UnmanagedInstance]:
-        """Instances on the Vast.ai account the bot does not own (as the poller saw them last);
-        for admins only."""
-        return read_unmanaged(self.sf)  # a list the poller has not refreshed is ignored
+    def unmanaged(self, team_id: str, now: datetime | None = None) -> list[UnmanagedInstance]:
+        """Instances on workspace ``team_id``'s Vast.ai account that the bot does not own (as
+        the poller saw them last); for that workspace's admins only."""
+        # A list the poller has not refreshed is ignored.
+        return read_unmanaged(self.sf, now, state=self._unmanaged_state(team_id))
 
     def audit(self, team_id: str, page: int, page_size: int) -> tuple[list[AuditEntry], bool]:
         """Page ``page`` (0 = newest) of the workspace's audit log, ``page_size`` events, and

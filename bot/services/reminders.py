@@ -40,6 +40,7 @@ from bot.services.ports import (
     DigestLine,
     Messages,
     Reminder,
+    UnmanagedInstance,
 )
 from bot.services.unmanaged import read_unmanaged
 from storage import ACTIVE_STATUSES, DeploymentRecord, DeploymentStatus, SessionFactory
@@ -91,6 +92,11 @@ class ReminderService:
         digest_channel: ``DIGEST_CHANNEL`` (None: no digest). digest_hour: ``DIGEST_HOUR``
             (0–23). digest_timezone: ``DIGEST_TIMEZONE`` (IANA name).
         team_id: returns the workspace id (None while unknown).
+        digests: OAuth mode: ``() -> [(team_id, channel)]``, each workspace that wants a digest
+            and where (its own digest shows only its own deployments, spend and budgets);
+            None: single-workspace mode, one digest in ``digest_channel``.
+        unmanaged_for: ``team_id -> instances`` on that workspace's Vast.ai account that the
+            bot does not own (:meth:`ListingService.unmanaged`); None: the single account's.
         budget_lines: a workspace's budgets for the digest (:meth:`BudgetService.all_lines`).
         clock: aware UTC now.
     """
@@ -106,6 +112,8 @@ class ReminderService:
         digest_hour: int = 9,
         digest_timezone: str = "UTC",
         team_id: Callable[[], str | None] = lambda: None,
+        digests: Callable[[], Sequence[tuple[str, str]]] | None = None,
+        unmanaged_for: Callable[[str], Sequence[UnmanagedInstance]] | None = None,
         budget_lines: Callable[[str], Sequence[BudgetLine]] = lambda team: (),
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
@@ -119,6 +127,8 @@ class ReminderService:
         self.digest_zone = _zone(digest_timezone)
         self.digest_timezone = digest_timezone
         self.team_id = team_id
+        self.digests = digests
+        self.unmanaged_for = unmanaged_for
         self.clock = clock
         self._lock = threading.Lock()
         self._tz_failed: dict[str, datetime] = {}
@@ -160,8 +170,14 @@ class ReminderService:
                         self._remind(dep, reminder, now, report)
                 except Exception:  # one deployment's trouble must not stop the others
                     logger.exception("reminders: deployment %d not processed", dep.id)
-            if self.digest_channel:
-                self._digest(now, report)
+            if self.digests is not None:
+                for team, channel in self.digests():
+                    try:
+                        self._digest(now, report, channel=channel, team_id=team)
+                    except Exception:  # one workspace's trouble must not stop the others
+                        logger.exception("reminders: digest of %s not sent", team)
+            elif self.digest_channel:
+                self._digest(now, report, channel=self.digest_channel)
             return report
 
     # -- reminders --------------------------------------------------------------------------
@@ -221,26 +237,38 @@ class ReminderService:
 
     # -- the digest -------------------------------------------------------------------------
 
-    def _digest(self, now: datetime, report: ReminderReport) -> None:
+    def _digest(
+        self, now: datetime, report: ReminderReport, *, channel: str, team_id: str | None = None
+    ) -> None:
         local = now.astimezone(self.digest_zone)
         if local.hour < self.digest_hour:
             return
-        key = f"digest:{local.date().isoformat()}"
+        day = local.date().isoformat()
+        key = f"digest:{day}" if team_id is None else f"digest:{team_id}:{day}"
         if not storage.claim(self.sf, key, now):
             return
-        assert self.digest_channel is not None
-        if not self.messages.digest(self.digest_channel, self.digest_data(now)):
+        data = self.digest_data(now, team_id=team_id)
+        if not self.messages.digest(channel, data, team_id=team_id):
             storage.release_claim(self.sf, key)
             return
         report.digests += 1
 
-    def digest_data(self, now: datetime) -> DigestData:
-        """What the digest shows at ``now``."""
-        live = newest_first(storage.list_by_status(self.sf, storage.LIVE_STATUSES))
+    def digest_data(self, now: datetime, *, team_id: str | None = None) -> DigestData:
+        """What the digest shows at ``now``: of workspace ``team_id`` only, or (None:
+        single-workspace mode) of every row."""
+        live = newest_first(
+            storage.list_by_status(self.sf, storage.LIVE_STATUSES)
+            if team_id is None
+            else storage.list_for_team(self.sf, team_id, storage.LIVE_STATUSES)
+        )
         lines = [DigestLine(d, pricing.cost_so_far(d, now)) for d in live]
         running = [line for line in lines if line.dep.status in ACTIVE_STATUSES]
         stopped = [line for line in lines if line.dep.status == DeploymentStatus.STOPPED]
-        teams = {d.team_id for d in live} | ({self.team_id()} - {None})
+        teams = (
+            {d.team_id for d in live} | ({self.team_id()} - {None})
+            if team_id is None
+            else {team_id}
+        )
         spend: dict[str, float] = {}
         budgets: list[BudgetLine] = []
         for team in sorted(t for t in teams if t):
@@ -254,6 +282,10 @@ class ReminderService:
             stopped=stopped,
             spend=sorted(spend.items(), key=lambda item: (-item[1], item[0])),
             month_label=f"{now:%B %Y}",
-            unmanaged=read_unmanaged(self.sf, now),
+            unmanaged=(
+                list(self.unmanaged_for(team_id))
+                if team_id is not None and self.unmanaged_for is not None
+                else read_unmanaged(self.sf, now)
+            ),
             budgets=budgets,
         )

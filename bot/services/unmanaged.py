@@ -27,16 +27,26 @@ REFRESH = timedelta(minutes=10)
 STALE = timedelta(minutes=30)
 
 
-def read_unmanaged(sf: SessionFactory, now: datetime | None = None) -> list[UnmanagedInstance]:
-    """The unmanaged instances the status poller saw last; empty when it never wrote any or
-    its list is older than :data:`STALE` (it stops listing when the bot follows nothing)."""
-    found = storage.get_state(sf, UNMANAGED_STATE)
+def unmanaged_state(account_name: str | None) -> str:
+    """The ``bot_state`` document of an account's unmanaged instances: :data:`UNMANAGED_STATE`
+    for the one account of single-workspace mode (``None``), ``unmanaged:<account name>`` for
+    each account in OAuth mode."""
+    return UNMANAGED_STATE if account_name is None else f"unmanaged:{account_name}"
+
+
+def read_unmanaged(
+    sf: SessionFactory, now: datetime | None = None, *, state: str = UNMANAGED_STATE
+) -> list[UnmanagedInstance]:
+    """The unmanaged instances the status poller saw last on one account (its ``state``
+    document, :func:`unmanaged_state`); empty when it never wrote any or its list is older than
+    :data:`STALE` (it stops listing when the bot follows nothing)."""
+    found = storage.get_state(sf, state)
     if found is None or (now or storage.utcnow()) - found[1] > STALE:
         return []
     try:
         return [UnmanagedInstance(**item) for item in json.loads(found[0])]
     except (TypeError, ValueError):
-        logger.warning("unreadable %s document; ignored", UNMANAGED_STATE)
+        logger.warning("unreadable %s document; ignored", state)
         return []
 
 
