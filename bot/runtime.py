@@ -277,7 +277,13 @@ def build_services(
         policy_for=budget_policy_for,
         clock=clock,
     )
-    home = HomeService(listings, messages, admins=admins, budget_lines=budgets.lines)
+    home = HomeService(
+        listings,
+        messages,
+        admins=admins,
+        budget_lines=budgets.lines,
+        one_workspace=not settings.oauth_mode,
+    )
     manage = ManageService(
         session_factory=sf,
         accounts=accounts,

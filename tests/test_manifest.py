@@ -31,3 +31,20 @@ def test_manifest_has_command_interactivity_home_and_scopes() -> None:
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "chat:write.public", "im:write", "users:read"} <= scopes
+
+
+def test_oauth_manifest_is_valid_and_installs_by_oauth_over_http() -> None:
+    manifest = yaml.safe_load((ROOT / "manifest.oauth.yml").read_text())
+    jsonschema.validate(manifest, _schema())
+    settings = manifest["settings"]
+    assert settings["socket_mode_enabled"] is False
+    assert manifest["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
+    events = set(settings["event_subscriptions"]["bot_events"])
+    assert {"app_home_opened", "app_uninstalled", "tokens_revoked"} <= events
+    assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
+    assert settings["interactivity"]["request_url"].endswith("/slack/events")
+    single = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    assert manifest["oauth_config"]["scopes"] == single["oauth_config"]["scopes"]
+    assert manifest["features"]["slash_commands"][0]["usage_hint"] == (
+        single["features"]["slash_commands"][0]["usage_hint"]
+    )

@@ -197,6 +197,8 @@ def help_message(catalog_size: int) -> dict[str, Any]:
         "balance (admins)\n"
         "• `/templates budget`: monthly budgets · `/templates budget @someone 200`: set one · "
         "`/templates audit`: who did what (admins)\n"
+        "• `/templates setup`: the workspace's Vast.ai key, admins, approvers, digest channel "
+        "and run lengths (admins)\n"
         "• *Deploy* picks a live GPU offer and rents it for the time you choose in *Run for*: "
         "you are asked before the end (*Extend*, *Stop*, *Destroy*), and an idle GPU is stopped "
         "after asking you; an expensive or over-budget request waits for an approver's click; "

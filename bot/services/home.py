@@ -26,6 +26,8 @@ class HomeService:
             of their workspace's Vast.ai account.
         budget_lines: ``(team, user) -> (user's budget, workspace's budget)``
             (:meth:`BudgetService.lines`); None: the Home shows no budget.
+        one_workspace: single-workspace mode: a Home refreshed without its workspace goes to
+            the one workspace; False (OAuth mode): it is not published.
     """
 
     def __init__(
@@ -34,8 +36,11 @@ class HomeService:
         messages: Messages,
         admins: AdminDirectory | None = None,
         budget_lines: Callable[[str, str], tuple[BudgetLine, BudgetLine]] | None = None,
+        *,
+        one_workspace: bool = True,
     ) -> None:
         self.listings = listings
+        self.one_workspace = one_workspace
         self.budget_lines = budget_lines
         self.messages = messages
         self.admins = admins
@@ -43,12 +48,17 @@ class HomeService:
         self._lock = threading.Lock()
 
     def remember_team(self, team_id: str) -> None:
-        """Keep the workspace id a Slack payload named (spares an ``auth.test``)."""
+        """Keep the workspace id a Slack payload named (spares an ``auth.test``). OAuth mode
+        (not ``one_workspace``) keeps none: a Home without its workspace is not published."""
+        if not self.one_workspace:
+            return
         with self._lock:
             self._team_id = self._team_id or team_id
 
     def team_id(self) -> str | None:
-        """The workspace id: remembered, else ``auth.test`` once."""
+        """The workspace id: remembered, else ``auth.test`` once; None in OAuth mode."""
+        if not self.one_workspace:
+            return None
         with self._lock:
             if self._team_id is None:
                 self._team_id = self.messages.team_id()
