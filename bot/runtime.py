@@ -28,7 +28,7 @@ from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsg
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
 from bot.services.actions import ManageService
-from bot.services.admins import AdminDirectory, StaticAdmins
+from bot.services.admins import AdminDirectory
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
@@ -227,8 +227,10 @@ def build_services(
         roles=roles_by_workspace(slack_clients.client_for),
         clock=clock,
     )
-    if settings.oauth_mode:
-        # Each workspace rents on its own key; without one, on the simulator (``vast``).
+    if settings.oauth_mode or (box is not None and settings.vast_api_key is None):
+        # Each workspace rents on the key entered in /templates setup; without one, on the
+        # simulator (``vast``). Single-workspace mode gets this only with ENCRYPTION_KEY set
+        # and no VAST_API_KEY (the environment's key wins otherwise).
         accounts = VastAccounts(
             VastAccount(SIMULATOR, vast, simulated=True),
             stored_key=workspaces.stored_key,
@@ -236,10 +238,10 @@ def build_services(
                 settings.vast_api_url, api_key, min_intervals=settings.vast_min_intervals
             ),
         )
-        admins: AdminDirectory = workspaces
     else:
         accounts = VastAccounts.single(vast, simulated=settings.simulated)
-        admins = StaticAdmins(settings.bot_admins)
+    # BOT_ADMINS, each workspace's own list (setup) and its Slack owners and admins.
+    admins: AdminDirectory = workspaces
     closers.append(accounts.close)
     listings = ListingService(
         sf,
