@@ -1,7 +1,8 @@
 """OAuth mode: the app leaving a workspace (``app_uninstalled``, ``tokens_revoked``).
 
 Bolt's own token revocation listeners delete the tokens from the installation store
-(:class:`slack_bolt.listener.builtins.TokenRevocationListeners`); then the install service
+(:class:`slack_bolt.listener.builtins.TokenRevocationListeners`; for a revoked bot token also
+the installation rows that hold it, which Bolt's built-in leaves); then the install service
 records it and the bot stops posting there. Bolt skips authorization for these two events
 (the tokens may already be gone).
 """
@@ -38,4 +39,10 @@ def register(app: App, services: Services) -> None:
         ack()
         builtins.handle_tokens_revoked_events(event, context)
         if (event.get("tokens") or {}).get("bot"):
+            # Bolt's built-in deletes only the ``slack_bots`` rows, but slack_sdk's store keeps
+            # the bot token in the installation rows too, and ``find_installation`` (Bolt's
+            # authorize, WorkspaceClients) would keep handing out the revoked token. The app
+            # asks for no user scopes, so every installation row of the workspace holds that
+            # token: drop them all, as for ``app_uninstalled``.
+            store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
             installs.uninstalled(context.team_id, context.enterprise_id)
