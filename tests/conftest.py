@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.storage",
     "tests.fixtures.vast",
     "tests.fixtures.slack",
+    "tests.fixtures.oauth",
 ]
 
 # Read with ``os.environ`` by code under test besides the Settings fields (storage's Alembic
