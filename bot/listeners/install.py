@@ -28,6 +28,14 @@ def register(app: App, services: Services) -> None:
     installs = services.installs
     builtins = TokenRevocationListeners(store)
 
+    @app.use
+    def record_org_workspaces(context: BoltContext, next: Any) -> None:
+        """An org-wide (Enterprise Grid) install has no workspace at install time: record
+        each workspace of the org on its first authorized request."""
+        if context.is_enterprise_install and context.team_id and context.enterprise_id:
+            installs.served_by_org(context.team_id, context.enterprise_id)
+        next()
+
     @app.event("app_uninstalled")
     def app_uninstalled(ack: Ack, context: BoltContext) -> None:
         ack()

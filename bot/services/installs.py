@@ -10,11 +10,19 @@ the bot only stops posting to it (it has no token there any more).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
 from bot.services.ports import Messages
-from storage import SessionFactory, record_install, record_uninstall, utcnow
+from storage import (
+    SessionFactory,
+    get_workspace,
+    list_workspaces,
+    record_install,
+    record_uninstall,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,8 @@ class InstallService:
         self.messages = messages
         self.forget = forget
         self.clock = clock
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
     def installed(
         self,
@@ -70,9 +80,55 @@ class InstallService:
         if installer:
             self.messages.dm(installer, WELCOME_TEXT, team_id=team_id)
 
+    def served_by_org(self, team_id: str, enterprise_id: str) -> None:
+        """A request from workspace ``team_id`` was authorized by the org-wide install of
+        Enterprise Grid org ``enterprise_id``: record the workspace (once per process) with its
+        org, as an install does. Without that row, what the bot sends on its own (status edits,
+        Home tabs, DMs, which name only the team) could not find the org's installation
+        (:class:`bot.slack_clients.WorkspaceClients` reads the org from it). Never raises
+        (a database error is logged and tried again on the next request)."""
+        key = (team_id, enterprise_id)
+        with self._lock:
+            if key in self._seen:
+                return
+        try:
+            record = get_workspace(self.sf, team_id)
+            if (
+                record is None
+                or record.enterprise_id != enterprise_id
+                or record.uninstalled_at is not None
+            ):
+                record_install(
+                    self.sf, team_id, enterprise_id=enterprise_id, team_name=None, now=self.clock()
+                )
+                self.forget(team_id, enterprise_id)
+                logger.info(
+                    "workspace %s served by the org-wide install of %s", team_id, enterprise_id
+                )
+        except Exception:  # the request goes on; the next one tries again
+            logger.exception("workspace %s of org %s not recorded", team_id, enterprise_id)
+            return
+        with self._lock:
+            self._seen.add(key)
+
     def uninstalled(self, team_id: str | None, enterprise_id: str | None) -> None:
         """``app_uninstalled`` or the bot token's ``tokens_revoked``: record it and stop posting
-        there (the installation store has already dropped the tokens)."""
+        there (the installation store has already dropped the tokens). An org-wide install
+        leaving (``team_id`` None) records every workspace of its org as uninstalled."""
         self.forget(team_id, enterprise_id)
-        if team_id and record_uninstall(self.sf, team_id, now=self.clock()):
-            logger.info("uninstalled from workspace %s: rows kept, lifetimes still apply", team_id)
+        now = self.clock()
+        if team_id:
+            teams = [team_id]
+        elif enterprise_id:
+            teams = [
+                record.team_id
+                for record in list_workspaces(self.sf, installed_only=True)
+                if record.enterprise_id == enterprise_id
+            ]
+        else:
+            teams = []
+        with self._lock:
+            self._seen = {key for key in self._seen if key[0] not in teams}
+        for team in teams:
+            if record_uninstall(self.sf, team, now=now):
+                logger.info("uninstalled from workspace %s: rows kept, lifetimes still apply", team)
