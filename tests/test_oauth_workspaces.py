@@ -58,7 +58,7 @@ from tests.fixtures.oauth import (
     OAuthBotFactory,
     TeamClient,
 )
-from tests.fixtures.slack import SIGNING_SECRET, make_settings
+from tests.fixtures.slack import CHANNEL, SIGNING_SECRET, make_settings
 from tests.test_deploy import submitted_view, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,15 +156,17 @@ def offer_option(view: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"the picker shows no offer: {json.dumps(view)[:400]}")
 
 
-def deploy(ob: OAuthBot, team: str, user: str, slug: str = JUPYTER) -> DeploymentRecord:
+def deploy(
+    ob: OAuthBot, team: str, user: str, slug: str = JUPYTER, *, enterprise_id: str | None = None
+) -> DeploymentRecord:
     """Deploy ``slug`` in ``team`` as a user does: **Deploy** → the picker (``views.open``,
     then ``views.update`` with live offers) → submit the first offer. Returns the row once
     Vast.ai answered."""
-    client = ob.team(team)
+    client = ob.team(team, enterprise_id=enterprise_id)
     opens = len(ob.slack.calls_to("views.open"))
     assert client.block_action(ACTION_DEPLOY, slug, user=user).status_code == 200
     opened = ob.slack.wait_for("views.open", count=opens + 1)[-1]
-    assert (opened.token, opened.team_id) == (ob.slack.current_token(team), team)
+    assert opened.token == ob.slack.current_token(team)
     view_id = opened.answer["view"]["id"] if opened.answer else None
     assert view_id
     picker = wait_until(
@@ -179,7 +181,7 @@ def deploy(ob: OAuthBot, team: str, user: str, slug: str = JUPYTER) -> Deploymen
         None,
         slug=slug,
         disk=str(ob.services.catalog.get(slug).disk_gb),
-        channel=CHANNELS[team],
+        channel=CHANNELS.get(team, CHANNEL),
         view_id=view_id,
         metadata=picker["private_metadata"],
     )
@@ -817,3 +819,57 @@ def test_a_bad_vast_key_in_setup_is_an_inline_error_and_saves_nothing(
     assert ob.services.workspaces.settings_for(TEAM_A).simulated
     # B's key is B's: A's failure saved nothing there either.
     assert ob.services.workspaces.stored_key(TEAM_B) is None
+
+
+# -- Enterprise Grid -------------------------------------------------------------------------
+
+ORG, TEAM_ORG, TOKEN_ORG, ADMIN_ORG = "E0ORG0001", "TD0ORG001", "xoxb-org-0003-secret", "U0ORGADM1"
+
+
+def test_an_org_wide_install_serves_its_workspaces_requests_and_the_bots_own_messages(
+    oauth_bot: OAuthBot,
+) -> None:
+    ob = oauth_bot
+    code = ob.slack.add_workspace(
+        TEAM_ORG,
+        name="Org workspace",
+        bot_token=TOKEN_ORG,
+        enterprise_id=ORG,
+        org_install=True,
+        installer=ADMIN_ORG,
+    )
+    _, state, cookie = ob.install_page()
+    done = ob.callback(code=code, state=state, cookie=cookie)
+    assert done.status_code == 200 and "Thank you!" in done.text
+    store = ob.harness.runtime.app.installation_store
+    org_wide = store.find_installation(enterprise_id=ORG, team_id=None, is_enterprise_install=True)
+    assert org_wide is not None and org_wide.bot_token == TOKEN_ORG
+    member = ob.team(TEAM_ORG, enterprise_id=ORG)
+    dep = deploy(ob, TEAM_ORG, ADMIN_ORG, enterprise_id=ORG)
+    assert (dep.team_id, dep.enterprise_id) == (TEAM_ORG, ORG)
+    ready(ob, dep)
+    time.sleep(0.3)
+    posts = status_posts(ob, current(ob, dep))
+    assert tokens_of(posts) == {TOKEN_ORG}
+    assert "chat.update" in [c.method for c in posts], (
+        "the status message of a workspace served by an org-wide install is never edited"
+    )
+    assert member.event({"type": "app_home_opened", "user": ADMIN_ORG, "tab": "home"})
+    home = ob.slack.wait_for("views.publish", user_id=ADMIN_ORG)[-1]
+    assert home.token == TOKEN_ORG
+    ob.services.messages.dm(ADMIN_ORG, "hello org", team_id=TEAM_ORG)
+    assert ob.slack.wait_for("chat.postMessage", text="hello org")[-1].token == TOKEN_ORG
+    record = storage.get_workspace(ob.services.session_factory, TEAM_ORG)
+    assert record is not None and record.enterprise_id == ORG  # recorded on its first request
+    # The org removes the app: its workspaces are recorded as left, nothing more is sent.
+    ob.slack.uninstall(TEAM_ORG)
+    assert member.event({"type": "app_uninstalled"}).status_code == 200
+    uninstalled(ob, TEAM_ORG)
+    assert (
+        store.find_installation(enterprise_id=ORG, team_id=None, is_enterprise_install=True) is None
+    )
+    mark = len(ob.slack.calls)
+    ob.services.messages.dm(ADMIN_ORG, "gone", team_id=TEAM_ORG)
+    ob.services.home.refresh(ADMIN_ORG, TEAM_ORG)
+    time.sleep(0.3)
+    assert not [c for c in ob.slack.calls[mark:] if c.token == TOKEN_ORG]
