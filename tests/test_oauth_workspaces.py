@@ -873,3 +873,32 @@ def test_an_org_wide_install_serves_its_workspaces_requests_and_the_bots_own_mes
     ob.services.home.refresh(ADMIN_ORG, TEAM_ORG)
     time.sleep(0.3)
     assert not [c for c in ob.slack.calls[mark:] if c.token == TOKEN_ORG]
+
+
+# -- token rotation --------------------------------------------------------------------------
+
+
+def test_rotating_tokens_are_refreshed_on_slack_api_url_by_requests_and_the_bots_messages(
+    oauth_bot: OAuthBot,
+) -> None:
+    ob = oauth_bot
+    ob.slack.token_expires_in = 60  # within the 2 h before expiry: every use rotates first
+    done = ob.install(TEAM_A, refresh=True)
+    assert done.callback.status_code == 200
+    store = ob.harness.runtime.app.installation_store
+    first = store.find_installation(enterprise_id=None, team_id=TEAM_A)
+    assert first is not None and first.bot_refresh_token
+    # The welcome DM already rotated it (through SLACK_API_URL) and saved the new token.
+    assert first.bot_token == ob.slack.current_token(TEAM_A) != TOKEN_A
+    ob.slack.reset()
+    opened = open_setup(ob, TEAM_A, ADMIN_A)  # Bolt's authorize rotates, then answers
+    assert opened.token not in (TOKEN_A, first.bot_token) and opened.answer is not None
+    refreshes = ob.slack.calls_to("oauth.v2.access")
+    assert refreshes and all(c.args.get("grant_type") == "refresh_token" for c in refreshes)
+    assert all(c.answer for c in refreshes), [c.args for c in refreshes]
+    ob.services.messages.dm(ADMIN_A, "rotated too", team_id=TEAM_A)
+    sent = ob.slack.wait_for("chat.postMessage", text="rotated too")[-1]
+    assert sent.token == ob.slack.current_token(TEAM_A) and sent.answer is not None
+    saved = store.find_installation(enterprise_id=None, team_id=TEAM_A)
+    assert saved is not None and saved.bot_token == ob.slack.current_token(TEAM_A)
+    assert not [c for c in ob.slack.calls if c.answer is None and c.method != "response_url"]
