@@ -565,7 +565,7 @@ def test_app_home_shows_only_the_workspaces_own(oauth_bot: OAuthBot) -> None:
 # -- 5. leaving ------------------------------------------------------------------------------
 
 
-def test_uninstalling_a_leaves_b_untouched_and_a_still_expires(
+def test_uninstalling_a_stops_posting_there_and_leaves_b_untouched(
     oauth_bot_factory: OAuthBotFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     ob = oauth_bot_factory(on_expiry="stop")
