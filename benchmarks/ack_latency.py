@@ -18,39 +18,62 @@ HTTP) on the bot renting from a Vast.ai simulator, first with Vast.ai idle, then
 (``Fault.SLOW``); it prints p50/p99 of each, their ratio, and every answer that was not 200
 (before long work left the listener pool, the clicks held Bolt's 16 listener threads and
 ``/templates`` got 404 after 3 s).
+
+``--oauth`` measures the ``/templates`` ack of the bot in OAuth mode (``SLACK_CLIENT_ID`` /
+``SLACK_CLIENT_SECRET`` / ``ENCRYPTION_KEY``, no ``SLACK_BOT_TOKEN``), where Bolt authorizes
+every request from slack_sdk's SQLAlchemy installation store in the bot's database, against
+the same bot in single-workspace mode (``SLACK_BOT_TOKEN``), in the same run, on the same
+waitress set-up, load generator and rounds as above (alternating). ``--workspaces N`` (default
+2) workspaces are installed first through the real OAuth redirect, as a browser does (the fake
+Slack learns each workspace with ``add_workspace``, then ``GET /slack/install`` and
+``GET /slack/oauth_redirect`` with the install page's state and cookie), and checked in the
+store; the OAuth bot's requests go round-robin over them, and each workspace must first get
+the template list (Bolt answers a workspace it cannot authorize with an empty 200). Each mode
+has its own database: a SQLite file, or with ``--database-url postgresql+psycopg://…`` a fresh
+PostgreSQL schema each (dropped afterwards). Prints p50/p99 per load mode and bot mode, the
+ratio oauth/single, the answers that were not 200, the requests sent and the ``auth.test``
+calls each bot made to Slack meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import html
+import itertools
 import json
 import logging
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+from cryptography.fernet import Fernet
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store import InstallationStore
 
+from benchmarks.deploy_throughput import database
 from bot.runtime import build_runtime
 from bot.server import BackgroundServer, make_wsgi_app
 from bot.simulator import Fault, VastSimulator
 from bot.vast.client import VastClient
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, TEAM_ID, FakeSlack
+from tests.fixtures.oauth import STATE_COOKIE
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, make_settings, sign
 
 
-def _command_body(n: int) -> str:
+def _command_body(n: int, team_id: str = TEAM_ID) -> str:
     return urlencode(
         {
-            "team_id": "T0GPU0001",
+            "team_id": team_id,
             "channel_id": "C0DEPLOYS1",
             "user_id": "U0ALICE01",
             "command": "/templates",
@@ -76,29 +99,53 @@ def _bare_app(fake: FakeSlack) -> Any:
 # -- load generator (runs in its own process) ----------------------------------------------
 
 
-async def _one(client: httpx.AsyncClient, n: int) -> float:
-    body = _command_body(n)
-    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
-    started = time.perf_counter()
-    response = await client.post("/slack/events", content=body, headers=headers)
-    elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise RuntimeError(f"unexpected status {response.status_code}")
-    return elapsed * 1000
-
-
-async def _load(url: str, requests: int, clients: int, rate: float) -> dict[str, list[float]]:
+async def _load(
+    url: str, requests: int, clients: int, rate: float, teams: list[str], check_list: bool
+) -> dict[str, list[float]]:
+    """Sequential, concurrent and paced milliseconds per request, the requests coming from the
+    workspaces of ``teams`` in turn. Key ``"not_200"``: the statuses of the measured requests
+    that were not 200 (their times are in the lists too); ``"sent"``: one number, the requests
+    sent in all (the warm-up's included). With ``check_list``, raises RuntimeError unless one
+    request from each workspace is answered with the template list (Bolt answers a workspace it
+    cannot authorize with an empty 200)."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+    not_200: list[float] = []
+    serial = itertools.count()
+
+    async def _one(client: httpx.AsyncClient, n: int) -> float:
+        body = _command_body(n, teams[next(serial) % len(teams)])
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
+        started = time.perf_counter()
+        response = await client.post("/slack/events", content=body, headers=headers)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            not_200.append(response.status_code)
+        return elapsed * 1000
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        for team_id in teams if check_list else []:
+            next(serial)
+            body = _command_body(0, team_id)
+            answer = await client.post(
+                "/slack/events",
+                content=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)},
+            )
+            if answer.status_code != 200 or '"blocks"' not in answer.text:
+                raise RuntimeError(f"{team_id}: HTTP {answer.status_code} {answer.text[:200]!r}")
         for n in range(20):  # warm-up
             await _one(client, n)
+        if not_200:
+            raise RuntimeError(f"warm-up answered {sorted(set(not_200))}")
         sequential = [await _one(client, n) for n in range(requests)]
         per_client = max(1, requests // clients)
 
         async def worker(count: int) -> list[float]:
             return [await _one(client, n) for n in range(count)]
 
+        opened = len(not_200)
         await asyncio.gather(*(worker(3) for _ in range(clients)))  # open every connection
+        del not_200[opened:]  # not measured
         batches = await asyncio.gather(*(worker(per_client) for _ in range(clients)))
 
         async def paced_worker(offset: float) -> list[float]:
@@ -118,23 +165,43 @@ async def _load(url: str, requests: int, clients: int, rate: float) -> dict[str,
         "sequential": sequential,
         "concurrent": [ms for batch in batches for ms in batch],
         "paced": [ms for batch in paced for ms in batch],
+        "not_200": not_200,
+        "sent": [float(next(serial))],
     }
 
 
-def _client_main(url: str, requests: int, clients: int, rate: float) -> None:
-    print(json.dumps(asyncio.run(_load(url, requests, clients, rate))))
+def _client_main(
+    url: str, requests: int, clients: int, rate: float, teams: list[str], check_list: bool
+) -> None:
+    print(json.dumps(asyncio.run(_load(url, requests, clients, rate, teams, check_list))))
 
 
-def measure(url: str, requests: int, clients: int, rate: float) -> dict[str, list[float]]:
-    """Run the load generator in a subprocess against ``url``; milliseconds per request."""
+def measure(
+    url: str,
+    requests: int,
+    clients: int,
+    rate: float,
+    teams: list[str] | None = None,
+    *,
+    check_list: bool = False,
+) -> dict[str, list[float]]:
+    """Run the load generator in a subprocess against ``url``: milliseconds per request for
+    ``"sequential"``, ``"concurrent"`` and ``"paced"``, the statuses that were not 200
+    (``"not_200"``) and the requests sent in all (``"sent"``, warm-up included). Requests come
+    from ``teams`` in turn (default: the fake's one workspace); ``check_list``: first check that
+    each workspace gets the template list (a bare app's ack has none)."""
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.ack_latency", "--client", url]
-        + ["--requests", str(requests), "--clients", str(clients), "--rate", str(rate)],
+        + ["--requests", str(requests), "--clients", str(clients), "--rate", str(rate)]
+        + ["--teams", ",".join(teams or [TEAM_ID])]
+        + (["--check-list"] if check_list else []),
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=Path(__file__).resolve().parent.parent,
     )
+    if result.returncode != 0:  # the client's own error, e.g. a workspace not answered
+        raise RuntimeError(f"load generator failed: {result.stderr.strip().splitlines()[-1:]}")
     data: dict[str, list[float]] = json.loads(result.stdout)
     return data
 
@@ -256,6 +323,143 @@ def deploy_load(requests: int, seconds: float) -> None:
     )
 
 
+# -- OAuth mode (installations in the database) against single-workspace mode ----------------
+
+OAUTH_MODES = ("single", "oauth")
+
+
+def _install(fake: FakeSlack, server_url: str, team_id: str, token: str) -> None:
+    """Install the app in ``team_id`` through the real OAuth redirect, as
+    ``tests.fixtures.oauth.OAuthBot.install`` does: the fake Slack learns the workspace (its
+    code gives ``token``), then the "Add to Slack" page (its state and state cookie) and the
+    callback. Raises RuntimeError when a step does not answer 200."""
+    code = fake.add_workspace(team_id, name=f"Bench {team_id}", bot_token=token)
+    with httpx.Client(base_url=server_url, timeout=10) as browser:
+        page = browser.get("/slack/install")
+        match = re.search(r'href="([^"]*/oauth/v2/authorize[^"]*)"', page.text)
+        if page.status_code != 200 or match is None:
+            raise RuntimeError(f"/slack/install answered {page.status_code} without a link")
+        state = parse_qs(urlsplit(html.unescape(match.group(1))).query)["state"][0]
+        cookie = page.cookies.get(STATE_COOKIE)
+        callback = browser.get(
+            "/slack/oauth_redirect",
+            params={"code": code, "state": state},
+            headers={"Cookie": f"{STATE_COOKIE}={cookie}"},
+        )
+    if callback.status_code != 200:
+        raise RuntimeError(f"/slack/oauth_redirect answered {callback.status_code} for {team_id}")
+
+
+def install_workspaces(
+    fake: FakeSlack, server_url: str, store: InstallationStore, count: int
+) -> list[str]:
+    """Install ``count`` workspaces (``T0BENCH001``…) with :func:`_install` and check that the
+    installation store hands out each one's bot token; returns their team ids."""
+    teams = [f"T0BENCH{n:03d}" for n in range(1, count + 1)]
+    for team_id in teams:
+        token = f"xoxb-bench-{team_id.lower()}-secret"
+        _install(fake, server_url, team_id, token)
+        installation = store.find_installation(enterprise_id=None, team_id=team_id)
+        if installation is None or installation.bot_token != token:
+            raise RuntimeError(f"{team_id}: the installation store does not hold its bot token")
+    return teams
+
+
+def oauth_compare(
+    workspaces: int,
+    requests: int,
+    clients: int,
+    rounds: int,
+    rate: float,
+    database_url: str | None,
+) -> None:
+    """``--oauth``: ``/templates`` ack latency of the bot in OAuth mode with ``workspaces``
+    installed workspaces against single-workspace mode (see the module docstring)."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # saturation is the point
+    results: dict[str, dict[str, list[float]]] = {
+        name: {"sequential": [], "concurrent": [], "paced": [], "not_200": [], "sent": []}
+        for name in OAUTH_MODES
+    }
+    backend = "PostgreSQL" if (database_url or "").startswith("postgresql") else "SQLite"
+    with ExitStack() as stack:
+        fake = stack.enter_context(FakeSlack())
+        single_url = stack.enter_context(database(database_url))
+        oauth_url = stack.enter_context(database(database_url))
+        single = build_runtime(
+            make_settings(fake, database_url=single_url, status_poll_seconds=3600)
+        )
+        stack.callback(single.close)
+        oauth = build_runtime(
+            make_settings(
+                fake,
+                database_url=oauth_url,
+                status_poll_seconds=3600,
+                slack_bot_token=None,
+                slack_client_id=CLIENT_ID,
+                slack_client_secret=CLIENT_SECRET,
+                encryption_key=Fernet.generate_key().decode(),
+            )
+        )
+        stack.callback(oauth.close)
+        servers = {
+            "single": BackgroundServer(single.wsgi_app, threads=16).start(),
+            "oauth": BackgroundServer(oauth.wsgi_app, threads=16).start(),
+        }
+        for server in servers.values():
+            stack.callback(server.stop)
+        store = oauth.app.installation_store
+        assert store is not None, "the OAuth bot has no installation store"
+        teams = {
+            "single": [TEAM_ID],
+            "oauth": install_workspaces(fake, servers["oauth"].url, store, workspaces),
+        }
+
+        def auth_tests(name: str) -> int:
+            return sum(len(fake.calls_for(team, "auth.test")) for team in teams[name])
+
+        auth_tests_before = {name: auth_tests(name) for name in OAUTH_MODES}
+        for _ in range(rounds):
+            for name, server in servers.items():
+                for mode, values in measure(
+                    server.url, requests, clients, rate, teams[name], check_list=True
+                ).items():
+                    results[name][mode].extend(values)
+        measured_auth_tests = {
+            name: auth_tests(name) - auth_tests_before[name] for name in OAUTH_MODES
+        }
+    print(
+        f"/templates ack latency (ms), OAuth mode ({workspaces} workspaces installed by the "
+        f"OAuth redirect, each request authorized from the installation store on {backend}) "
+        f"against single-workspace mode (SLACK_BOT_TOKEN): {rounds} rounds × {requests} "
+        f"requests; sequential; {clients} concurrent clients as fast as they can (concurrent); "
+        f"{clients} clients at {rate:g} requests/s in all (paced)"
+    )
+    print(f"{'mode':<12}{'bot':<8}{'p50':>8}{'p99':>8}{'mean':>8}")
+    for mode in ("sequential", "concurrent", "paced"):
+        for name in OAUTH_MODES:
+            values = results[name][mode]
+            print(
+                f"{mode:<12}{name:<8}{statistics.median(values):8.2f}"
+                f"{_pct(values, 0.99):8.2f}{statistics.mean(values):8.2f}"
+            )
+        ratio_p50 = statistics.median(results["oauth"][mode]) / statistics.median(
+            results["single"][mode]
+        )
+        ratio_p99 = _pct(results["oauth"][mode], 0.99) / _pct(results["single"][mode], 0.99)
+        print(f"{mode:<12}ratio oauth/single: p50 {ratio_p50:.2f}x, p99 {ratio_p99:.2f}x")
+    for name in OAUTH_MODES:
+        statuses = [int(s) for s in results[name]["not_200"]]
+        print(
+            f"{name}: not 200: {len(statuses)}{_statuses(statuses)}; "
+            f"{int(sum(results[name]['sent']))} requests sent (warm-ups included), "
+            f"{measured_auth_tests[name]} auth.test calls to Slack meanwhile"
+        )
+
+
+def _statuses(statuses: list[int]) -> str:
+    return f" {sorted(set(statuses))}" if statuses else ""
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -271,6 +475,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=100.0, help="paced mode: requests/second")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: be the load generator
+    parser.add_argument("--teams", default=TEAM_ID, help=argparse.SUPPRESS)  # with --client
+    parser.add_argument("--check-list", action="store_true", help=argparse.SUPPRESS)  # ditto
     parser.add_argument(
         "--deploy-load",
         action="store_true",
@@ -279,16 +485,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seconds", type=float, default=8.0, help="--deploy-load: seconds measured under load"
     )
+    parser.add_argument(
+        "--oauth",
+        action="store_true",
+        help="the bot in OAuth mode (installations in the database) against single-workspace mode",
+    )
+    parser.add_argument(
+        "--workspaces", type=int, default=2, help="--oauth: workspaces installed (requests spread)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="--oauth: a PostgreSQL URL (a fresh schema per bot); default a temporary SQLite file",
+    )
     args = parser.parse_args(argv)
+    if args.oauth:
+        if args.workspaces < 1:
+            parser.error("--workspaces must be at least 1")
+        oauth_compare(
+            args.workspaces,
+            args.requests,
+            args.clients,
+            args.rounds,
+            args.rate,
+            args.database_url,
+        )
+        return
     if args.deploy_load:
         deploy_load(args.requests, args.seconds)
         return
     if args.client:
-        _client_main(args.client, args.requests, args.clients, args.rate)
+        _client_main(
+            args.client,
+            args.requests,
+            args.clients,
+            args.rate,
+            args.teams.split(","),
+            args.check_list,
+        )
         return
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # saturation is the point
     results: dict[str, dict[str, list[float]]] = {
-        name: {"sequential": [], "concurrent": [], "paced": []} for name in ("bot", "bare")
+        name: {"sequential": [], "concurrent": [], "paced": [], "not_200": [], "sent": []}
+        for name in ("bot", "bare")
     }
     with tempfile.TemporaryDirectory() as folder, FakeSlack() as fake:
         database_url = f"sqlite:///{Path(folder) / 'bench.db'}"
@@ -328,6 +567,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         ratio_p99 = _pct(results["bot"][mode], 0.99) / _pct(results["bare"][mode], 0.99)
         print(f"{mode:<12}ratio bot/bare: p50 {ratio_p50:.2f}x, p99 {ratio_p99:.2f}x")
+    for name in ("bot", "bare"):
+        statuses = [int(s) for s in results[name]["not_200"]]
+        print(f"not 200 ({name}): {len(statuses)}{_statuses(statuses)}")
 
 
 if __name__ == "__main__":
