@@ -183,27 +183,25 @@ def test_a_non_admin_is_refused_and_no_modal_opens(bot: BotHarness) -> None:
     assert workspace(bot) is None
 
 
-def test_slack_workspace_admins_and_owners_are_admins_read_once(bot: BotHarness) -> None:
-    view = open_modal(bot, user=SLACK_ADMIN)
-    assert view["callback_id"] == blocks.CALLBACK_SETUP
-    assert bot.services.workspaces.is_admin(TEAM_ID, SLACK_ADMIN)
-    reads = [c for c in bot.slack.calls_to("users.info") if c.args.get("user") == SLACK_ADMIN]
-    assert len(reads) == 1  # cached: the second check asked Slack nothing
+def test_single_workspace_mode_keeps_slack_admins_out_unless_listed(bot: BotHarness) -> None:
+    # Before OAuth mode only BOT_ADMINS were bot admins; an upgrade must not hand Slack's
+    # workspace admins power over everyone's GPUs (OAuth mode counts them: test_oauth_workspaces).
+    assert bot.command("setup", user=SLACK_ADMIN).status_code == 200
+    (answer,) = bot.slack.wait_for("response_url")
+    assert "Only workspace admins (or the bot's admins) can change setup" in answer.args["text"]
+    assert bot.slack.calls_to("views.open") == []
+    assert not bot.services.workspaces.is_admin(TEAM_ID, SLACK_ADMIN)
+    assert not [c for c in bot.slack.calls_to("users.info") if c.args.get("user") == SLACK_ADMIN]
     reader_calls: list[str] = []
 
     def owner(team_id: str, user_id: str) -> SlackRole | None:
         reader_calls.append(user_id)
-        return SlackRole(is_admin=False, is_owner=user_id == "U0OWNER01")
+        return SlackRole(is_admin=False, is_owner=True)
 
     service = bot.services.workspaces
-    assert service.is_admin(TEAM_ID, "U0OWNER01", roles=owner)
-    assert not service.is_admin(TEAM_ID, CAROL, roles=owner)
-    assert not service.is_admin(TEAM_ID, "U0NOBODY1", roles=lambda team, user: None)
-    assert service.is_admin(TEAM_ID, ADMIN, roles=owner)  # BOT_ADMINS: no Slack read
-    assert reader_calls == ["U0OWNER01", CAROL]
-
-
-# -- the modal ----------------------------------------------------------------------------------
+    assert not service.is_admin(TEAM_ID, "U0OWNER01", roles=owner)
+    assert service.is_admin(TEAM_ID, ADMIN, roles=owner)  # BOT_ADMINS
+    assert reader_calls == []  # Slack is not asked in single-workspace mode
 
 
 def test_the_modal_shows_the_key_state_and_the_current_settings(bot: BotHarness) -> None:

@@ -58,6 +58,17 @@ REFUSAL = (
     ":lock: Only workspace admins (or the bot's admins) can change setup: the workspace's "
     "Slack owners and admins, and the people they add as bot admins. Ask one of them."
 )
+#: Single-workspace mode: Slack's own admins are not bot admins there (only those listed).
+REFUSAL_LISTED = (
+    ":lock: Only workspace admins (or the bot's admins) can change setup: the people in "
+    "`BOT_ADMINS` and those they add as bot admins. Ask one of them."
+)
+
+
+def refusal(services: Services) -> str:
+    """Who may change setup, as this mode counts admins."""
+    return REFUSAL if services.settings.oauth_mode else REFUSAL_LISTED
+
 
 BLOCK_OF = {
     ADMINS: blocks.BLOCK_ADMINS,
@@ -138,7 +149,7 @@ def setup_command(
     team = str(command.get("team_id") or "")
     workspaces = services.workspaces
     if not workspaces.is_admin(team, user, roles=slack_roles(client)):
-        respond(response_type="ephemeral", replace_original=False, text=REFUSAL)
+        respond(response_type="ephemeral", replace_original=False, text=refusal(services))
         return
     view = blocks.setup_view(setup_form(workspaces.settings_for(team)))
     try:
@@ -181,7 +192,7 @@ def register(app: App, services: Services) -> None:
         team, user = _ids(body)
         workspaces = services.workspaces
         if not team or not workspaces.is_admin(team, user, roles=slack_roles(client)):
-            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: REFUSAL})
+            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: refusal(services)})
             return
         values = blocks.setup_values(view)
         changes = {name: values[name] for name in BLOCK_OF if name in values}

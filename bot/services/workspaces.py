@@ -28,7 +28,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -42,6 +42,7 @@ from storage import (
     WorkspaceRecord,
     count_live_real_deployments,
     get_workspace,
+    live_real_instance_ids,
     save_vast_key,
     save_workspace_settings,
     utcnow,
@@ -126,6 +127,11 @@ class VastUserLike(Protocol):
     @property
     def id(self) -> int | None: ...
 
+
+InstanceCheck = Callable[[str, Sequence[int]], set[int]]
+"""``(api_key, instance ids) -> the ids among them on that key's Vast.ai account``. Raises
+``bot.vast.errors.AuthError`` for a key Vast.ai refuses, another ``VastError`` when it cannot
+tell."""
 
 KeyCheck = Callable[[str], VastUserLike]
 """``api_key -> user``: ``GET /api/v0/users/current/`` with that key. Raises
@@ -239,6 +245,9 @@ class WorkspaceService:
         settings: the environment's settings (the defaults, ``BOT_ADMINS``, ``VAST_API_KEY``,
             OAuth mode or not).
         roles: the default :data:`RoleReader` (None: only the one given per call, if any).
+        sees_instances: :data:`InstanceCheck`, which instances a candidate key's account holds
+            (the first key of a workspace whose deployments already run on Vast.ai must be of
+            their account); None: such a first key is refused.
         clock: aware UTC now (the audit's times).
         monotonic: seconds for the caches (tests move it).
     """
@@ -251,12 +260,14 @@ class WorkspaceService:
         check_key: KeyCheck,
         settings: Settings,
         roles: RoleReader | None = None,
+        sees_instances: InstanceCheck | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sf = session_factory
         self._box = box
         self._check_key = check_key
+        self._sees_instances = sees_instances
         self._settings = settings
         self._roles = roles
         self._clock = clock
@@ -435,9 +446,12 @@ class WorkspaceService:
         self, team_id: str | None, user_id: str, *, roles: RoleReader | None = None
     ) -> bool:
         """True when ``user_id`` administers the bot in ``team_id``: listed in ``BOT_ADMINS`` or
-        in the workspace's own list, or a Slack owner or admin of the workspace (read with
-        ``roles``, else the service's reader; cached :data:`ROLE_CACHE_SECONDS`; a read that
-        fails counts as no and is not cached). Without a workspace only ``BOT_ADMINS`` count.
+        in the workspace's own list, or, in OAuth mode only, a Slack owner or admin of the
+        workspace (read with ``roles``, else the service's reader; cached
+        :data:`ROLE_CACHE_SECONDS`; a read that fails counts as no and is not cached).
+        Single-workspace mode keeps its rule from before OAuth mode existed: only the people
+        listed are admins, so an upgrade gives Slack's admins no power over anyone's GPUs.
+        Without a workspace only ``BOT_ADMINS`` count.
         (:class:`bot.services.admins.AdminDirectory`.) Raises SQLAlchemy errors."""
         if not user_id:
             return False
@@ -447,6 +461,8 @@ class WorkspaceService:
             return False
         if user_id in self.settings_for(team_id).admins:
             return True
+        if not self._settings.oauth_mode:
+            return False
         role = self.slack_role(team_id, user_id, roles=roles)
         return role is not None and (role.is_admin or role.is_owner)
 
@@ -541,11 +557,42 @@ class WorkspaceService:
         if current == checked.vast_user_id:
             return
         live = count_live_real_deployments(self._sf, checked.team_id)
+        if live and current is None:
+            # No key yet, but deployments already run on Vast.ai (on VAST_API_KEY before OAuth
+            # mode, say): the first key must be of the account that holds their instances.
+            self._guard_first_key(checked, live)
+            return
         if live:
             runs = "deployment still runs" if live == 1 else "deployments still run"
             raise KeyRefused(
                 f"{live} {runs} on the Vast.ai account of the current key; destroy them (or "
                 "enter a key of that account) first"
+            )
+
+    def _guard_first_key(self, checked: CheckedKey, live: int) -> None:
+        ids = live_real_instance_ids(self._sf, checked.team_id)
+        if self._sees_instances is None or len(ids) < live:
+            raise KeyRefused(
+                f"{live} deployment(s) of this workspace run on Vast.ai already, and the bot "
+                "cannot tell yet whether this key's account holds them (one is still being "
+                "created): try again in a minute"
+            )
+        try:
+            seen = self._sees_instances(checked.api_key, ids)
+        except AuthError as error:
+            error.redact([checked.api_key])
+            raise KeyRefused(KEY_REFUSED.format(reason=_auth_reason(error))) from None
+        except VastError as error:
+            logger.warning(
+                "workspace %s: instance check failed: %s", checked.team_id, type(error).__name__
+            )
+            raise KeyRefused(KEY_UNREACHABLE) from None
+        missing = [i for i in ids if i not in seen]
+        if missing:
+            shown = ", ".join(f"#{i}" for i in missing[:5]) + (" …" if len(missing) > 5 else "")
+            raise KeyRefused(
+                f"this workspace's running instances ({shown}) are not on this key's Vast.ai "
+                "account: enter the key of the account they run on"
             )
 
     def save_checked_key(self, checked: CheckedKey, actor: str) -> WorkspaceSettings:
@@ -667,6 +714,34 @@ def _parse(name: str, raw: object) -> Setting:
             raise ValueError(f"Enter a number of hours above 0 and at most {MAX_LIFETIME_HOURS}.")
         return value
     raise ValueError(f"{name} is not a setting a workspace can change.")
+
+
+def instance_checker(
+    base_url: str,
+    *,
+    timeout: float = 10.0,
+    min_intervals: Mapping[str, float] | None = None,
+) -> InstanceCheck:
+    """An :data:`InstanceCheck` on the Vast.ai API at ``base_url``: each call builds a client
+    with the candidate key, reads those ids from the account's instance list (``select_filters
+    id in``, vast-api.md §4) and closes the client."""
+
+    def check(api_key: str, instance_ids: Sequence[int]) -> set[int]:
+        client = VastClient(
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_attempts=2,
+            backoff_max=1.0,
+            min_intervals=min_intervals,
+        )
+        try:
+            found = client.list_instances(select_filters={"id": {"in": list(instance_ids)}})
+            return {instance.id for instance in found}
+        finally:
+            client.close()
+
+    return check
 
 
 def key_checker(
