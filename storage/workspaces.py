@@ -250,6 +250,23 @@ def count_live_real_deployments(sf: SessionFactory, team_id: str) -> int:
         return int(session.scalar(query) or 0)
 
 
+def live_real_instance_ids(sf: SessionFactory, team_id: str) -> list[int]:
+    """The Vast.ai instance ids of the workspace's live deployments on real Vast.ai (those
+    :func:`count_live_real_deployments` counts that have an instance yet), ascending."""
+    query = (
+        select(Deployment.instance_id)
+        .where(
+            Deployment.team_id == team_id,
+            Deployment.status.in_(LIVE_STATUSES),
+            Deployment.simulated.is_(False),
+            Deployment.instance_id.is_not(None),
+        )
+        .order_by(Deployment.instance_id)
+    )
+    with read_transaction(sf) as session:
+        return [int(i) for i in session.scalars(query) if i is not None]
+
+
 def put_state_if_absent(
     sf: SessionFactory, name: str, value: str, now: datetime | None = None
 ) -> bool:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from bot.services.accounts import SIMULATOR, StoredKey, VastAccount, VastAccounts
+import pytest
+
+from bot.services.accounts import (
+    SIMULATOR,
+    AccountUnavailable,
+    StoredKey,
+    VastAccount,
+    VastAccounts,
+)
 from bot.vast.client import VastClient
 from storage import DeploymentRecord, DeploymentStatus
 
@@ -62,11 +70,17 @@ def test_two_keys_of_one_vast_user_are_one_account_and_no_client_is_closed_under
     again = accounts.for_team("T0A")  # before: C's lookup closed A's client and built another
     assert again.client is a.client and not a.client._http.is_closed
     assert built == ["key-a", "key-c"]
-    groups = accounts.group([_row("T0A", id=1), _row("T0C", id=2), _row("T0B", id=3)])
-    assert [(account.name, [d.id for d in deps]) for account, deps in groups] == [
-        ("vast-user:1001", [1, 2]),
-        (SIMULATOR, [3]),
-    ]
+    assert accounts.for_deployment(_row("T0C", id=2)).name == "vast-user:1001"
     assert repr(StoredKey("key-a", "1001")).count("key-a") == 0
     accounts.close()
     assert a.client._http.is_closed
+
+
+def test_a_real_row_whose_workspace_has_no_key_is_never_sent_to_the_simulator() -> None:
+    # It rented on Vast.ai (e.g. on VAST_API_KEY before OAuth mode): the simulator would
+    # answer a Stop or Destroy as done while the instance bills on.
+    accounts, _ = _multi({})
+    with pytest.raises(AccountUnavailable) as raised:
+        accounts.for_deployment(_row("T0B", simulated=False))
+    assert "still running" in raised.value.user_message
+    assert accounts.for_deployment(_row("T0B", simulated=True)).name == SIMULATOR

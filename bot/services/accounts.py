@@ -17,14 +17,27 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.vast.client import VastClient
+from bot.vast.errors import VastError
 from storage import DeploymentRecord
 
 SIMULATOR = "simulator"
 ENV = "env"
+
+
+class AccountUnavailable(VastError):
+    """A deployment rented on real Vast.ai whose workspace has no key in the bot (it ran on
+    ``VAST_API_KEY`` before OAuth mode, or its key was removed): its instance is out of reach,
+    and must never be sent to the simulator, which would answer "done" while it bills."""
+
+    default_user_message = (
+        "The bot has no Vast.ai key for the account this deployment runs on, so nothing was "
+        "done and the instance is still running (and billing). A workspace admin can enter that "
+        "account's key with `/templates setup`; until then, stop it in the Vast.ai console."
+    )
 
 
 @dataclass(frozen=True)
@@ -107,20 +120,18 @@ class VastAccounts:
 
     def for_deployment(self, dep: DeploymentRecord) -> VastAccount:
         """The account ``dep``'s instance lives on: the simulator's for a simulated row, else
-        its workspace's (:meth:`for_team`)."""
+        its workspace's (:meth:`for_team`).
+
+        Raises :class:`AccountUnavailable` for a row rented on real Vast.ai whose workspace has
+        no key now (never the simulator for it), and whatever the settings store raises."""
         if dep.simulated and self.simulator is not None:
             return self.simulator
-        return self.for_team(dep.team_id)
-
-    def group(
-        self, deps: Iterable[DeploymentRecord]
-    ) -> list[tuple[VastAccount, list[DeploymentRecord]]]:
-        """``deps`` grouped by account (:meth:`for_deployment`), in first-seen order."""
-        groups: dict[str, tuple[VastAccount, list[DeploymentRecord]]] = {}
-        for dep in deps:
-            account = self.for_deployment(dep)
-            groups.setdefault(account.name, (account, []))[1].append(dep)
-        return list(groups.values())
+        account = self.for_team(dep.team_id)
+        if account.simulated and not dep.simulated:
+            raise AccountUnavailable(
+                f"deployment {dep.id} was rented on Vast.ai; workspace {dep.team_id} has no key"
+            )
+        return account
 
     def _account(self, stored: StoredKey) -> VastAccount:
         name = f"vast-user:{stored.vast_user_id}"

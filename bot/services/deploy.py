@@ -431,9 +431,7 @@ class DeployService:
             logger.info("re-check of approved offer failed: %s", type(error).__name__)
             offer = None
         if offer is None:
-            offer = next(
-                iter(self._similar(self._vast(dep), template, approved, disk_gb, cap)), None
-            )
+            offer = next(iter(self._similar(dep, template, approved, disk_gb, cap)), None)
             if offer is None:
                 reason = (
                     "the approved GPU offer is gone (or dearer now) and no similar offer "
@@ -607,7 +605,10 @@ class DeployService:
     ) -> int:
         """Create the instance on ``chosen`` or a stand-in; return its id or raise _Failed."""
         label = label_for(dep.id)
-        vast = self._vast(dep)
+        try:
+            vast = self._vast(dep)
+        except VastError as error:  # e.g. no key for the row's account: nothing is rented
+            raise _Failed(error.user_message) from None
         offer = chosen
         stand_ins: list[OfferLike] | None = None
         tried = {chosen.id}
@@ -617,7 +618,7 @@ class DeployService:
             except OfferUnavailable as error:
                 self._destroy_leftover(dep, error)
                 if stand_ins is None:
-                    stand_ins = self._similar(vast, template, chosen, disk_gb, max_dph)
+                    stand_ins = self._similar(dep, template, chosen, disk_gb, max_dph)
                 replacement = next((o for o in stand_ins if o.id not in tried), None)
                 if replacement is None or len(tried) > self.similar_attempts:
                     raise _Failed(
@@ -671,7 +672,7 @@ class DeployService:
 
     def _similar(
         self,
-        vast: VastApi,
+        dep: DeploymentRecord,
         template: Template,
         taken: OfferLike,
         disk_gb: int,
@@ -681,7 +682,7 @@ class DeployService:
         ``max_dph`` $/hour), cheapest first."""
         try:
             query = build_offer_query(template, disk_gb=disk_gb, gpu_name=taken.gpu_name)
-            offers = vast.search_offers(query)
+            offers = self._vast(dep).search_offers(query)
         except VastError as error:
             logger.info("similar-offer search failed: %s", type(error).__name__)
             return []
