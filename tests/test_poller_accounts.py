@@ -308,11 +308,20 @@ def test_one_accounts_pass_never_destroys_anothers_instance(
     env.now[0] += timedelta(minutes=2)
     env.tick()
     assert env.current(a1).status == "ready"
-    # On B's account: an instance labelled for A's live row (it is not B's to judge), one
-    # labelled for a deployment with no row at all (a stray: destroyed after two passes),
-    # and one rented by hand (nobody's: recorded for B's admins, never touched).
+    # On B's account: an instance labelled for A's live row and one for A's ended row (not
+    # B's to judge), one labelled for B's own ended row (a stray: destroyed after two
+    # passes), one whose label names no row here (another copy of the bot may share the
+    # account: listed, never destroyed), and one rented by hand (recorded for B's admins).
     foreign = env.sim.create_instance_directly(label=f"slackbot:dep-{a1.id}", api_key="key-b")
-    stray = env.sim.create_instance_directly(label="slackbot:dep-987654", api_key="key-b")
+    a_ended = rent(env, TEAM_A, instance=False)
+    storage.mark_failed(env.sf, a_ended.id, "ended")
+    foreign_ended = env.sim.create_instance_directly(
+        label=f"slackbot:dep-{a_ended.id}", api_key="key-b"
+    )
+    b_ended = rent(env, TEAM_B, instance=False)
+    storage.mark_failed(env.sf, b_ended.id, "ended")
+    stray = env.sim.create_instance_directly(label=f"slackbot:dep-{b_ended.id}", api_key="key-b")
+    no_row = env.sim.create_instance_directly(label="slackbot:dep-987654", api_key="key-b")
     by_hand = env.sim.create_instance_directly(label="my notebook", api_key="key-b")
     b1 = rent(env, TEAM_B)  # B follows a row too, so its list is read every tick
     env.sim.advance(4)
@@ -325,10 +334,13 @@ def test_one_accounts_pass_never_destroys_anothers_instance(
     assert a1.instance_id in env.sim.instances_of("key-a")
     assert env.current(b1).status == "ready"
     assert foreign in env.sim.instances_of("key-b")  # left alone
+    assert foreign_ended in env.sim.instances_of("key-b")  # A's ended row: not B's either
+    assert no_row in env.sim.instances_of("key-b")  # not ours to destroy
     assert stray not in env.sim.instances_of("key-b")
     assert env.sim.request_count("DELETE") == 1
     unmanaged = storage.get_state(env.sf, f"unmanaged:{ACCOUNT_B}")
     assert unmanaged is not None and f'"id":{by_hand}' in unmanaged[0]
+    assert f'"id":{no_row}' in unmanaged[0]
     on_a = storage.get_state(env.sf, f"unmanaged:{ACCOUNT_A}")
     assert on_a is not None and on_a[0] == "[]"
 
@@ -403,9 +415,13 @@ def test_recovery_reads_each_account_and_settles_only_its_own_rows(
     found = env.sim.create_instance_directly(label=f"slackbot:dep-{a_lost.id}", api_key="key-a")
     b_live = rent(env, TEAM_B, now=old)
     b_waiting = rent(env, TEAM_B, now=old, instance=False)
-    # On A's account: an instance labelled for B's live row, and a stray with no row at all.
+    # On A's account: an instance labelled for B's live row, a stray of A's own ended row,
+    # and one whose label names no row here (left alone: maybe another copy of the bot's).
     foreign = env.sim.create_instance_directly(label=f"slackbot:dep-{b_live.id}", api_key="key-a")
-    stray = env.sim.create_instance_directly(label="slackbot:dep-987654", api_key="key-a")
+    a_ended = rent(env, TEAM_A, now=old, instance=False)
+    storage.mark_failed(env.sf, a_ended.id, "ended")
+    stray = env.sim.create_instance_directly(label=f"slackbot:dep-{a_ended.id}", api_key="key-a")
+    no_row = env.sim.create_instance_directly(label="slackbot:dep-987654", api_key="key-a")
     env.sim.revoke_key("key-b")  # B's list cannot be read
 
     report = recovery.recover_accounts(env.sf, env.accounts, now=storage.utcnow())
@@ -416,6 +432,7 @@ def test_recovery_reads_each_account_and_settles_only_its_own_rows(
     assert env.current(b_waiting).status == "creating"
     assert env.current(b_live).instance_id == b_live.instance_id
     assert foreign in env.sim.instances_of("key-a")  # not A's to destroy
+    assert no_row in env.sim.instances_of("key-a")
     assert found in env.sim.instances_of("key-a")
 
     env.sim.add_account("key-b", 1002)  # B's list answers again: its waiting row is settled

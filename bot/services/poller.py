@@ -189,12 +189,15 @@ class _AccountState:
 @dataclass
 class _Group:
     """One account's share of a tick: its followed rows (``{deployment id: instance id}``),
-    those of them in transition, and whose rows are its own (``owns``)."""
+    those of them in transition, and whose rows are its own (``owns``). ``spares``: the same
+    Vast.ai account through other workspaces' keys, tried in turn when Vast.ai refuses the
+    key in use (one workspace's revoked key must not blind the poller to the others' rows)."""
 
     account: VastAccount
     owns: Callable[[DeploymentRecord], bool]
     followed: dict[int, int] = field(default_factory=dict)
     hot: list[DeploymentRecord] = field(default_factory=list)
+    spares: list[VastAccount] = field(default_factory=list)
 
 
 @dataclass
@@ -392,7 +395,12 @@ class StatusPoller:
             return report
 
         self._ticks += 1
-        counts_before = {g.account.name: g.account.client.request_count for g in groups}
+        clients = {
+            id(client): client
+            for g in groups
+            for client in (g.account.client, *(spare.client for spare in g.spares))
+        }
+        counts_before = {key: client.request_count for key, client in clients.items()}
         starting = storage.live_lease_names(sf, START_CLAIM_PREFIX, now)
         hot = storage.list_in_transition(
             sf,
@@ -432,7 +440,7 @@ class StatusPoller:
             ]
             report.slack_calls += self.lifetimes.review(unread, {}, now, seen=frozenset())
         report.vast_requests = sum(
-            g.account.client.request_count - counts_before[g.account.name] for g in groups
+            client.request_count - counts_before[key] for key, client in clients.items()
         )
         report.seconds = time.perf_counter() - started
         return report
@@ -470,7 +478,11 @@ class StatusPoller:
                 found = resolve(dep.team_id, dep.simulated)
                 return found is not None and found.name == name
 
-            return groups.setdefault(name, _Group(account, owns=owns))
+            group = groups.setdefault(name, _Group(account, owns=owns))
+            clients = [group.account.client, *(spare.client for spare in group.spares)]
+            if all(account.client is not client for client in clients):
+                group.spares.append(account)
+            return group
 
         for dep_id, row in rows.items():
             account = resolve(row.team_id, row.simulated)
@@ -498,13 +510,25 @@ class StatusPoller:
         # Never read a failed list as "no instances" (vast-api.md §7 pitfall 3): only what was
         # read is judged.
         refused = False
-        try:
-            reserve = math.ceil(len(group.hot) / LIST_PAGE_SIZE)
-            self._read_sweep(group, state, read, report, now, reserve=reserve)
-        except VastError as error:
-            logger.warning("poller: %sthe sweep's list request failed: %s", where, error)
-            report.error = type(error).__name__
-            refused = isinstance(error, AuthError)  # the key: nothing else would be read
+        while True:
+            try:
+                reserve = math.ceil(len(group.hot) / LIST_PAGE_SIZE)
+                self._read_sweep(group, state, read, report, now, reserve=reserve)
+            except VastError as error:
+                logger.warning("poller: %sthe sweep's list request failed: %s", where, error)
+                report.error = type(error).__name__
+                refused = isinstance(error, AuthError)  # the key: nothing else would be read
+                if refused and group.spares:
+                    logger.warning(
+                        "poller: %sVast.ai refused one workspace's key: reading this account "
+                        "with another workspace's key",
+                        where,
+                    )
+                    group.account = account = group.spares.pop(0)
+                    report.error = None
+                    refused = False
+                    continue
+            break
         if not refused:
             try:
                 self._read_transitions(
@@ -702,7 +726,10 @@ class StatusPoller:
         lost, a leftover whose destroy failed): it bills and nobody sees it, so it is
         destroyed once it looked stray in two passes in a row (a create being answered right
         now is left to the deploy service). Judged against every row of the database, of any
-        workspace; an extra instance for a live row of another account is left alone."""
+        workspace. With several accounts (OAuth mode) only an instance whose row lives on this
+        account is destroyed: one labelled for a row of another account (live or ended) is left
+        alone, and one whose label names no row at all is listed as unmanaged (another copy of
+        the bot may share the Vast.ai account: its instances are never ours to destroy)."""
         sweep = state.sweep
         dep_id = deployment_id_from_label(instance.label)
         if dep_id is None and instance.id not in held:
@@ -713,7 +740,17 @@ class StatusPoller:
         why = stray_reason(instance.id, dep_id, dep)
         if why is None:
             return
-        if dep is not None and not dep.is_final and not group.owns(dep):
+        if dep is None and self.accounts.multi:
+            logger.warning(
+                "poller: %sinstance %d is labelled for deployment %d, which this database does "
+                "not hold: left alone",
+                self._where(group.account),
+                instance.id,
+                dep_id,
+            )
+            sweep.unmanaged.append(_unmanaged(instance))
+            return
+        if dep is not None and not group.owns(dep):
             logger.warning(
                 "poller: %sinstance %d is labelled for deployment %d of another account: "
                 "left alone",

@@ -182,8 +182,8 @@ def recover(
     """Reconcile instances labelled by the bot with the deployments table (module docstring).
     ``started_at``: when this process started; younger ``creating`` rows are its own work and
     left alone. ``owns``: whether a row lives on the account ``vast`` reads (None: every row
-    does, single-workspace mode); the others' live rows are neither attached, nor failed, nor
-    is an instance labelled for them destroyed.
+    does, single-workspace mode); with it, only instances labelled for this account's rows are
+    touched: the others' rows (live or ended) and labels naming no row at all are left alone.
 
     Network calls happen outside database transactions. Raises storage errors; Vast.ai errors
     on the list make it return ``skipped``; a failed destroy is logged and left for the next run.
@@ -211,17 +211,19 @@ def recover(
     for dep_id, instance_ids in sorted(by_deployment.items()):
         instance_ids.sort()
         dep = storage.get_deployment(sf, dep_id)
+        if owns is not None and (dep is None or not owns(dep)):
+            # Several accounts: only an instance whose row lives on this account is ours (a
+            # label naming no row here may be another copy of the bot's on a shared account).
+            logger.warning(
+                "recovery: instances %s are labelled for deployment %s %s: left alone",
+                instance_ids,
+                dep_id,
+                "of another Vast.ai account" if dep is not None else "that is not on record",
+            )
+            continue
         if dep is None or dep.is_final:
             for instance_id in instance_ids:
                 _destroy(vast, instance_id, stray_reason(instance_id, dep_id, dep) or "", report)
-            continue
-        if owns is not None and not owns(dep):
-            logger.warning(
-                "recovery: instances %s are labelled for deployment %s of another Vast.ai "
-                "account: left alone",
-                instance_ids,
-                dep_id,
-            )
             continue
         keep = dep.instance_id
         if keep is None:
