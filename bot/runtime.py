@@ -43,7 +43,12 @@ from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
-from bot.services.workspaces import DIGEST_CHANNEL, WorkspaceService, key_checker
+from bot.services.workspaces import (
+    DIGEST_CHANNEL,
+    WorkspaceService,
+    instance_checker,
+    key_checker,
+)
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from bot.vast.client import VastClient
 from catalog import load_catalog
@@ -223,6 +228,9 @@ def build_services(
         session_factory=sf,
         box=box,
         check_key=key_checker(settings.vast_api_url, min_intervals=settings.vast_min_intervals),
+        sees_instances=instance_checker(
+            settings.vast_api_url, min_intervals=settings.vast_min_intervals
+        ),
         settings=settings,
         roles=roles_by_workspace(slack_clients.client_for),
         clock=clock,
@@ -328,6 +336,7 @@ def build_services(
         digest_timezone=settings.digest_timezone,
         team_id=home.team_id,
         digests=(lambda: workspace_digests(sf, workspaces)) if settings.oauth_mode else None,
+        digest_channel_of=lambda team_id: workspaces.settings_for(team_id).digest_channel,
         unmanaged_for=listings.unmanaged,
         budget_lines=budgets.all_lines,
         clock=clock,

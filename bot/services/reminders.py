@@ -95,6 +95,8 @@ class ReminderService:
         digests: OAuth mode: ``() -> [(team_id, channel)]``, each workspace that wants a digest
             and where (its own digest shows only its own deployments, spend and budgets);
             None: single-workspace mode, one digest in ``digest_channel``.
+        digest_channel_of: single-workspace mode: ``team_id -> channel`` as set in
+            ``/templates setup`` (falling back to ``DIGEST_CHANNEL``); None: ``digest_channel``.
         unmanaged_for: ``team_id -> instances`` on that workspace's Vast.ai account that the
             bot does not own (:meth:`ListingService.unmanaged`); None: the single account's.
         budget_lines: a workspace's budgets for the digest (:meth:`BudgetService.all_lines`).
@@ -113,6 +115,7 @@ class ReminderService:
         digest_timezone: str = "UTC",
         team_id: Callable[[], str | None] = lambda: None,
         digests: Callable[[], Sequence[tuple[str, str]]] | None = None,
+        digest_channel_of: Callable[[str], str | None] | None = None,
         unmanaged_for: Callable[[str], Sequence[UnmanagedInstance]] | None = None,
         budget_lines: Callable[[str], Sequence[BudgetLine]] = lambda team: (),
         clock: Callable[[], datetime] = storage.utcnow,
@@ -128,6 +131,7 @@ class ReminderService:
         self.digest_timezone = digest_timezone
         self.team_id = team_id
         self.digests = digests
+        self.digest_channel_of = digest_channel_of
         self.unmanaged_for = unmanaged_for
         self.clock = clock
         self._lock = threading.Lock()
@@ -176,9 +180,20 @@ class ReminderService:
                         self._digest(now, report, channel=channel, team_id=team)
                     except Exception:  # one workspace's trouble must not stop the others
                         logger.exception("reminders: digest of %s not sent", team)
-            elif self.digest_channel:
-                self._digest(now, report, channel=self.digest_channel)
+            else:
+                single = self.single_digest_channel()
+                if single:
+                    self._digest(now, report, channel=single)
             return report
+
+    def single_digest_channel(self) -> str | None:
+        """Single-workspace mode's digest channel: the one chosen in ``/templates setup``
+        (``digest_channel_of`` the workspace), else ``DIGEST_CHANNEL``."""
+        if self.digest_channel_of is not None:
+            team = self.team_id()
+            if team:
+                return self.digest_channel_of(team)
+        return self.digest_channel
 
     # -- reminders --------------------------------------------------------------------------
 
