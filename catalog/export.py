@@ -7,11 +7,11 @@ than the Details modal shows to a workspace member:
   appears, not even of a variable outside ``secret_env``, since a team may put a token in a
   plain value without listing it there. ``secret`` is true for ``secret_env`` and
   ``password_env`` (the per-deployment password the bot generates), as Details marks them.
-* ``launch_command`` has every literal occurrence of a secret's value replaced by
-  ``${NAME}`` (secret: listed in ``secret_env``, ``password_env``, or a name that reads as a
-  credential, :data:`SECRET_NAME_RE`), so a value pasted into the command does not leak
-  through it.
-* ``docs_url`` loses any ``user:password@`` part.
+* ``launch_command`` has every literal occurrence of any env value (of at least
+  :data:`MIN_REDACTED_LENGTH` characters) replaced by ``${NAME}``: a token kept under a plain
+  name (``WANDB_KEY``) must not leak through the command either.
+* ``docs_url`` loses any ``user:password@`` part and query parameters whose names read as
+  credentials (:data:`SECRET_PARAM_RE`, e.g. ``access_token``, ``sig``).
 * ``source`` says ``"builtin"`` or ``"custom"`` (a ``CATALOG_DIR`` file), never the file's path
   on the server.
 * What only the bot uses (``health_path``, ``health_port``) is left out.
@@ -22,24 +22,19 @@ Field names carry their units (``min_vram_gb``, ``disk_gb``, ``default_lifetime_
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from catalog.loader import BUILTIN_SOURCE, Catalog
 from catalog.models import Template
 
-#: Env names that read as credentials: their values are kept out of ``launch_command`` even
-#: when the template does not list them in ``secret_env``.
-SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PASS$|API_?KEY|PRIVATE|CREDENTIAL")
+#: URL query parameter names that read as credentials (dropped from ``docs_url``).
+SECRET_PARAM_RE = re.compile(
+    r"token|secret|passw|pwd|key|sig|auth|credential|session|code", re.IGNORECASE
+)
 
 #: Literal values shorter than this are not searched for in ``launch_command`` (replacing a
 #: one- or two-character value would rewrite unrelated text and hide nothing).
 MIN_REDACTED_LENGTH = 3
-
-
-def _secret_names(template: Template) -> frozenset[str]:
-    names = set(template.secret_env_names)
-    names.update(name for name in template.env if SECRET_NAME_RE.search(name.upper()))
-    return frozenset(names)
 
 
 def _redacted_command(template: Template) -> str | None:
@@ -47,9 +42,7 @@ def _redacted_command(template: Template) -> str | None:
     if not command:
         return None
     secrets = [
-        (name, value)
-        for name, value in template.env.items()
-        if name in _secret_names(template) and len(value) >= MIN_REDACTED_LENGTH
+        (name, value) for name, value in template.env.items() if len(value) >= MIN_REDACTED_LENGTH
     ]
     # Longest first, so a value that contains another is replaced whole.
     for name, value in sorted(secrets, key=lambda item: -len(item[1])):
@@ -59,10 +52,15 @@ def _redacted_command(template: Template) -> str | None:
 
 def _public_url(url: str) -> str:
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    host = parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    query = urlencode(
+        [
+            (name, value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+            if not SECRET_PARAM_RE.search(name)
+        ]
+    )
+    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
 
 
 def export_template(catalog: Catalog, slug: str) -> dict[str, object] | None:
