@@ -45,6 +45,7 @@ def test_oauth_manifest_is_valid_and_installs_by_oauth_over_http() -> None:
     assert settings["interactivity"]["request_url"].endswith("/slack/events")
     single = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert manifest["oauth_config"]["scopes"] == single["oauth_config"]["scopes"]
-    assert manifest["features"]["slash_commands"][0]["usage_hint"] == (
-        single["features"]["slash_commands"][0]["usage_hint"]
+    assert (
+        manifest["features"]["slash_commands"][0]["usage_hint"]
+        == (single["features"]["slash_commands"][0]["usage_hint"])
     )

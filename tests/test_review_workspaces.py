@@ -1,7 +1,6 @@
 """Review of issue 13 ("many workspaces"): attempts to break isolation, money safety, secrets
-and single-workspace mode. Each ``xfail(strict=True)`` test names a defect found in review and
-fails for it today; it passes (and so turns CI red until the mark is removed) once the defect
-is fixed. The unmarked tests are attacks that held.
+and single-workspace mode. Each test names, in its assertion messages, a defect found in review
+(now fixed; each failed before its fix) or an attack that held.
 
 OAuth-mode tests run the real bot against the fake Slack and the two-account simulator
 (:mod:`tests.fixtures.oauth`); single-mode tests use :mod:`tests.fixtures.slack`.
@@ -91,13 +90,6 @@ def real_row_without_key(
 # -- money -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (money): a workspace with live real deployments and no stored key (every "
-    "single-workspace install that ran on VAST_API_KEY, after migration 0007) can never enter "
-    "a key, not even the key of the account its instances run on: _guard_account treats "
-    "'no key' as 'another account'",
-)
 def test_live_rows_from_before_the_key_do_not_lock_out_that_accounts_key(
     oauth_bot: OAuthBot,
 ) -> None:
@@ -113,13 +105,6 @@ def test_live_rows_from_before_the_key_do_not_lock_out_that_accounts_key(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (money): Destroy (or Stop, or a lifetime's automatic stop) on a real row whose "
-    "workspace has no key goes to the simulator (VastAccounts.for_deployment), which answers "
-    "not found; ManageService._instance_gone then marks the row destroyed and says 'nothing "
-    "bills any more' while the instance keeps billing on Vast.ai",
-)
 def test_destroy_of_a_real_row_without_a_key_never_claims_it_stopped_billing(
     oauth_bot: OAuthBot,
 ) -> None:
@@ -148,13 +133,6 @@ def test_destroy_of_a_real_row_without_a_key_never_claims_it_stopped_billing(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (money): the lifetime of a real row whose workspace has no key is 'applied' "
-    "on the simulator: the poller leaves the row unread, LifetimeService acts on it through "
-    "VastAccounts.for_deployment (the simulator), which answers not found, and the row is "
-    "marked destroyed while it bills on",
-)
 def test_an_expired_real_row_without_a_key_is_not_marked_destroyed_while_it_bills(
     oauth_bot_factory: OAuthBotFactory,
 ) -> None:
@@ -176,14 +154,6 @@ def test_an_expired_real_row_without_a_key_is_not_marked_destroyed_while_it_bill
 # -- data loss: strays -----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (data loss): the poller's stray rule destroys an instance on workspace B's "
-    "Vast.ai account because its label names a *final row of workspace A* (another account); "
-    "a label's deployment id says nothing about which account it belongs to (B's own "
-    "self-hosted bot labels slackbot:dep-N too). PollerService._sweep_one checks group.owns() "
-    "only for live rows",
-)
 def test_an_instance_on_bs_account_is_not_destroyed_for_a_final_row_of_a(
     oauth_bot: OAuthBot,
 ) -> None:
@@ -210,13 +180,6 @@ def test_an_instance_on_bs_account_is_not_destroyed_for_a_final_row_of_a(
 # -- single-workspace mode -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="regression (single mode): a Slack workspace admin who is not in BOT_ADMINS now "
-    "administers the bot (WorkspaceService.is_admin reads users.info in single mode too): they "
-    "may stop or destroy anyone's GPU, approve, set budgets and open setup, which only "
-    "BOT_ADMINS could before issue 13",
-)
 def test_single_mode_a_slack_admin_outside_bot_admins_cannot_stop_others_deployments(
     bot_factory: BotFactory, fake_slack: FakeSlack
 ) -> None:
@@ -234,12 +197,6 @@ def test_single_mode_a_slack_admin_outside_bot_admins_cannot_stop_others_deploym
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (single mode): the daily digest channel chosen in /templates setup is saved "
-    "and confirmed by DM ('Daily digest: #…') but ignored: ReminderService reads only "
-    "DIGEST_CHANNEL when not in OAuth mode (bot/runtime.py passes digests=None)",
-)
 def test_single_mode_the_digest_channel_chosen_in_setup_gets_the_digest(
     bot_factory: BotFactory, fake_slack: FakeSlack
 ) -> None:
@@ -267,13 +224,6 @@ def test_single_mode_the_digest_channel_chosen_in_setup_gets_the_digest(
 PLAIN_TOKEN = "wk-7f3a9c2e5b1d4f8a"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (secret): GET /api/templates (public, unauthenticated) redacts from "
-    "launch_command only the values of env names that read as secrets; a token kept under a "
-    "plain name (WANDB_KEY, NGROK_AUTH) and used in the command is served in clear, although "
-    "catalog/export.py itself says 'no env value ever appears' (_redacted_command)",
-)
 def test_public_catalog_never_shows_an_env_value_through_the_launch_command(
     bot_factory: BotFactory, tmp_path: object
 ) -> None:
@@ -304,13 +254,6 @@ def test_public_catalog_never_shows_an_env_value_through_the_launch_command(
 KEY_A2 = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0fe5f6"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (money/monitoring): two workspaces on one Vast.ai user with different keys "
-    "share one poller pass, made with whichever workspace's client was seen first "
-    "(StatusPoller._followed groups by account name); when that key is revoked, the other "
-    "workspace's valid key is never tried and its deployments are no longer followed",
-)
 def test_a_revoked_key_of_one_workspace_does_not_blind_the_poller_to_anothers_rows(
     oauth_bot: OAuthBot,
 ) -> None:
@@ -331,12 +274,6 @@ def test_a_revoked_key_of_one_workspace_does_not_blind_the_poller_to_anothers_ro
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (secret, minor): GET /api/templates strips user:password@ from docs_url but "
-    "keeps its query string, so a docs link carrying ?access_token=… is served publicly "
-    "(catalog/export.py _public_url)",
-)
 def test_public_catalog_drops_credentials_in_the_docs_urls_query(
     bot_factory: BotFactory, tmp_path: object
 ) -> None:

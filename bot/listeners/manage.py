@@ -334,7 +334,7 @@ def register(app: App, services: Services) -> None:
             **listing_payload(
                 services,
                 kind,
-                team_id=str(team.get("id") or ""),
+                team_id=_team_of(body) or "",
                 user_id=str((body.get("user") or {}).get("id") or ""),
                 page=page,
                 team_domain=team.get("domain"),
