@@ -217,6 +217,9 @@ def oauth_settings(
         client_secret=client_secret,
         token_rotation_expiration_minutes=result.token_rotation_expiration_minutes,
         client=copy_client(client),
+        # auth.test's answer is kept per token (not a call per request); the store is still
+        # read on every request, so an uninstalled workspace is refused at once.
+        cache_enabled=True,
     )
     return result
 
