@@ -716,6 +716,21 @@ def _parse(name: str, raw: object) -> Setting:
     raise ValueError(f"{name} is not a setting a workspace can change.")
 
 
+def _candidate_client(
+    base_url: str, api_key: str, timeout: float, min_intervals: Mapping[str, float] | None
+) -> VastClient:
+    """A short-lived client for checking a candidate key: ``timeout`` seconds per request, two
+    attempts (an auth error is not retried)."""
+    return VastClient(
+        base_url,
+        api_key,
+        timeout=timeout,
+        max_attempts=2,
+        backoff_max=1.0,
+        min_intervals=min_intervals,
+    )
+
+
 def instance_checker(
     base_url: str,
     *,
@@ -727,19 +742,9 @@ def instance_checker(
     id in``, vast-api.md §4) and closes the client."""
 
     def check(api_key: str, instance_ids: Sequence[int]) -> set[int]:
-        client = VastClient(
-            base_url,
-            api_key,
-            timeout=timeout,
-            max_attempts=2,
-            backoff_max=1.0,
-            min_intervals=min_intervals,
-        )
-        try:
+        with _candidate_client(base_url, api_key, timeout, min_intervals) as client:
             found = client.list_instances(select_filters={"id": {"in": list(instance_ids)}})
             return {instance.id for instance in found}
-        finally:
-            client.close()
 
     return check
 
@@ -755,17 +760,7 @@ def key_checker(
     auth error is not retried) and closes the client."""
 
     def check(api_key: str) -> VastUserLike:
-        client = VastClient(
-            base_url,
-            api_key,
-            timeout=timeout,
-            max_attempts=2,
-            backoff_max=1.0,
-            min_intervals=min_intervals,
-        )
-        try:
+        with _candidate_client(base_url, api_key, timeout, min_intervals) as client:
             return client.get_user()
-        finally:
-            client.close()
 
     return check
