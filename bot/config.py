@@ -230,7 +230,7 @@ class Settings(BaseSettings):
                     f"SLACK_BOT_TOKEN is missing: {_HINTS['SLACK_BOT_TOKEN']}, or set "
                     "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth mode (environment or .env)"
                 )
-            return self
+            return self._signing_secret_in_http_mode()
         if self.slack_app_token is not None:
             raise ValueError(
                 "SLACK_APP_TOKEN is set in OAuth mode: installing by OAuth needs HTTP mode; unset "
@@ -249,6 +249,12 @@ class Settings(BaseSettings):
                 "with `/templates setup`; unset VAST_API_KEY (or unset SLACK_CLIENT_ID and "
                 "SLACK_CLIENT_SECRET for single-workspace mode)"
             )
+        return self._signing_secret_in_http_mode()
+
+    def _signing_secret_in_http_mode(self) -> Settings:
+        # Checked after the tokens, so that a fresh .env names the bot token first.
+        if not self.socket_mode and self.slack_signing_secret is None:
+            raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
         return self
 
     @model_validator(mode="after")
@@ -260,11 +266,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _signing_secret_in_http_mode(self) -> Settings:
-        if not self.socket_mode and self.slack_signing_secret is None:
-            raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
-        return self
 
     @property
     def oauth_mode(self) -> bool:
