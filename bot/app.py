@@ -53,8 +53,20 @@ class _TokenFromClientFilter(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
+class _NoRefusedBodyFilter(logging.Filter):
+    """Bolt logs a request whose signature fails with its whole body (a `/templates setup`
+    submission carries a Vast.ai key): keep the line, drop the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Invalid request signature detected"):
+            record.msg, record.args = "Invalid request signature detected (body not logged)", ()
+        return True
+
+
 _BOLT_LOGGER = logging.getLogger("slack_bolt")
 _TOKEN_FILTER = _TokenFromClientFilter()
+_VERIFICATION_LOGGER = logging.getLogger("slack_bolt.RequestVerification")
+_BODY_FILTER = _NoRefusedBodyFilter()
 
 
 class CheckedWebClient(WebClient):
@@ -243,6 +255,8 @@ def create_app(
     signing_secret = settings.slack_signing_secret
     if _TOKEN_FILTER not in _BOLT_LOGGER.filters:
         _BOLT_LOGGER.addFilter(_TOKEN_FILTER)
+    if _BODY_FILTER not in _VERIFICATION_LOGGER.filters:
+        _VERIFICATION_LOGGER.addFilter(_BODY_FILTER)
     client = client or make_web_client(settings)
     oauth = (
         oauth_settings(settings, client, installation_store, state_store, services)

@@ -253,6 +253,11 @@ class Settings(BaseSettings):
 
     def _signing_secret_in_http_mode(self) -> Settings:
         # Checked after the tokens, so that a fresh .env names the bot token first.
+        if self.oauth_mode and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is missing: OAuth mode serves Slack over HTTP, so set it to "
+                "the app's Signing Secret (Basic Information)"
+            )
         if not self.socket_mode and self.slack_signing_secret is None:
             raise ValueError("SLACK_SIGNING_SECRET is required in HTTP mode")
         return self
@@ -265,7 +270,6 @@ class Settings(BaseSettings):
                 "raise the maximum"
             )
         return self
-
 
     @property
     def oauth_mode(self) -> bool:
@@ -305,7 +309,7 @@ def _describe(error: Any) -> str:
     loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
     message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
     if not loc:
-        if "SLACK_SIGNING_SECRET" in message:
+        if "SLACK_SIGNING_SECRET" in message and "OAuth mode" not in message:
             return f"SLACK_SIGNING_SECRET is missing: {_HINTS['SLACK_SIGNING_SECRET']}."
         return message.rstrip(".") + "."
     name = loc[0].upper()

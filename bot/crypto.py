@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from storage import SessionFactory, get_state, put_state_if_absent
+from storage import SessionFactory, get_state, list_workspaces, put_state_if_absent
 
 #: ``bot_state`` name of the canary: a Fernet token of :data:`CANARY_TEXT`.
 CANARY_STATE = "encryption_canary"
@@ -22,8 +22,14 @@ WRONG_KEY_MESSAGE = (
     "ENCRYPTION_KEY does not decrypt the secrets stored in the database: set the key they were "
     "saved with"
 )
+#: The refusal when no Vast.ai key is stored yet (only the first start's check value).
+NEW_KEY_MESSAGE = (
+    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key is "
+    "stored yet, so nothing is lost: set the first key again, or start over with this one "
+    "(README › Several workspaces › A lost or changed ENCRYPTION_KEY)"
+)
 GENERATE_HINT = (
-    'generate one with python -c "from cryptography.fernet import Fernet; '
+    'generate one with .venv/bin/python -c "from cryptography.fernet import Fernet; '
     'print(Fernet.generate_key().decode())"'
 )
 
@@ -86,7 +92,9 @@ class SecretBox:
         decrypts the stored canary.
 
         Raises:
-            EncryptionKeyError: with :data:`WRONG_KEY_MESSAGE` when the canary does not decrypt.
+            EncryptionKeyError: when the canary does not decrypt: with
+                :data:`WRONG_KEY_MESSAGE` when Vast.ai keys are stored, else
+                :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting over).
         """
         if get_state(sf, CANARY_STATE) is None:
             put_state_if_absent(sf, CANARY_STATE, self.encrypt(CANARY_TEXT))
@@ -96,4 +104,11 @@ class SecretBox:
         except EncryptionKeyError:
             ok = False
         if not ok:
-            raise EncryptionKeyError(WRONG_KEY_MESSAGE)
+            stored_keys = sum(1 for w in list_workspaces(sf) if w.has_vast_key)
+            if stored_keys == 0:
+                raise EncryptionKeyError(NEW_KEY_MESSAGE)
+            raise EncryptionKeyError(
+                f"{WRONG_KEY_MESSAGE} ({stored_keys} workspace Vast.ai key"
+                f"{'s' if stored_keys != 1 else ''}; README › Several workspaces › A lost or "
+                "changed ENCRYPTION_KEY)"
+            )

@@ -180,7 +180,13 @@ def build_services(
             simulator = VastSimulator()
             url = simulator.start()
             closers.append(simulator.stop)
-            logger.info("VAST_API_KEY is unset: renting from the built-in Vast.ai simulator")
+            if settings.oauth_mode:
+                logger.info(
+                    "OAuth mode: workspaces without a Vast.ai key (/templates setup) rent from "
+                    "the built-in Vast.ai simulator"
+                )
+            else:
+                logger.info("VAST_API_KEY is unset: renting from the built-in Vast.ai simulator")
             vast = VastClient(url, None, min_intervals=settings.vast_min_intervals)
         else:
             vast = VastClient(
@@ -464,6 +470,12 @@ def run(settings: Settings) -> None:
             serve(health_app, port=settings.port)
         else:
             logger.info("serving Slack requests on http://0.0.0.0:%d/slack/events", settings.port)
+            if settings.oauth_mode:
+                logger.info(
+                    "OAuth mode: workspaces install at https://<your host>/slack/install "
+                    "(served here on port %d)",
+                    settings.port,
+                )
             serve(runtime.wsgi_app, port=settings.port)
     finally:
         runtime.close()

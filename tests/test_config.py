@@ -236,6 +236,17 @@ def test_oauth_mode_refuses_socket_mode(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert text.startswith("SLACK_APP_TOKEN is set in OAuth mode")
 
 
+def test_oauth_mode_names_the_signing_secret_without_suggesting_socket_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _oauth_env(monkeypatch, tmp_path, SLACK_SIGNING_SECRET="")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = _one_line(info, CLIENT_SECRET)
+    assert text.startswith("SLACK_SIGNING_SECRET is missing: OAuth mode serves Slack over HTTP")
+    assert "SLACK_APP_TOKEN" not in text  # OAuth mode refuses Socket Mode
+
+
 def test_oauth_mode_refuses_one_vast_key_for_every_workspace(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -7,7 +7,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 import storage
-from bot.crypto import CANARY_STATE, WRONG_KEY_MESSAGE, EncryptionKeyError, SecretBox
+from bot.crypto import (
+    CANARY_STATE,
+    NEW_KEY_MESSAGE,
+    WRONG_KEY_MESSAGE,
+    EncryptionKeyError,
+    SecretBox,
+)
 from storage import SessionFactory
 
 KEY_A = Fernet.generate_key().decode()
@@ -78,7 +84,21 @@ def test_verify_writes_the_canary_once_and_refuses_another_key(
 
     with pytest.raises(EncryptionKeyError) as refused:
         SecretBox(KEY_B).verify(sf)
-    assert str(refused.value) == WRONG_KEY_MESSAGE
+    assert str(refused.value) == NEW_KEY_MESSAGE  # no Vast.ai key stored yet: nothing lost
+    _one_line_without(refused.value, KEY_A, KEY_B)
+    storage.save_vast_key(
+        sf,
+        "T0A",
+        ciphertext=SecretBox(KEY_A).encrypt("k" * 32),
+        last4="kkkk",
+        vast_user_id="1001",
+        actor="U0A",
+        now=storage.utcnow(),
+    )
+    with pytest.raises(EncryptionKeyError) as refused:
+        SecretBox(KEY_B).verify(sf)
+    assert str(refused.value).startswith(WRONG_KEY_MESSAGE)
+    assert "1 workspace Vast.ai key;" in str(refused.value)
     _one_line_without(refused.value, KEY_A, KEY_B)
     # The refused key changed nothing: the right key still passes.
     assert storage.get_state(sf, CANARY_STATE) == stored

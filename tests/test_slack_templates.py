@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -217,6 +218,17 @@ class TestSignature:
         assert response.status_code == 401
         time.sleep(0.2)
         assert not fake_slack.calls_to("views.open")
+
+    def test_a_refused_request_is_logged_without_its_body(
+        self, bot: BotHarness, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # A setup form carries a Vast.ai key; Bolt logs a refused request with its body.
+        body = self._details_body().replace("vllm", "secret-vast-key-0123456789")
+        caplog.set_level(logging.DEBUG)
+        stale = sign(body, timestamp=int(time.time()) - 6 * 60)
+        assert bot.post(body, "application/x-www-form-urlencoded", headers=stale).status_code == 401
+        assert "Invalid request signature detected (body not logged)" in caplog.text
+        assert "secret-vast-key" not in caplog.text
 
     def test_stale_timestamp_is_refused(self, bot: BotHarness, fake_slack: FakeSlack) -> None:
         body = self._details_body()
