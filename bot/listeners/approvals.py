@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import budgets as blocks
+from bot.listeners.payloads import team_of
 from bot.services.actions import Outcome
 from bot.services.context import Services
 from bot.services.work import BUSY_TEXT, Busy
@@ -32,9 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def _ids(body: dict[str, Any]) -> tuple[str, str | None]:
-    user = body.get("user") or {}
-    team = (body.get("team") or {}).get("id") or user.get("team_id")
-    return str(user.get("id") or ""), (str(team) if team else None)
+    return str((body.get("user") or {}).get("id") or ""), team_of(body)
 
 
 def _deployment_id(value: Any) -> int | None:

@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import budgets as blocks
 from bot.blocks.manage import text_message
 from bot.formats import mentions
+from bot.listeners.payloads import team_of
 from bot.notices import WORKSPACE
 from bot.services.budgets import BudgetInput, BudgetInputError, parse_budget_amount
 from bot.services.context import Services
@@ -139,7 +140,7 @@ def register(app: App, services: Services) -> None:
     @app.view(blocks.CALLBACK_BUDGET)
     def budget_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str((body.get("user") or {}).get("id") or "")
-        team = str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
+        team = team_of(body) or ""
         if not services.is_admin(team, user):
             ack(
                 response_action="errors",
@@ -184,7 +185,7 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
-        team = str((body.get("team") or {}).get("id") or "")
+        team = team_of(body) or ""
         if not services.is_admin(team, user):
             respond(
                 replace_original=False,

@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import picker
 from bot.blocks.templates import ACTION_DEPLOY, TEMPLATE_GONE
+from bot.listeners.payloads import team_of
 from bot.listeners.replies import ViewVersions, tell_user, update_view
 from bot.services.context import Services
 from bot.services.offers import gpu_models, picker_offers
@@ -228,7 +229,7 @@ def register(app: App, services: Services) -> None:
             template=template,
             values=picker.selected_values(view),
             user=str((body.get("user") or {}).get("id") or ""),
-            team=_team_of(body),
+            team=team_of(body),
             seq=versions.begin(view_id),
             hash=view.get("hash"),
         )
@@ -260,7 +261,7 @@ def register(app: App, services: Services) -> None:
         hash = opened["view"].get("hash")
         versions.shown(view_id, hash)
         user = str((body.get("user") or {}).get("id") or "")
-        team = _team_of(body)
+        team = team_of(body)
 
         def build() -> Any:
             return search_view(services, template, state, view_id, user_id=user, team_id=team)
@@ -366,12 +367,6 @@ class _Click:
     team: str | None
     seq: int
     hash: str | None
-
-
-def _team_of(body: dict[str, Any]) -> str | None:
-    """The workspace a payload came from (``team.id``, else ``user.team_id``)."""
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
-    return str(team) if team else None
 
 
 def _positive_int(value: Any) -> int | None:

@@ -32,6 +32,7 @@ from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import manage as blocks
 from bot.blocks.home import HOME_BLOCK_PREFIX
 from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
+from bot.listeners.payloads import team_of
 from bot.services import actions
 from bot.services.context import Services
 from bot.services.ports import UnmanagedInstance
@@ -47,12 +48,6 @@ ACTION_KINDS = {
 SLOW_ACK_BUDGET = 2.0
 """Seconds ``/templates credit`` and ``costs`` wait for their answer before acking and
 answering later through the response_url (Slack drops an ack after 3 s)."""
-
-
-def _team_of(body: dict[str, Any]) -> str | None:
-    """The workspace an interaction came from (``team.id``, else ``user.team_id``)."""
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
-    return str(team) if team else None
 
 
 def listing_payload(
@@ -204,7 +199,7 @@ def _answer(
     """Tell the clicker how it went, where they clicked: the Home tab is redrawn with a notice,
     a listing is redrawn in place with a notice, the status message gets an ephemeral reply."""
     user = str((body.get("user") or {}).get("id") or "")
-    team = _team_of(body)
+    team = team_of(body)
     block_id = str(action.get("block_id") or "")
     if (body.get("container") or {}).get("type") == "view" or block_id.startswith(
         HOME_BLOCK_PREFIX
@@ -265,7 +260,7 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
-        team = _team_of(body)
+        team = team_of(body)
         reply = respond if body.get("response_url") else None
         try:
             deployment_id = int(str(action.get("value") or ""))
@@ -297,7 +292,7 @@ def register(app: App, services: Services) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
-        team = _team_of(body)
+        team = team_of(body)
         if parsed is None or not team:
             outcome = actions.Outcome("not_found", "That button does not name a deployment.")
         else:
@@ -312,7 +307,7 @@ def register(app: App, services: Services) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
-        team = _team_of(body)
+        team = team_of(body)
         if parsed is None or not team:
             outcome = actions.Outcome("not_found", "That button does not name a deployment.")
         else:
@@ -334,7 +329,7 @@ def register(app: App, services: Services) -> None:
             **listing_payload(
                 services,
                 kind,
-                team_id=_team_of(body) or "",
+                team_id=team_of(body) or "",
                 user_id=str((body.get("user") or {}).get("id") or ""),
                 page=page,
                 team_domain=team.get("domain"),

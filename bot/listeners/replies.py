@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import deploy as deploy_blocks
+from bot.listeners.payloads import team_of
 from bot.services.context import Services
 from catalog import Template
 
@@ -133,6 +134,5 @@ def tell_user(
         if shown.hash is not None:
             return
     user = str((body.get("user") or {}).get("id") or "")
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     if user:
-        services.messages.dm(user, text, team_id=str(team) if team else None)
+        services.messages.dm(user, text, team_id=team_of(body))

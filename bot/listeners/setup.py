@@ -27,6 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks import setup as blocks
+from bot.listeners.payloads import team_of
 from bot.notifier import Notifier, copy_client
 from bot.services.context import Services
 from bot.services.work import BUSY_TEXT, Busy
@@ -135,9 +136,7 @@ def setup_form(settings: WorkspaceSettings) -> blocks.SetupForm:
 
 def _ids(body: dict[str, Any]) -> tuple[str, str]:
     """(team id, user id) of an interactivity payload."""
-    user = body.get("user") or {}
-    team = (body.get("team") or {}).get("id") or user.get("team_id") or ""
-    return str(team), str(user.get("id") or "")
+    return team_of(body) or "", str((body.get("user") or {}).get("id") or "")
 
 
 def setup_command(

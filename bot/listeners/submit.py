@@ -35,6 +35,7 @@ from slack_sdk import WebClient
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
+from bot.listeners.payloads import team_of
 from bot.listeners.replies import update_view
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, OfferCheck
@@ -126,7 +127,7 @@ def parse_submission(
     if not isinstance(channel, str) or not _CHANNEL_RE.match(channel):
         errors[picker.BLOCK_CHANNEL] = "Choose the channel for status updates."
     user_id = (body.get("user") or {}).get("id")
-    team_id = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    team_id = team_of(body)
     lifetime = _lifetime(
         services, template, values["lifetime"], str(user_id or ""), str(team_id or "")
     )
