@@ -124,13 +124,16 @@ class VastAccounts:
 
         Raises :class:`AccountUnavailable` for a row rented on real Vast.ai whose workspace has
         no key now (never the simulator for it), and whatever the settings store raises."""
-        if dep.simulated and self.simulator is not None:
+        return self.for_row(dep.team_id, dep.simulated)
+
+    def for_row(self, team_id: str, simulated: bool) -> VastAccount:
+        """:meth:`for_deployment` from the two columns that decide it (the poller reads only
+        those for the rows it follows)."""
+        if simulated and self.simulator is not None:
             return self.simulator
-        account = self.for_team(dep.team_id)
-        if account.simulated and not dep.simulated:
-            raise AccountUnavailable(
-                f"deployment {dep.id} was rented on Vast.ai; workspace {dep.team_id} has no key"
-            )
+        account = self.for_team(team_id)
+        if account.simulated and not simulated:
+            raise AccountUnavailable(f"workspace {team_id} has no key for its Vast.ai rows")
         return account
 
     def _account(self, stored: StoredKey) -> VastAccount:

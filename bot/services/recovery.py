@@ -51,7 +51,7 @@ from apscheduler.schedulers.base import BaseScheduler
 
 import storage
 from bot.formats import slack_date, utc_text
-from bot.services.accounts import VastAccount, VastAccounts
+from bot.services.accounts import AccountUnavailable, VastAccount, VastAccounts
 from bot.services.deploy import (
     LABEL_PREFIX,
     DeployService,
@@ -125,24 +125,20 @@ def account_of(accounts: VastAccounts, team_id: str, simulated: bool) -> VastAcc
     if not accounts.multi:
         return accounts.default
     try:
-        if simulated and accounts.simulator is not None:
-            return accounts.simulator
-        account = accounts.for_team(team_id)
+        return accounts.for_row(team_id, simulated)
+    except AccountUnavailable:
+        logger.warning(
+            "workspace %s has no Vast.ai key now: its deployments rented on Vast.ai are left "
+            "as they are",
+            team_id,
+        )
     except Exception as error:  # one workspace's settings must not stop the others
         logger.warning(
             "the Vast.ai account of workspace %s cannot be read (%s): its deployments wait",
             team_id,
             type(error).__name__,
         )
-        return None
-    if account.simulated and not simulated:
-        logger.warning(
-            "workspace %s has no Vast.ai key now: its deployments rented on Vast.ai are left "
-            "as they are",
-            team_id,
-        )
-        return None
-    return account
+    return None
 
 
 def account_resolver(accounts: VastAccounts) -> Callable[[str, bool], VastAccount | None]:
