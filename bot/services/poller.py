@@ -62,8 +62,6 @@ on the next tick.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import os
@@ -88,7 +86,7 @@ from bot.services.ports import Messages, UnmanagedInstance
 from bot.services.probe import Prober
 from bot.services.recovery import account_resolver, stray_reason
 from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
-from bot.services.unmanaged import UNMANAGED_STATE, write_unmanaged
+from bot.services.unmanaged import unmanaged_state, write_unmanaged
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
 from bot.vast.errors import AuthError, VastError
 from bot.vast.models import INSTANCE_COLUMNS, Instance
@@ -692,12 +690,6 @@ class StatusPoller:
             sweep.token, sweep.after_id = page.next_token, max(sweep.after_id, last)
             read.swept = (low, float(sweep.after_id))
 
-    def unmanaged_state(self, account: VastAccount) -> str:
-        """The ``bot_state`` document holding ``account``'s unmanaged instances:
-        ``unmanaged_instances`` in single-workspace mode (as before issue 13),
-        ``unmanaged:<account name>`` in OAuth mode."""
-        return f"unmanaged:{account.name}" if self.accounts.multi else UNMANAGED_STATE
-
     def _end_pass(self, account: VastAccount, state: _AccountState, now: datetime) -> None:
         """A pass over ``account`` is complete: keep its stray candidates, record its
         unmanaged instances, and start its next pass."""
@@ -706,10 +698,8 @@ class StatusPoller:
         unmanaged = sorted(sweep.unmanaged, key=lambda i: i.id)
         written = state.unmanaged
         if written is None or written[0] != unmanaged or now - written[1] >= UNMANAGED_REFRESH:
-            if self.accounts.multi:
-                _write_unmanaged_as(self.sf, self.unmanaged_state(account), unmanaged, now)
-            else:
-                write_unmanaged(self.sf, unmanaged, now)
+            name = account.name if self.accounts.multi else None
+            write_unmanaged(self.sf, unmanaged, now, state=unmanaged_state(name))
             state.unmanaged = (unmanaged, now)
         state.sweep = _Sweep(total=sweep.total)
 
@@ -986,15 +976,6 @@ def _claimed_id(lease_name: str) -> int:
 
 def _chunks(items: list[DeploymentRecord], size: int) -> list[list[DeploymentRecord]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _write_unmanaged_as(
-    sf: SessionFactory, name: str, instances: list[UnmanagedInstance], now: datetime
-) -> None:
-    """:func:`bot.services.unmanaged.write_unmanaged` under another document name (one per
-    account in OAuth mode)."""
-    items = [dataclasses.asdict(instance) for instance in instances]
-    storage.put_state(sf, name, json.dumps(items, separators=(",", ":")), now)
 
 
 def _unmanaged(instance: Instance) -> UnmanagedInstance:

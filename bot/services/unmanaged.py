@@ -51,8 +51,13 @@ def read_unmanaged(
 
 
 def write_unmanaged(
-    sf: SessionFactory, instances: Sequence[UnmanagedInstance], now: datetime
+    sf: SessionFactory,
+    instances: Sequence[UnmanagedInstance],
+    now: datetime,
+    *,
+    state: str = UNMANAGED_STATE,
 ) -> None:
-    """Store the unmanaged instances seen by this tick (for listings, Home and the digest)."""
+    """Store the unmanaged instances one account's pass saw (for listings, Home and the
+    digest) in its ``state`` document (:func:`unmanaged_state`)."""
     items = [dataclasses.asdict(instance) for instance in instances]
-    storage.put_state(sf, UNMANAGED_STATE, json.dumps(items, separators=(",", ":")), now)
+    storage.put_state(sf, state, json.dumps(items, separators=(",", ":")), now)
