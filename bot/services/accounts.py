@@ -148,18 +148,6 @@ class VastAccounts:
                 self._clients[digest] = cached
             return VastAccount(name=name, client=cached[1], simulated=False)
 
-    def known(self) -> list[VastAccount]:
-        """Every account with a client built so far, ``default`` (and the simulator) first."""
-        accounts = [self.default]
-        if self.simulator is not None and self.simulator is not self.default:
-            accounts.append(self.simulator)
-        with self._lock:
-            accounts += [
-                VastAccount(name=name, client=client, simulated=False)
-                for name, client in self._clients.values()
-            ]
-        return accounts
-
     def close(self) -> None:
         """Close the clients built for stored keys (``default`` and the simulator's are closed
         by whoever built them)."""

@@ -1,9 +1,10 @@
 """Who the bot's admins are, per workspace (issue 13).
 
 An admin may act on anyone's deployments in their workspace, set budgets, read the credit and
-approve. Single-workspace mode: ``BOT_ADMINS`` (:class:`StaticAdmins`). OAuth mode: the
-workspace service (:class:`bot.services.workspaces.WorkspaceService`) adds the workspace's own
-list and its Slack owners and admins.
+approve. The bot runs on the workspace service
+(:class:`bot.services.workspaces.WorkspaceService`): ``BOT_ADMINS`` and the workspace's own list,
+plus, in OAuth mode, its Slack owners and admins. :class:`StaticAdmins` (``BOT_ADMINS`` only)
+serves services built without it (benchmarks, tests of one service).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class AdminDirectory(Protocol):
 
 
 class StaticAdmins:
-    """``BOT_ADMINS``: the same admins in every workspace (single-workspace mode)."""
+    """``BOT_ADMINS``: the same admins in every workspace."""
 
     def __init__(self, admins: frozenset[str]) -> None:
         self._admins = frozenset(admins)
