@@ -149,6 +149,10 @@ def test_an_expired_real_row_without_a_key_is_not_marked_destroyed_while_it_bill
         f"the row says '{row.status}' though its instance was never stopped on account 1001 "
         "and still bills"
     )
+    failures = [
+        e for e in storage.list_events(ob.services.session_factory, dep.id) if "failed" in e.action
+    ]
+    assert not failures, "an account out of reach is not asked again every tick"
 
 
 # -- data loss: strays -----------------------------------------------------------------------

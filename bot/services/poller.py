@@ -427,14 +427,16 @@ class StatusPoller:
                 report.error = report.error or "account pass failed"
         if self.lifetimes is not None:
             # Rows no pass read: only the expiry rule can be due for them (whatever their
-            # account, even one whose list failed or whose workspace uninstalled the app).
+            # account, even one whose list failed or whose workspace uninstalled the app), but
+            # not rows whose account is out of reach: a stop could not be sent, and trying
+            # every tick would only claim and release them and log a failure each time.
             at_rest = (DeploymentStatus.READY, DeploymentStatus.STOPPED)
             unread = [
                 dep
                 for dep in storage.list_ending_before(
                     sf, at_rest, self.lifetimes.expiry_horizon(now)
                 )
-                if dep.id not in covered
+                if dep.id not in covered and resolve(dep.team_id, dep.simulated) is not None
             ]
             report.slack_calls += self.lifetimes.review(unread, {}, now, seen=frozenset())
         report.vast_requests = sum(
