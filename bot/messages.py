@@ -102,12 +102,6 @@ def _delivery(result: SlackResult | bool | None) -> Delivery:
     return Delivery.SENT if result or result is None else Delivery.REFUSED
 
 
-def _enterprise(dep: DeploymentRecord) -> str | None:
-    """The Enterprise Grid org of ``dep``'s workspace (``deployments.enterprise_id``), if any."""
-    value = getattr(dep, "enterprise_id", None)
-    return str(value) if value else None
-
-
 def _failure(what: str, error: Exception) -> None:
     """One log line: Slack's error code when Slack answered, else the exception's type."""
     code = error.response.get("error") if isinstance(error, SlackApiError) else None
@@ -158,7 +152,7 @@ class SlackMessages:
 
     def _of(self, dep: DeploymentRecord) -> HomeNotifierLike:
         """The notifier of the workspace ``dep`` belongs to."""
-        return self._notifier(dep.team_id, _enterprise(dep))
+        return self._notifier(dep.team_id, dep.enterprise_id)
 
     # -- the status message ----------------------------------------------------------------
 
@@ -273,6 +267,12 @@ class SlackMessages:
             _failure(what, error)
             return False
 
+    def _dm_owner(self, dep: DeploymentRecord, what: str, payload: dict[str, Any]) -> bool:
+        """:meth:`_dm` to ``dep``'s requester, in its workspace."""
+        return self._dm(
+            dep.user_id, what, payload, team_id=dep.team_id, enterprise_id=dep.enterprise_id
+        )
+
     def offer_switched(
         self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
     ) -> bool:
@@ -318,12 +318,10 @@ class SlackMessages:
         """See :func:`bot.blocks.lifetimes.expiry_warning_message` (DM) and
         :func:`~bot.blocks.lifetimes.expiry_note_message` (thread)."""
         now = self.clock()
-        dm = self._dm(
-            dep.user_id,
+        dm = self._dm_owner(
+            dep,
             f"expiry warning of deployment {dep.id}",
             lifetime_blocks.expiry_warning_message(dep, notice, now=now),
-            team_id=dep.team_id,
-            enterprise_id=_enterprise(dep),
         )
         note = lifetime_blocks.expiry_note_message(dep, notice, now=now)
         threaded = self._reply(dep, "expiry note", note["text"], note.get("blocks"))
@@ -332,36 +330,30 @@ class SlackMessages:
     def idle_warning(self, dep: DeploymentRecord, notice: IdleNotice) -> bool:
         """See :func:`bot.blocks.lifetimes.idle_warning_message` (DM to the owner)."""
         payload = lifetime_blocks.idle_warning_message(dep, notice, now=self.clock())
-        return self._dm(
-            dep.user_id,
+        return self._dm_owner(
+            dep,
             f"idle warning of deployment {dep.id}",
             payload,
-            team_id=dep.team_id,
-            enterprise_id=_enterprise(dep),
         )
 
     def auto_action(self, dep: DeploymentRecord, done: AutoAction) -> bool:
         """See :func:`bot.blocks.lifetimes.auto_action_text` (thread and DM to the owner)."""
         text = lifetime_blocks.auto_action_text(dep, done)
         threaded = self._reply(dep, "automatic action note", text)
-        dm = self._dm(
-            dep.user_id,
+        dm = self._dm_owner(
+            dep,
             f"automatic action DM of deployment {dep.id}",
             lifetime_blocks.auto_action_message(dep, done, now=self.clock()),
-            team_id=dep.team_id,
-            enterprise_id=_enterprise(dep),
         )
         return threaded or dm
 
     def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
         """See :func:`bot.blocks.lifetimes.reminder_message` (DM to the owner)."""
         payload = lifetime_blocks.reminder_message(dep, reminder, now=self.clock())
-        return self._dm(
-            dep.user_id,
+        return self._dm_owner(
+            dep,
             f"{reminder.kind} reminder of deployment {dep.id}",
             payload,
-            team_id=dep.team_id,
-            enterprise_id=_enterprise(dep),
         )
 
     def note(self, dep: DeploymentRecord, text: str) -> bool:
@@ -482,7 +474,7 @@ class SlackMessages:
             f"login DM of deployment {dep.id}",
             payload,
             team_id=dep.team_id,
-            enterprise_id=_enterprise(dep),
+            enterprise_id=dep.enterprise_id,
         )
 
     def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
