@@ -18,9 +18,10 @@ import pytest
 import storage
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
-from bot.vast import port_env
+from bot.vast import VastClient, port_env
 from bot.vast.client import InstancePage
-from storage import DeploymentRecord
+from catalog import Template
+from storage import DeploymentRecord, SessionFactory
 from tests.fakes.slack_api import TEAM_ID, Call, FakeSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
 
@@ -49,6 +50,69 @@ def _offer(sim: VastSimulator) -> dict[str, Any]:
     return next(o for o in sim.offers if o["rentable"] and o["direct_port_count"] > 0)
 
 
+def insert_row(
+    sf: SessionFactory,
+    template: Template,
+    offer: dict[str, Any],
+    *,
+    team_id: str = TEAM_ID,
+    simulated: bool = True,
+    web_password: str | None = PASSWORD,
+    lifetime_hours: float | None = None,
+    now: datetime | None = None,
+) -> DeploymentRecord:
+    """The deploy service's row for ``template`` on ``offer`` (a simulator offer), by hand."""
+    dep, created = storage.create_deployment(
+        sf,
+        request_key=f"V{uuid.uuid4().hex[:10]}",
+        team_id=team_id,
+        user_id=ALICE,
+        channel_id=CHANNEL,
+        template_slug=template.slug,
+        template_name=template.name,
+        offer_id=offer["id"],
+        gpu_name=offer["gpu_name"],
+        num_gpus=offer["num_gpus"],
+        gpu_ram_gb=offer["gpu_ram"] / 1024,
+        dph_total=offer["dph_total"],
+        disk_gb=template.disk_gb,
+        simulated=simulated,
+        web_password=web_password,
+        lifetime_hours=lifetime_hours,
+        now=now,
+    )
+    assert created
+    return dep
+
+
+def rent_labelled(
+    client: VastClient,
+    sf: SessionFactory,
+    template: Template,
+    offer: dict[str, Any],
+    dep: DeploymentRecord,
+    *,
+    web_password: str | None = PASSWORD,
+    now: datetime | None = None,
+) -> int:
+    """The deploy service's instance for ``dep`` (labelled ``slackbot:dep-<id>``) on
+    ``client``'s account, recorded on the row; returns its id."""
+    env = {**template.env, **port_env(template.ports)}
+    if template.password_env and web_password:
+        env[template.password_env] = web_password
+    instance_id = client.create_instance(
+        offer["id"],
+        image=template.docker_image,
+        env=env,
+        disk_gb=template.disk_gb,
+        label=f"slackbot:dep-{dep.id}",
+        runtype="ssh_direct",
+        onstart=template.launch_command or None,
+    )
+    assert storage.set_instance(sf, dep.id, instance_id, now=now)
+    return instance_id
+
+
 def deploy(
     harness: BotHarness,
     slug: str = "jupyter-lab",
@@ -65,39 +129,10 @@ def deploy(
     template = services.catalog.get(slug)
     assert template is not None
     offer = _offer(harness.vast)
-    dep, created = storage.create_deployment(
-        sf,
-        request_key=f"V{uuid.uuid4().hex[:10]}",
-        team_id=TEAM_ID,
-        user_id=ALICE,
-        channel_id=CHANNEL,
-        template_slug=template.slug,
-        template_name=template.name,
-        offer_id=offer["id"],
-        gpu_name=offer["gpu_name"],
-        num_gpus=offer["num_gpus"],
-        gpu_ram_gb=offer["gpu_ram"] / 1024,
-        dph_total=offer["dph_total"],
-        disk_gb=template.disk_gb,
-        simulated=True,
-        web_password=web_password,
-        lifetime_hours=lifetime_hours,
-        now=now,
+    dep = insert_row(
+        sf, template, offer, web_password=web_password, lifetime_hours=lifetime_hours, now=now
     )
-    assert created
-    env = {**template.env, **port_env(template.ports)}
-    if template.password_env and web_password:
-        env[template.password_env] = web_password
-    instance_id = services.vast.create_instance(
-        offer["id"],
-        image=template.docker_image,
-        env=env,
-        disk_gb=template.disk_gb,
-        label=f"slackbot:dep-{dep.id}",
-        runtype="ssh_direct",
-        onstart=template.launch_command or None,
-    )
-    assert storage.set_instance(sf, dep.id, instance_id, now=now)
+    rent_labelled(services.vast, sf, template, offer, dep, web_password=web_password, now=now)
     if post_message:
         fresh = storage.get_deployment(sf, dep.id)
         assert fresh is not None

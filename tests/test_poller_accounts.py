@@ -11,7 +11,6 @@ monotonic clock, so the tests see which account each request went to and who wai
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,12 +26,13 @@ from bot.services.admins import StaticAdmins
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
-from bot.vast import VastClient, port_env
+from bot.vast import VastClient
 from bot.vast.client import InstancePage
 from bot.vast.pacing import NO_PACING, Pacers
 from storage import DeploymentRecord
-from tests.fixtures.slack import ALICE, CHANNEL, BotFactory, BotHarness
+from tests.fixtures.slack import BotFactory, BotHarness
 from tests.fixtures.vast import client_for
+from tests.test_poller import _offer, insert_row, rent_labelled
 from tests.test_vast_pacing import FakeTime
 
 KEYS = {"key-a": 1001, "key-b": 1002}
@@ -188,43 +188,21 @@ def rent(
     services = env.bot.services
     template = services.catalog.get("jupyter-lab")
     assert template is not None
-    offer = next(o for o in env.sim.offers if o["rentable"] and o["direct_port_count"] > 0)
-    dep, created = storage.create_deployment(
+    offer = _offer(env.sim)
+    dep = insert_row(
         env.sf,
-        request_key=f"V{uuid.uuid4().hex[:10]}",
+        template,
+        offer,
         team_id=team_id,
-        user_id=ALICE,
-        channel_id=CHANNEL,
-        template_slug=template.slug,
-        template_name=template.name,
-        offer_id=offer["id"],
-        gpu_name=offer["gpu_name"],
-        num_gpus=offer["num_gpus"],
-        gpu_ram_gb=offer["gpu_ram"] / 1024,
-        dph_total=offer["dph_total"],
-        disk_gb=template.disk_gb,
         simulated=simulated,
         web_password=PASSWORD,
         lifetime_hours=lifetime_hours,
         now=now,
     )
-    assert created
     if instance:
         account = env.accounts.simulator if simulated else env.account(team_id)
         assert account is not None
-        env_vars = {**template.env, **port_env(template.ports)}
-        if template.password_env:
-            env_vars[template.password_env] = PASSWORD
-        instance_id = account.client.create_instance(
-            offer["id"],
-            image=template.docker_image,
-            env=env_vars,
-            disk_gb=template.disk_gb,
-            label=f"slackbot:dep-{dep.id}",
-            runtype="ssh_direct",
-            onstart=template.launch_command or None,
-        )
-        assert storage.set_instance(env.sf, dep.id, instance_id, now=now)
+        rent_labelled(account.client, env.sf, template, offer, dep, web_password=PASSWORD, now=now)
     return env.current(dep)
 
 
