@@ -113,6 +113,7 @@ class Deployment(Base):
         Index("ix_deployments_status", "status"),
         Index("ix_deployments_team_user", "team_id", "user_id"),
         Index("ix_deployments_message_stale_since", "message_stale_since"),
+        Index("ix_deployments_desired_next_try_at", "desired_next_try_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -205,7 +206,26 @@ class Deployment(Base):
     restart. None: the message shows the row."""
     enterprise_id: Mapped[str | None] = mapped_column(String(32), default=None)
     """Slack Enterprise Grid organization id (``E…``) of the workspace (``team_id``), None
-    outside a Grid. Last, as migration 0007 added it."""
+    outside a Grid. Migration 0007 added it."""
+    # Desired state (migration 0008): what should be true of the instance, written in the
+    # transaction that claims an act (by a person or a rule) before Vast.ai is called.
+    desired_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    """``running``, ``stopped`` or ``destroyed``; None: no act recorded (followed as Vast.ai
+    reports it)."""
+    desired_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    """Why (a person's click, a rule's reason text)."""
+    desired_actor: Mapped[str | None] = mapped_column(String(32), default=None)
+    """Slack user id, or ``system`` for a rule."""
+    desired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the desired state was recorded."""
+    desired_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When Vast.ai accepted the act, or its data showed the state reached."""
+    desired_next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """Set while the act is not confirmed: when the reconciler may send it (again)."""
+    desired_gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the owner was told that the act kept failing (retries go on, less often)."""
+    desired_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Requests sent for the current desired state (the first included)."""
 
 
 class DeploymentEvent(Base):

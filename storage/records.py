@@ -74,6 +74,16 @@ class DeploymentRecord:
     message_stale_since: datetime | None = None
     enterprise_id: str | None = None
     """Enterprise Grid organisation (``E…``) of ``team_id``; None outside Grid."""
+    desired_state: str | None = None
+    """``running``, ``stopped`` or ``destroyed`` (see :class:`storage.models.Deployment`)."""
+    desired_reason: str | None = None
+    desired_actor: str | None = None
+    desired_at: datetime | None = None
+    desired_done_at: datetime | None = None
+    desired_next_try_at: datetime | None = None
+    """Set while the desired state is not confirmed on Vast.ai."""
+    desired_gave_up_at: datetime | None = None
+    desired_tries: int = 0
 
     def __repr__(self) -> str:
         # Keep the generated secret out of logs and tracebacks.
