@@ -109,3 +109,30 @@ def test_a_row_whose_assessment_raises_does_not_stop_the_others(
 
     monkeypatch.setattr(states, "assess", real)
     assert bot.services.poller.tick().row_errors == 0
+
+
+def test_a_row_whose_lifetime_review_raises_does_not_stop_the_others(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifetime rules raise for one row (their own isolation aside): every other row in
+    the same review is still stopped at its end."""
+    broken = deploy(bot, clock, lifetime_hours=2)
+    other = deploy(bot, clock, lifetime_hours=2)
+    for dep in (broken, other):
+        busy(bot, dep)
+    tick_at(bot, clock, minutes=95)  # both warned
+    lifetimes = bot.services.lifetimes
+    real = lifetimes.review
+
+    def review(deps: Any, *args: Any, **kwargs: Any) -> int:
+        if any(dep.id == broken.id for dep in deps):
+            raise RuntimeError("the rules broke on one row")
+        return real(deps, *args, **kwargs)
+
+    monkeypatch.setattr(lifetimes, "review", review)
+    clock.advance(minutes=85)
+    report = bot.services.poller.tick()
+
+    assert current(bot, other).status == "stopped"
+    assert current(bot, broken).status == "ready"  # tried again next pass
+    assert report.row_errors == 1
