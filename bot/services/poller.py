@@ -134,10 +134,11 @@ class TickReport:
     (``transition_requests`` list requests), ``sweep_pages`` pages of the rolling sweep were
     read, ``assessed`` deployments were judged with what this tick read, ``sweep_passes``
     counts the accounts whose whole list this tick finished a pass over (single-workspace
-    mode: 1 or 0). ``row_errors`` counts the deployments whose assessment or action failed
-    this tick (bad data, a database error on that row, a bug): each is logged with its id,
-    left as it was and tried again on the next pass, while the other rows go on. Counts are
-    summed over the accounts.
+    mode: 1 or 0). ``row_errors`` counts the steps that failed for one deployment this tick
+    (assessing, probing, confirming, applying or reviewing its lifetime: bad data, a database
+    error on that row, a bug): each is logged with the deployment's id, the row is left as it
+    was and tried again on the next pass, and the other rows go on. Counts are summed over the
+    accounts.
     """
 
     ran: bool = True
