@@ -518,15 +518,28 @@ def test_bearer_header_and_no_key_in_url() -> None:
     assert "authorization" not in seen[1].headers
 
 
-def test_one_unparseable_instance_is_skipped_not_the_whole_list() -> None:
+def test_an_odd_instance_is_kept_with_its_odd_fields_absent_not_the_whole_list() -> None:
+    """Dropping it would read a billing instance as gone: its odd fields become None."""
+
     def answer(request: httpx.Request) -> httpx.Response:
         good = {"id": 1, "actual_status": "running", "label": "slackbot:dep-1"}
-        odd = {"id": 2, "actual_status": "running", "gpu_ram": "N/A", "ports": "broken"}
+        odd = {
+            "id": 2,
+            "actual_status": "running",
+            "gpu_ram": "N/A",
+            "ports": "broken",
+            "ssh_port": "x",
+            "public_ipaddr": "203.0.113.9:8080",
+            "num_gpus": "two",
+        }
         body = {"success": True, "next_token": None, "instances": [good, odd]}
         return httpx.Response(200, json=body)
 
     client = VastClient("http://vast.test", "k", transport=httpx.MockTransport(answer))
-    assert [i.id for i in client.list_instances()] == [1]
+    first, odd = client.list_instances()
+    assert (first.id, odd.id, odd.actual_status) == (1, 2, "running")
+    assert (odd.gpu_ram_gb, odd.ports, odd.ssh_port, odd.num_gpus) == (None, {}, None, None)
+    assert odd.public_ipaddr is None
 
     def no_id(request: httpx.Request) -> httpx.Response:
         body = {"success": True, "next_token": None, "instances": [{"actual_status": "running"}]}

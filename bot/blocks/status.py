@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.formats import format_duration, format_elapsed
 from bot.pricing import cost_so_far
@@ -50,23 +51,37 @@ def gpu_summary(dep: DeploymentRecord) -> str:
 
 
 def app_urls(dep: DeploymentRecord, template: Template | None) -> list[tuple[int, str]]:
-    """``[(container_port, "http://IP:HOSTPORT/"), ...]`` for each template port that is mapped."""
+    """``[(container_port, "http://IP:HOSTPORT/"), ...]`` for each template port that is mapped
+    (``http://[IPv6]:HOSTPORT/`` for an IPv6 address); a stored address or port that is not
+    usable gives no URL (:func:`bot.addresses.http_url`)."""
     if not dep.public_ip or template is None:
         return []
-    ports = dep.port_map
-    return [
-        (port, f"http://{dep.public_ip}:{ports[port]}/") for port in template.ports if port in ports
+    ports = _port_map(dep)
+    urls = [
+        (port, http_url(dep.public_ip, ports[port])) for port in template.ports if port in ports
     ]
+    return [(port, url) for port, url in urls if url is not None]
 
 
 def ssh_command(dep: DeploymentRecord) -> str | None:
-    """Direct SSH when port 22 is mapped, else Vast.ai's SSH proxy, else None."""
-    ports = dep.port_map
-    if dep.public_ip and 22 in ports:
-        return f"ssh -p {ports[22]} root@{dep.public_ip}"
-    if dep.ssh_host and dep.ssh_port:
-        return f"ssh -p {dep.ssh_port} root@{dep.ssh_host}"
+    """Direct SSH when port 22 is mapped, else Vast.ai's SSH proxy, else None (also when the
+    stored address, host or port is not usable)."""
+    ports = _port_map(dep)
+    ip, direct = ip_or_none(dep.public_ip), port_or_none(ports.get(22))
+    if ip is not None and direct is not None:
+        return f"ssh -p {direct} root@{ip}"
+    host, port = host_or_none(dep.ssh_host), port_or_none(dep.ssh_port)
+    if host is not None and port is not None:
+        return f"ssh -p {port} root@{host}"
     return None
+
+
+def _port_map(dep: DeploymentRecord) -> dict[int, int]:
+    """The stored port map; ``{}`` when the stored JSON is damaged (nothing to link to)."""
+    try:
+        return dep.port_map
+    except (ValueError, TypeError):
+        return {}
 
 
 def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:

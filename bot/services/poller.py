@@ -69,7 +69,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -134,7 +134,11 @@ class TickReport:
     (``transition_requests`` list requests), ``sweep_pages`` pages of the rolling sweep were
     read, ``assessed`` deployments were judged with what this tick read, ``sweep_passes``
     counts the accounts whose whole list this tick finished a pass over (single-workspace
-    mode: 1 or 0). Counts are summed over the accounts.
+    mode: 1 or 0). ``row_errors`` counts the steps that failed for one deployment this tick
+    (assessing, probing, confirming, applying or reviewing its lifetime: bad data, a database
+    error on that row, a bug): each is logged with the deployment's id, the row is left as it
+    was and tried again on the next pass, and the other rows go on. Counts are summed over the
+    accounts.
     """
 
     ran: bool = True
@@ -152,6 +156,7 @@ class TickReport:
     notified: int = 0
     destroyed: int = 0
     probes: int = 0
+    row_errors: int = 0
     seconds: float = 0.0
     error: str | None = None
 
@@ -300,6 +305,8 @@ class StatusPoller:
         self._ticks = 0
         self.lifetimes = lifetimes
         self._holding = False
+        # deployment id -> the error types already logged with a traceback for it
+        self._row_errors: dict[int, set[str]] = {}
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -323,7 +330,7 @@ class StatusPoller:
             return
         try:
             report = self._tick()
-            if report.changes or report.error:
+            if report.changes or report.error or report.row_errors:
                 logger.info("poller tick: %s", report)
         except Exception:  # the job must survive anything one tick meets
             logger.exception("status poller tick failed")
@@ -384,7 +391,7 @@ class StatusPoller:
         resolve = account_resolver(self.accounts)
         followed, groups = self._followed(now, resolve)
         report.deployments = len(followed)
-        for cache in (self._shown, self._lost_since, self._read_at):
+        for cache in (self._shown, self._lost_since, self._read_at, self._row_errors):
             for dep_id in [k for k in cache if k not in followed]:
                 del cache[dep_id]
         if groups is None:
@@ -438,7 +445,7 @@ class StatusPoller:
                 )
                 if dep.id not in covered and resolve(dep.team_id, dep.simulated) is not None
             ]
-            report.slack_calls += self.lifetimes.review(unread, {}, now, seen=frozenset())
+            report.slack_calls += self._review(unread, {}, now, frozenset(), report)
         report.vast_requests = sum(
             client.request_count - counts_before[key] for key, client in clients.items()
         )
@@ -558,30 +565,96 @@ class StatusPoller:
         report.assessed += len(covered)
         for dep_id in covered:
             self._read_at[dep_id] = self._ticks
-        work = [
-            self._assess(dep, read.instances.get(dep.instance_id or 0), now, starting, account)
-            for dep in sorted(covered.values(), key=lambda d: d.id)
-        ]
-        self._probe(work, now, report)
-        for item in work:
-            if item.verdict.confirm_gone:
-                self._confirm_gone(item, now)
+        # Each row stands alone: one that fails a step (bad data, a database error, a bug) is
+        # logged, counted, left as it is for the next pass, and the others go on.
+        work: list[_Work] = []
+        failed: list[DeploymentRecord] = []
+        for dep in sorted(covered.values(), key=lambda d: d.id):
+            try:
+                instance = read.instances.get(dep.instance_id or 0)
+                work.append(self._assess(dep, instance, now, starting, account))
+            except Exception as error:
+                self._row_failed(dep, "assessed", error, report, failed)
+        work = self._probe(work, now, report, failed)
+        kept: list[_Work] = []
         for item in work:
             try:
+                if item.verdict.confirm_gone:
+                    self._confirm_gone(item, now)
+                kept.append(item)
+            except Exception as error:
+                self._row_failed(item.dep, "confirmed", error, report, failed)
+        for item in kept:
+            try:
                 self._apply(item, now, report)
-            except Exception:  # one deployment's trouble must not stop the others
-                logger.exception("poller: deployment %d not processed", item.dep.id)
+            except Exception as error:
+                self._row_failed(item.dep, "processed", error, report)
         if self.lifetimes is not None:
             at_rest = (DeploymentStatus.READY, DeploymentStatus.STOPPED)
             steady = [  # rows this tick did not move; review() judges ready and stopped ones
                 item.dep
-                for item in work
+                for item in kept
                 if item.verdict.status == item.dep.status and item.dep.status in at_rest
             ]
-            report.slack_calls += self.lifetimes.review(
-                steady, read.instances, now, seen=set(covered)
-            )
+            # A row that failed before its verdict still gets the expiry rule (as unread: no
+            # idle judgement on data that did not assess): its GPU may bill past its end.
+            steady += [dep for dep in failed if dep.status in at_rest]
+            seen = set(covered) - {dep.id for dep in failed}
+            report.slack_calls += self._review(steady, read.instances, now, seen, report)
         return covered
+
+    def _row_failed(
+        self,
+        dep: DeploymentRecord,
+        step: str,
+        error: Exception,
+        report: TickReport,
+        failed: list[DeploymentRecord] | None = None,
+    ) -> None:
+        """Count and log one deployment's failure at ``step`` (called in its ``except``): a
+        traceback the first time this process sees this error type for this deployment, one
+        line after that (it fails the same way every pass until fixed). ``failed`` collects
+        the rows that got no verdict this tick."""
+        report.row_errors += 1
+        if failed is not None:
+            failed.append(dep)
+        kind = type(error).__name__
+        logged = self._row_errors.setdefault(dep.id, set())
+        if kind in logged:
+            logger.warning(
+                "poller: deployment %d not %s (%s again); tried again next pass", dep.id, step, kind
+            )
+            return
+        logged.add(kind)
+        logger.exception("poller: deployment %d not %s; tried again next pass", dep.id, step)
+
+    def _review(
+        self,
+        deps: list[DeploymentRecord],
+        instances: dict[int, Instance],
+        now: datetime,
+        seen: Set[int],
+        report: TickReport,
+    ) -> int:
+        """:meth:`LifetimeService.review` of ``deps``, so that one row's exception never stops
+        the others: the rows together first, then, if that raised, each row alone (the rules
+        claim every warning and action in the database, so a row already handled before the
+        exception is not handled twice). Returns the Slack messages or actions sent."""
+        assert self.lifetimes is not None
+        try:
+            return self.lifetimes.review(deps, instances, now, seen=seen)
+        except Exception as error:
+            logger.warning(
+                "poller: the lifetime review failed (%s); reviewing each deployment alone",
+                type(error).__name__,
+            )
+        sent = 0
+        for dep in deps:
+            try:
+                sent += self.lifetimes.review([dep], instances, now, seen=seen)
+            except Exception as error:
+                self._row_failed(dep, "reviewed", error, report)
+        return sent
 
     def _where(self, account: VastAccount) -> str:
         """The account's name for a log line (nothing in single-workspace mode)."""
@@ -790,18 +863,34 @@ class StatusPoller:
             self._lost_since.pop(dep.id, None)
         return _Work(dep, instance, template, verdict, account.client)
 
-    def _probe(self, work: list[_Work], now: datetime, report: TickReport) -> None:
+    def _probe(
+        self, work: list[_Work], now: datetime, report: TickReport, failed: list[DeploymentRecord]
+    ) -> list[_Work]:
+        """Probe the apps that look up and finish their verdicts; returns the rows whose
+        verdict is complete (a row that fails here goes to ``failed``). A prober that raises
+        counts every URL as not up (the prober itself never should)."""
         urls = [item.verdict.probe_url for item in work if item.verdict.probe_url]
         if not urls:
-            return
-        results = self.prober.are_up(urls)
+            return work
+        try:
+            results = self.prober.are_up(urls)
+        except Exception:
+            logger.exception("poller: the readiness probe failed; no app counts as up")
+            results = {}
         report.probes += len(results)
+        kept: list[_Work] = []
         for item in work:
             url = item.verdict.probe_url
-            if url:
-                item.verdict = states.after_probe(
-                    item.verdict, item.dep, results.get(url, False), now=now, timeout=self.timeout
-                )
+            try:
+                if url:
+                    up = results.get(url, False)
+                    item.verdict = states.after_probe(
+                        item.verdict, item.dep, up, now=now, timeout=self.timeout
+                    )
+                kept.append(item)
+            except Exception as error:
+                self._row_failed(item.dep, "probed", error, report, failed)
+        return kept
 
     def _confirm_gone(self, item: _Work, now: datetime) -> None:
         """The list missed the instance: ask for it by id before calling it destroyed."""

@@ -9,6 +9,7 @@ apps behind a login (Caddy basic auth on Vast/AI-Dock images) answer 401 without
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,6 +24,16 @@ UP_STATUSES = frozenset({200, 302, 401})
 #: Seconds per probe (connect and read); a slow app is simply tried again on a later tick.
 PROBE_TIMEOUT_SECONDS = 3.0
 _MAX_PARALLEL = 16
+_MAX_WARNED = 1000
+_SHOWN = 120
+
+
+def _safe(url: str) -> str:
+    """The URL for a log line: without its query and fragment (a token could sit there),
+    printable, at most 120 characters."""
+    text = url.split("?", 1)[0].split("#", 1)[0]
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
 class Prober:
@@ -33,8 +44,10 @@ class Prober:
         timeout: seconds per request (connect capped at the same value).
         transport: an ``httpx.BaseTransport`` for tests.
 
-    Never raises for network errors: a refused connection, a timeout or any other status is
-    "not up yet". Thread-safe.
+    Never raises: a refused connection, a timeout, any other status, and any other error
+    while probing one URL (an address httpx cannot use, ``httpx.InvalidURL``, ``UnicodeError``
+    from a host name with a label over 63 characters, a bug) are "not up yet" for that URL
+    alone. Thread-safe.
     """
 
     def __init__(
@@ -51,20 +64,40 @@ class Prober:
             headers={"User-Agent": "gpu-template-bot-probe"},
             limits=httpx.Limits(max_keepalive_connections=0),
         )
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
 
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
 
     def is_up(self, url: str) -> bool:
-        """True when ``GET url`` answers 200, 302 or 401 within the timeout."""
+        """True when ``GET url`` answers 200, 302 or 401 within the timeout; False for any
+        other answer or error (never raises)."""
         try:
             response = self._http.get(url)
-        except httpx.HTTPError as exc:
-            logger.debug("probe %s: %s", url, type(exc).__name__)
+        except httpx.HTTPError as exc:  # the app is not answering (yet)
+            logger.debug("probe %s: %s", _safe(url), type(exc).__name__)
             return False
-        logger.debug("probe %s -> %s", url, response.status_code)
+        except Exception as exc:  # not a network error: the URL itself cannot be used
+            self._unusable(url, exc)
+            return False
+        logger.debug("probe %s -> %s", _safe(url), response.status_code)
         return response.status_code in UP_STATUSES
+
+    def _unusable(self, url: str, exc: Exception) -> None:
+        """Log a URL that cannot be probed once per process (it fails the same way every
+        tick); the exception's type only, since its text may echo the URL's query."""
+        key = _safe(url)
+        with self._lock:
+            if key in self._warned:
+                return
+            if len(self._warned) >= _MAX_WARNED:
+                self._warned.clear()
+            self._warned.add(key)
+        logger.warning(
+            "probe %s: cannot be probed (%s); counted as not up", key, type(exc).__name__
+        )
 
     def are_up(self, urls: Iterable[str]) -> dict[str, bool]:
         """Probe several URLs in parallel (at most 16 at once): ``{url: up}``."""

@@ -68,6 +68,8 @@ class SimInstance:
     cpu_util: float | None = 1.0
     """``cpu_util`` reported while running (None = null, unknown); ``0.0`` when not running,
     since both OpenAPI files type ``cpu_util`` as a non-nullable number."""
+    public_ipaddr: Any = "127.0.0.1\n"
+    """``public_ipaddr`` as listed (with Vast.ai's trailing newline); tests set odd values."""
     host_ports: dict[tuple[int, str], int] = field(default_factory=dict)
     app_ports: list[int] = field(default_factory=list)
     owner: int = 0
@@ -160,7 +162,7 @@ class SimInstance:
             "extra_env": [[k, v] for k, v in self.env.items()],
             "onstart": self.onstart or "",
             "jupyter_token": self.jupyter_token,
-            "public_ipaddr": "127.0.0.1\n",
+            "public_ipaddr": self.public_ipaddr,
             "local_ipaddrs": "172.17.0.2 \n",
             "ssh_host": self.ssh_host,
             "ssh_idx": self.ssh_host.removeprefix("ssh").split(".")[0],

@@ -719,6 +719,11 @@ class VastSimulator:
 
         self._with(instance_id, change)
 
+    def set_public_ipaddr(self, instance_id: int, value: Any) -> None:
+        """What the instance lists as ``public_ipaddr`` from now on, sent as given (any JSON
+        value: an IPv6 address, a host name, garbage), to test how the bot copes."""
+        self._with(instance_id, lambda i: setattr(i, "public_ipaddr", value))
+
     def set_utilisation(
         self, instance_id: int, *, gpu_util: float | None, cpu_util: float | None = None
     ) -> None:

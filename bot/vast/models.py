@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
+
 __all__ = ["INSTANCE_COLUMNS", "CreateResult", "Instance", "Offer", "PortMapping", "User"]
 
 _MB_PER_GB = 1024.0
@@ -44,6 +46,19 @@ def _float_or_none(value: Any) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    """An int from an integral number or numeric string; anything else -> None. Never raises."""
+    number = _float_or_none(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
+
+
+def _str_or_none(value: Any) -> str | None:
+    """A string as sent; anything else (a number, a list, an object) -> None."""
+    return value if isinstance(value, str) else None
 
 
 def _mb_to_gb(value: Any) -> Any:
@@ -146,8 +161,9 @@ class PortMapping(_VastModel):
 
     host_ip: str = "0.0.0.0"
     """``HostIp``: ``"0.0.0.0"`` (IPv4, all interfaces) or ``"::"`` (IPv6)."""
-    host_port: int
-    """``HostPort`` parsed from its string form; the public port on ``public_ipaddr``."""
+    host_port: int = Field(ge=1, le=65535)
+    """``HostPort`` parsed from its string form; the public port on ``public_ipaddr``
+    (1..65535: :func:`_parse_ports` drops any other)."""
 
     @property
     def is_ipv4(self) -> bool:
@@ -160,7 +176,8 @@ def _is_mapping(item: Any) -> bool:
 
 
 def _parse_ports(raw: Any) -> dict[int, list[PortMapping]]:
-    """Parse Vast.ai's ``ports`` dict; keeps TCP only. Null, a list (the OpenAPI typo) -> ``{}``."""
+    """Parse Vast.ai's ``ports`` dict; keeps TCP only. Null, a list (the OpenAPI typo) -> ``{}``.
+    Container and host ports outside 1..65535 (or not numbers) are dropped. Never raises."""
     if not isinstance(raw, Mapping):
         return {}
     result: dict[int, list[PortMapping]] = {}
@@ -168,24 +185,21 @@ def _parse_ports(raw: Any) -> dict[int, list[PortMapping]]:
         port_text, _, proto = str(key).partition("/")
         if proto and proto.lower() != "tcp":
             continue
-        try:
-            container_port = int(port_text)
-        except ValueError:
-            continue
-        if not isinstance(entries, list):
+        container_port = port_or_none(port_text)
+        if container_port is None or not isinstance(entries, list):
             continue
         mappings: list[PortMapping] = []
         for entry in entries:
             if not isinstance(entry, Mapping):
                 continue
-            try:
-                host_port = int(str(entry.get("HostPort", "")).strip())
-            except ValueError:
+            host_port = port_or_none(entry.get("HostPort"))
+            if host_port is None:  # 0, 70000, "", "abc", null: not a usable port
                 continue
             host_ip = entry.get("HostIp")
             mappings.append(
                 PortMapping(
-                    host_ip=str(host_ip).strip() if host_ip else "0.0.0.0", host_port=host_port
+                    host_ip=host_ip.strip() if isinstance(host_ip, str) and host_ip else "0.0.0.0",
+                    host_port=host_port,
                 )
             )
         if mappings:
@@ -212,12 +226,16 @@ class Instance(_VastModel):
     """Free text, e.g. ``"success, running vastai/comfyui"`` or an ``OCI runtime create failed``."""
     label: str | None = None
     public_ipaddr: str | None = None
-    """Public IP, stripped of the trailing newline Vast.ai sends; ``None`` when empty."""
+    """Public IPv4 or IPv6 address (normalised, no brackets), stripped of the trailing newline
+    Vast.ai sends; ``None`` when empty or not an IP address (a host name, ``"1.2.3.4:9/x"``,
+    a non-string): such an instance is unreachable, never an error."""
     ports: dict[int, list[PortMapping]] = Field(default_factory=dict)
     """Container TCP port -> public mappings, from ``{"8188/tcp": [{"HostIp", "HostPort"}]}``.
     Empty until the instance runs."""
     ssh_host: str | None = None
+    """Vast.ai's SSH proxy host (an IP address or RFC 1123 host name), else None."""
     ssh_port: int | None = None
+    """Its port, 1..65535, else None."""
     gpu_name: str | None = None
     num_gpus: int | None = None
     gpu_ram_gb: float | None = None
@@ -255,13 +273,53 @@ class Instance(_VastModel):
             out["disk_space_gb"] = out["disk_space"]
         return out
 
-    @field_validator("public_ipaddr", "ssh_host", "label", "geolocation", mode="before")
+    @field_validator(
+        "actual_status",
+        "intended_status",
+        "cur_state",
+        "next_state",
+        "status_msg",
+        "gpu_name",
+        "jupyter_token",
+        "image_uuid",
+        mode="before",
+    )
     @classmethod
-    def _strip(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip()
-            return value or None
-        return value
+    def _text(cls, value: Any) -> str | None:
+        # A non-string here would fail the whole instance, which the client would then drop
+        # from its page: a billing instance read as gone.
+        return _str_or_none(value)
+
+    @field_validator("label", "geolocation", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> str | None:
+        text = _str_or_none(value)
+        return (text.strip() or None) if text is not None else None
+
+    @field_validator("public_ipaddr", mode="before")
+    @classmethod
+    def _ip(cls, value: Any) -> str | None:
+        return ip_or_none(value)
+
+    @field_validator("ssh_host", mode="before")
+    @classmethod
+    def _host(cls, value: Any) -> str | None:
+        return host_or_none(value)
+
+    @field_validator("ssh_port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> int | None:
+        return port_or_none(value)
+
+    @field_validator("num_gpus", "machine_id", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> int | None:
+        return _int_or_none(value)
+
+    @field_validator("gpu_ram_gb", "dph_total", "disk_space_gb", "start_date", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> float | None:
+        return _float_or_none(value)
 
     @field_validator("gpu_util", "cpu_util", mode="before")
     @classmethod
@@ -298,11 +356,12 @@ class Instance(_VastModel):
         return mappings[0].host_port if mappings else None
 
     def public_url(self, container_port: int, scheme: str = "http") -> str | None:
-        """``{scheme}://{public_ipaddr}:{host_port}/`` for a mapped port, else None."""
+        """``{scheme}://{public_ipaddr}:{host_port}/`` (an IPv6 address in brackets) for a
+        mapped port, else None (:func:`bot.addresses.http_url`)."""
         port = self.host_port(container_port)
-        if port is None or not self.public_ipaddr:
+        if port is None or self.public_ipaddr is None:
             return None
-        return f"{scheme}://{self.public_ipaddr}:{port}/"
+        return http_url(self.public_ipaddr, port, scheme=scheme)
 
 
 INSTANCE_COLUMNS: tuple[str, ...] = (
