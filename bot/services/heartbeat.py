@@ -54,6 +54,7 @@ from bot.services.poller import TickReport
 from bot.services.ports import Messages
 from storage import SessionFactory
 from storage.health import (
+    PROBE_TIMEOUT_SECONDS,
     file_identity,
     probe_write,
     read_heartbeat,
@@ -117,7 +118,8 @@ class HeartbeatService:
         clock: aware UTC now. monotonic: seconds, for the probe's pacing.
         holder: this process's name in the heartbeat row (default ``host:pid``).
         alert_after: failing this long before the admins hear of it.
-        probe_seconds: see :data:`PROBE_SECONDS`.
+        probe_seconds: see :data:`PROBE_SECONDS`. probe_timeout_seconds: how long the probe
+            waits for a lock (:data:`storage.health.PROBE_TIMEOUT_SECONDS`).
 
     The SQLite file's identity is read here: build the service once the database exists
     (after :func:`storage.migrate`).
@@ -136,6 +138,7 @@ class HeartbeatService:
         holder: str | None = None,
         alert_after: timedelta = ALERT_AFTER,
         probe_seconds: float = PROBE_SECONDS,
+        probe_timeout_seconds: float = PROBE_TIMEOUT_SECONDS,
     ) -> None:
         self.sf = session_factory
         self.engine = engine
@@ -147,6 +150,7 @@ class HeartbeatService:
         self.overdue = timedelta(seconds=OVERDUE_INTERVALS * float(interval_seconds))
         self.alert_after = alert_after
         self.probe_seconds = probe_seconds
+        self.probe_timeout_seconds = probe_timeout_seconds
         self.started = clock()
         self.db_path = sqlite_path(engine)
         self._db_identity = file_identity(self.db_path) if self.db_path else None
@@ -250,7 +254,12 @@ class HeartbeatService:
             return last[1] if last is not None else None
         try:
             try:
-                probe_write(self.engine, holder=self.holder, now=self.clock())
+                probe_write(
+                    self.engine,
+                    holder=self.holder,
+                    now=self.clock(),
+                    timeout_seconds=self.probe_timeout_seconds,
+                )
                 error = None
             except Exception as failure:
                 error = describe_error(failure)
