@@ -98,6 +98,8 @@ class Runtime:
         recovery.run_on_start(
             services.session_factory, services.accounts, services.deploy, services.scheduler
         )
+        if services.heartbeat is not None:
+            services.heartbeat.begin()
         if not services.scheduler.running:
             services.scheduler.start()
 

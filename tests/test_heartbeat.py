@@ -148,6 +148,21 @@ def test_a_standby_reports_the_holders_age_and_is_never_stale(
     assert standby.health()["poller"] is False
 
 
+def test_a_standby_whose_tick_raises_leaves_the_holders_row_alone(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    clock = MovableClock()
+    holder = make_heartbeat(session_factory, engine, clock, holder="proc-a")
+    standby = make_heartbeat(session_factory, engine, clock, holder="proc-b")
+    holder.on_pass(CLEAN, True)
+    standby.on_pass(STANDBY, True)
+    clock.advance(seconds=INTERVAL)
+    standby.on_pass(TickReport(error="tick raised"), False)
+    row = read_heartbeat(session_factory)
+    assert row is not None and row.failing_since is None and row.holder == "proc-a"
+    assert standby.health()["poller_role"] == "standby"
+
+
 @contextmanager
 def locked(database_url: str) -> Iterator[None]:
     """Another connection holds the write lock: SQLite ``BEGIN EXCLUSIVE``; PostgreSQL an

@@ -167,18 +167,25 @@ class HeartbeatService:
     def on_pass(self, report: TickReport, ok: bool) -> None:
         """Called by the poller after each tick: ``ok`` False when the tick raised; a report
         with ``ran`` False means another process holds the lease. On the holder, records the
-        pass in the database (a failure is kept for ``/healthz`` and logged once). Never
-        raises."""
+        pass in the database (a failure is kept for ``/healthz`` and logged once); a tick that
+        raised before this process was known to hold the lease writes nothing (the row is the
+        holder's). Never raises."""
         now = self.clock()
         with self._lock:
-            self._last_tick = now
+            if not ok and self._role != "active":
+                # Raised before this process was known to hold the lease (or on a standby):
+                # the shared row is the holder's, so nothing is written; /healthz goes stale.
+                return
             if not report.ran:
                 if self._role == "active":
                     logger.info("heartbeat: the poller lease is held elsewhere; standby")
                 self._role = "standby"
+                self._last_tick = now
                 return
-            self._role = "active"
             clean = ok and report.error is None
+            if ok:
+                self._role = "active"
+                self._last_tick = now
             if clean:
                 self._last_clean = now
         try:
@@ -192,6 +199,11 @@ class HeartbeatService:
             if self._write_error is not None:
                 logger.info("heartbeat: the database takes writes again")
             self._write_error = None
+
+    def begin(self) -> None:
+        """Start the start-up grace now (the poller's first tick is due): start-up recovery,
+        which runs before the scheduler, does not count against it."""
+        self.started = self.clock()
 
     # -- /healthz -----------------------------------------------------------------------------
 
@@ -283,7 +295,7 @@ class HeartbeatService:
                 logger.debug("heartbeat: cannot read the holder's row: %s", describe_error(error))
             if (now - last_tick).total_seconds() > overdue:
                 silent = int((now - last_tick).total_seconds())
-                reasons.append(f"this process's poller has not ticked for {silent} s")
+                reasons.append(f"this process's poller has completed no tick for {silent} s")
                 return False, role, age
             return True, role, age
         age = (now - last_clean).total_seconds() if last_clean is not None else None
