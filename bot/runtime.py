@@ -34,7 +34,7 @@ from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
-from bot.services.heartbeat import HeartbeatService
+from bot.services.heartbeat import WATCH_SECONDS, HeartbeatService
 from bot.services.home import HomeService
 from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
@@ -128,9 +128,22 @@ def health_checks(services: Services, engine: Engine) -> dict[str, object]:
             results[name] = bool(check())
         except Exception:  # a health check must answer, not raise
             results[name] = False
+    reasons = [
+        text
+        for name, text in (
+            ("catalog", "the catalog is empty"),
+            ("scheduler", "the scheduler is not running"),
+        )
+        if not results[name]
+    ]
     if services.heartbeat is not None:
         beat = services.heartbeat.health()
         results.update(beat, database=bool(results["database"] and beat["database"]))
+        reasons += [str(beat["reason"])] if "reason" in beat else []
+    if not results["database"] and "reason" not in results:
+        reasons.append("the database cannot be reached")
+    if reasons:
+        results["reason"] = "; ".join(reasons)
     return results
 
 
@@ -399,7 +412,7 @@ def build_services(
     )
     scheduler = BackgroundScheduler(timezone="UTC")
     poller.install(scheduler)
-    heartbeat.install(scheduler)
+    heartbeat.install(scheduler, seconds=max(WATCH_SECONDS, settings.status_poll_seconds))
     # Never more often than the poller: a test bot that polls hourly checks reminders hourly.
     reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     approvals.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))

@@ -27,13 +27,13 @@ for the lease).
 * ``"reason"``: one line saying what is wrong (only when something is); never a secret or a
   traceback.
 
-**Alert** (:meth:`HeartbeatService.watch`, a scheduler job every :data:`WATCH_SECONDS` in every
-process). The reconciler is *failing* when its passes end in errors (``failing_since`` in the
-row) or no clean pass ended within :data:`OVERDUE_INTERVALS` intervals. After
-:data:`ALERT_AFTER` of failing, the bot admins get one DM; when a clean pass ends again, one
-"recovered" DM. "One" is a claim in ``claims`` (``poller-down:<last clean pass>``,
-``poller-up:<same>``), so several processes send each once; a DM that reached nobody gives its
-claim back and is tried again on the next run.
+**Alert** (:meth:`HeartbeatService.watch`, a scheduler job in every process, every
+:data:`WATCH_SECONDS` or every poll interval when that is longer). The reconciler is *failing*
+when its passes end in errors (``failing_since`` in the row) or no clean pass ended within
+:data:`OVERDUE_INTERVALS` intervals. After :data:`ALERT_AFTER` of failing, the bot admins get
+one DM; when a clean pass ends again, one "recovered" DM. "One" is a claim in ``claims``
+(``poller-down:<last clean pass>``, ``poller-up:<same>``), so several processes send each once;
+a DM that reached nobody gives its claim back and is tried again on the next run.
 """
 
 from __future__ import annotations
@@ -67,8 +67,10 @@ __all__ = [
     "ALERT_AFTER",
     "ALERT_STATE",
     "HeartbeatService",
+    "JOB_ID",
     "OVERDUE_INTERVALS",
     "Recipients",
+    "WATCH_SECONDS",
 ]
 
 logger = logging.getLogger(__name__)
