@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import SQLITE_BUSY_TIMEOUT_MS, SQLITE_IMMEDIATE, SessionFactory, write_transaction
@@ -210,7 +209,7 @@ def probe_write(
 def sqlite_path(engine: Engine) -> str | None:
     """The absolute path of ``engine``'s SQLite file; None for PostgreSQL and for in-memory
     SQLite (nothing on disk to lose)."""
-    url = make_url(str(engine.url))
+    url = engine.url
     if url.get_backend_name() != "sqlite":
         return None
     database = url.database or ""

@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -99,8 +100,6 @@ def describe_error(error: BaseException) -> str:
     """A short, secret-free name for a database failure: SQLite's own message (e.g. "database
     is locked", "attempt to write a readonly database"), else the exception's type only (a
     driver's message may name hosts or users)."""
-    import sqlite3
-
     original = getattr(error, "orig", None) or error
     if isinstance(original, sqlite3.Error):
         first = str(original).splitlines()[0] if str(original) else ""
