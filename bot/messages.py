@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
+from bot.blocks import health as health_blocks
 from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import notify
 from bot.blocks.home import home_view
@@ -439,6 +440,20 @@ class SlackMessages:
         ``team_id``)."""
         payload = budget_blocks.budget_alert_message(alert, you=you)
         return self._dm(user_id, f"budget notice to {user_id}", payload, team_id=team_id)
+
+    def poller_alert(
+        self,
+        user_id: str,
+        *,
+        down: bool,
+        since: datetime,
+        errors: bool,
+        now: datetime,
+        team_id: str | None = None,
+    ) -> bool:
+        """See :func:`bot.blocks.health.poller_alert_message` (a DM in workspace ``team_id``)."""
+        payload = health_blocks.poller_alert_message(down=down, since=since, errors=errors, now=now)
+        return self._dm(user_id, f"poller alert to {user_id}", payload, team_id=team_id)
 
     def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
         """The user's time zone (``users.info`` in workspace ``team_id``), None when unknown

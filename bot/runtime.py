@@ -34,6 +34,7 @@ from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
+from bot.services.heartbeat import WATCH_SECONDS, HeartbeatService
 from bot.services.home import HomeService
 from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
@@ -87,8 +88,8 @@ class Runtime:
     wsgi_app: WSGIApplication
     closers: list[Callable[[], object]] = field(default_factory=list)
 
-    def health(self) -> dict[str, bool]:
-        """Checks behind ``GET /healthz``: ``{name: ok}``."""
+    def health(self) -> dict[str, object]:
+        """Checks behind ``GET /healthz``: ``{name: ok}`` plus the heartbeat's figures."""
         return health_checks(self.services, self.engine)
 
     def start_background(self) -> None:
@@ -97,6 +98,8 @@ class Runtime:
         recovery.run_on_start(
             services.session_factory, services.accounts, services.deploy, services.scheduler
         )
+        if services.heartbeat is not None:
+            services.heartbeat.begin()
         if not services.scheduler.running:
             services.scheduler.start()
 
@@ -109,19 +112,38 @@ class Runtime:
             closer()
 
 
-def health_checks(services: Services, engine: Engine) -> dict[str, bool]:
-    """``{"catalog": ok, "database": ok, "scheduler": ok}`` for ``GET /healthz``."""
+def health_checks(services: Services, engine: Engine) -> dict[str, object]:
+    """``{"catalog": ok, "database": ok, "scheduler": ok}`` for ``GET /healthz``, with the
+    heartbeat's checks and figures (:meth:`HeartbeatService.health`: ``"database"`` also needs
+    a write to succeed and the SQLite file to be the one opened; ``"poller"``,
+    ``"poller_role"``, ``"last_pass_age_seconds"``, ``"reason"``)."""
     checks: dict[str, Callable[[], bool]] = {
         "catalog": lambda: len(services.catalog) > 0,
         "database": lambda: ping(engine),
         "scheduler": lambda: bool(services.scheduler.running),
     }
-    results = {}
+    results: dict[str, object] = {}
     for name, check in checks.items():
         try:
             results[name] = bool(check())
         except Exception:  # a health check must answer, not raise
             results[name] = False
+    reasons = [
+        text
+        for name, text in (
+            ("catalog", "the catalog is empty"),
+            ("scheduler", "the scheduler is not running"),
+        )
+        if not results[name]
+    ]
+    if services.heartbeat is not None:
+        beat = services.heartbeat.health()
+        results.update(beat, database=bool(results["database"] and beat["database"]))
+        reasons += [str(beat["reason"])] if "reason" in beat else []
+    if not results["database"] and "reason" not in results:
+        reasons.append("the database cannot be reached")
+    if reasons:
+        results["reason"] = "; ".join(reasons)
     return results
 
 
@@ -130,6 +152,20 @@ def enterprise_of(sf: SessionFactory, team_id: str) -> str | None:
     not known)."""
     record = get_workspace(sf, team_id)
     return record.enterprise_id if record is not None else None
+
+
+def admin_recipients(
+    sf: SessionFactory, admins: AdminDirectory, *, oauth: bool
+) -> list[tuple[str | None, frozenset[str]]]:
+    """Who hears about the status poller (:data:`bot.services.heartbeat.Recipients`):
+    ``BOT_ADMINS`` in single-workspace mode; in OAuth mode each installed workspace's listed
+    admins (``BOT_ADMINS`` and its own list) in that workspace."""
+    if not oauth:
+        return [(None, admins.admins(None))]
+    return [
+        (record.team_id, admins.admins(record.team_id))
+        for record in list_workspaces(sf, installed_only=True)
+    ]
 
 
 def workspace_digests(sf: SessionFactory, workspaces: WorkspaceService) -> list[tuple[str, str]]:
@@ -319,6 +355,15 @@ def build_services(
         on_change=home.deployment_changed,
         clock=clock,
     )
+    # The heartbeat reads the SQLite file's identity now, once the database exists.
+    heartbeat = HeartbeatService(
+        session_factory=sf,
+        engine=engine,
+        messages=messages,
+        recipients=lambda: admin_recipients(sf, admins, oauth=settings.oauth_mode),
+        interval_seconds=settings.status_poll_seconds,
+        clock=clock,
+    )
     poller = StatusPoller(
         session_factory=sf,
         accounts=accounts,
@@ -330,6 +375,7 @@ def build_services(
         clock=clock,
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
+        on_pass=heartbeat.on_pass,
     )
     closers.append(poller.close)
     reminders = ReminderService(
@@ -366,6 +412,7 @@ def build_services(
     )
     scheduler = BackgroundScheduler(timezone="UTC")
     poller.install(scheduler)
+    heartbeat.install(scheduler, seconds=max(WATCH_SECONDS, settings.status_poll_seconds))
     # Never more often than the poller: a test bot that polls hourly checks reminders hourly.
     reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     approvals.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
@@ -402,6 +449,7 @@ def build_services(
             if settings.oauth_mode
             else None
         ),
+        heartbeat=heartbeat,
     )
     return services, engine, installation_store
 

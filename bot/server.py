@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
@@ -50,13 +50,19 @@ PING_INTERVAL = 10.0
 #: How often :class:`SocketModeWatch` looks at the connection, seconds.
 WATCH_SECONDS = 1.0
 
-HealthCheck = Callable[[], dict[str, bool]]
+HealthCheck = Callable[[], Mapping[str, object]]
+"""``() -> {name: value}``: each boolean value is a check (all true: 200, else 503); other
+values (an age in seconds, a role, a one-line ``reason``) are reported as they are."""
 
 
 def _health_answer(health: HealthCheck, start_response: StartResponse) -> Iterable[bytes]:
-    """``{"ok": all, **checks}``: 200 when every check is true, else 503."""
-    checks = health()
-    ok = all(checks.values())
+    """``{"ok": all, **checks}``: 200 when every boolean check is true, else 503."""
+    try:
+        checks = health()
+    except Exception:  # an answer without a traceback, whatever broke
+        logger.exception("health check failed")
+        checks = {"health": False, "reason": "the health check itself failed: see the bot's log"}
+    ok = all(value for value in checks.values() if isinstance(value, bool))
     body = json.dumps({"ok": ok, **checks}).encode()
     status = "200 OK" if ok else "503 Service Unavailable"
     start_response(

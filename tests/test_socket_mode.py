@@ -73,6 +73,9 @@ def test_socket_mode_health_reports_the_socket_and_the_bot_reconnects(
             "catalog": True,
             "database": True,
             "scheduler": True,
+            "poller": True,
+            "poller_role": "starting",  # no tick yet, within the start-up grace
+            "last_pass_age_seconds": None,
             "socket": True,
         }
         assert http.post("/slack/events").status_code == 404  # requests come over the socket

@@ -14,6 +14,7 @@ from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
+from bot.services.heartbeat import HeartbeatService
 from bot.services.home import HomeService
 from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimeService
@@ -59,6 +60,7 @@ class Services:
         workspaces: each workspace's effective settings, admins and Vast.ai key
             (:class:`bot.services.workspaces.WorkspaceService`; ``/templates setup``).
         installs: OAuth mode's installs and uninstalls (None in single-workspace mode).
+        heartbeat: the poller's heartbeat, behind ``/healthz`` and the admins' alert.
     """
 
     settings: Settings
@@ -83,6 +85,7 @@ class Services:
     work: WorkPool
     workspaces: WorkspaceService
     installs: InstallService | None = None
+    heartbeat: HeartbeatService | None = None
 
     def is_admin(self, team_id: str | None, user_id: str) -> bool:
         """True when ``user_id`` is a bot admin of workspace ``team_id``

@@ -273,8 +273,10 @@ class StatusPoller:
         lifetimes: LifetimeService | None = None,
         sweep_seconds: float = 120.0,
         sync: MessageSync | None = None,
+        on_pass: Callable[[TickReport, bool], object] = lambda report, ok: None,
     ) -> None:
         self.sf = session_factory
+        self.on_pass = on_pass
         self.sync = sync or MessageSync(
             session_factory=session_factory,
             messages=messages,
@@ -329,7 +331,7 @@ class StatusPoller:
         if not self._lock.acquire(blocking=False):
             return
         try:
-            report = self._tick()
+            report = self._observed_tick()
             if report.changes or report.error or report.row_errors:
                 logger.info("poller tick: %s", report)
         except Exception:  # the job must survive anything one tick meets
@@ -345,7 +347,7 @@ class StatusPoller:
         the other accounts' go on); Vast.ai and Slack problems are logged and retried on the
         next tick."""
         with self._lock:
-            report = self._tick()
+            report = self._observed_tick()
         self.messages.flush(FLUSH_SECONDS)
         return report
 
@@ -361,6 +363,16 @@ class StatusPoller:
             self.prober.close()
 
     # -- one tick ---------------------------------------------------------------------------
+
+    def _observed_tick(self) -> TickReport:
+        """:meth:`_tick`, then ``on_pass`` (the heartbeat) with how it ended."""
+        try:
+            report = self._tick()
+        except Exception:
+            self.on_pass(TickReport(error="tick raised"), False)
+            raise
+        self.on_pass(report, True)
+        return report
 
     def _tick(self) -> TickReport:
         started = time.perf_counter()

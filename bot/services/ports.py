@@ -270,6 +270,21 @@ class Messages(Protocol):
         (``you``: their own budget; else the workspace's)."""
         ...
 
+    def poller_alert(
+        self,
+        user_id: str,
+        *,
+        down: bool,
+        since: datetime,
+        errors: bool,
+        now: datetime,
+        team_id: str | None = None,
+    ) -> bool:
+        """DM bot admin ``user_id`` (of workspace ``team_id``) that the status poller has been
+        failing since ``since`` (``down``; ``errors``: its passes end in errors, else none
+        completes), or that it recovered (a clean pass at ``since``)."""
+        ...
+
     def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
         """The IANA time zone of ``user_id`` (``users.info`` ``user.tz`` in workspace
         ``team_id``); None when Slack does not say or cannot be reached."""
