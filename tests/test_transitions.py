@@ -90,9 +90,11 @@ def test_every_legal_pair_is_accepted(old: S, new: S) -> None:
 @pytest.mark.parametrize(("old", "new"), ILLEGAL)
 def test_illegal_pairs_are_refused(old: S, new: S, caplog: pytest.LogCaptureFixture) -> None:
     assert not is_allowed(old, new)
-    with caplog.at_level(logging.WARNING, logger="storage.transitions"):
-        with pytest.raises(IllegalTransition) as raised:
-            check_transition(42, old, new)
+    with (
+        caplog.at_level(logging.WARNING, logger="storage.transitions"),
+        pytest.raises(IllegalTransition) as raised,
+    ):
+        check_transition(42, old, new)
     assert (raised.value.deployment_id, raised.value.from_status, raised.value.to_status) == (
         42,
         old.value,
@@ -132,7 +134,7 @@ def _reachable(start: S) -> set[S]:
 
 
 def test_reachability_from_the_initial_statuses() -> None:
-    assert INITIAL_STATUSES == {S.CREATING, S.PENDING_APPROVAL}
+    assert {S.CREATING, S.PENDING_APPROVAL} == INITIAL_STATUSES
     assert _reachable(S.CREATING) == {
         S.CREATING,
         S.PROVISIONING,
@@ -246,17 +248,19 @@ def test_a_destroyed_row_is_never_put_back(
     dep = _new(sf)
     destroyed = _walk(sf, dep.id, S.PROVISIONING, S.READY, S.DESTROYED)
     events_before = _event_count(engine)
-    with caplog.at_level(logging.WARNING, logger="storage.transitions"):
-        with pytest.raises(IllegalTransition):
-            repo.update_status(
-                sf,
-                dep.id,
-                expected_status=S.DESTROYED,
-                new_status=S.READY,
-                now=T0 + timedelta(hours=1),
-                reason=None,
-                status_msg="put back",
-            )
+    with (
+        caplog.at_level(logging.WARNING, logger="storage.transitions"),
+        pytest.raises(IllegalTransition),
+    ):
+        repo.update_status(
+            sf,
+            dep.id,
+            expected_status=S.DESTROYED,
+            new_status=S.READY,
+            now=T0 + timedelta(hours=1),
+            reason=None,
+            status_msg="put back",
+        )
     assert repo.get_deployment(sf, dep.id) == destroyed  # nothing stored, not even the fields
     assert _event_count(engine) == events_before
     [warning] = [r for r in caplog.records if r.name == "storage.transitions"]
