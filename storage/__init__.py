@@ -42,7 +42,13 @@ from storage.db import (
     read_transaction,
     write_transaction,
 )
-from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError, StorageError
+from storage.errors import (
+    DeploymentNotFoundError,
+    IllegalTransition,
+    InstanceAlreadyAttachedError,
+    StorageError,
+)
+from storage.events import EventKind
 from storage.lifetimes import (
     claim,
     claim_expiry_warning,
@@ -125,6 +131,7 @@ from storage.repo import (
     set_offer,
     update_status,
 )
+from storage.transitions import INITIAL_STATUSES, TRANSITIONS
 from storage.types import UTCDateTime, utcnow
 from storage.workspaces import (
     WorkspaceRecord,
@@ -170,7 +177,11 @@ __all__ = [
     "DeploymentNotFoundError",
     "DeploymentRecord",
     "DeploymentStatus",
+    "EventKind",
     "EventRecord",
+    "IllegalTransition",
+    "INITIAL_STATUSES",
+    "TRANSITIONS",
     "FINAL_STATUSES",
     "InstanceAlreadyAttachedError",
     "LIVE_STATUSES",

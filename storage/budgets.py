@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, literal, select, union_all
 
 from storage.db import SessionFactory, read_transaction, write_transaction
+from storage.events import EventKind, event_kind
 from storage.models import (
     Approval,
     Budget,
@@ -33,7 +34,11 @@ _OUTCOME_STATUS = {
     DENIED: DeploymentStatus.DENIED,
     EXPIRED: DeploymentStatus.EXPIRED,
 }
-_OUTCOME_EVENT = {APPROVED: "approved", DENIED: "denied", EXPIRED: "approval_expired"}
+_OUTCOME_EVENT = {
+    APPROVED: EventKind.APPROVED,
+    DENIED: EventKind.DENIED,
+    EXPIRED: EventKind.APPROVAL_EXPIRED,
+}
 
 
 # --- budgets -----------------------------------------------------------------------------
@@ -79,7 +84,13 @@ def set_budget(
         else:
             row.monthly_dollars, row.set_by, row.set_at = dollars, actor, now
         session.add(
-            TeamEvent(team_id=team_id, at=now, actor=actor, action="budget_set", detail=detail)
+            TeamEvent(
+                team_id=team_id,
+                at=now,
+                actor=actor,
+                action=EventKind.BUDGET_SET.value,
+                detail=detail,
+            )
         )
 
 
@@ -103,7 +114,13 @@ def clear_budget(
         if _rowcount(result) != 1:
             return False
         session.add(
-            TeamEvent(team_id=team_id, at=now, actor=actor, action="budget_default", detail=detail)
+            TeamEvent(
+                team_id=team_id,
+                at=now,
+                actor=actor,
+                action=EventKind.BUDGET_DEFAULT.value,
+                detail=detail,
+            )
         )
         return True
 
@@ -112,17 +129,21 @@ def add_team_event(
     sf: SessionFactory,
     team_id: str,
     actor: str,
-    action: str,
+    action: EventKind | str,
     detail: str | None = None,
     *,
     now: datetime | None = None,
 ) -> None:
-    """Append a workspace event that concerns no single deployment (e.g. a budget notice)."""
+    """Append a workspace event that concerns no single deployment (e.g. a budget notice);
+    ``action`` as for :func:`storage.repo.add_event`.
+
+    Raises:
+        ValueError: an unknown ``action`` while :data:`storage.events.STRICT` is True.
+    """
+    kind = event_kind(action)
     with write_transaction(sf) as session:
         session.add(
-            TeamEvent(
-                team_id=team_id, at=now or utcnow(), actor=actor, action=action, detail=detail
-            )
+            TeamEvent(team_id=team_id, at=now or utcnow(), actor=actor, action=kind, detail=detail)
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import SessionFactory, read_transaction, write_transaction
+from storage.events import EventKind
 from storage.models import ACTIVE_STATUSES, BotState, Claim, Deployment, DeploymentStatus, SlackUser
 from storage.repo import (
     _PLAIN,
@@ -38,7 +39,7 @@ def _update_once(
     conditions: tuple[Any, ...],
     values: dict[Any, Any],
     *,
-    event: tuple[str, str, str],
+    event: tuple[str, EventKind, str],
     now: datetime,
 ) -> bool:
     """``UPDATE deployments SET values WHERE id AND conditions``; when it matched, also bump
@@ -70,7 +71,9 @@ def _update_once(
 def claim_expiry_warning(sf: SessionFactory, deployment_id: int, now: datetime) -> bool:
     """Claim the right to warn the owner that the deployment's end is near; True once per
     end time (an extension clears it). Appends an ``expiry_warning`` event."""
-    return _claim_once(sf, deployment_id, Deployment.expiry_warned_at, now, "expiry_warning")
+    return _claim_once(
+        sf, deployment_id, Deployment.expiry_warned_at, now, EventKind.EXPIRY_WARNING
+    )
 
 
 def release_expiry_warning(sf: SessionFactory, deployment_id: int, claimed_at: datetime) -> bool:
@@ -81,7 +84,7 @@ def release_expiry_warning(sf: SessionFactory, deployment_id: int, claimed_at: d
 def claim_idle_warning(sf: SessionFactory, deployment_id: int, now: datetime) -> bool:
     """Claim the right to ask the owner about an idle GPU; True once per idle stretch.
     Appends an ``idle_warning`` event."""
-    return _claim_once(sf, deployment_id, Deployment.idle_warned_at, now, "idle_warning")
+    return _claim_once(sf, deployment_id, Deployment.idle_warned_at, now, EventKind.IDLE_WARNING)
 
 
 def release_idle_warning(sf: SessionFactory, deployment_id: int, claimed_at: datetime) -> bool:
@@ -136,7 +139,7 @@ def snooze_idle(
             Deployment.idle_since: None,
             Deployment.idle_warned_at: None,
         },
-        event=(actor, "keep_running", f"no idle checks until {until:%Y-%m-%d %H:%M} UTC"),
+        event=(actor, EventKind.KEEP_RUNNING, f"no idle checks until {until:%Y-%m-%d %H:%M} UTC"),
         now=now or utcnow(),
     )
 
@@ -168,7 +171,7 @@ def extend_lifetime(
             _is(Deployment.ends_at, expected_ends_at),
         ),
         {Deployment.ends_at: new_ends_at, Deployment.expiry_warned_at: None},
-        event=(actor, "extend", f"ends at {new_ends_at:%Y-%m-%d %H:%M} UTC"),
+        event=(actor, EventKind.EXTEND, f"ends at {new_ends_at:%Y-%m-%d %H:%M} UTC"),
         now=now or utcnow(),
     )
 
@@ -185,7 +188,7 @@ def restart_lifetime(sf: SessionFactory, deployment_id: int, now: datetime) -> b
         row.updated_at = now
         row.version += 1
         ends = f"ends at {row.ends_at:%Y-%m-%d %H:%M} UTC" if row.ends_at else "no end"
-        _event(session, deployment_id, SYSTEM_ACTOR, "lifetime_restarted", ends, now)
+        _event(session, deployment_id, SYSTEM_ACTOR, EventKind.LIFETIME_RESTARTED, ends, now)
         return True
 
 

@@ -242,7 +242,7 @@ class DeploymentEvent(Base):
     actor: Mapped[str] = mapped_column(String(32))
     """Slack user id, or ``"system"``."""
     action: Mapped[str] = mapped_column(String(32))
-    """E.g. requested, created, status, ready, notified, stop, start, destroy, failed."""
+    """A :class:`storage.events.EventKind` value, e.g. requested, created, status, stop."""
     detail: Mapped[str | None] = mapped_column(Text, default=None)
     """Free text for people (for ``status`` events ``"old -> new"``); never parsed."""
     from_status: Mapped[DeploymentStatus | None] = mapped_column(status_type(), default=None)

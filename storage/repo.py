@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import SessionFactory, read_transaction, write_transaction
 from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError
+from storage.events import EventKind, event_kind
 from storage.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -33,6 +34,7 @@ from storage.models import (
     Lease,
 )
 from storage.records import DeploymentRecord, EventRecord, LeaseRecord, NewApproval
+from storage.transitions import check_initial, check_transition
 from storage.types import utcnow
 
 SYSTEM_ACTOR = "system"
@@ -65,7 +67,7 @@ def _event(
     session: Session,
     deployment_id: int,
     actor: str,
-    action: str,
+    action: EventKind | str,
     detail: str | None,
     now: datetime,
     *,
@@ -76,7 +78,7 @@ def _event(
         deployment_id=deployment_id,
         at=now,
         actor=actor,
-        action=action,
+        action=event_kind(action),
         detail=detail,
         from_status=from_status,
         to_status=to_status,
@@ -147,6 +149,8 @@ def create_deployment(
     """
     now = now or utcnow()
     pending = approval is not None
+    status = DeploymentStatus.PENDING_APPROVAL if pending else DeploymentStatus.CREATING
+    check_initial(status)
     try:
         with write_transaction(sf) as session:
             existing = _by_request_key(session, request_key)
@@ -175,7 +179,7 @@ def create_deployment(
                     if lifetime_hours is None or pending
                     else now + timedelta(hours=lifetime_hours)
                 ),
-                status=DeploymentStatus.PENDING_APPROVAL if pending else DeploymentStatus.CREATING,
+                status=status,
                 ready_seconds=0.0,
                 stopped_seconds=0.0,
                 version=1,
@@ -186,7 +190,12 @@ def create_deployment(
             session.add(row)
             session.flush()
             _event(
-                session, row.id, user_id, "requested", f"{template_slug} on offer {offer_id}", now
+                session,
+                row.id,
+                user_id,
+                EventKind.REQUESTED,
+                f"{template_slug} on offer {offer_id}",
+                now,
             )
             if approval is not None:
                 session.add(
@@ -201,7 +210,12 @@ def create_deployment(
                     )
                 )
                 _event(
-                    session, row.id, user_id, "approval_requested", "; ".join(approval.reasons), now
+                    session,
+                    row.id,
+                    user_id,
+                    EventKind.APPROVAL_REQUESTED,
+                    "; ".join(approval.reasons),
+                    now,
                 )
             return DeploymentRecord.from_model(row), True
     except IntegrityError:
@@ -427,7 +441,14 @@ def set_instance(
             row.instance_id = instance_id
             row.updated_at = now
             row.version += 1
-            _event(session, deployment_id, SYSTEM_ACTOR, "created", f"instance {instance_id}", now)
+            _event(
+                session,
+                deployment_id,
+                SYSTEM_ACTOR,
+                EventKind.CREATED,
+                f"instance {instance_id}",
+                now,
+            )
             session.flush()
             return True
     except IntegrityError as exc:
@@ -455,7 +476,8 @@ def update_status(
     ``provisioning_at``/``ready_at`` (first time only), ``stopped_at``, ``destroyed_at``,
     ``failed_at``; sets ``last_state_change_at = now``; appends a ``status`` event by ``actor``
     with ``from_status``/``to_status`` set (and ``"old -> new"`` as its detail, for people).
-    ``new_status == expected_status`` just updates ``fields``.
+    ``new_status == expected_status`` just updates ``fields``. The change must be allowed by
+    :data:`storage.transitions.TRANSITIONS` (keeping the status always is).
 
     Args:
         expected_status: the status the caller saw; ``None`` means any status. Members and
@@ -476,6 +498,8 @@ def update_status(
     Raises:
         ValueError: unknown ``new_status``. TypeError: a field not in ``UPDATABLE_FIELDS``.
         DeploymentNotFoundError: no such deployment.
+        IllegalTransition: the row's status may not change to ``new_status`` (e.g. it is
+            ``destroyed``); nothing is stored and a warning is logged.
     """
     target = _status(new_status)
     unknown = set(fields) - UPDATABLE_FIELDS
@@ -513,8 +537,16 @@ def begin_run(row: Deployment, now: datetime) -> None:
 def _change_status(
     session: Session, row: Deployment, new_status: DeploymentStatus, now: datetime, actor: str
 ) -> None:
-    elapsed = max(0.0, (now - row.last_state_change_at).total_seconds())
+    """Move ``row`` to ``new_status`` (the caller's locked transaction): the period's
+    seconds, the first-time timestamps, ``last_state_change_at`` and a ``status`` event.
+
+    Raises:
+        IllegalTransition: the table of :mod:`storage.transitions` does not allow the change;
+            the row is not touched (and the caller's transaction rolls back).
+    """
     old_status = DeploymentStatus(row.status)
+    check_transition(row.id, old_status, new_status)
+    elapsed = max(0.0, (now - row.last_state_change_at).total_seconds())
     if old_status == DeploymentStatus.READY:
         row.ready_seconds += elapsed
     elif old_status == DeploymentStatus.STOPPED:
@@ -535,7 +567,7 @@ def _change_status(
         session,
         row.id,
         actor,
-        "status",
+        EventKind.STATUS,
         f"{old_status} -> {new_status}",
         now,
         from_status=old_status,
@@ -568,7 +600,7 @@ def mark_failed(
         row.reason = reason
         row.updated_at = now
         row.version += 1
-        _event(session, deployment_id, actor, "failed", reason, now)
+        _event(session, deployment_id, actor, EventKind.FAILED, reason, now)
         return True
 
 
@@ -688,7 +720,7 @@ def set_offer(
 
 
 def _claim_once(
-    sf: SessionFactory, deployment_id: int, column: Any, now: datetime, event: str
+    sf: SessionFactory, deployment_id: int, column: Any, now: datetime, event: EventKind
 ) -> bool:
     """``UPDATE deployments SET <column> = :now WHERE id = :id AND <column> IS NULL``: across
     threads and processes only one UPDATE matches; the winner also appends ``event``."""
@@ -732,7 +764,9 @@ def claim_ready_notification(
     NULL``: across threads and processes only one UPDATE matches. The winner also appends a
     ``notified`` event. Returns False for an unknown id.
     """
-    return _claim_once(sf, deployment_id, Deployment.ready_notified_at, now or utcnow(), "notified")
+    return _claim_once(
+        sf, deployment_id, Deployment.ready_notified_at, now or utcnow(), EventKind.NOTIFIED
+    )
 
 
 def release_ready_notification(
@@ -750,7 +784,7 @@ def claim_secrets_dm(sf: SessionFactory, deployment_id: int, now: datetime | Non
     """Claim the right to DM the requester the deployment's secrets; True once (as
     :func:`claim_ready_notification`, on ``secrets_sent_at``; event ``secrets_sent``)."""
     return _claim_once(
-        sf, deployment_id, Deployment.secrets_sent_at, now or utcnow(), "secrets_sent"
+        sf, deployment_id, Deployment.secrets_sent_at, now or utcnow(), EventKind.SECRETS_SENT
     )
 
 
@@ -766,15 +800,18 @@ def add_event(
     sf: SessionFactory,
     deployment_id: int,
     actor: str,
-    action: str,
+    action: EventKind | str,
     detail: str | None = None,
     *,
     now: datetime | None = None,
 ) -> EventRecord:
-    """Append an event (``actor``: Slack user id or ``"system"``; ``action``: e.g. ``stop``).
+    """Append an event (``actor``: Slack user id or ``"system"``; ``action``: an
+    :class:`~storage.events.EventKind`, e.g. ``EventKind.STOP``). A bare string that is no
+    member is stored after a warning (see :func:`storage.events.event_kind`).
 
     Raises:
         DeploymentNotFoundError: no such deployment.
+        ValueError: an unknown ``action`` while :data:`storage.events.STRICT` is True.
     """
     now = now or utcnow()
     with write_transaction(sf) as session:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import SessionFactory, read_transaction, write_transaction
+from storage.events import EventKind, event_kind
 from storage.models import LIVE_STATUSES, BotState, Deployment, TeamEvent, Workspace
 from storage.repo import SYSTEM_ACTOR
 from storage.types import utcnow
@@ -123,9 +124,16 @@ def _upsert(
 
 
 def _team_event(
-    session: Session, team_id: str, actor: str, action: str, detail: str | None, now: datetime
+    session: Session,
+    team_id: str,
+    actor: str,
+    action: EventKind,
+    detail: str | None,
+    now: datetime,
 ) -> None:
-    session.add(TeamEvent(team_id=team_id, at=now, actor=actor, action=action, detail=detail))
+    session.add(
+        TeamEvent(team_id=team_id, at=now, actor=actor, action=event_kind(action), detail=detail)
+    )
 
 
 def record_install(
@@ -147,7 +155,7 @@ def record_install(
         if team_name is not None:
             row.team_name = team_name
         row.installed_at, row.uninstalled_at = now, None
-        _team_event(session, team_id, SYSTEM_ACTOR, "installed", team_name, now)
+        _team_event(session, team_id, SYSTEM_ACTOR, EventKind.INSTALLED, team_name, now)
 
     _upsert(sf, team_id, now, change)
 
@@ -163,7 +171,7 @@ def record_uninstall(sf: SessionFactory, team_id: str, *, now: datetime | None =
         if row is None or row.uninstalled_at is not None:
             return False
         row.uninstalled_at = row.updated_at = now
-        _team_event(session, team_id, SYSTEM_ACTOR, "uninstalled", None, now)
+        _team_event(session, team_id, SYSTEM_ACTOR, EventKind.UNINSTALLED, None, now)
         return True
 
 
@@ -191,11 +199,11 @@ def save_vast_key(
     def change(session: Session, row: Workspace) -> None:
         if ciphertext is None:
             row.vast_key_ciphertext = row.vast_key_last4 = row.vast_user_id = None
-            action, detail = "vast_key_removed", None
+            action, detail = EventKind.VAST_KEY_REMOVED, None
         else:
             row.vast_key_ciphertext, row.vast_key_last4 = ciphertext, last4
             row.vast_user_id = vast_user_id
-            action, detail = "vast_key_set", f"key ending …{last4}" if last4 else None
+            action, detail = EventKind.VAST_KEY_SET, f"key ending …{last4}" if last4 else None
         row.vast_key_set_by, row.vast_key_set_at = actor, now
         _team_event(session, team_id, actor, action, detail, now)
 
@@ -232,7 +240,7 @@ def save_workspace_settings(
         row.settings_json = text
         if changed:
             detail = "settings changed: " + ", ".join(changed)
-            _team_event(session, team_id, actor, "settings_changed", detail, now)
+            _team_event(session, team_id, actor, EventKind.SETTINGS_CHANGED, detail, now)
 
     _upsert(sf, team_id, now, change)
 

@@ -383,7 +383,8 @@ def test_listings(session_factory: SF) -> None:
     other_user = _new(session_factory, "k3", user_id="U2", now=T0 + timedelta(minutes=20))
     other_team = _new(session_factory, "k4", team_id="T2", now=T0 + timedelta(minutes=20))
     repo.update_status(session_factory, mine_ready.id, expected_status=None, new_status="ready")
-    repo.update_status(session_factory, other_user.id, expected_status=None, new_status="stopped")
+    for step in ("ready", "stopped"):  # a legal path (storage.transitions)
+        repo.update_status(session_factory, other_user.id, expected_status=None, new_status=step)
 
     def ids(records: list[DeploymentRecord]) -> list[int]:
         return [r.id for r in records]
@@ -484,15 +485,15 @@ def test_status_sets() -> None:
 def test_status_is_stored_as_its_plain_string(session_factory: SF, engine: Engine) -> None:
     dep = _new(session_factory)
     assert dep.status is DeploymentStatus.CREATING
-    repo.update_status(session_factory, dep.id, expected_status=None, new_status="stopped")
+    repo.update_status(session_factory, dep.id, expected_status=None, new_status="provisioning")
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT status FROM deployments")).scalar() == "stopped"
+        assert conn.execute(text("SELECT status FROM deployments")).scalar() == "provisioning"
         row = conn.execute(
             text("SELECT from_status, to_status FROM deployment_events WHERE action = 'status'")
         ).one()
-    assert tuple(row) == ("creating", "stopped")
-    stopped = repo.get_deployment(session_factory, dep.id)
-    assert stopped is not None and stopped.status is DeploymentStatus.STOPPED
+    assert tuple(row) == ("creating", "provisioning")
+    moved = repo.get_deployment(session_factory, dep.id)
+    assert moved is not None and moved.status is DeploymentStatus.PROVISIONING
 
 
 def test_record_repr_hides_web_password(session_factory: SF) -> None:
