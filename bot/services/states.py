@@ -11,10 +11,13 @@ from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and
 * ``actual_status`` null / ``created`` / ``loading`` / ``rebooting`` → still provisioning;
 * ``running`` with ``intended_status == "running"`` → ready once every template port is mapped
   and the app answers the HTTP probe;
-* ``exited``; an error in ``status_msg`` (e.g. ``OCI runtime create failed``, an image that
-  cannot be pulled, ``unauthorized``); ``offline``/``unknown`` for longer than a grace period;
+* ``exited`` before the app was ready; an error in ``status_msg`` before ready (e.g. ``OCI
+  runtime create failed``, an image that cannot be pulled, ``unauthorized``);
+  ``offline``/``unknown`` for longer than a grace period;
   ``cur_state == intended_status == next_state == "stopped"`` while we did not ask (Vast.ai
   stopped it: out of credit or outbid); not ready after ``DEPLOY_TIMEOUT_MINUTES`` → failed;
+* ``exited`` once ready → stays ready with ``status_msg`` stored (shown in the status
+  message); the exited-container rule stops it after 10 minutes, keeping the disk;
 * gone from the list → destroyed, but only after :data:`LIST_GRACE` since the deployment was
   created (reads lag just after create, vast-api.md §7 pitfall 4) and after a per-id GET
   confirms it (``confirm_gone``).
@@ -275,6 +278,11 @@ def assess(
         return Verdict(
             DeploymentStatus.STOPPED, status_msg=msg
         )  # being started again: not running yet
+    if actual == "exited" and dep.status == DeploymentStatus.READY:
+        # Its app ran: keep it ready (the disk holds the user's work) with Vast.ai's message
+        # shown; the exited-container rule (bot.services.rules.exited_container) stops it if
+        # it stays exited, which frees the GPU and keeps the disk.
+        return Verdict(DeploymentStatus.READY, status_msg=msg)
     if actual == "exited":
         return Verdict(
             DeploymentStatus.FAILED,
