@@ -18,14 +18,17 @@ from bot.services.actions import ManageService, Outcome
 from bot.services.ports import Messages
 from bot.services.rules import (
     RULES,
+    deploy_timeout,
     exited_container,
     idle_question,
     idle_stop,
     idle_tracking,
     lifetime_expiry,
     lifetime_warning,
+    long_running,
+    stopped_reminder,
 )
-from bot.services.rules.base import ASK, NOTIFY, STOP, TRACK, WARN, Action, Rule
+from bot.services.rules.base import ASK, NOTIFY, REMIND, STOP, TRACK, WARN, Action, Rule
 from bot.services.rules.executor import RuleExecutor, watch_key
 from bot.services.rules.policy import LifetimePolicy
 from storage import DeploymentRecord, SessionFactory
@@ -60,6 +63,9 @@ def test_every_rule_is_registered_once_by_name() -> None:
         idle_tracking,
         idle_question,
         idle_stop,
+        deploy_timeout,
+        stopped_reminder,
+        long_running,
     ):
         assert module.RULE in RULES
 
@@ -186,6 +192,41 @@ def test_exited_rule_ignores_other_states() -> None:
     assert exited_container.check(ready(), exited(), POLICY, later, None) is None
     assert exited_container.exited(ready(), exited())
     assert not exited_container.exited(ready(), None)
+
+
+# -- deploy timeout and reminders ----------------------------------------------------------
+
+
+def test_deploy_timeout_counts_from_the_rent_and_spares_ready_rows() -> None:
+    approved = NOW - timedelta(hours=2)  # waited for its approver before renting
+    dep = record(status="provisioning", created_at=approved, lifetime_started_at=NOW)
+    at = NOW + POLICY.deploy_timeout
+    assert deploy_timeout.check(dep, None, POLICY, at - timedelta(seconds=1)) is None
+    action = deploy_timeout.check(dep, instance("loading", status_msg="pulling"), POLICY, at)
+    assert action is not None and action.kind == "destroy" and action.promised == at
+    assert "Not ready after 30 minutes" in action.reason and "(pulling)" in action.reason
+    assert deploy_timeout.check(replace(dep, status="ready"), None, POLICY, at) is None
+    assert deploy_timeout.RULE.schedule == "state"  # not the executor's
+
+
+def test_stopped_reminder_after_the_configured_days() -> None:
+    stopped = NOW - POLICY.stopped_after
+    dep = ready(status="stopped", stopped_at=stopped)
+    assert stopped_reminder.check(dep, None, POLICY, NOW - timedelta(seconds=1)) is None
+    action = stopped_reminder.check(dep, None, POLICY, NOW)
+    assert action is not None and action.kind == REMIND and action.value == stopped
+    assert stopped_reminder.check(ready(), None, POLICY, NOW + timedelta(days=30)) is None
+
+
+def test_long_running_reminder_after_a_day_ready() -> None:
+    dep = ready(last_state_change_at=NOW)
+    assert long_running.check(dep, None, POLICY, NOW + timedelta(hours=23)) is None
+    action = long_running.check(dep, None, POLICY, NOW + POLICY.long_run)
+    assert action is not None and action.why == "running" and action.value == NOW
+    assert (
+        long_running.check(replace(dep, status="stopped"), None, POLICY, NOW + POLICY.long_run)
+        is None
+    )
 
 
 # -- what the owner sees ---------------------------------------------------------------------

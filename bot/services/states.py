@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.services.rules import deploy_timeout
+from bot.services.rules.deploy_timeout import rent_started
 from bot.vast.models import Instance
 from catalog import Template
 from storage import LIVE_STATUSES, DeploymentRecord, DeploymentStatus, encode_port_map
@@ -165,34 +167,14 @@ def probe_url(instance: Instance, template: Template) -> str | None:
     return base.rstrip("/") + template.health_path
 
 
-def rent_started(dep: DeploymentRecord) -> datetime:
-    """When renting began: the start of its run (set when a request waiting for approval was
-    approved, or at the submission), else the row's creation. A request that waited an hour
-    for its approver is not timed out the moment it is rented."""
-    return dep.lifetime_started_at or dep.created_at
-
-
 def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
-    return dep.status in _BEFORE_READY and now - rent_started(dep) >= timeout
+    return deploy_timeout.due(dep, now, timeout)
 
 
 def _timeout_verdict(
     dep: DeploymentRecord, instance: Instance | None, timeout: timedelta
 ) -> Verdict:
-    minutes = timeout.total_seconds() / 60
-    where = ""
-    if instance is not None:
-        where = f" Vast.ai still said `{instance.actual_status or 'provisioning'}`"
-        if instance.status_msg:
-            where += f" ({_short(instance.status_msg)})"
-        where += "."
-    elif dep.status_msg:
-        where = f" Last Vast.ai status: {_short(dep.status_msg)}."
-    reason = (
-        f"Not ready after {minutes:g} minutes, so I destroyed the instance to stop billing."
-        f"{where} Slow hosts can take long to pull a big image: deploy again, preferably on "
-        "a GPU with a faster download."
-    )
+    reason = deploy_timeout.reason(dep, instance, timeout)
     return Verdict(DeploymentStatus.FAILED, reason=reason, status_msg=dep.status_msg, destroy=True)
 
 

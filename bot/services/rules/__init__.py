@@ -30,12 +30,15 @@ To add a rule:
 from __future__ import annotations
 
 from bot.services.rules import (
+    deploy_timeout,
     exited_container,
     idle_question,
     idle_stop,
     idle_tracking,
     lifetime_expiry,
     lifetime_warning,
+    long_running,
+    stopped_reminder,
 )
 from bot.services.rules.base import Action, Rule
 from bot.services.rules.policy import LifetimePolicy
@@ -50,4 +53,7 @@ RULES: tuple[Rule, ...] = (
     idle_tracking.RULE,
     idle_question.RULE,
     idle_stop.RULE,
+    deploy_timeout.RULE,
+    stopped_reminder.RULE,
+    long_running.RULE,
 )

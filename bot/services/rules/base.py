@@ -84,8 +84,9 @@ class Rule:
         watch: ``(dep, instance) -> bool``, a condition the rule times: the executor keeps,
             in the ``claims`` table (one per deployment and run), since when it has held and
             passes that as ``since``; it forgets it as soon as the condition is false.
-        schedule: ``tick`` (the status poller, urgent) or ``reminder`` (the reminder job, in
-            the owner's working hours).
+        schedule: ``tick`` (the status poller's rule executor, urgent), ``reminder`` (the
+            reminder job, in the owner's working hours) or ``state`` (decides a state too:
+            applied by the status poller's state mapping, :mod:`bot.services.states`).
     """
 
     name: str
@@ -111,3 +112,10 @@ def on_expiry(policy: LifetimePolicy) -> str:
     """What the bot does at an end or an unanswered idle question: ``destroy`` when
     ``ON_EXPIRY`` says so, else ``stop`` (the disk is kept)."""
     return DESTROY if policy.on_expiry == DESTROY else STOP
+
+
+def one_line(msg: str | None, limit: int = 300) -> str:
+    """Vast.ai's free text on one line, at most ``limit`` characters (``…`` when cut); ``""``
+    for None."""
+    text = " ".join((msg or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -28,7 +28,9 @@ class LifetimePolicy:
 
     Hours and minutes as in the variable names; ``on_expiry`` is ``stop`` or ``destroy``;
     ``exited_after``: how long a ready deployment's container may stay exited while Vast.ai
-    still holds its GPU before the bot stops it (the disk is kept).
+    still holds its GPU before the bot stops it (the disk is kept); ``deploy_timeout``:
+    ``DEPLOY_TIMEOUT_MINUTES``; ``stopped_after``: ``STOPPED_REMINDER_DAYS``; ``long_run``: a
+    ready deployment older than this gets the daily "still running" reminder.
     """
 
     default_hours: float = 8.0
@@ -41,12 +43,15 @@ class LifetimePolicy:
     idle_snooze: timedelta = timedelta(hours=4)
     idle_grace: timedelta = timedelta(minutes=30)
     exited_after: timedelta = timedelta(minutes=10)
+    deploy_timeout: timedelta = timedelta(minutes=30)
+    stopped_after: timedelta = timedelta(days=3)
+    long_run: timedelta = timedelta(days=1)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LifetimePolicy:
         """The policy of ``DEFAULT_LIFETIME_HOURS``, ``MAX_LIFETIME_HOURS``,
-        ``ALLOW_UNLIMITED_LIFETIME``, ``LIFETIME_WARNING_MINUTES``, ``ON_EXPIRY`` and the
-        ``IDLE_*`` variables."""
+        ``ALLOW_UNLIMITED_LIFETIME``, ``LIFETIME_WARNING_MINUTES``, ``ON_EXPIRY``, the
+        ``IDLE_*`` variables, ``DEPLOY_TIMEOUT_MINUTES`` and ``STOPPED_REMINDER_DAYS``."""
         return cls(
             default_hours=settings.default_lifetime_hours,
             max_hours=settings.max_lifetime_hours,
@@ -57,6 +62,8 @@ class LifetimePolicy:
             idle_after=timedelta(minutes=settings.idle_minutes),
             idle_snooze=timedelta(hours=settings.idle_snooze_hours),
             idle_grace=timedelta(minutes=settings.idle_grace_minutes),
+            deploy_timeout=timedelta(minutes=settings.deploy_timeout_minutes),
+            stopped_after=timedelta(days=settings.stopped_reminder_days),
         )
 
     def default_for(self, template: Template | None) -> float:
