@@ -205,6 +205,10 @@ def test_deploy_timeout_counts_from_the_rent_and_spares_ready_rows() -> None:
     action = deploy_timeout.check(dep, instance("loading", status_msg="pulling"), POLICY, at)
     assert action is not None and action.kind == "destroy" and action.promised == at
     assert "Not ready after 30 minutes" in action.reason and "(pulling)" in action.reason
+    hostile = deploy_timeout.check(
+        dep, instance("loading", status_msg="<!channel> & co"), POLICY, at
+    )
+    assert hostile is not None and "(&lt;!channel&gt; &amp; co)" in hostile.reason
     assert deploy_timeout.check(replace(dep, status="ready"), None, POLICY, at) is None
     assert deploy_timeout.RULE.schedule == "state"  # not the executor's
 
@@ -239,6 +243,11 @@ def test_status_message_shows_the_end_the_warning_named() -> None:
     promised = warned_at + MIN_NOTICE
     assert line is not None and f"<!date^{int(promised.timestamp())}^" in line
     assert visible_key(dep, now=warned_at) != visible_key(ready(), now=warned_at)
+
+
+def test_a_provisioning_message_is_escaped() -> None:
+    dep = record(status="provisioning", status_msg="pulling <!channel> & more")
+    assert "pulling &lt;!channel&gt; &amp; more" in str(status_message(dep, None, now=NOW))
 
 
 def test_a_ready_exited_container_shows_vast_message_escaped() -> None:

@@ -78,7 +78,7 @@ def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime
     if dep.status == DeploymentStatus.PROVISIONING:
         line = f"{icon} *Provisioning* ({age} so far): pulling the image and starting the app."
         if dep.status_msg:
-            line += f"\n> Vast.ai: {truncate(dep.status_msg, 300)}"
+            line += f"\n> Vast.ai: {mrkdwn_escape(truncate(dep.status_msg, 300))}"
         return line
     if dep.status == DeploymentStatus.READY:
         lines = [f"{icon} *Ready* (took {_time_to_ready(dep)})"]

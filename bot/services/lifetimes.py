@@ -10,8 +10,11 @@ no extra Vast.ai request:
 * ``LIFETIME_WARNING_MINUTES`` before the end, the owner is warned once (DM and thread, with
   **Extend 2 h**, **Extend 8 h**, **Stop now**, **Destroy**). At the end the bot acts by
   ``ON_EXPIRY`` (``stop``: the disk is kept, so no work is lost; or ``destroy``). It never acts
-  less than :data:`MIN_NOTICE` after its warning, so a warning that went out late (the bot was
-  down) still leaves the owner time to answer.
+  before the time its warning named, which is never less than :data:`MIN_NOTICE` after the
+  warning (a warning that went out late, or a short ``LIFETIME_WARNING_MINUTES``, still leaves
+  the owner time to answer); the status message shows that same time
+  (:func:`bot.notices.effective_end`). With no warning at all (the bot was down across the
+  whole warning window) it acts ``LIFETIME_WARNING_MINUTES`` after the end.
 * A ready deployment whose ``gpu_util`` stays below ``IDLE_GPU_PERCENT`` for ``IDLE_MINUTES``
   is asked about once per idle stretch (**Keep running** pauses idle checks for
   ``IDLE_SNOOZE_HOURS``); without an answer within ``IDLE_GRACE_MINUTES`` the bot acts as at

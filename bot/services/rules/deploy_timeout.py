@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.notices import mrkdwn_escape
 from bot.services.rules.base import DESTROY, Action, Rule, one_line
 from bot.services.rules.policy import LifetimePolicy
 from bot.vast.models import Instance
@@ -37,16 +38,16 @@ def due(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
 def reason(dep: DeploymentRecord, instance: Instance | None, timeout: timedelta) -> str:
     """The failure reason shown to the user: how long, what Vast.ai last said (the
     instance's ``actual_status`` and ``status_msg``, else the stored ``status_msg``), and
-    what to do next."""
+    what to do next. Vast.ai's free text is escaped for mrkdwn (it is shown in Slack)."""
     minutes = timeout.total_seconds() / 60
     where = ""
     if instance is not None:
         where = f" Vast.ai still said `{instance.actual_status or 'provisioning'}`"
         if instance.status_msg:
-            where += f" ({one_line(instance.status_msg)})"
+            where += f" ({mrkdwn_escape(one_line(instance.status_msg))})"
         where += "."
     elif dep.status_msg:
-        where = f" Last Vast.ai status: {one_line(dep.status_msg)}."
+        where = f" Last Vast.ai status: {mrkdwn_escape(one_line(dep.status_msg))}."
     return (
         f"Not ready after {minutes:g} minutes, so I destroyed the instance to stop billing."
         f"{where} Slow hosts can take long to pull a big image: deploy again, preferably on "
