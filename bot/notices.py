@@ -6,9 +6,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from storage import DeploymentRecord
+
+#: The bot never stops or destroys a deployment sooner than this after warning its owner.
+MIN_NOTICE = timedelta(minutes=5)
+
+
+def effective_end(dep: DeploymentRecord) -> datetime | None:
+    """When the bot acts on ``dep``'s end (aware UTC), as its owner was last told: the stored
+    ``ends_at``, or, once the expiry warning went out (``expiry_warned_at``), never less than
+    :data:`MIN_NOTICE` after it (``max(ends_at, expiry_warned_at + MIN_NOTICE)``, the time the
+    warning names). None without an end time. Derived, not stored: the warning's claim time
+    is the only fact needed, so the DM, the status message and the rule read the same value.
+    """
+    if dep.ends_at is None:
+        return None
+    if dep.expiry_warned_at is None:
+        return dep.ends_at
+    return max(dep.ends_at, dep.expiry_warned_at + MIN_NOTICE)
+
+
+def mrkdwn_escape(text: str) -> str:
+    """``text`` safe inside Slack mrkdwn: ``&``, ``<`` and ``>`` as entities (Slack's
+    "Escaping text" rule), so a Vast.ai message cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,14 @@ def claim(sf: SessionFactory, key: str, now: datetime | None = None) -> bool:
         return False
 
 
+def claimed_at(sf: SessionFactory, key: str) -> datetime | None:
+    """When the claim ``key`` was made (aware UTC), or None when it does not exist. Rules that
+    time a condition (e.g. a container exited since …) keep its start as a claim's time."""
+    with read_transaction(sf) as session:
+        row = session.get(Claim, key)
+        return row.claimed_at if row is not None else None
+
+
 def release_claim(sf: SessionFactory, key: str) -> bool:
     """Delete the claim ``key`` (the work it guarded failed and should be tried again)."""
     with write_transaction(sf) as session:

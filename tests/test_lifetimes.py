@@ -3,6 +3,8 @@ the fake Slack Web API, the Vast.ai simulator) on a clock the test moves."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -290,6 +292,77 @@ def test_a_late_warning_still_leaves_time_to_answer(
     assert current(bot, dep).status == "ready"
     tick_at(bot, clock, minutes=2)
     assert current(bot, dep).status == "stopped"
+
+
+def _dates(payload: Any) -> list[int]:
+    """The epochs of every ``<!date^EPOCH^…>`` in a message's text and blocks."""
+    return [int(m) for m in re.findall(r"<!date\^(\d+)\^", json.dumps(payload))]
+
+
+def _status_ends(fake: FakeSlack, dep: DeploymentRecord) -> list[int]:
+    """The end time(s) the latest status message of ``dep`` shows (epochs)."""
+    last = [c for c in fake.calls_to("chat.update") if c.args.get("ts") == dep.message_ts][-1]
+    blocks = last.args.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return _dates([b for b in blocks if str(b.get("block_id", "")).startswith("dep_ends_")])
+
+
+def test_a_one_minute_warning_is_kept_and_the_status_message_shows_the_same_end(
+    bot_factory: BotFactory, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    """LIFETIME_WARNING_MINUTES=1: the warning at end − 1 min says "stops at end + 4 min"
+    (never less than MIN_NOTICE away). The bot must not stop it at end + 1 min (the old hard
+    limit, three minutes before the time it announced), and the status message must show
+    the same end as the DM."""
+    bot = bot_factory(clock=clock, lifetime_warning_minutes=1)
+    dep = deploy(bot, clock, lifetime_hours=2)
+    assert dep.ends_at is not None
+    busy(bot, dep)
+    tick_at(bot, clock, minutes=119)  # the warning: one minute before the end
+    (warning,) = dms_to(fake_slack, ALICE)
+    announced = set(_dates(warning.args))
+    promised = int((dep.ends_at + timedelta(minutes=4)).timestamp())
+    assert announced == {promised}
+    tick_at(bot, clock, minutes=1.5)  # end + 30 s
+    assert set(_status_ends(fake_slack, dep)) == announced
+    tick_at(bot, clock, minutes=1)  # end + 90 s: past the old hard limit (end + 1 min)
+    assert current(bot, dep).status == "ready" and stops(bot) == []
+    tick_at(bot, clock, minutes=2.4)  # end + 3 min 54 s
+    assert current(bot, dep).status == "ready"
+    tick_at(bot, clock, minutes=0.2)  # end + 4 min 6 s: the announced time passed
+    assert current(bot, dep).status == "stopped" and len(stops(bot)) == 1
+
+
+def test_a_ready_container_that_exits_is_stopped_after_ten_minutes_with_its_message(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    """Vast.ai still holds the GPU of an exited container: the deployment stays ready (its
+    disk is not destroyed), the owner and the thread are told with Vast.ai's message
+    (escaped), and 10 minutes later it is stopped, which keeps the disk."""
+    dep = deploy(bot, clock, lifetime_hours=8)
+    busy(bot, dep)
+    assert dep.instance_id is not None
+    bot.vast.exit_instance(dep.instance_id, "exit 137 <@U0EVIL> & <!here>")
+    tick_at(bot, clock, minutes=1)  # first seen exited
+    assert current(bot, dep).status == "ready"
+    escaped = "exit 137 &lt;@U0EVIL&gt; &amp; &lt;!here&gt;"
+    notices = [c for c in dms_to(fake_slack, ALICE) if "exited" in str(c.args.get("text"))]
+    assert len(notices) == 1 and escaped in str(notices[0].args["text"])
+    assert any(escaped in note for note in thread_notes(fake_slack, dep))
+    assert escaped in json.dumps(
+        [c.args for c in fake_slack.calls_to("chat.update") if c.args.get("ts") == dep.message_ts]
+    )
+    for _ in range(9):
+        tick_at(bot, clock, minutes=1)  # exited for 9 minutes
+    assert current(bot, dep).status == "ready" and stops(bot) == []
+    assert bot.vast.request_count("DELETE") == 0
+    tick_at(bot, clock, minutes=1)  # 10 minutes
+    assert current(bot, dep).status == "stopped" and len(stops(bot)) == 1
+    assert bot.vast.request_count("DELETE") == 0  # the disk is kept
+    told = [c for c in dms_to(fake_slack, ALICE) if "Stopped automatically" in str(c.args)]
+    assert len(told) == 1 and escaped in str(told[0].args["text"])
+    assert "<@U0EVIL>" not in json.dumps([c.args for c in dms_to(fake_slack, ALICE)])
 
 
 def test_an_undeliverable_warning_does_not_keep_it_billing(

@@ -283,9 +283,12 @@ def test_visible_key_changes_only_with_what_is_shown() -> None:
     assert visible_key(dep, now=NOW + timedelta(seconds=30)) == key
     assert visible_key(dep, now=NOW + timedelta(minutes=1)) != key
     assert visible_key(replace(dep, status_msg="other"), now=NOW) != key
-    ready = record(status="ready", ready_at=NOW, status_msg="a")
+    ready = record(status="ready", ready_at=NOW, status_msg="success, running a")
     ready_key = visible_key(ready, now=NOW)
-    assert visible_key(replace(ready, status_msg="b"), now=NOW + timedelta(hours=5)) == ready_key
+    later = NOW + timedelta(hours=5)
+    assert visible_key(replace(ready, status_msg="success, running b"), now=later) == ready_key
+    # a ready container that exited shows Vast.ai's message: that redraws
+    assert visible_key(replace(ready, status_msg="exit code 1"), now=NOW) != ready_key
     assert visible_key(replace(ready, ports_json='{"8888": 1}'), now=NOW) != ready_key
 
 
@@ -331,13 +334,22 @@ def test_exited_while_being_started_again_waits() -> None:
     assert verdict.status == "stopped" and not verdict.destroy
 
 
-def test_exited_while_meant_to_run_is_a_crash() -> None:
+def test_exited_while_meant_to_run_is_a_crash_before_ready() -> None:
     crashed = instance("exited", intended_status="running", status_msg="exit code 1")
-    for status in ("provisioning", "ready"):
+    for status in ("creating", "provisioning"):
         verdict = states.assess(
             record(status=status), crashed, template(), now=NOW, timeout=TIMEOUT
         )
         assert verdict.status == "failed" and verdict.destroy
+
+
+def test_a_ready_container_that_exited_stays_ready_and_keeps_its_disk() -> None:
+    # Its disk may hold the user's work: no destroy here; the exited-container rule stops it
+    # (keeping the disk) if it stays exited.
+    crashed = instance("exited", intended_status="running", status_msg="exit code 1")
+    verdict = states.assess(record(status="ready"), crashed, template(), now=NOW, timeout=TIMEOUT)
+    assert verdict.status == "ready" and not verdict.destroy
+    assert verdict.status_msg == "exit code 1" and verdict.reason is None
 
 
 def test_a_just_stopped_deployment_is_not_read_as_started_again() -> None:

@@ -46,6 +46,8 @@ from bot.notices import (
     IdleNotice,
     Reminder,
     UnmanagedInstance,
+    effective_end,
+    mrkdwn_escape,
 )
 from bot.pricing import cost_until, current_rate, disk_per_day
 from storage import DeploymentRecord, DeploymentStatus
@@ -183,10 +185,11 @@ def _gpus(dep: DeploymentRecord) -> str:
 
 
 def cost_by_end(dep: DeploymentRecord, now: datetime) -> float | None:
-    """Dollars ``dep`` will have cost at its ``ends_at`` if it keeps its current price:
+    """Dollars ``dep`` will have cost at its end if it keeps its current price:
     :func:`bot.pricing.cost_so_far` at ``now`` + ``dph_total`` × hours from ``now`` to
-    ``ends_at`` (never negative). None without an end time."""
-    return None if dep.ends_at is None else cost_until(dep, now, dep.ends_at)
+    :func:`bot.notices.effective_end` (never negative). None without an end time."""
+    end = effective_end(dep)
+    return None if end is None else cost_until(dep, now, end)
 
 
 def ends_line(dep: DeploymentRecord, now: datetime, *, action: str = STOP) -> str | None:
@@ -199,10 +202,11 @@ def ends_line(dep: DeploymentRecord, now: datetime, *, action: str = STOP) -> st
     if dep.status not in _ACTIVE:
         return None
     total = cost_by_end(dep, now)
-    if dep.ends_at is None or total is None:
+    end = effective_end(dep)
+    if end is None or total is None:
         return ":infinity: Runs until someone stops it"
     verb = "Destroyed at" if action == DESTROY else "Stops at"
-    return f":alarm_clock: {verb} {slack_date(dep.ends_at)} · ≈ {money(total)} by then"
+    return f":alarm_clock: {verb} {slack_date(end)} · ≈ {money(total)} by then"
 
 
 def _stop_button(dep: DeploymentRecord, text: str = "Stop") -> ButtonElement | None:
@@ -380,9 +384,16 @@ def auto_action_text(dep: DeploymentRecord, done: AutoAction) -> str:
     its disk, so no work is lost; it still costs about $0.30/day. *Start* brings it back.
     Total so far $12.40." — or ":wastebasket: Destroyed automatically: its lifetime ended.
     The instance of *JupyterLab* (#12) and its disk are gone; billing has stopped. Total
-    $12.40." (an unknown ``reason`` gives no reason clause).
+    $12.40." (an unknown ``reason`` gives no reason clause; ``exited`` quotes Vast.ai's
+    ``status_msg``, escaped for mrkdwn).
     """
     why = _REASONS.get(done.reason)
+    if done.reason == "exited":
+        msg = " ".join((dep.status_msg or "").split()) or "exited"
+        why = (
+            f"its app's container exited (Vast.ai: {mrkdwn_escape(truncate(msg, 300))}) while "
+            "Vast.ai still held its GPU"
+        )
     because = f": {why}" if why else ""
     if done.action == DESTROY:
         return (
@@ -525,7 +536,8 @@ def _running_line(line: DigestLine, now: datetime) -> str:
         up = f"up {span(since)}"
     else:  # still starting: how long it has been trying
         up = f"{dep.status.value} {span((now - dep.created_at).total_seconds())}"
-    ends = f"stops {slack_date(dep.ends_at)}" if dep.ends_at is not None else "no end time"
+    end = effective_end(dep)
+    ends = f"stops {slack_date(end)}" if end is not None else "no end time"
     return (
         f"<@{dep.user_id}> · *{truncate(dep.template_name, 60)}* #{dep.id} · {_gpus(dep)} · "
         f"{money(dep.dph_total)}/h · {up} · {ends} · {money(line.cost_so_far)}"

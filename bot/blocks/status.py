@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.formats import format_duration, format_elapsed
+from bot.notices import effective_end, mrkdwn_escape
 from bot.pricing import cost_so_far
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus
@@ -92,7 +93,7 @@ def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime
     if dep.status == DeploymentStatus.PROVISIONING:
         line = f"{icon} *Provisioning* ({age} so far): pulling the image and starting the app."
         if dep.status_msg:
-            line += f"\n> Vast.ai: {truncate(dep.status_msg, 300)}"
+            line += f"\n> Vast.ai: {mrkdwn_escape(truncate(dep.status_msg, 300))}"
         return line
     if dep.status == DeploymentStatus.READY:
         lines = [f"{icon} *Ready* (took {_time_to_ready(dep)})"]
@@ -104,6 +105,9 @@ def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime
             lines.append(f"• SSH: `{ssh}`")
         if template is not None and template.password_env:
             lines.append("• The password was sent to the requester by DM.")
+        trouble = _vast_trouble(dep)
+        if trouble:
+            lines.append(f":warning: Vast.ai: {trouble}")
         return "\n".join(lines)
     if dep.status == DeploymentStatus.STOPPED:
         return (
@@ -125,6 +129,17 @@ def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime
         reason = truncate(dep.reason, 1500) if dep.reason else "no reason given"
         return f"{icon} *{word}*: {reason.rstrip('.')}. Nothing was rented."
     return f"{icon} {dep.status}"
+
+
+def _vast_trouble(dep: DeploymentRecord) -> str | None:
+    """Vast.ai's ``status_msg`` of a ready deployment when it is not the healthy
+    ``success, running …`` (e.g. its container exited), escaped for mrkdwn; else None."""
+    if dep.status != DeploymentStatus.READY or not dep.status_msg:
+        return None
+    text = " ".join(dep.status_msg.split())
+    if not text or text.lower().startswith("success"):
+        return None
+    return mrkdwn_escape(truncate(text, 300))
 
 
 def _time_to_ready(dep: DeploymentRecord) -> str:
@@ -188,10 +203,12 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
 
     Two calls give equal keys exactly when :func:`status_message` would show the same state,
     reason, Vast.ai status message (while provisioning), coarse elapsed time (while creating or
-    provisioning, :func:`format_elapsed`), connection details and end time (``ends_at``, so an
-    extension redraws the message). The running cost and the cost estimate to the end are left
-    out on purpose: they change every second and are refreshed with the next real change. The
-    status poller edits the message (``chat.update``) only when this key changes.
+    provisioning, :func:`format_elapsed`), connection details, Vast.ai's message on a ready
+    deployment in trouble and end time (:func:`bot.notices.effective_end`, so an extension,
+    or a warning that moved the end, redraws the message). The running cost and the cost
+    estimate to the end are left out on purpose: they change every second and are refreshed
+    with the next real change. The status poller edits the message (``chat.update``) only
+    when this key changes.
     """
     waiting = dep.status in (DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING)
     return (
@@ -205,7 +222,8 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
         dep.ssh_host,
         dep.ssh_port,
         dep.simulated,
-        dep.ends_at,
+        effective_end(dep),
+        _vast_trouble(dep),
     )
 
 

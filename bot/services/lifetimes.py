@@ -10,17 +10,26 @@ no extra Vast.ai request:
 * ``LIFETIME_WARNING_MINUTES`` before the end, the owner is warned once (DM and thread, with
   **Extend 2 h**, **Extend 8 h**, **Stop now**, **Destroy**). At the end the bot acts by
   ``ON_EXPIRY`` (``stop``: the disk is kept, so no work is lost; or ``destroy``). It never acts
-  less than :data:`MIN_NOTICE` after its warning, so a warning that went out late (the bot was
-  down) still leaves the owner time to answer.
+  before the time its warning named, which is never less than :data:`MIN_NOTICE` after the
+  warning (a warning that went out late, or a short ``LIFETIME_WARNING_MINUTES``, still leaves
+  the owner time to answer); the status message shows that same time
+  (:func:`bot.notices.effective_end`). With no warning at all (the bot was down across the
+  whole warning window) it acts ``LIFETIME_WARNING_MINUTES`` after the end.
 * A ready deployment whose ``gpu_util`` stays below ``IDLE_GPU_PERCENT`` for ``IDLE_MINUTES``
   is asked about once per idle stretch (**Keep running** pauses idle checks for
   ``IDLE_SNOOZE_HOURS``); without an answer within ``IDLE_GRACE_MINUTES`` the bot acts as at
   expiry. A missing or null ``gpu_util`` is unknown, never idle: it ends the stretch.
 
-Each warning and action is claimed in the database before it is sent or done (conditional
-updates, :mod:`storage.lifetimes`), so it happens once across processes and restarts; nothing
-is held only in memory. Automatic stops and destroys go through
+* A ready deployment whose container exited while Vast.ai still holds its GPU is announced
+  (with Vast.ai's ``status_msg``) and stopped 10 minutes later (the disk is kept).
+
+The rules themselves are pure functions, one module each, in :mod:`bot.services.rules`; the
+executor there claims each warning and action in the database before it is sent or done
+(conditional updates, :mod:`storage.lifetimes`), so it happens once across processes and
+restarts, and never acts before the time it announced (:func:`bot.notices.effective_end`).
+Automatic stops and destroys go through
 :meth:`bot.services.actions.ManageService.act_automatically` (the same claim as a click).
+This module keeps the buttons (**Extend**, **Keep running**) and the policy per workspace.
 The unit of ``gpu_util`` is not settled: Vast.ai's OpenAPI (``show_instance.yaml``) says "GPU
 utilization as a fraction", while the official CLI prints the raw value under "Util. %". The
 docs win, with a guard on the safe side (:func:`gpu_percent`): a value above 1 can only be a
@@ -32,101 +41,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import storage
 from bot import pricing
-from bot.config import Settings
 from bot.formats import format_duration, lifetime_label, mentions, micros, money, slack_date
-from bot.services.actions import DESTROY, STOP, ManageService, Outcome
-from bot.services.ports import Delivery, ExpiryNotice, IdleNotice, Messages
+from bot.notices import MIN_NOTICE
+from bot.services.actions import ManageService, Outcome
+from bot.services.ports import Delivery, Messages
+from bot.services.rules import RULES
+from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor
+from bot.services.rules.policy import STANDARD_LIFETIMES, LifetimePolicy, gpu_percent
 from bot.vast.models import Instance
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
+__all__ = [
+    "EXTEND_HOURS",
+    "MIN_NOTICE",
+    "STANDARD_LIFETIMES",
+    "LifetimePolicy",
+    "LifetimeService",
+    "gpu_percent",
+]
+
 logger = logging.getLogger(__name__)
-
-#: The bot never stops or destroys a deployment sooner than this after warning its owner.
-MIN_NOTICE = timedelta(minutes=5)
-#: The **Extend** buttons of the expiry warning, in hours.
-EXTEND_HOURS: tuple[int, ...] = (2, 8)
-#: The **Run for** choices in hours (the default and the maximum are added when missing).
-STANDARD_LIFETIMES: tuple[float, ...] = (2, 4, 8, 24, 72, 168)
-
-
-def gpu_percent(gpu_util: float | None) -> float | None:
-    """Vast.ai's ``gpu_util`` as a percentage (0–100): a fraction (≤ 1, as the OpenAPI says) is
-    multiplied by 100, a larger value is already a percentage. None (unknown) stays None."""
-    if gpu_util is None or gpu_util < 0:
-        return None
-    return gpu_util * 100 if gpu_util <= 1 else gpu_util
-
-
-@dataclass(frozen=True)
-class LifetimePolicy:
-    """The lifetime and idle rules from configuration (README › Lifetimes and reminders).
-
-    Hours and minutes as in the variable names; ``on_expiry`` is ``stop`` or ``destroy``.
-    """
-
-    default_hours: float = 8.0
-    max_hours: float = 72.0
-    allow_unlimited: bool = False
-    warning: timedelta = timedelta(minutes=30)
-    on_expiry: str = STOP
-    idle_percent: float = 5.0
-    idle_after: timedelta = timedelta(minutes=60)
-    idle_snooze: timedelta = timedelta(hours=4)
-    idle_grace: timedelta = timedelta(minutes=30)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LifetimePolicy:
-        """The policy of ``DEFAULT_LIFETIME_HOURS``, ``MAX_LIFETIME_HOURS``,
-        ``ALLOW_UNLIMITED_LIFETIME``, ``LIFETIME_WARNING_MINUTES``, ``ON_EXPIRY`` and the
-        ``IDLE_*`` variables."""
-        return cls(
-            default_hours=settings.default_lifetime_hours,
-            max_hours=settings.max_lifetime_hours,
-            allow_unlimited=settings.allow_unlimited_lifetime,
-            warning=timedelta(minutes=settings.lifetime_warning_minutes),
-            on_expiry=settings.on_expiry,
-            idle_percent=settings.idle_gpu_percent,
-            idle_after=timedelta(minutes=settings.idle_minutes),
-            idle_snooze=timedelta(hours=settings.idle_snooze_hours),
-            idle_grace=timedelta(minutes=settings.idle_grace_minutes),
-        )
-
-    def default_for(self, template: Template | None) -> float:
-        """The preselected lifetime in hours: the template's own default, else
-        ``DEFAULT_LIFETIME_HOURS``, never above ``MAX_LIFETIME_HOURS``."""
-        hours = (template.default_lifetime_hours if template else None) or self.default_hours
-        return min(float(hours), self.max_hours)
-
-    def choices(self, template: Template | None, *, admin: bool) -> list[float | None]:
-        """The **Run for** choices in hours, shortest first; None ("until I stop it") last when
-        allowed. Choices past ``MAX_LIFETIME_HOURS`` only for admins."""
-        hours = set(STANDARD_LIFETIMES) | {self.default_for(template), self.max_hours}
-        if not admin:
-            hours = {h for h in hours if h <= self.max_hours}
-        result: list[float | None] = [float(h) for h in sorted(hours)]
-        if self.allow_unlimited:
-            result.append(None)
-        return result
-
-    def refusal(self, hours: float | None, *, admin: bool, admins: frozenset[str]) -> str | None:
-        """Why ``hours`` may not be chosen (text for the picker's inline error), or None."""
-        if hours is None:
-            if self.allow_unlimited:
-                return None
-            return "Choose how long it runs: running until stopped is not enabled here."
-        if hours <= 0:
-            return "Choose how long it runs."
-        if hours > self.max_hours and not admin:
-            return f"Runs longer than {lifetime_label(self.max_hours)} need a bot admin" + (
-                f" ({mentions(admins)})." if admins else " (none is configured: BOT_ADMINS)."
-            )
-        return None
 
 
 def _ended_text(dep: DeploymentRecord) -> str:
@@ -171,6 +110,15 @@ class LifetimeService:
         self._policy_for = policy_for
         self.on_change = on_change
         self.clock = clock
+        self.executor = RuleExecutor(
+            session_factory=session_factory,
+            messages=messages,
+            manage=manage,
+            rules=RULES,
+            policy=lambda: self.policy,
+            max_hours_for=lambda team: self.policy_for(team).max_hours,
+            clock=lambda: self.clock(),
+        )
 
     # -- the poller's tick ------------------------------------------------------------------
 
@@ -194,160 +142,16 @@ class LifetimeService:
         *,
         seen: Set[int] | None = None,
     ) -> int:
-        """Apply the rules to ``deps`` (rows as the tick read them) with this tick's instance
-        list (``instance id -> Instance``). ``ready`` rows get the expiry and idle rules; a
-        ``stopped`` row whose instance runs on Vast.ai (a Start whose app never answered)
-        gets the expiry rule, since its GPU bills. ``seen``: the ids of the deployments whose
-        instance this tick read (None: all); the others get the expiry rule only (a ready
-        one), or nothing (a stopped one), since an unread ``gpu_util`` is not "unknown".
-        Returns how many Slack messages or actions it sent; a tick where nothing is due
-        writes nothing and sends nothing. Never raises for one deployment's trouble."""
-        sent = 0
-        for dep in deps:
-            read = seen is None or dep.id in seen
-            instance = instances.get(dep.instance_id or 0) if read else None
-            if dep.status == DeploymentStatus.STOPPED:
-                if instance is None or instance.actual_status != "running":
-                    continue
-            elif dep.status != DeploymentStatus.READY:
-                continue
-            try:
-                sent += self._review_one(dep, instance, now, judge_idle=read)
-            except Exception:  # one deployment's trouble must not stop the others
-                logger.exception("lifetimes: deployment %d not reviewed", dep.id)
-        return sent
-
-    def _review_one(
-        self,
-        dep: DeploymentRecord,
-        instance: Instance | None,
-        now: datetime,
-        *,
-        judge_idle: bool = True,
-    ) -> int:
-        policy = self.policy
-        if dep.ends_at is not None:
-            warned = dep.expiry_warned_at
-            # Never sooner than MIN_NOTICE after the warning; never later than the end plus
-            # LIFETIME_WARNING_MINUTES, even when no warning could be delivered.
-            due = now >= dep.ends_at + policy.warning or (
-                warned is not None and now >= max(dep.ends_at, warned + MIN_NOTICE)
-            )
-            if due:
-                return self._act(
-                    dep, "expiry", "its lifetime ended", unchanged={"ends_at": dep.ends_at}
-                )
-            if warned is None and now >= dep.ends_at - policy.warning:
-                return self._warn_expiry(dep, now)
-        if dep.status != DeploymentStatus.READY or not judge_idle:
-            return 0
-        return self._review_idle(dep, instance, now)
-
-    def _review_idle(self, dep: DeploymentRecord, instance: Instance | None, now: datetime) -> int:
-        policy = self.policy
-        util = gpu_percent(instance.gpu_util if instance is not None else None)
-        snoozed = dep.idle_snoozed_until is not None and now < dep.idle_snoozed_until
-        if snoozed or util is None or util >= policy.idle_percent:
-            if dep.idle_since is not None or dep.idle_warned_at is not None:
-                storage.set_idle_since(self.sf, dep.id, expected=dep.idle_since, value=None)
-            return 0
-        if dep.idle_since is None:
-            storage.set_idle_since(self.sf, dep.id, expected=None, value=now)
-            return 0
-        if dep.idle_warned_at is None:
-            if now - dep.idle_since >= policy.idle_after:
-                return self._warn_idle(dep, util, now)
-            return 0
-        if now >= dep.idle_warned_at + policy.idle_grace:
-            return self._act(
-                dep,
-                "idle",
-                "its GPU stayed idle and nobody answered",
-                unchanged={"idle_warned_at": dep.idle_warned_at, "idle_snoozed_until": None},
-            )
-        return 0
-
-    def _warn_expiry(self, dep: DeploymentRecord, now: datetime) -> int:
-        assert dep.ends_at is not None
-        if not storage.claim_expiry_warning(self.sf, dep.id, now):
-            return 0
-        acts_at = max(dep.ends_at, now + MIN_NOTICE)
-        started = dep.lifetime_started_at or dep.created_at
-        limit = timedelta(hours=self.policy_for(dep.team_id).max_hours)
-        notice = ExpiryNotice(
-            ends_at=acts_at,
-            action=self.policy.on_expiry,
-            cost_by_end=pricing.cost_until(dep, now, acts_at),
-            extend_hours=EXTEND_HOURS,
-            needs_admin=frozenset(
-                h for h in EXTEND_HOURS if acts_at + timedelta(hours=h) - started > limit
-            ),
-            admins=self.manage.admins.admins(dep.team_id),
-            issued_for=dep.ends_at,
-        )
-        if not self.messages.expiry_warning(dep, notice) and now < dep.ends_at:
-            # Slack refused: try again next tick, but only until the end (the action then
-            # comes by the hard limit, warned or not; no claim churn for ever).
-            storage.release_expiry_warning(self.sf, dep.id, now)
-        return 1
-
-    def _warn_idle(self, dep: DeploymentRecord, util: float, now: datetime) -> int:
-        assert dep.idle_since is not None
-        if not storage.claim_idle_warning(self.sf, dep.id, now):
-            return 0
-        notice = IdleNotice(
-            idle_since=dep.idle_since,
-            warned_at=now,
-            gpu_util=util,
-            cost_so_far=pricing.cost_so_far(dep, now),
-            acts_at=now + self.policy.idle_grace,
-            action=self.policy.on_expiry,
-            snooze_hours=self.policy.idle_snooze.total_seconds() / 3600,
-        )
-        deadline = dep.idle_since + self.policy.idle_after + self.policy.idle_grace
-        if not self.messages.idle_warning(dep, notice) and now < deadline:
-            # Slack refused: ask again next tick, for at most one grace period; after that the
-            # claim stands and the idle GPU is stopped (its disk kept) as if nobody answered.
-            storage.release_idle_warning(self.sf, dep.id, now)
-        return 1
-
-    def _act(
-        self, dep: DeploymentRecord, why: str, reason_text: str, *, unchanged: dict[str, object]
-    ) -> int:
-        action = DESTROY if self.policy.on_expiry == DESTROY else STOP
-        outcome = self.manage.act_automatically(
-            action,
-            dep.id,
-            why=why,
-            reason_text=f"Automatic {action}: {reason_text}.",
-            unchanged=unchanged,
-            seen_status=dep.status,
-        )
-        if outcome.kind == "failed" and outcome.deployment is not None:
-            self._tell_failure(outcome.deployment, action)
-        elif outcome.kind != "done":
-            logger.info("lifetimes: automatic %s of %d: %s", action, dep.id, outcome.kind)
-        return 1
-
-    def _tell_failure(self, dep: DeploymentRecord, action: str) -> None:
-        """Vast.ai refused the automatic stop/destroy (the next tick tries again): tell the
-        owner and the thread, once a day, that it still bills and what they can do."""
-        if dep.is_final or (dep.status == DeploymentStatus.STOPPED and action == STOP):
-            return  # e.g. the instance was gone: nothing bills any more
-        now = self.clock()
-        key = f"auto-failed:{action}:{dep.id}:{now.date().isoformat()}"
-        if not storage.claim(self.sf, key, now):
-            return
-        text = (
-            f":warning: The bot could not {action} *{dep.template_name}* (#{dep.id}) on its own: "
-            "Vast.ai refused. *It is still running and billing.* The bot keeps trying on every "
-            "status check; to end it now, press *Destroy* or stop it in the Vast.ai console."
-        )
-        storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{action}_failed", None)
-        delivered = self.messages.note(dep, text)
-        delivered = self.messages.dm(dep.user_id, text, team_id=dep.team_id) or delivered
-        if not delivered:
-            storage.release_claim(self.sf, key)
+        """Apply the automatic rules (:data:`bot.services.rules.RULES`) to ``deps`` (rows as
+        the tick read them) with this tick's instance list (``instance id -> Instance``),
+        through :class:`bot.services.rules.executor.RuleExecutor`. ``ready`` rows get every
+        rule; a ``stopped`` row whose instance runs on Vast.ai (a Start whose app never
+        answered) gets the expiry rules, since its GPU bills. ``seen``: the ids of the
+        deployments whose instance this tick read (None: all); the others get only the rules
+        that need no instance (the expiry rules), since an unread ``gpu_util`` is not
+        "unknown". Returns how many Slack messages or actions it sent; a tick where nothing is
+        due writes nothing and sends nothing. Never raises for one deployment's trouble."""
+        return self.executor.review(deps, instances, now, seen=seen)
 
     # -- buttons ----------------------------------------------------------------------------
 

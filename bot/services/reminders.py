@@ -2,6 +2,9 @@
 
 A scheduler job (:data:`JOB_ID`, every :data:`CHECK_SECONDS`) runs :meth:`ReminderService.run`:
 
+The two reminders are rules (:mod:`bot.services.rules.stopped_reminder`,
+:mod:`bot.services.rules.long_running`, ``schedule="reminder"``); this job runs them:
+
 * **Stopped but still paying**: a deployment stopped for more than ``STOPPED_REMINDER_DAYS``
   pays for its disk; its owner hears about it once a day, with **Start** / **Destroy**.
 * **Running for long**: a deployment ready for more than :data:`LONG_RUN` gets one reminder a
@@ -42,6 +45,9 @@ from bot.services.ports import (
     Reminder,
     UnmanagedInstance,
 )
+from bot.services.rules import RULES
+from bot.services.rules.base import REMIND
+from bot.services.rules.policy import LifetimePolicy
 from bot.services.unmanaged import read_unmanaged
 from storage import ACTIVE_STATUSES, DeploymentRecord, DeploymentStatus, SessionFactory
 
@@ -125,6 +131,7 @@ class ReminderService:
         self.budget_lines = budget_lines
         self.listings = listings
         self.stopped_after = stopped_after
+        self.policy = LifetimePolicy(stopped_after=stopped_after, long_run=LONG_RUN)
         self.digest_channel = digest_channel
         self.digest_hour = digest_hour
         self.digest_zone = _zone(digest_timezone)
@@ -198,24 +205,31 @@ class ReminderService:
     # -- reminders --------------------------------------------------------------------------
 
     def _due(self, dep: DeploymentRecord, now: datetime) -> Reminder | None:
-        if dep.status == DeploymentStatus.STOPPED:
-            since = dep.stopped_at or dep.last_state_change_at
-            if now - since < self.stopped_after:
-                return None
-            rate = pricing.rate(dep, DeploymentStatus.STOPPED)
-            stopped_hours = max(0.0, (now - since).total_seconds()) / 3600
+        """The first reminder a ``schedule="reminder"`` rule of
+        :data:`bot.services.rules.RULES` asks for, with its costs; None when none is due."""
+        for rule in RULES:
+            if rule.schedule != "reminder":
+                continue
+            action = rule.check(dep, None, self.policy, now)
+            if action is None or action.kind != REMIND or action.value is None:
+                continue
+            since = action.value
+            if action.why == "stopped":
+                rate = pricing.rate(dep, DeploymentStatus.STOPPED)
+                stopped_hours = max(0.0, (now - since).total_seconds()) / 3600
+                return Reminder(
+                    kind="stopped",
+                    since=since,
+                    cost_so_far=rate * stopped_hours,
+                    per_month=rate * pricing.HOURS_PER_MONTH,
+                )
             return Reminder(
-                kind="stopped",
+                kind=action.why,
                 since=since,
-                cost_so_far=rate * stopped_hours,
-                per_month=rate * pricing.HOURS_PER_MONTH,
+                cost_so_far=pricing.cost_so_far(dep, now),
+                per_month=None,
             )
-        since = dep.last_state_change_at
-        if now - since < LONG_RUN:
-            return None
-        return Reminder(
-            kind="running", since=since, cost_so_far=pricing.cost_so_far(dep, now), per_month=None
-        )
+        return None
 
     def _remind(
         self, dep: DeploymentRecord, reminder: Reminder, now: datetime, report: ReminderReport

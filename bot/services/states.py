@@ -11,10 +11,13 @@ from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and
 * ``actual_status`` null / ``created`` / ``loading`` / ``rebooting`` → still provisioning;
 * ``running`` with ``intended_status == "running"`` → ready once every template port is mapped
   and the app answers the HTTP probe;
-* ``exited``; an error in ``status_msg`` (e.g. ``OCI runtime create failed``, an image that
-  cannot be pulled, ``unauthorized``); ``offline``/``unknown`` for longer than a grace period;
+* ``exited`` before the app was ready; an error in ``status_msg`` before ready (e.g. ``OCI
+  runtime create failed``, an image that cannot be pulled, ``unauthorized``);
+  ``offline``/``unknown`` for longer than a grace period;
   ``cur_state == intended_status == next_state == "stopped"`` while we did not ask (Vast.ai
   stopped it: out of credit or outbid); not ready after ``DEPLOY_TIMEOUT_MINUTES`` → failed;
+* ``exited`` once ready → stays ready with ``status_msg`` stored (shown in the status
+  message); the exited-container rule stops it after 10 minutes, keeping the disk;
 * gone from the list → destroyed, but only after :data:`LIST_GRACE` since the deployment was
   created (reads lag just after create, vast-api.md §7 pitfall 4) and after a per-id GET
   confirms it (``confirm_gone``).
@@ -26,6 +29,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.services.rules import deploy_timeout
+from bot.services.rules.deploy_timeout import rent_started
 from bot.vast.models import Instance
 from catalog import Template
 from storage import LIVE_STATUSES, DeploymentRecord, DeploymentStatus, encode_port_map
@@ -162,34 +167,14 @@ def probe_url(instance: Instance, template: Template) -> str | None:
     return base.rstrip("/") + template.health_path
 
 
-def rent_started(dep: DeploymentRecord) -> datetime:
-    """When renting began: the start of its run (set when a request waiting for approval was
-    approved, or at the submission), else the row's creation. A request that waited an hour
-    for its approver is not timed out the moment it is rented."""
-    return dep.lifetime_started_at or dep.created_at
-
-
 def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
-    return dep.status in _BEFORE_READY and now - rent_started(dep) >= timeout
+    return deploy_timeout.due(dep, now, timeout)
 
 
 def _timeout_verdict(
     dep: DeploymentRecord, instance: Instance | None, timeout: timedelta
 ) -> Verdict:
-    minutes = timeout.total_seconds() / 60
-    where = ""
-    if instance is not None:
-        where = f" Vast.ai still said `{instance.actual_status or 'provisioning'}`"
-        if instance.status_msg:
-            where += f" ({_short(instance.status_msg)})"
-        where += "."
-    elif dep.status_msg:
-        where = f" Last Vast.ai status: {_short(dep.status_msg)}."
-    reason = (
-        f"Not ready after {minutes:g} minutes, so I destroyed the instance to stop billing."
-        f"{where} Slow hosts can take long to pull a big image: deploy again, preferably on "
-        "a GPU with a faster download."
-    )
+    reason = deploy_timeout.reason(dep, instance, timeout)
     return Verdict(DeploymentStatus.FAILED, reason=reason, status_msg=dep.status_msg, destroy=True)
 
 
@@ -275,6 +260,11 @@ def assess(
         return Verdict(
             DeploymentStatus.STOPPED, status_msg=msg
         )  # being started again: not running yet
+    if actual == "exited" and dep.status == DeploymentStatus.READY:
+        # Its app ran: keep it ready (the disk holds the user's work) with Vast.ai's message
+        # shown; the exited-container rule (bot.services.rules.exited_container) stops it if
+        # it stays exited, which frees the GPU and keeps the disk.
+        return Verdict(DeploymentStatus.READY, status_msg=msg)
     if actual == "exited":
         return Verdict(
             DeploymentStatus.FAILED,
