@@ -72,6 +72,7 @@ class EventKind(StrEnum):
     AUTO_DESTROY = "auto_destroy"
     AUTO_STOP_FAILED = "auto_stop_failed"
     AUTO_DESTROY_FAILED = "auto_destroy_failed"
+    RULE_NOTICE = "rule_notice"
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

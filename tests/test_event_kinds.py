@@ -125,7 +125,10 @@ def _strings(module: Module, node: ast.expr, depth: int = 0) -> set[str]:
     if isinstance(node, ast.Attribute):
         if node.attr == "value":
             return _strings(module, node.value, depth + 1)
-        if isinstance(node.value, ast.Name) and node.value.id == "EventKind":
+        owner = node.value
+        if (isinstance(owner, ast.Name) and owner.id == "EventKind") or (
+            isinstance(owner, ast.Attribute) and owner.attr == "EventKind"
+        ):  # EventKind.X or storage.EventKind.X
             return {EventKind[node.attr].value}
     if isinstance(node, ast.IfExp):
         return _strings(module, node.body, depth + 1) | _strings(module, node.orelse, depth + 1)

@@ -31,6 +31,7 @@ from bot.services.ports import ExpiryNotice, IdleNotice, Messages
 from bot.services.rules.base import (
     ACTS,
     ASK,
+    DESTROY,
     NOTIFY,
     STOP,
     TRACK,
@@ -225,7 +226,12 @@ class RuleExecutor:
         if not storage.claim(self.sf, key, now):
             return 0
         storage.add_event(
-            self.sf, dep.id, storage.SYSTEM_ACTOR, f"{action.why}_notice", action.reason, now=now
+            self.sf,
+            dep.id,
+            storage.SYSTEM_ACTOR,
+            storage.EventKind.RULE_NOTICE,
+            f"{rule.name}: {action.reason}",
+            now=now,
         )
         delivered = self.messages.note(dep, action.text)
         delivered = self.messages.dm(dep.user_id, action.text, team_id=dep.team_id) or delivered
@@ -243,8 +249,9 @@ class RuleExecutor:
                 action.promised,
             )
             return 0
+        act = STOP if action.kind == STOP else DESTROY  # ACTS: nothing else reaches here
         outcome = self.manage.act_automatically(
-            action.kind,
+            act,
             dep.id,
             why=action.why,
             reason_text=f"Automatic {action.kind}: {action.reason}.",
@@ -252,7 +259,7 @@ class RuleExecutor:
             seen_status=dep.status,
         )
         if outcome.kind == "failed" and outcome.deployment is not None:
-            self._tell_failure(outcome.deployment, action.kind)
+            self._tell_failure(outcome.deployment, act)
         elif outcome.kind != "done":
             logger.info("rules: automatic %s of %d: %s", action.kind, dep.id, outcome.kind)
         return 1
@@ -271,7 +278,12 @@ class RuleExecutor:
             "Vast.ai refused. *It is still running and billing.* The bot keeps trying on every "
             "status check; to end it now, press *Destroy* or stop it in the Vast.ai console."
         )
-        storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{action}_failed", None)
+        kind = (
+            storage.EventKind.AUTO_STOP_FAILED
+            if action == STOP
+            else storage.EventKind.AUTO_DESTROY_FAILED
+        )
+        storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, kind, None)
         delivered = self.messages.note(dep, text)
         delivered = self.messages.dm(dep.user_id, text, team_id=dep.team_id) or delivered
         if not delivered:
