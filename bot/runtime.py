@@ -317,6 +317,7 @@ def build_services(
         policy=lifetime_policy,
         policy_for=lifetime_policy_for,
         on_change=home.deployment_changed,
+        budgets=budgets,
         clock=clock,
     )
     poller = StatusPoller(

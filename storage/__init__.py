@@ -43,6 +43,7 @@ from storage.db import (
     write_transaction,
 )
 from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError, StorageError
+from storage.ledger import TeamLedger, read_ledger, team_lock_key
 from storage.lifetimes import (
     claim,
     claim_expiry_warning,
@@ -180,6 +181,9 @@ __all__ = [
     "SessionFactory",
     "SlackUser",
     "StorageError",
+    "TeamLedger",
+    "read_ledger",
+    "team_lock_key",
     "UPDATABLE_FIELDS",
     "UTCDateTime",
     "acquire_lease",

@@ -39,7 +39,6 @@ from bot.listeners.payloads import team_of
 from bot.listeners.replies import update_view
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, OfferCheck
-from bot.services.ports import BudgetCheck
 from bot.services.work import BUSY_TEXT, Busy
 from bot.vast.errors import VastError
 from catalog import Template, disk_problem
@@ -268,8 +267,11 @@ def _refuse(handoff: AckHandoff, client: WebClient, sub: Submission, message: st
 def handle_submission(
     services: Services, client: WebClient, sub: Submission, handoff: AckHandoff
 ) -> None:
-    """The submission's long work, on the work pool: re-check the offer, check the budget,
-    answer (through ``handoff``), then rent (or hold the request for approval)."""
+    """The submission's long work, on the work pool: re-check the offer, then decide it
+    against the budgets and write its row in one locked transaction
+    (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
+    rent (or ask the approvers). When the row cannot be written the user is told that
+    nothing was rented."""
     try:
         check, problem = _check_problem(services, sub)
         if problem is not None or check is None or check.offer is None:
@@ -292,14 +294,25 @@ def handle_submission(
             lifetime_hours=sub.lifetime_hours,
             max_dph=services.settings.approval_dph,
         )
-        budget = services.budgets.check(
-            sub.team_id, sub.user_id, check.offer.dph_total, sub.lifetime_hours
-        )
+        admission = services.approvals.admit(request)
     except Exception:
         _refuse(handoff, client, sub, SOMETHING_WRONG)
         raise
-    if budget.needs_approval:
-        _ask_for_approval(services, client, handoff, sub, request, budget)
+    if admission.kind in ("refused", "unsaved"):
+        _refuse(handoff, client, sub, admission.text or SOMETHING_WRONG)
+        return
+    dep = admission.deployment
+    assert dep is not None  # written: deploy or approval
+    if admission.kind == "approval":
+        reasons = admission.check.reasons if admission.check is not None else ()
+        view = budget_blocks.pending_view(
+            sub.template.name, sub.channel, admission.deciders, reasons
+        )
+        _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+        if admission.created:
+            held = services.approvals.ask(admission, request)
+            if held.created:
+                services.home.refresh(sub.user_id, sub.team_id)
         return
     _show(
         handoff,
@@ -308,9 +321,9 @@ def handle_submission(
         {"response_action": "clear"},
         deploy_blocks.done_view(sub.template, sub.channel),
     )
-    result = services.deploy.deploy(request)
-    if result.created:  # the new deployment joins the Home tab
-        services.home.refresh(sub.user_id, sub.team_id)
+    if admission.created:
+        services.deploy.start(dep, request)
+        services.home.refresh(sub.user_id, sub.team_id)  # the new deployment joins Home
         services.budgets.notify_thresholds(sub.team_id)
 
 
@@ -340,24 +353,3 @@ def register(app: App, services: Services) -> None:
             )
         else:
             ack(**answer)
-
-
-def _ask_for_approval(
-    services: Services,
-    client: WebClient,
-    handoff: AckHandoff,
-    sub: Submission,
-    request: DeployRequest,
-    budget: BudgetCheck,
-) -> None:
-    """Nothing is rented: hold the request for the approvers (or refuse inline when nobody can
-    approve), and say so in the modal."""
-    deciders, _ = services.approvals.deciders(sub.user_id, sub.team_id)
-    if not deciders:
-        _refuse(handoff, client, sub, services.approvals.no_approvers_text(budget))
-        return
-    view = budget_blocks.pending_view(sub.template.name, sub.channel, deciders, budget.reasons)
-    _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
-    held = services.approvals.request(request, budget)
-    if held.created:
-        services.home.refresh(sub.user_id, sub.team_id)

@@ -353,6 +353,30 @@ class DeployService:
         if not created:
             logger.info("deployment %s: submission %s already handled", dep.id, dep.request_key)
             return DeployResult(dep, created=False)
+        return self.start(dep, request)
+
+    def admit(
+        self,
+        request: DeployRequest,
+        admit: Callable[[storage.TeamLedger], storage.NewApproval | None],
+    ) -> tuple[DeploymentRecord, bool]:
+        """Write the row of ``request`` as ``admit`` decides, inside the transaction that
+        inserts it with the workspace locked (:func:`storage.create_deployment`): ``creating``
+        when ``admit`` returns None, ``pending_approval`` with the approval it returns; nothing
+        when it raises (the exception propagates). Nothing is rented or posted here: the
+        caller answers the user, then calls :meth:`start` or :meth:`show_held`.
+
+        Returns ``(row, created)``; ``created`` False for a duplicate delivery.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database could not be written (nothing was
+                written, nothing rented).
+        """
+        return self._create_row(request, approval=None, admit=admit)
+
+    def start(self, dep: DeploymentRecord, request: DeployRequest) -> DeployResult:
+        """Post the status message of the new ``creating`` row ``dep`` and rent its instance
+        (the rest of :meth:`deploy`). Never raises for Vast.ai or Slack refusals."""
         message = self._post_status(dep, request.template)
         if message is None:
             reason = (
@@ -373,6 +397,11 @@ class DeployService:
         dep, created = self._create_row(request, approval=approval)
         if not created:
             return DeployResult(dep, created=False)
+        return self.show_held(dep, request.template, reason)
+
+    def show_held(self, dep: DeploymentRecord, template: Template, reason: str) -> DeployResult:
+        """Store ``reason`` (mrkdwn: whom the new ``pending_approval`` row ``dep`` waits for)
+        on the row and post its status message (see :meth:`hold`)."""
         storage.update_status(
             self.sf,
             dep.id,
@@ -381,7 +410,7 @@ class DeployService:
             reason=reason,
         )
         current = storage.get_deployment(self.sf, dep.id) or dep
-        message = self._post_status(current, request.template)
+        message = self._post_status(current, template)
         return DeployResult(message.on(current) if message else current, created=True)
 
     def deploy_approved(self, dep: DeploymentRecord) -> DeployResult:
@@ -445,7 +474,11 @@ class DeployService:
         return self._launch(dep, template, offer, message, cap)
 
     def _create_row(
-        self, request: DeployRequest, *, approval: storage.NewApproval | None
+        self,
+        request: DeployRequest,
+        *,
+        approval: storage.NewApproval | None,
+        admit: Callable[[storage.TeamLedger], storage.NewApproval | None] | None = None,
     ) -> tuple[DeploymentRecord, bool]:
         template = request.template
         offer = request.offer
@@ -469,6 +502,7 @@ class DeployService:
             web_password=password,
             lifetime_hours=request.lifetime_hours,
             approval=approval,
+            admit=admit,
             now=self.clock(),
         )
 
