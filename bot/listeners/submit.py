@@ -1,8 +1,8 @@
 """Listener for the picker's submission (view_submission of ``deploy_modal``).
 
 Thin: parse and validate the untrusted payload, hand the rest to the work pool
-(``services.work``: :func:`handle_submission` re-checks the offer, checks the budget and
-rents through :class:`bot.services.deploy.DeployService`), wait at most
+(``services.work``: :func:`handle_submission` re-checks the offer, decides the budget with
+the row and rents through :class:`bot.services.deploy.DeployService`), wait at most
 :data:`ACK_BUDGET_SECONDS` for its answer, ack. A full pool is answered inline at once
 ("busy — try again in a minute") and nothing is rented.
 
@@ -10,11 +10,15 @@ rents through :class:`bot.services.deploy.DeployService`), wait at most
   are answered inline: ``ack(response_action="errors", errors={block_id: message})``.
 * A stale form (metadata that is not ours, a template no longer in the catalog) gets
   ``response_action: "update"`` with a view that says so.
-* The offer is fetched again with one search and re-checked against the template. When that
-  answers within :data:`ACK_BUDGET_SECONDS` the result goes into the ack itself (an inline
-  error on the offer, or ``response_action: "clear"``, which closes the picker and any modal
-  under it). When Vast.ai is slower, the modal is acked with a "checking…" view so that Slack's
-  3-second window is kept, and later updated (``views.update``) with the outcome.
+* The offer is fetched again with one search and re-checked against the template, then the
+  request is decided against the budgets and its row written in one transaction
+  (``ApprovalService.admit``). The answer comes only after that: "deploying" or "sent for
+  approval" once the row exists; when the database cannot be written, "could not save your
+  deployment — nothing was rented" and nothing is rented. When that answers within
+  :data:`ACK_BUDGET_SECONDS` the result goes into the ack itself (an inline error on the offer,
+  or ``response_action: "clear"``, which closes the picker and any modal under it). When
+  Vast.ai or the database is slower, the modal is acked with a "checking…" view so that
+  Slack's 3-second window is kept, and later updated (``views.update``) with the outcome.
 * The listener returns right after its ack; the rental continues on the work pool, so Bolt's
   listener threads never wait for Vast.ai beyond the ack budget. A submission delivered twice
   (a double submit, a Slack retry) rents once: the deploy service keys the row by view id.

@@ -2,10 +2,11 @@
 
 Flow (DESIGN.md "Money safety"; issue "Budgets and approvals"):
 
-1. The picker's submission is checked against the budgets (:class:`BudgetService.check`).
-   When it needs approval nothing is rented: :meth:`ApprovalService.request` writes the row
-   in ``pending_approval`` with its ``approvals`` row (one transaction), posts its status
-   message ("waiting for approval", and by whom) and asks the approvers — in
+1. The picker's submission is checked against the budgets inside the transaction that
+   writes its row, with the workspace locked (:meth:`ApprovalService.admit`), so concurrent
+   submissions never pass a budget together. When it needs approval nothing is rented: the
+   row is ``pending_approval`` with its ``approvals`` row; :meth:`ApprovalService.ask` posts
+   its status message ("waiting for approval", and by whom) and asks the approvers — in
    ``APPROVAL_CHANNEL`` when set, else by DM — with **Approve** / **Deny**.
 2. **Approve** → :meth:`ApprovalService.approve`: the decision is claimed on the row
    (``pending_approval`` → ``creating`` in one locked transaction, so two approvers at once,
@@ -173,14 +174,21 @@ class ApprovalService:
         configured. Nothing is rented and no message is sent here, so the caller answers the
         user only once the row exists. A database that cannot be written (locked, full,
         unreachable) gives ``unsaved``: nothing is written or rented."""
-        deciders, self_only = self.deciders(request.user_id, request.team_id)
+        # Everything read from elsewhere is read before the workspace is locked.
+        policy = self.budgets.policy_for(request.team_id)
+        deciders, self_only = deciders_of(policy.approvers, request.user_id)
         now = self.clock()
         expires_at = now + timedelta(hours=self.policy.ttl_hours)
         checks: list[BudgetCheck] = []
 
         def decide(ledger: TeamLedger) -> NewApproval | None:
             check = self.budgets.check_in(
-                ledger, request.user_id, request.offer.dph_total, request.lifetime_hours, now
+                ledger,
+                request.user_id,
+                request.offer.dph_total,
+                request.lifetime_hours,
+                now,
+                policy,
             )
             checks.append(check)
             if not check.needs_approval:
@@ -212,33 +220,6 @@ class ApprovalService:
             self_only=self_only,
             expires_at=expires_at,
         )
-
-    def request(self, request: DeployRequest, check: BudgetCheck) -> Requested:
-        """Hold ``request`` for approval (nothing rented) and ask the approvers, with the
-        budgets as ``check`` saw them (no lock: a submission uses :meth:`admit` then
-        :meth:`ask`).
-
-        Raises ValueError when no approvers are configured (the listener checks
-        :meth:`deciders` first and refuses inline)."""
-        deciders, self_only = self.deciders(request.user_id, request.team_id)
-        if not deciders:
-            raise ValueError("no approvers configured")
-        now = self.clock()
-        expires_at = now + timedelta(hours=self.policy.ttl_hours)
-        approval = NewApproval(deciders, check.reasons, expires_at)
-        dep, created = self.deploy.admit(request, lambda ledger: approval)
-        admission = Admission(
-            "approval",
-            deployment=dep,
-            created=created,
-            check=check,
-            deciders=deciders,
-            self_only=self_only,
-            expires_at=expires_at,
-        )
-        if not created:
-            return Requested(dep, deciders, created=False)
-        return self.ask(admission, request)
 
     def ask(self, admission: Admission, request: DeployRequest) -> Requested:
         """Post the status message of the new ``pending_approval`` row of ``admission`` and

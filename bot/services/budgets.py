@@ -233,7 +233,8 @@ class BudgetService:
         stopped) would do to the budgets, and why it needs approval (``reasons``), as they
         stand now (the picker's preview; the submission decides with :meth:`check_in`)."""
         now = self.clock()
-        return self._request(self.month(team_id, now), team_id, user_id, dph, lifetime_hours)
+        policy = self.policy_for(team_id)
+        return self._request(self.month(team_id, now), policy, user_id, dph, lifetime_hours)
 
     def check_in(
         self,
@@ -242,18 +243,27 @@ class BudgetService:
         dph: float,
         lifetime_hours: float | None,
         now: datetime,
+        policy: BudgetPolicy,
     ) -> BudgetCheck:
         """:meth:`check` against ``ledger``, the workspace read inside the transaction that
-        will insert the request's row (so the decision and the insert are one step)."""
+        will insert the request's row (so the decision and the insert are one step), with the
+        workspace's ``policy`` (:meth:`policy_for`, read before the transaction: nothing here
+        opens another connection while the workspace is locked)."""
         month = month_of(ledger, now)
-        return self._request(month, ledger.team_id, user_id, dph, lifetime_hours)
+        return self._request(month, policy, user_id, dph, lifetime_hours)
 
     def check_extension(
-        self, ledger: TeamLedger, dep: DeploymentRecord, new_end: datetime, now: datetime
+        self,
+        ledger: TeamLedger,
+        dep: DeploymentRecord,
+        new_end: datetime,
+        now: datetime,
+        policy: BudgetPolicy,
     ) -> BudgetCheck:
         """What moving the end of ``dep`` (in ``ledger``, still at its old end) to ``new_end``
         would do to the budgets of its owner and workspace: the added run (from the old end,
-        or now when that passed, to ``new_end``) at ``dep.dph_total`` is the request."""
+        or now when that passed, to ``new_end``) at ``dep.dph_total`` is the request. ``policy``
+        as in :meth:`check_in`."""
         month = month_of(ledger, now)
         _, month_end = pricing.month_window(now)
         start = max(dep.ends_at or now, now)
@@ -265,14 +275,14 @@ class BudgetService:
             in_month=in_month,
             user=self.line(month, dep.user_id),
             workspace=self.line(month, BUDGET_WORKSPACE),
-            approval_dph=self.policy_for(ledger.team_id).approval_dph,
+            approval_dph=policy.approval_dph,
             what="this extension",
         )
 
     def _request(
         self,
         month: MonthSpend,
-        team_id: str,
+        policy: BudgetPolicy,
         user_id: str,
         dph: float,
         lifetime_hours: float | None,
@@ -284,7 +294,7 @@ class BudgetService:
             in_month=pricing.run_in_window(dph, lifetime_hours, month.now, month_end),
             user=self.line(month, user_id),
             workspace=self.line(month, BUDGET_WORKSPACE),
-            approval_dph=self.policy_for(team_id).approval_dph,
+            approval_dph=policy.approval_dph,
         )
 
     # -- changing ----------------------------------------------------------------------------

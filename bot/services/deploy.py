@@ -3,9 +3,10 @@
 Order of work for one submission (DESIGN.md "Data flow of a deployment", step 3–4):
 
 1. :func:`storage.create_deployment` writes the row (status ``creating``) keyed by the modal's
-   view id **before** anything is rented. The unique ``request_key`` makes a duplicate or
-   concurrent delivery of the same submission find the existing row and stop there: one row,
-   one instance.
+   view id **before** anything is rented (:meth:`DeployService.admit`: decided against the
+   budgets in the same transaction, the workspace locked; the user is answered after it). The
+   unique ``request_key`` makes a duplicate or concurrent delivery of the same submission find
+   the existing row and stop there: one row, one instance.
 2. The status message is posted in the chosen channel (the notifier falls back to a DM with
    the reason) and its channel/ts stored. If Slack refuses outright, nothing is rented.
 3. ``PUT /api/v0/asks/{offer}/`` (never retried by the client) with the template's image, env
@@ -344,6 +345,8 @@ class DeployService:
 
     def deploy(self, request: DeployRequest) -> DeployResult:
         """Write the row, post the status message, rent the instance (see module docstring).
+        No budget check: a submission goes through :meth:`admit` (decided against the budgets
+        with its row), then :meth:`start`.
 
         Never raises for Vast.ai or Slack refusals: they end as a ``failed`` row the user is
         told about. Storage errors propagate (the row then stays ``creating`` and start-up
@@ -386,22 +389,11 @@ class DeployService:
             return DeployResult(self._fail(dep, request.template, None, reason), created=True)
         return self._launch(dep, request.template, request.offer, message, request.max_dph)
 
-    def hold(
-        self, request: DeployRequest, approval: storage.NewApproval, reason: str
-    ) -> DeployResult:
-        """Write the row in ``pending_approval`` (with its approval, nothing rented) and post
-        its status message saying whom it waits for (``reason``, mrkdwn). A duplicate delivery
-        of the same submission finds the existing row (``created`` False). The status message
-        may be missing (None ``message_ts``) when Slack refused it: the approval still
-        stands, and the requester hears the decision by DM."""
-        dep, created = self._create_row(request, approval=approval)
-        if not created:
-            return DeployResult(dep, created=False)
-        return self.show_held(dep, request.template, reason)
-
     def show_held(self, dep: DeploymentRecord, template: Template, reason: str) -> DeployResult:
         """Store ``reason`` (mrkdwn: whom the new ``pending_approval`` row ``dep`` waits for)
-        on the row and post its status message (see :meth:`hold`)."""
+        on the row and post its status message saying so (nothing rented). The status message
+        may be missing (None ``message_ts``) when Slack refused it: the approval still stands,
+        and the requester hears the decision by DM."""
         storage.update_status(
             self.sf,
             dep.id,

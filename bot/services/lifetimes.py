@@ -481,13 +481,14 @@ class LifetimeService:
         budgets = self.budgets
         if budgets is None:
             return None
-        deciders, _ = deciders_of(budgets.policy_for(dep.team_id).approvers, dep.user_id)
+        policy = budgets.policy_for(dep.team_id)  # read before the workspace is locked
+        deciders, _ = deciders_of(policy.approvers, dep.user_id)
 
         def admit(ledger: storage.TeamLedger) -> None:
             row = next((d for d in ledger.deployments if d.id == dep.id), None)
             if row is None:  # gone: the conditional update will not match either
                 return
-            check = budgets.check_extension(ledger, row, new_end, now)
+            check = budgets.check_extension(ledger, row, new_end, now, policy)
             checks.append(check)
             if check.needs_approval and actor not in deciders:
                 raise _NeedsApproval(check)
