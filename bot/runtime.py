@@ -353,6 +353,7 @@ def build_services(
         policy=lifetime_policy,
         policy_for=lifetime_policy_for,
         on_change=home.deployment_changed,
+        budgets=budgets,
         clock=clock,
     )
     # The heartbeat reads the SQLite file's identity now, once the database exists.

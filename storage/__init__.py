@@ -49,6 +49,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.events import EventKind
+from storage.ledger import TeamLedger, read_ledger, team_lock_key
 from storage.lifetimes import (
     claim,
     claim_expiry_warning,
@@ -192,6 +193,9 @@ __all__ = [
     "SessionFactory",
     "SlackUser",
     "StorageError",
+    "TeamLedger",
+    "read_ledger",
+    "team_lock_key",
     "UPDATABLE_FIELDS",
     "UTCDateTime",
     "acquire_lease",

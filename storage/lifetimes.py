@@ -8,14 +8,17 @@ per deployment per day, the daily digest).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from storage.db import SessionFactory, read_transaction, write_transaction
 from storage.events import EventKind
+from storage.ledger import TeamLedger, ledger_in, lock_team
 from storage.models import ACTIVE_STATUSES, BotState, Claim, Deployment, DeploymentStatus, SlackUser
 from storage.repo import (
     _PLAIN,
@@ -41,11 +44,15 @@ def _update_once(
     *,
     event: tuple[str, EventKind, str],
     now: datetime,
+    before: Callable[[Session], None] | None = None,
 ) -> bool:
     """``UPDATE deployments SET values WHERE id AND conditions``; when it matched, also bump
     ``version``/``updated_at`` and append ``event`` (actor, action, detail) in the same
-    transaction. True for the one caller whose update matched."""
+    transaction. True for the one caller whose update matched. ``before`` runs first in the
+    same transaction (it may raise to change nothing)."""
     with write_transaction(sf) as session:
+        if before is not None:
+            before(session)
         result = session.execute(
             update(Deployment)
             .where(Deployment.id == deployment_id, *conditions)
@@ -155,14 +162,30 @@ def extend_lifetime(
     new_ends_at: datetime,
     actor: str,
     now: datetime | None = None,
+    admit: Callable[[TeamLedger], None] | None = None,
 ) -> bool:
     """Move the end of an active deployment from ``expected_ends_at`` to ``new_ends_at`` and
     clear its expiry warning (the new end gets its own). Conditional on both, so a double click
     or two people extending at once extend once. Appends an ``extend`` event by ``actor``.
 
+    With ``admit``, the deployment's workspace is locked (:func:`storage.ledger.lock_team`)
+    and ``admit`` is called with its :class:`~storage.ledger.TeamLedger` (the row still at its
+    old end) in the same transaction, before the update: it raises to change nothing (the
+    exception propagates). So an extension and a submission of the same workspace are decided
+    one after the other against the same budgets. ``admit`` must not call the network.
+
     Returns:
-        False when the deployment is no longer active or its end already moved (stale button).
+        False when the deployment is no longer active or its end already moved (stale button),
+        or is unknown.
     """
+
+    def reserve(session: Session) -> None:
+        team_id = session.scalar(select(Deployment.team_id).where(Deployment.id == deployment_id))
+        if admit is None or team_id is None:
+            return
+        lock_team(session, team_id)
+        admit(ledger_in(session, team_id))
+
     return _update_once(
         sf,
         deployment_id,
@@ -173,6 +196,7 @@ def extend_lifetime(
         {Deployment.ends_at: new_ends_at, Deployment.expiry_warned_at: None},
         event=(actor, EventKind.EXTEND, f"ends at {new_ends_at:%Y-%m-%d %H:%M} UTC"),
         now=now or utcnow(),
+        before=reserve if admit is not None else None,
     )
 
 

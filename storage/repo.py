@@ -13,7 +13,7 @@ that is no status raises ``ValueError``, except ``expected_status`` (it then jus
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from storage.db import SessionFactory, read_transaction, write_transaction
 from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError
 from storage.events import EventKind, event_kind
+from storage.ledger import TeamLedger, ledger_in, lock_team
 from storage.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -131,6 +132,7 @@ def create_deployment(
     web_password: str | None = None,
     lifetime_hours: float | None = None,
     approval: NewApproval | None = None,
+    admit: Callable[[TeamLedger], NewApproval | None] | None = None,
     now: datetime | None = None,
 ) -> tuple[DeploymentRecord, bool]:
     """Insert a deployment in ``creating``, once per ``request_key``.
@@ -142,20 +144,31 @@ def create_deployment(
     and its ``approvals`` row and an ``approval_requested`` event are written in the same
     transaction: no pending row without its approval.
 
+    With ``admit`` (instead of ``approval``) the workspace is locked (:func:`storage.ledger.
+    lock_team`) and ``admit`` is called with its :class:`~storage.ledger.TeamLedger` inside the
+    same transaction, before the insert: it returns the approval the row must wait for (None:
+    straight to ``creating``) or raises to insert nothing (the exception propagates, the
+    transaction is rolled back). So concurrent submissions are decided one after the other,
+    each seeing the rows the previous ones inserted. ``admit`` must not call the network. A
+    duplicate ``request_key`` is answered before ``admit`` is called.
+
     Returns:
         ``(record, True)`` for the new row, or ``(existing, False)`` when a row with this
         ``request_key`` already exists, including when another thread or process inserted it
         concurrently (the unique constraint decides; the loser re-reads).
     """
     now = now or utcnow()
-    pending = approval is not None
-    status = DeploymentStatus.PENDING_APPROVAL if pending else DeploymentStatus.CREATING
-    check_initial(status)
     try:
         with write_transaction(sf) as session:
             existing = _by_request_key(session, request_key)
             if existing is not None:
                 return DeploymentRecord.from_model(existing), False
+            if admit is not None:
+                lock_team(session, team_id)
+                approval = admit(ledger_in(session, team_id))
+            pending = approval is not None
+            status = DeploymentStatus.PENDING_APPROVAL if pending else DeploymentStatus.CREATING
+            check_initial(status)
             row = Deployment(
                 request_key=request_key,
                 team_id=team_id,

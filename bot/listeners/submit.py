@@ -1,8 +1,8 @@
 """Listener for the picker's submission (view_submission of ``deploy_modal``).
 
 Thin: parse and validate the untrusted payload, hand the rest to the work pool
-(``services.work``: :func:`handle_submission` re-checks the offer, checks the budget and
-rents through :class:`bot.services.deploy.DeployService`), wait at most
+(``services.work``: :func:`handle_submission` re-checks the offer, decides the budget with
+the row and rents through :class:`bot.services.deploy.DeployService`), wait at most
 :data:`ACK_BUDGET_SECONDS` for its answer, ack. A full pool is answered inline at once
 ("busy — try again in a minute") and nothing is rented.
 
@@ -10,11 +10,15 @@ rents through :class:`bot.services.deploy.DeployService`), wait at most
   are answered inline: ``ack(response_action="errors", errors={block_id: message})``.
 * A stale form (metadata that is not ours, a template no longer in the catalog) gets
   ``response_action: "update"`` with a view that says so.
-* The offer is fetched again with one search and re-checked against the template. When that
-  answers within :data:`ACK_BUDGET_SECONDS` the result goes into the ack itself (an inline
-  error on the offer, or ``response_action: "clear"``, which closes the picker and any modal
-  under it). When Vast.ai is slower, the modal is acked with a "checking…" view so that Slack's
-  3-second window is kept, and later updated (``views.update``) with the outcome.
+* The offer is fetched again with one search and re-checked against the template, then the
+  request is decided against the budgets and its row written in one transaction
+  (``ApprovalService.admit``). The answer comes only after that: "deploying" or "sent for
+  approval" once the row exists; when the database cannot be written, "could not save your
+  deployment — nothing was rented" and nothing is rented. When that answers within
+  :data:`ACK_BUDGET_SECONDS` the result goes into the ack itself (an inline error on the offer,
+  or ``response_action: "clear"``, which closes the picker and any modal under it). When
+  Vast.ai or the database is slower, the modal is acked with a "checking…" view so that
+  Slack's 3-second window is kept, and later updated (``views.update``) with the outcome.
 * The listener returns right after its ack; the rental continues on the work pool, so Bolt's
   listener threads never wait for Vast.ai beyond the ack budget. A submission delivered twice
   (a double submit, a Slack retry) rents once: the deploy service keys the row by view id.
@@ -39,7 +43,6 @@ from bot.listeners.payloads import team_of
 from bot.listeners.replies import update_view
 from bot.services.context import Services
 from bot.services.deploy import DeployRequest, OfferCheck
-from bot.services.ports import BudgetCheck
 from bot.services.work import BUSY_TEXT, Busy
 from bot.vast.errors import VastError
 from catalog import Template, disk_problem
@@ -268,8 +271,11 @@ def _refuse(handoff: AckHandoff, client: WebClient, sub: Submission, message: st
 def handle_submission(
     services: Services, client: WebClient, sub: Submission, handoff: AckHandoff
 ) -> None:
-    """The submission's long work, on the work pool: re-check the offer, check the budget,
-    answer (through ``handoff``), then rent (or hold the request for approval)."""
+    """The submission's long work, on the work pool: re-check the offer, then decide it
+    against the budgets and write its row in one locked transaction
+    (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
+    rent (or ask the approvers). When the row cannot be written the user is told that
+    nothing was rented."""
     try:
         check, problem = _check_problem(services, sub)
         if problem is not None or check is None or check.offer is None:
@@ -292,14 +298,25 @@ def handle_submission(
             lifetime_hours=sub.lifetime_hours,
             max_dph=services.settings.approval_dph,
         )
-        budget = services.budgets.check(
-            sub.team_id, sub.user_id, check.offer.dph_total, sub.lifetime_hours
-        )
+        admission = services.approvals.admit(request)
     except Exception:
         _refuse(handoff, client, sub, SOMETHING_WRONG)
         raise
-    if budget.needs_approval:
-        _ask_for_approval(services, client, handoff, sub, request, budget)
+    if admission.kind in ("refused", "unsaved"):
+        _refuse(handoff, client, sub, admission.text or SOMETHING_WRONG)
+        return
+    dep = admission.deployment
+    assert dep is not None  # written: deploy or approval
+    if admission.kind == "approval":
+        reasons = admission.check.reasons if admission.check is not None else ()
+        view = budget_blocks.pending_view(
+            sub.template.name, sub.channel, admission.deciders, reasons
+        )
+        _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+        if admission.created:
+            held = services.approvals.ask(admission, request)
+            if held.created:
+                services.home.refresh(sub.user_id, sub.team_id)
         return
     _show(
         handoff,
@@ -308,9 +325,9 @@ def handle_submission(
         {"response_action": "clear"},
         deploy_blocks.done_view(sub.template, sub.channel),
     )
-    result = services.deploy.deploy(request)
-    if result.created:  # the new deployment joins the Home tab
-        services.home.refresh(sub.user_id, sub.team_id)
+    if admission.created:
+        services.deploy.start(dep, request)
+        services.home.refresh(sub.user_id, sub.team_id)  # the new deployment joins Home
         services.budgets.notify_thresholds(sub.team_id)
 
 
@@ -340,24 +357,3 @@ def register(app: App, services: Services) -> None:
             )
         else:
             ack(**answer)
-
-
-def _ask_for_approval(
-    services: Services,
-    client: WebClient,
-    handoff: AckHandoff,
-    sub: Submission,
-    request: DeployRequest,
-    budget: BudgetCheck,
-) -> None:
-    """Nothing is rented: hold the request for the approvers (or refuse inline when nobody can
-    approve), and say so in the modal."""
-    deciders, _ = services.approvals.deciders(sub.user_id, sub.team_id)
-    if not deciders:
-        _refuse(handoff, client, sub, services.approvals.no_approvers_text(budget))
-        return
-    view = budget_blocks.pending_view(sub.template.name, sub.channel, deciders, budget.reasons)
-    _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
-    held = services.approvals.request(request, budget)
-    if held.created:
-        services.home.refresh(sub.user_id, sub.team_id)

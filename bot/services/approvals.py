@@ -2,10 +2,11 @@
 
 Flow (DESIGN.md "Money safety"; issue "Budgets and approvals"):
 
-1. The picker's submission is checked against the budgets (:class:`BudgetService.check`).
-   When it needs approval nothing is rented: :meth:`ApprovalService.request` writes the row
-   in ``pending_approval`` with its ``approvals`` row (one transaction), posts its status
-   message ("waiting for approval", and by whom) and asks the approvers — in
+1. The picker's submission is checked against the budgets inside the transaction that
+   writes its row, with the workspace locked (:meth:`ApprovalService.admit`), so concurrent
+   submissions never pass a budget together. When it needs approval nothing is rented: the
+   row is ``pending_approval`` with its ``approvals`` row; :meth:`ApprovalService.ask` posts
+   its status message ("waiting for approval", and by whom) and asks the approvers — in
    ``APPROVAL_CHANNEL`` when set, else by DM — with **Approve** / **Deny**.
 2. **Approve** → :meth:`ApprovalService.approve`: the decision is claimed on the row
    (``pending_approval`` → ``creating`` in one locked transaction, so two approvers at once,
@@ -28,12 +29,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.formats import mentions
 from bot.services.actions import Outcome
-from bot.services.budgets import BudgetPolicy, BudgetService
+from bot.services.budgets import BudgetPolicy, BudgetService, deciders_of
 from bot.services.deploy import DeployRequest, DeployService
 from bot.services.ports import ApprovalDecision, ApprovalRequest, BudgetCheck, Messages
 from catalog import Template
@@ -47,6 +50,7 @@ from storage import (
     DeploymentStatus,
     NewApproval,
     SessionFactory,
+    TeamLedger,
     add_approval_messages,
     add_event,
     decide_approval,
@@ -63,6 +67,39 @@ CHECK_SECONDS = 60.0
 """How often unanswered requests are expired and budget thresholds checked."""
 MAX_NOTE = 500
 """Longest denial reason kept, in characters."""
+UNSAVED_TEXT = (
+    "I could not save your deployment (the bot's database is busy or unavailable), so nothing "
+    "was rented. Try again in a minute."
+)
+"""The answer to a submission whose row could not be written."""
+
+
+class _NoApprovers(Exception):
+    """Raised inside the admission transaction: approval needed, nobody to give it."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What became of a submission (:meth:`ApprovalService.admit`), decided with its row:
+
+    * ``deploy``: the row is written in ``creating`` (rent it: ``DeployService.start``);
+    * ``approval``: the row is written in ``pending_approval`` with its approval (ask the
+      ``deciders``: :meth:`ApprovalService.ask`);
+    * ``refused``: it needs approval and nobody can give it; nothing written or rented;
+    * ``unsaved``: the database could not be written; nothing written or rented.
+
+    ``text`` says why for the last two (mrkdwn, for the user). ``created`` is False for a
+    duplicate delivery of a submission already written (do nothing more). ``check`` is the
+    budget decision (None for a duplicate or an unsaved one)."""
+
+    kind: Literal["deploy", "approval", "refused", "unsaved"]
+    deployment: DeploymentRecord | None = None
+    created: bool = False
+    check: BudgetCheck | None = None
+    deciders: frozenset[str] = frozenset()
+    self_only: bool = False
+    expires_at: datetime | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +152,7 @@ class ApprovalService:
         """``(who may decide on a request by requester in workspace team_id, self_only)``: the
         workspace's approvers other than the requester; only when nobody else can, the
         requester alone (``self_only`` True). Empty when no approvers are configured."""
-        approvers = self.budgets.policy_for(team_id).approvers
-        others = approvers - {requester}
-        if others:
-            return others, False
-        return approvers, bool(approvers)
+        return deciders_of(self.budgets.policy_for(team_id).approvers, requester)
 
     def no_approvers_text(self, check: BudgetCheck) -> str:
         """The refusal when a request needs approval but nobody is configured to give it."""
@@ -131,27 +164,80 @@ class ApprovalService:
 
     # -- asking ------------------------------------------------------------------------------
 
-    def request(self, request: DeployRequest, check: BudgetCheck) -> Requested:
-        """Hold ``request`` for approval (nothing rented) and ask the approvers.
+    def admit(self, request: DeployRequest) -> Admission:
+        """Decide ``request`` against the budgets and write its row in one transaction, with
+        the workspace locked (``DeployService.admit``): concurrent submissions are decided
+        one after the other, so together they never pass a budget nor skip an approval.
 
-        Raises ValueError when no approvers are configured (the listener checks
-        :meth:`deciders` first and refuses inline)."""
-        deciders, self_only = self.deciders(request.user_id, request.team_id)
-        if not deciders:
-            raise ValueError("no approvers configured")
+        Within the budgets (and the approval price) the row is ``creating``; otherwise it is
+        ``pending_approval`` with its approval row, or refused when no approvers are
+        configured. Nothing is rented and no message is sent here, so the caller answers the
+        user only once the row exists. A database that cannot be written (locked, full,
+        unreachable) gives ``unsaved``: nothing is written or rented."""
+        # Everything read from elsewhere is read before the workspace is locked.
+        policy = self.budgets.policy_for(request.team_id)
+        deciders, self_only = deciders_of(policy.approvers, request.user_id)
         now = self.clock()
         expires_at = now + timedelta(hours=self.policy.ttl_hours)
+        checks: list[BudgetCheck] = []
+
+        def decide(ledger: TeamLedger) -> NewApproval | None:
+            check = self.budgets.check_in(
+                ledger,
+                request.user_id,
+                request.offer.dph_total,
+                request.lifetime_hours,
+                now,
+                policy,
+            )
+            checks.append(check)
+            if not check.needs_approval:
+                return None
+            if not deciders:
+                raise _NoApprovers
+            return NewApproval(deciders, check.reasons, expires_at)
+
+        try:
+            dep, created = self.deploy.admit(request, decide)
+        except _NoApprovers:
+            return Admission("refused", check=checks[-1], text=self.no_approvers_text(checks[-1]))
+        except SQLAlchemyError as error:
+            logger.error(
+                "submission %s not saved, nothing rented: %s",
+                request.request_key,
+                type(error).__name__,
+            )
+            return Admission("unsaved", text=UNSAVED_TEXT)
+        kind: Literal["deploy", "approval"] = (
+            "approval" if dep.status == DeploymentStatus.PENDING_APPROVAL else "deploy"
+        )
+        return Admission(
+            kind,
+            deployment=dep,
+            created=created,
+            check=checks[-1] if checks else None,
+            deciders=deciders,
+            self_only=self_only,
+            expires_at=expires_at,
+        )
+
+    def ask(self, admission: Admission, request: DeployRequest) -> Requested:
+        """Post the status message of the new ``pending_approval`` row of ``admission`` and
+        ask its deciders (in ``APPROVAL_CHANNEL`` when set, else by DM). When the request
+        reaches no approver it is denied at once, plainly, and the requester told.
+
+        Raises ValueError for an admission that is not a new request for approval."""
+        dep, check, expires_at = admission.deployment, admission.check, admission.expires_at
+        if admission.kind != "approval" or dep is None or check is None or expires_at is None:
+            raise ValueError("not a new request for approval")
+        deciders = admission.deciders
+        now = self.clock()
         waiting = (
             f"Needs approval by {mentions(deciders)}: {'; '.join(check.reasons)}. "
             f"The request expires {_utc(expires_at)} if nobody answers."
         )
-        held = self.deploy.hold(
-            request, NewApproval(deciders, check.reasons, expires_at), waiting[:1500]
-        )
-        dep = held.deployment
-        if not held.created:
-            return Requested(dep, deciders, created=False)
-        ask = ApprovalRequest(dep, check, deciders, expires_at, self_only=self_only)
+        dep = self.deploy.show_held(dep, request.template, waiting[:1500]).deployment
+        ask = ApprovalRequest(dep, check, deciders, expires_at, self_only=admission.self_only)
         landed = self.messages.approval_request(
             ask,
             recipients=deciders,

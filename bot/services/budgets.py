@@ -41,12 +41,13 @@ from storage import (
     BUDGET_WORKSPACE,
     LIVE_STATUSES,
     SYSTEM_ACTOR,
+    DeploymentRecord,
     SessionFactory,
+    TeamLedger,
     add_team_event,
     claim,
     clear_budget,
-    get_budgets,
-    list_for_team,
+    read_ledger,
     release_claim,
     set_budget,
     utcnow,
@@ -196,17 +197,9 @@ class BudgetService:
         return self.policy.user_default
 
     def month(self, team_id: str, now: datetime | None = None) -> MonthSpend:
-        """Spent and committed $ this month per person in ``team_id``, and the stored budgets."""
-        now = now or self.clock()
-        report = self.listings.month_report(team_id, now)
-        _, month_end = pricing.month_window(now)
-        committed: dict[str, float] = {}
-        for dep in list_for_team(self.sf, team_id, LIVE_STATUSES):
-            more = pricing.committed_in_window(dep, now, month_end)
-            if more > 0:
-                committed[dep.user_id] = committed.get(dep.user_id, 0.0) + more
-        spent = {line.user_id: line.dollars for line in report.per_user}
-        return MonthSpend(now, spent, committed, get_budgets(self.sf, team_id))
+        """Spent and committed $ this month per person in ``team_id``, and the stored budgets,
+        as they stand now (read without a lock: for showing, not for deciding)."""
+        return month_of(read_ledger(self.sf, team_id), now or self.clock())
 
     def line(self, month: MonthSpend, subject: str) -> BudgetLine:
         """The :class:`BudgetLine` of ``subject`` in ``month``."""
@@ -237,40 +230,72 @@ class BudgetService:
         self, team_id: str, user_id: str, dph: float, lifetime_hours: float | None
     ) -> BudgetCheck:
         """What a request for ``dph`` $/hour running ``lifetime_hours`` hours (None: until
-        stopped) would do to the budgets, and why it needs approval (``reasons``)."""
+        stopped) would do to the budgets, and why it needs approval (``reasons``), as they
+        stand now (the picker's preview; the submission decides with :meth:`check_in`)."""
         now = self.clock()
-        month = self.month(team_id, now)
-        user, workspace = self.line(month, user_id), self.line(month, BUDGET_WORKSPACE)
+        policy = self.policy_for(team_id)
+        return self._request(self.month(team_id, now), policy, user_id, dph, lifetime_hours)
+
+    def check_in(
+        self,
+        ledger: TeamLedger,
+        user_id: str,
+        dph: float,
+        lifetime_hours: float | None,
+        now: datetime,
+        policy: BudgetPolicy,
+    ) -> BudgetCheck:
+        """:meth:`check` against ``ledger``, the workspace read inside the transaction that
+        will insert the request's row (so the decision and the insert are one step), with the
+        workspace's ``policy`` (:meth:`policy_for`, read before the transaction: nothing here
+        opens another connection while the workspace is locked)."""
+        month = month_of(ledger, now)
+        return self._request(month, policy, user_id, dph, lifetime_hours)
+
+    def check_extension(
+        self,
+        ledger: TeamLedger,
+        dep: DeploymentRecord,
+        new_end: datetime,
+        now: datetime,
+        policy: BudgetPolicy,
+    ) -> BudgetCheck:
+        """What moving the end of ``dep`` (in ``ledger``, still at its old end) to ``new_end``
+        would do to the budgets of its owner and workspace: the added run (from the old end,
+        or now when that passed, to ``new_end``) at ``dep.dph_total`` is the request. ``policy``
+        as in :meth:`check_in`."""
+        month = month_of(ledger, now)
         _, month_end = pricing.month_window(now)
-        in_month = pricing.run_in_window(dph, lifetime_hours, now, month_end)
-        cost_to_end = None if lifetime_hours is None else dph * lifetime_hours
-        draft = BudgetCheck(
+        start = max(dep.ends_at or now, now)
+        hours = max(0.0, (new_end - start).total_seconds() / 3600.0)
+        in_month = pricing.run_in_window(dep.dph_total, hours, start, month_end)
+        return decide(
+            dph=dep.dph_total,
+            lifetime_hours=hours,
+            in_month=in_month,
+            user=self.line(month, dep.user_id),
+            workspace=self.line(month, BUDGET_WORKSPACE),
+            approval_dph=policy.approval_dph,
+            what="this extension",
+        )
+
+    def _request(
+        self,
+        month: MonthSpend,
+        policy: BudgetPolicy,
+        user_id: str,
+        dph: float,
+        lifetime_hours: float | None,
+    ) -> BudgetCheck:
+        _, month_end = pricing.month_window(month.now)
+        return decide(
             dph=dph,
             lifetime_hours=lifetime_hours,
-            cost_to_end=cost_to_end,
-            in_month=in_month,
-            user=user,
-            workspace=workspace,
-            approval_dph=self.policy_for(team_id).approval_dph,
+            in_month=pricing.run_in_window(dph, lifetime_hours, month.now, month_end),
+            user=self.line(month, user_id),
+            workspace=self.line(month, BUDGET_WORKSPACE),
+            approval_dph=policy.approval_dph,
         )
-        reasons: list[str] = []
-        limit = draft.approval_dph
-        if limit is not None and dph > limit + 1e-9:
-            reasons.append(f"{money(dph)}/h is above the {money(limit)}/h that needs no approval")
-        for line, whose in ((user, f"<@{user_id}>'s"), (workspace, "the workspace's")):
-            if line.budget is None:
-                continue
-            if line.projected >= line.budget - 1e-9:
-                reasons.append(
-                    f"{whose} {money(line.budget)} budget for this month is used up "
-                    f"({money(line.projected)} spent and committed)"
-                )
-            elif draft.passes(line):
-                reasons.append(
-                    f"it would take {whose} spend this month to "
-                    f"{money(line.projected + in_month)}, past the {money(line.budget)} budget"
-                )
-        return dataclasses.replace(draft, reasons=tuple(reasons))
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -338,6 +363,92 @@ class BudgetService:
                 now=now,
             )
         return sent
+
+
+def deciders_of(approvers: frozenset[str], requester: str) -> tuple[frozenset[str], bool]:
+    """``(who may approve a request by requester, self_only)``: the ``approvers`` other than
+    the requester; only when nobody else can, the requester alone (``self_only`` True). Empty
+    when there are no approvers."""
+    others = approvers - {requester}
+    if others:
+        return others, False
+    return approvers, bool(approvers)
+
+
+def month_of(ledger: TeamLedger, now: datetime) -> MonthSpend:
+    """Spent and committed $ in the month of ``now`` (UTC) per person of ``ledger``'s workspace:
+    spent as :func:`bot.pricing.cost_report` (the event log read only for deployments that
+    began before the month), committed as :func:`bot.pricing.committed_in_window` over the
+    live deployments; with the budgets admins set."""
+    start, month_end = pricing.month_window(now)
+
+    def periods_for(dep: DeploymentRecord) -> list[pricing.Period]:
+        return pricing.periods_from_events(dep, ledger.events(dep.id), now)
+
+    report = pricing.cost_report(
+        ledger.deployments, start=start, end=month_end, now=now, periods_for=periods_for
+    )
+    committed: dict[str, float] = {}
+    for dep in ledger.deployments:
+        if dep.status not in LIVE_STATUSES:
+            continue
+        more = pricing.committed_in_window(dep, now, month_end)
+        if more > 0:
+            committed[dep.user_id] = committed.get(dep.user_id, 0.0) + more
+    spent = {line.user_id: line.dollars for line in report.per_user}
+    return MonthSpend(now, spent, committed, dict(ledger.budgets))
+
+
+def decide(
+    *,
+    dph: float,
+    lifetime_hours: float | None,
+    in_month: float,
+    user: BudgetLine,
+    workspace: BudgetLine,
+    approval_dph: float | None,
+    what: str = "it",
+) -> BudgetCheck:
+    """The budget decision, a pure function of numbers: may a request for ``dph`` $/hour
+    running ``lifetime_hours`` hours (None: until stopped), of which ``in_month`` $ fall in this
+    month, go ahead without approval, given the requester's and the workspace's lines
+    (``user`` / ``workspace``: budget, spent and committed $ before it) and ``approval_dph``
+    ($/hour above which any request needs approval; None = no price limit)?
+
+    Returns the :class:`BudgetCheck` whose ``reasons`` say, in words, why it needs approval
+    (empty: it goes straight through). A request needs approval when its price is above
+    ``approval_dph``, when a budget is already used up (projected ≥ budget), or when
+    ``in_month`` would take a projected spend past its budget. ``what`` names the request in
+    the reasons ("it", "this extension")."""
+    cost_to_end = None if lifetime_hours is None else dph * lifetime_hours
+    draft = BudgetCheck(
+        dph=dph,
+        lifetime_hours=lifetime_hours,
+        cost_to_end=cost_to_end,
+        in_month=in_month,
+        user=user,
+        workspace=workspace,
+        approval_dph=approval_dph,
+    )
+    reasons: list[str] = []
+    if approval_dph is not None and dph > approval_dph + 1e-9:
+        reasons.append(
+            f"{money(dph)}/h is above the {money(approval_dph)}/h that needs no approval"
+        )
+    for line, whose in ((user, f"<@{user.subject}>'s"), (workspace, "the workspace's")):
+        if line.budget is None:
+            continue
+        if line.projected >= line.budget - 1e-9:
+            reasons.append(
+                f"{whose} {money(line.budget)} budget for this month is used up "
+                f"({money(line.projected)} spent and committed)"
+            )
+        elif draft.passes(line):
+            reasons.append(
+                f"{what} would take {whose} spend this month to "
+                f"{money(line.projected + in_month)}, past the {money(line.budget)} budget"
+            )
+    return dataclasses.replace(draft, reasons=tuple(reasons))
 
 
 def _subject_text(subject: str) -> str:

@@ -3,9 +3,10 @@
 Order of work for one submission (DESIGN.md "Data flow of a deployment", step 3–4):
 
 1. :func:`storage.create_deployment` writes the row (status ``creating``) keyed by the modal's
-   view id **before** anything is rented. The unique ``request_key`` makes a duplicate or
-   concurrent delivery of the same submission find the existing row and stop there: one row,
-   one instance.
+   view id **before** anything is rented (:meth:`DeployService.admit`: decided against the
+   budgets in the same transaction, the workspace locked; the user is answered after it). The
+   unique ``request_key`` makes a duplicate or concurrent delivery of the same submission find
+   the existing row and stop there: one row, one instance.
 2. The status message is posted in the chosen channel (the notifier falls back to a DM with
    the reason) and its channel/ts stored. If Slack refuses outright, nothing is rented.
 3. ``PUT /api/v0/asks/{offer}/`` (never retried by the client) with the template's image, env
@@ -344,6 +345,8 @@ class DeployService:
 
     def deploy(self, request: DeployRequest) -> DeployResult:
         """Write the row, post the status message, rent the instance (see module docstring).
+        No budget check: a submission goes through :meth:`admit` (decided against the budgets
+        with its row), then :meth:`start`.
 
         Never raises for Vast.ai or Slack refusals: they end as a ``failed`` row the user is
         told about. Storage errors propagate (the row then stays ``creating`` and start-up
@@ -353,6 +356,30 @@ class DeployService:
         if not created:
             logger.info("deployment %s: submission %s already handled", dep.id, dep.request_key)
             return DeployResult(dep, created=False)
+        return self.start(dep, request)
+
+    def admit(
+        self,
+        request: DeployRequest,
+        admit: Callable[[storage.TeamLedger], storage.NewApproval | None],
+    ) -> tuple[DeploymentRecord, bool]:
+        """Write the row of ``request`` as ``admit`` decides, inside the transaction that
+        inserts it with the workspace locked (:func:`storage.create_deployment`): ``creating``
+        when ``admit`` returns None, ``pending_approval`` with the approval it returns; nothing
+        when it raises (the exception propagates). Nothing is rented or posted here: the
+        caller answers the user, then calls :meth:`start` or :meth:`show_held`.
+
+        Returns ``(row, created)``; ``created`` False for a duplicate delivery.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database could not be written (nothing was
+                written, nothing rented).
+        """
+        return self._create_row(request, approval=None, admit=admit)
+
+    def start(self, dep: DeploymentRecord, request: DeployRequest) -> DeployResult:
+        """Post the status message of the new ``creating`` row ``dep`` and rent its instance
+        (the rest of :meth:`deploy`). Never raises for Vast.ai or Slack refusals."""
         message = self._post_status(dep, request.template)
         if message is None:
             reason = (
@@ -362,17 +389,11 @@ class DeployService:
             return DeployResult(self._fail(dep, request.template, None, reason), created=True)
         return self._launch(dep, request.template, request.offer, message, request.max_dph)
 
-    def hold(
-        self, request: DeployRequest, approval: storage.NewApproval, reason: str
-    ) -> DeployResult:
-        """Write the row in ``pending_approval`` (with its approval, nothing rented) and post
-        its status message saying whom it waits for (``reason``, mrkdwn). A duplicate delivery
-        of the same submission finds the existing row (``created`` False). The status message
-        may be missing (None ``message_ts``) when Slack refused it: the approval still
-        stands, and the requester hears the decision by DM."""
-        dep, created = self._create_row(request, approval=approval)
-        if not created:
-            return DeployResult(dep, created=False)
+    def show_held(self, dep: DeploymentRecord, template: Template, reason: str) -> DeployResult:
+        """Store ``reason`` (mrkdwn: whom the new ``pending_approval`` row ``dep`` waits for)
+        on the row and post its status message saying so (nothing rented). The status message
+        may be missing (None ``message_ts``) when Slack refused it: the approval still stands,
+        and the requester hears the decision by DM."""
         storage.update_status(
             self.sf,
             dep.id,
@@ -381,7 +402,7 @@ class DeployService:
             reason=reason,
         )
         current = storage.get_deployment(self.sf, dep.id) or dep
-        message = self._post_status(current, request.template)
+        message = self._post_status(current, template)
         return DeployResult(message.on(current) if message else current, created=True)
 
     def deploy_approved(self, dep: DeploymentRecord) -> DeployResult:
@@ -445,7 +466,11 @@ class DeployService:
         return self._launch(dep, template, offer, message, cap)
 
     def _create_row(
-        self, request: DeployRequest, *, approval: storage.NewApproval | None
+        self,
+        request: DeployRequest,
+        *,
+        approval: storage.NewApproval | None,
+        admit: Callable[[storage.TeamLedger], storage.NewApproval | None] | None = None,
     ) -> tuple[DeploymentRecord, bool]:
         template = request.template
         offer = request.offer
@@ -469,6 +494,7 @@ class DeployService:
             web_password=password,
             lifetime_hours=request.lifetime_hours,
             approval=approval,
+            admit=admit,
             now=self.clock(),
         )
 

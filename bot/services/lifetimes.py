@@ -48,7 +48,8 @@ from bot import pricing
 from bot.formats import format_duration, lifetime_label, mentions, micros, money, slack_date
 from bot.notices import MIN_NOTICE
 from bot.services.actions import ManageService, Outcome
-from bot.services.ports import Delivery, Messages
+from bot.services.budgets import BudgetService, deciders_of
+from bot.services.ports import BudgetCheck, Delivery, Messages
 from bot.services.rules import RULES
 from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor
 from bot.services.rules.policy import STANDARD_LIFETIMES, LifetimePolicy, gpu_percent
@@ -66,6 +67,14 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class _NeedsApproval(Exception):
+    """Raised inside the extension's transaction: nothing changes, ``check`` says why."""
+
+    def __init__(self, check: BudgetCheck) -> None:
+        super().__init__("the extension needs approval")
+        self.check = check
 
 
 def _ended_text(dep: DeploymentRecord) -> str:
@@ -87,6 +96,8 @@ class LifetimeService:
         policy_for: ``team_id -> LifetimePolicy``, a workspace's rules (its own default and
             maximum run length; ``/templates setup``); default: ``policy`` everywhere.
         on_change: called with the row after an extension (the owner's Home tab).
+        budgets: when given, an extension is decided against the owner's and the workspace's
+            budgets and the approval price (:meth:`extend`); None: extensions are not checked.
         clock: aware UTC now.
     """
 
@@ -100,9 +111,11 @@ class LifetimeService:
         policy: LifetimePolicy,
         policy_for: Callable[[str], LifetimePolicy] | None = None,
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        budgets: BudgetService | None = None,
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
         self.sf = session_factory
+        self.budgets = budgets
         self.messages = messages
         self.manage = manage
         self.catalog_get = catalog_get
@@ -209,9 +222,24 @@ class LifetimeService:
                 "Nothing changed.",
                 dep,
             )
-        if not storage.extend_lifetime(
-            self.sf, dep.id, expected_ends_at=dep.ends_at, new_ends_at=new_end, actor=actor, now=now
-        ):
+        checks: list[BudgetCheck] = []
+        try:
+            extended = storage.extend_lifetime(
+                self.sf,
+                dep.id,
+                expected_ends_at=dep.ends_at,
+                new_ends_at=new_end,
+                actor=actor,
+                now=now,
+                admit=self._budget_admit(dep, actor, new_end, now, checks),
+            )
+        except _NeedsApproval as needed:
+            return self._needs_approval(dep, actor, hours, needed.check)
+        if extended and checks and checks[-1].needs_approval:  # the approver's own click
+            storage.add_event(
+                self.sf, dep.id, actor, "extend_approved", "; ".join(checks[-1].reasons)[:500]
+            )
+        if not extended:
             fresh = storage.get_deployment(self.sf, dep.id) or dep
             return Outcome(
                 "already",
@@ -241,6 +269,62 @@ class LifetimeService:
             f":white_check_mark: Extended *{dep.template_name}* (#{dep.id}) by {hours} h: it "
             f"now stops {slack_date(new_end)} (≈ {committed} by then).",
             after,
+        )
+
+    def _budget_admit(
+        self,
+        dep: DeploymentRecord,
+        actor: str,
+        new_end: datetime,
+        now: datetime,
+        checks: list[BudgetCheck],
+    ) -> Callable[[storage.TeamLedger], None] | None:
+        """The check :func:`storage.extend_lifetime` runs with the workspace locked: the added
+        run against the budgets (appended to ``checks``); raises :class:`_NeedsApproval` when
+        it needs approval and ``actor`` is not one who may give it."""
+        budgets = self.budgets
+        if budgets is None:
+            return None
+        policy = budgets.policy_for(dep.team_id)  # read before the workspace is locked
+        deciders, _ = deciders_of(policy.approvers, dep.user_id)
+
+        def admit(ledger: storage.TeamLedger) -> None:
+            row = next((d for d in ledger.deployments if d.id == dep.id), None)
+            if row is None:  # gone: the conditional update will not match either
+                return
+            check = budgets.check_extension(ledger, row, new_end, now, policy)
+            checks.append(check)
+            if check.needs_approval and actor not in deciders:
+                raise _NeedsApproval(check)
+
+        return admit
+
+    def _needs_approval(
+        self, dep: DeploymentRecord, actor: str, hours: int, check: BudgetCheck
+    ) -> Outcome:
+        """The refusal of an extension that needs approval, saying why and who can help."""
+        reasons = "; ".join(check.reasons)
+        storage.add_event(self.sf, dep.id, actor, "extend_refused", f"needs approval: {reasons}")
+        policy = self.budgets.policy_for(dep.team_id) if self.budgets is not None else None
+        deciders, _ = deciders_of(policy.approvers if policy else frozenset(), dep.user_id)
+        able = sorted(d for d in deciders if self.manage.can_manage(dep, d))
+        admins = self.manage.admins.admins(dep.team_id)
+        if able:
+            who = f"Ask {mentions(able)} to press *Extend* (an approver's click approves it)"
+        else:
+            who = "No approver who may extend it is configured (`APPROVERS`, `BOT_ADMINS`)"
+        raise_it = (
+            f"; an admin ({mentions(admins)}) can raise the budget with `/templates budget`"
+            if admins
+            else ""
+        )
+        return Outcome(
+            "refused",
+            f":no_entry: Extending *{dep.template_name}* (#{dep.id}) by {hours} h needs "
+            f"approval: {reasons}. Nothing changed"
+            + (f": it still stops {slack_date(dep.ends_at)}. " if dep.ends_at else ". ")
+            + f"{who}{raise_it}.",
+            dep,
         )
 
     def keep_running(
