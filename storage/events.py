@@ -65,6 +65,7 @@ class EventKind(StrEnum):
     DESTROY_REFUSED = "destroy_refused"
     CREDENTIALS_REFUSED = "credentials_refused"
     EXTEND_REFUSED = "extend_refused"
+    EXTEND_APPROVED = "extend_approved"
     KEEP_RUNNING_REFUSED = "keep_running_refused"
     APPROVE_REFUSED = "approve_refused"
     DENY_REFUSED = "deny_refused"

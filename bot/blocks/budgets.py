@@ -112,6 +112,7 @@ _AUDIT_WORDS = {
     "destroy_refused": "destroy refused",
     "extend": "extended",
     "extend_refused": "extension refused",
+    "extend_approved": "extension approved",
     "keep_running": "kept it running",
     "failed": "failed",
     "status": "status changed",
