@@ -243,6 +243,7 @@ def measure(
                 clock=lambda: now,
             )
         poller = StatusPoller(
+            installation_id=storage.installation_id(sf),
             session_factory=sf,
             accounts=VastAccounts.single(vast, simulated=True),
             messages=messages,

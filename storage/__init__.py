@@ -43,6 +43,13 @@ from storage.db import (
     write_transaction,
 )
 from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError, StorageError
+from storage.installation import (
+    INSTALLATION_ID_LENGTH,
+    INSTALLATION_ID_PATTERN,
+    INSTALLATION_STATE,
+    installation_id,
+    new_installation_id,
+)
 from storage.lifetimes import (
     claim,
     claim_expiry_warning,
@@ -140,6 +147,11 @@ from storage.workspaces import (
 )
 
 __all__ = [
+    "INSTALLATION_ID_LENGTH",
+    "INSTALLATION_ID_PATTERN",
+    "INSTALLATION_STATE",
+    "installation_id",
+    "new_installation_id",
     "APPROVED",
     "Approval",
     "ApprovalRecord",
