@@ -331,3 +331,61 @@ def test_the_sweep_keeps_old_labels_of_its_rows_and_lists_the_others(
     unmanaged = [i.id for i in read_unmanaged(sf)]
     assert lookalike in unmanaged and theirs in unmanaged
     assert live_instance not in unmanaged
+
+
+# -- the notice on an empty database, OAuth mode ---------------------------------------------
+
+
+class _Notices:
+    """Records the labelled-instances DMs (the one messages-port method used)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[int], str | None]] = []
+
+    def labelled_on_empty_database(
+        self, user_id: str, instance_ids: Any, *, team_id: str | None = None
+    ) -> bool:
+        self.sent.append((user_id, list(instance_ids), team_id))
+        return True
+
+
+def test_each_workspaces_admins_hear_of_labelled_instances_on_its_account_once(
+    session_factory: sessionmaker[Session], vast_sim: VastSimulator
+) -> None:
+    from types import SimpleNamespace
+
+    from bot.services.accounts import SIMULATOR, StoredKey, VastAccount, VastAccounts
+    from bot.services.admins import StaticAdmins
+    from tests.fixtures.vast import client_for
+
+    sf = session_factory
+    vast_sim.add_account("key-a", 1001)
+    vast_sim.add_account("key-b", 1002)
+    keys = {"TA": StoredKey("key-a", "1001"), "TB": StoredKey("key-b", "1002")}
+    for team in keys:
+        storage.record_install(sf, team, enterprise_id=None, team_name=team)
+    clients: list[Any] = []
+
+    def make_client(api_key: str) -> Any:
+        clients.append(client_for(vast_sim, api_key=api_key))
+        return clients[-1]
+
+    accounts = VastAccounts(
+        VastAccount(SIMULATOR, client_for(vast_sim, api_key=None), simulated=True),
+        stored_key=keys.get,
+        make_client=make_client,
+    )
+    on_a = vast_sim.create_instance_directly(label=label_for(THEIRS, 1), api_key="key-a")
+    vast_sim.create_instance_directly(label="my notebook", api_key="key-b")  # not the bot's
+    notices = _Notices()
+    service = SimpleNamespace(messages=notices)
+
+    found = recovery.announce_labelled(sf, accounts, service, StaticAdmins(frozenset({ADMIN})))  # type: ignore[arg-type]
+    assert found == {"TA": [on_a]}
+    assert notices.sent == [(ADMIN, [on_a], "TA")]
+    recovery.announce_labelled(sf, accounts, service, StaticAdmins(frozenset({ADMIN})))  # type: ignore[arg-type]
+    assert len(notices.sent) == 1  # claimed once per database
+    assert on_a in vast_sim.instances
+    for client in clients:
+        client.close()
+    accounts.default.client.close()

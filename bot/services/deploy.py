@@ -60,9 +60,10 @@ logger = logging.getLogger(__name__)
 LABEL_PREFIX = "slackbot:"
 #: The label of every instance the bot rents: ``slackbot:<installation id>:dep-<deployment
 #: id>``, e.g. ``slackbot:0123456789ab:dep-42``. Before installation ids, labels were
-#: ``slackbot:dep-<id>`` (:data:`OLD_LABEL_PREFIX`), still read for the rows that hold them.
-_LABEL_RE = re.compile(r"slackbot:([0-9a-f]{12}):dep-([1-9][0-9]{0,9})", re.ASCII)
-OLD_LABEL_PREFIX = "slackbot:dep-"
+#: ``slackbot:dep-<id>``, still read for the rows that hold them.
+_LABEL_RE = re.compile(
+    rf"slackbot:([0-9a-f]{{{storage.INSTALLATION_ID_LENGTH}}}):dep-([1-9][0-9]{{0,9}})", re.ASCII
+)
 _OLD_LABEL_RE = re.compile(r"slackbot:dep-([1-9][0-9]{0,9})", re.ASCII)
 #: Deployment ids are 32-bit on PostgreSQL (``INTEGER``): a label naming a larger one is
 #: nobody's, and must not reach a query.
