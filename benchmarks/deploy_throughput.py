@@ -34,7 +34,7 @@ from bot.app import make_web_client
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
 from bot.services.accounts import VastAccounts
-from bot.services.deploy import DeployRequest, DeployService, deployment_id_from_label
+from bot.services.deploy import DeployRequest, DeployService, parse_label
 from bot.simulator import Timeline, VastSimulator
 from bot.vast import Offer, VastClient
 from catalog import load_catalog
@@ -91,6 +91,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
     with FakeSlack() as slack:
         notifier = Notifier(make_web_client(make_settings(slack)))
         service = DeployService(
+            installation_id=storage.installation_id(sf),
             accounts=VastAccounts.single(vast, simulated=True),
             session_factory=sf,
             messages=SlackMessages(notifier),
@@ -129,7 +130,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
     creates = sim.request_count("PUT", "/api/v0/asks/")
     instances = sim.instances
     rows = storage.list_for_team(sf, TEAM)
-    labels = [deployment_id_from_label(i.get("label")) for i in instances.values()]
+    labels = [parse_label(i.get("label")) for i in instances.values()]
     assert creates == distinct, f"{creates} creates for {distinct} submissions"
     assert len(instances) == distinct and len(set(labels)) == distinct
     assert len(rows) == distinct and all(r.status == "provisioning" for r in rows)

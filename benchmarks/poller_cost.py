@@ -52,6 +52,7 @@ from bot.notifier import Notifier
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
+from bot.services.deploy import label_for
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.services.states import WATCHED_STATUSES
@@ -243,6 +244,7 @@ def measure(
                 clock=lambda: now,
             )
         poller = StatusPoller(
+            installation_id=storage.installation_id(sf),
             session_factory=sf,
             accounts=VastAccounts.single(vast, simulated=True),
             messages=messages,
@@ -372,7 +374,7 @@ def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
                     image=template.docker_image,
                     env=port_env(template.ports),
                     disk_gb=template.disk_gb,
-                    label=f"slackbot:dep-{dep.id}",
+                    label=label_for(services.deploy.installation_id, dep.id),
                 )
                 storage.set_instance(sf, dep.id, instance_id)
                 running_at[posted.ts] = created + running_after

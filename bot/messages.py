@@ -496,6 +496,13 @@ class SlackMessages:
         """A plain DM to ``user_id`` in workspace ``team_id``."""
         return self._dm(user_id, "DM", {"text": text}, team_id=team_id)
 
+    def labelled_on_empty_database(
+        self, user_id: str, instance_ids: Sequence[int], *, team_id: str | None = None
+    ) -> bool:
+        """See :func:`bot.blocks.notify.labelled_on_empty_database_text`."""
+        text = notify.labelled_on_empty_database_text(instance_ids)
+        return self._dm(user_id, "labelled-instances DM", {"text": text}, team_id=team_id)
+
     def _home_view(self, home: HomeData) -> Any:
         return home_view(
             deployments=home.deployments,

@@ -56,6 +56,7 @@ from catalog import load_catalog
 from storage import (
     SessionFactory,
     get_workspace,
+    installation_id,
     list_workspaces,
     make_engine,
     make_session_factory,
@@ -96,7 +97,11 @@ class Runtime:
         """Run start-up recovery, then start the scheduler (the status poller)."""
         services = self.services
         recovery.run_on_start(
-            services.session_factory, services.accounts, services.deploy, services.scheduler
+            services.session_factory,
+            services.accounts,
+            services.deploy,
+            services.scheduler,
+            admins=services.workspaces,
         )
         if services.heartbeat is not None:
             services.heartbeat.begin()
@@ -232,6 +237,9 @@ def build_services(
             )
     closers.append(vast.close)
     sf = make_session_factory(engine)
+    # Written once per database (the first process to start wins), in every instance label.
+    install_id = installation_id(sf)
+    logger.info("installation id %s", install_id)
     box = None
     if settings.encryption_key is not None:
         box = SecretBox(settings.encryption_key.get_secret_value())
@@ -366,6 +374,7 @@ def build_services(
         clock=clock,
     )
     poller = StatusPoller(
+        installation_id=install_id,
         session_factory=sf,
         accounts=accounts,
         messages=messages,
@@ -395,6 +404,7 @@ def build_services(
         clock=clock,
     )
     deploy = DeployService(
+        installation_id=install_id,
         accounts=accounts,
         session_factory=sf,
         messages=messages,

@@ -49,6 +49,13 @@ from storage.errors import (
     StorageError,
 )
 from storage.events import EventKind
+from storage.installation import (
+    INSTALLATION_ID_LENGTH,
+    INSTALLATION_ID_PATTERN,
+    INSTALLATION_STATE,
+    installation_id,
+    new_installation_id,
+)
 from storage.ledger import TeamLedger, read_ledger, team_lock_key
 from storage.lifetimes import (
     claim,
@@ -149,6 +156,11 @@ from storage.workspaces import (
 )
 
 __all__ = [
+    "INSTALLATION_ID_LENGTH",
+    "INSTALLATION_ID_PATTERN",
+    "INSTALLATION_STATE",
+    "installation_id",
+    "new_installation_id",
     "APPROVED",
     "Approval",
     "ApprovalRecord",

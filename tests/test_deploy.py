@@ -161,7 +161,7 @@ def test_submission_rents_one_instance_records_it_and_posts_the_status(bot: BotH
     assert body["image"] == "quay.io/jupyter/pytorch-notebook:cuda11-latest"
     assert body["env"]["-p 8888:8888"] == "1"
     assert body["disk"] == 20
-    assert body["label"] == label_for(dep.id)
+    assert body["label"] == label_for(bot.services.deploy.installation_id, dep.id)
     assert body["cancel_unavail"] is True
     assert body["runtype"] == "ssh_direct"
     assert "start-notebook.py" in body["onstart"] and "${JUPYTER_TOKEN}" in body["onstart"]
@@ -405,11 +405,13 @@ def test_create_timeout_finds_the_instance_by_its_label(bot: BotHarness) -> None
     (dep,) = settled(bot)
     assert dep.status == "provisioning" and len(creates(bot)) == 1
     (instance,) = bot.vast.instances.values()
-    assert dep.instance_id == instance["id"] and instance["label"] == label_for(dep.id)
+    assert dep.instance_id == instance["id"] and instance["label"] == label_for(
+        bot.services.deploy.installation_id, dep.id
+    )
     # Looked up by label on Vast.ai's side: one page, not the whole account.
     lookups = [r.query for r in bot.vast.requests if r.path == "/api/v1/instances/"]
     assert lookups and json.loads(lookups[0]["select_filters"]) == {
-        "label": {"eq": label_for(dep.id)}
+        "label": {"eq": label_for(bot.services.deploy.installation_id, dep.id)}
     }
 
 

@@ -19,7 +19,6 @@ from bot.services.accounts import VastAccounts
 from bot.services.deploy import (
     DeployRequest,
     DeployService,
-    deployment_id_from_label,
     label_for,
     launch_spec,
 )
@@ -32,6 +31,8 @@ from tests.fixtures.slack import ALICE, CHANNEL, BotFactory, BotHarness, Movable
 from tests.test_deploy import pick_offer, settled, submitted_view
 
 CATALOG = load_catalog(None)
+#: The installation id of the deploy services and recoveries made here.
+INSTALL = "0123456789ab"
 _JUPYTER = CATALOG.get("jupyter-lab")
 assert _JUPYTER is not None
 JUPYTER = _JUPYTER
@@ -76,6 +77,7 @@ class RecordingNotifier:
 
 def make_service(sf: sessionmaker[Session], vast: VastClient) -> DeployService:
     return DeployService(
+        installation_id=INSTALL,
         accounts=VastAccounts.single(vast, simulated=True),
         session_factory=sf,
         messages=SlackMessages(RecordingNotifier()),
@@ -109,13 +111,6 @@ def new_row(
 
 
 # -- pure decisions ---------------------------------------------------------------------------
-
-
-def test_labels_round_trip_and_reject_lookalikes() -> None:
-    assert label_for(42) == "slackbot:dep-42"
-    assert deployment_id_from_label("slackbot:dep-42") == 42
-    for label in (None, "", "slackbot:dep-", "slackbot:dep-4x", "other:dep-4", "slackbot:dep-1 2"):
-        assert deployment_id_from_label(label) is None
 
 
 def test_launch_spec_runs_the_launch_command_through_vasts_entrypoint() -> None:
@@ -165,19 +160,19 @@ def test_recovery_attaches_fails_and_destroys(
 ) -> None:
     sf = session_factory
     lost = new_row(sf, "V-lost")  # crash between Vast.ai's answer and set_instance
-    lost_instance = vast_sim.create_instance_directly(label=label_for(lost.id))
-    duplicate = vast_sim.create_instance_directly(label=label_for(lost.id))
+    lost_instance = vast_sim.create_instance_directly(label=label_for(INSTALL, lost.id))
+    duplicate = vast_sim.create_instance_directly(label=label_for(INSTALL, lost.id))
     never = new_row(sf, "V-never")  # crash before Vast.ai answered
     young = new_row(sf, "V-young", minutes_ago=0.2)  # maybe still being created elsewhere
     failed = new_row(sf, "V-failed", status="failed")
-    failed_instance = vast_sim.create_instance_directly(label=label_for(failed.id))
-    orphan = vast_sim.create_instance_directly(label=label_for(99_999))
+    failed_instance = vast_sim.create_instance_directly(label=label_for(INSTALL, failed.id))
+    orphan = vast_sim.create_instance_directly(label=label_for(INSTALL, 99_999))
     stranger = vast_sim.create_instance_directly(label="someone else's")
     half = new_row(sf, "V-half")  # instance stored, status not moved yet
-    half_instance = vast_sim.create_instance_directly(label=label_for(half.id))
+    half_instance = vast_sim.create_instance_directly(label=label_for(INSTALL, half.id))
     storage.set_instance(sf, half.id, half_instance)
 
-    report = recovery.recover(sf, vast_client)
+    report = recovery.recover(sf, vast_client, installation_id=INSTALL)
 
     assert report.attached == [(lost.id, min(lost_instance, duplicate))]
     after = {d.id: d for d in storage.list_for_team(sf, TEAM_ID)}
@@ -195,16 +190,16 @@ def test_recovery_attaches_fails_and_destroys(
     )
     assert set(report.changed) >= {lost.id, never.id, half.id}
 
-    again = recovery.recover(sf, vast_client)  # idempotent
+    again = recovery.recover(sf, vast_client, installation_id=INSTALL)  # idempotent
     assert (again.attached, again.destroyed, again.failed) == ([], [], [])
 
 
 def test_recovery_on_an_empty_database_touches_nothing(
     session_factory: sessionmaker[Session], vast_sim: VastSimulator, vast_client: VastClient
 ) -> None:
-    someone_elses = vast_sim.create_instance_directly(label=label_for(1))
+    someone_elses = vast_sim.create_instance_directly(label=label_for(INSTALL, 1))
     vast_sim.clear_requests()
-    report = recovery.recover(session_factory, vast_client)
+    report = recovery.recover(session_factory, vast_client, installation_id=INSTALL)
     assert (report.attached, report.destroyed, report.failed) == ([], [], [])
     assert vast_sim.requests == [] and someone_elses in vast_sim.instances
 
@@ -213,9 +208,9 @@ def test_recovery_changes_nothing_when_the_instance_list_is_unavailable(
     session_factory: sessionmaker[Session], vast_sim: VastSimulator, vast_client: VastClient
 ) -> None:
     never = new_row(session_factory, "V-never")
-    orphan = vast_sim.create_instance_directly(label=label_for(4242))
+    orphan = vast_sim.create_instance_directly(label=label_for(INSTALL, 4242))
     vast_sim.inject(Fault.UNAVAILABLE, times=None, endpoint="list")
-    report = recovery.recover(session_factory, vast_client)
+    report = recovery.recover(session_factory, vast_client, installation_id=INSTALL)
     assert report.skipped
     assert storage.get_deployment(session_factory, never.id).status == "creating"  # type: ignore[union-attr]
     assert orphan in vast_sim.instances
@@ -324,7 +319,7 @@ def test_recovery_leaves_submissions_made_since_the_start_to_their_process(
     before = new_row(sf, "V-before", minutes_ago=0.5)
     since = new_row(sf, "V-since", minutes_ago=0.1)
     started = storage.utcnow() - timedelta(minutes=0.3)
-    report = recovery.recover(sf, vast_client, started_at=started)
+    report = recovery.recover(sf, vast_client, installation_id=INSTALL, started_at=started)
     assert [d.id for d in report.pending] == [before.id]
     assert recovery.settles_at(before) > before.created_at + timedelta(seconds=120)
     assert "marked failed" in recovery.waiting_note(before)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import storage
+from bot.services.deploy import label_for
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
 from bot.vast import VastClient, port_env
@@ -29,6 +30,7 @@ from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotH
 def poller_like(poller: StatusPoller, *, lease_name: str | None) -> StatusPoller:
     """A second poller wired like ``poller`` (same database, accounts and messages)."""
     return StatusPoller(
+        installation_id=poller.installation_id,
         session_factory=poller.sf,
         accounts=poller.accounts,
         messages=poller.messages,
@@ -95,7 +97,7 @@ def rent_labelled(
     web_password: str | None = PASSWORD,
     now: datetime | None = None,
 ) -> int:
-    """The deploy service's instance for ``dep`` (labelled ``slackbot:dep-<id>``) on
+    """The deploy service's instance for ``dep`` (labelled with the database's installation) on
     ``client``'s account, recorded on the row; returns its id."""
     env = {**template.env, **port_env(template.ports)}
     if template.password_env and web_password:
@@ -105,7 +107,7 @@ def rent_labelled(
         image=template.docker_image,
         env=env,
         disk_gb=template.disk_gb,
-        label=f"slackbot:dep-{dep.id}",
+        label=label_for(storage.installation_id(sf), dep.id),
         runtype="ssh_direct",
         onstart=template.launch_command or None,
     )

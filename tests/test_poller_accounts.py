@@ -23,6 +23,7 @@ from bot.services import recovery
 from bot.services.accounts import SIMULATOR, StoredKey, VastAccount, VastAccounts
 from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
+from bot.services.deploy import label_for
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
@@ -156,6 +157,7 @@ def make_env(
                 clock=lambda: env.now[0],
             )
         env.poller = StatusPoller(
+            installation_id=services.deploy.installation_id,
             session_factory=services.session_factory,
             accounts=env.accounts,
             messages=services.messages,
@@ -204,6 +206,11 @@ def rent(
         assert account is not None
         rent_labelled(account.client, env.sf, template, offer, dep, web_password=PASSWORD, now=now)
     return env.current(dep)
+
+
+def own(env: Env, deployment_id: int) -> str:
+    """The label the deploy service of ``env``'s database writes for ``deployment_id``."""
+    return label_for(storage.installation_id(env.sf), deployment_id)
 
 
 # -- following each account ------------------------------------------------------------------
@@ -290,16 +297,14 @@ def test_one_accounts_pass_never_destroys_anothers_instance(
     # B's to judge), one labelled for B's own ended row (a stray: destroyed after two
     # passes), one whose label names no row here (another copy of the bot may share the
     # account: listed, never destroyed), and one rented by hand (recorded for B's admins).
-    foreign = env.sim.create_instance_directly(label=f"slackbot:dep-{a1.id}", api_key="key-b")
+    foreign = env.sim.create_instance_directly(label=own(env, a1.id), api_key="key-b")
     a_ended = rent(env, TEAM_A, instance=False)
     storage.mark_failed(env.sf, a_ended.id, "ended")
-    foreign_ended = env.sim.create_instance_directly(
-        label=f"slackbot:dep-{a_ended.id}", api_key="key-b"
-    )
+    foreign_ended = env.sim.create_instance_directly(label=own(env, a_ended.id), api_key="key-b")
     b_ended = rent(env, TEAM_B, instance=False)
     storage.mark_failed(env.sf, b_ended.id, "ended")
-    stray = env.sim.create_instance_directly(label=f"slackbot:dep-{b_ended.id}", api_key="key-b")
-    no_row = env.sim.create_instance_directly(label="slackbot:dep-987654", api_key="key-b")
+    stray = env.sim.create_instance_directly(label=own(env, b_ended.id), api_key="key-b")
+    no_row = env.sim.create_instance_directly(label=own(env, 987654), api_key="key-b")
     by_hand = env.sim.create_instance_directly(label="my notebook", api_key="key-b")
     b1 = rent(env, TEAM_B)  # B follows a row too, so its list is read every tick
     env.sim.advance(4)
@@ -390,19 +395,21 @@ def test_recovery_reads_each_account_and_settles_only_its_own_rows(
     env = make_env()
     old = storage.utcnow() - timedelta(minutes=10)
     a_lost = rent(env, TEAM_A, now=old, instance=False)  # its create's answer was lost…
-    found = env.sim.create_instance_directly(label=f"slackbot:dep-{a_lost.id}", api_key="key-a")
+    found = env.sim.create_instance_directly(label=own(env, a_lost.id), api_key="key-a")
     b_live = rent(env, TEAM_B, now=old)
     b_waiting = rent(env, TEAM_B, now=old, instance=False)
     # On A's account: an instance labelled for B's live row, a stray of A's own ended row,
     # and one whose label names no row here (left alone: maybe another copy of the bot's).
-    foreign = env.sim.create_instance_directly(label=f"slackbot:dep-{b_live.id}", api_key="key-a")
+    foreign = env.sim.create_instance_directly(label=own(env, b_live.id), api_key="key-a")
     a_ended = rent(env, TEAM_A, now=old, instance=False)
     storage.mark_failed(env.sf, a_ended.id, "ended")
-    stray = env.sim.create_instance_directly(label=f"slackbot:dep-{a_ended.id}", api_key="key-a")
-    no_row = env.sim.create_instance_directly(label="slackbot:dep-987654", api_key="key-a")
+    stray = env.sim.create_instance_directly(label=own(env, a_ended.id), api_key="key-a")
+    no_row = env.sim.create_instance_directly(label=own(env, 987654), api_key="key-a")
     env.sim.revoke_key("key-b")  # B's list cannot be read
 
-    report = recovery.recover_accounts(env.sf, env.accounts, now=storage.utcnow())
+    report = recovery.recover_accounts(
+        env.sf, env.accounts, installation_id=storage.installation_id(env.sf), now=storage.utcnow()
+    )
     assert report.attached == [(a_lost.id, found)]
     assert report.destroyed == [stray]
     assert report.failed == []  # B's waiting row is not failed on a guess
@@ -414,7 +421,9 @@ def test_recovery_reads_each_account_and_settles_only_its_own_rows(
     assert found in env.sim.instances_of("key-a")
 
     env.sim.add_account("key-b", 1002)  # B's list answers again: its waiting row is settled
-    again = recovery.recover_accounts(env.sf, env.accounts, now=storage.utcnow())
+    again = recovery.recover_accounts(
+        env.sf, env.accounts, installation_id=storage.installation_id(env.sf), now=storage.utcnow()
+    )
     assert again.failed == [b_waiting.id] and not again.skipped
     assert env.current(b_waiting).status == "failed"
     settled = env.current(b_live)  # by its own account's read: creating → provisioning

@@ -14,6 +14,7 @@ from typing import Any
 
 import storage
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
+from bot.services.deploy import label_for
 from bot.services.poller import StatusPoller
 from bot.vast.client import InstancePage
 from bot.vast.errors import VastError
@@ -40,6 +41,7 @@ def scaled_poller(
     pacers = Pacers.build({**NO_PACING, "list": list_interval}, clock=time, sleep=time.sleep)
     own = poller_of(bot)
     return StatusPoller(
+        installation_id=own.installation_id,
         session_factory=own.sf,
         accounts=VastAccounts(
             VastAccount(SIMULATOR, client_for(bot.vast, api_key=None, pacers=pacers), True)
@@ -172,7 +174,8 @@ def test_a_stray_labelled_instance_is_found_by_the_sweep_and_destroyed(
     bot: BotHarness,
 ) -> None:
     at_rest(bot, 30)
-    stray = bot.vast.create_instance_directly(label="slackbot:dep-987654")
+    own = label_for(poller_of(bot).installation_id, 987654)
+    stray = bot.vast.create_instance_directly(label=own)
     poller = scaled_poller(bot, clock=storage.utcnow() + timedelta(hours=1))
     for _ in range(2):  # first pass: seen once, kept (a create may be being answered)
         poller.tick()

@@ -77,7 +77,10 @@ def real_row_without_key(
         lifetime_hours=lifetime_hours,
         now=now - timedelta(minutes=10),
     )
-    instance_id = ob.sim.create_instance_directly(api_key=api_key, label=label_for(dep.id))
+    instance_id = ob.sim.create_instance_directly(
+        api_key=api_key,
+        label=label_for(storage.installation_id(ob.services.session_factory), dep.id),
+    )
     storage.set_instance(sf, dep.id, instance_id, now=now - timedelta(minutes=10))
     for step, was in (("provisioning", "creating"), ("ready", "provisioning")):
         assert storage.update_status(sf, dep.id, expected_status=was, new_status=step, now=now)
@@ -170,7 +173,9 @@ def test_an_instance_on_bs_account_is_not_destroyed_for_a_final_row_of_a(
     ob.team(TEAM_A).block_action(ACTION_DESTROY, str(a.id), user=ALICE_A)
     wait_until(lambda: current(ob, a).status == "destroyed")
     # On B's own account: an instance B's other tooling labelled with the same id.
-    theirs = ob.sim.create_instance_directly(api_key=KEY_B, label=label_for(a.id))
+    theirs = ob.sim.create_instance_directly(
+        api_key=KEY_B, label=label_for(storage.installation_id(ob.services.session_factory), a.id)
+    )
     b = deploy(ob, TEAM_B, BOB_B, COMFY)  # B's account is now followed
     for _ in range(4):
         tick(ob, seconds=200)

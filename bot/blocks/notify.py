@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
@@ -126,4 +127,26 @@ def stopped_outside_text(dep: DeploymentRecord) -> str:
         f"<@{dep.user_id}> {_what(dep)} was stopped on Vast.ai (out of credit, outbid, or "
         "stopped in the Vast.ai console). Disk storage still bills: start it again or destroy "
         "it with the buttons above."
+    )
+
+
+#: At most this many instance ids are named in :func:`labelled_on_empty_database_text`.
+LISTED_INSTANCES = 20
+
+
+def labelled_on_empty_database_text(instance_ids: Sequence[int]) -> str:
+    """DM to each bot admin when the bot started on a database without deployments and found
+    instances its label names on the Vast.ai account (``instance_ids``, ascending; at most
+    :data:`LISTED_INSTANCES` are named): what it means and what to do. No secret."""
+    shown = ", ".join(str(i) for i in instance_ids[:LISTED_INSTANCES])
+    more = len(instance_ids) - LISTED_INSTANCES
+    if more > 0:
+        shown += f" and {more} more"
+    return (
+        f":warning: The bot started with an empty database, but the Vast.ai account holds "
+        f"{len(instance_ids)} instance(s) labelled by this bot: {shown}. They belong to another "
+        "installation of the bot sharing this account, or to this one before its database was "
+        "lost. The bot leaves them alone (it never destroys them) and lists them as unmanaged; "
+        "they may still be billing. Check them in the Vast.ai console and destroy the ones "
+        "nobody uses."
     )

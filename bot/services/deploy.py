@@ -11,7 +11,8 @@ Order of work for one submission (DESIGN.md "Data flow of a deployment", step 3�
    the reason) and its channel/ts stored. If Slack refuses outright, nothing is rented.
 3. ``PUT /api/v0/asks/{offer}/`` (never retried by the client) with the template's image, env
    (+ ``-p`` port keys, + the generated password), disk, launch command and the label
-   ``slackbot:dep-<id>``; the instance id is stored and the row moves to ``provisioning``.
+   ``slackbot:<installation id>:dep-<id>`` (:func:`label_for`); the instance id is stored and the
+   row moves to ``provisioning``.
 4. Vast.ai errors mark the row ``failed`` with the reason and tell the requester in the
    status message's thread. "Offer no longer available" first tries up to
    :attr:`DeployService.similar_attempts` offers of the same GPU model and count at most 10 %
@@ -42,7 +43,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import storage
 from bot.pricing import HOURS_PER_MONTH
@@ -56,9 +57,18 @@ from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
 logger = logging.getLogger(__name__)
 
-#: Every instance the bot rents carries ``slackbot:dep-<deployment id>`` as its Vast.ai label.
-LABEL_PREFIX = "slackbot:dep-"
-_LABEL_RE = re.compile(r"^slackbot:dep-(\d{1,18})$")
+#: Every label the bot writes starts with this (both forms below).
+LABEL_PREFIX = "slackbot:"
+#: The label of every instance the bot rents: ``slackbot:<installation id>:dep-<deployment
+#: id>``, e.g. ``slackbot:0123456789ab:dep-42``. Before installation ids, labels were
+#: ``slackbot:dep-<id>``, still read for the rows that hold them.
+_LABEL_RE = re.compile(
+    rf"slackbot:([0-9a-f]{{{storage.INSTALLATION_ID_LENGTH}}}):dep-([1-9][0-9]{{0,9}})", re.ASCII
+)
+_OLD_LABEL_RE = re.compile(r"slackbot:dep-([1-9][0-9]{0,9})", re.ASCII)
+#: Deployment ids are 32-bit on PostgreSQL (``INTEGER``): a label naming a larger one is
+#: nobody's, and must not reach a query.
+MAX_DEPLOYMENT_ID = 2**31 - 1
 
 #: Vast.ai's limit for ``args`` + ``args_str`` + ``onstart`` together (vast-api.md §3).
 MAX_ONSTART = 4096
@@ -71,15 +81,47 @@ SIMILAR_PRICE_INCREASE = 0.10
 PRICE_RISE_TOLERANCE = 1.02
 
 
-def label_for(deployment_id: int) -> str:
-    """The Vast.ai label of a deployment's instance: ``slackbot:dep-42``."""
-    return f"{LABEL_PREFIX}{deployment_id}"
+class BotLabel(NamedTuple):
+    """What a label written by the bot says: ``installation`` (the installation id, None for
+    the old ``slackbot:dep-<id>`` form) and ``deployment_id``."""
+
+    installation: str | None
+    deployment_id: int
 
 
-def deployment_id_from_label(label: str | None) -> int | None:
-    """The deployment id in a label written by :func:`label_for`, else None."""
-    match = _LABEL_RE.match((label or "").strip())
-    return int(match.group(1)) if match else None
+def label_for(installation_id: str, deployment_id: int) -> str:
+    """The Vast.ai label of a deployment's instance: ``slackbot:0123456789ab:dep-42``.
+
+    Raises ValueError for an installation id that is not :data:`storage.INSTALLATION_ID_LENGTH`
+    lowercase hex characters, or a deployment id outside 1..:data:`MAX_DEPLOYMENT_ID`."""
+    if not storage.INSTALLATION_ID_PATTERN.fullmatch(installation_id):
+        raise ValueError("not an installation id")
+    if not 1 <= deployment_id <= MAX_DEPLOYMENT_ID:
+        raise ValueError("not a deployment id")
+    return f"{LABEL_PREFIX}{installation_id}:dep-{deployment_id}"
+
+
+def parse_label(label: str | None) -> BotLabel | None:
+    """The installation and deployment a label names, for both forms the bot ever wrote
+    (:func:`label_for`, and the old ``slackbot:dep-<id>``), else None.
+
+    Labels are free text on Vast.ai (anyone with the key, or another program, may write
+    one), so only the exact forms count: no surrounding space, ASCII digits without leading
+    zeros, no extra ``:`` parts, a deployment id of at most :data:`MAX_DEPLOYMENT_ID`."""
+    if label is None or len(label) > 64:
+        return None
+    match = _LABEL_RE.fullmatch(label)
+    if match is not None:
+        installation, digits = match.group(1), match.group(2)
+    else:
+        match = _OLD_LABEL_RE.fullmatch(label)
+        if match is None:
+            return None
+        installation, digits = None, match.group(1)
+    deployment_id = int(digits)
+    if deployment_id > MAX_DEPLOYMENT_ID:
+        return None
+    return BotLabel(installation, deployment_id)
 
 
 # -- what the service needs from the outside -------------------------------------------------
@@ -292,11 +334,14 @@ class DeployService:
         lookup_attempts / lookup_delay: label look-ups (seconds apart) after a create whose
             outcome is unknown; Vast.ai's lists may lag a new instance (vast-api.md §7.4).
         clock: returns aware UTC now.
+        installation_id: this database's installation id (:func:`storage.installation_id`),
+            written into every label (:func:`label_for`).
     """
 
     def __init__(
         self,
         *,
+        installation_id: str,
         accounts: VastAccounts,
         session_factory: SessionFactory,
         messages: Messages,
@@ -306,6 +351,9 @@ class DeployService:
         lookup_delay: float = 1.0,
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
+        if not storage.INSTALLATION_ID_PATTERN.fullmatch(installation_id):
+            raise ValueError("not an installation id")
+        self.installation_id = installation_id
         self.accounts = accounts
         self.sf = session_factory
         self.messages = messages
@@ -630,7 +678,7 @@ class DeployService:
         max_dph: float | None = None,
     ) -> int:
         """Create the instance on ``chosen`` or a stand-in; return its id or raise _Failed."""
-        label = label_for(dep.id)
+        label = label_for(self.installation_id, dep.id)
         try:
             vast = self._vast(dep)
         except VastError as error:  # e.g. no key for the row's account: nothing is rented

@@ -79,12 +79,12 @@ import storage
 from bot.services import states
 from bot.services.accounts import VastAccount, VastAccounts
 from bot.services.actions import START_CLAIM_PREFIX, start_claim_name
-from bot.services.deploy import deployment_id_from_label
+from bot.services.deploy import parse_label
 from bot.services.lifetimes import LifetimeService
 from bot.services.message_sync import MessageSync
 from bot.services.ports import Messages, UnmanagedInstance
 from bot.services.probe import Prober
-from bot.services.recovery import account_resolver, stray_reason
+from bot.services.recovery import account_resolver, ours, stray_reason
 from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
 from bot.services.unmanaged import unmanaged_state, write_unmanaged
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
@@ -254,11 +254,14 @@ class StatusPoller:
             takes at most this long, as far as its ``list`` pacer's budget allows.
         sync: marks and queues status-message edits and reconciles marked ones (default: one
             on the same database and messages port).
+        installation_id: this database's installation id (:func:`storage.installation_id`):
+            only instances labelled with it are judged as strays (:func:`recovery.ours`).
     """
 
     def __init__(
         self,
         *,
+        installation_id: str,
         session_factory: SessionFactory,
         accounts: VastAccounts,
         messages: Messages,
@@ -277,6 +280,7 @@ class StatusPoller:
     ) -> None:
         self.sf = session_factory
         self.on_pass = on_pass
+        self.installation_id = installation_id
         self.sync = sync or MessageSync(
             session_factory=session_factory,
             messages=messages,
@@ -806,14 +810,36 @@ class StatusPoller:
         workspace. With several accounts (OAuth mode) only an instance whose row lives on this
         account is destroyed: one labelled for a row of another account (live or ended) is left
         alone, and one whose label names no row at all is listed as unmanaged (another copy of
-        the bot may share the Vast.ai account: its instances are never ours to destroy)."""
+        the bot may share the Vast.ai account: its instances are never ours to destroy).
+
+        Only instances of this installation are judged (:func:`recovery.ours`): one labelled by
+        another installation (another database), or with the old ``slackbot:dep-<id>`` label
+        that no row of this database holds, is listed as unmanaged and never destroyed."""
         sweep = state.sweep
-        dep_id = deployment_id_from_label(instance.label)
-        if dep_id is None and instance.id not in held:
-            sweep.unmanaged.append(_unmanaged(instance))
-        if dep_id is None or instance.id in held:
+        if instance.id in held:
             return
-        dep = storage.get_deployment(self.sf, dep_id)
+        label = parse_label(instance.label)
+        if label is None:
+            sweep.unmanaged.append(_unmanaged(instance))
+            return
+        if label.installation == self.installation_id:
+            dep_id = label.deployment_id
+            dep = storage.get_deployment(self.sf, dep_id)
+        else:
+            holder = (
+                storage.get_by_instance_id(self.sf, instance.id)
+                if label.installation is None
+                else None
+            )
+            if holder is None or not ours(label, self.installation_id, holder):
+                logger.info(
+                    "poller: %sinstance %d is labelled by another installation: left alone",
+                    self._where(group.account),
+                    instance.id,
+                )
+                sweep.unmanaged.append(_unmanaged(instance))
+                return
+            dep_id, dep = holder.id, holder  # the old label form, on a row of ours
         why = stray_reason(instance.id, dep_id, dep)
         if why is None:
             return

@@ -294,6 +294,13 @@ class Messages(Protocol):
         """A plain DM to ``user_id`` in workspace ``team_id``."""
         ...
 
+    def labelled_on_empty_database(
+        self, user_id: str, instance_ids: Sequence[int], *, team_id: str | None = None
+    ) -> bool:
+        """DM bot admin ``user_id`` (workspace ``team_id``) that the bot started on a database
+        without deployments while Vast.ai holds ``instance_ids`` labelled by the bot."""
+        ...
+
     def publish_home(self, user_id: str, home: HomeData) -> bool:
         """``views.publish`` the App Home of ``user_id`` in workspace ``home.team_id``
         (through the outbox: True when queued)."""

@@ -1,10 +1,11 @@
 """Start-up recovery: nothing rented is left unknown, no row is left in ``creating``.
 
 The deploy service writes the row before it calls Vast.ai and labels every instance
-``slackbot:dep-<id>`` (:func:`bot.services.deploy.label_for`). If the process died between
-Vast.ai's answer and the database update, the instance exists but its row does not know it.
-:func:`recover` reads the account's instances once (Vast.ai's paginated v1 list, one request
-per 25 instances) and, for every instance whose label carries a deployment id:
+``slackbot:<installation id>:dep-<id>`` (:func:`bot.services.deploy.label_for`; the
+installation id is this database's, :func:`storage.installation_id`). If the process died
+between Vast.ai's answer and the database update, the instance exists but its row does not know
+it. :func:`recover` reads the account's instances once (Vast.ai's paginated v1 list, one request
+per 25 instances) and, for every instance labelled with this installation's id (:func:`ours`):
 
 * row in ``creating``/``provisioning``/``ready``/``stopped`` without an instance id → attach it
   (``set_instance``, and ``creating`` → ``provisioning``);
@@ -36,12 +37,20 @@ by its own account's read. An instance whose label names a deployment with no ro
 that is over, is judged against every row of the database, whichever workspace it is of. An
 account whose list cannot be read (a revoked key) is skipped, its rows untouched.
 
-Caveat: instances are matched by label prefix only, so two bot installations with separate
-databases must not share one Vast.ai account (each would destroy the other's instances).
+**Other installations.** Deployment ids restart at 1 in every database, so a label's
+deployment id alone proves nothing: two installations (staging and production) may share a
+Vast.ai account, and a bot whose database was lost starts again at 1. Only instances labelled
+with this installation's id are judged here (:func:`ours`). An instance of another
+installation, or of the old label form ``slackbot:dep-<id>`` that no row of this database holds
+(``instance_id``), is never attached nor destroyed: the poller lists it for admins as
+unmanaged. An old-form label that a row holds keeps working as before. A start on a database
+without deployments that finds labelled instances (any installation, any form) says so in one
+log line and by DM to the bot's admins (:func:`announce_labelled`), once per database.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,11 +61,13 @@ from apscheduler.schedulers.base import BaseScheduler
 import storage
 from bot.formats import slack_date, utc_text
 from bot.services.accounts import AccountUnavailable, VastAccount, VastAccounts
+from bot.services.admins import AdminDirectory
 from bot.services.deploy import (
     LABEL_PREFIX,
+    BotLabel,
     DeployService,
     VastApi,
-    deployment_id_from_label,
+    parse_label,
 )
 from bot.vast.errors import VastError
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
@@ -65,6 +76,9 @@ from storage.followed import deployment_workspaces
 logger = logging.getLogger(__name__)
 
 GRACE_SECONDS = 120.0
+#: ``bot_state`` claim: the admins were told of labelled instances found by a start on a
+#: database without deployments (written once per database, so once).
+LABELLED_NOTICE_STATE = "labelled_on_empty_database"
 RESTART_REASON = "the bot restarted before Vast.ai answered; nothing was rented. Please try again."
 #: Seconds after a row's grace at which the re-run settles it (the job's start may lag a little).
 SETTLE_MARGIN_SECONDS = 5.0
@@ -92,7 +106,7 @@ class RecoveryReport:
     instance ids; ``failed``: deployment ids marked failed; ``pending``: ``creating`` rows
     still inside their grace (written before ``started_at`` when that was given);
     ``changed``: deployments whose status message should be re-rendered; ``skipped``: True
-    when the instance list could not be read (nothing done)."""
+    when the instance list could not be read (nothing done); ``foreign``: see below."""
 
     attached: list[tuple[int, int]] = field(default_factory=list)
     destroyed: list[int] = field(default_factory=list)
@@ -100,6 +114,19 @@ class RecoveryReport:
     pending: list[DeploymentRecord] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
     skipped: bool = False
+    foreign: list[int] = field(default_factory=list)
+    """Labelled instances that are not this installation's (:func:`ours`): left alone."""
+
+
+def ours(label: BotLabel, installation_id: str, holder: DeploymentRecord | None) -> bool:
+    """Whether an instance labelled ``label`` is this installation's to judge (attach, keep or
+    destroy). ``holder``: the row of this database whose ``instance_id`` is that instance
+    (None: no row holds it). A label of the current form is ours when it carries
+    ``installation_id``; one of the old form (``installation`` None) only when a row holds the
+    instance, since its deployment id may be another database's."""
+    if label.installation is not None:
+        return label.installation == installation_id
+    return holder is not None
 
 
 def stray_reason(instance_id: int, dep_id: int, dep: DeploymentRecord | None) -> str | None:
@@ -170,16 +197,19 @@ def recover(
     sf: SessionFactory,
     vast: VastApi,
     *,
+    installation_id: str,
     now: datetime | None = None,
     grace_seconds: float = GRACE_SECONDS,
     started_at: datetime | None = None,
     owns: Callable[[DeploymentRecord], bool] | None = None,
 ) -> RecoveryReport:
-    """Reconcile instances labelled by the bot with the deployments table (module docstring).
-    ``started_at``: when this process started; younger ``creating`` rows are its own work and
-    left alone. ``owns``: whether a row lives on the account ``vast`` reads (None: every row
-    does, single-workspace mode); with it, only instances labelled for this account's rows are
-    touched: the others' rows (live or ended) and labels naming no row at all are left alone.
+    """Reconcile the instances this installation (``installation_id``) labelled with the
+    deployments table (module docstring); other installations' instances are left alone
+    (``foreign``). ``started_at``: when this process started; younger ``creating`` rows are
+    its own work and left alone. ``owns``: whether a row lives on the account ``vast`` reads
+    (None: every row does, single-workspace mode); with it, only instances labelled for this
+    account's rows are touched: the others' rows (live or ended) and labels naming no row at
+    all are left alone.
 
     Network calls happen outside database transactions. Raises storage errors; Vast.ai errors
     on the list make it return ``skipped``; a failed destroy is logged and left for the next run.
@@ -200,9 +230,25 @@ def recover(
 
     by_deployment: dict[int, list[int]] = {}
     for instance in instances:
-        dep_id = deployment_id_from_label(instance.label)
-        if dep_id is not None:
-            by_deployment.setdefault(dep_id, []).append(instance.id)
+        label = parse_label(instance.label)
+        if label is None:
+            continue
+        if label.installation == installation_id:
+            by_deployment.setdefault(label.deployment_id, []).append(instance.id)
+            continue
+        holder = storage.get_by_instance_id(sf, instance.id) if label.installation is None else None
+        if holder is None or not ours(label, installation_id, holder):
+            report.foreign.append(instance.id)
+            continue
+        # The old label form on an instance a row of ours holds: judged by that row.
+        if holder.is_final and (owns is None or owns(holder)):
+            _destroy(vast, instance.id, stray_reason(instance.id, holder.id, holder) or "", report)
+    if report.foreign:
+        logger.warning(
+            "recovery: instances %s are labelled by another installation of the bot (or by "
+            "this one before its database was new): left alone, listed as unmanaged",
+            sorted(report.foreign),
+        )
 
     for dep_id, instance_ids in sorted(by_deployment.items()):
         instance_ids.sort()
@@ -291,20 +337,26 @@ def run_on_start(
     service: DeployService,
     scheduler: BaseScheduler | None = None,
     started_at: datetime | None = None,
+    admins: AdminDirectory | None = None,
 ) -> RecoveryReport:
-    """The start-up job: :func:`recover` on each account (:func:`recover_accounts`, at
-    ``service.clock()``), :func:`tell` (with the deploy ``service``), and a one-off re-run
-    (APScheduler ``date`` job on ``scheduler``) at the earliest time a young ``creating`` row
-    was promised to be settled (:func:`settles_at`). ``started_at`` (default: now) is when this
-    process started: the re-run passes it on, so that submissions made since are never taken
-    for a restart's leftovers.
+    """The start-up job: on a database without deployments, :func:`announce_labelled` (to
+    ``admins``); then :func:`recover` on each account (:func:`recover_accounts`, at
+    ``service.clock()``, for ``service.installation_id``), :func:`tell` (with the deploy
+    ``service``), and a one-off re-run (APScheduler ``date`` job on ``scheduler``) at the
+    earliest time a young ``creating`` row was promised to be settled (:func:`settles_at`).
+    ``started_at`` (default: now) is when this process started: the re-run passes it on, so
+    that submissions made since are never taken for a restart's leftovers.
 
     Never raises: a failure is logged so that the bot still starts.
     """
     now = service.clock()
     started_at = started_at or now
     try:
-        report = recover_accounts(sf, accounts, now=now, started_at=started_at)
+        if not storage.has_deployments(sf):
+            announce_labelled(sf, accounts, service, admins, now=now)
+        report = recover_accounts(
+            sf, accounts, installation_id=service.installation_id, now=now, started_at=started_at
+        )
         tell(service, sf, report)
     except Exception:
         logger.exception("start-up recovery failed")
@@ -327,7 +379,7 @@ def run_on_start(
         scheduler.add_job(
             run_on_start,
             "date",
-            args=(sf, accounts, service, scheduler, started_at),
+            args=(sf, accounts, service, scheduler, started_at, admins),
             run_date=run_at,
             id="deploy-recovery",
             replace_existing=True,
@@ -339,18 +391,25 @@ def recover_accounts(
     sf: SessionFactory,
     accounts: VastAccounts,
     *,
+    installation_id: str,
     now: datetime | None = None,
     grace_seconds: float = GRACE_SECONDS,
     started_at: datetime | None = None,
 ) -> RecoveryReport:
-    """:func:`recover` on every account: single-workspace mode, the one account, exactly as
-    :func:`recover` does; OAuth mode, each account that has deployments on record (one list
-    read each), each settling only its own rows. The reports are merged (``skipped``: some
-    account's list could not be read, or its workspace's key; its rows were left as they
-    are). Raises storage errors."""
+    """:func:`recover` (for ``installation_id``) on every account: single-workspace mode, the one
+    account, exactly as :func:`recover` does; OAuth mode, each account that has deployments on
+    record (one list read each), each settling only its own rows. The reports are merged
+    (``skipped``: some account's list could not be read, or its workspace's key; its rows were left
+    as they are). Raises storage errors.
+    """
     if not accounts.multi:
         return recover(
-            sf, accounts.default.client, now=now, grace_seconds=grace_seconds, started_at=started_at
+            sf,
+            accounts.default.client,
+            installation_id=installation_id,
+            now=now,
+            grace_seconds=grace_seconds,
+            started_at=started_at,
         )
     merged = RecoveryReport()
     resolve = account_resolver(accounts)
@@ -370,6 +429,7 @@ def recover_accounts(
         report = recover(
             sf,
             account.client,
+            installation_id=installation_id,
             now=now,
             grace_seconds=grace_seconds,
             started_at=started_at,
@@ -383,4 +443,77 @@ def recover_accounts(
         merged.pending += report.pending
         merged.changed += [dep_id for dep_id in report.changed if dep_id not in merged.changed]
         merged.skipped = merged.skipped or report.skipped
+        merged.foreign += report.foreign
     return merged
+
+
+def labelled_instances(vast: VastApi) -> list[int]:
+    """Ids of the instances on ``vast``'s account whose label the bot wrote (any
+    installation, either form: :func:`parse_label`), ascending. Raises VastError."""
+    instances = vast.list_instances(label_prefix=LABEL_PREFIX)
+    return sorted(i.id for i in instances if parse_label(i.label) is not None)
+
+
+def announce_labelled(
+    sf: SessionFactory,
+    accounts: VastAccounts,
+    service: DeployService,
+    admins: AdminDirectory | None,
+    *,
+    now: datetime | None = None,
+) -> dict[str | None, list[int]]:
+    """On a database without deployments: read the list of each account this database can
+    reach (single-workspace mode: the one; OAuth mode: the default one and each installed
+    workspace's) and, when some hold instances labelled by the bot, say so in one log line and
+    by one DM to each bot admin (``admins.admins(team)``, through the messages port of
+    ``service``), claimed once per database in ``bot_state`` (:data:`LABELLED_NOTICE_STATE`) so
+    that two processes starting at once, or a restart, do not repeat it. Those instances are
+    left alone (another installation's, or this bot's before its database was lost: only a
+    person can tell).
+
+    Returns ``{team_id (None: single-workspace mode or the default account): instance ids}``
+    of what was found. A list that cannot be read is logged and skipped. Raises storage
+    errors."""
+    targets: dict[str, tuple[VastAccount, list[str | None]]] = {}
+    if accounts.multi:
+        teams: list[str | None] = [None]
+        teams += [w.team_id for w in storage.list_workspaces(sf, installed_only=True)]
+    else:
+        teams = [None]
+    for team in teams:
+        try:
+            account = accounts.for_team(team)
+        except Exception as error:  # one workspace's key must not stop the others
+            logger.info("workspace %s: Vast.ai account not read (%s)", team, type(error).__name__)
+            continue
+        targets.setdefault(account.name, (account, []))[1].append(team)
+    found: dict[str | None, list[int]] = {}
+    for account, account_teams in targets.values():
+        try:
+            ids = labelled_instances(account.client)
+        except VastError as error:
+            logger.warning("start-up: instance list unavailable (%s)", type(error).__name__)
+            continue
+        if ids:
+            for team in account_teams:
+                found[team] = ids
+    if not found:
+        return found
+    everything = sorted({i for ids in found.values() for i in ids})
+    logger.warning(
+        "start-up: the database holds no deployments, but Vast.ai holds %d instances labelled "
+        "by this bot (%s): another installation's, or this one's before its database was lost; "
+        "left alone, listed as unmanaged for admins",
+        len(everything),
+        everything,
+    )
+    if admins is None or not storage.put_state_if_absent(
+        sf, LABELLED_NOTICE_STATE, json.dumps(everything), now
+    ):
+        return found
+    for team, ids in found.items():
+        if team is None and accounts.multi:
+            continue  # OAuth mode: a message needs a workspace
+        for user in sorted(admins.admins(team)):
+            service.messages.labelled_on_empty_database(user, ids, team_id=team)
+    return found
