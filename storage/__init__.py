@@ -43,6 +43,23 @@ from storage.db import (
     write_transaction,
 )
 from storage.errors import DeploymentNotFoundError, InstanceAlreadyAttachedError, StorageError
+from storage.intents import (
+    DESIRED_STATES,
+    DESTROYED,
+    RUNNING,
+    STOPPED,
+    IntentClaim,
+    StartLease,
+    act_of,
+    begin_try,
+    claim_intent,
+    claim_owner_told,
+    complete_intent,
+    list_due_intents,
+    record_outside_start,
+    release_owner_told,
+    withdraw_intent,
+)
 from storage.lifetimes import (
     claim,
     claim_expiry_warning,
@@ -140,6 +157,21 @@ from storage.workspaces import (
 )
 
 __all__ = [
+    "DESIRED_STATES",
+    "DESTROYED",
+    "RUNNING",
+    "STOPPED",
+    "IntentClaim",
+    "StartLease",
+    "act_of",
+    "begin_try",
+    "claim_intent",
+    "claim_owner_told",
+    "complete_intent",
+    "list_due_intents",
+    "record_outside_start",
+    "release_owner_told",
+    "withdraw_intent",
     "APPROVED",
     "Approval",
     "ApprovalRecord",

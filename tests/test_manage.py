@@ -260,20 +260,27 @@ def test_double_stop_sends_one_request(
         click(bot, "deployment_stop", dep)
     answers = replies(fake_slack, 2)
     assert len(manage_requests(bot, "PUT")) == 1
-    assert sum("already stopped" in a for a in answers) == 1
+    # The second click finds it stopped, or its stop recorded and still being sent.
+    assert sum("already stopped" in a or "already being stopped" in a for a in answers) == 1
     assert status_of(bot, dep.id) == "stopped"
     assert len(fake_slack.calls_to("chat.postMessage")) == 1  # one thread reply
 
 
-def test_stop_failure_on_vast_puts_it_back_to_ready(bot: BotHarness, fake_slack: FakeSlack) -> None:
+def test_stop_vast_refuses_stays_ready_and_recorded(bot: BotHarness, fake_slack: FakeSlack) -> None:
     dep = make_deployment(bot)
     bot.vast.inject(Fault.BAD_KEY, endpoint="manage")
     click(bot, "deployment_stop", dep)
     text = replies(fake_slack, 1)[0]
     assert "did not stop" in text and "still running and billing" in text
-    assert status_of(bot, dep.id) == "ready"
+    assert "keeps sending it" in text
+    record = storage.get_deployment(bot.services.session_factory, dep.id)
+    assert record is not None and record.status == "ready"  # Vast.ai accepted nothing
+    assert record.desired_state == "stopped" and record.desired_next_try_at is not None
     events = storage.list_events(bot.services.session_factory, dep.id)
     assert any(e.action == "stop_failed" and e.actor == ALICE for e in events)
+    update = fake_slack.wait_for("chat.update", ts=dep.message_ts)[-1]
+    assert "Stopping…" in texts(update.args["blocks"])  # the message says what is going on
+    assert "deployment_stop" not in [b["action_id"] for b in buttons(update.args["blocks"])]
 
 
 # --- start ------------------------------------------------------------------------------
@@ -380,7 +387,8 @@ def test_destroy_after_confirm_sends_one_request(
     assert [r.path for r in deletes] == [f"{MANAGE_PATH}{dep.instance_id}/"]
     assert bot.vast.instance(dep.instance_id or 0) is None
     assert status_of(bot, dep.id) == "destroyed"
-    assert sum("already destroyed" in a for a in answers) == 1
+    # The second click finds it destroyed, or its destroy recorded and still being sent.
+    assert sum("already destroyed" in a or "already being destroyed" in a for a in answers) == 1
     assert any("Total cost: $0.50" in a for a in answers)
     update = fake_slack.wait_for("chat.update", ts=dep.message_ts)[-1]
     assert "Destroyed" in texts(update.args["blocks"]) and not buttons(update.args["blocks"])
@@ -390,7 +398,7 @@ def test_destroy_after_confirm_sends_one_request(
     assert [e.actor for e in events if e.action == "destroy"] == [ALICE]
 
 
-def test_destroy_failure_puts_it_back_and_says_it_still_bills(
+def test_destroy_vast_refuses_stays_recorded_and_the_bot_destroys_it_later(
     bot: BotHarness, fake_slack: FakeSlack
 ) -> None:
     dep = make_deployment(bot, status="stopped")
@@ -398,13 +406,29 @@ def test_destroy_failure_puts_it_back_and_says_it_still_bills(
     click(bot, "deployment_destroy", dep)
     text = replies(fake_slack, 1)[0]
     assert "did not destroy" in text and "still exists and bills" in text
-    assert status_of(bot, dep.id) == "stopped"
+    assert "keeps sending it" in text
+    record = storage.get_deployment(bot.services.session_factory, dep.id)
+    assert record is not None
+    assert record.status == "stopped"  # only what Vast.ai accepted changes the status
+    assert (record.desired_state, record.desired_tries) == ("destroyed", 1)
+    assert record.desired_next_try_at is not None  # pending: the reconciler's work
     assert bot.vast.instance(dep.instance_id or 0) is not None
-    # Pressing again works once Vast.ai answers.
+    # Pressing again sends nothing more: the destroy is recorded and the bot keeps trying.
     click(bot, "deployment_destroy", dep)
-    replies(fake_slack, 2)
-    wait_until(lambda: status_of(bot, dep.id) == "destroyed")
+    assert "already being destroyed" in replies(fake_slack, 2)[1]
+    assert len(manage_requests(bot, "DELETE")) == 1
+    # The next try falls due (one poll interval later): the reconciler destroys it.
+    poller = bot.services.poller
+    poller.clock = lambda: storage.utcnow() + timedelta(seconds=3601)
+    poller.tick()
+    assert status_of(bot, dep.id) == "destroyed"
+    assert bot.vast.instance(dep.instance_id or 0) is None
     assert len(manage_requests(bot, "DELETE")) == 2
+    events = storage.list_events(bot.services.session_factory, dep.id)
+    assert any(e.action == "destroy_retry" and "accepted" in str(e.detail) for e in events)
+    assert any(e.action == "destroy" and e.actor == ALICE for e in events)
+    notes = fake_slack.wait_for("chat.postMessage", thread_ts=dep.message_ts)
+    assert any("Destroyed *JupyterLab*" in str(n.args["text"]) for n in notes)
 
 
 # --- permissions ------------------------------------------------------------------------

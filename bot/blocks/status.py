@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.intents import pending_line
 from bot.formats import format_duration, format_elapsed
 from bot.pricing import cost_so_far
 from catalog import Template
@@ -70,6 +71,12 @@ def ssh_command(dep: DeploymentRecord) -> str | None:
 
 
 def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
+    line = _state_line(dep, template, now)
+    pending = pending_line(dep, now) if not dep.is_final else None
+    return f"{pending}\n{line}" if pending else line
+
+
+def _state_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
     age = format_elapsed((now - dep.created_at).total_seconds())
     if dep.status == DeploymentStatus.CREATING:
@@ -149,12 +156,16 @@ def destroy_button(dep: DeploymentRecord, now: datetime) -> ButtonElement | None
 
 
 def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonElement]:
-    """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation)."""
+    """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation); none while
+    a destroy is pending, no Stop while a stop is, no Start while a start is."""
     value = str(dep.id)
     buttons: list[ButtonElement] = []
-    if dep.status == DeploymentStatus.READY:
+    pending = dep.desired_state if dep.desired_next_try_at is not None else None
+    if pending == "destroyed":  # being destroyed: nothing else to press
+        return buttons
+    if dep.status == DeploymentStatus.READY and pending != "stopped":
         buttons.append(ButtonElement(text="Stop", action_id=ACTION_STOP, value=value))
-    if dep.status == DeploymentStatus.STOPPED:
+    if dep.status == DeploymentStatus.STOPPED and pending != "running":
         buttons.append(
             ButtonElement(text="Start", action_id=ACTION_START, value=value, style="primary")
         )
@@ -173,8 +184,9 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
 
     Two calls give equal keys exactly when :func:`status_message` would show the same state,
     reason, Vast.ai status message (while provisioning), coarse elapsed time (while creating or
-    provisioning, :func:`format_elapsed`), connection details and end time (``ends_at``, so an
-    extension redraws the message). The running cost and the cost estimate to the end are left
+    provisioning, :func:`format_elapsed`), connection details, end time (``ends_at``, so an
+    extension redraws the message) and the act being carried out (a pending desired state and
+    its tries). The running cost and the cost estimate to the end are left
     out on purpose: they change every second and are refreshed with the next real change. The
     status poller edits the message (``chat.update``) only when this key changes.
     """
@@ -191,6 +203,8 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
         dep.ssh_port,
         dep.simulated,
         dep.ends_at,
+        dep.desired_state if dep.desired_next_try_at is not None else None,
+        dep.desired_tries if dep.desired_next_try_at is not None else 0,
     )
 
 

@@ -39,7 +39,7 @@ import storage
 from bot import pricing
 from bot.config import Settings
 from bot.formats import format_duration, lifetime_label, mentions, micros, money, slack_date
-from bot.services.actions import DESTROY, STOP, ManageService, Outcome
+from bot.services.actions import DESTROY, STOP, ManageService, Outcome, OutcomeKind
 from bot.services.ports import Delivery, ExpiryNotice, IdleNotice, Messages
 from bot.vast.models import Instance
 from catalog import Template
@@ -323,7 +323,10 @@ class LifetimeService:
             unchanged=unchanged,
             seen_status=dep.status,
         )
-        if outcome.kind == "failed" and outcome.deployment is not None:
+        if (
+            outcome.kind in (OutcomeKind.FAILED, OutcomeKind.PENDING)
+            and outcome.deployment is not None
+        ):
             self._tell_failure(outcome.deployment, action)
         elif outcome.kind != "done":
             logger.info("lifetimes: automatic %s of %d: %s", action, dep.id, outcome.kind)
@@ -340,8 +343,9 @@ class LifetimeService:
             return
         text = (
             f":warning: The bot could not {action} *{dep.template_name}* (#{dep.id}) on its own: "
-            "Vast.ai refused. *It is still running and billing.* The bot keeps trying on every "
-            "status check; to end it now, press *Destroy* or stop it in the Vast.ai console."
+            "Vast.ai refused. *It is still running and billing.* The bot keeps trying (less often "
+            "as it keeps failing); to end it now, press *Destroy* or stop it in the Vast.ai "
+            "console."
         )
         storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{action}_failed", None)
         delivered = self.messages.note(dep, text)
