@@ -14,12 +14,21 @@ from typing import Any
 import pytest
 
 import storage
+from bot.simulator import VastSimulator
 from bot.simulator.faults import Fault
 from bot.vast.errors import classify
 from storage import DeploymentRecord
 from tests.blockkit import buttons, texts
 from tests.fakes.slack_api import TEAM_ID, FakeSlack
-from tests.fixtures.slack import ALICE, BOB, CHANNEL, BotFactory, BotHarness
+from tests.fixtures.slack import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    FAST_TIMELINE,
+    BotFactory,
+    BotHarness,
+    MovableClock,
+)
 
 ADMIN = "U0ADMIN01"
 MANAGE_PATH = "/api/v0/instances/"
@@ -281,6 +290,44 @@ def test_stop_vast_refuses_stays_ready_and_recorded(bot: BotHarness, fake_slack:
     update = fake_slack.wait_for("chat.update", ts=dep.message_ts)[-1]
     assert "Stopping…" in texts(update.args["blocks"])  # the message says what is going on
     assert "deployment_stop" not in [b["action_id"] for b in buttons(update.args["blocks"])]
+
+
+class _Crash(BaseException):
+    """The process dies here: nothing in the bot catches it."""
+
+
+def test_a_stop_lost_in_a_crash_is_carried_out_after_a_restart(
+    bot_factory: BotFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop is pressed, the process dies before Vast.ai answers (the request never arrived),
+    a new process starts on the same database: within two poller passes the instance is
+    stopped, the row says so, and the event log shows the retry."""
+    clock = MovableClock()
+    sim = VastSimulator(timeline=FAST_TIMELINE, frozen_clock=True)
+    sim.start()
+    try:
+        first = bot_factory(simulator=sim, clock=clock)
+        dep = make_deployment(first)
+        sim.advance(4)  # running
+
+        def lost(instance_id: int) -> None:
+            raise _Crash
+
+        monkeypatch.setattr(first.services.vast, "stop_instance", lost)
+        with pytest.raises(_Crash):
+            first.services.manage.perform("stop", dep.id, ALICE)
+
+        second = bot_factory(simulator=sim, clock=clock)  # the restart
+        for _ in range(2):  # two passes, one poll interval (an hour here) apart
+            clock.advance(seconds=3600)
+            second.services.poller.tick()
+        shown = sim.instance(dep.instance_id or 0)
+        assert shown is not None and shown["intended_status"] == "stopped"
+        assert status_of(second, dep.id) == "stopped"
+        events = storage.list_events(second.services.session_factory, dep.id)
+        assert any(e.action == "stop_retry" and "accepted" in str(e.detail) for e in events)
+    finally:
+        sim.stop()
 
 
 # --- start ------------------------------------------------------------------------------

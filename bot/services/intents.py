@@ -383,7 +383,8 @@ class IntentReconciler:
         if after is None:
             return  # someone else confirmed it (and said so)
         report.confirmed += 1
-        if after.desired_actor == storage.SYSTEM_ACTOR and not gone:
+        own = not gone or dep.desired_state == storage.DESTROYED  # its own act, not a vanishing
+        if after.desired_actor == storage.SYSTEM_ACTOR and own:
             act = storage.act_of(dep.desired_state)
             if act != "start":
                 storage.add_event(
@@ -396,7 +397,7 @@ class IntentReconciler:
             actor=dep.desired_actor or storage.SYSTEM_ACTOR,
             reason=dep.desired_reason,
             tries=tries if tries is not None else dep.desired_tries,
-            outcome="gone" if gone else "done",
+            outcome="done" if own else "gone",
             console_url=CONSOLE_URL,
         )
         report.slack_calls += 1
