@@ -128,6 +128,7 @@ def make_row(
     *,
     status: str = "ready",
     lifetime_hours: float | None = None,
+    simulated: bool = True,
 ) -> DeploymentRecord:
     """A deployment whose simulator instance runs (``ready``) or was stopped an hour ago
     (``stopped``); with ``lifetime_hours`` its run began two hours ago."""
@@ -156,7 +157,7 @@ def make_row(
         gpu_ram_gb=24,
         dph_total=0.4,
         disk_gb=16,
-        simulated=True,
+        simulated=simulated,
         lifetime_hours=lifetime_hours,
         now=now - timedelta(hours=2),
     )
@@ -424,6 +425,29 @@ def test_a_refused_stop_is_retried_with_backoff_and_the_owner_told_once(
     assert done and "Stopped *JupyterLab*" in done[0]
     final = row(sf, dep)
     assert final.desired_tries == 7 and final.desired_gave_up_at is not None
+
+
+def test_an_act_on_an_account_out_of_reach_backs_off_and_tells_the_owner(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+) -> None:
+    """A row rented on real Vast.ai whose key the bot no longer has: the stop stays recorded,
+    each try is counted with its backoff (not every pass), and the owner is told."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, simulated=False)  # never sent to the simulator instead
+    process = processes()
+    outcome = process.manage.perform("stop", dep.id, ALICE)
+    assert outcome.kind == "pending" and "no Vast.ai key" in outcome.message
+    for _ in range(20):  # 300 s: tries at 15, 45, 105, 225 s after the first
+        process.passes(clock, 1)
+    record = row(sf, dep)
+    assert record.desired_tries == 5 and record.desired_next_try_at is not None
+    retries = [e for e in storage.list_events(sf, dep.id) if e.action == "stop_retry"]
+    assert len(retries) == 4 and all("not sent" in str(e.detail) for e in retries)
+    assert len([t for t in process.texts("dm") if "may still be billing" in t]) == 1
+    assert [r for r in sim.requests if r.method == "PUT"] == []
 
 
 def test_the_retry_interval_doubles_and_is_capped() -> None:

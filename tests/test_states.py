@@ -418,9 +418,7 @@ def test_the_status_message_says_an_act_is_pending() -> None:
     text = str(message["blocks"])
     assert "Stopping…" in text and "may still bill" in text and "Tried 3 times" in text
     assert "deployment_stop" not in text  # no second Stop while one is being sent
-    assert visible_key(dep, now=NOW) != visible_key(
-        replace(dep, desired_next_try_at=None), now=NOW
-    )
+    assert visible_key(dep, now=NOW) != visible_key(replace(dep, desired_next_try_at=None), now=NOW)
     destroying = pending("destroyed", status="stopped", stopped_at=NOW - timedelta(hours=1))
     assert "Destroying…" in str(status_message(destroying, template(), now=NOW)["blocks"])
     assert "deployment_" not in str(status_message(destroying, template(), now=NOW)["blocks"])

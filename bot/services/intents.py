@@ -269,7 +269,7 @@ class IntentReconciler:
                 client = self.accounts.for_deployment(dep).client
             except VastError as error:  # no key for its account: a try that failed
                 try:
-                    self._failed_try(dep, error, now, report)
+                    self._unreachable(dep, error, now, report)
                 except Exception:  # one deployment's trouble must not stop the others
                     logger.exception("intents: deployment %d not reconciled", dep.id)
                 continue
@@ -285,6 +285,35 @@ class IntentReconciler:
                 except Exception:  # one deployment's trouble must not stop the others
                     logger.exception("intents: deployment %d not reconciled", dep.id)
         return report
+
+    def _unreachable(
+        self, dep: DeploymentRecord, error: VastError, now: datetime, report: ReconcileReport
+    ) -> None:
+        """The account of ``dep`` is out of reach (no key for it): a try that failed, with its
+        backoff, so the owner is told in time and the bot keeps trying."""
+        tries = self._take_try(dep, now)
+        if tries is None:
+            return
+        act = storage.act_of(dep.desired_state or storage.STOPPED)
+        detail = f"try {tries}: not sent: {error}"[:500]
+        storage.add_event(self.sf, dep.id, storage.SYSTEM_ACTOR, f"{act}_retry", detail, now=now)
+        self._failed_try(dep, error, now, report, tries=tries)
+
+    def _take_try(self, dep: DeploymentRecord, now: datetime) -> int | None:
+        """Take the next try of ``dep``'s intent (:func:`storage.begin_try`); its number, or
+        None when it was confirmed, replaced or taken by another sender meanwhile."""
+        if dep.desired_at is None:
+            return None
+        tries = dep.desired_tries + 1
+        taken = storage.begin_try(
+            self.sf,
+            dep.id,
+            desired_at=dep.desired_at,
+            tries=dep.desired_tries,
+            next_try_at=now + retry_delay(tries, self.interval_seconds),
+            now=now,
+        )
+        return tries if taken else None
 
     def _read(
         self, client: VastClient, deps: Sequence[DeploymentRecord]
@@ -334,15 +363,8 @@ class IntentReconciler:
             if instance is None or reached(state, instance):
                 self._settle(dep, now, gone=instance is None, report=report)
                 return
-        tries = dep.desired_tries + 1
-        if not storage.begin_try(
-            self.sf,
-            dep.id,
-            desired_at=desired_at,
-            tries=dep.desired_tries,
-            next_try_at=now + retry_delay(tries, self.interval_seconds),
-            now=now,
-        ):
+        tries = self._take_try(dep, now)
+        if tries is None:
             return  # confirmed, replaced or taken meanwhile by another sender
         act = storage.act_of(state)
         report.sent += 1
