@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import health as health_blocks
+from bot.blocks import intents as intent_blocks
 from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import notify
 from bot.blocks.home import home_view
@@ -46,11 +47,12 @@ from bot.services.ports import (
     ExpiryNotice,
     HomeData,
     IdleNotice,
+    IntentNotice,
     PostedLike,
     Reminder,
 )
 from catalog import OfferLike, Template
-from storage import DeploymentRecord, utcnow
+from storage import SYSTEM_ACTOR, DeploymentRecord, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -347,6 +349,24 @@ class SlackMessages:
             lifetime_blocks.auto_action_message(dep, done, now=self.clock()),
         )
         return threaded or dm
+
+    def intent_settled(self, dep: DeploymentRecord, notice: IntentNotice) -> bool:
+        """See :func:`bot.blocks.intents.intent_text` (thread; the owner's DM too for the bot's
+        own acts, or after the owner was told that it kept failing)."""
+        payload = intent_blocks.intent_message(dep, notice)
+        threaded = self._reply(dep, "intent note", payload["text"], payload.get("blocks"))
+        if notice.actor != SYSTEM_ACTOR and dep.desired_gave_up_at is None and threaded:
+            return True
+        dm = self._dm_owner(dep, f"intent DM of deployment {dep.id}", payload)
+        return threaded or dm
+
+    def intent_failing(self, dep: DeploymentRecord, notice: IntentNotice) -> bool:
+        """See :func:`bot.blocks.intents.intent_text` (``failing``: DM to the owner and the
+        thread)."""
+        payload = intent_blocks.intent_message(dep, notice)
+        dm = self._dm_owner(dep, f"failing act DM of deployment {dep.id}", payload)
+        threaded = self._reply(dep, "failing act note", payload["text"], payload.get("blocks"))
+        return dm or threaded
 
     def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
         """See :func:`bot.blocks.lifetimes.reminder_message` (DM to the owner)."""

@@ -261,3 +261,26 @@ class AuditEntry:
     detail: str | None
     deployment_id: int | None = None
     template_name: str | None = None
+
+
+@dataclass(frozen=True)
+class IntentNotice:
+    """An act the bot carries out from a recorded desired state (after a crash or a refusal).
+
+    ``action``: ``stop``/``start``/``destroy``; ``actor``: who asked (Slack user id, or
+    ``system`` for a lifetime or idle rule) and ``reason`` (text for people); ``tries``:
+    requests sent so far; ``outcome``: ``done`` (Vast.ai confirmed it), ``gone`` (the instance
+    no longer exists: nothing bills), ``withdrawn`` (a Start Vast.ai refused: it stays
+    stopped) or ``failing`` (it keeps failing; the bot keeps trying); ``error``: Vast.ai's last
+    refusal in words (None when it went through); ``next_try_at``: aware UTC, while
+    ``failing``; ``console_url``: where to act by hand on Vast.ai.
+    """
+
+    action: str
+    actor: str
+    reason: str | None
+    tries: int
+    outcome: str
+    error: str | None = None
+    next_try_at: datetime | None = None
+    console_url: str = "https://cloud.vast.ai/instances/"

@@ -37,6 +37,7 @@ from bot.services.deploy import DeployService
 from bot.services.heartbeat import WATCH_SECONDS, HeartbeatService
 from bot.services.home import HomeService
 from bot.services.installs import InstallService
+from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
 from bot.services.offers import OfferCache, RecentSearches
@@ -352,6 +353,7 @@ def build_services(
         admins=admins,
         on_change=home.deployment_changed,
         clock=clock,
+        retry_seconds=settings.status_poll_seconds,
     )
     lifetimes = LifetimeService(
         session_factory=sf,
@@ -386,6 +388,15 @@ def build_services(
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
         on_pass=heartbeat.on_pass,
+        intents=IntentReconciler(
+            session_factory=sf,
+            accounts=accounts,
+            messages=messages,
+            catalog_get=catalog.get,
+            interval_seconds=settings.status_poll_seconds,
+            on_change=home.deployment_changed,
+            clock=clock,
+        ),
     )
     closers.append(poller.close)
     reminders = ReminderService(

@@ -392,14 +392,24 @@ def test_an_automatic_stop_vast_refuses_is_retried_and_the_owner_told_once(
     tick_at(bot, clock, minutes=95)
     clock.advance(minutes=25)  # the end
     bot.vast.inject(Fault.BAD_KEY, endpoint="manage", times=3)
+    tick_at(bot, clock, minutes=1)  # the rule records the stop and sends it: refused
+    assert len(stops(bot)) == 1
     for _ in range(3):
-        tick_at(bot, clock, minutes=1)  # each tick tries, Vast.ai refuses
+        tick_at(bot, clock, minutes=1)  # recorded and not due yet: nothing more is sent
+    assert len(stops(bot)) == 1
+    # The reconciler sends it again when each try falls due (poll interval 1 h, doubling).
+    tick_at(bot, clock, minutes=60)
+    tick_at(bot, clock, minutes=120)
+    assert len(stops(bot)) == 3
     assert current(bot, dep).status == "ready"
     told = [c for c in dms_to(fake_slack, ALICE) if "could not stop" in str(c.args.get("text"))]
     assert len(told) == 1 and "still running and billing" in str(told[0].args["text"])
     assert any("could not stop" in n for n in thread_notes(fake_slack, dep))
-    tick_at(bot, clock, minutes=1)  # Vast.ai accepts again
+    tick_at(bot, clock, minutes=240)  # Vast.ai accepts again
     assert current(bot, dep).status == "stopped"
+    assert len(stops(bot)) == 4
+    retries = [e.detail for e in events(bot, dep) if e.action == "stop_retry"]
+    assert len(retries) == 3 and "accepted" in str(retries[-1])
 
 
 def test_extend_on_a_late_warning_works(

@@ -14,12 +14,21 @@ from typing import Any
 import pytest
 
 import storage
+from bot.simulator import VastSimulator
 from bot.simulator.faults import Fault
 from bot.vast.errors import classify
 from storage import DeploymentRecord
 from tests.blockkit import buttons, texts
 from tests.fakes.slack_api import TEAM_ID, FakeSlack
-from tests.fixtures.slack import ALICE, BOB, CHANNEL, BotFactory, BotHarness
+from tests.fixtures.slack import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    FAST_TIMELINE,
+    BotFactory,
+    BotHarness,
+    MovableClock,
+)
 
 ADMIN = "U0ADMIN01"
 MANAGE_PATH = "/api/v0/instances/"
@@ -260,20 +269,65 @@ def test_double_stop_sends_one_request(
         click(bot, "deployment_stop", dep)
     answers = replies(fake_slack, 2)
     assert len(manage_requests(bot, "PUT")) == 1
-    assert sum("already stopped" in a for a in answers) == 1
+    # The second click finds it stopped, or its stop recorded and still being sent.
+    assert sum("already stopped" in a or "already being stopped" in a for a in answers) == 1
     assert status_of(bot, dep.id) == "stopped"
     assert len(fake_slack.calls_to("chat.postMessage")) == 1  # one thread reply
 
 
-def test_stop_failure_on_vast_puts_it_back_to_ready(bot: BotHarness, fake_slack: FakeSlack) -> None:
+def test_stop_vast_refuses_stays_ready_and_recorded(bot: BotHarness, fake_slack: FakeSlack) -> None:
     dep = make_deployment(bot)
     bot.vast.inject(Fault.BAD_KEY, endpoint="manage")
     click(bot, "deployment_stop", dep)
     text = replies(fake_slack, 1)[0]
     assert "did not stop" in text and "still running and billing" in text
-    assert status_of(bot, dep.id) == "ready"
+    assert "keeps sending it" in text
+    record = storage.get_deployment(bot.services.session_factory, dep.id)
+    assert record is not None and record.status == "ready"  # Vast.ai accepted nothing
+    assert record.desired_state == "stopped" and record.desired_next_try_at is not None
     events = storage.list_events(bot.services.session_factory, dep.id)
     assert any(e.action == "stop_failed" and e.actor == ALICE for e in events)
+    update = fake_slack.wait_for("chat.update", ts=dep.message_ts)[-1]
+    assert "Stopping…" in texts(update.args["blocks"])  # the message says what is going on
+    assert "deployment_stop" not in [b["action_id"] for b in buttons(update.args["blocks"])]
+
+
+class _Crash(BaseException):
+    """The process dies here: nothing in the bot catches it."""
+
+
+def test_a_stop_lost_in_a_crash_is_carried_out_after_a_restart(
+    bot_factory: BotFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop is pressed, the process dies before Vast.ai answers (the request never arrived),
+    a new process starts on the same database: within two poller passes the instance is
+    stopped, the row says so, and the event log shows the retry."""
+    clock = MovableClock()
+    sim = VastSimulator(timeline=FAST_TIMELINE, frozen_clock=True)
+    sim.start()
+    try:
+        first = bot_factory(simulator=sim, clock=clock)
+        dep = make_deployment(first)
+        sim.advance(4)  # running
+
+        def lost(instance_id: int) -> None:
+            raise _Crash
+
+        monkeypatch.setattr(first.services.vast, "stop_instance", lost)
+        with pytest.raises(_Crash):
+            first.services.manage.perform("stop", dep.id, ALICE)
+
+        second = bot_factory(simulator=sim, clock=clock)  # the restart
+        for _ in range(2):  # two passes, one poll interval (an hour here) apart
+            clock.advance(seconds=3600)
+            second.services.poller.tick()
+        shown = sim.instance(dep.instance_id or 0)
+        assert shown is not None and shown["intended_status"] == "stopped"
+        assert status_of(second, dep.id) == "stopped"
+        events = storage.list_events(second.services.session_factory, dep.id)
+        assert any(e.action == "stop_retry" and "accepted" in str(e.detail) for e in events)
+    finally:
+        sim.stop()
 
 
 # --- start ------------------------------------------------------------------------------
@@ -380,7 +434,8 @@ def test_destroy_after_confirm_sends_one_request(
     assert [r.path for r in deletes] == [f"{MANAGE_PATH}{dep.instance_id}/"]
     assert bot.vast.instance(dep.instance_id or 0) is None
     assert status_of(bot, dep.id) == "destroyed"
-    assert sum("already destroyed" in a for a in answers) == 1
+    # The second click finds it destroyed, or its destroy recorded and still being sent.
+    assert sum("already destroyed" in a or "already being destroyed" in a for a in answers) == 1
     assert any("Total cost: $0.50" in a for a in answers)
     update = fake_slack.wait_for("chat.update", ts=dep.message_ts)[-1]
     assert "Destroyed" in texts(update.args["blocks"]) and not buttons(update.args["blocks"])
@@ -390,7 +445,7 @@ def test_destroy_after_confirm_sends_one_request(
     assert [e.actor for e in events if e.action == "destroy"] == [ALICE]
 
 
-def test_destroy_failure_puts_it_back_and_says_it_still_bills(
+def test_destroy_vast_refuses_stays_recorded_and_the_bot_destroys_it_later(
     bot: BotHarness, fake_slack: FakeSlack
 ) -> None:
     dep = make_deployment(bot, status="stopped")
@@ -398,13 +453,29 @@ def test_destroy_failure_puts_it_back_and_says_it_still_bills(
     click(bot, "deployment_destroy", dep)
     text = replies(fake_slack, 1)[0]
     assert "did not destroy" in text and "still exists and bills" in text
-    assert status_of(bot, dep.id) == "stopped"
+    assert "keeps sending it" in text
+    record = storage.get_deployment(bot.services.session_factory, dep.id)
+    assert record is not None
+    assert record.status == "stopped"  # only what Vast.ai accepted changes the status
+    assert (record.desired_state, record.desired_tries) == ("destroyed", 1)
+    assert record.desired_next_try_at is not None  # pending: the reconciler's work
     assert bot.vast.instance(dep.instance_id or 0) is not None
-    # Pressing again works once Vast.ai answers.
+    # Pressing again sends nothing more: the destroy is recorded and the bot keeps trying.
     click(bot, "deployment_destroy", dep)
-    replies(fake_slack, 2)
-    wait_until(lambda: status_of(bot, dep.id) == "destroyed")
+    assert "already being destroyed" in replies(fake_slack, 2)[1]
+    assert len(manage_requests(bot, "DELETE")) == 1
+    # The next try falls due (one poll interval later): the reconciler destroys it.
+    poller = bot.services.poller
+    poller.clock = lambda: storage.utcnow() + timedelta(seconds=3601)
+    poller.tick()
+    assert status_of(bot, dep.id) == "destroyed"
+    assert bot.vast.instance(dep.instance_id or 0) is None
     assert len(manage_requests(bot, "DELETE")) == 2
+    events = storage.list_events(bot.services.session_factory, dep.id)
+    assert any(e.action == "destroy_retry" and "accepted" in str(e.detail) for e in events)
+    assert any(e.action == "destroy" and e.actor == ALICE for e in events)
+    notes = fake_slack.wait_for("chat.postMessage", thread_ts=dep.message_ts)
+    assert any("Destroyed *JupyterLab*" in str(n.args["text"]) for n in notes)
 
 
 # --- permissions ------------------------------------------------------------------------

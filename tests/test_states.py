@@ -364,3 +364,73 @@ def test_a_just_stopped_deployment_is_not_read_as_started_again() -> None:
     long_ago = record(status="stopped", stopped_at=NOW - states.STOP_SETTLE * 2)
     from_console = states.assess(long_ago, running, template(), now=NOW, timeout=TIMEOUT)
     assert from_console.probe_url is not None  # started elsewhere (e.g. the Vast.ai console)
+
+
+# -- a recorded desired state ---------------------------------------------------------------
+
+
+def pending(state: str, **overrides: Any) -> DeploymentRecord:
+    """A row whose desired ``state`` is recorded and not confirmed by Vast.ai yet."""
+    values: dict[str, Any] = {
+        "desired_state": state,
+        "desired_actor": "U0ALICE01",
+        "desired_at": NOW - timedelta(minutes=10),
+        "desired_next_try_at": NOW + timedelta(seconds=15),
+        "desired_tries": 1,
+    }
+    values.update(overrides)
+    return record(**values)
+
+
+def test_a_pending_stop_is_never_read_as_started_again() -> None:
+    # A stopped row whose instance runs (a Start in flight) and whose stop is recorded but
+    # not confirmed: long past the settle time, running is still not "started again".
+    dep = pending("stopped", status="stopped", stopped_at=NOW - timedelta(hours=3))
+    verdict = assess(dep, instance())
+    assert verdict.status == "stopped" and verdict.probe_url is None
+    assert assess(replace(dep, desired_state="destroyed"), instance()).status == "stopped"
+    # Once the stop is confirmed, running after the settle time is a start from elsewhere.
+    done = replace(dep, desired_next_try_at=None, desired_done_at=NOW - timedelta(hours=3))
+    assert assess(done, instance()).probe_url is not None
+
+
+def test_the_bots_own_stop_is_left_to_the_reconciler() -> None:
+    # The stop reached Vast.ai, its confirmation did not reach the row: the poller does not
+    # report it as stopped outside the bot; the reconciler confirms it right after.
+    stopped = instance("exited", intended_status="stopped", cur_state="stopped")
+    dep = pending("stopped", status="ready", ready_at=NOW - timedelta(hours=1))
+    assert assess(dep, stopped).status == "ready"
+    assert assess(replace(dep, desired_state=None, desired_next_try_at=None), stopped).status == (
+        "stopped"
+    )
+
+
+def test_a_pending_destroy_whose_instance_is_gone_is_left_to_the_reconciler() -> None:
+    dep = pending("destroyed", status="ready", created_at=NOW - timedelta(hours=1))
+    verdict = assess(dep, None)
+    assert verdict.status == "ready" and not verdict.confirm_gone
+    assert assess(replace(dep, desired_next_try_at=None), None).status == "destroyed"
+
+
+def test_a_desired_running_on_a_stopped_row_is_a_start_in_flight() -> None:
+    just_stopped = record(status="stopped", stopped_at=NOW - timedelta(seconds=30))
+    starting = replace(
+        just_stopped,
+        desired_state="running",
+        desired_at=NOW - timedelta(seconds=5),
+        desired_done_at=NOW - timedelta(seconds=5),
+    )
+    assert assess(just_stopped, instance()).probe_url is None  # Vast.ai catching up
+    assert assess(starting, instance()).probe_url is not None  # our Start: probe the app
+
+
+def test_the_status_message_says_an_act_is_pending() -> None:
+    dep = pending("stopped", status="ready", ready_at=NOW - timedelta(hours=1), desired_tries=3)
+    message = status_message(dep, template(), now=NOW)
+    text = str(message["blocks"])
+    assert "Stopping…" in text and "may still bill" in text and "Tried 3 times" in text
+    assert "deployment_stop" not in text  # no second Stop while one is being sent
+    assert visible_key(dep, now=NOW) != visible_key(replace(dep, desired_next_try_at=None), now=NOW)
+    destroying = pending("destroyed", status="stopped", stopped_at=NOW - timedelta(hours=1))
+    assert "Destroying…" in str(status_message(destroying, template(), now=NOW)["blocks"])
+    assert "deployment_" not in str(status_message(destroying, template(), now=NOW)["blocks"])

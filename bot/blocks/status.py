@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 
 from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.intents import pending_line
 from bot.formats import format_duration, format_elapsed
 from bot.notices import effective_end, mrkdwn_escape
 from bot.pricing import cost_so_far
@@ -86,6 +87,12 @@ def _port_map(dep: DeploymentRecord) -> dict[int, int]:
 
 
 def _status_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
+    line = _state_line(dep, template, now)
+    pending = pending_line(dep, now) if not dep.is_final else None
+    return f"{pending}\n{line}" if pending else line
+
+
+def _state_line(dep: DeploymentRecord, template: Template | None, now: datetime) -> str:
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
     age = format_elapsed((now - dep.created_at).total_seconds())
     if dep.status == DeploymentStatus.CREATING:
@@ -179,12 +186,16 @@ def destroy_button(dep: DeploymentRecord, now: datetime) -> ButtonElement | None
 
 
 def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonElement]:
-    """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation)."""
+    """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation); none while
+    a destroy is pending, no Stop while a stop is, no Start while a start is."""
     value = str(dep.id)
     buttons: list[ButtonElement] = []
-    if dep.status == DeploymentStatus.READY:
+    pending = dep.desired_state if dep.desired_next_try_at is not None else None
+    if pending == "destroyed":  # being destroyed: nothing else to press
+        return buttons
+    if dep.status == DeploymentStatus.READY and pending != "stopped":
         buttons.append(ButtonElement(text="Stop", action_id=ACTION_STOP, value=value))
-    if dep.status == DeploymentStatus.STOPPED:
+    if dep.status == DeploymentStatus.STOPPED and pending != "running":
         buttons.append(
             ButtonElement(text="Start", action_id=ACTION_START, value=value, style="primary")
         )
@@ -205,7 +216,8 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
     reason, Vast.ai status message (while provisioning), coarse elapsed time (while creating or
     provisioning, :func:`format_elapsed`), connection details, Vast.ai's message on a ready
     deployment in trouble and end time (:func:`bot.notices.effective_end`, so an extension,
-    or a warning that moved the end, redraws the message). The running cost and the cost
+    or a warning that moved the end, redraws the message) and the act being carried out (a
+    pending desired state and its tries). The running cost and the cost
     estimate to the end are left out on purpose: they change every second and are refreshed
     with the next real change. The status poller edits the message (``chat.update``) only
     when this key changes.
@@ -224,6 +236,8 @@ def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
         dep.simulated,
         effective_end(dep),
         _vast_trouble(dep),
+        dep.desired_state if dep.desired_next_try_at is not None else None,
+        dep.desired_tries if dep.desired_next_try_at is not None else 0,
     )
 
 

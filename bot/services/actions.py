@@ -1,20 +1,29 @@
 """Stop, start and destroy deployments, and send their login, with permissions.
 
-Every action is decided once in the database before Vast.ai is called, so a double click (or
-two processes) sends one request:
+What should be true is written first: every act records the desired state of the instance
+(:func:`storage.claim_intent`: ``stopped``, ``running`` or ``destroyed``, with its reason, its
+actor and ``desired_next_try_at`` set) in the transaction that claims it, before Vast.ai is
+called, so a double click (or two processes) sends one request, and a crash or a refusal
+leaves a pending intent that :class:`bot.services.intents.IntentReconciler` carries out on
+the next poller passes. The status column changes only to what Vast.ai accepted, in the
+transaction that confirms the intent (:func:`storage.complete_intent`); a final status is
+never left.
 
-* **Stop**: ``ready → stopped`` by a conditional :func:`storage.update_status` (the claim),
-  then ``PUT {"state": "stopped"}``. If Vast.ai refuses, the row goes back to ``ready``.
-* **Destroy**: ``provisioning|ready|stopped → destroyed`` by a conditional update, then
-  ``DELETE``. If Vast.ai refuses, the row goes back to its previous status and the user is
-  told the instance still bills. (A crash between the claim and the call leaves a live
-  instance under a ``destroyed`` row: the poller's orphan sweep has to catch it.)
-* **Start**: the row stays ``stopped`` — the status poller follows ``stopped`` deployments and
-  moves them to ``ready`` once Vast.ai runs the instance and the app answers
-  (:mod:`bot.services.states`), and would fail a ``provisioning`` row that is older than
-  ``DEPLOY_TIMEOUT_MINUTES``. The claim is a lease ``deployment-start:<id>`` held for
-  :data:`START_CLAIM_SECONDS`, given back when Vast.ai refuses (so the user can retry), when
-  the poller sees the start complete (ready) and when the deployment is stopped or destroyed.
+* **Stop**: desired ``stopped`` on a ``ready`` row, then ``PUT {"state": "stopped"}``; accepted
+  → ``ready → stopped``. While it is pending the status message says *Stopping…*.
+* **Destroy**: desired ``destroyed`` on a ``provisioning|ready|stopped`` row, then ``DELETE``;
+  accepted or 404 (already gone) → ``destroyed``.
+* **Start**: desired ``running`` on a ``stopped`` row, with the lease ``deployment-start:<id>``
+  in the same transaction (held :data:`START_CLAIM_SECONDS`: one Start click wins, and the
+  poller reads it as a start in flight), then ``PUT {"state": "running"}``. The row stays
+  ``stopped`` until the poller sees the app answer (:mod:`bot.services.states`).
+
+When Vast.ai refuses a Stop or a Destroy, the desired state stays recorded and pending: the
+person is told plainly that it still runs and bills and that the bot keeps trying (with
+backoff; the owner is told if it keeps failing). A refused Start is withdrawn instead
+(``start_withdrawn``): starting a GPU later, unseen, would bill by surprise, so the person is
+told and may press *Start* again. An act whose desired state cannot be recorded (a database
+error) sends nothing and says so.
 
 Vast.ai facts (vast-api.md §5, from vast-ai/docs ``manage_instance.yaml``, ``hello-world.mdx``,
 ``troubleshooting.mdx``): stop keeps billing storage; start needs the *same* GPU and waits in
@@ -30,23 +39,27 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy.exc import SQLAlchemyError
 
+import storage
 from bot import pricing
-from bot.formats import mentions, money
+from bot.formats import mentions, money, slack_date
 from bot.services.accounts import VastAccounts
 from bot.services.admins import AdminDirectory
+from bot.services.intents import GONE_REASON, confirm, retry_delay, send_act, settle_fields
+from bot.services.intents import START_CLAIM_PREFIX as START_CLAIM_PREFIX
+from bot.services.intents import start_claim_name as start_claim_name
 from bot.services.message_sync import MessageSync
 from bot.services.ports import AutoAction, Messages
 from bot.vast.client import VastClient
 from bot.vast.errors import (
     AuthError,
     InsufficientCredit,
-    NotFound,
     RateLimited,
     Unreachable,
     VastError,
@@ -58,14 +71,9 @@ from storage import (
     DeploymentRecord,
     DeploymentStatus,
     SessionFactory,
-    acquire_lease,
     add_event,
-    drop_lease,
     get_deployment,
     get_lease,
-    release_lease,
-    restart_lifetime,
-    update_status,
     utcnow,
 )
 
@@ -77,6 +85,8 @@ DESTROYABLE = frozenset(
 )
 START_CLAIM_SECONDS = 300.0
 """How long a Start click blocks further Start clicks (and their Vast.ai requests)."""
+#: The desired state each act records.
+DESIRED = {STOP: storage.STOPPED, START: storage.RUNNING, DESTROY: storage.DESTROYED}
 
 CREDENTIALS = "credentials"
 _VERBS = {
@@ -88,24 +98,53 @@ _VERBS = {
 }
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Result of a stop/start/destroy request.
+class OutcomeKind(StrEnum):
+    """How a request went (a StrEnum: ``OutcomeKind.DONE == "done"``).
 
-    ``kind``: ``done`` (Vast.ai accepted), ``already`` (nothing to do: someone did it already,
-    no request sent), ``refused`` (not allowed), ``invalid`` (not possible in this state),
-    ``failed`` (Vast.ai refused; the row was put back), ``not_found`` (no such deployment).
-    ``message`` is mrkdwn for the person who clicked. ``deployment`` is the row afterwards.
+    ``done``: Vast.ai accepted. ``already``: nothing to do (someone did it, or the same act is
+    already recorded and being sent: no request). ``pending``: recorded and sent, but Vast.ai
+    refused or did not answer: the bot keeps trying. ``refused``: not allowed. ``invalid``:
+    not possible in this state. ``failed``: did not happen and nothing stays recorded (a
+    refused Start, a gone instance, a desired state that could not be recorded).
+    ``not_found``: no such deployment. ``busy``: the work pool was full (listeners).
     """
 
-    kind: str
+    DONE = "done"
+    ALREADY = "already"
+    PENDING = "pending"
+    REFUSED = "refused"
+    INVALID = "invalid"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, init=False)
+class Outcome:
+    """Result of a stop/start/destroy request (or a login, an extension, an approval).
+
+    ``kind``: an :class:`OutcomeKind` (given as a member or its string; an unknown string
+    raises ``ValueError``). ``message`` is mrkdwn for the person who clicked.
+    ``deployment`` is the row afterwards.
+    """
+
+    kind: OutcomeKind
     message: str
     deployment: DeploymentRecord | None = None
+
+    def __init__(
+        self, kind: OutcomeKind | str, message: str, deployment: DeploymentRecord | None = None
+    ) -> None:
+        object.__setattr__(self, "kind", OutcomeKind(kind))
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "deployment", deployment)
 
     @property
     def changed(self) -> bool:
         """True when the deployment changed (status message and Home need a redraw)."""
-        return self.kind == "done" or (self.kind == "failed" and self.deployment is not None)
+        if self.deployment is None:
+            return False
+        return self.kind in (OutcomeKind.DONE, OutcomeKind.PENDING, OutcomeKind.FAILED)
 
 
 def _name(dep: DeploymentRecord) -> str:
@@ -116,12 +155,14 @@ def _ended_text(dep: DeploymentRecord) -> str:
     return f"*{dep.template_name}* (#{dep.id}) has already ended ({dep.status})."
 
 
-START_CLAIM_PREFIX = "deployment-start:"
-
-
-def start_claim_name(deployment_id: int) -> str:
-    """Lease name that makes one Start click at a time win: ``deployment-start:<id>``."""
-    return f"{START_CLAIM_PREFIX}{deployment_id}"
+def unrecorded_text(action: str) -> str:
+    """What to say when the desired state of ``action`` could not be written (a database
+    error): nothing was sent to Vast.ai."""
+    verb = _VERBS.get(action, action)
+    return (
+        f":x: I could not record your {verb} (the bot's database did not answer), so nothing "
+        f"was sent to Vast.ai and nothing changed. Please try again in a moment."
+    )
 
 
 def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
@@ -156,6 +197,8 @@ class ManageService:
         clock: aware UTC now.
         sync: marks and queues status-message edits (default: one on the same database and
             messages port), so an edit that does not go through is sent again later.
+        retry_seconds: ``STATUS_POLL_SECONDS``: a request that was sent but not confirmed is
+            sent again by the reconciler after :func:`bot.services.intents.retry_delay`.
     """
 
     def __init__(
@@ -169,6 +212,7 @@ class ManageService:
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
         clock: Callable[[], datetime] = utcnow,
         sync: MessageSync | None = None,
+        retry_seconds: float = 15.0,
     ) -> None:
         self.sf = session_factory
         self.sync = sync or MessageSync(
@@ -183,6 +227,7 @@ class ManageService:
         self.admins = admins
         self.on_change = on_change
         self.clock = clock
+        self.retry_seconds = float(retry_seconds)
 
     def is_admin(self, team_id: str | None, user_id: str) -> bool:
         """True when ``user_id`` is a bot admin of workspace ``team_id``."""
@@ -235,7 +280,7 @@ class ManageService:
         elif action == DESTROY:
             outcome = self.destroy_deployment(deployment_id, actor, now, team_id=team_id)
         else:
-            return Outcome("invalid", f"Unknown action {action!r}.")
+            return Outcome(OutcomeKind.INVALID, f"Unknown action {action!r}.")
         if outcome.changed and outcome.deployment is not None:
             self._publish_change(outcome.deployment, action, actor, outcome)
         return outcome
@@ -247,7 +292,7 @@ class ManageService:
         channel's audit trail), and tell ``on_change`` (the owner's Home tab)."""
         now = self.clock()
         note = None
-        if action == START and outcome.kind == "done":
+        if action == START and outcome.kind == OutcomeKind.DONE:
             note = f":arrow_forward: Starting again (requested by <@{actor}> {now:%H:%M} UTC)…"
         try:
             self.sync.changed(dep, note=note)
@@ -255,7 +300,7 @@ class ManageService:
             # The answer, the thread reply and Home still go out; the poller's next read of
             # this row (in transition) shows the change.
             logger.exception("deployment %s: status message not marked for an edit", dep.id)
-        if outcome.kind == "done":
+        if outcome.kind == OutcomeKind.DONE:
             self.messages.action_done(dep, action, actor, pricing.cost_so_far(dep, now))
         self.on_change(dep)
 
@@ -272,25 +317,45 @@ class ManageService:
         """Stop or destroy ``deployment_id`` on the bot's own account (``actor`` ``system``):
         its lifetime ended (``why="expiry"``) or its GPU stayed idle unanswered (``"idle"``).
 
-        The same database claim as a click decides it, so it happens once across processes;
-        ``unchanged`` are the columns the rule read (e.g. ``ends_at``), so an **Extend** or
-        **Keep running** pressed meanwhile wins. An ``auto_<action>`` event records
-        ``reason_text``. When done: the status message is redrawn, the thread and the owner
-        (DM) are told what happened and why, and the Home tab refreshed. A Vast.ai refusal
-        puts the row back (the next tick tries again). A ``stopped`` row whose instance runs
-        (a Start whose app never answered; ``seen_status`` is the status the rule read) gets
-        its stop request sent again; a row the rule saw running that is stopped by now was
-        stopped by someone else (another process): nothing is sent.
+        The same desired-state claim as a click decides it, so it happens once across
+        processes; ``unchanged`` are the columns the rule read (e.g. ``ends_at``), so an
+        **Extend** or **Keep running** pressed meanwhile wins. ``reason_text`` is the desired
+        state's reason and an ``auto_<action>`` event. When done: the status message is
+        redrawn, the thread and the owner (DM) are told what happened and why, and the Home
+        tab refreshed. A Vast.ai refusal leaves the act pending (``pending``): the reconciler
+        sends it again, and the rule's next ticks send nothing more. A ``stopped`` row whose
+        instance runs (a Start whose app never answered; ``seen_status`` is the status the
+        rule read) gets desired ``stopped`` and its stop request sent again; a row the rule
+        saw running that is stopped by now was stopped by someone else: nothing is sent.
         """
         now = self.clock()
-        current = get_deployment(self.sf, deployment_id)
+        try:
+            current = get_deployment(self.sf, deployment_id)
+        except SQLAlchemyError:
+            logger.exception("automatic %s of %s: row not read", action, deployment_id)
+            return Outcome(OutcomeKind.FAILED, unrecorded_text(action))
         if action == STOP and current is not None and current.status == DeploymentStatus.STOPPED:
             if seen_status != DeploymentStatus.STOPPED:  # stopped meanwhile (another process)
-                return Outcome("already", f"{_name(current)} is already stopped.", current)
-            outcome = self._stop_again(current, now)
+                return Outcome(
+                    OutcomeKind.ALREADY, f"{_name(current)} is already stopped.", current
+                )
+            outcome = self.stop_deployment(
+                deployment_id,
+                SYSTEM_ACTOR,
+                now,
+                automatic=True,
+                unchanged=unchanged,
+                reason=reason_text,
+                statuses=(DeploymentStatus.STOPPED,),
+            )
         elif action == STOP:
             outcome = self.stop_deployment(
-                deployment_id, SYSTEM_ACTOR, now, automatic=True, unchanged=unchanged
+                deployment_id,
+                SYSTEM_ACTOR,
+                now,
+                automatic=True,
+                unchanged=unchanged,
+                reason=reason_text,
             )
         elif action == DESTROY:
             outcome = self.destroy_deployment(
@@ -304,11 +369,14 @@ class ManageService:
         else:
             raise ValueError(f"cannot {action!r} automatically")
         dep = outcome.deployment
-        if outcome.kind != "done" or dep is None:
+        if outcome.kind != OutcomeKind.DONE or dep is None:
+            if outcome.kind == OutcomeKind.PENDING and dep is not None:
+                self._redraw(dep)
+                self.on_change(dep)
             return outcome
         add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500], now=now)
         disk_per_day = pricing.disk_per_day(dep) if action == STOP else None
-        self.sync.changed(dep)
+        self._redraw(dep)
         self.messages.auto_action(
             dep,
             AutoAction(
@@ -321,20 +389,11 @@ class ManageService:
         self.on_change(dep)
         return outcome
 
-    def _stop_again(self, dep: DeploymentRecord, now: datetime) -> Outcome:
-        """``PUT state=stopped`` for a row that already says stopped while its instance runs."""
-        assert dep.instance_id is not None
+    def _redraw(self, dep: DeploymentRecord) -> None:
         try:
-            self._vast(dep).stop_instance(dep.instance_id)
-        except NotFound:
-            return self._instance_gone(dep, SYSTEM_ACTOR, STOP, now)
-        except VastError as error:
-            self._vast_failed(dep, SYSTEM_ACTOR, STOP, error)
-            return Outcome("failed", f"Vast.ai did not stop it: {error.user_message}", dep)
-        add_event(
-            self.sf, dep.id, SYSTEM_ACTOR, STOP, f"instance {dep.instance_id} (again)", now=now
-        )
-        return Outcome("done", f"Stopped *{dep.template_name}* (#{dep.id}) again.", dep)
+            self.sync.changed(dep)
+        except SQLAlchemyError:  # the poller's next read of this row shows the change
+            logger.exception("deployment %s: status message not marked for an edit", dep.id)
 
     def send_credentials(
         self,
@@ -394,33 +453,116 @@ class ManageService:
         return dep, None
 
     def _vast_failed(
-        self, dep: DeploymentRecord, actor: str, action: str, error: VastError
+        self, dep: DeploymentRecord, actor: str, action: str, error: VastError, now: datetime
     ) -> None:
         logger.warning("%s of deployment %s failed: %s", action, dep.id, error)
-        add_event(self.sf, dep.id, actor, f"{action}_failed", str(error)[:500], now=self.clock())
+        add_event(self.sf, dep.id, actor, f"{action}_failed", str(error)[:500], now=now)
 
-    def _instance_gone(
-        self, dep: DeploymentRecord, actor: str, action: str, now: datetime | None
-    ) -> Outcome:
-        reason = (
-            "The Vast.ai instance no longer exists (destroyed outside the bot, or the host removed "
-            "it), so nothing bills any more. Deploy again if you still need it."
-        )
-        sf = self.sf
-        add_event(
-            sf, dep.id, actor, f"{action}_failed", "instance not found", now=now or self.clock()
-        )
-        current = get_deployment(sf, dep.id)
-        if current is not None and not current.is_final:  # as the poller does: gone = destroyed
-            update_status(
-                sf,
+    # --- the desired state: claim, send, confirm ------------------------------------------
+
+    def _claim(
+        self,
+        dep: DeploymentRecord,
+        action: str,
+        actor: str,
+        now: datetime,
+        *,
+        reason: str,
+        statuses: Collection[DeploymentStatus],
+        unchanged: dict[str, object] | None = None,
+        lease: storage.StartLease | None = None,
+    ) -> DeploymentRecord | Outcome:
+        """Record the desired state of ``action`` (the claim); the row as claimed, or the
+        Outcome that answers the click when it could not be claimed (nothing is sent then)."""
+        try:
+            claim = storage.claim_intent(
+                self.sf,
                 dep.id,
-                expected_status=current.status,
-                new_status=DeploymentStatus.DESTROYED,
-                now=now,
+                DESIRED[action],
+                actor=actor,
                 reason=reason,
+                statuses=statuses,
+                now=now,
+                unchanged=unchanged,
+                lease=lease,
+                drop_lease=None if action == START else start_claim_name(dep.id),
             )
-        return Outcome("failed", f":x: {reason}", get_deployment(sf, dep.id))
+        except SQLAlchemyError:
+            logger.exception("%s of deployment %s: desired state not recorded", action, dep.id)
+            return Outcome(OutcomeKind.FAILED, unrecorded_text(action), None)
+        if claim.claimed and claim.deployment is not None:
+            return claim.deployment
+        row = claim.deployment
+        if row is None:
+            return Outcome(OutcomeKind.NOT_FOUND, "That deployment no longer exists in the bot.")
+        if claim.refusal == "pending":
+            return Outcome(OutcomeKind.ALREADY, _pending_text(row), row)
+        if claim.refusal == "leased":
+            lease_row = get_lease(self.sf, start_claim_name(dep.id))
+            who = f" by <@{lease_row.holder.split(':', 1)[0]}>" if lease_row else ""
+            return Outcome(
+                OutcomeKind.ALREADY,
+                f"{_name(row)} is already starting (requested{who}). The status message turns "
+                "*Ready* when the app answers.",
+                row,
+            )
+        target = {STOP: DeploymentStatus.STOPPED, DESTROY: DeploymentStatus.DESTROYED}.get(action)
+        if row.status == target:
+            return Outcome(OutcomeKind.ALREADY, f"{_name(row)} is already {row.status}.", row)
+        return Outcome(
+            OutcomeKind.INVALID,
+            f"{_name(row)} changed meanwhile: it is {row.status} now, so I did not "
+            f"{_VERBS[action]} it.",
+            row,
+        )
+
+    def _send(
+        self, claimed: DeploymentRecord, action: str, now: datetime
+    ) -> tuple[bool, DeploymentRecord | None] | VastError | None:
+        """Take the first try of the claimed intent and send its request. Returns ``(gone,
+        row confirmed)`` when Vast.ai accepted (``gone``: the instance no longer exists; the
+        row is None when someone else confirmed it first, or the confirmation could not be
+        written: the reconciler confirms it then), the VastError when Vast.ai refused or did
+        not answer, or None when another sender took the try (nothing sent here)."""
+        assert claimed.desired_at is not None and claimed.instance_id is not None
+        state = DESIRED[action]
+        if not storage.begin_try(
+            self.sf,
+            claimed.id,
+            desired_at=claimed.desired_at,
+            tries=claimed.desired_tries,
+            next_try_at=now + retry_delay(claimed.desired_tries + 1, self.retry_seconds),
+            now=now,
+        ):
+            return None
+        try:
+            existed = send_act(self._vast(claimed), state, claimed.instance_id)
+        except VastError as error:
+            return error
+        settlement = settle_fields(claimed, gone=not existed)
+        if not existed and action != DESTROY:
+            settlement = replace(settlement, event=(f"{action}_failed", "instance not found"))
+        try:
+            after = confirm(self.sf, claimed, now, settlement)
+        except SQLAlchemyError:
+            logger.exception("%s of deployment %s: accepted, not recorded", action, claimed.id)
+            after = None
+        return not existed, after
+
+    def _refused_text(
+        self, dep: DeploymentRecord, action: str, error: VastError, now: datetime
+    ) -> str:
+        later = now + retry_delay(1, self.retry_seconds)
+        if action == STOP:
+            what = "It is still running and billing."
+        else:
+            what = "*It still exists and bills.*"
+        return (
+            f":x: Vast.ai did not {_VERBS[action]} {_name(dep)}: {error.user_message} {what} "
+            f"Your {_VERBS[action]} is recorded: the bot keeps sending it (next try "
+            f"{slack_date(later)}) and tells the owner if it keeps failing. To end the billing "
+            "at once, destroy the instance in the Vast.ai console (cloud.vast.ai/instances)."
+        )
 
     def stop_deployment(
         self,
@@ -431,87 +573,78 @@ class ManageService:
         automatic: bool = False,
         unchanged: dict[str, object] | None = None,
         team_id: str | None = None,
+        reason: str | None = None,
+        statuses: Collection[DeploymentStatus] = (DeploymentStatus.READY,),
     ) -> Outcome:
-        """Stop a ``ready`` deployment (claim ``ready → stopped``, then ``PUT state=stopped``).
+        """Stop a ``ready`` deployment: record desired ``stopped``, then ``PUT state=stopped``;
+        accepted → ``ready → stopped`` (in the transaction that confirms it).
 
         Vast.ai stops GPU billing; the disk keeps billing (vast-api.md §5). ``automatic``: the
         bot acts on its own (``actor`` is ``system``), so no permission check; ``unchanged``:
-        columns that must still hold what the rule saw (an extension meanwhile wins).
+        columns that must still hold what the rule saw (an extension meanwhile wins);
+        ``reason``: the desired state's reason (default "Stop pressed in Slack by <actor>");
+        ``statuses``: where a stop may be claimed (a rule stops a ``stopped`` row whose
+        instance runs again). A refusal leaves it pending (``pending``: the bot keeps trying).
         """
-        sf = self.sf
-        dep, refusal = self.load_for(
-            deployment_id, actor, STOP, automatic=automatic, team_id=team_id
-        )
+        now = now or self.clock()
+        try:
+            dep, refusal = self.load_for(
+                deployment_id, actor, STOP, automatic=automatic, team_id=team_id
+            )
+        except SQLAlchemyError:
+            logger.exception("stop of deployment %s: row not read", deployment_id)
+            return Outcome(OutcomeKind.FAILED, unrecorded_text(STOP))
         if refusal is not None:
             return refusal
-        assert dep is not None  # _load returns one or the other
-        if dep.status == DeploymentStatus.STOPPED:
-            return Outcome("already", f"*{dep.template_name}* (#{dep.id}) is already stopped.", dep)
+        assert dep is not None  # load_for returns one or the other
+        if dep.status == DeploymentStatus.STOPPED and dep.status not in statuses:
+            return Outcome(OutcomeKind.ALREADY, f"{_name(dep)} is already stopped.", dep)
         if dep.is_final:
-            return Outcome("invalid", _ended_text(dep), dep)
-        if dep.status != DeploymentStatus.READY or dep.instance_id is None:
+            return Outcome(OutcomeKind.INVALID, _ended_text(dep), dep)
+        if dep.status not in statuses or dep.instance_id is None:
             return Outcome(
-                "invalid",
-                f"*{dep.template_name}* (#{dep.id}) is {dep.status}: only a ready deployment can "
-                "be stopped. Destroy it instead if you no longer need it.",
+                OutcomeKind.INVALID,
+                f"{_name(dep)} is {dep.status}: only a ready deployment can be stopped. Destroy "
+                "it instead if you no longer need it.",
                 dep,
             )
-        claimed = update_status(
-            sf,
-            dep.id,
-            expected_status=DeploymentStatus.READY,
-            new_status=DeploymentStatus.STOPPED,
-            actor=actor,
-            now=now,
+        claimed = self._claim(
+            dep,
+            STOP,
+            actor,
+            now,
+            reason=reason or f"Stop pressed in Slack by <@{actor}>.",
+            statuses=statuses,
             unchanged=unchanged,
         )
-        if not claimed:
-            return self._lost_claim(dep.id, DeploymentStatus.STOPPED, STOP)
-        drop_lease(sf, start_claim_name(dep.id))  # a Start before this one is over
-        try:
-            self._vast(dep).stop_instance(dep.instance_id)
-        except NotFound:
-            return self._instance_gone(dep, actor, STOP, now)
-        except VastError as error:
-            self._vast_failed(dep, actor, STOP, error)
-            update_status(
-                sf,
-                dep.id,
-                expected_status=DeploymentStatus.STOPPED,
-                new_status=DeploymentStatus.READY,
-                now=now,
-            )
+        if isinstance(claimed, Outcome):
+            return claimed
+        sent = self._send(claimed, STOP, now)
+        if sent is None:
+            return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
+        if isinstance(sent, VastError):
+            self._vast_failed(claimed, actor, STOP, sent, now)
             return Outcome(
-                "failed",
-                f":x: Vast.ai did not stop *{dep.template_name}* (#{dep.id}): {error.user_message} "
-                "It is still running and billing.",
-                get_deployment(sf, dep.id),
+                OutcomeKind.PENDING,
+                self._refused_text(claimed, STOP, sent, now),
+                get_deployment(self.sf, claimed.id) or claimed,
             )
-        add_event(sf, dep.id, actor, STOP, f"instance {dep.instance_id}", now=now or self.clock())
-        after = get_deployment(sf, dep.id) or dep
+        gone, after = sent
+        if gone:
+            return Outcome(OutcomeKind.FAILED, f":x: {GONE_REASON}", after or claimed)
+        if after is None:  # confirmed by the reconciler meanwhile (it told the thread)
+            return Outcome(
+                OutcomeKind.ALREADY,
+                f":double_vertical_bar: Stopped {_name(claimed)}: Vast.ai accepted the stop.",
+                get_deployment(self.sf, claimed.id) or claimed,
+            )
         storage_rate = money(pricing.current_rate(after))
         return Outcome(
-            "done",
-            f":double_vertical_bar: Stopped *{dep.template_name}* (#{dep.id}). The GPU is released "
-            f"and no longer bills; the disk still bills (~{storage_rate}/h). *Start* gets the same "
-            "GPU back if nobody rented it meanwhile; *Destroy* ends all billing.",
+            OutcomeKind.DONE,
+            f":double_vertical_bar: Stopped {_name(after)}. The GPU is released and no longer "
+            f"bills; the disk still bills (~{storage_rate}/h). *Start* gets the same GPU back if "
+            "nobody rented it meanwhile; *Destroy* ends all billing.",
             after,
-        )
-
-    def _lost_claim(self, deployment_id: int, target: str, action: str) -> Outcome:
-        """Another click or process moved the row first: say what it is now."""
-        dep = get_deployment(self.sf, deployment_id)
-        if dep is None:
-            return Outcome("not_found", "That deployment no longer exists in the bot.")
-        if dep.status == target:
-            return Outcome(
-                "already", f"*{dep.template_name}* (#{dep.id}) is already {dep.status}.", dep
-            )
-        return Outcome(
-            "invalid",
-            f"*{dep.template_name}* (#{dep.id}) changed meanwhile: it is {dep.status} now, so I "
-            f"did not {_VERBS[action]} it.",
-            dep,
         )
 
     def start_deployment(
@@ -522,53 +655,79 @@ class ManageService:
         *,
         team_id: str | None = None,
     ) -> Outcome:
-        """Start a ``stopped`` deployment again (``PUT state=running``); the row stays ``stopped``
-        until the poller sees the app answer, then it becomes ``ready``.
+        """Start a ``stopped`` deployment again: record desired ``running`` with the Start lease
+        (:func:`start_claim_name`, :data:`START_CLAIM_SECONDS`) in one transaction, then ``PUT
+        state=running``; accepted → a new run of its lifetime begins. The row stays
+        ``stopped`` until the poller sees the app answer, then it becomes ``ready``.
 
-        Claimed with the lease :func:`start_claim_name` for :data:`START_CLAIM_SECONDS`. When
-        Vast.ai refuses, the lease is released and the user is told plainly — most often the GPU
-        was rented by someone else while the instance was stopped.
+        When Vast.ai refuses, the desired state is withdrawn and the lease given back (the
+        user may press again) and the user is told plainly — most often the GPU was rented by
+        someone else while the instance was stopped.
         """
-        sf = self.sf
-        dep, refusal = self.load_for(deployment_id, actor, START, team_id=team_id)
+        now = now or self.clock()
+        try:
+            dep, refusal = self.load_for(deployment_id, actor, START, team_id=team_id)
+        except SQLAlchemyError:
+            logger.exception("start of deployment %s: row not read", deployment_id)
+            return Outcome(OutcomeKind.FAILED, unrecorded_text(START))
         if refusal is not None:
             return refusal
-        assert dep is not None  # _load returns one or the other
+        assert dep is not None  # load_for returns one or the other
         if dep.status in ACTIVE_STATUSES:
-            return Outcome(
-                "already", f"*{dep.template_name}* (#{dep.id}) is already {dep.status}.", dep
-            )
+            return Outcome(OutcomeKind.ALREADY, f"{_name(dep)} is already {dep.status}.", dep)
         if dep.is_final or dep.instance_id is None:
-            return Outcome("invalid", _ended_text(dep), dep)
+            return Outcome(OutcomeKind.INVALID, _ended_text(dep), dep)
         name = start_claim_name(dep.id)
-        holder = f"{actor}:{uuid.uuid4().hex}"
-        if not acquire_lease(sf, name, holder, START_CLAIM_SECONDS, now=now):
-            lease = get_lease(sf, name)
-            who = f" by <@{lease.holder.split(':', 1)[0]}>" if lease else ""
-            return Outcome(
-                "already",
-                f"*{dep.template_name}* (#{dep.id}) is already starting (requested{who}). "
-                "The status message turns *Ready* when the app answers.",
-                dep,
+        lease = storage.StartLease(
+            name, f"{actor}:{uuid.uuid4().hex}", now + timedelta(seconds=START_CLAIM_SECONDS)
+        )
+        claimed = self._claim(
+            dep,
+            START,
+            actor,
+            now,
+            reason=f"Start pressed in Slack by <@{actor}>.",
+            statuses=(DeploymentStatus.STOPPED,),
+            lease=lease,
+        )
+        if isinstance(claimed, Outcome):
+            return claimed
+        sent = self._send(claimed, START, now)
+        if sent is None:
+            return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
+        if isinstance(sent, VastError):
+            self._vast_failed(claimed, actor, START, sent, now)
+            assert claimed.desired_at is not None
+            storage.withdraw_intent(
+                self.sf,
+                claimed.id,
+                desired_at=claimed.desired_at,
+                actor=actor,
+                detail=f"Vast.ai refused: {sent}",
+                now=now,
+                drop_lease=name,
             )
-        try:
-            self._vast(dep).start_instance(dep.instance_id)
-        except NotFound:
-            release_lease(sf, name, holder)
-            return self._instance_gone(dep, actor, START, now)
-        except VastError as error:
-            release_lease(sf, name, holder)
-            self._vast_failed(dep, actor, START, error)
-            return Outcome("failed", start_failure_text(dep, error), get_deployment(sf, dep.id))
-        add_event(sf, dep.id, actor, START, f"instance {dep.instance_id}", now=now or self.clock())
-        restart_lifetime(sf, dep.id, now or self.clock())  # the new run bills from now
+            return Outcome(
+                OutcomeKind.FAILED,
+                start_failure_text(claimed, sent),
+                get_deployment(self.sf, claimed.id) or claimed,
+            )
+        gone, after = sent
+        if gone:
+            return Outcome(OutcomeKind.FAILED, f":x: {GONE_REASON}", after or claimed)
+        if after is None:
+            return Outcome(
+                OutcomeKind.ALREADY,
+                f":arrow_forward: Starting {_name(claimed)}: Vast.ai accepted the start.",
+                get_deployment(self.sf, claimed.id) or claimed,
+            )
         return Outcome(
-            "done",
-            f":arrow_forward: Starting *{dep.template_name}* (#{dep.id}) again on the same GPU. "
+            OutcomeKind.DONE,
+            f":arrow_forward: Starting {_name(after)} again on the same GPU. "
             "The status message turns *Ready* when the app answers. If the GPU was rented by "
             "someone else while it was stopped, Vast.ai keeps it waiting with no time limit: if it "
             "is not back within a few minutes, destroy it and deploy again on another GPU.",
-            get_deployment(sf, dep.id),
+            after,
         )
 
     def destroy_deployment(
@@ -582,86 +741,79 @@ class ManageService:
         unchanged: dict[str, object] | None = None,
         team_id: str | None = None,
     ) -> Outcome:
-        """Destroy the instance of a ``provisioning``/``ready``/``stopped`` deployment (claim
-        ``→ destroyed``, then ``DELETE``; a 404 means already gone and counts as done).
+        """Destroy the instance of a ``provisioning``/``ready``/``stopped`` deployment: record
+        desired ``destroyed``, then ``DELETE``; accepted (or 404: already gone) → ``destroyed``.
         ``automatic``: the bot acts on its own (no permission check); ``reason``: the row's
-        reason (default "Destroyed from Slack by <actor>")."""
-        sf = self.sf
-        dep, refusal = self.load_for(
-            deployment_id, actor, DESTROY, automatic=automatic, team_id=team_id
-        )
+        reason once destroyed (default "Destroyed from Slack by <actor>"). A refusal leaves it
+        pending (``pending``: the bot keeps trying; the row keeps its status meanwhile)."""
+        now = now or self.clock()
+        try:
+            dep, refusal = self.load_for(
+                deployment_id, actor, DESTROY, automatic=automatic, team_id=team_id
+            )
+        except SQLAlchemyError:
+            logger.exception("destroy of deployment %s: row not read", deployment_id)
+            return Outcome(OutcomeKind.FAILED, unrecorded_text(DESTROY))
         if refusal is not None:
             return refusal
-        assert dep is not None  # _load returns one or the other
-        for _ in range(
-            3
-        ):  # the poller may move it (e.g. provisioning → ready) between read and claim
-            if dep.status == DeploymentStatus.DESTROYED:
-                return Outcome(
-                    "already", f"*{dep.template_name}* (#{dep.id}) is already destroyed.", dep
-                )
-            if dep.is_final:
-                return Outcome("invalid", _ended_text(dep), dep)
-            if dep.status not in DESTROYABLE or dep.instance_id is None:
-                return Outcome(
-                    "invalid",
-                    f"*{dep.template_name}* (#{dep.id}) is still being created on Vast.ai; try "
-                    "again in a moment.",
-                    dep,
-                )
-            previous = dep
-            claimed = update_status(
-                sf,
-                dep.id,
-                expected_status=dep.status,
-                new_status=DeploymentStatus.DESTROYED,
-                actor=actor,
-                now=now,
-                unchanged=unchanged,
-                reason=reason or f"Destroyed from Slack by <@{actor}>.",
-            )
-            if claimed:
-                drop_lease(sf, start_claim_name(dep.id))  # no Start can follow a destroy
-                break
-            dep = get_deployment(sf, deployment_id)
-            if dep is None:
-                return Outcome("not_found", "That deployment no longer exists in the bot.")
-        else:
-            return Outcome("invalid", "The deployment keeps changing; try again in a moment.", dep)
-        instance_id = previous.instance_id
-        assert instance_id is not None
-        try:
-            existed = self._vast(previous).destroy_instance(instance_id)
-        except VastError as error:
-            self._vast_failed(previous, actor, DESTROY, error)
-            update_status(
-                sf,
-                previous.id,
-                expected_status=DeploymentStatus.DESTROYED,
-                new_status=previous.status,
-                now=now,
-                reason=previous.reason,
-            )
+        assert dep is not None  # load_for returns one or the other
+        if dep.status == DeploymentStatus.DESTROYED:
+            return Outcome(OutcomeKind.ALREADY, f"{_name(dep)} is already destroyed.", dep)
+        if dep.is_final:
+            return Outcome(OutcomeKind.INVALID, _ended_text(dep), dep)
+        if dep.status not in DESTROYABLE or dep.instance_id is None:
             return Outcome(
-                "failed",
-                f":x: Vast.ai did not destroy *{previous.template_name}* (#{previous.id}): "
-                f"{error.user_message} *It still exists and bills*: press *Destroy* again, or "
-                "destroy it in the Vast.ai console.",
-                get_deployment(sf, previous.id),
+                OutcomeKind.INVALID,
+                f"{_name(dep)} is still being created on Vast.ai; try again in a moment.",
+                dep,
             )
-        add_event(
-            sf,
-            previous.id,
-            actor,
+        claimed = self._claim(
+            dep,
             DESTROY,
-            f"instance {instance_id}" + ("" if existed else " (already gone on Vast.ai)"),
-            now=now or self.clock(),
+            actor,
+            now,
+            reason=reason or f"Destroyed from Slack by <@{actor}>.",
+            statuses=DESTROYABLE,
+            unchanged=unchanged,
         )
-        after = get_deployment(sf, previous.id) or previous
-        total = money(pricing.cost_so_far(after, now or self.clock()))
+        if isinstance(claimed, Outcome):
+            return claimed
+        sent = self._send(claimed, DESTROY, now)
+        if sent is None:
+            return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
+        if isinstance(sent, VastError):
+            self._vast_failed(claimed, actor, DESTROY, sent, now)
+            return Outcome(
+                OutcomeKind.PENDING,
+                self._refused_text(claimed, DESTROY, sent, now),
+                get_deployment(self.sf, claimed.id) or claimed,
+            )
+        _gone, after = sent
+        if after is None:
+            return Outcome(
+                OutcomeKind.ALREADY,
+                f":wastebasket: Destroyed {_name(claimed)}: Vast.ai accepted it.",
+                get_deployment(self.sf, claimed.id) or claimed,
+            )
+        total = money(pricing.cost_so_far(after, now))
         return Outcome(
-            "done",
-            f":wastebasket: Destroyed *{previous.template_name}* (#{previous.id}): the instance "
-            f"and its disk are gone and billing has stopped. Total cost: {total}.",
+            OutcomeKind.DONE,
+            f":wastebasket: Destroyed {_name(after)}: the instance and its disk are gone and "
+            f"billing has stopped. Total cost: {total}.",
             after,
         )
+
+
+def _pending_text(dep: DeploymentRecord) -> str:
+    """The answer to a click on an act that is already recorded and being sent."""
+    doing = {
+        storage.STOPPED: "being stopped",
+        storage.DESTROYED: "being destroyed",
+        storage.RUNNING: "starting",
+    }.get(dep.desired_state or "", "changing")
+    who = dep.desired_actor or SYSTEM_ACTOR
+    by = "by the bot" if who == SYSTEM_ACTOR else f"by <@{who}>"
+    return (
+        f"{_name(dep)} is already {doing} (requested {by}): the bot sends it to Vast.ai and "
+        "keeps trying until Vast.ai confirms it. Nothing more was sent."
+    )

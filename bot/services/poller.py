@@ -80,6 +80,7 @@ from bot.services import states
 from bot.services.accounts import VastAccount, VastAccounts
 from bot.services.actions import START_CLAIM_PREFIX, start_claim_name
 from bot.services.deploy import parse_label
+from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimeService
 from bot.services.message_sync import MessageSync
 from bot.services.ports import Messages, UnmanagedInstance
@@ -256,6 +257,8 @@ class StatusPoller:
             on the same database and messages port).
         installation_id: this database's installation id (:func:`storage.installation_id`):
             only instances labelled with it are judged as strays (:func:`recovery.ours`).
+        intents: the desired-state reconciler, run once per tick after the account passes
+            (None: not run, for tests of the poller alone).
     """
 
     def __init__(
@@ -277,7 +280,9 @@ class StatusPoller:
         sweep_seconds: float = 120.0,
         sync: MessageSync | None = None,
         on_pass: Callable[[TickReport, bool], object] = lambda report, ok: None,
+        intents: IntentReconciler | None = None,
     ) -> None:
+        self.intents = intents
         self.sf = session_factory
         self.on_pass = on_pass
         self.installation_id = installation_id
@@ -412,6 +417,7 @@ class StatusPoller:
                 del cache[dep_id]
         if groups is None:
             # Nothing to follow and no recent failure that could have left a stray instance.
+            self._carry_intents(now, report)
             report.seconds = time.perf_counter() - started
             return report
 
@@ -462,11 +468,22 @@ class StatusPoller:
                 if dep.id not in covered and resolve(dep.team_id, dep.simulated) is not None
             ]
             report.slack_calls += self._review(unread, {}, now, frozenset(), report)
+        self._carry_intents(now, report)
         report.vast_requests = sum(
             client.request_count - counts_before[key] for key, client in clients.items()
         )
         report.seconds = time.perf_counter() - started
         return report
+
+    def _carry_intents(self, now: datetime, report: TickReport) -> None:
+        """The desired-state reconciler's pass (:mod:`bot.services.intents`); never raises."""
+        if self.intents is None:
+            return
+        try:
+            report.slack_calls += self.intents.run(now).slack_calls
+        except Exception:  # the next tick tries again; the rest of the tick is done
+            logger.exception("poller: desired states not reconciled")
+            report.error = report.error or "intents failed"
 
     def _followed(
         self, now: datetime, resolve: Callable[[str, bool], VastAccount | None]
@@ -1003,6 +1020,9 @@ class StatusPoller:
             if fresh is None:
                 return
             old_status, dep = dep.status, fresh
+            if old_status == DeploymentStatus.STOPPED and dep.status == DeploymentStatus.READY:
+                # Running again with no Start of ours: record what Vast.ai now does.
+                storage.record_outside_start(sf, dep.id, reason=_OUTSIDE_START, now=now)
         else:
             old_status = dep.status
 
@@ -1094,6 +1114,9 @@ class StatusPoller:
         )
         if not sent:  # nothing to send, refused or failed: give the claim back
             storage.release_secrets_dm(self.sf, dep.id, now)
+
+
+_OUTSIDE_START = "Seen running again on Vast.ai (started outside the bot)."
 
 
 def _claimed_id(lease_name: str) -> int:

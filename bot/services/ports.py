@@ -32,6 +32,7 @@ from bot.notices import (
     DigestLine,
     ExpiryNotice,
     IdleNotice,
+    IntentNotice,
     Reminder,
     UnmanagedInstance,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ExpiryNotice",
     "HomeData",
     "IdleNotice",
+    "IntentNotice",
     "Messages",
     "PostedLike",
     "Reminder",
@@ -217,6 +219,17 @@ class Messages(Protocol):
 
     def auto_action(self, dep: DeploymentRecord, done: AutoAction) -> bool:
         """Tell the thread and the owner (DM) what the bot did on its own, and why."""
+        ...
+
+    def intent_settled(self, dep: DeploymentRecord, notice: IntentNotice) -> bool:
+        """Thread note (DM to the owner when the act was the bot's own, or the owner was told
+        it kept failing): an act the reconciler carried out ended (done, gone, withdrawn)."""
+        ...
+
+    def intent_failing(self, dep: DeploymentRecord, notice: IntentNotice) -> bool:
+        """DM the owner and note in the thread that an act keeps failing, that the GPU may
+        still bill, when the bot tries next and how to end it in the Vast.ai console. True
+        when at least one of them arrived."""
         ...
 
     def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:

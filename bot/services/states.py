@@ -21,6 +21,12 @@ from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and
 * gone from the list → destroyed, but only after :data:`LIST_GRACE` since the deployment was
   created (reads lag just after create, vast-api.md §7 pitfall 4) and after a per-id GET
   confirms it (``confirm_gone``).
+
+A recorded desired state (:mod:`bot.services.intents`) comes first: a row whose desired state
+``stopped`` or ``destroyed`` is pending is never made ``ready`` because its instance still runs
+(the stop may not have reached Vast.ai yet), and the stop or the disappearance that its own act
+caused is left for the reconciler to confirm (so it is not reported as done outside the bot); a
+``stopped`` row whose desired state is ``running`` is a Start in flight.
 """
 
 from __future__ import annotations
@@ -33,7 +39,15 @@ from bot.services.rules import deploy_timeout
 from bot.services.rules.deploy_timeout import rent_started
 from bot.vast.models import Instance
 from catalog import Template
-from storage import LIVE_STATUSES, DeploymentRecord, DeploymentStatus, encode_port_map
+from storage import (
+    DESTROYED,
+    LIVE_STATUSES,
+    RUNNING,
+    STOPPED,
+    DeploymentRecord,
+    DeploymentStatus,
+    encode_port_map,
+)
 
 __all__ = [
     "LIST_GRACE",
@@ -46,6 +60,7 @@ __all__ = [
     "error_in_status_msg",
     "probe_url",
     "rent_started",
+    "start_in_flight",
 ]
 
 #: Statuses the poller follows: the active ones plus ``stopped`` (it may be started again, or
@@ -178,6 +193,21 @@ def _timeout_verdict(
     return Verdict(DeploymentStatus.FAILED, reason=reason, status_msg=dep.status_msg, destroy=True)
 
 
+def _pending(dep: DeploymentRecord) -> str | None:
+    """The desired state of ``dep`` while the bot is still carrying it out, else None."""
+    return dep.desired_state if dep.desired_next_try_at is not None else None
+
+
+def start_in_flight(dep: DeploymentRecord) -> bool:
+    """A ``stopped`` row the bot is starting: its desired state is ``running`` (being sent, or
+    accepted by Vast.ai and waiting for the app to answer)."""
+    return (
+        dep.status == DeploymentStatus.STOPPED
+        and dep.desired_state == RUNNING
+        and (dep.desired_next_try_at is not None or dep.desired_done_at is not None)
+    )
+
+
 def _settled(dep: DeploymentRecord, now: datetime) -> bool:
     return dep.stopped_at is None or now - dep.stopped_at >= STOP_SETTLE
 
@@ -209,14 +239,20 @@ def assess(
         list_grace: how long a missing instance is tolerated after :func:`rent_started`.
         offline_grace: how long ``offline``/``unknown`` is tolerated.
         start_requested: a user pressed Start on this ``stopped`` deployment (its start claim
-            is held). Without it, a stopped deployment whose instance still runs is only
-            taken as started again :data:`STOP_SETTLE` after it was stopped.
+            is held; a desired state ``running`` counts too: :func:`start_in_flight`). Without
+            it, a stopped deployment whose instance still runs is only taken as started again
+            :data:`STOP_SETTLE` after it was stopped, and never while a desired ``stopped`` or
+            ``destroyed`` is pending.
 
     Returns:
         A :class:`Verdict`; ``verdict.status == dep.status`` means no state change (fields such
         as ``status_msg`` may still have changed).
     """
+    pending = _pending(dep)
+    start_requested = start_requested or start_in_flight(dep)
     if instance is None:
+        if pending == DESTROYED:  # its own destroy: the reconciler confirms it
+            return Verdict(dep.status, status_msg=dep.status_msg)
         if now - rent_started(dep) < list_grace:
             return Verdict(dep.status, status_msg=dep.status_msg)
         return Verdict(
@@ -252,6 +288,9 @@ def assess(
                 status_msg=msg,
                 destroy=True,
             )
+        if pending == STOPPED and dep.status == DeploymentStatus.READY:
+            # The bot's own stop reached Vast.ai: the reconciler confirms it (not "outside").
+            return Verdict(dep.status, status_msg=msg)
         # A ready instance stopped outside the bot (credit, outbid, console) stays: the user
         # may start it again or destroy it from the message.
         return Verdict(DeploymentStatus.STOPPED, status_msg=msg)
@@ -315,6 +354,9 @@ def assess(
         return verdict
 
     if actual == "running" and intended == "running":
+        if dep.status == DeploymentStatus.STOPPED and pending in (STOPPED, DESTROYED):
+            # A stop (or destroy) is recorded and not confirmed: running is not a start.
+            return Verdict(DeploymentStatus.STOPPED, status_msg=msg)
         if (
             dep.status == DeploymentStatus.STOPPED
             and not start_requested

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import storage
 from bot import pricing
 from bot.formats import micros
-from bot.services.actions import ManageService
+from bot.services.actions import ManageService, OutcomeKind
 from bot.services.ports import ExpiryNotice, IdleNotice, Messages
 from bot.services.rules.base import (
     ACTS,
@@ -258,7 +258,10 @@ class RuleExecutor:
             unchanged=dict(action.unchanged),
             seen_status=dep.status,
         )
-        if outcome.kind == "failed" and outcome.deployment is not None:
+        if (
+            outcome.kind in (OutcomeKind.FAILED, OutcomeKind.PENDING)
+            and outcome.deployment is not None
+        ):
             self._tell_failure(outcome.deployment, act)
         elif outcome.kind != "done":
             logger.info("rules: automatic %s of %d: %s", action.kind, dep.id, outcome.kind)
@@ -275,8 +278,9 @@ class RuleExecutor:
             return
         text = (
             f":warning: The bot could not {action} *{dep.template_name}* (#{dep.id}) on its own: "
-            "Vast.ai refused. *It is still running and billing.* The bot keeps trying on every "
-            "status check; to end it now, press *Destroy* or stop it in the Vast.ai console."
+            "Vast.ai refused. *It is still running and billing.* The bot keeps trying (less often "
+            "as it keeps failing); to end it now, press *Destroy* or stop it in the Vast.ai "
+            "console."
         )
         kind = (
             storage.EventKind.AUTO_STOP_FAILED
