@@ -74,6 +74,20 @@ class EventKind(StrEnum):
     AUTO_STOP_FAILED = "auto_stop_failed"
     AUTO_DESTROY_FAILED = "auto_destroy_failed"
     RULE_NOTICE = "rule_notice"
+    # --- desired states (storage.intents, bot.services.intents) ---
+    START_REQUESTED = "start_requested"
+    STOP_REQUESTED = "stop_requested"
+    DESTROY_REQUESTED = "destroy_requested"
+    START_RETRY = "start_retry"
+    STOP_RETRY = "stop_retry"
+    DESTROY_RETRY = "destroy_retry"
+    START_WITHDRAWN = "start_withdrawn"
+    STOP_WITHDRAWN = "stop_withdrawn"
+    DESTROY_WITHDRAWN = "destroy_withdrawn"
+    START_KEEPS_FAILING = "start_keeps_failing"
+    STOP_KEEPS_FAILING = "stop_keeps_failing"
+    DESTROY_KEEPS_FAILING = "destroy_keeps_failing"
+    START_SEEN = "start_seen"
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

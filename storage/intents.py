@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import SessionFactory, read_transaction, write_transaction
+from storage.events import EventKind
 from storage.models import FINAL_STATUSES, Deployment, DeploymentStatus, Lease
 from storage.records import DeploymentRecord
 from storage.repo import _PLAIN, SYSTEM_ACTOR, _change_status, _event, _rowcount, begin_run
@@ -244,7 +245,7 @@ def complete_intent(
         if new_run:
             begin_run(row, now)
         if event is not None:
-            _event(session, deployment_id, actor, event[0], event[1], now)
+            _event(session, deployment_id, actor, EventKind(event[0]), event[1], now)
         row.updated_at = now
         row.version += 1
         session.flush()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from storage import EventKind, events, repo
+from storage import intents as storage_intents
 
 ROOT = Path(__file__).resolve().parents[1]
 SF = sessionmaker[Session]
@@ -102,6 +103,11 @@ def _enclosing(module: Module, node: ast.AST) -> ast.FunctionDef | None:
     return None
 
 
+#: Functions whose result is a word of a kind, with every value they can return (read from the
+#: code's own tables, not copied): ``storage.act_of`` names the act of a desired state.
+RETURNS: dict[str, tuple[str, ...]] = {"act_of": tuple(storage_intents._ACTS.values())}
+
+
 def _called_name(call: ast.Call) -> str | None:
     func = call.func
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
@@ -132,6 +138,14 @@ def _strings(module: Module, node: ast.expr, depth: int = 0) -> set[str]:
             return {EventKind[node.attr].value}
     if isinstance(node, ast.IfExp):
         return _strings(module, node.body, depth + 1) | _strings(module, node.orelse, depth + 1)
+    if isinstance(node, ast.Call) and _called_name(node) in RETURNS:
+        return set(RETURNS[_called_name(node) or ""])
+    if isinstance(node, ast.Call) and _called_name(node) == "EventKind" and len(node.args) == 1:
+        # EventKind(x) raises ValueError for a non-member when it runs: checked either way.
+        try:
+            return _strings(module, node.args[0], depth + 1)
+        except Unresolved:
+            return set()
     if isinstance(node, ast.JoinedStr):
         parts: list[set[str]] = []
         for value in node.values:
@@ -242,6 +256,13 @@ def written_kinds() -> dict[str, set[str]]:
                 assert isinstance(arg, ast.Tuple), where
                 arg = arg.elts[1]
             sites[where] = _strings(module, arg)
+    # A settlement (bot.services.intents.Settlement, or dataclasses.replace of one) carries the
+    # event storage.complete_intent writes: ``event=(kind, detail)``.
+    for name in ("Settlement", "replace"):
+        for module, node in CALLS.get(name, []):
+            arg = _argument(node, None, "event")
+            if isinstance(arg, ast.Tuple) and arg.elts:
+                sites[f"{module.name}:{node.lineno}"] = _strings(module, arg.elts[0])
     return sites
 
 

@@ -117,6 +117,7 @@ def start_process(
         lease_name=None,
         lifetimes=lifetimes,
         intents=reconciler,
+        installation_id=storage.installation_id(sf),
     )
     return Process(client, notifier, manage, reconciler, poller)
 

@@ -516,7 +516,7 @@ class ManageService:
             row,
         )
 
-    def _send(
+    def _send_act(
         self, claimed: DeploymentRecord, action: str, now: datetime
     ) -> tuple[bool, DeploymentRecord | None] | VastError | None:
         """Take the first try of the claimed intent and send its request. Returns ``(gone,
@@ -619,7 +619,7 @@ class ManageService:
         )
         if isinstance(claimed, Outcome):
             return claimed
-        sent = self._send(claimed, STOP, now)
+        sent = self._send_act(claimed, STOP, now)
         if sent is None:
             return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
         if isinstance(sent, VastError):
@@ -692,7 +692,7 @@ class ManageService:
         )
         if isinstance(claimed, Outcome):
             return claimed
-        sent = self._send(claimed, START, now)
+        sent = self._send_act(claimed, START, now)
         if sent is None:
             return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
         if isinstance(sent, VastError):
@@ -778,7 +778,7 @@ class ManageService:
         )
         if isinstance(claimed, Outcome):
             return claimed
-        sent = self._send(claimed, DESTROY, now)
+        sent = self._send_act(claimed, DESTROY, now)
         if sent is None:
             return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
         if isinstance(sent, VastError):

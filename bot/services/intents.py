@@ -66,6 +66,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The event of an automatic act the reconciler confirmed (a rule's stop or destroy).
+_AUTO_EVENTS = {"stop": storage.EventKind.AUTO_STOP, "destroy": storage.EventKind.AUTO_DESTROY}
+
 #: The longest wait between two tries of one act.
 RETRY_CAP = timedelta(minutes=30)
 #: After this many tries that did not go through, the owner is told (once per intent).
@@ -408,9 +411,9 @@ class IntentReconciler:
         own = not gone or dep.desired_state == storage.DESTROYED  # its own act, not a vanishing
         if after.desired_actor == storage.SYSTEM_ACTOR and own:
             act = storage.act_of(dep.desired_state)
-            if act != "start":
+            if act in _AUTO_EVENTS:  # the bot never starts on its own
                 storage.add_event(
-                    self.sf, dep.id, storage.SYSTEM_ACTOR, f"auto_{act}",
+                    self.sf, dep.id, storage.SYSTEM_ACTOR, _AUTO_EVENTS[act],
                     (dep.desired_reason or "")[:500], now=now,
                 )  # fmt: skip
         self._show(after)
