@@ -3,8 +3,9 @@
 :class:`EventKind` lists every kind written. It is a StrEnum, so a member equals its string
 (``EventKind.STOP == "stop"``) and callers that still pass bare strings keep working. Every
 write goes through :func:`event_kind`: an unknown string is logged (once per kind and process)
-and stored as given while :data:`STRICT` is False; set :data:`STRICT` to True to refuse it with
-``ValueError`` instead, once every caller passes members.
+and stored as given while :data:`STRICT` is False (production: an event row must never stop an
+act on a billing GPU halfway); the test suite sets :data:`STRICT` to refuse it with
+``ValueError``, and scans the code for every kind it writes.
 """
 
 from __future__ import annotations

@@ -70,6 +70,16 @@ def sealed_environment(
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+@pytest.fixture(autouse=True)
+def strict_event_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with ``storage.events.STRICT``: an event kind that is not a member of
+    ``storage.EventKind`` raises (in production it is logged and stored, so a bookkeeping slip
+    never stops a stop or a destroy halfway)."""
+    from storage import events
+
+    monkeypatch.setattr(events, "STRICT", True)
+
+
 def pytest_report_header() -> str:
     """Say up front which databases the suite runs on (the PostgreSQL cases skip otherwise)."""
     if os.environ.get("TEST_DATABASE_URL"):

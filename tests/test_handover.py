@@ -121,7 +121,8 @@ def test_deploy_in_a_modal_that_cannot_push_says_so_in_the_modal(
     assert response.status_code == 200
     (update,) = fake_slack.wait_for("views.update", view_id="V0DETAILS1")
     assert "Too many windows are open" in _text(update.args["view"])
-    assert bot.vast.request_count() == 0  # no search for a picker that is not open
+    # no search for a picker that is not open
+    assert bot.vast.request_count(path_prefix="/api/v0/bundles/") == 0
 
 
 def test_deploy_in_a_modal_for_a_template_that_left_says_so_in_the_modal(
@@ -150,7 +151,7 @@ def test_search_again_on_a_picker_whose_template_left_says_so(
     (update,) = fake_slack.wait_for("views.update", view_id="V0OLDPICK1")
     shown = _text(update.args["view"])
     assert "`gone-template` is no longer in the catalog" in shown and "/templates" in shown
-    assert bot.vast.request_count() == 0
+    assert bot.vast.request_count(path_prefix="/api/v0/bundles/") == 0
 
 
 # -- J: the picker's race ---------------------------------------------------------------------
