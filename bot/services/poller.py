@@ -43,27 +43,28 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
 **Accounts** (issue 13). Each workspace may rent on a Vast.ai account of its own
 (:mod:`bot.services.accounts`). Each tick groups the followed rows by account (a simulated row:
 the simulator's; otherwise its workspace's, so the rows of two workspaces of one Vast.ai user
-share one account) and runs steps 3 to 7 for each account with that account's client, the
-accounts' passes side by side (one thread each, at most :data:`ACCOUNT_THREADS` at once), so
-no account waits for another's pacers and a tick takes about as long as its slowest account,
-not the sum of all: its own rolling sweep and sweep size, its own list budget per tick (each
-account paced by its own client's pacers), its own reads by id and its own unmanaged
-instances (``bot_state``
+share one account) and runs steps 3 to 7 for each account with that account's client: its own
+rolling sweep and sweep size, its own list budget per tick (each account paced by its own
+client's pacers), its own reads by id and its own unmanaged instances (``bot_state``
 ``unmanaged_instances`` in single-workspace mode, ``unmanaged:<account name>`` in OAuth mode).
+The accounts' passes run side by side (one thread each, at most :data:`ACCOUNT_THREADS` at
+once): no account waits for another's pacers, and a tick takes about as long as its slowest
+account, not the sum of all. What a pass keeps between ticks is its account's own
+(``_AccountState``) or its own rows' (each row belongs to one account's pass), and each pass
+counts on a report of its own, added to the tick's when the passes are done.
 An account's pass judges only its own rows, never those of another account whose instance ids
 its pages happen to cover. A stray is judged against every row of the database, so one
 account's pass never destroys an instance labelled for a live row of another account. An
-account whose list fails (a revoked key, an outage) leaves its rows as they are, logs one line,
-and the other accounts' passes go on. What a pass keeps between ticks is its account's own
-(``_AccountState``) or its own rows' (each row belongs to one account's pass), and each pass
-counts on a report of its own, added to the tick's when the passes are done.
+account whose list fails (a revoked key, an outage) or whose pass fails leaves its rows as
+they are, logs it, and the other accounts' passes go on. A workspace that uninstalled the app
+keeps its account, so its rows stay followed and their lifetimes keep applying.
+Single-workspace mode has one account and behaves as it did before.
 
 **App Home.** A pass collects the requesters whose deployments it moved and refreshes each
 one's Home once, after the pass (``on_change`` with their last changed row): 100 deployments
 of one person turning ready in one tick make one Home, not 100 (each Home reads the team's
-deployments and its month's spend). A workspace that uninstalled the app keeps its account,
-so its rows stay followed and their lifetimes keep applying. Single-workspace mode has one
-account and behaves as it did before.
+deployments and its month's spend). A Home not refreshed (a crash right after the pass) shows
+the change at the requester's next change or visit; the database already holds it.
 
 Restarts need nothing special: every tick starts from the database, so a new process picks up
 where the old one stopped, and a ready deployment whose notification was never posted gets it
