@@ -47,13 +47,24 @@ share one account) and runs steps 3 to 7 for each account with that account's cl
 rolling sweep and sweep size, its own list budget per tick (each account paced by its own
 client's pacers), its own reads by id and its own unmanaged instances (``bot_state``
 ``unmanaged_instances`` in single-workspace mode, ``unmanaged:<account name>`` in OAuth mode).
+The accounts' passes run side by side (one thread each, at most :data:`ACCOUNT_THREADS` at
+once): no account waits for another's pacers, and a tick takes about as long as its slowest
+account, not the sum of all. What a pass keeps between ticks is its account's own
+(``_AccountState``) or its own rows' (each row belongs to one account's pass), and each pass
+counts on a report of its own, added to the tick's when the passes are done.
 An account's pass judges only its own rows, never those of another account whose instance ids
 its pages happen to cover. A stray is judged against every row of the database, so one
 account's pass never destroys an instance labelled for a live row of another account. An
-account whose list fails (a revoked key, an outage) leaves its rows as they are, logs one line,
-and the other accounts' passes go on. A workspace that uninstalled the app keeps its account,
-so its rows stay followed and their lifetimes keep applying. Single-workspace mode has one
-account and behaves as it did before.
+account whose list fails (a revoked key, an outage) or whose pass fails leaves its rows as
+they are, logs it, and the other accounts' passes go on. A workspace that uninstalled the app
+keeps its account, so its rows stay followed and their lifetimes keep applying.
+Single-workspace mode has one account and behaves as it did before.
+
+**App Home.** A pass collects the requesters whose deployments it moved and refreshes each
+one's Home once, after the pass (``on_change`` with their last changed row): 100 deployments
+of one person turning ready in one tick make one Home, not 100 (each Home reads the team's
+deployments and its month's spend). A Home not refreshed (a crash right after the pass) shows
+the change at the requester's next change or visit; the database already holds it.
 
 Restarts need nothing special: every tick starts from the database, so a new process picks up
 where the old one stopped, and a ready deployment whose notification was never posted gets it
@@ -70,7 +81,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable, Set
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -121,6 +133,10 @@ SWEEP_ORDER = ({"col": "id", "dir": "asc"},)
 MESSAGE_GRACE = timedelta(seconds=60)
 #: Seconds :meth:`StatusPoller.tick` (driven by hand: tests, benchmarks) waits for the outbox.
 FLUSH_SECONDS = 10.0
+#: At most this many accounts' passes run at once (OAuth mode; one thread each). A pass mostly
+#: waits for its account's pacers and for Vast.ai, so the threads cost little; more accounts
+#: than this in one tick wait for a free thread.
+ACCOUNT_THREADS = 32
 
 
 @dataclass
@@ -160,6 +176,16 @@ class TickReport:
     row_errors: int = 0
     seconds: float = 0.0
     error: str | None = None
+
+    def add(self, part: TickReport) -> None:
+        """Add the counts of ``part`` (one account's pass) to this report's; keep this
+        report's ``error``, else take ``part``'s. ``ran`` is left as it is."""
+        for item in fields(self):
+            mine, theirs = getattr(self, item.name), getattr(part, item.name)
+            if item.name == "error":
+                self.error = mine or theirs
+            elif isinstance(mine, int | float) and not isinstance(mine, bool):
+                setattr(self, item.name, mine + theirs)
 
 
 @dataclass
@@ -243,7 +269,8 @@ class StatusPoller:
         messages: the messages port (status message edits, thread notes, DMs).
         catalog_get: ``slug -> Template | None``.
         interval_seconds: ``STATUS_POLL_SECONDS``. timeout_minutes: ``DEPLOY_TIMEOUT_MINUTES``.
-        on_change: called with the row after every change of state (the owner's Home tab).
+        on_change: the owner's Home tab: called after each account's pass, once per requester
+            (workspace and user) whose deployments the pass moved, with the last of them.
         clock: returns the aware UTC "now" of a tick (tests move it forward).
         prober: the app readiness probe (a :class:`Prober` with a 3 s timeout by default).
         lease_name: database lease to hold while polling; None polls without one (tests of
@@ -259,6 +286,7 @@ class StatusPoller:
             only instances labelled with it are judged as strays (:func:`recovery.ours`).
         intents: the desired-state reconciler, run once per tick after the account passes
             (None: not run, for tests of the poller alone).
+        account_threads: at most this many accounts' passes run at once.
     """
 
     def __init__(
@@ -281,6 +309,7 @@ class StatusPoller:
         sync: MessageSync | None = None,
         on_pass: Callable[[TickReport, bool], object] = lambda report, ok: None,
         intents: IntentReconciler | None = None,
+        account_threads: int = ACCOUNT_THREADS,
     ) -> None:
         self.intents = intents
         self.sf = session_factory
@@ -318,6 +347,10 @@ class StatusPoller:
         self._holding = False
         # deployment id -> the error types already logged with a traceback for it
         self._row_errors: dict[int, set[str]] = {}
+        self.account_threads = max(1, account_threads)
+        # The Homes a pass will refresh when it ends: {(team, user): last changed row}, kept
+        # by the pass's own thread.
+        self._homes = threading.local()
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -444,16 +477,7 @@ class StatusPoller:
             if group is not None:
                 group.hot.append(dep)
 
-        covered: dict[int, DeploymentRecord] = {}
-        for group in groups:
-            try:
-                covered.update(self._pass(group, now, starting, report))
-            except Exception:
-                if not self.accounts.multi:
-                    raise
-                # One account's trouble must not stop the others' passes.
-                logger.exception("poller: account %s: pass failed", group.account.name)
-                report.error = report.error or "account pass failed"
+        covered = self._passes(groups, now, starting, report)
         if self.lifetimes is not None:
             # Rows no pass read: only the expiry rule can be due for them (whatever their
             # account, even one whose list failed or whose workspace uninstalled the app), but
@@ -533,6 +557,74 @@ class StatusPoller:
             if account is not None:
                 group_of(account)
         return followed, sorted(groups.values(), key=lambda g: g.account.name)
+
+    def _passes(
+        self, groups: list[_Group], now: datetime, starting: set[str], report: TickReport
+    ) -> dict[int, DeploymentRecord]:
+        """Run every account's pass, side by side when there are several (at most
+        :attr:`account_threads` at once), so each is paced by its own account's limits only;
+        add their reports to ``report`` in account order; return the rows they judged."""
+        for group in groups:  # made here, so the passes only read this dict
+            self._accounts.setdefault(group.account.name, _AccountState())
+        if len(groups) == 1:
+            results = [self._account_pass(groups[0], now, starting)]
+        else:
+            with ThreadPoolExecutor(
+                max_workers=min(len(groups), self.account_threads),
+                thread_name_prefix="poller-account",
+            ) as pool:
+                futures = [
+                    pool.submit(self._account_pass, group, now, starting) for group in groups
+                ]
+            results = [future.result() for future in futures]
+        covered: dict[int, DeploymentRecord] = {}
+        for part_covered, part in results:
+            covered.update(part_covered)
+            report.add(part)
+        return covered
+
+    def _account_pass(
+        self, group: _Group, now: datetime, starting: set[str]
+    ) -> tuple[dict[int, DeploymentRecord], TickReport]:
+        """:meth:`_pass` on a report of its own, then one Home refresh per requester whose
+        deployments it moved. In OAuth mode a failing pass is logged and returns no rows (one
+        account's trouble must not stop the others'); in single-workspace mode it raises."""
+        part = TickReport()
+        self._homes.pending = {}
+        try:
+            return self._pass(group, now, starting, part), part
+        except Exception:
+            if not self.accounts.multi:
+                raise
+            logger.exception("poller: account %s: pass failed", group.account.name)
+            part.error = part.error or "account pass failed"
+            return {}, part
+        finally:
+            self._refresh_homes(part)
+
+    def _home_changed(self, dep: DeploymentRecord, report: TickReport) -> None:
+        """``dep`` moved, and its requester's App Home lists it: during a pass, remember it for
+        :meth:`_refresh_homes`; otherwise refresh it now."""
+        pending: dict[tuple[str, str], DeploymentRecord] | None = getattr(
+            self._homes, "pending", None
+        )
+        if pending is not None:
+            pending[(dep.team_id, dep.user_id)] = dep
+            return
+        report.slack_calls += 1
+        self.on_change(dep)
+
+    def _refresh_homes(self, report: TickReport) -> None:
+        """Refresh once each Home this thread's pass collected (a failure is logged: the Home
+        is refreshed again at the requester's next change or visit)."""
+        pending: dict[tuple[str, str], DeploymentRecord] = getattr(self._homes, "pending", {})
+        self._homes.pending = None
+        for dep in pending.values():
+            report.slack_calls += 1
+            try:
+                self.on_change(dep)
+            except Exception:
+                logger.exception("poller: App Home of deployment %d not refreshed", dep.id)
 
     def _pass(
         self, group: _Group, now: datetime, starting: set[str], report: TickReport
@@ -1039,8 +1131,7 @@ class StatusPoller:
             # A Start completed (ready) or is over (failed, destroyed): give its claim back, so
             # the next Stop → Start is sent to Vast.ai (issue 14, defect M).
             storage.drop_lease(sf, start_claim_name(dep.id))
-        report.slack_calls += 1  # the requester's App Home lists this deployment
-        self.on_change(dep)
+        self._home_changed(dep, report)
         if dep.status == DeploymentStatus.READY:
             self._notify_ready(dep, item, now, report)
         elif dep.status == DeploymentStatus.FAILED:
