@@ -3,8 +3,8 @@
 * The **heartbeat** is one ``bot_state`` row (:data:`HEARTBEAT_STATE`) that the process holding
   the poller lease rewrites after every pass: when the last clean pass ended, since when passes
   have been failing, how many deployments' steps failed in the last pass and since when passes
-  keep having such row errors (:func:`rows_failing`), and who wrote it. Every process reads it (a standby reports the holder's
-  age from it; the admins' alert is judged from it).
+  keep having such row errors (:func:`rows_failing`), and who wrote it. Every process reads
+  it (a standby reports the holder's age from it; the admins' alerts are judged from it).
 * The **write probe** (:func:`probe_write`) writes one ``bot_state`` row with a short lock
   timeout, so a locked or read-only database turns ``/healthz`` red within seconds instead of
   hanging for the busy timeout.

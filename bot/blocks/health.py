@@ -1,6 +1,7 @@
 """Block Kit for the bot's own health (pure): the DM bot admins get when the status poller
 (the reconciler that follows every deployment) has been failing, and the one when it
-recovered; the same for deployment steps that keep failing inside its passes. Times use Slack's date formatting (:func:`bot.formats.slack_date`), durations
+recovered; the same for deployment steps that keep failing inside its passes. Times use
+Slack's date formatting (:func:`bot.formats.slack_date`), durations
 :func:`bot.formats.format_duration`.
 """
 
