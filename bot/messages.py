@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from slack_sdk.errors import SlackApiError
 
@@ -470,9 +470,12 @@ class SlackMessages:
         errors: bool,
         now: datetime,
         team_id: str | None = None,
+        kind: Literal["poller", "rows"] = "poller",
     ) -> bool:
         """See :func:`bot.blocks.health.poller_alert_message` (a DM in workspace ``team_id``)."""
-        payload = health_blocks.poller_alert_message(down=down, since=since, errors=errors, now=now)
+        payload = health_blocks.poller_alert_message(
+            down=down, since=since, errors=errors, now=now, kind=kind
+        )
         return self._dm(user_id, f"poller alert to {user_id}", payload, team_id=team_id)
 
     def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:

@@ -34,7 +34,7 @@ from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
-from bot.services.heartbeat import WATCH_SECONDS, HeartbeatService
+from bot.services.heartbeat import ROWS_CLEAR_AFTER, WATCH_SECONDS, HeartbeatService
 from bot.services.home import HomeService
 from bot.services.installs import InstallService
 from bot.services.intents import IntentReconciler
@@ -122,7 +122,8 @@ def health_checks(services: Services, engine: Engine) -> dict[str, object]:
     """``{"catalog": ok, "database": ok, "scheduler": ok}`` for ``GET /healthz``, with the
     heartbeat's checks and figures (:meth:`HeartbeatService.health`: ``"database"`` also needs
     a write to succeed and the SQLite file to be the one opened; ``"poller"``,
-    ``"poller_role"``, ``"last_pass_age_seconds"``, ``"reason"``)."""
+    ``"poller_role"``, ``"last_pass_age_seconds"``, ``"row_errors"``, ``"rows_failing_since"``,
+    ``"rows_failing_seconds"``, ``"rows"``, ``"reason"``)."""
     checks: dict[str, Callable[[], bool]] = {
         "catalog": lambda: len(services.catalog) > 0,
         "database": lambda: ping(engine),
@@ -374,6 +375,10 @@ def build_services(
         recipients=lambda: admin_recipients(sf, admins, oauth=settings.oauth_mode),
         interval_seconds=settings.status_poll_seconds,
         clock=clock,
+        # A row at rest fails once per sweep pass: the stretch must outlast two of them.
+        rows_clear_after=max(
+            ROWS_CLEAR_AFTER, timedelta(seconds=2 * settings.steady_sweep_seconds)
+        ),
     )
     poller = StatusPoller(
         installation_id=install_id,

@@ -2,8 +2,9 @@
 
 * The **heartbeat** is one ``bot_state`` row (:data:`HEARTBEAT_STATE`) that the process holding
   the poller lease rewrites after every pass: when the last clean pass ended, since when passes
-  have been failing, and who wrote it. Every process reads it (a standby reports the holder's
-  age from it; the admins' alert is judged from it).
+  have been failing, how many deployments' steps failed in the last pass and since when passes
+  keep having such row errors (:func:`rows_failing`), and who wrote it. Every process reads
+  it (a standby reports the holder's age from it; the admins' alerts are judged from it).
 * The **write probe** (:func:`probe_write`) writes one ``bot_state`` row with a short lock
   timeout, so a locked or read-only database turns ``/healthz`` red within seconds instead of
   hanging for the busy timeout.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, update
@@ -44,13 +45,47 @@ class Heartbeat:
     """The heartbeat row: ``last_pass`` the end of the last clean poller pass (None: none yet),
     ``failing_since`` the end of the first failed pass after it (None: the last pass was clean),
     ``since`` when the row was first written, ``holder`` the process that wrote it last and
-    ``updated_at`` when. Times are aware UTC."""
+    ``updated_at`` when. ``row_errors`` is the number of deployment steps that failed in the
+    last pass that ran to its end (``TickReport.row_errors``); ``rows_failing_since`` the end
+    of the first pass with row errors of the current stretch (None: none, see
+    :func:`rows_failing`) and ``last_row_error`` the end of the last pass that had some. Times
+    are aware UTC."""
 
     last_pass: datetime | None
     failing_since: datetime | None
     since: datetime
     holder: str
     updated_at: datetime
+    row_errors: int = 0
+    rows_failing_since: datetime | None = None
+    last_row_error: datetime | None = None
+
+
+def rows_failing(
+    old: Heartbeat | None,
+    *,
+    row_errors: int,
+    finished: bool,
+    clean: bool,
+    now: datetime,
+    clear_after: timedelta,
+) -> tuple[datetime | None, datetime | None]:
+    """``(rows_failing_since, last_row_error)`` after a pass ending at ``now`` (pure).
+
+    A pass with row errors starts the stretch (or keeps its start) and is its last error. The
+    stretch ends only at a ``clean`` pass without row errors that comes ``clear_after`` or
+    more after the last error: a deployment at rest is read once per rolling sweep, so the
+    passes between two of its failures have no row error, and ending the stretch at the first
+    of them would hide a row that fails on every read. A pass that did not run to its end
+    (``finished`` False) or ended in an account's error says nothing about the rows: it keeps
+    the stretch as it is."""
+    since = old.rows_failing_since if old is not None else None
+    last = old.last_row_error if old is not None else None
+    if finished and row_errors > 0:
+        return since or now, now
+    if since is not None and clean and (last is None or now - last >= clear_after):
+        return None, None
+    return since, last
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -75,12 +110,18 @@ def _parse(value: str, updated_at: datetime) -> Heartbeat:
         doc = {}
     if not isinstance(doc, dict):
         doc = {}
+    count = doc.get("row_errors")
+    rows_since = _when(doc.get("rows_failing_since"))
     return Heartbeat(
         last_pass=_when(doc.get("last_pass")),
         failing_since=_when(doc.get("failing_since")),
         since=_when(doc.get("since")) or updated_at,
         holder=str(doc.get("holder") or ""),
         updated_at=updated_at,
+        row_errors=count if isinstance(count, int) and count >= 0 else 0,
+        rows_failing_since=rows_since,
+        # A stretch without a readable last error ends at the next clean pass free of them.
+        last_row_error=_when(doc.get("last_row_error")) if rows_since is not None else None,
     )
 
 
@@ -96,12 +137,18 @@ def record_pass(
     holder: str,
     ok: bool,
     now: datetime,
+    row_errors: int = 0,
+    finished: bool = True,
+    rows_clear_after: timedelta = timedelta(0),
     name: str = HEARTBEAT_STATE,
 ) -> Heartbeat:
     """Record that a poller pass ended at ``now``: clean (``ok``: ``last_pass = now``, no
     failure) or failed (``failing_since`` kept, or ``now`` when this is the first failure since
-    the last clean pass). One write transaction (``BEGIN IMMEDIATE`` on SQLite, the row locked
-    on PostgreSQL), so the kept ``failing_since`` is the row's own. Returns the row written.
+    the last clean pass). ``row_errors``: its ``TickReport.row_errors``, kept as the last
+    pass's when it ran to its end (``finished``; a tick that raised keeps the previous count);
+    ``rows_failing_since`` follows :func:`rows_failing` with ``rows_clear_after``. One write
+    transaction (``BEGIN IMMEDIATE`` on SQLite, the row locked on PostgreSQL), so the kept
+    ``failing_since`` and ``rows_failing_since`` are the row's own. Returns the row written.
 
     Raises SQLAlchemy errors (a locked, read-only or unreachable database): the caller reports
     them, which is the point of a real write."""
@@ -110,12 +157,23 @@ def record_pass(
             with write_transaction(sf) as session:
                 row = session.get(BotState, name, with_for_update=True)
                 old = _parse(row.value, row.updated_at) if row is not None else None
+                rows_since, last_error = rows_failing(
+                    old,
+                    row_errors=row_errors,
+                    finished=finished,
+                    clean=ok,
+                    now=now,
+                    clear_after=rows_clear_after,
+                )
                 beat = Heartbeat(
                     last_pass=now if ok else (old.last_pass if old else None),
                     failing_since=None if ok else ((old and old.failing_since) or now),
                     since=old.since if old else now,
                     holder=holder,
                     updated_at=now,
+                    row_errors=row_errors if finished else (old.row_errors if old else 0),
+                    rows_failing_since=rows_since,
+                    last_row_error=last_error,
                 )
                 value = json.dumps(
                     {
@@ -123,6 +181,9 @@ def record_pass(
                         "failing_since": _iso(beat.failing_since),
                         "since": _iso(beat.since),
                         "holder": holder,
+                        "row_errors": beat.row_errors,
+                        "rows_failing_since": _iso(beat.rows_failing_since),
+                        "last_row_error": _iso(beat.last_row_error),
                     },
                     separators=(",", ":"),
                 )

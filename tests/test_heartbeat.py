@@ -23,11 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 import storage
 from bot.blocks.health import poller_alert_message
 from bot.messages import SlackMessages
+from bot.services import states
 from bot.services.heartbeat import HeartbeatService
 from bot.services.poller import TickReport
-from storage import make_engine, make_session_factory
+from storage import DeploymentRecord, make_engine, make_session_factory
 from storage.health import read_heartbeat, sqlite_path
 from tests.fixtures.slack import BotFactory, MovableClock
+from tests.test_poller import deploy as new_deployment
 
 INTERVAL = 10.0  # seconds: stale after 30 s
 ADMINS = frozenset({"U0ADMIN01", "U0ADMIN02"})
@@ -341,6 +343,163 @@ def test_alert_message_texts() -> None:
     assert up["text"] == "The status poller recovered"
 
 
+# -- deployments failing inside passes (row errors) ---------------------------------------------
+
+
+def failing_rows(count: int = 1) -> TickReport:
+    """A pass that ran to its end with ``count`` deployment steps failing."""
+    return TickReport(row_errors=count)
+
+
+def test_a_row_failing_every_pass_for_an_hour_is_degraded_and_alerted_once(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    """The defect: a pass whose deployment step failed counted as clean, so a row failing for
+    an hour (its deploy timeout and idle stop never applied) left /healthz green without a
+    word and sent no DM. Now /healthz says degraded (still 200: the poller itself works) and
+    the admins hear once."""
+    clock = MovableClock()
+    recorder = DmRecorder()
+    beat = make_heartbeat(session_factory, engine, clock, recorder)
+    clock.advance(seconds=15)
+    first = clock.now
+    for _ in range(240):  # an hour of passes, one deployment failing in each
+        beat.on_pass(failing_rows(), True)
+        beat.run_scheduled()
+        clock.advance(seconds=15)
+    health = beat.health()
+    assert health["poller"] is True and health["database"] is True
+    assert health["rows"] == "degraded" and health["row_errors"] == 1
+    assert health["rows_failing_since"] == first.isoformat()
+    assert health["rows_failing_seconds"] == 3600.0
+    reason = str(health["reason"])
+    assert "deployment steps have been failing in poller passes for 3600 s" in reason
+    assert '"deployment <id>"' in reason and "\n" not in reason
+    assert sorted(user for user, _, _ in recorder.dms) == sorted(ADMINS)
+    text, blocks = recorder.dms[0][1], str(recorder.dms[0][2])
+    assert text == "Deployment steps keep failing (5m 00s)"
+    assert "may not apply" in blocks and "deployment <id>" in blocks
+    assert f"<!date^{int(first.timestamp())}^" in blocks
+
+
+def test_rows_alert_after_five_minutes_once_across_processes_and_once_when_cleared(
+    session_factory: sessionmaker[Session], engine: Engine, database_url: str
+) -> None:
+    clock = MovableClock()
+    recorder = DmRecorder()
+    a = make_heartbeat(session_factory, engine, clock, recorder, holder="proc-a")
+    other, other_sf = second_process(database_url)
+    try:
+        b = make_heartbeat(other_sf, other, clock, recorder, holder="proc-b")
+        a.on_pass(CLEAN, True)
+        b.on_pass(STANDBY, True)
+        clock.advance(seconds=INTERVAL)
+        since = clock.now
+
+        def passes(minutes: float, report: TickReport) -> None:
+            for _ in range(int(minutes * 60 / INTERVAL)):
+                a.on_pass(report, True)
+                b.on_pass(STANDBY, True)
+                clock.advance(seconds=INTERVAL)
+
+        passes(4, failing_rows(2))
+        assert (a.watch_rows(), b.watch_rows()) == (None, None)
+        assert recorder.dms == []
+        # The standby's /healthz reads the holder's row.
+        standby = b.health()
+        assert standby["rows"] == "degraded" and standby["row_errors"] == 2
+        assert standby["rows_failing_since"] == since.isoformat()
+
+        passes(1, failing_rows(2))
+        assert sorted([str(b.watch_rows()), str(a.watch_rows())]) == ["None", "down"]
+        assert sorted(user for user, _, _ in recorder.dms) == sorted(ADMINS)
+        assert (a.watch(), b.watch()) == (None, None)  # the poller itself is fine
+
+        passes(10, failing_rows(1))  # still failing: nothing more
+        assert (a.watch_rows(), b.watch_rows()) == (None, None)
+        assert len(recorder.dms) == 2
+
+        # Free of row errors: degraded until ROWS_CLEAR_AFTER passed, then one "cleared" DM.
+        passes(4.5, CLEAN)
+        assert a.health()["rows"] == "degraded" and a.health()["row_errors"] == 0
+        assert (a.watch_rows(), b.watch_rows()) == (None, None)
+        passes(1, CLEAN)
+        cleared = a.health()
+        assert cleared["rows"] == "ok" and cleared["rows_failing_since"] is None
+        assert cleared["rows_failing_seconds"] is None and "reason" not in cleared
+        assert sorted([str(b.watch_rows()), str(a.watch_rows())]) == ["None", "up"]
+        assert len(recorder.dms) == 4
+        assert all(text == "Deployment steps pass again" for _, text, _ in recorder.dms[2:])
+        passes(10, CLEAN)
+        assert (a.watch_rows(), b.watch_rows()) == (None, None)
+        assert len(recorder.dms) == 4
+    finally:
+        other.dispose()
+
+
+def test_a_row_failing_on_each_sweep_read_stays_one_stretch(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    """A deployment at rest is read once per rolling sweep (every 8th pass here): the passes
+    in between have no row error, and must not end the stretch (the alert would never come)."""
+    clock = MovableClock()
+    recorder = DmRecorder()
+    beat = make_heartbeat(session_factory, engine, clock, recorder)
+    for number in range(60):  # 10 minutes of passes
+        beat.on_pass(failing_rows() if number % 8 == 0 else CLEAN, True)
+        clock.advance(seconds=INTERVAL)
+    assert beat.health()["rows"] == "degraded"
+    assert beat.watch_rows() == "down" and len(recorder.dms) == 2
+
+
+def test_ticks_that_raise_keep_the_rows_stretch_and_a_restart_reads_it(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    clock = MovableClock()
+    recorder = DmRecorder()
+    beat = make_heartbeat(session_factory, engine, clock, recorder)
+    beat.on_pass(CLEAN, True)
+    since = clock.advance(seconds=INTERVAL)
+    beat.on_pass(failing_rows(3), True)
+    for _ in range(40):  # the ticks raise for a while: the rows are not known to be fixed
+        clock.advance(seconds=INTERVAL)
+        beat.on_pass(TickReport(error="tick raised"), False)
+    row = read_heartbeat(session_factory)
+    assert row is not None and row.rows_failing_since == since and row.row_errors == 3
+
+    # A new process (a restart) takes over: the stretch and the alert's claim are shared.
+    assert beat.watch_rows() == "down"
+    clock.advance(seconds=INTERVAL)
+    restarted = make_heartbeat(session_factory, engine, clock, recorder, holder="proc-new")
+    restarted.on_pass(failing_rows(1), True)
+    assert restarted.health()["rows_failing_since"] == since.isoformat()
+    clock.advance(minutes=1)
+    assert restarted.watch_rows() is None and len(recorder.dms) == 2
+
+
+def test_malformed_row_fields_read_as_no_row_errors(
+    session_factory: sessionmaker[Session],
+) -> None:
+    clock = MovableClock()
+    value = '{"since": "2026-01-01T00:00:00+00:00", "row_errors": "7", "rows_failing_since": 5}'
+    storage.put_state(session_factory, "poller_heartbeat", value, clock.now)
+    row = read_heartbeat(session_factory)
+    assert row is not None and row.row_errors == 0 and row.rows_failing_since is None
+
+
+def test_rows_alert_message_texts() -> None:
+    since = MovableClock().now
+    down = poller_alert_message(
+        down=True, since=since, errors=True, now=since + timedelta(minutes=6), kind="rows"
+    )
+    assert down["text"] == "Deployment steps keep failing (6m 00s)"
+    section = down["blocks"][0]["text"]["text"]
+    assert "automatic guards (deploy timeout, idle stop) may not apply" in section
+    assert '"deployment <id>"' in down["blocks"][1]["elements"][0]["text"]
+    up = poller_alert_message(down=False, since=since, errors=False, now=since, kind="rows")
+    assert up["text"] == "Deployment steps pass again"
+
+
 # -- /healthz over HTTP ------------------------------------------------------------------------
 
 
@@ -398,3 +557,41 @@ def test_healthz_turns_503_when_the_sqlite_file_is_deleted(
     assert answer.status_code == 503
     assert answer.json()["database"] is False
     assert "was deleted while the bot runs" in answer.json()["reason"]
+
+
+def test_healthz_stays_200_but_says_degraded_while_a_row_fails(
+    bot_factory: BotFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: one deployment's assessment raises in every pass (the poller logs it and
+    goes on); ``/healthz`` stays 200 and says ``rows: degraded`` with the count and age."""
+    clock = MovableClock()
+    bot = bot_factory(clock=clock, status_poll_seconds=60)
+    broken = new_deployment(bot, web_password=None, now=clock())
+    bot.vast.advance(4)
+    real = states.assess
+
+    def assess(dep: DeploymentRecord, *args: Any, **kwargs: Any) -> states.Verdict:
+        if dep.id == broken.id:
+            raise RuntimeError("a row the poller cannot judge")
+        return real(dep, *args, **kwargs)
+
+    monkeypatch.setattr(states, "assess", assess)
+    first = clock.now
+    assert bot.services.poller.tick().row_errors == 1
+    clock.advance(seconds=90)
+    assert bot.services.poller.tick().row_errors == 1
+    answer = bot.http.get("/healthz")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["ok"] is True and body["poller"] is True
+    assert body["rows"] == "degraded" and body["row_errors"] == 1
+    assert body["rows_failing_since"] == first.isoformat()
+    assert body["rows_failing_seconds"] == 90.0
+    assert "deployment steps have been failing in poller passes for 90 s" in body["reason"]
+    assert "cannot judge" not in answer.text and "Traceback" not in answer.text
+
+    monkeypatch.undo()
+    clock.advance(minutes=6)
+    assert bot.services.poller.tick().row_errors == 0
+    healed = bot.http.get("/healthz").json()
+    assert healed["rows"] == "ok" and healed["row_errors"] == 0 and "reason" not in healed

@@ -76,6 +76,10 @@ def test_socket_mode_health_reports_the_socket_and_the_bot_reconnects(
             "poller": True,
             "poller_role": "starting",  # no tick yet, within the start-up grace
             "last_pass_age_seconds": None,
+            "row_errors": None,  # no pass yet
+            "rows_failing_since": None,
+            "rows_failing_seconds": None,
+            "rows": "ok",
             "socket": True,
         }
         assert http.post("/slack/events").status_code == 404  # requests come over the socket

@@ -24,6 +24,15 @@ for the lease).
   opened was deleted or replaced (its ``(st_dev, st_ino)`` compared with the one at start: the
   open connections would go on writing to the deleted file, and every row would be gone after
   a restart);
+* ``"row_errors"``: deployment steps that failed in the last pass (``TickReport.row_errors``:
+  the poller logs each with the deployment's id and goes on with the others; null before
+  the first pass); ``"rows_failing_since"`` (ISO 8601, null when none) and
+  ``"rows_failing_seconds"``: since when passes keep having row errors (the heartbeat row's,
+  see :func:`storage.health.rows_failing`: the stretch ends only after
+  :data:`ROWS_CLEAR_AFTER` without one, since a deployment at rest is read once per rolling
+  sweep); ``"rows"``: ``"degraded"`` while that stretch lasts, else ``"ok"``. Degraded
+  leaves the answer 200 (a string, not a check): one bad row must not make a load balancer
+  restart the whole bot, but the ``reason`` says so;
 * ``"reason"``: one line saying what is wrong (only when something is); never a secret or a
   traceback.
 
@@ -34,6 +43,13 @@ when its passes end in errors (``failing_since`` in the row) or no clean pass en
 one DM; when a clean pass ends again, one "recovered" DM. "One" is a claim in ``claims``
 (``poller-down:<last clean pass>``, ``poller-up:<same>``), so several processes send each once;
 a DM that reached nobody gives its claim back and is tried again on the next run.
+
+**Rows alert** (:meth:`HeartbeatService.watch_rows`, the same job). When passes have had row
+errors for :data:`ALERT_AFTER` (``rows_failing_since`` in the row), the bot admins get one DM:
+deployment steps keep failing, those deployments' automatic guards (deploy timeout, idle stop)
+may not apply, look at the log lines with "deployment <id>". When the stretch ends, one "cleared"
+DM. Claimed once across processes the same way (``rows-down:<rows_failing_since>``,
+``rows-up:<same>``, ``bot_state`` :data:`ROWS_ALERT_STATE`).
 """
 
 from __future__ import annotations
@@ -46,6 +62,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine
@@ -56,10 +73,12 @@ from bot.services.ports import Messages
 from storage import SessionFactory
 from storage.health import (
     PROBE_TIMEOUT_SECONDS,
+    Heartbeat,
     file_identity,
     probe_write,
     read_heartbeat,
     record_pass,
+    rows_failing,
     sqlite_path,
     start_heartbeat,
 )
@@ -70,6 +89,8 @@ __all__ = [
     "HeartbeatService",
     "JOB_ID",
     "OVERDUE_INTERVALS",
+    "ROWS_ALERT_STATE",
+    "ROWS_CLEAR_AFTER",
     "Recipients",
     "WATCH_SECONDS",
 ]
@@ -90,6 +111,15 @@ PROBE_SECONDS = 5.0
 ALERT_STATE = "poller_alert"
 DOWN_PREFIX = "poller-down:"
 UP_PREFIX = "poller-up:"
+#: ``bot_state`` row holding the claim key of the last "deployment steps failing" alert sent.
+ROWS_ALERT_STATE = "rows_alert"
+ROWS_DOWN_PREFIX = "rows-down:"
+ROWS_UP_PREFIX = "rows-up:"
+#: A stretch of passes with row errors ends at the first clean pass without one that comes
+#: this long after the last: longer than a rolling sweep takes by default
+#: (``STEADY_SWEEP_SECONDS``, 120 s), so a row at rest that fails on each of its reads stays
+#: one stretch.
+ROWS_CLEAR_AFTER = timedelta(minutes=5)
 
 Recipients = Callable[[], Sequence[tuple[str | None, frozenset[str]]]]
 """``() -> [(team_id, admin user ids)]``: who hears about the reconciler (single-workspace
@@ -121,6 +151,8 @@ class HeartbeatService:
         alert_after: failing this long before the admins hear of it.
         probe_seconds: see :data:`PROBE_SECONDS`. probe_timeout_seconds: how long the probe
             waits for a lock (:data:`storage.health.PROBE_TIMEOUT_SECONDS`).
+        rows_clear_after: see :data:`ROWS_CLEAR_AFTER` (make it longer than a rolling sweep
+            pass takes).
 
     The SQLite file's identity is read here: build the service once the database exists
     (after :func:`storage.migrate`).
@@ -140,6 +172,7 @@ class HeartbeatService:
         alert_after: timedelta = ALERT_AFTER,
         probe_seconds: float = PROBE_SECONDS,
         probe_timeout_seconds: float = PROBE_TIMEOUT_SECONDS,
+        rows_clear_after: timedelta = ROWS_CLEAR_AFTER,
     ) -> None:
         self.sf = session_factory
         self.engine = engine
@@ -152,6 +185,7 @@ class HeartbeatService:
         self.alert_after = alert_after
         self.probe_seconds = probe_seconds
         self.probe_timeout_seconds = probe_timeout_seconds
+        self.rows_clear_after = rows_clear_after
         self.started = clock()
         self.db_path = sqlite_path(engine)
         self._db_identity = file_identity(self.db_path) if self.db_path else None
@@ -162,6 +196,8 @@ class HeartbeatService:
         self._last_clean: datetime | None = None
         self._write_error: str | None = None
         self._probe: tuple[float, str | None] | None = None
+        # The holder's last heartbeat row (the one written, or computed when the write failed).
+        self._beat: Heartbeat | None = None
 
     # -- the poller's hook --------------------------------------------------------------------
 
@@ -190,13 +226,44 @@ class HeartbeatService:
             if clean:
                 self._last_clean = now
         try:
-            record_pass(self.sf, holder=self.holder, ok=clean, now=now)
+            beat = record_pass(
+                self.sf,
+                holder=self.holder,
+                ok=clean,
+                now=now,
+                row_errors=report.row_errors,
+                finished=ok,
+                rows_clear_after=self.rows_clear_after,
+            )
         except Exception as error:
+            with self._lock:  # /healthz still reports the rows from what this process saw
+                old = self._beat
+                since, last = rows_failing(
+                    old,
+                    row_errors=report.row_errors,
+                    finished=ok,
+                    clean=clean,
+                    now=now,
+                    clear_after=self.rows_clear_after,
+                )
+                count = report.row_errors if ok else (old.row_errors if old else 0)
+                self._beat = Heartbeat(
+                    last_pass=None,
+                    failing_since=None,
+                    since=now,
+                    holder=self.holder,
+                    updated_at=now,
+                    row_errors=count,
+                    rows_failing_since=since,
+                    last_row_error=last,
+                )
             reason = describe_error(error)
             if self._write_error is None:
                 logger.error("heartbeat: could not write to the database: %s", reason)
             self._write_error = reason
         else:
+            with self._lock:
+                self._beat = beat
             if self._write_error is not None:
                 logger.info("heartbeat: the database takes writes again")
             self._write_error = None
@@ -210,18 +277,21 @@ class HeartbeatService:
 
     def health(self) -> dict[str, object]:
         """``{"database": bool, "poller": bool, "poller_role": str,
-        "last_pass_age_seconds": float | None}`` plus ``"reason"`` (one line) when a check is
-        false. Never raises."""
+        "last_pass_age_seconds": float | None, "row_errors": int | None,
+        "rows_failing_since": str | None, "rows_failing_seconds": float | None,
+        "rows": "ok" | "degraded"}`` plus ``"reason"`` (one line) when a check is false or the
+        rows are degraded. Never raises."""
         now = self.clock()
         reasons: list[str] = []
         database = self._database_ok(reasons)
-        poller, role, age = self._poller_ok(now, reasons)
+        poller, role, age, beat = self._poller_ok(now, reasons)
         result: dict[str, object] = {
             "database": database,
             "poller": poller,
             "poller_role": role,
             "last_pass_age_seconds": round(age, 1) if age is not None else None,
         }
+        result.update(self._rows(now, beat, reasons))
         if reasons:
             result["reason"] = "; ".join(reasons)
         return result
@@ -281,13 +351,19 @@ class HeartbeatService:
         finally:
             self._probe_lock.release()
 
-    def _poller_ok(self, now: datetime, reasons: list[str]) -> tuple[bool, str, float | None]:
+    def _poller_ok(
+        self, now: datetime, reasons: list[str]
+    ) -> tuple[bool, str, float | None, Heartbeat | None]:
+        """``(poller ok, role, age of the last clean pass, the heartbeat row)``: the row is
+        the holder's as read (standby) or as this process wrote it (active)."""
         with self._lock:
             role, last_tick, last_clean = self._role, self._last_tick, self._last_clean
+            mine = self._beat
         overdue = self.overdue.total_seconds()
         if role == "standby":
             assert last_tick is not None
             age = None
+            beat = None
             try:
                 beat = read_heartbeat(self.sf)
                 if beat is not None and beat.last_pass is not None:
@@ -297,16 +373,35 @@ class HeartbeatService:
             if (now - last_tick).total_seconds() > overdue:
                 silent = int((now - last_tick).total_seconds())
                 reasons.append(f"this process's poller has completed no tick for {silent} s")
-                return False, role, age
-            return True, role, age
+                return False, role, age, beat
+            return True, role, age, beat
         age = (now - last_clean).total_seconds() if last_clean is not None else None
         since = last_clean or self.started
         waited = (now - since).total_seconds()
         if waited > overdue:
             what = "no poller pass completed" if last_clean is None else "no clean poller pass"
             reasons.append(f"{what} for {int(waited)} s (limit {int(overdue)} s)")
-            return False, role, age
-        return True, role, age
+            return False, role, age, mine
+        return True, role, age, mine
+
+    @staticmethod
+    def _rows(now: datetime, beat: Heartbeat | None, reasons: list[str]) -> dict[str, object]:
+        """The rows' part of ``/healthz`` from ``beat`` (None: no pass known yet)."""
+        since = beat.rows_failing_since if beat is not None else None
+        seconds = max(0.0, (now - since).total_seconds()) if since is not None else None
+        if since is not None and seconds is not None:
+            count = beat.row_errors if beat is not None else 0
+            reasons.append(
+                f"deployment steps have been failing in poller passes for {int(seconds)} s "
+                f"({count} in the last pass): their deploy timeout and idle stop may not apply; "
+                'see the log lines with "deployment <id>"'
+            )
+        return {
+            "row_errors": beat.row_errors if beat is not None else None,
+            "rows_failing_since": since.isoformat() if since is not None else None,
+            "rows_failing_seconds": round(seconds, 1) if seconds is not None else None,
+            "rows": "degraded" if since is not None else "ok",
+        }
 
     # -- the admins' alert --------------------------------------------------------------------
 
@@ -324,11 +419,12 @@ class HeartbeatService:
         )
 
     def run_scheduled(self) -> None:
-        """The job body; never raises."""
-        try:
-            self.watch()
-        except Exception as error:
-            logger.warning("heartbeat alert check failed: %s", describe_error(error))
+        """The job body (:meth:`watch`, then :meth:`watch_rows`); never raises."""
+        for check in (self.watch, self.watch_rows):
+            try:
+                check()
+            except Exception as error:
+                logger.warning("heartbeat alert check failed: %s", describe_error(error))
 
     def watch(self) -> str | None:
         """Look at the heartbeat row once: send the "failing" DM when the reconciler has been
@@ -362,7 +458,9 @@ class HeartbeatService:
                 failing_start.isoformat(),
                 "passes end in errors" if errors else "no pass completed",
             )
-            if not self._tell(key, down=True, since=failing_start, errors=errors, now=now):
+            if not self._tell(
+                key, kind="poller", down=True, since=failing_start, errors=errors, now=now
+            ):
                 return None
             return "down"
         alert = storage.get_state(self.sf, ALERT_STATE)
@@ -374,11 +472,61 @@ class HeartbeatService:
             return None
         logger.info("the status poller recovered: telling the bot admins")
         since = beat.last_pass or now
-        if not self._tell(key, down=False, since=since, errors=False, now=now):
+        if not self._tell(key, kind="poller", down=False, since=since, errors=False, now=now):
             return None
         return "up"
 
-    def _tell(self, key: str, *, down: bool, since: datetime, errors: bool, now: datetime) -> bool:
+    def watch_rows(self) -> str | None:
+        """Look at the heartbeat row once for row errors: send the "deployment steps failing"
+        DM when passes have had row errors for ``alert_after`` (``rows_failing_since``) and it
+        was not sent for this stretch yet, the "cleared" DM when the stretch ended after one
+        was sent. Returns ``"down"`` or ``"up"`` when this call sent one, else None. Waits out
+        the start-up grace first. Raises SQLAlchemy errors."""
+        now = self.clock()
+        if now - self.started < self.overdue:
+            return None
+        beat = read_heartbeat(self.sf)
+        if beat is None:
+            return None
+        since = beat.rows_failing_since
+        if since is not None:
+            if now - since < self.alert_after:
+                return None
+            key = ROWS_DOWN_PREFIX + since.isoformat()
+            if not storage.claim(self.sf, key, now):
+                return None
+            storage.put_state(self.sf, ROWS_ALERT_STATE, key, now)
+            logger.error(
+                "poller passes have hit errors on deployments since %s (%d in the last pass): "
+                "telling the bot admins",
+                since.isoformat(),
+                beat.row_errors,
+            )
+            if not self._tell(key, kind="rows", down=True, since=since, errors=True, now=now):
+                return None
+            return "down"
+        alert = storage.get_state(self.sf, ROWS_ALERT_STATE)
+        if alert is None or not alert[0].startswith(ROWS_DOWN_PREFIX):
+            return None
+        key = ROWS_UP_PREFIX + alert[0].removeprefix(ROWS_DOWN_PREFIX)
+        if not storage.claim(self.sf, key, now):
+            return None
+        logger.info("poller passes no longer hit errors on deployments: telling the bot admins")
+        cleared = beat.last_pass or now
+        if not self._tell(key, kind="rows", down=False, since=cleared, errors=False, now=now):
+            return None
+        return "up"
+
+    def _tell(
+        self,
+        key: str,
+        *,
+        kind: Literal["poller", "rows"],
+        down: bool,
+        since: datetime,
+        errors: bool,
+        now: datetime,
+    ) -> bool:
         """DM every recipient; when there were some and none was reached, give ``key`` back
         (the next run tries again). True when someone was told (or there is nobody to tell)."""
         targets = [(team, user) for team, users in self.recipients() for user in sorted(users)]
@@ -387,7 +535,7 @@ class HeartbeatService:
             return True
         delivered = [
             self.messages.poller_alert(
-                user, down=down, since=since, errors=errors, now=now, team_id=team
+                user, down=down, since=since, errors=errors, now=now, team_id=team, kind=kind
             )
             for team, user in targets
         ]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.notices import (
     ApprovalDecision,
@@ -292,10 +292,13 @@ class Messages(Protocol):
         errors: bool,
         now: datetime,
         team_id: str | None = None,
+        kind: Literal["poller", "rows"] = "poller",
     ) -> bool:
         """DM bot admin ``user_id`` (of workspace ``team_id``) that the status poller has been
         failing since ``since`` (``down``; ``errors``: its passes end in errors, else none
-        completes), or that it recovered (a clean pass at ``since``)."""
+        completes), or that it recovered (a clean pass at ``since``). ``kind="rows"``: that
+        poller passes have hit errors on deployments since ``since`` (``down``), or that they
+        no longer do (the last clean pass at ``since``)."""
         ...
 
     def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
