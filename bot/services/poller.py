@@ -566,6 +566,8 @@ class StatusPoller:
         add their reports to ``report`` in account order; return the rows they judged."""
         for group in groups:  # made here, so the passes only read this dict
             self._accounts.setdefault(group.account.name, _AccountState())
+        if not groups:  # OAuth mode: rows whose accounts are all out of reach
+            return {}
         if len(groups) == 1:
             results = [self._account_pass(groups[0], now, starting)]
         else:
