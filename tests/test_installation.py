@@ -294,6 +294,28 @@ def test_a_database_restored_from_a_backup_keeps_the_instances_rented_since(
     assert labelled_dms(fake_slack) == []  # not an empty database
 
 
+def test_the_sweep_keeps_an_instance_labelled_for_a_deployment_it_has_no_row_for(
+    session_factory: sessionmaker[Session], vast_sim: VastSimulator
+) -> None:
+    # The reviewer's case, without start-up recovery: the poller alone, on a database whose
+    # highest deployment is 1, finds this installation's label for deployment 2.
+    from tests.fixtures.vast import client_for
+    from tests.test_intents import make_row, on_vast, start_process
+
+    sf, clock = session_factory, MovableClock()
+    make_row(sf, vast_sim, clock)  # deployment 1: what the backup holds
+    client = client_for(vast_sim)
+    process = start_process(sf, client, clock)
+    installation = storage.installation_id(sf)
+    newer = vast_sim.create_instance_directly(label=label_for(installation, 2), api_key=None)
+    vast_sim.advance(4)
+    for _ in range(4):
+        process.passes(clock, 1)
+    assert on_vast(vast_sim, newer) == "running"
+    assert newer in [i.id for i in read_unmanaged(sf, clock())]
+    client.close()
+
+
 def test_two_installations_on_one_account_keep_their_hands_off_each_other(
     bot_factory: BotFactory, shared_sim: VastSimulator, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:

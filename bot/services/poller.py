@@ -953,7 +953,7 @@ class StatusPoller:
         if why is None and not unrecorded(dep):
             return
         if unrecorded(dep):
-            logger.warning(
+            logger.info(  # start-up recovery warns of it, and tells the admins, once
                 "poller: %sinstance %d is labelled for deployment %d, which this database does "
                 "not hold: left alone",
                 self._where(group.account),
