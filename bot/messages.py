@@ -526,6 +526,13 @@ class SlackMessages:
         text = notify.labelled_on_empty_database_text(instance_ids)
         return self._dm(user_id, "labelled-instances DM", {"text": text}, team_id=team_id)
 
+    def labelled_without_row(
+        self, user_id: str, instance_ids: Sequence[int], *, team_id: str | None = None
+    ) -> bool:
+        """See :func:`bot.blocks.notify.labelled_without_row_text`."""
+        text = notify.labelled_without_row_text(instance_ids)
+        return self._dm(user_id, "unrecorded-instances DM", {"text": text}, team_id=team_id)
+
     def _home_view(self, home: HomeData) -> Any:
         return home_view(
             deployments=home.deployments,

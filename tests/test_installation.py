@@ -232,6 +232,90 @@ def test_a_fresh_database_never_destroys_the_instances_of_the_old_one(
     assert len(labelled_dms(fake_slack)) == 1  # once
 
 
+def unrecorded_dms(fake: FakeSlack) -> list[Any]:
+    return [c for c in dms(fake) if "does not know" in str(c.args.get("text"))]
+
+
+def test_a_database_restored_from_a_backup_keeps_the_instances_rented_since(
+    bot_factory: BotFactory, shared_sim: VastSimulator, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    # The installation id lives in the database, so a copy restored from a backup has the same
+    # id, and the deployments written after the backup are missing from it. Their instances
+    # carry labels of this installation naming ids the copy has no row for: a user's live work,
+    # never strays. They are left alone, listed as unmanaged, and the admins told once.
+    import shutil
+
+    clock = MovableClock()
+    live_url = f"sqlite:///{tmp_path / 'live.db'}"
+    admins = frozenset({ADMIN})
+    first = bot_factory(simulator=shared_sim, clock=clock, database_url=live_url, bot_admins=admins)
+    kept = rent(first)
+    first.runtime.close()
+    shutil.copy(tmp_path / "live.db", tmp_path / "backup.db")  # last night's backup
+    second = bot_factory(
+        simulator=shared_sim, clock=clock, database_url=live_url, bot_admins=admins
+    )
+    newer = rent(second, view_id="V0PICKER02")  # rented after the backup was taken
+    assert newer.id == kept.id + 1
+    second.runtime.close()
+
+    restored = bot_factory(
+        simulator=shared_sim,
+        clock=clock,
+        database_url=f"sqlite:///{tmp_path / 'backup.db'}",
+        bot_admins=admins,
+    )
+    sf = restored.services.session_factory
+    assert restored.services.deploy.installation_id == second.services.deploy.installation_id
+    assert storage.get_deployment(sf, newer.id) is None
+    assert newer.instance_id in shared_sim.instances  # start-up recovery touched nothing
+    (notice,) = unrecorded_dms(fake_slack)  # the admins hear of it at once
+    assert str(newer.instance_id) in notice.args["text"]
+
+    poller = poller_of(restored)
+    for _ in range(6):  # several sweep passes: a stray is destroyed after two
+        shared_sim.advance(30)
+        clock.advance(minutes=1)
+        assert poller.tick().error is None
+    again = recovery.run_on_start(  # a restart: the same instance, not told again
+        sf,
+        restored.services.accounts,
+        restored.services.deploy,
+        admins=restored.services.workspaces,
+    )
+    assert again.destroyed == [] and again.unrecorded == [newer.instance_id]
+
+    assert newer.instance_id in shared_sim.instances  # never destroyed
+    assert kept.instance_id in shared_sim.instances
+    assert shared_sim.request_count("DELETE") == 0
+    unmanaged = [i.id for i in read_unmanaged(sf, clock())]
+    assert newer.instance_id in unmanaged and kept.instance_id not in unmanaged
+    assert len(unrecorded_dms(fake_slack)) == 1  # once
+    assert labelled_dms(fake_slack) == []  # not an empty database
+
+
+def test_the_sweep_keeps_an_instance_labelled_for_a_deployment_it_has_no_row_for(
+    session_factory: sessionmaker[Session], vast_sim: VastSimulator
+) -> None:
+    # The reviewer's case, without start-up recovery: the poller alone, on a database whose
+    # highest deployment is 1, finds this installation's label for deployment 2.
+    from tests.fixtures.vast import client_for
+    from tests.test_intents import make_row, on_vast, start_process
+
+    sf, clock = session_factory, MovableClock()
+    make_row(sf, vast_sim, clock)  # deployment 1: what the backup holds
+    client = client_for(vast_sim)
+    process = start_process(sf, client, clock)
+    installation = storage.installation_id(sf)
+    newer = vast_sim.create_instance_directly(label=label_for(installation, 2), api_key=None)
+    vast_sim.advance(4)
+    for _ in range(4):
+        process.passes(clock, 1)
+    assert on_vast(vast_sim, newer) == "running"
+    assert newer in [i.id for i in read_unmanaged(sf, clock())]
+    client.close()
+
+
 def test_two_installations_on_one_account_keep_their_hands_off_each_other(
     bot_factory: BotFactory, shared_sim: VastSimulator, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
@@ -243,8 +327,16 @@ def test_two_installations_on_one_account_keep_their_hands_off_each_other(
     bots = [staging, production]
     deps = [rent(bot) for bot in bots]
     assert [d.id for d in deps] == [1, 1]
-    # A genuine stray of each: labelled with its own installation, no row holds it.
+    # A genuine stray of each: a duplicate create, labelled with its own installation for its
+    # live row, which holds another instance.
     strays = [
+        shared_sim.create_instance_directly(
+            label=label_for(bot.services.deploy.installation_id, dep.id)
+        )
+        for bot, dep in zip(bots, deps, strict=True)
+    ]
+    # And one labelled for an id neither database holds: left alone (a restored database's).
+    unrecorded = [
         shared_sim.create_instance_directly(
             label=label_for(bot.services.deploy.installation_id, 4242)
         )
@@ -264,6 +356,8 @@ def test_two_installations_on_one_account_keep_their_hands_off_each_other(
         assert row is not None and row.status in ("ready", "stopped")
     for stray in strays:
         assert stray not in live
+    for instance in unrecorded:
+        assert instance in live
     assert shared_sim.request_count("DELETE") == 2
     assert timedelta(minutes=60) <= clock() - deps[0].created_at
 

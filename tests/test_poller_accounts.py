@@ -418,6 +418,8 @@ def test_recovery_reads_each_account_and_settles_only_its_own_rows(
     assert env.current(b_live).instance_id == b_live.instance_id
     assert foreign in env.sim.instances_of("key-a")  # not A's to destroy
     assert no_row in env.sim.instances_of("key-a")
+    assert report.unrecorded == [no_row]
+    assert report.unrecorded_teams == {TEAM_A: [no_row]}  # only A's admins hear of it
     assert found in env.sim.instances_of("key-a")
 
     env.sim.add_account("key-b", 1002)  # B's list answers again: its waiting row is settled

@@ -150,3 +150,22 @@ def labelled_on_empty_database_text(instance_ids: Sequence[int]) -> str:
         "they may still be billing. Check them in the Vast.ai console and destroy the ones "
         "nobody uses."
     )
+
+
+def labelled_without_row_text(instance_ids: Sequence[int]) -> str:
+    """DM to each bot admin when the bot found instances labelled by this installation for
+    deployments its database does not hold (``instance_ids``, ascending; at most
+    :data:`LISTED_INSTANCES` are named), e.g. after the database was restored from a backup
+    older than them: what it means and what to do. No secret."""
+    shown = ", ".join(str(i) for i in instance_ids[:LISTED_INSTANCES])
+    more = len(instance_ids) - LISTED_INSTANCES
+    if more > 0:
+        shown += f" and {more} more"
+    return (
+        f":warning: The Vast.ai account holds {len(instance_ids)} instance(s) labelled by this "
+        f"bot for deployments its database does not know: {shown}. This happens when the "
+        "database was restored from a backup taken before they were rented. The bot leaves "
+        "them alone (it never destroys them: they may hold someone's work) and lists them as "
+        "unmanaged; they may still be billing. Check them in the Vast.ai console, tell their "
+        "owners, and destroy the ones nobody uses."
+    )

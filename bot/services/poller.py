@@ -97,7 +97,7 @@ from bot.services.lifetimes import LifetimeService
 from bot.services.message_sync import MessageSync
 from bot.services.ports import Messages, UnmanagedInstance
 from bot.services.probe import Prober
-from bot.services.recovery import account_resolver, ours, stray_reason
+from bot.services.recovery import account_resolver, ours, stray_reason, unrecorded
 from bot.services.unmanaged import REFRESH as UNMANAGED_REFRESH
 from bot.services.unmanaged import unmanaged_state, write_unmanaged
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
@@ -952,10 +952,10 @@ class StatusPoller:
                 return
             dep_id, dep = holder.id, holder  # the old label form, on a row of ours
         why = stray_reason(instance.id, dep_id, dep)
-        if why is None:
+        if why is None and not unrecorded(dep):
             return
-        if dep is None and self.accounts.multi:
-            logger.warning(
+        if unrecorded(dep):
+            logger.info(  # start-up recovery warns of it, and tells the admins, once
                 "poller: %sinstance %d is labelled for deployment %d, which this database does "
                 "not hold: left alone",
                 self._where(group.account),

@@ -317,6 +317,13 @@ class Messages(Protocol):
         without deployments while Vast.ai holds ``instance_ids`` labelled by the bot."""
         ...
 
+    def labelled_without_row(
+        self, user_id: str, instance_ids: Sequence[int], *, team_id: str | None = None
+    ) -> bool:
+        """DM bot admin ``user_id`` (workspace ``team_id``) that Vast.ai holds ``instance_ids``
+        labelled by this installation for deployments its database does not hold."""
+        ...
+
     def publish_home(self, user_id: str, home: HomeData) -> bool:
         """``views.publish`` the App Home of ``user_id`` in workspace ``home.team_id``
         (through the outbox: True when queued)."""

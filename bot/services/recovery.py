@@ -12,7 +12,11 @@ per 25 instances) and, for every instance labelled with this installation's id (
 * row that already holds another instance, or a second instance with the same label →
   destroy the extra one (one instance per submission);
 * row ``failed`` or ``destroyed`` → destroy it (the requester was told it failed; it bills);
-* no row at all → destroy it (it bills and nobody can see it) and log it.
+* no row at all → left alone, never destroyed (``unrecorded``): the database may have been
+  restored from a backup taken before that deployment was written (the copy keeps the
+  installation id), so the instance may be a user's live work. It is logged in one line, the
+  poller lists it for admins as unmanaged, and :func:`run_on_start` tells the admins once
+  (:func:`announce_unrecorded`). Only a person can tell whether it is still wanted.
 
 Then rows still ``creating`` without an instance, older than ``grace_seconds`` (default 120 s,
 longer than the create timeout), are marked ``failed`` ("the bot restarted before Vast.ai
@@ -50,6 +54,7 @@ log line and by DM to the bot's admins (:func:`announce_labelled`), once per dat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -79,6 +84,9 @@ GRACE_SECONDS = 120.0
 #: ``bot_state`` claim: the admins were told of labelled instances found by a start on a
 #: database without deployments (written once per database, so once).
 LABELLED_NOTICE_STATE = "labelled_on_empty_database"
+#: ``claims`` key prefix: the admins were told of instances labelled by this installation for
+#: deployments this database does not hold (one claim per set of instances).
+UNRECORDED_NOTICE_CLAIM = "labelled-without-row"
 RESTART_REASON = "the bot restarted before Vast.ai answered; nothing was rented. Please try again."
 #: Seconds after a row's grace at which the re-run settles it (the job's start may lag a little).
 SETTLE_MARGIN_SECONDS = 5.0
@@ -116,6 +124,12 @@ class RecoveryReport:
     skipped: bool = False
     foreign: list[int] = field(default_factory=list)
     """Labelled instances that are not this installation's (:func:`ours`): left alone."""
+    unrecorded: list[int] = field(default_factory=list)
+    """Instances labelled by this installation for a deployment id with no row (a database
+    restored from an older backup, or a lost row): left alone, see :func:`stray_reason`."""
+    unrecorded_teams: dict[str | None, list[int]] = field(default_factory=dict)
+    """``unrecorded`` by the workspace whose admins are told (None: single-workspace mode);
+    filled by :func:`recover_accounts`."""
 
 
 def ours(label: BotLabel, installation_id: str, holder: DeploymentRecord | None) -> bool:
@@ -130,16 +144,29 @@ def ours(label: BotLabel, installation_id: str, holder: DeploymentRecord | None)
 
 
 def stray_reason(instance_id: int, dep_id: int, dep: DeploymentRecord | None) -> str | None:
-    """Why the instance ``instance_id``, labelled for deployment ``dep_id`` (whose row is
-    ``dep``), must be destroyed, or None when it belongs where it is (or its row is still
-    being created: attaching is :func:`recover`'s job)."""
+    """Why the instance ``instance_id``, labelled by this installation for deployment
+    ``dep_id`` (whose row is ``dep``), must be destroyed, or None when it must not (it belongs
+    where it is, its row is still being created: attaching is :func:`recover`'s job, or there
+    is no row: :func:`unrecorded`).
+
+    Only a row proves an instance is a stray: the row is over (destroyed, failed, denied,
+    expired) or it holds another instance (a duplicate create). A label naming an id with no
+    row is never a stray, since a database restored from a backup keeps its installation id
+    and lacks the deployments written since, whose instances are users' live work."""
     if dep is None:
-        return f"label dep-{dep_id} has no deployment row"
+        return None  # not on record: unrecorded(), listed for admins, never destroyed
     if dep.is_final:
         return f"deployment {dep_id} is {dep.status}"
     if dep.instance_id is not None and dep.instance_id != instance_id:
         return f"extra instance for deployment {dep_id}"
     return None
+
+
+def unrecorded(dep: DeploymentRecord | None) -> bool:
+    """Whether an instance labelled by this installation for a deployment whose row is
+    ``dep`` names a deployment this database does not hold (``dep`` None): it is left alone
+    and listed for admins as unmanaged, never destroyed (:func:`stray_reason`)."""
+    return dep is None
 
 
 def account_of(accounts: VastAccounts, team_id: str, simulated: bool) -> VastAccount | None:
@@ -253,17 +280,20 @@ def recover(
     for dep_id, instance_ids in sorted(by_deployment.items()):
         instance_ids.sort()
         dep = storage.get_deployment(sf, dep_id)
-        if owns is not None and (dep is None or not owns(dep)):
+        if dep is None:
+            report.unrecorded += instance_ids  # never destroyed: see stray_reason
+            continue
+        if owns is not None and not owns(dep):
             # Several accounts: only an instance whose row lives on this account is ours (a
             # label naming no row here may be another copy of the bot's on a shared account).
             logger.warning(
-                "recovery: instances %s are labelled for deployment %s %s: left alone",
+                "recovery: instances %s are labelled for deployment %s of another Vast.ai "
+                "account: left alone",
                 instance_ids,
                 dep_id,
-                "of another Vast.ai account" if dep is not None else "that is not on record",
             )
             continue
-        if dep is None or dep.is_final:
+        if dep.is_final:
             for instance_id in instance_ids:
                 _destroy(vast, instance_id, stray_reason(instance_id, dep_id, dep) or "", report)
             continue
@@ -287,6 +317,14 @@ def recover(
             )
             if dep_id not in report.changed:
                 report.changed.append(dep_id)
+    if report.unrecorded:
+        report.unrecorded.sort()
+        logger.warning(
+            "recovery: instances %s are labelled by this installation for deployments this "
+            "database does not hold (restored from an older backup?): left alone, listed as "
+            "unmanaged for admins",
+            report.unrecorded,
+        )
 
     attached = {dep_id for dep_id, _ in report.attached}
     cutoff = now - timedelta(seconds=grace_seconds)
@@ -358,6 +396,7 @@ def run_on_start(
             sf, accounts, installation_id=service.installation_id, now=now, started_at=started_at
         )
         tell(service, sf, report)
+        announce_unrecorded(sf, service, admins, report, now=now)
     except Exception:
         logger.exception("start-up recovery failed")
         return RecoveryReport(skipped=True)
@@ -403,7 +442,7 @@ def recover_accounts(
     as they are). Raises storage errors.
     """
     if not accounts.multi:
-        return recover(
+        single = recover(
             sf,
             accounts.default.client,
             installation_id=installation_id,
@@ -411,15 +450,21 @@ def recover_accounts(
             grace_seconds=grace_seconds,
             started_at=started_at,
         )
+        if single.unrecorded:
+            single.unrecorded_teams[None] = list(single.unrecorded)
+        return single
     merged = RecoveryReport()
     resolve = account_resolver(accounts)
     targets: dict[str, VastAccount] = {}
+    teams_of: dict[str, list[str]] = {}
     for team_id, simulated in sorted(deployment_workspaces(sf)):
         account = resolve(team_id, simulated)
         if account is None:
             merged.skipped = True
             continue
         targets.setdefault(account.name, account)
+        if team_id not in teams_of.setdefault(account.name, []):
+            teams_of[account.name].append(team_id)
     for name, account in targets.items():
 
         def owns(dep: DeploymentRecord, name: str = name) -> bool:
@@ -444,6 +489,10 @@ def recover_accounts(
         merged.changed += [dep_id for dep_id in report.changed if dep_id not in merged.changed]
         merged.skipped = merged.skipped or report.skipped
         merged.foreign += report.foreign
+        merged.unrecorded += report.unrecorded
+        for team_id in teams_of.get(name, []) if report.unrecorded else []:
+            # The workspaces whose deployments live on this account: its admins may act.
+            merged.unrecorded_teams.setdefault(team_id, []).extend(report.unrecorded)
     return merged
 
 
@@ -517,3 +566,32 @@ def announce_labelled(
         for user in sorted(admins.admins(team)):
             service.messages.labelled_on_empty_database(user, ids, team_id=team)
     return found
+
+
+def announce_unrecorded(
+    sf: SessionFactory,
+    service: DeployService,
+    admins: AdminDirectory | None,
+    report: RecoveryReport,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Tell the bot admins, by one DM each (``admins.admins(team)``, through the messages port
+    of ``service``), of ``report.unrecorded_teams``: instances labelled by this installation for
+    deployments this database does not hold, left alone (:func:`stray_reason`). Claimed once per
+    set of instances (a ``claims`` key on their sorted ids), so that a restart, or two processes
+    starting at once, do not repeat it; a new set (another instance found later) is told again.
+    In OAuth mode each workspace hears only of its own account's instances.
+
+    True when this call sent the notice. Raises storage errors; Slack failures are the port's
+    (logged, not raised)."""
+    if admins is None or not report.unrecorded_teams:
+        return False
+    ids = sorted(set(report.unrecorded))
+    digest = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:32]
+    if not storage.claim(sf, f"{UNRECORDED_NOTICE_CLAIM}:{digest}", now):
+        return False
+    for team, team_ids in sorted(report.unrecorded_teams.items(), key=lambda t: t[0] or ""):
+        for user in sorted(admins.admins(team)):
+            service.messages.labelled_without_row(user, sorted(set(team_ids)), team_id=team)
+    return True
