@@ -186,8 +186,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 clock=clock,
                 lease_name=None,
                 sweep_seconds=SWEEP_SECONDS / k,
+                installation_id=storage.installation_id(sf),
             )
-            original_tick, original_end = poller._tick, poller._end_pass
+            original_tick, original_end = poller._tick, poller.reader.end_pass
 
             def recorded_tick() -> TickReport:
                 started = clock.elapsed()
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     passes[account.name].append(clock.elapsed())
 
             poller._tick = recorded_tick  # type: ignore[method-assign]
-            poller._end_pass = recorded_end  # type: ignore[method-assign]
+            poller.reader.end_pass = recorded_end  # type: ignore[method-assign]
 
             def on_skipped(event: JobExecutionEvent) -> None:
                 nonlocal skipped
