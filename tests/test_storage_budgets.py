@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect, select
+from sqlalchemy.engine import Engine
 
 import storage
+from bot import pricing
+from bot.services.budgets import month_of
 from storage import (
     APPROVED,
     BUDGET_WORKSPACE,
@@ -275,10 +279,6 @@ def mixed_history(sf: SessionFactory, copies: int = 1) -> None:
 def month_from_everything(sf: SessionFactory, now: datetime) -> tuple[dict[str, float], ...]:
     """The month's spent and committed $ per person as the decision computed them before it
     read only the month's window: every deployment of the workspace, the events of each."""
-    from sqlalchemy import select
-
-    from bot import pricing
-
     with sf() as session:
         rows = session.scalars(
             select(storage.Deployment)
@@ -300,19 +300,21 @@ def month_from_everything(sf: SessionFactory, now: datetime) -> tuple[dict[str, 
     return {line.user_id: line.dollars for line in report.per_user}, committed
 
 
-def submit(sf: SessionFactory, key: str, admit: object) -> None:
+def submit(sf: SessionFactory, key: str, admit: Callable[[storage.TeamLedger], None]) -> None:
+    """A submission of ``TEAM`` at ``NOW`` decided by ``admit`` under the workspace lock."""
     storage.create_deployment(
         sf, request_key=key, team_id=TEAM, user_id="U0ALICE01", channel_id="C0DEPLOYS1",
         template_slug="x", template_name="X", offer_id=7, gpu_name="RTX 4090", num_gpus=1,
-        gpu_ram_gb=24, dph_total=0.8, disk_gb=60, now=NOW, admit=admit,  # type: ignore[arg-type]
+        gpu_ram_gb=24, dph_total=0.8, disk_gb=60, now=NOW, admit=admit,
     )  # fmt: skip
 
 
 def test_the_month_read_from_its_window_is_the_month_read_from_the_whole_history(
     session_factory: SessionFactory,
 ) -> None:
-    from bot.services.budgets import month_of
-
+    """The decision reads only the rows that can count this month and the history of those
+    crossing its edges, yet finds the same spent and committed $ per person, to the cent and
+    beyond, as reading every deployment and the events of each (the former way)."""
     sf = session_factory
     mixed_history(sf, copies=3)
     expected = month_from_everything(sf, NOW)
@@ -343,20 +345,21 @@ def test_the_month_read_from_its_window_is_the_month_read_from_the_whole_history
 
 @pytest.mark.parametrize("copies", [1, 20])
 def test_a_budget_decision_runs_a_bounded_number_of_queries_under_the_lock(
-    session_factory: SessionFactory, engine: object, copies: int
+    session_factory: SessionFactory, engine: Engine, copies: int
 ) -> None:
     """The workspace lock (SQLite: the whole file's write lock) is held for a number of
     statements that does not grow with the workspace's history: the rows that can count this
-    month in one query, the status history of those that began earlier in one more."""
-    from sqlalchemy import event
-
-    from bot.services.budgets import month_of
-
+    month in one query, the status history of those that began earlier in one more. (Reading
+    every row, then one event query per row begun before the month, took 12 SELECTs here with
+    the history once, 50 with it twenty times; 2,003 with 2,000 live rows.)"""
     sf = session_factory
     mixed_history(sf, copies=copies)
     for i in range(copies * 2):  # live since two months ago: each crosses the month's start
         history_row(sf, NOW - timedelta(days=60, minutes=i), (S.READY, NOW - timedelta(days=59)))
     statements: list[str] = []
+
+    def decide(ledger: storage.TeamLedger) -> None:
+        month_of(ledger, NOW)
 
     def count(conn: object, cursor: object, sql: str, *args: object) -> None:
         if sql.lstrip().upper().startswith("SELECT"):
@@ -364,8 +367,8 @@ def test_a_budget_decision_runs_a_bounded_number_of_queries_under_the_lock(
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        submit(sf, "bounded", lambda ledger: month_of(ledger, NOW) and None)
+        submit(sf, "bounded", decide)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     # the duplicate check, (PostgreSQL: the lock,) the budgets, the rows, their history
-    assert len(statements) <= 5, f"{len(statements)} SELECTs under the lock: {statements}"
+    assert len(statements) <= 5, f"{len(statements)} SELECTs: {[s[-60:] for s in statements]}"
