@@ -73,7 +73,7 @@ from storage.intents import (
     release_owner_told,
     withdraw_intent,
 )
-from storage.ledger import TeamLedger, read_ledger, team_lock_key
+from storage.ledger import LedgerWindow, TeamLedger, read_ledger, team_lock_key
 from storage.lifetimes import (
     claim,
     claim_expiry_warning,
@@ -233,6 +233,7 @@ __all__ = [
     "LIVE_STATUSES",
     "Lease",
     "LeaseRecord",
+    "LedgerWindow",
     "SYSTEM_ACTOR",
     "SessionFactory",
     "SlackUser",

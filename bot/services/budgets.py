@@ -377,19 +377,21 @@ def deciders_of(approvers: frozenset[str], requester: str) -> tuple[frozenset[st
 
 def month_of(ledger: TeamLedger, now: datetime) -> MonthSpend:
     """Spent and committed $ in the month of ``now`` (UTC) per person of ``ledger``'s workspace:
-    spent as :func:`bot.pricing.cost_report` (the event log read only for deployments that
+    spent as :func:`bot.pricing.cost_report` (the status history read only for deployments that
     began before the month), committed as :func:`bot.pricing.committed_in_window` over the
-    live deployments; with the budgets admins set."""
+    live deployments; with the budgets admins set. Reads only the month's window of the ledger
+    (:meth:`storage.TeamLedger.window`: a bounded number of queries, whatever the history)."""
     start, month_end = pricing.month_window(now)
+    window = ledger.window(start, min(month_end, now))
 
     def periods_for(dep: DeploymentRecord) -> list[pricing.Period]:
-        return pricing.periods_from_events(dep, ledger.events(dep.id), now)
+        return pricing.periods_from_events(dep, window.status_events(dep.id), now)
 
     report = pricing.cost_report(
-        ledger.deployments, start=start, end=month_end, now=now, periods_for=periods_for
+        window.deployments, start=start, end=month_end, now=now, periods_for=periods_for
     )
     committed: dict[str, float] = {}
-    for dep in ledger.deployments:
+    for dep in window.deployments:
         if dep.status not in LIVE_STATUSES:
             continue
         more = pricing.committed_in_window(dep, now, month_end)

@@ -289,7 +289,7 @@ class LifetimeService:
         deciders, _ = deciders_of(policy.approvers, dep.user_id)
 
         def admit(ledger: storage.TeamLedger) -> None:
-            row = next((d for d in ledger.deployments if d.id == dep.id), None)
+            row = ledger.deployment(dep.id)
             if row is None:  # gone: the conditional update will not match either
                 return
             check = budgets.check_extension(ledger, row, new_end, now, policy)
