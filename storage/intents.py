@@ -47,6 +47,7 @@ __all__ = [
     "list_due_intents",
     "record_outside_start",
     "release_owner_told",
+    "withdraw_automatic",
     "withdraw_intent",
 ]
 
@@ -283,6 +284,52 @@ def withdraw_intent(
                 session.delete(held)
         _event(session, deployment_id, actor, f"{act}_withdrawn", detail[:500], now)
         return True
+
+
+#: The event of a rule's pending act withdrawn by a person's click.
+_WITHDRAWN = {STOPPED: EventKind.STOP_WITHDRAWN, DESTROYED: EventKind.DESTROY_WITHDRAWN}
+
+
+def withdraw_automatic(
+    session: Session, deployment_id: int, *, actor: str, detail: str, now: datetime
+) -> str | None:
+    """Inside the caller's write transaction: withdraw the pending stop or destroy that a rule
+    recorded for ``deployment_id`` (``desired_actor`` ``system``; an **Extend** or **Keep
+    running** by ``actor`` changed what the rule read, and the person's click wins).
+    ``desired_state`` back to None (followed as Vast.ai reports it), nothing pending, a
+    ``stop_withdrawn`` / ``destroy_withdrawn`` event by ``actor`` with ``detail``. A pending
+    act a person asked for (their **Stop** or **Destroy**), or a pending Start, is left alone.
+
+    Returns:
+        The withdrawn desired state (``stopped`` or ``destroyed``), or None when none was
+        pending. A reconciler try already sent stays sent (it changes nothing here: its
+        confirmation finds the intent withdrawn); the poller then follows what Vast.ai shows.
+    """
+    automatic = (
+        Deployment.id == deployment_id,
+        Deployment.desired_next_try_at.is_not(None),
+        Deployment.desired_actor == SYSTEM_ACTOR,
+        Deployment.desired_state.in_([STOPPED, DESTROYED]),
+    )
+    state = session.execute(select(Deployment.desired_state).where(*automatic)).scalar()
+    if state is None:
+        return None
+    result = session.execute(
+        update(Deployment)
+        .where(*automatic)
+        .values(
+            desired_state=None,
+            desired_next_try_at=None,
+            desired_done_at=None,
+            updated_at=now,
+            version=Deployment.version + 1,
+        ),
+        execution_options=_PLAIN,
+    )
+    if _rowcount(result) != 1:
+        return None
+    _event(session, deployment_id, actor, _WITHDRAWN[state], detail[:500], now)
+    return str(state)
 
 
 def list_due_intents(

@@ -9,6 +9,7 @@ per deployment per day, the daily digest).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import SessionFactory, read_transaction, write_transaction
 from storage.events import EventKind
+from storage.intents import withdraw_automatic
 from storage.ledger import TeamLedger, ledger_in, lock_team
 from storage.models import ACTIVE_STATUSES, BotState, Claim, Deployment, DeploymentStatus, SlackUser
 from storage.repo import (
@@ -36,6 +38,32 @@ def _is(column: Any, value: datetime | None) -> Any:
     return column.is_(None) if value is None else column == value
 
 
+@dataclass(frozen=True)
+class ButtonChange:
+    """What an **Extend** or **Keep running** did. ``done``: the change was made (False: the
+    button was stale, nothing changed). ``withdrawn``: the desired state of the rule's pending
+    act it withdrew in the same transaction (``stopped`` or ``destroyed``), or None."""
+
+    done: bool
+    withdrawn: str | None = None
+
+
+def _withdrawing(
+    deployment_id: int, actor: str, why: str, now: datetime, withdrawn: list[str]
+) -> Callable[[Session], None]:
+    """The ``after`` step of a person's button (:func:`_update_once`): withdraw the stop or
+    destroy a rule recorded that is still pending (:func:`storage.intents.withdraw_automatic`;
+    it was decided on the columns the click just changed, so the reconciler must not send it
+    any more) and append its state to ``withdrawn``."""
+
+    def withdraw(session: Session) -> None:
+        state = withdraw_automatic(session, deployment_id, actor=actor, detail=why, now=now)
+        if state is not None:
+            withdrawn.append(state)
+
+    return withdraw
+
+
 def _update_once(
     sf: SessionFactory,
     deployment_id: int,
@@ -45,11 +73,13 @@ def _update_once(
     event: tuple[str, EventKind, str],
     now: datetime,
     before: Callable[[Session], None] | None = None,
+    after: Callable[[Session], None] | None = None,
 ) -> bool:
     """``UPDATE deployments SET values WHERE id AND conditions``; when it matched, also bump
     ``version``/``updated_at`` and append ``event`` (actor, action, detail) in the same
     transaction. True for the one caller whose update matched. ``before`` runs first in the
-    same transaction (it may raise to change nothing)."""
+    same transaction (it may raise to change nothing); ``after`` runs last in it, only when
+    the update matched."""
     with write_transaction(sf) as session:
         if before is not None:
             before(session)
@@ -69,6 +99,8 @@ def _update_once(
             return False
         actor, action, detail = event
         _event(session, deployment_id, actor, action, detail, now)
+        if after is not None:
+            after(session)
         return True
 
 
@@ -130,11 +162,16 @@ def snooze_idle(
     until: datetime,
     actor: str,
     now: datetime | None = None,
-) -> bool:
+) -> ButtonChange:
     """**Keep running**: no idle checks until ``until``, if the deployment is still ``ready``
     and its idle question is still the one answered (``idle_warned_at == expected_warned_at``).
-    Ends the idle stretch; appends a ``keep_running`` event by ``actor``. False when stale."""
-    return _update_once(
+    Ends the idle stretch; appends a ``keep_running`` event by ``actor``; withdraws a rule's
+    pending stop or destroy (e.g. the idle stop Vast.ai refused), so the answer holds. Not
+    ``done`` when stale."""
+    now = now or utcnow()
+    detail = f"no idle checks until {until:%Y-%m-%d %H:%M} UTC"
+    withdrawn: list[str] = []
+    done = _update_once(
         sf,
         deployment_id,
         (
@@ -146,9 +183,11 @@ def snooze_idle(
             Deployment.idle_since: None,
             Deployment.idle_warned_at: None,
         },
-        event=(actor, EventKind.KEEP_RUNNING, f"no idle checks until {until:%Y-%m-%d %H:%M} UTC"),
-        now=now or utcnow(),
+        event=(actor, EventKind.KEEP_RUNNING, detail),
+        now=now,
+        after=_withdrawing(deployment_id, actor, f"kept running: {detail}", now, withdrawn),
     )
+    return ButtonChange(done, withdrawn[0] if done and withdrawn else None)
 
 
 # --- the end time ------------------------------------------------------------------------
@@ -163,10 +202,13 @@ def extend_lifetime(
     actor: str,
     now: datetime | None = None,
     admit: Callable[[TeamLedger], None] | None = None,
-) -> bool:
+) -> ButtonChange:
     """Move the end of an active deployment from ``expected_ends_at`` to ``new_ends_at`` and
     clear its expiry warning (the new end gets its own). Conditional on both, so a double click
-    or two people extending at once extend once. Appends an ``extend`` event by ``actor``.
+    or two people extending at once extend once. Appends an ``extend`` event by ``actor``, and
+    withdraws a rule's pending stop or destroy (e.g. the expiry stop Vast.ai refused, still
+    being retried), so the deployment runs to its new end; a **Stop** or **Destroy** a person
+    pressed stays pending.
 
     With ``admit``, the deployment's workspace is locked (:func:`storage.ledger.lock_team`)
     and ``admit`` is called with its :class:`~storage.ledger.TeamLedger` (the row still at its
@@ -175,9 +217,12 @@ def extend_lifetime(
     one after the other against the same budgets. ``admit`` must not call the network.
 
     Returns:
-        False when the deployment is no longer active or its end already moved (stale button),
-        or is unknown.
+        Not ``done`` when the deployment is no longer active or its end already moved (stale
+        button), or is unknown.
     """
+    now = now or utcnow()
+    detail = f"ends at {new_ends_at:%Y-%m-%d %H:%M} UTC"
+    withdrawn: list[str] = []
 
     def reserve(session: Session) -> None:
         team_id = session.scalar(select(Deployment.team_id).where(Deployment.id == deployment_id))
@@ -186,7 +231,7 @@ def extend_lifetime(
         lock_team(session, team_id)
         admit(ledger_in(session, team_id))
 
-    return _update_once(
+    done = _update_once(
         sf,
         deployment_id,
         (
@@ -194,10 +239,12 @@ def extend_lifetime(
             _is(Deployment.ends_at, expected_ends_at),
         ),
         {Deployment.ends_at: new_ends_at, Deployment.expiry_warned_at: None},
-        event=(actor, EventKind.EXTEND, f"ends at {new_ends_at:%Y-%m-%d %H:%M} UTC"),
-        now=now or utcnow(),
+        event=(actor, EventKind.EXTEND, detail),
+        now=now,
         before=reserve if admit is not None else None,
+        after=_withdrawing(deployment_id, actor, f"extended: {detail}", now, withdrawn),
     )
+    return ButtonChange(done, withdrawn[0] if done and withdrawn else None)
 
 
 def restart_lifetime(sf: SessionFactory, deployment_id: int, now: datetime) -> bool:

@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
+from bot.formats import micros
 from bot.messages import SlackMessages
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService, OutcomeKind
@@ -525,6 +526,155 @@ def test_a_console_start_is_recorded_as_desired_running(
     assert (started.desired_state, started.desired_actor) == ("running", "system")
     assert started.desired_next_try_at is None
     assert any(e.action == "start_seen" for e in storage.list_events(sf, dep.id))
+
+
+# -- a person's click over the bot's pending act; a Start confirmed late -----------------
+
+
+def _expired_with_a_refused_stop(
+    sf: sessionmaker[Session], sim: VastSimulator, clock: MovableClock, process: Process
+) -> DeploymentRecord:
+    """A ready row whose run ended an hour ago; the expiry rule's stop was refused by Vast.ai,
+    so it stays pending (desired ``stopped`` by ``system``) while its GPU bills."""
+    dep = make_row(sf, sim, clock, lifetime_hours=1)  # run began 2 h ago: ended 1 h ago
+    sim.inject(Fault.BAD_KEY, endpoint="manage", times=1)  # the automatic stop is refused
+    process.passes(clock, 1)
+    pending = row(sf, dep)
+    assert pending.desired_state == "stopped" and pending.desired_next_try_at is not None
+    assert pending.desired_actor == storage.SYSTEM_ACTOR
+    assert pending.status == "ready" and pending.ends_at is not None
+    return pending
+
+
+def test_extend_while_an_automatic_stop_is_pending_runs_to_the_new_end(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+) -> None:
+    """The owner presses **Extend 2 h** while the bot still retries its expiry stop: the
+    extension calls the stop off in the same transaction (``stop_withdrawn`` by the owner), so
+    the reconciler never sends it and the answer ("it now stops in 2 h") holds."""
+    sf = session_factory
+    process = processes()
+    pending = _expired_with_a_refused_stop(sf, sim, clock, process)
+    lifetimes = process.poller.lifetimes
+    assert lifetimes is not None
+    outcome = lifetimes.extend(pending.id, 2, micros(pending.ends_at), ALICE)
+    assert outcome.kind == "done", outcome.message
+    assert "automatic stop" in outcome.message and "called off" in outcome.message
+    extended = row(sf, pending)
+    assert extended.ends_at is not None and extended.ends_at > clock()
+    assert extended.desired_next_try_at is None and extended.desired_state is None
+    withdrawn = [e for e in storage.list_events(sf, pending.id) if e.action == "stop_withdrawn"]
+    assert len(withdrawn) == 1 and withdrawn[0].actor == ALICE
+
+    sim.clear_requests()
+    process.passes(clock, 8)  # two minutes: the old stop's retries would all have fallen due
+    assert on_vast(sim, pending.instance_id) == "running"
+    assert row(sf, pending).status == "ready"
+    assert [r for r in sim.requests if r.method == "PUT"] == []
+
+
+def test_keep_running_while_an_automatic_stop_is_pending_keeps_it_running(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+) -> None:
+    """The idle stop Vast.ai refused is still pending when the owner answers the idle
+    question with **Keep running**: the answer calls it off."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, lifetime_hours=24)
+    process = processes()
+    now = clock()
+    assert storage.set_idle_since(sf, dep.id, expected=None, value=now - timedelta(hours=2))
+    assert storage.claim_idle_warning(sf, dep.id, now - timedelta(minutes=40))
+    sim.inject(Fault.BAD_KEY, endpoint="manage", times=1)
+    refused = process.manage.act_automatically(
+        "stop",
+        dep.id,
+        why="idle",
+        reason_text="Automatic stop: its GPU stayed idle.",
+        seen_status=dep.status,
+    )
+    assert refused.kind == OutcomeKind.PENDING
+    asked = row(sf, dep)
+    assert asked.desired_next_try_at is not None and asked.idle_warned_at is not None
+    lifetimes = process.poller.lifetimes
+    assert lifetimes is not None
+    outcome = lifetimes.keep_running(dep.id, micros(asked.idle_warned_at), ALICE)
+    assert outcome.kind == "done" and "called off" in outcome.message, outcome.message
+    assert row(sf, dep).desired_next_try_at is None
+    process.passes(clock, 8)
+    assert on_vast(sim, dep.instance_id) == "running" and row(sf, dep).status == "ready"
+    assert [e.actor for e in storage.list_events(sf, dep.id) if e.action == "stop_withdrawn"] == [
+        ALICE
+    ]
+
+
+def test_extend_leaves_a_stop_a_person_pressed_pending_and_says_so(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+) -> None:
+    """Only the bot's own pending act is called off: a **Stop** the owner pressed (refused
+    once by Vast.ai) still goes through after an extension, and the answer says so."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, lifetime_hours=3)  # ends in an hour
+    process = processes()
+    sim.inject(Fault.BAD_KEY, endpoint="manage", times=1)
+    assert process.manage.perform("stop", dep.id, ALICE).kind == OutcomeKind.PENDING
+    lifetimes = process.poller.lifetimes
+    assert lifetimes is not None and dep.ends_at is not None
+    outcome = lifetimes.extend(dep.id, 2, micros(dep.ends_at), ALICE)
+    assert outcome.kind == "done", outcome.message
+    assert "called off" not in outcome.message
+    assert f"*Stop* <@{ALICE}> pressed is still being carried out" in outcome.message
+    assert row(sf, dep).desired_actor == ALICE and row(sf, dep).desired_next_try_at is not None
+    process.passes(clock, 2)
+    assert on_vast(sim, dep.instance_id) == "stopped" and row(sf, dep).status == "stopped"
+    assert not any(e.action == "stop_withdrawn" for e in storage.list_events(sf, dep.id))
+
+
+def test_a_start_whose_confirmation_was_lost_is_not_undone_by_the_old_run_end(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """**Start** on a stopped deployment whose run ended; Vast.ai accepts and the process
+    dies before ``complete_intent`` (which begins the new run). After the restart the rules
+    run before the reconciler in a tick and see a stopped row, its old end long past, with a
+    running instance: they must leave the pending Start alone (the reconciler confirms it and
+    begins the new run), not stop what the owner just started."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, status="stopped", lifetime_hours=1)
+    first = processes()
+    real = storage.complete_intent
+
+    def dies(*args: object, **kwargs: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(storage, "complete_intent", dies)
+    with pytest.raises(Crash):
+        first.manage.perform("start", dep.id, ALICE)
+    monkeypatch.setattr(storage, "complete_intent", real)
+    assert on_vast(sim, dep.instance_id) == "running"  # Vast.ai accepted the Start
+    sim.advance(4)  # the container runs again
+
+    second = processes()  # the restart
+    # The app is still loading its model: the container runs, the HTTP probe does not answer.
+    monkeypatch.setattr(second.poller.prober, "are_up", lambda urls: dict.fromkeys(urls, False))
+    second.passes(clock, 2)
+    assert on_vast(sim, dep.instance_id) == "running"
+    started = row(sf, dep)
+    assert started.desired_state == "running" and started.desired_next_try_at is None
+    assert started.ends_at is not None and started.ends_at > clock()  # the new run's end
+    actions = [e.action for e in storage.list_events(sf, dep.id)]
+    assert "auto_stop" not in actions and "stop_requested" not in actions
 
 
 # -- a real kill -9 ----------------------------------------------------------------------

@@ -365,6 +365,36 @@ def test_a_ready_container_that_exits_is_stopped_after_ten_minutes_with_its_mess
     assert "<@U0EVIL>" not in json.dumps([c.args for c in dms_to(fake_slack, ALICE)])
 
 
+def test_a_crash_looping_container_is_announced_once_and_stopped(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
+) -> None:
+    """A container that exits, is restarted by Docker and exits again (seen exited for 105 s,
+    then running for one 15 s poll, again and again) gets one notice, not one per crash, and
+    is stopped 10 minutes after it first exited, while it still would bill."""
+    dep = deploy(bot, clock, lifetime_hours=8)
+    busy(bot, dep)
+    assert dep.instance_id is not None
+    instance_id = dep.instance_id
+
+    def running_again(inst: object) -> None:
+        inst.override = None  # type: ignore[attr-defined]  # the simulator's restart
+
+    first_exit = clock()
+    for _ in range(10):  # 20 minutes
+        bot.vast.exit_instance(instance_id)
+        for _ in range(7):
+            tick_at(bot, clock, seconds=15)
+        bot.vast._with(instance_id, running_again)
+        tick_at(bot, clock, seconds=15)
+        if current(bot, dep).status == "stopped":
+            break
+    notices = [c for c in dms_to(fake_slack, ALICE) if "still holds its GPU" in str(c.args)]
+    assert len(notices) == 1
+    assert current(bot, dep).status == "stopped" and len(stops(bot)) == 1
+    auto = [e for e in events(bot, dep) if e.action == "auto_stop"]
+    assert len(auto) == 1 and auto[0].at <= first_exit + timedelta(minutes=10, seconds=30)
+
+
 def test_an_undeliverable_warning_does_not_keep_it_billing(
     bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack
 ) -> None:

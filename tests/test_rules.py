@@ -342,8 +342,8 @@ def test_exited_container_is_timed_across_restarts_and_forgotten_when_it_runs(
     session_factory: SessionFactory,
 ) -> None:
     """Exited at NOW: a notice (once), nothing at 9 minutes, even after a restart (a new
-    executor), a stop at 10 minutes. Running again forgets the time: a later exit counts
-    from then."""
+    executor), a stop at 10 minutes. Running again for 10 minutes without a break forgets
+    the time: a later exit counts from then (and gets no second notice in the same run)."""
     row = insert_row(session_factory, template(), OFFER, now=NOW)
     dep = ready(id=row.id, instance_id=4242)
     crashed = {4242: exited()}
@@ -363,13 +363,86 @@ def test_exited_container_is_timed_across_restarts_and_forgotten_when_it_runs(
     manage.acts.clear()
     later = NOW + timedelta(minutes=20)
     another = executor(session_factory, (exited_container.RULE,), manage, messages)
-    another.review([dep], {4242: busy()}, later)  # runs again: the exit is forgotten
-    assert storage.claimed_at(session_factory, watch_key(exited_container.RULE, dep)) is None
-    another.review([dep], crashed, later + timedelta(minutes=1))
-    another.review([dep], crashed, later + timedelta(minutes=10))
+    key = watch_key(exited_container.RULE, dep)
+    another.review([dep], {4242: busy()}, later)  # runs again ...
+    another.review([dep], {4242: busy()}, later + timedelta(minutes=9))
+    assert storage.claimed_at(session_factory, key) == NOW  # ... not long enough yet
+    another.review([dep], {4242: busy()}, later + timedelta(minutes=10))
+    assert storage.claimed_at(session_factory, key) is None  # 10 minutes up: forgotten
+    exits = later + timedelta(minutes=11)
+    another.review([dep], crashed, exits)
+    another.review([dep], crashed, exits + timedelta(minutes=9))
     assert manage.acts == []
-    another.review([dep], crashed, later + timedelta(minutes=11))
+    another.review([dep], crashed, exits + timedelta(minutes=10))
     assert [(a, d) for a, d, _ in manage.acts] == [("stop", dep.id)]
+    assert len(messages.dms) == 1  # one notice per run of the deployment
+
+
+def test_a_crash_looping_container_is_noticed_once_and_stopped_ten_minutes_after_it_exited(
+    session_factory: SessionFactory,
+) -> None:
+    """Exited for 105 s, running for one 15 s poll, again and again: the running polls do not
+    restart the 10 minutes (nor announce a new time), so the owner hears once and the GPU is
+    stopped at the first exited sight 10 minutes after the first exit."""
+    row = insert_row(session_factory, template(), OFFER, now=NOW)
+    dep = ready(id=row.id, instance_id=4242, lifetime_started_at=NOW)
+    manage, messages = FakeManage(), FakeMessages()
+    rules = executor(session_factory, (exited_container.RULE,), manage, messages)
+    stopped_at = None
+    for poll in range(12 * 4):  # 12 minutes of polls: every 8th one sees it running
+        at = NOW + timedelta(seconds=15 * poll)
+        rules.review([dep], {4242: busy() if poll % 8 == 7 else exited()}, at)
+        if manage.acts:
+            stopped_at = at
+            break
+    assert len(messages.dms) == 1 and len(messages.notes) == 1
+    assert [(a, d) for a, d, _ in manage.acts] == [("stop", dep.id)]
+    assert stopped_at == NOW + timedelta(minutes=10)
+
+
+def test_a_row_with_a_pending_act_gets_no_act_warning_question_or_notice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pending desired state (a Start in flight, a Stop or Destroy not confirmed) settles
+    first: no rule stops, destroys, warns, asks or notifies about the row meanwhile; only
+    bookkeeping (``track``) goes on."""
+    manage, messages = FakeManage(), FakeMessages()
+    kinds = (STOP, "destroy", WARN, ASK, NOTIFY)
+    tracked: list[Any] = []
+    monkeypatch.setattr(storage, "set_idle_since", lambda sf, dep_id, **_: tracked.append(dep_id))
+
+    def wants(kind: str) -> Rule:
+        def check(*_: Any) -> Action:
+            return Action(kind=kind, why="test", reason="a test", promised=NOW, text="hi")
+
+        return Rule(name=f"wants_{kind}", check=check)
+
+    def track(dep: DeploymentRecord, *_: Any) -> Action:
+        return Action(kind=TRACK, why="idle", reason="idle")
+
+    rules = (*(wants(kind) for kind in kinds), Rule(name="track", check=track))
+    run = executor(None, rules, manage, messages)
+    for state in ("running", "stopped", "destroyed"):
+        pending = ready(desired_state=state, desired_next_try_at=NOW, desired_at=NOW)
+        assert run.review([pending], {}, NOW) == 0
+        assert manage.acts == [] and messages.dms == [] and messages.notes == []
+    assert len(tracked) == 3  # the idle stretch is still kept
+    settled = ready(desired_state="stopped", desired_next_try_at=None, desired_at=NOW)
+    assert executor(None, (wants(STOP),), manage, messages).review([settled], {}, NOW) == 1
+    assert [a for a, _, _ in manage.acts] == ["stop"]
+
+
+def test_the_expiry_rule_leaves_its_own_pending_stop_to_the_reconciler() -> None:
+    """Vast.ai refused the expiry stop, so it is pending: the next ticks do not claim it again
+    (the reconciler retries it with backoff)."""
+    manage = FakeManage()
+    past = ready(ends_at=NOW - timedelta(hours=1), expiry_warned_at=NOW - timedelta(hours=2))
+    run = executor(None, (lifetime_expiry.RULE,), manage)
+    assert run.review([past], {}, NOW) == 1 and len(manage.acts) == 1
+    pending = replace(past, desired_state="stopped", desired_next_try_at=NOW, desired_at=NOW)
+    for minute in range(1, 4):
+        assert run.review([pending], {}, NOW + timedelta(minutes=minute)) == 0
+    assert len(manage.acts) == 1
 
 
 def test_unread_instances_get_only_the_rules_that_need_none() -> None:

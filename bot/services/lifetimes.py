@@ -86,6 +86,31 @@ def _ended_text(dep: DeploymentRecord) -> str:
     return f"*{dep.template_name}* (#{dep.id}) has already ended ({dep.status}); nothing changed."
 
 
+def _withdrawn_text(withdrawn: str | None) -> str:
+    """The sentence about a rule's pending act that a click withdrew (``stopped`` or
+    ``destroyed``; None: nothing was withdrawn, no sentence)."""
+    if withdrawn is None:
+        return ""
+    act = "destroy" if withdrawn == storage.DESTROYED else "stop"
+    return f" The automatic {act} the bot was still retrying is called off."
+
+
+def _still_pending_text(dep: DeploymentRecord) -> str:
+    """The sentence about a **Stop** or **Destroy** a person pressed that is still being
+    carried out (an extension or **Keep running** does not call it off); "" when none is."""
+    state = dep.desired_state if dep.desired_next_try_at is not None else None
+    if state not in (storage.STOPPED, storage.DESTROYED) or dep.desired_actor in (
+        None,
+        storage.SYSTEM_ACTOR,
+    ):
+        return ""
+    act = "Destroy" if state == storage.DESTROYED else "Stop"
+    return (
+        f" Note: the *{act}* <@{dep.desired_actor}> pressed is still being carried out; this "
+        "does not call it off."
+    )
+
+
 class LifetimeService:
     """Applies the lifetime and idle rules (see the module docstring).
 
@@ -235,11 +260,11 @@ class LifetimeService:
             )
         except _NeedsApproval as needed:
             return self._needs_approval(dep, actor, hours, needed.check)
-        if extended and checks and checks[-1].needs_approval:  # the approver's own click
+        if extended.done and checks and checks[-1].needs_approval:  # the approver's own click
             storage.add_event(
                 self.sf, dep.id, actor, "extend_approved", "; ".join(checks[-1].reasons)[:500]
             )
-        if not extended:
+        if not extended.done:
             fresh = storage.get_deployment(self.sf, dep.id) or dep
             return Outcome(
                 "already",
@@ -258,16 +283,20 @@ class LifetimeService:
             is Delivery.UNAVAILABLE
         ):  # the poller's reconciler sends the new end time until Slack takes it
             storage.mark_message_stale(self.sf, dep.id, self.clock())
+        withdrawn = _withdrawn_text(extended.withdrawn)
         self.messages.note(
             after,
-            f":hourglass: <@{actor}> extended it by {hours} h: it now stops {slack_date(new_end)}.",
+            f":hourglass: <@{actor}> extended it by {hours} h: it now stops {slack_date(new_end)}."
+            + withdrawn,
         )
         self.on_change(after)
         committed = money(pricing.cost_until(after, now, new_end))
         return Outcome(
             "done",
             f":white_check_mark: Extended *{dep.template_name}* (#{dep.id}) by {hours} h: it "
-            f"now stops {slack_date(new_end)} (≈ {committed} by then).",
+            f"now stops {slack_date(new_end)} (≈ {committed} by then)."
+            + withdrawn
+            + _still_pending_text(after),
             after,
         )
 
@@ -363,25 +392,35 @@ class LifetimeService:
                 dep,
             )
         until = now + self.policy.idle_snooze
-        if not storage.snooze_idle(
+        snoozed = storage.snooze_idle(
             self.sf,
             dep.id,
             expected_warned_at=dep.idle_warned_at,
             until=until,
             actor=actor,
             now=now,
-        ):
+        )
+        if not snoozed.done:
             return Outcome(
                 "already", "Someone answered that question meanwhile. Nothing changed.", dep
             )
         after = storage.get_deployment(self.sf, dep.id) or dep
+        if snoozed.withdrawn is not None and (
+            self.messages.show_status(after, self.catalog_get(after.template_slug))
+            is Delivery.UNAVAILABLE
+        ):  # the status message said "stopping…": the poller's reconciler redraws it
+            storage.mark_message_stale(self.sf, dep.id, self.clock())
         hours = format_duration(self.policy.idle_snooze.total_seconds())
+        withdrawn = _withdrawn_text(snoozed.withdrawn)
         self.messages.note(
-            after, f":zzz: <@{actor}> keeps it running: no idle checks for the next {hours}."
+            after,
+            f":zzz: <@{actor}> keeps it running: no idle checks for the next {hours}." + withdrawn,
         )
         return Outcome(
             "done",
             f":white_check_mark: *{dep.template_name}* (#{dep.id}) keeps running: no idle checks "
-            f"for the next {hours}. It still stops at its end time.",
+            f"for the next {hours}. It still stops at its end time."
+            + withdrawn
+            + _still_pending_text(after),
             after,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.services.rules.policy import LifetimePolicy
@@ -15,7 +15,8 @@ from storage import DeploymentRecord, DeploymentStatus
 #: Action kinds. ``warn``: the expiry warning (DM and thread, with Extend buttons). ``ask``:
 #: the idle question (DM, with Keep running). ``stop`` / ``destroy``: the automatic act
 #: (:meth:`bot.services.actions.ManageService.act_automatically`). ``notify``: a plain
-#: announcement to the owner and the thread, once per promised time. ``remind``: a
+#: announcement to the owner and the thread, once per rule and run of the deployment
+#: (``lifetime_started_at``). ``remind``: a
 #: non-urgent reminder (the reminder job, in the owner's working hours). ``track``:
 #: bookkeeping the rule needs next tick (``idle_since``); nothing is sent.
 WARN, ASK, STOP, DESTROY, NOTIFY, REMIND, TRACK = (
@@ -83,7 +84,11 @@ class Rule:
             not "unknown"); without it the rule also sees rows handed over unread.
         watch: ``(dep, instance) -> bool``, a condition the rule times: the executor keeps,
             in the ``claims`` table (one per deployment and run), since when it has held and
-            passes that as ``since``; it forgets it as soon as the condition is false.
+            passes that as ``since``; it forgets it once the condition has been false for
+            ``forget_after`` in a row (seen false on every read in between).
+        forget_after: how long ``watch`` must stay false before its time is forgotten (zero:
+            at the first false sight). A condition that comes back sooner keeps its first
+            ``since``.
         schedule: ``tick`` (the status poller's rule executor, urgent), ``reminder`` (the
             reminder job, in the owner's working hours) or ``state`` (decides a state too:
             applied by the status poller's state mapping, :mod:`bot.services.states`).
@@ -94,6 +99,7 @@ class Rule:
     needs_instance: bool = False
     watch: Callable[[DeploymentRecord, Instance | None], bool] | None = None
     schedule: str = "tick"
+    forget_after: timedelta = timedelta(0)
 
 
 def holds_gpu(dep: DeploymentRecord, instance: Instance | None) -> bool:

@@ -10,7 +10,12 @@ the rule's pure check for an :class:`~bot.services.rules.base.Action`, then:
 * acts through :meth:`bot.services.actions.ManageService.act_automatically`, which tells the
   owner (DM) and the thread what happened and why; a Vast.ai refusal is told once a day;
 * never acts before the time the action says was announced (``promised``): an act whose
-  ``promised`` lies ahead is refused and logged, whatever the rule computed.
+  ``promised`` lies ahead is refused and logged, whatever the rule computed;
+* leaves a row alone while its desired state is pending (``desired_next_try_at`` set: a
+  Start in flight, a Stop or Destroy not yet confirmed): no stop, destroy, warning, question
+  or notice until the reconciler settled it. A pending Start is a new run about to begin (the
+  old run's end must not stop it), and a pending Stop or Destroy makes every warning untrue
+  (and the expiry rule would only be refused as "pending" on every tick).
 
 After a stop or destroy the row's remaining rules wait for the next tick. Each row, and each
 rule on a row, stands alone: an exception is logged with the deployment's id and the rule's
@@ -90,6 +95,9 @@ class RuleExecutor:
         # Watch keys this process knows the state of (True: claimed), so a condition that
         # stays false costs no query; the first sight after a start reads the table once.
         self._watched: dict[str, bool] = {}
+        # Claimed watch keys whose condition is false, and since when (this process's sight:
+        # after a restart the count begins again, which only keeps the watch longer).
+        self._clear_since: dict[str, datetime] = {}
 
     def review(
         self,
@@ -110,6 +118,7 @@ class RuleExecutor:
                 continue
             read = seen is None or dep.id in seen
             instance = instances.get(dep.instance_id or 0) if read else None
+            pending = dep.desired_next_try_at is not None
             for rule in self.rules:
                 if rule.needs_instance and not read:
                     continue
@@ -118,6 +127,8 @@ class RuleExecutor:
                     action = rule.check(dep, instance, policy, now, since)
                     if action is None:
                         continue
+                    if pending and action.kind != TRACK:
+                        continue  # the pending act settles first (module docstring)
                     sent += self._do(rule, dep, action, policy, now)
                 except Exception:  # one row's or one rule's trouble must not stop the others
                     logger.exception("rules: %s on deployment %d failed", rule.name, dep.id)
@@ -138,9 +149,17 @@ class RuleExecutor:
             if held is None:  # first sight in this process: a claim may be left from before
                 held = storage.claimed_at(self.sf, key) is not None
             if held:
+                # Forgotten only once false for ``forget_after`` without a break: a container
+                # that crash-loops (running for one poll now and then) keeps its first exit.
+                cleared = self._clear_since.setdefault(key, now)
+                if now - cleared < rule.forget_after:
+                    self._watched[key] = True
+                    return None
                 storage.release_claim(self.sf, key)
+            self._clear_since.pop(key, None)
             self._watched[key] = False
             return None
+        self._clear_since.pop(key, None)
         self._watched[key] = True
         if storage.claim(self.sf, key, now):
             return now
@@ -221,8 +240,10 @@ class RuleExecutor:
 
     def _notify(self, rule: Rule, dep: DeploymentRecord, action: Action, now: datetime) -> int:
         assert action.text is not None
-        promised = micros(action.promised) if action.promised is not None else 0
-        key = f"notify:{rule.name}:{dep.id}:{promised}"
+        # Once per run of the deployment, whatever time the notice names: a condition that
+        # comes and goes (a crash loop) must not send a message each time it comes back.
+        run = dep.lifetime_started_at or dep.created_at
+        key = f"notify:{rule.name}:{dep.id}:{micros(run)}"
         if not storage.claim(self.sf, key, now):
             return 0
         storage.add_event(

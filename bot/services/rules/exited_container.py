@@ -1,18 +1,21 @@
 """Exited container: a ready deployment whose container exited while Vast.ai still holds its
 GPU (``intended_status`` running, ``actual_status`` exited; vast-api.md §4) bills for a GPU
-that runs nothing. The owner and the thread hear about it once, with Vast.ai's
-``status_msg`` and the time the bot will act; ``policy.exited_after`` (10 minutes) after it
-was first seen exited, the bot stops it: stopping keeps the disk, so no work is lost (the
-owner may **Start** it again, or destroy it).
+that runs nothing. The owner and the thread hear about it once per run of the deployment,
+with Vast.ai's ``status_msg`` and the time the bot will act; ``policy.exited_after`` (10
+minutes) after it was first seen exited, the bot stops it (at the first sight of it exited
+from then on): stopping keeps the disk, so no work is lost (the owner may **Start** it again,
+or destroy it).
 
 Since when it has been exited is kept as a claim (one per deployment and run, see
 :class:`bot.services.rules.base.Rule` ``watch``), so a restart of the bot does not restart
-the 10 minutes; a container that runs again forgets it.
+the 10 minutes. A container that runs again is forgiven only after :data:`FORGET_AFTER` of
+running without a break: a crash loop (exited, restarted, exited again) is stopped 10
+minutes after its first exit, not timed again at every restart.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.formats import slack_date
 from bot.notices import mrkdwn_escape
@@ -22,6 +25,9 @@ from bot.vast.models import Instance
 from storage import DeploymentRecord, DeploymentStatus
 
 _MSG_LIMIT = 300
+
+#: How long a container must run without a break before an earlier exit is forgotten.
+FORGET_AFTER = timedelta(minutes=10)
 
 
 def exited(dep: DeploymentRecord, instance: Instance | None) -> bool:
@@ -74,11 +80,17 @@ def check(
         text=(
             f":warning: The app of *{mrkdwn_escape(dep.template_name)}* (#{dep.id}) exited "
             f"(Vast.ai: {says}), but Vast.ai still holds its GPU, *which bills*. Unless it "
-            f"runs again, the bot stops it {slack_date(promised)} ({minutes:g} minutes after "
-            "it exited); stopping keeps the disk, so no work is lost. Press *Stop* or "
-            "*Destroy* to act now."
+            f"runs again and stays up, the bot stops it {slack_date(promised)} ({minutes:g} "
+            "minutes after it exited); stopping keeps the disk, so no work is lost. Press "
+            "*Stop* or *Destroy* to act now."
         ),
     )
 
 
-RULE = Rule(name="exited_container", check=check, needs_instance=True, watch=exited)
+RULE = Rule(
+    name="exited_container",
+    check=check,
+    needs_instance=True,
+    watch=exited,
+    forget_after=FORGET_AFTER,
+)
