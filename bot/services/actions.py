@@ -99,6 +99,8 @@ START_CLAIM_SECONDS = 300.0
 DESIRED = {STOP: storage.STOPPED, START: storage.RUNNING, DESTROY: storage.DESTROYED}
 
 CREDENTIALS = "credentials"
+NOT_FOUND_TEXT = "That deployment no longer exists in the bot."
+"""The answer to an act on a deployment the bot does not hold (also a forged button's id)."""
 _VERBS = {
     STOP: "stop",
     START: "start",
@@ -480,7 +482,7 @@ class ManageService:
             )
             dep = None
         if dep is None:
-            return None, Outcome("not_found", "That deployment no longer exists in the bot.")
+            return None, Outcome("not_found", NOT_FOUND_TEXT)
         if not automatic and not self.can_manage(dep, actor):
             add_event(self.sf, dep.id, actor, f"{action}_refused", "not allowed", now=self.clock())
             return dep, Outcome("refused", self.who_can(dep, action), dep)
@@ -528,7 +530,7 @@ class ManageService:
             return claim.deployment
         row = claim.deployment
         if row is None:
-            return Outcome(OutcomeKind.NOT_FOUND, "That deployment no longer exists in the bot.")
+            return Outcome(OutcomeKind.NOT_FOUND, NOT_FOUND_TEXT)
         if claim.refusal == "pending":
             return Outcome(OutcomeKind.ALREADY, _pending_text(row), row)
         if claim.refusal == "leased":
