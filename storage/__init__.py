@@ -120,6 +120,7 @@ from storage.records import (
     encode_port_map,
 )
 from storage.repo import (
+    MAX_ROW_ID,
     SYSTEM_ACTOR,
     UPDATABLE_FIELDS,
     acquire_lease,
@@ -234,6 +235,7 @@ __all__ = [
     "Lease",
     "LeaseRecord",
     "LedgerWindow",
+    "MAX_ROW_ID",
     "SYSTEM_ACTOR",
     "SessionFactory",
     "SlackUser",

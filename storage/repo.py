@@ -39,6 +39,9 @@ from storage.transitions import check_initial, check_transition
 from storage.types import utcnow
 
 SYSTEM_ACTOR = "system"
+#: The highest row id (``deployments.id`` and the other ids are INTEGER columns: PostgreSQL's
+#: INTEGER holds 1..2**31 − 1; a larger id raises there, and SQLite overflows past 2**63 − 1).
+MAX_ROW_ID = 2**31 - 1
 #: Columns that ``update_status(**fields)`` may set; the rest are kept by the repository.
 UPDATABLE_FIELDS = frozenset(
     {
@@ -245,7 +248,10 @@ def _by_request_key(session: Session, request_key: str) -> Deployment | None:
 
 
 def get_deployment(sf: SessionFactory, deployment_id: int) -> DeploymentRecord | None:
-    """Return the deployment with this id, or ``None``."""
+    """Return the deployment with this id, or ``None`` (also for an id no row can have: outside
+    1..:data:`MAX_ROW_ID`, e.g. from a forged button, which the database would refuse)."""
+    if not 1 <= deployment_id <= MAX_ROW_ID:
+        return None
     with read_transaction(sf) as session:
         row = session.get(Deployment, deployment_id)
         return DeploymentRecord.from_model(row) if row else None

@@ -369,7 +369,8 @@ def test_deny_view_carries_the_clicked_message() -> None:
 @pytest.mark.parametrize(
     "text",
     ["", "null", "[]", '"dep"', "{", '{"dep":"12"}', '{"dep":0}', '{"dep":-3}', '{"dep":true}',
-     '{"dep":1.5}', '{"dep":9223372036854775808}', '{"channel":"C1"}', "x" * 3001, None, 12],
+     '{"dep":1.5}', '{"dep":9223372036854775808}', '{"dep":2147483648}', '{"channel":"C1"}',
+     "x" * 3001, None, 12],
 )  # fmt: skip
 def test_forged_deny_metadata_is_refused(text: Any) -> None:
     assert bb.parse_deny_metadata(text) is None

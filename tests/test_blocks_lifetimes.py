@@ -231,6 +231,7 @@ def test_extend_and_keep_values_round_trip() -> None:
         "12:8:" + "9" * 19,
         "12:8:999999999999999999",  # past year 9999
         "9" * 20 + ":8:1",
+        "2147483648:8:1",  # past the id column (INTEGER): the database would raise
         "12:8:1 OR 1=1",
     ],
 )
@@ -239,8 +240,10 @@ def test_malformed_extend_values_are_rejected(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "12", "12:", ":1", "0:1", "12:1:2", "12:x", "12:1 ", "12:" + "9" * 19, "٣:1"]
-)
+    "value",
+    ["", "12", "12:", ":1", "0:1", "12:1:2", "12:x", "12:1 ", "12:" + "9" * 19, "٣:1",
+     "2147483648:1"],
+)  # fmt: skip
 def test_malformed_keep_values_are_rejected(value: str) -> None:
     assert lt.parse_keep_value(value) is None
 

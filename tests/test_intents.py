@@ -32,11 +32,12 @@ from bot.messages import SlackMessages
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService, OutcomeKind
 from bot.services.admins import StaticAdmins
-from bot.services.intents import IntentReconciler, retry_delay
+from bot.services.intents import IntentReconciler, outcome_unknown, retry_delay
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.simulator import Fault, VastSimulator
 from bot.vast import VastClient, port_env
+from bot.vast.errors import Unreachable, VastError
 from catalog import load_catalog
 from storage import DeploymentRecord
 from tests.fakes.slack_api import TEAM_ID
@@ -478,6 +479,141 @@ def test_a_start_vast_refuses_is_withdrawn_and_may_be_pressed_again(
     assert on_vast(sim, dep.instance_id) == "stopped"  # nothing sent behind the user's back
     assert process.manage.perform("start", dep.id, ALICE).kind == "done"
     assert on_vast(sim, dep.instance_id) == "running"
+
+
+# -- a lost answer is no refusal: Vast.ai may have carried it out --------------------------
+
+
+def _answer_lost(
+    monkeypatch: pytest.MonkeyPatch, client: VastClient, method: str, *, carried_out: bool
+) -> None:
+    """``client.<method>`` loses its answer once (a timeout after the request went out):
+    Vast.ai carried it out when ``carried_out``; later calls go through."""
+    real = getattr(client, method)
+    lost = [True]
+
+    def once(instance_id: int) -> Any:
+        if not lost:
+            return real(instance_id)
+        lost.clear()
+        if carried_out:
+            real(instance_id)
+        raise Unreachable(f"PUT /api/v0/instances/{instance_id}/: timed out (ReadTimeout)")
+
+    monkeypatch.setattr(client, method, once)
+
+
+def _sent(sim: VastSimulator, method: str) -> int:
+    return len([r for r in sim.requests if r.method == method])
+
+
+def test_a_start_that_timed_out_is_told_still_stopped_while_it_runs_and_bills(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Vast.ai carries out the Start but its answer is lost (a timeout, a 504): the Start is
+    not withdrawn and nobody is told "still stopped"; it stays pending with its lease and the
+    reconciler reads the instance running and confirms it (a new run, the thread told) without
+    sending it again."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, status="stopped")
+    process = processes()
+    _answer_lost(monkeypatch, process.client, "start_instance", carried_out=True)
+    sim.clear_requests()
+    outcome = process.manage.perform("start", dep.id, ALICE)
+    assert outcome.kind == OutcomeKind.PENDING, outcome.message
+    assert "still stopped" not in outcome.message
+    assert "could not tell whether Vast.ai started" in outcome.message
+    assert "status message will say" in outcome.message
+    pending = row(sf, dep)
+    assert pending.desired_state == "running" and pending.desired_next_try_at is not None
+    assert not any(e.action == "start_withdrawn" for e in storage.list_events(sf, dep.id))
+    assert process.manage.perform("start", dep.id, ALICE).kind == OutcomeKind.ALREADY
+    sim.advance(4)
+    process.passes(clock, 2)
+    assert on_vast(sim, dep.instance_id) == "running"
+    settled = row(sf, dep)
+    assert settled.desired_next_try_at is None and settled.desired_done_at is not None
+    assert _sent(sim, "PUT") == 1  # read, not sent again
+    assert any("Started *JupyterLab*" in t for t in process.texts("reply"))
+
+
+def test_a_start_lost_before_vast_ai_did_it_is_sent_again_not_withdrawn(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer is lost and Vast.ai did not start it; the reconciler's resend is lost too
+    (still unknown: pending, not withdrawn); the next one goes through and is confirmed."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, status="stopped")
+    process = processes()
+    _answer_lost(monkeypatch, process.client, "start_instance", carried_out=False)
+    outcome = process.manage.perform("start", dep.id, ALICE)
+    assert outcome.kind == OutcomeKind.PENDING and "still stopped" not in outcome.message
+    assert on_vast(sim, dep.instance_id) == "stopped"
+    _answer_lost(monkeypatch, process.client, "start_instance", carried_out=False)
+    process.passes(clock, 1)  # read: stopped; sent again: lost again
+    again = row(sf, dep)
+    assert again.desired_state == "running" and again.desired_next_try_at is not None
+    assert not any(e.action == "start_withdrawn" for e in storage.list_events(sf, dep.id))
+    assert not any("did not start" in t for t in process.texts("reply"))
+    for _ in range(4):
+        process.passes(clock, 1)
+    assert on_vast(sim, dep.instance_id) == "running"
+    assert row(sf, dep).desired_next_try_at is None
+
+
+@pytest.mark.parametrize(("action", "method", "http"), [
+    ("stop", "stop_instance", "PUT"), ("destroy", "destroy_instance", "DELETE"),
+])  # fmt: skip
+def test_a_stop_or_destroy_whose_answer_was_lost_is_read_and_confirmed(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    method: str,
+    http: str,
+) -> None:
+    """A Stop or Destroy whose answer was lost stays pending (it always did) and the user is
+    not told it "still runs": the bot could not tell. The reconciler reads it done and
+    confirms it without sending it again."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock)
+    process = processes()
+    _answer_lost(monkeypatch, process.client, method, carried_out=True)
+    sim.clear_requests()
+    outcome = process.manage.perform(action, dep.id, ALICE)
+    assert outcome.kind == OutcomeKind.PENDING, outcome.message
+    assert "could not tell whether Vast.ai" in outcome.message
+    assert "still running" not in outcome.message and "still exists" not in outcome.message
+    assert row(sf, dep).desired_next_try_at is not None
+    process.passes(clock, 2)
+    settled = row(sf, dep)
+    assert settled.desired_next_try_at is None
+    assert settled.status == {"stop": "stopped", "destroy": "destroyed"}[action]
+    assert _sent(sim, http) == 1
+
+
+def test_which_errors_leave_the_outcome_unknown() -> None:
+    from bot.vast.errors import AuthError, RateLimited, UnexpectedResponse
+
+    assert outcome_unknown(Unreachable("PUT: timed out"))
+    assert outcome_unknown(Unreachable("PUT: HTTP 504", status_code=504))
+    assert outcome_unknown(UnexpectedResponse("PUT: HTTP 500 (body is not JSON)", status_code=500))
+    assert outcome_unknown(UnexpectedResponse("PUT: not an object"))  # a 2xx we cannot read
+    assert outcome_unknown(VastError("PUT: HTTP 500", status_code=500))
+    assert not outcome_unknown(AuthError("PUT: HTTP 404 auth_error", status_code=404))
+    assert not outcome_unknown(RateLimited("PUT: not sent, Vast.ai asked to wait"))
+    assert not outcome_unknown(UnexpectedResponse("PUT: HTTP 404 html", status_code=404))
+    assert not outcome_unknown(VastError("PUT: HTTP 400 invalid_args", status_code=400))
 
 
 def test_an_intent_that_cannot_be_recorded_sends_nothing(

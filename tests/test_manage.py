@@ -409,6 +409,51 @@ def test_start_of_a_vanished_instance_marks_it_destroyed(
     assert status_of(bot, dep.id) == "destroyed"  # as the poller records a vanished instance
 
 
+# --- forged button values ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", 1), ("12", 12), ("2147483647", 2**31 - 1), ("2147483648", None), ("9" * 20, None),
+     ("0", None), ("012", None), ("-3", None), (" 12", None), ("12\n", None), ("+1", None),
+     ("١٢", None), ("1e3", None), ("", None), (None, None), (12, None)],
+)  # fmt: skip
+def test_a_button_names_a_deployment_only_by_a_bounded_ascii_id(value: Any, expected: Any) -> None:
+    from bot.blocks.common import parse_deployment_id
+
+    assert parse_deployment_id(value) == expected
+
+
+@pytest.mark.parametrize("huge", [2**31, 10**20])
+def test_a_forged_huge_deployment_id_is_answered_as_not_found(
+    bot: BotHarness, fake_slack: FakeSlack, huge: int
+) -> None:
+    """A forged value beyond the id column (PostgreSQL INTEGER: 2**31 − 1; SQLite: 2**63 − 1)
+    made the database raise: SQLite's OverflowError killed the job (no answer at all),
+    PostgreSQL's DataError became "the bot's database did not answer" (Stop/Start/Destroy) or
+    escaped (Send me the login). Now the listener and the service answer "not found"."""
+    from bot.services.actions import NOT_FOUND_TEXT, OutcomeKind
+
+    manage = bot.services.manage
+    for action in ("stop", "start", "destroy"):
+        outcome = manage.perform(action, huge, ALICE, team_id=TEAM_ID)
+        assert outcome.kind == OutcomeKind.NOT_FOUND, outcome.message
+        assert outcome.message == NOT_FOUND_TEXT
+    outcome = manage.send_credentials(huge, ALICE, team_id=TEAM_ID)
+    assert (outcome.kind, outcome.message) == (OutcomeKind.NOT_FOUND, NOT_FOUND_TEXT)
+
+    pressed = ["deployment_stop", "deployment_start", "deployment_destroy",
+               "deployment_credentials"]  # fmt: skip
+    for action_id in pressed:
+        response = bot.block_action(
+            action_id, str(huge), message_ts="1732900000.000100", is_ephemeral=False,
+            block_id="dep_actions_1",
+        )  # fmt: skip
+        assert response.status_code == 200
+    assert replies(fake_slack, len(pressed)) == [NOT_FOUND_TEXT] * len(pressed)
+    assert manage_requests(bot, "PUT") == [] and manage_requests(bot, "DELETE") == []
+
+
 # --- destroy ----------------------------------------------------------------------------
 
 

@@ -36,7 +36,13 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks.common import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.common import (
+    MAX_MESSAGE_BLOCKS,
+    MAX_SECTION_TEXT,
+    message_payload,
+    truncate,
+    valid_deployment_id,
+)
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.formats import lifetime_label, mentions, money, slack_date, utc_text
 from bot.notices import (
@@ -81,7 +87,6 @@ MAX_AUDIT_DETAIL = 200
 
 _NONE = "none"
 _METADATA_TEXT = 40  # a channel id or message ts in the deny modal's private_metadata
-_MAX_ID = 2**63 - 1  # a database bigint
 _AUDIT_PAGE = re.compile(r"[0-9]{1,4}")
 _CENT = 0.005  # amounts below this are shown as nothing (committed, "of it this month")
 _SLACK = 1e-9  # float noise when comparing dollars, as BudgetCheck.passes does
@@ -567,7 +572,7 @@ def parse_deny_metadata(text: str) -> tuple[int, str | None, str | None] | None:
     if not isinstance(data, dict):
         return None
     dep = data.get("dep")
-    if not isinstance(dep, int) or isinstance(dep, bool) or not 1 <= dep <= _MAX_ID:
+    if not isinstance(dep, int) or isinstance(dep, bool) or not valid_deployment_id(dep):
         return None
     return dep, _metadata_text(data.get("channel")), _metadata_text(data.get("ts"))
 

@@ -7,16 +7,38 @@ count it does not check, so :func:`message_payload` does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from storage import MAX_ROW_ID
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
 MAX_OPTION_TEXT = 75
 MAX_MESSAGE_TEXT = 4000
+
+
+_DEPLOYMENT_ID = re.compile(r"[1-9][0-9]{0,9}")  # ASCII only: int() also takes "١٢" or " 12"
+
+
+def parse_deployment_id(value: object) -> int | None:
+    """The deployment id a button value (or a field of one) names: a string of ASCII digits
+    without sign, space or leading zero, in 1..``storage.MAX_ROW_ID`` (2**31 − 1: the id column
+    is an INTEGER, and a larger id makes the database raise). None for anything else: values
+    come back from Slack untrusted and may be forged."""
+    if not isinstance(value, str) or _DEPLOYMENT_ID.fullmatch(value) is None:
+        return None
+    number = int(value)
+    return number if number <= MAX_ROW_ID else None
+
+
+def valid_deployment_id(number: int) -> bool:
+    """Whether ``number`` can be a deployment id (1..``storage.MAX_ROW_ID``)."""
+    return 1 <= number <= MAX_ROW_ID
 
 
 class BlockLimitError(ValueError):

@@ -34,7 +34,12 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.blocks.budgets import budget_bar
-from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.common import (
+    MAX_SECTION_TEXT,
+    message_payload,
+    truncate,
+    valid_deployment_id,
+)
 from bot.blocks.status import ACTION_START, ACTION_STOP, destroy_button
 from bot.formats import micros, money, slack_date, utc_text
 from bot.notices import (
@@ -78,7 +83,6 @@ _ACTIVE = (DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING, DeploymentS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
-_MAX_ID = 2**63 - 1  # a database bigint
 _EXTEND_VALUE = re.compile(r"([1-9][0-9]{0,18}):([1-9][0-9]{0,3}):([0-9]{1,18})")
 _KEEP_VALUE = re.compile(r"([1-9][0-9]{0,18}):([0-9]{1,18})")
 _LINE_LIMIT = 600  # one digest/listing line, so a freak name cannot eat a whole section
@@ -112,14 +116,15 @@ def extend_value(deployment_id: int, hours: int, ends_at: datetime) -> str:
 
 def parse_extend_value(value: str) -> tuple[int, int, int] | None:
     """``(deployment id, hours, ends_at in µs)`` from :func:`extend_value` (untrusted input:
-    ASCII digits only, id and hours ≥ 1, hours ≤ 9999, a representable time). None otherwise."""
+    ASCII digits only, an id in 1..2**31 − 1 (:func:`bot.blocks.common.valid_deployment_id`),
+    hours in 1..9999, a representable time). None otherwise."""
     if not isinstance(value, str):
         return None
     match = _EXTEND_VALUE.fullmatch(value)
     if match is None:
         return None
     deployment_id, hours, issued = (int(group) for group in match.groups())
-    if deployment_id > _MAX_ID or issued > _MAX_MICROS:
+    if not valid_deployment_id(deployment_id) or issued > _MAX_MICROS:
         return None
     return deployment_id, hours, issued
 
@@ -138,7 +143,7 @@ def parse_keep_value(value: str) -> tuple[int, int] | None:
     if match is None:
         return None
     deployment_id, warned = int(match.group(1)), int(match.group(2))
-    if deployment_id > _MAX_ID or warned > _MAX_MICROS:
+    if not valid_deployment_id(deployment_id) or warned > _MAX_MICROS:
         return None
     return deployment_id, warned
 

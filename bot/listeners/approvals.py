@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import budgets as blocks
+from bot.blocks.common import parse_deployment_id
 from bot.listeners.payloads import team_of
 from bot.services.actions import Outcome
 from bot.services.context import Services
@@ -34,11 +35,6 @@ logger = logging.getLogger(__name__)
 
 def _ids(body: dict[str, Any]) -> tuple[str, str | None]:
     return str((body.get("user") or {}).get("id") or ""), team_of(body)
-
-
-def _deployment_id(value: Any) -> int | None:
-    text = str(value or "")
-    return int(text) if text.isdigit() and len(text) <= 18 and int(text) > 0 else None
 
 
 def _tell(services: Services, body: dict[str, Any], user: str, outcome: Outcome) -> None:
@@ -60,7 +56,7 @@ def register(app: App, services: Services) -> None:
     def approve_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         user, team = _ids(body)
-        deployment_id = _deployment_id(action.get("value"))
+        deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
             outcome = Outcome("not_found", "That button does not name an approval request.")
             _tell(services, body, user, outcome)
@@ -80,7 +76,7 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         ack()
         user, team = _ids(body)
-        deployment_id = _deployment_id(action.get("value"))
+        deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
             _tell(services, body, user, Outcome("not_found", "That button names no request."))
             return

@@ -30,6 +30,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import manage as blocks
+from bot.blocks.common import parse_deployment_id
 from bot.blocks.home import HOME_BLOCK_PREFIX
 from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
 from bot.listeners.payloads import team_of
@@ -262,12 +263,9 @@ def register(app: App, services: Services) -> None:
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body)
         reply = respond if body.get("response_url") else None
-        try:
-            deployment_id = int(str(action.get("value") or ""))
-            if not team:
-                raise ValueError("no workspace in the payload")
-        except ValueError:
-            outcome = actions.Outcome("not_found", "That button does not name a deployment.")
+        deployment_id = parse_deployment_id(action.get("value"))
+        if deployment_id is None or not team:  # forged or malformed (e.g. a huge id)
+            outcome = actions.Outcome("not_found", actions.NOT_FOUND_TEXT)
             _answer(services, body, action, outcome, reply)
             return
 
@@ -294,7 +292,7 @@ def register(app: App, services: Services) -> None:
         parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
         team = team_of(body)
         if parsed is None or not team:
-            outcome = actions.Outcome("not_found", "That button does not name a deployment.")
+            outcome = actions.Outcome("not_found", actions.NOT_FOUND_TEXT)
         else:
             deployment_id, hours, issued = parsed
             outcome = services.lifetimes.extend(deployment_id, hours, issued, user, team_id=team)
@@ -309,7 +307,7 @@ def register(app: App, services: Services) -> None:
         parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
         team = team_of(body)
         if parsed is None or not team:
-            outcome = actions.Outcome("not_found", "That button does not name a deployment.")
+            outcome = actions.Outcome("not_found", actions.NOT_FOUND_TEXT)
         else:
             deployment_id, issued = parsed
             outcome = services.lifetimes.keep_running(deployment_id, issued, user, team_id=team)

@@ -22,8 +22,12 @@ When Vast.ai refuses a Stop or a Destroy, the desired state stays recorded and p
 person is told plainly that it still runs and bills and that the bot keeps trying (with
 backoff; the owner is told if it keeps failing). A refused Start is withdrawn instead
 (``start_withdrawn``): starting a GPU later, unseen, would bill by surprise, so the person is
-told and may press *Start* again. An act whose desired state cannot be recorded (a database
-error) sends nothing and says so.
+told and may press *Start* again. A request whose answer was lost (a timeout or a gateway
+error: :func:`bot.services.intents.outcome_unknown`) is no refusal: Vast.ai may have carried
+it out, so it stays pending (a Start too, with its lease) and the reconciler reads the
+instance on its next pass and confirms it or sends it again; the person is told the bot could
+not tell and is checking, never "still stopped" or "still running". An act whose desired
+state cannot be recorded (a database error) sends nothing and says so.
 
 Vast.ai facts (vast-api.md §5, from vast-ai/docs ``manage_instance.yaml``, ``hello-world.mdx``,
 ``troubleshooting.mdx``): stop keeps billing storage; start needs the *same* GPU and waits in
@@ -51,7 +55,14 @@ from bot import pricing
 from bot.formats import mentions, money, slack_date
 from bot.services.accounts import VastAccounts
 from bot.services.admins import AdminDirectory
-from bot.services.intents import GONE_REASON, confirm, retry_delay, send_act, settle_fields
+from bot.services.intents import (
+    GONE_REASON,
+    confirm,
+    outcome_unknown,
+    retry_delay,
+    send_act,
+    settle_fields,
+)
 from bot.services.intents import START_CLAIM_PREFIX as START_CLAIM_PREFIX
 from bot.services.intents import start_claim_name as start_claim_name
 from bot.services.message_sync import MessageSync
@@ -61,7 +72,6 @@ from bot.vast.errors import (
     AuthError,
     InsufficientCredit,
     RateLimited,
-    Unreachable,
     VastError,
 )
 from catalog import Template
@@ -89,6 +99,8 @@ START_CLAIM_SECONDS = 300.0
 DESIRED = {STOP: storage.STOPPED, START: storage.RUNNING, DESTROY: storage.DESTROYED}
 
 CREDENTIALS = "credentials"
+NOT_FOUND_TEXT = "That deployment no longer exists in the bot."
+"""The answer to an act on a deployment the bot does not hold (also a forged button's id)."""
 _VERBS = {
     STOP: "stop",
     START: "start",
@@ -165,14 +177,38 @@ def unrecorded_text(action: str) -> str:
     )
 
 
-def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
-    """What to tell the user when Vast.ai refuses to start ``dep``.
+def unknown_text(dep: DeploymentRecord, action: str, later: datetime) -> str:
+    """What to tell the user when the answer to ``action`` on ``dep`` was lost (a timeout or
+    a gateway error: :func:`bot.services.intents.outcome_unknown`): Vast.ai may have carried
+    it out, so the bot reads the instance on its next pass (at ``later``, aware UTC) and the
+    status message says what it found. Never "still stopped" or "still running": unknown."""
+    verb = _VERBS.get(action, action)
+    done = {STOP: "stopped", START: "started", DESTROY: "destroyed"}.get(action, "did it")
+    bills = {
+        STOP: " Until then it may still be running and billing.",
+        START: " If it started, its GPU bills from now on.",
+        DESTROY: " Until then it may still exist and bill.",
+    }.get(action, "")
+    return (
+        f":grey_question: I could not tell whether Vast.ai {done} {_name(dep)}: its answer did "
+        f"not come back (a timeout or a gateway error). I am checking: the bot reads the "
+        f"instance {slack_date(later)} and sends your {verb} again if it did not happen, and "
+        f"the status message will say.{bills} No need to press again."
+    )
 
-    Credit, key, rate-limit and network errors have their own advice; any other refusal is
-    most likely the GPU being rented by someone else (vast-api.md §5, troubleshooting.mdx).
+
+def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
+    """What to tell the user when Vast.ai refuses to start ``dep`` (a clear refusal: an error
+    whose outcome is unknown is answered by :func:`unknown_text` instead, since Vast.ai may
+    have started it).
+
+    Credit, key and rate-limit errors have their own advice; any other refusal is most likely
+    the GPU being rented by someone else (vast-api.md §5, troubleshooting.mdx).
     """
     what = f"*{dep.template_name}* (#{dep.id})"
-    if isinstance(error, InsufficientCredit | AuthError | RateLimited | Unreachable):
+    if outcome_unknown(error):  # never "still stopped" when it may run
+        return unknown_text(dep, START, utcnow())
+    if isinstance(error, InsufficientCredit | AuthError | RateLimited):
         return f":x: Vast.ai did not start {what}: {error.user_message} It is still stopped."
     detail = error.message.split(": ", 1)[-1] if error.message else ""
     return (
@@ -446,7 +482,7 @@ class ManageService:
             )
             dep = None
         if dep is None:
-            return None, Outcome("not_found", "That deployment no longer exists in the bot.")
+            return None, Outcome("not_found", NOT_FOUND_TEXT)
         if not automatic and not self.can_manage(dep, actor):
             add_event(self.sf, dep.id, actor, f"{action}_refused", "not allowed", now=self.clock())
             return dep, Outcome("refused", self.who_can(dep, action), dep)
@@ -494,7 +530,7 @@ class ManageService:
             return claim.deployment
         row = claim.deployment
         if row is None:
-            return Outcome(OutcomeKind.NOT_FOUND, "That deployment no longer exists in the bot.")
+            return Outcome(OutcomeKind.NOT_FOUND, NOT_FOUND_TEXT)
         if claim.refusal == "pending":
             return Outcome(OutcomeKind.ALREADY, _pending_text(row), row)
         if claim.refusal == "leased":
@@ -553,6 +589,8 @@ class ManageService:
         self, dep: DeploymentRecord, action: str, error: VastError, now: datetime
     ) -> str:
         later = now + retry_delay(1, self.retry_seconds)
+        if outcome_unknown(error):
+            return unknown_text(dep, action, later)
         if action == STOP:
             what = "It is still running and billing."
         else:
@@ -662,7 +700,10 @@ class ManageService:
 
         When Vast.ai refuses, the desired state is withdrawn and the lease given back (the
         user may press again) and the user is told plainly — most often the GPU was rented by
-        someone else while the instance was stopped.
+        someone else while the instance was stopped. When its answer was lost
+        (:func:`bot.services.intents.outcome_unknown`: it may have started and bill), the
+        Start stays pending with its lease (``pending``): the reconciler reads the instance on
+        its next pass and confirms it or sends it again, and the user is told so.
         """
         now = now or self.clock()
         try:
@@ -697,6 +738,12 @@ class ManageService:
             return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
         if isinstance(sent, VastError):
             self._vast_failed(claimed, actor, START, sent, now)
+            if outcome_unknown(sent):  # it may run: read it, never call it "still stopped"
+                return Outcome(
+                    OutcomeKind.PENDING,
+                    self._refused_text(claimed, START, sent, now),
+                    get_deployment(self.sf, claimed.id) or claimed,
+                )
             assert claimed.desired_at is not None
             storage.withdraw_intent(
                 self.sf,

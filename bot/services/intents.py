@@ -18,9 +18,11 @@ asked for; a destroyed instance is gone from the list, and ``GET /instances/{id}
   twice and a sender that dies is replaced when the try falls due; each try is a
   ``<act>_retry`` event with its outcome;
 * a Start Vast.ai refuses is withdrawn (``start_withdrawn``): starting a GPU later, unseen,
-  would bill by surprise. A Stop or Destroy is never given up: after :data:`TELL_AFTER_TRIES`
-  tries the owner is told once (DM and thread: the GPU may still bill, the Vast.ai console
-  link) and the bot keeps trying at the capped interval.
+  would bill by surprise. A Start whose answer was lost (:func:`outcome_unknown`: Vast.ai may
+  have carried it out) is not a refusal: it stays pending, and the next pass reads the
+  instance and confirms it, or sends it again. A Stop or Destroy is never given up: after
+  :data:`TELL_AFTER_TRIES` tries the owner is told once (DM and thread: the GPU may still
+  bill, the Vast.ai console link) and the bot keeps trying at the capped interval.
 
 A kill -9 anywhere leaves a pending intent that is due at once (claimed, not yet sent) or one
 retry interval after its last try was taken: the next one or two passes carry it out.
@@ -41,7 +43,16 @@ from bot.services.accounts import VastAccounts
 from bot.services.message_sync import MessageSync
 from bot.services.ports import Messages
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
-from bot.vast.errors import NotFound, VastError
+from bot.vast.errors import (
+    AuthError,
+    InsufficientCredit,
+    NotFound,
+    OfferUnavailable,
+    RateLimited,
+    UnexpectedResponse,
+    Unreachable,
+    VastError,
+)
 from bot.vast.models import INSTANCE_COLUMNS, Instance
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
@@ -57,6 +68,7 @@ __all__ = [
     "pending_state",
     "reached",
     "retry_delay",
+    "outcome_unknown",
     "send_act",
     "Settlement",
     "confirm",
@@ -118,6 +130,25 @@ def reached(state: str, instance: Instance | None) -> bool:
     if state == storage.RUNNING:
         return instance.intended_status == "running"
     return False
+
+
+def outcome_unknown(error: VastError) -> bool:
+    """Whether Vast.ai may have carried out a request that ended in ``error`` (so what it did
+    must be read, not assumed): no answer came back (:class:`Unreachable`: a timeout, a dropped
+    connection, a 502/503/504 from its gateway; the client also retries those, so one of the
+    tries may have gone through), an answer the bot could not read (:class:`UnexpectedResponse`
+    other than a 4xx), or another 5xx. A clear refusal (a 4xx: key, credit, rate limit, not
+    found; or nothing sent at all) is False."""
+    if isinstance(error, Unreachable):
+        return True
+    if isinstance(
+        error, AuthError | InsufficientCredit | RateLimited | NotFound | OfferUnavailable
+    ):
+        return False
+    status = error.status_code
+    if isinstance(error, UnexpectedResponse):
+        return status is None or not 400 <= status < 500
+    return status is not None and status >= 500
 
 
 def send_act(client: VastClient, state: str, instance_id: int) -> bool:
@@ -438,8 +469,10 @@ class IntentReconciler:
         *,
         tries: int | None = None,
     ) -> None:
-        """A try that did not go through: a Start is withdrawn (and the thread told); a Stop or
-        Destroy stays pending, and past :data:`TELL_AFTER_TRIES` the owner is told once."""
+        """A try that did not go through: a Start Vast.ai refused is withdrawn (and the thread
+        told); a Stop or Destroy, or a Start whose outcome is unknown (:func:`outcome_unknown`:
+        it may have started, so the next pass reads it), stays pending, and past
+        :data:`TELL_AFTER_TRIES` the owner is told once."""
         report.refused += 1
         assert dep.desired_at is not None
         tries = tries if tries is not None else dep.desired_tries
@@ -453,7 +486,7 @@ class IntentReconciler:
             next_try_at=now + retry_delay(max(tries, 1), self.interval_seconds),
             console_url=CONSOLE_URL,
         )
-        if dep.desired_state == storage.RUNNING:
+        if dep.desired_state == storage.RUNNING and not outcome_unknown(error):
             if storage.withdraw_intent(
                 self.sf,
                 dep.id,
