@@ -53,6 +53,8 @@ from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
 from bot.services.deploy import label_for
+from bot.services.heartbeat import HeartbeatService
+from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.services.states import WATCHED_STATUSES
@@ -243,6 +245,15 @@ def measure(
                 policy=LifetimePolicy.from_settings(settings),
                 clock=lambda: now,
             )
+        # As production wires it: the desired-state reconciler and the heartbeat run every tick.
+        heartbeat = HeartbeatService(
+            session_factory=sf,
+            engine=engine,
+            messages=messages,
+            recipients=lambda: [],
+            interval_seconds=settings.status_poll_seconds,
+            clock=lambda: now,
+        )
         poller = StatusPoller(
             installation_id=storage.installation_id(sf),
             session_factory=sf,
@@ -254,6 +265,15 @@ def measure(
             clock=lambda: now,
             lifetimes=lifetimes,
             sweep_seconds=sweep_seconds,
+            intents=IntentReconciler(
+                session_factory=sf,
+                accounts=VastAccounts.single(vast, simulated=True),
+                messages=messages,
+                catalog_get=catalog.get,
+                interval_seconds=settings.status_poll_seconds,
+                clock=lambda: now,
+            ),
+            on_pass=heartbeat.on_pass,
         )
 
         # Ticks until the sweep's first full pass: every deployment at rest is read by then.
