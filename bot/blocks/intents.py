@@ -70,6 +70,14 @@ def intent_text(dep: DeploymentRecord, notice: IntentNotice) -> str:
         )
         simulated = " (simulated: nothing real bills)" if dep.simulated else ""
         where = f"instance {dep.instance_id}" if dep.instance_id is not None else "the instance"
+        if notice.action == "start":  # not running yet: only its disk bills, as while stopped
+            return (
+                f":warning: The bot has tried {notice.tries} times to start {name}"
+                f"{_why(notice)} and could not confirm that Vast.ai did.{said} As far as the bot "
+                f"can tell it is still stopped (its disk bills){simulated}.{later} and says so "
+                f"here when it runs. To give up, press *Destroy*, or destroy {where} in the "
+                f"Vast.ai console: <{notice.console_url}|{notice.console_url}>."
+            )
         return (
             f":warning: The bot has tried {notice.tries} times to {verb} {name}{_why(notice)} "
             f"and Vast.ai has not done it.{said} *The GPU may still be billing*{simulated}."
