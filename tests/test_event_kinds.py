@@ -391,3 +391,11 @@ def test_strict_mode_refuses_an_unknown_kind_and_stores_nothing(
     actions = [e.action for e in storage.list_events(session_factory, dep_id)]
     assert actions == ["requested", "stop"]
     assert [a.action for a in storage.list_audit(session_factory, "T1")] == ["stop", "requested"]
+
+
+def test_the_audit_log_has_words_for_every_kind() -> None:
+    """``/templates audit`` says each event in words, never the raw kind."""
+    from bot.blocks.budgets import AUDIT_WORDS
+
+    assert {kind.value for kind in EventKind} - set(AUDIT_WORDS) == set()
+    assert set(AUDIT_WORDS) - {kind.value for kind in EventKind} == set()

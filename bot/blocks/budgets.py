@@ -93,7 +93,7 @@ _SLACK = 1e-9  # float noise when comparing dollars, as BudgetCheck.passes does
 _WARN_AT = 0.8
 _LINE_LIMIT = 600  # one listed line, so a freak name cannot eat a whole section
 
-_AUDIT_WORDS = {
+AUDIT_WORDS = {
     "requested": "requested",
     "approval_requested": "asked for approval",
     "approved": "approved",
@@ -127,7 +127,37 @@ _AUDIT_WORDS = {
     "offer_retry": "tried another offer",
     "destroyed_leftover": "destroyed a leftover instance",
     "message_dm": "sent the status by DM",
+    "created": "rented the instance",
+    "notified": "posted the ready notification",
+    "secrets_sent": "sent the login by DM",
+    "expiry_warning": "warned of the end",
+    "idle_warning": "asked about an idle GPU",
+    "lifetime_restarted": "began a new run",
+    "credentials_refused": "login refused",
+    "keep_running_refused": "keep running refused",
+    "approve_refused": "approval refused",
+    "deny_refused": "denial refused",
+    "rule_notice": "sent a notice",
+    "start_requested": "asked to start",
+    "stop_requested": "asked to stop",
+    "destroy_requested": "asked to destroy",
+    "start_retry": "tried the start again",
+    "stop_retry": "tried the stop again",
+    "destroy_retry": "tried the destroy again",
+    "start_withdrawn": "start called off",
+    "stop_withdrawn": "stop called off",
+    "destroy_withdrawn": "destroy called off",
+    "start_keeps_failing": "start keeps failing",
+    "stop_keeps_failing": "stop keeps failing",
+    "destroy_keeps_failing": "destroy keeps failing",
+    "start_seen": "saw it started outside the bot",
+    "installed": "installed the app",
+    "uninstalled": "uninstalled the app",
+    "vast_key_set": "set the Vast.ai key",
+    "vast_key_removed": "removed the Vast.ai key",
+    "settings_changed": "changed the settings",
 }
+"""What the audit log says of each event kind (every ``storage.EventKind`` has its words)."""
 
 
 # --- small pieces -------------------------------------------------------------------------
@@ -769,7 +799,7 @@ def budget_alert_message(alert: BudgetAlert, *, you: bool) -> dict[str, Any]:
 
 def _audit_line(entry: AuditEntry) -> str:
     actor = "the bot" if entry.actor == "system" else f"<@{truncate(entry.actor, 30)}>"
-    words = _AUDIT_WORDS.get(entry.action, truncate(entry.action, 40))
+    words = AUDIT_WORDS.get(entry.action, truncate(entry.action, 40))
     parts = [slack_date(entry.at), actor, words]
     if entry.deployment_id is not None:
         name = f"*{truncate(entry.template_name, 60)}* " if entry.template_name else ""
