@@ -32,7 +32,7 @@ from bot.messages import SlackMessages
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService, OutcomeKind
 from bot.services.admins import StaticAdmins
-from bot.services.intents import IntentReconciler, outcome_unknown, retry_delay
+from bot.services.intents import IntentReconciler, outcome_unknown, retry_delay, start_claim_name
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.simulator import Fault, VastSimulator
@@ -567,6 +567,63 @@ def test_a_start_lost_before_vast_ai_did_it_is_sent_again_not_withdrawn(
         process.passes(clock, 1)
     assert on_vast(sim, dep.instance_id) == "running"
     assert row(sf, dep).desired_next_try_at is None
+
+
+@pytest.mark.parametrize("carried_out", [False, True])
+def test_stop_calls_off_a_start_still_being_checked_and_nothing_starts_it(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+    carried_out: bool,
+) -> None:
+    """A Start whose answer was lost stays pending (the row is still ``stopped``). The owner
+    presses **Stop**: it replaces the Start (and its lease), is sent (so a Start that did go
+    through is stopped too) and says so; the reconciler never re-sends the Start. A second
+    Stop click answers "already stopped" and sends nothing."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, status="stopped")
+    process = processes()
+    _answer_lost(monkeypatch, process.client, "start_instance", carried_out=carried_out)
+    started = process.manage.perform("start", dep.id, ALICE)
+    assert started.kind == OutcomeKind.PENDING, started.message
+    assert row(sf, dep).desired_state == "running"
+    puts = _sent(sim, "PUT")
+    stop = process.manage.perform("stop", dep.id, ALICE)
+    assert stop.kind == OutcomeKind.DONE, stop.message
+    assert "called off" in stop.message and "already stopped" not in stop.message
+    assert _sent(sim, "PUT") == puts + 1  # the stop was sent
+    after = row(sf, dep)
+    assert after.status == "stopped" and after.desired_state == "stopped"
+    assert after.desired_next_try_at is None
+    assert storage.get_lease(sf, start_claim_name(dep.id)) is None
+    again = process.manage.perform("stop", dep.id, ALICE)
+    assert again.kind == OutcomeKind.ALREADY and "already stopped" in again.message
+    process.passes(clock, 4)
+    assert on_vast(sim, dep.instance_id) == "stopped"
+    assert _sent(sim, "PUT") == puts + 1  # no Start sent again, no second Stop
+    assert row(sf, dep).status == "stopped"
+
+
+def test_stop_during_an_accepted_start_stops_the_instance(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+) -> None:
+    """Vast.ai accepted the Start (the GPU bills) and the row stays ``stopped`` until the app
+    answers: a Stop click then stops the instance instead of answering "already stopped"."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, status="stopped")
+    process = processes()
+    started = process.manage.perform("start", dep.id, ALICE)
+    assert started.kind == OutcomeKind.DONE, started.message
+    assert row(sf, dep).status == "stopped" and on_vast(sim, dep.instance_id) == "running"
+    stop = process.manage.perform("stop", dep.id, ALICE)
+    assert stop.kind == OutcomeKind.DONE, stop.message
+    assert on_vast(sim, dep.instance_id) == "stopped"
+    assert storage.get_lease(sf, start_claim_name(dep.id)) is None
 
 
 @pytest.mark.parametrize(("action", "method", "http"), [

@@ -95,6 +95,9 @@ DESTROYABLE = frozenset(
 )
 START_CLAIM_SECONDS = 300.0
 """How long a Start click blocks further Start clicks (and their Vast.ai requests)."""
+_CALLED_OFF = (
+    "The Start that was still being sent or checked is called off: the bot sends it no more."
+)
 #: The desired state each act records.
 DESIRED = {STOP: storage.STOPPED, START: storage.RUNNING, DESTROY: storage.DESTROYED}
 
@@ -623,6 +626,9 @@ class ManageService:
         ``reason``: the desired state's reason (default "Stop pressed in Slack by <actor>");
         ``statuses``: where a stop may be claimed (a rule stops a ``stopped`` row whose
         instance runs again). A refusal leaves it pending (``pending``: the bot keeps trying).
+        A person's Stop on a ``stopped`` row whose Start is still in flight
+        (:meth:`_start_in_flight`) stops it too: the Stop replaces the Start (and drops its
+        lease), and the answer says so.
         """
         now = now or self.clock()
         try:
@@ -635,8 +641,13 @@ class ManageService:
         if refusal is not None:
             return refusal
         assert dep is not None  # load_for returns one or the other
+        calls_off = False
         if dep.status == DeploymentStatus.STOPPED and dep.status not in statuses:
-            return Outcome(OutcomeKind.ALREADY, f"{_name(dep)} is already stopped.", dep)
+            if automatic or not self._start_in_flight(dep, now):
+                return Outcome(OutcomeKind.ALREADY, f"{_name(dep)} is already stopped.", dep)
+            # A Start still being sent or checked may start (bill) it: the Stop replaces it
+            # (drops its lease) and is sent; PUT stopped is harmless on a stopped instance.
+            calls_off, statuses = True, (*statuses, DeploymentStatus.STOPPED)
         if dep.is_final:
             return Outcome(OutcomeKind.INVALID, _ended_text(dep), dep)
         if dep.status not in statuses or dep.instance_id is None:
@@ -662,28 +673,47 @@ class ManageService:
             return Outcome(OutcomeKind.ALREADY, _pending_text(claimed), claimed)
         if isinstance(sent, VastError):
             self._vast_failed(claimed, actor, STOP, sent, now)
+            text = self._refused_text(claimed, STOP, sent, now)
+            if calls_off:
+                text += f" {_CALLED_OFF}"
             return Outcome(
-                OutcomeKind.PENDING,
-                self._refused_text(claimed, STOP, sent, now),
-                get_deployment(self.sf, claimed.id) or claimed,
+                OutcomeKind.PENDING, text, get_deployment(self.sf, claimed.id) or claimed
             )
         gone, after = sent
         if gone:
             return Outcome(OutcomeKind.FAILED, f":x: {GONE_REASON}", after or claimed)
+        called_off = f" {_CALLED_OFF}" if calls_off else ""
         if after is None:  # confirmed by the reconciler meanwhile (it told the thread)
             return Outcome(
                 OutcomeKind.ALREADY,
-                f":double_vertical_bar: Stopped {_name(claimed)}: Vast.ai accepted the stop.",
+                f":double_vertical_bar: Stopped {_name(claimed)}: Vast.ai accepted the stop."
+                f"{called_off}",
                 get_deployment(self.sf, claimed.id) or claimed,
             )
         storage_rate = money(pricing.current_rate(after))
         return Outcome(
             OutcomeKind.DONE,
-            f":double_vertical_bar: Stopped {_name(after)}. The GPU is released and no longer "
-            f"bills; the disk still bills (~{storage_rate}/h). *Start* gets the same GPU back if "
-            "nobody rented it meanwhile; *Destroy* ends all billing.",
+            f":double_vertical_bar: Stopped {_name(after)}.{called_off} The GPU is released and "
+            f"no longer bills; the disk still bills (~{storage_rate}/h). *Start* gets the same "
+            "GPU back if nobody rented it meanwhile; *Destroy* ends all billing.",
             after,
         )
+
+    def _start_in_flight(self, dep: DeploymentRecord, now: datetime) -> bool:
+        """Whether a Start of the ``stopped`` row ``dep`` may still start its instance: the
+        desired state ``running`` is pending (being sent or checked), or its Start lease
+        (:func:`start_claim_name`) is live (accepted, the app not answering yet). Unreadable
+        lease: True (a Stop sent in vain is harmless; a Start left running bills)."""
+        if dep.desired_state != storage.RUNNING:
+            return False
+        if dep.desired_next_try_at is not None:
+            return True
+        try:
+            held = get_lease(self.sf, start_claim_name(dep.id))
+        except SQLAlchemyError:
+            logger.exception("stop of deployment %s: start lease not read", dep.id)
+            return True
+        return held is not None and held.expires_at > now
 
     def start_deployment(
         self,
