@@ -526,6 +526,37 @@ def test_a_start_whose_app_never_answers_is_stopped_at_its_end(
     assert bot.vast.instances[dep.instance_id]["actual_status"] != "running"
 
 
+@pytest.mark.parametrize("start_answer_lost", [False, True], ids=["accepted", "answer-lost"])
+def test_a_start_whose_container_exits_is_stopped_not_left_billing(
+    bot: BotHarness, clock: MovableClock, fake_slack: FakeSlack, start_answer_lost: bool
+) -> None:
+    """Vast.ai accepts a Start (``intended_status`` running: the GPU bills) and the container
+    exits before the app answers: the row stays ``stopped``, yet the bot stops it 10 minutes
+    later (the owner is told why), before the end of its lifetime. With the Start's answer
+    lost (a 504, though Vast.ai carried it out: still pending), the rules wait until the
+    reconciler reads the instance and confirms the Start, then stop it at once."""
+    dep = deploy(bot, clock, lifetime_hours=1)
+    assert bot.services.manage.perform("stop", dep.id, ALICE).kind == "done"
+    if start_answer_lost:
+        bot.vast.inject(Fault.GATEWAY_TIMEOUT, endpoint="manage", times=None)
+    started = bot.services.manage.perform("start", dep.id, ALICE)
+    bot.vast.clear_faults()
+    assert started.kind == ("pending" if start_answer_lost else "done"), started.message
+    assert dep.instance_id is not None
+    if start_answer_lost:  # Vast.ai carried it out all the same
+        bot.services.vast.start_instance(dep.instance_id)
+    bot.vast.exit_instance(dep.instance_id)
+    bot.vast.clear_requests()
+    fake_slack.reset()
+    for _ in range(45):  # short of the 1 h lifetime; a lost answer is read again in 30 min
+        tick_at(bot, clock, minutes=1)
+    assert current(bot, dep).status == "stopped"
+    assert bot.vast.instances[dep.instance_id]["intended_status"] == "stopped"  # GPU freed
+    assert len(stops(bot)) == 1 and bot.vast.request_count("DELETE") == 0  # disk kept
+    told = [c for c in dms_to(fake_slack, ALICE) if "Stopped automatically" in str(c.args)]
+    assert len(told) == 1 and "exited" in str(told[0].args["text"])
+
+
 # -- idle GPUs ---------------------------------------------------------------------------
 
 

@@ -118,9 +118,18 @@ def test_expiry_destroys_when_configured_and_spares_a_stopped_gpu() -> None:
     destroy = lifetime_expiry.check(dep, busy(), replace(POLICY, on_expiry="destroy"), END)
     assert destroy is not None and destroy.kind == "destroy"
     stopped = replace(dep, status="stopped")
-    assert lifetime_expiry.check(stopped, instance("exited"), POLICY, END) is None
+    really_stopped = instance("exited", intended_status="stopped")  # how Vast.ai lists it
+    assert lifetime_expiry.check(stopped, really_stopped, POLICY, END) is None
     running = lifetime_expiry.check(stopped, busy(), POLICY, END)  # a Start that never answered
     assert running is not None and running.kind == STOP
+
+
+def test_expiry_stops_a_stopped_row_whose_started_container_exited() -> None:
+    """A Start Vast.ai accepted whose container exited before the app answered: the row still
+    says stopped, but ``intended_status`` running means the GPU bills, so its end applies."""
+    dep = replace(ready(expiry_warned_at=END - POLICY.warning), status="stopped")
+    due = lifetime_expiry.check(dep, exited(), POLICY, END)
+    assert due is not None and due.kind == STOP
 
 
 # -- idle GPUs -------------------------------------------------------------------------------
@@ -192,6 +201,23 @@ def test_exited_rule_ignores_other_states() -> None:
     assert exited_container.check(ready(), exited(), POLICY, later, None) is None
     assert exited_container.exited(ready(), exited())
     assert not exited_container.exited(ready(), None)
+
+
+def test_a_stopped_row_whose_started_container_exited_is_announced_then_stopped() -> None:
+    """A Start Vast.ai accepted (``intended_status`` running: the GPU bills) whose container
+    exited before the app answered: the row stays ``stopped``, yet the rule stops it 10
+    minutes after the first sight, telling the owner once the start grace has passed."""
+    stopped = ready(status="stopped")
+    assert exited_container.exited(stopped, exited())
+    since = NOW
+    early = since + exited_container.START_GRACE - timedelta(seconds=1)
+    assert exited_container.check(stopped, exited(), POLICY, early, since) is None  # starting
+    note = exited_container.check(stopped, exited(), POLICY, since + timedelta(minutes=9), since)
+    assert note is not None and note.kind == NOTIFY
+    stop = exited_container.check(stopped, exited(), POLICY, since + timedelta(minutes=10), since)
+    assert stop is not None and stop.kind == STOP and stop.why == "exited"
+    really_stopped = instance("exited", intended_status="stopped")  # stopped on Vast.ai: no GPU
+    assert not exited_container.exited(stopped, really_stopped)
 
 
 # -- deploy timeout and reminders ----------------------------------------------------------

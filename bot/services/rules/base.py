@@ -103,14 +103,15 @@ class Rule:
 
 
 def holds_gpu(dep: DeploymentRecord, instance: Instance | None) -> bool:
-    """True when ``dep``'s GPU bills: it is ``ready``, or ``stopped`` while its instance still
-    runs on Vast.ai (a Start whose app never answered)."""
+    """True when ``dep``'s GPU bills: it is ``ready``, or ``stopped`` while Vast.ai still holds
+    its GPU (a Start whose app never answered): the instance runs, or is meant to
+    (``intended_status`` running, e.g. its container exited; vast-api.md §4)."""
     if dep.status == DeploymentStatus.READY:
         return True
     return (
         dep.status == DeploymentStatus.STOPPED
         and instance is not None
-        and instance.actual_status == "running"
+        and "running" in (instance.actual_status, instance.intended_status)
     )
 
 

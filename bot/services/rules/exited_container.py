@@ -1,10 +1,12 @@
 """Exited container: a ready deployment whose container exited while Vast.ai still holds its
 GPU (``intended_status`` running, ``actual_status`` exited; vast-api.md §4) bills for a GPU
-that runs nothing. The owner and the thread hear about it once per run of the deployment,
-with Vast.ai's ``status_msg`` and the time the bot will act; ``policy.exited_after`` (10
-minutes) after it was first seen exited, the bot stops it (at the first sight of it exited
-from then on): stopping keeps the disk, so no work is lost (the owner may **Start** it again,
-or destroy it).
+that runs nothing. So does a ``stopped`` one whose Start Vast.ai accepted but whose container
+exited before its app answered (the row still says stopped). The owner and the thread hear
+about it once per run of the deployment, with Vast.ai's ``status_msg`` and the time the bot
+will act (for a ``stopped`` row only after :data:`START_GRACE`: a container just started may
+still show ``exited`` for a moment); ``policy.exited_after`` (10 minutes) after it was first
+seen exited, the bot stops it (at the first sight of it exited from then on): stopping keeps
+the disk, so no work is lost (the owner may **Start** it again, or destroy it).
 
 Since when it has been exited is kept as a claim (one per deployment and run, see
 :class:`bot.services.rules.base.Rule` ``watch``), so a restart of the bot does not restart
@@ -29,11 +31,16 @@ _MSG_LIMIT = 300
 #: How long a container must run without a break before an earlier exit is forgotten.
 FORGET_AFTER = timedelta(minutes=10)
 
+#: How long a ``stopped`` row's instance, being started, may show ``exited`` before its owner
+#: hears of it (the stop still comes ``policy.exited_after`` after the first sight).
+START_GRACE = timedelta(minutes=2)
+
 
 def exited(dep: DeploymentRecord, instance: Instance | None) -> bool:
-    """True when ``dep`` is ready and its instance is meant to run but its container exited."""
+    """True when ``dep`` is ready (or stopped: a Start Vast.ai accepted) and its instance is
+    meant to run but its container exited."""
     return (
-        dep.status == DeploymentStatus.READY
+        dep.status in (DeploymentStatus.READY, DeploymentStatus.STOPPED)
         and instance is not None
         and instance.intended_status == "running"
         and instance.actual_status == "exited"
@@ -71,6 +78,8 @@ def check(
             reason=f"its container exited (Vast.ai: {says}) while Vast.ai still held its GPU",
             promised=promised,
         )
+    if dep.status == DeploymentStatus.STOPPED and now < since + START_GRACE:
+        return None  # may still be starting: no alarm yet
     minutes = policy.exited_after.total_seconds() / 60
     return Action(
         kind=NOTIFY,
