@@ -271,9 +271,11 @@ class IntentNotice:
     ``system`` for a lifetime or idle rule) and ``reason`` (text for people); ``tries``:
     requests sent so far; ``outcome``: ``done`` (Vast.ai confirmed it), ``gone`` (the instance
     no longer exists: nothing bills), ``withdrawn`` (a Start Vast.ai refused: it stays
-    stopped) or ``failing`` (it keeps failing; the bot keeps trying); ``error``: Vast.ai's last
-    refusal in words (None when it went through); ``next_try_at``: aware UTC, while
-    ``failing``; ``console_url``: where to act by hand on Vast.ai.
+    stopped), ``late`` (a rule's act Vast.ai carried out although an **Extend** or **Keep
+    running** called it off while its request was on the wire) or ``failing`` (it keeps
+    failing; the bot keeps trying); ``error``: Vast.ai's last refusal in words (None when it
+    went through); ``next_try_at``: aware UTC, while ``failing``; ``console_url``: where to
+    act by hand on Vast.ai.
     """
 
     action: str

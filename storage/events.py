@@ -89,6 +89,7 @@ class EventKind(StrEnum):
     STOP_KEEPS_FAILING = "stop_keeps_failing"
     DESTROY_KEEPS_FAILING = "destroy_keeps_failing"
     START_SEEN = "start_seen"
+    WITHDRAWN_TOO_LATE = "withdrawn_too_late"
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

@@ -44,6 +44,7 @@ __all__ = [
     "claim_intent",
     "claim_owner_told",
     "complete_intent",
+    "complete_withdrawn",
     "list_due_intents",
     "record_outside_start",
     "release_owner_told",
@@ -214,42 +215,116 @@ def complete_intent(
     reason: str | None = None,
     new_run: bool = False,
     event: tuple[str, str | None] | None = None,
+    quiet_if_final: bool = False,
 ) -> DeploymentRecord | None:
     """Confirm the pending intent recorded at ``desired_at`` (Vast.ai accepted its request, or
     its data shows the state reached): ``desired_done_at = now``, ``desired_next_try_at =
     NULL``, and in the same locked transaction the status moves to ``new_status`` when it is
     one of ``from_statuses`` (never out of a final status), with ``reason`` when given, by the
     intent's actor; ``new_run`` begins a new run of the lifetime (a Start); ``event``
-    (``(action, detail)``) is appended by the intent's actor.
+    (``(action, detail)``) is appended by the intent's actor. ``quiet_if_final``: when the row
+    is already final, only close the intent and return None (a Stop or Start whose instance
+    vanished: whoever made the row final told people).
 
     Returns:
         The row afterwards, or None when the intent was confirmed already, replaced or
-        withdrawn (someone else got there first: nothing changed).
+        withdrawn (someone else got there first: nothing changed), or, with
+        ``quiet_if_final``, when the row is already final (the intent is closed).
     """
     with write_transaction(sf) as session:
         row = session.get(Deployment, deployment_id, with_for_update=True)
         if row is None or row.desired_at != desired_at or row.desired_next_try_at is None:
             return None
-        actor = row.desired_actor or SYSTEM_ACTOR
         row.desired_done_at = now
         row.desired_next_try_at = None
-        status = DeploymentStatus(row.status)
+        if quiet_if_final and row.status in FINAL_STATUSES:
+            row.updated_at = now
+            row.version += 1
+            return None
+        _settle_row(session, row, now, new_status, from_statuses, reason, new_run, event)
+        return DeploymentRecord.from_model(row)
+
+
+def _settle_row(
+    session: Session,
+    row: Deployment,
+    now: datetime,
+    new_status: DeploymentStatus | None,
+    from_statuses: Collection[DeploymentStatus],
+    reason: str | None,
+    new_run: bool,
+    event: tuple[str, str | None] | None,
+) -> None:
+    """The status change, new run and event of a confirmed intent (see complete_intent)."""
+    deployment_id = row.id
+    actor = row.desired_actor or SYSTEM_ACTOR
+    status = DeploymentStatus(row.status)
+    if (
+        new_status is not None
+        and status not in FINAL_STATUSES
+        and status in from_statuses
+        and status != new_status
+    ):
+        _change_status(session, row, new_status, now, actor)
+        if reason is not None:
+            row.reason = reason
+    if new_run:
+        begin_run(row, now)
+    if event is not None:
+        _event(session, deployment_id, actor, EventKind(event[0]), event[1], now)
+    row.updated_at = now
+    row.version += 1
+    session.flush()
+
+
+def complete_withdrawn(
+    sf: SessionFactory,
+    deployment_id: int,
+    *,
+    desired_at: datetime,
+    state: str,
+    now: datetime,
+    new_status: DeploymentStatus | None = None,
+    from_statuses: Collection[DeploymentStatus] = (),
+    reason: str | None = None,
+    new_run: bool = False,
+    event: tuple[str, str | None] | None = None,
+) -> DeploymentRecord | None:
+    """Vast.ai accepted the request of the intent recorded at ``desired_at`` for ``state``, but
+    that intent was withdrawn while the request was on the wire (an **Extend** or **Keep
+    running** called off a rule's act already sent): record what happened anyway, truthfully.
+    ``desired_state`` back to ``state``, confirmed now, the status change, new run and event
+    as :func:`complete_intent` (by the intent's actor, with ``reason``), and a
+    ``withdrawn_too_late`` event, in one locked transaction.
+
+    Returns:
+        The row afterwards, or None when the intent was not withdrawn (confirmed, replaced, or
+        still pending: :func:`complete_intent` is the one to call) or the row is final.
+
+    Raises:
+        ValueError: unknown ``state``.
+    """
+    act = act_of(state)
+    with write_transaction(sf) as session:
+        row = session.get(Deployment, deployment_id, with_for_update=True)
         if (
-            new_status is not None
-            and status not in FINAL_STATUSES
-            and status in from_statuses
-            and status != new_status
+            row is None
+            or row.desired_at != desired_at
+            or row.desired_next_try_at is not None
+            or row.desired_state is not None
+            or row.desired_done_at is not None
+            or row.status in FINAL_STATUSES
         ):
-            _change_status(session, row, new_status, now, actor)
-            if reason is not None:
-                row.reason = reason
-        if new_run:
-            begin_run(row, now)
-        if event is not None:
-            _event(session, deployment_id, actor, EventKind(event[0]), event[1], now)
-        row.updated_at = now
-        row.version += 1
-        session.flush()
+            return None
+        row.desired_state = state
+        row.desired_done_at = now
+        actor = row.desired_actor or SYSTEM_ACTOR
+        _event(
+            session, deployment_id, actor, EventKind.WITHDRAWN_TOO_LATE,
+            f"the {act} had already been sent to Vast.ai when it was called off; it went through",
+            now,
+        )  # fmt: skip
+        _settle_row(session, row, now, new_status, from_statuses, reason, new_run, event)
         return DeploymentRecord.from_model(row)
 
 
@@ -302,8 +377,8 @@ def withdraw_automatic(
 
     Returns:
         The withdrawn desired state (``stopped`` or ``destroyed``), or None when none was
-        pending. A reconciler try already sent stays sent (it changes nothing here: its
-        confirmation finds the intent withdrawn); the poller then follows what Vast.ai shows.
+        pending. A try already on the wire stays sent: when Vast.ai accepts it, its sender
+        records it anyway (:func:`complete_withdrawn`) and tells the thread.
     """
     automatic = (
         Deployment.id == deployment_id,

@@ -917,3 +917,111 @@ def test_kill_9_in_the_middle_of_a_stop(
     after = row(sf, dep)
     assert on_vast(sim, dep.instance_id) == "stopped"
     assert after.status == "stopped" and after.desired_next_try_at is None
+
+
+def test_an_automatic_destroy_called_off_while_on_the_wire_is_recorded_truthfully(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rule's destroy was refused once and is pending; the reconciler takes its next try and,
+    while its DELETE is on the wire, the owner presses **Extend** (which calls the pending
+    destroy off). Vast.ai carries the DELETE out: the bot records it as its own destroy, with
+    the rule's reason, and tells the thread it had already been sent, instead of staying
+    silent and later calling it "destroyed outside the bot"."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, lifetime_hours=24)
+    process = processes()
+    sim.inject(Fault.BAD_KEY, endpoint="destroy", times=1)
+    reason = "Automatic destroy: its lifetime ended."
+    refused = process.manage.act_automatically("destroy", dep.id, why="expiry", reason_text=reason)
+    assert refused.kind == OutcomeKind.PENDING, refused.message
+    pending = row(sf, dep)
+    assert pending.desired_state == "destroyed" and pending.desired_next_try_at is not None
+    lifetimes = process.poller.lifetimes
+    assert lifetimes is not None
+    real = process.client.destroy_instance
+    answers: list[Any] = []
+
+    def destroy_while_extend_is_pressed(instance_id: int) -> Any:
+        answers.append(lifetimes.extend(dep.id, 2, micros(pending.ends_at), ALICE))
+        return real(instance_id)
+
+    monkeypatch.setattr(process.client, "destroy_instance", destroy_while_extend_is_pressed)
+    before = len(process.notifier.calls)
+    process.passes(clock, 8)
+    assert answers and answers[0].kind == "done"
+    assert on_vast(sim, dep.instance_id) == "destroyed"
+    after = row(sf, dep)
+    assert after.status == "destroyed" and after.reason == reason
+    assert after.desired_state == "destroyed" and after.desired_next_try_at is None
+    kinds = [e.action for e in storage.list_events(sf, dep.id)]
+    assert "withdrawn_too_late" in kinds and "destroy" in kinds
+    replies = [str(arg) for what, arg in process.notifier.calls[before:] if what == "reply"]
+    assert [r for r in replies if "had already been sent to Vast.ai" in r], replies
+    assert not [r for r in replies if "no longer exists" in r], replies
+
+
+def test_a_pending_stop_whose_instance_vanished_is_announced_gone_once(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+) -> None:
+    """A Stop Vast.ai refused is pending; the host removes the instance. The poller records
+    it destroyed and tells the thread; the reconciler then closes the pending stop on the
+    final row without telling the thread a second time."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock)
+    process = processes()
+    sim.inject(Fault.BAD_KEY, endpoint="manage", times=1)
+    refused = process.manage.perform("stop", dep.id, ALICE)
+    assert refused.kind == OutcomeKind.PENDING, refused.message
+    sim.vanish(dep.instance_id or 0)
+    before = len(process.notifier.calls)
+    process.passes(clock, 6)
+    after = row(sf, dep)
+    assert after.status == "destroyed" and after.desired_next_try_at is None
+    told = [
+        arg for what, arg in process.notifier.calls[before:]
+        if what == "reply" and ("no longer exists" in str(arg) or "gone" in str(arg))
+    ]  # fmt: skip
+    assert len(told) == 1, told
+
+
+def test_a_first_automatic_destroy_called_off_while_on_the_wire_is_recorded_truthfully(
+    session_factory: sessionmaker[Session],
+    sim: VastSimulator,
+    clock: MovableClock,
+    processes: Callable[[], Process],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same race on the rule's first try (sent by the rule itself, not the reconciler):
+    the destroy Vast.ai carried out is recorded with the rule's reason and the thread told."""
+    sf = session_factory
+    dep = make_row(sf, sim, clock, lifetime_hours=24)
+    process = processes()
+    lifetimes = process.poller.lifetimes
+    assert lifetimes is not None
+    real = process.client.destroy_instance
+    answers: list[Any] = []
+
+    def destroy_while_extend_is_pressed(instance_id: int) -> Any:
+        answers.append(lifetimes.extend(dep.id, 2, micros(dep.ends_at), ALICE))
+        return real(instance_id)
+
+    monkeypatch.setattr(process.client, "destroy_instance", destroy_while_extend_is_pressed)
+    reason = "Automatic destroy: its lifetime ended."
+    done = process.manage.act_automatically("destroy", dep.id, why="expiry", reason_text=reason)
+    assert answers and "called off" in answers[0].message, answers
+    assert done.kind == OutcomeKind.DONE, done.message
+    after = row(sf, dep)
+    assert after.status == "destroyed" and after.reason == reason
+    assert after.desired_state == "destroyed" and after.desired_next_try_at is None
+    assert "withdrawn_too_late" in [e.action for e in storage.list_events(sf, dep.id)]
+    replies = [str(arg) for what, arg in process.notifier.calls if what == "reply"]
+    assert [r for r in replies if "had already been sent to Vast.ai" in r], replies
+    process.passes(clock, 3)
+    assert row(sf, dep).reason == reason

@@ -151,6 +151,7 @@ AUDIT_WORDS = {
     "stop_keeps_failing": "stop keeps failing",
     "destroy_keeps_failing": "destroy keeps failing",
     "start_seen": "saw it started outside the bot",
+    "withdrawn_too_late": "called off too late: it had already been sent and went through",
     "installed": "installed the app",
     "uninstalled": "uninstalled the app",
     "vast_key_set": "set the Vast.ai key",

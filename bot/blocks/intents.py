@@ -53,6 +53,17 @@ def intent_text(dep: DeploymentRecord, notice: IntentNotice) -> str:
             "the bot, or the host removed it), so nothing bills any more. Deploy again if you "
             "still need it."
         )
+    if notice.outcome == "late":
+        after = {
+            "stop": "The GPU no longer bills; the disk still does. *Start* brings it back.",
+            "destroy": "The instance and its disk are gone; billing has stopped. Deploy again "
+            "if you still need it.",
+        }.get(notice.action, "")
+        return (
+            f":warning: The automatic {notice.action} of {name}{_why(notice)} had already been "
+            "sent to Vast.ai when *Extend* or *Keep running* was pressed, so it could not be "
+            f"called off: it went through. {after}"
+        ).rstrip()
     if notice.outcome == "withdrawn":
         said = f" Vast.ai said: {truncate(notice.error, 300)}" if notice.error else ""
         return (

@@ -57,7 +57,10 @@ from bot.services.accounts import VastAccounts
 from bot.services.admins import AdminDirectory
 from bot.services.intents import (
     GONE_REASON,
+    called_off_late,
     confirm,
+    confirm_withdrawn,
+    late_notice,
     outcome_unknown,
     retry_delay,
     send_act,
@@ -583,6 +586,13 @@ class ManageService:
             settlement = replace(settlement, event=(f"{action}_failed", "instance not found"))
         try:
             after = confirm(self.sf, claimed, now, settlement)
+            if after is None and existed and called_off_late(claimed):
+                # A rule's act called off while on the wire went through: record it, say so.
+                after = confirm_withdrawn(self.sf, claimed, now, settlement)
+                if after is not None:
+                    self.messages.intent_settled(
+                        after, late_notice(claimed, claimed.desired_tries + 1)
+                    )
         except SQLAlchemyError:
             logger.exception("%s of deployment %s: accepted, not recorded", action, claimed.id)
             after = None

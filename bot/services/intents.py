@@ -212,10 +212,16 @@ def settle_fields(dep: DeploymentRecord, *, gone: bool) -> Settlement:
 
 
 def confirm(
-    sf: SessionFactory, dep: DeploymentRecord, now: datetime, settlement: Settlement
+    sf: SessionFactory,
+    dep: DeploymentRecord,
+    now: datetime,
+    settlement: Settlement,
+    *,
+    quiet_if_final: bool = False,
 ) -> DeploymentRecord | None:
     """Confirm ``dep``'s pending intent with ``settlement`` (:func:`storage.complete_intent`);
-    the row afterwards, or None when someone else confirmed it first (or it was replaced)."""
+    the row afterwards, or None when someone else confirmed it first (or it was replaced), or
+    with ``quiet_if_final`` when the row is already final (the intent is closed)."""
     assert dep.desired_at is not None
     return storage.complete_intent(
         sf,
@@ -227,6 +233,51 @@ def confirm(
         reason=settlement.reason,
         new_run=settlement.new_run,
         event=settlement.event,
+        quiet_if_final=quiet_if_final,
+    )
+
+
+def confirm_withdrawn(
+    sf: SessionFactory, dep: DeploymentRecord, now: datetime, settlement: Settlement
+) -> DeploymentRecord | None:
+    """Vast.ai accepted ``dep``'s request, but its intent was withdrawn while the request was
+    on the wire (an **Extend** or **Keep running** called off a rule's act already sent):
+    record it anyway with ``settlement`` (:func:`storage.complete_withdrawn`). The row
+    afterwards, or None when the intent was not withdrawn (nothing changed)."""
+    assert dep.desired_at is not None and dep.desired_state is not None
+    return storage.complete_withdrawn(
+        sf,
+        dep.id,
+        desired_at=dep.desired_at,
+        state=dep.desired_state,
+        now=now,
+        new_status=settlement.new_status,
+        from_statuses=settlement.from_statuses,
+        reason=settlement.reason,
+        new_run=settlement.new_run,
+        event=settlement.event,
+    )
+
+
+def called_off_late(dep: DeploymentRecord) -> bool:
+    """Whether ``dep``'s intent is one a click may call off while its request is on the wire
+    (a rule's stop or destroy: :func:`storage.withdraw_automatic`)."""
+    return dep.desired_actor == storage.SYSTEM_ACTOR and dep.desired_state in (
+        storage.STOPPED,
+        storage.DESTROYED,
+    )
+
+
+def late_notice(dep: DeploymentRecord, tries: int) -> IntentNotice:
+    """The note about ``dep``'s act that Vast.ai carried out although a click had called it
+    off while its request (try number ``tries``) was on the wire."""
+    return IntentNotice(
+        action=storage.act_of(dep.desired_state or storage.STOPPED),
+        actor=dep.desired_actor or storage.SYSTEM_ACTOR,
+        reason=dep.desired_reason,
+        tries=tries,
+        outcome="late",
+        console_url=CONSOLE_URL,
     )
 
 
@@ -435,9 +486,18 @@ class IntentReconciler:
         the status message and say so in the thread (and the owner's DM for the bot's own acts,
         or when the owner was told it kept failing)."""
         assert dep.desired_at is not None and dep.desired_state is not None
-        after = confirm(self.sf, dep, now, settle_fields(dep, gone=gone))
+        settlement = settle_fields(dep, gone=gone)
+        # A Stop or Start whose instance vanished on a row already final (the poller saw it
+        # gone and told the thread): close it without a second notice.
+        quiet = gone and dep.desired_state != storage.DESTROYED
+        after = confirm(self.sf, dep, now, settlement, quiet_if_final=quiet)
+        late = False
+        if after is None and tries is not None and not gone and called_off_late(dep):
+            # Accepted although called off while on the wire: record it, say so.
+            after = confirm_withdrawn(self.sf, dep, now, settlement)
+            late = after is not None
         if after is None:
-            return  # someone else confirmed it (and said so)
+            return  # someone else confirmed it, or made the row final (and said so)
         report.confirmed += 1
         own = not gone or dep.desired_state == storage.DESTROYED  # its own act, not a vanishing
         if after.desired_actor == storage.SYSTEM_ACTOR and own:
@@ -448,6 +508,11 @@ class IntentReconciler:
                     (dep.desired_reason or "")[:500], now=now,
                 )  # fmt: skip
         self._show(after)
+        if late:
+            report.slack_calls += 1
+            self.messages.intent_settled(after, late_notice(dep, tries or dep.desired_tries))
+            self.on_change(after)
+            return
         notice = IntentNotice(
             action=storage.act_of(dep.desired_state),
             actor=dep.desired_actor or storage.SYSTEM_ACTOR,

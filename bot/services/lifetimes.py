@@ -92,7 +92,10 @@ def _withdrawn_text(withdrawn: str | None) -> str:
     if withdrawn is None:
         return ""
     act = "destroy" if withdrawn == storage.DESTROYED else "stop"
-    return f" The automatic {act} the bot was still retrying is called off."
+    return (
+        f" The automatic {act} the bot was still retrying is called off (if a try was already "
+        "on its way to Vast.ai, it may still go through: the thread will say so)."
+    )
 
 
 def _still_pending_text(dep: DeploymentRecord) -> str:
