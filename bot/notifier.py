@@ -1,6 +1,6 @@
 """Posting to Slack outside a listener's ack: status messages, thread replies, DMs, Home tabs.
 
-One policy for every Slack call (issue 14, mechanism 1): :meth:`Notifier.call` turns each
+One policy for every Slack call: :meth:`Notifier.call` turns each
 transport failure (urllib's ``URLError``, socket timeouts, ``OSError``, slack_sdk's
 ``SlackRequestError`` / ``SlackClientError``) and each refusal (``SlackApiError``) into a
 returned :class:`SlackResult` (``sent`` / ``refused`` with Slack's error code / ``unavailable``

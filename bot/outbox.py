@@ -1,10 +1,10 @@
-"""A paced, coalescing outbox per workspace for ``chat.update`` and ``views.publish``
-(issue 14, mechanism 3).
+"""A paced, coalescing outbox per workspace for ``chat.update`` and ``views.publish``.
 
 Slack limits each Web API method per app per workspace: ``chat.update`` is Tier 3 (50+ a
-minute), ``views.publish`` Tier 4 (100+ a minute) (``../shared/reference/slack.md`` §5 and
-§1.5). Bursts over the tier draw 429s with ``Retry-After``. So these edits do not go out from
-the poller's tick or a listener; they are queued here:
+minute), ``views.publish`` Tier 4 (100+ a minute) (api.slack.com/apis/rate-limits and the
+methods' pages, api.slack.com/methods/chat.update and /views.publish). Bursts over the tier
+draw 429s with ``Retry-After``. So these edits do not go out from the poller's tick or a
+listener; they are queued here:
 
 * **per workspace** (``team_id``): one queue and one sender thread each, so a workspace that
   is rate-limited never delays another, and the caller never waits for Slack; each queue

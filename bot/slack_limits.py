@@ -6,8 +6,8 @@ needs ``submit``), and raw dicts not at all. These pure functions check a messag
 or a view (modal / Home tab) and return :class:`Violation`s worded and pointed as Slack's own
 refusals are (``[ERROR] <message> [json-pointer:/blocks/0/text/text]``).
 
-Sources (``../shared/reference/slack.md`` §1.5 and §4, which cite slack_sdk's models, the
-node-slack-sdk types and api.slack.com's Block Kit reference):
+Sources: slack_sdk's Block Kit models, the node-slack-sdk types and api.slack.com's Block Kit
+reference:
 
 * blocks: 50 per message, 100 per modal or Home tab (api.slack.com/reference/block-kit/blocks);
 * ``block_id`` ≤ 255 characters, unique within a message or view (same page);

@@ -26,8 +26,8 @@ MIN_DISK_GB = 8
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-#: Slack's limit on a section block's text, in characters (../shared/reference/slack.md §4:
-#: slack_sdk ``SectionBlock.text_max_length``; api.slack.com/reference/block-kit/blocks).
+#: Slack's limit on a section block's text, in characters (slack_sdk
+#: ``SectionBlock.text_max_length``; api.slack.com/reference/block-kit/blocks).
 #: catalog imports nothing of bot, so the figure is kept here with its source.
 SLACK_SECTION_TEXT_MAX = 3000
 #: The template Details modal shows the docs link as one section, ``*Docs*: <docs_url>``, so

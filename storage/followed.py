@@ -1,5 +1,5 @@
 """The status poller's and start-up recovery's reads when workspaces have Vast.ai accounts of
-their own (issue 13): each followed row with what names its account (``team_id`` and
+their own: each followed row with what names its account (``team_id`` and
 ``simulated``), in the same single query as :func:`storage.repo.followed_instances`.
 
 One short read transaction each, no network call inside. Imports nothing from ``bot``.

@@ -359,7 +359,7 @@ class TeamEvent(Base):
 
 
 class Workspace(Base):
-    """A Slack workspace the bot serves, and its own settings (issue 13, "many workspaces").
+    """A Slack workspace the bot serves, and its own settings.
 
     In OAuth mode a row is written when the workspace installs the app (the tokens themselves
     live in slack_sdk's ``slack_installations``/``slack_bots`` tables); in single-workspace mode

@@ -1,5 +1,5 @@
 """Repository functions for workspaces: installs, uninstalls, the Vast.ai key and the settings
-each workspace keeps in the database (issue 13, "many workspaces").
+each workspace keeps in the database.
 
 Each function is one short transaction and returns frozen snapshots
 (:class:`WorkspaceRecord`). Writes that an admin makes (the key, the settings) and installs and

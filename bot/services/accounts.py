@@ -1,4 +1,4 @@
-"""Which Vast.ai account a workspace, or one of its deployments, rents on (issue 13).
+"""Which Vast.ai account a workspace, or one of its deployments, rents on.
 
 Single-workspace mode has one account: ``VAST_API_KEY``'s, or the built-in simulator's when it
 is unset. In OAuth mode each workspace brings its own key (``/templates setup``, stored

@@ -1,4 +1,4 @@
-"""Who the bot's admins are, per workspace (issue 13).
+"""Who the bot's admins are, per workspace.
 
 An admin may act on anyone's deployments in their workspace, set budgets, read the credit and
 approve. The bot runs on the workspace service

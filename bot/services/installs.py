@@ -1,4 +1,4 @@
-"""Installs and uninstalls of the app in workspaces (OAuth mode, issue 13).
+"""Installs and uninstalls of the app in workspaces (OAuth mode).
 
 Bolt's OAuth flow keeps the installations themselves (slack_sdk's installation store); this
 service records the workspace side in the bot's own ``workspaces`` table and drops what the

@@ -1,4 +1,4 @@
-"""Status messages converge on the database (issue 14, mechanism 2).
+"""Status messages converge on the database.
 
 What a status message shows is rendered from its ``deployments`` row. Whenever it should
 change (the poller moved the row, someone pressed Stop / Start / Destroy, the bot acted on its

@@ -33,7 +33,7 @@ instance destroyed, on a guess. A database without any deployment skips recovery
 (no Vast.ai request): it is a new installation, and labelled instances on the account are then
 someone else's.
 
-With workspaces of their own Vast.ai accounts (OAuth mode, issue 13), :func:`run_on_start`
+With workspaces of their own Vast.ai accounts (OAuth mode), :func:`run_on_start`
 reads the list of every account that has deployments on record (:func:`account_of`), and each
 account settles only its own rows: a labelled instance whose row is live but belongs to another
 account is left alone (never attached, never destroyed), and a ``creating`` row is failed only

@@ -1,4 +1,4 @@
-"""Settings per workspace (issue 13): each workspace's effective settings, who its admins are,
+"""Settings per workspace: each workspace's effective settings, who its admins are,
 and its Vast.ai key.
 
 A workspace keeps its own overrides in the database (``workspaces.settings_json``, written by

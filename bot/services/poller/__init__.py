@@ -61,7 +61,7 @@ the records the stages hand each other (``Group``, ``Read``, ``Work``, ``Account
 lost hosts, when each row was last read, each account's sweep, row errors) and
 ``row_failed``, shared by the stages of every pass.
 
-**Accounts** (issue 13). Each workspace may rent on a Vast.ai account of its own
+**Accounts** (OAuth mode). Each workspace may rent on a Vast.ai account of its own
 (:mod:`bot.services.accounts`). Each tick groups the followed rows by account (a simulated row:
 the simulator's; otherwise its workspace's, so the rows of two workspaces of one Vast.ai user
 share one account) and runs steps 3 to 7 for each account with that account's client: its own

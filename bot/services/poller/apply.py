@@ -130,7 +130,7 @@ class Applier:
             return
         if dep.status != DeploymentStatus.STOPPED:
             # A Start completed (ready) or is over (failed, destroyed): give its claim back, so
-            # the next Stop → Start is sent to Vast.ai (issue 14, defect M).
+            # the next Stop → Start is sent to Vast.ai.
             storage.drop_lease(sf, start_claim_name(dep.id))
         self.home_changed(dep, report)
         if dep.status == DeploymentStatus.READY:
