@@ -66,9 +66,6 @@ _LABEL_RE = re.compile(
     rf"slackbot:([0-9a-f]{{{storage.INSTALLATION_ID_LENGTH}}}):dep-([1-9][0-9]{{0,9}})", re.ASCII
 )
 _OLD_LABEL_RE = re.compile(r"slackbot:dep-([1-9][0-9]{0,9})", re.ASCII)
-#: Deployment ids are 32-bit on PostgreSQL (``INTEGER``): a label naming a larger one is
-#: nobody's, and must not reach a query.
-MAX_DEPLOYMENT_ID = 2**31 - 1
 
 #: Vast.ai's limit for ``args`` + ``args_str`` + ``onstart`` together (vast-api.md §3).
 MAX_ONSTART = 4096
@@ -93,10 +90,11 @@ def label_for(installation_id: str, deployment_id: int) -> str:
     """The Vast.ai label of a deployment's instance: ``slackbot:0123456789ab:dep-42``.
 
     Raises ValueError for an installation id that is not :data:`storage.INSTALLATION_ID_LENGTH`
-    lowercase hex characters, or a deployment id outside 1..:data:`MAX_DEPLOYMENT_ID`."""
+    lowercase hex characters, or a deployment id outside 1..``storage.MAX_ROW_ID`` (the id
+    column's bound: a label naming a larger id is nobody's)."""
     if not storage.INSTALLATION_ID_PATTERN.fullmatch(installation_id):
         raise ValueError("not an installation id")
-    if not 1 <= deployment_id <= MAX_DEPLOYMENT_ID:
+    if not 1 <= deployment_id <= storage.MAX_ROW_ID:
         raise ValueError("not a deployment id")
     return f"{LABEL_PREFIX}{installation_id}:dep-{deployment_id}"
 
@@ -107,7 +105,8 @@ def parse_label(label: str | None) -> BotLabel | None:
 
     Labels are free text on Vast.ai (anyone with the key, or another program, may write
     one), so only the exact forms count: no surrounding space, ASCII digits without leading
-    zeros, no extra ``:`` parts, a deployment id of at most :data:`MAX_DEPLOYMENT_ID`."""
+    zeros, no extra ``:`` parts, a deployment id of at most ``storage.MAX_ROW_ID`` (the id
+    column's bound)."""
     if label is None or len(label) > 64:
         return None
     match = _LABEL_RE.fullmatch(label)
@@ -119,7 +118,7 @@ def parse_label(label: str | None) -> BotLabel | None:
             return None
         installation, digits = None, match.group(1)
     deployment_id = int(digits)
-    if deployment_id > MAX_DEPLOYMENT_ID:
+    if deployment_id > storage.MAX_ROW_ID:
         return None
     return BotLabel(installation, deployment_id)
 
