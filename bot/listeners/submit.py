@@ -39,6 +39,7 @@ from slack_sdk import WebClient
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
+from bot.listeners.membership import DEPLOY, user_team_of
 from bot.listeners.payloads import team_of
 from bot.listeners.replies import update_view
 from bot.services.context import Services
@@ -78,6 +79,8 @@ class Submission:
     lifetime_hours: float | None
     enterprise_id: str | None = None
     """Enterprise Grid organisation of the workspace (None outside Grid)."""
+    user_team: str | None = None
+    """The submitter's own workspace (``user.team_id``; None when the payload names none)."""
 
 
 def _int(value: Any) -> int | None:
@@ -154,6 +157,7 @@ def parse_submission(
         team_id=str(team_id)[:32],
         enterprise_id=_enterprise_of(body),
         user_id=str(user_id)[:32],
+        user_team=user_team_of(body),
         template=template,
         state=state,
         offer_id=offer_id,
@@ -275,7 +279,13 @@ def handle_submission(
     against the budgets and write its row in one locked transaction
     (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
     rent (or ask the approvers). When the row cannot be written the user is told that
-    nothing was rented."""
+    nothing was rented. A submitter who does not belong to the workspace
+    (:mod:`bot.services.membership`) is told so and nothing is checked, written or rented."""
+    refusal = services.membership.refusal(sub.team_id, sub.user_id, sub.user_team, DEPLOY)
+    if refusal is not None:
+        view = deploy_blocks.problem_view(refusal)
+        _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+        return
     try:
         check, problem = _check_problem(services, sub)
         if problem is not None or check is None or check.offer is None:
