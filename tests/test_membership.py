@@ -201,9 +201,7 @@ def test_single_mode_without_the_installed_workspace_decides_on_the_payload() ->
 def test_member_of_reads_users_info_defensively() -> None:
     assert member_of(None) is None and member_of("x") is None
     assert member_of({"team_id": A}) == SlackMember(team_id=A)
-    grid = member_of(
-        {"team_id": A, "deleted": True, "enterprise_user": {"teams": [A, B, 7]}}
-    )
+    grid = member_of({"team_id": A, "deleted": True, "enterprise_user": {"teams": [A, B, 7]}})
     assert grid == SlackMember(team_id=A, teams=frozenset({A, B}), deleted=True)
     assert member_of({"team_id": 5, "enterprise_user": "x"}) == SlackMember(team_id=None)
 

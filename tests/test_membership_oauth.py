@@ -160,9 +160,8 @@ def test_another_workspaces_deployment_buttons_change_nothing_and_name_nothing(
     ob.slack.reset()
 
     # Bob (workspace B) presses a button on A's deployment inside A (a shared channel) ...
-    assert ob.team(TEAM_A).block_action(
-        action_id, str(a.id), user=BOB_B, user_team=TEAM_B
-    ).status_code == 200
+    inside = ob.team(TEAM_A).block_action(action_id, str(a.id), user=BOB_B, user_team=TEAM_B)
+    assert inside.status_code == 200
     # ... and in his own workspace, with A's deployment id.
     assert ob.team(TEAM_B).block_action(action_id, str(a.id), user=BOB_B).status_code == 200
     answers = {c.team_id: str(c.args.get("text")) for c in ob.slack.wait_for("response_url", 2)}

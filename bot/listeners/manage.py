@@ -14,6 +14,10 @@ with :mod:`bot.blocks.manage`).
   (``idle_keep_running``, value ``id:question``) from the expiry and idle warnings: the values
   carry which warning was answered, so an old button changes nothing and says so.
 * Listing paging buttons.
+
+Every command and button here first asks :mod:`bot.listeners.membership` whether the person
+belongs to the workspace; a person of another workspace is told so privately and learns
+nothing of its deployments (a deployment id of another workspace answers "no longer exists").
 """
 
 from __future__ import annotations

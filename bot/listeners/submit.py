@@ -6,6 +6,10 @@ the row and rents through :class:`bot.services.deploy.DeployService`), wait at m
 :data:`ACK_BUDGET_SECONDS` for its answer, ack. A full pool is answered inline at once
 ("busy — try again in a minute") and nothing is rented.
 
+* A submitter who does not belong to the workspace the form names
+  (:mod:`bot.services.membership`: ``user.team_id``, a person it let in, or its own
+  ``users.info``) sees "you are not a member of this workspace" in the modal; nothing is
+  checked with Vast.ai, written, posted or rented.
 * Input problems (no offer chosen, a non-numeric offer id, disk out of bounds, no channel)
   are answered inline: ``ack(response_action="errors", errors={block_id: message})``.
 * A stale form (metadata that is not ours, a template no longer in the catalog) gets
