@@ -46,6 +46,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import storage
+from bot.formats import mrkdwn_escape
 from bot.pricing import HOURS_PER_MONTH
 from bot.services.accounts import VastAccounts
 from bot.services.ports import Delivery, Messages
@@ -229,11 +230,14 @@ def recheck_offer(
         return OfferCheck(
             None,
             "That GPU offer is no longer available (someone else rented it, or it does not fit "
-            f"{template.name}). Pick another one: 'Search again' shows fresh offers.",
+            f"{mrkdwn_escape(template.name)}). Pick another one: 'Search again' shows fresh "
+            "offers.",
         )
     reason = offer_fits(template, offer, disk_gb=disk_gb, max_dph=max_dph)
     if reason is not None:
-        return OfferCheck(None, f"That GPU offer does not fit {template.name}: {reason}.")
+        return OfferCheck(
+            None, f"That GPU offer does not fit {mrkdwn_escape(template.name)}: {reason}."
+        )
     expected = shown_dph
     if expected is not None and shown_disk_gb is not None and offer.storage_cost:
         expected += max(0, disk_gb - shown_disk_gb) * offer.storage_cost / HOURS_PER_MONTH
