@@ -1,6 +1,6 @@
 """Helpers shared by the Block Kit builders: limits and validation.
 
-Limits are Slack's (reference/slack.md §4, from slack_sdk's models and api.slack.com's block
+Limits are Slack's (from slack_sdk's models and api.slack.com/reference/block-kit, the block
 reference). slack_sdk validates each block's own limits in ``to_dict()``; the per-message block
 count it does not check, so :func:`message_payload` does.
 """

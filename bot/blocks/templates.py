@@ -46,7 +46,8 @@ def page_value(query_text: str, page: int) -> str:
     """The paging button's value: the filter text and the target page, as compact JSON.
 
     The query is cut to :data:`MAX_QUERY_IN_VALUE` characters and then further until the
-    *escaped* JSON fits Slack's 2000 characters for a button value (reference/slack.md §4):
+    *escaped* JSON fits Slack's 2000 characters for a button value (api.slack.com/reference/
+    block-kit/block-elements#button):
     ``json.dumps`` writes a non-ASCII character as up to 12 (``\\ud83d\\ude00``), so 500
     emoji would be 6000.
     """
