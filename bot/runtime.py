@@ -507,7 +507,19 @@ def build_runtime(
         installation_store=installation_store,
         state_store=state_store,
     )
-    wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine), catalog=services.catalog)
+    signing_secret = settings.slack_signing_secret
+    wsgi_app = (
+        make_wsgi_app(
+            app,
+            lambda: health_checks(services, engine),
+            signing_secret=signing_secret.get_secret_value(),
+            catalog=services.catalog,
+        )
+        if signing_secret is not None
+        # Socket Mode without a signing secret: Slack's requests come over the WebSocket, and
+        # nothing unsigned may reach Bolt over HTTP (its verification is off in that mode).
+        else make_health_app(lambda: health_checks(services, engine), catalog=services.catalog)
+    )
     return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
 
 
