@@ -36,12 +36,13 @@ from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.heartbeat import ROWS_CLEAR_AFTER, WATCH_SECONDS, HeartbeatService
 from bot.services.home import HomeService
+from bot.services.housekeeping import Housekeeping
 from bot.services.installs import InstallService
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
 from bot.services.offers import OfferCache, RecentSearches
-from bot.services.poller import StatusPoller
+from bot.services.poller import StatusPoller, TickReport
 from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
@@ -380,6 +381,13 @@ def build_services(
             ROWS_CLEAR_AFTER, timedelta(seconds=2 * settings.steady_sweep_seconds)
         ),
     )
+    # Expired OAuth states (one per anonymous GET /slack/install) go after the holder's pass.
+    housekeeping = Housekeeping(session_factory=sf, clock=clock, oauth_states=settings.oauth_mode)
+
+    def on_pass(report: TickReport, ok: bool) -> None:
+        heartbeat.on_pass(report, ok)
+        housekeeping.after_pass(report, ok)
+
     poller = StatusPoller(
         installation_id=install_id,
         session_factory=sf,
@@ -392,7 +400,7 @@ def build_services(
         clock=clock,
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
-        on_pass=heartbeat.on_pass,
+        on_pass=on_pass,
         intents=IntentReconciler(
             session_factory=sf,
             accounts=accounts,
