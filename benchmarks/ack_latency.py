@@ -93,7 +93,7 @@ def _bare_app(fake: FakeSlack) -> Any:
     def only_ack(ack: Ack) -> None:
         ack()
 
-    return make_wsgi_app(app, lambda: {"ok": True})
+    return make_wsgi_app(app, lambda: {"ok": True}, signing_secret=SIGNING_SECRET)
 
 
 # -- load generator (runs in its own process) ----------------------------------------------

@@ -36,13 +36,14 @@ from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.heartbeat import ROWS_CLEAR_AFTER, WATCH_SECONDS, HeartbeatService
 from bot.services.home import HomeService
+from bot.services.housekeeping import Housekeeping
 from bot.services.installs import InstallService
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
 from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
-from bot.services.poller import StatusPoller
+from bot.services.poller import StatusPoller, TickReport
 from bot.services.reminders import CHECK_SECONDS, ReminderService
 from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
@@ -382,6 +383,13 @@ def build_services(
             ROWS_CLEAR_AFTER, timedelta(seconds=2 * settings.steady_sweep_seconds)
         ),
     )
+    # Expired OAuth states (one per anonymous GET /slack/install) go after the holder's pass.
+    housekeeping = Housekeeping(session_factory=sf, clock=clock, oauth_states=settings.oauth_mode)
+
+    def on_pass(report: TickReport, ok: bool) -> None:
+        heartbeat.on_pass(report, ok)
+        housekeeping.after_pass(report, ok)
+
     poller = StatusPoller(
         installation_id=install_id,
         session_factory=sf,
@@ -394,7 +402,7 @@ def build_services(
         clock=clock,
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
-        on_pass=heartbeat.on_pass,
+        on_pass=on_pass,
         intents=IntentReconciler(
             session_factory=sf,
             accounts=accounts,
@@ -515,7 +523,19 @@ def build_runtime(
         installation_store=installation_store,
         state_store=state_store,
     )
-    wsgi_app = make_wsgi_app(app, lambda: health_checks(services, engine), catalog=services.catalog)
+    signing_secret = settings.slack_signing_secret
+    wsgi_app = (
+        make_wsgi_app(
+            app,
+            lambda: health_checks(services, engine),
+            signing_secret=signing_secret.get_secret_value(),
+            catalog=services.catalog,
+        )
+        if signing_secret is not None
+        # Socket Mode without a signing secret: Slack's requests come over the WebSocket, and
+        # nothing unsigned may reach Bolt over HTTP (its verification is off in that mode).
+        else make_health_app(lambda: health_checks(services, engine), catalog=services.catalog)
+    )
     return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
 
 

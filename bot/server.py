@@ -1,7 +1,10 @@
 """Serving Slack: HTTP mode (Bolt's WSGI adapter behind waitress) or Socket Mode (a watched
 WebSocket connection), with ``GET /healthz`` in both.
 
-``POST /slack/events`` takes every Slack request (commands, interactivity, options, events).
+``POST /slack/events`` takes every Slack request (commands, interactivity, options, events),
+through :class:`bot.ingress.SlackIngress`: size, then signature, then parsing, before Bolt.
+waitress is set to refuse a body over :data:`bot.ingress.MAX_BODY_BYTES` itself (413, before
+buffering it), and each request it refuses that way is logged in one line too.
 ``GET /api/templates`` and ``GET /api/templates/{slug}`` serve the template catalog read-only
 as public JSON (:class:`CatalogApi`, no Slack signature), in both modes. waitress is a
 production WSGI server (threaded, pure Python); Bolt's own development server is not used.
@@ -25,13 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 
 from bot.config import ConfigError
 from bot.formats import format_duration
+from bot.ingress import EVENTS_PATH, MAX_BODY_BYTES, SlackIngress, printable, server_limits
 from catalog import Catalog, export_template
 
 if TYPE_CHECKING:
@@ -39,7 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 CATALOG_PATH = "/api/templates"
 
@@ -179,13 +183,22 @@ def _json_answer(
 
 
 def make_wsgi_app(
-    app: App, health: HealthCheck, *, catalog: Catalog | None = None
+    app: App,
+    health: HealthCheck,
+    *,
+    signing_secret: str,
+    catalog: Catalog | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> WSGIApplication:
-    """WSGI app: Slack requests go to Bolt; ``GET /healthz`` answers 200 when every check in
-    ``health()`` (e.g. ``{"database": True, "scheduler": True}``) is true, else 503; with a
-    ``catalog``, ``/api/templates`` and ``/api/templates/{slug}`` serve it (:class:`CatalogApi`;
-    None: those paths go to Bolt, which answers 404)."""
-    bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+    """WSGI app: Slack requests go to Bolt through :class:`bot.ingress.SlackIngress` (bodies
+    over ``max_body_bytes`` → 413 unread, unsigned → 401, malformed → 400, each one log line;
+    ``signing_secret`` is ``SLACK_SIGNING_SECRET``); ``GET /healthz`` answers 200 when every
+    check in ``health()`` (e.g. ``{"database": True, "scheduler": True}``) is true, else 503;
+    with a ``catalog``, ``/api/templates`` and ``/api/templates/{slug}`` serve it
+    (:class:`CatalogApi`; None: those paths go to Bolt, which answers 404)."""
+    bolt = SlackIngress(
+        app, signing_secret=signing_secret, path=EVENTS_PATH, max_body_bytes=max_body_bytes
+    )
     api = CatalogApi(catalog) if catalog is not None else None
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -262,7 +275,12 @@ class SocketModeWatch:
 
     ``web_client``: where ``apps.connections.open`` is called (default: the app's client);
     ``ping_interval``: see :data:`PING_INTERVAL`; ``watch_seconds``: how often the state is
-    looked at.
+    looked at; ``max_message_chars``: a message over the socket longer than this is dropped
+    before it is parsed, with one WARNING line (not acked: Slack retries it a few times, each
+    dropped the same way). slack_sdk's built-in client has no frame-size option (it keeps
+    reading a frame of any announced length), so this bounds what is parsed and dispatched,
+    not what is received; the peer is Slack itself, over TLS, on a URL that
+    ``apps.connections.open`` gave out.
     """
 
     def __init__(
@@ -273,6 +291,7 @@ class SocketModeWatch:
         web_client: WebClient | None = None,
         ping_interval: float = PING_INTERVAL,
         watch_seconds: float = WATCH_SECONDS,
+        max_message_chars: int = MAX_BODY_BYTES,
     ) -> None:
         self.handler = SocketModeHandler(
             app,
@@ -282,6 +301,25 @@ class SocketModeWatch:
             auto_reconnect_enabled=True,
             ping_interval=ping_interval,
         )
+        self.max_message_chars = max_message_chars
+        self.dropped = 0
+        """How many messages over ``max_message_chars`` were dropped."""
+        enqueue = self.handler.client.enqueue_message
+
+        def bounded_enqueue(message: str) -> None:
+            if len(message) > self.max_message_chars:
+                self.dropped += 1
+                logging.getLogger("bot.ingress").warning(
+                    "refused a Socket Mode message of %d characters (over %d): not parsed",
+                    len(message),
+                    self.max_message_chars,
+                )
+                return
+            enqueue(message)
+
+        # The built-in client queues each text message here before json.loads (its only hook
+        # between the socket and the parser).
+        setattr(self.handler.client, "enqueue_message", bounded_enqueue)  # noqa: B010
         self.watch_seconds = watch_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="socket-watch")
@@ -360,15 +398,49 @@ class SocketModeWatch:
         self.handler.close()
 
 
+class _LoggedErrorTask(ErrorTask):
+    """waitress' answer to a request it refuses while reading it (413 for a body over
+    ``max_request_body_size``, 431 for headers over ``max_request_header_size``, 400 for a
+    malformed request), plus one WARNING line on ``bot.ingress`` as the application's own
+    refusals have (waitress logs nothing for these)."""
+
+    def execute(self) -> None:
+        request: Any = self.request
+        error = request.error
+        logging.getLogger("bot.ingress").warning(
+            "refused %s %s from %s: %d %s (by the server, before the application)",
+            printable(getattr(request, "command", None) or "?", 10),
+            printable(getattr(request, "path", None) or "?"),
+            printable(str(self.channel.addr[0]) if self.channel.addr else "?", 45),
+            error.code,
+            printable(str(error.body), 120),
+        )
+        super().execute()
+
+
+class _LoggedChannel(HTTPChannel):
+    error_task_class = _LoggedErrorTask
+
+
+def _create_server(wsgi_app: Any, **settings: Any) -> Any:
+    """waitress' server for ``wsgi_app`` with the body and header limits of
+    :func:`bot.ingress.server_limits` and one log line per request it refuses."""
+    options: dict[str, Any] = {**server_limits(), **settings}
+    server: Any = create_server(wsgi_app, **options)
+    server.channel_class = _LoggedChannel  # one listening socket: a plain WSGI server
+    return server
+
+
 class BackgroundServer:
-    """waitress serving ``wsgi_app`` on ``host:port`` in a daemon thread (``port=0``: a free one).
+    """waitress serving ``wsgi_app`` on ``host:port`` in a daemon thread (``port=0``: a free one),
+    with the limits :func:`serve` has.
 
     Used by the tests and the benchmarks; ``python -m bot`` calls :func:`serve` instead.
     """
 
     def __init__(self, wsgi_app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
         # A short loop timeout lets stop() return quickly (waitress polls its socket map).
-        self._server: Any = create_server(
+        self._server: Any = _create_server(
             wsgi_app, host=host, port=port, threads=threads, asyncore_loop_timeout=0.05
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="waitress")
@@ -398,5 +470,6 @@ class BackgroundServer:
 
 
 def serve(wsgi_app: Any, *, port: int, host: str = "0.0.0.0", threads: int = 16) -> None:
-    """Serve until interrupted (blocking)."""
-    create_server(wsgi_app, host=host, port=port, threads=threads).run()
+    """Serve until interrupted (blocking), refusing bodies over
+    :data:`bot.ingress.MAX_BODY_BYTES` before reading them (:func:`bot.ingress.server_limits`)."""
+    _create_server(wsgi_app, host=host, port=port, threads=threads).run()

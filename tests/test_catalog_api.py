@@ -13,7 +13,7 @@ import yaml
 
 from bot.server import BackgroundServer, make_health_app, make_wsgi_app
 from catalog import BUILTIN_SLUGS, Template, load_catalog
-from tests.fixtures.slack import BotFactory, BotHarness
+from tests.fixtures.slack import SIGNING_SECRET, BotFactory, BotHarness
 
 #: What one template looks like over HTTP. ``additionalProperties: false`` everywhere, so a
 #: field added by mistake (an env value, health_port, a file path) fails every test below.
@@ -295,7 +295,7 @@ def test_slack_and_health_paths_are_unchanged(bot: BotHarness) -> None:
 
 def test_without_a_catalog_the_paths_are_not_served(bot: BotHarness) -> None:
     """``make_wsgi_app``'s ``catalog`` is optional: without it, as before, Bolt answers."""
-    wsgi = make_wsgi_app(bot.runtime.app, lambda: {"database": True})
+    wsgi = make_wsgi_app(bot.runtime.app, lambda: {"database": True}, signing_secret=SIGNING_SECRET)
     server = BackgroundServer(wsgi).start()
     try:
         with httpx.Client(base_url=server.url, timeout=5) as http:
