@@ -380,6 +380,12 @@ def build_services(
             ROWS_CLEAR_AFTER, timedelta(seconds=2 * settings.steady_sweep_seconds)
         ),
     )
+    if settings.allow_private_instance_addresses:
+        logger.warning(
+            "ALLOW_PRIVATE_INSTANCE_ADDRESSES is on: the bot connects to instance addresses "
+            "that are not public (loopback, private networks). Use it only with a simulator; "
+            "unset it for real Vast.ai"
+        )
     poller = StatusPoller(
         installation_id=install_id,
         session_factory=sf,
@@ -393,6 +399,7 @@ def build_services(
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
         on_pass=heartbeat.on_pass,
+        allow_private_addresses=settings.allow_private_instance_addresses,
         intents=IntentReconciler(
             session_factory=sf,
             accounts=accounts,
