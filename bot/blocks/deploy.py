@@ -30,6 +30,7 @@ from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.blocks.status import gpu_summary
 from bot.blocks.templates import ACTION_DEPLOY
+from bot.notices import mrkdwn_escape
 from catalog import OfferLike, Template
 from storage import DeploymentRecord
 
@@ -42,7 +43,8 @@ def _title(name: str | None) -> PlainTextObject:
 
 
 def _offer_text(offer: OfferLike) -> str:
-    gpu = f"{offer.num_gpus}× {offer.gpu_name} ({offer.gpu_ram_gb:.0f} GB)"
+    gpu = f"{offer.num_gpus}× {mrkdwn_escape(truncate(offer.gpu_name, 100))}"
+    gpu += f" ({offer.gpu_ram_gb:.0f} GB)"
     return f"{gpu} at ${offer.dph_total:.3f}/h"
 
 

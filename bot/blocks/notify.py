@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, Sec
 
 from bot.blocks.common import message_payload, truncate
 from bot.blocks.status import app_urls, ssh_command
+from bot.notices import mrkdwn_escape
 from catalog import Template
 from storage import DeploymentRecord
 
@@ -31,8 +32,8 @@ __all__ = [
 
 
 def short_gpu(dep: DeploymentRecord) -> str:
-    """``1× RTX 4090``."""
-    return f"{dep.num_gpus}× {dep.gpu_name}"
+    """``1× RTX 4090``, the GPU's name (Vast.ai's text) escaped for mrkdwn."""
+    return f"{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 100))}"
 
 
 def _what(dep: DeploymentRecord) -> str:

@@ -35,6 +35,7 @@ from slack_sdk.models.views import View
 from bot.blocks.common import MAX_OPTION_TEXT, MAX_VIEW_BLOCKS, truncate
 from bot.blocks.templates import vram_line
 from bot.formats import lifetime_label
+from bot.notices import mrkdwn_escape
 from catalog import RankedOffer, Template
 
 CALLBACK_DEPLOY = "deploy_modal"
@@ -442,7 +443,7 @@ def picker_view(
     if not offers:
         filters = []
         if state.gpu_name:
-            filters.append(f"GPU model {state.gpu_name}")
+            filters.append(f"GPU model {mrkdwn_escape(truncate(state.gpu_name, 100))}")
         if state.max_dph is not None:
             filters.append(f"max ${state.max_dph:g}/h")
         hint = (

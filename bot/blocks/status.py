@@ -48,8 +48,8 @@ STATUS_ICONS = {
 
 
 def gpu_summary(dep: DeploymentRecord) -> str:
-    """``1× RTX 4090 (24 GB)``."""
-    return f"{dep.num_gpus}× {dep.gpu_name} ({dep.gpu_ram_gb:.0f} GB)"
+    """``1× RTX 4090 (24 GB)``, the GPU's name (Vast.ai's text) escaped for mrkdwn."""
+    return f"{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 100))} ({dep.gpu_ram_gb:.0f} GB)"
 
 
 def app_urls(dep: DeploymentRecord, template: Template | None) -> list[tuple[int, str]]:
