@@ -37,7 +37,7 @@ from bot.blocks import notify
 from bot.blocks.budgets import approval_request_message
 from bot.blocks.deploy import offer_switched_note
 from bot.blocks.lifetimes import unmanaged_text
-from bot.blocks.status import status_message
+from bot.blocks.status import app_urls, status_message
 from bot.notices import UnmanagedInstance
 from bot.services import states
 from bot.services.probe import Prober
@@ -215,6 +215,22 @@ def test_the_probe_url_reaches_the_instance_whatever_the_health_path() -> None:
 
 
 # -- what leaves: Slack messages -----------------------------------------------------------
+
+
+def test_a_stored_address_that_is_a_host_name_gives_no_link_and_no_login_url() -> None:
+    """A row's ``public_ip`` is an IP address or nothing: a host name stored there (by an
+    older version, or by hand) never becomes a link, nor the ``?token=`` login URL."""
+    dep = record(
+        status="ready",
+        public_ip="evil.example",
+        ports_json='{"8888": 41888}',
+        ready_at=NOW,
+        web_password="pw-secret",
+    )
+    assert app_urls(dep, template()) == []
+    dm = _text(notify.secrets_dm(dep, template()))
+    assert "evil.example" not in dm and "token=" not in dm
+    assert "evil.example" not in notify.ready_text(dep, template())
 
 
 def _text(payload: Any) -> str:
