@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 lease_name=None,
                 sweep_seconds=SWEEP_SECONDS / k,
                 installation_id=storage.installation_id(sf),
+                allow_private_addresses=True,  # the simulator's instances are on 127.0.0.1
             )
             original_tick, original_end = poller._tick, poller.reader.end_pass
 

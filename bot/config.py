@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     )
     offer_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     steady_sweep_seconds: float = Field(default=120.0, ge=1, le=24 * 3600)
+    # Vast.ai's data as untrusted input (README › Security › Vast.ai's data).
+    allow_private_instance_addresses: bool = False
+    """Let the bot connect to (probe, link) instance addresses that are not public: loopback,
+    private, link-local, ... Only for a simulator on this machine or network (``python -m bot
+    simulator`` serves its instances on 127.0.0.1); a real Vast.ai instance has a public
+    address, and connecting to any other would let a host aim the bot at its own network.
+    The built-in simulator (``VAST_API_KEY`` unset, or a workspace without a key) is allowed
+    without it: its rows are marked simulated."""
 
     @field_validator("slack_bot_token")
     @classmethod

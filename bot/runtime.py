@@ -390,6 +390,12 @@ def build_services(
         heartbeat.on_pass(report, ok)
         housekeeping.after_pass(report, ok)
 
+    if settings.allow_private_instance_addresses:
+        logger.warning(
+            "ALLOW_PRIVATE_INSTANCE_ADDRESSES is on: the bot connects to instance addresses "
+            "that are not public (loopback, private networks). Use it only with a simulator; "
+            "unset it for real Vast.ai"
+        )
     poller = StatusPoller(
         installation_id=install_id,
         session_factory=sf,
@@ -403,6 +409,7 @@ def build_services(
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
         on_pass=on_pass,
+        allow_private_addresses=settings.allow_private_instance_addresses,
         intents=IntentReconciler(
             session_factory=sf,
             accounts=accounts,

@@ -168,6 +168,7 @@ def make_env(
             lease_name=None,
             lifetimes=rules,
             sweep_seconds=30,
+            allow_private_addresses=True,  # the simulator's instances are on 127.0.0.1
         )
         return env
 

@@ -101,6 +101,9 @@ def instance(actual: str | None = "running", **overrides: Any) -> Instance:
 def assess(dep: DeploymentRecord, inst: Instance | None, **kwargs: Any) -> states.Verdict:
     kwargs.setdefault("now", NOW)
     kwargs.setdefault("timeout", TIMEOUT)
+    # The documentation addresses used here (RFC 5737's 203.0.113.0/24, RFC 3849's
+    # 2001:db8::/32) are not public: the rules for addresses are tested in test_vast_data.py.
+    kwargs.setdefault("allow_private", True)
     return states.assess(dep, inst, template(dep.template_slug), **kwargs)
 
 
@@ -252,7 +255,7 @@ def test_stopped_deployment_started_again_becomes_ready_after_the_probe() -> Non
 
 def test_unknown_template_is_ready_when_running() -> None:
     dep = record(template_slug="gone-from-catalog")
-    verdict = states.assess(dep, instance(), None, now=NOW, timeout=TIMEOUT)
+    verdict = states.assess(dep, instance(), None, now=NOW, timeout=TIMEOUT, allow_private=True)
     assert verdict.status == "ready"
 
 
@@ -321,7 +324,9 @@ def test_a_stopped_container_reported_exited_is_stopped_not_failed(status: str) 
     stopped = instance(
         "exited", intended_status="stopped", cur_state="stopped", next_state="stopped"
     )
-    verdict = states.assess(record(status=status), stopped, template(), now=NOW, timeout=TIMEOUT)
+    verdict = states.assess(
+        record(status=status), stopped, template(), now=NOW, timeout=TIMEOUT, allow_private=True
+    )
     assert verdict.status == "stopped"
     assert not verdict.destroy
 
@@ -329,7 +334,7 @@ def test_a_stopped_container_reported_exited_is_stopped_not_failed(status: str) 
 def test_exited_while_being_started_again_waits() -> None:
     starting = instance("exited", intended_status="running")  # Start clicked, not up yet
     verdict = states.assess(
-        record(status="stopped"), starting, template(), now=NOW, timeout=TIMEOUT
+        record(status="stopped"), starting, template(), now=NOW, timeout=TIMEOUT, allow_private=True
     )
     assert verdict.status == "stopped" and not verdict.destroy
 
@@ -338,7 +343,7 @@ def test_exited_while_meant_to_run_is_a_crash_before_ready() -> None:
     crashed = instance("exited", intended_status="running", status_msg="exit code 1")
     for status in ("creating", "provisioning"):
         verdict = states.assess(
-            record(status=status), crashed, template(), now=NOW, timeout=TIMEOUT
+            record(status=status), crashed, template(), now=NOW, timeout=TIMEOUT, allow_private=True
         )
         assert verdict.status == "failed" and verdict.destroy
 
@@ -347,7 +352,9 @@ def test_a_ready_container_that_exited_stays_ready_and_keeps_its_disk() -> None:
     # Its disk may hold the user's work: no destroy here; the exited-container rule stops it
     # (keeping the disk) if it stays exited.
     crashed = instance("exited", intended_status="running", status_msg="exit code 1")
-    verdict = states.assess(record(status="ready"), crashed, template(), now=NOW, timeout=TIMEOUT)
+    verdict = states.assess(
+        record(status="ready"), crashed, template(), now=NOW, timeout=TIMEOUT, allow_private=True
+    )
     assert verdict.status == "ready" and not verdict.destroy
     assert verdict.status_msg == "exit code 1" and verdict.reason is None
 
@@ -355,14 +362,24 @@ def test_a_ready_container_that_exited_stays_ready_and_keeps_its_disk() -> None:
 def test_a_just_stopped_deployment_is_not_read_as_started_again() -> None:
     running = instance("running")  # Vast.ai's list still shows the state before the stop
     just_stopped = record(status="stopped", stopped_at=NOW - timedelta(seconds=10))
-    verdict = states.assess(just_stopped, running, template(), now=NOW, timeout=TIMEOUT)
+    verdict = states.assess(
+        just_stopped, running, template(), now=NOW, timeout=TIMEOUT, allow_private=True
+    )
     assert verdict.status == "stopped" and verdict.probe_url is None
     started = states.assess(
-        just_stopped, running, template(), now=NOW, timeout=TIMEOUT, start_requested=True
+        just_stopped,
+        running,
+        template(),
+        now=NOW,
+        timeout=TIMEOUT,
+        allow_private=True,
+        start_requested=True,
     )
     assert started.probe_url is not None  # a real Start: probed, then ready
     long_ago = record(status="stopped", stopped_at=NOW - states.STOP_SETTLE * 2)
-    from_console = states.assess(long_ago, running, template(), now=NOW, timeout=TIMEOUT)
+    from_console = states.assess(
+        long_ago, running, template(), now=NOW, timeout=TIMEOUT, allow_private=True
+    )
     assert from_console.probe_url is not None  # started elsewhere (e.g. the Vast.ai console)
 
 

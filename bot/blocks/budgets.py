@@ -353,7 +353,7 @@ def _request_blocks(request: ApprovalRequest, *, asked: str) -> list[Block]:
     fields = [
         MarkdownTextObject(
             text=(
-                f"*GPU*\n{dep.num_gpus}× {truncate(dep.gpu_name, 60)}, "
+                f"*GPU*\n{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 60))}, "
                 f"{dep.gpu_ram_gb:.0f} GB VRAM per GPU"
             )
         ),

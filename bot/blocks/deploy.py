@@ -43,7 +43,8 @@ def _title(name: str | None) -> PlainTextObject:
 
 
 def _offer_text(offer: OfferLike) -> str:
-    gpu = f"{offer.num_gpus}× {offer.gpu_name} ({offer.gpu_ram_gb:.0f} GB)"
+    gpu = f"{offer.num_gpus}× {mrkdwn_escape(truncate(offer.gpu_name, 100))}"
+    gpu += f" ({offer.gpu_ram_gb:.0f} GB)"
     return f"{gpu} at ${offer.dph_total:.3f}/h"
 
 

@@ -185,7 +185,7 @@ def _name(dep: DeploymentRecord) -> str:
 
 def _gpus(dep: DeploymentRecord) -> str:
     """``1× RTX 4090`` (no VRAM: the short form for sentences and digest lines)."""
-    return f"{dep.num_gpus}× {truncate(dep.gpu_name, 60)}"
+    return f"{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 60))}"
 
 
 def cost_by_end(dep: DeploymentRecord, now: datetime) -> float | None:
@@ -499,8 +499,8 @@ def unmanaged_text(instances: Sequence[UnmanagedInstance]) -> str | None:
         return None
     total = sum(i.dph_total for i in instances)
     items = [
-        f"#{i.id} {i.num_gpus}× {truncate(i.gpu_name, 40)} {money(i.dph_total)}/h "
-        f"{truncate(i.status, 20)}"
+        f"#{i.id} {i.num_gpus}× {mrkdwn_escape(truncate(i.gpu_name, 40))} "
+        f"{money(i.dph_total)}/h {mrkdwn_escape(truncate(i.status, 20))}"
         for i in instances[:MAX_UNMANAGED_LISTED]
     ]
     rest = len(instances) - len(items)

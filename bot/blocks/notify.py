@@ -32,8 +32,8 @@ __all__ = [
 
 
 def short_gpu(dep: DeploymentRecord) -> str:
-    """``1× RTX 4090``."""
-    return f"{dep.num_gpus}× {dep.gpu_name}"
+    """``1× RTX 4090``, the GPU's name (Vast.ai's text) escaped for mrkdwn."""
+    return f"{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 100))}"
 
 
 def _what(dep: DeploymentRecord) -> str:

@@ -442,7 +442,7 @@ def picker_view(
     if not offers:
         filters = []
         if state.gpu_name:
-            filters.append(f"GPU model {mrkdwn_escape(state.gpu_name)}")
+            filters.append(f"GPU model {mrkdwn_escape(truncate(state.gpu_name, 100))}")
         if state.max_dph is not None:
             filters.append(f"max ${state.max_dph:g}/h")
         hint = (

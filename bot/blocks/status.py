@@ -48,20 +48,21 @@ STATUS_ICONS = {
 
 
 def gpu_summary(dep: DeploymentRecord) -> str:
-    """``1× RTX 4090 (24 GB)``."""
-    return f"{dep.num_gpus}× {dep.gpu_name} ({dep.gpu_ram_gb:.0f} GB)"
+    """``1× RTX 4090 (24 GB)``, the GPU's name (Vast.ai's text) escaped for mrkdwn."""
+    return f"{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 100))} ({dep.gpu_ram_gb:.0f} GB)"
 
 
 def app_urls(dep: DeploymentRecord, template: Template | None) -> list[tuple[int, str]]:
     """``[(container_port, "http://IP:HOSTPORT/"), ...]`` for each template port that is mapped
-    (``http://[IPv6]:HOSTPORT/`` for an IPv6 address); a stored address or port that is not
-    usable gives no URL (:func:`bot.addresses.http_url`)."""
-    if not dep.public_ip or template is None:
+    (``http://[IPv6]:HOSTPORT/`` for an IPv6 address); a stored address that is not an IP
+    address, or a port that is not usable, gives no URL (:func:`bot.addresses.http_url`). The
+    status poller stores only addresses the bot may connect to
+    (:func:`bot.services.states.reachable`)."""
+    address = ip_or_none(dep.public_ip)
+    if address is None or template is None:
         return []
     ports = _port_map(dep)
-    urls = [
-        (port, http_url(dep.public_ip, ports[port])) for port in template.ports if port in ports
-    ]
+    urls = [(port, http_url(address, ports[port])) for port in template.ports if port in ports]
     return [(port, url) for port, url in urls if url is not None]
 
 

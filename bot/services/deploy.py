@@ -510,7 +510,8 @@ class DeployService:
             if offer is None:
                 reason = (
                     "the approved GPU offer is gone (or dearer now) and no similar offer "
-                    f"({dep.gpu_name}, at most {SIMILAR_PRICE_INCREASE:.0%} dearer) is free. "
+                    f"({mrkdwn_escape(dep.gpu_name)}, at most {SIMILAR_PRICE_INCREASE:.0%} "
+                    "dearer) is free. "
                     "Nothing was rented: pick another GPU from fresh offers."
                 )
                 final = self._fail(dep, template, message, reason, retry_slug=template.slug)
@@ -703,7 +704,7 @@ class DeployService:
                 if replacement is None or len(tried) > self.similar_attempts:
                     raise _Failed(
                         "the GPU offer was rented by someone else just before us, and no similar "
-                        f"offer ({chosen.gpu_name}, at most "
+                        f"offer ({mrkdwn_escape(chosen.gpu_name)}, at most "
                         f"{SIMILAR_PRICE_INCREASE:.0%} dearer) is free. Nothing was rented: "
                         "pick another GPU from fresh offers.",
                         retry=True,

@@ -4,18 +4,28 @@ Vast.ai's ``running`` does not mean the app is up (a model may still be loading)
 poller GETs the template's health path on the mapped port before calling a deployment ready
 (vast-api.md §4, last bullet: "probe the URL (accept 200/302/401)"). 401 counts as up because
 apps behind a login (Caddy basic auth on Vast/AI-Dock images) answer 401 without credentials.
+
+The app is on a host the bot does not control, so a probe is bounded in every way: the URL
+comes from the instance's checked address and mapped port only (the poller builds it:
+:func:`bot.services.states.probe_url`), redirects are never followed (a 302 counts as up
+without going anywhere), each step (connect, each read) has :data:`PROBE_TIMEOUT_SECONDS`,
+the whole request :data:`PROBE_DEADLINE_SECONDS` (a host that sends its answer a byte at a
+time is cut off), and only the status line and headers are read, never the body (the
+headers are bounded by httpcore's h11 limit, 100 KiB).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-__all__ = ["PROBE_TIMEOUT_SECONDS", "UP_STATUSES", "Prober"]
+__all__ = ["PROBE_DEADLINE_SECONDS", "PROBE_TIMEOUT_SECONDS", "UP_STATUSES", "Prober"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +33,9 @@ logger = logging.getLogger(__name__)
 UP_STATUSES = frozenset({200, 302, 401})
 #: Seconds per probe (connect and read); a slow app is simply tried again on a later tick.
 PROBE_TIMEOUT_SECONDS = 3.0
+#: Seconds a whole probe may take by default, from connecting to the last header byte (twice
+#: the step timeout: a probe may connect and then wait for the answer).
+PROBE_DEADLINE_SECONDS = 2 * PROBE_TIMEOUT_SECONDS
 _MAX_PARALLEL = 16
 _MAX_WARNED = 1000
 _SHOWN = 120
@@ -36,12 +49,61 @@ def _safe(url: str) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
+class _Deadline:
+    """Cuts one request off at a wall-clock deadline: httpx's timeouts bound each step, not
+    the whole. httpcore reports the socket it connected (the ``trace`` request extension,
+    ``connection.connect_tcp.complete``); when the deadline passes, that socket is shut down,
+    which ends whatever read is waiting with a network error."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, object]) -> None:
+        """The ``trace`` callback: remembers the connected socket."""
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if callable(get_extra_info) else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._socket = sock
+            expired = self._expired
+        if expired:
+            self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            sock = self._socket
+        if sock is not None:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class Prober:
     """GETs app URLs without following redirects or checking certificates (Vast.ai's Jupyter
     uses a self-signed one, vast-api.md §4) and says whether each answered 200/302/401.
 
     Args:
-        timeout: seconds per request (connect capped at the same value).
+        timeout: seconds per step of a request (connect, each read, each write).
+        deadline: seconds per request, all steps together (default: twice ``timeout``).
         transport: an ``httpx.BaseTransport`` for tests.
 
     Never raises: a refused connection, a timeout, any other status, and any other error
@@ -54,8 +116,10 @@ class Prober:
         self,
         *,
         timeout: float = PROBE_TIMEOUT_SECONDS,
+        deadline: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self._deadline = max(deadline, timeout) if deadline is not None else 2 * timeout
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
@@ -72,18 +136,23 @@ class Prober:
         self._http.close()
 
     def is_up(self, url: str) -> bool:
-        """True when ``GET url`` answers 200, 302 or 401 within the timeout; False for any
-        other answer or error (never raises)."""
+        """True when ``GET url`` answers 200, 302 or 401 within the timeouts (the status
+        line and headers only: the body is never read); False for any other answer or error
+        (never raises)."""
         try:
-            response = self._http.get(url)
-        except httpx.HTTPError as exc:  # the app is not answering (yet)
+            with (
+                _Deadline(self._deadline) as deadline,
+                self._http.stream("GET", url, extensions={"trace": deadline.trace}) as response,
+            ):
+                status = response.status_code
+        except httpx.HTTPError as exc:  # the app is not answering (yet), or too slowly
             logger.debug("probe %s: %s", _safe(url), type(exc).__name__)
             return False
         except Exception as exc:  # not a network error: the URL itself cannot be used
             self._unusable(url, exc)
             return False
-        logger.debug("probe %s -> %s", _safe(url), response.status_code)
-        return response.status_code in UP_STATUSES
+        logger.debug("probe %s -> %s", _safe(url), status)
+        return status in UP_STATUSES
 
     def _unusable(self, url: str, exc: Exception) -> None:
         """Log a URL that cannot be probed once per process (it fails the same way every

@@ -22,6 +22,12 @@ from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and
   created (reads lag just after create, vast-api.md §7 pitfall 4) and after a per-id GET
   confirms it (``confirm_gone``).
 
+The instance's address is untrusted (:mod:`bot.addresses`): an address that is not an IP
+address, or (unless ``allow_private``: the bot talks to a local simulator) not a public one,
+makes a running instance *unreachable*: no probe, no URL stored or shown, the deployment
+stays ``provisioning`` (``Verdict.unreachable`` says why) until it gets a usable address or
+the deploy timeout destroys it, with the reason in the failure message.
+
 A recorded desired state (:mod:`bot.services.intents`) comes first: a row whose desired state
 ``stopped`` or ``destroyed`` is pending is never made ``ready`` because its instance still runs
 (the stop may not have reached Vast.ai yet), and the stop or the disappearance that its own act
@@ -35,6 +41,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.addresses import http_url, ip_or_none, not_public, reachable_ip
+from bot.formats import mrkdwn_escape
 from bot.services.rules import deploy_timeout
 from bot.services.rules.deploy_timeout import rent_started
 from bot.vast.models import Instance
@@ -59,6 +67,7 @@ __all__ = [
     "assess",
     "error_in_status_msg",
     "probe_url",
+    "reachable",
     "rent_started",
     "start_in_flight",
 ]
@@ -133,6 +142,9 @@ class Verdict:
         confirm_gone: missing from the list past the grace period: confirm with a per-id GET
             before treating it as destroyed.
         host_lost: the instance is ``offline``/``unknown`` (the poller tracks since when).
+        unreachable: why the bot does not connect to the running instance (its address is
+            not an IP address, or not public: :func:`reachable`); None when it may, or when
+            that does not matter yet.
     """
 
     status: DeploymentStatus
@@ -143,6 +155,7 @@ class Verdict:
     destroy: bool = False
     confirm_gone: bool = False
     host_lost: bool = False
+    unreachable: str | None = None
 
 
 def error_in_status_msg(status_msg: str | None) -> bool:
@@ -158,8 +171,26 @@ def error_in_status_msg(status_msg: str | None) -> bool:
 
 
 def _short(msg: str | None) -> str:
+    """Vast.ai's ``status_msg`` for a reason shown in Slack: one line, at most 300
+    characters, escaped for mrkdwn (it is Vast.ai's text, not ours)."""
     text = " ".join((msg or "").split())
-    return text if len(text) <= _MSG_LIMIT else text[: _MSG_LIMIT - 1] + "…"
+    return mrkdwn_escape(text if len(text) <= _MSG_LIMIT else text[: _MSG_LIMIT - 1] + "…")
+
+
+def reachable(instance: Instance, *, allow_private: bool) -> tuple[Instance, str | None]:
+    """``instance`` as the bot may use it, and why it cannot be reached (None: it can, or it
+    has no address yet). An address that is not public (:func:`bot.addresses.reachable_ip`;
+    any IP address with ``allow_private``) is dropped from the copy returned, and so is an
+    SSH host given as such an address, so no URL, probe or SSH command is built from them."""
+    address, problem = reachable_ip(instance.public_ipaddr, allow_private=allow_private)
+    problem = problem or instance.address_problem
+    update: dict[str, object] = {}
+    if address != instance.public_ipaddr:
+        update["public_ipaddr"] = address
+    host = instance.ssh_host
+    if host is not None and not allow_private and ip_or_none(host) and not_public(host):
+        update["ssh_host"] = None
+    return (instance.model_copy(update=update) if update else instance), problem
 
 
 def _connection(instance: Instance) -> Connection:
@@ -175,11 +206,14 @@ def _connection(instance: Instance) -> Connection:
 
 def probe_url(instance: Instance, template: Template) -> str | None:
     """``http://{public_ip}:{host port of template.health_port}{template.health_path}``, or
-    None when that port is not mapped yet (vast-api.md §4 "Building the public URL")."""
-    base = instance.public_url(template.probe_port)
-    if base is None:
+    None when that port is not mapped yet (vast-api.md §4 "Building the public URL"). The
+    URL is built from the parsed address and port only (:func:`bot.addresses.http_url`), so
+    it reaches that address and port whatever the template's path holds; pass an instance
+    through :func:`reachable` first so that the address is one the bot may connect to."""
+    port = instance.host_port(template.probe_port)
+    if port is None or instance.public_ipaddr is None:
         return None
-    return base.rstrip("/") + template.health_path
+    return http_url(instance.public_ipaddr, port, template.health_path)
 
 
 def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
@@ -187,9 +221,12 @@ def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool
 
 
 def _timeout_verdict(
-    dep: DeploymentRecord, instance: Instance | None, timeout: timedelta
+    dep: DeploymentRecord,
+    instance: Instance | None,
+    timeout: timedelta,
+    unreachable: str | None = None,
 ) -> Verdict:
-    reason = deploy_timeout.reason(dep, instance, timeout)
+    reason = deploy_timeout.reason(dep, instance, timeout, unreachable=unreachable)
     return Verdict(DeploymentStatus.FAILED, reason=reason, status_msg=dep.status_msg, destroy=True)
 
 
@@ -223,6 +260,7 @@ def assess(
     list_grace: timedelta = LIST_GRACE,
     offline_grace: timedelta = OFFLINE_GRACE,
     start_requested: bool = False,
+    allow_private: bool = False,
 ) -> Verdict:
     """Decide where ``dep`` goes given ``instance`` (None: absent from this tick's list).
 
@@ -243,6 +281,9 @@ def assess(
             it, a stopped deployment whose instance still runs is only taken as started again
             :data:`STOP_SETTLE` after it was stopped, and never while a desired ``stopped`` or
             ``destroyed`` is pending.
+        allow_private: the instance may have an address that is not public (the bot talks
+            to a local simulator, whose instances are on 127.0.0.1); False for real Vast.ai,
+            where such an address makes the instance unreachable (:func:`reachable`).
 
     Returns:
         A :class:`Verdict`; ``verdict.status == dep.status`` means no state change (fields such
@@ -265,6 +306,7 @@ def assess(
             confirm_gone=True,
         )
 
+    instance, unreachable = reachable(instance, allow_private=allow_private)
     actual = instance.actual_status
     intended = instance.intended_status
     msg = instance.status_msg
@@ -367,8 +409,13 @@ def assess(
         connection = _connection(instance)
         if dep.status == DeploymentStatus.READY:
             if connection.ports_json is None:  # ports vanish briefly on restarts: keep the old
-                return Verdict(DeploymentStatus.READY, status_msg=msg)
-            return Verdict(DeploymentStatus.READY, status_msg=msg, connection=connection)
+                return Verdict(DeploymentStatus.READY, status_msg=msg, unreachable=unreachable)
+            return Verdict(
+                DeploymentStatus.READY,
+                status_msg=msg,
+                connection=connection,
+                unreachable=unreachable,
+            )
         required = list(template.ports) if template is not None else []
         all_mapped = instance.public_ipaddr is not None and all(
             instance.host_port(port) is not None for port in required
@@ -381,8 +428,9 @@ def assess(
             DeploymentStatus.PROVISIONING if dep.status == DeploymentStatus.CREATING else dep.status
         )
         if _timed_out(dep, now, timeout):
-            return _timeout_verdict(dep, instance, timeout)
-        return Verdict(waiting, status_msg=msg, connection=connection)
+            verdict = _timeout_verdict(dep, instance, timeout, unreachable)
+            return replace(verdict, unreachable=unreachable)
+        return Verdict(waiting, status_msg=msg, connection=connection, unreachable=unreachable)
 
     # Booting: null, created, loading, rebooting (or running while a stop/start is underway).
     if dep.status == DeploymentStatus.CREATING:

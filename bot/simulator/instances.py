@@ -70,6 +70,8 @@ class SimInstance:
     since both OpenAPI files type ``cpu_util`` as a non-nullable number."""
     public_ipaddr: Any = "127.0.0.1\n"
     """``public_ipaddr`` as listed (with Vast.ai's trailing newline); tests set odd values."""
+    listed: dict[str, Any] = field(default_factory=dict)
+    """Raw fields listed as given, over what the instance computes (tests of hostile data)."""
     host_ports: dict[tuple[int, str], int] = field(default_factory=dict)
     app_ports: list[int] = field(default_factory=list)
     owner: int = 0
@@ -142,7 +144,7 @@ class SimInstance:
         gpu_hour = float(offer.get("dph_base") or 0.0)
         uptime = round((now - self.phase_start) / 60.0, 2) if running else None
         direct = int(offer.get("direct_port_count") or 0)
-        return {
+        data = {
             "id": self.id,
             "bundle_id": offer.get("bundle_id"),
             "machine_id": offer.get("machine_id"),
@@ -251,6 +253,8 @@ class SimInstance:
                 "discountedTotalPerHour": round((gpu_hour if running else 0.0) + storage_hour, 8),
             },
         }
+        data.update((key, value) for key, value in self.listed.items() if key != "id")
+        return data
 
 
 def _state(

@@ -724,6 +724,12 @@ class VastSimulator:
         value: an IPv6 address, a host name, garbage), to test how the bot copes."""
         self._with(instance_id, lambda i: setattr(i, "public_ipaddr", value))
 
+    def set_listed(self, instance_id: int, **fields: Any) -> None:
+        """Raw fields the instance lists from now on, sent as given over what it computes
+        (any JSON value: ``ports``, ``ssh_host``, ``gpu_name``, ``status_msg``...; not
+        ``id``), to test how the bot copes with hostile data."""
+        self._with(instance_id, lambda i: i.listed.update(fields))
+
     def set_utilisation(
         self, instance_id: int, *, gpu_util: float | None, cpu_util: float | None = None
     ) -> None:

@@ -10,21 +10,45 @@ Units are converted once, here: VRAM arrives in MB (``gpu_ram``) and is exposed 
 
 Secrets: ``Instance`` never keeps ``extra_env`` (it holds every env value sent on create,
 passwords and tokens included; vast-api.md §4), and ``jupyter_token`` is left out of ``repr``.
+
+Untrusted text: every field the bot may show in Slack or send back to Vast.ai is checked here
+once. Free text shown to people (``gpu_name``, ``geolocation``, the status words,
+``image_uuid``) becomes one line without control characters, at most :data:`MAX_NAME`
+characters (``status_msg``: :data:`MAX_STATUS_MSG`, line breaks kept); Slack's mrkdwn
+escaping (``&``, ``<``, ``>``) is left to the Block Kit builders, where the text meets Slack
+(:func:`bot.formats.mrkdwn_escape`). Addresses and ports are :mod:`bot.addresses`'s.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
+from bot.addresses import address_problem, host_or_none, http_url, ip_or_none, port_or_none
 
-__all__ = ["INSTANCE_COLUMNS", "CreateResult", "Instance", "Offer", "PortMapping", "User"]
+__all__ = [
+    "INSTANCE_COLUMNS",
+    "MAX_NAME",
+    "MAX_STATUS_MSG",
+    "CreateResult",
+    "Instance",
+    "Offer",
+    "PortMapping",
+    "User",
+]
 
 _MB_PER_GB = 1024.0
+#: Most characters kept of a one-line name from Vast.ai (``gpu_name``, ``geolocation``, the
+#: status words, ``image_uuid``): the ``deployments.gpu_name`` column holds 100.
+MAX_NAME = 100
+#: Most characters kept of ``status_msg`` (the bot shows at most 300 of it).
+MAX_STATUS_MSG = 2000
+# A Jupyter token as Vast.ai makes them (hex, dashes); anything else is not shown to anyone.
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
 
 
 def _first_present(data: Mapping[str, Any], *keys: str) -> Any:
@@ -59,6 +83,38 @@ def _int_or_none(value: Any) -> int | None:
 def _str_or_none(value: Any) -> str | None:
     """A string as sent; anything else (a number, a list, an object) -> None."""
     return value if isinstance(value, str) else None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def one_line(value: Any, limit: int = MAX_NAME) -> str | None:
+    """A string as one line: control characters (line breaks, tabs, bidirectional overrides)
+    and runs of spaces become one space, ends stripped, at most ``limit`` characters (the
+    last one ``…`` when cut). None for a non-string or when nothing is left."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    return _cut(text, limit) if text else None
+
+
+def _message(value: Any) -> str | None:
+    """``status_msg``: line breaks kept, other control characters dropped, at most
+    :data:`MAX_STATUS_MSG` characters; None for a non-string."""
+    if not isinstance(value, str):
+        return None
+    text = "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in value)
+    return _cut(text, MAX_STATUS_MSG)
+
+
+def _token(value: Any) -> str | None:
+    """A Jupyter token made of URL-safe characters (Vast.ai's are hex), else None: a token
+    that could carry Slack markup or break a URL is never shown."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return text if _TOKEN.fullmatch(text) else None
 
 
 def _mb_to_gb(value: Any) -> Any:
@@ -138,7 +194,7 @@ class Offer(_VastModel):
             out["reliability"] = _first_present(out, "reliability2", "reliability")
         for key in ("gpu_name", "geolocation"):
             if isinstance(out.get(key), str):
-                out[key] = out[key].strip()
+                out[key] = one_line(out[key])
         # Keys whose value is null fall back to the field default.
         for key in ("gpu_name", "num_gpus", "direct_port_count", "dph_total", "rentable"):
             if key in out and out[key] is None:
@@ -229,6 +285,10 @@ class Instance(_VastModel):
     """Public IPv4 or IPv6 address (normalised, no brackets), stripped of the trailing newline
     Vast.ai sends; ``None`` when empty or not an IP address (a host name, ``"1.2.3.4:9/x"``,
     a non-string): such an instance is unreachable, never an error."""
+    address_problem: str | None = None
+    """Why the raw ``public_ipaddr`` could not be used (:data:`bot.addresses.NOT_AN_ADDRESS`),
+    None when it is an IP address or absent. Whether the bot may connect to the address is
+    decided where it is used (:func:`bot.addresses.reachable_ip`)."""
     ports: dict[int, list[PortMapping]] = Field(default_factory=dict)
     """Container TCP port -> public mappings, from ``{"8188/tcp": [{"HostIp", "HostPort"}]}``.
     Empty until the instance runs."""
@@ -267,6 +327,8 @@ class Instance(_VastModel):
         if not isinstance(data, Mapping):
             return data
         out = {k: v for k, v in data.items() if k not in ("extra_env", "onstart")}
+        if "address_problem" not in out:
+            out["address_problem"] = address_problem(out.get("public_ipaddr"))
         if out.get("gpu_ram_gb") is None and out.get("gpu_ram") is not None:
             out["gpu_ram_gb"] = _mb_to_gb(out["gpu_ram"])
         if out.get("disk_space_gb") is None and out.get("disk_space") is not None:
@@ -278,19 +340,28 @@ class Instance(_VastModel):
         "intended_status",
         "cur_state",
         "next_state",
-        "status_msg",
         "gpu_name",
-        "jupyter_token",
         "image_uuid",
+        "geolocation",
         mode="before",
     )
     @classmethod
     def _text(cls, value: Any) -> str | None:
         # A non-string here would fail the whole instance, which the client would then drop
         # from its page: a billing instance read as gone.
-        return _str_or_none(value)
+        return one_line(value)
 
-    @field_validator("label", "geolocation", mode="before")
+    @field_validator("status_msg", mode="before")
+    @classmethod
+    def _status_msg(cls, value: Any) -> str | None:
+        return _message(value)
+
+    @field_validator("jupyter_token", mode="before")
+    @classmethod
+    def _jupyter_token(cls, value: Any) -> str | None:
+        return _token(value)
+
+    @field_validator("label", mode="before")
     @classmethod
     def _strip(cls, value: Any) -> str | None:
         text = _str_or_none(value)

@@ -28,6 +28,11 @@ class Assessor:
         timeout: ``DEPLOY_TIMEOUT_MINUTES`` as a duration.
         prober: the app readiness probe.
         state: the poller's memory (when each row's host was first seen lost; row errors).
+        allow_private: instances of every account may have addresses that are not public
+            (``ALLOW_PRIVATE_INSTANCE_ADDRESSES``: the bot talks to a local simulator); the
+            built-in simulator's account (``account.simulated``) always may. Otherwise such
+            an instance is unreachable (:func:`bot.services.states.reachable`): never probed,
+            its URL never stored or shown, logged once.
     """
 
     def __init__(
@@ -37,11 +42,13 @@ class Assessor:
         timeout: timedelta,
         prober: Prober,
         state: PollerState,
+        allow_private: bool = False,
     ) -> None:
         self.catalog_get = catalog_get
         self.timeout = timeout
         self.prober = prober
         self.state = state
+        self.allow_private = allow_private
 
     def judge(
         self,
@@ -88,6 +95,7 @@ class Assessor:
         its host was first seen lost."""
         lost_since = self.state.lost_since
         template = self.catalog_get(dep.template_slug)
+        allow_private = self.allow_private or account.simulated
         verdict = states.assess(
             dep,
             instance,
@@ -98,12 +106,14 @@ class Assessor:
             start_requested=(
                 dep.status == DeploymentStatus.STOPPED and start_claim_name(dep.id) in starting
             ),
+            allow_private=allow_private,
         )
         if verdict.host_lost:
             lost_since.setdefault(dep.id, now)
         else:
             lost_since.pop(dep.id, None)
-        return Work(dep, instance, template, verdict, account.client)
+        self.state.note_unreachable(dep, verdict.unreachable)
+        return Work(dep, instance, template, verdict, account.client, allow_private)
 
     def probe(
         self, work: list[Work], now: datetime, report: TickReport, failed: list[DeploymentRecord]
@@ -146,7 +156,12 @@ class Assessor:
         if instance is not None:  # the list lagged: judge it without a probe this tick
             item.instance = instance
             verdict = states.assess(
-                item.dep, instance, item.template, now=now, timeout=self.timeout
+                item.dep,
+                instance,
+                item.template,
+                now=now,
+                timeout=self.timeout,
+                allow_private=item.allow_private,
             )
             if verdict.probe_url:
                 verdict = states.after_probe(

@@ -132,11 +132,13 @@ class Read:
 @dataclass
 class Work:
     """One deployment judged this tick: its row, its instance as read (None: absent), its
-    template, the verdict (:func:`bot.services.states.assess`), and the client of the
-    deployment's account (for confirmations and destroys)."""
+    template, the verdict (:func:`bot.services.states.assess`), the client of the
+    deployment's account (for confirmations and destroys), and whether its instance may have
+    an address that is not public (``allow_private``: a local simulator's)."""
 
     dep: DeploymentRecord
     instance: Instance | None
     template: Template | None
     verdict: states.Verdict
     vast: VastClient  # the client of the deployment's account
+    allow_private: bool = False

@@ -28,6 +28,7 @@ class PollerState:
         read_at: deployment id -> number of the tick that last read it (the oldest go first).
         accounts: account name -> its sweep, stray candidates and unmanaged instances.
         row_errors: deployment id -> the error types already logged with a traceback for it.
+        unreachable: deployment id -> why its instance is unreachable, as last logged.
         ticks: ticks that read Vast.ai (numbered from 1).
     """
 
@@ -37,13 +38,31 @@ class PollerState:
         self.read_at: dict[int, int] = {}
         self.accounts: dict[str, AccountState] = {}
         self.row_errors: dict[int, set[str]] = {}
+        self.unreachable: dict[int, str] = {}
         self.ticks = 0
 
     def forget_unfollowed(self, followed: Container[int]) -> None:
         """Drop what is kept per deployment for the rows no longer followed."""
-        for cache in (self.shown, self.lost_since, self.read_at, self.row_errors):
+        for cache in (self.shown, self.lost_since, self.read_at, self.row_errors, self.unreachable):
             for dep_id in [k for k in cache if k not in followed]:
                 del cache[dep_id]
+
+    def note_unreachable(self, dep: DeploymentRecord, why: str | None) -> None:
+        """Log once (per reason, per process) that ``dep``'s instance is unreachable and is
+        neither probed nor linked (``why``: :attr:`bot.services.states.Verdict.unreachable`);
+        forget it once it is reachable again."""
+        if why is None:
+            self.unreachable.pop(dep.id, None)
+            return
+        if self.unreachable.get(dep.id) == why:
+            return
+        self.unreachable[dep.id] = why
+        logger.warning(
+            "poller: deployment %d (instance %s) is unreachable: %s; not probed, no URL shown",
+            dep.id,
+            dep.instance_id,
+            why,
+        )
 
     def row_failed(
         self,

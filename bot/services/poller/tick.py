@@ -88,6 +88,10 @@ class StatusPoller:
         intents: the desired-state reconciler, run once per tick after the account passes
             (None: not run, for tests of the poller alone).
         account_threads: at most this many accounts' passes run at once.
+        allow_private_addresses: instances may have addresses that are not public
+            (:attr:`bot.config.Settings.private_addresses_allowed`: a local simulator); the
+            built-in simulator's rows always may. False (real Vast.ai): such an instance is
+            unreachable, never probed (:class:`~bot.services.poller.assess.Assessor`).
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class StatusPoller:
         on_pass: Callable[[TickReport, bool], object] = lambda report, ok: None,
         intents: IntentReconciler | None = None,
         account_threads: int = ACCOUNT_THREADS,
+        allow_private_addresses: bool = False,
     ) -> None:
         self.intents = intents
         self.sf = session_factory
@@ -149,7 +154,11 @@ class StatusPoller:
             sweep_seconds=self.sweep_seconds,
         )
         self.assessor = Assessor(
-            catalog_get=catalog_get, timeout=self.timeout, prober=self.prober, state=self.state
+            catalog_get=catalog_get,
+            timeout=self.timeout,
+            prober=self.prober,
+            state=self.state,
+            allow_private=allow_private_addresses,
         )
         self.applier = Applier(
             session_factory=session_factory,

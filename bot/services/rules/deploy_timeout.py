@@ -35,14 +35,29 @@ def due(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:
     return dep.status in _BEFORE_READY and now - rent_started(dep) >= timeout
 
 
-def reason(dep: DeploymentRecord, instance: Instance | None, timeout: timedelta) -> str:
+def reason(
+    dep: DeploymentRecord,
+    instance: Instance | None,
+    timeout: timedelta,
+    *,
+    unreachable: str | None = None,
+) -> str:
     """The failure reason shown to the user: how long, what Vast.ai last said (the
-    instance's ``actual_status`` and ``status_msg``, else the stored ``status_msg``), and
-    what to do next. Vast.ai's free text is escaped for mrkdwn (it is shown in Slack)."""
+    instance's ``actual_status`` and ``status_msg``, else the stored ``status_msg``), why the
+    bot could not reach it (``unreachable``, e.g. "the address 10.0.0.5 is not public
+    (private)": :func:`bot.services.states.reachable`), and what to do next. Vast.ai's free
+    text is escaped for mrkdwn (it is shown in Slack)."""
     minutes = timeout.total_seconds() / 60
+    if unreachable is not None:
+        return (
+            f"Not reachable after {minutes:g} minutes: {mrkdwn_escape(unreachable)}, and the "
+            "bot connects only to an instance's public address, so I destroyed the instance "
+            "to stop billing. Deploy again on another GPU."
+        )
     where = ""
     if instance is not None:
-        where = f" Vast.ai still said `{instance.actual_status or 'provisioning'}`"
+        status = mrkdwn_escape(one_line(instance.actual_status or "provisioning"))
+        where = f" Vast.ai still said `{status}`"
         if instance.status_msg:
             where += f" ({mrkdwn_escape(one_line(instance.status_msg))})"
         where += "."
