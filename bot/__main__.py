@@ -1,4 +1,5 @@
-"""Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH``;
+"""Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH|schema``
+(``schema`` prints the JSON Schema of a template file);
 ``python -m bot simulator [--port 8090] [--api-key KEY] [--rate-limits]`` serves the Vast.ai
 simulator on its own."""
 
@@ -20,7 +21,7 @@ from bot.config import ConfigError, catalog_dir_from_env, load_settings
 from bot.crypto import EncryptionKeyError
 from bot.simulator.cli import parse_account
 from catalog import CatalogError
-from catalog.cli import main_list, main_validate
+from catalog.cli import main_list, main_schema, main_validate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     catalog_commands.add_parser("list", help="print the catalog (built-ins + CATALOG_DIR)")
     validate = catalog_commands.add_parser("validate", help="check a folder of template YAML files")
     validate.add_argument("path", type=Path)
+    catalog_commands.add_parser(
+        "schema", help="print the JSON Schema of a template file (for editors)"
+    )
     simulator = commands.add_parser(
         "simulator", help="serve the Vast.ai simulator on 127.0.0.1 (foreground, Ctrl-C stops)"
     )
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "catalog":
         if args.catalog_command == "list":
             return main_list(catalog_dir_from_env())
+        if args.catalog_command == "schema":
+            return main_schema()
         return main_validate(args.path)
     if args.command == "simulator":
         from bot.simulator.cli import serve

@@ -35,6 +35,7 @@ from bot.listeners import (
     home,
     install,
     manage,
+    membership,
     setup,
     submit,
     templates,
@@ -293,6 +294,18 @@ def create_app(
     )
     app.error(_error_handler)
     app.use(_check_listener_client)
-    for listeners in (templates, deploy, submit, manage, home, approvals, budgets, install, setup):
+    # membership first: its middleware runs before every listener.
+    for listeners in (
+        membership,
+        templates,
+        deploy,
+        submit,
+        manage,
+        home,
+        approvals,
+        budgets,
+        install,
+        setup,
+    ):
         listeners.register(app, services)
     return app

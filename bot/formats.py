@@ -8,6 +8,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+def mrkdwn_escape(text: str) -> str:
+    """``text`` made inert inside Slack mrkdwn: ``&`` → ``&amp;``, ``<`` → ``&lt;``, ``>`` →
+    ``&gt;``, Slack's three escapes (api.slack.com/reference/surfaces/formatting#escaping).
+
+    Every text the bot did not write itself goes through this before it reaches a ``mrkdwn``
+    text object or a message's ``text``: a template's name, description, category, image,
+    volumes, launch command and env values (from a catalog file), Vast.ai's messages, notes
+    people typed. Escaped, ``<!channel>`` cannot ping and ``<https://x|label>`` cannot link;
+    Slack shows the characters as typed. Not for ``plain_text`` objects, which Slack shows
+    as they are (there ``&lt;`` would show literally).
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class NamedDeployment(Protocol):
+    """What :func:`deployment_ref` reads of a deployment (``storage.DeploymentRecord`` has it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def template_name(self) -> str: ...
+
+
+def deployment_ref(dep: NamedDeployment) -> str:
+    """``*JupyterLab* (#12)``: a deployment named in mrkdwn, the template's name escaped
+    (:func:`mrkdwn_escape`; it comes from a catalog file)."""
+    return f"*{mrkdwn_escape(dep.template_name)}* (#{dep.id})"
 
 
 def money(dollars: float) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+# The one mrkdwn escape lives in bot.formats; kept importable from here for older callers.
+from bot.formats import mrkdwn_escape as mrkdwn_escape
 from storage import DeploymentRecord
 
 #: The bot never stops or destroys a deployment sooner than this after warning its owner.
@@ -26,12 +28,6 @@ def effective_end(dep: DeploymentRecord) -> datetime | None:
     if dep.expiry_warned_at is None:
         return dep.ends_at
     return max(dep.ends_at, dep.expiry_warned_at + MIN_NOTICE)
-
-
-def mrkdwn_escape(text: str) -> str:
-    """``text`` safe inside Slack mrkdwn: ``&``, ``<`` and ``>`` as entities (Slack's
-    "Escaping text" rule), so a Vast.ai message cannot ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from bot.services.installs import InstallService
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
+from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.reminders import CHECK_SECONDS, ReminderService
@@ -52,6 +53,7 @@ from bot.services.workspaces import (
     key_checker,
 )
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
+from bot.slack_members import member_lookup
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import (
@@ -469,6 +471,12 @@ def build_services(
         recent_searches=RecentSearches(),
         work=work,
         workspaces=workspaces,
+        membership=MembershipService(
+            lookup=member_lookup(slack_clients.client_for),
+            let_in=workspaces.lets_in,
+            # Single-workspace mode: the one workspace whose account every request spends.
+            installed_team=None if settings.oauth_mode else home.team_id,
+        ),
         installs=(
             InstallService(
                 session_factory=sf, messages=messages, forget=slack_clients.forget, clock=clock

@@ -1,4 +1,4 @@
-"""`python -m catalog list [DIR] | validate PATH`."""
+"""`python -m catalog list [DIR] | validate PATH | schema`."""
 
 from catalog.cli import main
 

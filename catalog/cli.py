@@ -1,6 +1,8 @@
-"""Command-line helpers for the catalog; `python -m bot catalog list|validate PATH` calls these.
+"""Command-line helpers for the catalog; `python -m bot catalog list|validate PATH|schema`
+calls these.
 
-`python -m catalog list [DIR]` and `python -m catalog validate PATH` work too.
+`python -m catalog list [DIR]`, `python -m catalog validate PATH` and `python -m catalog
+schema` work too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from catalog.loader import CatalogError, load_catalog, validate_dir
 from catalog.models import Template
+from catalog.schema import schema_text
 
 _HEADERS = ("slug", "name", "category", "min VRAM", "rec VRAM", "CUDA", "ports", "disk")
 
@@ -71,12 +74,20 @@ def main_validate(path: Path | str) -> int:
     return 0
 
 
+def main_schema() -> int:
+    """Print the JSON Schema of a template file (`catalog.schema`) to stdout; returns 0."""
+    sys.stdout.write(schema_text())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`list [DIR]` or `validate PATH`; returns the exit code (2 on bad usage)."""
+    """`list [DIR]`, `validate PATH` or `schema`; returns the exit code (2 on bad usage)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "list" and len(args) <= 2:
         return main_list(args[1] if len(args) == 2 else None)
     if args and args[0] == "validate" and len(args) == 2:
         return main_validate(args[1])
-    print("usage: catalog list [DIR] | catalog validate PATH", file=sys.stderr)
+    if args == ["schema"]:
+        return main_schema()
+    print("usage: catalog list [DIR] | catalog validate PATH | catalog schema", file=sys.stderr)
     return 2

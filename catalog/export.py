@@ -10,8 +10,9 @@ than the Details modal shows to a workspace member:
 * ``launch_command`` has every literal occurrence of any env value (of at least
   :data:`MIN_REDACTED_LENGTH` characters) replaced by ``${NAME}``: a token kept under a plain
   name (``WANDB_KEY``) must not leak through the command either.
-* ``docs_url`` loses any ``user:password@`` part and query parameters whose names read as
-  credentials (:data:`SECRET_PARAM_RE`, e.g. ``access_token``, ``sig``).
+* ``docs_url`` is cut to ``scheme://host[:port]/path``: no ``user:password@``, no query, no
+  fragment (:func:`public_url`). A token can sit under any query name (``?tok=…``) and in a
+  fragment (``#access_token=…``, as OAuth's implicit flow returns it), so none is kept.
 * ``source`` says ``"builtin"`` or ``"custom"`` (a ``CATALOG_DIR`` file), never the file's path
   on the server.
 * What only the bot uses (``health_path``, ``health_port``) is left out.
@@ -21,16 +22,10 @@ Field names carry their units (``min_vram_gb``, ``disk_gb``, ``default_lifetime_
 
 from __future__ import annotations
 
-import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from catalog.loader import BUILTIN_SOURCE, Catalog
 from catalog.models import Template
-
-#: URL query parameter names that read as credentials (dropped from ``docs_url``).
-SECRET_PARAM_RE = re.compile(
-    r"token|secret|passw|pwd|key|sig|auth|credential|session|code", re.IGNORECASE
-)
 
 #: Literal values shorter than this are not searched for in ``launch_command`` (replacing a
 #: one- or two-character value would rewrite unrelated text and hide nothing).
@@ -50,17 +45,16 @@ def _redacted_command(template: Template) -> str | None:
     return command
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
+    """``url`` as the public catalog shows it: ``scheme://host[:port]/path``, without the
+    user information (``user:password@``), the query and the fragment, any of which may hold a
+    credential (RFC 3986 §3: ``scheme://userinfo@host:port/path?query#fragment``). E.g.
+    ``https://u:p@wiki.example.com/llm?tok=x#access_token=y`` → ``https://wiki.example.com/llm``.
+    Raises nothing for a URL the catalog validated (``Template.docs_url`` is http(s) with a host).
+    """
     parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
-    query = urlencode(
-        [
-            (name, value)
-            for name, value in parse_qsl(parts.query, keep_blank_values=True)
-            if not SECRET_PARAM_RE.search(name)
-        ]
-    )
-    return urlunsplit((parts.scheme, host, parts.path, query, parts.fragment))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def export_template(catalog: Catalog, slug: str) -> dict[str, object] | None:
@@ -106,5 +100,5 @@ def export_template(catalog: Catalog, slug: str) -> dict[str, object] | None:
         "disk_gb": template.disk_gb,
         "max_disk_gb": template.max_disk_gb,
         "default_lifetime_hours": template.default_lifetime_hours,
-        "docs_url": _public_url(template.docs_url),
+        "docs_url": public_url(template.docs_url),
     }

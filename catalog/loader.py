@@ -1,11 +1,13 @@
 """Load the template catalog: the built-in YAML files, then a team's `CATALOG_DIR`.
 
 File format: a YAML file holds one template mapping or a list of them (fields as in
-`catalog.models.Template`). Every problem in every file is collected, then raised at once as
-a `CatalogError` whose `str()` has one line per problem, `<file>: <field>: <reason>`, e.g.
+`catalog.models.Template`), at most MAX_FILE_BYTES (256 KB) and nested at most MAX_DEPTH (20)
+levels deep. Every problem in every file is collected, then raised at once as a
+`CatalogError` whose `str()` has one line per problem, `<file>: <field>: <reason>`, e.g.
 
     team/llama.yaml: recommended_vram_gb: must be at least min_vram_gb (16)
     team/x.yaml: tpu: unknown key
+    team/deep.yaml: yaml: nested deeper than 20 levels at line 1, column 21
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.composer import ComposerError
+from yaml.nodes import Node
 
 from catalog.models import Template
+
+#: Largest template file read, in bytes. A template is a few hundred bytes; the bound keeps a
+#: mistaken or hostile file from filling memory or the log.
+MAX_FILE_BYTES = 256 * 1024
+#: Deepest YAML nesting accepted (nodes from the document's root; a template needs 4). PyYAML
+#: composes nodes recursively, so 500 nested "[" raised RecursionError: deeper files are
+#: refused first, as a one-line problem.
+MAX_DEPTH = 20
 
 #: Slugs of the built-in templates, in the order DESIGN.md lists them (and the catalog shows).
 BUILTIN_SLUGS: tuple[str, ...] = ("jupyter-lab", "stable-diffusion", "comfy-ui", "vllm")
@@ -40,16 +52,47 @@ _REASONS: dict[str, str] = {
 }
 
 
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable (a newline, a control character,
+    U+2028) written as a ``\\uXXXX`` escape: a problem stays one line whatever a file's name,
+    keys or values hold."""
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+
+
 class CatalogError(Exception):
     """One or more problems in the catalog files.
 
-    `problems` is the list of one-line messages `<file>: <field>: <reason>`; `str()` joins
-    them with newlines. Messages never hold env values (they could be secrets).
+    `problems` is the list of one-line messages `<file>: <field>: <reason>` (made one line by
+    `one_line` whatever they quote); `str()` joins them with newlines. Messages never hold env
+    values (they could be secrets).
     """
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems: list[str] = list(problems)
+        self.problems: list[str] = [one_line(problem) for problem in problems]
         super().__init__("\n".join(self.problems))
+
+
+class _TooDeep(ComposerError):
+    """YAML nested deeper than MAX_DEPTH (its `problem_mark` is where)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses nesting deeper than MAX_DEPTH (a ComposerError with
+    the place, before Python's recursion limit is near)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _TooDeep(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class Catalog:
@@ -124,6 +167,9 @@ def _format_validation_error(label: str, exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = tuple(err["loc"])
+        named = (err.get("ctx") or {}).get("field")  # a model validator names its field
+        if not loc and isinstance(named, str):
+            loc = (named,)
         field = _field_name(loc)  # an unknown key is reported under its own name
         problems.append(
             f"{label}: {field}: {_reason(err['type'], loc, err.get('ctx') or {}, err['msg'])}"
@@ -133,13 +179,20 @@ def _format_validation_error(label: str, exc: ValidationError) -> list[str]:
 
 def _parse_documents(label: str, text: str) -> list[tuple[str, dict[str, Any] | str]]:
     """Parse one file's text into `(label, mapping)` pairs, or `(label, problem)` pairs."""
+    loader = _BoundedLoader(text)
     try:
-        data = yaml.safe_load(text)
+        data = loader.get_single_data()
+    except RecursionError:  # not reached below MAX_DEPTH; kept so that no traceback escapes
+        return [(label, f"yaml: nested deeper than {MAX_DEPTH} levels")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return [(label, f"yaml: invalid YAML at {where}{problem}")]
+        if isinstance(exc, _TooDeep):
+            return [(label, f"yaml: {problem}{where}")]
+        return [(label, f"yaml: invalid YAML{where}: {problem}")]
+    finally:
+        loader.dispose()
     if data is None:
         return [(label, "file: is empty (expected a template mapping or a list of them)")]
     if isinstance(data, dict):
@@ -177,6 +230,23 @@ def _load_text(label: str, text: str) -> tuple[list[Template], list[str]]:
         except ValidationError as exc:
             problems.extend(_format_validation_error(item_label, exc))
     return templates, problems
+
+
+def read_template_file(path: Path) -> str:
+    """The text of one template file (UTF-8), read no further than MAX_FILE_BYTES + 1 bytes.
+
+    Raises ValueError ("is N bytes; ...") for a larger file, OSError when it cannot be read
+    and UnicodeDecodeError when it is not UTF-8.
+    """
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        size = max(len(data), path.stat().st_size)
+        raise ValueError(
+            f"is {size} bytes; a template file may be at most {MAX_FILE_BYTES} "
+            f"({MAX_FILE_BYTES // 1024} KB)"
+        )
+    return data.decode("utf-8")
 
 
 def _builtin_templates() -> tuple[list[Template], list[str]]:
@@ -234,9 +304,12 @@ def load_catalog(catalog_dir: Path | str | None = None) -> Catalog:
     for path in _custom_files(folder):
         label = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_template_file(path)
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{label}: file: cannot be read ({exc})")
+            continue
+        except ValueError as exc:
+            problems.append(f"{label}: file: {exc}")
             continue
         templates, file_problems = _load_text(label, text)
         problems.extend(file_problems)

@@ -1,6 +1,7 @@
 """Which Vast.ai offers fit a template, and in what order to show them (pure; no HTTP).
 
-Facts from /work/shared/reference/vast-api.md §2 (sources named there):
+Facts from Vast.ai's search-offers reference (docs.vast.ai/api-reference, `POST
+/api/v0/bundles/`) and the Vast.ai provider of github.com/dstackai/gpuhunt:
 - Offers come from `POST /api/v0/bundles/` with a JSON body of filters
   `{"field": {"op": value}}`; `limit` caps the count (about 64 come back without it).
 - `gpu_ram` is per-GPU VRAM in MB ("MiB-ish"): a card sold as 24 GB reports ~24,564 MB.
@@ -22,7 +23,7 @@ from catalog.models import MIN_DISK_GB, Template
 
 #: A card sold as N GB reports a bit less (24 GB -> ~24,564 MB = 23.99 GiB, some 16 GB cards
 #: ~15.9 GB). An offer's per-GPU VRAM counts as N GB when it is at least N * 0.93; this is
-#: gpuhunt's rule (its lower bound is GiB * 1024 * 0.93 MB, vast-api.md §2). The same
+#: gpuhunt's rule (its lower bound is GiB * 1024 * 0.93 MB, github.com/dstackai/gpuhunt). The same
 #: tolerance is used for "meets recommended".
 VRAM_TOLERANCE = 0.93
 
@@ -144,9 +145,10 @@ def build_offer_query(
 ) -> dict[str, Any]:
     """The JSON body for `POST /api/v0/bundles/` that finds offers for `template`.
 
-    Filters (vast-api.md §2): verified, rentable, not already rented by us, not external;
-    `gpu_ram` >= min VRAM in MB with `VRAM_TOLERANCE`; `cuda_max_good` >= the template's CUDA
-    as a float; `compute_cap` >= `template.min_compute_cap`; `disk_space` >= disk_gb;
+    Filters (docs.vast.ai/api-reference, search offers): verified, rentable, not already
+    rented by us, not external; `gpu_ram` >= min VRAM in MB with `VRAM_TOLERANCE`;
+    `cuda_max_good` >= the template's CUDA as a float; `compute_cap` >=
+    `template.min_compute_cap`; `disk_space` >= disk_gb;
     `direct_port_count` >= ports + 1 (SSH); optional exact `gpu_name` (with spaces, e.g.
     "RTX 4090") and `dph_total` <= max_dph ($/hour). On-demand prices, `allocated_storage`
     = disk_gb so `dph_total` includes the disk, cheapest first, explicit `limit`.
@@ -287,7 +289,8 @@ def similar_offers(
     disk_gb: int,
     max_price_increase: float = 0.10,
 ) -> list[RankedOffer]:
-    """Stand-ins for an offer that was taken between search and create (vast-api.md §7.1).
+    """Stand-ins for an offer that was taken between search and create (Vast.ai answers 404
+    ``no_such_ask``: docs.vast.ai/api-reference/instances/create-instance).
 
     Returns the offers of `offers` that fit `template`, have the same `gpu_name` and
     `num_gpus` as `failed_offer`, are not `failed_offer` itself, and cost at most

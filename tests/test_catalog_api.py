@@ -96,6 +96,8 @@ HF_TOKEN = "hf_TeamSecretValue0123456789"
 API_KEY = "sk-live-unlisted-key-4242"  # not in secret_env: its name gives it away
 PLAIN_VALUE = "plain-value-not-for-the-web"
 DOCS_PASSWORD = "hunter2-docs-password"
+QUERY_TOKEN = "q-token-under-an-innocent-name"  # ?tok=…: no name list catches every token
+FRAGMENT_TOKEN = "frag-access-token-1234"  # #access_token=…, as OAuth's implicit flow puts it
 SECRET_TEMPLATE: dict[str, Any] = {
     "slug": "team-llm",
     "name": "Team LLM",
@@ -115,7 +117,10 @@ SECRET_TEMPLATE: dict[str, Any] = {
     "max_disk_gb": 200,
     "default_lifetime_hours": 72,
     "min_compute_cap": 800,
-    "docs_url": f"https://team:{DOCS_PASSWORD}@wiki.example.com/llm?page=1",
+    "docs_url": (
+        f"https://team:{DOCS_PASSWORD}@wiki.example.com/llm?page=1&tok={QUERY_TOKEN}"
+        f"#access_token={FRAGMENT_TOKEN}"
+    ),
     "health_path": "/v1/models",
 }
 
@@ -216,11 +221,21 @@ def test_a_custom_template_is_served_without_its_secrets(
     assert team["launch_command"] == (
         "serve --hf-token ${HF_TOKEN} --api-key ${OPENAI_API_KEY} --port 8000"
     )
-    assert team["docs_url"] == "https://wiki.example.com/llm?page=1"
+    # scheme://host/path only: no credentials, no query, no fragment.
+    assert team["docs_url"] == "https://wiki.example.com/llm"
 
     for path in ("/api/templates", "/api/templates/team-llm"):
         raw = bot.http.get(path).text
-        for leak in (HF_TOKEN, API_KEY, PLAIN_VALUE, DOCS_PASSWORD, str(tmp_path), "/v1/models"):
+        for leak in (
+            HF_TOKEN,
+            API_KEY,
+            PLAIN_VALUE,
+            DOCS_PASSWORD,
+            QUERY_TOKEN,
+            FRAGMENT_TOKEN,
+            str(tmp_path),
+            "/v1/models",
+        ):
             assert leak not in raw, f"{path} shows {leak!r}"
 
 

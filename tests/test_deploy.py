@@ -579,6 +579,8 @@ def test_the_answer_to_a_repeat_says_what_became_of_the_first(
         message_channel=message_channel,
         message_ts=None if message_channel is None else "1732900000.000100",
     )
+    text = already_text(dataclasses.replace(dep, template_name="<!channel> *x*"))
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
     text = already_text(dep)
     assert text.startswith(":") and "*JupyterLab* (#7)" in text and "Nothing new was rented" in text
     for word in words:

@@ -45,7 +45,7 @@ from bot.blocks.common import (
     valid_deployment_id,
 )
 from bot.blocks.picker import CALLBACK_DEPLOY
-from bot.formats import lifetime_label, mentions, money, slack_date, utc_text
+from bot.formats import lifetime_label, mentions, money, mrkdwn_escape, slack_date, utc_text
 from bot.notices import (
     WORKSPACE,
     ApprovalDecision,
@@ -177,15 +177,9 @@ def _context(text: str, block_id: str | None = None) -> ContextBlock:
     )
 
 
-def _escape(text: str) -> str:
-    """Text people typed, made inert for mrkdwn (no ``<!channel>``, no links): Slack's three
-    escapes (api.slack.com/reference/surfaces/formatting#escaping)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _name(dep: DeploymentRecord) -> str:
     """``*JupyterLab* (#12)``."""
-    return f"*{truncate(dep.template_name, 100)}* (#{dep.id})"
+    return f"*{mrkdwn_escape(truncate(dep.template_name, 100))}* (#{dep.id})"
 
 
 def _dph(dollars_per_hour: float) -> str:
@@ -426,7 +420,7 @@ def approval_request_message(request: ApprovalRequest, *, now: datetime) -> dict
         )
     )
     fallback = (
-        f"<@{dep.user_id}> asks to deploy {dep.template_name} (#{dep.id}) at "
+        f"<@{dep.user_id}> asks to deploy {mrkdwn_escape(dep.template_name)} (#{dep.id}) at "
         f"{_dph(dep.dph_total)}: approve or deny"
     )
     return message_payload(blocks, fallback)
@@ -438,7 +432,7 @@ def _decision_line(decision: ApprovalDecision) -> str:
     if decision.outcome == "approved":
         return f":white_check_mark: Approved by {by} {when}"
     if decision.outcome == "denied":
-        note = _escape(truncate(decision.note.strip(), 500)) if decision.note else ""
+        note = mrkdwn_escape(truncate(decision.note.strip(), 500)) if decision.note else ""
         return f":no_entry_sign: Denied by {by} {when}: {note or 'no reason given'}"
     if decision.outcome == "expired":
         return f":hourglass: Expired unanswered {when}: nothing was rented"
@@ -463,7 +457,8 @@ def approval_decided_message(
         "expired": "expired unanswered",
     }.get(decision.outcome, truncate(decision.outcome, 40))
     fallback = (
-        f"{dep.template_name} (#{dep.id}) for <@{dep.user_id}>: {plain} ({utc_text(decision.at)})"
+        f"{mrkdwn_escape(dep.template_name)} (#{dep.id}) for <@{dep.user_id}>: {plain} "
+        f"({utc_text(decision.at)})"
     )
     return message_payload(blocks, fallback)
 
@@ -482,7 +477,7 @@ def requester_decision_text(dep: DeploymentRecord, decision: ApprovalDecision) -
     if decision.outcome == "approved":
         return f"{head} was approved by {by}: renting the GPU now."
     if decision.outcome == "denied":
-        note = _escape(truncate(decision.note.strip(), 500)) if decision.note else ""
+        note = mrkdwn_escape(truncate(decision.note.strip(), 500)) if decision.note else ""
         return f"{head} was denied by {by}. Reason: {note or 'none given'}. Nothing was rented."
     if decision.outcome == "expired":
         waited = _waited((decision.at - dep.created_at).total_seconds())
@@ -567,7 +562,7 @@ def deny_view(
         separators=(",", ":"),
     )
     what = (
-        f"Deny <@{requester}>'s request to deploy *{truncate(template_name, 100)}* "
+        f"Deny <@{requester}>'s request to deploy *{mrkdwn_escape(truncate(template_name, 100))}* "
         f"(#{deployment_id})? Nothing is rented."
     )
     return View(
@@ -803,7 +798,9 @@ def _audit_line(entry: AuditEntry) -> str:
     words = AUDIT_WORDS.get(entry.action, truncate(entry.action, 40))
     parts = [slack_date(entry.at), actor, words]
     if entry.deployment_id is not None:
-        name = f"*{truncate(entry.template_name, 60)}* " if entry.template_name else ""
+        name = (
+            f"*{mrkdwn_escape(truncate(entry.template_name, 60))}* " if entry.template_name else ""
+        )
         parts.append(f"{name}#{entry.deployment_id}")
     if entry.detail:
         parts.append(truncate(" ".join(entry.detail.split()), MAX_AUDIT_DETAIL))

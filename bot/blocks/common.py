@@ -1,6 +1,6 @@
 """Helpers shared by the Block Kit builders: limits and validation.
 
-Limits are Slack's (reference/slack.md §4, from slack_sdk's models and api.slack.com's block
+Limits are Slack's (from slack_sdk's models and api.slack.com/reference/block-kit, the block
 reference). slack_sdk validates each block's own limits in ``to_dict()``; the per-message block
 count it does not check, so :func:`message_payload` does.
 """
@@ -114,9 +114,20 @@ class BlockLimitError(ValueError):
     """A built message breaks a Slack limit that slack_sdk does not check itself."""
 
 
+#: A mrkdwn entity (``&amp;``, ``&lt;``, ``&gt;``) cut short at the end of a text.
+_CUT_ENTITY = re.compile(r"&[a-z]{0,3}\Z")
+
+
 def truncate(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when cut.
+
+    A cut never leaves half an entity of :func:`bot.formats.mrkdwn_escape` (``&am…`` would
+    show as typed): a trailing ``&``, ``&a``, ``&am``, ``&amp``, ``&l`` … is dropped with the
+    rest (in plain text that only shortens the cut a little more).
+    """
+    if len(text) <= limit:
+        return text
+    return _CUT_ENTITY.sub("", text[: limit - 1]) + "…"
 
 
 def message_payload(

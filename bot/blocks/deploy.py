@@ -30,6 +30,7 @@ from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.blocks.status import gpu_summary
 from bot.blocks.templates import ACTION_DEPLOY
+from bot.formats import mrkdwn_escape
 from catalog import OfferLike, Template
 from storage import DeploymentRecord, DeploymentStatus
 
@@ -72,7 +73,8 @@ def working_view(template: Template, channel: str) -> View:
     """Shown (``response_action: update``) when checking the offer takes longer than the ack
     window allows: the submission is being handled, the modal may be closed."""
     text = (
-        f":hourglass_flowing_sand: *Checking the GPU offer for {template.name} with Vast.ai…*\n"
+        f":hourglass_flowing_sand: *Checking the GPU offer for {mrkdwn_escape(template.name)} "
+        "with Vast.ai…*\n"
         f"You can close this window: the status message will appear in <#{channel}>."
     )
     return _notice_view(template.name, [_notice_section("deploy_working", text)])
@@ -80,7 +82,10 @@ def working_view(template: Template, channel: str) -> View:
 
 def done_view(template: Template, channel: str) -> View:
     """Replaces :func:`working_view` once the rental has been handed to the deploy service."""
-    text = f":rocket: *Renting the GPU for {template.name}.* Follow its progress in <#{channel}>."
+    text = (
+        f":rocket: *Renting the GPU for {mrkdwn_escape(template.name)}.* Follow its progress "
+        f"in <#{channel}>."
+    )
     return _notice_view(template.name, [_notice_section("deploy_done", text)])
 
 
@@ -103,7 +108,7 @@ _ENDED = {
 def already_text(dep: DeploymentRecord) -> str:
     """The truth about a submission delivered again (mrkdwn): what the first delivery of this
     form started, and where its status message is; nothing new was rented."""
-    name = f"*{dep.template_name}* (#{dep.id})"
+    name = f"*{mrkdwn_escape(dep.template_name)}* (#{dep.id})"
     where = _where(dep)
     seen = "will appear" if dep.message_ts is None else "is"
     status = dep.status
@@ -163,8 +168,8 @@ def failure_note(
     """Thread reply (or DM) that tells the requester the deployment failed and why; with
     ``retry_slug`` a **Pick another GPU** button re-opens the picker with fresh offers."""
     text = (
-        f":x: <@{dep.user_id}> {dep.template_name} on {gpu_summary(dep)} could not be "
-        f"deployed: {reason}"
+        f":x: <@{dep.user_id}> {mrkdwn_escape(dep.template_name)} on {gpu_summary(dep)} "
+        f"could not be deployed: {reason}"
     )
     blocks: list[Block] = [
         SectionBlock(

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
-from bot.formats import slack_date
+from bot.formats import mrkdwn_escape, slack_date
 from bot.notices import IntentNotice
 from storage import SYSTEM_ACTOR, DeploymentRecord
 
@@ -28,7 +28,7 @@ _VERB = {"stop": "stop", "start": "start", "destroy": "destroy"}
 
 
 def _name(dep: DeploymentRecord) -> str:
-    return f"*{dep.template_name}* (#{dep.id})"
+    return f"*{mrkdwn_escape(dep.template_name)}* (#{dep.id})"
 
 
 def _why(notice: IntentNotice) -> str:

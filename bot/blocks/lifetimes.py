@@ -41,7 +41,7 @@ from bot.blocks.common import (
     valid_deployment_id,
 )
 from bot.blocks.status import ACTION_START, ACTION_STOP, destroy_button
-from bot.formats import micros, money, slack_date, utc_text
+from bot.formats import micros, money, mrkdwn_escape, slack_date, utc_text
 from bot.notices import (
     WORKSPACE,
     AutoAction,
@@ -52,7 +52,6 @@ from bot.notices import (
     Reminder,
     UnmanagedInstance,
     effective_end,
-    mrkdwn_escape,
 )
 from bot.pricing import cost_until, current_rate, disk_per_day
 from storage import DeploymentRecord, DeploymentStatus
@@ -181,7 +180,7 @@ def _hours(hours: float) -> str:
 
 def _name(dep: DeploymentRecord) -> str:
     """``*JupyterLab* (#12)``."""
-    return f"*{truncate(dep.template_name, 100)}* (#{dep.id})"
+    return f"*{mrkdwn_escape(truncate(dep.template_name, 100))}* (#{dep.id})"
 
 
 def _gpus(dep: DeploymentRecord) -> str:
@@ -310,7 +309,8 @@ def expiry_warning_message(
     if admins:
         blocks.append(_context(admins, f"lt_expiry_admins_{dep.id}"))
     fallback = (
-        f"{dep.template_name} (#{dep.id}) {_expiry_verb(notice)} at {utc_text(notice.ends_at)}"
+        f"{mrkdwn_escape(dep.template_name)} (#{dep.id}) {_expiry_verb(notice)} at "
+        f"{utc_text(notice.ends_at)}"
     )
     return message_payload(blocks, fallback)
 
@@ -329,7 +329,9 @@ def expiry_note_message(
         text += " Extending past the maximum needs a bot admin."
     blocks: list[Block] = [_section(text, f"lt_expiry_note_{dep.id}")]
     blocks += _actions(f"lt_expiry_note_actions_{dep.id}", _expiry_buttons(dep, notice, now))
-    fallback = f"{dep.template_name} {_expiry_verb(notice)} at {utc_text(notice.ends_at)}"
+    fallback = (
+        f"{mrkdwn_escape(dep.template_name)} {_expiry_verb(notice)} at {utc_text(notice.ends_at)}"
+    )
     return message_payload(blocks, fallback)
 
 
@@ -370,7 +372,7 @@ def idle_warning_message(
             f"lt_idle_ctx_{dep.id}",
         )
     )
-    fallback = f"The GPU of {dep.template_name} (#{dep.id}) has been idle for {idle}"
+    fallback = f"The GPU of {mrkdwn_escape(dep.template_name)} (#{dep.id}) has been idle for {idle}"
     return message_payload(blocks, fallback)
 
 
@@ -475,7 +477,9 @@ def reminder_message(dep: DeploymentRecord, reminder: Reminder, *, now: datetime
     blocks: list[Block] = [_section(text, f"lt_reminder_{dep.id}")]
     blocks += _actions(f"lt_reminder_actions_{dep.id}", buttons)
     blocks.append(_context(hint, f"lt_reminder_ctx_{dep.id}"))
-    fallback = f"{dep.template_name} (#{dep.id}) has been {reminder.kind} for {length}"
+    fallback = (
+        f"{mrkdwn_escape(dep.template_name)} (#{dep.id}) has been {reminder.kind} for {length}"
+    )
     return message_payload(blocks, fallback)
 
 
@@ -544,8 +548,8 @@ def _running_line(line: DigestLine, now: datetime) -> str:
     end = effective_end(dep)
     ends = f"stops {slack_date(end)}" if end is not None else "no end time"
     return (
-        f"<@{dep.user_id}> · *{truncate(dep.template_name, 60)}* #{dep.id} · {_gpus(dep)} · "
-        f"{money(dep.dph_total)}/h · {up} · {ends} · {money(line.cost_so_far)}"
+        f"<@{dep.user_id}> · *{mrkdwn_escape(truncate(dep.template_name, 60))}* #{dep.id} · "
+        f"{_gpus(dep)} · {money(dep.dph_total)}/h · {up} · {ends} · {money(line.cost_so_far)}"
     )
 
 
@@ -553,7 +557,7 @@ def _stopped_line(line: DigestLine, now: datetime) -> str:
     dep = line.dep
     since = dep.stopped_at or dep.last_state_change_at
     return (
-        f"<@{dep.user_id}> · *{truncate(dep.template_name, 60)}* #{dep.id} · "
+        f"<@{dep.user_id}> · *{mrkdwn_escape(truncate(dep.template_name, 60))}* #{dep.id} · "
         f"{dep.disk_gb:g} GB disk · stopped {span((now - since).total_seconds())} · "
         f"{money(disk_per_day(dep))}/day · {money(line.cost_so_far)}"
     )

@@ -38,7 +38,7 @@ from bot.blocks.common import (
 )
 from bot.blocks.lifetimes import ends_line, unmanaged_text
 from bot.blocks.status import STATUS_ICONS, deployment_buttons, gpu_summary
-from bot.formats import format_duration, mentions, money
+from bot.formats import format_duration, mentions, money, mrkdwn_escape
 from bot.notices import WORKSPACE, BudgetLine, UnmanagedInstance
 from storage import DeploymentRecord, DeploymentStatus
 
@@ -101,7 +101,7 @@ def deployment_text(
     "$X/h once approved", "nothing rented") with its reason (who may approve, why it ended).
     """
     icon = STATUS_ICONS.get(dep.status, ":grey_question:")
-    head = f"*{dep.template_name}* · #{dep.id} · {gpu_summary(dep)}"
+    head = f"*{mrkdwn_escape(dep.template_name)}* · #{dep.id} · {gpu_summary(dep)}"
     if dep.simulated:
         head += " · :test_tube: simulated"
     parts = [f"{icon} {_STATUS_WORDS.get(dep.status, dep.status)}"]

@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, Sec
 
 from bot.blocks.common import message_payload, truncate
 from bot.blocks.status import app_urls, ssh_command
+from bot.formats import mrkdwn_escape
 from catalog import Template
 from storage import DeploymentRecord
 
@@ -36,7 +37,7 @@ def short_gpu(dep: DeploymentRecord) -> str:
 
 
 def _what(dep: DeploymentRecord) -> str:
-    return f"your {dep.template_name} on {short_gpu(dep)}"
+    return f"your {mrkdwn_escape(dep.template_name)} on {short_gpu(dep)}"
 
 
 def has_secret(dep: DeploymentRecord, template: Template | None, jupyter_token: str | None) -> bool:
@@ -77,13 +78,14 @@ def secrets_dm(
     if not has_secret(dep, template, jupyter_token):
         return None
     urls = [url for _, url in app_urls(dep, template)]
-    lines = [f"*{dep.template_name}* on {short_gpu(dep)} (deployment #{dep.id}) is ready."]
+    name = mrkdwn_escape(dep.template_name)
+    lines = [f"*{name}* on {short_gpu(dep)} (deployment #{dep.id}) is ready."]
     if dep.web_password:
         env_name = (template.password_env if template else None) or "WEB_PASSWORD"
         label = _secret_label(env_name)
         lines.append(f"• {label} (`{env_name}`): `{dep.web_password}`")
         if template is not None and "WEB_USER" in template.env:
-            lines.append(f"• User: `{template.env['WEB_USER']}`")
+            lines.append(f"• User: `{mrkdwn_escape(template.env['WEB_USER'])}`")
         if urls and env_name.upper() == "JUPYTER_TOKEN":
             login = f"{urls[0]}lab?token={dep.web_password}"
             lines.append(f"• Log in directly: <{login}|{urls[0]}lab>")
@@ -104,7 +106,7 @@ def secrets_dm(
             ]
         ),
     ]
-    text = f"Login details for your {dep.template_name} (deployment #{dep.id})"
+    text = f"Login details for your {name} (deployment #{dep.id})"
     return message_payload(blocks, text)
 
 

@@ -34,7 +34,7 @@ from slack_sdk.models.views import View
 
 from bot.blocks.common import MAX_OPTION_TEXT, MAX_VIEW_BLOCKS, bounded_json, truncate
 from bot.blocks.templates import vram_line
-from bot.formats import lifetime_label
+from bot.formats import lifetime_label, mrkdwn_escape
 from catalog import RankedOffer, Template
 from storage import MAX_ROW_ID
 
@@ -259,7 +259,7 @@ def _lifetime_block(
 
 def _needs_section(template: Template, disk_gb: int, simulated: bool) -> SectionBlock:
     text = (
-        f"*{template.name}* needs {vram_line(template)} per GPU.\n"
+        f"*{mrkdwn_escape(template.name)}* needs {vram_line(template)} per GPU.\n"
         f"Prices include {disk_gb} GB of disk. Offers that meet the recommended VRAM come first."
     )
     if simulated:
@@ -301,7 +301,7 @@ def loading_view(template: Template, state: PickerState) -> View:
             SectionBlock(
                 text=MarkdownTextObject(
                     text=":hourglass_flowing_sand: Searching live GPU offers for "
-                    f"*{template.name}*…"
+                    f"*{mrkdwn_escape(template.name)}*…"
                 )
             ),
             ContextBlock(elements=[MarkdownTextObject(text=vram_line(template))]),
@@ -450,7 +450,7 @@ def picker_view(
     if not offers:
         filters = []
         if state.gpu_name:
-            filters.append(f"GPU model {state.gpu_name}")
+            filters.append(f"GPU model {mrkdwn_escape(state.gpu_name)}")
         if state.max_dph is not None:
             filters.append(f"max ${state.max_dph:g}/h")
         hint = (
@@ -463,7 +463,8 @@ def picker_view(
             SectionBlock(
                 block_id="no_offers",
                 text=MarkdownTextObject(
-                    text=f":mag: *No GPU offer fits {template.name} right now.* {hint}"
+                    text=f":mag: *No GPU offer fits {mrkdwn_escape(template.name)} right now.* "
+                    + hint
                     + (f" _({age}.)_" if age else "")
                 ),
             )

@@ -23,8 +23,8 @@ from slack_sdk.models.blocks import (
 from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.blocks.intents import pending_line
-from bot.formats import format_duration, format_elapsed
-from bot.notices import effective_end, mrkdwn_escape
+from bot.formats import format_duration, format_elapsed, mrkdwn_escape
+from bot.notices import effective_end
 from bot.pricing import cost_so_far
 from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus
@@ -104,7 +104,7 @@ def _state_line(dep: DeploymentRecord, template: Template | None, now: datetime)
         return line
     if dep.status == DeploymentStatus.READY:
         lines = [f"{icon} *Ready* (took {_time_to_ready(dep)})"]
-        names = template.name if template else dep.template_name
+        names = mrkdwn_escape(template.name if template else dep.template_name)
         for port, url in app_urls(dep, template):
             lines.append(f"• {names} (port {port}): <{url}|{url}>")
         ssh = ssh_command(dep)
@@ -174,8 +174,8 @@ def destroy_button(dep: DeploymentRecord, now: datetime) -> ButtonElement | None
         confirm=ConfirmObject(
             title="Destroy this instance?",
             text=truncate(
-                f"{dep.template_name} on {gpu_summary(dep)} will be deleted with its disk; "
-                f"cost so far ${cost:.2f}. This cannot be undone.",
+                f"{mrkdwn_escape(dep.template_name)} on {gpu_summary(dep)} will be deleted "
+                f"with its disk; cost so far ${cost:.2f}. This cannot be undone.",
                 300,
             ),
             confirm="Destroy",
@@ -263,7 +263,7 @@ def status_message(
 
     simulated = " · :test_tube: *simulated*" if dep.simulated else ""
     head = (
-        f"*{dep.template_name}* on {gpu_summary(dep)} · ${dep.dph_total:.3f}/h · "
+        f"*{mrkdwn_escape(dep.template_name)}* on {gpu_summary(dep)} · ${dep.dph_total:.3f}/h · "
         f"requested by <@{dep.user_id}>{simulated}"
     )
     blocks: list[Block] = [
@@ -310,5 +310,5 @@ def status_message(
                 elements=[MarkdownTextObject(text=truncate(note, MAX_SECTION_TEXT))],
             )
         )
-    text = f"{dep.template_name} on {gpu_summary(dep)}: {dep.status}"
+    text = f"{mrkdwn_escape(dep.template_name)} on {gpu_summary(dep)}: {dep.status}"
     return message_payload(blocks, text)

@@ -28,6 +28,7 @@ from bot.blocks.common import (
     paging_block,
     truncate,
 )
+from bot.formats import mrkdwn_escape
 from bot.slack_limits import MAX_BUTTON_VALUE
 from catalog import Catalog, Template, TemplateMatch
 from catalog.models import DOCS_LINK_PREFIX
@@ -52,7 +53,8 @@ def page_value(query_text: str, page: int) -> str:
     """The paging button's value: the filter text and the target page, as compact JSON.
 
     The query is cut to :data:`MAX_QUERY_IN_VALUE` characters and then further until the
-    *escaped* JSON fits Slack's 2000 characters for a button value (reference/slack.md §4):
+    *escaped* JSON fits Slack's 2000 characters for a button value (api.slack.com/reference/
+    block-kit/block-elements#button):
     ``json.dumps`` writes a non-ASCII character as up to 12 (``\\ud83d\\ude00``), so 500
     emoji would be 6000.
     """
@@ -88,8 +90,9 @@ def vram_line(template: Template) -> str:
 def _template_section(match: TemplateMatch, vram_gb: int | None) -> SectionBlock:
     template = match.template
     lines = [
-        f"*{template.name}*  `{template.slug}` · _{template.category}_",
-        truncate(template.description, 300),
+        f"*{mrkdwn_escape(template.name)}*  `{template.slug}` · "
+        f"_{mrkdwn_escape(template.category)}_",
+        mrkdwn_escape(truncate(template.description, 300)),
         vram_line(template),
     ]
     if vram_gb is not None:
@@ -163,7 +166,7 @@ def template_list_message(
     if paging is not None:
         blocks.append(paging)
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=FILTER_HINT)]))
-    names = ", ".join(match.template.name for match in shown)
+    names = ", ".join(mrkdwn_escape(match.template.name) for match in shown)
     return message_payload(blocks, f"{title}: {names}")
 
 
@@ -176,7 +179,9 @@ def no_match_message(
         reason = f"No template runs on a {vram_gb} GB GPU; the smallest needs {smallest} GB."
     else:
         reason = f"No template matches “{truncate(query_text, 100)}”."
-    listed = [f"*{t.name}* (`{t.slug}`, {t.category})" for t in catalog]
+    listed = [
+        f"*{mrkdwn_escape(t.name)}* (`{t.slug}`, {mrkdwn_escape(t.category)})" for t in catalog
+    ]
     body = ""
     for index, item in enumerate(listed):
         candidate = f"{body}\n• {item}" if body else f"• {item}"
@@ -235,18 +240,27 @@ def env_display(template: Template) -> str:
 
 
 def template_details_view(template: Template) -> View:
-    """A modal with the template's image, ports, volumes, launch command, env names, VRAM, docs."""
-    command = template.launch_command or "the image's default"
+    """A modal with the template's image, ports, volumes, launch command, env names, VRAM, docs.
+
+    Every text of the template is shown as typed (:func:`bot.formats.mrkdwn_escape`); the
+    header (``plain_text``) is cut to Slack's 150 characters.
+    """
+    command = mrkdwn_escape(template.launch_command or "the image's default")
     blocks: list[Block] = [
         HeaderBlock(text=truncate(template.name, 150)),
         SectionBlock(
-            text=MarkdownTextObject(text=truncate(template.description, MAX_SECTION_TEXT))
+            text=MarkdownTextObject(
+                text=truncate(mrkdwn_escape(template.description), MAX_SECTION_TEXT)
+            )
         ),
         SectionBlock(
             fields=[
-                _field("Image", f"`{template.docker_image}`"),
+                _field("Image", f"`{mrkdwn_escape(template.docker_image)}`"),
                 _field("Ports", ", ".join(str(port) for port in template.ports)),
-                _field("Volumes", ", ".join(f"`{v}`" for v in template.volumes) or "_none_"),
+                _field(
+                    "Volumes",
+                    ", ".join(f"`{mrkdwn_escape(v)}`" for v in template.volumes) or "_none_",
+                ),
                 _field("Disk", f"{template.disk_gb} GB by default"),
                 _field(
                     "VRAM",
@@ -255,7 +269,7 @@ def template_details_view(template: Template) -> View:
                 ),
                 _field("CUDA", f"{template.cuda_version} or newer"),
                 _field("Env", env_display(template)),
-                _field("Category", template.category),
+                _field("Category", mrkdwn_escape(template.category)),
             ]
         ),
         SectionBlock(
@@ -263,7 +277,9 @@ def template_details_view(template: Template) -> View:
                 text=truncate(f"*Launch command*\n```{command}```", MAX_SECTION_TEXT)
             )
         ),
-        SectionBlock(text=MarkdownTextObject(text=f"{DOCS_LINK_PREFIX}<{template.docs_url}>")),
+        SectionBlock(
+            text=MarkdownTextObject(text=f"{DOCS_LINK_PREFIX}<{mrkdwn_escape(template.docs_url)}>")
+        ),
         ActionsBlock(
             block_id=f"details_actions_{template.slug}",
             elements=[

@@ -10,7 +10,9 @@
   submission (``approval_deny_modal``) denies.
 
 Button values and modal metadata are untrusted: a forged id, a foreign workspace or a
-request that is not pending is refused by the service and nothing is rented.
+request that is not pending is refused by the service and nothing is rented. A person who
+does not belong to the workspace (:mod:`bot.listeners.membership`) is refused before the
+request is even read.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import budgets as blocks
 from bot.blocks.common import parse_deployment_id
+from bot.listeners.membership import DECIDE, interaction_refusal, refused
 from bot.listeners.payloads import team_of
 from bot.services.actions import Outcome
 from bot.services.context import Services
@@ -53,7 +56,9 @@ def register(app: App, services: Services) -> None:
     """Attach the approval listeners to ``app``."""
 
     @app.action(blocks.ACTION_APPROVE)
-    def approve_clicked(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def approve_clicked(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
         ack()
         user, team = _ids(body)
         deployment_id = parse_deployment_id(action.get("value"))
@@ -63,6 +68,8 @@ def register(app: App, services: Services) -> None:
             return
 
         def job() -> None:  # on the work pool: an approval rents from Vast.ai
+            if refused(services, client, body, DECIDE):
+                return
             _tell(services, body, user, services.approvals.approve(deployment_id, user, team))
 
         try:
@@ -79,6 +86,8 @@ def register(app: App, services: Services) -> None:
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
             _tell(services, body, user, Outcome("not_found", "That button names no request."))
+            return
+        if refused(services, client, body, DECIDE):
             return
         dep, refusal = services.approvals.may_deny(deployment_id, user, team)
         if refusal is not None or dep is None:
@@ -112,6 +121,10 @@ def register(app: App, services: Services) -> None:
                 response_action="errors",
                 errors={blocks.BLOCK_DENY_REASON: "This form is not from the bot any more."},
             )
+            return
+        outsider = interaction_refusal(services, body, DECIDE)
+        if outsider is not None:
+            ack(response_action="errors", errors={blocks.BLOCK_DENY_REASON: outsider[:300]})
             return
         deployment_id = parsed[0]
         _, refusal = services.approvals.may_deny(deployment_id, user, team)

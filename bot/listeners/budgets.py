@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import budgets as blocks
 from bot.blocks.manage import text_message
 from bot.formats import mentions
+from bot.listeners.membership import BUDGETS, command_refusal, interaction_refusal, refused
 from bot.listeners.payloads import team_of
 from bot.notices import WORKSPACE
 from bot.services.budgets import BudgetInput, BudgetInputError, parse_budget_amount
@@ -54,6 +55,10 @@ def budget_command(
     """``/templates budget [target amount]``."""
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
+    outsider = command_refusal(services, command, BUDGETS)
+    if outsider is not None:
+        ack(response_type="ephemeral", text=outsider)
+        return
     if not services.is_admin(team, user):
         ack(response_type="ephemeral", text=refusal_text(services, team, "change budgets"))
         return
@@ -128,6 +133,10 @@ def audit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None
     """``/templates audit``."""
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
+    outsider = command_refusal(services, command, BUDGETS)
+    if outsider is not None:
+        ack(response_type="ephemeral", text=outsider)
+        return
     if not services.is_admin(team, user):
         ack(response_type="ephemeral", text=refusal_text(services, team, "read the audit log"))
         return
@@ -141,6 +150,10 @@ def register(app: App, services: Services) -> None:
     def budget_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body) or ""
+        outsider = interaction_refusal(services, body, BUDGETS)
+        if outsider is not None:
+            ack(response_action="errors", errors={blocks.BLOCK_WORKSPACE_BUDGET: outsider})
+            return
         if not services.is_admin(team, user):
             ack(
                 response_action="errors",
@@ -181,9 +194,11 @@ def register(app: App, services: Services) -> None:
     @app.action(blocks.ACTION_AUDIT_PREV)
     @app.action(blocks.ACTION_AUDIT_NEXT)
     def audit_page(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
+        if refused(services, client, body, BUDGETS):
+            return
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body) or ""
         if not services.is_admin(team, user):

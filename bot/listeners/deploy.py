@@ -20,8 +20,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import budgets as budget_blocks
+from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
 from bot.blocks.templates import ACTION_DEPLOY, TEMPLATE_GONE
+from bot.listeners.membership import DEPLOY, interaction_refusal
 from bot.listeners.payloads import team_of
 from bot.listeners.replies import ViewVersions, tell_user, update_view
 from bot.services.context import Services
@@ -202,10 +204,22 @@ def register(app: App, services: Services) -> None:
         template: Template,
         state: picker.PickerState,
         job: Callable[[], None],
+        body: dict[str, Any],
     ) -> None:
-        """Run ``job`` on the work pool; when it is full, say so in the modal at once."""
+        """Run ``job`` on the work pool; when it is full, say so in the modal at once. A
+        clicker who does not belong to the workspace (:mod:`bot.services.membership`) gets
+        the refusal in the modal instead, and no offer is searched on its account."""
+
+        def checked() -> None:
+            refusal = interaction_refusal(services, body, DEPLOY)
+            if refusal is None:
+                job()
+                return
+            notice = deploy_blocks.problem_view(refusal)
+            render(client, view_id, seq, versions.last_hash(view_id), lambda: notice)
+
         try:
-            services.work.spawn(job)
+            services.work.spawn(checked)
         except Busy:
             logger.warning("work pool full: picker %s answered busy", view_id)
             busy = picker.error_view(template, state, BUSY_TEXT)
@@ -274,6 +288,7 @@ def register(app: App, services: Services) -> None:
             template,
             state,
             lambda: render(client, view_id, seq, hash, build),
+            body,
         )
 
     @app.action(picker.ACTION_REFRESH)
@@ -308,7 +323,7 @@ def register(app: App, services: Services) -> None:
             render(client, view_id, seq, hash, lambda: loading)
             render(client, view_id, seq, versions.last_hash(view_id), build)
 
-        hand_over(client, view_id, seq, hash, template, state, job)
+        hand_over(client, view_id, seq, hash, template, state, job, body)
 
     @app.action(picker.ACTION_OFFER)
     @app.action(picker.ACTION_LIFETIME)
@@ -344,6 +359,7 @@ def register(app: App, services: Services) -> None:
             template,
             state,
             lambda: render(client, view_id, seq, hash, build),
+            body,
         )
 
     @app.action(picker.ACTION_GPU_FILTER)

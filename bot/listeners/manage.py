@@ -14,6 +14,10 @@ with :mod:`bot.blocks.manage`).
   (``idle_keep_running``, value ``id:question``) from the expiry and idle warnings: the values
   carry which warning was answered, so an old button changes nothing and says so.
 * Listing paging buttons.
+
+Every command and button here first asks :mod:`bot.listeners.membership` whether the person
+belongs to the workspace; a person of another workspace is told so privately and learns
+nothing of its deployments (a deployment id of another workspace answers "no longer exists").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks import lifetimes as lifetime_blocks
@@ -33,6 +38,7 @@ from bot.blocks import manage as blocks
 from bot.blocks.common import parse_deployment_id
 from bot.blocks.home import HOME_BLOCK_PREFIX
 from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
+from bot.listeners.membership import LOOK, MANAGE, command_refusal, refused
 from bot.listeners.payloads import team_of
 from bot.services import actions
 from bot.services.context import Services
@@ -151,6 +157,10 @@ def _send_later(done: Future[dict[str, Any]], url: str | None) -> None:
 
 def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates mine`` / ``/templates running``."""
+    refusal = command_refusal(services, command, LOOK)
+    if refusal is not None:
+        ack(response_type="ephemeral", text=refusal)
+        return
     ack(
         response_type="ephemeral",
         **listing_payload(
@@ -165,6 +175,10 @@ def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, 
 
 def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates costs``."""
+    refusal = command_refusal(services, command, LOOK)
+    if refusal is not None:
+        ack(response_type="ephemeral", text=refusal)
+        return
     team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
     _answer_soon(
         services,
@@ -177,6 +191,10 @@ def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None
 
 def credit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates credit`` (no Vast.ai call for a refusal)."""
+    refusal = command_refusal(services, command, LOOK)
+    if refusal is not None:
+        ack(response_type="ephemeral", text=refusal)
+        return
     team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
     if not services.is_admin(team, user):
         ack(response_type="ephemeral", **credit_payload(services, team, user))
@@ -257,7 +275,7 @@ def register(app: App, services: Services) -> None:
     @app.action(ACTION_DESTROY)
     @app.action(ACTION_CREDENTIALS)
     def deployment_action(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
         user = str((body.get("user") or {}).get("id") or "")
@@ -270,6 +288,8 @@ def register(app: App, services: Services) -> None:
             return
 
         def job() -> None:  # on the work pool: Vast.ai may be slow
+            if refused(services, client, body, MANAGE):  # an outsider learns nothing
+                return
             if action.get("action_id") == ACTION_CREDENTIALS:
                 outcome = services.manage.send_credentials(deployment_id, user, team_id=team)
             else:
@@ -285,9 +305,11 @@ def register(app: App, services: Services) -> None:
 
     @app.action(lifetime_blocks.ACTION_EXTEND_PATTERN)
     def extend_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
+        if refused(services, client, body, MANAGE):
+            return
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
         team = team_of(body)
@@ -300,9 +322,11 @@ def register(app: App, services: Services) -> None:
 
     @app.action(lifetime_blocks.ACTION_KEEP_RUNNING)
     def keep_running_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
+        if refused(services, client, body, MANAGE):
+            return
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
         team = team_of(body)
@@ -316,9 +340,11 @@ def register(app: App, services: Services) -> None:
     @app.action(blocks.ACTION_LIST_PAGE_PREV)
     @app.action(blocks.ACTION_LIST_PAGE_NEXT)
     def listing_page(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
     ) -> None:
         ack()
+        if refused(services, client, body, LOOK):
+            return
         kind, page = blocks.parse_list_page_value(str(action.get("value") or ""))
         team = body.get("team") or {}
         respond(

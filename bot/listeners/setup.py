@@ -27,6 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks import setup as blocks
+from bot.listeners.membership import SETUP, command_refusal, interaction_refusal
 from bot.listeners.payloads import team_of
 from bot.notifier import Notifier, copy_client
 from bot.services.context import Services
@@ -146,6 +147,10 @@ def setup_command(
     ack()
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
+    outsider = command_refusal(services, command, SETUP)
+    if outsider is not None:
+        respond(response_type="ephemeral", replace_original=False, text=outsider)
+        return
     workspaces = services.workspaces
     if not workspaces.is_admin(team, user, roles=slack_roles(client)):
         respond(response_type="ephemeral", replace_original=False, text=refusal(services))
@@ -190,6 +195,10 @@ def register(app: App, services: Services) -> None:
         deadline = time.monotonic() + ACK_BUDGET_SECONDS
         team, user = _ids(body)
         workspaces = services.workspaces
+        outsider = interaction_refusal(services, body, SETUP)
+        if outsider is not None:
+            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: outsider})
+            return
         if not team or not workspaces.is_admin(team, user, roles=slack_roles(client)):
             ack(response_action="errors", errors={blocks.BLOCK_ADMINS: refusal(services)})
             return

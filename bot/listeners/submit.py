@@ -6,6 +6,10 @@ the row and rents through :class:`bot.services.deploy.DeployService`), wait at m
 :data:`ACK_BUDGET_SECONDS` for its answer, ack. A full pool is answered inline at once
 ("busy — try again in a minute") and nothing is rented.
 
+* A submitter who does not belong to the workspace the form names
+  (:mod:`bot.services.membership`: ``user.team_id``, a person it let in, or its own
+  ``users.info``) sees "you are not a member of this workspace" in the modal; nothing is
+  checked with Vast.ai, written, posted or rented.
 * Input problems (no offer chosen, a non-numeric offer id, disk out of bounds, no channel)
   are answered inline: ``ack(response_action="errors", errors={block_id: message})``.
 * A stale form (metadata that is not ours, a template no longer in the catalog) gets
@@ -41,6 +45,7 @@ from slack_sdk import WebClient
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import picker
+from bot.listeners.membership import DEPLOY, user_team_of
 from bot.listeners.payloads import team_of
 from bot.listeners.replies import update_view
 from bot.services.context import Services
@@ -80,6 +85,8 @@ class Submission:
     lifetime_hours: float | None
     enterprise_id: str | None = None
     """Enterprise Grid organisation of the workspace (None outside Grid)."""
+    user_team: str | None = None
+    """The submitter's own workspace (``user.team_id``; None when the payload names none)."""
 
 
 def _int(value: Any) -> int | None:
@@ -156,6 +163,7 @@ def parse_submission(
         team_id=str(team_id)[:32],
         enterprise_id=_enterprise_of(body),
         user_id=str(user_id)[:32],
+        user_team=user_team_of(body),
         template=template,
         state=state,
         offer_id=offer_id,
@@ -297,13 +305,19 @@ def handle_submission(
     against the budgets and write its row in one locked transaction
     (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
     rent (or ask the approvers). When the row cannot be written the user is told that
-    nothing was rented.
+    nothing was rented. A submitter who does not belong to the workspace
+    (:mod:`bot.services.membership`) is told so and nothing is checked, written or rented.
 
     A repeated delivery of the submission (same view id: Slack delivering it twice, Submit
     pressed again) rents nothing and is answered with what the first one started
     (:func:`_answer_repeat`): looked up first, again when the offer check fails (a twin
     delivery may have rented the offer meanwhile), and when the row's unique key finds the
     twin's row (two deliveries at once)."""
+    refusal = services.membership.refusal(sub.team_id, sub.user_id, sub.user_team, DEPLOY)
+    if refusal is not None:
+        view = deploy_blocks.problem_view(refusal)
+        _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+        return
     try:
         earlier = services.deploy.submitted(sub.view_id)
         if earlier is not None:

@@ -52,7 +52,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import storage
 from bot import pricing
-from bot.formats import mentions, money, slack_date
+from bot.formats import deployment_ref, mentions, money, mrkdwn_escape, slack_date
 from bot.services.accounts import VastAccounts
 from bot.services.admins import AdminDirectory
 from bot.services.intents import (
@@ -166,11 +166,11 @@ class Outcome:
 
 
 def _name(dep: DeploymentRecord) -> str:
-    return f"*{dep.template_name}* (#{dep.id})"
+    return deployment_ref(dep)
 
 
 def _ended_text(dep: DeploymentRecord) -> str:
-    return f"*{dep.template_name}* (#{dep.id}) has already ended ({dep.status})."
+    return f"{deployment_ref(dep)} has already ended ({dep.status})."
 
 
 def unrecorded_text(action: str) -> str:
@@ -211,7 +211,7 @@ def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
     Credit, key and rate-limit errors have their own advice; any other refusal is most likely
     the GPU being rented by someone else (vast-api.md §5, troubleshooting.mdx).
     """
-    what = f"*{dep.template_name}* (#{dep.id})"
+    what = deployment_ref(dep)
     if outcome_unknown(error):  # never "still stopped" when it may run
         return unknown_text(dep, START, utcnow())
     if isinstance(error, InsufficientCredit | AuthError | RateLimited):
@@ -287,7 +287,7 @@ class ManageService:
         """The refusal text: who may ``action`` this deployment."""
         verb = _VERBS.get(action, action)
         admins = self.admins.admins(dep.team_id)
-        what = f"*{dep.template_name}* (#{dep.id})"
+        what = deployment_ref(dep)
         if admins:
             return (
                 f":no_entry: Only <@{dep.user_id}>, who deployed {what}, or a bot admin "
@@ -465,7 +465,9 @@ class ManageService:
         if not sent:
             return Outcome("failed", "I could not DM you the login; please try again.", dep)
         add_event(self.sf, dep.id, actor, "credentials_sent", None, now=now)
-        return Outcome("done", f"I sent you the login of *{dep.template_name}* by DM.", dep)
+        return Outcome(
+            "done", f"I sent you the login of *{mrkdwn_escape(dep.template_name)}* by DM.", dep
+        )
 
     def load_for(
         self,

@@ -34,7 +34,7 @@ from typing import Literal
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.formats import mentions
+from bot.formats import deployment_ref, mentions
 from bot.services.actions import Outcome
 from bot.services.budgets import BudgetPolicy, BudgetService, deciders_of
 from bot.services.deploy import DeployRequest, DeployService
@@ -330,7 +330,7 @@ class ApprovalService:
         result = self.deploy.deploy_approved(decided)
         self.on_change(result.deployment)
         self.budgets.notify_thresholds(dep.team_id)
-        what = f"*{dep.template_name}* (#{dep.id}) for <@{dep.user_id}>"
+        what = f"{deployment_ref(dep)} for <@{dep.user_id}>"
         if result.deployment.status == DeploymentStatus.FAILED:
             return Outcome(
                 "done",
@@ -358,8 +358,7 @@ class ApprovalService:
         self._announce(decided, approval, ApprovalDecision(DENIED, actor, now, note or None), check)
         return Outcome(
             "done",
-            f":no_entry_sign: Denied *{dep.template_name}* (#{dep.id}) for <@{dep.user_id}>; "
-            "they were told.",
+            f":no_entry_sign: Denied {deployment_ref(dep)} for <@{dep.user_id}>; they were told.",
             decided,
         )
 
@@ -454,7 +453,7 @@ def _utc(when: datetime) -> str:
 
 def _decided_text(dep: DeploymentRecord, approval: ApprovalRecord | None) -> str:
     """What to tell someone who clicks on a request that is no longer pending."""
-    what = f"*{dep.template_name}* (#{dep.id})"
+    what = deployment_ref(dep)
     if approval is None or approval.decision is None:
         return f"{what} is {dep.status} now: there is nothing to decide."
     if approval.decision == EXPIRED:

@@ -19,6 +19,7 @@ from bot.services.home import HomeService
 from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimeService
 from bot.services.listings import ListingService
+from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
@@ -59,6 +60,9 @@ class Services:
             "busy — try again in a minute".
         workspaces: each workspace's effective settings, admins and Vast.ai key
             (:class:`bot.services.workspaces.WorkspaceService`; ``/templates setup``).
+        membership: who may act for which workspace
+            (:class:`bot.services.membership.MembershipService`): every listener that spends a
+            workspace's money or posts in its channels asks it first.
         installs: OAuth mode's installs and uninstalls (None in single-workspace mode).
         heartbeat: the poller's heartbeat, behind ``/healthz`` and the admins' alert.
     """
@@ -84,6 +88,7 @@ class Services:
     recent_searches: RecentSearches
     work: WorkPool
     workspaces: WorkspaceService
+    membership: MembershipService
     installs: InstallService | None = None
     heartbeat: HeartbeatService | None = None
 

@@ -46,6 +46,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import storage
+from bot.formats import mrkdwn_escape
 from bot.pricing import HOURS_PER_MONTH
 from bot.services.accounts import VastAccounts
 from bot.services.ports import Delivery, Messages
@@ -53,6 +54,7 @@ from bot.vast.client import port_env
 from bot.vast.errors import OfferUnavailable, VastError
 from bot.vast.models import Instance, Offer
 from catalog import OfferLike, Template, build_offer_query, offer_fits, similar_offers
+from catalog.models import LAUNCH_COMMAND_MAX
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
 logger = logging.getLogger(__name__)
@@ -67,8 +69,9 @@ _LABEL_RE = re.compile(
 )
 _OLD_LABEL_RE = re.compile(r"slackbot:dep-([1-9][0-9]{0,9})", re.ASCII)
 
-#: Vast.ai's limit for ``args`` + ``args_str`` + ``onstart`` together (vast-api.md §3).
-MAX_ONSTART = 4096
+#: Vast.ai's limit for ``args`` + ``args_str`` + ``onstart`` together, in UTF-8 bytes
+#: (docs.vast.ai/api-reference/instances/create-instance); the catalog refuses longer commands.
+MAX_ONSTART = LAUNCH_COMMAND_MAX
 #: Bytes of randomness of a generated web password (``secrets.token_urlsafe``: 32 characters).
 PASSWORD_BYTES = 24
 
@@ -179,7 +182,8 @@ class LaunchSpec:
 def launch_spec(template: Template, *, password: str | None) -> LaunchSpec:
     """Build the create body parts for ``template`` (decision: see the module docstring).
 
-    Raises ValueError when the launch command is over Vast.ai's 4096-character limit.
+    Raises ValueError when the launch command is over Vast.ai's limit (:data:`MAX_ONSTART`
+    bytes; a validated catalog never has one).
     """
     env = dict(template.env)
     if template.password_env and password is not None:
@@ -188,8 +192,8 @@ def launch_spec(template: Template, *, password: str | None) -> LaunchSpec:
     command = template.launch_command.strip()
     if not command:
         return LaunchSpec(template.docker_image, env, "args", None, None)
-    if len(command) > MAX_ONSTART:
-        raise ValueError(f"launch_command of {template.slug} is over {MAX_ONSTART} characters")
+    if len(command.encode("utf-8", "surrogatepass")) > MAX_ONSTART:
+        raise ValueError(f"launch_command of {template.slug} is over {MAX_ONSTART} bytes")
     return LaunchSpec(template.docker_image, env, "ssh_direct", command, None)
 
 
@@ -229,11 +233,14 @@ def recheck_offer(
         return OfferCheck(
             None,
             "That GPU offer is no longer available (someone else rented it, or it does not fit "
-            f"{template.name}). Pick another one: 'Search again' shows fresh offers.",
+            f"{mrkdwn_escape(template.name)}). Pick another one: 'Search again' shows fresh "
+            "offers.",
         )
     reason = offer_fits(template, offer, disk_gb=disk_gb, max_dph=max_dph)
     if reason is not None:
-        return OfferCheck(None, f"That GPU offer does not fit {template.name}: {reason}.")
+        return OfferCheck(
+            None, f"That GPU offer does not fit {mrkdwn_escape(template.name)}: {reason}."
+        )
     expected = shown_dph
     if expected is not None and shown_disk_gb is not None and offer.storage_cost:
         expected += max(0, disk_gb - shown_disk_gb) * offer.storage_cost / HOURS_PER_MONTH

@@ -45,7 +45,15 @@ from datetime import datetime, timedelta
 
 import storage
 from bot import pricing
-from bot.formats import format_duration, lifetime_label, mentions, micros, money, slack_date
+from bot.formats import (
+    deployment_ref,
+    format_duration,
+    lifetime_label,
+    mentions,
+    micros,
+    money,
+    slack_date,
+)
 from bot.notices import MIN_NOTICE
 from bot.services.actions import ManageService, Outcome
 from bot.services.budgets import BudgetService, deciders_of
@@ -80,10 +88,10 @@ class _NeedsApproval(Exception):
 def _ended_text(dep: DeploymentRecord) -> str:
     if dep.status == DeploymentStatus.STOPPED:
         return (
-            f"*{dep.template_name}* (#{dep.id}) is stopped, so it has no end time to change: "
+            f"{deployment_ref(dep)} is stopped, so it has no end time to change: "
             "*Start* begins a new run."
         )
-    return f"*{dep.template_name}* (#{dep.id}) has already ended ({dep.status}); nothing changed."
+    return f"{deployment_ref(dep)} has already ended ({dep.status}); nothing changed."
 
 
 def _withdrawn_text(withdrawn: str | None) -> str:
@@ -220,13 +228,11 @@ class LifetimeService:
         if dep.status not in storage.ACTIVE_STATUSES:
             return Outcome("invalid", _ended_text(dep), dep)
         if hours not in EXTEND_HOURS or dep.ends_at is None:
-            return Outcome(
-                "invalid", f"*{dep.template_name}* (#{dep.id}) has no end time to extend.", dep
-            )
+            return Outcome("invalid", f"{deployment_ref(dep)} has no end time to extend.", dep)
         if micros(dep.ends_at) != issued_ends_micros:
             return Outcome(
                 "already",
-                f"*{dep.template_name}* (#{dep.id}) was already extended: it now stops "
+                f"{deployment_ref(dep)} was already extended: it now stops "
                 f"{slack_date(dep.ends_at)}. Nothing changed.",
                 dep,
             )
@@ -245,7 +251,7 @@ class LifetimeService:
             )
             return Outcome(
                 "refused",
-                f":no_entry: Extending *{dep.template_name}* (#{dep.id}) by {hours} h would run it "
+                f":no_entry: Extending {deployment_ref(dep)} by {hours} h would run it "
                 f"past the maximum of {lifetime_label(limit)}, which needs {who} "
                 "Nothing changed.",
                 dep,
@@ -271,7 +277,7 @@ class LifetimeService:
             fresh = storage.get_deployment(self.sf, dep.id) or dep
             return Outcome(
                 "already",
-                f"*{dep.template_name}* (#{dep.id}) changed meanwhile (it is {fresh.status}"
+                f"{deployment_ref(dep)} changed meanwhile (it is {fresh.status}"
                 + (
                     f", stopping {slack_date(fresh.ends_at)}"
                     if fresh.ends_at and fresh.status in storage.ACTIVE_STATUSES
@@ -296,7 +302,7 @@ class LifetimeService:
         committed = money(pricing.cost_until(after, now, new_end))
         return Outcome(
             "done",
-            f":white_check_mark: Extended *{dep.template_name}* (#{dep.id}) by {hours} h: it "
+            f":white_check_mark: Extended {deployment_ref(dep)} by {hours} h: it "
             f"now stops {slack_date(new_end)} (≈ {committed} by then)."
             + withdrawn
             + _still_pending_text(after),
@@ -352,7 +358,7 @@ class LifetimeService:
         )
         return Outcome(
             "refused",
-            f":no_entry: Extending *{dep.template_name}* (#{dep.id}) by {hours} h needs "
+            f":no_entry: Extending {deployment_ref(dep)} by {hours} h needs "
             f"approval: {reasons}. Nothing changed"
             + (f": it still stops {slack_date(dep.ends_at)}. " if dep.ends_at else ". ")
             + f"{who}{raise_it}.",
@@ -379,7 +385,7 @@ class LifetimeService:
         if dep.status != DeploymentStatus.READY:
             return Outcome(
                 "invalid",
-                f"*{dep.template_name}* (#{dep.id}) is {dep.status} now; nothing to keep running.",
+                f"{deployment_ref(dep)} is {dep.status} now; nothing to keep running.",
                 dep,
             )
         if dep.idle_warned_at is None or micros(dep.idle_warned_at) != issued_warned_micros:
@@ -390,7 +396,7 @@ class LifetimeService:
             )
             return Outcome(
                 "already",
-                f"That question about *{dep.template_name}* (#{dep.id}) was already answered, "
+                f"That question about {deployment_ref(dep)} was already answered, "
                 f"or its GPU got busy again. Nothing changed.{paused}",
                 dep,
             )
@@ -421,7 +427,7 @@ class LifetimeService:
         )
         return Outcome(
             "done",
-            f":white_check_mark: *{dep.template_name}* (#{dep.id}) keeps running: no idle checks "
+            f":white_check_mark: {deployment_ref(dep)} keeps running: no idle checks "
             f"for the next {hours}. It still stops at its end time."
             + withdrawn
             + _still_pending_text(after),

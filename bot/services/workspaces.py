@@ -442,6 +442,18 @@ class WorkspaceService:
             return frozenset(self._settings.bot_admins)
         return self.settings_for(team_id).listed_admins
 
+    def lets_in(self, team_id: str, user_id: str) -> bool:
+        """True when workspace ``team_id`` lets ``user_id`` act for it although Slack may not
+        count them as its member: listed in ``BOT_ADMINS``, in its own bot admins or among its
+        approvers (``APPROVERS`` or its own list). Used by
+        :class:`bot.services.membership.MembershipService`. Raises SQLAlchemy errors."""
+        if not user_id:
+            return False
+        if user_id in self._settings.bot_admins:
+            return True
+        own = self.settings_for(team_id)
+        return user_id in own.listed_admins or user_id in own.approver_ids
+
     def is_admin(
         self, team_id: str | None, user_id: str, *, roles: RoleReader | None = None
     ) -> bool:

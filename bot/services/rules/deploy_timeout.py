@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.notices import mrkdwn_escape
+from bot.formats import mrkdwn_escape
 from bot.services.rules.base import DESTROY, Action, Rule, one_line
 from bot.services.rules.policy import LifetimePolicy
 from bot.vast.models import Instance

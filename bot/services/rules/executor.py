@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 import storage
 from bot import pricing
-from bot.formats import micros
+from bot.formats import deployment_ref, micros
 from bot.services.actions import ManageService, OutcomeKind
 from bot.services.ports import ExpiryNotice, IdleNotice, Messages
 from bot.services.rules.base import (
@@ -298,7 +298,7 @@ class RuleExecutor:
         if not storage.claim(self.sf, key, now):
             return
         text = (
-            f":warning: The bot could not {action} *{dep.template_name}* (#{dep.id}) on its own: "
+            f":warning: The bot could not {action} {deployment_ref(dep)} on its own: "
             "Vast.ai refused. *It is still running and billing.* The bot keeps trying (less often "
             "as it keeps failing); to end it now, press *Destroy* or stop it in the Vast.ai "
             "console."

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.formats import slack_date
-from bot.notices import mrkdwn_escape
+from bot.formats import mrkdwn_escape, slack_date
 from bot.services.rules.base import NOTIFY, STOP, Action, Rule
 from bot.services.rules.policy import LifetimePolicy
 from bot.vast.models import Instance
