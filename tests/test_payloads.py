@@ -390,3 +390,22 @@ def test_paging_values_within_range_are_kept() -> None:
 def test_listing_block_ids_with_forged_pages_are_not_listings(page: str) -> None:
     block_id = f"mgl|{manage_blocks.LIST_MINE}|{page}|12"
     assert manage_blocks.parse_listing_block_id(block_id) is None
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        {"state": "x"},
+        {"state": {"values": [["offer_block"]]}},
+        {"state": {"values": {"offer_block": "x", "disk_block": ["x"]}}},
+        {"state": {"values": {"offer_block": {"gpu_offer": "x"}}}},
+        {"state": {"values": {"offer_block": {"gpu_offer": {"selected_option": "x"}}}}},
+        "x",
+    ],
+    ids=["state", "values", "block", "input", "option", "view"],
+)
+def test_form_readers_read_any_other_shape_as_absent(view: Any) -> None:
+    from bot.blocks import picker, setup
+
+    assert set(picker.selected_values(view).values()) == {None}
+    assert setup.setup_values(view) == {}

@@ -586,19 +586,24 @@ def error_view(template: Template, state: PickerState, message: str) -> View:
 
 
 def selected_values(view: dict[str, Any]) -> dict[str, Any]:
-    """Read the picker's inputs from ``view.state.values`` (untrusted; no validation here).
+    """Read the picker's inputs from ``view.state.values`` (untrusted; no validation here, and
+    any part of another shape reads as absent).
 
     Returns ``{"offer": str|None, "disk": str|None, "channel": str|None, "gpu": str|None,
     "max_price": str|None, "lifetime": str|None}`` (``lifetime``: the **Run for** option value,
     for :func:`parse_lifetime_value`; None when the modal has no such input).
     """
-    values = (view.get("state") or {}).get("values") or {}
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
 
     def get(block: str, action: str, key: str) -> Any:
-        element = (values.get(block) or {}).get(action) or {}
+        inputs = values.get(block) if isinstance(values, dict) else None
+        element = inputs.get(action) if isinstance(inputs, dict) else None
+        if not isinstance(element, dict):
+            return None
         if key == "selected_option" or "selected_option" in element:
-            option = element.get("selected_option") or {}
-            return option.get("value")
+            option = element.get("selected_option")
+            return option.get("value") if isinstance(option, dict) else None
         return element.get(key)
 
     return {
