@@ -409,3 +409,19 @@ def test_form_readers_read_any_other_shape_as_absent(view: Any) -> None:
 
     assert set(picker.selected_values(view).values()) == {None}
     assert setup.setup_values(view) == {}
+
+
+def test_a_refusal_logs_one_line_whatever_the_payload_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.listeners.gate import PayloadGate
+
+    body = changed(VIEW_SUBMISSION, "view.callback_id", "deploy_modal\nFAKE: line")
+    body = changed(body, "view.state.values", {"a\nb": "x"})
+    refusal = parse_payload(body)
+    assert isinstance(refusal, Refusal)
+    gate = PayloadGate(services=None, tell=lambda refusal: None)  # type: ignore[arg-type]
+    with caplog.at_level("INFO"):
+        gate.refuse(refusal)
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage() and "a?b" in record.getMessage()

@@ -31,7 +31,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.blocks.common import notice_modal
-from bot.listeners.models import Refusal, origin_of, parse_payload
+from bot.listeners.models import Refusal, loggable, origin_of, parse_payload
 from bot.services.context import Services
 from bot.services.work import Busy
 
@@ -95,7 +95,7 @@ class PayloadGate(Middleware):
             level,
             "refused a malformed %s payload%s: %s",
             refusal.surface,
-            f" ({refusal.reply.callback_id})" if refusal.reply.callback_id else "",
+            f" ({loggable(refusal.reply.callback_id)})" if refusal.reply.callback_id else "",
             "; ".join(refusal.problems),
         )
         if refusal.surface == "view_submission":

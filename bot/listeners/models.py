@@ -368,8 +368,14 @@ _NAME = TypeAdapter(Name)
 _RESPONSE_URL = TypeAdapter(ResponseUrl)
 
 
+def loggable(text: object, limit: int = 40) -> str:
+    """``text`` fit for one log line: characters other than letters, digits and ``_.:-``
+    become ``?`` (no line breaks or control characters from a payload), at most ``limit``."""
+    return _SAFE_KEY.sub("?", str(text))[:limit]
+
+
 def _path(loc: Iterable[int | str]) -> str:
-    return ".".join(_SAFE_KEY.sub("?", str(part))[:40] for part in loc)
+    return ".".join(loggable(part) for part in loc)
 
 
 def _problems(error: ValidationError) -> tuple[str, ...]:
