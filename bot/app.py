@@ -6,13 +6,14 @@ import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.error import URLError
 
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.oauth.callback_options import CallbackOptions, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -24,6 +25,7 @@ from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
 from bot import slack_limits
+from bot.blocks.common import notice_modal
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.config import Settings
 from bot.listeners import (
@@ -38,6 +40,7 @@ from bot.listeners import (
     submit,
     templates,
 )
+from bot.listeners.gate import PayloadGate, gate_origins
 from bot.notifier import copy_client
 from bot.services.context import Services
 
@@ -160,20 +163,33 @@ def error_text(body: dict[str, Any], reference: str) -> str:
     )
 
 
-def _error_handler(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
-    # Users get a short message with a reference; the log gets the details, never the payload.
+def _error_handler(
+    error: Exception, body: dict[str, Any], response: BoltResponse | None
+) -> BoltResponse | None:
+    """A listener raised: users get a short message with a reference (the log gets the details,
+    never the payload). Before the listener acked (``response`` not None) the answer is a 200
+    that says it: a modal replaced by the message, a command's ephemeral answer; never a 500.
+    Payloads reach listeners parsed (:class:`bot.listeners.gate.PayloadGate`), so the shapes
+    read here are Slack's."""
     reference = uuid.uuid4().hex[:8]
     logger.error("listener failed (ref %s): %s", reference, type(error).__name__, exc_info=error)
+    text = error_text(body, reference)
+    if response is not None and body.get("type") == "view_submission":
+        view = notice_modal("Something went wrong", text, block_id="listener_failed")
+        return BoltResponse(status=200, body={"response_action": "update", "view": view.to_dict()})
+    if response is not None and "command" in body:
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
     response_url = body.get("response_url") or next(
         (url.get("response_url") for url in body.get("response_urls") or []), None
     )
     if response_url:
-        WebhookClient(response_url).send(
-            text=error_text(body, reference),
-            response_type="ephemeral",
-            replace_original=False,
-        )
-    return None
+        try:
+            WebhookClient(response_url).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
+        except (URLError, OSError, SlackClientError) as failure:
+            logger.warning("response_url unavailable: %s", type(failure).__name__)
+    return BoltResponse(status=200, body="") if response is not None else None
 
 
 #: How long an OAuth ``state`` (the "Add to Slack" link) stays valid, seconds.
@@ -249,7 +265,9 @@ def create_app(
 
     HTTP mode verifies every request's signature and timestamp (Bolt's RequestVerification: 401
     on a bad or missing signature or a timestamp more than 5 minutes off). Socket Mode carries no
-    signatures, so verification is off there. Single-workspace mode: Bolt calls ``auth.test``
+    signatures, so verification is off there. Then every payload is parsed into its typed model
+    (:class:`bot.listeners.gate.PayloadGate`, before authorization); a malformed one is answered
+    there and reaches no listener. Single-workspace mode: Bolt calls ``auth.test``
     once here. OAuth mode (``installation_store`` and ``state_store`` given): Bolt's OAuth flow
     (:func:`oauth_settings`) and a token per request from the installation store.
     """
@@ -271,6 +289,8 @@ def create_app(
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
         logger=_BOLT_LOGGER,
         oauth_settings=oauth,
+        # Malformed payloads are answered before authorization and the listeners.
+        before_authorize=PayloadGate(services, origins=gate_origins(settings.slack_api_url)),
     )
     app.error(_error_handler)
     app.use(_check_listener_client)

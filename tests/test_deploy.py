@@ -454,6 +454,150 @@ def test_concurrent_deliveries_rent_once(bot: BotHarness) -> None:
     assert len(bot.slack.calls_to("chat.postMessage")) == 1
 
 
+def already_said(answer: dict[str, Any]) -> str:
+    """The text of a modal answer (ack or views.update) that says the form was submitted."""
+    view = answer.get("view") or {}
+    text = texts(view.get("blocks"))
+    return text if "already submitted" in text else ""
+
+
+def test_a_repeated_submission_is_answered_with_what_the_first_started(bot: BotHarness) -> None:
+    """Slack delivering one submission twice (or Submit pressed again) used to be answered
+    "that offer is no longer available" although the first delivery had rented it."""
+    chosen = pick_offer(bot).offer
+    view = submitted_view(chosen.id, view_id="V0REPEAT01")
+    assert bot.view_submission(view).json() == {"response_action": "clear"}
+    (dep,) = settled(bot)
+    again = bot.view_submission(view).json()
+    assert again["response_action"] == "update"
+    text = already_said(again)
+    assert "already deploying" in text and f"#{dep.id}" in text and f"<#{CHANNEL}>" in text
+    assert "Nothing new was rented" in text and "no longer available" not in json.dumps(again)
+    assert len(creates(bot)) == 1 and len(rows(bot)) == 1
+
+
+def test_a_repeat_checked_while_the_first_rents_still_hears_the_truth(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat's first look finds no row (the twin has not written it yet); by the time
+    its offer check fails, the twin has rented the offer: it looks again before refusing."""
+    chosen = pick_offer(bot).offer
+    view = submitted_view(chosen.id, view_id="V0REPEAT02")
+    assert bot.view_submission(view).json() == {"response_action": "clear"}
+    settled(bot)
+    deploy = bot.services.deploy
+    looks: list[str] = []
+    real = deploy.submitted
+
+    def late(request_key: str) -> Any:
+        looks.append(request_key)
+        return None if len(looks) == 1 else real(request_key)
+
+    monkeypatch.setattr(deploy, "submitted", late)
+    again = bot.view_submission(view).json()
+    assert looks == ["V0REPEAT02", "V0REPEAT02"]
+    assert "already deploying" in already_said(again)
+    assert len(creates(bot)) == 1
+
+
+def test_a_repeat_whose_twin_wrote_the_row_first_is_answered_with_it(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deliveries at once both pass the look-up and the offer check; the row's unique key
+    lets one write it, and the other is answered with that row, not a second rental."""
+    chosen = pick_offer(bot).offer
+    view = submitted_view(chosen.id, view_id="V0REPEAT03")
+    deploy = bot.services.deploy
+    checks: list[Any] = []
+    real_recheck = deploy.recheck
+
+    def remembered(*args: Any, **kwargs: Any) -> Any:
+        if not checks:
+            checks.append(real_recheck(*args, **kwargs))
+        return checks[0]  # the twin saw the offer free, too
+
+    monkeypatch.setattr(deploy, "recheck", remembered)
+    monkeypatch.setattr(deploy, "submitted", lambda request_key: None)
+    assert bot.view_submission(view).json() == {"response_action": "clear"}
+    (dep,) = settled(bot)
+    again = bot.view_submission(view).json()
+    assert "already deploying" in already_said(again) and f"#{dep.id}" in already_said(again)
+    assert len(creates(bot)) == 1 and len(rows(bot)) == 1
+
+
+def test_concurrent_deliveries_are_each_answered_with_the_truth(bot: BotHarness) -> None:
+    chosen = pick_offer(bot).offer
+    view = submitted_view(chosen.id, view_id="V0CONCUR02")
+    count = 6
+    barrier = threading.Barrier(count)
+    answers: list[dict[str, Any]] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        answers.append(bot.view_submission(view).json())
+
+    threads = [threading.Thread(target=deliver) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (dep,) = settled(bot)
+
+    def told() -> list[str]:  # in the ack, or in the modal later when the check was slow
+        updates = [{"view": call.args.get("view")} for call in bot.slack.calls_to("views.update")]
+        return [text for text in map(already_said, answers + updates) if text]
+
+    assert len(wait_until(lambda: len(told()) >= count - 1 and told())) == count - 1
+    assert all(f"#{dep.id}" in text for text in told())
+    everything = json.dumps(answers) + all_slack_text(bot)
+    assert "no longer available" not in everything
+    assert len(creates(bot)) == 1 and len(bot.vast.instances) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "message_channel", "words"),
+    [
+        ("creating", None, ["is already deploying", "will appear in <#C0DEPLOYS1>"]),
+        ("ready", "C0DEPLOYS1", ["is running", "is in <#C0DEPLOYS1>"]),
+        ("pending_approval", "C0DEPLOYS1", ["is waiting for approval"]),
+        ("stopped", "C0DEPLOYS1", ["is stopped"]),
+        ("failed", "D0ALICEDM", ["failed", "run `/templates`", "in your DMs with the bot"]),
+        ("denied", "C0DEPLOYS1", ["was denied", "run `/templates`"]),
+    ],
+)
+def test_the_answer_to_a_repeat_says_what_became_of_the_first(
+    status: str, message_channel: str | None, words: list[str]
+) -> None:
+    import dataclasses
+
+    from bot.blocks.deploy import already_text
+    from tests.test_blocks_lifetimes import make_dep
+
+    dep = dataclasses.replace(
+        make_dep(id=7),
+        status=storage.DeploymentStatus(status),
+        message_channel=message_channel,
+        message_ts=None if message_channel is None else "1732900000.000100",
+    )
+    text = already_text(dataclasses.replace(dep, template_name="<!channel> *x*"))
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    text = already_text(dep)
+    assert text.startswith(":") and "*JupyterLab* (#7)" in text and "Nothing new was rented" in text
+    for word in words:
+        assert word in text
+
+
+def test_a_repeat_by_someone_else_names_nothing_of_the_first(bot: BotHarness) -> None:
+    chosen = pick_offer(bot).offer
+    view = submitted_view(chosen.id, view_id="V0REPEAT04")
+    assert bot.view_submission(view).json() == {"response_action": "clear"}
+    settled(bot)
+    other = bot.view_submission(view, user="U0BOB0002").json()
+    text = texts(other["view"]["blocks"])
+    assert text == f":warning: {submit.FORM_USED}"
+    assert len(creates(bot)) == 1
+
+
 # -- where the status message goes ----------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from slack_sdk.models.views import View
 from bot.blocks.common import (
     MAX_MESSAGE_BLOCKS,
     MAX_SECTION_TEXT,
+    bounded_json,
     message_payload,
     truncate,
     valid_deployment_id,
@@ -586,13 +587,12 @@ def deny_view(
 
 
 def parse_deny_metadata(text: str) -> tuple[int, str | None, str | None] | None:
-    """``(deployment id, channel, ts)`` from :func:`deny_view`'s private_metadata (untrusted):
-    None unless a JSON object with an integer ``dep`` from 1 to 2⁶³−1; ``channel`` / ``ts``
-    only when strings of 1–40 characters (else None)."""
-    if not isinstance(text, str) or len(text) > 3000:
-        return None
+    """``(deployment id, channel, ts)`` from :func:`deny_view`'s private_metadata (untrusted,
+    read with :func:`bot.blocks.common.bounded_json`): None unless a JSON object with an
+    integer ``dep`` in 1..``storage.MAX_ROW_ID``; ``channel`` / ``ts`` only when strings of
+    1–40 characters (else None)."""
     try:
-        data = json.loads(text)
+        data = bounded_json(text)
     except ValueError:
         return None
     if not isinstance(data, dict):

@@ -32,7 +32,7 @@ from bot.blocks.status import gpu_summary
 from bot.blocks.templates import ACTION_DEPLOY
 from bot.formats import mrkdwn_escape
 from catalog import OfferLike, Template
-from storage import DeploymentRecord
+from storage import DeploymentRecord, DeploymentStatus
 
 #: Modal title when the template is unknown (titles are at most 24 characters).
 DEFAULT_TITLE = "Deploy"
@@ -88,6 +88,51 @@ def done_view(template: Template, channel: str) -> View:
         f"in <#{channel}>."
     )
     return _notice_view(template.name, [_notice_section("deploy_done", text)])
+
+
+def _where(dep: DeploymentRecord) -> str:
+    """Where the status message of ``dep`` is (or will be), for a sentence."""
+    channel = dep.message_channel or dep.channel_id
+    if channel.startswith("D"):
+        return "in your DMs with the bot"
+    return f"in <#{channel}>"
+
+
+_ENDED = {
+    DeploymentStatus.FAILED: "failed",
+    DeploymentStatus.DESTROYED: "has been destroyed",
+    DeploymentStatus.DENIED: "was denied",
+    DeploymentStatus.EXPIRED: "expired before anyone approved it",
+}
+
+
+def already_text(dep: DeploymentRecord) -> str:
+    """The truth about a submission delivered again (mrkdwn): what the first delivery of this
+    form started, and where its status message is; nothing new was rented."""
+    name = f"*{mrkdwn_escape(dep.template_name)}* (#{dep.id})"
+    where = _where(dep)
+    seen = "will appear" if dep.message_ts is None else "is"
+    status = dep.status
+    if status in (DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING):
+        head = f":rocket: This form was already submitted: {name} is already deploying."
+    elif status == DeploymentStatus.READY:
+        head = f":white_check_mark: This form was already submitted: {name} is running."
+    elif status == DeploymentStatus.PENDING_APPROVAL:
+        head = f":hourglass: This form was already submitted: {name} is waiting for approval."
+    elif status == DeploymentStatus.STOPPED:
+        head = f":double_vertical_bar: This form was already submitted: {name} is stopped."
+    else:
+        ended = _ENDED.get(status, f"is {status}")
+        head = (
+            f":information_source: This form was already submitted: {name} {ended}. To "
+            "deploy again, run `/templates` and press *Deploy*."
+        )
+    return f"{head} Nothing new was rented. Its status message {seen} {where}."
+
+
+def already_view(dep: DeploymentRecord) -> View:
+    """The modal's answer to a submission delivered again: :func:`already_text`."""
+    return _notice_view(dep.template_name, [_notice_section("deploy_already", already_text(dep))])
 
 
 def problem_view(message: str, *, template: Template | None = None) -> View:

@@ -27,7 +27,15 @@ from slack_sdk.models.blocks import (
 
 from bot import pricing as costs
 from bot.blocks.budgets import budget_bar, budget_sentence
-from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
+from bot.blocks.common import (
+    MAX_PAGE,
+    MAX_SECTION_TEXT,
+    bounded_json,
+    message_payload,
+    page_number,
+    paging_block,
+    truncate,
+)
 from bot.blocks.lifetimes import ends_line, unmanaged_text
 from bot.blocks.status import STATUS_ICONS, deployment_buttons, gpu_summary
 from bot.formats import format_duration, mentions, money, mrkdwn_escape
@@ -137,14 +145,15 @@ def listing_block_id(kind: str, page: int, deployment_id: int) -> str:
 
 
 def parse_listing_block_id(block_id: str) -> tuple[str, int] | None:
-    """``(kind, page)`` from :func:`listing_block_id`, or None for any other block id."""
+    """``(kind, page)`` from :func:`listing_block_id`, or None for any other block id (the
+    page: ASCII digits, at most ``MAX_PAGE``)."""
     parts = block_id.split("|")
     if len(parts) != 4 or parts[0] != _LIST_BLOCK_PREFIX or parts[1] not in LIST_KINDS:
         return None
-    try:
-        return parts[1], max(0, int(parts[2]))
-    except ValueError:
+    page = parts[2]
+    if not (page.isascii() and page.isdigit() and len(page) <= len(str(MAX_PAGE))):
         return None
+    return parts[1], int(page)
 
 
 def list_page_value(kind: str, page: int) -> str:
@@ -155,10 +164,11 @@ def list_page_value(kind: str, page: int) -> str:
 def parse_list_page_value(value: str) -> tuple[str, int]:
     """Inverse of :func:`list_page_value`; untrusted input gives page 0 of ``mine``."""
     try:
-        data = json.loads(value)
-        kind = str(data.get("k", LIST_MINE))
-        return (kind if kind in LIST_KINDS else LIST_MINE), max(0, int(data.get("p", 0)))
-    except (ValueError, TypeError, AttributeError):
+        data = bounded_json(value)
+        kind = data.get("k", LIST_MINE)
+        page = data.get("p", 0)
+        return (kind if kind in LIST_KINDS else LIST_MINE), page_number(page)
+    except (ValueError, AttributeError):
         return LIST_MINE, 0
 
 

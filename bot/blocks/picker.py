@@ -32,10 +32,11 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks.common import MAX_OPTION_TEXT, MAX_VIEW_BLOCKS, truncate
+from bot.blocks.common import MAX_OPTION_TEXT, MAX_VIEW_BLOCKS, bounded_json, truncate
 from bot.blocks.templates import vram_line
 from bot.formats import lifetime_label, mrkdwn_escape
 from catalog import RankedOffer, Template
+from storage import MAX_ROW_ID
 
 CALLBACK_DEPLOY = "deploy_modal"
 BLOCK_OFFER = "offer_block"
@@ -94,14 +95,17 @@ class PickerState:
 
     @classmethod
     def from_metadata(cls, text: str) -> PickerState:
-        """Parse ``private_metadata``; raises ``ValueError`` when it is not ours."""
-        data = json.loads(text or "{}")
+        """Parse ``private_metadata`` (untrusted: at most :data:`MAX_METADATA` characters of
+        shallow JSON, :func:`bot.blocks.common.bounded_json`); raises ``ValueError`` when it is
+        not ours. Fields of the wrong type or out of range are dropped (``disk_gb`` only in
+        1..``storage.MAX_ROW_ID``); the template slug is cut to 200 characters."""
+        data = bounded_json(text or "{}", max_chars=MAX_METADATA)
         if not isinstance(data, dict) or not isinstance(data.get("template"), str):
             raise ValueError("not a picker state")
         max_dph = data.get("max_dph")
         disk = data.get("disk_gb")
         return cls(
-            template=data["template"],
+            template=data["template"][:200],
             channel=data.get("channel") if isinstance(data.get("channel"), str) else None,
             gpu_name=data.get("gpu_name") if isinstance(data.get("gpu_name"), str) else None,
             max_dph=(
@@ -109,7 +113,11 @@ class PickerState:
                 if isinstance(max_dph, int | float) and math.isfinite(max_dph) and max_dph > 0
                 else None
             ),
-            disk_gb=int(disk) if isinstance(disk, int) else None,
+            disk_gb=(
+                disk
+                if isinstance(disk, int) and not isinstance(disk, bool) and 0 < disk <= MAX_ROW_ID
+                else None
+            ),
             models=[m for m in data.get("models") or [] if isinstance(m, str)][:50],
         )
 
@@ -578,19 +586,24 @@ def error_view(template: Template, state: PickerState, message: str) -> View:
 
 
 def selected_values(view: dict[str, Any]) -> dict[str, Any]:
-    """Read the picker's inputs from ``view.state.values`` (untrusted; no validation here).
+    """Read the picker's inputs from ``view.state.values`` (untrusted; no validation here, and
+    any part of another shape reads as absent).
 
     Returns ``{"offer": str|None, "disk": str|None, "channel": str|None, "gpu": str|None,
     "max_price": str|None, "lifetime": str|None}`` (``lifetime``: the **Run for** option value,
     for :func:`parse_lifetime_value`; None when the modal has no such input).
     """
-    values = (view.get("state") or {}).get("values") or {}
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
 
     def get(block: str, action: str, key: str) -> Any:
-        element = (values.get(block) or {}).get(action) or {}
+        inputs = values.get(block) if isinstance(values, dict) else None
+        element = inputs.get(action) if isinstance(inputs, dict) else None
+        if not isinstance(element, dict):
+            return None
         if key == "selected_option" or "selected_option" in element:
-            option = element.get("selected_option") or {}
-            return option.get("value")
+            option = element.get("selected_option")
+            return option.get("value") if isinstance(option, dict) else None
         return element.get(key)
 
     return {

@@ -268,11 +268,13 @@ def setup_values(view: dict[str, Any]) -> dict[str, Any]:
     (str | None: emptied), ``"approval_dph"``, ``"default_lifetime_hours"`` and
     ``"max_lifetime_hours"`` (the number inputs' text, None when emptied).
     """
-    values = (view.get("state") or {}).get("values") or {}
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
     found: dict[str, Any] = {}
 
     def element(block: str, action: str) -> dict[str, Any] | None:
-        value = (values.get(block) or {}).get(action) if isinstance(values, dict) else None
+        inputs = values.get(block) if isinstance(values, dict) else None
+        value = inputs.get(action) if isinstance(inputs, dict) else None
         return value if isinstance(value, dict) else None
 
     for name, block, action in (

@@ -20,7 +20,14 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks.common import MAX_SECTION_TEXT, message_payload, paging_block, truncate
+from bot.blocks.common import (
+    MAX_SECTION_TEXT,
+    bounded_json,
+    message_payload,
+    page_number,
+    paging_block,
+    truncate,
+)
 from bot.formats import mrkdwn_escape
 from bot.slack_limits import MAX_BUTTON_VALUE
 from catalog import Catalog, Template, TemplateMatch
@@ -63,10 +70,13 @@ def page_value(query_text: str, page: int) -> str:
 def parse_page_value(value: str) -> tuple[str, int]:
     """Inverse of :func:`page_value`; untrusted input, so a bad value gives page 0 of no filter."""
     try:
-        data = json.loads(value)
-        return str(data.get("q", ""))[:MAX_QUERY_IN_VALUE], max(0, int(data.get("p", 0)))
-    except (ValueError, TypeError, AttributeError):
+        data = bounded_json(value)
+        query, page = data.get("q", ""), data.get("p", 0)
+    except (ValueError, AttributeError):
         return "", 0
+    if not isinstance(query, str):
+        return "", 0
+    return query[:MAX_QUERY_IN_VALUE], page_number(page)
 
 
 def vram_line(template: Template) -> str:

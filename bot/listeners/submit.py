@@ -25,7 +25,9 @@ the row and rents through :class:`bot.services.deploy.DeployService`), wait at m
   Slack's 3-second window is kept, and later updated (``views.update``) with the outcome.
 * The listener returns right after its ack; the rental continues on the work pool, so Bolt's
   listener threads never wait for Vast.ai beyond the ack budget. A submission delivered twice
-  (a double submit, a Slack retry) rents once: the deploy service keys the row by view id.
+  (a double submit, a Slack retry) rents once: the deploy service keys the row by view id
+  (unique), and the repeat is answered with what the first delivery started ("already
+  deploying — its status message is in #channel"), never "that offer is no longer available".
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from bot.listeners.membership import DEPLOY, user_team_of
 from bot.listeners.payloads import team_of
 from bot.listeners.replies import update_view
 from bot.services.context import Services
-from bot.services.deploy import DeployRequest, OfferCheck
+from bot.services.deploy import DeploymentRecord, DeployRequest, OfferCheck
 from bot.services.work import BUSY_TEXT, Busy
 from bot.vast.errors import VastError
 from catalog import Template, disk_problem
@@ -276,6 +278,26 @@ def _refuse(handoff: AckHandoff, client: WebClient, sub: Submission, message: st
     )
 
 
+#: The answer to a repeated delivery whose first one was made by someone else (a forged view
+#: id): it names nothing of theirs.
+FORM_USED = "This form was already used. Run `/templates` and press *Deploy* to start again."
+
+
+def _answer_repeat(
+    handoff: AckHandoff, client: WebClient, sub: Submission, dep: DeploymentRecord
+) -> None:
+    """Answer a repeated delivery of ``sub`` with the truth about the deployment ``dep`` its
+    first delivery wrote ("already deploying — see the message in #channel",
+    :func:`bot.blocks.deploy.already_view`); nothing is rented. Only its own requester is
+    told what it is."""
+    logger.info("submission %s delivered again: deployment %s", sub.view_id, dep.id)
+    if dep.team_id == sub.team_id and dep.user_id == sub.user_id:
+        view = deploy_blocks.already_view(dep)
+    else:
+        view = deploy_blocks.problem_view(FORM_USED)
+    _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+
+
 def handle_submission(
     services: Services, client: WebClient, sub: Submission, handoff: AckHandoff
 ) -> None:
@@ -284,15 +306,29 @@ def handle_submission(
     (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
     rent (or ask the approvers). When the row cannot be written the user is told that
     nothing was rented. A submitter who does not belong to the workspace
-    (:mod:`bot.services.membership`) is told so and nothing is checked, written or rented."""
+    (:mod:`bot.services.membership`) is told so and nothing is checked, written or rented.
+
+    A repeated delivery of the submission (same view id: Slack delivering it twice, Submit
+    pressed again) rents nothing and is answered with what the first one started
+    (:func:`_answer_repeat`): looked up first, again when the offer check fails (a twin
+    delivery may have rented the offer meanwhile), and when the row's unique key finds the
+    twin's row (two deliveries at once)."""
     refusal = services.membership.refusal(sub.team_id, sub.user_id, sub.user_team, DEPLOY)
     if refusal is not None:
         view = deploy_blocks.problem_view(refusal)
         _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
         return
     try:
+        earlier = services.deploy.submitted(sub.view_id)
+        if earlier is not None:
+            _answer_repeat(handoff, client, sub, earlier)
+            return
         check, problem = _check_problem(services, sub)
         if problem is not None or check is None or check.offer is None:
+            earlier = services.deploy.submitted(sub.view_id)
+            if earlier is not None:
+                _answer_repeat(handoff, client, sub, earlier)
+                return
             _refuse(
                 handoff,
                 client,
@@ -321,16 +357,18 @@ def handle_submission(
         return
     dep = admission.deployment
     assert dep is not None  # written: deploy or approval
+    if not admission.created:  # a twin delivery wrote the row first
+        _answer_repeat(handoff, client, sub, dep)
+        return
     if admission.kind == "approval":
         reasons = admission.check.reasons if admission.check is not None else ()
         view = budget_blocks.pending_view(
             sub.template.name, sub.channel, admission.deciders, reasons
         )
         _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
-        if admission.created:
-            held = services.approvals.ask(admission, request)
-            if held.created:
-                services.home.refresh(sub.user_id, sub.team_id)
+        held = services.approvals.ask(admission, request)
+        if held.created:
+            services.home.refresh(sub.user_id, sub.team_id)
         return
     _show(
         handoff,
@@ -339,10 +377,9 @@ def handle_submission(
         {"response_action": "clear"},
         deploy_blocks.done_view(sub.template, sub.channel),
     )
-    if admission.created:
-        services.deploy.start(dep, request)
-        services.home.refresh(sub.user_id, sub.team_id)  # the new deployment joins Home
-        services.budgets.notify_thresholds(sub.team_id)
+    services.deploy.start(dep, request)
+    services.home.refresh(sub.user_id, sub.team_id)  # the new deployment joins Home
+    services.budgets.notify_thresholds(sub.team_id)
 
 
 def register(app: App, services: Services) -> None:

@@ -373,6 +373,13 @@ class DeployService:
 
     # -- public --------------------------------------------------------------------------------
 
+    def submitted(self, request_key: str) -> DeploymentRecord | None:
+        """The deployment a submission with ``request_key`` (the modal's view id) already
+        wrote, or None: a repeated delivery of one submission (Slack delivering it twice, or
+        the user pressing Submit again) finds the first one's row here. Storage errors
+        propagate."""
+        return storage.get_by_request_key(self.sf, request_key)
+
     def recheck(
         self,
         template: Template,
