@@ -42,6 +42,10 @@ HOSTILE = [
     pytest.param(JSON, b'{"a":' * 50_000, id="json-deep-object"),
     pytest.param(JSON, b"[1]", id="json-list"),
     pytest.param(JSON, b'{"type": "event_callback", "enterprise": 5}', id="json-bad-enterprise"),
+    pytest.param(JSON, b'{"type": "event_callback", "authorizations": 5}', id="json-bad-auths"),
+    pytest.param(FORM, b'payload={"type":"block_actions","response_urls":["x"]}', id="bad-urls"),
+    pytest.param(FORM, b'payload={"type":"block_actions","team":7}', id="payload-team-number"),
+    pytest.param(FORM, b'payload={"type":"block_actions","channel":3}', id="payload-channel-3"),
 ]
 
 
