@@ -159,6 +159,15 @@ from storage.repo import (
     set_offer,
     update_status,
 )
+from storage.secrets import (
+    SLACK_SECRETS,
+    VAST_KEYS,
+    WEB_PASSWORDS,
+    ResealReport,
+    SecretColumn,
+    reseal_column,
+    swap_state,
+)
 from storage.transitions import INITIAL_STATUSES, TRANSITIONS
 from storage.types import UTCDateTime, utcnow
 from storage.workspaces import (
@@ -175,6 +184,13 @@ from storage.workspaces import (
 )
 
 __all__ = [
+    "SLACK_SECRETS",
+    "VAST_KEYS",
+    "WEB_PASSWORDS",
+    "ResealReport",
+    "SecretColumn",
+    "reseal_column",
+    "swap_state",
     "INSTALLATION_ID_LENGTH",
     "INSTALLATION_ID_PATTERN",
     "INSTALLATION_STATE",
