@@ -1,6 +1,7 @@
 """Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH``;
 ``python -m bot simulator [--port 8090] [--api-key KEY] [--rate-limits]`` serves the Vast.ai
-simulator on its own."""
+simulator on its own; ``python -m bot rotate-key [--batch-size N]`` re-encrypts every stored
+secret with the first key of ``ENCRYPTION_KEY`` (:mod:`bot.rekey`)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=USERID",
         help="another Vast.ai account (repeatable): its key and user id",
     )
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored secret with the first key of ENCRYPTION_KEY "
+        "(safe to stop and run again; README › Security)",
+    )
+    rotate.add_argument(
+        "--batch-size", type=int, default=200, help="rows per transaction (default 200)"
+    )
     return parser
 
 
@@ -65,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.catalog_command == "list":
             return main_list(catalog_dir_from_env())
         return main_validate(args.path)
+    if args.command == "rotate-key":
+        from bot.rekey import main_rotate_key
+
+        return main_rotate_key(batch_size=max(1, args.batch_size))
     if args.command == "simulator":
         from bot.simulator.cli import serve
 

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     slack_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SLACK_SCOPES
     """Bot scopes an OAuth install asks for (comma list)."""
     encryption_key: SecretStr | None = None
-    """Fernet key that encrypts each workspace's Vast.ai key at rest; required in OAuth mode."""
+    """Fernet key, or several separated by commas (the first encrypts, each decrypts: see
+    ``python -m bot rotate-key``), that encrypts the secrets at rest (Vast.ai keys, Slack
+    tokens, web passwords); required in OAuth mode."""
     slack_api_url: str = "https://slack.com/api/"
     vast_api_key: SecretStr | None = None
     vast_api_url: str = "https://console.vast.ai"
@@ -113,7 +115,10 @@ class Settings(BaseSettings):
             try:
                 SecretBox(value.get_secret_value())
             except EncryptionKeyError:
-                raise ValueError("must be a Fernet key (32 bytes in URL-safe base64)") from None
+                raise ValueError(
+                    "must be a Fernet key (32 bytes in URL-safe base64), or several separated "
+                    "by commas"
+                ) from None
         return value
 
     @field_validator("slack_scopes", mode="before")
