@@ -17,7 +17,8 @@ from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, catalog_dir_from_env, load_settings
+from bot import logsafe
+from bot.config import ConfigError, catalog_dir_from_env, configured_secrets, load_settings
 from bot.crypto import EncryptionKeyError
 from bot.simulator.cli import parse_account
 from catalog import CatalogError
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
+        # Whatever reaches the console: no configured secret, no Slack token.
+        logsafe.install_scrubber(configured_secrets(settings), logging.getLogger().handlers)
         from bot.runtime import run
 
         # Platforms stop a process with SIGTERM: shut down as on Ctrl-C, so the scheduler

@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox
+from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox, parse_keys
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, parse_min_intervals
 from storage import DEFAULT_DATABASE_URL
 
@@ -335,6 +335,25 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors(include_input=False, include_url=False)]
         raise ConfigError(" ".join(lines)) from None
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """The secret values of ``settings`` (tokens, signing and client secrets, the Vast.ai key,
+    each key of ``ENCRYPTION_KEY``), for log scrubbing; unset ones left out."""
+    values = [
+        secret.get_secret_value()
+        for secret in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.slack_client_secret,
+            settings.vast_api_key,
+        )
+        if secret is not None
+    ]
+    if settings.encryption_key is not None:
+        values += parse_keys(settings.encryption_key.get_secret_value())
+    return values
 
 
 def catalog_dir_from_env() -> Path | None:
