@@ -33,7 +33,14 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from storage import SessionFactory, get_state, list_workspaces, put_state_if_absent
+from storage import (
+    SLACK_BOT_TOKENS,
+    VAST_KEYS,
+    SessionFactory,
+    count_stored,
+    get_state,
+    put_state_if_absent,
+)
 
 #: ``bot_state`` name of the canary: a Fernet token of :data:`CANARY_TEXT`.
 CANARY_STATE = "encryption_canary"
@@ -42,11 +49,12 @@ WRONG_KEY_MESSAGE = (
     "ENCRYPTION_KEY does not decrypt the secrets stored in the database: set the key they were "
     "saved with"
 )
-#: The refusal when no Vast.ai key is stored yet (only the first start's check value).
+#: The refusal when no Vast.ai key nor Slack token is stored yet (only the first start's check
+#: value).
 NEW_KEY_MESSAGE = (
-    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key is "
-    "stored yet, so nothing is lost: set the first key again, or start over with this one "
-    "(README › Several workspaces › A lost or changed ENCRYPTION_KEY)"
+    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key nor "
+    "Slack token is stored yet, so nothing is lost: set the first key again, or start over "
+    "with this one (README › Several workspaces › A lost or changed ENCRYPTION_KEY)"
 )
 GENERATE_HINT = (
     'generate one with .venv/bin/python -c "from cryptography.fernet import Fernet; '
@@ -227,8 +235,9 @@ class SecretBox:
 
         Raises:
             EncryptionKeyError: when no key decrypts the canary: with
-                :data:`WRONG_KEY_MESSAGE` when Vast.ai keys are stored, else
-                :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting over).
+                :data:`WRONG_KEY_MESSAGE` when Vast.ai keys or Slack tokens are stored
+                (counted), else :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting
+                over).
         """
         if get_state(sf, CANARY_STATE) is None:
             put_state_if_absent(sf, CANARY_STATE, self.encrypt(CANARY_TEXT))
@@ -238,13 +247,16 @@ class SecretBox:
         except EncryptionKeyError:
             ok = False
         if not ok:
-            stored_keys = sum(1 for w in list_workspaces(sf) if w.has_vast_key)
-            if stored_keys == 0:
+            stored_keys = count_stored(sf, VAST_KEYS)
+            installs = count_stored(sf, SLACK_BOT_TOKENS)
+            if stored_keys == 0 and installs == 0:
                 raise EncryptionKeyError(NEW_KEY_MESSAGE)
+            what = [f"{stored_keys} workspace Vast.ai key{'s' if stored_keys != 1 else ''}"]
+            if installs:
+                what.append(f"{installs} Slack bot token{'s' if installs != 1 else ''}")
             raise EncryptionKeyError(
-                f"{WRONG_KEY_MESSAGE} ({stored_keys} workspace Vast.ai key"
-                f"{'s' if stored_keys != 1 else ''}; README › Several workspaces › A lost or "
-                "changed ENCRYPTION_KEY)"
+                f"{WRONG_KEY_MESSAGE} ({', '.join(what)}; README › Several workspaces › A lost "
+                "or changed ENCRYPTION_KEY)"
             )
         assert stored is not None
         return self.is_current(stored[0])

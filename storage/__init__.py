@@ -160,11 +160,13 @@ from storage.repo import (
     update_status,
 )
 from storage.secrets import (
+    SLACK_BOT_TOKENS,
     SLACK_SECRETS,
     VAST_KEYS,
     WEB_PASSWORDS,
     ResealReport,
     SecretColumn,
+    count_stored,
     reseal_column,
     swap_state,
 )
@@ -184,11 +186,13 @@ from storage.workspaces import (
 )
 
 __all__ = [
+    "SLACK_BOT_TOKENS",
     "SLACK_SECRETS",
     "VAST_KEYS",
     "WEB_PASSWORDS",
     "ResealReport",
     "SecretColumn",
+    "count_stored",
     "reseal_column",
     "swap_state",
     "INSTALLATION_ID_LENGTH",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, not_, select, update
+from sqlalchemy import CursorResult, Table, func, not_, select, update
 
 from storage.db import SessionFactory, read_transaction, write_transaction
 from storage.models import Base, BotState
@@ -42,6 +42,8 @@ class SecretColumn:
 WEB_PASSWORDS = SecretColumn("deployments", "id", "web_password", "web passwords")
 #: Each workspace's Vast.ai API key (always stored encrypted).
 VAST_KEYS = SecretColumn("workspaces", "team_id", "vast_key_ciphertext", "Vast.ai keys")
+#: The bot token of each installed bot (a row per install and rotation in slack_bots).
+SLACK_BOT_TOKENS = SecretColumn("slack_bots", "id", "bot_token", "Slack tokens")
 #: slack_sdk's installation tables (OAuth mode): tokens, refresh tokens, the webhook URL.
 SLACK_SECRETS: tuple[SecretColumn, ...] = (
     *(
@@ -54,7 +56,7 @@ SLACK_SECRETS: tuple[SecretColumn, ...] = (
             "incoming_webhook_url",
         )
     ),
-    SecretColumn("slack_bots", "id", "bot_token", "Slack tokens"),
+    SLACK_BOT_TOKENS,
     SecretColumn("slack_bots", "id", "bot_refresh_token", "Slack tokens"),
 )
 
@@ -127,6 +129,13 @@ def reseal_column(
                     report.changed += done
                     report.raced += 1 - done
         after = rows[-1][0]
+
+
+def count_stored(sf: SessionFactory, secret: SecretColumn) -> int:
+    """How many rows hold a value (not NULL) in ``secret``'s column."""
+    column = _table(secret.table).c[secret.column]
+    with read_transaction(sf) as session:
+        return int(session.scalar(select(func.count()).where(column.is_not(None))) or 0)
 
 
 def swap_state(

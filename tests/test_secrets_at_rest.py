@@ -101,6 +101,20 @@ def test_the_canary_passes_with_any_listed_key_and_says_whether_to_rotate(
         SecretBox(KEY_NEW).verify(sf)
 
 
+def test_another_key_is_refused_as_losing_slack_tokens_too(
+    engine: Engine, session_factory: SessionFactory
+) -> None:
+    """OAuth installs without a Vast.ai key: a new key would lose their Slack tokens, so the
+    refusal does not say "nothing is lost"."""
+    SecretBox(KEY_OLD).verify(session_factory)
+    inner = SQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=engine)
+    SealedInstallationStore(inner, SecretBox(KEY_OLD)).save(_installation())
+    with pytest.raises(EncryptionKeyError) as refused:
+        SecretBox(KEY_NEW).verify(session_factory)
+    assert "0 workspace Vast.ai keys, 1 Slack bot token;" in str(refused.value)
+    assert "nothing is lost" not in str(refused.value)
+
+
 def test_stored_tokens_never_look_like_plain_secrets_and_back() -> None:
     box = SecretBox(KEY_NEW)
     for secret in ("a" * 32, BOT_TOKEN, ROTATING_TOKEN, REFRESH_TOKEN, WEBHOOK, VAST_KEY, ""):
