@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 import storage
 from bot.app import make_web_client
+from bot.crypto import SecretBox
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
 from bot.services.accounts import VastAccounts
@@ -90,11 +92,13 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
     vast = VastClient(sim_url, None)
     with FakeSlack() as slack:
         notifier = Notifier(make_web_client(make_settings(slack)))
+        passwords = SecretBox(Fernet.generate_key().decode())
         service = DeployService(
             installation_id=storage.installation_id(sf),
             accounts=VastAccounts.single(vast, simulated=True),
             session_factory=sf,
-            messages=SlackMessages(notifier),
+            messages=SlackMessages(notifier, passwords=passwords),
+            passwords=passwords,
             catalog_get=lambda slug: template,
         )
         work: queue.Queue[DeployRequest | None] = queue.Queue()

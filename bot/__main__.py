@@ -1,7 +1,8 @@
 """Command line: ``python -m bot`` runs the bot; ``python -m bot catalog list|validate PATH|schema``
 (``schema`` prints the JSON Schema of a template file);
 ``python -m bot simulator [--port 8090] [--api-key KEY] [--rate-limits]`` serves the Vast.ai
-simulator on its own."""
+simulator on its own; ``python -m bot rotate-key [--batch-size N]`` re-encrypts every stored
+secret with the first key of ``ENCRYPTION_KEY`` (:mod:`bot.rekey`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, catalog_dir_from_env, load_settings
+from bot import logsafe
+from bot.config import ConfigError, catalog_dir_from_env, configured_secrets, load_settings
 from bot.crypto import EncryptionKeyError
 from bot.simulator.cli import parse_account
 from catalog import CatalogError
@@ -55,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=USERID",
         help="another Vast.ai account (repeatable): its key and user id",
     )
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="re-encrypt every stored secret with the first key of ENCRYPTION_KEY "
+        "(safe to stop and run again; README › Security)",
+    )
+    rotate.add_argument(
+        "--batch-size", type=int, default=200, help="rows per transaction (default 200)"
+    )
     return parser
 
 
@@ -71,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.catalog_command == "schema":
             return main_schema()
         return main_validate(args.path)
+    if args.command == "rotate-key":
+        from bot.rekey import main_rotate_key
+
+        return main_rotate_key(batch_size=max(1, args.batch_size))
     if args.command == "simulator":
         from bot.simulator.cli import serve
 
@@ -88,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
+        # Whatever reaches the console: no configured secret, no Slack token.
+        logsafe.install_scrubber(configured_secrets(settings), logging.getLogger().handlers)
         from bot.runtime import run
 
         # Platforms stop a process with SIGTERM: shut down as on Ctrl-C, so the scheduler

@@ -24,7 +24,7 @@ from slack_sdk.oauth.state_store import OAuthStateStore
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
-from bot import slack_limits
+from bot import logsafe, slack_limits
 from bot.blocks.common import notice_modal
 from bot.blocks.picker import CALLBACK_DEPLOY
 from bot.config import Settings
@@ -272,6 +272,7 @@ def create_app(
     (:func:`oauth_settings`) and a token per request from the installation store.
     """
     signing_secret = settings.slack_signing_secret
+    logsafe.install()  # no request or response body in any log line, DEBUG included
     if _TOKEN_FILTER not in _BOLT_LOGGER.filters:
         _BOLT_LOGGER.addFilter(_TOKEN_FILTER)
     if _BODY_FILTER not in _VERIFICATION_LOGGER.filters:

@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox
+from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox, parse_keys
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, parse_min_intervals
 from storage import DEFAULT_DATABASE_URL
 
@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     slack_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_SLACK_SCOPES
     """Bot scopes an OAuth install asks for (comma list)."""
     encryption_key: SecretStr | None = None
-    """Fernet key that encrypts each workspace's Vast.ai key at rest; required in OAuth mode."""
+    """Fernet key, or several separated by commas (the first encrypts, each decrypts: see
+    ``python -m bot rotate-key``), that encrypts the secrets at rest (Vast.ai keys, Slack
+    tokens, web passwords); required in OAuth mode."""
     slack_api_url: str = "https://slack.com/api/"
     vast_api_key: SecretStr | None = None
     vast_api_url: str = "https://console.vast.ai"
@@ -121,7 +123,10 @@ class Settings(BaseSettings):
             try:
                 SecretBox(value.get_secret_value())
             except EncryptionKeyError:
-                raise ValueError("must be a Fernet key (32 bytes in URL-safe base64)") from None
+                raise ValueError(
+                    "must be a Fernet key (32 bytes in URL-safe base64), or several separated "
+                    "by commas"
+                ) from None
         return value
 
     @field_validator("slack_scopes", mode="before")
@@ -338,6 +343,25 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors(include_input=False, include_url=False)]
         raise ConfigError(" ".join(lines)) from None
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """The secret values of ``settings`` (tokens, signing and client secrets, the Vast.ai key,
+    each key of ``ENCRYPTION_KEY``), for log scrubbing; unset ones left out."""
+    values = [
+        secret.get_secret_value()
+        for secret in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.slack_client_secret,
+            settings.vast_api_key,
+        )
+        if secret is not None
+    ]
+    if settings.encryption_key is not None:
+        values += parse_keys(settings.encryption_key.get_secret_value())
+    return values
 
 
 def catalog_dir_from_env() -> Path | None:

@@ -1,19 +1,46 @@
-"""Encryption at rest of the secrets workspaces give the bot (their Vast.ai API keys).
+"""Encryption at rest of the secrets the bot keeps: workspaces' Vast.ai API keys, Slack tokens
+(OAuth mode), and each deployment's generated web password.
 
 Fernet (``cryptography.fernet``: AES-128-CBC with an HMAC-SHA256, a timestamped, URL-safe
-base64 token) under one key from ``ENCRYPTION_KEY``, made with
+base64 token; https://cryptography.io/en/latest/fernet/) under the keys of ``ENCRYPTION_KEY``:
+one key, or several separated by commas, each made with
 ``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``.
+Several keys make a ``MultiFernet``: the first encrypts, every one decrypts, so a new key can
+be put first, the bot restarted, ``python -m bot rotate-key`` run (everything re-encrypted
+with the first key), then the old key removed.
+
 A canary stored in ``bot_state`` (name :data:`CANARY_STATE`) lets the bot refuse to start with
-a key other than the one the stored secrets were saved with (:meth:`SecretBox.verify`) rather
-than fail later on the first workspace whose key it cannot read. No message here ever contains
-the key or a plaintext.
+keys none of which the stored secrets were saved with (:meth:`SecretBox.verify`) rather than
+fail later on the first workspace whose key it cannot read.
+
+Web passwords are encrypted in every mode: with ``ENCRYPTION_KEY`` when it is set, else with a
+key derived (HKDF-SHA256, RFC 5869) from ``SLACK_SIGNING_SECRET`` (or, in Socket Mode without
+one, ``SLACK_BOT_TOKEN``): secrets that live outside the database (:func:`password_box`).
+
+A stored value is a Fernet token or, written before encryption existed, the plain text: the
+two never look alike (:func:`looks_sealed`), so readers take either (:meth:`SecretBox.open`)
+while start-up encrypts what is left in plain text. No message here ever contains a key or a
+plaintext.
 """
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet, InvalidToken
+import base64
+import re
+from collections.abc import Sequence
 
-from storage import SessionFactory, get_state, list_workspaces, put_state_if_absent
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from storage import (
+    SLACK_BOT_TOKENS,
+    VAST_KEYS,
+    SessionFactory,
+    count_stored,
+    get_state,
+    put_state_if_absent,
+)
 
 #: ``bot_state`` name of the canary: a Fernet token of :data:`CANARY_TEXT`.
 CANARY_STATE = "encryption_canary"
@@ -22,16 +49,35 @@ WRONG_KEY_MESSAGE = (
     "ENCRYPTION_KEY does not decrypt the secrets stored in the database: set the key they were "
     "saved with"
 )
-#: The refusal when no Vast.ai key is stored yet (only the first start's check value).
+#: The refusal when no Vast.ai key nor Slack token is stored yet (only the first start's check
+#: value).
 NEW_KEY_MESSAGE = (
-    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key is "
-    "stored yet, so nothing is lost: set the first key again, or start over with this one "
-    "(README › Several workspaces › A lost or changed ENCRYPTION_KEY)"
+    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key nor "
+    "Slack token is stored yet, so nothing is lost: set the first key again, or start over "
+    "with this one (README › Several workspaces › A lost or changed ENCRYPTION_KEY)"
 )
 GENERATE_HINT = (
     'generate one with .venv/bin/python -c "from cryptography.fernet import Fernet; '
     'print(Fernet.generate_key().decode())"'
 )
+#: What a user reads instead of a web password no configured key decrypts.
+UNREADABLE_PASSWORD = (
+    "I cannot read this deployment's password: the bot's encryption key changed after it was "
+    "made. Destroy the deployment and deploy again, or ask your admin to add the old key back "
+    "(README › Security)."
+)
+
+#: Every Fernet token starts with the version byte 0x80 and a 64-bit timestamp whose top bytes
+#: are zero until 2106: base64 ``gAAAAA``; the shortest token (one AES block) is 100 characters.
+#: Fernet spec: https://github.com/fernet/spec/blob/master/Spec.md
+_TOKEN_PREFIX = "gAAAAA"
+_TOKEN_MIN_LENGTH = 100
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_=-]+")
+
+#: HKDF salt and purposes of the derived web-password keys (RFC 5869 §3.1: a fixed,
+#: application-specific salt and ``info`` keep these keys apart from any other use).
+_HKDF_SALT = b"gpu-template-bot secrets at rest v1"
+_PASSWORDS_INFO = b"web passwords"
 
 
 class EncryptionKeyError(Exception):
@@ -41,60 +87,157 @@ class EncryptionKeyError(Exception):
     """
 
 
-class SecretBox:
-    """Encrypts and decrypts short secrets (a Vast.ai API key) with one Fernet key.
+def parse_keys(value: str) -> list[str]:
+    """The keys of an ``ENCRYPTION_KEY`` value: comma-separated, spaces around each ignored,
+    empty items dropped (``"k1, k2,"`` → ``["k1", "k2"]``). Not checked here: see
+    :class:`SecretBox`."""
+    return [part.strip() for part in value.split(",") if part.strip()]
 
-    Args:
-        key: a Fernet key, 32 random bytes in URL-safe base64 (44 characters), as
-            ``Fernet.generate_key()`` makes.
 
-    Raises:
-        EncryptionKeyError: when ``key`` is not a Fernet key.
-    """
+def looks_sealed(value: str) -> bool:
+    """True when ``value`` has the shape of a Fernet token (prefix, length, alphabet), i.e. was
+    stored encrypted. Nothing the bot stores in plain text has that shape: generated passwords
+    are 32 characters, Slack tokens start with ``xox``, webhook URLs with ``https://``, Vast.ai
+    keys are hexadecimal."""
+    return (
+        value.startswith(_TOKEN_PREFIX)
+        and len(value) >= _TOKEN_MIN_LENGTH
+        and _TOKEN_CHARS.fullmatch(value) is not None
+    )
 
-    __slots__ = ("_fernet",)
 
-    def __init__(self, key: str) -> None:
-        try:
-            self._fernet = Fernet(key.strip().encode("ascii"))
-        except (ValueError, TypeError, UnicodeEncodeError):
-            # ValueError (binascii.Error included) from Fernet; its text may echo the input.
+def derived_key(secret: str, purpose: bytes = _PASSWORDS_INFO) -> str:
+    """A Fernet key derived from ``secret`` (e.g. the signing secret) with HKDF-SHA256 (RFC 5869)
+    for ``purpose``: 32 bytes in URL-safe base64. The same inputs always give the same key; the
+    key reveals nothing of ``secret``."""
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=purpose).derive(
+        secret.encode("utf-8")
+    )
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _fernet(key: str, position: int, count: int) -> Fernet:
+    try:
+        return Fernet(key.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        # ValueError (binascii.Error included) from Fernet; its text may echo the input.
+        if count == 1:
             raise EncryptionKeyError(
                 f"ENCRYPTION_KEY is not a Fernet key (32 bytes in URL-safe base64): {GENERATE_HINT}"
             ) from None
+        raise EncryptionKeyError(
+            f"ENCRYPTION_KEY is not a Fernet key (32 bytes in URL-safe base64) at position "
+            f"{position} of its {count} comma-separated keys: {GENERATE_HINT}"
+        ) from None
+
+
+class SecretBox:
+    """Encrypts and decrypts short secrets (a Vast.ai API key, a Slack token, a password) with
+    one or more Fernet keys: the first encrypts, each decrypts (``MultiFernet``).
+
+    Args:
+        key: a Fernet key (32 random bytes in URL-safe base64, 44 characters, as
+            ``Fernet.generate_key()`` makes), several separated by commas, or a sequence of
+            them. Repeated keys count once.
+
+    Raises:
+        EncryptionKeyError: when there is no key or one of them is not a Fernet key (the
+            message names its position, never the key).
+    """
+
+    __slots__ = ("_count", "_first", "_multi")
+
+    def __init__(self, key: str | Sequence[str]) -> None:
+        keys = parse_keys(key) if isinstance(key, str) else [k.strip() for k in key if k.strip()]
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            raise EncryptionKeyError(
+                f"ENCRYPTION_KEY is not a Fernet key (32 bytes in URL-safe base64): {GENERATE_HINT}"
+            )
+        fernets = [_fernet(k, i, len(keys)) for i, k in enumerate(keys, start=1)]
+        self._first = fernets[0]
+        self._multi = MultiFernet(fernets)
+        self._count = len(fernets)
 
     def __repr__(self) -> str:
-        return "SecretBox(key=**********)"
+        return f"SecretBox(keys={self._count}, key=**********)"
+
+    @property
+    def key_count(self) -> int:
+        """How many distinct keys decrypt (the first of them encrypts)."""
+        return self._count
 
     def encrypt(self, text: str) -> str:
-        """Encrypt ``text`` (UTF-8) into a Fernet token (ASCII text, safe to store)."""
-        return self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
+        """Encrypt ``text`` (UTF-8) with the first key into a Fernet token (ASCII, at least
+        100 characters, safe to store)."""
+        return self._multi.encrypt(text.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
-        """Decrypt a token made by :meth:`encrypt` with the same key.
+        """Decrypt a token made by :meth:`encrypt` with any of the keys.
 
         Raises:
-            EncryptionKeyError: when this key does not decrypt ``token`` (another key, or the
-                token was altered or is not a Fernet token).
+            EncryptionKeyError: when no key decrypts ``token`` (another key, or the token was
+                altered or is not a Fernet token).
         """
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            return self._multi.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise EncryptionKeyError(
                 "ENCRYPTION_KEY does not decrypt a stored secret: set the key it was saved with"
             ) from None
 
-    def verify(self, sf: SessionFactory) -> None:
-        """Check that this key is the one the database's secrets were saved with.
-
-        On first use (no canary in ``bot_state`` yet) writes one encrypted with this key (insert
-        only: of two processes starting at once, one writes it and both check that one); then
-        decrypts the stored canary.
+    def open(self, stored: str) -> str:
+        """The secret in ``stored``: decrypted when it is a Fernet token (:func:`looks_sealed`),
+        else ``stored`` itself (plain text written before encryption at rest).
 
         Raises:
-            EncryptionKeyError: when the canary does not decrypt: with
-                :data:`WRONG_KEY_MESSAGE` when Vast.ai keys are stored, else
-                :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting over).
+            EncryptionKeyError: a token that no key decrypts.
+        """
+        return self.decrypt(stored) if looks_sealed(stored) else stored
+
+    def is_current(self, token: str) -> bool:
+        """True when ``token`` decrypts with the first key (nothing to rotate)."""
+        try:
+            self._first.decrypt(token.encode("ascii"))
+        except (InvalidToken, UnicodeError):
+            return False
+        return True
+
+    def reseal(self, stored: str) -> str | None:
+        """What ``stored`` should become so that the first key decrypts it: plain text
+        encrypted, a token of another key re-encrypted (``MultiFernet.rotate``); None when it
+        already is a token of the first key.
+
+        Raises:
+            EncryptionKeyError: a token that no key decrypts.
+        """
+        if not looks_sealed(stored):
+            return self.encrypt(stored)
+        if self.is_current(stored):
+            return None
+        try:
+            return self._multi.rotate(stored.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeError):
+            raise EncryptionKeyError(
+                "ENCRYPTION_KEY does not decrypt a stored secret: set the key it was saved with"
+            ) from None
+
+    def verify(self, sf: SessionFactory) -> bool:
+        """Check that one of the keys is the one the database's secrets were saved with.
+
+        On first use (no canary in ``bot_state`` yet) writes one encrypted with the first key
+        (insert only: of two processes starting at once, one writes it and both check that
+        one); then decrypts the stored canary with any key.
+
+        Returns:
+            True when the canary is encrypted with the first key, False when with another
+            (``python -m bot rotate-key`` has not finished since the first key was added).
+
+        Raises:
+            EncryptionKeyError: when no key decrypts the canary: with
+                :data:`WRONG_KEY_MESSAGE` when Vast.ai keys or Slack tokens are stored
+                (counted), else :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting
+                over).
         """
         if get_state(sf, CANARY_STATE) is None:
             put_state_if_absent(sf, CANARY_STATE, self.encrypt(CANARY_TEXT))
@@ -104,11 +247,38 @@ class SecretBox:
         except EncryptionKeyError:
             ok = False
         if not ok:
-            stored_keys = sum(1 for w in list_workspaces(sf) if w.has_vast_key)
-            if stored_keys == 0:
+            stored_keys = count_stored(sf, VAST_KEYS)
+            installs = count_stored(sf, SLACK_BOT_TOKENS)
+            if stored_keys == 0 and installs == 0:
                 raise EncryptionKeyError(NEW_KEY_MESSAGE)
+            what = [f"{stored_keys} workspace Vast.ai key{'s' if stored_keys != 1 else ''}"]
+            if installs:
+                what.append(f"{installs} Slack bot token{'s' if installs != 1 else ''}")
             raise EncryptionKeyError(
-                f"{WRONG_KEY_MESSAGE} ({stored_keys} workspace Vast.ai key"
-                f"{'s' if stored_keys != 1 else ''}; README › Several workspaces › A lost or "
-                "changed ENCRYPTION_KEY)"
+                f"{WRONG_KEY_MESSAGE} ({', '.join(what)}; README › Several workspaces › A lost "
+                "or changed ENCRYPTION_KEY)"
             )
+        assert stored is not None
+        return self.is_current(stored[0])
+
+
+def password_box(
+    encryption_key: str | None, *, signing_secret: str | None, bot_token: str | None
+) -> SecretBox:
+    """The box for deployments' web passwords: the keys of ``ENCRYPTION_KEY`` (when set) first,
+    then keys derived (:func:`derived_key`) from ``SLACK_SIGNING_SECRET`` and from
+    ``SLACK_BOT_TOKEN`` (those set). So the first of them encrypts: ``ENCRYPTION_KEY``'s
+    first key, else the signing secret's, else (Socket Mode without a signing secret) the bot
+    token's; the others still decrypt what was written before ``ENCRYPTION_KEY`` was set or
+    Socket Mode was left.
+
+    Raises:
+        EncryptionKeyError: a malformed ``ENCRYPTION_KEY``, or none of the three is set.
+    """
+    keys = parse_keys(encryption_key) if encryption_key else []
+    keys += [derived_key(secret) for secret in (signing_secret, bot_token) if secret]
+    if not keys:
+        raise EncryptionKeyError(
+            "No key to encrypt web passwords with: set ENCRYPTION_KEY (or SLACK_SIGNING_SECRET)"
+        )
+    return SecretBox(keys)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -34,6 +35,7 @@ from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import notify
 from bot.blocks.home import home_view
 from bot.blocks.status import status_message, visible_key
+from bot.crypto import UNREADABLE_PASSWORD, EncryptionKeyError, looks_sealed
 from bot.formats import money
 from bot.notifier import NOT_INSTALLED, REFUSED, SENT, SlackResult
 from bot.outbox import Outbox
@@ -117,6 +119,13 @@ that sends nothing for a workspace without an installation:
 :class:`bot.slack_clients.WorkspaceNotifiers`)."""
 
 
+class PasswordOpener(Protocol):
+    """What :class:`SlackMessages` needs of ``bot.crypto.SecretBox``: the plain text of a
+    stored secret (``EncryptionKeyError`` when no key decrypts it)."""
+
+    def open(self, stored: str) -> str: ...
+
+
 class SlackMessages:
     """Renders and sends the services' messages (see the module docstring).
 
@@ -129,6 +138,9 @@ class SlackMessages:
         expiry_action: ``ON_EXPIRY`` (``stop``/``destroy``), so end times say what happens.
         outbox: the paced, coalescing outbox for queued status edits and Home tabs (None:
             they are sent at once on the caller's thread, as tests of one service do).
+        passwords: opens the web password a row holds (``bot.crypto.SecretBox.open``: a
+            Fernet token decrypted, plain text from before encryption at rest as it is) for
+            the login DM; None: only plain text can be shown, a token is "unreadable".
     """
 
     def __init__(
@@ -139,8 +151,10 @@ class SlackMessages:
         expiry_action: str = "stop",
         outbox: Outbox | None = None,
         notifier_for: NotifierFor | None = None,
+        passwords: PasswordOpener | None = None,
     ) -> None:
         self.notifier = notifier
+        self.passwords = passwords
         self.clock = clock
         self.expiry_action = expiry_action
         self.outbox = outbox
@@ -503,8 +517,18 @@ class SlackMessages:
         user_id: str,
         jupyter_token: str | None = None,
     ) -> bool | None:
-        """See :func:`bot.blocks.notify.secrets_dm` (secrets only ever go by DM)."""
-        payload = notify.secrets_dm(dep, template, jupyter_token=jupyter_token)
+        """See :func:`bot.blocks.notify.secrets_dm` (secrets only ever go by DM). The stored
+        password is decrypted here, only for the DM; one that no key decrypts is named as
+        unreadable (:data:`bot.crypto.UNREADABLE_PASSWORD`), never shown."""
+        unreadable = None
+        if dep.web_password:
+            password = self._open_password(dep.id, dep.web_password)
+            if password is None:
+                unreadable = UNREADABLE_PASSWORD
+            dep = replace(dep, web_password=password)
+        payload = notify.secrets_dm(
+            dep, template, jupyter_token=jupyter_token, unreadable=unreadable
+        )
         if payload is None:
             return None
         return self._dm(
@@ -514,6 +538,21 @@ class SlackMessages:
             team_id=dep.team_id,
             enterprise_id=dep.enterprise_id,
         )
+
+    def _open_password(self, deployment_id: int, stored: str) -> str | None:
+        """``stored`` in plain text; None when it cannot be decrypted (logged, no secret)."""
+        try:
+            if self.passwords is not None:
+                return self.passwords.open(stored)
+            if not looks_sealed(stored):
+                return stored
+        except EncryptionKeyError:
+            pass
+        logger.error(
+            "deployment %s: its stored web password does not decrypt with the configured keys",
+            deployment_id,
+        )
+        return None
 
     def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
         """A plain DM to ``user_id`` in workspace ``team_id``."""

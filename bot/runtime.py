@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 
 from bot.app import OAUTH_STATE_SECONDS, create_app, make_web_client
 from bot.config import Settings
-from bot.crypto import SecretBox
 from bot.listeners.setup import roles_by_workspace
 from bot.messages import SlackMessages
 from bot.notifier import Notifier
 from bot.outbox import Outbox
+from bot.rekey import passwords_box, seal_plaintext, vault_box
 from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
@@ -55,6 +55,7 @@ from bot.services.workspaces import (
 )
 from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
 from bot.slack_members import member_lookup
+from bot.token_store import SealedInstallationStore
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import (
@@ -206,9 +207,13 @@ def build_services(
     now) is shared by every service that reads the time, so tests can move it.
 
     OAuth mode (``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET``): slack_sdk's installation
-    store on the bot's database (returned third, for Bolt's OAuth flow; None in
-    single-workspace mode), messages sent with each workspace's bot token, and each workspace
-    renting on its own Vast.ai key (the built-in simulator's account until it has one).
+    store on the bot's database with its tokens encrypted (:class:`bot.token_store.
+    SealedInstallationStore`; returned third, for Bolt's OAuth flow; None in single-workspace
+    mode), messages sent with each workspace's bot token, and each workspace renting on its
+    own Vast.ai key (the built-in simulator's account until it has one).
+
+    Secrets at rest (:mod:`bot.rekey`): after the canary check, what an earlier version
+    stored in plain text (web passwords, Slack tokens) is encrypted, in batches.
 
     Raises ``catalog.CatalogError`` for a bad ``CATALOG_DIR``, SQLAlchemy errors for an
     unreachable database and :class:`bot.crypto.EncryptionKeyError` when ``ENCRYPTION_KEY``
@@ -245,15 +250,24 @@ def build_services(
     # Written once per database (the first process to start wins), in every instance label.
     install_id = installation_id(sf)
     logger.info("installation id %s", install_id)
-    box = None
-    if settings.encryption_key is not None:
-        box = SecretBox(settings.encryption_key.get_secret_value())
-        box.verify(sf)  # a different key than the stored secrets': stop here, in one line
-    installation_store = None
+    box = vault_box(settings)
+    # Keys none of which the stored secrets were saved with: stop here, in one line.
+    if box is not None and not box.verify(sf):
+        logger.warning(
+            "ENCRYPTION_KEY: the stored secrets are not all encrypted with its first key yet: "
+            "run `python -m bot rotate-key`, then remove the old key (README › Security)"
+        )
+    passwords = passwords_box(settings)
+    seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text
+    installation_store: InstallationStore | None = None
     if settings.oauth_mode:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
-        installation_store = SQLAlchemyInstallationStore(
-            client_id=settings.slack_client_id, engine=engine, logger=logger
+        assert box is not None  # ENCRYPTION_KEY is required in OAuth mode (bot.config)
+        installation_store = SealedInstallationStore(
+            SQLAlchemyInstallationStore(
+                client_id=settings.slack_client_id, engine=engine, logger=logger
+            ),
+            box,
         )
     web = client or make_web_client(settings)
     # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
@@ -278,6 +292,7 @@ def build_services(
         clock=clock,
         expiry_action=settings.on_expiry,
         outbox=outbox,
+        passwords=passwords,
     )
     workspaces = WorkspaceService(
         session_factory=sf,
@@ -441,6 +456,7 @@ def build_services(
         accounts=accounts,
         session_factory=sf,
         messages=messages,
+        passwords=passwords,
         catalog_get=catalog.get,
         clock=clock,
     )

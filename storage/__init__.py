@@ -159,6 +159,17 @@ from storage.repo import (
     set_offer,
     update_status,
 )
+from storage.secrets import (
+    SLACK_BOT_TOKENS,
+    SLACK_SECRETS,
+    VAST_KEYS,
+    WEB_PASSWORDS,
+    ResealReport,
+    SecretColumn,
+    count_stored,
+    reseal_column,
+    swap_state,
+)
 from storage.transitions import INITIAL_STATUSES, TRANSITIONS
 from storage.types import UTCDateTime, utcnow
 from storage.workspaces import (
@@ -175,6 +186,15 @@ from storage.workspaces import (
 )
 
 __all__ = [
+    "SLACK_BOT_TOKENS",
+    "SLACK_SECRETS",
+    "VAST_KEYS",
+    "WEB_PASSWORDS",
+    "ResealReport",
+    "SecretColumn",
+    "count_stored",
+    "reseal_column",
+    "swap_state",
     "INSTALLATION_ID_LENGTH",
     "INSTALLATION_ID_PATTERN",
     "INSTALLATION_STATE",

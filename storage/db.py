@@ -43,6 +43,10 @@ def default_database_url() -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an :class:`~sqlalchemy.Engine` for ``url`` with this project's settings.
 
+    Statement parameters are never logged nor put in error messages (``hide_parameters``,
+    unless given): they may hold secrets (a value written before encryption at rest), and
+    SQLAlchemy logs them once its ``sqlalchemy.engine`` logger is set to INFO or DEBUG.
+
     Args:
         url: a SQLAlchemy URL, e.g. ``sqlite:///gpu_bot.db`` or
             ``postgresql+psycopg://user@host:5432/db``.
@@ -52,6 +56,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         sqlalchemy.exc.ArgumentError: when the URL cannot be parsed.
     """
     parsed = make_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)

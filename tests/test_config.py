@@ -228,6 +228,25 @@ def test_an_encryption_key_that_is_not_a_fernet_key_is_refused_unechoed(
     assert "Fernet.generate_key().decode()" in text
 
 
+def test_encryption_key_takes_several_keys_separated_by_commas(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Rotation: the new key first, the old one after it (each a Fernet key)."""
+    new_key = "0IcmCW9ZyQ4rpSUnjJWp4IRvZVQLp-u_J6rNVdcI5qM="
+    _oauth_env(monkeypatch, tmp_path, ENCRYPTION_KEY=f"{new_key}, {FERNET_KEY}")
+    settings = load_settings()
+    assert settings.encryption_key is not None
+    assert FERNET_KEY not in repr(settings) and new_key not in repr(settings)
+    # A bad key anywhere in the list is refused, unechoed.
+    bad = "not-a-fernet-key-but-a-secret-anyway"
+    _oauth_env(monkeypatch, tmp_path, ENCRYPTION_KEY=f"{new_key},{bad}")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = _one_line(info, bad, new_key, CLIENT_SECRET)
+    assert text.startswith("ENCRYPTION_KEY is invalid (must be a Fernet key")
+    assert "several separated by commas" in text
+
+
 def test_oauth_mode_refuses_socket_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _oauth_env(monkeypatch, tmp_path, SLACK_APP_TOKEN="xapp-1-secret-app-token")
     with pytest.raises(ConfigError) as info:

@@ -174,7 +174,10 @@ def test_submission_rents_one_instance_records_it_and_posts_the_status(bot: BotH
     assert (dep.user_id, dep.channel_id, dep.team_id) == (ALICE, CHANNEL, TEAM_ID)
     assert (dep.offer_id, dep.gpu_name, dep.disk_gb) == (chosen.id, chosen.gpu_name, 20)
     assert dep.dph_total == pytest.approx(chosen.dph_total)
-    assert dep.web_password == password and dep.simulated is True
+    # Stored encrypted: the row holds a Fernet token of the password, never the password.
+    assert dep.web_password is not None and password not in dep.web_password
+    assert bot.services.deploy.passwords.open(dep.web_password) == password
+    assert dep.simulated is True
     assert dep.message_channel == CHANNEL and dep.message_ts
 
     (post,) = bot.slack.wait_for("chat.postMessage", channel=CHANNEL)
@@ -198,7 +201,8 @@ def test_template_env_and_ports_reach_vast(bot: BotHarness) -> None:
     body = creates(bot)[0].json
     assert body["env"]["-p 8188:8188"] == "1"
     assert body["env"]["WEB_USER"] == "user" and body["env"]["COMFYUI_PORT_HOST"] == "8188"
-    assert body["env"]["WEB_PASSWORD"] == dep.web_password
+    assert dep.web_password and body["env"]["WEB_PASSWORD"] not in dep.web_password
+    assert body["env"]["WEB_PASSWORD"] == bot.services.deploy.passwords.open(dep.web_password)
     assert body["disk"] == 50 and body["onstart"] == "init.sh"
 
 

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
+from bot.crypto import SecretBox
 from bot.messages import SlackMessages
 from bot.services import recovery
 from bot.services.accounts import VastAccounts
@@ -76,11 +78,13 @@ class RecordingNotifier:
 
 
 def make_service(sf: sessionmaker[Session], vast: VastClient) -> DeployService:
+    passwords = SecretBox(Fernet.generate_key().decode())
     return DeployService(
         installation_id=INSTALL,
         accounts=VastAccounts.single(vast, simulated=True),
         session_factory=sf,
-        messages=SlackMessages(RecordingNotifier()),
+        messages=SlackMessages(RecordingNotifier(), passwords=passwords),
+        passwords=passwords,
         catalog_get=CATALOG.get,
         lookup_delay=0.01,
     )

@@ -416,8 +416,10 @@ def _compatible(column: sa.Column[Any], reflected: Mapping[str, Any], dialect: s
     problems = []
     if got.python_type is not want.python_type:
         problems.append(f"type {got} for {want}")
-    if isinstance(want, sa.String) and (getattr(got, "length", None) or 0) < (want.length or 0):
-        problems.append(f"length {getattr(got, 'length', None)} < {want.length}")
+    # TEXT (no length) holds any string: the token columns are TEXT (0009, encrypted tokens).
+    length = getattr(got, "length", None)
+    if isinstance(want, sa.String) and length is not None and length < (want.length or 0):
+        problems.append(f"length {length} < {want.length}")
     # slack_sdk binds and compares naive UTC values (normalize_datetime_for_db).
     naive = not getattr(got, "timezone", False)
     if isinstance(want, sa.DateTime) and dialect == "postgresql" and not naive:
@@ -530,3 +532,65 @@ def test_slack_sdks_stores_work_on_the_migrated_database(engine: Engine) -> None
     assert states.consume("never-issued") is False
     expired = SQLAlchemyOAuthStateStore(expiration_seconds=-1, engine=engine).issue()
     assert states.consume(expired) is False
+
+
+BEFORE_SECRET_COLUMNS = "0008_desired_state"
+_TOKEN_COLUMNS = {
+    "slack_installations": (
+        "bot_token",
+        "bot_refresh_token",
+        "user_token",
+        "user_refresh_token",
+        "incoming_webhook_url",
+    ),
+    "slack_bots": ("bot_token", "bot_refresh_token"),
+}
+
+
+def _bot_row(token: str) -> dict[str, Any]:
+    return {
+        "client_id": "111.222",
+        "app_id": "A0APP0001",
+        "team_id": "T0AAAAAAA",
+        "bot_token": token,
+        "bot_refresh_token": token,
+        "is_enterprise_install": False,
+        "installed_at": datetime(2026, 12, 8, 9, 0),
+    }
+
+
+def test_0009_makes_slacks_token_columns_text_for_encrypted_tokens(database_url: str) -> None:
+    """An encrypted rotating token (~300 characters) fits after 0009 (PostgreSQL refuses it in
+    VARCHAR(200)); the rows are kept both ways; down gives VARCHAR(200) back."""
+    engine = storage.make_engine(database_url)
+    bots = sa.table(
+        "slack_bots",
+        *(sa.column(c) for c in _bot_row("x")),
+    )
+    try:
+        _upgrade(engine, BEFORE_SECRET_COLUMNS)
+        with engine.begin() as conn:
+            conn.execute(bots.insert().values(**_bot_row("xoxb-short-token")))
+        storage.migrate(engine)
+        for table, columns in _TOKEN_COLUMNS.items():
+            reflected = {c["name"]: c["type"] for c in inspect(engine).get_columns(table)}
+            for column in columns:
+                assert getattr(reflected[column], "length", None) is None, (table, column)
+        long_token = "gAAAAA" + "x" * 400
+        with engine.begin() as conn:
+            conn.execute(bots.insert().values(**_bot_row(long_token)))
+            stored = conn.execute(sa.text("SELECT bot_token FROM slack_bots ORDER BY id")).all()
+        assert [r[0] for r in stored] == ["xoxb-short-token", long_token]
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM slack_bots WHERE bot_token <> 'xoxb-short-token'"))
+        _downgrade(engine, BEFORE_SECRET_COLUMNS)
+        reflected = {c["name"]: c["type"] for c in inspect(engine).get_columns("slack_bots")}
+        assert getattr(reflected["bot_token"], "length", None) == 200
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT bot_token FROM slack_bots")).scalar_one() == (
+                "xoxb-short-token"
+            )
+        storage.migrate(engine)
+        assert storage.current_revision(engine) == storage.head_revision()
+    finally:
+        engine.dispose()

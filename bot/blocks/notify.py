@@ -41,7 +41,8 @@ def _what(dep: DeploymentRecord) -> str:
 
 
 def has_secret(dep: DeploymentRecord, template: Template | None, jupyter_token: str | None) -> bool:
-    """True when :func:`secrets_dm` has a login to send for ``dep``."""
+    """True when :func:`secrets_dm` has a login to send for ``dep`` (a stored web password,
+    even one that cannot be decrypted: the DM then says so)."""
     if dep.web_password:
         return True
     return bool(jupyter_token) and (template is None or template.password_env is None)
@@ -70,17 +71,27 @@ def _secret_label(env_name: str) -> str:
 
 
 def secrets_dm(
-    dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None = None
+    dep: DeploymentRecord,
+    template: Template | None,
+    *,
+    jupyter_token: str | None = None,
+    unreadable: str | None = None,
 ) -> dict[str, Any] | None:
     """DM payload (``{"text", "blocks"}``) with the login secrets for the requester, or None
-    when the deployment has none. ``jupyter_token`` (the instance's, vast-api.md §4) is shown
-    only when the template brings no password of its own."""
-    if not has_secret(dep, template, jupyter_token):
+    when the deployment has none. ``dep.web_password`` must be the password in plain text (the
+    caller decrypts it); ``unreadable`` instead is the sentence shown when it could not be
+    decrypted (``dep.web_password`` is then ignored, never shown). ``jupyter_token`` (the
+    instance's, from Vast.ai's instance data) is shown only when the template brings no
+    password of its own."""
+    if not has_secret(dep, template, jupyter_token) and unreadable is None:
         return None
     urls = [url for _, url in app_urls(dep, template)]
     name = mrkdwn_escape(dep.template_name)
     lines = [f"*{name}* on {short_gpu(dep)} (deployment #{dep.id}) is ready."]
-    if dep.web_password:
+    if unreadable is not None:
+        env_name = (template.password_env if template else None) or "WEB_PASSWORD"
+        lines.append(f"• {_secret_label(env_name)} (`{env_name}`): {unreadable}")
+    elif dep.web_password:
         env_name = (template.password_env if template else None) or "WEB_PASSWORD"
         label = _secret_label(env_name)
         lines.append(f"• {label} (`{env_name}`): `{dep.web_password}`")

@@ -46,6 +46,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import storage
+from bot.crypto import EncryptionKeyError
 from bot.formats import mrkdwn_escape
 from bot.pricing import HOURS_PER_MONTH
 from bot.services.accounts import VastAccounts
@@ -318,6 +319,23 @@ class _Message:
         return dataclasses.replace(dep, message_channel=self.channel, message_ts=self.ts)
 
 
+class PasswordCipher(Protocol):
+    """What the service needs of ``bot.crypto.SecretBox`` for web passwords: encrypt one for
+    the row, and open what a row holds (a Fernet token, or plain text stored before encryption
+    at rest; ``EncryptionKeyError`` when no key decrypts it)."""
+
+    def encrypt(self, text: str) -> str: ...
+
+    def open(self, stored: str) -> str: ...
+
+
+#: The failure reason when a row's password cannot be decrypted at rental time.
+UNREADABLE_PASSWORD_REASON = (
+    "its generated password cannot be read (the bot's encryption key changed since it was "
+    "requested). Nothing was rented: deploy again."
+)
+
+
 class _Failed(Exception):
     """Internal: the rental failed with a reason for the user (row not yet marked)."""
 
@@ -342,6 +360,8 @@ class DeployService:
         clock: returns aware UTC now.
         installation_id: this database's installation id (:func:`storage.installation_id`),
             written into every label (:func:`label_for`).
+        passwords: encrypts each generated web password before it is stored, and decrypts it
+            for the rental (:class:`PasswordCipher`): the row never holds it in plain text.
     """
 
     def __init__(
@@ -351,6 +371,7 @@ class DeployService:
         accounts: VastAccounts,
         session_factory: SessionFactory,
         messages: Messages,
+        passwords: PasswordCipher,
         catalog_get: Callable[[str], Template | None] = lambda slug: None,
         similar_attempts: int = 3,
         lookup_attempts: int = 3,
@@ -363,6 +384,7 @@ class DeployService:
         self.accounts = accounts
         self.sf = session_factory
         self.messages = messages
+        self.passwords = passwords
         self.catalog_get = catalog_get
         self.similar_attempts = similar_attempts
         self.lookup_attempts = lookup_attempts
@@ -553,7 +575,7 @@ class DeployService:
             dph_total=offer.dph_total,
             disk_gb=request.disk_gb,
             simulated=self.accounts.for_team(request.team_id).simulated,
-            web_password=password,
+            web_password=self.passwords.encrypt(password) if password is not None else None,
             lifetime_hours=request.lifetime_hours,
             approval=approval,
             admit=admit,
@@ -572,7 +594,7 @@ class DeployService:
         a stand-in for a taken offer never costs more than ``max_dph`` $/hour."""
         disk_gb = int(dep.disk_gb)
         try:
-            spec = launch_spec(template, password=dep.web_password)
+            spec = launch_spec(template, password=self._password(dep))
             instance_id = self._rent(dep, template, offer, disk_gb, spec, message, max_dph)
         except _Failed as failure:
             retry = template.slug if failure.retry else None
@@ -595,6 +617,21 @@ class DeployService:
         self._update(current, template, message)
         logger.info("deployment %s: instance %s created", dep.id, instance_id)
         return DeployResult(current, created=True)
+
+    def _password(self, dep: DeploymentRecord) -> str | None:
+        """The row's web password in plain text (None: the template has none).
+
+        Raises:
+            _Failed: no configured key decrypts it (retry offered: a new request gets a new
+                password).
+        """
+        if not dep.web_password:
+            return None
+        try:
+            return self.passwords.open(dep.web_password)
+        except EncryptionKeyError:
+            logger.error("deployment %s: its stored web password does not decrypt", dep.id)
+            raise _Failed(UNREADABLE_PASSWORD_REASON, retry=True) from None
 
     def refresh_message(self, dep: DeploymentRecord, *, note: str | None = None) -> bool:
         """Re-render the status message of ``dep`` from its row, with an extra ``note`` line
