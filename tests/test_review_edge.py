@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from bot.blocks import deploy as deploy_blocks
 from bot.vast.errors import classify
+from tests.fixtures.slack import BotHarness
+from tests.test_deploy import pick_offer, submitted_view
 from tests.test_mrkdwn_escaping import LIVE, evil_dep, mrkdwn_texts
+from tests.test_payloads_app import submission
 
 #: What a Vast.ai error answer may say in its ``msg`` (it is Vast.ai's text: untrusted).
 EVIL_MSG = "<!channel> offer gone, see <https://evil.example|Vast.ai status>"
@@ -26,3 +33,32 @@ def test_vast_error_text_reaches_the_channel_escaped() -> None:
     for text in mrkdwn_texts(note):
         for live in LIVE:
             assert live not in text, text
+
+
+# -- private_metadata: an integer too large for a float -----------------------------------------
+
+#: A picker's metadata whose ``max_dph`` is an integer of 400 digits (valid JSON, 3000 characters
+#: at most: it passes the gate and bounded_json, and ``float()`` of it overflows).
+HUGE_MAX_DPH = '{"template": "jupyter-lab", "max_dph": 1' + "0" * 400 + "}"
+
+
+def test_picker_metadata_with_a_huge_integer_is_refused_as_not_ours() -> None:
+    """``from_metadata`` promises ValueError for anything not ours; its callers catch only that."""
+    from bot.blocks.picker import PickerState
+
+    state = PickerState.from_metadata(HUGE_MAX_DPH)
+    assert state.template == "jupyter-lab" and state.max_dph is None
+
+
+def test_a_submission_with_a_huge_integer_in_its_metadata_is_answered_quietly(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the real app: no traceback in the log, an answer that is not "something went
+    wrong on our side", nothing rented."""
+    caplog.set_level(logging.INFO)
+    chosen = pick_offer(bot).offer
+    view = submitted_view(chosen.id, metadata=HUGE_MAX_DPH)
+    response = bot.interaction(submission(view))
+    assert response.status_code == 200
+    assert "Something went wrong" not in response.text
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
