@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -62,3 +63,25 @@ def test_a_submission_with_a_huge_integer_in_its_metadata_is_answered_quietly(
     assert response.status_code == 200
     assert "Something went wrong" not in response.text
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+# -- team_domain: a URL built from a payload's field -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "domain", ["evil.example/x?a=", "gpu-team|click here", "a>b", "x.evil.example#", "GPU team"]
+)
+def test_status_link_is_built_only_from_a_slack_domain_label(domain: str) -> None:
+    """``team_domain`` (a slash command's field, ``team.domain`` of a click) is Slack's
+    workspace subdomain; anything else must not become the host of the listing's link (nor
+    break out of ``<url|status message>``): the link falls back to ``slack.com/app_redirect``."""
+    from urllib.parse import urlsplit
+
+    from bot.blocks.manage import status_link
+
+    dep = replace(evil_dep(), message_channel="C0GPU0001", message_ts="1732900000.000100")
+    link = status_link(dep, team_domain=domain)
+    assert link is not None
+    host = urlsplit(link).hostname or ""
+    assert host == "slack.com" or host.endswith(".slack.com") and host.count(".") == 2, link
+    assert not any(ch in link for ch in "|<> "), link
