@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,11 @@ _NEVER_RENTED = frozenset(_STATUS_WORDS)
 # --- small pieces -----------------------------------------------------------------------
 
 
+#: A workspace's Slack subdomain (``gpu-team`` of ``gpu-team.slack.com``): one DNS label
+#: (RFC 1123), so that it can only ever be the first label of a host under slack.com.
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
 def status_link(
     dep: DeploymentRecord, *, team_domain: str | None = None, team_id: str | None = None
 ) -> str | None:
@@ -73,11 +79,13 @@ def status_link(
     ``team.domain``) this is the permalink form ``https://<domain>.slack.com/archives/<C>/p<ts
     without the dot>`` (the shape ``chat.getPermalink`` returns); without it, Slack's
     documented ``https://slack.com/app_redirect?channel=<C>&team=<T>`` opens the channel
-    (api.slack.com/docs/deep-linking). None when no message was posted yet.
+    (api.slack.com/docs/deep-linking). A ``team_domain`` that is not one DNS label (letters,
+    digits, hyphens: a payload's field, untrusted) is not used. None when no message was
+    posted yet.
     """
     if not dep.message_channel or not dep.message_ts:
         return None
-    if team_domain:
+    if team_domain and _DOMAIN_LABEL.fullmatch(team_domain):
         ts = dep.message_ts.replace(".", "")
         return f"https://{team_domain}.slack.com/archives/{dep.message_channel}/p{ts}"
     url = f"https://slack.com/app_redirect?channel={dep.message_channel}"

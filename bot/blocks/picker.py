@@ -102,17 +102,13 @@ class PickerState:
         data = bounded_json(text or "{}", max_chars=MAX_METADATA)
         if not isinstance(data, dict) or not isinstance(data.get("template"), str):
             raise ValueError("not a picker state")
-        max_dph = data.get("max_dph")
+        max_dph = _finite(data.get("max_dph"))
         disk = data.get("disk_gb")
         return cls(
             template=data["template"][:200],
             channel=data.get("channel") if isinstance(data.get("channel"), str) else None,
             gpu_name=data.get("gpu_name") if isinstance(data.get("gpu_name"), str) else None,
-            max_dph=(
-                float(max_dph)
-                if isinstance(max_dph, int | float) and math.isfinite(max_dph) and max_dph > 0
-                else None
-            ),
+            max_dph=max_dph if max_dph is not None and max_dph > 0 else None,
             disk_gb=(
                 disk
                 if isinstance(disk, int) and not isinstance(disk, bool) and 0 < disk <= MAX_ROW_ID
@@ -120,6 +116,18 @@ class PickerState:
             ),
             models=[m for m in data.get("models") or [] if isinstance(m, str)][:50],
         )
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float when it is a JSON number (not a boolean), else None; an
+    integer too large for a float (JSON allows any number of digits) is None too."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.formats import mrkdwn_escape
+
 __all__ = [
     "AuthError",
     "InsufficientCredit",
@@ -333,5 +335,8 @@ def classify(
         return UnexpectedResponse(text, **kwargs)
     if status == 403 and code != "invalid_args":
         return AuthError(text, **kwargs)
-    user = "Vast.ai rejected the request" + (f": {msg}" if msg else f" (HTTP {status}).")
+    # user_message is mrkdwn (Slack shows it in the channel): Vast.ai's words as plain text.
+    user = "Vast.ai rejected the request" + (
+        f": {mrkdwn_escape(msg)}" if msg else f" (HTTP {status})."
+    )
     return VastError(text, user_message=user, **kwargs)
