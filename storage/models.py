@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -392,6 +393,95 @@ class Workspace(Base):
     """Latest OAuth install; None for a workspace known only from single-workspace mode."""
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """When the app was uninstalled or its tokens revoked; cleared by a new install."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SshKey(Base):
+    """One OpenSSH public key of a person, in one workspace (``/templates ssh-key``).
+
+    Only public keys are stored; anything that looks like a private key is refused before it
+    reaches storage. ``fingerprint`` is ``SHA256:<base64 without padding>`` of the key blob, as
+    ``ssh-keygen -l`` prints it.
+    """
+
+    __tablename__ = "ssh_keys"
+    __table_args__ = (
+        UniqueConstraint(
+            "team_id", "user_id", "fingerprint", name="uq_ssh_keys_team_user_fingerprint"
+        ),
+        Index("ix_ssh_keys_team_user", "team_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    key_type: Mapped[str] = mapped_column(String(32))
+    """``ssh-ed25519``, ``ecdsa-sha2-nistp256`` (384, 521) or ``ssh-rsa``."""
+    public_key: Mapped[str] = mapped_column(Text)
+    """``<type> <base64>`` (the comment is kept apart), as sent to Vast.ai."""
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeploymentCollaborator(Base):
+    """A teammate a deployment is shared with (the owner is ``deployments.user_id``); the row
+    exists while they have access."""
+
+    __tablename__ = "deployment_collaborators"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    added_by: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ready_dm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When their own ready DM went out (claimed before sending, so it goes once)."""
+
+
+class InstanceKeyState(StrEnum):
+    """Values of ``instance_keys.state``."""
+
+    ATTACH = "attach"
+    """Wanted on the instance, not yet confirmed by Vast.ai."""
+    ATTACHED = "attached"
+    DETACH = "detach"
+    """To be removed from the instance."""
+    DETACHED = "detached"
+    KEPT = "kept"
+    """Could not be removed (Vast.ai refused or gave no key id): stays until destroyed."""
+
+
+class InstanceKey(Base):
+    """One public key the bot wants on, or has attached to, one deployment's instance.
+
+    ``next_try_at`` is set while an attach or detach is not yet confirmed: the reconciler's
+    work list (as ``deployments.desired_next_try_at`` is for stop/start/destroy).
+    """
+
+    __tablename__ = "instance_keys"
+    __table_args__ = (
+        UniqueConstraint(
+            "deployment_id", "fingerprint", name="uq_instance_keys_deployment_fingerprint"
+        ),
+        Index("ix_instance_keys_next_try_at", "next_try_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    """Whose key it is (the owner or a collaborator)."""
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)
+    """A copy: the key stays removable from the instance after its owner deletes it."""
+    state: Mapped[str] = mapped_column(String(16))
+    """An :class:`InstanceKeyState` value."""
+    vast_key_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Vast.ai's id of the key on the instance, needed to detach it; None when unknown."""
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
