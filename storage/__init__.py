@@ -174,6 +174,16 @@ from storage.secrets import (
     reseal_column,
     swap_state,
 )
+from storage.ssh_keys import (
+    SshKeyAddOutcome,
+    SshKeyAddResult,
+    SshKeyRecord,
+    add_ssh_key,
+    count_ssh_keys,
+    get_ssh_key,
+    list_ssh_keys,
+    remove_ssh_key,
+)
 from storage.transitions import INITIAL_STATUSES, TRANSITIONS
 from storage.types import UTCDateTime, utcnow
 from storage.workspaces import (
@@ -252,6 +262,14 @@ __all__ = [
     "DeploymentRecord",
     "DeploymentStatus",
     "SshKey",
+    "SshKeyRecord",
+    "SshKeyAddOutcome",
+    "SshKeyAddResult",
+    "add_ssh_key",
+    "count_ssh_keys",
+    "get_ssh_key",
+    "list_ssh_keys",
+    "remove_ssh_key",
     "InstanceKeyState",
     "InstanceKey",
     "EventKind",
