@@ -17,20 +17,21 @@ FORMAT`` section of sshd(8) for the line, https://man.openbsd.org/sshd#AUTHORIZE
 * One key per paste (blank lines around it are ignored): several keys are refused with
   "add them one at a time", so that each gets its own answer.
 * Refused, each with its reason: ``ssh-dss`` (OpenSSH has disabled DSA keys by default since
-  7.0 in 2015 and no longer builds it since 9.8: https://www.openssh.com/txt/release-9.8);
+  7.0 in 2015, and 9.8 no longer builds it by default: https://www.openssh.com/txt/release-9.8);
   certificates (``*-cert-v01@openssh.com``, PROTOCOL.certkeys in OpenSSH's source: a
   certificate is a key signed by a CA, and an instance needs the plain key it certifies);
   FIDO security keys (``sk-ssh-ed25519@openssh.com``, ``sk-ecdsa-sha2-nistp256@openssh.com``,
   PROTOCOL.u2f: not every ``cryptography`` release reads them, those that do drop the part
   that makes them security keys, and an instance's sshd must be 8.2 or newer to use them);
   ``authorized_keys`` options before the type (``from=…``, ``command=…``: the bot would not
-  enforce them on the instance); the RFC 4716 ``---- BEGIN SSH2 PUBLIC KEY ----`` format
-  PuTTYgen saves; text over :data:`MAX_INPUT_CHARS` characters.
+  enforce them on the instance); public keys in other formats (RFC 4716's
+  ``---- BEGIN SSH2 PUBLIC KEY ----`` that PuTTYgen saves, PEM's ``BEGIN PUBLIC KEY``), each
+  with the command that converts it; text over :data:`MAX_INPUT_CHARS` characters.
 * Anything that looks like a PRIVATE key (:func:`looks_like_private_key`: PEM armour of any
   ``… PRIVATE KEY``, OpenSSH's ``openssh-key-v1`` container even without its armour, PuTTY's
-  ``PuTTY-User-Key-File-…``, a PKCS#1 / PKCS#8 key body in base64) gives
-  :attr:`Problem.PRIVATE_KEY`, checked before anything else, so the caller can tell the person
-  to treat that key as leaked.
+  ``PuTTY-User-Key-File-…``, a PKCS#1 / SEC 1 / PKCS#8 key body in base64, even one line of
+  it) gives :attr:`Problem.PRIVATE_KEY`, checked first (before the length bound), so the
+  caller can tell the person to treat that key as leaked.
 
 The fingerprint is ``SHA256:`` and the unpadded base64 of the SHA-256 of the key blob, as
 ``ssh-keygen -l -E sha256`` prints it (ssh-keygen(1), https://man.openbsd.org/ssh-keygen;

@@ -267,3 +267,14 @@ def test_a_private_key_is_refused_and_stored_nowhere(
         assert part.encode() not in on_disk
         assert part not in logged, part
         assert part not in sent
+
+
+def test_a_modal_slack_does_not_open_is_said_privately(bot: BotHarness) -> None:
+    bot.slack.fail("views.open", "expired_trigger_id")
+    line = public_line()
+    assert bot.command(f"ssh-key {line}").status_code == 200
+    (answer,) = bot.slack.wait_for("response_url")
+    text = str(answer.args.get("text"))
+    assert "Added your ED25519 key" in text and "expired_trigger_id" in text
+    assert answer.args.get("response_type") == "ephemeral"
+    assert len(keys_of(bot)) == 1

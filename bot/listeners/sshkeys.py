@@ -40,8 +40,8 @@ from bot.sshkeys import PRIVATE_KEY_TEXT, looks_like_private_key
 logger = logging.getLogger(__name__)
 
 KEYS = "add or remove SSH keys"
-TITLE = blocks.TITLE
 """The act named in a refusal (:func:`bot.services.membership.outsider_text`)."""
+TITLE = blocks.TITLE
 WORDS = frozenset({"ssh-key", "ssh-keys", "sshkey", "sshkeys"})
 """The sub-command's words (``/templates ssh-key``)."""
 
@@ -109,8 +109,10 @@ def ssh_key_command(
     view = _view(services, team, user, notice=notice, revision=1 if notice else 0)
     try:
         client.views_open(trigger_id=str(command.get("trigger_id")), view=view)
-    except SlackApiError as error:
-        text = NOT_OPENED.format(error=error.response.get("error"))
+    except (SlackApiError, SlackClientError, OSError) as error:
+        code = error.response.get("error") if isinstance(error, SlackApiError) else None
+        logger.info("ssh keys modal not opened: %s", code or type(error).__name__)
+        text = NOT_OPENED.format(error=code or "no answer")
         respond(
             response_type="ephemeral",
             replace_original=False,
