@@ -37,6 +37,7 @@ from bot.listeners import (
     manage,
     membership,
     setup,
+    sshkeys,
     submit,
     templates,
 )
@@ -307,6 +308,7 @@ def create_app(
         budgets,
         install,
         setup,
+        sshkeys,
     ):
         listeners.register(app, services)
     return app

@@ -45,6 +45,7 @@ from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller, TickReport
 from bot.services.reminders import CHECK_SECONDS, ReminderService
+from bot.services.sshkeys import SshKeyService
 from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
 from bot.services.workspaces import (
@@ -508,6 +509,7 @@ def build_services(
             # Single-workspace mode: the one workspace whose account every request spends.
             installed_team=None if settings.oauth_mode else home.team_id,
         ),
+        ssh_keys=SshKeyService(session_factory=sf, clock=clock),
         installs=(
             InstallService(
                 session_factory=sf, messages=messages, forget=slack_clients.forget, clock=clock

@@ -174,7 +174,16 @@ from storage.secrets import (
     reseal_column,
     swap_state,
 )
-from storage.ssh_key_count import ssh_keys_count
+from storage.ssh_keys import (
+    SshKeyAddOutcome,
+    SshKeyAddResult,
+    SshKeyRecord,
+    add_ssh_key,
+    count_ssh_keys,
+    get_ssh_key,
+    list_ssh_keys,
+    remove_ssh_key,
+)
 from storage.transitions import INITIAL_STATUSES, TRANSITIONS
 from storage.types import UTCDateTime, utcnow
 from storage.workspaces import (
@@ -253,6 +262,14 @@ __all__ = [
     "DeploymentRecord",
     "DeploymentStatus",
     "SshKey",
+    "SshKeyRecord",
+    "SshKeyAddOutcome",
+    "SshKeyAddResult",
+    "add_ssh_key",
+    "count_ssh_keys",
+    "get_ssh_key",
+    "list_ssh_keys",
+    "remove_ssh_key",
     "InstanceKeyState",
     "InstanceKey",
     "EventKind",
@@ -328,7 +345,6 @@ __all__ = [
     "release_lease",
     "release_ready_notification",
     "release_secrets_dm",
-    "ssh_keys_count",
     "repo",
     "restart_lifetime",
     "save_user_tz",

@@ -100,6 +100,9 @@ class EventKind(StrEnum):
     BUDGET_SET = "budget_set"
     BUDGET_DEFAULT = "budget_default"
     BUDGET_ALERT = "budget_alert"
+    SSH_KEY_ADDED = "ssh_key_added"
+    """A person added an SSH public key (``/templates ssh-key``); detail ``<type> <SHA256:…>``."""
+    SSH_KEY_REMOVED = "ssh_key_removed"
 
 
 def event_kind(action: EventKind | str) -> str:

@@ -294,11 +294,11 @@ def test_the_tls_option_is_validated_and_in_the_schema(tmp_path: Path) -> None:
 # -- storage: counting a person's keys --------------------------------------------------------
 
 
-def test_ssh_keys_count_counts_one_person_in_one_workspace(
+def test_count_ssh_keys_counts_one_person_in_one_workspace(
     session_factory: storage.SessionFactory,
 ) -> None:
     sf = session_factory
-    assert storage.ssh_keys_count(sf, "T1", "U1") == 0
+    assert storage.count_ssh_keys(sf, "T1", "U1") == 0
     now = storage.utcnow()
     with sf() as session, session.begin():
         for team, user, n in [("T1", "U1", 1), ("T1", "U1", 2), ("T2", "U1", 3), ("T1", "U2", 4)]:
@@ -312,9 +312,9 @@ def test_ssh_keys_count_counts_one_person_in_one_workspace(
                     created_at=now,
                 )
             )
-    assert storage.ssh_keys_count(sf, "T1", "U1") == 2
-    assert storage.ssh_keys_count(sf, "T2", "U1") == 1
-    assert storage.ssh_keys_count(sf, "T2", "U2") == 0
+    assert storage.count_ssh_keys(sf, "T1", "U1") == 2
+    assert storage.count_ssh_keys(sf, "T2", "U1") == 1
+    assert storage.count_ssh_keys(sf, "T2", "U2") == 0
 
 
 # -- end to end: the ready DM through the fake Slack -----------------------------------------

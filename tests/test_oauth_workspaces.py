@@ -191,7 +191,13 @@ def deploy(
     before = {d.id for d in storage.list_for_team(ob.services.session_factory, team)}
     response = client.view_submission(view, user=user)
     assert response.status_code == 200, response.text
-    assert response.json() == {"response_action": "clear"}, response.json()
+    answer = response.json()
+    # On a loaded machine the answer may miss the ack budget: the modal then says "checking…"
+    # (deploy_working) and the deployment goes on; both are the accepted path.
+    working = answer.get("response_action") == "update" and any(
+        b.get("block_id") == "deploy_working" for b in answer["view"]["blocks"]
+    )
+    assert answer == {"response_action": "clear"} or working, answer
 
     def created() -> DeploymentRecord | None:
         for dep in storage.list_for_team(ob.services.session_factory, team):

@@ -103,6 +103,8 @@ AUDIT_WORDS = {
     "budget_set": "set a budget",
     "budget_default": "reset a budget to the default",
     "budget_alert": "budget alert",
+    "ssh_key_added": "added an SSH key",
+    "ssh_key_removed": "removed an SSH key",
     "stop": "stopped",
     "start": "started",
     "destroy": "destroyed",

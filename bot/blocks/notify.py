@@ -39,6 +39,7 @@ from slack_sdk.models.blocks import (
 
 from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
 from bot.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
+from bot.blocks.sshkeys import ACTION_OPEN
 from bot.formats import mrkdwn_escape
 from catalog import Template
 from storage import DeploymentRecord
@@ -63,8 +64,8 @@ __all__ = [
 ]
 
 #: ``action_id`` of **Add an SSH key** in the ready DM of a person with no SSH key on file; its
-#: value is the deployment id. The SSH-key feature's listener opens the key modal for it.
-ACTION_SSH_KEY_OPEN = "ssh_key_open"
+#: value is the deployment id. ``bot.listeners.sshkeys`` opens the key modal for it.
+ACTION_SSH_KEY_OPEN = ACTION_OPEN
 #: Web ports given a port-forward each in the ready DM (one section each); the rest are named.
 MAX_FORWARDS = 10
 #: Vast.ai's root certificate, which its instances' TLS certificates chain to

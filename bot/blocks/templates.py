@@ -214,6 +214,8 @@ def help_message(catalog_size: int) -> dict[str, Any]:
         "`/templates audit`: who did what (admins)\n"
         "• `/templates setup`: the workspace's Vast.ai key, admins, approvers, digest channel "
         "and run lengths (admins)\n"
+        "• `/templates ssh-key`: your SSH public keys (add, list, remove); the bot puts them on "
+        "your instances so that you can `ssh` in\n"
         "• *Deploy* picks a live GPU offer and rents it for the time you choose in *Run for*: "
         "you are asked before the end (*Extend*, *Stop*, *Destroy*), and an idle GPU is stopped "
         "after asking you; an expensive or over-budget request waits for an approver's click; "

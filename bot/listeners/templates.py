@@ -3,7 +3,10 @@
 ``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
 ``costs``, ``credit``, ``audit``) answers that sub-command; ``budget`` takes arguments
 (:func:`bot.listeners.budgets.budget_command`); ``setup`` opens the workspace setup modal for
-its admins (:func:`bot.listeners.setup.setup_command`); any other text is a catalog filter.
+its admins (:func:`bot.listeners.setup.setup_command`); ``ssh-key`` opens the person's SSH keys
+modal (:func:`bot.listeners.sshkeys.ssh_key_command`); any other text is a catalog filter. A
+text that holds a private key is answered with a warning to treat it as leaked, and nothing
+else (no search echoes it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import templates as blocks
 from bot.blocks.manage import LIST_MINE, LIST_RUNNING
-from bot.listeners import budgets, manage, setup
+from bot.listeners import budgets, manage, setup, sshkeys
 from bot.services.context import Services
 from catalog import filter_templates, parse_query
 
@@ -87,6 +90,16 @@ def register(app: App, services: Services) -> None:
             return
         if first.lower() == "setup" and not rest.strip():
             setup.setup_command(services, ack, command, client, respond)
+            return
+        words = text.split(None, 1)
+        if words and words[0].lower() in sshkeys.WORDS:
+            sshkeys.ssh_key_command(
+                services, ack, command, client, respond, words[1] if len(words) > 1 else ""
+            )
+            return
+        warning = sshkeys.private_key_reply(text)
+        if warning is not None:
+            ack(response_type="ephemeral", text=warning)
             return
         ack(response_type="ephemeral", **cached_list(text, 0))
 

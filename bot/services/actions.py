@@ -447,7 +447,7 @@ class ManageService:
     ) -> Outcome:
         """DM ``actor`` the ready DM of a ready deployment (SSH commands, port-forwards, its
         generated password; the offer to add an SSH key when ``actor`` has none on file:
-        :func:`storage.ssh_keys_count`), when ``actor`` is its requester or a ``BOT_ADMINS``
+        :func:`storage.count_ssh_keys`), when ``actor`` is its requester or a ``BOT_ADMINS``
         member; recorded in the event log. Secrets only ever go by DM. Never raises for Slack
         errors."""
         dep, refused = self.load_for(deployment_id, actor, CREDENTIALS, team_id=team_id)
@@ -457,7 +457,7 @@ class ManageService:
         template = self.catalog_get(dep.template_slug)
         sent = None
         if dep.status == DeploymentStatus.READY:
-            has_key = storage.ssh_keys_count(self.sf, dep.team_id, actor) > 0
+            has_key = storage.count_ssh_keys(self.sf, dep.team_id, actor) > 0
             sent = self.messages.secrets(dep, template, user_id=actor, has_ssh_key=has_key)
         if sent is None:
             return Outcome(

@@ -194,7 +194,7 @@ class Applier:
         self, dep: DeploymentRecord, item: Work, now: datetime, report: TickReport
     ) -> None:
         """DM the requester the ready DM once (how to get in, the login; the offer to add an
-        SSH key when they have none on file: :func:`storage.ssh_keys_count`); a refused DM is
+        SSH key when they have none on file: :func:`storage.count_ssh_keys`); a refused DM is
         retried next tick."""
         if dep.secrets_sent_at is not None:
             return
@@ -204,7 +204,7 @@ class Applier:
         if not storage.claim_secrets_dm(self.sf, dep.id, now=now):
             return
         report.slack_calls += 1
-        has_key = storage.ssh_keys_count(self.sf, dep.team_id, dep.user_id) > 0
+        has_key = storage.count_ssh_keys(self.sf, dep.team_id, dep.user_id) > 0
         sent = self.messages.secrets(
             dep,
             item.template,
