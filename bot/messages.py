@@ -30,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import budgets as budget_blocks
 from bot.blocks import deploy as deploy_blocks
 from bot.blocks import health as health_blocks
+from bot.blocks import instance_keys as key_blocks
 from bot.blocks import intents as intent_blocks
 from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import notify
@@ -394,6 +395,16 @@ class SlackMessages:
     def note(self, dep: DeploymentRecord, text: str) -> bool:
         """A short note in the status message's thread."""
         return self._reply(dep, "thread note", text)
+
+    def key_kept(
+        self, dep: DeploymentRecord, *, user_id: str, fingerprint: str, reason: str
+    ) -> bool:
+        """See :func:`bot.blocks.instance_keys.key_kept_text` (thread; the owner's DM when
+        there is no thread)."""
+        text = key_blocks.key_kept_text(
+            dep, user_id=user_id, fingerprint=fingerprint, reason=reason
+        )
+        return self._thread(dep, text)
 
     def digest(self, channel: str, data: DigestData, *, team_id: str | None = None) -> bool:
         """See :func:`bot.blocks.lifetimes.digest_message`; posted in workspace ``team_id``."""

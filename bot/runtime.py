@@ -38,6 +38,7 @@ from bot.services.heartbeat import ROWS_CLEAR_AFTER, WATCH_SECONDS, HeartbeatSer
 from bot.services.home import HomeService
 from bot.services.housekeeping import Housekeeping
 from bot.services.installs import InstallService
+from bot.services.instance_keys import KeyReconciler
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
@@ -402,8 +403,18 @@ def build_services(
     # Expired OAuth states (one per anonymous GET /slack/install) go after the holder's pass.
     housekeeping = Housekeeping(session_factory=sf, clock=clock, oauth_states=settings.oauth_mode)
 
+    # People's SSH keys on their instances (attach, detach), after each pass of the holder.
+    instance_keys = KeyReconciler(
+        session_factory=sf,
+        accounts=accounts,
+        messages=messages,
+        interval_seconds=settings.status_poll_seconds,
+        clock=clock,
+    )
+
     def on_pass(report: TickReport, ok: bool) -> None:
         heartbeat.on_pass(report, ok)
+        instance_keys.after_pass(report, ok)
         housekeeping.after_pass(report, ok)
 
     if settings.allow_private_instance_addresses:

@@ -90,6 +90,16 @@ class EventKind(StrEnum):
     DESTROY_KEEPS_FAILING = "destroy_keeps_failing"
     START_SEEN = "start_seen"
     WITHDRAWN_TOO_LATE = "withdrawn_too_late"
+    # --- SSH keys on the instance (storage.instance_keys, bot.services.instance_keys) ---
+    SSH_KEY_ATTACHED = "ssh_key_attached"
+    """A person's public key was attached to the instance; detail: whose, and its
+    fingerprint."""
+    SSH_KEY_DETACHED = "ssh_key_detached"
+    SSH_KEY_KEPT = "ssh_key_kept"
+    """The key could not be removed (Vast.ai refused, or gave no key id): it stays on the
+    instance until it is destroyed."""
+    SSH_KEY_FAILED = "ssh_key_failed"
+    """A try to attach or detach a key did not go through (retried with backoff)."""
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

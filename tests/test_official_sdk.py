@@ -5,12 +5,18 @@ what the simulator holds. Where the two disagree, the simulator is wrong.
 
 The SDK uses ``requests`` and would read a key from ``VAST_API_KEY`` or ``~/.config/vastai``:
 here it gets the key and ``server_url`` explicitly, HOME and XDG_CONFIG_HOME point at an
-empty folder, proxies are cleared and any connection outside 127.0.0.1 fails the test.
+empty folder, proxies are cleared and any connection outside 127.0.0.1 fails the test. The
+CLI (``vastai attach ssh``) runs in a child process with the same empty HOME, ``--url`` of
+the simulator and its update check off (``VASTAI_NO_UPDATE_CHECK``).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from vastai.api.client import is_search_quota_exceeded
 
 from bot.simulator import Fault, Timeline, VastSimulator
 from tests.test_simulator import _list_item_schema, _response_schema, _validate
+from tests.test_vast_ssh_keys import public_key
 
 SDK_KEY = "sim-sdk-key-0d9c41be"
 MB_PER_GB = 1000  # the SDK multiplies gpu_ram/cpu_ram GB by 1000 (vastai/api/query.py)
@@ -257,3 +264,78 @@ def test_sdk_meets_the_rate_limiter(make_vast_sim: Callable[..., VastSimulator])
     assert sim.rate_limited_count == 1
     now[0] += 1.0
     assert sdk.show_user()["id"]
+
+
+# -- SSH keys of one instance ------------------------------------------------------------
+
+
+def test_sdk_attaches_and_detaches_a_key_on_one_instance(sim: VastSimulator, sdk: VastAI) -> None:
+    """``VastAI.attach_ssh`` / ``detach_ssh`` (vastai/api/keys.py) on the simulator: one
+    instance gets the key, the other does not, and nothing goes to the account's keys."""
+    mine, other = sim.create_instance_directly(), sim.create_instance_directly()
+    key = public_key("sdk@laptop")
+    answer = sdk.attach_ssh(mine, key)
+    assert answer == {"success": True, "msg": "SSH key attached successfully"}
+    assert sim.instance_ssh_keys(mine) == [key] and sim.instance_ssh_keys(other) == []
+    listed = requests.get(
+        f"{sim.base_url}/api/v0/instances/{mine}/ssh/",
+        headers={"Authorization": f"Bearer {SDK_KEY}"},
+        timeout=5,
+    ).json()
+    (entry,) = json.loads(listed["ssh_keys"])
+    assert sdk.detach_ssh(mine, str(entry["id"])) == {
+        "success": True,
+        "msg": "SSH key removed from instance.",
+    }
+    assert sim.instance_ssh_keys(mine) == []
+    with pytest.raises(requests.HTTPError) as unknown_key:
+        sdk.detach_ssh(mine, str(entry["id"]))
+    assert _answer(unknown_key).json()["error"] == "no_such_ssh_key"
+    with pytest.raises(requests.HTTPError) as unknown_instance:
+        sdk.attach_ssh(999, key)
+    assert _answer(unknown_instance).status_code == 404
+    assert _answer(unknown_instance).json()["error"] == "no_such_instance"
+    with pytest.raises(requests.HTTPError) as malformed:
+        sdk.attach_ssh(mine, "ssh-ed25519 not-a-key")
+    assert _answer(malformed).status_code == 400
+    assert _answer(malformed).json()["success"] is False
+    assert sim.request_count(path_prefix="/api/v0/ssh") == 0
+
+
+def _cli(sim: VastSimulator, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the official ``vastai`` CLI against ``sim`` (its own process: the CLI builds a
+    global parser once per process), with an empty HOME and no update check."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "VASTAI_NO_UPDATE_CHECK": "1",
+        "NO_PROXY": "127.0.0.1",
+    }
+    code = "import sys; from vastai.cli.main import main; sys.argv[0] = 'vastai'; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, "--url", str(sim.base_url), "--api-key", SDK_KEY, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_cli_attach_ssh_runs_against_the_simulator(sim: VastSimulator, tmp_path: Path) -> None:
+    """``vastai attach ssh <instance_id> <ssh_key>`` (docs.vast.ai/cli/reference/attach-ssh),
+    with the key as text and as a ``.pub`` file, and a malformed key's 400."""
+    instance_id = sim.create_instance_directly()
+    as_text, as_file = public_key("cli@laptop"), public_key("file@laptop")
+    pub = tmp_path / "id_ed25519.pub"
+    pub.write_text(as_file + "\n")
+    done = _cli(sim, tmp_path, "attach", "ssh", str(instance_id), as_text)
+    assert done.returncode == 0 and "SSH key attached successfully" in done.stdout, done.stderr
+    done = _cli(sim, tmp_path, "attach", "ssh", str(instance_id), str(pub))
+    assert "SSH key attached successfully" in done.stdout, done.stderr
+    assert sim.instance_ssh_keys(instance_id) == [as_text, as_file]
+    refused = _cli(sim, tmp_path, "attach", "ssh", str(instance_id), "ssh-rsa AAAA")
+    assert "Failed with error 400" in refused.stderr
+    posts = [r for r in sim.requests if r.method == "POST"]
+    assert [r.path for r in posts] == [f"/api/v0/instances/{instance_id}/ssh/"] * 3
+    assert sim.request_count(path_prefix="/api/v0/ssh") == 0

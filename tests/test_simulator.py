@@ -839,6 +839,7 @@ def test_rate_limits_per_endpoint_and_key(make_vast_sim: Any) -> None:
         "destroy": 3.0,
         "search": 6.0,
         "user": 1.0,
+        "ssh": 2.0,
     }
     key_a, key_b = {"Authorization": "Bearer a"}, {"Authorization": "Bearer b"}
     assert api(sim, "POST", "/api/v0/bundles/", json={}, headers=key_a).status_code == 200

@@ -130,6 +130,7 @@ def test_defaults_come_from_the_openapi_hints() -> None:
         "manage": 1.0,
         "destroy": 3.0,
         "user": 1.0,
+        "ssh": 2.0,
     }
     assert VastClient("http://vast.test").pacers.interval("create") == 4.5
 

@@ -245,6 +245,14 @@ class Messages(Protocol):
         """A short mrkdwn note in the status message's thread (nothing when it has none)."""
         ...
 
+    def key_kept(
+        self, dep: DeploymentRecord, *, user_id: str, fingerprint: str, reason: str
+    ) -> bool:
+        """Tell the owner, in the status message's thread (their DM when there is none), that
+        the SSH key ``fingerprint`` of ``user_id`` could not be removed from the instance
+        (``reason``, plain text) and stays there until the instance is destroyed."""
+        ...
+
     def digest(self, channel: str, data: DigestData, *, team_id: str | None = None) -> bool:
         """Post the daily digest in ``channel`` of workspace ``team_id``."""
         ...

@@ -20,6 +20,7 @@ __all__ = [
     "RATE_LIMIT_TEXT",
     "Fault",
     "FaultRule",
+    "SSH_PATH",
     "SimResponse",
     "html_page",
     "json_response",
@@ -73,8 +74,14 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "manage": ("PUT", "/api/v0/instances/"),
     "destroy": ("DELETE", "/api/v0/instances/"),
     "user": ("GET", "/api/v0/users/"),
+    "ssh": ("*", "/api/v0/instances/"),
 }
-"""Endpoint names accepted by ``inject(endpoint=...)``: (method, path prefix)."""
+"""Endpoint names accepted by ``inject(endpoint=...)``: (method, path prefix; ``*`` any
+method). ``ssh`` is one instance's SSH keys (``/api/v0/instances/{id}/ssh/`` and
+``…/ssh/{key_id}/``, any method), which the other instance endpoints do not match."""
+
+SSH_PATH = re.compile(r"/api/v0/instances/\d+/ssh(?:/\d+)?/?")
+"""Paths of one instance's SSH keys: list and attach, and detach by key id."""
 
 _CREATE_ONLY = {Fault.OFFER_TAKEN, Fault.NO_CREDIT, Fault.CREATE_FAILED_WITH_CONTRACT}
 _SEARCH_ONLY = {Fault.SEARCH_QUOTA_EXCEEDED}
@@ -133,6 +140,8 @@ class FaultRule:
     remaining: int | None
     seconds: float = 2.0
     status: int | None = None
+    name: str | None = None
+    """The endpoint name it was given as (None: a method and prefix, or every endpoint)."""
 
     @classmethod
     def build(
@@ -154,9 +163,12 @@ class FaultRule:
             endpoint = "search"
         method: str | None = None
         prefix: str | None = None
+        name: str | None = None
         if endpoint is not None:
             if endpoint in ENDPOINTS:
+                name = endpoint
                 method, prefix = ENDPOINTS[endpoint]
+                method = None if method == "*" else method
             else:
                 match = re.fullmatch(r"(?:([A-Z]+)\s+)?(/\S*)", endpoint.strip())
                 if not match:
@@ -164,11 +176,14 @@ class FaultRule:
                 method, prefix = match.group(1), match.group(2)
         if times is not None and times < 1:
             raise ValueError("times must be >= 1 or None")
-        return cls(kind, method, prefix, times, seconds, status)
+        return cls(kind, method, prefix, times, seconds, status, name)
 
     def matches(self, method: str, path: str) -> bool:
-        """Whether this rule applies to a request."""
+        """Whether this rule applies to a request (an endpoint name matches its own paths
+        only: ``get`` or ``destroy`` never an instance's SSH keys, ``ssh`` only those)."""
         if self.method is not None and self.method != method:
+            return False
+        if self.name is not None and (self.name == "ssh") != bool(SSH_PATH.fullmatch(path)):
             return False
         return self.path_prefix is None or path.startswith(self.path_prefix)
 

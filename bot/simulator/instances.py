@@ -76,6 +76,9 @@ class SimInstance:
     app_ports: list[int] = field(default_factory=list)
     owner: int = 0
     """Vast.ai user id of the account that rented it (only that account's key sees it)."""
+    ssh_keys: list[tuple[str, str]] = field(default_factory=list)
+    """SSH keys attached to this instance alone, ``(key id, public key line)``, oldest first
+    (``POST /api/v0/instances/{id}/ssh/``; an attach of a key it already holds adds a copy)."""
 
     # -- state ------------------------------------------------------------------------------
 

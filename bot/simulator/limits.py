@@ -24,11 +24,15 @@ DEFAULT_RATE_LIMITS: Mapping[str, float] = {
     "destroy": 3.0,  # DELETE /api/v0/instances/{id}/ (vast-destroy_instance.yaml 3.0)
     "search": 6.0,  # POST /api/v0/bundles/: "10 requests per minute per IP"
     "user": 1.0,  # GET /api/v0/users/current/
+    "ssh": 2.0,  # /api/v0/instances/{id}/ssh/: list, attach, detach (detach_ssh.yaml 2.0)
 }
 """Minimum seconds between two accepted calls of one endpoint by one caller, by the endpoint
 names of :data:`bot.simulator.ENDPOINTS`."""
 
 _PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("ssh", "GET", re.compile(r"/api/v0/instances/\d+/ssh/?")),
+    ("ssh", "POST", re.compile(r"/api/v0/instances/\d+/ssh/?")),
+    ("ssh", "DELETE", re.compile(r"/api/v0/instances/\d+/ssh/\d+/?")),
     ("search", "POST", re.compile(r"/api/v0/bundles/?")),
     ("create", "PUT", re.compile(r"/api/v0/asks/\d+/?")),
     ("list", "GET", re.compile(r"/api/v1/instances/?")),
@@ -41,7 +45,7 @@ _PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
 
 def endpoint_of(method: str, path: str) -> str | None:
     """The endpoint name (``"search"``, ``"create"``, ``"list"``, ``"get"``, ``"manage"``,
-    ``"destroy"``, ``"user"``) of a request, or None for any other path."""
+    ``"destroy"``, ``"user"``, ``"ssh"``) of a request, or None for any other path."""
     for name, verb, pattern in _PATTERNS:
         if verb == method and pattern.fullmatch(path):
             return name

@@ -14,6 +14,11 @@ Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in tests/specs/):
 * ``GET/PUT/DELETE /api/v0/instances/{id}/`` — show (``{"instances": null}`` once gone),
   stop/start/label, destroy.
 * ``GET /api/v0/users/current/`` — the user with ``id`` and ``credit``.
+* ``GET/POST /api/v0/instances/{id}/ssh/`` and ``DELETE /api/v0/instances/{id}/ssh/{key}/`` —
+  SSH keys of one instance: list (``ssh_keys`` as a JSON-encoded string), attach (the key is
+  checked as an OpenSSH public key line), detach by key id (docs.vast.ai API reference ›
+  Instances: show ssh-keys, attach ssh-key, detach ssh-key). The account-wide ``/api/v0/ssh/``
+  is deliberately not served (an HTML 404, like any unknown path): the bot must never use it.
 
 Accounts (vast-api.md §1 "Authentication"): one default account (user id
 :data:`DEFAULT_USER_ID`, key ``api_key=`` or none) and any number more (``accounts={key: user
@@ -68,6 +73,7 @@ from bot.simulator.instances import (
     requested_ports,
 )
 from bot.simulator.limits import RateLimiter, endpoint_of
+from bot.simulator.sshkeys import key_problem
 from bot.simulator.stock import GPU_MODELS, generate_offers, make_offer
 
 __all__ = ["DEFAULT_USER_ID", "RecordedRequest", "VastSimulator"]
@@ -418,6 +424,7 @@ class VastSimulator:
         self._faults: list[FaultRule] = []
         self._requests: list[RecordedRequest] = []
         self._next_instance_id = 31_400_000 + self._rng.randint(0, 99_999)
+        self._next_key_id = 5_000 + self._rng.randint(0, 999)
         self._apps = AppPorts()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -672,6 +679,15 @@ class VastSimulator:
                 [],
                 owner=owner,
             ).id
+
+    def instance_ssh_keys(self, instance_id: int) -> list[str]:
+        """The public key lines attached to live instance ``instance_id`` (oldest first, a
+        copy per attach); KeyError when it is gone or never existed."""
+        with self._lock:
+            inst = self._instances.get(instance_id)
+            if inst is None:
+                raise KeyError(f"no live instance {instance_id}")
+            return [key for _, key in inst.ssh_keys]
 
     # per-instance faults
 
@@ -929,6 +945,17 @@ class VastSimulator:
                 "deprecated_endpoint",
                 "/api/v0/instances/ is deprecated. Use /api/v1/instances/ instead.",
             )
+        match = re.fullmatch(r"/api/v0/instances/(\d+)/ssh(?:/(\d+))?/?", path)
+        if match:
+            instance_id = int(match.group(1))
+            inst = self._by_owner.get(owner, {}).get(instance_id)
+            if match.group(2) is not None and method == "DELETE":
+                return self._ssh_detach(inst, instance_id, match.group(2))
+            if match.group(2) is None and method == "GET":
+                return self._ssh_list(inst, instance_id)
+            if match.group(2) is None and method == "POST":
+                return self._ssh_attach(inst, instance_id, payload)
+            return html_page(405, "Method Not Allowed")
         match = re.fullmatch(r"/api/v0/instances/(\d+)/?", path)
         if match:
             instance_id = int(match.group(1))
@@ -1206,6 +1233,46 @@ class VastSimulator:
         self._remove(owned_id)
         return json_response(200, {"success": True})
 
+    # SSH keys of one instance (docs.vast.ai API reference › Instances: show ssh-keys,
+    # attach ssh-key, detach ssh-key). An unknown instance, or another account's, answers
+    # 404 ``no_such_instance`` as the other instance endpoints do (the documented Error
+    # schema ``{"success": false, "error", "msg"}``).
+
+    def _ssh_list(self, inst: SimInstance | None, instance_id: int) -> SimResponse:
+        if inst is None:
+            return _err(404, "no_such_instance", f"Instance {instance_id} not found.")
+        keys = [
+            {"id": int(key_id), "name": _key_name(key), "public_key": key}
+            for key_id, key in inst.ssh_keys
+        ]
+        return json_response(200, {"success": True, "ssh_keys": json.dumps(keys)})
+
+    def _ssh_attach(self, inst: SimInstance | None, instance_id: int, body: Any) -> SimResponse:
+        """Attach (any state of the instance: the key is there when it runs). A key that is
+        not one OpenSSH public key line gets a 400: the status and envelope are documented
+        (attach_ssh.yaml ``400`` Error), the ``error``/``msg`` words are this simulator's own
+        (Vast.ai does not document them)."""
+        if inst is None:
+            return _err(404, "no_such_instance", f"Instance {instance_id} not found.")
+        key = body.get("ssh_key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key.strip():
+            return _err(400, "invalid_args", "ssh_key is required")
+        problem = key_problem(key)
+        if problem is not None:
+            return _err(400, "invalid_args", f"Invalid SSH key: {problem}")
+        self._next_key_id += self._rng.randint(1, 9)
+        inst.ssh_keys.append((str(self._next_key_id), key.strip()))
+        return json_response(200, {"success": True, "msg": "SSH key attached successfully"})
+
+    def _ssh_detach(self, inst: SimInstance | None, instance_id: int, key_id: str) -> SimResponse:
+        if inst is None:
+            return _err(404, "no_such_instance", f"Instance {instance_id} not found.")
+        kept = [(i, k) for i, k in inst.ssh_keys if i != str(int(key_id))]
+        if len(kept) == len(inst.ssh_keys):
+            return _err(404, "no_such_ssh_key", "SSH key not found.")
+        inst.ssh_keys[:] = kept
+        return json_response(200, {"success": True, "msg": "SSH key removed from instance."})
+
     def _user(self, account: _Account) -> dict[str, Any]:
         """``users/current`` of ``account`` (show_user.yaml fields; never a key)."""
         uid = account.user_id
@@ -1226,6 +1293,12 @@ class VastSimulator:
             "ssh_key": "",
             "sid": "simulated" if default else f"simulated-{uid}",
         }
+
+
+def _key_name(key: str) -> str:
+    """The listed ``name`` of an attached key: its comment, else its type."""
+    parts = key.split(maxsplit=2)
+    return parts[2] if len(parts) > 2 else parts[0]
 
 
 class _Server(ThreadingHTTPServer):

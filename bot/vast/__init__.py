@@ -7,6 +7,7 @@ from bot.vast.client import DEFAULT_BASE_URL, LIST_PAGE_SIZE, VastClient, port_e
 from bot.vast.errors import (
     AuthError,
     InsufficientCredit,
+    KeyRefused,
     NotFound,
     OfferUnavailable,
     RateLimited,
@@ -15,7 +16,7 @@ from bot.vast.errors import (
     VastError,
     classify,
 )
-from bot.vast.models import CreateResult, Instance, Offer, PortMapping, User
+from bot.vast.models import CreateResult, Instance, InstanceSshKey, Offer, PortMapping, User
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -24,6 +25,8 @@ __all__ = [
     "CreateResult",
     "InsufficientCredit",
     "Instance",
+    "InstanceSshKey",
+    "KeyRefused",
     "NotFound",
     "Offer",
     "OfferUnavailable",

@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,8 @@ from tenacity.wait import wait_base
 
 from bot.vast.errors import (
     NOT_JSON,
+    AuthError,
+    KeyRefused,
     NotFound,
     RateLimited,
     SearchQuotaExceeded,
@@ -52,7 +54,7 @@ from bot.vast.errors import (
     classify,
     parse_body,
 )
-from bot.vast.models import CreateResult, Instance, Offer, User
+from bot.vast.models import CreateResult, Instance, InstanceSshKey, Offer, User
 from bot.vast.pacing import Pacers, PaceTooLong
 
 __all__ = [
@@ -108,6 +110,11 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, Unreachable)
 
 
+def _is_rate_limit(exc: BaseException) -> bool:
+    """Only a 429 (Vast.ai did nothing): the retry rule of a request that is not idempotent."""
+    return isinstance(exc, RateLimited) and _is_transient(exc)
+
+
 class _WaitRetryAfter(wait_base):
     """Wait what a 429's ``Retry-After`` asks, else fall back to ``fallback`` (backoff)."""
 
@@ -136,6 +143,21 @@ class InstancePage:
     instances: list[Instance]
     next_token: str | None
     total: int | None
+
+
+def _refused(error: VastError) -> bool:
+    """Whether ``error`` is Vast.ai saying no to what was sent (an HTTP 4xx, or a 2xx
+    ``success: false``, that names no instance, key or rate problem)."""
+    if isinstance(error, AuthError | RateLimited | NotFound | Unreachable):
+        return False
+    if isinstance(error, UnexpectedResponse) and error.error_code is None:
+        return False  # an HTML page or garbage: not Vast.ai's word on the key
+    status = error.status_code
+    if status is None:
+        return False
+    if 400 <= status < 500:
+        return True
+    return 200 <= status < 300 and error.error_code is not None
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -237,14 +259,14 @@ class VastClient:
     def _timeout(seconds: float) -> httpx.Timeout:
         return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
-    def _retrying(self) -> Retrying:
+    def _retrying(self, transient: Callable[[BaseException], bool] = _is_transient) -> Retrying:
         return Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=_WaitRetryAfter(
                 wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max)
                 + wait_random(0, self.backoff_initial)
             ),
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(transient),
             reraise=True,
             before_sleep=_log_retry,
         )
@@ -261,14 +283,15 @@ class VastClient:
         operation: str = "",
         json_content_type: bool = False,
         endpoint: str,
+        transient: Callable[[BaseException], bool] = _is_transient,
     ) -> Any:
-        """Send one request (with retries when ``retry``), each attempt paced by the pacer of
-        ``endpoint``, and return the parsed JSON body. ``json_content_type`` also rejects a
-        2xx whose Content-Type is not JSON."""
+        """Send one request (with retries when ``retry``, of the errors ``transient`` accepts),
+        each attempt paced by the pacer of ``endpoint``, and return the parsed JSON body.
+        ``json_content_type`` also rejects a 2xx whose Content-Type is not JSON."""
         args = (method, path, json, params, timeout, operation, json_content_type, endpoint)
         if not retry:
             return self._once(*args)
-        for attempt in self._retrying():
+        for attempt in self._retrying(transient):
             with attempt:
                 return self._once(*args)
         raise AssertionError("unreachable")  # pragma: no cover - Retrying reraises
@@ -663,6 +686,116 @@ class VastClient:
             )
         except NotFound:
             return False
+        return True
+
+    # -- SSH keys of one instance -----------------------------------------------------------
+    #
+    # Per instance only (docs.vast.ai API reference › Instances: "attach ssh-key", "show
+    # ssh-keys", "detach ssh-key"; the CLI's ``vastai attach ssh`` / ``vastai detach ssh``).
+    # There is deliberately no method for ``POST /api/v0/ssh/``: that one adds the key to the
+    # *account*, and Vast.ai then puts it on every instance of the account (create_ssh_key.yaml:
+    # "The key will be automatically added to all your current instances").
+
+    def list_instance_ssh_keys(self, instance_id: int) -> list[InstanceSshKey]:
+        """``GET /api/v0/instances/{id}/ssh/``: the SSH keys on one instance, each with the id
+        :meth:`detach_ssh_key` takes. Vast.ai sends ``ssh_keys`` as a JSON-encoded string
+        (``{"success": true, "ssh_keys": "[{\"id\": 1, \"name\": …, \"public_key\": …}]"}``,
+        docs.vast.ai API reference › Instances › show ssh-keys); a plain list is read too. An
+        entry without a numeric id or a public key is skipped. Paced as ``ssh``, retried.
+
+        Raises:
+            NotFound: no such instance (``no_such_instance``, as a 404 or a 200 ``success:
+                false``).
+            UnexpectedResponse: no ``ssh_keys``, or not a list once decoded.
+            VastError: any other failure (auth, rate limit after retries, unreachable).
+        """
+        path = f"/api/v0/instances/{int(instance_id)}/ssh/"
+        label = f"GET {path}"
+        data = self._expect_dict(
+            self._call("GET", path, operation=label, endpoint="ssh"), label, "ssh_keys"
+        )
+        raw = data["ssh_keys"]
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw) if raw.strip() else []
+            except ValueError:
+                raise UnexpectedResponse(f"{label}: 'ssh_keys' is not JSON") from None
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            raise UnexpectedResponse(f"{label}: 'ssh_keys' is {type(raw).__name__}")
+        keys: list[InstanceSshKey] = []
+        for item in raw:
+            try:
+                keys.append(InstanceSshKey.model_validate(item))
+            except ValidationError:
+                logger.debug("skipping an instance SSH key entry that does not parse")
+        return keys
+
+    def attach_ssh_key(self, instance_id: int, public_key: str) -> None:
+        """``POST /api/v0/instances/{id}/ssh/`` ``{"ssh_key": public_key}``: put one OpenSSH
+        public key (``"<type> <base64> [comment]"``) on this instance only (docs.vast.ai API
+        reference › Instances › attach ssh-key; answer ``{"success": true, "msg": "SSH key
+        attached successfully"}``, without the key's id: read it back with
+        :meth:`list_instance_ssh_keys`). Paced as ``ssh``.
+
+        Retried only after a 429 (nothing was done): a timeout or a 5xx may hide an attach
+        Vast.ai carried out, and sending it again blindly could put a second copy on the
+        instance, so those are raised for the caller to check the instance's keys first.
+
+        Raises:
+            NotFound: no such instance, or not this account's.
+            KeyRefused: Vast.ai refused the key (a malformed key: HTTP 400).
+            AuthError, RateLimited, Unreachable, UnexpectedResponse, VastError: as elsewhere.
+            ValueError: an empty key.
+        """
+        if not public_key.strip():
+            raise ValueError("public_key is empty")
+        path = f"/api/v0/instances/{int(instance_id)}/ssh/"
+        label = f"POST {path}"
+        try:
+            self._expect_dict(
+                self._call(
+                    "POST",
+                    path,
+                    json={"ssh_key": public_key.strip()},
+                    operation=label,
+                    endpoint="ssh",
+                    transient=_is_rate_limit,
+                ),
+                label,
+            )
+        except VastError as error:
+            if _refused(error):
+                raise KeyRefused(
+                    str(error), status_code=error.status_code, error_code=error.error_code
+                ) from error
+            raise
+
+    def detach_ssh_key(self, instance_id: int, key_id: str | int) -> bool:
+        """``DELETE /api/v0/instances/{id}/ssh/{key_id}/``: remove one key from this instance
+        (docs.vast.ai API reference › Instances › detach ssh-key; ``key_id`` from
+        :meth:`list_instance_ssh_keys`). Returns True when removed now, False when the
+        instance did not hold that key (``no_such_ssh_key``: already removed). Paced as
+        ``ssh``; retried (a second DELETE of a removed key answers ``no_such_ssh_key``).
+
+        Raises:
+            NotFound: no such instance.
+            VastError: any other failure (its ``status_code`` says whether Vast.ai refused,
+                4xx, or could not be reached).
+            ValueError: ``key_id`` is not a number.
+        """
+        text = str(key_id).strip()
+        if not text.isdigit():
+            raise ValueError("key_id must be a number")
+        path = f"/api/v0/instances/{int(instance_id)}/ssh/{text}/"
+        label = f"DELETE {path}"
+        try:
+            self._expect_dict(self._call("DELETE", path, operation=label, endpoint="ssh"), label)
+        except VastError as error:
+            if error.error_code == "no_such_ssh_key":
+                return False
+            raise
         return True
 
     # -- account ----------------------------------------------------------------------------

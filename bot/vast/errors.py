@@ -12,7 +12,9 @@ Hierarchy::
     ├── Unreachable                connect error, timeout, or 502/503/504 from a gateway
     ├── UnexpectedResponse         HTML/plain text/unparseable body, wrong JSON shape,
     │                              or 200 ``success: false`` with an unknown ``error``
-    └── NotFound                   ``no_such_instance`` / ``not_found`` for an instance id
+    ├── NotFound                   ``no_such_instance`` / ``not_found`` for an instance id
+    └── KeyRefused                 Vast.ai refused an SSH public key sent to an instance
+                                   (a 4xx that is neither auth, rate limit nor not found)
 
 ``str(error)`` is technical (method, path, status, Vast.ai's error code and message) and
 ``user_message`` is a sentence fit for Slack that says what went wrong and what to do.
@@ -34,6 +36,7 @@ from bot.formats import mrkdwn_escape
 __all__ = [
     "AuthError",
     "InsufficientCredit",
+    "KeyRefused",
     "NotFound",
     "OfferUnavailable",
     "RateLimited",
@@ -210,6 +213,18 @@ class NotFound(VastError):
     """The instance does not exist (any more): ``no_such_instance`` / ``not_found``."""
 
     default_user_message = "That instance no longer exists on Vast.ai (it may have been destroyed)."
+
+
+class KeyRefused(VastError):
+    """Vast.ai refused the SSH public key sent to ``POST /api/v0/instances/{id}/ssh/`` (a
+    malformed key: the API reference documents a 400 with ``{"success": false, "error",
+    "msg"}``, docs.vast.ai API reference › Instances › attach ssh-key). Sending the same key
+    again will not help; a person has to replace it."""
+
+    default_user_message = (
+        "Vast.ai refused this SSH public key. Check that it is one OpenSSH public key line "
+        "(ssh-ed25519, ecdsa-sha2-nistp256 or ssh-rsa), and add it again."
+    )
 
 
 def parse_body(body_text: str, content_type: str) -> Any:

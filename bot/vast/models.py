@@ -36,9 +36,11 @@ __all__ = [
     "MAX_STATUS_MSG",
     "CreateResult",
     "Instance",
+    "InstanceSshKey",
     "Offer",
     "PortMapping",
     "User",
+    "key_body",
 ]
 
 _MB_PER_GB = 1024.0
@@ -489,3 +491,42 @@ class User(_VastModel):
     id: int | None = None
     """The Vast.ai user id the key belongs to (show_user.yaml ``id``); None when absent. Two
     keys of one user answer the same id, so it names the account a key rents on."""
+
+
+def key_body(public_key: str) -> str:
+    """The part of an OpenSSH public key line that names the key: ``"<type> <base64>"``
+    (the comment and extra spaces dropped), so two lines of one key compare equal.
+    ``"ssh-ed25519  AAAA… alice@laptop"`` -> ``"ssh-ed25519 AAAA…"``."""
+    return " ".join(public_key.split()[:2])
+
+
+class InstanceSshKey(_VastModel):
+    """One SSH key attached to one instance, as ``GET /api/v0/instances/{id}/ssh/`` lists it
+    (``{"id": 1, "name": "my-key", "public_key": "ssh-rsa AAAA..."}``; docs.vast.ai API
+    reference › Instances › show ssh-keys). ``id`` is what ``DELETE
+    /api/v0/instances/{id}/ssh/{ssh_key_id}/`` takes, kept as text (the CLI passes it as a
+    string)."""
+
+    id: str
+    public_key: str
+    name: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("id is not a number")
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str) and value.strip().isdigit():
+            return value.strip()
+        raise ValueError("id is not a number")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str | None:
+        return one_line(value)
+
+    def matches(self, public_key: str) -> bool:
+        """Whether this is ``public_key`` (compared by :func:`key_body`, comments ignored)."""
+        return key_body(self.public_key) == key_body(public_key) != ""

@@ -34,11 +34,13 @@ __all__ = [
     "parse_min_intervals",
 ]
 
-ENDPOINTS = ("search", "list", "get", "create", "manage", "destroy", "user")
+ENDPOINTS = ("search", "list", "get", "create", "manage", "destroy", "user", "ssh")
 """Endpoint names, each with its own pacer: ``search`` (``POST /api/v0/bundles/``), ``list``
 (``GET /api/v1/instances/``), ``get`` (``GET /api/v0/instances/{id}/``), ``create`` (``PUT
 /api/v0/asks/{id}/``), ``manage`` (start, stop, label: ``PUT /api/v0/instances/{id}/``),
-``destroy`` (``DELETE /api/v0/instances/{id}/``), ``user`` (``GET /api/v0/users/current/``)."""
+``destroy`` (``DELETE /api/v0/instances/{id}/``), ``user`` (``GET /api/v0/users/current/``),
+``ssh`` (one instance's SSH keys: ``GET`` and ``POST /api/v0/instances/{id}/ssh/``, ``DELETE
+/api/v0/instances/{id}/ssh/{key_id}/``)."""
 
 DEFAULT_MIN_INTERVALS: Mapping[str, float] = {
     "search": 6.0,  # search_offers.yaml: 10 requests per minute per IP
@@ -48,6 +50,7 @@ DEFAULT_MIN_INTERVALS: Mapping[str, float] = {
     "manage": 1.0,  # manage_instance.yaml, label_instance.yaml: threshold 1.0
     "destroy": 3.0,  # destroy_instance.yaml: threshold 3.0
     "user": 1.0,  # show_user.yaml gives none; one a second is what the others allow
+    "ssh": 2.0,  # detach_ssh.yaml: threshold 2.0 (the same pacer serves list and attach)
 }
 """Seconds between two calls of each endpoint (Vast.ai's OpenAPI ``x-rate-limit`` hints)."""
 
