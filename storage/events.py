@@ -90,6 +90,11 @@ class EventKind(StrEnum):
     DESTROY_KEEPS_FAILING = "destroy_keeps_failing"
     START_SEEN = "start_seen"
     WITHDRAWN_TOO_LATE = "withdrawn_too_late"
+    # --- sharing (storage.collaborators, bot.services.sharing) ---
+    SHARED = "shared"
+    """Shared with a teammate (actor: who shared it; detail ``with <@U…>``)."""
+    UNSHARED = "unshared"
+    """A teammate's access taken away (actor: who did it; detail ``from <@U…>``)."""
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

@@ -153,6 +153,8 @@ AUDIT_WORDS = {
     "destroy_keeps_failing": "destroy keeps failing",
     "start_seen": "saw it started outside the bot",
     "withdrawn_too_late": "called off too late: it had already been sent and went through",
+    "shared": "shared it",
+    "unshared": "took access away",
     "installed": "installed the app",
     "uninstalled": "uninstalled the app",
     "vast_key_set": "set the Vast.ai key",
