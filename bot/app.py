@@ -37,6 +37,7 @@ from bot.listeners import (
     manage,
     membership,
     setup,
+    sharing,
     submit,
     templates,
 )
@@ -302,6 +303,7 @@ def create_app(
         deploy,
         submit,
         manage,
+        sharing,
         home,
         approvals,
         budgets,

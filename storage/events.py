@@ -95,6 +95,7 @@ class EventKind(StrEnum):
     """Shared with a teammate (actor: who shared it; detail ``with <@U…>``)."""
     UNSHARED = "unshared"
     """A teammate's access taken away (actor: who did it; detail ``from <@U…>``)."""
+    SHARE_REFUSED = "share_refused"
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

@@ -155,6 +155,7 @@ AUDIT_WORDS = {
     "withdrawn_too_late": "called off too late: it had already been sent and went through",
     "shared": "shared it",
     "unshared": "took access away",
+    "share_refused": "sharing refused",
     "installed": "installed the app",
     "uninstalled": "uninstalled the app",
     "vast_key_set": "set the Vast.ai key",

@@ -68,7 +68,7 @@ def listing_payload(
     notice: str | None = None,
 ) -> dict[str, Any]:
     """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
-    deployments they may manage)."""
+    deployments they may manage; ``mine`` also lists those shared with them)."""
     now = datetime.now(UTC)
     unmanaged: list[UnmanagedInstance] = []
     if kind == blocks.LIST_RUNNING:
@@ -81,7 +81,11 @@ def listing_payload(
         kind,
         deps,
         now=now,
-        can_manage=lambda dep: services.manage.can_manage(dep, user_id),
+        # Buttons for whoever may Stop it (its owner, an admin, or someone it is shared with);
+        # Destroy only for the owner and the admins.
+        can_manage=lambda dep: services.manage.may(dep, user_id, actions.STOP),
+        can_destroy=lambda dep: services.manage.can_manage(dep, user_id),
+        viewer=user_id,
         page=page,
         team_domain=team_domain,
         notice=notice,

@@ -24,6 +24,7 @@ from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
 from bot.services.reminders import ReminderService
+from bot.services.sharing import SharingService
 from bot.services.work import WorkPool
 from bot.services.workspaces import WorkspaceService
 from bot.vast.client import VastClient
@@ -63,6 +64,8 @@ class Services:
         membership: who may act for which workspace
             (:class:`bot.services.membership.MembershipService`): every listener that spends a
             workspace's money or posts in its channels asks it first.
+        sharing: the **Share** button: who else may use a deployment
+            (:class:`bot.services.sharing.SharingService`).
         installs: OAuth mode's installs and uninstalls (None in single-workspace mode).
         heartbeat: the poller's heartbeat, behind ``/healthz`` and the admins' alert.
     """
@@ -89,6 +92,7 @@ class Services:
     work: WorkPool
     workspaces: WorkspaceService
     membership: MembershipService
+    sharing: SharingService
     installs: InstallService | None = None
     heartbeat: HeartbeatService | None = None
 
