@@ -8,8 +8,10 @@ with :mod:`bot.blocks.manage`).
   status message, the listings and the Home tab. Destroy's confirm dialog is Slack's: the
   action only arrives after the user confirmed. The listener acks and hands the action to
   the work pool (``services.work``); a full pool answers "busy — try again in a minute".
-* "Send me the login" (``deployment_credentials``): the requester or an admin gets the secrets
-  by DM; anyone else is told who can.
+* "Send me the login" (``deployment_credentials``): the requester, an admin or someone the
+  deployment is shared with gets the secrets by DM; anyone else is told who can. Everyone it
+  is shared with may also Stop, Start and Extend it, not Destroy it
+  (:meth:`bot.services.actions.ManageService.may`).
 * **Extend N h** (``lifetime_extend``, value ``id:hours:end``) and **Keep running**
   (``idle_keep_running``, value ``id:question``) from the expiry and idle warnings: the values
   carry which warning was answered, so an old button changes nothing and says so.
