@@ -506,8 +506,8 @@ class SlackMessages:
     def has_secrets(
         self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
     ) -> bool:
-        """See :func:`bot.blocks.notify.has_secret`."""
-        return notify.has_secret(dep, template, jupyter_token)
+        """See :func:`bot.blocks.notify.has_ready_dm` (a login or an SSH way in to send)."""
+        return notify.has_ready_dm(dep, template, jupyter_token)
 
     def secrets(
         self,
@@ -515,11 +515,13 @@ class SlackMessages:
         template: Template | None,
         *,
         user_id: str,
+        has_ssh_key: bool,
         jupyter_token: str | None = None,
     ) -> bool | None:
-        """See :func:`bot.blocks.notify.secrets_dm` (secrets only ever go by DM). The stored
-        password is decrypted here, only for the DM; one that no key decrypts is named as
-        unreadable (:data:`bot.crypto.UNREADABLE_PASSWORD`), never shown."""
+        """See :func:`bot.blocks.notify.secrets_dm` (the ready DM; secrets only ever go by DM),
+        for ``user_id``, who has an SSH key on file when ``has_ssh_key``. The stored password is
+        decrypted here, only for the DM; one that no key decrypts is named as unreadable
+        (:data:`bot.crypto.UNREADABLE_PASSWORD`), never shown."""
         unreadable = None
         if dep.web_password:
             password = self._open_password(dep.id, dep.web_password)
@@ -527,7 +529,11 @@ class SlackMessages:
                 unreadable = UNREADABLE_PASSWORD
             dep = replace(dep, web_password=password)
         payload = notify.secrets_dm(
-            dep, template, jupyter_token=jupyter_token, unreadable=unreadable
+            dep,
+            template,
+            has_ssh_key=has_ssh_key,
+            jupyter_token=jupyter_token,
+            unreadable=unreadable,
         )
         if payload is None:
             return None

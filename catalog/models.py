@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -93,6 +93,26 @@ IMAGE_REFERENCE_PATTERN = (
 ).replace(r"\w", "A-Za-z0-9_")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+# -- TLS on the template's web ports ----------------------------------------------------------
+#: A ``tls`` value (:data:`TLS_MODES`).
+TlsMode = Literal["none", "vast-base-image"]
+#: ``tls`` of a template whose web ports the bot knows nothing encrypted about: a direct link
+#: is plain HTTP (the DM says so and offers an SSH port-forward instead).
+TLS_NONE: TlsMode = "none"
+#: ``tls`` of a template built on Vast.ai's base image (``vastai/base-image`` or a derivative
+#: such as ``vastai/comfyui``) with ``ENABLE_HTTPS=true``: the image's Instance Portal runs Caddy
+#: in front of each web port and serves it over HTTPS with ``/etc/instance.crt``, a certificate
+#: the image has Vast.ai's console sign at boot (self-signed when the console cannot be reached).
+#: Browsers warn unless Vast.ai's root certificate (``jvastai_root.cer``) is installed. Sources:
+#: github.com/vast-ai/base-image README "Enabling HTTPS" and "PORTAL_CONFIG",
+#: ROOT/etc/vast_boot.d/55-tls-cert-gen.sh; docs.vast.ai/guides/instances/connect/instance-portal
+#: and /jupyter ("Installing the TLS certificate").
+TLS_VAST_BASE_IMAGE: TlsMode = "vast-base-image"
+#: Every ``tls`` value, the default first.
+TLS_MODES: tuple[TlsMode, ...] = (TLS_NONE, TLS_VAST_BASE_IMAGE)
+#: The env switch Vast.ai's base image reads to serve HTTPS (its README: default ``false``).
+VAST_HTTPS_ENV = "ENABLE_HTTPS"
 
 #: Slack's limit on a section block's text, in characters (slack_sdk
 #: ``SectionBlock.text_max_length``; api.slack.com/reference/block-kit/blocks).
@@ -306,6 +326,17 @@ class Template(BaseModel):
         "bot's MAX_LIFETIME_HOURS still caps it for non-admins.",
     )
 
+    tls: TlsMode = Field(
+        default=TLS_NONE,
+        description='TLS on the web ports. "none" (default): plain HTTP; the ready DM labels a '
+        "direct link as unencrypted and gives an SSH port-forward for each port. "
+        '"vast-base-image": the image is Vast.ai\'s base image or a derivative and its Instance '
+        "Portal (Caddy) serves every port in ports over HTTPS with Vast.ai's certificate "
+        "(browsers warn unless Vast.ai's root certificate jvastai_root.cer is installed); "
+        'needs env ENABLE_HTTPS: "true" and the image\'s start-up to run (launch_command '
+        '"entrypoint.sh", as Vast.ai\'s own templates do, or none). See docs/CONNECTING.md.',
+    )
+
     @field_validator("slug")
     @classmethod
     def _check_slug(cls, value: str) -> str:
@@ -503,6 +534,25 @@ class Template(BaseModel):
                 field="env",
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Template:
+        """``tls: vast-base-image`` needs ``ENABLE_HTTPS: "true"`` in env: Vast.ai's base image
+        serves plain HTTP without it (github.com/vast-ai/base-image README, "Enabling HTTPS")."""
+        if self.tls == TLS_VAST_BASE_IMAGE:
+            value = self.env.get(VAST_HTTPS_ENV, "")
+            if value.strip().lower() != "true":
+                raise _problem(
+                    f'"{TLS_VAST_BASE_IMAGE}" needs env {VAST_HTTPS_ENV}: "true" (Vast.ai\'s '
+                    "base image serves plain HTTP without it)",
+                    field="tls",
+                )
+        return self
+
+    @property
+    def https(self) -> bool:
+        """True when the web ports answer HTTPS (``tls`` is not ``"none"``)."""
+        return self.tls != TLS_NONE
 
     @property
     def cuda_tuple(self) -> tuple[int, int]:

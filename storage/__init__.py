@@ -174,6 +174,7 @@ from storage.secrets import (
     reseal_column,
     swap_state,
 )
+from storage.ssh_key_count import ssh_keys_count
 from storage.transitions import INITIAL_STATUSES, TRANSITIONS
 from storage.types import UTCDateTime, utcnow
 from storage.workspaces import (
@@ -327,6 +328,7 @@ __all__ = [
     "release_lease",
     "release_ready_notification",
     "release_secrets_dm",
+    "ssh_keys_count",
     "repo",
     "restart_lifetime",
     "save_user_tz",

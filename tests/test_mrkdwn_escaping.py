@@ -191,7 +191,7 @@ def test_status_message_in_every_state_shows_the_name_as_typed(
 def test_ready_reply_and_secrets_dm_show_the_name_as_typed() -> None:
     dep = evil_dep(web_password="pw-generated-1")
     assert_inert(notify.ready_text(dep, EVIL_TEMPLATE))
-    dm = notify.secrets_dm(dep, EVIL_TEMPLATE)
+    dm = notify.secrets_dm(dep, EVIL_TEMPLATE, has_ssh_key=False)
     assert dm is not None
     assert_inert(dm)
     assert "• User: `&lt;!channel&gt;`" in "\n".join(mrkdwn_texts(dm))

@@ -12,6 +12,7 @@ from typing import Any
 import storage
 from bot.blocks import lifetimes as lifetime_blocks
 from bot.blocks import sharing as share_blocks
+from bot.blocks.notify import ACTION_SSH_KEY_OPEN
 from storage import DeploymentRecord
 from storage import collaborators as collab
 from tests.blockkit import buttons, texts
@@ -101,6 +102,8 @@ def test_a_teammate_shared_in_gets_their_own_login_and_may_extend_stop_start_not
     to_ready(bot, dep)
     assert sum(PASSWORD in d for d in dms_to(fake_slack, BOB)) == 1
     assert sum(PASSWORD in d for d in dms_to(fake_slack, ALICE)) == 1
+    bobs_login = next(d for d in dms_to(fake_slack, BOB) if PASSWORD in d)
+    assert ACTION_SSH_KEY_OPEN in bobs_login  # his own DM: he has no SSH key on file yet
     poller_of(bot).tick()
     assert sum(PASSWORD in d for d in dms_to(fake_slack, BOB)) == 1
     assert all(PASSWORD not in t for t in thread_texts(fake_slack, dep))

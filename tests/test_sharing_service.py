@@ -61,7 +61,13 @@ class FakeMessages:
         return self.secret
 
     def secrets(
-        self, dep: DeploymentRecord, template: Any, *, user_id: str, jupyter_token: Any = None
+        self,
+        dep: DeploymentRecord,
+        template: Any,
+        *,
+        user_id: str,
+        has_ssh_key: bool,
+        jupyter_token: Any = None,
     ) -> bool | None:
         if user_id in self.refuse_logins_to:
             return False

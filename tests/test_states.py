@@ -308,14 +308,23 @@ def test_ready_texts_keep_secrets_out_of_the_channel() -> None:
     assert "http://203.0.113.42:41888/" in text
     channel = str(status_message(dep, tpl, now=NOW)) + text
     assert "pw-secret-1" not in channel and "jt-secret" not in channel
-    dm = notify.secrets_dm(dep, tpl, jupyter_token="jt-secret")
+    dm = notify.secrets_dm(dep, tpl, has_ssh_key=True, jupyter_token="jt-secret")
     assert dm is not None
     assert "pw-secret-1" in str(dm) and "JUPYTER_TOKEN" in str(dm)
     assert "jt-secret" not in str(dm)  # the template brings its own token
-    assert "lab?token=pw-secret-1" in str(dm)
+    # the token travels only in the localhost URL, through the SSH tunnel
+    assert "http://localhost:8888/lab?token=pw-secret-1" in str(dm)
+    assert "203.0.113.42:41888/lab?token" not in str(dm)
+    # without a password the DM still gives the SSH commands, and no login
     no_password = replace(dep, web_password=None)
-    assert notify.secrets_dm(no_password, tpl) is None
-    assert "DM" not in notify.ready_text(no_password, tpl)
+    bare = notify.secrets_dm(no_password, tpl, has_ssh_key=True)
+    assert bare is not None and "ssh -p 41022 root@203.0.113.42" in str(bare)
+    assert "token=" not in str(bare) and "JUPYTER_TOKEN" not in str(bare)
+    assert "I sent you the SSH commands by DM." in notify.ready_text(no_password, tpl)
+    # neither a password nor SSH: nothing for a DM, and the thread points to none
+    nothing = replace(no_password, ports_json='{"8888": 41888}')
+    assert notify.secrets_dm(nothing, tpl, has_ssh_key=True) is None
+    assert "DM" not in notify.ready_text(nothing, tpl)
 
 
 @pytest.mark.parametrize("status", ["ready", "stopped"])

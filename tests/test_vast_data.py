@@ -228,7 +228,7 @@ def test_a_stored_address_that_is_a_host_name_gives_no_link_and_no_login_url() -
         web_password="pw-secret",
     )
     assert app_urls(dep, template()) == []
-    dm = _text(notify.secrets_dm(dep, template()))
+    dm = _text(notify.secrets_dm(dep, template(), has_ssh_key=True))
     assert "evil.example" not in dm and "token=" not in dm
     assert "evil.example" not in notify.ready_text(dep, template())
 
@@ -249,7 +249,7 @@ def test_a_gpu_name_that_pings_does_not_ping_in_any_message() -> None:
     payloads: list[Any] = [
         status_message(dep, template(), now=NOW),
         notify.ready_text(dep, template()),
-        notify.secrets_dm(dep, template()),
+        notify.secrets_dm(dep, template(), has_ssh_key=True),
         notify.failed_text(dep),
         notify.gone_text(dep),
         notify.stopped_outside_text(dep),

@@ -55,15 +55,20 @@ def gpu_summary(dep: DeploymentRecord) -> str:
 
 def app_urls(dep: DeploymentRecord, template: Template | None) -> list[tuple[int, str]]:
     """``[(container_port, "http://IP:HOSTPORT/"), ...]`` for each template port that is mapped
-    (``http://[IPv6]:HOSTPORT/`` for an IPv6 address); a stored address that is not an IP
-    address, or a port that is not usable, gives no URL (:func:`bot.addresses.http_url`). The
-    status poller stores only addresses the bot may connect to
-    (:func:`bot.services.states.reachable`)."""
+    (``http://[IPv6]:HOSTPORT/`` for an IPv6 address; ``https://`` for a template that declares
+    TLS, :attr:`catalog.Template.https`); a stored address that is not an IP address, or a port
+    that is not usable, gives no URL (:func:`bot.addresses.http_url`). The status poller stores
+    only addresses the bot may connect to (:func:`bot.services.states.reachable`)."""
     address = ip_or_none(dep.public_ip)
     if address is None or template is None:
         return []
     ports = _port_map(dep)
-    urls = [(port, http_url(address, ports[port])) for port in template.ports if port in ports]
+    scheme = "https" if template.https else "http"
+    urls = [
+        (port, http_url(address, ports[port], scheme=scheme))
+        for port in template.ports
+        if port in ports
+    ]
     return [(port, url) for port, url in urls if url is not None]
 
 

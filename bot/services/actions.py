@@ -474,19 +474,20 @@ class ManageService:
         team_id: str | None = None,
         now: datetime | None = None,
     ) -> Outcome:
-        """DM ``actor`` the login of a ready deployment (its generated password, URLs, SSH), when
-        ``actor`` is its requester, a collaborator or a bot admin (:meth:`may`); recorded in
-        the event log. Secrets only ever go by DM. Never raises for Slack errors."""
+        """DM ``actor`` the ready DM of a ready deployment (SSH commands, port-forwards, its
+        generated password; the offer to add an SSH key when ``actor`` has none on file:
+        :func:`storage.ssh_keys_count`), when ``actor`` is its requester, a collaborator or a
+        bot admin (:meth:`may`); recorded in the event log. Secrets only ever go by DM. Never
+        raises for Slack errors."""
         dep, refused = self.load_for(deployment_id, actor, CREDENTIALS, team_id=team_id)
         if refused is not None:
             return refused
         assert dep is not None
         template = self.catalog_get(dep.template_slug)
-        sent = (
-            self.messages.secrets(dep, template, user_id=actor)
-            if dep.status == DeploymentStatus.READY
-            else None
-        )
+        sent = None
+        if dep.status == DeploymentStatus.READY:
+            has_key = storage.ssh_keys_count(self.sf, dep.team_id, actor) > 0
+            sent = self.messages.secrets(dep, template, user_id=actor, has_ssh_key=has_key)
         if sent is None:
             return Outcome(
                 "invalid", "There is no login to send: the deployment is not ready.", dep

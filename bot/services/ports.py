@@ -194,7 +194,8 @@ class Messages(Protocol):
     def has_secrets(
         self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
     ) -> bool:
-        """True when :meth:`secrets` would have a login to send (no Slack call)."""
+        """True when :meth:`secrets` would have a DM to send: a login or an SSH way in (no
+        Slack call)."""
         ...
 
     def secrets(
@@ -203,9 +204,12 @@ class Messages(Protocol):
         template: Template | None,
         *,
         user_id: str,
+        has_ssh_key: bool,
         jupyter_token: str | None = None,
     ) -> bool | None:
-        """DM ``user_id`` the login of ``dep``; None when it has no secret to send."""
+        """DM ``user_id`` the ready DM of ``dep`` (how to get in, the login); ``has_ssh_key``:
+        whether ``user_id`` has an SSH key on file (when not, the DM offers to add one). None
+        when there is nothing to send."""
         ...
 
     def expiry_warning(self, dep: DeploymentRecord, notice: ExpiryNotice) -> bool:

@@ -45,6 +45,7 @@ from storage import (
     SessionFactory,
     add_event,
     get_deployment,
+    ssh_keys_count,
     utcnow,
 )
 from storage import collaborators as store
@@ -216,8 +217,10 @@ def send_ready_dms(
     now: datetime,
     only: Iterable[str] | None = None,
 ) -> int:
-    """DM each collaborator of the ``ready`` deployment ``dep`` their own login, with the same
-    builder as the owner's (:meth:`bot.services.ports.Messages.secrets`, to that person), once
+    """DM each collaborator of the ``ready`` deployment ``dep`` their own ready DM (how to get
+    in, the login; the offer to add an SSH key when they have none on file:
+    :func:`storage.ssh_keys_count`), with the same builder as the owner's
+    (:meth:`bot.services.ports.Messages.secrets`, to that person), once
     per collaborator across processes: each is claimed first
     (:func:`storage.collaborators.claim_ready_dm`) and the claim is given back when Slack did
     not take the DM, so a later poller pass sends it. ``only``: just these people (the ones
@@ -238,7 +241,10 @@ def send_ready_dms(
         for user_id in owed:
             if user_id == dep.user_id or not store.claim_ready_dm(sf, dep.id, user_id, now):
                 continue
-            if messages.secrets(dep, template, user_id=user_id, jupyter_token=jupyter_token):
+            has_key = ssh_keys_count(sf, dep.team_id, user_id) > 0
+            if messages.secrets(
+                dep, template, user_id=user_id, has_ssh_key=has_key, jupyter_token=jupyter_token
+            ):
                 sent += 1
             else:  # refused or unreachable: the next pass tries again
                 store.release_ready_dm(sf, dep.id, user_id, now)

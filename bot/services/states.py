@@ -209,11 +209,17 @@ def probe_url(instance: Instance, template: Template) -> str | None:
     None when that port is not mapped yet (vast-api.md §4 "Building the public URL"). The
     URL is built from the parsed address and port only (:func:`bot.addresses.http_url`), so
     it reaches that address and port whatever the template's path holds; pass an instance
-    through :func:`reachable` first so that the address is one the bot may connect to."""
+    through :func:`reachable` first so that the address is one the bot may connect to.
+
+    ``https://`` for a template that declares TLS (:attr:`catalog.Template.https`): its port
+    answers plain HTTP only with a redirect (Caddy's ``http_redirect`` listener wrapper sends
+    308, github.com/caddyserver/caddy modules/caddyhttp/httpredirectlistener.go), which the
+    probe does not count as up."""
     port = instance.host_port(template.probe_port)
     if port is None or instance.public_ipaddr is None:
         return None
-    return http_url(instance.public_ipaddr, port, template.health_path)
+    scheme = "https" if template.https else "http"
+    return http_url(instance.public_ipaddr, port, template.health_path, scheme=scheme)
 
 
 def _timed_out(dep: DeploymentRecord, now: datetime, timeout: timedelta) -> bool:

@@ -4,20 +4,64 @@ Every mapped port is a real listening socket on 127.0.0.1, so readiness probes i
 real HTTP requests. All ports share one asyncio loop in a daemon thread, which keeps hundreds
 of ports cheap to open and close. A port answers any path with 200 once its ``ready()``
 callback says so, 503 before; a closed port refuses connections.
+
+A port opened with ``tls=True`` speaks only TLS, with a self-signed certificate made once per
+:class:`AppPorts` (as Vast.ai's base image serves its web ports with ``ENABLE_HTTPS=true`` when
+Vast.ai's console cannot sign: github.com/vast-ai/base-image,
+ROOT/etc/vast_boot.d/55-tls-cert-gen.sh).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import socket
+import ssl
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 
 __all__ = ["AppPorts"]
 
 _MAX_HEAD = 16 * 1024
+
+
+def _self_signed_context() -> ssl.SSLContext:
+    """A server context with a fresh self-signed EC certificate for 127.0.0.1 (a day long)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vast-simulator")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context.load_cert_chain(cert_path, key_path)
+    return context
 
 
 class AppPorts:
@@ -29,6 +73,13 @@ class AppPorts:
         self._servers: dict[int, Future[asyncio.Server]] = {}
         self._sockets: dict[int, socket.socket] = {}
         self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._tls is None:
+                self._tls = _self_signed_context()
+            return self._tls
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -38,9 +89,11 @@ class AppPorts:
             self._loop, self._thread = loop, thread
         return self._loop
 
-    def open(self, ready: Callable[[], bool], title: str) -> int:
+    def open(self, ready: Callable[[], bool], title: str, *, tls: bool = False) -> int:
         """Listen on a free 127.0.0.1 port and return it. ``ready()`` decides 200 vs 503 per
-        request (it must not block); ``title`` goes in the page."""
+        request (it must not block); ``title`` goes in the page; ``tls``: the port speaks TLS
+        only (self-signed certificate)."""
+        context = self._tls_context() if tls else None
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
@@ -74,7 +127,7 @@ class AppPorts:
             writer.close()
 
         async def serve() -> asyncio.Server:
-            return await asyncio.start_server(handle, sock=sock, limit=_MAX_HEAD)
+            return await asyncio.start_server(handle, sock=sock, limit=_MAX_HEAD, ssl=context)
 
         with self._lock:
             loop = self._ensure_loop()

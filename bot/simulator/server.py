@@ -334,6 +334,14 @@ def _id_candidates(cond: Any, live: Mapping[int, Any]) -> list[int] | None:
     return sorted(i for i in named if i in live)
 
 
+def _https(inst: SimInstance, container_port: int) -> bool:
+    """True when ``container_port`` of ``inst`` answers TLS only: the instance's env asks for
+    ``ENABLE_HTTPS=true`` (Vast.ai's base image then serves its web ports over HTTPS:
+    github.com/vast-ai/base-image README, "Enabling HTTPS"); never SSH's port 22."""
+    wanted = str(inst.env.get("ENABLE_HTTPS", "")).strip().lower() == "true"
+    return wanted and container_port != 22
+
+
 class VastSimulator:
     """In-process Vast.ai: HTTP server, offer stock, instances, faults, request log.
 
@@ -752,7 +760,9 @@ class VastSimulator:
         if running and direct and not inst.host_ports:
             for cport, proto in requested_ports(inst.env, inst.runtype):
                 if proto == "tcp":
-                    port = self._apps.open(self._readiness(inst), f"{inst.image} :{cport}")
+                    port = self._apps.open(
+                        self._readiness(inst), f"{inst.image} :{cport}", tls=_https(inst, cport)
+                    )
                     inst.app_ports.append(port)
                 else:
                     port = 40000 + self._rng.randint(0, 999)

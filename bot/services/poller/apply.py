@@ -198,7 +198,9 @@ class Applier:
     def send_secrets(
         self, dep: DeploymentRecord, item: Work, now: datetime, report: TickReport
     ) -> None:
-        """DM the requester the deployment's secrets once; a refused DM is retried next tick."""
+        """DM the requester the ready DM once (how to get in, the login; the offer to add an
+        SSH key when they have none on file: :func:`storage.ssh_keys_count`); a refused DM is
+        retried next tick."""
         if dep.secrets_sent_at is not None:
             return
         jupyter_token = item.instance.jupyter_token if item.instance is not None else None
@@ -207,8 +209,13 @@ class Applier:
         if not storage.claim_secrets_dm(self.sf, dep.id, now=now):
             return
         report.slack_calls += 1
+        has_key = storage.ssh_keys_count(self.sf, dep.team_id, dep.user_id) > 0
         sent = self.messages.secrets(
-            dep, item.template, user_id=dep.user_id, jupyter_token=jupyter_token
+            dep,
+            item.template,
+            user_id=dep.user_id,
+            has_ssh_key=has_key,
+            jupyter_token=jupyter_token,
         )
         if not sent:  # nothing to send, refused or failed: give the claim back
             storage.release_secrets_dm(self.sf, dep.id, now)
