@@ -589,7 +589,7 @@ class SlackMessages:
         text = notify.labelled_without_row_text(instance_ids)
         return self._dm(user_id, "unrecorded-instances DM", {"text": text}, team_id=team_id)
 
-    def _home_view(self, home: HomeData) -> Any:
+    def _home_view(self, home: HomeData, user_id: str) -> Any:
         return home_view(
             deployments=home.deployments,
             now=home.now,
@@ -601,6 +601,8 @@ class SlackMessages:
             expiry_action=self.expiry_action,
             user_budget=home.user_budget,
             workspace_budget=home.workspace_budget,
+            viewer=user_id,
+            viewer_admin=home.viewer_admin,
         )
 
     def publish_home(self, user_id: str, home: HomeData) -> bool:
@@ -611,11 +613,14 @@ class SlackMessages:
                 home.team_id or "",
                 "views.publish",
                 ("home", user_id),
-                lambda: {"user_id": user_id, "view": self._home_view(home)},
+                lambda: {"user_id": user_id, "view": self._home_view(home, user_id)},
             )
             return True
         notifier = self._notifier(home.team_id)
-        return _delivery(notifier.publish_home(user_id, self._home_view(home))) is Delivery.SENT
+        return (
+            _delivery(notifier.publish_home(user_id, self._home_view(home, user_id)))
+            is Delivery.SENT
+        )
 
     def team_id(self) -> str | None:
         """The bot token's workspace (``auth.test``): single-workspace mode only (in OAuth

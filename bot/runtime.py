@@ -46,6 +46,7 @@ from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller, TickReport
 from bot.services.reminders import CHECK_SECONDS, ReminderService
+from bot.services.sharing import SharingService
 from bot.services.sshkeys import SshKeyService
 from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
@@ -492,6 +493,12 @@ def build_services(
     # First to close (closers run in reverse): jobs users were answered for (a Stop, a
     # Destroy, a rental) finish before the Vast.ai client, the outbox and the database close.
     closers.append(lambda: work.shutdown(wait_seconds=WORK_SHUTDOWN_SECONDS))
+    membership = MembershipService(
+        lookup=member_lookup(slack_clients.client_for),
+        let_in=workspaces.lets_in,
+        # Single-workspace mode: the one workspace whose account every request spends.
+        installed_team=None if settings.oauth_mode else home.team_id,
+    )
     services = Services(
         settings=settings,
         catalog=catalog,
@@ -514,11 +521,15 @@ def build_services(
         recent_searches=RecentSearches(),
         work=work,
         workspaces=workspaces,
-        membership=MembershipService(
-            lookup=member_lookup(slack_clients.client_for),
-            let_in=workspaces.lets_in,
-            # Single-workspace mode: the one workspace whose account every request spends.
-            installed_team=None if settings.oauth_mode else home.team_id,
+        membership=membership,
+        sharing=SharingService(
+            session_factory=sf,
+            manage=manage,
+            membership=membership,
+            messages=messages,
+            catalog_get=catalog.get,
+            refresh_home=lambda user_id, team_id: home.refresh(user_id, team_id),
+            clock=clock,
         ),
         ssh_keys=SshKeyService(session_factory=sf, clock=clock),
         installs=(

@@ -3,7 +3,8 @@ the token of the workspace the person claims to act for.
 
 Source: https://api.slack.com/methods/users.info (``user_not_found`` for a user the token's
 workspace cannot see: a person of another workspace outside Enterprise Grid) and
-https://api.slack.com/types/user (``team_id``, ``deleted``, ``enterprise_user.teams``).
+https://api.slack.com/types/user (``team_id``, ``deleted``, ``enterprise_user.teams``,
+``is_bot``, ``is_app_user``).
 """
 
 from __future__ import annotations
@@ -77,4 +78,5 @@ def member_of(user: Any) -> SlackMember | None:
         if isinstance(teams, list)
         else frozenset(),
         deleted=user.get("deleted") is True,
+        is_bot=user.get("is_bot") is True or user.get("is_app_user") is True,
     )

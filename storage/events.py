@@ -100,6 +100,12 @@ class EventKind(StrEnum):
     instance until it is destroyed."""
     SSH_KEY_FAILED = "ssh_key_failed"
     """A try to attach or detach a key did not go through (retried with backoff)."""
+    # --- sharing (storage.collaborators, bot.services.sharing) ---
+    SHARED = "shared"
+    """Shared with a teammate (actor: who shared it; detail ``with <@U…>``)."""
+    UNSHARED = "unshared"
+    """A teammate's access taken away (actor: who did it; detail ``from <@U…>``)."""
+    SHARE_REFUSED = "share_refused"
 
     # --- a workspace (team_events) ---
     INSTALLED = "installed"

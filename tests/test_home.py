@@ -102,6 +102,7 @@ def test_stop_from_home_refreshes_it_with_the_outcome(
     assert "Stopped *JupyterLab*" in texts(after["blocks"])
     assert [b["action_id"] for b in buttons(after["blocks"])] == [
         "deployment_start",
+        "deployment_share",
         "deployment_destroy",
     ]
     assert status_of(bot, dep.id) == "stopped"

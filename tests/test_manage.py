@@ -250,6 +250,7 @@ def test_stop_from_the_status_message(bot: BotHarness, fake_slack: FakeSlack) ->
     assert "Stopped" in texts(update.args["blocks"])
     assert [b["action_id"] for b in buttons(update.args["blocks"])] == [
         "deployment_start",
+        "deployment_share",
         "deployment_destroy",
     ]
     thread = fake_slack.wait_for("chat.postMessage", thread_ts=dep.message_ts)[0]

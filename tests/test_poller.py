@@ -230,6 +230,7 @@ def test_status_edits_in_order_until_ready_with_urls_and_one_notification(
     assert [e["action_id"] for e in actions[0]["elements"]] == [
         "deployment_stop",
         "deployment_credentials",
+        "deployment_share",
         "deployment_destroy",
     ]
 

@@ -44,6 +44,8 @@ HOW_TO = (
     "still free; *Destroy* deletes the instance and its disk and ends all billing.\n"
     "• Each deployment runs for the time chosen in the picker: you are asked before the end "
     "and can extend it.\n"
+    "• *Share* lets teammates in: they get their own login by DM and may Stop, Start and "
+    "Extend it; only you (and the bot admins) can Destroy it or change who has access.\n"
     "• `/templates mine` · `/templates running` · `/templates costs` · `/templates help`"
 )
 
@@ -66,12 +68,17 @@ def home_view(
     expiry_action: str = "stop",
     user_budget: BudgetLine | None = None,
     workspace_budget: BudgetLine | None = None,
+    viewer: str | None = None,
+    viewer_admin: bool = False,
 ) -> dict[str, Any]:
     """The Home view ``{"type": "home", "blocks": [...]}``.
 
     ``deployments``: the user's live ones (not destroyed or failed), shown in order with their
     buttons and end times (``expiry_action``: ``stop``/``destroy``, what the bot does at the
-    end). ``user_month``/``workspace_month``: dollars spent this month (``month_label``, e.g.
+    end). ``viewer``: whose Home it is; a deployment of someone else was shared with them: it
+    says "shared by <@owner>" and has no **Share** and no **Destroy** (unless
+    ``viewer_admin``: a bot admin may do both); their own have **Share**.
+    ``user_month``/``workspace_month``: dollars spent this month (``month_label``, e.g.
     "June 2025"). ``notice``: a line shown on top (the outcome of the last button press).
     ``unmanaged``: instances on the Vast.ai account the bot did not rent (the caller passes
     them to admins only), one section when any. ``user_budget``: the user's monthly budget
@@ -131,11 +138,13 @@ def home_view(
                         show_requester=False,
                         team_domain=team_domain,
                         expiry_action=expiry_action,
+                        viewer=viewer,
                     )
                 ),
             )
         )
-        buttons = deployment_buttons(dep, now)
+        full = viewer is None or viewer == dep.user_id or viewer_admin
+        buttons = deployment_buttons(dep, now, share=full, destroy=full)
         if buttons:
             blocks.append(ActionsBlock(block_id=home_block_id(dep.id), elements=buttons))
     hidden = len(deployments) - MAX_HOME_DEPLOYMENTS

@@ -100,10 +100,13 @@ def deployment_text(
     show_requester: bool = True,
     team_domain: str | None = None,
     expiry_action: str = "stop",
+    viewer: str | None = None,
 ) -> str:
     """The mrkdwn summary of one deployment: template, GPU, status, age, $/hour, cost so far,
     requester, a link to its status message and, while active, its end time
     (:func:`bot.blocks.lifetimes.ends_line`; ``expiry_action`` ``stop``/``destroy``).
+    Seen by ``viewer`` who is not its requester (it was shared with them), the requester is
+    named as "shared by <@owner>" even when ``show_requester`` is False.
 
     A request that waits for approval, was denied or expired says so ("waiting for approval",
     "$X/h once approved", "nothing rented") with its reason (who may approve, why it ended).
@@ -133,7 +136,9 @@ def deployment_text(
         parts.append(f"{money(dep.dph_total)}/h")
     if dep.status not in _NEVER_RENTED:
         parts.append(f"{money(costs.cost_so_far(dep, now))} so far")
-    if show_requester:
+    if viewer is not None and viewer != dep.user_id:
+        parts.append(f":busts_in_silhouette: shared by <@{dep.user_id}>")
+    elif show_requester:
         parts.append(f"<@{dep.user_id}>")
     link = status_link(dep, team_domain=team_domain)
     if link:
@@ -203,12 +208,16 @@ def deployment_list_message(
     notice: str | None = None,
     unmanaged: Sequence[UnmanagedInstance] = (),
     expiry_action: str = "stop",
+    viewer: str | None = None,
+    can_destroy: CanManage | None = None,
 ) -> dict[str, Any]:
     """``/templates mine`` (``kind="mine"``) or ``/templates running`` (``"running"``).
 
     ``deployments`` are shown in the given order, ``page_size`` per page (0-based ``page``,
     clamped). Each gets a section (:func:`deployment_text`) and, when ``can_manage(dep)``, the
-    Stop/Start/Destroy buttons its state allows. ``unmanaged``: instances on the Vast.ai
+    Stop/Start/Destroy buttons its state allows (Destroy only when ``can_destroy(dep)`` too;
+    default: ``can_manage``). In ``mine``, a deployment whose requester is not ``viewer`` was
+    shared with them and says "shared by <@owner>". ``unmanaged``: instances on the Vast.ai
     account the bot did not rent, summed up in one section of the ``running`` listing (the
     caller passes them to admins only; ignored for ``mine``). At most
     ``6 + 2 × page_size + 2`` blocks (28 by default, Slack allows 50). Returns
@@ -256,11 +265,16 @@ def deployment_list_message(
                         show_requester=kind != LIST_MINE,
                         team_domain=team_domain,
                         expiry_action=expiry_action,
+                        viewer=viewer if kind == LIST_MINE else None,
                     )
                 ),
             )
         )
-        buttons = deployment_buttons(dep, now) if can_manage(dep) else []
+        buttons = (
+            deployment_buttons(dep, now, destroy=(can_destroy or can_manage)(dep))
+            if can_manage(dep)
+            else []
+        )
         if buttons:
             blocks.append(
                 ActionsBlock(block_id=listing_block_id(kind, page, dep.id), elements=buttons)

@@ -27,12 +27,13 @@ from bot.formats import format_duration, format_elapsed, mrkdwn_escape
 from bot.notices import effective_end
 from bot.pricing import cost_so_far
 from catalog import Template
-from storage import DeploymentRecord, DeploymentStatus
+from storage import LIVE_STATUSES, DeploymentRecord, DeploymentStatus
 
 ACTION_STOP = "deployment_stop"
 ACTION_START = "deployment_start"
 ACTION_DESTROY = "deployment_destroy"
 ACTION_CREDENTIALS = "deployment_credentials"
+ACTION_SHARE = "deployment_share"
 
 STATUS_ICONS = {
     DeploymentStatus.CREATING: ":hourglass_flowing_sand:",
@@ -191,9 +192,14 @@ def destroy_button(dep: DeploymentRecord, now: datetime) -> ButtonElement | None
     )
 
 
-def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonElement]:
+def deployment_buttons(
+    dep: DeploymentRecord, now: datetime, *, share: bool = False, destroy: bool = True
+) -> list[ButtonElement]:
     """Stop/Start/Destroy for the deployment's state (Destroy asks for confirmation); none while
-    a destroy is pending, no Stop while a stop is, no Start while a start is."""
+    a destroy is pending, no Stop while a stop is, no Start while a start is. ``share``: a
+    **Share** button (:data:`ACTION_SHARE`) before Destroy while the deployment is live
+    (creating, provisioning, ready or stopped: :func:`share_button`); ``destroy=False``
+    leaves Destroy out (someone it is shared with may not destroy it)."""
     value = str(dep.id)
     buttons: list[ButtonElement] = []
     pending = dep.desired_state if dep.desired_next_try_at is not None else None
@@ -209,10 +215,18 @@ def deployment_buttons(dep: DeploymentRecord, now: datetime) -> list[ButtonEleme
         buttons.append(
             ButtonElement(text="Send me the login", action_id=ACTION_CREDENTIALS, value=value)
         )
-    destroy = destroy_button(dep, now)
-    if destroy is not None:
-        buttons.append(destroy)
+    if share and dep.status in LIVE_STATUSES:
+        buttons.append(share_button(dep))
+    ending = destroy_button(dep, now) if destroy else None
+    if ending is not None:
+        buttons.append(ending)
     return buttons
+
+
+def share_button(dep: DeploymentRecord) -> ButtonElement:
+    """**Share** (value ``str(dep.id)``): opens the modal that chooses who else may use the
+    deployment (its owner and the bot admins only; anyone else is told who can)."""
+    return ButtonElement(text="Share", action_id=ACTION_SHARE, value=str(dep.id))
 
 
 def visible_key(dep: DeploymentRecord, *, now: datetime) -> tuple[object, ...]:
@@ -262,7 +276,7 @@ def status_message(
     provisioning, how to connect when ready, the reason when failed), while active its end
     time and the cost by then (:func:`bot.blocks.lifetimes.ends_line`; ``expiry_action``
     ``stop``/``destroy`` is what the bot does at the end), "simulated" when the instance came
-    from the simulator, and the buttons the state allows.
+    from the simulator, and the buttons the state allows (with **Share** while it is live).
     """
     # Imported here: bot.blocks.lifetimes builds on this module (buttons, action ids).
     from bot.blocks.lifetimes import ends_line
@@ -306,7 +320,8 @@ def status_message(
             elements=[MarkdownTextObject(text=" · ".join(context))],
         )
     )
-    buttons = deployment_buttons(dep, now)
+    # The message is public: Share is always shown; the click checks who pressed it.
+    buttons = deployment_buttons(dep, now, share=True)
     if buttons:
         blocks.append(ActionsBlock(block_id=f"dep_actions_{dep.id}", elements=buttons))
     if note:

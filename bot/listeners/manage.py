@@ -8,8 +8,10 @@ with :mod:`bot.blocks.manage`).
   status message, the listings and the Home tab. Destroy's confirm dialog is Slack's: the
   action only arrives after the user confirmed. The listener acks and hands the action to
   the work pool (``services.work``); a full pool answers "busy — try again in a minute".
-* "Send me the login" (``deployment_credentials``): the requester or an admin gets the secrets
-  by DM; anyone else is told who can.
+* "Send me the login" (``deployment_credentials``): the requester, an admin or someone the
+  deployment is shared with gets the secrets by DM; anyone else is told who can. Everyone it
+  is shared with may also Stop, Start and Extend it, not Destroy it
+  (:meth:`bot.services.actions.ManageService.may`).
 * **Extend N h** (``lifetime_extend``, value ``id:hours:end``) and **Keep running**
   (``idle_keep_running``, value ``id:question``) from the expiry and idle warnings: the values
   carry which warning was answered, so an old button changes nothing and says so.
@@ -68,7 +70,7 @@ def listing_payload(
     notice: str | None = None,
 ) -> dict[str, Any]:
     """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
-    deployments they may manage)."""
+    deployments they may manage; ``mine`` also lists those shared with them)."""
     now = datetime.now(UTC)
     unmanaged: list[UnmanagedInstance] = []
     if kind == blocks.LIST_RUNNING:
@@ -81,7 +83,11 @@ def listing_payload(
         kind,
         deps,
         now=now,
-        can_manage=lambda dep: services.manage.can_manage(dep, user_id),
+        # Buttons for whoever may Stop it (its owner, an admin, or someone it is shared with);
+        # Destroy only for the owner and the admins.
+        can_manage=lambda dep: services.manage.may(dep, user_id, actions.STOP),
+        can_destroy=lambda dep: services.manage.can_manage(dep, user_id),
+        viewer=user_id,
         page=page,
         team_domain=team_domain,
         notice=notice,

@@ -34,7 +34,9 @@ Vast.ai facts (vast-api.md §5, from vast-ai/docs ``manage_instance.yaml``, ``he
 "scheduling" with no time limit when someone else rented it; destroy is irreversible and a 404
 means already gone.
 
-Only the requester or a ``BOT_ADMINS`` member may act (:meth:`ManageService.can_manage`). Every
+The requester and the bot admins may do anything (:meth:`ManageService.can_manage`); the
+teammates a deployment is shared with (:mod:`bot.services.sharing`) may Stop, Start, Extend it
+and get its login, never Destroy it (:meth:`ManageService.may`). Every
 outcome is recorded in the event log with the Slack user id as actor. Network calls never run
 inside a database transaction (each storage call is its own short transaction).
 """
@@ -85,6 +87,7 @@ from storage import (
     DeploymentStatus,
     SessionFactory,
     add_event,
+    collaborators,
     get_deployment,
     get_lease,
     utcnow,
@@ -105,6 +108,11 @@ _CALLED_OFF = (
 DESIRED = {STOP: storage.STOPPED, START: storage.RUNNING, DESTROY: storage.DESTROYED}
 
 CREDENTIALS = "credentials"
+EXTEND = "extend"
+COLLABORATOR_ACTIONS = frozenset({STOP, START, EXTEND, CREDENTIALS})
+"""What a collaborator (someone a deployment is shared with) may do: the same lifetime,
+budget and approval rules apply as to its owner. Destroy and sharing stay with the owner and
+the bot admins."""
 NOT_FOUND_TEXT = "That deployment no longer exists in the bot."
 """The answer to an act on a deployment the bot does not hold (also a forged button's id)."""
 _VERBS = {
@@ -113,6 +121,7 @@ _VERBS = {
     DESTROY: "destroy",
     CREDENTIALS: "get the login of",
     "keep_running": "keep running",
+    "share": "share",
 }
 
 
@@ -276,26 +285,46 @@ class ManageService:
         return self.admins.is_admin(team_id, user_id)
 
     def can_manage(self, dep: DeploymentRecord, user_id: str) -> bool:
-        """True for the requester of ``dep`` and for the bot admins of its workspace."""
+        """True for the requester of ``dep`` and for the bot admins of its workspace: full
+        control (Destroy, sharing it). See :meth:`may` for what collaborators may do."""
         return user_id == dep.user_id or self.is_admin(dep.team_id, user_id)
+
+    def is_collaborator(self, dep: DeploymentRecord, user_id: str) -> bool:
+        """True while ``dep`` is shared with ``user_id`` (:mod:`storage.collaborators`)."""
+        return collaborators.is_collaborator(self.sf, dep.id, user_id)
+
+    def may(self, dep: DeploymentRecord, user_id: str, action: str) -> bool:
+        """True when ``user_id`` may ``action`` ``dep``: its requester and the bot admins of
+        its workspace may do anything; a collaborator (someone it is shared with) only
+        :data:`COLLABORATOR_ACTIONS` (Stop, Start, Extend, the login), never Destroy."""
+        if self.can_manage(dep, user_id):
+            return True
+        return action in COLLABORATOR_ACTIONS and self.is_collaborator(dep, user_id)
 
     def _vast(self, dep: DeploymentRecord) -> VastClient:
         """The client of the Vast.ai account ``dep``'s instance lives on."""
         return self.accounts.for_deployment(dep).client
 
-    def who_can(self, dep: DeploymentRecord, action: str) -> str:
-        """The refusal text: who may ``action`` this deployment."""
+    def who_can(self, dep: DeploymentRecord, action: str, *, actor: str | None = None) -> str:
+        """The refusal text: who may ``action`` this deployment. Said to a collaborator
+        (``actor`` it is shared with), it also says what they may do themselves."""
         verb = _VERBS.get(action, action)
         admins = self.admins.admins(dep.team_id)
         what = deployment_ref(dep)
+        shared = (
+            " It is shared with you: you may *Stop*, *Start* and *Extend* it, and get its login."
+            if actor is not None and actor != dep.user_id and self.is_collaborator(dep, actor)
+            else ""
+        )
         if admins:
             return (
                 f":no_entry: Only <@{dep.user_id}>, who deployed {what}, or a bot admin "
-                f"({mentions(admins)}) can {verb} it. Ask one of them."
+                f"({mentions(admins)}) can {verb} it. Ask one of them.{shared}"
             )
         return (
             f":no_entry: Only <@{dep.user_id}>, who deployed {what}, can {verb} it. "
-            "(No bot admins are configured; an operator can add some with `BOT_ADMINS`.)"
+            f"(No bot admins are configured; an operator can add some with `BOT_ADMINS`.)"
+            f"{shared}"
         )
 
     # --- actions ----------------------------------------------------------------------------
@@ -447,9 +476,9 @@ class ManageService:
     ) -> Outcome:
         """DM ``actor`` the ready DM of a ready deployment (SSH commands, port-forwards, its
         generated password; the offer to add an SSH key when ``actor`` has none on file:
-        :func:`storage.count_ssh_keys`), when ``actor`` is its requester or a ``BOT_ADMINS``
-        member; recorded in the event log. Secrets only ever go by DM. Never raises for Slack
-        errors."""
+        :func:`storage.count_ssh_keys`), when ``actor`` is its requester, a collaborator or a
+        bot admin (:meth:`may`); recorded in the event log. Secrets only ever go by DM. Never
+        raises for Slack errors."""
         dep, refused = self.load_for(deployment_id, actor, CREDENTIALS, team_id=team_id)
         if refused is not None:
             return refused
@@ -479,11 +508,11 @@ class ManageService:
         automatic: bool = False,
         team_id: str | None = None,
     ) -> tuple[DeploymentRecord | None, Outcome | None]:
-        """``(deployment, None)`` when ``actor`` may ``action`` it (or the bot acts on its own:
-        ``automatic``), else ``(deployment or None, the refusal or not-found Outcome)``. A
-        refusal is recorded as an ``<action>_refused`` event. A deployment of another workspace
-        than ``team_id`` (when given) is "not found", with nothing recorded on its row: a forged
-        button must learn nothing about another workspace."""
+        """``(deployment, None)`` when ``actor`` may ``action`` it (:meth:`may`; or the bot acts
+        on its own: ``automatic``), else ``(deployment or None, the refusal or not-found
+        Outcome)``. A refusal is recorded as an ``<action>_refused`` event. A deployment of
+        another workspace than ``team_id`` (when given) is "not found", with nothing recorded
+        on its row: a forged button must learn nothing about another workspace."""
         dep = get_deployment(self.sf, deployment_id)
         if dep is not None and team_id is not None and dep.team_id != team_id:
             logger.warning(
@@ -492,9 +521,9 @@ class ManageService:
             dep = None
         if dep is None:
             return None, Outcome("not_found", NOT_FOUND_TEXT)
-        if not automatic and not self.can_manage(dep, actor):
+        if not automatic and not self.may(dep, actor, action):
             add_event(self.sf, dep.id, actor, f"{action}_refused", "not allowed", now=self.clock())
-            return dep, Outcome("refused", self.who_can(dep, action), dep)
+            return dep, Outcome("refused", self.who_can(dep, action, actor=actor), dep)
         return dep, None
 
     def _vast_failed(

@@ -24,6 +24,7 @@ from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller
 from bot.services.ports import Messages
 from bot.services.reminders import ReminderService
+from bot.services.sharing import SharingService
 from bot.services.sshkeys import SshKeyService
 from bot.services.work import WorkPool
 from bot.services.workspaces import WorkspaceService
@@ -66,6 +67,8 @@ class Services:
             workspace's money or posts in its channels asks it first.
         ssh_keys: each person's SSH public keys per workspace
             (:class:`bot.services.sshkeys.SshKeyService`; ``/templates ssh-key``).
+        sharing: the **Share** button: who else may use a deployment
+            (:class:`bot.services.sharing.SharingService`).
         installs: OAuth mode's installs and uninstalls (None in single-workspace mode).
         heartbeat: the poller's heartbeat, behind ``/healthz`` and the admins' alert.
     """
@@ -93,6 +96,7 @@ class Services:
     workspaces: WorkspaceService
     membership: MembershipService
     ssh_keys: SshKeyService
+    sharing: SharingService
     installs: InstallService | None = None
     heartbeat: HeartbeatService | None = None
 

@@ -1,4 +1,5 @@
-"""The App Home tab: each user's live deployments and this month's spend."""
+"""The App Home tab: each user's live deployments (their own and those shared with them) and
+this month's spend."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class HomeService:
         now = utcnow()
         report = self.listings.month_report(team_id, now)
         mine, everyone = self.budget_lines(team_id, user_id) if self.budget_lines else (None, None)
+        admin = self.admins is not None and self.admins.is_admin(team_id, user_id)
         return HomeData(
             deployments=self.listings.live_for_user(team_id, user_id),
             now=now,
@@ -76,14 +78,11 @@ class HomeService:
             workspace_month=report.total,
             month_label=report.start.strftime("%B %Y"),
             notice=notice,
-            unmanaged=(
-                self.listings.unmanaged(team_id)
-                if self.admins is not None and self.admins.is_admin(team_id, user_id)
-                else ()
-            ),
+            unmanaged=self.listings.unmanaged(team_id) if admin else (),
             user_budget=mine,
             workspace_budget=everyone,
             team_id=team_id,
+            viewer_admin=admin,
         )
 
     def refresh(
@@ -105,5 +104,14 @@ class HomeService:
             return False
 
     def deployment_changed(self, dep: DeploymentRecord) -> None:
-        """``on_change`` callback for the poller and the manage actions."""
+        """``on_change`` callback for the poller and the manage actions: the Home of its owner
+        and of everyone it is shared with (their Home lists it too)."""
         self.refresh(dep.user_id, dep.team_id)
+        try:
+            shared = self.listings.collaborators(dep.id)
+        except SQLAlchemyError:  # the owner's Home went out; theirs follow at the next change
+            logger.warning("deployment %s: collaborators' Homes not refreshed", dep.id)
+            return
+        for user_id in shared:
+            if user_id != dep.user_id:
+                self.refresh(user_id, dep.team_id)

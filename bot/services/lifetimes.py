@@ -55,7 +55,7 @@ from bot.formats import (
     slack_date,
 )
 from bot.notices import MIN_NOTICE
-from bot.services.actions import ManageService, Outcome
+from bot.services.actions import EXTEND, ManageService, Outcome
 from bot.services.budgets import BudgetService, deciders_of
 from bot.services.ports import BudgetCheck, Delivery, Messages
 from bot.services.rules import RULES
@@ -216,12 +216,13 @@ class LifetimeService:
         """**Extend N h** pressed by Slack user ``actor`` on a warning issued for the end time
         ``issued_ends_micros`` (microseconds since the epoch).
 
-        The owner or an admin may extend; past ``MAX_LIFETIME_HOURS`` (counted from the start of
-        the current run) only an admin. A button for an end that already moved, or a
-        deployment that ended, changes nothing and says so. Never raises for Slack errors.
+        The owner, an admin or a collaborator (:meth:`ManageService.may`) may extend; past
+        ``MAX_LIFETIME_HOURS`` (counted from the start of the current run) only an admin. A
+        button for an end that already moved, or a deployment that ended, changes nothing and
+        says so. Never raises for Slack errors.
         """
         now = self.clock()
-        dep, refusal = self.manage.load_for(deployment_id, actor, "extend", team_id=team_id)
+        dep, refusal = self.manage.load_for(deployment_id, actor, EXTEND, team_id=team_id)
         if refusal is not None:
             return refusal
         assert dep is not None  # load_for returns one or the other
@@ -345,7 +346,7 @@ class LifetimeService:
         storage.add_event(self.sf, dep.id, actor, "extend_refused", f"needs approval: {reasons}")
         policy = self.budgets.policy_for(dep.team_id) if self.budgets is not None else None
         deciders, _ = deciders_of(policy.approvers if policy else frozenset(), dep.user_id)
-        able = sorted(d for d in deciders if self.manage.can_manage(dep, d))
+        able = sorted(d for d in deciders if self.manage.may(dep, d, EXTEND))
         admins = self.manage.admins.admins(dep.team_id)
         if able:
             who = f"Ask {mentions(able)} to press *Extend* (an approver's click approves it)"

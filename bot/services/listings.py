@@ -14,6 +14,7 @@ from storage import (
     DeploymentRecord,
     DeploymentStatus,
     SessionFactory,
+    collaborators,
     list_audit,
     list_events,
     list_for_team,
@@ -49,8 +50,10 @@ class ListingService:
 
     def mine(self, team_id: str, user_id: str, now: datetime) -> list[DeploymentRecord]:
         """The user's live deployments and waiting requests (newest first), then those ended in
-        the last :data:`RECENT_ENDED` (newest first)."""
+        the last :data:`RECENT_ENDED` (newest first); those shared with them
+        (:mod:`storage.collaborators`) are among them."""
         deps = list_for_user(self.sf, team_id, user_id)
+        deps += collaborators.list_shared_with(self.sf, team_id, user_id)
         live = [d for d in deps if d.status in OPEN_STATUSES]
         ended = [
             d
@@ -65,9 +68,15 @@ class ListingService:
         return newest_first(list_for_team(self.sf, team_id, LIVE_STATUSES))
 
     def live_for_user(self, team_id: str, user_id: str) -> list[DeploymentRecord]:
-        """The user's live deployments and requests waiting for approval, newest first (the
-        App Home)."""
-        return newest_first(list_for_user(self.sf, team_id, user_id, OPEN_STATUSES))
+        """The user's live deployments and requests waiting for approval, and the live ones
+        shared with them, newest first (the App Home)."""
+        own = list_for_user(self.sf, team_id, user_id, OPEN_STATUSES)
+        shared = collaborators.list_shared_with(self.sf, team_id, user_id, LIVE_STATUSES)
+        return newest_first(own + shared)
+
+    def collaborators(self, deployment_id: int) -> list[str]:
+        """The Slack user ids ``deployment_id`` is shared with, in the order they were added."""
+        return collaborators.collaborator_ids(self.sf, deployment_id)
 
     def month_report(self, team_id: str, now: datetime) -> pricing.CostReport:
         """The workspace's spend this month (UTC) up to ``now``: :func:`bot.pricing.cost_report`

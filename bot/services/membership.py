@@ -49,6 +49,8 @@ CACHE_SECONDS = 600.0
 joins a workspace may wait this long before the bot lets them act there)."""
 CACHE_ENTRIES = 4096
 """The most ``(workspace, user)`` answers kept; the oldest is dropped first."""
+SLACKBOT = "USLACKBOT"
+"""Slackbot's user id: in every workspace, and no person (https://api.slack.com/types/user)."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,14 @@ class SlackMember:
         teams: the workspaces of an Enterprise Grid user (``user.enterprise_user.teams``);
             empty outside Grid.
         deleted: the account is deactivated (``user.deleted``).
+        is_bot: a bot or an app's user, not a person (``user.is_bot`` or
+            ``user.is_app_user``).
     """
 
     team_id: str | None
     teams: frozenset[str] = frozenset()
     deleted: bool = False
+    is_bot: bool = False
 
     def belongs_to(self, workspace: str) -> bool:
         """True when this (active) person is a member of ``workspace``."""
@@ -209,6 +214,36 @@ class MembershipService:
                 workspace,
                 (found.team_id if found is not None else None) or "another workspace",
             )
+        return Verdict(Standing.MEMBER if member else Standing.OUTSIDER, "users.info")
+
+    def teammate(self, workspace: str, user_id: str) -> Verdict:
+        """May ``user_id`` be given a share of something of ``workspace`` by someone else (a
+        deployment shared with them)? Unlike :meth:`check` there is no payload of theirs to
+        trust: a person ``workspace`` let in is a member, else ``users.info`` with its token
+        must find an active person of it (cached as in :meth:`check`). A bot or an app's
+        user (``is_bot`` / ``is_app_user``) and Slackbot (``USLACKBOT``) are outsiders: no
+        person to let in. Single-workspace mode asks the installed workspace. Never raises;
+        ``unknown`` when Slack could not say."""
+        if not user_id or user_id == SLACKBOT:
+            return Verdict(Standing.OUTSIDER, "no person")
+        if self.installed_team is not None:
+            workspace = self._installed() or workspace
+        if not workspace:
+            return Verdict(Standing.OUTSIDER, "no workspace")
+        if self._let_in(workspace, user_id):
+            return Verdict(Standing.MEMBER, "let in")
+        cached = self._cached(workspace, user_id)
+        if cached is not None:
+            return Verdict(Standing.MEMBER if cached else Standing.OUTSIDER, "cached")
+        try:
+            found = self.lookup(workspace, user_id)
+        except LookupFailed as error:
+            logger.warning(
+                "membership of %s in %s: Slack could not say (%s)", user_id, workspace, error
+            )
+            return Verdict(Standing.UNKNOWN, str(error)[:200])
+        member = found is not None and found.belongs_to(workspace) and not found.is_bot
+        self._remember(workspace, user_id, member)
         return Verdict(Standing.MEMBER if member else Standing.OUTSIDER, "users.info")
 
     def refusal(

@@ -104,6 +104,8 @@ class HomeData:
     user_budget: BudgetLine | None = None
     workspace_budget: BudgetLine | None = None
     team_id: str | None = None
+    viewer_admin: bool = False
+    """The viewer is a bot admin of ``team_id`` (full control of what is shared with them)."""
 
 
 class Messages(Protocol):

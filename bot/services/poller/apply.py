@@ -1,7 +1,8 @@
 """The poller's apply stage (steps 4 to 6 of :mod:`bot.services.poller`, from the verdict on):
 persist a change, edit the status message when what it shows changed, post the ready
-notification once and DM the secrets, tell the thread of a failure, a loss or a stop, and
-refresh each moved requester's App Home once per pass (:class:`Applier`)."""
+notification once and DM the secrets (the owner, and each collaborator their own), tell the
+thread of a failure, a loss or a stop, and refresh each moved requester's App Home once per
+pass (:class:`Applier`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from bot.services.message_sync import MessageSync
 from bot.services.poller.report import TickReport, Work
 from bot.services.poller.state import PollerState, logger
 from bot.services.ports import Messages
+from bot.services.sharing import send_ready_dms
 from bot.vast.errors import VastError
 from catalog import Template
-from storage import DeploymentRecord, DeploymentStatus, SessionFactory
+from storage import DeploymentRecord, DeploymentStatus, SessionFactory, collaborators
 
 #: A ready deployment without a status message yet waits this long for the deploy service to
 #: post it before its notification goes to the requester's DM instead.
@@ -127,6 +129,8 @@ class Applier:
                 self.notify_ready(dep, item, now, report)
             elif dep.status == DeploymentStatus.READY and dep.secrets_sent_at is None:
                 self.send_secrets(dep, item, now, report)  # a refused DM, tried again
+            if dep.status == DeploymentStatus.READY:
+                self.send_shared(dep, item, now, report)
             return
         if dep.status != DeploymentStatus.STOPPED:
             # A Start completed (ready) or is over (failed, destroyed): give its claim back, so
@@ -135,6 +139,7 @@ class Applier:
         self.home_changed(dep, report)
         if dep.status == DeploymentStatus.READY:
             self.notify_ready(dep, item, now, report)
+            self.send_shared(dep, item, now, report)
         elif dep.status == DeploymentStatus.FAILED:
             report.slack_calls += 1
             self.messages.failed(dep)
@@ -215,12 +220,33 @@ class Applier:
         if not sent:  # nothing to send, refused or failed: give the claim back
             storage.release_secrets_dm(self.sf, dep.id, now)
 
+    def send_shared(
+        self, dep: DeploymentRecord, item: Work, now: datetime, report: TickReport
+    ) -> None:
+        """DM each collaborator of the ready ``dep`` their own login once
+        (:func:`bot.services.sharing.send_ready_dms`); a refused DM is tried again on a later
+        pass. Which deployments still owe one is read once per pass
+        (:func:`storage.collaborators.pending_ready_dms`), not once per row."""
+        owed: frozenset[int] | None = getattr(self._homes, "owed", None)
+        if owed is None:
+            owed = collaborators.pending_ready_dms(self.sf)
+            if getattr(self._homes, "pending", None) is not None:  # in a pass: keep it
+                self._homes.owed = owed
+        if dep.id not in owed:
+            return
+        jupyter_token = item.instance.jupyter_token if item.instance is not None else None
+        report.slack_calls += send_ready_dms(
+            self.sf, self.messages, dep, item.template, jupyter_token=jupyter_token, now=now
+        )
+
     # -- App Home coalescing ----------------------------------------------------------------
 
     def collect_homes(self) -> None:
         """A pass starts on this thread: from now on :meth:`home_changed` collects the Homes
-        to refresh, until :meth:`refresh_homes`."""
+        to refresh, until :meth:`refresh_homes` (and :meth:`send_shared` reads once which
+        deployments owe a collaborator their ready DM)."""
         self._homes.pending = {}
+        self._homes.owed = None
 
     def home_changed(self, dep: DeploymentRecord, report: TickReport) -> None:
         """``dep`` moved, and its requester's App Home lists it: during a pass, remember it for
@@ -239,6 +265,7 @@ class Applier:
         is refreshed again at the requester's next change or visit)."""
         pending: dict[tuple[str, str], DeploymentRecord] = getattr(self._homes, "pending", {})
         self._homes.pending = None
+        self._homes.owed = None
         for dep in pending.values():
             report.slack_calls += 1
             try:
