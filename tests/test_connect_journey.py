@@ -217,8 +217,8 @@ def test_alice_deploys_shares_with_bob_and_everyone_gets_in_with_their_own_key(
     wait_until(lambda: any(f"Removed <@{BOB}>" in t for t in thread_texts(fake_slack, dep)))
     note = next(t for t in thread_texts(fake_slack, dep) if f"Removed <@{BOB}>" in t)
     assert f"Who has access now: <@{ALICE}> (owner) and the bot admins" in note
-    events = [(e.action, e.actor) for e in storage.list_events(sf, dep.id)]
-    assert ("unshared", ALICE) in events and ("ssh_key_detached", "system") in events
+    acts = [(e.action, e.actor) for e in storage.list_events(sf, dep.id)]
+    assert ("unshared", ALICE) in acts and ("ssh_key_detached", "system") in acts
 
     # 7. A private key pasted in the modal is refused and stored nowhere.
     pem = (
