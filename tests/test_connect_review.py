@@ -19,9 +19,9 @@ from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOB, BotFactory, BotHarness
 from tests.test_instance_keys_e2e import key_line
 from tests.test_instance_keys_storage import add_key
-from tests.test_manage import ADMIN, manage_requests
-from tests.test_poller import current, deploy, poller_of, to_ready
-from tests.test_sharing import last_reply, open_share, submit_share
+from tests.test_manage import ADMIN, manage_requests, wait_until
+from tests.test_poller import PASSWORD, current, deploy, poller_of, to_ready
+from tests.test_sharing import last_reply, open_share, submit_share, thread_texts
 
 
 def held(bot: BotHarness, instance_id: int | None) -> list[str]:
@@ -117,3 +117,36 @@ def test_a_collaborator_can_neither_share_nor_destroy_from_any_button(
         assert f"Only <@{ALICE}>, who deployed" in last_reply(fake_slack, replies + n)
     assert manage_requests(bot, "DELETE") == []
     assert current(bot, dep).status == "ready"
+
+
+# -- what is said about the login ---------------------------------------------------------------
+
+
+def test_unsharing_says_the_login_they_got_still_opens_the_app(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    """Bob got the web password by DM; unsharing does not change it (the app still takes it on
+    its published port), so "they no longer have access" alone is not true: the thread and
+    Bob are told that the login keeps working until it is destroyed."""
+    dep = deploy(bot)
+    to_ready(bot, dep)
+    submit_share(bot, open_share(bot, dep), [BOB])
+    wait_until(lambda: any(PASSWORD in str(c.args) for c in fake_slack.calls_to("chat.postMessage")
+                           if c.args.get("channel") == "D" + BOB[1:]))  # fmt: skip
+    answer = submit_share(bot, open_share(bot, dep), [])
+    assert "login" in json.dumps(answer["view"]) and "still" in json.dumps(answer["view"])
+    wait_until(lambda: any(f"Removed <@{BOB}>" in t for t in thread_texts(fake_slack, dep)))
+    note = next(t for t in thread_texts(fake_slack, dep) if f"Removed <@{BOB}>" in t)
+    assert "still opens" in note and "Destroy" in note
+    wait_until(
+        lambda: any(
+            "took away your access" in str(c.args.get("text"))
+            for c in fake_slack.calls_to("chat.postMessage")
+        )
+    )
+    dm = next(
+        str(c.args.get("text"))
+        for c in fake_slack.calls_to("chat.postMessage")
+        if "took away your access" in str(c.args.get("text"))
+    )
+    assert "still opens" in dm
