@@ -150,3 +150,15 @@ def test_unsharing_says_the_login_they_got_still_opens_the_app(
         if "took away your access" in str(c.args.get("text"))
     )
     assert "still opens" in dm
+
+
+def test_the_status_message_does_not_say_only_the_requester_got_the_password(
+    bot: BotHarness, fake_slack: FakeSlack
+) -> None:
+    dep = deploy(bot)
+    to_ready(bot, dep)
+    shown = json.dumps(
+        [c.args for c in fake_slack.calls_to("chat.update") if c.args.get("ts") == dep.message_ts]
+    )
+    assert "sent to the requester by DM" not in shown
+    assert "by DM" in shown
