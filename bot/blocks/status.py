@@ -118,7 +118,9 @@ def _state_line(dep: DeploymentRecord, template: Template | None, now: datetime)
         if ssh:
             lines.append(f"• SSH: `{ssh}`")
         if template is not None and template.password_env:
-            lines.append("• The password was sent to the requester by DM.")
+            lines.append(
+                "• The password goes by DM only, to each person with access (*Send me the login*)."
+            )
         trouble = _vast_trouble(dep)
         if trouble:
             lines.append(f":warning: Vast.ai: {trouble}")

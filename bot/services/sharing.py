@@ -80,13 +80,27 @@ def access_text(dep: DeploymentRecord, collaborators: Sequence[str]) -> str:
     return f"Who has access now: <@{dep.user_id}> (owner), {_people(shared)}, and the bot admins."
 
 
+def _login_stays(dep: DeploymentRecord) -> bool:
+    """Whether a removed person may still hold a login that works: the deployment has a web
+    password (DMed to each person with access once it is ready) and has not ended. The bot
+    cannot change it on a running instance (it is in the instance's environment)."""
+    return dep.web_password is not None and not dep.is_final
+
+
 def _removed_sentence(dep: DeploymentRecord, removed: Sequence[str]) -> str:
     keys = (
         " Their SSH keys will be removed from the instance."
         if dep.instance_id is not None and not dep.is_final
         else ""
     )
-    return f"Removed {_people(removed)}: they no longer have access.{keys}"
+    login = (
+        " If they got its login by DM, it still opens the app until the deployment is "
+        "destroyed (the bot cannot change it on a running instance): if that matters, "
+        "*Destroy* it and deploy again."
+        if _login_stays(dep)
+        else ""
+    )
+    return f"Removed {_people(removed)}: they no longer have access.{keys}{login}"
 
 
 def change_text(
@@ -157,9 +171,15 @@ def unshared_text(dep: DeploymentRecord, actor: str) -> str:
         if dep.instance_id is not None and not dep.is_final
         else ""
     )
+    login = (
+        " If you got its login by DM, it still opens the app until the deployment is "
+        "destroyed: please do not use it any more."
+        if _login_stays(dep)
+        else ""
+    )
     return (
         f":no_entry: <@{actor}> took away your access to {deployment_ref(dep)} (owner "
-        f"<@{dep.user_id}>): it is no longer shared with you.{keys}"
+        f"<@{dep.user_id}>): it is no longer shared with you.{keys}{login}"
     )
 
 
