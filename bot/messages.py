@@ -528,9 +528,11 @@ class SlackMessages:
         user_id: str,
         has_ssh_key: bool,
         jupyter_token: str | None = None,
+        keys_on_instance: bool = True,
     ) -> bool | None:
         """See :func:`bot.blocks.notify.secrets_dm` (the ready DM; secrets only ever go by DM),
-        for ``user_id``, who has an SSH key on file when ``has_ssh_key``. The stored password is
+        for ``user_id``, who has an SSH key on file when ``has_ssh_key`` (and whose keys the bot
+        puts on this instance when ``keys_on_instance``). The stored password is
         decrypted here, only for the DM; one that no key decrypts is named as unreadable
         (:data:`bot.crypto.UNREADABLE_PASSWORD`), never shown."""
         unreadable = None
@@ -545,6 +547,7 @@ class SlackMessages:
             has_ssh_key=has_ssh_key,
             jupyter_token=jupyter_token,
             unreadable=unreadable,
+            keys_on_instance=keys_on_instance,
         )
         if payload is None:
             return None

@@ -164,11 +164,6 @@ def test_the_status_message_does_not_say_only_the_requester_got_the_password(
     assert "by DM" in shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed: an admin's keys are never attached (the wanted set is the owner's "
-    "and collaborators'), yet Send me the login gives an admin SSH commands with no word of it",
-)
 def test_an_admins_login_dm_does_not_promise_ssh_their_key_cannot_open(
     bot_factory: BotFactory, fake_slack: FakeSlack
 ) -> None:

@@ -68,6 +68,7 @@ class FakeMessages:
         user_id: str,
         has_ssh_key: bool,
         jupyter_token: Any = None,
+        keys_on_instance: bool = True,
     ) -> bool | None:
         if user_id in self.refuse_logins_to:
             return False

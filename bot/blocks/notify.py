@@ -353,6 +353,7 @@ def secrets_dm(
     has_ssh_key: bool,
     jupyter_token: str | None = None,
     unreadable: str | None = None,
+    keys_on_instance: bool = True,
 ) -> dict[str, Any] | None:
     """The ready DM (``{"text", "blocks"}``) for one person: how to get in and the login, or
     None when there is nothing to send (:func:`has_ready_dm` is false and nothing is
@@ -371,6 +372,9 @@ def secrets_dm(
             template brings no password of its own.
         unreadable: the sentence shown instead of the password when it could not be decrypted
             (``dep.web_password`` is then ignored, never shown).
+        keys_on_instance: False for a recipient whose keys the bot does not put on this
+            instance (a bot admin who is neither its owner nor a teammate it is shared with):
+            the DM says so and names the owner who can **Share** it, instead of offering a key.
 
     Everything from the template or Vast.ai is escaped for mrkdwn; commands are in code
     blocks; each section is cut to Slack's 3000 characters; at most :data:`MAX_FORWARDS` web
@@ -395,7 +399,16 @@ def secrets_dm(
             blocks.append(
                 _section(f"Ports {', '.join(rest)}: forward them the same way (`-L` again).")
             )
-        if not has_ssh_key:
+        if not keys_on_instance:
+            blocks.append(
+                _section(
+                    ":key: *Your SSH keys are not on this instance*: the bot puts there only "
+                    f"the keys of its owner, <@{dep.user_id}>, and of the teammates it is "
+                    "shared with. Ask the owner to **Share** it with you, or use the login "
+                    "below."
+                )
+            )
+        elif not has_ssh_key:
             blocks.append(
                 SectionBlock(
                     text=MarkdownTextObject(

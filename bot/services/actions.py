@@ -487,7 +487,12 @@ class ManageService:
         sent = None
         if dep.status == DeploymentStatus.READY:
             has_key = storage.count_ssh_keys(self.sf, dep.team_id, actor) > 0
-            sent = self.messages.secrets(dep, template, user_id=actor, has_ssh_key=has_key)
+            # Keys go on the instance for its owner and teammates only (the key reconciler's
+            # wanted set): an admin who is neither is told so rather than given a dead command.
+            ours = actor == dep.user_id or self.is_collaborator(dep, actor)
+            sent = self.messages.secrets(
+                dep, template, user_id=actor, has_ssh_key=has_key, keys_on_instance=ours
+            )
         if sent is None:
             return Outcome(
                 "invalid", "There is no login to send: the deployment is not ready.", dep

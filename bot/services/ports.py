@@ -206,10 +206,13 @@ class Messages(Protocol):
         user_id: str,
         has_ssh_key: bool,
         jupyter_token: str | None = None,
+        keys_on_instance: bool = True,
     ) -> bool | None:
         """DM ``user_id`` the ready DM of ``dep`` (how to get in, the login); ``has_ssh_key``:
-        whether ``user_id`` has an SSH key on file (when not, the DM offers to add one). None
-        when there is nothing to send."""
+        whether ``user_id`` has an SSH key on file (when not, the DM offers to add one);
+        ``keys_on_instance`` False: the bot does not put ``user_id``'s keys on this instance (an
+        admin who is neither owner nor teammate), and the DM says so. None when there is
+        nothing to send."""
         ...
 
     def expiry_warning(self, dep: DeploymentRecord, notice: ExpiryNotice) -> bool:
