@@ -104,10 +104,13 @@ def expired(harness: BotHarness, clock: MovableClock) -> DeploymentRecord:
 
 
 def dms_to(fake: FakeSlack, user: str) -> list[Call]:
+    """DMs to ``user`` other than the ready DM (every deployment with SSH gets one)."""
     return [
         c
         for c in fake.calls_to("chat.postMessage")
-        if c.args.get("channel") == "D" + user[1:] and not c.args.get("thread_ts")
+        if c.args.get("channel") == "D" + user[1:]
+        and not c.args.get("thread_ts")
+        and not str(c.args.get("text") or "").startswith("How to get into")
     ]
 
 
