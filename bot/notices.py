@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# The one mrkdwn escape lives in bot.formats; kept importable from here for older callers.
-from bot.formats import mrkdwn_escape as mrkdwn_escape
 from storage import DeploymentRecord
 
 #: The bot never stops or destroys a deployment sooner than this after warning its owner.
