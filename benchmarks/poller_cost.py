@@ -416,7 +416,7 @@ def ready_latency(samples: int, fake: FakeSlack, folder: Path) -> list[float]:
 
 
 SCENARIOS = (
-    # (deployments, in transition, STEADY_SWEEP_SECONDS): the figures, and the same
+    # (deployments, in transition, STEADY_SWEEP_SECONDS): the target figures, and the same
     # loads with a sweep long enough to need one page a tick.
     (1_000, 0, 120.0),
     (1_000, 0, 300.0),

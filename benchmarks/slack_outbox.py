@@ -1,4 +1,4 @@
-"""Issue 14, "Measured": 100 deployments turning ready in one tick.
+"""100 deployments turning ready in one tick.
 
 The whole bot runs against the fake Slack and the Vast.ai simulator (fast timeline, frozen
 clock). 100 deployments are posted, one tick moves them to provisioning, the simulator moves

@@ -1,7 +1,7 @@
 """Network addresses from Vast.ai, checked once, and the URLs built from them (pure).
 
 Vast.ai's instance JSON is untrusted input: ``public_ipaddr`` is meant to be an IP address
-(with a trailing newline, vast-api.md §4), ``HostPort`` a port number sent as a string,
+(with a trailing newline, docs/VAST_API.md §4), ``HostPort`` a port number sent as a string,
 ``ssh_host``/``ssh_port`` the SSH proxy. A value that is anything else (an IPv6 address is
 fine; a host name, ``"127.0.0.1:9/x?y="``, a 64-character DNS label, a port of 0 or 70000)
 is treated as absent, so the instance is simply "not reachable yet": nothing here raises.

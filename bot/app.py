@@ -130,7 +130,7 @@ def make_web_client(settings: Settings) -> WebClient:
     """A :class:`CheckedWebClient` on ``SLACK_API_URL`` that waits out 429s (Retry-After) and
     retries 5xx once.
 
-    Source: reference/slack.md §5 (slack_sdk's built-in retry handlers; Bolt adds none itself).
+    Source: docs/SLACK_API.md §5 (slack_sdk's built-in retry handlers; Bolt adds none itself).
     """
     token = settings.slack_bot_token
     return CheckedWebClient(

@@ -1,8 +1,9 @@
 """Configuration from the environment and a ``.env`` file (pydantic-settings).
 
-Every variable of DESIGN.md's interface table is a field here. Secrets are ``SecretStr`` so that
-``repr()``, logs and error messages never show them; :func:`load_settings` turns pydantic's
-validation errors into one line per problem that names the variable, never its value.
+Every variable of README.md's "Configuration" section is a field here. Secrets are
+``SecretStr`` so that ``repr()``, logs and error messages never show them; :func:`load_settings`
+turns pydantic's validation errors into one line per problem that names the variable, never its
+value.
 """
 
 from __future__ import annotations

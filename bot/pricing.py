@@ -3,13 +3,13 @@
 The model, in US dollars:
 
 * **GPU time**: every hour in ``ready`` costs the offer's ``dph_total`` ($/hour). Vast.ai's
-  ``dph_total`` already includes the storage of the disk that was asked for (vast-api.md §2,
+  ``dph_total`` already includes the storage of the disk that was asked for (docs/VAST_API.md §2,
   price identity ``dph_total = dph_base + disk_GB × storage_cost / 720``).
-* **Storage while stopped**: Vast.ai keeps billing the disk of a stopped instance (vast-api.md
-  §5, from vast-ai/docs ``hello-world.mdx``/``stop_instance.yaml``). The bot stores only
-  ``dph_total``, not the offer's ``storage_cost``, so it *estimates* the storage price with
-  :data:`TYPICAL_STORAGE_COST_PER_GB_MONTH` ($0.15/GB/month: between the two prices in
-  Vast.ai's own examples, 0.14933 in ``show_instance.yaml`` and 0.2 in the search example)
+* **Storage while stopped**: Vast.ai keeps billing the disk of a stopped instance
+  (docs/VAST_API.md §5, from vast-ai/docs ``hello-world.mdx``/``stop_instance.yaml``). The bot
+  stores only ``dph_total``, not the offer's ``storage_cost``, so it *estimates* the storage
+  price with :data:`TYPICAL_STORAGE_COST_PER_GB_MONTH` ($0.15/GB/month: between the two prices
+  in Vast.ai's own examples, 0.14933 in ``show_instance.yaml`` and 0.2 in the search example)
   and Vast.ai's 720 hours per month. A 60 GB disk thus costs about $0.0125/hour stopped.
 * **Not counted**: time in ``creating``/``provisioning`` (the image pull; storage bills then,
   the GPU only once the container runs), bandwidth, and the GPU time between "container
@@ -39,7 +39,7 @@ TYPICAL_STORAGE_COST_PER_GB_MONTH = 0.15
 """Estimated Vast.ai storage price in $/GB/month (see the module docstring for the source)."""
 
 HOURS_PER_MONTH = 720.0
-"""Vast.ai prices storage per 30-day month: $/GB/month ÷ 720 = $/GB/hour (vast-api.md §2)."""
+"""Vast.ai prices storage per 30-day month: $/GB/month ÷ 720 = $/GB/hour (docs/VAST_API.md §2)."""
 
 ENDED = FINAL_STATUSES
 

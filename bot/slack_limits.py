@@ -349,7 +349,7 @@ def check_api_call(method: str, args: Mapping[str, Any] | None) -> list[Violatio
 
 
 def refusal(method: str, violations: Sequence[Violation]) -> dict[str, Any]:
-    """Slack's answer to such a call (reference/slack.md §1.5 and §4): ``invalid_blocks`` for
+    """Slack's answer to such a call (docs/SLACK_API.md §1.5 and §4): ``invalid_blocks`` for
     messages, ``invalid_arguments`` for views, ``view_too_large`` for an oversized view, each
     line in ``response_metadata.messages``."""
     if any(v.rule == "view_too_large" for v in violations):

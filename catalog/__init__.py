@@ -1,6 +1,7 @@
 """The template catalog: templates, loading YAML, the /templates filter, offer matching.
 
-Imports nothing from `bot` or `storage` (DESIGN.md).
+Imports nothing from `bot` or `storage` (docs/ARCHITECTURE.md "Packages and who may import
+whom"; checked by lint-imports).
 """
 
 from catalog.export import export_template

@@ -32,7 +32,7 @@ MAX_FILE_BYTES = 256 * 1024
 #: refused first, as a one-line problem.
 MAX_DEPTH = 20
 
-#: Slugs of the built-in templates, in the order DESIGN.md lists them (and the catalog shows).
+#: Slugs of the built-in templates, in the order the catalog shows them.
 BUILTIN_SLUGS: tuple[str, ...] = ("jupyter-lab", "stable-diffusion", "comfy-ui", "vllm")
 
 #: Shown as the source of a built-in template.
@@ -98,8 +98,8 @@ class _BoundedLoader(yaml.SafeLoader):
 class Catalog:
     """An ordered, read-only set of templates.
 
-    Order: built-ins in DESIGN.md order (an override keeps its built-in's place), then custom
-    templates sorted by name (case-insensitive), then slug.
+    Order: built-ins in :data:`BUILTIN_SLUGS` order (an override keeps its built-in's place),
+    then custom templates sorted by name (case-insensitive), then slug.
     """
 
     def __init__(self, templates: Sequence[Template], sources: dict[str, str] | None = None):

@@ -28,7 +28,7 @@ from storage.types import utcnow
 #: ``bot_state`` name of the installation id.
 INSTALLATION_STATE = "installation_id"
 #: Hex characters of an installation id: 48 random bits. Vast.ai takes labels of up to 256
-#: characters on create (vast-api.md §3), so ``slackbot:<12 hex>:dep-<id>`` fits easily.
+#: characters on create (docs/VAST_API.md §3), so ``slackbot:<12 hex>:dep-<id>`` fits easily.
 INSTALLATION_ID_LENGTH = 12
 #: What an installation id looks like (lowercase hex, ASCII only).
 INSTALLATION_ID_PATTERN = re.compile(rf"[0-9a-f]{{{INSTALLATION_ID_LENGTH}}}", re.ASCII)

@@ -1,7 +1,7 @@
 """SQLAlchemy 2 models: deployments, their append-only event log, and poller leases.
 
 Every datetime column is :class:`~storage.types.UTCDateTime` (aware UTC in, aware UTC out).
-Money is US dollars; ``dph_total`` is Vast.ai's total price in $/hour (vast-api.md §2, offer
+Money is US dollars; ``dph_total`` is Vast.ai's total price in $/hour (docs/VAST_API.md §2, offer
 field ``dph_total``). Sizes are GB (``gpu_ram_gb`` is per GPU; Vast.ai reports ``gpu_ram`` in MB,
 so callers convert). Schema changes go through Alembic (``storage/migrations``), never
 ``create_all``.
@@ -48,7 +48,7 @@ class Base(DeclarativeBase):
 
 
 class DeploymentStatus(StrEnum):
-    """Values of ``deployments.status`` (DESIGN.md, "Deployment states").
+    """Values of ``deployments.status`` (docs/ARCHITECTURE.md "One deployment through the files").
 
     ``creating`` → ``provisioning`` → ``ready`` → (``stopped`` ⇄ ``ready``) → ``destroyed``;
     ``failed`` from any state, with a reason. With approvals, a request waits in

@@ -1,5 +1,5 @@
 """The fake Slack Web API itself (tests/fakes/slack_api.py), called over HTTP with slack_sdk:
-users.info, and the workspaces of issue 13 (OAuth code exchange, token rotation, revoked and
+users.info, and several workspaces (OAuth code exchange, token rotation, revoked and
 uninstalled tokens, calls recorded per workspace)."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def test_users_info_injected_failure(fake_slack: FakeSlack, client: WebClient) -
     assert client.users_info(user=ALICE)["ok"] is True  # only the next call failed
 
 
-# -- workspaces, OAuth, tokens (issue 13) ---------------------------------------------------------
+# -- workspaces, OAuth, tokens -------------------------------------------------------------------
 
 TEAM_A, TEAM_B = "T0ALPHA01", "T0BRAVO02"
 TOKEN_A, TOKEN_B = "xoxb-alpha-token", "xoxb-bravo-token"

@@ -1,4 +1,4 @@
-"""Long work off the listener pool, and the picker's edges (issue 14: defects C, E, H, J).
+"""Long work off the listener pool, and the picker's edges.
 
 Through the real app over signed HTTP, against the fake Slack and the Vast.ai simulator:
 

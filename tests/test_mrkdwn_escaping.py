@@ -35,7 +35,7 @@ from storage import DeploymentStatus
 from tests.fixtures.slack import ALICE, BotFactory, BotHarness
 from tests.test_blocks_lifetimes import NOW, make_dep
 
-#: The name the issue found pinging the channel with a phishing link.
+#: A name that would ping the channel with a phishing link.
 EVIL = "<!channel> <https://evil.example|Open JupyterLab>"
 #: The raw markup that must never reach a mrkdwn text.
 LIVE = ("<!channel>", "<https://evil.example", "<!here>", "<@U0EVIL")

@@ -1,4 +1,4 @@
-"""OAuth mode end to end (issue 13): two workspaces install the real bot through Slack's OAuth
+"""OAuth mode end to end: two workspaces install the real bot through Slack's OAuth
 redirect, each sets its own Vast.ai key and rents on its own account, nothing crosses between
 them, and one can leave without touching the other.
 

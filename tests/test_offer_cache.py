@@ -1,4 +1,4 @@
-"""Offer searches shared across people (issue 12, part 2): keyed by what they ask, reused for
+"""Offer searches shared across people: keyed by what they ask, reused for
 ``OFFER_CACHE_SECONDS``, one search per burst, **Search again** forces a new one."""
 
 from __future__ import annotations

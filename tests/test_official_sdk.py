@@ -107,7 +107,7 @@ QUERIES: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
 
 
 def _dph_at(offer: dict[str, Any], storage_gb: float) -> float:
-    """The price the search should show for ``storage_gb`` (vast-api.md §2 price identity)."""
+    """The price the search should show for ``storage_gb`` (docs/VAST_API.md §2 price identity)."""
     return float(offer["dph_base"]) + storage_gb * float(offer["storage_cost"]) / 720
 
 

@@ -763,7 +763,7 @@ def test_a_secrets_dm_slack_refuses_without_raising_is_retried(
     assert len(delivered()) == 1
 
 
-# -- the Start claim (issue 14, defect M) ---------------------------------------------------
+# -- the Start claim ---------------------------------------------------------------------
 
 
 def test_a_second_start_after_ready_and_stop_reaches_vast(

@@ -1,4 +1,4 @@
-"""The poller and start-up recovery with several Vast.ai accounts (issue 13): workspaces A and B
+"""The poller and start-up recovery with several Vast.ai accounts: workspaces A and B
 each rent on their own account of one simulator (``accounts={"key-a": 1001, "key-b": 1002}``),
 workspace C shares A's Vast.ai user (and key), and simulated rows live on the simulator's own
 (default) account. Rows are written straight into the bot's database; a poller built on

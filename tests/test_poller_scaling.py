@@ -1,4 +1,4 @@
-"""The poller scales with what changes, not with what exists (issue 12, part 3).
+"""The poller scales with what changes, not with what exists.
 
 A poller with production pacing (``list`` every 1 s, on a clock whose sleeps move it) and a
 short sweep (``STEADY_SWEEP_SECONDS=30`` at ``STATUS_POLL_SECONDS=15``: two ticks a pass)

@@ -1,4 +1,4 @@
-"""Review of issue 13 ("many workspaces"): attempts to break isolation, money safety, secrets
+"""Review of several workspaces: attempts to break isolation, money safety, secrets
 and single-workspace mode. Each test names, in its assertion messages, a defect found in review
 (now fixed; each failed before its fix) or an attack that held.
 
@@ -202,7 +202,7 @@ def test_single_mode_a_slack_admin_outside_bot_admins_cannot_stop_others_deploym
     assert status is not None
     assert status.status == "ready" and "Only" in said, (
         f"BOB (a Slack admin, not in BOT_ADMINS) stopped ALICE's deployment: {said[:120]!r}; "
-        "before issue 13 only BOT_ADMINS could"
+        "before several workspaces only BOT_ADMINS could"
     )
 
 

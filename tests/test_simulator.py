@@ -579,7 +579,7 @@ def test_auth_required_when_key_set(vast_sim: VastSimulator) -> None:
             assert response.status_code == 404, (headers, method, path)
             assert response.json() == AUTH_ERROR
     assert api(vast_sim, "GET", "/api/v0/users/current/").json()["credit"] == 25.0
-    # the offer search answers without a key (vast-api.md §1) but refuses a wrong one with
+    # the offer search answers without a key (docs/VAST_API.md §1) but refuses a wrong one with
     # the 404 its spec documents (search_offers.yaml)
     assert api(vast_sim, "POST", "/api/v0/bundles/", json={}, headers={}).status_code == 200
     wrong = api(

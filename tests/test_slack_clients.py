@@ -1,4 +1,4 @@
-"""Issue 13: every message the bot sends on its own goes out with the bot token of the
+"""Several workspaces: every message the bot sends on its own goes out with the bot token of the
 workspace it concerns (bot.slack_clients), and nothing goes to a workspace without an
 installation. Run against the fake Slack and slack_sdk's SQLAlchemy installation store on the
 bot's own (migrated) database."""

@@ -1,5 +1,5 @@
 """Slack's payload limits: the checker, the app's client that refuses locally, the fake Slack that
-refuses what real Slack refuses, and the defects they found (issue 14: A, D, F, G, I)."""
+refuses what real Slack refuses, and the defects they found."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14: one policy for Slack failures (L), messages that converge on the database across
+"""One policy for Slack failures (L), messages that converge on the database across
 restarts (B), and the paced, coalescing outbox (K)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Socket Mode is watched (issue 14, mechanism 6): the real app over a real WebSocket to a fake
+"""Socket Mode is watched: the real app over a real WebSocket to a fake
 Socket Mode endpoint (tests/fakes/socket_mode.py). ``GET /healthz`` is served on its own port
 and reports the socket; a dropped connection is logged in one line, reported as 503, and
 reconnected; Slack's requests over the socket are acked."""

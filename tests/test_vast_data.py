@@ -11,7 +11,7 @@
   escaped for mrkdwn where it meets Slack: ``<!channel>`` never pings.
 * End to end against the simulator, with the bot set up for real Vast.ai (a key, rows not
   simulated): an instance listing a loopback address, a port mapped to one of the bot's own
-  services, or the issue's ``127.0.0.1:P/internal/admin?delete=all&x=`` makes no request to
+  services, or ``127.0.0.1:P/internal/admin?delete=all&x=`` makes no request to
   any address, puts no URL in the channel and no token in a DM.
 """
 

@@ -1,4 +1,4 @@
-"""Models and error classification: pure parsing of Vast.ai JSON (vast-api.md §§1–4)."""
+"""Models and error classification: pure parsing of Vast.ai JSON (docs/VAST_API.md §§1–4)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from bot.vast import (
     port_env,
 )
 
-# The example offer of vast-api.md §2 (subset; shapes as in search_offers.yaml).
+# The example offer of docs/VAST_API.md §2 (subset; shapes as in search_offers.yaml).
 RAW_OFFER = {
     "id": 23817455,
     "machine_id": 40112,
@@ -194,7 +194,7 @@ def test_create_result_and_user() -> None:
 
 
 def test_user_id() -> None:
-    """``users/current`` ``id`` names the Vast.ai account a key belongs to (issue 13)."""
+    """``users/current`` ``id`` names the Vast.ai account a key belongs to."""
     user = User.model_validate({"id": 1001, "credit": "4.5", "email": "a@b.c", "key_id": 17})
     assert (user.id, user.credit) == (1001, 4.5)
     assert User.model_validate({"id": "1002", "credit": 1}).id == 1002  # numeric string

@@ -1,5 +1,5 @@
 """The Vast.ai client lives within Vast.ai's limits: a pacer per endpoint shared by threads,
-``Retry-After`` honoured, the daily search quota told apart (issue 12, part 1)."""
+``Retry-After`` honoured, the daily search quota told apart."""
 
 from __future__ import annotations
 

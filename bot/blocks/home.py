@@ -3,7 +3,7 @@ costs and end times, the workspace's spend this month, for admins the instances 
 the bot, and a short how-to.
 
 Published with ``views.publish`` (``{"type": "home", "blocks": [...]}``, at most 100 blocks:
-reference/slack.md §4, §9).
+docs/SLACK_API.md §4, §9).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Listings reuse the Stop/Start/Destroy buttons of the status message
 (:func:`bot.blocks.status.deployment_buttons`), so the same action ids reach the same
 listener wherever they are clicked. The listing's ``actions`` block id carries the listing
 kind and page (:func:`listing_block_id`), so the listener can redraw the listing after an
-action. Limits: 50 blocks per message (reference/slack.md §4).
+action. Limits: 50 blocks per message (docs/SLACK_API.md §4).
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@
 * By DM to one person only, the **ready DM** (:func:`secrets_dm`): how to get in, and the
   secrets needed to log in (the password/token the deploy service generated for the template's
   ``password_env``, or Vast.ai's ``jupyter_token`` for an image that uses Vast's own Jupyter).
-  DESIGN.md, data flow step 6.
 
 The way in it gives first is SSH with the person's own key: the exact command for the
 instance's mapped SSH port (``ssh -p <host port of 22/tcp> root@<public ip>``), or Vast.ai's SSH

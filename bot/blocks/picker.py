@@ -1,7 +1,7 @@
 """Block Kit for the GPU offer picker modal (pure functions from data to views).
 
 The modal's ``private_metadata`` carries :class:`PickerState` as compact JSON (Slack limit 3000
-characters, reference/slack.md §4); modals carry no channel of their own.
+characters, docs/SLACK_API.md §4); modals carry no channel of their own.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ def _gpu_options(state: PickerState) -> tuple[list[Option], Option]:
 def _select_filter_blocks(state: PickerState) -> list[Block]:
     """The filters of the view without offers: selects in actions blocks, so the modal has no
     input block and needs no submit (Slack refuses a modal with an input block and no
-    ``submit``: reference/slack.md §4, :mod:`bot.slack_limits`). **Search again** reads them
+    ``submit``: docs/SLACK_API.md §4, :mod:`bot.slack_limits`). **Search again** reads them
     from ``view.state.values`` as it reads the inputs."""
     options, initial = _gpu_options(state)
     any_price = Option(text="Any price", value=ANY_PRICE)

@@ -2,7 +2,8 @@
 
 Deploy → ``views.open`` at once with the trigger_id (it expires after 3 s) showing a
 "searching" modal → the search and the render run on the work pool (``services.work``, off
-Bolt's listener threads) → ``views.update`` with live offers. Reference: slack.md §1.4, §1.5.
+Bolt's listener threads) → ``views.update`` with live offers. Reference:
+docs/SLACK_API.md §1.4, §1.5.
 Deploy pressed inside a modal (no response_url) that cannot push the picker, or whose
 template is gone, turns that modal into a notice (:func:`bot.listeners.replies.tell_user`).
 """
@@ -34,7 +35,8 @@ from catalog import RankedOffer, Template, disk_problem
 
 logger = logging.getLogger(__name__)
 
-#: What to tell the user when Slack refuses to open the picker (views.open errors, slack.md §1.4).
+#: What to tell the user when Slack refuses to open the picker (views.open errors,
+#: docs/SLACK_API.md §1.4).
 PICKER_NOT_OPENED = {
     "expired_trigger_id": "Slack's moment to open the GPU picker passed (Slack was slow to "
     "reach the bot). Press *Deploy* again.",

@@ -1,6 +1,6 @@
 """Listener for the App Home tab (``app_home_opened``): publish the user's Home view.
 
-Slack sends the event every time the user opens the app (reference/slack.md §9); only the
+Slack sends the event every time the user opens the app (docs/SLACK_API.md §9); only the
 ``home`` tab is drawn (the Messages tab needs nothing). Bolt acks events itself.
 """
 

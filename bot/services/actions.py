@@ -29,7 +29,7 @@ instance on its next pass and confirms it or sends it again; the person is told 
 not tell and is checking, never "still stopped" or "still running". An act whose desired
 state cannot be recorded (a database error) sends nothing and says so.
 
-Vast.ai facts (vast-api.md §5, from vast-ai/docs ``manage_instance.yaml``, ``hello-world.mdx``,
+Vast.ai facts (docs/VAST_API.md §5, from vast-ai/docs ``manage_instance.yaml``, ``hello-world.mdx``,
 ``troubleshooting.mdx``): stop keeps billing storage; start needs the *same* GPU and waits in
 "scheduling" with no time limit when someone else rented it; destroy is irreversible and a 404
 means already gone.
@@ -218,7 +218,7 @@ def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
     have started it).
 
     Credit, key and rate-limit errors have their own advice; any other refusal is most likely
-    the GPU being rented by someone else (vast-api.md §5, troubleshooting.mdx).
+    the GPU being rented by someone else (docs/VAST_API.md §5, troubleshooting.mdx).
     """
     what = deployment_ref(dep)
     if outcome_unknown(error):  # never "still stopped" when it may run
@@ -667,7 +667,7 @@ class ManageService:
         """Stop a ``ready`` deployment: record desired ``stopped``, then ``PUT state=stopped``;
         accepted → ``ready → stopped`` (in the transaction that confirms it).
 
-        Vast.ai stops GPU billing; the disk keeps billing (vast-api.md §5). ``automatic``: the
+        Vast.ai stops GPU billing; the disk keeps billing (docs/VAST_API.md §5). ``automatic``: the
         bot acts on its own (``actor`` is ``system``), so no permission check; ``unchanged``:
         columns that must still hold what the rule saw (an extension meanwhile wins);
         ``reason``: the desired state's reason (default "Stop pressed in Slack by <actor>");

@@ -1,6 +1,6 @@
 """Approvals in chat: a request that costs too much waits for an approver's click.
 
-Flow (DESIGN.md "Money safety"; issue "Budgets and approvals"):
+Flow (README.md "Budgets and approvals"; the money rules in "When something fails"):
 
 1. The picker's submission is checked against the budgets inside the transaction that
    writes its row, with the workspace locked (:meth:`ApprovalService.admit`), so concurrent

@@ -21,7 +21,7 @@ WARN_BELOW_HOURS = 1.0
 
 
 class CreditCache:
-    """The Vast.ai credit ($, ``GET /api/v0/users/current/`` field ``credit``, vast-api.md §5),
+    """The Vast.ai credit ($, ``GET /api/v0/users/current/`` field ``credit``, docs/VAST_API.md §5),
     cached for ``ttl`` seconds so the picker stays fast. Thread-safe; :meth:`get` raises
     ``VastError`` when Vast.ai cannot be read and nothing fresh is cached."""
 

@@ -1,6 +1,7 @@
 """The deploy service: from a checked picker submission to a rented Vast.ai instance.
 
-Order of work for one submission (DESIGN.md "Data flow of a deployment", step 3–4):
+Order of work for one submission (docs/ARCHITECTURE.md "One deployment through the files",
+steps 3–4):
 
 1. :func:`storage.create_deployment` writes the row (status ``creating``) keyed by the modal's
    view id **before** anything is rented (:meth:`DeployService.admit`: decided against the
@@ -19,7 +20,7 @@ Order of work for one submission (DESIGN.md "Data flow of a deployment", step 3�
    dearer (fresh search); a failed create that still returned an instance id destroys it; a
    create whose outcome is unknown (timeout after sending) looks the label up before deciding.
 
-Launch decision (vast-api.md §3 "runtype semantics"): a template with a ``launch_command`` runs
+Launch decision (docs/VAST_API.md §3 "runtype semantics"): a template with a ``launch_command`` runs
 with ``runtype: "ssh_direct"`` and the command as ``onstart``. Vast.ai's entrypoint then
 replaces the image's, runs ``onstart`` through bash (so ``${JUPYTER_TOKEN}`` and friends are
 expanded from the env we send) and opens port 22 for direct SSH, which is why the catalog asks
@@ -224,7 +225,7 @@ def recheck_offer(
     ($/hour, the user's filter), and one whose live ``dph_total`` rose above ``shown_dph``
     (the $/hour the picker showed, priced with ``shown_disk_gb`` of disk) by more than 2 %
     beyond what the change of disk size explains (``storage_cost`` $/GB/month ÷ 720 per GB,
-    vast-api.md §2 price identity). Raises VastError when the search fails and ValueError for
+    docs/VAST_API.md §2 price identity). Raises VastError when the search fails and ValueError for
     a disk outside the template's bounds.
     """
     query = build_offer_query(template, disk_gb=disk_gb, gpu_name=gpu_name)
@@ -356,7 +357,8 @@ class DeployService:
         catalog_get: ``slug -> Template | None`` for re-renders.
         similar_attempts: most stand-in offers tried after "offer no longer available".
         lookup_attempts / lookup_delay: label look-ups (seconds apart) after a create whose
-            outcome is unknown; Vast.ai's lists may lag a new instance (vast-api.md §7.4).
+            outcome is unknown; Vast.ai's lists may lag a new instance (docs/VAST_API.md §7
+            pitfall 4).
         clock: returns aware UTC now.
         installation_id: this database's installation id (:func:`storage.installation_id`),
             written into every label (:func:`label_for`).

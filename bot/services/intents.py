@@ -6,7 +6,7 @@ claims the act), then sends the request (:mod:`bot.services.actions`). What a cr
 answer or a refusal leaves undone stays recorded and pending (``desired_next_try_at`` set).
 Once per poller tick, on the lease holder, :meth:`IntentReconciler.run` takes the pending
 intents that are due (a bounded batch), reads their instances by id from their account's
-client, and compares with Vast.ai's data (vast-api.md §4: ``intended_status`` is what the user
+client, and compares with Vast.ai's data (docs/VAST_API.md §4: ``intended_status`` is what the user
 asked for; a destroyed instance is gone from the list, and ``GET /instances/{id}/`` answers
 ``{"instances": null}``):
 
@@ -120,7 +120,7 @@ def pending_state(dep: DeploymentRecord) -> str | None:
 
 
 def reached(state: str, instance: Instance | None) -> bool:
-    """Whether Vast.ai's data shows ``state`` reached (vast-api.md §4): ``stopped`` when
+    """Whether Vast.ai's data shows ``state`` reached (docs/VAST_API.md §4): ``stopped`` when
     ``intended_status`` is ``stopped`` (or the instance is gone: nothing bills), ``running`` when
     it is ``running``, ``destroyed`` when the instance is gone (``instance`` None)."""
     if instance is None:
@@ -153,8 +153,8 @@ def outcome_unknown(error: VastError) -> bool:
 
 def send_act(client: VastClient, state: str, instance_id: int) -> bool:
     """Send the request that reaches ``state`` (``PUT state=stopped``, ``PUT state=running``,
-    ``DELETE``; vast-api.md §5). Returns False when the instance is gone (a 404: nothing to stop,
-    start or destroy any more), True when Vast.ai accepted it.
+    ``DELETE``; docs/VAST_API.md §5). Returns False when the instance is gone (a 404: nothing to
+    stop, start or destroy any more), True when Vast.ai accepted it.
 
     Raises:
         VastError: Vast.ai refused, or could not be reached.

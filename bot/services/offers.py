@@ -39,8 +39,9 @@ def find_offers(
 
     ``disk_gb`` is priced into ``dph_total`` ($/hour) through ``allocated_storage``;
     ``max_dph`` caps ``dph_total``. Every offer is re-checked on our side, since Vast.ai's
-    server filters are not always applied (vast-api.md §2). Raises ``bot.vast.errors.VastError``
-    subclasses (e.g. Unreachable, RateLimited) and ``ValueError`` for a disk out of bounds.
+    server filters are not always applied (docs/VAST_API.md §2). Raises
+    ``bot.vast.errors.VastError`` subclasses (e.g. Unreachable, RateLimited) and ``ValueError``
+    for a disk out of bounds.
     """
     query = build_offer_query(template, disk_gb=disk_gb, gpu_name=gpu_name, max_dph=max_dph)
     offers = vast.search_offers(query)
@@ -71,7 +72,7 @@ class OfferSearch:
 class OfferCache:
     """Offer searches shared by everyone in the process, keyed by what they ask.
 
-    Offer search is limited to about 10 requests per minute per IP (vast-api.md §1,
+    Offer search is limited to about 10 requests per minute per IP (docs/VAST_API.md §1,
     search_offers.yaml ``x-rate-limit``), so the picker must not search once per person: a
     search is keyed by its Vast.ai query (the template's requirements, the GPU filter, the max
     price and the disk, as :func:`catalog.build_offer_query` builds it) and its raw offers are

@@ -2,7 +2,7 @@
 
 Vast.ai's ``running`` does not mean the app is up (a model may still be loading), so the
 poller GETs the template's health path on the mapped port before calling a deployment ready
-(vast-api.md §4, last bullet: "probe the URL (accept 200/302/401)"). 401 counts as up because
+(docs/VAST_API.md §4, last bullet: "probe the URL (accept 200/302/401)"). 401 counts as up because
 apps behind a login (Caddy basic auth on Vast/AI-Dock images) answer 401 without credentials.
 
 The app is on a host the bot does not control, so a probe is bounded in every way: the URL
@@ -29,7 +29,7 @@ __all__ = ["PROBE_DEADLINE_SECONDS", "PROBE_TIMEOUT_SECONDS", "UP_STATUSES", "Pr
 
 logger = logging.getLogger(__name__)
 
-#: HTTP statuses that mean "the app answers" (DESIGN.md, data flow step 6).
+#: HTTP statuses that mean "the app answers" (docs/VAST_API.md §4, "Building the public URL").
 UP_STATUSES = frozenset({200, 302, 401})
 #: Seconds per probe (connect and read); a slow app is simply tried again on a later tick.
 PROBE_TIMEOUT_SECONDS = 3.0
@@ -99,7 +99,7 @@ class _Deadline:
 
 class Prober:
     """GETs app URLs without following redirects or checking certificates (Vast.ai's Jupyter
-    uses a self-signed one, vast-api.md §4) and says whether each answered 200/302/401.
+    uses a self-signed one, docs/VAST_API.md §4) and says whether each answered 200/302/401.
 
     Args:
         timeout: seconds per step of a request (connect, each read, each write).

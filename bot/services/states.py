@@ -4,7 +4,7 @@ The status poller calls :func:`assess` for each deployment it follows, with the 
 the tick's one instance list (or ``None`` when the list does not hold it), then, when the
 verdict asks for it, probes the app and calls :func:`after_probe`.
 
-Status values and what they mean come from vast-api.md §4 ("Status values and lifecycle",
+Status values and what they mean come from docs/VAST_API.md §4 ("Status values and lifecycle",
 from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and dstack's
 ``compute.py``):
 
@@ -19,7 +19,7 @@ from vast-ai/docs ``show-instances-v1.mdx``, the CLI's ``wait_for_instance`` and
 * ``exited`` once ready → stays ready with ``status_msg`` stored (shown in the status
   message); the exited-container rule stops it after 10 minutes, keeping the disk;
 * gone from the list → destroyed, but only after :data:`LIST_GRACE` since the deployment was
-  created (reads lag just after create, vast-api.md §7 pitfall 4) and after a per-id GET
+  created (reads lag just after create, docs/VAST_API.md §7 pitfall 4) and after a per-id GET
   confirms it (``confirm_gone``).
 
 The instance's address is untrusted (:mod:`bot.addresses`): an address that is not an IP
@@ -85,7 +85,8 @@ OFFLINE_GRACE = timedelta(minutes=3)
 
 _BEFORE_READY = frozenset({DeploymentStatus.CREATING, DeploymentStatus.PROVISIONING})
 _HOST_LOST = frozenset({"offline", "unknown"})
-# Error words the official CLI fails on (vast-api.md §4), plus registry refusals (§7 pitfall 9).
+# Error words the official CLI fails on (docs/VAST_API.md §4), plus registry refusals (§7
+# pitfall 9).
 _ERROR_RE = re.compile(
     r"error|failed|failure|exception|traceback|oci runtime|permission denied|unauthorized"
     r"|pull access denied|manifest unknown|no such image|not found",
@@ -206,7 +207,7 @@ def _connection(instance: Instance) -> Connection:
 
 def probe_url(instance: Instance, template: Template) -> str | None:
     """``http://{public_ip}:{host port of template.health_port}{template.health_path}``, or
-    None when that port is not mapped yet (vast-api.md §4 "Building the public URL"). The
+    None when that port is not mapped yet (docs/VAST_API.md §4 "Building the public URL"). The
     URL is built from the parsed address and port only (:func:`bot.addresses.http_url`), so
     it reaches that address and port whatever the template's path holds; pass an instance
     through :func:`reachable` first so that the address is one the bot may connect to.

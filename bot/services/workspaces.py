@@ -751,7 +751,7 @@ def instance_checker(
 ) -> InstanceCheck:
     """An :data:`InstanceCheck` on the Vast.ai API at ``base_url``: each call builds a client
     with the candidate key, reads those ids from the account's instance list (``select_filters
-    id in``, vast-api.md §4) and closes the client."""
+    id in``, docs/VAST_API.md §4) and closes the client."""
 
     def check(api_key: str, instance_ids: Sequence[int]) -> set[int]:
         with _candidate_client(base_url, api_key, timeout, min_intervals) as client:

@@ -1,9 +1,9 @@
 """Faults the simulator can inject, with the bodies Vast.ai sends for them.
 
-Shapes: vast-api.md §1 (429 plain text without Retry-After; auth_error as HTTP 404; the
+Shapes: docs/VAST_API.md §1 (429 plain text without Retry-After; auth_error as HTTP 404; the
 daily search quota's 429 as the official client reads it) and §3
 (create errors from vast-ai/docs ``create_instance.yaml``). The body for "not enough credit"
-is *not documented* by Vast.ai (vast-api.md §3); the one here is a plausible stand-in.
+is *not documented* by Vast.ai (docs/VAST_API.md §3); the one here is a plausible stand-in.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Fault(StrEnum):
     """Create: HTTP 400 ``insufficient_credit`` (shape not documented by Vast.ai)."""
     CREATE_FAILED_WITH_CONTRACT = "create_failed_with_contract"
     """Create: the instance is created **stopped** and the error body still has
-    ``new_contract`` (dstack's finding, vast-api.md §3). HTTP 400 unless ``status`` given."""
+    ``new_contract`` (dstack's finding, docs/VAST_API.md §3). HTTP 400 unless ``status`` given."""
     HTML_ERROR = "html_error"
     """An HTML error page, HTTP 500 unless ``status`` is given (e.g. 200 or 502)."""
     SEARCH_QUOTA_EXCEEDED = "search_quota_exceeded"
@@ -87,7 +87,7 @@ _CREATE_ONLY = {Fault.OFFER_TAKEN, Fault.NO_CREDIT, Fault.CREATE_FAILED_WITH_CON
 _SEARCH_ONLY = {Fault.SEARCH_QUOTA_EXCEEDED}
 
 RATE_LIMIT_TEXT = "API requests too frequent"
-"""Plain-text body of Vast.ai's 429 (vast-api.md §1)."""
+"""Plain-text body of Vast.ai's 429 (docs/VAST_API.md §1)."""
 
 
 def next_utc_midnight(now: float) -> int:

@@ -1,6 +1,6 @@
 """One simulated Vast.ai instance: its state over time and its JSON.
 
-The JSON mirrors ``GET /api/v0/instances/{id}/`` and the v1 list items (vast-api.md §4;
+The JSON mirrors ``GET /api/v0/instances/{id}/`` and the v1 list items (docs/VAST_API.md §4;
 vast-ai/docs ``show_instances.yaml``): ``public_ipaddr`` with a trailing newline, ``ports`` as
 ``{"<port>/tcp": [{"HostIp": "0.0.0.0", "HostPort": "<str>"}]}`` (null until running),
 ``extra_env`` as a list of ``[key, value]`` pairs, ``start_date`` epoch seconds.
@@ -26,7 +26,7 @@ STOPPED_BY_VAST = "stopped_by_vast"
 
 def requested_ports(env: dict[str, str], runtype: str) -> list[tuple[int, str]]:
     """(container port, protocol) asked for through ``-p`` env keys, plus the ports the
-    runtype opens itself (vast-api.md §3 runtype table: ssh -> 22, jupyter -> 8080 + 22)."""
+    runtype opens itself (docs/VAST_API.md §3 runtype table: ssh -> 22, jupyter -> 8080 + 22)."""
     ports: list[tuple[int, str]] = []
     for key in env:
         match = _PORT_KEY.match(key.strip())
@@ -123,7 +123,8 @@ class SimInstance:
 
     @property
     def dph_total(self) -> float:
-        """$/hour: ``dph_base + disk_gb * storage_cost / 720`` (vast-api.md §2 price identity)."""
+        """$/hour: ``dph_base + disk_gb * storage_cost / 720`` (docs/VAST_API.md §2, price
+        identity)."""
         base = float(self.offer.get("dph_base") or 0.0)
         storage = float(self.offer.get("storage_cost") or 0.0)
         return round(base + self.disk_gb * storage / 720.0, 8)

@@ -1,6 +1,6 @@
 """Vast.ai's per-endpoint rate limits for the simulator: a minimum interval between calls.
 
-Source: vast-api.md §1 "Rate limits" (vast-ai/docs ``rate-limits-and-errors.mdx`` and the
+Source: docs/VAST_API.md §1 "Rate limits" (vast-ai/docs ``rate-limits-and-errors.mdx`` and the
 ``x-rate-limit`` values of the OpenAPI files in tests/specs/): limits apply per endpoint and
 per caller identity, as a minimum interval between calls; a call that comes too soon gets
 HTTP 429 with a **plain-text** body ``API requests too frequent endpoint threshold=<s>`` and

@@ -1,6 +1,6 @@
 """A Vast.ai simulator: a local HTTP server with Vast.ai's endpoints and JSON shapes.
 
-Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in tests/specs/):
+Endpoints (docs/VAST_API.md §§2–5, vast-ai/docs OpenAPI files in tests/specs/):
 
 * ``POST /api/v0/bundles/`` — offer search: filters ``{"field": {op: value}}`` with ops
   eq/neq/gt/gte/lt/lte/in/notin, values cast to the field's type (the official client sends
@@ -20,7 +20,7 @@ Endpoints (vast-api.md §§2–5, vast-ai/docs OpenAPI files in tests/specs/):
   Instances: show ssh-keys, attach ssh-key, detach ssh-key). The account-wide ``/api/v0/ssh/``
   is deliberately not served (an HTML 404, like any unknown path): the bot must never use it.
 
-Accounts (vast-api.md §1 "Authentication"): one default account (user id
+Accounts (docs/VAST_API.md §1 "Authentication"): one default account (user id
 :data:`DEFAULT_USER_ID`, key ``api_key=`` or none) and any number more (``accounts={key: user
 id}``), each with its own instances and credit; the offer market is shared. A key sees and acts
 on its own account's instances only: another account's instance answers as one that does not
@@ -367,7 +367,7 @@ class VastSimulator:
             (``credit`` to start); ``users/current`` answers its ``id``.
         auth_status: HTTP status of the auth error outside the offer search. The OpenAPI files
             document 401 (show_instance.yaml, show_user.yaml); a wrong key was seen answering
-            404 in practice (vast-api.md §1). None (default): 401 when ``accounts`` is given,
+            404 in practice (docs/VAST_API.md §1). None (default): 401 when ``accounts`` is given,
             else 404 (this simulator's answer before it had accounts).
         seed: seeds the offer stock, ids, tokens and ports numbers shown.
         timeline: boot timeline of new instances (default: 2 s loading, 8 s running,
@@ -383,7 +383,7 @@ class VastSimulator:
             ``{"search": 6.0}`` overrides those defaults (0/None turns one off);
             False/None = off. A call sooner than the interval after the last *accepted* one
             gets HTTP 429 ``text/plain`` ``API requests too frequent endpoint
-            threshold=<interval>`` without Retry-After (vast-api.md §1), counted in
+            threshold=<interval>`` without Retry-After (docs/VAST_API.md §1), counted in
             :attr:`rate_limited_count`.
         rate_clock: monotonic seconds for the rate limiter (default :func:`time.monotonic`).
 
@@ -736,7 +736,7 @@ class VastSimulator:
 
     def stop_by_vast(self, instance_id: int, msg: str | None = None) -> None:
         """Vast.ai stops it (outbid / out of credit): cur_state = intended_status =
-        next_state = ``stopped`` (dstack's check, vast-api.md §4)."""
+        next_state = ``stopped`` (dstack's check, docs/VAST_API.md §4)."""
 
         def change(inst: SimInstance) -> None:
             inst.override, inst.override_msg = STOPPED_BY_VAST, msg

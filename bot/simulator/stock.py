@@ -1,6 +1,6 @@
 """Seeded, realistic GPU offer stock for the Vast.ai simulator.
 
-Field names, units and shapes follow the offer object in vast-api.md §2 (from vast-ai/docs
+Field names, units and shapes follow the offer object in docs/VAST_API.md §2 (from vast-ai/docs
 ``search_offers.yaml`` and [cli] ``vastai/data/offer.py``): ``gpu_ram`` in MB per GPU,
 ``disk_space`` in GB, ``dph_*`` in $/hour, ``storage_cost`` in $/GB/month, ``compute_cap``
 ×100, ``geolocation`` free text ending with a country code.

@@ -1,6 +1,6 @@
 """Vast.ai REST client: typed models, errors with user-facing messages, and the client.
 
-See vast-api.md (shared reference) for every endpoint, unit and pitfall used here.
+See docs/VAST_API.md for every endpoint, unit and pitfall used here, each with its public source.
 """
 
 from bot.vast.client import DEFAULT_BASE_URL, LIST_PAGE_SIZE, VastClient, port_env

@@ -1,17 +1,17 @@
 """Synchronous Vast.ai REST client on one ``httpx.Client``.
 
-Endpoints and shapes: vast-api.md (sections named per method). The key is sent only as
-``Authorization: Bearer <key>`` (vast-api.md §1, "Use the header"), never in a URL, log line,
+Endpoints and shapes: docs/VAST_API.md (sections named per method). The key is sent only as
+``Authorization: Bearer <key>`` (docs/VAST_API.md §1, "Use the header"), never in a URL, log line,
 exception or ``repr``.
 
 Pacing (:mod:`bot.vast.pacing`): every call first waits for its endpoint's slot, a minimum
 interval after the previous call of that endpoint from any thread of the process, so the bot
-does not send faster than Vast.ai allows (vast-api.md §1, the OpenAPI ``x-rate-limit`` hints).
+does not send faster than Vast.ai allows (docs/VAST_API.md §1, the OpenAPI ``x-rate-limit`` hints).
 
 Retries (tenacity, exponential backoff with jitter) cover HTTP 429, 502, 503, 504, connect
 errors and timeouts, for every call **except create**: a retried ``PUT /asks/`` can rent two
-GPUs (vast-api.md "Summary of suggested client behaviour"). The official CLI retries the same
-statuses (vast-api.md §1, [cli] ``vastai/api/client.py``). A 429 with ``Retry-After`` waits
+GPUs (docs/VAST_API.md "Summary of suggested client behaviour"). The official CLI retries the same
+statuses (docs/VAST_API.md §1, [cli] ``vastai/api/client.py``). A 429 with ``Retry-After`` waits
 that long (a wait over :data:`MAX_RETRY_AFTER` seconds is not retried, as the official client
 does), and holds back every thread calling that endpoint; the daily offer-search quota
 (``search_quota_exceeded``) is never retried (:class:`SearchQuotaExceeded`).
@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://console.vast.ai"
 LIST_PAGE_SIZE = 25
-"""Most instances per ``GET /api/v1/instances/`` page (vast-api.md §4)."""
+"""Most instances per ``GET /api/v1/instances/`` page (docs/VAST_API.md §4)."""
 _MAX_PAGES = 1000
 QUOTA_UNKNOWN_RESET = 600.0
 """Seconds searches are held after ``search_quota_exceeded`` without ``X-RateLimit-Reset``."""
@@ -86,7 +86,7 @@ _MAX_LABEL = 256
 
 
 def port_env(ports: Iterable[int | str]) -> dict[str, str]:
-    """Env entries that ask Vast.ai to publish container ports (vast-api.md §3 "Ports").
+    """Env entries that ask Vast.ai to publish container ports (docs/VAST_API.md §3 "Ports").
 
     ``port_env([8188, "8082/udp"])`` -> ``{"-p 8188:8188": "1", "-p 8082:8082/udp": "1"}``.
     Merge the result into the ``env`` dict given to :meth:`VastClient.create_instance`.
@@ -131,7 +131,7 @@ class _WaitRetryAfter(wait_base):
 
 @dataclass(frozen=True)
 class InstancePage:
-    """One page of ``GET /api/v1/instances/`` (vast-api.md §4, show_instances.yaml).
+    """One page of ``GET /api/v1/instances/`` (docs/VAST_API.md §4, show_instances.yaml).
 
     Attributes:
         instances: the parsed instances of the page (≤ 25; ones that do not parse skipped).
@@ -392,7 +392,7 @@ class VastClient:
     # -- offers -----------------------------------------------------------------------------
 
     def search_offers(self, query: Mapping[str, Any]) -> list[Offer]:
-        """``POST /api/v0/bundles/`` with ``query`` as the JSON body (vast-api.md §2).
+        """``POST /api/v0/bundles/`` with ``query`` as the JSON body (docs/VAST_API.md §2).
 
         ``query`` holds filters ``{"field": {"op": value}}`` and top-level ``limit`` (required
         here: without it Vast.ai silently returns ~64 offers), ``order``, ``type``,
@@ -452,7 +452,7 @@ class VastClient:
         args: list[str] | None = None,
         runtype: str = "args",
     ) -> int:
-        """Rent ``offer_id``: ``PUT /api/v0/asks/{offer_id}/`` (vast-api.md §3). Returns the
+        """Rent ``offer_id``: ``PUT /api/v0/asks/{offer_id}/`` (docs/VAST_API.md §3). Returns the
         instance id (``new_contract``).
 
         Sends ``client_id: "me"``, ``cancel_unavail: true``, ``env`` as a JSON object (ports
@@ -514,7 +514,8 @@ class VastClient:
         select_cols: Sequence[str] | None = None,
         order_by: Sequence[Mapping[str, str]] | None = None,
     ) -> InstancePage:
-        """One page of ``GET /api/v1/instances/?limit=25`` (vast-api.md §4, show_instances.yaml).
+        """One page of ``GET /api/v1/instances/?limit=25`` (docs/VAST_API.md §4,
+        show_instances.yaml).
 
         Args:
             after_token: the previous page's ``next_token`` (None: the first page).
@@ -578,7 +579,7 @@ class VastClient:
         select_filters: Mapping[str, Mapping[str, Any]] | None = None,
         select_cols: Sequence[str] | None = None,
     ) -> Iterator[list[Instance]]:
-        """Yield each page of ``GET /api/v1/instances/?limit=25`` (vast-api.md §4), following
+        """Yield each page of ``GET /api/v1/instances/?limit=25`` (docs/VAST_API.md §4), following
         ``next_token`` via ``after_token`` until it is null: one paced request per page (plus
         retries). ``label_prefix`` filters on the client side; ``select_filters`` and
         ``select_cols`` as in :meth:`list_instances_page`.
@@ -658,8 +659,9 @@ class VastClient:
         )
 
     def stop_instance(self, instance_id: int) -> None:
-        """``PUT /api/v0/instances/{id}/`` ``{"state": "stopped"}`` (vast-api.md §5): GPU billing
-        stops, storage keeps billing. Retried (idempotent). Raises NotFound for an unknown id."""
+        """``PUT /api/v0/instances/{id}/`` ``{"state": "stopped"}`` (docs/VAST_API.md §5): GPU
+        billing stops, storage keeps billing. Retried (idempotent). Raises NotFound for an unknown
+        id."""
         self._manage(instance_id, {"state": "stopped"})
 
     def start_instance(self, instance_id: int) -> None:
@@ -672,7 +674,7 @@ class VastClient:
         self._manage(instance_id, {"label": label})
 
     def destroy_instance(self, instance_id: int) -> bool:
-        """``DELETE /api/v0/instances/{id}/`` (irreversible; vast-api.md §5).
+        """``DELETE /api/v0/instances/{id}/`` (irreversible; docs/VAST_API.md §5).
 
         Returns True when destroyed now, False when it was already gone (404
         ``no_such_instance``/``not_found`` counts as success). Retried on 429/5xx/timeouts,
@@ -801,7 +803,8 @@ class VastClient:
     # -- account ----------------------------------------------------------------------------
 
     def get_user(self) -> User:
-        """``GET /api/v0/users/current/`` -> :class:`User` (``credit`` in $; vast-api.md §5)."""
+        """``GET /api/v0/users/current/`` -> :class:`User` (``credit`` in $; docs/VAST_API.md
+        §5)."""
         label = "GET /api/v0/users/current/"
         data = self._expect_dict(
             self._call("GET", "/api/v0/users/current/", operation=label, endpoint="user"),

@@ -20,7 +20,7 @@ Hierarchy::
 ``user_message`` is a sentence fit for Slack that says what went wrong and what to do.
 Neither ever contains the API key.
 
-Rules come from vast-api.md §1 (error envelope, auth quirks, 429 shape) and §3 (create
+Rules come from docs/VAST_API.md §1 (error envelope, auth quirks, 429 shape) and §3 (create
 errors; "classify offer-unavailable by ``no_such_ask`` or 3603/3907 in ``error`` or ``msg``").
 """
 
@@ -120,7 +120,7 @@ def _redact(text: str, secret: str) -> str:
 class OfferUnavailable(VastError):
     """The offer is gone (``no_such_ask``, codes 3603/3907, or 404/410 on create).
 
-    Pick the next offer or search again (vast-api.md §7 pitfall 1)."""
+    Pick the next offer or search again (docs/VAST_API.md §7 pitfall 1)."""
 
     default_user_message = (
         "That GPU offer is no longer available (someone else rented it). "

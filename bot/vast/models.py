@@ -1,7 +1,7 @@
 """Typed views of the Vast.ai JSON the bot reads.
 
 Every model ignores unknown keys and tolerates missing ones (Vast.ai adds, drops and nulls
-fields freely; vast-api.md §2 "Any field may be null"). Only ``id`` is required. Numbers sent
+fields freely; docs/VAST_API.md §2 "Any field may be null"). Only ``id`` is required. Numbers sent
 as strings (``"12.8"``, ``HostPort: "41188"``) are accepted.
 
 Units are converted once, here: VRAM arrives in MB (``gpu_ram``) and is exposed in GB
@@ -9,7 +9,7 @@ Units are converted once, here: VRAM arrives in MB (``gpu_ram``) and is exposed 
 ``storage_cost`` ($/GB/month).
 
 Secrets: ``Instance`` never keeps ``extra_env`` (it holds every env value sent on create,
-passwords and tokens included; vast-api.md §4), and ``jupyter_token`` is left out of ``repr``.
+passwords and tokens included; docs/VAST_API.md §4), and ``jupyter_token`` is left out of ``repr``.
 
 Untrusted text: every field the bot may show in Slack or send back to Vast.ai is checked here
 once. Free text shown to people (``gpu_name``, ``geolocation``, the status words,
@@ -132,7 +132,7 @@ class _VastModel(BaseModel):
 
 
 class Offer(_VastModel):
-    """One rentable GPU offer ("ask") from ``POST /api/v0/bundles/`` (vast-api.md §2).
+    """One rentable GPU offer ("ask") from ``POST /api/v0/bundles/`` (docs/VAST_API.md §2).
 
     Build it from the raw offer JSON with :meth:`from_api` (or ``Offer.model_validate``); the
     raw field names are mapped for you. Constructing with the attribute names below works too.
@@ -268,7 +268,7 @@ def _parse_ports(raw: Any) -> dict[int, list[PortMapping]]:
 class Instance(_VastModel):
     """A rented instance from ``GET /api/v0/instances/{id}/`` or ``GET /api/v1/instances/``.
 
-    Status fields (vast-api.md §4): ``actual_status`` is the container state (``None``,
+    Status fields (docs/VAST_API.md §4): ``actual_status`` is the container state (``None``,
     ``created``, ``loading``, ``running``, ``stopped``, ``exited``, ``offline``, ``unknown``...);
     ``intended_status`` what the user asked for; ``cur_state``/``next_state`` the contract state.
     ``extra_env`` is deliberately not kept (it holds secrets).
@@ -485,7 +485,7 @@ class CreateResult(_VastModel):
 
 class User(_VastModel):
     """``GET /api/v0/users/current/``: ``credit`` is the available balance in US dollars
-    (vast-api.md §5)."""
+    (docs/VAST_API.md §5)."""
 
     credit: float
     id: int | None = None

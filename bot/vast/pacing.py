@@ -1,7 +1,7 @@
 """Pacing of Vast.ai calls: a minimum interval between calls, one pacer per endpoint.
 
 Vast.ai enforces its rate limits as a *minimum interval between calls* per endpoint and per
-caller (vast-api.md §1, "Rate limits"); a call that comes too soon gets HTTP 429. The
+caller (docs/VAST_API.md §1, "Rate limits"); a call that comes too soon gets HTTP 429. The
 intervals below are the ``x-rate-limit`` hints of Vast.ai's OpenAPI files (vendored in
 ``tests/specs/``): ``threshold`` seconds for the instance endpoints, and "10 requests per
 minute per IP" for offer search (one every 6 s). The docs do not state the unit of

@@ -1,7 +1,7 @@
 """A fake Slack Web API on 127.0.0.1 that records every call.
 
 Point slack_sdk's ``WebClient(base_url=fake.api_url)`` at it. It answers the methods the bot
-uses with Slack's response shapes (reference/slack.md), records each call with its decoded
+uses with Slack's response shapes (docs/SLACK_API.md), records each call with its decoded
 arguments, serves ``response_url`` endpoints under ``/response/<id>``, and can be told to fail a
 method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After": "1"})``).
 ``views.update`` with a ``hash`` that is not the view's current one answers
@@ -11,7 +11,7 @@ method (``fail("chat.update", "ratelimited", status=429, headers={"Retry-After":
 and ``team_id`` from :attr:`FakeSlack.users_team` (the caller's workspace when absent; a user of
 another workspace is ``user_not_found``, as Slack answers outside Enterprise Grid).
 
-Workspaces (issue 13). The default workspace (:data:`TEAM_ID`, bot :data:`BOT_USER_ID` /
+Workspaces (OAuth mode). The default workspace (:data:`TEAM_ID`, bot :data:`BOT_USER_ID` /
 :data:`BOT_ID`) answers every token that is not registered, so a single-workspace bot needs no
 set-up. :meth:`FakeSlack.add_workspace` registers another one and returns an OAuth ``code``;
 ``oauth.v2.access`` exchanges it (once: a used or unknown code is ``invalid_code``) for that

@@ -8,8 +8,9 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
    takes over once the holder stops renewing (it died) or released it (clean shutdown);
 2. reads the deployments it follows (``creating`` with an instance id, ``provisioning``,
    ``ready``, ``stopped``) from the database;
-3. reads their instances with the v1 list (``GET /api/v1/instances/``, 25 a page; vast-api.md
-   §4), scaled by what changes rather than by what exists: deployments **in transition**
+3. reads their instances with the v1 list (``GET /api/v1/instances/``, 25 a page;
+   docs/VAST_API.md §4), scaled by what changes rather than by what exists: deployments
+   **in transition**
    (``creating``, ``provisioning``, a Start in flight, a state changed in the last
    :data:`TRANSITION_WINDOW`, a lost host, a ready notification not yet posted) are read
    every tick by id (``select_filters`` ``{"id": {"in": [...]}}``, 25 ids a request), and

@@ -97,7 +97,7 @@ class Reader:
         id. When Vast.ai refuses the key and ``group`` has spares, ``group.account`` becomes
         the next spare and the sweep is tried again. Vast.ai errors are logged and set
         ``report.error``: only what was read is judged (a failed list is never "no
-        instances": vast-api.md §7 pitfall 3)."""
+        instances": docs/VAST_API.md §7 pitfall 3)."""
         account = group.account
         account_state = self.state.accounts.setdefault(account.name, AccountState())
         where = self.where(account)

@@ -105,7 +105,7 @@ class Rule:
 def holds_gpu(dep: DeploymentRecord, instance: Instance | None) -> bool:
     """True when ``dep``'s GPU bills: it is ``ready``, or ``stopped`` while Vast.ai still holds
     its GPU (a Start whose app never answered): the instance runs, or is meant to
-    (``intended_status`` running, e.g. its container exited; vast-api.md §4)."""
+    (``intended_status`` running, e.g. its container exited; docs/VAST_API.md §4)."""
     if dep.status == DeploymentStatus.READY:
         return True
     return (

@@ -1,5 +1,5 @@
 """Exited container: a ready deployment whose container exited while Vast.ai still holds its
-GPU (``intended_status`` running, ``actual_status`` exited; vast-api.md §4) bills for a GPU
+GPU (``intended_status`` running, ``actual_status`` exited; docs/VAST_API.md §4) bills for a GPU
 that runs nothing. So does a ``stopped`` one whose Start Vast.ai accepted but whose container
 exited before its app answered (the row still says stopped). The owner and the thread hear
 about it once per run of the deployment, with Vast.ai's ``status_msg`` and the time the bot
