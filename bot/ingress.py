@@ -55,6 +55,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import extract_team_id
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot import logs
@@ -311,6 +312,17 @@ def _team_id(request: BoltRequest) -> str | None:
     """The workspace of a parsed request (Bolt reads ``team_id``, ``team.id`` … from the
     payload), when it is a plausible Slack team id."""
     team = request.context.team_id
+    return team if isinstance(team, str) and _TEAM.fullmatch(team) else None
+
+
+def payload_team_id(payload: dict[str, Any]) -> str | None:
+    """The workspace of a Slack payload as Bolt finds it (``team_id``, ``team.id``, ``user.
+    team_id`` …: :func:`slack_bolt.request.internals.extract_team_id`), when it is a plausible
+    Slack team id (``T…`` or ``E…``); None otherwise."""
+    try:
+        team = extract_team_id(payload)
+    except (AttributeError, LookupError, TypeError, ValueError):
+        return None
     return team if isinstance(team, str) and _TEAM.fullmatch(team) else None
 
 

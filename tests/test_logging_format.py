@@ -15,9 +15,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot import logs
 from bot.config import ConfigError, load_settings
+from bot.server import ContextSocketModeHandler
 from bot.services.work import WorkPool
 from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOT_TOKEN, SIGNING_SECRET, BotHarness, make_settings
@@ -101,6 +105,9 @@ def test_a_journey_in_json_at_debug_parses_line_by_line_with_ids_and_no_secret(
     # The deploy (a job on the work pool, from the submission) and the poller's rows.
     assert [r for r in records if r.get("deployment_id") == dep.id and "request_id" not in r]
     assert len({r["request_id"] for r in with_request}) >= 3  # one per Slack request
+    (rented,) = [r for r in records if r["message"].endswith(" created")]
+    assert (rented["logger"], rented["deployment_id"]) == ("bot.services.deploy", dep.id)
+    assert rented["request_id"] and rented["team_id"] == TEAM_ID  # the submission's
     text = captured.stream.getvalue()
     secrets = {
         "web password": password,
@@ -195,3 +202,29 @@ def test_log_level_and_format_are_validated_in_one_line(fake_slack: FakeSlack) -
         load_settings(
             slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, log_format="xml"
         )
+
+
+def test_a_socket_mode_request_is_handled_with_its_own_request_and_team_ids() -> None:
+    app = App(token=BOT_TOKEN, signing_secret=SIGNING_SECRET, token_verification_enabled=False)
+    seen: list[dict[str, str | int]] = []
+
+    def dispatch(request: BoltRequest) -> BoltResponse:
+        seen.append(logs.current())
+        return BoltResponse(status=200, body="")
+
+    app.dispatch = dispatch  # type: ignore[method-assign]
+    handler = ContextSocketModeHandler(app, "xapp-1-A0TEST-1-0123456789abcdef")
+    sent: list[SocketModeResponse] = []
+    client = handler.client
+    client.send_socket_mode_response = sent.append  # type: ignore[method-assign,assignment]
+    try:
+        for n in (1, 2):
+            payload = {"type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": ALICE}}
+            request = SocketModeRequest(type="interactive", envelope_id=f"e{n}", payload=payload)
+            handler.handle(client, request)
+    finally:
+        handler.client.close()
+    assert [r.envelope_id for r in sent] == ["e1", "e2"]
+    assert [s["team_id"] for s in seen] == [TEAM_ID, TEAM_ID]
+    assert len({str(s["request_id"]) for s in seen}) == 2
+    assert logs.current() == {}
