@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import logsafe
+from bot import logs, logsafe
 from bot.config import ConfigError, catalog_dir_from_env, configured_secrets, load_settings
 from bot.crypto import EncryptionKeyError
 from bot.simulator.cli import parse_account
@@ -97,13 +96,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        # LOG_LEVEL and LOG_FORMAT; whatever reaches the console: no configured secret, no
+        # Slack token, in either format.
+        logs.configure(
+            settings.log_level, settings.log_format, secrets=configured_secrets(settings)
         )
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
-        # Whatever reaches the console: no configured secret, no Slack token.
-        logsafe.install_scrubber(configured_secrets(settings), logging.getLogger().handlers)
+        logsafe.install()
         from bot.runtime import run
 
         # Platforms stop a process with SIGTERM: shut down as on Ctrl-C, so the scheduler

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.error import URLError
 
@@ -43,6 +42,7 @@ from bot.listeners import (
     templates,
 )
 from bot.listeners.gate import PayloadGate, gate_origins
+from bot.logs import ContextExecutor
 from bot.notifier import copy_client
 from bot.services.context import Services
 
@@ -289,7 +289,7 @@ def create_app(
         client=client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
         request_verification_enabled=not settings.socket_mode,
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
+        listener_executor=ContextExecutor(max_workers=LISTENER_THREADS),
         logger=_BOLT_LOGGER,
         oauth_settings=oauth,
         # Malformed payloads are answered before authorization and the listeners.

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -23,6 +30,7 @@ from pydantic_settings import (
 )
 
 from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox, parse_keys
+from bot.logs import LOG_FORMATS, LOG_LEVELS, LogFormat, LogLevel
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, parse_min_intervals
 from storage import DEFAULT_DATABASE_URL
 
@@ -109,12 +117,34 @@ class Settings(BaseSettings):
     address, and connecting to any other would let a host aim the bot at its own network.
     The built-in simulator (``VAST_API_KEY`` unset, or a workspace without a key) is allowed
     without it: its rows are marked simulated."""
+    # Logs (README › Logs).
+    log_level: LogLevel = "INFO"
+    """The least severe log lines written: DEBUG, INFO, WARNING or ERROR (any case)."""
+    log_format: LogFormat = "text"
+    """``text`` (one readable line per record) or ``json`` (one JSON object per line)."""
 
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith("xoxb-"):
             raise ValueError("must be a bot token that starts with xoxb-")
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _log_choice(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or value == "":
+            return "INFO" if info.field_name == "log_level" else "text"
+        if isinstance(value, str):
+            choices: tuple[str, ...] = LOG_LEVELS if info.field_name == "log_level" else LOG_FORMATS
+            normal = (
+                value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+            )
+            if normal not in choices:
+                raise ValueError(
+                    "unknown " + ("level" if info.field_name == "log_level" else "format")
+                )
+            return normal
         return value
 
     @field_validator("encryption_key")
@@ -316,6 +346,8 @@ _HINTS = {
     "https://bot.example.com/slack/oauth_redirect, or unset it",
     "SLACK_SCOPES": "list bot scopes separated by commas, or unset it for the manifest's",
     "ENCRYPTION_KEY": GENERATE_HINT,
+    "LOG_LEVEL": "set it to DEBUG, INFO, WARNING or ERROR, or unset it for INFO",
+    "LOG_FORMAT": "set it to text or json, or unset it for text",
 }
 
 

@@ -28,6 +28,10 @@ Source for the signature and the replay window: Slack, "Verifying requests from 
 https://api.slack.com/authentication/verifying-requests-from-slack (sign ``v0:`` + timestamp +
 ``:`` + the raw body with HMAC-SHA256; refuse a timestamp more than five minutes from now).
 
+Every request gets a request id (16 hex digits, random) and, once parsed, the payload's team id
+as log context (:func:`bot.logs.bound`): each line logged while it is handled, here, in Bolt and
+in the jobs its listeners hand over, carries them.
+
 Other paths go to Bolt's WSGI adapter (``GET /slack/install`` and ``GET
 /slack/oauth_redirect`` in OAuth mode, which Slack does not sign; anything else is Bolt's 404),
 with the body bounded the same way first. :func:`server_limits` gives the server (waitress) the
@@ -42,6 +46,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +55,10 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import extract_team_id
 from slack_sdk.signature import Clock, SignatureVerifier
+
+from bot import logs
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -85,6 +93,7 @@ READ_CHUNK_BYTES = 64 * 1024
 _TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
 _SIGNATURE = re.compile(r"v0=[0-9a-fA-F]{64}", re.ASCII)
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+_TEAM = re.compile(r"[TE][A-Z0-9]{1,30}", re.ASCII)
 
 
 def server_limits(max_body_bytes: int = MAX_BODY_BYTES) -> dict[str, int]:
@@ -208,12 +217,19 @@ class SlackIngress:
         self._bolt = SlackRequestHandler(app, path=path)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # Every log line about this request, here, in Bolt and in the jobs its listeners hand
+        # over (bot.logs.ContextExecutor copies the context), carries this id.
+        with logs.bound(request_id=uuid.uuid4().hex[:16]):
+            return self._serve(environ, start_response)
+
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
         try:
             if method == "POST" and path == self.path:
                 request = self.admit(environ)
-                response = self.app.dispatch(request)
+                with logs.bound(team_id=_team_id(request)):
+                    response = self.app.dispatch(request)
                 answer = WsgiHttpResponse(
                     status=response.status, headers=response.headers, body=response.body
                 )
@@ -290,6 +306,24 @@ class SlackIngress:
             ],
         )
         return [body]
+
+
+def _team_id(request: BoltRequest) -> str | None:
+    """The workspace of a parsed request (Bolt reads ``team_id``, ``team.id`` … from the
+    payload), when it is a plausible Slack team id."""
+    team = request.context.team_id
+    return team if isinstance(team, str) and _TEAM.fullmatch(team) else None
+
+
+def payload_team_id(payload: dict[str, Any]) -> str | None:
+    """The workspace of a Slack payload as Bolt finds it (``team_id``, ``team.id``, ``user.
+    team_id`` …: :func:`slack_bolt.request.internals.extract_team_id`), when it is a plausible
+    Slack team id (``T…`` or ``E…``); None otherwise."""
+    try:
+        team = extract_team_id(payload)
+    except (AttributeError, LookupError, TypeError, ValueError):
+        return None
+    return team if isinstance(team, str) and _TEAM.fullmatch(team) else None
 
 
 _PHRASES = {400: "Bad Request", 401: "Unauthorized", 413: "Content Too Large"}

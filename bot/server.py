@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +35,17 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
+from bot import logs
 from bot.config import ConfigError
 from bot.formats import format_duration
-from bot.ingress import EVENTS_PATH, MAX_BODY_BYTES, SlackIngress, printable, server_limits
+from bot.ingress import (
+    EVENTS_PATH,
+    MAX_BODY_BYTES,
+    SlackIngress,
+    payload_team_id,
+    printable,
+    server_limits,
+)
 from catalog import Catalog, export_template
 
 if TYPE_CHECKING:
@@ -267,6 +276,17 @@ SDK_LOGGER = logging.getLogger("bot.server.socket_mode")
 SDK_LOGGER.addFilter(_ConnectionChatter())
 
 
+class ContextSocketModeHandler(SocketModeHandler):
+    """Bolt's Socket Mode handler with the log context of :class:`bot.ingress.SlackIngress`:
+    each request over the socket is handled with a request id of its own (16 hex digits) and
+    the payload's team id bound (:func:`bot.logs.bound`)."""
+
+    def handle(self, client: Any, req: Any) -> None:
+        payload = req.payload if isinstance(req.payload, dict) else {}
+        with logs.bound(request_id=uuid.uuid4().hex[:16], team_id=payload_team_id(payload)):
+            super().handle(client, req)
+
+
 class SocketModeWatch:
     """Socket Mode for ``app``: the connection to Slack (slack_bolt's
     :class:`~slack_bolt.adapter.socket_mode.SocketModeHandler`, auto-reconnect on), what
@@ -293,7 +313,7 @@ class SocketModeWatch:
         watch_seconds: float = WATCH_SECONDS,
         max_message_chars: int = MAX_BODY_BYTES,
     ) -> None:
-        self.handler = SocketModeHandler(
+        self.handler = ContextSocketModeHandler(
             app,
             app_token,
             logger=SDK_LOGGER,

@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import storage
+from bot import logs
 from bot.crypto import EncryptionKeyError
 from bot.formats import mrkdwn_escape
 from bot.pricing import HOURS_PER_MONTH
@@ -465,14 +466,15 @@ class DeployService:
     def start(self, dep: DeploymentRecord, request: DeployRequest) -> DeployResult:
         """Post the status message of the new ``creating`` row ``dep`` and rent its instance
         (the rest of :meth:`deploy`). Never raises for Vast.ai or Slack refusals."""
-        message = self._post_status(dep, request.template)
-        if message is None:
-            reason = (
-                "I could not post the status message in Slack, so nothing was rented. "
-                "Please try again."
-            )
-            return DeployResult(self._fail(dep, request.template, None, reason), created=True)
-        return self._launch(dep, request.template, request.offer, message, request.max_dph)
+        with logs.bound(deployment_id=dep.id, team_id=dep.team_id):  # on each log line
+            message = self._post_status(dep, request.template)
+            if message is None:
+                reason = (
+                    "I could not post the status message in Slack, so nothing was rented. "
+                    "Please try again."
+                )
+                return DeployResult(self._fail(dep, request.template, None, reason), created=True)
+            return self._launch(dep, request.template, request.offer, message, request.max_dph)
 
     def show_held(self, dep: DeploymentRecord, template: Template, reason: str) -> DeployResult:
         """Store ``reason`` (mrkdwn: whom the new ``pending_approval`` row ``dep`` waits for)

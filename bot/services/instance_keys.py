@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import storage
+from bot import logs
 from bot.services.accounts import VastAccounts
 from bot.services.intents import RETRY_CAP, retry_delay
 from bot.services.poller import TickReport
@@ -182,10 +183,13 @@ class KeyReconciler:
             if self.monotonic() - started > self.budget_seconds:
                 break  # the rest is due on the next pass
             report.due += 1
-            try:
-                self._one(key, dep, now, report)
-            except Exception:  # one row's trouble must not stop the others
-                logger.exception("ssh keys: key %d of deployment %d not handled", key.id, dep.id)
+            with logs.bound(deployment_id=dep.id, team_id=dep.team_id):
+                try:
+                    self._one(key, dep, now, report)
+                except Exception:  # one row's trouble must not stop the others
+                    logger.exception(
+                        "ssh keys: key %d of deployment %d not handled", key.id, dep.id
+                    )
         return report
 
     # -- one act ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 import storage
+from bot import logs
 from bot.notices import IntentNotice
 from bot.services.accounts import VastAccounts
 from bot.services.message_sync import MessageSync
@@ -365,10 +366,11 @@ class IntentReconciler:
         for client, deps in by_client.values():
             seen = self._read(client, deps)
             for dep in deps:
-                try:
-                    self._one(dep, client, seen, now, report)
-                except Exception:  # one deployment's trouble must not stop the others
-                    logger.exception("intents: deployment %d not reconciled", dep.id)
+                with logs.bound(deployment_id=dep.id, team_id=dep.team_id):
+                    try:
+                        self._one(dep, client, seen, now, report)
+                    except Exception:  # one deployment's trouble must not stop the others
+                        logger.exception("intents: deployment %d not reconciled", dep.id)
         return report
 
     def _unreachable(

@@ -20,8 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import ParamSpec, TypeVar
+
+from bot.logs import ContextExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ class WorkPool:
             raise ValueError("a work pool needs at least one thread and a queue of 0 or more")
         self.threads = threads
         self.capacity = threads + queue
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        # Each job runs in a copy of its submitter's context: the request's log fields follow it.
+        self._executor = ContextExecutor(max_workers=threads, thread_name_prefix=name)
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._lock = threading.Lock()
         self._in_flight = 0

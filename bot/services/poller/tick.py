@@ -12,12 +12,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Set
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
 
 import storage
+from bot import logs
+from bot.logs import ContextExecutor
 from bot.services import states
 from bot.services.accounts import VastAccount, VastAccounts
 from bot.services.actions import START_CLAIM_PREFIX
@@ -386,7 +387,7 @@ class StatusPoller:
         if len(groups) == 1:
             results = [self._account_pass(groups[0], now, starting)]
         else:
-            with ThreadPoolExecutor(
+            with ContextExecutor(
                 max_workers=min(len(groups), self.account_threads),
                 thread_name_prefix="poller-account",
             ) as pool:
@@ -438,10 +439,11 @@ class StatusPoller:
         rows = sorted(covered.values(), key=lambda d: d.id)
         kept = self.assessor.judge(rows, read, now, starting, group.account, report, failed)
         for item in kept:
-            try:
-                self.applier.apply(item, now, report)
-            except Exception as error:
-                self.state.row_failed(item.dep, "processed", error, report)
+            with logs.bound(deployment_id=item.dep.id, team_id=item.dep.team_id):
+                try:
+                    self.applier.apply(item, now, report)
+                except Exception as error:
+                    self.state.row_failed(item.dep, "processed", error, report)
         if self.lifetimes is not None:
             at_rest = (DeploymentStatus.READY, DeploymentStatus.STOPPED)
             steady = [  # rows this tick did not move; review() judges ready and stopped ones
@@ -478,10 +480,11 @@ class StatusPoller:
             )
         sent = 0
         for dep in deps:
-            try:
-                sent += self.lifetimes.review([dep], instances, now, seen=seen)
-            except Exception as error:
-                self.state.row_failed(dep, "reviewed", error, report)
+            with logs.bound(deployment_id=dep.id, team_id=dep.team_id):
+                try:
+                    sent += self.lifetimes.review([dep], instances, now, seen=seen)
+                except Exception as error:
+                    self.state.row_failed(dep, "reviewed", error, report)
         return sent
 
     # -- what a tick reads ------------------------------------------------------------------
