@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     catalog_dir: Path | None = None
     status_poll_seconds: float = Field(default=15.0, gt=0, le=3600)
+    poller_lease_seconds: float | None = Field(default=None, ge=1, le=3600)
+    """How long the status poller's lease (``leases`` row ``status-poller``) lives without a
+    renewal: a dead holder is replaced by another process this long after its last tick at
+    most (plus one poll interval). None (unset): three poll intervals, at least 30 s. Keep it
+    longer than a tick takes, or two processes may poll at once for a while (harmless, but
+    twice the Vast.ai requests)."""
     deploy_timeout_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
     bot_admins: Annotated[frozenset[str], NoDecode] = frozenset()
     # Lifetimes, idle stop, reminders and the digest (README › Lifetimes and reminders).
@@ -203,6 +209,7 @@ class Settings(BaseSettings):
     @field_validator(
         "digest_channel",
         "approval_channel",
+        "poller_lease_seconds",
         "workspace_monthly_budget",
         "user_monthly_budget",
         "approval_dph",

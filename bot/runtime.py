@@ -431,6 +431,7 @@ def build_services(
         messages=messages,
         catalog_get=catalog.get,
         interval_seconds=settings.status_poll_seconds,
+        lease_seconds=settings.poller_lease_seconds,
         timeout_minutes=settings.deploy_timeout_minutes,
         on_change=home.deployment_changed,
         clock=clock,

@@ -604,6 +604,29 @@ def test_a_second_process_takes_over_when_the_lease_holder_dies(
         sim.stop()
 
 
+def test_poller_lease_seconds_sets_how_soon_a_dead_holders_lease_runs_out(
+    bot_factory: BotFactory,
+) -> None:
+    """``POLLER_LEASE_SECONDS`` replaces the default TTL (three intervals, at least 30 s)."""
+    sim = VastSimulator(timeline=FAST_TIMELINE, frozen_clock=True)
+    sim.start()
+    try:
+        # Hourly scheduled ticks: only the ticks below touch the lease.
+        first = bot_factory(simulator=sim, poller_lease_seconds=3)
+        second = bot_factory(simulator=sim, poller_lease_seconds=3)
+        assert poller_of(first).lease_seconds == 3
+        assert poller_of(first).tick().ran
+        # `first` dies without releasing: 2 s later its lease still holds, 3.5 s later not.
+        poller_of(second).clock = lambda: storage.utcnow() + timedelta(seconds=2)
+        assert not poller_of(second).tick().ran
+        poller_of(second).clock = lambda: storage.utcnow() + timedelta(seconds=3.5)
+        assert poller_of(second).tick().ran
+        default = bot_factory(simulator=sim, status_poll_seconds=5)
+        assert poller_of(default).lease_seconds == 30  # unset: 3 intervals, at least 30 s
+    finally:
+        sim.stop()
+
+
 def test_restart_mid_provisioning_continues_the_message(
     bot_factory: BotFactory, fake_slack: FakeSlack
 ) -> None:

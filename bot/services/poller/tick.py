@@ -78,6 +78,8 @@ class StatusPoller:
         lease_name: database lease to hold while polling; None polls without one (tests of
             the notification claim).
         holder: this process's lease holder id (default ``host:pid:random``).
+        lease_seconds: the lease's TTL in seconds (``POLLER_LEASE_SECONDS``); None:
+            :data:`LEASE_INTERVALS` intervals, at least :data:`MIN_LEASE_SECONDS`.
         lifetimes: the lifetime and idle rules (None: not applied, for tests of the poller
             alone).
         sweep_seconds: ``STEADY_SWEEP_SECONDS``: a full pass of an account's rolling sweep
@@ -110,6 +112,7 @@ class StatusPoller:
         prober: Prober | None = None,
         lease_name: str | None = LEASE_NAME,
         holder: str | None = None,
+        lease_seconds: float | None = None,
         lifetimes: LifetimeService | None = None,
         sweep_seconds: float = 120.0,
         sync: MessageSync | None = None,
@@ -137,7 +140,11 @@ class StatusPoller:
         self.lease_name = lease_name
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.interval_seconds = float(interval_seconds)
-        self.lease_seconds = max(LEASE_INTERVALS * self.interval_seconds, MIN_LEASE_SECONDS)
+        self.lease_seconds = (
+            float(lease_seconds)
+            if lease_seconds is not None
+            else max(LEASE_INTERVALS * self.interval_seconds, MIN_LEASE_SECONDS)
+        )
         self.timeout = timedelta(minutes=float(timeout_minutes))
         self._lock = threading.Lock()
         self.sweep_seconds = float(sweep_seconds)
