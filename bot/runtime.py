@@ -401,8 +401,15 @@ def build_services(
             ROWS_CLEAR_AFTER, timedelta(seconds=2 * settings.steady_sweep_seconds)
         ),
     )
-    # Expired OAuth states (one per anonymous GET /slack/install) go after the holder's pass.
-    housekeeping = Housekeeping(session_factory=sf, clock=clock, oauth_states=settings.oauth_mode)
+    # Expired OAuth states (one per anonymous GET /slack/install) and rows past RETENTION_DAYS
+    # go after the holder's pass.
+    housekeeping = Housekeeping(
+        session_factory=sf,
+        clock=clock,
+        oauth_states=settings.oauth_mode,
+        retention_days=settings.retention_days,
+        uninstall_grace_days=settings.uninstall_grace_days,
+    )
 
     # People's SSH keys on their instances (attach, detach), after each pass of the holder.
     instance_keys = KeyReconciler(
