@@ -32,6 +32,7 @@ DEFAULT_SLACK_SCOPES: tuple[str, ...] = (
     "chat:write.public",
     "im:write",
     "users:read",
+    "files:write",
 )
 
 

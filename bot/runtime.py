@@ -32,6 +32,7 @@ from bot.services.admins import AdminDirectory
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
+from bot.services.cost_export import CostExportService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.heartbeat import ROWS_CLEAR_AFTER, WATCH_SECONDS, HeartbeatService
@@ -518,6 +519,12 @@ def build_services(
         manage=manage,
         listings=listings,
         credit=CreditService(accounts, sf),
+        cost_export=CostExportService(
+            listings=listings,
+            files=messages,
+            retention_days=settings.retention_days,
+            clock=clock,
+        ),
         home=home,
         poller=poller,
         lifetimes=lifetimes,
