@@ -264,7 +264,7 @@ class Notifier:
         ``unavailable``."""
         channel = self.open_dm(user_id)
         if channel is None:
-            return SlackResult(UNAVAILABLE, "conversations.open")
+            return SlackResult(UNAVAILABLE, "dm_not_opened")
         return self.call(
             "files.upload_v2",
             channel=channel,
