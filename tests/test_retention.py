@@ -336,3 +336,12 @@ def test_retention_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
     settings = load_settings()
     assert (settings.retention_days, settings.uninstall_grace_days) == (400, 30)
+
+
+def test_the_running_bot_applies_retention_after_the_pollers_pass(bot: Any) -> None:
+    """Wired in: RETENTION_DAYS' default (400) applies on the lease holder's pass."""
+    sf = bot.services.session_factory
+    old = _dep(sf, status=S.DESTROYED, ended=utcnow() - timedelta(days=401))
+    kept = _dep(sf, status=S.DESTROYED, ended=utcnow() - timedelta(days=399))
+    bot.services.poller.tick()
+    assert old not in _ids_of(sf) and kept in _ids_of(sf)
