@@ -41,6 +41,7 @@ DEFAULT_SLACK_SCOPES: tuple[str, ...] = (
     "chat:write.public",
     "im:write",
     "users:read",
+    "files:write",
 )
 
 
@@ -115,6 +116,13 @@ class Settings(BaseSettings):
     )
     offer_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     steady_sweep_seconds: float = Field(default=120.0, ge=1, le=24 * 3600)
+    # Data retention (README › Data retention).
+    retention_days: int = Field(default=400, ge=31, le=100 * 365)
+    """Ended deployments (with their events), decided approvals, workspace events and claims
+    older than this many days are deleted. At least 31, so that no row the current month's
+    costs and budgets read is ever deleted."""
+    uninstall_grace_days: float = Field(default=30.0, ge=1, le=10 * 365)
+    """A workspace that uninstalled is purged this many days later, once nothing of it bills."""
     # Vast.ai's data as untrusted input (README › Security › Vast.ai's data).
     allow_private_instance_addresses: bool = False
     """Let the bot connect to (probe, link) instance addresses that are not public: loopback,

@@ -97,6 +97,10 @@ class HomeNotifierLike(NotifierLike, Protocol):
 
     def user_tz(self, user_id: str) -> str | None: ...
 
+    def upload_dm(
+        self, user_id: str, *, filename: str, content: str, title: str, comment: str
+    ) -> SlackResult: ...
+
 
 def _delivery(result: SlackResult | bool | None) -> Delivery:
     """The port's :class:`Delivery` for a notifier answer (a plain bool from a test stand-in:
@@ -577,6 +581,26 @@ class SlackMessages:
     def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
         """A plain DM to ``user_id`` in workspace ``team_id``."""
         return self._dm(user_id, "DM", {"text": text}, team_id=team_id)
+
+    def upload_dm(
+        self,
+        user_id: str,
+        *,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str,
+        team_id: str | None = None,
+    ) -> str | None:
+        """See :class:`bot.services.ports.FileSender`."""
+        try:
+            result = self._notifier(team_id).upload_dm(
+                user_id, filename=filename, content=content, title=title, comment=comment
+            )
+        except Exception as error:
+            _failure("file upload", error)
+            return type(error).__name__
+        return None if result else (result.error or result.outcome)
 
     def labelled_on_empty_database(
         self, user_id: str, instance_ids: Sequence[int], *, team_id: str | None = None

@@ -253,6 +253,27 @@ class Notifier:
         channel = self.open_dm(user_id)
         return self.post(channel, text, blocks) if channel is not None else None
 
+    def upload_dm(
+        self, user_id: str, *, filename: str, content: str, title: str, comment: str
+    ) -> SlackResult:
+        """Upload ``content`` as the file ``filename`` into the DM of ``user_id``, with
+        ``comment`` as its message: slack_sdk's ``files_upload_v2``, i.e.
+        ``files.getUploadURLExternal``, the upload, ``files.completeUploadExternal``
+        (https://api.slack.com/methods/files.getUploadURLExternal; needs ``files:write``).
+        Truthy when shared; ``refused`` with Slack's code (``missing_scope``), or
+        ``unavailable``."""
+        channel = self.open_dm(user_id)
+        if channel is None:
+            return SlackResult(UNAVAILABLE, "dm_not_opened")
+        return self.call(
+            "files.upload_v2",
+            channel=channel,
+            filename=filename,
+            content=content,
+            title=title,
+            initial_comment=comment,
+        )
+
     def ephemeral(self, channel: str, user_id: str, text: str, blocks: Any = None) -> bool:
         """``chat.postEphemeral``; False when not posted."""
         result = self.call(

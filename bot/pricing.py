@@ -247,6 +247,63 @@ def cost_report(
     return CostReport(start=start, end=end, total=total, per_user=lines, deployments=counted)
 
 
+@dataclass(frozen=True)
+class DeploymentCost:
+    """One deployment's spend in a window (the cost export's row): hours in ``ready`` and in
+    ``stopped`` inside the window, ``compute`` = ready hours × ``dph_total`` ($), ``disk`` =
+    stopped hours × the storage estimate (:func:`storage_dph`, $), ``total`` their sum."""
+
+    dep: DeploymentRecord
+    ready_hours: float
+    stopped_hours: float
+    compute: float
+    disk: float
+
+    @property
+    def total(self) -> float:
+        """Dollars: ``compute + disk``."""
+        return self.compute + self.disk
+
+
+def deployment_costs(
+    deployments: Iterable[DeploymentRecord],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    periods_for: Callable[[DeploymentRecord], Sequence[Period]],
+) -> list[DeploymentCost]:
+    """Per-deployment spend between ``start`` and ``min(end, now)``, by the rules of
+    :func:`cost_report` (so each person's rows add up to their line of the report): the row's
+    accumulated seconds for a deployment whose life lies inside the window, its status periods
+    cut at the window's edges otherwise. Ordered by requester, then deployment id."""
+    stop = min(end, now)
+    rows: list[DeploymentCost] = []
+    for dep in deployments:
+        if not overlaps(dep, start, stop):
+            continue
+        finished = ended_at(dep)
+        if dep.created_at >= start and (finished or now) <= stop:
+            at = finished or now
+            ready = seconds_in_ready(dep, at) / 3600.0
+            stopped = seconds_in_stopped(dep, at) / 3600.0
+        else:
+            ready = stopped = 0.0
+            for period in periods_for(dep):
+                overlap = (min(period.end, stop) - max(period.start, start)).total_seconds()
+                if overlap <= 0:
+                    continue
+                if period.status == DeploymentStatus.READY:
+                    ready += overlap / 3600.0
+                elif period.status == DeploymentStatus.STOPPED:
+                    stopped += overlap / 3600.0
+        compute = ready * rate(dep, DeploymentStatus.READY)
+        disk = stopped * rate(dep, DeploymentStatus.STOPPED)
+        rows.append(DeploymentCost(dep, ready, stopped, compute, disk))
+    rows.sort(key=lambda row: (row.dep.user_id, row.dep.id))
+    return rows
+
+
 def hours_left(credit: float, dph: float) -> float | None:
     """How many hours ``credit`` ($) lasts at ``dph`` ($/hour); None when nothing is spent."""
     if dph <= 0:

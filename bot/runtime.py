@@ -32,6 +32,7 @@ from bot.services.admins import AdminDirectory
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetPolicy, BudgetService
 from bot.services.context import Services
+from bot.services.cost_export import CostExportService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.heartbeat import ROWS_CLEAR_AFTER, WATCH_SECONDS, HeartbeatService
@@ -401,8 +402,15 @@ def build_services(
             ROWS_CLEAR_AFTER, timedelta(seconds=2 * settings.steady_sweep_seconds)
         ),
     )
-    # Expired OAuth states (one per anonymous GET /slack/install) go after the holder's pass.
-    housekeeping = Housekeeping(session_factory=sf, clock=clock, oauth_states=settings.oauth_mode)
+    # Expired OAuth states (one per anonymous GET /slack/install) and rows past RETENTION_DAYS
+    # go after the holder's pass.
+    housekeeping = Housekeeping(
+        session_factory=sf,
+        clock=clock,
+        oauth_states=settings.oauth_mode,
+        retention_days=settings.retention_days,
+        uninstall_grace_days=settings.uninstall_grace_days,
+    )
 
     # People's SSH keys on their instances (attach, detach), after each pass of the holder.
     instance_keys = KeyReconciler(
@@ -512,6 +520,12 @@ def build_services(
         manage=manage,
         listings=listings,
         credit=CreditService(accounts, sf),
+        cost_export=CostExportService(
+            listings=listings,
+            files=messages,
+            retention_days=settings.retention_days,
+            clock=clock,
+        ),
         home=home,
         poller=poller,
         lifetimes=lifetimes,

@@ -159,6 +159,7 @@ def test_oauth_mode_needs_no_bot_token(monkeypatch: pytest.MonkeyPatch, tmp_path
         "chat:write.public",
         "im:write",
         "users:read",
+        "files:write",
     )
     assert settings.encryption_key is not None
     assert settings.encryption_key.get_secret_value() == FERNET_KEY

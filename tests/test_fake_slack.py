@@ -142,7 +142,7 @@ def test_oauth_code_exchange_gives_each_workspace_its_token(fake_slack: FakeSlac
         "ok": True,
         "app_id": APP_ID,
         "authed_user": {"id": ALICE},
-        "scope": "commands,chat:write,chat:write.public,im:write,users:read",
+        "scope": "commands,chat:write,chat:write.public,im:write,users:read,files:write",
         "token_type": "bot",
         "access_token": TOKEN_A,
         "bot_user_id": fake_slack.workspaces[TEAM_A].bot_user_id,

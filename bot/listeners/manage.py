@@ -25,7 +25,7 @@ nothing of its deployments (a deployment id of another workspace answers "no lon
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
@@ -192,6 +192,46 @@ def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None
         command,
         lambda: costs_payload(services, team, user),
         ":hourglass: Adding up this month's costs…",
+    )
+
+
+def costs_export_command(
+    services: Services, ack: Ack, command: dict[str, Any], month_text: str
+) -> None:
+    """``/templates costs export [YYYY-MM]`` (bot admins): the month's CSV in their DM."""
+    refusal = command_refusal(services, command, LOOK)
+    if refusal is not None:
+        ack(response_type="ephemeral", text=refusal)
+        return
+    team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+    exporter = services.cost_export
+    if exporter is None:
+        ack(response_type="ephemeral", text=":x: The cost export is not available here.")
+        return
+    if not services.is_admin(team, user):
+        admins = services.manage.admins.admins(team)
+        ack(response_type="ephemeral", **blocks.text_message(export_refusal(admins)))
+        return
+    _answer_soon(
+        services,
+        ack,
+        command,
+        lambda: blocks.text_message(exporter.export(team, user, month_text)),
+        ":hourglass: Adding up the month's costs; the CSV comes in your DM…",
+    )
+
+
+def export_refusal(admins: Iterable[str]) -> str:
+    """The answer to someone who is not a bot admin: who may export, and who to ask."""
+    names = ", ".join(f"<@{admin}>" for admin in sorted(admins))
+    if names:
+        return (
+            ":lock: Only bot admins can export the costs: "
+            f"{names}. Ask one of them, or see your own with `/templates costs`."
+        )
+    return (
+        ":lock: Only bot admins can export the costs, and none are configured (an operator sets "
+        "them with `BOT_ADMINS`). See your own with `/templates costs`."
     )
 
 

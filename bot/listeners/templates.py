@@ -1,7 +1,9 @@
 """Listeners for ``/templates``, its paging buttons and the Details button (thin: parse, ack).
 
 ``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
-``costs``, ``credit``, ``audit``) answers that sub-command; ``budget`` takes arguments
+``costs``, ``credit``, ``audit``) answers that sub-command; ``costs export [YYYY-MM]`` sends a
+bot admin the month's costs as a CSV (:func:`bot.listeners.manage.costs_export_command`);
+``budget`` takes arguments
 (:func:`bot.listeners.budgets.budget_command`); ``setup`` opens the workspace setup modal for
 its admins (:func:`bot.listeners.setup.setup_command`); ``ssh-key`` opens the person's SSH keys
 modal (:func:`bot.listeners.sshkeys.ssh_key_command`); any other text is a catalog filter. A
@@ -85,6 +87,10 @@ def register(app: App, services: Services) -> None:
             handler(ack, command)
             return
         first, _, rest = text.strip().partition(" ")
+        words = rest.split(None, 1)
+        if first.lower() == "costs" and words and words[0].lower() == "export":
+            manage.costs_export_command(services, ack, command, words[1] if len(words) > 1 else "")
+            return
         if first.lower() == "budget":
             budgets.budget_command(services, ack, command, client, rest)
             return

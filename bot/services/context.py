@@ -12,6 +12,7 @@ from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetService
+from bot.services.cost_export import CostExportService
 from bot.services.credit import CreditService
 from bot.services.deploy import DeployService
 from bot.services.heartbeat import HeartbeatService
@@ -71,6 +72,8 @@ class Services:
             (:class:`bot.services.sharing.SharingService`).
         installs: OAuth mode's installs and uninstalls (None in single-workspace mode).
         heartbeat: the poller's heartbeat, behind ``/healthz`` and the admins' alert.
+        cost_export: ``/templates costs export``, the month's CSV for a bot admin (None: not
+            offered).
     """
 
     settings: Settings
@@ -99,6 +102,7 @@ class Services:
     sharing: SharingService
     installs: InstallService | None = None
     heartbeat: HeartbeatService | None = None
+    cost_export: CostExportService | None = None
 
     def is_admin(self, team_id: str | None, user_id: str) -> bool:
         """True when ``user_id`` is a bot admin of workspace ``team_id``

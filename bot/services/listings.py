@@ -91,6 +91,29 @@ class ListingService:
             list_for_team(self.sf, team_id), start=start, end=end, now=now, periods_for=periods_for
         )
 
+    def month_costs(
+        self, team_id: str, month_start: datetime, now: datetime
+    ) -> tuple[pricing.CostReport, list[pricing.DeploymentCost]]:
+        """The workspace's spend in the month (UTC) that ``month_start`` falls in, up to
+        ``now`` (the whole month when it is over): the report ``/templates costs`` shows
+        (:func:`bot.pricing.cost_report`) and its rows per deployment
+        (:func:`bot.pricing.deployment_costs`), read from one listing and the same event
+        logs."""
+        start, end = pricing.month_window(month_start)
+        events: dict[int, list[pricing.Period]] = {}
+
+        def periods_for(dep: DeploymentRecord) -> list[pricing.Period]:
+            if dep.id not in events:
+                events[dep.id] = pricing.periods_from_events(dep, list_events(self.sf, dep.id), now)
+            return events[dep.id]
+
+        deps = list_for_team(self.sf, team_id)
+        report = pricing.cost_report(deps, start=start, end=end, now=now, periods_for=periods_for)
+        rows = pricing.deployment_costs(
+            deps, start=start, end=end, now=now, periods_for=periods_for
+        )
+        return report, rows
+
     def unmanaged(self, team_id: str, now: datetime | None = None) -> list[UnmanagedInstance]:
         """Instances on workspace ``team_id``'s Vast.ai account that the bot does not own (as
         the poller saw them last); for that workspace's admins only."""

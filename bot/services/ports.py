@@ -350,3 +350,23 @@ class Messages(Protocol):
         """The workspace id of the bot token (``auth.test``), None when Slack cannot say:
         single-workspace mode only (None in OAuth mode, where there is no one token)."""
         ...
+
+
+class FileSender(Protocol):
+    """Uploads a file to a person's DM (implemented by :class:`bot.messages.SlackMessages`)."""
+
+    def upload_dm(
+        self,
+        user_id: str,
+        *,
+        filename: str,
+        content: str,
+        title: str,
+        comment: str,
+        team_id: str | None = None,
+    ) -> str | None:
+        """Upload ``content`` (UTF-8 text) as ``filename`` into the DM of ``user_id`` in
+        workspace ``team_id``, with ``comment`` as its message. None when Slack took it, else
+        Slack's error code (e.g. ``missing_scope``) or why it could not be reached. Never
+        raises."""
+        ...

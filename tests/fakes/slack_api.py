@@ -28,6 +28,14 @@ workspace answer ``account_inactive`` (Slack's error for a bot token of an app t
 :class:`Call` records the ``token`` it came with and the workspace it resolved to
 (``team_id``, ``enterprise_id``).
 
+Files (``files.upload_v2`` in slack_sdk, https://api.slack.com/methods/files.getUploadURLExternal):
+``files.getUploadURLExternal`` (``filename`` and a positive ``length`` required, else
+``invalid_arguments``) answers a ``file_id`` and an ``upload_url`` served by this fake
+(``POST /upload/<file_id>`` takes the bytes, ``200 OK - <size>``); ``files.completeUploadExternal``
+shares the uploaded files in ``channel_id`` (a file id never uploaded is ``file_not_found``) and
+keeps each in :attr:`FakeSlack.files`. Both answer ``missing_scope`` (with ``needed`` and
+``provided``), as Slack does, when :attr:`FakeSlack.scopes` lacks ``files:write``.
+
 Like real Slack it refuses payloads that break Block Kit's documented limits (checked with
 :mod:`bot.slack_limits` on what arrives over HTTP, whatever the client did before sending):
 ``{"ok": false, "error": "invalid_blocks" | "invalid_arguments", "response_metadata":
@@ -62,7 +70,7 @@ CLIENT_ID = "1111111111.2222222222"
 """Default :attr:`FakeSlack.client_id` (the app's OAuth client id)."""
 CLIENT_SECRET = "fake-client-secret-0123456789abcdef"
 """Default :attr:`FakeSlack.client_secret`."""
-BOT_SCOPES = "commands,chat:write,chat:write.public,im:write,users:read"
+BOT_SCOPES = "commands,chat:write,chat:write.public,im:write,users:read,files:write"
 """Default :attr:`FakeSlack.scopes`: the manifest's bot scopes, as ``oauth.v2.access`` gives
 them."""
 TOKEN_EXPIRES_IN = 43_200
@@ -137,6 +145,25 @@ class Workspace:
 
 
 @dataclass
+class FakeFile:
+    """A file uploaded through ``files.getUploadURLExternal``; ``channel`` is set once
+    ``files.completeUploadExternal`` shared it."""
+
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    initial_comment: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The uploaded bytes as UTF-8 text."""
+        return (self.content or b"").decode()
+
+
+@dataclass
 class _Token:
     team_id: str
     expires_at: float | None = None
@@ -189,6 +216,8 @@ class FakeSlack:
         # views.open/push/update: each view as last shown, by view id (with its ``hash``)
         self.views: dict[str, dict[str, Any]] = {}
         self.channels_without_bot: set[str] = set()
+        # files.getUploadURLExternal / upload / files.completeUploadExternal, by file id.
+        self.files: dict[str, FakeFile] = {}
         # users.info: user id -> IANA zone ("Europe/Berlin"), UTC when absent; and the user
         # ids it reports with is_admin: true.
         self.users_tz: dict[str, str] = {}
@@ -619,10 +648,65 @@ class FakeSlack:
         if method == "users.info":
             workspace = self._workspace_of(call)
             return self._user_info(str(args.get("user") or ""), workspace)
+        if method in ("files.getUploadURLExternal", "files.completeUploadExternal"):
+            return self._files(method, args)
         if method == "conversations.open":
             users = str(args.get("users", ""))
             return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
         return {"ok": True}
+
+    def _files(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """``files.getUploadURLExternal`` and ``files.completeUploadExternal``."""
+        granted = [scope.strip() for scope in self.scopes.split(",")]
+        if "files:write" not in granted:
+            return {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": "files:write",
+                "provided": self.scopes,
+            }
+        if method == "files.getUploadURLExternal":
+            filename = str(args.get("filename") or "")
+            try:
+                length = int(args.get("length") or 0)
+            except ValueError:
+                length = 0
+            if not filename or length <= 0:
+                return {"ok": False, "error": "invalid_arguments"}
+            file_id = f"F{next(self._serial):08d}"
+            with self._lock:
+                self.files[file_id] = FakeFile(file_id, filename, length)
+            return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        try:
+            wanted = json.loads(str(args.get("files") or "[]"))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = str(args.get("channel_id") or "")
+        if channel in self.channels_without_bot:
+            return {"ok": False, "error": "not_in_channel"}
+        shared = []
+        with self._lock:
+            for item in wanted if isinstance(wanted, list) else []:
+                found = self.files.get(str((item or {}).get("id") or ""))
+                if found is None or found.content is None:
+                    return {"ok": False, "error": "file_not_found"}
+                found.title = item.get("title") or found.filename
+                found.channel = channel or None
+                found.initial_comment = args.get("initial_comment")
+                shared.append({"id": found.file_id, "name": found.filename, "title": found.title})
+        if not shared:
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "files": shared}
+
+    def _upload(self, path: str, data: bytes) -> tuple[int, bytes]:
+        """``POST /upload/<file_id>``: keep the bytes of a file asked for and not yet sent."""
+        file_id = path.removeprefix("/upload/").split("?")[0]
+        with self._lock:
+            found = self.files.get(file_id)
+            if found is None or found.content is not None:
+                return 404, b"not found"
+            found.content = data
+        return 200, f"OK - {len(data)}".encode()
 
     def _user_info(self, user_id: str, workspace: Workspace | None = None) -> dict[str, Any]:
         """``users.info`` as seen from ``workspace`` (None: the default one): tz_offset
@@ -669,7 +753,12 @@ class FakeSlack:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
+                data = self.rfile.read(length)
+                if self.path.startswith("/upload/"):
+                    status, body = fake._upload(self.path, data)
+                    self._send(status, body, "text/plain", {})
+                    return
+                raw = data.decode()
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 args = _decode(raw, headers.get("content-type", ""))
                 if self.path.startswith("/response/"):
