@@ -5,7 +5,9 @@ cannot be read)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -99,6 +101,16 @@ def test_metrics_after_a_deploy_and_a_stop(bot: BotHarness, fake_slack: FakeSlac
     # No user id, workspace id or token in any label or value.
     for secret in (ALICE, TEAM_ID, dep.user_id, "xoxb-"):
         assert secret not in text
+    # The sample Grafana dashboard asks only for metrics the bot exposes.
+    dashboard = (Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text()
+    asked = set(re.findall(r"gpubot_[a-z_]+", dashboard))
+    families = {family.name for family in text_string_to_metric_families(text)}
+    missing = {
+        name
+        for name in asked
+        if name.removesuffix("_total").removesuffix("_bucket") not in families
+    }
+    assert asked and not missing
 
 
 def test_metrics_counts_slack_429s_per_method(bot: BotHarness, fake_slack: FakeSlack) -> None:
