@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     )
     offer_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     steady_sweep_seconds: float = Field(default=120.0, ge=1, le=24 * 3600)
+    metrics_per_workspace: bool = False
+    """``GET /metrics`` also reports deployments by status and what bills now per workspace,
+    labelled with the Slack team id only (never a name). Off by default: one series per
+    workspace grows with the installs."""
     # Vast.ai's data as untrusted input (README › Security › Vast.ai's data).
     allow_private_instance_addresses: bool = False
     """Let the bot connect to (probe, link) instance addresses that are not public: loopback,

@@ -33,7 +33,7 @@ from slack_sdk.http_retry.state import RetryState
 
 import storage
 from storage.health import read_heartbeat
-from storage.metrics import deployment_figures
+from storage.metrics import deployment_figures, workspace_figures
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,10 @@ class StateCollector(Collector):
     (``ready`` deployments, :func:`storage.metrics.deployment_figures`), the queues, and the age
     of the reconciler's last clean pass (the heartbeat row, whichever process wrote it).
 
+    With ``per_workspace`` (``METRICS_PER_WORKSPACE``), also ``gpubot_workspace_deployments``,
+    ``gpubot_workspace_billing_gpus`` and ``gpubot_workspace_billing_dollars_per_hour``,
+    labelled ``team_id`` (the Slack team id, never a name).
+
     A figure that cannot be read (the database is down) is left out and logged once per
     scrape at WARNING: ``/metrics`` still answers with the rest."""
 
@@ -152,10 +156,12 @@ class StateCollector(Collector):
         queues: Queues,
         *,
         clock: Callable[[], datetime] = storage.utcnow,
+        per_workspace: bool = False,
     ) -> None:
         self.sf = sf
         self.queues = queues
         self.clock = clock
+        self.per_workspace = per_workspace
 
     def collect(self) -> Iterator[Metric]:
         """The gauges and counters above (prometheus_client calls this on each scrape)."""
@@ -180,6 +186,8 @@ class StateCollector(Collector):
                 "Summed Vast.ai dph_total of ready deployments, US dollars per hour",
                 value=figures.dph_billing,
             )
+        if self.per_workspace:
+            yield from self._per_workspace()
         try:
             beat = read_heartbeat(self.sf)
         except Exception as error:
@@ -213,6 +221,36 @@ class StateCollector(Collector):
             "Jobs the work pool refused because it was full (the user was told to retry)",
             value=q.work_refused(),
         )
+
+    def _per_workspace(self) -> Iterator[Metric]:
+        try:
+            teams = workspace_figures(self.sf)
+        except Exception as error:
+            logger.warning("metrics: could not read the workspaces: %s", type(error).__name__)
+            return
+        by_status = GaugeMetricFamily(
+            "gpubot_workspace_deployments",
+            "Deployments per workspace (Slack team id) and status",
+            labels=["team_id", "status"],
+        )
+        gpus = GaugeMetricFamily(
+            "gpubot_workspace_billing_gpus",
+            "GPUs of ready deployments per workspace (Slack team id)",
+            labels=["team_id"],
+        )
+        dph = GaugeMetricFamily(
+            "gpubot_workspace_billing_dollars_per_hour",
+            "Summed dph_total of ready deployments per workspace, US dollars per hour",
+            labels=["team_id"],
+        )
+        for team_id, figures in sorted(teams.items()):
+            for status, count in sorted(figures.by_status.items()):
+                by_status.add_metric([team_id, status], count)
+            gpus.add_metric([team_id], figures.gpus_billing)
+            dph.add_metric([team_id], figures.dph_billing)
+        yield by_status
+        yield gpus
+        yield dph
 
 
 def slack_method(url: str) -> str:

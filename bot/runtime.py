@@ -523,6 +523,7 @@ def build_services(
                 work_refused=lambda: work.refused,
             ),
             clock=clock,
+            per_workspace=settings.metrics_per_workspace,
         )
     )
     membership = MembershipService(

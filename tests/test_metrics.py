@@ -164,3 +164,51 @@ def test_socket_mode_health_port_serves_metrics(tmp_path: object) -> None:
         == 1
     )
     assert value(samples, "gpubot_vast_rate_limited_responses_total", endpoint="get") == 1
+
+
+def test_per_workspace_figures_only_when_asked(tmp_path: object) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/w.db")
+    migrate(engine)
+    sf = make_session_factory(engine)
+    now = storage.utcnow()
+    for n, team in enumerate(("T0AAAAAAA", "T0AAAAAAA", "T0BBBBBBB")):
+        dep, _ = storage.create_deployment(
+            sf,
+            request_key=f"key{n}",
+            team_id=team,
+            user_id=ALICE,
+            channel_id="C0DEPLOYS1",
+            template_slug="jupyter-lab",
+            template_name="JupyterLab",
+            offer_id=n + 1,
+            gpu_name="RTX 4090",
+            num_gpus=2,
+            gpu_ram_gb=24,
+            dph_total=0.5,
+            disk_gb=20,
+            simulated=True,
+            now=now,
+        )
+        storage.set_instance(sf, dep.id, 100 + n, now=now)
+        for old, new in (("creating", "provisioning"), ("provisioning", "ready")):
+            storage.update_status(sf, dep.id, expected_status=old, new_status=new, now=now)
+    queues = Queues(
+        outbox=lambda: 0, work_in_flight=lambda: 0, work_threads=1, work_refused=lambda: 0
+    )
+    texts = {}
+    for per_workspace in (False, True):
+        metrics = BotMetrics()
+        metrics.registry.register(StateCollector(sf, queues, per_workspace=per_workspace))
+        texts[per_workspace] = metrics.exposition().decode()
+    engine.dispose()
+    assert "T0AAAAAAA" not in texts[False] and "gpubot_workspace" not in texts[False]
+    samples: Samples = {}
+    for family in text_string_to_metric_families(texts[True]):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    assert value(samples, "gpubot_billing_gpus") == 6
+    assert value(samples, "gpubot_workspace_billing_gpus", team_id="T0AAAAAAA") == 4
+    ours = {"team_id": "T0BBBBBBB"}
+    assert value(samples, "gpubot_workspace_billing_dollars_per_hour", **ours) == 0.5
+    assert value(samples, "gpubot_workspace_deployments", status="ready", **ours) == 1
+    assert ALICE not in texts[True]
