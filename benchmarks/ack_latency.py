@@ -10,7 +10,8 @@ share the servers' GIL): sequential requests, then ``--clients`` concurrent conn
 two apps are measured in alternating rounds so that machine noise hits both alike. Prints
 p50/p99 in milliseconds and the ratio bot/bare.
 
-Run: ``python -m benchmarks.ack_latency [--requests 400] [--clients 20] [--rounds 3]``.
+Run: ``python -m benchmarks.ack_latency [--requests 400] [--clients 20] [--rounds 3]``
+(``--scrape-metrics``, ``--deploy-load`` or ``--oauth`` for the comparisons below).
 
 ``--deploy-load`` measures something else: ``/templates`` ack latency (sequential, signed, over
 HTTP) on the bot renting from a Vast.ai simulator, first with Vast.ai idle, then with 16
@@ -33,12 +34,21 @@ has its own database: a SQLite file, or with ``--database-url postgresql+psycopg
 PostgreSQL schema each (dropped afterwards). Prints p50/p99 per load mode and bot mode, the
 ratio oauth/single, the answers that were not 200, the requests sent and the ``auth.test``
 calls each bot made to Slack meanwhile.
+
+``--scrape-metrics`` measures the cost of ``GET /metrics``: the same bot (with
+:data:`SEEDED_DEPLOYMENTS` deployment rows in its SQLite database, so that the scrape's
+``GROUP BY`` has rows to count) is measured in alternating rounds (which goes first alternates
+too) without and with the load generator also GETting ``/metrics`` every second on its own
+connection, as Prometheus would; the commands carry the fake Slack's ``response_url``, so each
+is answered with the template list (checked once per round). Prints p50/p99 per load mode for
+each, the ratio with/without, and how many scrapes were answered (all 200).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import itertools
 import json
@@ -49,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -60,6 +71,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import InstallationStore
 
+import storage
 from benchmarks.deploy_throughput import database
 from bot.runtime import build_runtime
 from bot.server import BackgroundServer, make_wsgi_app
@@ -69,8 +81,13 @@ from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, TEAM_ID, FakeSlack
 from tests.fixtures.oauth import STATE_COOKIE
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, make_settings, sign
 
+#: The ``response_url`` of the load's commands. The bot's payload check refuses it (not a
+#: Slack hook, nor the fake's origin), so by default the load measures the refusal's ack;
+#: ``--scrape-metrics`` passes the fake Slack's own response URL so the template list answers.
+DEFAULT_RESPONSE_URL = "http://127.0.0.1:9/response"
 
-def _command_body(n: int, team_id: str = TEAM_ID) -> str:
+
+def _command_body(n: int, team_id: str = TEAM_ID, response_url: str = DEFAULT_RESPONSE_URL) -> str:
     return urlencode(
         {
             "team_id": team_id,
@@ -78,7 +95,7 @@ def _command_body(n: int, team_id: str = TEAM_ID) -> str:
             "user_id": "U0ALICE01",
             "command": "/templates",
             "text": "",
-            "response_url": "http://127.0.0.1:9/response",
+            "response_url": response_url,
             "trigger_id": f"{n}.1.x",
         }
     )
@@ -100,20 +117,30 @@ def _bare_app(fake: FakeSlack) -> Any:
 
 
 async def _load(
-    url: str, requests: int, clients: int, rate: float, teams: list[str], check_list: bool
+    url: str,
+    requests: int,
+    clients: int,
+    rate: float,
+    teams: list[str],
+    check_list: bool,
+    response_url: str = DEFAULT_RESPONSE_URL,
+    scrape: bool = False,
 ) -> dict[str, list[float]]:
     """Sequential, concurrent and paced milliseconds per request, the requests coming from the
     workspaces of ``teams`` in turn. Key ``"not_200"``: the statuses of the measured requests
     that were not 200 (their times are in the lists too); ``"sent"``: one number, the requests
     sent in all (the warm-up's included). With ``check_list``, raises RuntimeError unless one
     request from each workspace is answered with the template list (Bolt answers a workspace it
-    cannot authorize with an empty 200)."""
+    cannot authorize with an empty 200). With ``scrape``, ``GET /metrics`` is sent every
+    :data:`SCRAPE_SECONDS` on its own connection while the measured load runs, as Prometheus
+    would; keys ``"scrapes"`` (statuses; -1: a 200 without ``gpubot_deployments``) and
+    ``"scrape_ms"``."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     not_200: list[float] = []
     serial = itertools.count()
 
     async def _one(client: httpx.AsyncClient, n: int) -> float:
-        body = _command_body(n, teams[next(serial) % len(teams)])
+        body = _command_body(n, teams[next(serial) % len(teams)], response_url)
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
         started = time.perf_counter()
         response = await client.post("/slack/events", content=body, headers=headers)
@@ -125,7 +152,7 @@ async def _load(
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         for team_id in teams if check_list else []:
             next(serial)
-            body = _command_body(0, team_id)
+            body = _command_body(0, team_id, response_url)
             answer = await client.post(
                 "/slack/events",
                 content=body,
@@ -137,6 +164,22 @@ async def _load(
             await _one(client, n)
         if not_200:
             raise RuntimeError(f"warm-up answered {sorted(set(not_200))}")
+        scrapes: list[float] = []
+        scrape_ms: list[float] = []
+        done = asyncio.Event()
+
+        async def scraper() -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as own:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    answer = await own.get("/metrics")
+                    scrape_ms.append((time.perf_counter() - started) * 1000)
+                    ok = answer.status_code == 200 and "gpubot_deployments" in answer.text
+                    scrapes.append(answer.status_code if ok or answer.status_code != 200 else -1)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(done.wait(), SCRAPE_SECONDS)
+
+        scraping = asyncio.create_task(scraper()) if scrape else None
         sequential = [await _one(client, n) for n in range(requests)]
         per_client = max(1, requests // clients)
 
@@ -161,7 +204,12 @@ async def _load(
             return timings
 
         paced = await asyncio.gather(*(paced_worker(i / rate) for i in range(clients)))
+        done.set()
+        if scraping is not None:
+            await scraping
+    extra = {"scrapes": scrapes, "scrape_ms": scrape_ms} if scrape else {}
     return {
+        **extra,
         "sequential": sequential,
         "concurrent": [ms for batch in batches for ms in batch],
         "paced": [ms for batch in paced for ms in batch],
@@ -171,9 +219,17 @@ async def _load(
 
 
 def _client_main(
-    url: str, requests: int, clients: int, rate: float, teams: list[str], check_list: bool
+    url: str,
+    requests: int,
+    clients: int,
+    rate: float,
+    teams: list[str],
+    check_list: bool,
+    response_url: str = DEFAULT_RESPONSE_URL,
+    scrape: bool = False,
 ) -> None:
-    print(json.dumps(asyncio.run(_load(url, requests, clients, rate, teams, check_list))))
+    load = _load(url, requests, clients, rate, teams, check_list, response_url, scrape)
+    print(json.dumps(asyncio.run(load)))
 
 
 def measure(
@@ -184,6 +240,8 @@ def measure(
     teams: list[str] | None = None,
     *,
     check_list: bool = False,
+    response_url: str = DEFAULT_RESPONSE_URL,
+    scrape: bool = False,
 ) -> dict[str, list[float]]:
     """Run the load generator in a subprocess against ``url``: milliseconds per request for
     ``"sequential"``, ``"concurrent"`` and ``"paced"``, the statuses that were not 200
@@ -194,7 +252,9 @@ def measure(
         [sys.executable, "-m", "benchmarks.ack_latency", "--client", url]
         + ["--requests", str(requests), "--clients", str(clients), "--rate", str(rate)]
         + ["--teams", ",".join(teams or [TEAM_ID])]
-        + (["--check-list"] if check_list else []),
+        + (["--check-list"] if check_list else [])
+        + ["--response-url", response_url]
+        + (["--scrape"] if scrape else []),
         capture_output=True,
         text=True,
         check=False,
@@ -456,6 +516,117 @@ def oauth_compare(
         )
 
 
+# -- /templates while /metrics is scraped every second ---------------------------------------
+
+SEEDED_DEPLOYMENTS = 300
+SCRAPE_SECONDS = 1.0
+
+
+def _seed(sf: storage.SessionFactory, count: int) -> None:
+    """``count`` deployment rows, spread over the statuses a real database holds most of."""
+    statuses = ["ready", "stopped", "destroyed", "failed", "provisioning"]
+    now = storage.utcnow()
+    for n in range(count):
+        dep, _ = storage.create_deployment(
+            sf,
+            request_key=uuid.uuid4().hex,
+            team_id=TEAM_ID,
+            user_id=f"U0SEED{n:04d}",
+            channel_id="C0DEPLOYS1",
+            template_slug="jupyter-lab",
+            template_name="JupyterLab",
+            offer_id=n + 1,
+            gpu_name="RTX 4090",
+            num_gpus=1 + n % 4,
+            gpu_ram_gb=24,
+            dph_total=0.4,
+            disk_gb=20,
+            simulated=True,
+            now=now,
+        )
+        target = statuses[n % len(statuses)]
+        if target == "failed":
+            storage.mark_failed(sf, dep.id, "seeded", now=now)
+            continue
+        storage.set_instance(sf, dep.id, 100000 + n, now=now)
+        path = {
+            "provisioning": ["provisioning"],
+            "ready": ["provisioning", "ready"],
+            "stopped": ["provisioning", "ready", "stopped"],
+            "destroyed": ["provisioning", "ready", "destroyed"],
+        }[target]
+        current = "creating"
+        for step in path:
+            storage.update_status(sf, dep.id, expected_status=current, new_status=step, now=now)
+            current = step
+
+
+def scrape_compare(requests: int, clients: int, rounds: int, rate: float) -> None:
+    """``--scrape-metrics``: the bot's ``/templates`` ack without and with ``/metrics`` scraped
+    every second, in alternating rounds of one run."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    names = ("without", "with")
+    results: dict[str, dict[str, list[float]]] = {
+        name: {"sequential": [], "concurrent": [], "paced": [], "not_200": [], "sent": []}
+        for name in names
+    }
+    scrapes: list[int] = []
+    scrape_ms: list[float] = []
+    with tempfile.TemporaryDirectory() as folder, FakeSlack() as fake:
+        database_url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        runtime = build_runtime(
+            make_settings(fake, database_url=database_url, status_poll_seconds=3600)
+        )
+        _seed(runtime.services.session_factory, SEEDED_DEPLOYMENTS)
+        server = BackgroundServer(runtime.wsgi_app, threads=16).start()
+        try:
+            for turn in range(rounds):
+                # Alternate which goes first, so that drift on the machine hits both alike.
+                for name in names if turn % 2 == 0 else names[::-1]:
+                    answers = measure(
+                        server.url,
+                        requests,
+                        clients,
+                        rate,
+                        check_list=True,
+                        response_url=fake.response_url("bench"),
+                        scrape=name == "with",
+                    )
+                    scrapes += [int(status) for status in answers.pop("scrapes", [])]
+                    scrape_ms += answers.pop("scrape_ms", [])
+                    for mode, values in answers.items():
+                        results[name][mode].extend(values)
+        finally:
+            server.stop()
+            runtime.close()
+    print(
+        f"/templates ack latency (ms) without and with GET /metrics every {SCRAPE_SECONDS:g} s "
+        f"({SEEDED_DEPLOYMENTS} deployment rows): {rounds} rounds × {requests} requests; "
+        f"sequential; {clients} concurrent clients (concurrent); {clients} clients at "
+        f"{rate:g} requests/s in all (paced)"
+    )
+    print(f"{'mode':<12}{'scrape':<9}{'p50':>8}{'p99':>8}{'mean':>8}")
+    for mode in ("sequential", "concurrent", "paced"):
+        for name in names:
+            values = results[name][mode]
+            print(
+                f"{mode:<12}{name:<9}{statistics.median(values):8.2f}"
+                f"{_pct(values, 0.99):8.2f}{statistics.mean(values):8.2f}"
+            )
+        ratio = statistics.median(results["with"][mode]) / statistics.median(
+            results["without"][mode]
+        )
+        print(f"{mode:<12}ratio with/without: p50 {ratio:.3f}x")
+    answered = sum(1 for status in scrapes if status == 200)
+    print(
+        f"scrapes: {answered} answered 200 of {len(scrapes)}; p50 "
+        f"{statistics.median(scrape_ms) if scrape_ms else 0:.1f} ms each (from the load's process)"
+    )
+    for name in names:
+        statuses = [int(s) for s in results[name]["not_200"]]
+        print(f"not 200 ({name} scrapes): {len(statuses)}{_statuses(statuses)}")
+
+
 def _statuses(statuses: list[int]) -> str:
     return f" {sorted(set(statuses))}" if statuses else ""
 
@@ -477,6 +648,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: be the load generator
     parser.add_argument("--teams", default=TEAM_ID, help=argparse.SUPPRESS)  # with --client
     parser.add_argument("--check-list", action="store_true", help=argparse.SUPPRESS)  # ditto
+    parser.add_argument(  # ditto
+        "--response-url", default=DEFAULT_RESPONSE_URL, help=argparse.SUPPRESS
+    )
+    parser.add_argument("--scrape", action="store_true", help=argparse.SUPPRESS)  # ditto
     parser.add_argument(
         "--deploy-load",
         action="store_true",
@@ -489,6 +664,11 @@ def main(argv: list[str] | None = None) -> None:
         "--oauth",
         action="store_true",
         help="the bot in OAuth mode (installations in the database) against single-workspace mode",
+    )
+    parser.add_argument(
+        "--scrape-metrics",
+        action="store_true",
+        help="the bot without and with GET /metrics scraped every second beside the load",
     )
     parser.add_argument(
         "--workspaces", type=int, default=2, help="--oauth: workspaces installed (requests spread)"
@@ -514,6 +694,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.deploy_load:
         deploy_load(args.requests, args.seconds)
         return
+    if args.scrape_metrics:
+        scrape_compare(args.requests, args.clients, args.rounds, args.rate)
+        return
     if args.client:
         _client_main(
             args.client,
@@ -522,6 +705,8 @@ def main(argv: list[str] | None = None) -> None:
             args.rate,
             args.teams.split(","),
             args.check_list,
+            args.response_url,
+            args.scrape,
         )
         return
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # saturation is the point

@@ -43,6 +43,7 @@ from bot.listeners import (
 )
 from bot.listeners.gate import PayloadGate, gate_origins
 from bot.logs import ContextExecutor
+from bot.metrics import BotMetrics, SlackRequestCounter
 from bot.notifier import copy_client
 from bot.services.context import Services
 
@@ -126,9 +127,10 @@ def _check_listener_client(context: BoltContext, next: Any) -> None:
     next()
 
 
-def make_web_client(settings: Settings) -> WebClient:
+def make_web_client(settings: Settings, *, metrics: BotMetrics | None = None) -> WebClient:
     """A :class:`CheckedWebClient` on ``SLACK_API_URL`` that waits out 429s (Retry-After) and
-    retries 5xx once.
+    retries 5xx once; with ``metrics``, each HTTP request it (and every copy of it) sends is
+    counted per method (:class:`bot.metrics.SlackRequestCounter`, first of its handlers).
 
     Source: docs/SLACK_API.md §5 (slack_sdk's built-in retry handlers; Bolt adds none itself).
     """
@@ -138,6 +140,7 @@ def make_web_client(settings: Settings) -> WebClient:
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=[
+            *([SlackRequestCounter(metrics)] if metrics is not None else []),
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=3),
             ServerErrorRetryHandler(max_retry_count=1),

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     costs and budgets read is ever deleted."""
     uninstall_grace_days: float = Field(default=30.0, ge=1, le=10 * 365)
     """A workspace that uninstalled is purged this many days later, once nothing of it bills."""
+    metrics_per_workspace: bool = False
+    """``GET /metrics`` also reports deployments by status and what bills now per workspace,
+    labelled with the Slack team id only (never a name). Off by default: one series per
+    workspace grows with the installs."""
     # Vast.ai's data as untrusted input (README › Security › Vast.ai's data).
     allow_private_instance_addresses: bool = False
     """Let the bot connect to (probe, link) instance addresses that are not public: loopback,

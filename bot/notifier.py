@@ -27,6 +27,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 
+from bot.metrics import SlackRequestCounter
+
 logger = logging.getLogger(__name__)
 
 SENT, REFUSED, UNAVAILABLE = "sent", "refused", "unavailable"
@@ -115,7 +117,12 @@ def copy_client(
     workspace and logger, as an instance of ``cls`` (default: the same class, so a checking
     client stays one), with ``retry_handlers`` (default: the same handlers) and ``token``
     (default: the same token; another workspace's bot token, or None for calls that
-    authenticate otherwise, e.g. ``oauth.v2.access``)."""
+    authenticate otherwise, e.g. ``oauth.v2.access``). The client's request counter
+    (:class:`bot.metrics.SlackRequestCounter`) stays first on every copy, so the metrics count
+    the copies' requests too."""
+    own = list(client.retry_handlers or [])
+    handlers = own if retry_handlers is None else list(retry_handlers)
+    counters = [h for h in own if isinstance(h, SlackRequestCounter) and h not in handlers]
     return (cls or type(client))(
         token=client.token if isinstance(token, _Same) else token,
         base_url=client.base_url,
@@ -125,7 +132,7 @@ def copy_client(
         headers=client.headers,
         team_id=getattr(client, "team_id", None),
         logger=client.logger,
-        retry_handlers=list(client.retry_handlers if retry_handlers is None else retry_handlers),
+        retry_handlers=counters + handlers,
     )
 
 

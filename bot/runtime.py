@@ -21,6 +21,7 @@ from bot.app import OAUTH_STATE_SECONDS, create_app, make_web_client
 from bot.config import Settings
 from bot.listeners.setup import roles_by_workspace
 from bot.messages import SlackMessages
+from bot.metrics import BotMetrics, Queues, StateCollector
 from bot.notifier import Notifier
 from bot.outbox import Outbox
 from bot.rekey import passwords_box, seal_plaintext, vault_box
@@ -96,6 +97,7 @@ class Runtime:
     app: App
     engine: Engine
     wsgi_app: WSGIApplication
+    metrics: BotMetrics = field(default_factory=BotMetrics)
     closers: list[Callable[[], object]] = field(default_factory=list)
 
     def health(self) -> dict[str, object]:
@@ -202,13 +204,16 @@ def build_services(
     client: WebClient | None = None,
     closers: list[Callable[[], object]] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    metrics: BotMetrics | None = None,
 ) -> tuple[Services, Engine, InstallationStore | None]:
     """Load the catalog, create or migrate the database, build the Vast.ai client (or start the
     built-in simulator when ``VAST_API_KEY`` is unset), the messages port on ``client`` (a
     WebClient on ``SLACK_API_URL`` when not given), every service and the scheduler with the
     poller's and the reminders' jobs (not started: :meth:`Runtime.start_background` does
     that). What must be released at shutdown is appended to ``closers``. ``clock`` (aware UTC
-    now) is shared by every service that reads the time, so tests can move it.
+    now) is shared by every service that reads the time, so tests can move it. ``metrics``
+    (default: a new :class:`bot.metrics.BotMetrics`) counts Vast.ai requests, rule actions and
+    reconciler passes, and reads the deployments and queues at scrape time.
 
     OAuth mode (``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET``): slack_sdk's installation
     store on the bot's database with its tokens encrypted (:class:`bot.token_store.
@@ -224,6 +229,7 @@ def build_services(
     does not decrypt the secrets already stored.
     """
     closers = closers if closers is not None else []
+    metrics = metrics if metrics is not None else BotMetrics()
     catalog = load_catalog(settings.catalog_dir)
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -242,13 +248,21 @@ def build_services(
                 )
             else:
                 logger.info("VAST_API_KEY is unset: renting from the built-in Vast.ai simulator")
-            vast = VastClient(url, None, min_intervals=settings.vast_min_intervals)
+            vast = VastClient(
+                url,
+                None,
+                min_intervals=settings.vast_min_intervals,
+                on_request=metrics.vast_request,
+            )
         else:
             vast = VastClient(
                 settings.vast_api_url,
                 settings.vast_api_key.get_secret_value(),
                 min_intervals=settings.vast_min_intervals,
+                on_request=metrics.vast_request,
             )
+    elif vast.on_request is None:  # a client the caller built (tests, benchmarks)
+        vast.on_request = metrics.vast_request
     closers.append(vast.close)
     sf = make_session_factory(engine)
     # Written once per database (the first process to start wins), in every instance label.
@@ -273,7 +287,7 @@ def build_services(
             ),
             box,
         )
-    web = client or make_web_client(settings)
+    web = client or make_web_client(settings, metrics=metrics)
     # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
     # pauses on Retry-After itself, so its client does not sleep on 429s).
     # Each message goes out with its workspace's bot token (single-workspace mode: ``web``'s).
@@ -317,7 +331,10 @@ def build_services(
             VastAccount(SIMULATOR, vast, simulated=True),
             stored_key=workspaces.stored_key,
             make_client=lambda api_key: VastClient(
-                settings.vast_api_url, api_key, min_intervals=settings.vast_min_intervals
+                settings.vast_api_url,
+                api_key,
+                min_intervals=settings.vast_min_intervals,
+                on_request=metrics.vast_request,
             ),
         )
     else:
@@ -388,6 +405,7 @@ def build_services(
         on_change=home.deployment_changed,
         budgets=budgets,
         clock=clock,
+        on_rule_action=metrics.rule_action,
     )
     # The heartbeat reads the SQLite file's identity now, once the database exists.
     heartbeat = HeartbeatService(
@@ -422,6 +440,8 @@ def build_services(
     )
 
     def on_pass(report: TickReport, ok: bool) -> None:
+        if ok and report.ran:
+            metrics.reconciler_passed(report.seconds)
         heartbeat.on_pass(report, ok)
         instance_keys.after_pass(report, ok)
         housekeeping.after_pass(report, ok)
@@ -502,6 +522,19 @@ def build_services(
     # First to close (closers run in reverse): jobs users were answered for (a Stop, a
     # Destroy, a rental) finish before the Vast.ai client, the outbox and the database close.
     closers.append(lambda: work.shutdown(wait_seconds=WORK_SHUTDOWN_SECONDS))
+    metrics.registry.register(
+        StateCollector(
+            sf,
+            Queues(
+                outbox=outbox.pending,
+                work_in_flight=lambda: work.in_flight,
+                work_threads=work.threads,
+                work_refused=lambda: work.refused,
+            ),
+            clock=clock,
+            per_workspace=settings.metrics_per_workspace,
+        )
+    )
     membership = MembershipService(
         lookup=member_lookup(slack_clients.client_for),
         let_in=workspaces.lets_in,
@@ -566,10 +599,11 @@ def build_runtime(
     clock: Callable[[], datetime] = utcnow,
 ) -> Runtime:
     """Build the services (:func:`build_services`), the Bolt app and the WSGI app."""
-    client = make_web_client(settings)
+    metrics = BotMetrics()
+    client = make_web_client(settings, metrics=metrics)
     closers: list[Callable[[], object]] = []
     services, engine, installation_store = build_services(
-        settings, vast=vast, client=client, closers=closers, clock=clock
+        settings, vast=vast, client=client, closers=closers, clock=clock, metrics=metrics
     )
     state_store = (
         SQLAlchemyOAuthStateStore(
@@ -592,13 +626,25 @@ def build_runtime(
             lambda: health_checks(services, engine),
             signing_secret=signing_secret.get_secret_value(),
             catalog=services.catalog,
+            metrics=metrics.exposition,
         )
         if signing_secret is not None
         # Socket Mode without a signing secret: Slack's requests come over the WebSocket, and
         # nothing unsigned may reach Bolt over HTTP (its verification is off in that mode).
-        else make_health_app(lambda: health_checks(services, engine), catalog=services.catalog)
+        else make_health_app(
+            lambda: health_checks(services, engine),
+            catalog=services.catalog,
+            metrics=metrics.exposition,
+        )
     )
-    return Runtime(services=services, app=app, engine=engine, wsgi_app=wsgi_app, closers=closers)
+    return Runtime(
+        services=services,
+        app=app,
+        engine=engine,
+        wsgi_app=wsgi_app,
+        metrics=metrics,
+        closers=closers,
+    )
 
 
 def socket_mode(
@@ -615,7 +661,9 @@ def socket_mode(
         runtime.app, app_token, web_client=web_client, ping_interval=ping_interval
     )
     health_app = make_health_app(
-        lambda: {**runtime.health(), "socket": watch.check()}, catalog=runtime.services.catalog
+        lambda: {**runtime.health(), "socket": watch.check()},
+        catalog=runtime.services.catalog,
+        metrics=runtime.metrics.exposition,
     )
     return watch, health_app
 

@@ -1,5 +1,6 @@
 """Serving Slack: HTTP mode (Bolt's WSGI adapter behind waitress) or Socket Mode (a watched
-WebSocket connection), with ``GET /healthz`` in both.
+WebSocket connection), with ``GET /healthz`` and ``GET /metrics`` (Prometheus' text format,
+:mod:`bot.metrics`) in both.
 
 ``POST /slack/events`` takes every Slack request (commands, interactivity, options, events),
 through :class:`bot.ingress.SlackIngress`: size, then signature, then parsing, before Bolt.
@@ -27,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 CATALOG_PATH = "/api/templates"
 
 #: Seconds between two WebSocket pings (Bolt's default); a connection without a pong for four
@@ -86,6 +89,34 @@ def _health_answer(health: HealthCheck, start_response: StartResponse) -> Iterab
 
 def _is_health(environ: WSGIEnvironment) -> bool:
     return environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET"
+
+
+Exposition = Callable[[], bytes]
+"""``() -> body``: the metrics in Prometheus' text format (:meth:`bot.metrics.BotMetrics.
+exposition`)."""
+
+
+def _is_metrics(environ: WSGIEnvironment) -> bool:
+    return environ.get("PATH_INFO") == METRICS_PATH and environ.get("REQUEST_METHOD") == "GET"
+
+
+def _metrics_answer(metrics: Exposition, start_response: StartResponse) -> Iterable[bytes]:
+    """200 with the exposition (``Content-Type``: prometheus_client's ``CONTENT_TYPE_LATEST``), or a
+    500 without a traceback when building it failed (logged)."""
+    try:
+        body = metrics()
+    except Exception:
+        logger.exception("metrics exposition failed")
+        body = b"# the metrics could not be built: see the bot's log\n"
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+    start_response(
+        "200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+    )
+    return [body]
 
 
 #: The catalog's answers may be cached this long (it changes only when the bot restarts).
@@ -198,13 +229,16 @@ def make_wsgi_app(
     signing_secret: str,
     catalog: Catalog | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    metrics: Exposition | None = None,
 ) -> WSGIApplication:
     """WSGI app: Slack requests go to Bolt through :class:`bot.ingress.SlackIngress` (bodies
     over ``max_body_bytes`` → 413 unread, unsigned → 401, malformed → 400, each one log line;
     ``signing_secret`` is ``SLACK_SIGNING_SECRET``); ``GET /healthz`` answers 200 when every
     check in ``health()`` (e.g. ``{"database": True, "scheduler": True}``) is true, else 503;
     with a ``catalog``, ``/api/templates`` and ``/api/templates/{slug}`` serve it
-    (:class:`CatalogApi`; None: those paths go to Bolt, which answers 404)."""
+    (:class:`CatalogApi`; None: those paths go to Bolt, which answers 404); with ``metrics``,
+    ``GET /metrics`` answers its exposition (Prometheus' text format; no Slack signature: keep
+    the path off the public internet, e.g. at the proxy, when that matters)."""
     bolt = SlackIngress(
         app, signing_secret=signing_secret, path=EVENTS_PATH, max_body_bytes=max_body_bytes
     )
@@ -213,6 +247,8 @@ def make_wsgi_app(
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _is_health(environ):
             return _health_answer(health, start_response)
+        if metrics is not None and _is_metrics(environ):
+            return _metrics_answer(metrics, start_response)
         if api is not None and _is_catalog(environ):
             return api(environ, start_response)
         return bolt(environ, start_response)
@@ -220,18 +256,27 @@ def make_wsgi_app(
     return wsgi
 
 
-def make_health_app(health: HealthCheck, *, catalog: Catalog | None = None) -> WSGIApplication:
+def make_health_app(
+    health: HealthCheck, *, catalog: Catalog | None = None, metrics: Exposition | None = None
+) -> WSGIApplication:
     """WSGI app for Socket Mode: ``GET /healthz`` (as in :func:`make_wsgi_app`; the checks
-    include ``"socket"``) and, with a ``catalog``, the catalog paths (:class:`CatalogApi`, as in
+    include ``"socket"``), with ``metrics`` ``GET /metrics`` (as in :func:`make_wsgi_app`) and,
+    with a ``catalog``, the catalog paths (:class:`CatalogApi`, as in
     HTTP mode: the port is open anyway, so tools read the catalog the same way in both modes);
     anything else is 404, since Slack's requests come over the WebSocket."""
     api = CatalogApi(catalog) if catalog is not None else None
-    served = "GET /healthz" + (f" and GET {CATALOG_PATH}" if api is not None else "")
+    served = (
+        "GET /healthz"
+        + (f", GET {METRICS_PATH}" if metrics is not None else "")
+        + (f" and GET {CATALOG_PATH}" if api is not None else "")
+    )
     not_found = _encode({"ok": False, "error": f"not found: Socket Mode serves only {served}"})
 
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _is_health(environ):
             return _health_answer(health, start_response)
+        if metrics is not None and _is_metrics(environ):
+            return _metrics_answer(metrics, start_response)
         if api is not None and _is_catalog(environ):
             return api(environ, start_response)
         body = not_found

@@ -135,6 +135,8 @@ class LifetimeService:
         budgets: when given, an extension is decided against the owner's and the workspace's
             budgets and the approval price (:meth:`extend`); None: extensions are not checked.
         clock: aware UTC now.
+        on_rule_action: ``(rule, action kind, outcome) -> None`` after each action of a rule
+            (:meth:`bot.metrics.BotMetrics.rule_action`); must not raise.
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class LifetimeService:
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
         budgets: BudgetService | None = None,
         clock: Callable[[], datetime] = storage.utcnow,
+        on_rule_action: Callable[[str, str, str], object] | None = None,
     ) -> None:
         self.sf = session_factory
         self.budgets = budgets
@@ -167,6 +170,7 @@ class LifetimeService:
             policy=lambda: self.policy,
             max_hours_for=lambda team: self.policy_for(team).max_hours,
             clock=lambda: self.clock(),
+            on_action=on_rule_action,
         )
 
     # -- the poller's tick ------------------------------------------------------------------

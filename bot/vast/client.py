@@ -185,6 +185,9 @@ class VastClient:
             :data:`bot.vast.pacing.NO_PACING` = none).
         pacers: the pacers to share (e.g. with another client for the same API key); wins
             over ``min_intervals``.
+        on_request: called after each HTTP request with its pacing endpoint name and the
+            answer's status code (None: no answer), e.g. :meth:`bot.metrics.BotMetrics.
+            vast_request`; it must not raise.
 
     Every method raises a :class:`bot.vast.errors.VastError` subclass on failure.
     """
@@ -202,6 +205,7 @@ class VastClient:
         transport: httpx.BaseTransport | None = None,
         min_intervals: Mapping[str, float] | None = None,
         pacers: Pacers | None = None,
+        on_request: Callable[[str, int | None], object] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -228,6 +232,7 @@ class VastClient:
         self._requests_sent = 0
         self._rate_limited = 0
         self._count_lock = threading.Lock()
+        self.on_request = on_request
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -334,15 +339,18 @@ class VastClient:
                 timeout=self._timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:
+            self._counted(endpoint, None)
             sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             logger.debug("%s %s -> timeout (%s)", method, path, type(exc).__name__)
             what = f"timed out ({type(exc).__name__})"
             raise self._unreachable(label, what, is_create, sent) from exc
         except httpx.HTTPError as exc:
+            self._counted(endpoint, None)
             sent = not isinstance(exc, httpx.ConnectError)
             logger.debug("%s %s -> %s", method, path, type(exc).__name__)
             raise self._unreachable(label, type(exc).__name__, is_create, sent) from exc
         logger.debug("%s %s -> %s", method, path, response.status_code)
+        self._counted(endpoint, response.status_code)
         content_type = response.headers.get("content-type", "")
         data = parse_body(response.text, content_type)
         error = classify(
@@ -370,6 +378,10 @@ class VastClient:
             error.redact([self._http.headers.get("authorization", "").removeprefix("Bearer ")])
             raise error
         return data
+
+    def _counted(self, endpoint: str, status: int | None) -> None:
+        if self.on_request is not None:
+            self.on_request(endpoint, status)
 
     @staticmethod
     def _unreachable(label: str, what: str, is_create: bool, sent: bool) -> Unreachable:

@@ -72,6 +72,9 @@ class RuleExecutor:
         policy: ``() -> LifetimePolicy``, the configured rules (read on every tick).
         max_hours_for: ``team_id -> MAX_LIFETIME_HOURS`` of that workspace (which Extend
             buttons need an admin). clock: aware UTC now (the failure notice's day).
+        on_action: ``(rule name, action kind, outcome) -> None`` after each action (outcome
+            ``"done"``, an automatic act's :class:`bot.services.actions.OutcomeKind` value, or
+            ``"error"`` when it raised), for the metrics; must not raise.
     """
 
     def __init__(
@@ -84,10 +87,12 @@ class RuleExecutor:
         policy: Callable[[], LifetimePolicy],
         max_hours_for: Callable[[str | None], float],
         clock: Callable[[], datetime] = storage.utcnow,
+        on_action: Callable[[str, str, str], object] | None = None,
     ) -> None:
         self.sf = session_factory
         self.messages = messages
         self.manage = manage
+        self.on_action = on_action
         self.rules = tuple(rule for rule in rules if rule.schedule == "tick")
         self.policy = policy
         self.max_hours_for = max_hours_for
@@ -122,6 +127,7 @@ class RuleExecutor:
             for rule in self.rules:
                 if rule.needs_instance and not read:
                     continue
+                action = None
                 try:
                     since = self._since(rule, dep, instance, now) if rule.watch else None
                     action = rule.check(dep, instance, policy, now, since)
@@ -132,7 +138,10 @@ class RuleExecutor:
                     sent += self._do(rule, dep, action, policy, now)
                 except Exception:  # one row's or one rule's trouble must not stop the others
                     logger.exception("rules: %s on deployment %d failed", rule.name, dep.id)
+                    self._count(rule, action.kind if action is not None else "check", "error")
                     continue
+                if action.kind not in ACTS:  # _act counts its own, with the act's outcome
+                    self._count(rule, action.kind, "done")
                 if action.kind in ACTS:
                     break  # the row is stopping: the rest waits for the next tick
         return sent
@@ -279,6 +288,7 @@ class RuleExecutor:
             unchanged=dict(action.unchanged),
             seen_status=dep.status,
         )
+        self._count(rule, action.kind, str(outcome.kind))
         if (
             outcome.kind in (OutcomeKind.FAILED, OutcomeKind.PENDING)
             and outcome.deployment is not None
@@ -287,6 +297,10 @@ class RuleExecutor:
         elif outcome.kind != "done":
             logger.info("rules: automatic %s of %d: %s", action.kind, dep.id, outcome.kind)
         return 1
+
+    def _count(self, rule: Rule, kind: str, outcome: str) -> None:
+        if self.on_action is not None:
+            self.on_action(rule.name, kind, outcome)
 
     def _tell_failure(self, dep: DeploymentRecord, action: str) -> None:
         """Vast.ai refused the automatic stop/destroy (the next tick tries again): tell the
