@@ -69,6 +69,10 @@ from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, TEAM_ID, FakeSlack
 from tests.fixtures.oauth import STATE_COOKIE
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, make_settings, sign
 
+#: The ``response_url`` of the measured commands: the bot accepts one on Slack's hooks or on
+#: ``SLACK_API_URL``'s origin only (the fake Slack's), so the runs pass the fake's.
+_RESPONSE_URL = ["http://127.0.0.1:9/response"]
+
 
 def _command_body(n: int, team_id: str = TEAM_ID) -> str:
     return urlencode(
@@ -78,7 +82,7 @@ def _command_body(n: int, team_id: str = TEAM_ID) -> str:
             "user_id": "U0ALICE01",
             "command": "/templates",
             "text": "",
-            "response_url": "http://127.0.0.1:9/response",
+            "response_url": _RESPONSE_URL[0],
             "trigger_id": f"{n}.1.x",
         }
     )
@@ -184,17 +188,20 @@ def measure(
     teams: list[str] | None = None,
     *,
     check_list: bool = False,
+    response_url: str | None = None,
 ) -> dict[str, list[float]]:
     """Run the load generator in a subprocess against ``url``: milliseconds per request for
     ``"sequential"``, ``"concurrent"`` and ``"paced"``, the statuses that were not 200
     (``"not_200"``) and the requests sent in all (``"sent"``, warm-up included). Requests come
     from ``teams`` in turn (default: the fake's one workspace); ``check_list``: first check that
-    each workspace gets the template list (a bare app's ack has none)."""
+    each workspace gets the template list (a bare app's ack has none). ``response_url``: the
+    commands' (e.g. ``FakeSlack.response_url()``; the bot refuses one off Slack's origins)."""
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.ack_latency", "--client", url]
         + ["--requests", str(requests), "--clients", str(clients), "--rate", str(rate)]
         + ["--teams", ",".join(teams or [TEAM_ID])]
-        + (["--check-list"] if check_list else []),
+        + (["--check-list"] if check_list else [])
+        + (["--response-url", response_url] if response_url else []),
         capture_output=True,
         text=True,
         check=False,
@@ -268,6 +275,7 @@ def deploy_load(requests: int, seconds: float) -> None:
     :data:`DEPLOY_CLICKS` Deploy clicks in flight against searches that take
     :data:`SLOW_SEARCH_SECONDS`."""
     with tempfile.TemporaryDirectory() as folder, FakeSlack() as fake:
+        _RESPONSE_URL[0] = fake.response_url("bench")
         simulator = VastSimulator()
         url = simulator.start()
         settings = make_settings(
@@ -421,7 +429,13 @@ def oauth_compare(
         for _ in range(rounds):
             for name, server in servers.items():
                 for mode, values in measure(
-                    server.url, requests, clients, rate, teams[name], check_list=True
+                    server.url,
+                    requests,
+                    clients,
+                    rate,
+                    teams[name],
+                    check_list=True,
+                    response_url=fake.response_url("bench"),
                 ).items():
                     results[name][mode].extend(values)
         measured_auth_tests = {
@@ -477,6 +491,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: be the load generator
     parser.add_argument("--teams", default=TEAM_ID, help=argparse.SUPPRESS)  # with --client
     parser.add_argument("--check-list", action="store_true", help=argparse.SUPPRESS)  # ditto
+    parser.add_argument("--response-url", help=argparse.SUPPRESS)  # ditto
     parser.add_argument(
         "--deploy-load",
         action="store_true",
@@ -515,6 +530,8 @@ def main(argv: list[str] | None = None) -> None:
         deploy_load(args.requests, args.seconds)
         return
     if args.client:
+        if args.response_url:
+            _RESPONSE_URL[0] = args.response_url
         _client_main(
             args.client,
             args.requests,
@@ -542,7 +559,11 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.rounds):
                 for name, server in servers.items():
                     for mode, values in measure(
-                        server.url, args.requests, args.clients, args.rate
+                        server.url,
+                        args.requests,
+                        args.clients,
+                        args.rate,
+                        response_url=fake.response_url("bench"),
                     ).items():
                         results[name][mode].extend(values)
         finally:
