@@ -311,6 +311,9 @@ def build_services(
             else None
         ),
         enterprise_of=lambda team_id: enterprise_of(sf, team_id),
+        store_version=(
+            (lambda: read_installations_version(engine)) if installation_store is not None else None
+        ),
     )
     outbox = Outbox(WorkspaceNotifiers(slack_clients, rate_limit_retries=False).send)
     closers.append(outbox.close)

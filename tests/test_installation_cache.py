@@ -14,12 +14,14 @@ import pytest
 from cryptography.fernet import Fernet
 from slack_bolt.context import BoltContext
 from slack_bolt.listener.builtins import TokenRevocationListeners
+from slack_sdk import WebClient
 from slack_sdk.oauth.installation_store import Bot, Installation
 from sqlalchemy import Engine, event
 
 from bot.crypto import SecretBox
 from bot.installation_cache import CachedInstallationStore
 from bot.runtime import oauth_installation_store
+from bot.slack_clients import WorkspaceClients
 from storage import make_engine, migrate, read_installations_version
 from tests.fakes.slack_api import CLIENT_ID
 
@@ -275,3 +277,27 @@ def test_a_lookup_fails_as_the_store_would_when_the_database_is_gone(
     store.read_version = unreachable
     with pytest.raises(ConnectionError):
         _find(store)
+
+
+def test_what_the_bot_sends_on_its_own_stops_in_every_process_at_once_after_an_uninstall(
+    engines: tuple[Engine, Engine],
+) -> None:
+    """WorkspaceClients (status edits, DMs, Home tabs) keeps a workspace's token for a minute;
+    with the store version it reads the store again once another process changed it."""
+    one, other = (_store(engine) for engine in engines)
+    one.save(_installation())
+    clients = WorkspaceClients(
+        WebClient(base_url="http://127.0.0.1:9/api/"),
+        installation_store=other,
+        store_version=lambda: read_installations_version(engines[1]),
+    )
+    client = clients.client_for(TEAM)
+    assert client is not None and client.token == TOKEN
+    assert clients.client_for(TEAM) is client  # reused while nothing changed
+    one.save(_installation(ROTATED))
+    rotated = clients.client_for(TEAM)
+    assert rotated is not None and rotated.token == ROTATED
+    TokenRevocationListeners(one).handle_app_uninstalled_events(
+        BoltContext(team_id=TEAM, enterprise_id=None)
+    )
+    assert clients.client_for(TEAM) is None
