@@ -95,8 +95,9 @@ class CachedInstallationStore(InstallationStore):
     def logger(self) -> Logger:
         return self.inner.logger
 
-    def __len__(self) -> int:
-        """Entries held now (for tests and diagnostics)."""
+    def entries(self) -> int:
+        """Entries held now (for tests and diagnostics). Not ``__len__``: an empty store must
+        stay truthy (Bolt's settings replace a falsy ``installation_store`` with a default)."""
         with self._lock:
             return len(self._entries)
 

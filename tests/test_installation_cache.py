@@ -133,14 +133,14 @@ def test_an_uninstall_in_one_process_stops_every_other_process_at_once(
     one.save(_installation())
     assert _bot_token(other) == TOKEN and _find(other, user_id=INSTALLER) is not None
     assert other.find_bot(enterprise_id=None, team_id=TEAM) is not None
-    assert len(other) == 3
+    assert other.entries() == 3
 
     context = BoltContext(team_id=TEAM, enterprise_id=None)
     TokenRevocationListeners(one).handle_app_uninstalled_events(context)
 
-    assert len(other) == 3
+    assert other.entries() == 3
     assert _find(other) is None
-    assert len(other) == 1  # the plain tokens read under the old version are gone
+    assert other.entries() == 1  # the plain tokens read under the old version are gone
     assert _find(other, user_id=INSTALLER) is None
     assert other.find_bot(enterprise_id=None, team_id=TEAM) is None
 
@@ -192,7 +192,7 @@ def test_a_fresh_install_works_at_once_where_nothing_was_found(
     right after a refused request is served on its next one, by every process."""
     one, other = (_store(engine) for engine in engines)
     assert _find(other) is None and _find(one) is None
-    assert len(other) == 1
+    assert other.entries() == 1
     one.save(_installation())
     assert _bot_token(other) == TOKEN
 
@@ -301,3 +301,10 @@ def test_what_the_bot_sends_on_its_own_stops_in_every_process_at_once_after_an_u
         BoltContext(team_id=TEAM, enterprise_id=None)
     )
     assert clients.client_for(TEAM) is None
+
+
+def test_an_empty_store_is_still_a_store_to_bolt(engines: tuple[Engine, Engine]) -> None:
+    """Bolt's OAuth settings replace a falsy ``installation_store`` by a default file store:
+    the cached store must be truthy with nothing cached (its installs would go elsewhere)."""
+    store = _store(engines[0])
+    assert store.entries() == 0 and bool(store)
