@@ -9,12 +9,16 @@ decryption of the tokens (:class:`bot.token_store.SealedInstallationStore`).
 at most ``ttl_seconds``, under the **store version** it read first
 (:mod:`storage.installations_version`, one ``bot_state`` row):
 
-* every lookup reads the version (one primary-key read) and serves its cached answer only
-  when the version is unchanged and the entry is younger than ``ttl_seconds``;
+* every lookup compares the version (one primary-key read, reused for at most
+  ``version_seconds``: Bolt's two lookups of a request, and the requests of one second, share
+  one read) and serves its cached answer only when the version is unchanged and the entry is
+  younger than ``ttl_seconds``;
 * every write through this store (``save`` by the OAuth redirect or a token rotation,
   ``save_bot``, ``delete_*`` by an uninstall or a revoked token) gives the version a new value
-  once its own write has committed, so every process's next lookup reads the store again: an
-  uninstall or a rotation in one process is seen by all the others at once, not after the TTL;
+  once its own write has committed, so the store is read again: at once in the process that
+  wrote, and within ``version_seconds`` (1 s by default) in every other process, not after the
+  TTL. Both are far shorter than Slack's own delay in sending ``app_uninstalled``, and a token
+  Slack revoked is refused by Slack meanwhile anyway;
 * "no installation" is kept too (Bolt asks for the requesting user's own installation on every
   request, and there is none for anyone but the installer), under the same version, so a fresh
   install, which bumps it, works at once in every process; for at most
@@ -47,6 +51,8 @@ from slack_sdk.oauth.installation_store import Bot, Installation, InstallationSt
 CACHE_TTL_SECONDS = 30.0
 #: How long a "not installed" answer is served from memory at most, seconds.
 NOT_FOUND_SECONDS = 5.0
+#: How long one read of the store version is reused, seconds.
+VERSION_SECONDS = 1.0
 
 _Found = TypeVar("_Found", Installation, Bot)
 
@@ -64,9 +70,11 @@ class CachedInstallationStore(InstallationStore):
 
     Args:
         inner: the installation store every read and write goes to.
-        read_version: the store version, e.g. ``lambda: read_installations_version(engine)``;
-            called once per lookup (its errors propagate, as the store's would).
-        bump_version: gives the version a new value; called after each write.
+        read_version: the store version, e.g. ``lambda: read_installations_version(engine)``
+            (its errors propagate, as the store's would).
+        bump_version: gives the version a new value and returns it; called after each write.
+        version_seconds: how long one read of the version is reused (0: every lookup reads
+            it).
         ttl_seconds: how long an answer is served from memory at most (0: never).
         not_found_seconds: the same for "not installed" (None) answers.
         clock: monotonic seconds.
@@ -77,9 +85,10 @@ class CachedInstallationStore(InstallationStore):
         inner: InstallationStore,
         *,
         read_version: Callable[[], str],
-        bump_version: Callable[[], object],
+        bump_version: Callable[[], str],
         ttl_seconds: float = CACHE_TTL_SECONDS,
         not_found_seconds: float = NOT_FOUND_SECONDS,
+        version_seconds: float = VERSION_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
@@ -87,6 +96,8 @@ class CachedInstallationStore(InstallationStore):
         self.bump_version = bump_version
         self.ttl_seconds = ttl_seconds
         self.not_found_seconds = not_found_seconds
+        self.version_seconds = version_seconds
+        self._version: tuple[str, float] | None = None  # (value, clock when read)
         self.clock = clock
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
@@ -103,10 +114,24 @@ class CachedInstallationStore(InstallationStore):
 
     # -- reads -----------------------------------------------------------------------------
 
+    def version(self) -> str:
+        """The store version: read from the database, or the read of the last
+        ``version_seconds`` (a write through this store sets it at once). Raises what
+        ``read_version`` raises."""
+        now = self.clock()
+        with self._lock:
+            memo = self._version
+        if memo is not None and now < memo[1] + self.version_seconds:
+            return memo[0]
+        value = self.read_version()
+        with self._lock:
+            self._version = (value, now)
+        return value
+
     def _cached(
         self, key: tuple[Any, ...], kind: type[_Found], load: Callable[[], _Found | None]
     ) -> _Found | None:
-        version = self.read_version()
+        version = self.version()
         now = self.clock()
         with self._lock:
             entry = self._entries.get(key)
@@ -172,7 +197,10 @@ class CachedInstallationStore(InstallationStore):
         error propagates: the caller's write is then retried, as for a store error)."""
         with self._lock:
             self._entries = {}
-        self.bump_version()
+            self._version = None
+        value = self.bump_version()
+        with self._lock:
+            self._version = (value, self.clock())
 
     def save(self, installation: Installation) -> None:
         self.inner.save(installation)

@@ -290,7 +290,7 @@ def build_services(
         )
     passwords = passwords_box(settings)
     seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text
-    installation_store: InstallationStore | None = None
+    installation_store: CachedInstallationStore | None = None
     if settings.oauth_mode:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         assert box is not None  # ENCRYPTION_KEY is required in OAuth mode (bot.config)
@@ -311,9 +311,7 @@ def build_services(
             else None
         ),
         enterprise_of=lambda team_id: enterprise_of(sf, team_id),
-        store_version=(
-            (lambda: read_installations_version(engine)) if installation_store is not None else None
-        ),
+        store_version=installation_store.version if installation_store is not None else None,
     )
     outbox = Outbox(WorkspaceNotifiers(slack_clients, rate_limit_retries=False).send)
     closers.append(outbox.close)

@@ -100,10 +100,11 @@ class WorkspaceClients:
             when a caller names only the team of a workspace in an Enterprise Grid org.
         cache_seconds: how long a token is reused. rotation_minutes: rotate a bot token that
             expires within this many minutes.
-        store_version: the installation store's version (e.g. :func:`storage.
-            read_installations_version`), read before each use of a cached token: a changed
-            version means the store is read again (an uninstall or a rotation by any process
-            is seen at once). None: the token is reused for ``cache_seconds``.
+        store_version: the installation store's version (e.g. :meth:`bot.installation_cache.
+            CachedInstallationStore.version`), compared before each use of a cached token: a
+            changed version means the store is read again (an uninstall or a rotation by any
+            process is seen as soon as the version is). None: the token is reused for
+            ``cache_seconds``.
     """
 
     def __init__(

@@ -83,6 +83,7 @@ def engines(database_url: str) -> Iterator[tuple[Engine, Engine]]:
 def _store(engine: Engine, clock: Clock | None = None) -> CachedInstallationStore:
     store = oauth_installation_store(engine, CLIENT_ID, SecretBox(KEY))
     store.ttl_seconds = 3600.0  # far longer than any test: only the version invalidates
+    store.version_seconds = 0.0  # each lookup reads the version (see the test of the reuse)
     if clock is not None:
         store.clock = clock
     return store
@@ -308,3 +309,25 @@ def test_an_empty_store_is_still_a_store_to_bolt(engines: tuple[Engine, Engine])
     the cached store must be truthy with nothing cached (its installs would go elsewhere)."""
     store = _store(engines[0])
     assert store.entries() == 0 and bool(store)
+
+
+def test_one_version_read_serves_a_second_and_a_local_write_is_seen_at_once(
+    engines: tuple[Engine, Engine],
+) -> None:
+    """By default a read of the version is reused for a second (Bolt's two lookups of a
+    request, and the requests of that second, share it): the writing process sees its own
+    change at once, every other one within that second."""
+    clock = Clock()
+    one, other = (_store(engine, clock) for engine in engines)
+    for store in (one, other):
+        store.version_seconds = 1.0
+    one.save(_installation())
+    assert _bot_token(other) == TOKEN and _bot_token(one) == TOKEN
+    versions = Queries(engines[1])
+    one.delete_all(enterprise_id=None, team_id=TEAM)
+    assert _find(one) is None  # at once where it happened
+    clock.now += 0.5
+    assert _bot_token(other) == TOKEN  # the other process: its read is half a second old
+    clock.now += 0.6
+    assert _find(other) is None  # read again after a second: gone
+    assert versions.count > 0
