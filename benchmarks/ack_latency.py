@@ -81,9 +81,9 @@ from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, TEAM_ID, FakeSlack
 from tests.fixtures.oauth import STATE_COOKIE
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, make_settings, sign
 
-#: The ``response_url`` of the load's commands. The bot's payload check refuses it (not a
-#: Slack hook, nor the fake's origin), so by default the load measures the refusal's ack;
-#: ``--scrape-metrics`` passes the fake Slack's own response URL so the template list answers.
+#: A ``response_url`` the bot's payload check refuses (not a Slack hook, nor the fake's
+#: origin): only a fallback. Every run passes the fake Slack's own (``FakeSlack.response_url``),
+#: so what is measured is the template list's ack, not a refusal's.
 DEFAULT_RESPONSE_URL = "http://127.0.0.1:9/response"
 
 
@@ -247,7 +247,8 @@ def measure(
     ``"sequential"``, ``"concurrent"`` and ``"paced"``, the statuses that were not 200
     (``"not_200"``) and the requests sent in all (``"sent"``, warm-up included). Requests come
     from ``teams`` in turn (default: the fake's one workspace); ``check_list``: first check that
-    each workspace gets the template list (a bare app's ack has none)."""
+    each workspace gets the template list (a bare app's ack has none). ``response_url``: the
+    commands' (e.g. ``FakeSlack.response_url()``; the bot refuses one off Slack's origins)."""
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.ack_latency", "--client", url]
         + ["--requests", str(requests), "--clients", str(clients), "--rate", str(rate)]
@@ -295,7 +296,10 @@ def _deploy_click_body(n: int, slug: str, response_url: str) -> str:
 
 
 def _templates_timings(
-    http: httpx.Client, count: int, seconds: float | None = None
+    http: httpx.Client,
+    count: int,
+    seconds: float | None = None,
+    response_url: str = DEFAULT_RESPONSE_URL,
 ) -> tuple[list[float], list[int]]:
     """Sequential signed ``/templates``: milliseconds of the 200s and the other statuses
     (``count`` requests, or as many as fit in ``seconds``)."""
@@ -307,7 +311,7 @@ def _templates_timings(
         deadline is not None and time.monotonic() < deadline
     ):
         n += 1
-        body = _command_body(n)
+        body = _command_body(n, response_url=response_url)
         started = time.perf_counter()
         response = http.post(
             "/slack/events",
@@ -340,8 +344,9 @@ def deploy_load(requests: int, seconds: float) -> None:
         server = BackgroundServer(runtime.wsgi_app, threads=16).start()
         try:
             with httpx.Client(base_url=server.url, timeout=30) as http:
-                _templates_timings(http, 20)  # warm-up
-                idle, idle_other = _templates_timings(http, requests)
+                bench_url = fake.response_url("bench")
+                _templates_timings(http, 20, response_url=bench_url)  # warm-up
+                idle, idle_other = _templates_timings(http, requests, response_url=bench_url)
                 simulator.inject(
                     Fault.SLOW, endpoint="search", seconds=SLOW_SEARCH_SECONDS, times=None
                 )
@@ -356,7 +361,7 @@ def deploy_load(requests: int, seconds: float) -> None:
                     if answer.status_code != 200:
                         print(f"Deploy click {n}: HTTP {answer.status_code}")
                 time.sleep(0.5)  # every click is now waiting for its search
-                loaded, loaded_other = _templates_timings(http, requests, seconds)
+                loaded, loaded_other = _templates_timings(http, requests, seconds, bench_url)
                 in_flight = len(fake.calls_to("views.open")) - len(
                     [c for c in fake.calls_to("views.update") if "option_groups" in str(c.args)]
                 )
@@ -481,7 +486,13 @@ def oauth_compare(
         for _ in range(rounds):
             for name, server in servers.items():
                 for mode, values in measure(
-                    server.url, requests, clients, rate, teams[name], check_list=True
+                    server.url,
+                    requests,
+                    clients,
+                    rate,
+                    teams[name],
+                    check_list=True,
+                    response_url=fake.response_url("bench"),
                 ).items():
                     results[name][mode].extend(values)
         measured_auth_tests = {
@@ -727,7 +738,11 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.rounds):
                 for name, server in servers.items():
                     for mode, values in measure(
-                        server.url, args.requests, args.clients, args.rate
+                        server.url,
+                        args.requests,
+                        args.clients,
+                        args.rate,
+                        response_url=fake.response_url("bench"),
                     ).items():
                         results[name][mode].extend(values)
         finally:

@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from bot.app import OAUTH_STATE_SECONDS, create_app, make_web_client
 from bot.config import Settings
+from bot.crypto import SecretBox
+from bot.installation_cache import CachedInstallationStore
 from bot.listeners.setup import roles_by_workspace
 from bot.messages import SlackMessages
 from bot.metrics import BotMetrics, Queues, StateCollector
@@ -65,6 +67,7 @@ from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import (
     SessionFactory,
+    bump_installations_version,
     get_workspace,
     installation_id,
     list_workspaces,
@@ -72,6 +75,7 @@ from storage import (
     make_session_factory,
     migrate,
     ping,
+    read_installations_version,
     utcnow,
 )
 
@@ -197,6 +201,28 @@ def workspace_digests(sf: SessionFactory, workspaces: WorkspaceService) -> list[
     return targets
 
 
+def oauth_installation_store(
+    engine: Engine,
+    client_id: str,
+    box: SecretBox,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> CachedInstallationStore:
+    """OAuth mode's installation store: slack_sdk's SQLAlchemy store on ``engine`` for the app
+    ``client_id``, its secrets encrypted with ``box`` (:class:`bot.token_store.
+    SealedInstallationStore`), its answers kept briefly in this process's memory under the
+    store version every process bumps on each change (:class:`bot.installation_cache.
+    CachedInstallationStore`, :mod:`storage.installations_version`; ``clock``: aware UTC now,
+    the version row's ``updated_at``)."""
+    return CachedInstallationStore(
+        SealedInstallationStore(
+            SQLAlchemyInstallationStore(client_id=client_id, engine=engine, logger=logger), box
+        ),
+        read_version=lambda: read_installations_version(engine),
+        bump_version=lambda: bump_installations_version(engine, clock()),
+    )
+
+
 def build_services(
     settings: Settings,
     *,
@@ -217,9 +243,11 @@ def build_services(
 
     OAuth mode (``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET``): slack_sdk's installation
     store on the bot's database with its tokens encrypted (:class:`bot.token_store.
-    SealedInstallationStore`; returned third, for Bolt's OAuth flow; None in single-workspace
-    mode), messages sent with each workspace's bot token, and each workspace renting on its
-    own Vast.ai key (the built-in simulator's account until it has one).
+    SealedInstallationStore`) and its answers kept briefly in memory (:class:`bot.
+    installation_cache.CachedInstallationStore`: every lookup first reads the store version,
+    which every install, rotation and uninstall bumps; returned third, for Bolt's OAuth flow;
+    None in single-workspace mode), messages sent with each workspace's bot token, and each
+    workspace renting on its own Vast.ai key (the built-in simulator's account until it has one).
 
     Secrets at rest (:mod:`bot.rekey`): after the canary check, what an earlier version
     stored in plain text (web passwords, Slack tokens) is encrypted, in batches.
@@ -277,15 +305,12 @@ def build_services(
         )
     passwords = passwords_box(settings)
     seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text
-    installation_store: InstallationStore | None = None
+    installation_store: CachedInstallationStore | None = None
     if settings.oauth_mode:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
         assert box is not None  # ENCRYPTION_KEY is required in OAuth mode (bot.config)
-        installation_store = SealedInstallationStore(
-            SQLAlchemyInstallationStore(
-                client_id=settings.slack_client_id, engine=engine, logger=logger
-            ),
-            box,
+        installation_store = oauth_installation_store(
+            engine, settings.slack_client_id, box, clock=clock
         )
     web = client or make_web_client(settings, metrics=metrics)
     # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
@@ -301,6 +326,7 @@ def build_services(
             else None
         ),
         enterprise_of=lambda team_id: enterprise_of(sf, team_id),
+        store_version=installation_store.version if installation_store is not None else None,
     )
     outbox = Outbox(WorkspaceNotifiers(slack_clients, rate_limit_retries=False).send)
     closers.append(outbox.close)

@@ -19,9 +19,11 @@ approvals, budget notices) has no request: :class:`WorkspaceClients` gives the
   installation saved back in the store, as Bolt does. No installation: None, and nothing is
   sent (a message that names no workspace is never sent to some other one).
 
-Tokens are cached for ``cache_seconds`` (never past the point where they need rotating);
-:meth:`WorkspaceClients.forget` drops a workspace's entry (on uninstall, or when Slack answers
-``token_revoked`` / ``invalid_auth``).
+Tokens are cached for ``cache_seconds`` (never past the point where they need rotating), and
+with ``store_version`` only while the installation store's version is the one they were read
+under (an uninstall or a rotation by any process changes it:
+:mod:`bot.installation_cache`); :meth:`WorkspaceClients.forget` drops a workspace's entry (on
+uninstall, or when Slack answers ``token_revoked`` / ``invalid_auth``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class _Cached:
     token: str
     until: float  # clock seconds after which the store is read again
     source: _Key  # the installation it came from: (enterprise_id, team_id or None if org-wide)
+    version: str  # the store version it was read under ("" without store_version)
     clients: dict[bool, WebClient] = field(default_factory=dict)  # by rate_limit_retries
 
 
@@ -97,6 +100,11 @@ class WorkspaceClients:
             when a caller names only the team of a workspace in an Enterprise Grid org.
         cache_seconds: how long a token is reused. rotation_minutes: rotate a bot token that
             expires within this many minutes.
+        store_version: the installation store's version (e.g. :meth:`bot.installation_cache.
+            CachedInstallationStore.version`), compared before each use of a cached token: a
+            changed version means the store is read again (an uninstall or a rotation by any
+            process is seen as soon as the version is). None: the token is reused for
+            ``cache_seconds``.
     """
 
     def __init__(
@@ -110,6 +118,7 @@ class WorkspaceClients:
         enterprise_of: Callable[[str], str | None] | None = None,
         cache_seconds: float = CACHE_SECONDS,
         rotation_minutes: int = ROTATION_MINUTES,
+        store_version: Callable[[], str] | None = None,
     ) -> None:
         self.client = client
         self.store = installation_store
@@ -117,6 +126,7 @@ class WorkspaceClients:
         self.enterprise_of = enterprise_of
         self.cache_seconds = cache_seconds
         self.rotation_minutes = rotation_minutes
+        self.store_version = store_version
         self.rotator = (
             TokenRotator(
                 client_id=client_id,
@@ -161,9 +171,10 @@ class WorkspaceClients:
             return None
         with self._key_lock(key):
             now = self.clock()
+            version = self._version()
             with self._lock:
                 cached = self._cache.get(key)
-            if cached is None or cached.until <= now:
+            if cached is None or cached.until <= now or cached.version != version:
                 found = self._find(*key)
                 if found is None:
                     with self._lock:
@@ -172,7 +183,7 @@ class WorkspaceClients:
                 until = now + self.cache_seconds
                 if found.expires_at is not None:
                     until = min(until, found.expires_at - self.rotation_minutes * 60)
-                cached = _Cached(found.token, until, found.source)
+                cached = _Cached(found.token, until, found.source, version)
                 with self._lock:
                     self._cache[key] = cached
             client = cached.clients.get(rate_limit_retries)
@@ -199,6 +210,16 @@ class WorkspaceClients:
                     del self._cache[key]
 
     # -- the store -------------------------------------------------------------------------
+
+    def _version(self) -> str:
+        """The store version now ("" without ``store_version``); a database error is
+        :class:`TokenUnavailable` (worth trying again), as a failed store read is."""
+        if self.store_version is None:
+            return ""
+        try:
+            return self.store_version()
+        except Exception as error:
+            raise TokenUnavailable(f"installation store version: {type(error).__name__}") from error
 
     def _key_lock(self, key: _Key) -> threading.Lock:
         """One lock per workspace: one store read and one rotation at a time (a refresh

@@ -56,6 +56,11 @@ from storage.installation import (
     installation_id,
     new_installation_id,
 )
+from storage.installations_version import (
+    INSTALLATIONS_VERSION_STATE,
+    bump_installations_version,
+    read_installations_version,
+)
 from storage.intents import (
     DESIRED_STATES,
     DESTROYED,
@@ -214,6 +219,9 @@ __all__ = [
     "INSTALLATION_STATE",
     "installation_id",
     "new_installation_id",
+    "INSTALLATIONS_VERSION_STATE",
+    "bump_installations_version",
+    "read_installations_version",
     "DESIRED_STATES",
     "DESTROYED",
     "RUNNING",

@@ -34,6 +34,7 @@ from sqlalchemy import ColumnElement, Table, and_, delete, exists, select
 from sqlalchemy.orm import Session
 
 from storage.db import SessionFactory, read_transaction, write_transaction
+from storage.installations_version import bump_installations_version_in
 from storage.models import (
     FINAL_STATUSES,
     Approval,
@@ -305,6 +306,9 @@ def purge_workspace(
                     )
                 )
             )
+        if installs:
+            # Every process's installation cache must stop serving the purged tokens at once.
+            bump_installations_version_in(session, datetime.now(UTC))
         session.execute(delete(Workspace).where(Workspace.team_id == team_id))
     return PurgeReport(team_id, True, deployments, events, budgets, keys, installs)
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from storage import record_install, record_uninstall, retention
+from storage.installations_version import read_installations_version
 from storage.models import (
     Approval,
     Budget,
@@ -245,8 +246,12 @@ def test_uninstalled_workspace_is_purged_only_once_nothing_bills(session_factory
     assert _rows_of(sf, "TGONE") == whole
 
     clock.advance(days=2)
+    engine = sf.kw["bind"]
+    version_before = read_installations_version(engine)
     assert keeper.run_retention().purged == ["TGONE"]
     assert set(_rows_of(sf, "TGONE").values()) == {0}
+    # Its Slack installation went: every process's installation cache must see it at once.
+    assert read_installations_version(engine) != version_before
     for team, deployments in (("TRECENT", 1), ("TSTAYS", 1)):
         rows = _rows_of(sf, team)
         assert rows["workspaces"] == 1 and rows["deployments"] == deployments, team
