@@ -138,6 +138,10 @@ class Queues:
     work_refused: Callable[[], int]
 
 
+#: How long ``gpubot_spend_this_month_dollars`` is reused between scrapes, seconds.
+SPEND_REFRESH_SECONDS = 60.0
+
+
 class StateCollector(Collector):
     """Reads the state at scrape time: deployments by status, GPUs and $/hour billing now
     (``ready`` deployments, :func:`storage.metrics.deployment_figures`), the queues, and the age
@@ -157,11 +161,14 @@ class StateCollector(Collector):
         *,
         clock: Callable[[], datetime] = storage.utcnow,
         per_workspace: bool = False,
+        month_spend: Callable[[datetime], float] | None = None,
     ) -> None:
         self.sf = sf
         self.queues = queues
         self.clock = clock
         self.per_workspace = per_workspace
+        self.month_spend = month_spend
+        self._spend: tuple[datetime, float] | None = None
 
     def collect(self) -> Iterator[Metric]:
         """The gauges and counters above (prometheus_client calls this on each scrape)."""
@@ -185,6 +192,14 @@ class StateCollector(Collector):
                 "gpubot_billing_dollars_per_hour",
                 "Summed Vast.ai dph_total of ready deployments, US dollars per hour",
                 value=figures.dph_billing,
+            )
+        spend = self._month_spend()
+        if spend is not None:
+            yield GaugeMetricFamily(
+                "gpubot_spend_this_month_dollars",
+                "Estimated spend of every workspace this month (UTC) so far, US dollars, as "
+                "/templates costs counts it (refreshed at most once a minute)",
+                value=spend,
             )
         if self.per_workspace:
             yield from self._per_workspace()
@@ -221,6 +236,27 @@ class StateCollector(Collector):
             "Jobs the work pool refused because it was full (the user was told to retry)",
             value=q.work_refused(),
         )
+
+    def _month_spend(self) -> float | None:
+        """This month's spend, computed at most once per :data:`SPEND_REFRESH_SECONDS` (the
+        month report sums each deployment's periods in Python: not one cheap query); None
+        when there is no ``month_spend`` or it failed (logged)."""
+        if self.month_spend is None:
+            return None
+        now = self.clock()
+        if self._spend is not None and (now - self._spend[0]).total_seconds() < (
+            SPEND_REFRESH_SECONDS
+        ):
+            return self._spend[1]
+        try:
+            value = float(self.month_spend(now))
+        except Exception as error:
+            logger.warning(
+                "metrics: could not compute this month's spend: %s", type(error).__name__
+            )
+            return None
+        self._spend = (now, value)
+        return value
 
     def _per_workspace(self) -> Iterator[Metric]:
         try:

@@ -70,6 +70,7 @@ from storage import (
     bump_installations_version,
     get_workspace,
     installation_id,
+    list_team_ids,
     list_workspaces,
     make_engine,
     make_session_factory,
@@ -559,6 +560,9 @@ def build_services(
             ),
             clock=clock,
             per_workspace=settings.metrics_per_workspace,
+            month_spend=lambda now: sum(
+                listings.month_report(team, now).total for team in list_team_ids(sf)
+            ),
         )
     )
     membership = MembershipService(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,6 +57,7 @@ def test_metrics_after_a_deploy_and_a_stop(bot: BotHarness, fake_slack: FakeSlac
         "gpubot_work_in_flight_jobs",
         "gpubot_work_refused_jobs_total",
         "gpubot_reconciler_pass_duration_seconds",
+        "gpubot_spend_this_month_dollars",
     ):
         assert f"# TYPE {name} " in text, name
     assert value(before, "gpubot_deployments", status="ready") == 0
@@ -212,3 +214,44 @@ def test_per_workspace_figures_only_when_asked(tmp_path: object) -> None:
     assert value(samples, "gpubot_workspace_billing_dollars_per_hour", **ours) == 0.5
     assert value(samples, "gpubot_workspace_deployments", status="ready", **ours) == 1
     assert ALICE not in texts[True]
+
+
+def test_spend_this_month_is_reused_for_a_minute_and_left_out_when_it_fails(
+    session_factory: Any,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.metrics import SPEND_REFRESH_SECONDS, Queues, StateCollector
+
+    now = [datetime(2026, 12, 7, 12, tzinfo=UTC)]
+    calls: list[datetime] = []
+    spend = [12.5]
+
+    def month_spend(at: datetime) -> float:
+        calls.append(at)
+        if spend[0] < 0:
+            raise RuntimeError("database down")
+        return spend[0]
+
+    queues = Queues(
+        outbox=lambda: 0, work_in_flight=lambda: 0, work_threads=1, work_refused=lambda: 0
+    )
+    collector = StateCollector(
+        session_factory, queues, clock=lambda: now[0], month_spend=month_spend
+    )
+
+    def spent() -> float | None:
+        for family in collector.collect():
+            if family.name == "gpubot_spend_this_month_dollars":
+                return float(family.samples[0].value)
+        return None
+
+    assert spent() == 12.5
+    spend[0] = 20.0
+    now[0] += timedelta(seconds=SPEND_REFRESH_SECONDS - 1)
+    assert spent() == 12.5 and len(calls) == 1  # reused within the minute
+    now[0] += timedelta(seconds=2)
+    assert spent() == 20.0 and len(calls) == 2
+    spend[0] = -1
+    now[0] += timedelta(seconds=SPEND_REFRESH_SECONDS + 1)
+    assert spent() is None  # left out, the rest still answered
