@@ -236,3 +236,19 @@ def test_single_mode_a_person_of_another_team_cannot_stop_a_deployment(bot: BotH
         lambda: storage.get_deployment(bot.services.session_factory, dep.id).status == "stopped"
     )
     assert not bot.slack.calls_to("users.info") and not bot.slack.calls_to("auth.test")
+
+
+def test_a_person_of_another_workspace_gets_no_home_tab_of_this_one(oauth_bot: OAuthBot) -> None:
+    """The Home tab shows the workspace's spend this month: a person of another workspace
+    who opens this workspace's App Home (a Slack Connect channel) is not shown it."""
+    ob = oauth_bot
+    install_both(ob)
+    ob.slack.reset()
+    assert ob.team(TEAM_A).event({"type": "app_home_opened", "user": BOB_B, "tab": "home"})
+    assert ob.team(TEAM_A).event({"type": "app_home_opened", "user": ALICE_A, "tab": "home"})
+    published = wait_until(lambda: ob.slack.calls_to("views.publish"))
+    wait_until(lambda: ob.slack.calls_to("users.info"))
+    assert [c.args.get("user_id") for c in published] == [ALICE_A]
+    assert not [c for c in ob.slack.calls_to("views.publish") if c.args.get("user_id") == BOB_B], (
+        "the Home of workspace A was published to a person of workspace B"
+    )
