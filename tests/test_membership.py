@@ -219,3 +219,14 @@ def test_member_lookup_against_the_fake_slack(fake_slack: FakeSlack) -> None:
     assert len(fake_slack.calls_to("users.info")) == 3  # no retry, no wait on Retry-After
     with pytest.raises(LookupFailed, match="no installation"):
         member_lookup(lambda team: None)(TEAM_ID, ALICE)
+
+
+def test_a_bot_seen_by_check_is_still_no_teammate_from_the_cache() -> None:
+    # One users.info answer serves both rules: check() admits the app's own bot user acting in
+    # its workspace, teammate() must still refuse it when the answer comes from the cache.
+    users = FakeUsers(people={(A, BOB): SlackMember(team_id=A, is_bot=True)})
+    members = service(users)
+    assert members.check(A, BOB, None).allowed
+    verdict = members.teammate(A, BOB)
+    assert verdict.standing == Standing.OUTSIDER and verdict.why == "cached"
+    assert users.calls == [(A, BOB)]

@@ -141,6 +141,10 @@ def refusal_text(verdict: Verdict, act: str) -> str | None:
     return None
 
 
+def _source(cached: bool) -> str:
+    return "cached" if cached else "users.info"
+
+
 class MembershipService:
     """The rule of the module docstring. Thread-safe.
 
@@ -171,7 +175,7 @@ class MembershipService:
         self.cache_entries = int(cache_entries)
         self.monotonic = monotonic
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[float, SlackMember | None]] = OrderedDict()
 
     @property
     def single(self) -> bool:
@@ -195,26 +199,19 @@ class MembershipService:
             return Verdict(Standing.MEMBER, "same team")
         if self._let_in(workspace, user_id):
             return Verdict(Standing.MEMBER, "let in")
-        cached = self._cached(workspace, user_id)
-        if cached is not None:
-            return Verdict(Standing.MEMBER if cached else Standing.OUTSIDER, "cached")
         try:
-            found = self.lookup(workspace, user_id)
+            found, cached = self._slack_says(workspace, user_id)
         except LookupFailed as error:
-            logger.warning(
-                "membership of %s in %s: Slack could not say (%s)", user_id, workspace, error
-            )
             return Verdict(Standing.UNKNOWN, str(error)[:200])
         member = found is not None and found.belongs_to(workspace)
-        self._remember(workspace, user_id, member)
-        if not member:
+        if not member and not cached:
             logger.warning(
                 "%s acted for workspace %s but belongs to %s: refused",
                 user_id,
                 workspace,
                 (found.team_id if found is not None else None) or "another workspace",
             )
-        return Verdict(Standing.MEMBER if member else Standing.OUTSIDER, "users.info")
+        return Verdict(Standing.MEMBER if member else Standing.OUTSIDER, _source(cached))
 
     def teammate(self, workspace: str, user_id: str) -> Verdict:
         """May ``user_id`` be given a share of something of ``workspace`` by someone else (a
@@ -232,19 +229,12 @@ class MembershipService:
             return Verdict(Standing.OUTSIDER, "no workspace")
         if self._let_in(workspace, user_id):
             return Verdict(Standing.MEMBER, "let in")
-        cached = self._cached(workspace, user_id)
-        if cached is not None:
-            return Verdict(Standing.MEMBER if cached else Standing.OUTSIDER, "cached")
         try:
-            found = self.lookup(workspace, user_id)
+            found, cached = self._slack_says(workspace, user_id)
         except LookupFailed as error:
-            logger.warning(
-                "membership of %s in %s: Slack could not say (%s)", user_id, workspace, error
-            )
             return Verdict(Standing.UNKNOWN, str(error)[:200])
         member = found is not None and found.belongs_to(workspace) and not found.is_bot
-        self._remember(workspace, user_id, member)
-        return Verdict(Standing.MEMBER if member else Standing.OUTSIDER, "users.info")
+        return Verdict(Standing.MEMBER if member else Standing.OUTSIDER, _source(cached))
 
     def refusal(
         self, workspace: str | None, user_id: str, user_team: str | None, act: str
@@ -271,22 +261,33 @@ class MembershipService:
             logger.warning("membership: who %s let in not read: %s", workspace, error)
             return False
 
-    def _cached(self, workspace: str, user_id: str) -> bool | None:
+    def _slack_says(self, workspace: str, user_id: str) -> tuple[SlackMember | None, bool]:
+        """What ``workspace``'s ``users.info`` says of ``user_id`` (None: not found there),
+        and whether it came from the cache. The answer itself is cached, not a verdict, so
+        :meth:`check` and :meth:`teammate` each judge it by their own rule. Raises
+        :class:`LookupFailed` (logged; nothing cached)."""
         key = (workspace, user_id)
         now = self.monotonic()
         with self._lock:
             entry = self._cache.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= now:
+            if entry is not None and entry[0] > now:
+                return entry[1], True
+            if entry is not None:
                 del self._cache[key]
-                return None
-            return entry[1]
+        try:
+            found = self.lookup(workspace, user_id)
+        except LookupFailed as error:
+            logger.warning(
+                "membership of %s in %s: Slack could not say (%s)", user_id, workspace, error
+            )
+            raise
+        self._remember(workspace, user_id, found)
+        return found, False
 
-    def _remember(self, workspace: str, user_id: str, member: bool) -> None:
+    def _remember(self, workspace: str, user_id: str, found: SlackMember | None) -> None:
         key = (workspace, user_id)
         with self._lock:
-            self._cache[key] = (self.monotonic() + self.cache_seconds, member)
+            self._cache[key] = (self.monotonic() + self.cache_seconds, found)
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_entries:
                 self._cache.popitem(last=False)
