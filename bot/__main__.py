@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser(
         "rotate-key",
         help="re-encrypt every stored secret with the first key of ENCRYPTION_KEY "
-        "(safe to stop and run again; README › Security)",
+        "(safe to stop and run again; docs/SECURITY.md)",
     )
     rotate.add_argument(
         "--batch-size", type=int, default=200, help="rows per transaction (default 200)"

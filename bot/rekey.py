@@ -9,7 +9,7 @@ Which box encrypts what:
   ``ENCRYPTION_KEY`` when set, else a key derived from ``SLACK_SIGNING_SECRET`` (or
   ``SLACK_BOT_TOKEN``).
 
-Rotation (README › Security): put the new key first in ``ENCRYPTION_KEY`` (``new,old``),
+Rotation (docs/SECURITY.md): put the new key first in ``ENCRYPTION_KEY`` (``new,old``),
 restart every process, run ``python -m bot rotate-key``, then remove the old key. Every row is
 rewritten by itself, in batches (:func:`storage.reseal_column`): a run killed at any point
 leaves each value under the old key or the new one, both of which decrypt while both are

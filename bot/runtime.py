@@ -302,7 +302,7 @@ def build_services(
     if box is not None and not box.verify(sf):
         logger.warning(
             "ENCRYPTION_KEY: the stored secrets are not all encrypted with its first key yet: "
-            "run `python -m bot rotate-key`, then remove the old key (README › Security)"
+            "run `python -m bot rotate-key`, then remove the old key (docs/SECURITY.md)"
         )
     passwords = passwords_box(settings)
     seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text

@@ -801,8 +801,8 @@ def test_the_key_is_stored_encrypted_and_another_encryption_key_stops_the_start(
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == (
         "Cannot start: ENCRYPTION_KEY does not decrypt the secrets stored in the database: set "
-        "the key they were saved with (1 workspace Vast.ai key, 2 Slack bot tokens; README › "
-        "Several workspaces › A lost or changed ENCRYPTION_KEY)"
+        "the key they were saved with (1 workspace Vast.ai key, 2 Slack bot tokens; "
+        "docs/SLACK_APP.md › A lost or changed ENCRYPTION_KEY)"
     )
     assert "Traceback" not in result.stderr
     assert other not in result.stderr and ob.encryption_key not in result.stderr
