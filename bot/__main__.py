@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             accounts=dict(args.account),
         )
 
+    database_url: str | None = None
     try:
         settings = load_settings()
+        database_url = settings.database_url
         # LOG_LEVEL and LOG_FORMAT; whatever reaches the console: no configured secret, no
         # Slack token, in either format.
         logs.configure(
@@ -147,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Cannot start: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
+        import storage
+
         print(
-            f"Cannot start: the database in DATABASE_URL is unusable ({type(exc).__name__}). "
-            "Check the URL, that the server runs and that the user may create tables.",
-            file=sys.stderr,
+            f"Cannot start: {storage.describe_unusable(database_url or '', exc)}", file=sys.stderr
         )
         return 2
     except KeyboardInterrupt:

@@ -218,8 +218,8 @@ def main_rotate_key(batch_size: int = BATCH_SIZE) -> int:
         return 2
     except SQLAlchemyError as exc:
         print(
-            f"Cannot rotate: the database in DATABASE_URL is unusable ({type(exc).__name__}). "
-            "Nothing was lost: every value is under the old key or the new one; run it again."
+            f"Cannot rotate: {storage.describe_unusable(settings.database_url, exc)} Nothing "
+            "was lost: every value is under the old key or the new one; run it again."
         )
         return 2
     for line in report.lines():
