@@ -609,7 +609,7 @@ def test_uninstalling_a_stops_posting_there_and_leaves_b_untouched(
     for _ in range(3):
         tick(ob, seconds=30)
     assert current(ob, a).status != "ready" and current(ob, b).status_msg != b.status_msg
-    time.sleep(0.5)  # the outbox sends edits on its own threads
+    assert ob.services.messages.outbox.drain(5)  # it sends edits on its own threads
     after = ob.slack.calls[mark:]
     assert not [c for c in after if c.token == TOKEN_A or c.team_id == TEAM_A], (
         "something was sent to the uninstalled workspace: "
@@ -632,7 +632,7 @@ def test_uninstalling_a_stops_posting_there_and_leaves_b_untouched(
     assert dropped and all("has no installation" in line for line in dropped)
     for _ in range(3):
         tick(ob, seconds=30)
-    time.sleep(0.3)
+    assert ob.services.messages.outbox.drain(5)
     assert not_sent_to_a() == dropped
     assert [d.id for d in storage.list_for_team(ob.services.session_factory, TEAM_A)] == [a.id]
 
@@ -856,7 +856,7 @@ def test_an_org_wide_install_serves_its_workspaces_requests_and_the_bots_own_mes
     dep = deploy(ob, TEAM_ORG, ADMIN_ORG, enterprise_id=ORG)
     assert (dep.team_id, dep.enterprise_id) == (TEAM_ORG, ORG)
     ready(ob, dep)
-    time.sleep(0.3)
+    assert ob.services.messages.outbox.drain(5)
     posts = status_posts(ob, current(ob, dep))
     assert tokens_of(posts) == {TOKEN_ORG}
     assert "chat.update" in [c.method for c in posts], (
@@ -879,7 +879,7 @@ def test_an_org_wide_install_serves_its_workspaces_requests_and_the_bots_own_mes
     mark = len(ob.slack.calls)
     ob.services.messages.dm(ADMIN_ORG, "gone", team_id=TEAM_ORG)
     ob.services.home.refresh(ADMIN_ORG, TEAM_ORG)
-    time.sleep(0.3)
+    assert ob.services.messages.outbox.drain(5)
     assert not [c for c in ob.slack.calls[mark:] if c.token == TOKEN_ORG]
 
 
