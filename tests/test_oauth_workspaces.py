@@ -16,7 +16,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -360,7 +359,7 @@ def test_a_request_from_a_workspace_that_never_installed_is_not_served(
     assert response.status_code == 200  # Bolt: no installation, said on the response_url
     (said,) = ob.slack.wait_for("response_url")
     assert "reinstall this app" in said.args["text"] and said.team_id == "TC0OTHER3"
-    time.sleep(0.3)
+    ob.harness.settle()
     assert [c.method for c in ob.slack.calls] == ["response_url"]
 
 
@@ -500,7 +499,7 @@ def test_a_forged_button_naming_the_other_workspaces_deployment_is_not_found(
     home = ob.slack.wait_for("views.publish")[-1]
     assert (home.token, home.args["user_id"]) == (TOKEN_A, ADMIN_A)
     assert "no longer exists" in json.dumps(home.args["view"])
-    time.sleep(0.3)
+    ob.harness.settle()
     assert instance_writes(ob, b.instance_id) == [], "a forged button reached Vast.ai"
     assert [r.path for r in ob.sim.requests if "/instances/" in r.path] == []
     assert current(ob, b).status == "ready"
@@ -682,7 +681,7 @@ def test_tokens_revoked_for_the_bot_uninstalls_and_a_user_token_does_not(
         {"type": "tokens_revoked", "tokens": {"oauth": ["U0BOBBBB2"], "bot": []}}
     )
     assert response.status_code == 200
-    time.sleep(0.2)
+    ob.harness.settle()  # Bolt runs event listeners after the ack
     assert store.find_bot(enterprise_id=None, team_id=TEAM_B) is not None
     record = storage.get_workspace(ob.services.session_factory, TEAM_B)
     assert record is not None and record.uninstalled_at is None
