@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The bot as a container: `docker compose up` (compose.yaml) runs it with PostgreSQL.
-# No secret is baked in: every setting (README › Configuration) comes from the environment.
+# No secret is baked in: every setting (docs/CONFIGURATION.md) comes from the environment.
 
 # Build stage: install the package and its dependencies into a virtual environment.
 FROM python:3.11-slim AS build
@@ -27,7 +27,7 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 USER 10001:10001
 EXPOSE 3000
-# GET /healthz answers 200 when the bot can serve (README › Configuration); python, since the
+# GET /healthz answers 200 when the bot can serve (docs/CONFIGURATION.md); python, since the
 # slim image has no curl. urlopen raises on a 503, so the check fails.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]

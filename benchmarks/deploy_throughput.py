@@ -8,6 +8,10 @@ search) is not included. Every ``--duplicate-every``-th submission is delivered 
 submitters at about the same time; at the end the number of creates the simulator received,
 its instances and the rows must all equal the number of distinct submissions.
 
+The Vast.ai client runs without pacing (``NO_PACING``): with production pacing every create
+waits its turn (``create`` 4.5 s apart), so the run would measure Vast.ai's pacing (about
+0.2 deploys/s, half an hour for the default 400) instead of the service.
+
 Run: ``python -m benchmarks.deploy_throughput [--database-url URL] [--deploys 400]``. Without
 ``--database-url`` a SQLite file in a temporary folder is used; a PostgreSQL URL gets a fresh
 schema that is dropped afterwards.
@@ -40,6 +44,7 @@ from bot.slack.app import make_web_client
 from bot.slack.messages import SlackMessages
 from bot.slack.notifier import Notifier
 from bot.vast import Offer, VastClient
+from bot.vast.pacing import NO_PACING
 from catalog import load_catalog
 from tests.fixtures.slack import make_settings
 from tests.fixtures.storage import postgres_schema_url
@@ -89,7 +94,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
     ]
     raw = {o["id"]: o for o in sim.offers}
     offers = [Offer.from_api(raw[i]) for i in offer_ids]
-    vast = VastClient(sim_url, None)
+    vast = VastClient(sim_url, None, min_intervals=NO_PACING)
     with FakeSlack() as slack:
         notifier = Notifier(make_web_client(make_settings(slack)))
         passwords = SecretBox(Fernet.generate_key().decode())
@@ -139,6 +144,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
     assert len(instances) == distinct and len(set(labels)) == distinct
     assert len(rows) == distinct and all(r.status == "provisioning" for r in rows)
     assert {r.instance_id for r in rows} == set(instances)
+    paced = sum(pacer.waited for pacer in vast.pacers.by_endpoint.values())
     sim.stop()
     vast.close()
     engine.dispose()
@@ -151,6 +157,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
         "deploys_per_second": distinct / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p95_ms": latencies[int(len(latencies) * 0.95) - 1] * 1000,
+        "pacing_wait_seconds": paced,
     }
 
 

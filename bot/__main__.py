@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser(
         "rotate-key",
         help="re-encrypt every stored secret with the first key of ENCRYPTION_KEY "
-        "(safe to stop and run again; README › Security)",
+        "(safe to stop and run again; docs/SECURITY.md)",
     )
     rotate.add_argument(
         "--batch-size", type=int, default=200, help="rows per transaction (default 200)"
@@ -94,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             accounts=dict(args.account),
         )
 
+    database_url: str | None = None
     try:
         settings = load_settings()
+        database_url = settings.database_url
         # LOG_LEVEL and LOG_FORMAT; whatever reaches the console: no configured secret, no
         # Slack token, in either format.
         logs.configure(
@@ -147,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Cannot start: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
+        import storage
+
         print(
-            f"Cannot start: the database in DATABASE_URL is unusable ({type(exc).__name__}). "
-            "Check the URL, that the server runs and that the user may create tables.",
-            file=sys.stderr,
+            f"Cannot start: {storage.describe_unusable(database_url or '', exc)}", file=sys.stderr
         )
         return 2
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """Configuration from the environment and a ``.env`` file (pydantic-settings).
 
-Every variable of README.md's "Configuration" section is a field here. Secrets are
+Every variable of docs/CONFIGURATION.md is a field here. Secrets are
 ``SecretStr`` so that ``repr()``, logs and error messages never show them; :func:`load_settings`
 turns pydantic's validation errors into one line per problem that names the variable, never its
 value.
@@ -45,6 +45,34 @@ DEFAULT_SLACK_SCOPES: tuple[str, ...] = (
 )
 
 
+#: Settings whose example values (``.env.example``, the manifests) must not reach a start-up.
+PLACEHOLDER_FIELDS: tuple[str, ...] = (
+    "slack_bot_token",
+    "slack_signing_secret",
+    "slack_app_token",
+    "slack_client_id",
+    "slack_client_secret",
+    "slack_redirect_uri",
+    "encryption_key",
+    "vast_api_key",
+)
+#: An example value, not a real one: ``xoxb-your-bot-token``, ``https://YOUR-HOST/...``,
+#: ``<signing secret>``, ``changeme``. Real tokens and keys are random and never read so.
+_PLACEHOLDER = re.compile(
+    r"(^|[^a-z0-9])your[-_]|^<[^<>]*>$|^(change-?me|replace-?me|todo|x{3,})$", re.IGNORECASE
+)
+#: A Slack member id: ``U…``, or ``W…`` for an Enterprise Grid user (never a name or @handle).
+_MEMBER_ID = re.compile(r"[UW][A-Z0-9]+")
+
+
+def is_placeholder(value: object) -> bool:
+    """True when ``value`` (a string or ``SecretStr``) reads as an example value such as
+    ``xoxb-your-bot-token`` rather than a real token, key or URL."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and bool(_PLACEHOLDER.search(value.strip()))
+
+
 class ConfigError(Exception):
     """Start-up configuration is missing or malformed; ``str()`` is safe to print (no values)."""
 
@@ -62,7 +90,7 @@ class Settings(BaseSettings):
     """Single-workspace mode's bot token (``xoxb-…``); required unless :attr:`oauth_mode`."""
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
-    # OAuth mode (README › Many workspaces: OAuth mode): both or neither.
+    # OAuth mode (docs/SLACK_APP.md › Several workspaces (OAuth mode)): both or neither.
     slack_client_id: str | None = None
     slack_client_secret: SecretStr | None = None
     slack_redirect_uri: str | None = None
@@ -89,7 +117,7 @@ class Settings(BaseSettings):
     twice the Vast.ai requests)."""
     deploy_timeout_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
     bot_admins: Annotated[frozenset[str], NoDecode] = frozenset()
-    # Lifetimes, idle stop, reminders and the digest (README › Lifetimes and reminders).
+    # Lifetimes, idle stop, reminders and the digest (docs/USING.md › Lifetimes and reminders).
     default_lifetime_hours: float = Field(default=8.0, gt=0, le=24 * 365)
     max_lifetime_hours: float = Field(default=72.0, gt=0, le=24 * 365)
     allow_unlimited_lifetime: bool = False
@@ -103,20 +131,20 @@ class Settings(BaseSettings):
     digest_channel: str | None = None
     digest_hour: int = Field(default=9, ge=0, le=23)
     digest_timezone: str = "UTC"
-    # Budgets and approvals (README › Budgets and approvals).
+    # Budgets and approvals (docs/USING.md › Budgets and approvals).
     workspace_monthly_budget: float | None = Field(default=None, ge=0, le=1_000_000)
     user_monthly_budget: float | None = Field(default=None, ge=0, le=1_000_000)
     approval_dph: float | None = Field(default=None, ge=0, le=10_000)
     approvers: Annotated[frozenset[str], NoDecode] = frozenset()
     approval_channel: str | None = None
     approval_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
-    # Living within Vast.ai's limits (README › Vast.ai's rate limits).
+    # Living within Vast.ai's limits (docs/OPERATIONS.md › Vast.ai's rate limits).
     vast_min_intervals: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_MIN_INTERVALS)
     )
     offer_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     steady_sweep_seconds: float = Field(default=120.0, ge=1, le=24 * 3600)
-    # Data retention (README › Data retention).
+    # Data retention (docs/OPERATIONS.md › Data retention).
     retention_days: int = Field(default=400, ge=31, le=100 * 365)
     """Ended deployments (with their events), decided approvals, workspace events and claims
     older than this many days are deleted. At least 31, so that no row the current month's
@@ -127,7 +155,7 @@ class Settings(BaseSettings):
     """``GET /metrics`` also reports deployments by status and what bills now per workspace,
     labelled with the Slack team id only (never a name). Off by default: one series per
     workspace grows with the installs."""
-    # Vast.ai's data as untrusted input (README › Security › Vast.ai's data).
+    # Vast.ai's data as untrusted input (docs/SECURITY.md › Vast.ai's data).
     allow_private_instance_addresses: bool = False
     """Let the bot connect to (probe, link) instance addresses that are not public: loopback,
     private, link-local, ... Only for a simulator on this machine or network (``python -m bot
@@ -135,11 +163,29 @@ class Settings(BaseSettings):
     address, and connecting to any other would let a host aim the bot at its own network.
     The built-in simulator (``VAST_API_KEY`` unset, or a workspace without a key) is allowed
     without it: its rows are marked simulated."""
-    # Logs (README › Logs).
+    # Logs (docs/OPERATIONS.md › Logs).
     log_level: LogLevel = "INFO"
     """The least severe log lines written: DEBUG, INFO, WARNING or ERROR (any case)."""
     log_format: LogFormat = "text"
     """``text`` (one readable line per record) or ``json`` (one JSON object per line)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_placeholders(cls, data: Any) -> Any:
+        """Refuse ``.env.example``'s example values in one sentence naming every such variable
+        (never the values): a copy left unchanged would otherwise fail later and less clearly."""
+        if isinstance(data, dict):
+            named = [name.upper() for name in PLACEHOLDER_FIELDS if is_placeholder(data.get(name))]
+            if named:
+                names = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
+                several = len(named) > 1
+                raise ValueError(
+                    f"{names} still {'hold placeholders' if several else 'holds a placeholder'} "
+                    "(an example value such as xoxb-your-bot-token, as in .env.example): put in "
+                    "the Slack app's own values (docs/SLACK_APP.md), or leave "
+                    f"{'them' if several else 'it'} empty"
+                )
+        return data
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -275,6 +321,23 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("bot_admins", "approvers")
+    @classmethod
+    def _member_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        # Not echoed: the module's rule is to name the variable, never its value.
+        wrong = sum(1 for member in value if not _MEMBER_ID.fullmatch(member))
+        if wrong:
+            which = (
+                "its entry is"
+                if len(value) == 1
+                else f"{wrong} of its {len(value)} entries {'is' if wrong == 1 else 'are'}"
+            )
+            raise ValueError(
+                f"{which} not a Slack member id: member ids start with U or W, such as "
+                "U0123ABCD, never a name or @handle"
+            )
+        return value
+
     @model_validator(mode="after")
     def _slack_credentials(self) -> Settings:
         """Single-workspace mode needs the bot token; OAuth mode needs the client id and secret
@@ -367,6 +430,9 @@ _HINTS = {
     "ENCRYPTION_KEY": GENERATE_HINT,
     "LOG_LEVEL": "set it to DEBUG, INFO, WARNING or ERROR, or unset it for INFO",
     "LOG_FORMAT": "set it to text or json, or unset it for text",
+    "BOT_ADMINS": "list member ids separated by commas (a Slack profile's ⋮ menu → Copy member ID)",
+    "APPROVERS": "list member ids separated by commas (a Slack profile's ⋮ menu → Copy member "
+    "ID), or unset it for BOT_ADMINS",
 }
 
 
@@ -374,14 +440,14 @@ def _describe(error: Any) -> str:
     loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
     message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
     if not loc:
-        if "SLACK_SIGNING_SECRET" in message and "OAuth mode" not in message:
+        if message.startswith("SLACK_SIGNING_SECRET is required"):
             return f"SLACK_SIGNING_SECRET is missing: {_HINTS['SLACK_SIGNING_SECRET']}."
         return message.rstrip(".") + "."
     name = loc[0].upper()
     if error.get("type") == "missing":
         return f"{name} is missing: {_HINTS.get(name, 'set it')} (environment or .env)."
     hint = _HINTS.get(name, "fix it")
-    return f"{name} is invalid ({message.rstrip('.')}): {hint} (see README › Configuration)."
+    return f"{name} is invalid ({message.rstrip('.')}): {hint} (see docs/CONFIGURATION.md)."
 
 
 def load_settings(**overrides: Any) -> Settings:

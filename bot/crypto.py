@@ -54,7 +54,7 @@ WRONG_KEY_MESSAGE = (
 NEW_KEY_MESSAGE = (
     "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key nor "
     "Slack token is stored yet, so nothing is lost: set the first key again, or start over "
-    "with this one (README › Several workspaces › A lost or changed ENCRYPTION_KEY)"
+    "with this one (docs/SLACK_APP.md › A lost or changed ENCRYPTION_KEY)"
 )
 GENERATE_HINT = (
     'generate one with .venv/bin/python -c "from cryptography.fernet import Fernet; '
@@ -64,7 +64,7 @@ GENERATE_HINT = (
 UNREADABLE_PASSWORD = (
     "I cannot read this deployment's password: the bot's encryption key changed after it was "
     "made. Destroy the deployment and deploy again, or ask your admin to add the old key back "
-    "(README › Security)."
+    "(docs/SECURITY.md)."
 )
 
 #: Every Fernet token starts with the version byte 0x80 and a 64-bit timestamp whose top bytes
@@ -255,8 +255,8 @@ class SecretBox:
             if installs:
                 what.append(f"{installs} Slack bot token{'s' if installs != 1 else ''}")
             raise EncryptionKeyError(
-                f"{WRONG_KEY_MESSAGE} ({', '.join(what)}; README › Several workspaces › A lost "
-                "or changed ENCRYPTION_KEY)"
+                f"{WRONG_KEY_MESSAGE} ({', '.join(what)}; docs/SLACK_APP.md › A lost or "
+                "changed ENCRYPTION_KEY)"
             )
         assert stored is not None
         return self.is_current(stored[0])

@@ -9,7 +9,7 @@ Which box encrypts what:
   ``ENCRYPTION_KEY`` when set, else a key derived from ``SLACK_SIGNING_SECRET`` (or
   ``SLACK_BOT_TOKEN``).
 
-Rotation (README › Security): put the new key first in ``ENCRYPTION_KEY`` (``new,old``),
+Rotation (docs/SECURITY.md): put the new key first in ``ENCRYPTION_KEY`` (``new,old``),
 restart every process, run ``python -m bot rotate-key``, then remove the old key. Every row is
 rewritten by itself, in batches (:func:`storage.reseal_column`): a run killed at any point
 leaves each value under the old key or the new one, both of which decrypt while both are
@@ -218,8 +218,8 @@ def main_rotate_key(batch_size: int = BATCH_SIZE) -> int:
         return 2
     except SQLAlchemyError as exc:
         print(
-            f"Cannot rotate: the database in DATABASE_URL is unusable ({type(exc).__name__}). "
-            "Nothing was lost: every value is under the old key or the new one; run it again."
+            f"Cannot rotate: {storage.describe_unusable(settings.database_url, exc)} Nothing "
+            "was lost: every value is under the old key or the new one; run it again."
         )
         return 2
     for line in report.lines():

@@ -302,7 +302,7 @@ def build_services(
     if box is not None and not box.verify(sf):
         logger.warning(
             "ENCRYPTION_KEY: the stored secrets are not all encrypted with its first key yet: "
-            "run `python -m bot rotate-key`, then remove the old key (README › Security)"
+            "run `python -m bot rotate-key`, then remove the old key (docs/SECURITY.md)"
         )
     passwords = passwords_box(settings)
     seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text
@@ -703,6 +703,7 @@ def run(settings: Settings) -> None:
     on PORT), else HTTP on PORT."""
     runtime = build_runtime(settings)
     runtime.start_background()
+    stopping = False
     try:
         if settings.socket_mode and settings.slack_app_token is not None:
             watch, health_app = socket_mode(runtime, settings.slack_app_token.get_secret_value())
@@ -720,5 +721,13 @@ def run(settings: Settings) -> None:
                     settings.port,
                 )
             serve(runtime.wsgi_app, port=settings.port)
+        stopping = True  # serve() returns once waitress ends its loop on Ctrl-C or SIGTERM
+    except KeyboardInterrupt:
+        stopping = True  # the interrupt came before serving
+        raise
     finally:
+        if stopping:
+            # The shutdown's one line (``python -m bot`` turns SIGTERM into Ctrl-C's
+            # KeyboardInterrupt); the scheduler, lease and pool then close without a line.
+            logger.info("stopping: finishing accepted work and giving up the poller lease")
         runtime.close()

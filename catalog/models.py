@@ -1,4 +1,4 @@
-"""The `Template` model: one deployable app of the catalog (README.md "Your own templates").
+"""The `Template` model: one deployable app of the catalog (docs/TEMPLATES.md "Your own templates").
 
 A template is plain data. It is validated strictly (unknown keys, wrong types and impossible
 figures are errors) because teams write templates by hand in YAML; `catalog.loader` turns

@@ -9,6 +9,8 @@ with :func:`migrate` (no ``alembic.ini`` needed at run time).
 
 from __future__ import annotations
 
+import re
+import shlex
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
@@ -38,6 +41,49 @@ SessionFactory = sessionmaker[Session]
 def default_database_url() -> str:
     """Return the URL used when ``DATABASE_URL`` is unset: ``sqlite:///gpu_bot.db`` (cwd)."""
     return DEFAULT_DATABASE_URL
+
+
+#: PostgreSQL's refusal of a connection to a database that does not exist (libpq's text; the
+#: SQLSTATE, 3D000 invalid_catalog_name, is not given for a refused connection).
+_NO_SUCH_DATABASE = re.compile(r'database "[^"]*" does not exist')
+
+
+def describe_unusable(url: str, exc: BaseException) -> str:
+    """One sentence saying which database ``url`` names and why it cannot be used, for a
+    start-up that failed with ``exc`` (an SQLAlchemy error while connecting or migrating).
+
+    Names the backend, host, port, database and user, never the password nor the error's own
+    text (which may quote the URL). A PostgreSQL database that does not exist gets the command
+    that creates it, e.g. ``database "gpubot" on db-host:5432 does not exist: create it with
+    `createdb -h db-host -p 5432 -U bot gpubot` ...``.
+    """
+    kind = type(exc).__name__
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"DATABASE_URL is not a database URL SQLAlchemy can read ({kind})."
+    backend, name = parsed.get_backend_name(), parsed.database or ""
+    if backend == "sqlite":
+        where = Path(name).resolve() if name and name != ":memory:" else "in memory"
+        return (
+            f"the SQLite database {where} (DATABASE_URL) is unusable ({kind}): check that its "
+            "folder exists and that this user may write there."
+        )
+    host, port = parsed.host or "localhost", parsed.port or 5432
+    user = f", user {parsed.username}" if parsed.username else ""
+    cause = str(getattr(exc, "orig", None) or exc)
+    if backend == "postgresql" and _NO_SUCH_DATABASE.search(cause):
+        createdb = ["createdb", "-h", host, "-p", str(port)]
+        createdb += ["-U", parsed.username] if parsed.username else []
+        return (
+            f'the PostgreSQL database "{name}" on {host}:{port} (DATABASE_URL) does not exist: '
+            f"create it with `{shlex.join([*createdb, name])}` (or CREATE DATABASE as a user "
+            "who may), then start again."
+        )
+    return (
+        f'the {backend} database "{name}" on {host}:{port}{user} (DATABASE_URL) is unusable '
+        f"({kind}): check the URL, that the server runs and that the user may create tables."
+    )
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

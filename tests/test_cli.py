@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import httpx
 import sqlalchemy as sa
 
 from bot.playground.slack_api import FakeSlack
+from tests.test_deploy import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +76,8 @@ def test_refused_token_is_named(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_cleanly_and_gives_up_the_poller_lease(tmp_path: Path) -> None:
+    """SIGTERM (how platforms stop a process) ends with status 0, the lease given up, and
+    exactly one log line from the signal on."""
     database = tmp_path / "bot.db"
     port = _free_port()
     with FakeSlack() as fake:
@@ -92,6 +96,9 @@ def test_sigterm_stops_cleanly_and_gives_up_the_poller_lease(tmp_path: Path) -> 
             stderr=subprocess.PIPE,
             text=True,
         )
+        logged: list[str] = []
+        reader = threading.Thread(target=lambda: logged.extend(iter(process.stderr.readline, "")))
+        reader.start()
         engine = sa.create_engine(f"sqlite:///{database}")
         try:
             deadline = time.monotonic() + 30
@@ -108,6 +115,8 @@ def test_sigterm_stops_cleanly_and_gives_up_the_poller_lease(tmp_path: Path) -> 
                     pass
                 time.sleep(0.1)
             assert leases == ["status-poller"], "the poller never took its lease"
+            wait_until(lambda: any("poller lease taken" in line for line in logged))
+            before = len(logged)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
             with engine.connect() as connection:
@@ -117,6 +126,11 @@ def test_sigterm_stops_cleanly_and_gives_up_the_poller_lease(tmp_path: Path) -> 
             if process.poll() is None:
                 process.kill()
             engine.dispose()
+            reader.join(timeout=10)
+    after = logged[before:]
+    assert len(after) == 1, after
+    stopping = "INFO bot.runtime: stopping: finishing accepted work and giving up the poller lease"
+    assert after[0].rstrip().endswith(stopping)
 
 
 def test_port_in_use_is_named(tmp_path: Path) -> None:

@@ -300,9 +300,131 @@ def test_env_example_values_keep_single_workspace_mode(
     _clean_env(monkeypatch, tmp_path)
     monkeypatch.delenv("ENCRYPTION_KEY", raising=False)
     example = (ROOT / ".env.example").read_text().replace("SLACK_SIGNING_SECRET=", "S=")
+    example = example.replace("xoxb-your-bot-token", "xoxb-1-2-real")
     (tmp_path / ".env").write_text(example + "\nSLACK_SIGNING_SECRET=abc\n")
     settings = load_settings()
     assert not settings.oauth_mode and settings.simulated and not settings.socket_mode
     assert settings.slack_bot_token is not None
     assert (settings.slack_client_id, settings.slack_client_secret) == (None, None)
     assert (settings.encryption_key, settings.slack_redirect_uri) == (None, None)
+
+
+def test_env_example_copied_unchanged_names_its_placeholders(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A ``.env`` copied from ``.env.example`` and not filled in stops start-up with one line
+    that calls the example token a placeholder, before any Slack call or signing-secret check."""
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.delenv("ENCRYPTION_KEY", raising=False)
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("SLACK_BOT_TOKEN still holds a placeholder")
+    assert ".env.example" in message and "\n" not in message
+    assert "SIGNING_SECRET" not in message
+
+
+def test_several_placeholders_are_named_in_one_line_without_their_values(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-real")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-YOUR-app-token")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "<signing secret>")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("SLACK_SIGNING_SECRET and SLACK_APP_TOKEN still hold placeholders")
+    assert "xapp-YOUR" not in message and "<signing secret>" not in message
+    assert "\n" not in message
+
+
+def test_real_looking_values_are_not_placeholders() -> None:
+    from bot.config import is_placeholder
+
+    for real in ("xoxb-1234-5678-abcdef", "xapp-1-A0-1-ff", "0123456789abcdef", "U0YOURS01"):
+        assert not is_placeholder(real), real
+    for example in ("xoxb-your-bot-token", "https://YOUR-HOST/slack/events", "<secret>", "xxx"):
+        assert is_placeholder(example), example
+
+
+@pytest.mark.parametrize("variable", ["BOT_ADMINS", "APPROVERS"])
+def test_member_id_lists_refuse_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    """``BOT_ADMINS=bob`` would silently give nobody admin rights: it is refused in one line
+    that says what a member id looks like (and does not echo the value)."""
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1-2-real")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-real")
+    monkeypatch.setenv(variable, "U0ADMIN01, bob")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(f"{variable} is invalid (1 of its 2 entries is not a Slack member id")
+    assert "start with U or W" in message and "bob" not in message and "\n" not in message
+    monkeypatch.setenv(variable, "U0ADMIN01,W0GRID001")
+    assert load_settings().approver_ids == {"U0ADMIN01", "W0GRID001"}
+
+
+def _start_with_database(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VAST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={
+            **env,
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": "xoxb-1-2-real",
+            "SLACK_SIGNING_SECRET": "abc",
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never reached: the database comes first
+            "DATABASE_URL": database_url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_missing_postgresql_database_is_named_with_the_command_that_creates_it() -> None:
+    """libpq's refusal (its text: no SQLSTATE for a refused connection) becomes one sentence
+    naming host, port and database, with ``createdb``, and never the password."""
+    import sqlalchemy.exc
+
+    import storage
+
+    url = "postgresql+psycopg://bot:hunter2@db.example:6543/gpubot"
+    refused = Exception(
+        'connection failed: connection to server at "10.0.0.5", port 6543 failed: FATAL:  '
+        'database "gpubot" does not exist'
+    )
+    message = storage.describe_unusable(url, sqlalchemy.exc.OperationalError("", {}, refused))
+    assert message.startswith('the PostgreSQL database "gpubot" on db.example:6543')
+    assert "`createdb -h db.example -p 6543 -U bot gpubot`" in message
+    assert "hunter2" not in message
+    other = sqlalchemy.exc.OperationalError("", {}, Exception("password authentication failed"))
+    message = storage.describe_unusable(url, other)
+    assert '"gpubot" on db.example:6543, user bot' in message and "(OperationalError)" in message
+    assert "hunter2" not in message and "createdb" not in message
+
+
+def test_an_unusable_sqlite_file_is_named_in_one_line(tmp_path: Path) -> None:
+    result = _start_with_database(tmp_path, f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"the SQLite database {tmp_path / 'no-such-folder' / 'x.db'} " in result.stderr
+
+
+def test_a_missing_postgresql_database_stops_python_m_bot_in_one_line(tmp_path: Path) -> None:
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not base.startswith("postgresql"):
+        pytest.skip("TEST_DATABASE_URL is not a PostgreSQL URL")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base).set(database="gpubot_no_such_database")
+    result = _start_with_database(tmp_path, url.render_as_string(hide_password=False))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert 'database "gpubot_no_such_database"' in result.stderr
+    assert "does not exist: create it with `createdb" in result.stderr

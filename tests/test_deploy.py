@@ -428,7 +428,7 @@ def test_the_same_submission_twice_rents_once(bot: BotHarness) -> None:
     assert bot.view_submission(view).json() == {"response_action": "clear"}
     settled(bot)
     bot.view_submission(view)
-    time.sleep(0.3)  # give a wrong second rental the chance to show up
+    bot.settle()  # a wrong second rental would have happened by now
     (dep,) = settled(bot)
     assert len(creates(bot)) == 1 and len(bot.vast.instances) == 1
     assert len(bot.slack.calls_to("chat.postMessage")) == 1
@@ -452,7 +452,7 @@ def test_concurrent_deliveries_rent_once(bot: BotHarness) -> None:
     assert answers == [200] * 8
     (dep,) = settled(bot)
     wait_until(lambda: bot.slack.calls_to("chat.update"))
-    time.sleep(0.3)
+    bot.settle()
     assert len(creates(bot)) == 1 and len(bot.vast.instances) == 1
     assert len(rows(bot)) == 1 and dep.status == "provisioning"
     assert len(bot.slack.calls_to("chat.postMessage")) == 1

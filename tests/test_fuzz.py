@@ -36,7 +36,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +65,7 @@ from tests.fixtures.slack import (
     CHANNEL,
     FAST_TIMELINE,
     BotHarness,
+    CountingExecutor,
     fast_vast_client,
     make_settings,
 )
@@ -241,31 +241,6 @@ class LogWatch(logging.Handler):
     def mark(self) -> int:
         with self._records_lock:
             return len(self.records)
-
-
-class CountingExecutor(Executor):
-    """Bolt's listener executor, counting the listeners still running (after their ack)."""
-
-    def __init__(self, inner: Executor) -> None:
-        self.inner = inner
-        self._lock = threading.Lock()
-        self.in_flight = 0
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        with self._lock:
-            self.in_flight += 1
-
-        def run() -> Any:
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
-
-        return self.inner.submit(run)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 class FuzzSimulator(VastSimulator):
@@ -581,11 +556,8 @@ def running_bot(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator
             listeners = Listeners()
             with listeners.recording():
                 runtime = build_runtime(settings_, vast=fast_vast_client(url))
-            runner = runtime.app.listener_runner
-            executor = CountingExecutor(runner.listener_executor)
-            runner.listener_executor = executor
-            harness = BotHarness(fake, runtime, sim)
-            yield FuzzBot(harness, sim, fake, net, logs, sentinel, listeners, executor)
+            harness = BotHarness(fake, runtime, sim)  # counts Bolt's listeners in flight
+            yield FuzzBot(harness, sim, fake, net, logs, sentinel, listeners, harness.listeners)
         finally:
             if harness is not None:
                 harness.stop()

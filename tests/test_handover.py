@@ -74,7 +74,7 @@ def test_sixteen_deploy_clicks_on_a_slow_vast_leave_templates_fast(
         ]
         assert [click.result().status_code for click in clicks] == [200] * 16
     fake_slack.wait_for("views.open", 16)
-    time.sleep(0.2)  # the clicks are now waiting for Vast.ai
+    wait_until(lambda: bot.services.work.in_flight == 16)  # all waiting for Vast.ai
     started = time.monotonic()
     response = bot.command("")
     elapsed = time.monotonic() - started
@@ -181,9 +181,13 @@ def test_the_last_offer_chosen_wins_over_a_slow_render(
     budgets = bot.services.budgets
     check = budgets.check
 
+    slow: list[str] = []
+
     def slow_for_the_first(team: str, user: str, dph: float, hours: Any) -> Any:
         if abs(dph - first_price) < 1e-5:
-            time.sleep(1.0)  # the first offer's render is slow
+            slow.append("started")
+            time.sleep(1.0)  # the first offer's render is slow: the race under test
+            slow.append("done")
         return check(team, user, dph, hours)
 
     monkeypatch.setattr(budgets, "check", slow_for_the_first)
@@ -194,8 +198,9 @@ def test_the_last_offer_chosen_wins_over_a_slow_render(
             selected_option=option,
             block_id=picker.BLOCK_OFFER,
         )
-        time.sleep(0.3)
-    time.sleep(1.5)
+        wait_until(lambda: slow)  # the first render is under way before the second click
+    # Both renders are over: the slow one finished and no job is left in the pool.
+    wait_until(lambda: "done" in slow and bot.services.work.in_flight == 0, timeout=10)
     shown = fake_slack.views[view["id"]]
     offer_block = next(b for b in shown["blocks"] if b.get("block_id") == picker.BLOCK_OFFER)
     assert offer_block["element"]["initial_option"]["value"] == second["value"]

@@ -196,7 +196,7 @@ def test_log_level_and_format_are_validated_in_one_line(fake_slack: FakeSlack) -
         )
     assert str(error.value) == (
         "LOG_LEVEL is invalid (unknown level): set it to DEBUG, INFO, WARNING or ERROR, or "
-        "unset it for INFO (see README › Configuration)."
+        "unset it for INFO (see docs/CONFIGURATION.md)."
     )
     with pytest.raises(ConfigError, match=r"^LOG_FORMAT is invalid \(unknown format\)"):
         load_settings(

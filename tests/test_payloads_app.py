@@ -130,7 +130,7 @@ def test_a_malformed_picker_submission_says_nothing_was_done_and_rents_nothing(
     answer = response.json()
     assert answer["response_action"] == "update"
     assert FORM_TEXT in json.dumps(answer["view"])
-    time.sleep(0.2)  # a wrong rental would show up by now
+    bot.settle()  # a wrong rental would have happened by now
     assert creates(bot) == []
     assert_quiet(log)
 
@@ -280,7 +280,7 @@ def test_a_malformed_event_is_acknowledged_and_does_nothing(
 ) -> None:
     response = bot.event(event)
     assert response.status_code == 200
-    time.sleep(0.2)  # a wrong Home publish would show up by now
+    bot.settle()  # a wrong Home publish would have happened by now
     assert bot.slack.calls_to("views.publish") == []
     assert_quiet(log)
 

@@ -9,7 +9,6 @@ OAuth-mode tests run the real bot against the fake Slack and the two-account sim
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import timedelta
 
@@ -197,7 +196,7 @@ def test_single_mode_a_slack_admin_outside_bot_admins_cannot_stop_others_deploym
     dep = make_deployment(bot, user=ALICE)
     click(bot, ACTION_STOP, dep, user=BOB)
     said = str(fake_slack.wait_for("response_url")[-1].args.get("text"))
-    time.sleep(0.2)
+    bot.settle()
     status = storage.get_deployment(bot.services.session_factory, dep.id)
     assert status is not None
     assert status.status == "ready" and "Only" in said, (

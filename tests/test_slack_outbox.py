@@ -17,6 +17,7 @@ from bot.simulator import VastSimulator
 from bot.slack.notifier import SENT, UNAVAILABLE, SlackResult
 from bot.slack.outbox import Outbox
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
+from tests.test_deploy import wait_until
 from tests.test_manage import click, make_deployment, replies
 from tests.test_poller import current, deploy, poller_of
 
@@ -154,7 +155,7 @@ def test_a_429_pauses_only_that_workspace_for_retry_after() -> None:
     send = Recorder([SlackResult(UNAVAILABLE, "ratelimited", retry_after=0.4)])
     outbox = Outbox(send)
     outbox.submit("T1", "chat.update", "a", lambda: {"w": "T1"})
-    time.sleep(0.05)
+    wait_until(lambda: send.sent)  # T1's first try is answered 429 before T2 sends
     outbox.submit("T2", "chat.update", "b", lambda: {"w": "T2"})
     assert outbox.drain(5)
     sent = [(at, kw["w"]) for at, _, kw in send.sent]
@@ -173,7 +174,7 @@ def test_a_failed_rental_whose_edit_was_lost_is_shown_failed_by_the_reconciler(
     bot: BotHarness, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.simulator import Fault
-    from tests.test_deploy import pick_offer, settled, submitted_view, wait_until
+    from tests.test_deploy import pick_offer, settled, submitted_view
 
     chosen = pick_offer(bot).offer
     bot.vast.inject(Fault.NO_CREDIT)

@@ -1,6 +1,7 @@
 """Approvals in chat: a request that costs too much waits for an approver's click.
 
-Flow (README.md "Budgets and approvals"; the money rules in "When something fails"):
+Flow (docs/USING.md "Budgets and approvals"; the money rules in docs/OPERATIONS.md "When
+something fails"):
 
 1. The picker's submission is checked against the budgets inside the transaction that
    writes its row, with the workspace locked (:meth:`ApprovalService.admit`), so concurrent

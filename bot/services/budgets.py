@@ -125,7 +125,7 @@ class BudgetPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BudgetPolicy:
-        """The policy of ``settings`` (README › Budgets and approvals)."""
+        """The policy of ``settings`` (docs/USING.md › Budgets and approvals)."""
         return cls(
             workspace_default=settings.workspace_monthly_budget,
             user_default=settings.user_monthly_budget,

@@ -24,7 +24,7 @@ def gpu_percent(gpu_util: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class LifetimePolicy:
-    """The lifetime and idle rules from configuration (README › Lifetimes and reminders).
+    """The lifetime and idle rules from configuration (docs/USING.md › Lifetimes and reminders).
 
     Hours and minutes as in the variable names; ``on_expiry`` is ``stop`` or ``destroy``;
     ``exited_after``: how long a ready deployment's container may stay exited while Vast.ai
