@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from bot.config import Settings
 from bot.crypto import SecretBox
 from bot.metrics import BotMetrics, Queues, StateCollector
-from bot.rekey import passwords_box, seal_plaintext, vault_box
+from bot.rekey import passwords_box, seal_plaintext, vault_box, verify_canary
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
 from bot.services.actions import ManageService
@@ -299,7 +299,7 @@ def build_services(
     logger.info("installation id %s", install_id)
     box = vault_box(settings)
     # Keys none of which the stored secrets were saved with: stop here, in one line.
-    if box is not None and not box.verify(sf):
+    if box is not None and not verify_canary(box, sf):
         logger.warning(
             "ENCRYPTION_KEY: the stored secrets are not all encrypted with its first key yet: "
             "run `python -m bot rotate-key`, then remove the old key (README › Security)"
