@@ -48,12 +48,12 @@ from sqlalchemy import insert
 import storage
 from bot.playground.slack_api import FakeSlack
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
 from bot.services.deploy import label_for
 from bot.services.heartbeat import HeartbeatService
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
+from bot.services.manage import ManageService
 from bot.services.poller import StatusPoller
 from bot.services.states import WATCHED_STATUSES
 from bot.simulator import Timeline, VastSimulator

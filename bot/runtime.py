@@ -23,7 +23,6 @@ from bot.metrics import BotMetrics, Queues, StateCollector
 from bot.rekey import passwords_box, seal_plaintext, vault_box, verify_canary
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import AdminDirectory
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetPolicy, BudgetService
@@ -39,6 +38,7 @@ from bot.services.instance_keys import KeyReconciler
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
+from bot.services.manage import ManageService
 from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller, TickReport

@@ -30,10 +30,10 @@ import storage
 from bot.formats import micros
 from bot.playground.slack_api import TEAM_ID
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService, OutcomeKind
 from bot.services.admins import StaticAdmins
 from bot.services.intents import IntentReconciler, outcome_unknown, retry_delay, start_claim_name
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
+from bot.services.manage import ManageService, OutcomeKind
 from bot.services.poller import StatusPoller
 from bot.simulator import Fault, VastSimulator
 from bot.slack.messages import SlackMessages

@@ -21,10 +21,10 @@ import pytest
 import storage
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, StoredKey, VastAccount, VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
 from bot.services.deploy import label_for
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
+from bot.services.manage import ManageService
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
 from bot.vast import VastClient

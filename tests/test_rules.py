@@ -12,7 +12,7 @@ import pytest
 
 import storage
 from bot.notices import MIN_NOTICE, AutoAction, effective_end
-from bot.services.actions import ManageService, Outcome
+from bot.services.manage import ManageService, Outcome
 from bot.services.ports import Messages
 from bot.services.rules import (
     RULES,

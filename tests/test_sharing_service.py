@@ -11,10 +11,10 @@ from typing import Any, cast
 import pytest
 
 import storage
-from bot.services import actions
+from bot.services import manage as actions
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
+from bot.services.manage import ManageService
 from bot.services.membership import LookupFailed, MembershipService, SlackMember
 from bot.services.ports import Messages
 from bot.services.sharing import (

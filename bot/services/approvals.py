@@ -35,9 +35,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.formats import deployment_ref, mentions
-from bot.services.actions import Outcome
 from bot.services.budgets import BudgetPolicy, BudgetService, deciders_of
 from bot.services.deploy import DeployRequest, DeployService
+from bot.services.manage import Outcome
 from bot.services.ports import ApprovalDecision, ApprovalRequest, BudgetCheck, Messages
 from catalog import Template
 from storage import (

@@ -2,7 +2,7 @@
 
 Every Stop, Start and Destroy (a click, or a lifetime or idle rule) first records the desired
 state of the instance in the database (:func:`storage.claim_intent`, in the transaction that
-claims the act), then sends the request (:mod:`bot.services.actions`). What a crash, a lost
+claims the act), then sends the request (:mod:`bot.services.manage`). What a crash, a lost
 answer or a refusal leaves undone stays recorded and pending (``desired_next_try_at`` set).
 Once per poller tick, on the lease holder, :meth:`IntentReconciler.run` takes the pending
 intents that are due (a bounded batch), reads their instances by id from their account's

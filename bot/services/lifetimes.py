@@ -28,7 +28,7 @@ executor there claims each warning and action in the database before it is sent 
 (conditional updates, :mod:`storage.lifetimes`), so it happens once across processes and
 restarts, and never acts before the time it announced (:func:`bot.notices.effective_end`).
 Automatic stops and destroys go through
-:meth:`bot.services.actions.ManageService.act_automatically` (the same claim as a click).
+:meth:`bot.services.manage.ManageService.act_automatically` (the same claim as a click).
 This module keeps the buttons (**Extend**, **Keep running**) and the policy per workspace.
 The unit of ``gpu_util`` is not settled: Vast.ai's OpenAPI (``show_instance.yaml``) says "GPU
 utilization as a fraction", while the official CLI prints the raw value under "Util. %". The
@@ -55,8 +55,8 @@ from bot.formats import (
     slack_date,
 )
 from bot.notices import MIN_NOTICE
-from bot.services.actions import EXTEND, ManageService, Outcome
 from bot.services.budgets import BudgetService, deciders_of
+from bot.services.manage import EXTEND, ManageService, Outcome
 from bot.services.ports import BudgetCheck, Delivery, Messages
 from bot.services.rules import RULES
 from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor

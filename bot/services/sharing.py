@@ -3,7 +3,7 @@
 A deployment has one owner (its requester). The owner, or a bot admin of its workspace, may
 share it with people of the same workspace: they become *collaborators* (a row each in
 ``deployment_collaborators``, :mod:`storage.collaborators`) and may Stop, Start and Extend it
-and get its login (:meth:`bot.services.actions.ManageService.may`, the same lifetime, budget
+and get its login (:meth:`bot.services.manage.ManageService.may`, the same lifetime, budget
 and approval rules as its owner); Destroy and changing who has access stay with the owner and
 the admins. They see it in ``/templates mine`` and on their Home tab ("shared by <@owner>"),
 and each gets their own ready DM with the login (:func:`send_ready_dms`): when it becomes
@@ -33,7 +33,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.formats import deployment_ref, mrkdwn_escape
-from bot.services.actions import NOT_FOUND_TEXT, ManageService, Outcome, OutcomeKind
+from bot.services.manage import NOT_FOUND_TEXT, ManageService, Outcome, OutcomeKind
 from bot.services.membership import MembershipService, Standing
 from bot.services.ports import Messages
 from catalog import Template

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import storage
-from bot.services.actions import start_claim_name
+from bot.services.manage import start_claim_name
 from bot.services.message_sync import MessageSync
 from bot.services.poller.report import TickReport, Work
 from bot.services.poller.state import PollerState, logger

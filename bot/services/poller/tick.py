@@ -21,9 +21,9 @@ from bot import logs
 from bot.logs import ContextExecutor
 from bot.services import states
 from bot.services.accounts import VastAccount, VastAccounts
-from bot.services.actions import START_CLAIM_PREFIX
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimeService
+from bot.services.manage import START_CLAIM_PREFIX
 from bot.services.message_sync import MessageSync
 from bot.services.poller import read as read_stage
 from bot.services.poller.apply import Applier

@@ -7,7 +7,7 @@ the rule's pure check for an :class:`~bot.services.rules.base.Action`, then:
   a warning, ``idle_warned_at`` for an idle question, a ``claims`` row for a notice, the
   manage service's own claim for a stop or destroy), so it happens once across processes
   and restarts; a message Slack refused gives its claim back (within the rule's limits);
-* acts through :meth:`bot.services.actions.ManageService.act_automatically`, which tells the
+* acts through :meth:`bot.services.manage.ManageService.act_automatically`, which tells the
   owner (DM) and the thread what happened and why; a Vast.ai refusal is told once a day;
 * never acts before the time the action says was announced (``promised``): an act whose
   ``promised`` lies ahead is refused and logged, whatever the rule computed;
@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 import storage
 from bot import pricing
 from bot.formats import deployment_ref, micros
-from bot.services.actions import ManageService, OutcomeKind
+from bot.services.manage import ManageService, OutcomeKind
 from bot.services.ports import ExpiryNotice, IdleNotice, Messages
 from bot.services.rules.base import (
     ACTS,
@@ -73,7 +73,7 @@ class RuleExecutor:
         max_hours_for: ``team_id -> MAX_LIFETIME_HOURS`` of that workspace (which Extend
             buttons need an admin). clock: aware UTC now (the failure notice's day).
         on_action: ``(rule name, action kind, outcome) -> None`` after each action (outcome
-            ``"done"``, an automatic act's :class:`bot.services.actions.OutcomeKind` value, or
+            ``"done"``, an automatic act's :class:`bot.services.manage.OutcomeKind` value, or
             ``"error"`` when it raised), for the metrics; must not raise.
     """
 
