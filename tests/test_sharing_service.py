@@ -14,10 +14,11 @@ import storage
 from bot.services import manage as actions
 from bot.services.accounts import VastAccounts
 from bot.services.admins import StaticAdmins
-from bot.services.manage import ManageService
+from bot.services.manage import ManageMessages, ManageService
 from bot.services.membership import LookupFailed, MembershipService, SlackMember
-from bot.services.ports import Messages
+from bot.services.ports import LoginMessages
 from bot.services.sharing import (
+    SharingMessages,
     SharingService,
     access_text,
     change_text,
@@ -101,7 +102,7 @@ def world(session_factory: SessionFactory) -> World:
     manage = ManageService(
         session_factory=session_factory,
         accounts=cast(VastAccounts, None),  # sharing sends nothing to Vast.ai
-        messages=cast(Messages, messages),
+        messages=cast(ManageMessages, messages),
         catalog_get=lambda slug: None,
         admins=StaticAdmins(frozenset({ADMIN})),
         clock=lambda: T0,
@@ -111,7 +112,7 @@ def world(session_factory: SessionFactory) -> World:
         session_factory=session_factory,
         manage=manage,
         membership=MembershipService(lookup=lookup),
-        messages=cast(Messages, messages),
+        messages=cast(SharingMessages, messages),
         catalog_get=lambda slug: cast(Template, None),
         refresh_home=lambda user, team: homes.append((user, team)),
         clock=lambda: T0,
@@ -185,7 +186,7 @@ def test_the_owner_shares_and_everyone_concerned_is_told(world: World) -> None:
     # Once: neither another announcement nor the poller sends the login again.
     assert (
         send_ready_dms(
-            world.sf, cast(Messages, world.messages), dep, None, jupyter_token=None, now=T0
+            world.sf, cast(LoginMessages, world.messages), dep, None, jupyter_token=None, now=T0
         )
         == 0
     )
@@ -348,7 +349,7 @@ def test_shared_before_ready_the_login_comes_when_it_is_ready(world: World) -> N
     )
     ready = repo.get_deployment(world.sf, dep.id)
     assert ready is not None
-    messages = cast(Messages, world.messages)
+    messages = cast(LoginMessages, world.messages)
     assert send_ready_dms(world.sf, messages, ready, None, jupyter_token=None, now=T0) == 1
     assert send_ready_dms(world.sf, messages, ready, None, jupyter_token=None, now=T0) == 0
     assert world.messages.logins == [(dep.id, BOB)]
@@ -363,7 +364,7 @@ def test_a_refused_login_dm_is_given_back_for_a_later_pass(world: World) -> None
     assert collab.pending_ready_dms(world.sf) == {dep.id}  # still owed
     world.messages.refuse_logins_to.clear()
     later = T0 + timedelta(minutes=1)
-    messages = cast(Messages, world.messages)
+    messages = cast(LoginMessages, world.messages)
     assert send_ready_dms(world.sf, messages, dep, None, jupyter_token=None, now=later) == 1
     assert collab.pending_ready_dms(world.sf) == frozenset()
 

@@ -38,7 +38,7 @@ from bot.formats import deployment_ref, mentions
 from bot.services.budgets import BudgetPolicy, BudgetService, deciders_of
 from bot.services.deploy import DeployRequest, DeployService
 from bot.services.manage import Outcome
-from bot.services.ports import ApprovalDecision, ApprovalRequest, BudgetCheck, Messages
+from bot.services.ports import ApprovalDecision, ApprovalMessages, ApprovalRequest, BudgetCheck
 from catalog import Template
 from storage import (
     APPROVED,
@@ -131,7 +131,7 @@ class ApprovalService:
         session_factory: SessionFactory,
         deploy: DeployService,
         budgets: BudgetService,
-        messages: Messages,
+        messages: ApprovalMessages,
         catalog_get: Callable[[str], Template | None],
         policy: BudgetPolicy,
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,

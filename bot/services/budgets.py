@@ -36,7 +36,7 @@ from bot import pricing
 from bot.config import Settings
 from bot.formats import money
 from bot.services.listings import ListingService
-from bot.services.ports import BudgetAlert, BudgetCheck, BudgetLine, Messages
+from bot.services.ports import BudgetAlert, BudgetCheck, BudgetLine, BudgetNotices
 from storage import (
     BUDGET_WORKSPACE,
     LIVE_STATUSES,
@@ -166,7 +166,7 @@ class BudgetService:
         *,
         session_factory: SessionFactory,
         listings: ListingService,
-        messages: Messages,
+        messages: BudgetNotices,
         policy: BudgetPolicy,
         policy_for: Callable[[str], BudgetPolicy] | None = None,
         clock: Callable[[], datetime] = utcnow,

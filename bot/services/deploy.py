@@ -52,7 +52,7 @@ from bot.crypto import EncryptionKeyError
 from bot.formats import mrkdwn_escape
 from bot.pricing import HOURS_PER_MONTH
 from bot.services.accounts import VastAccounts
-from bot.services.ports import Delivery, Messages
+from bot.services.ports import AdminAlerts, Delivery, RentalNotices, StatusMessages
 from bot.vast.client import port_env
 from bot.vast.errors import OfferUnavailable, VastError
 from bot.vast.models import Instance, Offer
@@ -347,6 +347,11 @@ class _Failed(Exception):
         self.retry = retry
 
 
+class DeployMessages(StatusMessages, RentalNotices, AdminAlerts, Protocol):
+    """What the deploy service sends: the status message and the rental's thread replies; start-up
+    recovery (:mod:`bot.services.recovery`) also tells the bot admins through it."""
+
+
 class DeployService:
     """Rents instances for checked submissions; thread-safe (no state but counters).
 
@@ -373,7 +378,7 @@ class DeployService:
         installation_id: str,
         accounts: VastAccounts,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: DeployMessages,
         passwords: PasswordCipher,
         catalog_get: Callable[[str], Template | None] = lambda slug: None,
         similar_attempts: int = 3,

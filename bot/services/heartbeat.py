@@ -69,7 +69,7 @@ from sqlalchemy import Engine
 
 import storage
 from bot.services.poller import TickReport
-from bot.services.ports import Messages
+from bot.services.ports import AdminAlerts
 from storage import SessionFactory
 from storage.health import (
     PROBE_TIMEOUT_SECONDS,
@@ -163,7 +163,7 @@ class HeartbeatService:
         *,
         session_factory: SessionFactory,
         engine: Engine,
-        messages: Messages,
+        messages: AdminAlerts,
         recipients: Recipients,
         interval_seconds: float,
         clock: Callable[[], datetime] = storage.utcnow,

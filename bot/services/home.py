@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.services.admins import AdminDirectory
 from bot.services.listings import ListingService
-from bot.services.ports import BudgetLine, HomeData, Messages
+from bot.services.ports import BudgetLine, HomeData, HomeTabs
 from storage import DeploymentRecord, utcnow
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class HomeService:
     def __init__(
         self,
         listings: ListingService,
-        messages: Messages,
+        messages: HomeTabs,
         admins: AdminDirectory | None = None,
         budget_lines: Callable[[str, str], tuple[BudgetLine, BudgetLine]] | None = None,
         *,

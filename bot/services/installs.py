@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.services.ports import Messages
+from bot.services.ports import DirectMessages
 from storage import (
     SessionFactory,
     get_workspace,
@@ -49,7 +49,7 @@ class InstallService:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: DirectMessages,
         forget: Callable[[str | None, str | None], object] = lambda team, enterprise: None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,7 +43,7 @@ from bot import logs
 from bot.notices import IntentNotice
 from bot.services.accounts import VastAccounts
 from bot.services.message_sync import MessageSync
-from bot.services.ports import Messages
+from bot.services.ports import IntentNotices, StatusMessages
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
 from bot.vast.errors import (
     AuthError,
@@ -296,6 +297,11 @@ class ReconcileReport:
     slack_calls: int = 0
 
 
+class ReconcilerMessages(StatusMessages, IntentNotices, Protocol):
+    """What the reconciler sends: status message edits (through :class:`MessageSync`) and how an
+    act ended or that it keeps failing."""
+
+
 class IntentReconciler:
     """Carries out pending desired states (see the module docstring).
 
@@ -316,7 +322,7 @@ class IntentReconciler:
         *,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
+        messages: ReconcilerMessages,
         catalog_get: Callable[[str], Template | None],
         interval_seconds: float,
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,

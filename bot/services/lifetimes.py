@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import storage
 from bot import pricing
@@ -57,9 +58,9 @@ from bot.formats import (
 from bot.notices import MIN_NOTICE
 from bot.services.budgets import BudgetService, deciders_of
 from bot.services.manage import EXTEND, ManageService, Outcome
-from bot.services.ports import BudgetCheck, Delivery, Messages
+from bot.services.ports import BudgetCheck, Delivery, StatusMessages
 from bot.services.rules import RULES
-from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor
+from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor, RuleMessages
 from bot.services.rules.policy import STANDARD_LIFETIMES, LifetimePolicy, gpu_percent
 from bot.vast.models import Instance
 from catalog import Template
@@ -122,6 +123,11 @@ def _still_pending_text(dep: DeploymentRecord) -> str:
     )
 
 
+class LifetimeMessages(RuleMessages, StatusMessages, Protocol):
+    """What the lifetime service sends: the rules' messages (:class:`RuleMessages`) and, after an
+    Extend or a Keep running, the status message edit and a thread note."""
+
+
 class LifetimeService:
     """Applies the lifetime and idle rules (see the module docstring).
 
@@ -143,7 +149,7 @@ class LifetimeService:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: LifetimeMessages,
         manage: ManageService,
         catalog_get: Callable[[str], Template | None],
         policy: LifetimePolicy,

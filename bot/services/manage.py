@@ -49,6 +49,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -71,7 +72,14 @@ from bot.services.intents import (
 from bot.services.intents import START_CLAIM_PREFIX as START_CLAIM_PREFIX
 from bot.services.intents import start_claim_name as start_claim_name
 from bot.services.message_sync import MessageSync
-from bot.services.ports import AutoAction, Messages
+from bot.services.ports import (
+    AutoAction,
+    IntentNotices,
+    LifetimeNotices,
+    LoginMessages,
+    StatusMessages,
+    ThreadNotes,
+)
 from bot.vast.client import VastClient
 from bot.vast.errors import (
     AuthError,
@@ -234,6 +242,13 @@ def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
     )
 
 
+class ManageMessages(
+    StatusMessages, ThreadNotes, LifetimeNotices, IntentNotices, LoginMessages, Protocol
+):
+    """What the manage service sends: status message edits (through :class:`MessageSync`), who
+    acted in the thread, the bot's own acts, how an act ended, and the login DM."""
+
+
 class ManageService:
     """Stop, start, destroy and login requests from Slack users (see the module docstring).
 
@@ -257,7 +272,7 @@ class ManageService:
         *,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
+        messages: ManageMessages,
         catalog_get: Callable[[str], Template | None],
         admins: AdminDirectory,
         on_change: Callable[[DeploymentRecord], object] = lambda dep: None,

@@ -41,8 +41,8 @@ from bot.services.ports import (
     BudgetLine,
     DigestData,
     DigestLine,
-    Messages,
     Reminder,
+    ReminderMessages,
     UnmanagedInstance,
 )
 from bot.services.rules import RULES
@@ -113,7 +113,7 @@ class ReminderService:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: ReminderMessages,
         listings: ListingService,
         stopped_after: timedelta,
         digest_channel: str | None = None,

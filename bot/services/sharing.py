@@ -29,13 +29,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.formats import deployment_ref, mrkdwn_escape
 from bot.services.manage import NOT_FOUND_TEXT, ManageService, Outcome, OutcomeKind
 from bot.services.membership import MembershipService, Standing
-from bot.services.ports import Messages
+from bot.services.ports import DirectMessages, LoginMessages, ThreadNotes
 from catalog import Template
 from storage import (
     LIVE_STATUSES,
@@ -229,7 +230,7 @@ class ShareResult:
 
 def send_ready_dms(
     sf: SessionFactory,
-    messages: Messages,
+    messages: LoginMessages,
     dep: DeploymentRecord,
     template: Template | None,
     *,
@@ -276,6 +277,11 @@ def send_ready_dms(
 # --- the service ---------------------------------------------------------------------------
 
 
+class SharingMessages(ThreadNotes, DirectMessages, LoginMessages, Protocol):
+    """What sharing sends: the note in the thread, the DMs to whom it is shared with or no longer
+    is, and their login DM (:func:`send_ready_dms`)."""
+
+
 class SharingService:
     """The Share button's logic (see the module docstring).
 
@@ -297,7 +303,7 @@ class SharingService:
         session_factory: SessionFactory,
         manage: ManageService,
         membership: MembershipService,
-        messages: Messages,
+        messages: SharingMessages,
         catalog_get: Callable[[str], Template | None],
         refresh_home: Callable[[str, str], object] = lambda user_id, team_id: None,
         clock: Callable[[], datetime] = utcnow,

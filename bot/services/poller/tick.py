@@ -26,12 +26,11 @@ from bot.services.lifetimes import LifetimeService
 from bot.services.manage import START_CLAIM_PREFIX
 from bot.services.message_sync import MessageSync
 from bot.services.poller import read as read_stage
-from bot.services.poller.apply import Applier
+from bot.services.poller.apply import Applier, PollerMessages
 from bot.services.poller.assess import Assessor
 from bot.services.poller.read import Reader
 from bot.services.poller.report import AccountState, Group, TickReport
 from bot.services.poller.state import PollerState, logger
-from bot.services.ports import Messages
 from bot.services.probe import Prober
 from bot.services.recovery import account_resolver
 from bot.vast.models import Instance
@@ -103,7 +102,7 @@ class StatusPoller:
         installation_id: str,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
+        messages: PollerMessages,
         catalog_get: Callable[[str], Template | None],
         interval_seconds: float,
         timeout_minutes: float,

@@ -27,12 +27,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import storage
 from bot import pricing
 from bot.formats import deployment_ref, micros
 from bot.services.manage import ManageService, OutcomeKind
-from bot.services.ports import ExpiryNotice, IdleNotice, Messages
+from bot.services.ports import (
+    DirectMessages,
+    ExpiryNotice,
+    IdleNotice,
+    LifetimeNotices,
+    ThreadNotes,
+)
 from bot.services.rules.base import (
     ACTS,
     ASK,
@@ -62,6 +69,11 @@ def watch_key(rule: Rule, dep: DeploymentRecord) -> str:
     return f"watch:{rule.name}:{dep.id}:{micros(run)}"
 
 
+class RuleMessages(LifetimeNotices, ThreadNotes, DirectMessages, Protocol):
+    """What the automatic rules send: warnings (DM and thread), and plain notes in the thread
+    and to the owner."""
+
+
 class RuleExecutor:
     """Runs the tick rules (see the module docstring).
 
@@ -81,7 +93,7 @@ class RuleExecutor:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: RuleMessages,
         manage: ManageService,
         rules: Sequence[Rule],
         policy: Callable[[], LifetimePolicy],
