@@ -16,7 +16,7 @@ from bot.services.accounts import VastAccounts
 from bot.services.admins import StaticAdmins
 from bot.services.manage import ManageMessages, ManageService
 from bot.services.membership import LookupFailed, MembershipService, SlackMember
-from bot.services.ports import LoginMessages
+from bot.services.ports import NO_TEMPLATES, LoginMessages
 from bot.services.sharing import (
     SharingMessages,
     SharingService,
@@ -29,7 +29,6 @@ from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.manage import deployment_list_message
 from bot.slack.blocks.status import deployment_buttons, status_message
-from catalog import Template
 from storage import DeploymentRecord, SessionFactory, repo
 from storage import collaborators as collab
 from tests.blockkit import buttons, texts
@@ -96,6 +95,17 @@ class World:
     homes: list[tuple[str, str]]
 
 
+@dataclass
+class RecordingHomes:
+    """The Home refreshes sharing asks for, as ``(user_id, team_id)``."""
+
+    refreshed: list[tuple[str, str]]
+
+    def refresh(self, user_id: str, team_id: str | None = None) -> bool:
+        self.refreshed.append((user_id, team_id or ""))
+        return True
+
+
 @pytest.fixture
 def world(session_factory: SessionFactory) -> World:
     messages = FakeMessages()
@@ -103,7 +113,7 @@ def world(session_factory: SessionFactory) -> World:
         session_factory=session_factory,
         accounts=cast(VastAccounts, None),  # sharing sends nothing to Vast.ai
         messages=cast(ManageMessages, messages),
-        catalog_get=lambda slug: None,
+        templates=NO_TEMPLATES,
         admins=StaticAdmins(frozenset({ADMIN})),
         clock=lambda: T0,
     )
@@ -113,8 +123,8 @@ def world(session_factory: SessionFactory) -> World:
         manage=manage,
         membership=MembershipService(lookup=lookup),
         messages=cast(SharingMessages, messages),
-        catalog_get=lambda slug: cast(Template, None),
-        refresh_home=lambda user, team: homes.append((user, team)),
+        templates=NO_TEMPLATES,
+        homes=RecordingHomes(homes),
         clock=lambda: T0,
         max_people=3,
     )

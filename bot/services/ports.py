@@ -80,6 +80,7 @@ __all__ = [
     "ExpiryNotice",
     "FileSender",
     "HomeData",
+    "HomeRefresher",
     "HomeTabs",
     "IdleNotice",
     "InstanceNotices",
@@ -88,11 +89,14 @@ __all__ = [
     "LifetimeNotices",
     "LoginMessages",
     "Messages",
+    "NO_HOMES",
+    "NO_TEMPLATES",
     "PostedLike",
     "Reminder",
     "ReminderMessages",
     "RentalNotices",
     "StatusMessages",
+    "Templates",
     "ThreadNotes",
     "UnmanagedInstance",
 ]
@@ -108,6 +112,42 @@ class Delivery(StrEnum):
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"
     QUEUED = "queued"
+
+
+class Templates(Protocol):
+    """The catalog's templates by slug (:class:`catalog.Catalog` implements it): what a
+    service needs to draw a deployment's status message or its login DM."""
+
+    def get(self, slug: str) -> Template | None:
+        """The template ``slug``; None when the catalog no longer has it."""
+        ...
+
+
+class _NoTemplates:
+    def get(self, slug: str) -> Template | None:
+        return None
+
+
+NO_TEMPLATES: Templates = _NoTemplates()
+"""A catalog without templates (a service built in a test that draws nothing)."""
+
+
+class HomeRefresher(Protocol):
+    """Redraws the App Home of whoever sees a deployment once it changed
+    (:class:`bot.services.home.HomeService` implements it; it logs a failure, never raises)."""
+
+    def deployment_changed(self, dep: DeploymentRecord) -> None:
+        """``dep`` changed: refresh the Home tabs that show it (its owner's, its teammates')."""
+        ...
+
+
+class _NoHomes:
+    def deployment_changed(self, dep: DeploymentRecord) -> None:
+        return None
+
+
+NO_HOMES: HomeRefresher = _NoHomes()
+"""No App Home to refresh (a service built in a test)."""
 
 
 class PostedLike(Protocol):
