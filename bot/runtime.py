@@ -71,7 +71,6 @@ from storage import (
     get_workspace,
     installation_id,
     list_team_ids,
-    list_workspaces,
     make_engine,
     make_session_factory,
     migrate,
@@ -176,20 +175,6 @@ def enterprise_of(sf: SessionFactory, team_id: str) -> str | None:
     return record.enterprise_id if record is not None else None
 
 
-def admin_recipients(
-    sf: SessionFactory, admins: AdminDirectory, *, oauth: bool
-) -> list[tuple[str | None, frozenset[str]]]:
-    """Who hears about the status poller (:data:`bot.services.heartbeat.Recipients`):
-    ``BOT_ADMINS`` in single-workspace mode; in OAuth mode each installed workspace's listed
-    admins (``BOT_ADMINS`` and its own list) in that workspace."""
-    if not oauth:
-        return [(None, admins.admins(None))]
-    return [
-        (record.team_id, admins.admins(record.team_id))
-        for record in list_workspaces(sf, installed_only=True)
-    ]
-
-
 def oauth_installation_store(
     engine: Engine,
     client_id: str,
@@ -251,121 +236,30 @@ def build_services(
     db = _storage(settings, closers)
     vast = _vast_client(settings, vast, metrics, closers)
     slack = _slack(settings, db, client, metrics=metrics, clock=clock, closers=closers)
-    messages = slack.messages
     workspaces = _workspaces(settings, db, slack.clients, clock)
-    # BOT_ADMINS, each workspace's own list (setup) and its Slack owners and admins.
-    admins: AdminDirectory = workspaces
     accounts = _accounts(settings, db, vast, workspaces, metrics, closers)
-    listings = ListingService(
-        db.sf,
-        unmanaged_state=lambda team_id: unmanaged_state(
-            accounts.for_team(team_id).name if accounts.multi else None
-        ),
+    core = _Core(
+        settings, catalog, db, slack.messages, accounts, workspaces, clock, metrics, closers
     )
-    budget_policy = BudgetPolicy.from_settings(settings)
+    listings = _listings(core)
     policies = WorkspacePolicies(
         workspaces,
         lifetimes=LifetimePolicy.from_settings(settings),
-        budgets=budget_policy,
+        budgets=BudgetPolicy.from_settings(settings),
         oauth=settings.oauth_mode,
     )
-
-    # Money: budgets, and the App Home that shows them.
-    budgets = BudgetService(
-        session_factory=db.sf,
-        listings=listings,
-        messages=messages,
-        policy=budget_policy,
-        policies=policies,
-        clock=clock,
-    )
-    home = HomeService(
-        listings, messages, admins=admins, budgets=budgets, one_workspace=not settings.oauth_mode
-    )
-
-    # Deployments: renting, managing, lifetimes, approvals.
-    deploy = DeployService(
-        installation_id=db.install_id,
-        accounts=accounts,
-        session_factory=db.sf,
-        messages=messages,
-        passwords=db.passwords,
-        templates=catalog,
-        clock=clock,
-    )
-    manage = ManageService(
-        session_factory=db.sf,
-        accounts=accounts,
-        messages=messages,
-        templates=catalog,
-        admins=admins,
-        homes=home,
-        clock=clock,
-        retry_seconds=settings.status_poll_seconds,
-    )
-    lifetimes = LifetimeService(
-        session_factory=db.sf,
-        messages=messages,
-        manage=manage,
-        templates=catalog,
-        policy=policies.lifetimes,
-        policies=policies,
-        homes=home,
-        budgets=budgets,
-        clock=clock,
-        metrics=metrics,
-    )
-    approvals = ApprovalService(
-        session_factory=db.sf,
-        deploy=deploy,
-        budgets=budgets,
-        messages=messages,
-        templates=catalog,
-        policy=budget_policy,
-        homes=home,
-        clock=clock,
-    )
-
-    # Background: the status poller and what runs after each of its passes, the reminders.
-    poller, heartbeat = _poller(
-        settings,
-        db,
-        accounts,
-        messages,
-        catalog,
-        home=home,
-        lifetimes=lifetimes,
-        admins=admins,
-        metrics=metrics,
-        clock=clock,
-        closers=closers,
-    )
-    reminders = ReminderService(
-        session_factory=db.sf,
-        messages=messages,
-        listings=listings,
-        stopped_after=timedelta(days=settings.stopped_reminder_days),
-        digest_channel=settings.digest_channel,
-        digest_hour=settings.digest_hour,
-        digest_timezone=settings.digest_timezone,
-        workspace=home,
-        channels=workspaces,
-        per_workspace=settings.oauth_mode,
-        budgets=budgets,
-        clock=clock,
-    )
+    budgets = _budgets(core, listings, policies)
+    home = _home(core, listings, budgets)
+    deploy = _deploy(core)
+    manage = _manage(core, home)
+    lifetimes = _lifetimes(core, manage, budgets, home, policies)
+    approvals = _approvals(core, deploy, budgets, home, policies)
+    poller, heartbeat = _poller(core, home, lifetimes)
+    reminders = _reminders(core, listings, home, budgets)
     scheduler = _scheduler(settings, poller, heartbeat, reminders, approvals)
     work = _work_pool(closers)
-    collector = _state_collector(settings, db.sf, slack.outbox, work, listings, clock)
-    metrics.registry.register(collector)
-
-    # What the listeners reach through Services.
-    membership = MembershipService(
-        lookup=member_lookup(slack.clients.client_for),
-        let_in=workspaces.lets_in,
-        # Single-workspace mode: the one workspace whose account every request spends.
-        installed_team=None if settings.oauth_mode else home.team_id,
-    )
+    metrics.registry.register(_state_collector(core, slack.outbox, work, listings))
+    membership = _membership(core, slack.clients, home)
     services = Services(
         settings=settings,
         catalog=catalog,
@@ -373,14 +267,14 @@ def build_services(
         accounts=accounts,
         session_factory=db.sf,
         scheduler=scheduler,
-        messages=messages,
+        messages=slack.messages,
         deploy=deploy,
         manage=manage,
         listings=listings,
         credit=CreditService(accounts, db.sf),
         cost_export=CostExportService(
             listings=listings,
-            files=messages,
+            files=slack.messages,
             retention_days=settings.retention_days,
             clock=clock,
         ),
@@ -395,29 +289,15 @@ def build_services(
         work=work,
         workspaces=workspaces,
         membership=membership,
-        sharing=SharingService(
-            session_factory=db.sf,
-            manage=manage,
-            membership=membership,
-            messages=messages,
-            templates=catalog,
-            homes=home,
-            clock=clock,
-        ),
+        sharing=_sharing(core, manage, membership, home),
         ssh_keys=SshKeyService(session_factory=db.sf, clock=clock),
-        installs=(
-            InstallService(
-                session_factory=db.sf, messages=messages, forget=slack.clients.forget, clock=clock
-            )
-            if settings.oauth_mode
-            else None
-        ),
+        installs=_installs(core, slack.clients),
         heartbeat=heartbeat,
     )
     return services, db.engine, slack.installation_store
 
 
-# -- the sections of build_services -----------------------------------------------------------
+# -- the sections of build_services, in the order it calls them --------------------------------
 
 
 @dataclass(frozen=True)
@@ -599,28 +479,145 @@ def _accounts(
     return accounts
 
 
-def _poller(
-    settings: Settings,
-    db: _Storage,
-    accounts: VastAccounts,
-    messages: SlackMessages,
-    catalog: Catalog,
-    *,
+@dataclass(frozen=True)
+class _Core:
+    """What most services are built from: the settings, the catalog, the database, the
+    messages port, the Vast.ai accounts, the workspaces (their settings and admins: the
+    :class:`AdminDirectory`), the shared clock, the metrics, and the list of closers."""
+
+    settings: Settings
+    catalog: Catalog
+    db: _Storage
+    messages: SlackMessages
+    accounts: VastAccounts
+    workspaces: WorkspaceService
+    clock: Callable[[], datetime]
+    metrics: BotMetrics
+    closers: list[Callable[[], object]]
+
+    @property
+    def admins(self) -> AdminDirectory:
+        """``BOT_ADMINS``, each workspace's own list (setup) and its Slack owners and admins."""
+        return self.workspaces
+
+
+def _listings(core: _Core) -> ListingService:
+    """Reads deployments, spend and the unmanaged instances (named by their Vast.ai account
+    when there are several)."""
+    accounts = core.accounts
+    return ListingService(
+        core.db.sf,
+        unmanaged_state=lambda team_id: unmanaged_state(
+            accounts.for_team(team_id).name if accounts.multi else None
+        ),
+    )
+
+
+def _budgets(core: _Core, listings: ListingService, policies: WorkspacePolicies) -> BudgetService:
+    """Budgets and their 80 % / 100 % notices, by each workspace's rules."""
+    return BudgetService(
+        session_factory=core.db.sf,
+        listings=listings,
+        messages=core.messages,
+        policy=policies.budgets,
+        policies=policies,
+        clock=core.clock,
+    )
+
+
+def _home(core: _Core, listings: ListingService, budgets: BudgetService) -> HomeService:
+    """The App Home: deployments, spend and budgets."""
+    return HomeService(
+        listings,
+        core.messages,
+        admins=core.admins,
+        budgets=budgets,
+        one_workspace=not core.settings.oauth_mode,
+    )
+
+
+def _deploy(core: _Core) -> DeployService:
+    """Rentals: the row first, then Vast.ai, then the status message."""
+    return DeployService(
+        installation_id=core.db.install_id,
+        accounts=core.accounts,
+        session_factory=core.db.sf,
+        messages=core.messages,
+        passwords=core.db.passwords,
+        templates=core.catalog,
+        clock=core.clock,
+    )
+
+
+def _manage(core: _Core, home: HomeService) -> ManageService:
+    """Stop, Start, Destroy and the login, by people and by the bot's rules."""
+    return ManageService(
+        session_factory=core.db.sf,
+        accounts=core.accounts,
+        messages=core.messages,
+        templates=core.catalog,
+        admins=core.admins,
+        homes=home,
+        clock=core.clock,
+        retry_seconds=core.settings.status_poll_seconds,
+    )
+
+
+def _lifetimes(
+    core: _Core,
+    manage: ManageService,
+    budgets: BudgetService,
     home: HomeService,
-    lifetimes: LifetimeService,
-    admins: AdminDirectory,
-    metrics: BotMetrics,
-    clock: Callable[[], datetime],
-    closers: list[Callable[[], object]],
+    policies: WorkspacePolicies,
+) -> LifetimeService:
+    """The automatic rules (lifetime, idle, reminders' schedule) and Extend."""
+    return LifetimeService(
+        session_factory=core.db.sf,
+        messages=core.messages,
+        manage=manage,
+        templates=core.catalog,
+        policy=policies.lifetimes,
+        policies=policies,
+        homes=home,
+        budgets=budgets,
+        clock=core.clock,
+        metrics=core.metrics,
+    )
+
+
+def _approvals(
+    core: _Core,
+    deploy: DeployService,
+    budgets: BudgetService,
+    home: HomeService,
+    policies: WorkspacePolicies,
+) -> ApprovalService:
+    """Requests over the approval price: ask, decide, rent the approved ones."""
+    return ApprovalService(
+        session_factory=core.db.sf,
+        deploy=deploy,
+        budgets=budgets,
+        messages=core.messages,
+        templates=core.catalog,
+        policy=policies.budgets,
+        homes=home,
+        clock=core.clock,
+    )
+
+
+def _poller(
+    core: _Core, home: HomeService, lifetimes: LifetimeService
 ) -> tuple[StatusPoller, HeartbeatService]:
     """The status poller with the reconciler, and what runs after each of its passes: the
     heartbeat (which watches it), the SSH keys on instances and the housekeeping."""
+    settings, db, accounts, messages = core.settings, core.db, core.accounts, core.messages
+    metrics, clock = core.metrics, core.clock
     # The heartbeat reads the SQLite file's identity now, once the database exists.
     heartbeat = HeartbeatService(
         session_factory=db.sf,
         engine=db.engine,
         messages=messages,
-        recipients=lambda: admin_recipients(db.sf, admins, oauth=settings.oauth_mode),
+        recipients=core.workspaces,
         interval_seconds=settings.status_poll_seconds,
         clock=clock,
         # A row at rest fails once per sweep pass: the stretch must outlast two of them.
@@ -664,7 +661,7 @@ def _poller(
         session_factory=db.sf,
         accounts=accounts,
         messages=messages,
-        templates=catalog,
+        templates=core.catalog,
         interval_seconds=settings.status_poll_seconds,
         lease_seconds=settings.poller_lease_seconds,
         timeout_minutes=settings.deploy_timeout_minutes,
@@ -678,14 +675,35 @@ def _poller(
             session_factory=db.sf,
             accounts=accounts,
             messages=messages,
-            templates=catalog,
+            templates=core.catalog,
             interval_seconds=settings.status_poll_seconds,
             homes=home,
             clock=clock,
         ),
     )
-    closers.append(poller.close)
+    core.closers.append(poller.close)
     return poller, heartbeat
+
+
+def _reminders(
+    core: _Core, listings: ListingService, home: HomeService, budgets: BudgetService
+) -> ReminderService:
+    """Reminders to owners and the daily digest (one per workspace in OAuth mode)."""
+    settings = core.settings
+    return ReminderService(
+        session_factory=core.db.sf,
+        messages=core.messages,
+        listings=listings,
+        stopped_after=timedelta(days=settings.stopped_reminder_days),
+        digest_channel=settings.digest_channel,
+        digest_hour=settings.digest_hour,
+        digest_timezone=settings.digest_timezone,
+        workspace=home,
+        channels=core.workspaces,
+        per_workspace=settings.oauth_mode,
+        budgets=budgets,
+        clock=core.clock,
+    )
 
 
 def _scheduler(
@@ -716,15 +734,11 @@ def _work_pool(closers: list[Callable[[], object]]) -> WorkPool:
 
 
 def _state_collector(
-    settings: Settings,
-    sf: SessionFactory,
-    outbox: Outbox,
-    work: WorkPool,
-    listings: ListingService,
-    clock: Callable[[], datetime],
+    core: _Core, outbox: Outbox, work: WorkPool, listings: ListingService
 ) -> StateCollector:
     """What ``GET /metrics`` reads at scrape time: the deployments, the queues and the
     month's spend."""
+    sf = core.db.sf
     return StateCollector(
         sf,
         Queues(
@@ -733,11 +747,48 @@ def _state_collector(
             work_threads=work.threads,
             work_refused=lambda: work.refused,
         ),
-        clock=clock,
-        per_workspace=settings.metrics_per_workspace,
+        clock=core.clock,
+        per_workspace=core.settings.metrics_per_workspace,
         month_spend=lambda now: sum(
             listings.month_report(team, now).total for team in list_team_ids(sf)
         ),
+    )
+
+
+def _membership(core: _Core, clients: WorkspaceClients, home: HomeService) -> MembershipService:
+    """Who may use the bot: members of the workspace (guests only when let in)."""
+    return MembershipService(
+        lookup=member_lookup(clients.client_for),
+        let_in=core.workspaces.lets_in,
+        # Single-workspace mode: the one workspace whose account every request spends.
+        installed_team=None if core.settings.oauth_mode else home.team_id,
+    )
+
+
+def _sharing(
+    core: _Core, manage: ManageService, membership: MembershipService, home: HomeService
+) -> SharingService:
+    """Share: teammates who may Stop, Start and Extend a deployment and get its login."""
+    return SharingService(
+        session_factory=core.db.sf,
+        manage=manage,
+        membership=membership,
+        messages=core.messages,
+        templates=core.catalog,
+        homes=home,
+        clock=core.clock,
+    )
+
+
+def _installs(core: _Core, clients: WorkspaceClients) -> InstallService | None:
+    """OAuth mode: installs, token rotations and uninstalls (None in single-workspace mode)."""
+    if not core.settings.oauth_mode:
+        return None
+    return InstallService(
+        session_factory=core.db.sf,
+        messages=core.messages,
+        tokens=clients,
+        clock=core.clock,
     )
 
 

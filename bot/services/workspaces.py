@@ -445,6 +445,17 @@ class WorkspaceService:
             return frozenset(self._settings.bot_admins)
         return self.settings_for(team_id).listed_admins
 
+    def alert_recipients(self) -> list[tuple[str | None, frozenset[str]]]:
+        """Who hears about the status poller (:class:`bot.services.heartbeat.Recipients`):
+        ``BOT_ADMINS`` in single-workspace mode; in OAuth mode each installed workspace's listed
+        admins (``BOT_ADMINS`` and its own list) in that workspace."""
+        if not self._settings.oauth_mode:
+            return [(None, self.admins(None))]
+        return [
+            (record.team_id, self.admins(record.team_id))
+            for record in list_workspaces(self._sf, installed_only=True)
+        ]
+
     def digest_channel(self, team_id: str) -> str | None:
         """The daily digest's channel in ``team_id`` (its own, else ``DIGEST_CHANNEL``; None:
         no digest). Raises SQLAlchemy errors when the database fails."""
