@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 session_factory=sf,
                 accounts=accounts,
                 messages=SlackMessages(Notifier(make_web_client(settings))),
-                catalog_get=catalog.get,
+                templates=catalog,
                 interval_seconds=POLL_SECONDS / k,
                 timeout_minutes=settings.deploy_timeout_minutes,
                 clock=clock,

@@ -104,7 +104,7 @@ def run(url: str, deploys: int, submitters: int, duplicate_every: int) -> dict[s
             session_factory=sf,
             messages=SlackMessages(notifier, passwords=passwords),
             passwords=passwords,
-            catalog_get=lambda slug: template,
+            templates={template.slug: template},
         )
         work: queue.Queue[DeployRequest | None] = queue.Queue()
         distinct = 0

@@ -48,12 +48,12 @@ from sqlalchemy import insert
 import storage
 from bot.playground.slack_api import FakeSlack
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
 from bot.services.deploy import label_for
 from bot.services.heartbeat import HeartbeatService
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
+from bot.services.manage import ManageService
 from bot.services.poller import StatusPoller
 from bot.services.states import WATCHED_STATUSES
 from bot.simulator import Timeline, VastSimulator
@@ -171,6 +171,13 @@ def _rows(
     return rows
 
 
+class NoRecipients:
+    """Nobody hears about the poller (a benchmark)."""
+
+    def alert_recipients(self) -> list[tuple[str | None, frozenset[str]]]:
+        return []
+
+
 class VirtualTime:
     """The pacers' clock in the benchmark: a sleep moves it instead of waiting, so a tick is
     paced as in production (its budget and the waits it would make are real) without taking
@@ -233,7 +240,7 @@ def measure(
                 session_factory=sf,
                 accounts=VastAccounts.single(vast, simulated=True),
                 messages=messages,
-                catalog_get=catalog.get,
+                templates=catalog,
                 admins=StaticAdmins(frozenset()),
                 clock=lambda: now,
             )
@@ -241,7 +248,7 @@ def measure(
                 session_factory=sf,
                 messages=messages,
                 manage=manage,
-                catalog_get=catalog.get,
+                templates=catalog,
                 policy=LifetimePolicy.from_settings(settings),
                 clock=lambda: now,
             )
@@ -250,7 +257,7 @@ def measure(
             session_factory=sf,
             engine=engine,
             messages=messages,
-            recipients=lambda: [],
+            recipients=NoRecipients(),
             interval_seconds=settings.status_poll_seconds,
             clock=lambda: now,
         )
@@ -259,7 +266,7 @@ def measure(
             session_factory=sf,
             accounts=VastAccounts.single(vast, simulated=True),
             messages=messages,
-            catalog_get=catalog.get,
+            templates=catalog,
             interval_seconds=settings.status_poll_seconds,
             timeout_minutes=settings.deploy_timeout_minutes,
             clock=lambda: now,
@@ -269,7 +276,7 @@ def measure(
                 session_factory=sf,
                 accounts=VastAccounts.single(vast, simulated=True),
                 messages=messages,
-                catalog_get=catalog.get,
+                templates=catalog,
                 interval_seconds=settings.status_poll_seconds,
                 clock=lambda: now,
             ),

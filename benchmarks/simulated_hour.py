@@ -65,8 +65,8 @@ from pathlib import Path
 import storage
 from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.runtime import Runtime, build_runtime
-from bot.services.actions import DESTROY, STOP
 from bot.services.deploy import DeployRequest
+from bot.services.manage import DESTROY, STOP
 from bot.services.poller import TickReport
 from bot.simulator import Timeline, VastSimulator
 from bot.simulator.limits import DEFAULT_RATE_LIMITS, endpoint_of

@@ -31,7 +31,7 @@ from pydantic_settings import (
 
 from bot.crypto import GENERATE_HINT, EncryptionKeyError, SecretBox, parse_keys
 from bot.logs import LOG_FORMATS, LOG_LEVELS, LogFormat, LogLevel
-from bot.vast.pacing import DEFAULT_MIN_INTERVALS, parse_min_intervals
+from bot.vast_limits import DEFAULT_MIN_INTERVALS, parse_min_intervals
 from storage import DEFAULT_DATABASE_URL
 
 #: The bot scopes of the manifest (``manifest.yml``), asked for by an OAuth install.

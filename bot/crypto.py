@@ -9,9 +9,9 @@ Several keys make a ``MultiFernet``: the first encrypts, every one decrypts, so 
 be put first, the bot restarted, ``python -m bot rotate-key`` run (everything re-encrypted
 with the first key), then the old key removed.
 
-A canary stored in ``bot_state`` (name :data:`CANARY_STATE`) lets the bot refuse to start with
-keys none of which the stored secrets were saved with (:meth:`SecretBox.verify`) rather than
-fail later on the first workspace whose key it cannot read.
+This module only encrypts and decrypts: it imports nothing of storage. The canary that lets the
+bot refuse to start with keys none of which the stored secrets were saved with lives with the
+rest of the secrets at rest (:func:`bot.rekey.verify_canary`).
 
 Web passwords are encrypted in every mode: with ``ENCRYPTION_KEY`` when it is set, else with a
 key derived (HKDF-SHA256, RFC 5869) from ``SLACK_SIGNING_SECRET`` (or, in Socket Mode without
@@ -33,29 +33,6 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from storage import (
-    SLACK_BOT_TOKENS,
-    VAST_KEYS,
-    SessionFactory,
-    count_stored,
-    get_state,
-    put_state_if_absent,
-)
-
-#: ``bot_state`` name of the canary: a Fernet token of :data:`CANARY_TEXT`.
-CANARY_STATE = "encryption_canary"
-CANARY_TEXT = "gpu-template-bot encryption canary v1"
-WRONG_KEY_MESSAGE = (
-    "ENCRYPTION_KEY does not decrypt the secrets stored in the database: set the key they were "
-    "saved with"
-)
-#: The refusal when no Vast.ai key nor Slack token is stored yet (only the first start's check
-#: value).
-NEW_KEY_MESSAGE = (
-    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key nor "
-    "Slack token is stored yet, so nothing is lost: set the first key again, or start over "
-    "with this one (docs/SLACK_APP.md › A lost or changed ENCRYPTION_KEY)"
-)
 GENERATE_HINT = (
     'generate one with .venv/bin/python -c "from cryptography.fernet import Fernet; '
     'print(Fernet.generate_key().decode())"'
@@ -221,45 +198,6 @@ class SecretBox:
             raise EncryptionKeyError(
                 "ENCRYPTION_KEY does not decrypt a stored secret: set the key it was saved with"
             ) from None
-
-    def verify(self, sf: SessionFactory) -> bool:
-        """Check that one of the keys is the one the database's secrets were saved with.
-
-        On first use (no canary in ``bot_state`` yet) writes one encrypted with the first key
-        (insert only: of two processes starting at once, one writes it and both check that
-        one); then decrypts the stored canary with any key.
-
-        Returns:
-            True when the canary is encrypted with the first key, False when with another
-            (``python -m bot rotate-key`` has not finished since the first key was added).
-
-        Raises:
-            EncryptionKeyError: when no key decrypts the canary: with
-                :data:`WRONG_KEY_MESSAGE` when Vast.ai keys or Slack tokens are stored
-                (counted), else :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting
-                over).
-        """
-        if get_state(sf, CANARY_STATE) is None:
-            put_state_if_absent(sf, CANARY_STATE, self.encrypt(CANARY_TEXT))
-        stored = get_state(sf, CANARY_STATE)
-        try:
-            ok = stored is not None and self.decrypt(stored[0]) == CANARY_TEXT
-        except EncryptionKeyError:
-            ok = False
-        if not ok:
-            stored_keys = count_stored(sf, VAST_KEYS)
-            installs = count_stored(sf, SLACK_BOT_TOKENS)
-            if stored_keys == 0 and installs == 0:
-                raise EncryptionKeyError(NEW_KEY_MESSAGE)
-            what = [f"{stored_keys} workspace Vast.ai key{'s' if stored_keys != 1 else ''}"]
-            if installs:
-                what.append(f"{installs} Slack bot token{'s' if installs != 1 else ''}")
-            raise EncryptionKeyError(
-                f"{WRONG_KEY_MESSAGE} ({', '.join(what)}; docs/SLACK_APP.md › A lost or "
-                "changed ENCRYPTION_KEY)"
-            )
-        assert stored is not None
-        return self.is_current(stored[0])
 
 
 def password_box(

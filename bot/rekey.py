@@ -30,7 +30,6 @@ from sqlalchemy.exc import SQLAlchemyError
 import storage
 from bot.config import ConfigError, Settings, load_settings
 from bot.crypto import (
-    CANARY_STATE,
     EncryptionKeyError,
     SecretBox,
     password_box,
@@ -43,6 +42,62 @@ logger = logging.getLogger(__name__)
 #: Every Fernet token starts so (see :func:`bot.crypto.looks_sealed`): the start-up pass reads
 #: only the other values.
 SEALED_PREFIX = "gAAAAA"
+
+#: ``bot_state`` name of the canary: a Fernet token of :data:`CANARY_TEXT`.
+CANARY_STATE = "encryption_canary"
+CANARY_TEXT = "gpu-template-bot encryption canary v1"
+WRONG_KEY_MESSAGE = (
+    "ENCRYPTION_KEY does not decrypt the secrets stored in the database: set the key they were "
+    "saved with"
+)
+#: The refusal when no Vast.ai key nor Slack token is stored yet (only the first start's check
+#: value).
+NEW_KEY_MESSAGE = (
+    "ENCRYPTION_KEY is not the key this database was first started with; no Vast.ai key nor "
+    "Slack token is stored yet, so nothing is lost: set the first key again, or start over "
+    "with this one (docs/SLACK_APP.md › A lost or changed ENCRYPTION_KEY)"
+)
+
+
+def verify_canary(vault: SecretBox, sf: SessionFactory) -> bool:
+    """Check that one of the keys of ``vault`` (``ENCRYPTION_KEY``) is the one the database's
+    secrets were saved with.
+
+    On first use (no canary in ``bot_state`` yet) writes one encrypted with the first key
+    (insert only: of two processes starting at once, one writes it and both check that
+    one); then decrypts the stored canary with any key.
+
+    Returns:
+        True when the canary is encrypted with the first key, False when with another
+        (``python -m bot rotate-key`` has not finished since the first key was added).
+
+    Raises:
+        EncryptionKeyError: when no key decrypts the canary: with
+            :data:`WRONG_KEY_MESSAGE` when Vast.ai keys or Slack tokens are stored
+            (counted), else :data:`NEW_KEY_MESSAGE` (nothing would be lost by starting
+            over).
+    """
+    if storage.get_state(sf, CANARY_STATE) is None:
+        storage.put_state_if_absent(sf, CANARY_STATE, vault.encrypt(CANARY_TEXT))
+    stored = storage.get_state(sf, CANARY_STATE)
+    try:
+        ok = stored is not None and vault.decrypt(stored[0]) == CANARY_TEXT
+    except EncryptionKeyError:
+        ok = False
+    if not ok:
+        stored_keys = storage.count_stored(sf, storage.VAST_KEYS)
+        installs = storage.count_stored(sf, storage.SLACK_BOT_TOKENS)
+        if stored_keys == 0 and installs == 0:
+            raise EncryptionKeyError(NEW_KEY_MESSAGE)
+        what = [f"{stored_keys} workspace Vast.ai key{'s' if stored_keys != 1 else ''}"]
+        if installs:
+            what.append(f"{installs} Slack bot token{'s' if installs != 1 else ''}")
+        raise EncryptionKeyError(
+            f"{WRONG_KEY_MESSAGE} ({', '.join(what)}; docs/SLACK_APP.md › A lost or "
+            "changed ENCRYPTION_KEY)"
+        )
+    assert stored is not None
+    return vault.is_current(stored[0])
 
 
 def vault_box(settings: Settings) -> SecretBox | None:
@@ -159,7 +214,7 @@ def rotate_all(
     """
     report = RotationReport()
     if vault is not None:
-        vault.verify(sf)
+        verify_canary(vault, sf)
     for column, box, _ in _columns(vault, passwords):
         tally = report.tallies.setdefault(column.what, Tally())
         unreadable = 0
@@ -185,7 +240,7 @@ def rotate_all(
 
 def _rotate_canary(sf: SessionFactory, vault: SecretBox) -> str:
     stored = storage.get_state(sf, CANARY_STATE)
-    if stored is None:  # verify() wrote one under the first key
+    if stored is None:  # verify_canary() wrote one under the first key
         return "current"
     new = vault.reseal(stored[0])
     if new is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from wsgiref.types import WSGIApplication
 
@@ -20,10 +20,9 @@ from sqlalchemy import Engine
 from bot.config import Settings
 from bot.crypto import SecretBox
 from bot.metrics import BotMetrics, Queues, StateCollector
-from bot.rekey import passwords_box, seal_plaintext, vault_box
+from bot.rekey import passwords_box, seal_plaintext, vault_box, verify_canary
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import AdminDirectory
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetPolicy, BudgetService
@@ -39,6 +38,7 @@ from bot.services.instance_keys import KeyReconciler
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.listings import ListingService
+from bot.services.manage import ManageService
 from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller, TickReport
@@ -48,7 +48,7 @@ from bot.services.sshkeys import SshKeyService
 from bot.services.unmanaged import unmanaged_state
 from bot.services.work import WorkPool
 from bot.services.workspaces import (
-    DIGEST_CHANNEL,
+    WorkspacePolicies,
     WorkspaceService,
     instance_checker,
     key_checker,
@@ -64,14 +64,13 @@ from bot.slack.outbox import Outbox
 from bot.slack.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.slack.token_store import SealedInstallationStore
 from bot.vast.client import VastClient
-from catalog import load_catalog
+from catalog import Catalog, load_catalog
 from storage import (
     SessionFactory,
     bump_installations_version,
     get_workspace,
     installation_id,
     list_team_ids,
-    list_workspaces,
     make_engine,
     make_session_factory,
     migrate,
@@ -176,32 +175,6 @@ def enterprise_of(sf: SessionFactory, team_id: str) -> str | None:
     return record.enterprise_id if record is not None else None
 
 
-def admin_recipients(
-    sf: SessionFactory, admins: AdminDirectory, *, oauth: bool
-) -> list[tuple[str | None, frozenset[str]]]:
-    """Who hears about the status poller (:data:`bot.services.heartbeat.Recipients`):
-    ``BOT_ADMINS`` in single-workspace mode; in OAuth mode each installed workspace's listed
-    admins (``BOT_ADMINS`` and its own list) in that workspace."""
-    if not oauth:
-        return [(None, admins.admins(None))]
-    return [
-        (record.team_id, admins.admins(record.team_id))
-        for record in list_workspaces(sf, installed_only=True)
-    ]
-
-
-def workspace_digests(sf: SessionFactory, workspaces: WorkspaceService) -> list[tuple[str, str]]:
-    """OAuth mode: ``[(team_id, channel)]`` of each installed workspace that chose a digest
-    channel in ``/templates setup`` (``DIGEST_CHANNEL`` names a channel of one workspace only,
-    so it is no default here)."""
-    targets = []
-    for record in list_workspaces(sf, installed_only=True):
-        own = workspaces.settings_for(record.team_id)
-        if own.digest_channel and DIGEST_CHANNEL in own.overridden:
-            targets.append((record.team_id, own.digest_channel))
-    return targets
-
-
 def oauth_installation_store(
     engine: Engine,
     client_id: str,
@@ -260,10 +233,118 @@ def build_services(
     closers = closers if closers is not None else []
     metrics = metrics if metrics is not None else BotMetrics()
     catalog = load_catalog(settings.catalog_dir)
+    db = _storage(settings, closers)
+    vast = _vast_client(settings, vast, metrics, closers)
+    slack = _slack(settings, db, client, metrics=metrics, clock=clock, closers=closers)
+    workspaces = _workspaces(settings, db, slack.clients, clock)
+    accounts = _accounts(settings, db, vast, workspaces, metrics, closers)
+    core = _Core(
+        settings, catalog, db, slack.messages, accounts, workspaces, clock, metrics, closers
+    )
+    listings = _listings(core)
+    policies = WorkspacePolicies(
+        workspaces,
+        lifetimes=LifetimePolicy.from_settings(settings),
+        budgets=BudgetPolicy.from_settings(settings),
+        oauth=settings.oauth_mode,
+    )
+    budgets = _budgets(core, listings, policies)
+    home = _home(core, listings, budgets)
+    deploy = _deploy(core)
+    manage = _manage(core, home)
+    lifetimes = _lifetimes(core, manage, budgets, home, policies)
+    approvals = _approvals(core, deploy, budgets, home, policies)
+    poller, heartbeat = _poller(core, home, lifetimes)
+    reminders = _reminders(core, listings, home, budgets)
+    scheduler = _scheduler(settings, poller, heartbeat, reminders, approvals)
+    work = _work_pool(closers)
+    metrics.registry.register(_state_collector(core, slack.outbox, work, listings))
+    membership = _membership(core, slack.clients, home)
+    services = Services(
+        settings=settings,
+        catalog=catalog,
+        vast=vast,
+        accounts=accounts,
+        session_factory=db.sf,
+        scheduler=scheduler,
+        messages=slack.messages,
+        deploy=deploy,
+        manage=manage,
+        listings=listings,
+        credit=CreditService(accounts, db.sf),
+        cost_export=CostExportService(
+            listings=listings,
+            files=slack.messages,
+            retention_days=settings.retention_days,
+            clock=clock,
+        ),
+        home=home,
+        poller=poller,
+        lifetimes=lifetimes,
+        reminders=reminders,
+        budgets=budgets,
+        approvals=approvals,
+        offers=OfferCache(vast, ttl=settings.offer_cache_seconds),
+        recent_searches=RecentSearches(),
+        work=work,
+        workspaces=workspaces,
+        membership=membership,
+        sharing=_sharing(core, manage, membership, home),
+        ssh_keys=SshKeyService(session_factory=db.sf, clock=clock),
+        installs=_installs(core, slack.clients),
+        heartbeat=heartbeat,
+    )
+    return services, db.engine, slack.installation_store
+
+
+# -- the sections of build_services, in the order it calls them --------------------------------
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """The database as :func:`build_services` opened it: the engine, the sessionmaker, this
+    database's installation id, and the boxes of the secrets at rest (``box``: the vault of
+    ``ENCRYPTION_KEY``, None when unset; ``passwords``: web passwords)."""
+
+    engine: Engine
+    sf: SessionFactory
+    install_id: str
+    box: SecretBox | None
+    passwords: SecretBox
+
+
+def _storage(settings: Settings, closers: list[Callable[[], object]]) -> _Storage:
+    """Create or migrate the database, check the encryption canary and seal what an earlier
+    version left in plain text."""
     engine = make_engine(settings.database_url)
     migrate(engine)
     closers.append(engine.dispose)
+    sf = make_session_factory(engine)
+    # Written once per database (the first process to start wins), in every instance label.
+    install_id = installation_id(sf)
+    logger.info("installation id %s", install_id)
+    box = vault_box(settings)
+    # Keys none of which the stored secrets were saved with: stop here, in one line.
+    if box is not None and not verify_canary(box, sf):
+        logger.warning(
+            "ENCRYPTION_KEY: the stored secrets are not all encrypted with its first key yet: "
+            "run `python -m bot rotate-key`, then remove the old key (docs/SECURITY.md)"
+        )
+    passwords = passwords_box(settings)
+    seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text
+    return _Storage(engine, sf, install_id, box, passwords)
+
+
+def _vast_client(
+    settings: Settings,
+    vast: VastClient | None,
+    metrics: BotMetrics,
+    closers: list[Callable[[], object]],
+) -> VastClient:
+    """The Vast.ai client of ``VAST_API_KEY``, or of the built-in simulator (started here) when
+    it is unset; ``vast`` when the caller built one (tests, benchmarks)."""
     if vast is None:
+        url, api_key = settings.vast_api_url, None
         if settings.vast_api_key is None:
             from bot.simulator import VastSimulator
 
@@ -277,47 +358,54 @@ def build_services(
                 )
             else:
                 logger.info("VAST_API_KEY is unset: renting from the built-in Vast.ai simulator")
-            vast = VastClient(
-                url,
-                None,
-                min_intervals=settings.vast_min_intervals,
-                on_request=metrics.vast_request,
-            )
         else:
-            vast = VastClient(
-                settings.vast_api_url,
-                settings.vast_api_key.get_secret_value(),
-                min_intervals=settings.vast_min_intervals,
-                on_request=metrics.vast_request,
-            )
+            api_key = settings.vast_api_key.get_secret_value()
+        vast = VastClient(
+            url,
+            api_key,
+            min_intervals=settings.vast_min_intervals,
+            on_request=metrics.vast_request,
+        )
     elif vast.on_request is None:  # a client the caller built (tests, benchmarks)
         vast.on_request = metrics.vast_request
     closers.append(vast.close)
-    sf = make_session_factory(engine)
-    # Written once per database (the first process to start wins), in every instance label.
-    install_id = installation_id(sf)
-    logger.info("installation id %s", install_id)
-    box = vault_box(settings)
-    # Keys none of which the stored secrets were saved with: stop here, in one line.
-    if box is not None and not box.verify(sf):
-        logger.warning(
-            "ENCRYPTION_KEY: the stored secrets are not all encrypted with its first key yet: "
-            "run `python -m bot rotate-key`, then remove the old key (docs/SECURITY.md)"
-        )
-    passwords = passwords_box(settings)
-    seal_plaintext(sf, box, passwords)  # what an earlier version left in plain text
+    return vast
+
+
+@dataclass(frozen=True)
+class _Slack:
+    """The Slack side as the services see it: the installation store (OAuth mode; None in
+    single-workspace mode), the clients per workspace, the outbox and the messages port."""
+
+    installation_store: CachedInstallationStore | None
+    clients: WorkspaceClients
+    outbox: Outbox
+    messages: SlackMessages
+
+
+def _slack(
+    settings: Settings,
+    db: _Storage,
+    client: WebClient | None,
+    *,
+    metrics: BotMetrics,
+    clock: Callable[[], datetime],
+    closers: list[Callable[[], object]],
+) -> _Slack:
+    """The clients per workspace, the outbox and the messages port on ``client`` (a WebClient
+    on ``SLACK_API_URL`` when not given)."""
     installation_store: CachedInstallationStore | None = None
     if settings.oauth_mode:
         assert settings.slack_client_id is not None and settings.slack_client_secret is not None
-        assert box is not None  # ENCRYPTION_KEY is required in OAuth mode (bot.config)
+        assert db.box is not None  # ENCRYPTION_KEY is required in OAuth mode (bot.config)
         installation_store = oauth_installation_store(
-            engine, settings.slack_client_id, box, clock=clock
+            db.engine, settings.slack_client_id, db.box, clock=clock
         )
     web = client or make_web_client(settings, metrics=metrics)
     # Status edits and Home tabs go through the paced, coalescing outbox (its own threads; it
     # pauses on Retry-After itself, so its client does not sleep on 429s).
     # Each message goes out with its workspace's bot token (single-workspace mode: ``web``'s).
-    slack_clients = WorkspaceClients(
+    clients = WorkspaceClients(
         web,
         installation_store=installation_store,
         client_id=settings.slack_client_id,
@@ -326,31 +414,52 @@ def build_services(
             if settings.slack_client_secret is not None
             else None
         ),
-        enterprise_of=lambda team_id: enterprise_of(sf, team_id),
+        enterprise_of=lambda team_id: enterprise_of(db.sf, team_id),
         store_version=installation_store.version if installation_store is not None else None,
     )
-    outbox = Outbox(WorkspaceNotifiers(slack_clients, rate_limit_retries=False).send)
+    outbox = Outbox(WorkspaceNotifiers(clients, rate_limit_retries=False).send)
     closers.append(outbox.close)
     messages = SlackMessages(
         Notifier(web),
-        notifier_for=WorkspaceNotifiers(slack_clients),
+        notifier_for=WorkspaceNotifiers(clients),
         clock=clock,
         expiry_action=settings.on_expiry,
         outbox=outbox,
-        passwords=passwords,
+        passwords=db.passwords,
     )
-    workspaces = WorkspaceService(
-        session_factory=sf,
-        box=box,
+    return _Slack(installation_store, clients, outbox, messages)
+
+
+def _workspaces(
+    settings: Settings,
+    db: _Storage,
+    clients: WorkspaceClients,
+    clock: Callable[[], datetime],
+) -> WorkspaceService:
+    """Each workspace's settings (``/templates setup``), Vast.ai key and admins."""
+    return WorkspaceService(
+        session_factory=db.sf,
+        box=db.box,
         check_key=key_checker(settings.vast_api_url, min_intervals=settings.vast_min_intervals),
         sees_instances=instance_checker(
             settings.vast_api_url, min_intervals=settings.vast_min_intervals
         ),
         settings=settings,
-        roles=roles_by_workspace(slack_clients.client_for),
+        roles=roles_by_workspace(clients.client_for),
         clock=clock,
     )
-    if settings.oauth_mode or (box is not None and settings.vast_api_key is None):
+
+
+def _accounts(
+    settings: Settings,
+    db: _Storage,
+    vast: VastClient,
+    workspaces: WorkspaceService,
+    metrics: BotMetrics,
+    closers: list[Callable[[], object]],
+) -> VastAccounts:
+    """The Vast.ai account each workspace rents on."""
+    if settings.oauth_mode or (db.box is not None and settings.vast_api_key is None):
         # Each workspace rents on the key entered in /templates setup; without one, on the
         # simulator (``vast``). Single-workspace mode gets this only with ENCRYPTION_KEY set
         # and no VAST_API_KEY (the environment's key wins otherwise).
@@ -366,80 +475,149 @@ def build_services(
         )
     else:
         accounts = VastAccounts.single(vast, simulated=settings.simulated)
-    # BOT_ADMINS, each workspace's own list (setup) and its Slack owners and admins.
-    admins: AdminDirectory = workspaces
     closers.append(accounts.close)
-    listings = ListingService(
-        sf,
+    return accounts
+
+
+@dataclass(frozen=True)
+class _Core:
+    """What most services are built from: the settings, the catalog, the database, the
+    messages port, the Vast.ai accounts, the workspaces (their settings and admins: the
+    :class:`AdminDirectory`), the shared clock, the metrics, and the list of closers."""
+
+    settings: Settings
+    catalog: Catalog
+    db: _Storage
+    messages: SlackMessages
+    accounts: VastAccounts
+    workspaces: WorkspaceService
+    clock: Callable[[], datetime]
+    metrics: BotMetrics
+    closers: list[Callable[[], object]]
+
+    @property
+    def admins(self) -> AdminDirectory:
+        """``BOT_ADMINS``, each workspace's own list (setup) and its Slack owners and admins."""
+        return self.workspaces
+
+
+def _listings(core: _Core) -> ListingService:
+    """Reads deployments, spend and the unmanaged instances (named by their Vast.ai account
+    when there are several)."""
+    accounts = core.accounts
+    return ListingService(
+        core.db.sf,
         unmanaged_state=lambda team_id: unmanaged_state(
             accounts.for_team(team_id).name if accounts.multi else None
         ),
     )
-    budget_policy = BudgetPolicy.from_settings(settings)
-    lifetime_policy = LifetimePolicy.from_settings(settings)
 
-    def lifetime_policy_for(team_id: str) -> LifetimePolicy:
-        own = workspaces.settings_for(team_id)
-        return replace(
-            lifetime_policy,
-            default_hours=own.default_lifetime_hours,
-            max_hours=own.max_lifetime_hours,
-        )
 
-    def budget_policy_for(team_id: str) -> BudgetPolicy:
-        own = workspaces.settings_for(team_id)
-        return replace(
-            budget_policy,
-            approval_dph=own.approval_dph,
-            approvers=own.approver_ids,
-            admins=own.listed_admins,
-            # A channel id names a channel of one workspace only.
-            approval_channel=None if settings.oauth_mode else budget_policy.approval_channel,
-        )
-
-    budgets = BudgetService(
-        session_factory=sf,
+def _budgets(core: _Core, listings: ListingService, policies: WorkspacePolicies) -> BudgetService:
+    """Budgets and their 80 % / 100 % notices, by each workspace's rules."""
+    return BudgetService(
+        session_factory=core.db.sf,
         listings=listings,
-        messages=messages,
-        policy=budget_policy,
-        policy_for=budget_policy_for,
-        clock=clock,
+        messages=core.messages,
+        policy=policies.budgets,
+        policies=policies,
+        clock=core.clock,
     )
-    home = HomeService(
+
+
+def _home(core: _Core, listings: ListingService, budgets: BudgetService) -> HomeService:
+    """The App Home: deployments, spend and budgets."""
+    return HomeService(
         listings,
-        messages,
-        admins=admins,
-        budget_lines=budgets.lines,
-        one_workspace=not settings.oauth_mode,
-    )
-    manage = ManageService(
-        session_factory=sf,
-        accounts=accounts,
-        messages=messages,
-        catalog_get=catalog.get,
-        admins=admins,
-        on_change=home.deployment_changed,
-        clock=clock,
-        retry_seconds=settings.status_poll_seconds,
-    )
-    lifetimes = LifetimeService(
-        session_factory=sf,
-        messages=messages,
-        manage=manage,
-        catalog_get=catalog.get,
-        policy=lifetime_policy,
-        policy_for=lifetime_policy_for,
-        on_change=home.deployment_changed,
+        core.messages,
+        admins=core.admins,
         budgets=budgets,
-        clock=clock,
-        on_rule_action=metrics.rule_action,
+        one_workspace=not core.settings.oauth_mode,
     )
+
+
+def _deploy(core: _Core) -> DeployService:
+    """Rentals: the row first, then Vast.ai, then the status message."""
+    return DeployService(
+        installation_id=core.db.install_id,
+        accounts=core.accounts,
+        session_factory=core.db.sf,
+        messages=core.messages,
+        passwords=core.db.passwords,
+        templates=core.catalog,
+        clock=core.clock,
+    )
+
+
+def _manage(core: _Core, home: HomeService) -> ManageService:
+    """Stop, Start, Destroy and the login, by people and by the bot's rules."""
+    return ManageService(
+        session_factory=core.db.sf,
+        accounts=core.accounts,
+        messages=core.messages,
+        templates=core.catalog,
+        admins=core.admins,
+        homes=home,
+        clock=core.clock,
+        retry_seconds=core.settings.status_poll_seconds,
+    )
+
+
+def _lifetimes(
+    core: _Core,
+    manage: ManageService,
+    budgets: BudgetService,
+    home: HomeService,
+    policies: WorkspacePolicies,
+) -> LifetimeService:
+    """The automatic rules (lifetime, idle, reminders' schedule) and Extend."""
+    return LifetimeService(
+        session_factory=core.db.sf,
+        messages=core.messages,
+        manage=manage,
+        templates=core.catalog,
+        policy=policies.lifetimes,
+        policies=policies,
+        homes=home,
+        budgets=budgets,
+        clock=core.clock,
+        metrics=core.metrics,
+    )
+
+
+def _approvals(
+    core: _Core,
+    deploy: DeployService,
+    budgets: BudgetService,
+    home: HomeService,
+    policies: WorkspacePolicies,
+) -> ApprovalService:
+    """Requests over the approval price: ask, decide, rent the approved ones."""
+    return ApprovalService(
+        session_factory=core.db.sf,
+        deploy=deploy,
+        budgets=budgets,
+        messages=core.messages,
+        templates=core.catalog,
+        policy=policies.budgets,
+        homes=home,
+        clock=core.clock,
+    )
+
+
+def _poller(
+    core: _Core, home: HomeService, lifetimes: LifetimeService
+) -> tuple[StatusPoller, HeartbeatService]:
+    """The status poller with the reconciler, and what runs after each of its passes: the
+    heartbeat (which watches it), the SSH keys on instances and the housekeeping."""
+    settings, db, accounts, messages = core.settings, core.db, core.accounts, core.messages
+    metrics, clock = core.metrics, core.clock
     # The heartbeat reads the SQLite file's identity now, once the database exists.
     heartbeat = HeartbeatService(
-        session_factory=sf,
-        engine=engine,
+        session_factory=db.sf,
+        engine=db.engine,
         messages=messages,
-        recipients=lambda: admin_recipients(sf, admins, oauth=settings.oauth_mode),
+        recipients=core.workspaces,
         interval_seconds=settings.status_poll_seconds,
         clock=clock,
         # A row at rest fails once per sweep pass: the stretch must outlast two of them.
@@ -450,16 +628,15 @@ def build_services(
     # Expired OAuth states (one per anonymous GET /slack/install) and rows past RETENTION_DAYS
     # go after the holder's pass.
     housekeeping = Housekeeping(
-        session_factory=sf,
+        session_factory=db.sf,
         clock=clock,
         oauth_states=settings.oauth_mode,
         retention_days=settings.retention_days,
         uninstall_grace_days=settings.uninstall_grace_days,
     )
-
     # People's SSH keys on their instances (attach, detach), after each pass of the holder.
     instance_keys = KeyReconciler(
-        session_factory=sf,
+        session_factory=db.sf,
         accounts=accounts,
         messages=messages,
         interval_seconds=settings.status_poll_seconds,
@@ -480,146 +657,139 @@ def build_services(
             "unset it for real Vast.ai"
         )
     poller = StatusPoller(
-        installation_id=install_id,
-        session_factory=sf,
+        installation_id=db.install_id,
+        session_factory=db.sf,
         accounts=accounts,
         messages=messages,
-        catalog_get=catalog.get,
+        templates=core.catalog,
         interval_seconds=settings.status_poll_seconds,
         lease_seconds=settings.poller_lease_seconds,
         timeout_minutes=settings.deploy_timeout_minutes,
-        on_change=home.deployment_changed,
+        homes=home,
         clock=clock,
         lifetimes=lifetimes,
         sweep_seconds=settings.steady_sweep_seconds,
         on_pass=on_pass,
         allow_private_addresses=settings.allow_private_instance_addresses,
         intents=IntentReconciler(
-            session_factory=sf,
+            session_factory=db.sf,
             accounts=accounts,
             messages=messages,
-            catalog_get=catalog.get,
+            templates=core.catalog,
             interval_seconds=settings.status_poll_seconds,
-            on_change=home.deployment_changed,
+            homes=home,
             clock=clock,
         ),
     )
-    closers.append(poller.close)
-    reminders = ReminderService(
-        session_factory=sf,
-        messages=messages,
+    core.closers.append(poller.close)
+    return poller, heartbeat
+
+
+def _reminders(
+    core: _Core, listings: ListingService, home: HomeService, budgets: BudgetService
+) -> ReminderService:
+    """Reminders to owners and the daily digest (one per workspace in OAuth mode)."""
+    settings = core.settings
+    return ReminderService(
+        session_factory=core.db.sf,
+        messages=core.messages,
         listings=listings,
         stopped_after=timedelta(days=settings.stopped_reminder_days),
         digest_channel=settings.digest_channel,
         digest_hour=settings.digest_hour,
         digest_timezone=settings.digest_timezone,
-        team_id=home.team_id,
-        digests=(lambda: workspace_digests(sf, workspaces)) if settings.oauth_mode else None,
-        digest_channel_of=lambda team_id: workspaces.settings_for(team_id).digest_channel,
-        unmanaged_for=listings.unmanaged,
-        budget_lines=budgets.all_lines,
-        clock=clock,
-    )
-    deploy = DeployService(
-        installation_id=install_id,
-        accounts=accounts,
-        session_factory=sf,
-        messages=messages,
-        passwords=passwords,
-        catalog_get=catalog.get,
-        clock=clock,
-    )
-    approvals = ApprovalService(
-        session_factory=sf,
-        deploy=deploy,
+        workspace=home,
+        channels=core.workspaces,
+        per_workspace=settings.oauth_mode,
         budgets=budgets,
-        messages=messages,
-        catalog_get=catalog.get,
-        policy=budget_policy,
-        on_change=home.deployment_changed,
-        clock=clock,
+        clock=core.clock,
     )
+
+
+def _scheduler(
+    settings: Settings,
+    poller: StatusPoller,
+    heartbeat: HeartbeatService,
+    reminders: ReminderService,
+    approvals: ApprovalService,
+) -> BackgroundScheduler:
+    """The scheduler with the poller's, the heartbeat's, the reminders' and the approvals'
+    jobs (not started: :meth:`Runtime.start_background` does that)."""
     scheduler = BackgroundScheduler(timezone="UTC")
     poller.install(scheduler)
     heartbeat.install(scheduler, seconds=max(WATCH_SECONDS, settings.status_poll_seconds))
     # Never more often than the poller: a test bot that polls hourly checks reminders hourly.
     reminders.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
     approvals.install(scheduler, seconds=max(CHECK_SECONDS, settings.status_poll_seconds))
+    return scheduler
+
+
+def _work_pool(closers: list[Callable[[], object]]) -> WorkPool:
+    """The threads for long work handed over by listeners (:data:`WORK_THREADS`)."""
     work = WorkPool(WORK_THREADS, WORK_QUEUE)
     # First to close (closers run in reverse): jobs users were answered for (a Stop, a
     # Destroy, a rental) finish before the Vast.ai client, the outbox and the database close.
     closers.append(lambda: work.shutdown(wait_seconds=WORK_SHUTDOWN_SECONDS))
-    metrics.registry.register(
-        StateCollector(
-            sf,
-            Queues(
-                outbox=outbox.pending,
-                work_in_flight=lambda: work.in_flight,
-                work_threads=work.threads,
-                work_refused=lambda: work.refused,
-            ),
-            clock=clock,
-            per_workspace=settings.metrics_per_workspace,
-            month_spend=lambda now: sum(
-                listings.month_report(team, now).total for team in list_team_ids(sf)
-            ),
-        )
+    return work
+
+
+def _state_collector(
+    core: _Core, outbox: Outbox, work: WorkPool, listings: ListingService
+) -> StateCollector:
+    """What ``GET /metrics`` reads at scrape time: the deployments, the queues and the
+    month's spend."""
+    sf = core.db.sf
+    return StateCollector(
+        sf,
+        Queues(
+            outbox=outbox.pending,
+            work_in_flight=lambda: work.in_flight,
+            work_threads=work.threads,
+            work_refused=lambda: work.refused,
+        ),
+        clock=core.clock,
+        per_workspace=core.settings.metrics_per_workspace,
+        month_spend=lambda now: sum(
+            listings.month_report(team, now).total for team in list_team_ids(sf)
+        ),
     )
-    membership = MembershipService(
-        lookup=member_lookup(slack_clients.client_for),
-        let_in=workspaces.lets_in,
+
+
+def _membership(core: _Core, clients: WorkspaceClients, home: HomeService) -> MembershipService:
+    """Who may use the bot: members of the workspace (guests only when let in)."""
+    return MembershipService(
+        lookup=member_lookup(clients.client_for),
+        let_in=core.workspaces.lets_in,
         # Single-workspace mode: the one workspace whose account every request spends.
-        installed_team=None if settings.oauth_mode else home.team_id,
+        installed_team=None if core.settings.oauth_mode else home.team_id,
     )
-    services = Services(
-        settings=settings,
-        catalog=catalog,
-        vast=vast,
-        accounts=accounts,
-        session_factory=sf,
-        scheduler=scheduler,
-        messages=messages,
-        deploy=deploy,
+
+
+def _sharing(
+    core: _Core, manage: ManageService, membership: MembershipService, home: HomeService
+) -> SharingService:
+    """Share: teammates who may Stop, Start and Extend a deployment and get its login."""
+    return SharingService(
+        session_factory=core.db.sf,
         manage=manage,
-        listings=listings,
-        credit=CreditService(accounts, sf),
-        cost_export=CostExportService(
-            listings=listings,
-            files=messages,
-            retention_days=settings.retention_days,
-            clock=clock,
-        ),
-        home=home,
-        poller=poller,
-        lifetimes=lifetimes,
-        reminders=reminders,
-        budgets=budgets,
-        approvals=approvals,
-        offers=OfferCache(vast, ttl=settings.offer_cache_seconds),
-        recent_searches=RecentSearches(),
-        work=work,
-        workspaces=workspaces,
         membership=membership,
-        sharing=SharingService(
-            session_factory=sf,
-            manage=manage,
-            membership=membership,
-            messages=messages,
-            catalog_get=catalog.get,
-            refresh_home=lambda user_id, team_id: home.refresh(user_id, team_id),
-            clock=clock,
-        ),
-        ssh_keys=SshKeyService(session_factory=sf, clock=clock),
-        installs=(
-            InstallService(
-                session_factory=sf, messages=messages, forget=slack_clients.forget, clock=clock
-            )
-            if settings.oauth_mode
-            else None
-        ),
-        heartbeat=heartbeat,
+        messages=core.messages,
+        templates=core.catalog,
+        homes=home,
+        clock=core.clock,
     )
-    return services, engine, installation_store
+
+
+def _installs(core: _Core, clients: WorkspaceClients) -> InstallService | None:
+    """OAuth mode: installs, token rotations and uninstalls (None in single-workspace mode)."""
+    if not core.settings.oauth_mode:
+        return None
+    return InstallService(
+        session_factory=core.db.sf,
+        messages=core.messages,
+        tokens=clients,
+        clock=core.clock,
+    )
 
 
 def build_runtime(

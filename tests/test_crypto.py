@@ -1,5 +1,5 @@
 """Encryption at rest (bot.crypto): Fernet round trip, a wrong key, the canary in bot_state
-that refuses another key at start-up, and keys that are not Fernet keys."""
+(bot.rekey) that refuses another key at start-up, and keys that are not Fernet keys."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 import storage
-from bot.crypto import (
-    CANARY_STATE,
-    NEW_KEY_MESSAGE,
-    WRONG_KEY_MESSAGE,
-    EncryptionKeyError,
-    SecretBox,
-)
+from bot.crypto import EncryptionKeyError, SecretBox
+from bot.rekey import CANARY_STATE, NEW_KEY_MESSAGE, WRONG_KEY_MESSAGE, verify_canary
 from storage import SessionFactory
 
 KEY_A = Fernet.generate_key().decode()
@@ -76,14 +71,14 @@ def test_verify_writes_the_canary_once_and_refuses_another_key(
 ) -> None:
     sf = session_factory
     assert storage.get_state(sf, CANARY_STATE) is None
-    SecretBox(KEY_A).verify(sf)
+    verify_canary(SecretBox(KEY_A), sf)
     stored = storage.get_state(sf, CANARY_STATE)
     assert stored is not None
-    SecretBox(KEY_A).verify(sf)  # again, and from another "process"
+    verify_canary(SecretBox(KEY_A), sf)  # again, and from another "process"
     assert storage.get_state(sf, CANARY_STATE) == stored  # not rewritten
 
     with pytest.raises(EncryptionKeyError) as refused:
-        SecretBox(KEY_B).verify(sf)
+        verify_canary(SecretBox(KEY_B), sf)
     assert str(refused.value) == NEW_KEY_MESSAGE  # no Vast.ai key stored yet: nothing lost
     _one_line_without(refused.value, KEY_A, KEY_B)
     storage.save_vast_key(
@@ -96,10 +91,10 @@ def test_verify_writes_the_canary_once_and_refuses_another_key(
         now=storage.utcnow(),
     )
     with pytest.raises(EncryptionKeyError) as refused:
-        SecretBox(KEY_B).verify(sf)
+        verify_canary(SecretBox(KEY_B), sf)
     assert str(refused.value).startswith(WRONG_KEY_MESSAGE)
     assert "1 workspace Vast.ai key;" in str(refused.value)
     _one_line_without(refused.value, KEY_A, KEY_B)
     # The refused key changed nothing: the right key still passes.
     assert storage.get_state(sf, CANARY_STATE) == stored
-    SecretBox(KEY_A).verify(sf)
+    verify_canary(SecretBox(KEY_A), sf)

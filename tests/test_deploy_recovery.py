@@ -85,7 +85,7 @@ def make_service(sf: sessionmaker[Session], vast: VastClient) -> DeployService:
         session_factory=sf,
         messages=SlackMessages(RecordingNotifier(), passwords=passwords),
         passwords=passwords,
-        catalog_get=CATALOG.get,
+        templates=CATALOG,
         lookup_delay=0.01,
     )
 

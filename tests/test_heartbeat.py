@@ -12,6 +12,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +49,16 @@ class DmRecorder:
         return "1.0"
 
 
+@dataclass
+class StaticRecipients:
+    """Who hears about the poller: always the same ``(team_id, admins)`` pairs."""
+
+    pairs: list[tuple[str | None, frozenset[str]]]
+
+    def alert_recipients(self) -> list[tuple[str | None, frozenset[str]]]:
+        return self.pairs
+
+
 def make_heartbeat(
     sf: sessionmaker[Session],
     engine: Engine,
@@ -60,7 +71,7 @@ def make_heartbeat(
         session_factory=sf,
         engine=engine,
         messages=SlackMessages(recorder or DmRecorder()),
-        recipients=lambda: [(None, ADMINS)],
+        recipients=StaticRecipients([(None, ADMINS)]),
         interval_seconds=INTERVAL,
         clock=clock,
         holder=holder,

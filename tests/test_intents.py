@@ -30,10 +30,10 @@ import storage
 from bot.formats import micros
 from bot.playground.slack_api import TEAM_ID
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService, OutcomeKind
 from bot.services.admins import StaticAdmins
 from bot.services.intents import IntentReconciler, outcome_unknown, retry_delay, start_claim_name
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
+from bot.services.manage import ManageService, OutcomeKind
 from bot.services.poller import StatusPoller
 from bot.simulator import Fault, VastSimulator
 from bot.slack.messages import SlackMessages
@@ -87,7 +87,7 @@ def start_process(
         session_factory=sf,
         accounts=accounts,
         messages=messages,
-        catalog_get=CATALOG.get,
+        templates=CATALOG,
         admins=StaticAdmins(frozenset()),
         clock=clock,
         retry_seconds=INTERVAL,
@@ -96,7 +96,7 @@ def start_process(
         session_factory=sf,
         messages=messages,
         manage=manage,
-        catalog_get=CATALOG.get,
+        templates=CATALOG,
         policy=LifetimePolicy(),
         clock=clock,
     )
@@ -104,7 +104,7 @@ def start_process(
         session_factory=sf,
         accounts=accounts,
         messages=messages,
-        catalog_get=CATALOG.get,
+        templates=CATALOG,
         interval_seconds=INTERVAL,
         clock=clock,
     )
@@ -112,7 +112,7 @@ def start_process(
         session_factory=sf,
         accounts=accounts,
         messages=messages,
-        catalog_get=CATALOG.get,
+        templates=CATALOG,
         interval_seconds=INTERVAL,
         timeout_minutes=30,
         clock=clock,

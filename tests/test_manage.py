@@ -433,7 +433,7 @@ def test_a_forged_huge_deployment_id_is_answered_as_not_found(
     made the database raise: SQLite's OverflowError killed the job (no answer at all),
     PostgreSQL's DataError became "the bot's database did not answer" (Stop/Start/Destroy) or
     escaped (Send me the login). Now the listener and the service answer "not found"."""
-    from bot.services.actions import NOT_FOUND_TEXT, OutcomeKind
+    from bot.services.manage import NOT_FOUND_TEXT, OutcomeKind
 
     manage = bot.services.manage
     for action in ("stop", "start", "destroy"):

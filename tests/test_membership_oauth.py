@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import storage
-from bot.services.actions import NOT_FOUND_TEXT
+from bot.services.manage import NOT_FOUND_TEXT
 from bot.slack.blocks.lifetimes import extend_action_id, extend_value
 from bot.slack.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
 from bot.slack.blocks.templates import ACTION_DEPLOY

@@ -34,10 +34,10 @@ def poller_like(poller: StatusPoller, *, lease_name: str | None) -> StatusPoller
         session_factory=poller.sf,
         accounts=poller.accounts,
         messages=poller.messages,
-        catalog_get=poller.catalog_get,
+        templates=poller.templates,
         interval_seconds=poller.interval_seconds,
         timeout_minutes=poller.timeout.total_seconds() / 60,
-        on_change=poller.on_change,
+        homes=poller.homes,
         lease_name=lease_name,
     )
 

@@ -21,10 +21,10 @@ import pytest
 import storage
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, StoredKey, VastAccount, VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
 from bot.services.deploy import label_for
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
+from bot.services.manage import ManageService
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
 from bot.vast import VastClient
@@ -144,7 +144,7 @@ def make_env(
                 session_factory=services.session_factory,
                 accounts=env.accounts,
                 messages=services.messages,
-                catalog_get=services.catalog.get,
+                templates=services.catalog,
                 admins=StaticAdmins(frozenset()),
                 clock=lambda: env.now[0],
             )
@@ -152,7 +152,7 @@ def make_env(
                 session_factory=services.session_factory,
                 messages=services.messages,
                 manage=manage,
-                catalog_get=services.catalog.get,
+                templates=services.catalog,
                 policy=LifetimePolicy.from_settings(services.settings),
                 clock=lambda: env.now[0],
             )
@@ -161,7 +161,7 @@ def make_env(
             session_factory=services.session_factory,
             accounts=env.accounts,
             messages=services.messages,
-            catalog_get=services.catalog.get,
+            templates=services.catalog,
             interval_seconds=15,
             timeout_minutes=30,
             clock=lambda: env.now[0],

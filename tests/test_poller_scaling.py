@@ -47,7 +47,7 @@ def scaled_poller(
             VastAccount(SIMULATOR, client_for(bot.vast, api_key=None, pacers=pacers), True)
         ),
         messages=own.messages,
-        catalog_get=own.catalog_get,
+        templates=own.templates,
         interval_seconds=15,
         timeout_minutes=30,
         clock=lambda: clock,

@@ -12,8 +12,7 @@ import pytest
 
 import storage
 from bot.notices import MIN_NOTICE, AutoAction, effective_end
-from bot.services.actions import ManageService, Outcome
-from bot.services.ports import Messages
+from bot.services.manage import ManageService, Outcome
 from bot.services.rules import (
     RULES,
     deploy_timeout,
@@ -27,7 +26,7 @@ from bot.services.rules import (
     stopped_reminder,
 )
 from bot.services.rules.base import ASK, NOTIFY, REMIND, STOP, TRACK, WARN, Action, Rule
-from bot.services.rules.executor import RuleExecutor, watch_key
+from bot.services.rules.executor import RuleExecutor, RuleMessages, watch_key
 from bot.services.rules.policy import LifetimePolicy
 from bot.slack.blocks.lifetimes import auto_action_text, ends_line
 from bot.slack.blocks.status import status_message, visible_key
@@ -325,7 +324,7 @@ def executor(
 ) -> RuleExecutor:
     return RuleExecutor(
         session_factory=cast(SessionFactory, sf),
-        messages=cast(Messages, messages or FakeMessages()),
+        messages=cast(RuleMessages, messages or FakeMessages()),
         manage=cast(ManageService, manage),
         rules=rules,
         policy=lambda: POLICY,

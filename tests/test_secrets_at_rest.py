@@ -21,7 +21,6 @@ from sqlalchemy import Engine, text
 import storage
 from bot.__main__ import main
 from bot.crypto import (
-    CANARY_STATE,
     UNREADABLE_PASSWORD,
     EncryptionKeyError,
     SecretBox,
@@ -30,7 +29,7 @@ from bot.crypto import (
     password_box,
 )
 from bot.playground.slack_api import CLIENT_ID, FakeSlack
-from bot.rekey import rotate_all, seal_plaintext
+from bot.rekey import CANARY_STATE, rotate_all, seal_plaintext, verify_canary
 from bot.services.deploy import UNREADABLE_PASSWORD_REASON
 from bot.slack.token_store import SealedInstallationStore
 from storage import SessionFactory
@@ -94,11 +93,11 @@ def test_the_canary_passes_with_any_listed_key_and_says_whether_to_rotate(
     session_factory: SessionFactory,
 ) -> None:
     sf = session_factory
-    assert SecretBox(KEY_OLD).verify(sf) is True  # writes the canary under the old key
-    assert SecretBox(f"{KEY_NEW},{KEY_OLD}").verify(sf) is False  # readable, not current
-    assert SecretBox(f"{KEY_OLD},{KEY_NEW}").verify(sf) is True
+    assert verify_canary(SecretBox(KEY_OLD), sf) is True  # writes the canary under the old key
+    assert verify_canary(SecretBox(f"{KEY_NEW},{KEY_OLD}"), sf) is False  # readable, not current
+    assert verify_canary(SecretBox(f"{KEY_OLD},{KEY_NEW}"), sf) is True
     with pytest.raises(EncryptionKeyError):
-        SecretBox(KEY_NEW).verify(sf)
+        verify_canary(SecretBox(KEY_NEW), sf)
 
 
 def test_another_key_is_refused_as_losing_slack_tokens_too(
@@ -106,11 +105,11 @@ def test_another_key_is_refused_as_losing_slack_tokens_too(
 ) -> None:
     """OAuth installs without a Vast.ai key: a new key would lose their Slack tokens, so the
     refusal does not say "nothing is lost"."""
-    SecretBox(KEY_OLD).verify(session_factory)
+    verify_canary(SecretBox(KEY_OLD), session_factory)
     inner = SQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=engine)
     SealedInstallationStore(inner, SecretBox(KEY_OLD)).save(_installation())
     with pytest.raises(EncryptionKeyError) as refused:
-        SecretBox(KEY_NEW).verify(session_factory)
+        verify_canary(SecretBox(KEY_NEW), session_factory)
     assert "0 workspace Vast.ai keys, 1 Slack bot token;" in str(refused.value)
     assert "nothing is lost" not in str(refused.value)
 
@@ -370,7 +369,7 @@ def test_without_encryption_key_a_changed_signing_secret_makes_passwords_unreada
 
 def _fill(sf: SessionFactory, engine: Engine, box: SecretBox, rows: int = 5) -> None:
     """Secrets of every kind under ``box``'s first key, plus plain text from before."""
-    box.verify(sf)
+    verify_canary(box, sf)
     for n in range(rows):
         storage.save_vast_key(
             sf,
@@ -430,7 +429,7 @@ def test_rotate_key_re_encrypts_everything_with_the_first_key_once(
     only_new = SecretBox(KEY_NEW)
     assert all(looks_sealed(v) and only_new.is_current(v) for v in after)
     assert sorted(only_new.decrypt(v) for v in after) == sorted(plain)
-    assert only_new.verify(sf) is True  # the old key can go
+    assert verify_canary(only_new, sf) is True  # the old key can go
 
     again = rotate_all(sf, both, both, batch_size=2)  # idempotent: nothing left to do
     assert sum(t.rotated for t in again.tallies.values()) == 0 and again.canary == "current"
@@ -462,7 +461,8 @@ def test_rotate_key_interrupted_anywhere_leaves_each_value_readable_and_finishes
     assert sorted(both.open(v) for v in middle) == plain  # each value old or new, readable
     assert 0 < sum(SecretBox(KEY_NEW).is_current(v) for v in middle) < len(middle)
     with pytest.raises(EncryptionKeyError):
-        SecretBox(KEY_NEW).verify(sf)  # the canary is still the old key's: it stays required
+        # The canary is still the old key's: it stays required.
+        verify_canary(SecretBox(KEY_NEW), sf)
 
     report = rotate_all(sf, both, both, batch_size=3)
     assert report.canary == "rotated"
@@ -488,7 +488,7 @@ def test_rotate_key_keeps_the_canary_while_a_vault_secret_is_unreadable(
     assert report.tallies["Vast.ai keys"].unreadable == 1 and report.canary == "kept"
     assert any("no configured key decrypts" in line for line in report.lines())
     with pytest.raises(EncryptionKeyError):
-        SecretBox(KEY_NEW).verify(sf)
+        verify_canary(SecretBox(KEY_NEW), sf)
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from typing import Any, cast
 import pytest
 
 import storage
-from bot.services import actions
+from bot.services import manage as actions
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
+from bot.services.manage import ManageMessages, ManageService
 from bot.services.membership import LookupFailed, MembershipService, SlackMember
-from bot.services.ports import Messages
+from bot.services.ports import NO_TEMPLATES, LoginMessages
 from bot.services.sharing import (
+    SharingMessages,
     SharingService,
     access_text,
     change_text,
@@ -28,7 +29,6 @@ from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.manage import deployment_list_message
 from bot.slack.blocks.status import deployment_buttons, status_message
-from catalog import Template
 from storage import DeploymentRecord, SessionFactory, repo
 from storage import collaborators as collab
 from tests.blockkit import buttons, texts
@@ -95,14 +95,25 @@ class World:
     homes: list[tuple[str, str]]
 
 
+@dataclass
+class RecordingHomes:
+    """The Home refreshes sharing asks for, as ``(user_id, team_id)``."""
+
+    refreshed: list[tuple[str, str]]
+
+    def refresh(self, user_id: str, team_id: str | None = None) -> bool:
+        self.refreshed.append((user_id, team_id or ""))
+        return True
+
+
 @pytest.fixture
 def world(session_factory: SessionFactory) -> World:
     messages = FakeMessages()
     manage = ManageService(
         session_factory=session_factory,
         accounts=cast(VastAccounts, None),  # sharing sends nothing to Vast.ai
-        messages=cast(Messages, messages),
-        catalog_get=lambda slug: None,
+        messages=cast(ManageMessages, messages),
+        templates=NO_TEMPLATES,
         admins=StaticAdmins(frozenset({ADMIN})),
         clock=lambda: T0,
     )
@@ -111,9 +122,9 @@ def world(session_factory: SessionFactory) -> World:
         session_factory=session_factory,
         manage=manage,
         membership=MembershipService(lookup=lookup),
-        messages=cast(Messages, messages),
-        catalog_get=lambda slug: cast(Template, None),
-        refresh_home=lambda user, team: homes.append((user, team)),
+        messages=cast(SharingMessages, messages),
+        templates=NO_TEMPLATES,
+        homes=RecordingHomes(homes),
         clock=lambda: T0,
         max_people=3,
     )
@@ -185,7 +196,7 @@ def test_the_owner_shares_and_everyone_concerned_is_told(world: World) -> None:
     # Once: neither another announcement nor the poller sends the login again.
     assert (
         send_ready_dms(
-            world.sf, cast(Messages, world.messages), dep, None, jupyter_token=None, now=T0
+            world.sf, cast(LoginMessages, world.messages), dep, None, jupyter_token=None, now=T0
         )
         == 0
     )
@@ -348,7 +359,7 @@ def test_shared_before_ready_the_login_comes_when_it_is_ready(world: World) -> N
     )
     ready = repo.get_deployment(world.sf, dep.id)
     assert ready is not None
-    messages = cast(Messages, world.messages)
+    messages = cast(LoginMessages, world.messages)
     assert send_ready_dms(world.sf, messages, ready, None, jupyter_token=None, now=T0) == 1
     assert send_ready_dms(world.sf, messages, ready, None, jupyter_token=None, now=T0) == 0
     assert world.messages.logins == [(dep.id, BOB)]
@@ -363,7 +374,7 @@ def test_a_refused_login_dm_is_given_back_for_a_later_pass(world: World) -> None
     assert collab.pending_ready_dms(world.sf) == {dep.id}  # still owed
     world.messages.refuse_logins_to.clear()
     later = T0 + timedelta(minutes=1)
-    messages = cast(Messages, world.messages)
+    messages = cast(LoginMessages, world.messages)
     assert send_ready_dms(world.sf, messages, dep, None, jupyter_token=None, now=later) == 1
     assert collab.pending_ready_dms(world.sf) == frozenset()
 

@@ -36,11 +36,18 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.formats import deployment_ref, mentions
-from bot.services.actions import Outcome
 from bot.services.budgets import BudgetPolicy, BudgetService, deciders_of
 from bot.services.deploy import DeployRequest, DeployService
-from bot.services.ports import ApprovalDecision, ApprovalRequest, BudgetCheck, Messages
-from catalog import Template
+from bot.services.manage import Outcome
+from bot.services.ports import (
+    NO_HOMES,
+    ApprovalDecision,
+    ApprovalMessages,
+    ApprovalRequest,
+    BudgetCheck,
+    HomeRefresher,
+    Templates,
+)
 from storage import (
     APPROVED,
     DENIED,
@@ -120,9 +127,10 @@ class ApprovalService:
     Args:
         session_factory: storage's sessionmaker. deploy: rents approved requests.
         budgets: the budgets (spend lines for the approval message, thresholds).
-        messages: the messages port. catalog_get: ``slug -> Template | None``.
+        messages: the messages port. templates: the catalog (:class:`bot.services.ports.Templates`).
         policy: who approves, where, and for how long a request waits.
-        on_change: called with the row after every decision (the requester's Home tab).
+        homes: told of the row after every decision (the requester's Home tab:
+            :class:`bot.services.ports.HomeRefresher`).
         clock: aware UTC now.
     """
 
@@ -132,19 +140,19 @@ class ApprovalService:
         session_factory: SessionFactory,
         deploy: DeployService,
         budgets: BudgetService,
-        messages: Messages,
-        catalog_get: Callable[[str], Template | None],
+        messages: ApprovalMessages,
+        templates: Templates,
         policy: BudgetPolicy,
-        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        homes: HomeRefresher = NO_HOMES,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sf = session_factory
         self.deploy = deploy
         self.budgets = budgets
         self.messages = messages
-        self.catalog_get = catalog_get
+        self.templates = templates
         self.policy = policy
-        self.on_change = on_change
+        self.homes = homes
         self.clock = clock
 
     # -- who decides -------------------------------------------------------------------------
@@ -246,7 +254,7 @@ class ApprovalService:
         )
         if landed:
             add_approval_messages(self.sf, dep.id, landed)
-            self.on_change(dep)
+            self.homes.deployment_changed(dep)
             return Requested(dep, deciders, created=True)
         # Nobody can answer a request that never arrived: end it now, plainly.
         reason = (
@@ -261,7 +269,7 @@ class ApprovalService:
         self.messages.requester_decision(
             final, ApprovalDecision(DENIED, None, now, note="the approvers could not be reached")
         )
-        self.on_change(final)
+        self.homes.deployment_changed(final)
         return Requested(final, deciders, created=True)
 
     # -- deciding ----------------------------------------------------------------------------
@@ -329,7 +337,7 @@ class ApprovalService:
         decision = ApprovalDecision(APPROVED, actor, now)
         self._announce(decided, approval, decision, check)
         result = self.deploy.deploy_approved(decided)
-        self.on_change(result.deployment)
+        self.homes.deployment_changed(result.deployment)
         self.budgets.notify_thresholds(dep.team_id)
         what = f"{deployment_ref(dep)} for <@{dep.user_id}>"
         if result.deployment.status == DeploymentStatus.FAILED:
@@ -445,7 +453,7 @@ class ApprovalService:
         self.messages.approval_decided(request, decision, approval.messages)
         self.deploy.refresh_message(dep)
         self.messages.requester_decision(dep, decision)
-        self.on_change(dep)
+        self.homes.deployment_changed(dep)
 
 
 def _utc(when: datetime) -> str:

@@ -30,13 +30,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from bot import pricing
 from bot.config import Settings
 from bot.formats import money
 from bot.services.listings import ListingService
-from bot.services.ports import BudgetAlert, BudgetCheck, BudgetLine, Messages
+from bot.services.ports import BudgetAlert, BudgetCheck, BudgetLine, BudgetNotices
 from storage import (
     BUDGET_WORKSPACE,
     LIVE_STATUSES,
@@ -152,13 +152,25 @@ class MonthSpend:
         return sum(values.values())
 
 
+class BudgetPolicies(Protocol):
+    """Each workspace's budget rules (:class:`bot.services.workspaces.WorkspacePolicies`
+    implements it: the configured rules with the approval threshold, approvers and admins
+    the workspace chose in ``/templates setup``)."""
+
+    def budget_policy(self, team_id: str) -> BudgetPolicy:
+        """The rules of workspace ``team_id``. May raise SQLAlchemy errors."""
+        ...
+
+
 class BudgetService:
     """Budgets for one or more workspaces (see the module docstring).
 
     Args:
         session_factory: storage's sessionmaker. listings: this month's spend.
         messages: the messages port (the 80 % / 100 % notices).
-        policy: the configured rules. clock: aware UTC now.
+        policy: the configured rules. policies: each workspace's rules (its approval
+            threshold, approvers and admins: :class:`BudgetPolicies`); None: ``policy``
+            everywhere. clock: aware UTC now.
     """
 
     def __init__(
@@ -166,24 +178,24 @@ class BudgetService:
         *,
         session_factory: SessionFactory,
         listings: ListingService,
-        messages: Messages,
+        messages: BudgetNotices,
         policy: BudgetPolicy,
-        policy_for: Callable[[str], BudgetPolicy] | None = None,
+        policies: BudgetPolicies | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sf = session_factory
         self.listings = listings
         self.messages = messages
         self.policy = policy
-        self._policy_for = policy_for
+        self._policies = policies
         self.clock = clock
 
     def policy_for(self, team_id: str | None) -> BudgetPolicy:
         """The rules of workspace ``team_id``: its approval threshold, approvers and admins
         (``/templates setup``), else the configured ones."""
-        if self._policy_for is None or not team_id:
+        if self._policies is None or not team_id:
             return self.policy
-        return self._policy_for(team_id)
+        return self._policies.budget_policy(team_id)
 
     # -- reading -----------------------------------------------------------------------------
 

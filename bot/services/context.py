@@ -9,7 +9,6 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from bot.config import Settings
 from bot.services.accounts import VastAccounts
-from bot.services.actions import ManageService
 from bot.services.approvals import ApprovalService
 from bot.services.budgets import BudgetService
 from bot.services.cost_export import CostExportService
@@ -20,6 +19,7 @@ from bot.services.home import HomeService
 from bot.services.installs import InstallService
 from bot.services.lifetimes import LifetimeService
 from bot.services.listings import ListingService
+from bot.services.manage import ManageService
 from bot.services.membership import MembershipService
 from bot.services.offers import OfferCache, RecentSearches
 from bot.services.poller import StatusPoller

@@ -52,7 +52,14 @@ from bot.crypto import EncryptionKeyError
 from bot.formats import mrkdwn_escape
 from bot.pricing import HOURS_PER_MONTH
 from bot.services.accounts import VastAccounts
-from bot.services.ports import Delivery, Messages
+from bot.services.ports import (
+    NO_TEMPLATES,
+    AdminAlerts,
+    Delivery,
+    RentalNotices,
+    StatusMessages,
+    Templates,
+)
 from bot.vast.client import port_env
 from bot.vast.errors import OfferUnavailable, VastError
 from bot.vast.models import Instance, Offer
@@ -347,6 +354,11 @@ class _Failed(Exception):
         self.retry = retry
 
 
+class DeployMessages(StatusMessages, RentalNotices, AdminAlerts, Protocol):
+    """What the deploy service sends: the status message and the rental's thread replies; start-up
+    recovery (:mod:`bot.services.recovery`) also tells the bot admins through it."""
+
+
 class DeployService:
     """Rents instances for checked submissions; thread-safe (no state but counters).
 
@@ -355,7 +367,7 @@ class DeployService:
             (:class:`bot.services.accounts.VastAccounts`). session_factory: storage's
             sessionmaker.
         messages: the messages port (status message, thread replies).
-        catalog_get: ``slug -> Template | None`` for re-renders.
+        templates: the catalog, for re-renders (:class:`bot.services.ports.Templates`).
         similar_attempts: most stand-in offers tried after "offer no longer available".
         lookup_attempts / lookup_delay: label look-ups (seconds apart) after a create whose
             outcome is unknown; Vast.ai's lists may lag a new instance (docs/VAST_API.md §7
@@ -373,9 +385,9 @@ class DeployService:
         installation_id: str,
         accounts: VastAccounts,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: DeployMessages,
         passwords: PasswordCipher,
-        catalog_get: Callable[[str], Template | None] = lambda slug: None,
+        templates: Templates = NO_TEMPLATES,
         similar_attempts: int = 3,
         lookup_attempts: int = 3,
         lookup_delay: float = 1.0,
@@ -388,7 +400,7 @@ class DeployService:
         self.sf = session_factory
         self.messages = messages
         self.passwords = passwords
-        self.catalog_get = catalog_get
+        self.templates = templates
         self.similar_attempts = similar_attempts
         self.lookup_attempts = lookup_attempts
         self.lookup_delay = lookup_delay
@@ -499,7 +511,7 @@ class DeployService:
         one (same GPU model and count, at most 10 % dearer than the approved price) is taken
         and the thread told; with none, the row fails and the requester gets a **Pick another
         GPU** button. Never raises for Vast.ai or Slack refusals."""
-        template = self.catalog_get(dep.template_slug)
+        template = self.templates.get(dep.template_slug)
         if template is None:
             reason = (
                 f"the template {dep.template_slug} is no longer in the catalog, so nothing was "
@@ -643,7 +655,7 @@ class DeployService:
         the poller's reconciler sends it again)."""
         if not dep.message_channel or not dep.message_ts:
             return False
-        template = self.catalog_get(dep.template_slug)
+        template = self.templates.get(dep.template_slug)
         message = _Message(dep.message_channel, dep.message_ts)
         return self._update(dep, template, message, note=note)
 

@@ -62,14 +62,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine
 
 import storage
 from bot.services.poller import TickReport
-from bot.services.ports import Messages
+from bot.services.ports import AdminAlerts
 from storage import SessionFactory
 from storage.health import (
     PROBE_TIMEOUT_SECONDS,
@@ -121,9 +121,14 @@ ROWS_UP_PREFIX = "rows-up:"
 #: one stretch.
 ROWS_CLEAR_AFTER = timedelta(minutes=5)
 
-Recipients = Callable[[], Sequence[tuple[str | None, frozenset[str]]]]
-"""``() -> [(team_id, admin user ids)]``: who hears about the reconciler (single-workspace
-mode: ``[(None, BOT_ADMINS)]``)."""
+
+class Recipients(Protocol):
+    """Who hears about the reconciler (:class:`bot.services.workspaces.WorkspaceService`
+    implements it)."""
+
+    def alert_recipients(self) -> Sequence[tuple[str | None, frozenset[str]]]:
+        """``[(team_id, admin user ids)]`` (single-workspace mode: ``[(None, BOT_ADMINS)]``)."""
+        ...
 
 
 def describe_error(error: BaseException) -> str:
@@ -144,7 +149,7 @@ class HeartbeatService:
         session_factory: storage's sessionmaker. engine: the same database's engine (the write
             probe and the SQLite file's path).
         messages: the messages port (:meth:`Messages.poller_alert`).
-        recipients: who gets the alert (:data:`Recipients`).
+        recipients: who gets the alert (:class:`Recipients`: e.g. the workspaces).
         interval_seconds: ``STATUS_POLL_SECONDS``.
         clock: aware UTC now. monotonic: seconds, for the probe's pacing.
         holder: this process's name in the heartbeat row (default ``host:pid``).
@@ -163,7 +168,7 @@ class HeartbeatService:
         *,
         session_factory: SessionFactory,
         engine: Engine,
-        messages: Messages,
+        messages: AdminAlerts,
         recipients: Recipients,
         interval_seconds: float,
         clock: Callable[[], datetime] = storage.utcnow,
@@ -529,7 +534,11 @@ class HeartbeatService:
     ) -> bool:
         """DM every recipient; when there were some and none was reached, give ``key`` back
         (the next run tries again). True when someone was told (or there is nobody to tell)."""
-        targets = [(team, user) for team, users in self.recipients() for user in sorted(users)]
+        targets = [
+            (team, user)
+            for team, users in self.recipients.alert_recipients()
+            for user in sorted(users)
+        ]
         if not targets:
             logger.warning("no bot admins to tell about the status poller (BOT_ADMINS is empty)")
             return True

@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.services.admins import AdminDirectory
 from bot.services.listings import ListingService
-from bot.services.ports import BudgetLine, HomeData, Messages
+from bot.services.ports import BudgetLine, HomeData, HomeTabs
 from storage import DeploymentRecord, utcnow
 
 logger = logging.getLogger(__name__)
+
+
+class BudgetLines(Protocol):
+    """A person's and their workspace's budgets, for the App Home
+    (:class:`bot.services.budgets.BudgetService` implements it)."""
+
+    def lines(self, team_id: str, user_id: str) -> tuple[BudgetLine, BudgetLine]:
+        """``(user's budget, workspace's budget)`` in workspace ``team_id``."""
+        ...
 
 
 class HomeService:
@@ -25,8 +34,8 @@ class HomeService:
         messages: the messages port.
         admins: the bot admins per workspace, whose Home also lists the unmanaged instances
             of their workspace's Vast.ai account.
-        budget_lines: ``(team, user) -> (user's budget, workspace's budget)``
-            (:meth:`BudgetService.lines`); None: the Home shows no budget.
+        budgets: the viewer's and the workspace's budget lines (:class:`BudgetLines`, e.g.
+            :class:`bot.services.budgets.BudgetService`); None: the Home shows no budget.
         one_workspace: single-workspace mode: a Home refreshed without its workspace goes to
             the one workspace; False (OAuth mode): it is not published.
     """
@@ -34,15 +43,15 @@ class HomeService:
     def __init__(
         self,
         listings: ListingService,
-        messages: Messages,
+        messages: HomeTabs,
         admins: AdminDirectory | None = None,
-        budget_lines: Callable[[str, str], tuple[BudgetLine, BudgetLine]] | None = None,
+        budgets: BudgetLines | None = None,
         *,
         one_workspace: bool = True,
     ) -> None:
         self.listings = listings
         self.one_workspace = one_workspace
-        self.budget_lines = budget_lines
+        self.budgets = budgets
         self.messages = messages
         self.admins = admins
         self._team_id: str | None = None
@@ -69,7 +78,7 @@ class HomeService:
         """What ``user_id``'s Home shows now."""
         now = utcnow()
         report = self.listings.month_report(team_id, now)
-        mine, everyone = self.budget_lines(team_id, user_id) if self.budget_lines else (None, None)
+        mine, everyone = self.budgets.lines(team_id, user_id) if self.budgets else (None, None)
         admin = self.admins is not None and self.admins.is_admin(team_id, user_id)
         return HomeData(
             deployments=self.listings.live_for_user(team_id, user_id),
@@ -104,8 +113,8 @@ class HomeService:
             return False
 
     def deployment_changed(self, dep: DeploymentRecord) -> None:
-        """``on_change`` callback for the poller and the manage actions: the Home of its owner
-        and of everyone it is shared with (their Home lists it too)."""
+        """:class:`bot.services.ports.HomeRefresher` for the poller and the manage actions: the
+        Home of its owner and of everyone it is shared with (their Home lists it too)."""
         self.refresh(dep.user_id, dep.team_id)
         try:
             shared = self.listings.collaborators(dep.id)

@@ -13,8 +13,9 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
-from bot.services.ports import Messages
+from bot.services.ports import DirectMessages
 from storage import (
     SessionFactory,
     get_workspace,
@@ -34,14 +35,24 @@ WELCOME_TEXT = (
 )
 
 
+class TokenCache(Protocol):
+    """The bot tokens this process keeps per workspace
+    (:class:`bot.slack.clients.WorkspaceClients` implements it)."""
+
+    def forget(self, team_id: str | None, enterprise_id: str | None = None) -> None:
+        """Drop the cached token of ``team_id`` (None: the org-wide install of
+        ``enterprise_id`` and every workspace it served)."""
+        ...
+
+
 class InstallService:
     """Records installs and uninstalls (see the module docstring).
 
     Args:
         session_factory: storage's sessionmaker.
         messages: the messages port (the installer's welcome DM).
-        forget: drops the cached Slack client of ``(team_id, enterprise_id)``
-            (:meth:`bot.slack.clients.WorkspaceClients.forget`).
+        tokens: the cached bot tokens, dropped after each install, revocation and uninstall
+            (:class:`TokenCache`); None: nothing is cached.
         clock: aware UTC now.
     """
 
@@ -49,16 +60,20 @@ class InstallService:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
-        forget: Callable[[str | None, str | None], object] = lambda team, enterprise: None,
+        messages: DirectMessages,
+        tokens: TokenCache | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sf = session_factory
         self.messages = messages
-        self.forget = forget
+        self.tokens = tokens
         self.clock = clock
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+
+    def _forget(self, team_id: str | None, enterprise_id: str | None) -> None:
+        if self.tokens is not None:
+            self.tokens.forget(team_id, enterprise_id)
 
     def installed(
         self,
@@ -70,7 +85,7 @@ class InstallService:
         """The OAuth flow saved an installation: record the workspace (an org-wide install
         has no ``team_id``: each workspace is recorded on its first request instead) and DM
         ``installer`` how to go on. Never raises for Slack errors."""
-        self.forget(team_id, enterprise_id)  # a reinstall brings a new token
+        self._forget(team_id, enterprise_id)  # a reinstall brings a new token
         if not team_id:
             return
         record_install(
@@ -101,7 +116,7 @@ class InstallService:
                 record_install(
                     self.sf, team_id, enterprise_id=enterprise_id, team_name=None, now=self.clock()
                 )
-                self.forget(team_id, enterprise_id)
+                self._forget(team_id, enterprise_id)
                 logger.info(
                     "workspace %s served by the org-wide install of %s", team_id, enterprise_id
                 )
@@ -115,7 +130,7 @@ class InstallService:
         """``app_uninstalled`` or the bot token's ``tokens_revoked``: record it and stop posting
         there (the installation store has already dropped the tokens). An org-wide install
         leaving (``team_id`` None) records every workspace of its org as uninstalled."""
-        self.forget(team_id, enterprise_id)
+        self._forget(team_id, enterprise_id)
         now = self.clock()
         if team_id:
             teams = [team_id]

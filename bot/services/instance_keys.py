@@ -55,7 +55,7 @@ from bot import logs
 from bot.services.accounts import VastAccounts
 from bot.services.intents import RETRY_CAP, retry_delay
 from bot.services.poller import TickReport
-from bot.services.ports import Messages
+from bot.services.ports import ThreadNotes
 from bot.vast.client import VastClient
 from bot.vast.errors import (
     AuthError,
@@ -131,7 +131,7 @@ class KeyReconciler:
         *,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
+        messages: ThreadNotes,
         interval_seconds: float,
         clock: Callable[[], datetime] = storage.utcnow,
         batch: int = DEFAULT_BATCH,

@@ -2,7 +2,7 @@
 
 Every Stop, Start and Destroy (a click, or a lifetime or idle rule) first records the desired
 state of the instance in the database (:func:`storage.claim_intent`, in the transaction that
-claims the act), then sends the request (:mod:`bot.services.actions`). What a crash, a lost
+claims the act), then sends the request (:mod:`bot.services.manage`). What a crash, a lost
 answer or a refusal leaves undone stays recorded and pending (``desired_next_try_at`` set).
 Once per poller tick, on the lease holder, :meth:`IntentReconciler.run` takes the pending
 intents that are due (a bounded batch), reads their instances by id from their account's
@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,7 +43,7 @@ from bot import logs
 from bot.notices import IntentNotice
 from bot.services.accounts import VastAccounts
 from bot.services.message_sync import MessageSync
-from bot.services.ports import Messages
+from bot.services.ports import NO_HOMES, HomeRefresher, IntentNotices, StatusMessages, Templates
 from bot.vast.client import LIST_PAGE_SIZE, VastClient
 from bot.vast.errors import (
     AuthError,
@@ -55,7 +56,6 @@ from bot.vast.errors import (
     VastError,
 )
 from bot.vast.models import INSTANCE_COLUMNS, Instance
-from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
 __all__ = [
@@ -296,15 +296,22 @@ class ReconcileReport:
     slack_calls: int = 0
 
 
+class ReconcilerMessages(StatusMessages, IntentNotices, Protocol):
+    """What the reconciler sends: status message edits (through :class:`MessageSync`) and how an
+    act ended or that it keeps failing."""
+
+
 class IntentReconciler:
     """Carries out pending desired states (see the module docstring).
 
     Args:
         session_factory: storage's sessionmaker. accounts: the Vast.ai account of each row.
         messages: the messages port (thread notes, the owner's DM).
-        catalog_get: ``slug -> Template | None`` (for redrawing status messages).
+        templates: the catalog, for redrawing status messages
+            (:class:`bot.services.ports.Templates`).
         interval_seconds: ``STATUS_POLL_SECONDS``: the base of :func:`retry_delay`.
-        on_change: called with the row after a change (the owner's Home tab).
+        homes: told of the row after a change (the owner's Home tab:
+            :class:`bot.services.ports.HomeRefresher`).
         clock: aware UTC now (a pass may be given its tick's ``now`` instead).
         sync: marks and queues status-message edits (default: one on the same database and
             messages port).
@@ -316,10 +323,10 @@ class IntentReconciler:
         *,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
-        catalog_get: Callable[[str], Template | None],
+        messages: ReconcilerMessages,
+        templates: Templates,
         interval_seconds: float,
-        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        homes: HomeRefresher = NO_HOMES,
         clock: Callable[[], datetime] = storage.utcnow,
         sync: MessageSync | None = None,
         batch: int = DEFAULT_BATCH,
@@ -328,14 +335,14 @@ class IntentReconciler:
         self.sf = session_factory
         self.accounts = accounts
         self.messages = messages
-        self.catalog_get = catalog_get
+        self.templates = templates
         self.interval_seconds = float(interval_seconds)
-        self.on_change = on_change
+        self.homes = homes
         self.clock = clock
         self.sync = sync or MessageSync(
             session_factory=session_factory,
             messages=messages,
-            catalog_get=catalog_get,
+            catalog_get=templates.get,
             clock=clock,
         )
         self.batch = batch
@@ -513,7 +520,7 @@ class IntentReconciler:
         if late:
             report.slack_calls += 1
             self.messages.intent_settled(after, late_notice(dep, tries or dep.desired_tries))
-            self.on_change(after)
+            self.homes.deployment_changed(after)
             return
         notice = IntentNotice(
             action=storage.act_of(dep.desired_state),
@@ -525,7 +532,7 @@ class IntentReconciler:
         )
         report.slack_calls += 1
         self.messages.intent_settled(after, notice)
-        self.on_change(after)
+        self.homes.deployment_changed(after)
 
     def _failed_try(
         self,
@@ -567,7 +574,7 @@ class IntentReconciler:
                 self._show(after)
                 report.slack_calls += 1
                 self.messages.intent_settled(after, replace(notice, outcome="withdrawn"))
-                self.on_change(after)
+                self.homes.deployment_changed(after)
             return
         if tries < self.tell_after or dep.desired_gave_up_at is not None:
             return

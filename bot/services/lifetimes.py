@@ -28,7 +28,7 @@ executor there claims each warning and action in the database before it is sent 
 (conditional updates, :mod:`storage.lifetimes`), so it happens once across processes and
 restarts, and never acts before the time it announced (:func:`bot.notices.effective_end`).
 Automatic stops and destroys go through
-:meth:`bot.services.actions.ManageService.act_automatically` (the same claim as a click).
+:meth:`bot.services.manage.ManageService.act_automatically` (the same claim as a click).
 This module keeps the buttons (**Extend**, **Keep running**) and the policy per workspace.
 The unit of ``gpu_util`` is not settled: Vast.ai's OpenAPI (``show_instance.yaml``) says "GPU
 utilization as a fraction", while the official CLI prints the raw value under "Util. %". The
@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import storage
 from bot import pricing
@@ -55,14 +56,20 @@ from bot.formats import (
     slack_date,
 )
 from bot.notices import MIN_NOTICE
-from bot.services.actions import EXTEND, ManageService, Outcome
 from bot.services.budgets import BudgetService, deciders_of
-from bot.services.ports import BudgetCheck, Delivery, Messages
+from bot.services.manage import EXTEND, ManageService, Outcome
+from bot.services.ports import (
+    NO_HOMES,
+    BudgetCheck,
+    Delivery,
+    HomeRefresher,
+    StatusMessages,
+    Templates,
+)
 from bot.services.rules import RULES
-from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor
+from bot.services.rules.executor import EXTEND_HOURS, RuleExecutor, RuleMessages
 from bot.services.rules.policy import STANDARD_LIFETIMES, LifetimePolicy, gpu_percent
 from bot.vast.models import Instance
-from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 
 __all__ = [
@@ -122,45 +129,68 @@ def _still_pending_text(dep: DeploymentRecord) -> str:
     )
 
 
+class LifetimePolicies(Protocol):
+    """Each workspace's lifetime rules (:class:`bot.services.workspaces.WorkspacePolicies`
+    implements it: the configured rules with the default and maximum run length the
+    workspace chose in ``/templates setup``)."""
+
+    def lifetime_policy(self, team_id: str) -> LifetimePolicy:
+        """The rules of workspace ``team_id``. May raise SQLAlchemy errors."""
+        ...
+
+
+class RuleMetrics(Protocol):
+    """Counts the rules' actions (:class:`bot.metrics.BotMetrics` implements it)."""
+
+    def rule_action(self, rule: str, action: str, outcome: str) -> None:
+        """Rule ``rule`` took an action of kind ``action``, with ``outcome`` (``"done"``,
+        ``"failed"``, ``"error"``...)."""
+        ...
+
+
+class LifetimeMessages(RuleMessages, StatusMessages, Protocol):
+    """What the lifetime service sends: the rules' messages (:class:`RuleMessages`) and, after an
+    Extend or a Keep running, the status message edit and a thread note."""
+
+
 class LifetimeService:
     """Applies the lifetime and idle rules (see the module docstring).
 
     Args:
         session_factory: storage's sessionmaker. messages: the messages port.
         manage: performs the automatic stops and destroys, and decides who may act.
-        catalog_get: ``slug -> Template | None``. policy: the rules.
-        policy_for: ``team_id -> LifetimePolicy``, a workspace's rules (its own default and
-            maximum run length; ``/templates setup``); default: ``policy`` everywhere.
-        on_change: called with the row after an extension (the owner's Home tab).
+        templates: the catalog (:class:`bot.services.ports.Templates`). policy: the rules.
+        policies: each workspace's rules (its own default and maximum run length;
+            ``/templates setup``: :class:`LifetimePolicies`); None: ``policy`` everywhere.
+        homes: told (``deployment_changed``) of the row after an extension (the owner's Home tab).
         budgets: when given, an extension is decided against the owner's and the workspace's
             budgets and the approval price (:meth:`extend`); None: extensions are not checked.
         clock: aware UTC now.
-        on_rule_action: ``(rule, action kind, outcome) -> None`` after each action of a rule
-            (:meth:`bot.metrics.BotMetrics.rule_action`); must not raise.
+        metrics: counts each action of a rule (:class:`RuleMetrics`); must not raise.
     """
 
     def __init__(
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: LifetimeMessages,
         manage: ManageService,
-        catalog_get: Callable[[str], Template | None],
+        templates: Templates,
         policy: LifetimePolicy,
-        policy_for: Callable[[str], LifetimePolicy] | None = None,
-        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        policies: LifetimePolicies | None = None,
+        homes: HomeRefresher = NO_HOMES,
         budgets: BudgetService | None = None,
         clock: Callable[[], datetime] = storage.utcnow,
-        on_rule_action: Callable[[str, str, str], object] | None = None,
+        metrics: RuleMetrics | None = None,
     ) -> None:
         self.sf = session_factory
         self.budgets = budgets
         self.messages = messages
         self.manage = manage
-        self.catalog_get = catalog_get
+        self.templates = templates
         self.policy = policy
-        self._policy_for = policy_for
-        self.on_change = on_change
+        self._policies = policies
+        self.homes = homes
         self.clock = clock
         self.executor = RuleExecutor(
             session_factory=session_factory,
@@ -170,7 +200,7 @@ class LifetimeService:
             policy=lambda: self.policy,
             max_hours_for=lambda team: self.policy_for(team).max_hours,
             clock=lambda: self.clock(),
-            on_action=on_rule_action,
+            on_action=metrics.rule_action if metrics is not None else None,
         )
 
     # -- the poller's tick ------------------------------------------------------------------
@@ -178,9 +208,9 @@ class LifetimeService:
     def policy_for(self, team_id: str | None) -> LifetimePolicy:
         """The rules of workspace ``team_id`` (the configured ones when it set none; a
         workspace whose settings cannot be read gets the configured ones too)."""
-        if self._policy_for is None or not team_id:
+        if self._policies is None or not team_id:
             return self.policy
-        return self._policy_for(team_id)
+        return self._policies.lifetime_policy(team_id)
 
     def expiry_horizon(self, now: datetime) -> datetime:
         """Rows ending after this time have nothing due at ``now`` (no warning, no action), so
@@ -293,7 +323,7 @@ class LifetimeService:
             )
         after = storage.get_deployment(self.sf, dep.id) or dep
         if (
-            self.messages.show_status(after, self.catalog_get(after.template_slug))
+            self.messages.show_status(after, self.templates.get(after.template_slug))
             is Delivery.UNAVAILABLE
         ):  # the poller's reconciler sends the new end time until Slack takes it
             storage.mark_message_stale(self.sf, dep.id, self.clock())
@@ -303,7 +333,7 @@ class LifetimeService:
             f":hourglass: <@{actor}> extended it by {hours} h: it now stops {slack_date(new_end)}."
             + withdrawn,
         )
-        self.on_change(after)
+        self.homes.deployment_changed(after)
         committed = money(pricing.cost_until(after, now, new_end))
         return Outcome(
             "done",
@@ -420,7 +450,7 @@ class LifetimeService:
             )
         after = storage.get_deployment(self.sf, dep.id) or dep
         if snoozed.withdrawn is not None and (
-            self.messages.show_status(after, self.catalog_get(after.template_slug))
+            self.messages.show_status(after, self.templates.get(after.template_slug))
             is Delivery.UNAVAILABLE
         ):  # the status message said "stopping…": the poller's reconciler redraws it
             storage.mark_message_stale(self.sf, dep.id, self.clock())

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import storage
-from bot.services.ports import Delivery, Messages
+from bot.services.ports import Delivery, StatusMessages
 from catalog import Template
 from storage import DeploymentRecord, SessionFactory
 
@@ -44,7 +44,7 @@ class MessageSync:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: StatusMessages,
         catalog_get: Callable[[str], Template | None],
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:

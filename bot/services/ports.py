@@ -1,9 +1,32 @@
-"""What the services need from Slack, as one port (``Messages``), so that they import neither
-slack_sdk nor the Block Kit builders.
+"""What the services need from Slack, as narrow ports by feature, so that they import neither
+slack_sdk nor the Block Kit builders, and each service sees only the messages it sends.
 
-:class:`bot.slack.messages.SlackMessages` implements it: each message has one renderer there, and
-every Slack failure (a refusal, a 429 after retries, a network error) comes back as ``False``
-(or ``None``), never as an exception, so a service decides what a failure means.
+==========================  ================================================================
+Port                        Sent by
+==========================  ================================================================
+:class:`StatusMessages`     deploy, status poller, message sync, lifetimes (the status message)
+:class:`RentalNotices`      deploy (offer switched, deploy failed)
+:class:`InstanceNotices`    status poller (ready, failed, gone, stopped outside)
+:class:`LoginMessages`      status poller, manage (**Send me the login**), sharing
+:class:`ThreadNotes`        manage, lifetimes and rules, sharing, SSH keys on instances
+:class:`LifetimeNotices`    rules (expiry and idle warnings), manage (automatic acts)
+:class:`IntentNotices`      reconciler, manage
+:class:`ReminderMessages`   reminders and the daily digest
+:class:`ApprovalMessages`   approvals
+:class:`BudgetNotices`      budgets
+:class:`AdminAlerts`        heartbeat, start-up recovery
+:class:`DirectMessages`     listeners, sharing, installs, rules
+:class:`HomeTabs`           App Home
+:class:`FileSender`         cost export (a CSV in a DM)
+==========================  ================================================================
+
+:class:`Messages` is all of them but :class:`FileSender` (what the listeners get in
+:class:`bot.services.context.Services`); a service that sends through several ports names
+their union next to it (e.g. :class:`bot.services.deploy.DeployMessages`).
+
+:class:`bot.slack.messages.SlackMessages` implements them all: each message has one renderer
+there, and every Slack failure (a refusal, a 429 after retries, a network error) comes back as
+``False`` (or ``None``), never as an exception, so a service decides what a failure means.
 
 Every message goes to one workspace, with that workspace's bot token: the deployment's for
 the methods given a deployment, :attr:`HomeData.team_id` for Home tabs, and the keyword
@@ -40,23 +63,41 @@ from catalog import OfferLike, Template
 from storage import DeploymentRecord
 
 __all__ = [
+    "AdminAlerts",
     "ApprovalDecision",
+    "ApprovalMessages",
     "ApprovalRequest",
     "AuditEntry",
     "AutoAction",
     "BudgetAlert",
     "BudgetCheck",
     "BudgetLine",
+    "BudgetNotices",
     "Delivery",
     "DigestData",
     "DigestLine",
+    "DirectMessages",
     "ExpiryNotice",
+    "FileSender",
     "HomeData",
+    "HomeRefresher",
+    "HomeTabs",
     "IdleNotice",
+    "InstanceNotices",
     "IntentNotice",
+    "IntentNotices",
+    "LifetimeNotices",
+    "LoginMessages",
     "Messages",
+    "NO_HOMES",
+    "NO_TEMPLATES",
     "PostedLike",
     "Reminder",
+    "ReminderMessages",
+    "RentalNotices",
+    "StatusMessages",
+    "Templates",
+    "ThreadNotes",
     "UnmanagedInstance",
 ]
 
@@ -71,6 +112,42 @@ class Delivery(StrEnum):
     REFUSED = "refused"
     UNAVAILABLE = "unavailable"
     QUEUED = "queued"
+
+
+class Templates(Protocol):
+    """The catalog's templates by slug (:class:`catalog.Catalog` implements it): what a
+    service needs to draw a deployment's status message or its login DM."""
+
+    def get(self, slug: str) -> Template | None:
+        """The template ``slug``; None when the catalog no longer has it."""
+        ...
+
+
+class _NoTemplates:
+    def get(self, slug: str) -> Template | None:
+        return None
+
+
+NO_TEMPLATES: Templates = _NoTemplates()
+"""A catalog without templates (a service built in a test that draws nothing)."""
+
+
+class HomeRefresher(Protocol):
+    """Redraws the App Home of whoever sees a deployment once it changed
+    (:class:`bot.services.home.HomeService` implements it; it logs a failure, never raises)."""
+
+    def deployment_changed(self, dep: DeploymentRecord) -> None:
+        """``dep`` changed: refresh the Home tabs that show it (its owner's, its teammates')."""
+        ...
+
+
+class _NoHomes:
+    def deployment_changed(self, dep: DeploymentRecord) -> None:
+        return None
+
+
+NO_HOMES: HomeRefresher = _NoHomes()
+"""No App Home to refresh (a service built in a test)."""
 
 
 class PostedLike(Protocol):
@@ -108,13 +185,10 @@ class HomeData:
     """The viewer is a bot admin of ``team_id`` (full control of what is shared with them)."""
 
 
-class Messages(Protocol):
-    """Every message the services send (implemented by :class:`bot.slack.messages.SlackMessages`).
-
-    Methods return True when Slack accepted the message, False when it did not (logged by the
-    implementation); none raises for a Slack or network failure (the notifier turns each into
-    an outcome: sent, refused with Slack's error, unavailable).
-    """
+class StatusMessages(Protocol):
+    """The status message of a deployment in its channel: post it, edit it now or through the
+    paced, coalescing outbox, and tell whether an edit would show anything new (the deploy
+    service, the status poller, the reconciler's message sync, the lifetime service)."""
 
     def post_status(self, dep: DeploymentRecord, template: Template | None) -> PostedLike | None:
         """Post the status message of ``dep`` in its channel (or, when the bot cannot post
@@ -156,6 +230,11 @@ class Messages(Protocol):
         mean an edit would show nothing new."""
         ...
 
+
+class RentalNotices(Protocol):
+    """Thread replies while a rental is made (the deploy service): an offer was taken and another
+    is tried, or the deployment could not be made."""
+
     def offer_switched(
         self, dep: DeploymentRecord, taken: OfferLike, replacement: OfferLike
     ) -> bool:
@@ -168,6 +247,11 @@ class Messages(Protocol):
         """Tell the requester ``dep`` could not be deployed (thread, else DM), with a **Pick
         another GPU** button for template ``retry_slug``."""
         ...
+
+
+class InstanceNotices(Protocol):
+    """What an instance did, told in the status message's thread (the status poller): ready,
+    failed, gone, stopped outside the bot."""
 
     def ready(
         self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
@@ -187,9 +271,10 @@ class Messages(Protocol):
         """Thread note: the instance was stopped outside the bot."""
         ...
 
-    def action_done(self, dep: DeploymentRecord, action: str, actor: str, cost: float) -> bool:
-        """Thread note: ``actor`` stopped/started/destroyed ``dep`` (``cost`` in $ so far)."""
-        ...
+
+class LoginMessages(Protocol):
+    """The ready DM with the way in (login, SSH) to one person (the status poller, **Send me
+    the login**, sharing)."""
 
     def has_secrets(
         self, dep: DeploymentRecord, template: Template | None, *, jupyter_token: str | None
@@ -215,6 +300,32 @@ class Messages(Protocol):
         nothing to send."""
         ...
 
+
+class ThreadNotes(Protocol):
+    """Short notes in a deployment's thread: a plain note, who stopped/started/destroyed it, an
+    SSH key that stays on the instance."""
+
+    def note(self, dep: DeploymentRecord, text: str) -> bool:
+        """A short mrkdwn note in the status message's thread (nothing when it has none)."""
+        ...
+
+    def action_done(self, dep: DeploymentRecord, action: str, actor: str, cost: float) -> bool:
+        """Thread note: ``actor`` stopped/started/destroyed ``dep`` (``cost`` in $ so far)."""
+        ...
+
+    def key_kept(
+        self, dep: DeploymentRecord, *, user_id: str, fingerprint: str, reason: str
+    ) -> bool:
+        """Tell the owner, in the status message's thread (their DM when there is none), that
+        the SSH key ``fingerprint`` of ``user_id`` could not be removed from the instance
+        (``reason``, plain text) and stays there until the instance is destroyed."""
+        ...
+
+
+class LifetimeNotices(Protocol):
+    """The automatic rules' warnings and what the bot did on its own (the rule executor, the
+    manage service's automatic acts)."""
+
     def expiry_warning(self, dep: DeploymentRecord, notice: ExpiryNotice) -> bool:
         """DM the owner that ``dep`` ends soon, with **Extend**, **Stop now** and **Destroy**,
         and a short note with the same buttons in the status message's thread. True when at
@@ -230,6 +341,11 @@ class Messages(Protocol):
         """Tell the thread and the owner (DM) what the bot did on its own, and why."""
         ...
 
+
+class IntentNotices(Protocol):
+    """How an act the reconciler carries out ended, or that it keeps failing (the reconciler, the
+    manage service)."""
+
     def intent_settled(self, dep: DeploymentRecord, notice: IntentNotice) -> bool:
         """Thread note (DM to the owner when the act was the bot's own, or the owner was told
         it kept failing): an act the reconciler carried out ended (done, gone, withdrawn)."""
@@ -241,26 +357,29 @@ class Messages(Protocol):
         when at least one of them arrived."""
         ...
 
+
+class ReminderMessages(Protocol):
+    """Non-urgent reminders to owners and the daily digest (the reminder service), and the time
+    zone a person's reminder is written in."""
+
     def reminder(self, dep: DeploymentRecord, reminder: Reminder) -> bool:
         """DM the owner a non-urgent reminder (stopped and paying; running for long), with
         **Start**/**Destroy** or **Stop**/**Destroy**."""
         ...
 
-    def note(self, dep: DeploymentRecord, text: str) -> bool:
-        """A short mrkdwn note in the status message's thread (nothing when it has none)."""
-        ...
-
-    def key_kept(
-        self, dep: DeploymentRecord, *, user_id: str, fingerprint: str, reason: str
-    ) -> bool:
-        """Tell the owner, in the status message's thread (their DM when there is none), that
-        the SSH key ``fingerprint`` of ``user_id`` could not be removed from the instance
-        (``reason``, plain text) and stays there until the instance is destroyed."""
-        ...
-
     def digest(self, channel: str, data: DigestData, *, team_id: str | None = None) -> bool:
         """Post the daily digest in ``channel`` of workspace ``team_id``."""
         ...
+
+    def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
+        """The IANA time zone of ``user_id`` (``users.info`` ``user.tz`` in workspace
+        ``team_id``); None when Slack does not say or cannot be reached."""
+        ...
+
+
+class ApprovalMessages(Protocol):
+    """Asking for approval of a rental over the budget, and telling how it was decided (the
+    approval service)."""
 
     def approval_request(
         self, request: ApprovalRequest, *, recipients: frozenset[str], channel: str | None
@@ -293,12 +412,22 @@ class Messages(Protocol):
         mentioning them; DM when there is none)."""
         ...
 
+
+class BudgetNotices(Protocol):
+    """A budget reached 80 % / 100 % (the budget service)."""
+
     def budget_alert(
         self, user_id: str, alert: BudgetAlert, *, you: bool, team_id: str | None = None
     ) -> bool:
         """DM ``user_id`` (of workspace ``team_id``) that a budget reached 80 % / 100 %
         (``you``: their own budget; else the workspace's)."""
         ...
+
+
+class AdminAlerts(Protocol):
+    """DMs to the bot admins about the bot itself: the status poller failing or recovered (the
+    heartbeat), instances labelled by the bot that the database does not hold (start-up
+    recovery)."""
 
     def poller_alert(
         self,
@@ -318,15 +447,6 @@ class Messages(Protocol):
         no longer do (the last clean pass at ``since``)."""
         ...
 
-    def user_tz(self, user_id: str, *, team_id: str | None = None) -> str | None:
-        """The IANA time zone of ``user_id`` (``users.info`` ``user.tz`` in workspace
-        ``team_id``); None when Slack does not say or cannot be reached."""
-        ...
-
-    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
-        """A plain DM to ``user_id`` in workspace ``team_id``."""
-        ...
-
     def labelled_on_empty_database(
         self, user_id: str, instance_ids: Sequence[int], *, team_id: str | None = None
     ) -> bool:
@@ -341,6 +461,19 @@ class Messages(Protocol):
         labelled by this installation for deployments its database does not hold."""
         ...
 
+
+class DirectMessages(Protocol):
+    """A plain DM to a person (listeners' answers, sharing, installs, the rules' notices)."""
+
+    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
+        """A plain DM to ``user_id`` in workspace ``team_id``."""
+        ...
+
+
+class HomeTabs(Protocol):
+    """The App Home of a person, and which workspace the bot token belongs to (the home
+    service)."""
+
     def publish_home(self, user_id: str, home: HomeData) -> bool:
         """``views.publish`` the App Home of ``user_id`` in workspace ``home.team_id``
         (through the outbox: True when queued)."""
@@ -350,6 +483,32 @@ class Messages(Protocol):
         """The workspace id of the bot token (``auth.test``), None when Slack cannot say:
         single-workspace mode only (None in OAuth mode, where there is no one token)."""
         ...
+
+
+class Messages(
+    StatusMessages,
+    RentalNotices,
+    InstanceNotices,
+    LoginMessages,
+    ThreadNotes,
+    LifetimeNotices,
+    IntentNotices,
+    ReminderMessages,
+    ApprovalMessages,
+    BudgetNotices,
+    AdminAlerts,
+    DirectMessages,
+    HomeTabs,
+    Protocol,
+):
+    """Every message the services send, one feature port per base (implemented by
+    :class:`bot.slack.messages.SlackMessages`; :attr:`bot.services.context.Services.messages`
+    holds it for the listeners). A service names the narrow ports it sends through, not this.
+
+    Methods return True when Slack accepted the message, False when it did not (logged by the
+    implementation); none raises for a Slack or network failure (the notifier turns each into
+    an outcome: sent, refused with Slack's error, unavailable).
+    """
 
 
 class FileSender(Protocol):

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -41,9 +42,8 @@ from bot.services.ports import (
     BudgetLine,
     DigestData,
     DigestLine,
-    Messages,
     Reminder,
-    UnmanagedInstance,
+    ReminderMessages,
 )
 from bot.services.rules import RULES
 from bot.services.rules.base import REMIND
@@ -88,6 +88,38 @@ class ReminderReport:
     held: int = 0
 
 
+class InstalledTeam(Protocol):
+    """Single-workspace mode's one workspace (:class:`bot.services.home.HomeService`
+    implements it: the id a Slack payload named, else ``auth.test``)."""
+
+    def team_id(self) -> str | None:
+        """The workspace id; None while it is not known (and in OAuth mode)."""
+        ...
+
+
+class DigestChannels(Protocol):
+    """Where each workspace wants its daily digest, as set in ``/templates setup``
+    (:class:`bot.services.workspaces.WorkspaceService` implements it)."""
+
+    def digest_channel(self, team_id: str) -> str | None:
+        """The digest channel of ``team_id`` (``DIGEST_CHANNEL`` unless it chose its own)."""
+        ...
+
+    def digest_targets(self) -> Sequence[tuple[str, str]]:
+        """OAuth mode: ``[(team_id, channel)]`` of each installed workspace that chose a
+        digest channel itself."""
+        ...
+
+
+class DigestBudgets(Protocol):
+    """A workspace's budgets for its digest (:class:`bot.services.budgets.BudgetService`
+    implements it)."""
+
+    def all_lines(self, team_id: str) -> Sequence[BudgetLine]:
+        """Every budget of ``team_id`` with this month's spend."""
+        ...
+
+
 class ReminderService:
     """Sends the reminders and the digest (see the module docstring).
 
@@ -97,15 +129,16 @@ class ReminderService:
         stopped_after: ``STOPPED_REMINDER_DAYS`` as a timedelta.
         digest_channel: ``DIGEST_CHANNEL`` (None: no digest). digest_hour: ``DIGEST_HOUR``
             (0–23). digest_timezone: ``DIGEST_TIMEZONE`` (IANA name).
-        team_id: returns the workspace id (None while unknown).
-        digests: OAuth mode: ``() -> [(team_id, channel)]``, each workspace that wants a digest
-            and where (its own digest shows only its own deployments, spend and budgets);
-            None: single-workspace mode, one digest in ``digest_channel``.
-        digest_channel_of: single-workspace mode: ``team_id -> channel`` as set in
-            ``/templates setup`` (falling back to ``DIGEST_CHANNEL``); None: ``digest_channel``.
-        unmanaged_for: ``team_id -> instances`` on that workspace's Vast.ai account that the
-            bot does not own (:meth:`ListingService.unmanaged`); None: the single account's.
-        budget_lines: a workspace's budgets for the digest (:meth:`BudgetService.all_lines`).
+        workspace: single-workspace mode's workspace id (:class:`InstalledTeam`; None, or
+            None from it: not known yet).
+        channels: where each workspace wants its digest (:class:`DigestChannels`, e.g.
+            :class:`bot.services.workspaces.WorkspaceService`); None: ``digest_channel``.
+        per_workspace: OAuth mode: one digest per workspace that chose a channel
+            (:meth:`DigestChannels.digest_targets`), showing only its own deployments, spend,
+            budgets and the unmanaged instances of its own Vast.ai account; False:
+            single-workspace mode, one digest in the workspace's channel.
+        budgets: a workspace's budgets for the digest (:class:`DigestBudgets`, e.g.
+            :class:`bot.services.budgets.BudgetService`); None: none shown.
         clock: aware UTC now.
     """
 
@@ -113,22 +146,21 @@ class ReminderService:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: ReminderMessages,
         listings: ListingService,
         stopped_after: timedelta,
         digest_channel: str | None = None,
         digest_hour: int = 9,
         digest_timezone: str = "UTC",
-        team_id: Callable[[], str | None] = lambda: None,
-        digests: Callable[[], Sequence[tuple[str, str]]] | None = None,
-        digest_channel_of: Callable[[str], str | None] | None = None,
-        unmanaged_for: Callable[[str], Sequence[UnmanagedInstance]] | None = None,
-        budget_lines: Callable[[str], Sequence[BudgetLine]] = lambda team: (),
+        workspace: InstalledTeam | None = None,
+        channels: DigestChannels | None = None,
+        per_workspace: bool = False,
+        budgets: DigestBudgets | None = None,
         clock: Callable[[], datetime] = storage.utcnow,
     ) -> None:
         self.sf = session_factory
         self.messages = messages
-        self.budget_lines = budget_lines
+        self.budgets = budgets
         self.listings = listings
         self.stopped_after = stopped_after
         self.policy = LifetimePolicy(stopped_after=stopped_after, long_run=LONG_RUN)
@@ -136,13 +168,16 @@ class ReminderService:
         self.digest_hour = digest_hour
         self.digest_zone = _zone(digest_timezone)
         self.digest_timezone = digest_timezone
-        self.team_id = team_id
-        self.digests = digests
-        self.digest_channel_of = digest_channel_of
-        self.unmanaged_for = unmanaged_for
+        self.workspace = workspace
+        self.channels = channels
+        self.per_workspace = per_workspace
         self.clock = clock
         self._lock = threading.Lock()
         self._tz_failed: dict[str, datetime] = {}
+
+    def team_id(self) -> str | None:
+        """Single-workspace mode's workspace id (None: not known yet, or OAuth mode)."""
+        return self.workspace.team_id() if self.workspace is not None else None
 
     def install(self, scheduler: BaseScheduler, *, seconds: float = CHECK_SECONDS) -> None:
         """Add the reminder job to ``scheduler``, every ``seconds`` (not started here)."""
@@ -181,8 +216,8 @@ class ReminderService:
                         self._remind(dep, reminder, now, report)
                 except Exception:  # one deployment's trouble must not stop the others
                     logger.exception("reminders: deployment %d not processed", dep.id)
-            if self.digests is not None:
-                for team, channel in self.digests():
+            if self.per_workspace:
+                for team, channel in self.channels.digest_targets() if self.channels else ():
                     try:
                         self._digest(now, report, channel=channel, team_id=team)
                     except Exception:  # one workspace's trouble must not stop the others
@@ -195,11 +230,11 @@ class ReminderService:
 
     def single_digest_channel(self) -> str | None:
         """Single-workspace mode's digest channel: the one chosen in ``/templates setup``
-        (``digest_channel_of`` the workspace), else ``DIGEST_CHANNEL``."""
-        if self.digest_channel_of is not None:
+        (:meth:`DigestChannels.digest_channel` of the workspace), else ``DIGEST_CHANNEL``."""
+        if self.channels is not None:
             team = self.team_id()
             if team:
-                return self.digest_channel_of(team)
+                return self.channels.digest_channel(team)
         return self.digest_channel
 
     # -- reminders --------------------------------------------------------------------------
@@ -303,7 +338,8 @@ class ReminderService:
         for team in sorted(t for t in teams if t):
             for line in self.listings.month_report(team, now).per_user:
                 spend[line.user_id] = spend.get(line.user_id, 0.0) + line.dollars
-            budgets += [b for b in self.budget_lines(team) if b.budget is not None]
+            of_team = self.budgets.all_lines(team) if self.budgets is not None else ()
+            budgets += [b for b in of_team if b.budget is not None]
         return DigestData(
             now=now,
             tz=self.digest_timezone,
@@ -312,8 +348,8 @@ class ReminderService:
             spend=sorted(spend.items(), key=lambda item: (-item[1], item[0])),
             month_label=f"{now:%B %Y}",
             unmanaged=(
-                list(self.unmanaged_for(team_id))
-                if team_id is not None and self.unmanaged_for is not None
+                list(self.listings.unmanaged(team_id))
+                if team_id is not None
                 else read_unmanaged(self.sf, now)
             ),
             budgets=budgets,

@@ -3,7 +3,7 @@
 A deployment has one owner (its requester). The owner, or a bot admin of its workspace, may
 share it with people of the same workspace: they become *collaborators* (a row each in
 ``deployment_collaborators``, :mod:`storage.collaborators`) and may Stop, Start and Extend it
-and get its login (:meth:`bot.services.actions.ManageService.may`, the same lifetime, budget
+and get its login (:meth:`bot.services.manage.ManageService.may`, the same lifetime, budget
 and approval rules as its owner); Destroy and changing who has access stay with the owner and
 the admins. They see it in ``/templates mine`` and on their Home tab ("shared by <@owner>"),
 and each gets their own ready DM with the login (:func:`send_ready_dms`): when it becomes
@@ -29,13 +29,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.formats import deployment_ref, mrkdwn_escape
-from bot.services.actions import NOT_FOUND_TEXT, ManageService, Outcome, OutcomeKind
+from bot.services.manage import NOT_FOUND_TEXT, ManageService, Outcome, OutcomeKind
 from bot.services.membership import MembershipService, Standing
-from bot.services.ports import Messages
+from bot.services.ports import DirectMessages, LoginMessages, Templates, ThreadNotes
 from catalog import Template
 from storage import (
     LIVE_STATUSES,
@@ -229,7 +230,7 @@ class ShareResult:
 
 def send_ready_dms(
     sf: SessionFactory,
-    messages: Messages,
+    messages: LoginMessages,
     dep: DeploymentRecord,
     template: Template | None,
     *,
@@ -276,6 +277,20 @@ def send_ready_dms(
 # --- the service ---------------------------------------------------------------------------
 
 
+class UserHomes(Protocol):
+    """Republishes one person's App Home (:class:`bot.services.home.HomeService` implements
+    it): after a share, the Homes of the owner and of whoever was added or removed."""
+
+    def refresh(self, user_id: str, team_id: str | None = None) -> bool:
+        """Publish ``user_id``'s Home in workspace ``team_id``; True when it was queued."""
+        ...
+
+
+class SharingMessages(ThreadNotes, DirectMessages, LoginMessages, Protocol):
+    """What sharing sends: the note in the thread, the DMs to whom it is shared with or no longer
+    is, and their login DM (:func:`send_ready_dms`)."""
+
+
 class SharingService:
     """The Share button's logic (see the module docstring).
 
@@ -285,8 +300,8 @@ class SharingService:
             may share; :meth:`ManageService.who_can` says who can to anyone else).
         membership: checks that each new person belongs to the deployment's workspace.
         messages: the messages port (thread note, DMs, the login DM).
-        catalog_get: ``slug -> Template | None`` (for the login DM).
-        refresh_home: ``(user_id, team_id)``: republish someone's Home tab.
+        templates: the catalog, for the login DM (:class:`bot.services.ports.Templates`).
+        homes: republishes the Home tab of each person added or removed (:class:`UserHomes`).
         clock: aware UTC now.
         max_people: the most collaborators per deployment.
     """
@@ -297,9 +312,9 @@ class SharingService:
         session_factory: SessionFactory,
         manage: ManageService,
         membership: MembershipService,
-        messages: Messages,
-        catalog_get: Callable[[str], Template | None],
-        refresh_home: Callable[[str, str], object] = lambda user_id, team_id: None,
+        messages: SharingMessages,
+        templates: Templates,
+        homes: UserHomes | None = None,
         clock: Callable[[], datetime] = utcnow,
         max_people: int = MAX_COLLABORATORS,
     ) -> None:
@@ -307,8 +322,8 @@ class SharingService:
         self.manage = manage
         self.membership = membership
         self.messages = messages
-        self.catalog_get = catalog_get
-        self.refresh_home = refresh_home
+        self.templates = templates
+        self.homes = homes
         self.clock = clock
         self.max_people = max_people
 
@@ -488,13 +503,14 @@ class SharingService:
                     self.sf,
                     self.messages,
                     fresh,
-                    self.catalog_get(fresh.template_slug),
+                    self.templates.get(fresh.template_slug),
                     jupyter_token=None,  # Vast.ai's own token comes with the poller's next read
                     now=self.clock(),
                     only=result.added,
                 )
             for user in dict.fromkeys((dep.user_id, *result.added, *result.removed)):
-                self.refresh_home(user, dep.team_id)
+                if self.homes is not None:
+                    self.homes.refresh(user, dep.team_id)
         except Exception:  # the change is saved; the poller still sends the login DMs
             logger.exception("share of deployment %s: not all told", dep.id)
 

@@ -29,12 +29,14 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
 from bot.config import Settings
 from bot.services.accounts import StoredKey
+from bot.services.budgets import BudgetPolicy
+from bot.services.rules.policy import LifetimePolicy
 from bot.vast.client import VastClient
 from bot.vast.errors import AuthError, VastError
 from storage import (
@@ -42,6 +44,7 @@ from storage import (
     WorkspaceRecord,
     count_live_real_deployments,
     get_workspace,
+    list_workspaces,
     live_real_instance_ids,
     save_vast_key,
     save_workspace_settings,
@@ -442,6 +445,33 @@ class WorkspaceService:
             return frozenset(self._settings.bot_admins)
         return self.settings_for(team_id).listed_admins
 
+    def alert_recipients(self) -> list[tuple[str | None, frozenset[str]]]:
+        """Who hears about the status poller (:class:`bot.services.heartbeat.Recipients`):
+        ``BOT_ADMINS`` in single-workspace mode; in OAuth mode each installed workspace's listed
+        admins (``BOT_ADMINS`` and its own list) in that workspace."""
+        if not self._settings.oauth_mode:
+            return [(None, self.admins(None))]
+        return [
+            (record.team_id, self.admins(record.team_id))
+            for record in list_workspaces(self._sf, installed_only=True)
+        ]
+
+    def digest_channel(self, team_id: str) -> str | None:
+        """The daily digest's channel in ``team_id`` (its own, else ``DIGEST_CHANNEL``; None:
+        no digest). Raises SQLAlchemy errors when the database fails."""
+        return self.settings_for(team_id).digest_channel
+
+    def digest_targets(self) -> list[tuple[str, str]]:
+        """OAuth mode: ``[(team_id, channel)]`` of each installed workspace that chose a digest
+        channel in ``/templates setup`` (``DIGEST_CHANNEL`` names a channel of one workspace
+        only, so it is no default here)."""
+        targets = []
+        for record in list_workspaces(self._sf, installed_only=True):
+            own = self.settings_for(record.team_id)
+            if own.digest_channel and DIGEST_CHANNEL in own.overridden:
+                targets.append((record.team_id, own.digest_channel))
+        return targets
+
     def lets_in(self, team_id: str, user_id: str) -> bool:
         """True when workspace ``team_id`` lets ``user_id`` act for it although Slack may not
         count them as its member: listed in ``BOT_ADMINS``, in its own bot admins or among its
@@ -776,3 +806,37 @@ def key_checker(
             return client.get_user()
 
     return check
+
+
+@dataclass(frozen=True)
+class WorkspacePolicies:
+    """Each workspace's lifetime and budget rules: the configured ones (``lifetimes``,
+    ``budgets``: from the environment) with what the workspace set in ``/templates setup``
+    (``workspaces``). Implements :class:`bot.services.lifetimes.LifetimePolicies` and
+    :class:`bot.services.budgets.BudgetPolicies`. ``oauth``: a configured approval channel
+    names a channel of one workspace only, so in OAuth mode no workspace inherits it."""
+
+    workspaces: WorkspaceService
+    lifetimes: LifetimePolicy
+    budgets: BudgetPolicy
+    oauth: bool
+
+    def lifetime_policy(self, team_id: str) -> LifetimePolicy:
+        """The lifetime rules of ``team_id`` (its default and maximum run length)."""
+        own = self.workspaces.settings_for(team_id)
+        return replace(
+            self.lifetimes,
+            default_hours=own.default_lifetime_hours,
+            max_hours=own.max_lifetime_hours,
+        )
+
+    def budget_policy(self, team_id: str) -> BudgetPolicy:
+        """The budget rules of ``team_id`` (its approval threshold, approvers and admins)."""
+        own = self.workspaces.settings_for(team_id)
+        return replace(
+            self.budgets,
+            approval_dph=own.approval_dph,
+            approvers=own.approver_ids,
+            admins=own.listed_admins,
+            approval_channel=None if self.oauth else self.budgets.approval_channel,
+        )

@@ -23,6 +23,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+# Vast.ai's intervals are facts the settings read too (VAST_MIN_INTERVALS): they live in a
+# module that imports nothing of the bot, and are named here for the client and its tests.
+from bot.vast_limits import DEFAULT_MIN_INTERVALS, ENDPOINTS, NO_PACING, parse_min_intervals
+
 __all__ = [
     "DEFAULT_MIN_INTERVALS",
     "ENDPOINTS",
@@ -34,29 +38,6 @@ __all__ = [
     "parse_min_intervals",
 ]
 
-ENDPOINTS = ("search", "list", "get", "create", "manage", "destroy", "user", "ssh")
-"""Endpoint names, each with its own pacer: ``search`` (``POST /api/v0/bundles/``), ``list``
-(``GET /api/v1/instances/``), ``get`` (``GET /api/v0/instances/{id}/``), ``create`` (``PUT
-/api/v0/asks/{id}/``), ``manage`` (start, stop, label: ``PUT /api/v0/instances/{id}/``),
-``destroy`` (``DELETE /api/v0/instances/{id}/``), ``user`` (``GET /api/v0/users/current/``),
-``ssh`` (one instance's SSH keys: ``GET`` and ``POST /api/v0/instances/{id}/ssh/``, ``DELETE
-/api/v0/instances/{id}/ssh/{key_id}/``)."""
-
-DEFAULT_MIN_INTERVALS: Mapping[str, float] = {
-    "search": 6.0,  # search_offers.yaml: 10 requests per minute per IP
-    "list": 1.0,  # show_instances.yaml: threshold 1.0
-    "get": 2.0,  # show_instance.yaml: threshold 2.0
-    "create": 4.5,  # create_instance.yaml: threshold 4.5 (penalty 12)
-    "manage": 1.0,  # manage_instance.yaml, label_instance.yaml: threshold 1.0
-    "destroy": 3.0,  # destroy_instance.yaml: threshold 3.0
-    "user": 1.0,  # show_user.yaml gives none; one a second is what the others allow
-    "ssh": 2.0,  # detach_ssh.yaml: threshold 2.0 (the same pacer serves list and attach)
-}
-"""Seconds between two calls of each endpoint (Vast.ai's OpenAPI ``x-rate-limit`` hints)."""
-
-NO_PACING: Mapping[str, float] = {name: 0.0 for name in ENDPOINTS}
-"""Every interval 0: no pacing (tests against the simulator with its limits off)."""
-
 
 def margin(interval: float) -> float:
     """Extra seconds between two calls of an endpoint whose minimum is ``interval``: 10 % of
@@ -64,33 +45,6 @@ def margin(interval: float) -> float:
     if interval <= 0:
         return 0.0
     return min(0.25, max(0.05, interval * 0.1))
-
-
-def parse_min_intervals(text: str) -> dict[str, float]:
-    """``"search=10,list=1.5"`` -> ``{"search": 10.0, "list": 1.5}``: the endpoints named get
-    these intervals (seconds, 0 = unpaced), the others keep :data:`DEFAULT_MIN_INTERVALS`.
-
-    Raises ValueError naming the bad part (an unknown endpoint, a negative or non-numeric
-    value, a part without ``=``).
-    """
-    intervals = dict(DEFAULT_MIN_INTERVALS)
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        name = name.strip().lower()
-        if not sep or name not in ENDPOINTS:
-            raise ValueError(
-                f"{part!r} is not endpoint=seconds with an endpoint among {', '.join(ENDPOINTS)}"
-            )
-        try:
-            seconds = float(value)
-        except ValueError:
-            raise ValueError(f"{part!r}: {value.strip()!r} is not a number of seconds") from None
-        if not 0 <= seconds <= 3600:
-            raise ValueError(f"{part!r}: seconds must be between 0 and 3600")
-        intervals[name] = seconds
-    return intervals
 
 
 class PaceTooLong(Exception):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import storage
-from bot.services.actions import start_claim_name
+from bot.services.manage import start_claim_name
 from bot.services.message_sync import MessageSync
 from bot.services.poller.report import TickReport, Work
 from bot.services.poller.state import PollerState, logger
-from bot.services.ports import Messages
+from bot.services.ports import InstanceNotices, LoginMessages, StatusMessages
 from bot.services.sharing import send_ready_dms
 from bot.vast.errors import VastError
 from catalog import Template
@@ -26,6 +27,11 @@ from storage import DeploymentRecord, DeploymentStatus, SessionFactory, collabor
 MESSAGE_GRACE = timedelta(seconds=60)
 
 _OUTSIDE_START = "Seen running again on Vast.ai (started outside the bot)."
+
+
+class PollerMessages(StatusMessages, InstanceNotices, LoginMessages, Protocol):
+    """What the status poller sends: status message edits, what the instance did (thread), and
+    the ready DMs with the way in."""
 
 
 class Applier:
@@ -46,7 +52,7 @@ class Applier:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: PollerMessages,
         sync: MessageSync,
         on_change: Callable[[DeploymentRecord], object],
         state: PollerState,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.services import states
 from bot.services.accounts import VastAccount
-from bot.services.actions import start_claim_name
+from bot.services.manage import start_claim_name
 from bot.services.poller.report import Read, TickReport, Work
 from bot.services.poller.state import PollerState, logger
 from bot.services.probe import Prober

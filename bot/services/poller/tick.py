@@ -21,21 +21,20 @@ from bot import logs
 from bot.logs import ContextExecutor
 from bot.services import states
 from bot.services.accounts import VastAccount, VastAccounts
-from bot.services.actions import START_CLAIM_PREFIX
 from bot.services.intents import IntentReconciler
 from bot.services.lifetimes import LifetimeService
+from bot.services.manage import START_CLAIM_PREFIX
 from bot.services.message_sync import MessageSync
 from bot.services.poller import read as read_stage
-from bot.services.poller.apply import Applier
+from bot.services.poller.apply import Applier, PollerMessages
 from bot.services.poller.assess import Assessor
 from bot.services.poller.read import Reader
 from bot.services.poller.report import AccountState, Group, TickReport
 from bot.services.poller.state import PollerState, logger
-from bot.services.ports import Messages
+from bot.services.ports import NO_HOMES, HomeRefresher, Templates
 from bot.services.probe import Prober
 from bot.services.recovery import account_resolver
 from bot.vast.models import Instance
-from catalog import Template
 from storage import DeploymentRecord, DeploymentStatus, SessionFactory
 from storage.followed import ended_since_workspaces, followed_with_workspace
 
@@ -69,7 +68,7 @@ class StatusPoller:
         session_factory: storage's sessionmaker.
         accounts: the Vast.ai accounts (:class:`VastAccounts`; single-workspace mode: one).
         messages: the messages port (status message edits, thread notes, DMs).
-        catalog_get: ``slug -> Template | None``.
+        templates: the catalog (``get(slug)``: :class:`bot.services.ports.Templates`).
         interval_seconds: ``STATUS_POLL_SECONDS``. timeout_minutes: ``DEPLOY_TIMEOUT_MINUTES``.
         on_change: the owner's Home tab: called after each account's pass, once per requester
             (workspace and user) whose deployments the pass moved, with the last of them.
@@ -103,11 +102,11 @@ class StatusPoller:
         installation_id: str,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
-        catalog_get: Callable[[str], Template | None],
+        messages: PollerMessages,
+        templates: Templates,
         interval_seconds: float,
         timeout_minutes: float,
-        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        homes: HomeRefresher = NO_HOMES,
         clock: Callable[[], datetime] = storage.utcnow,
         prober: Prober | None = None,
         lease_name: str | None = LEASE_NAME,
@@ -128,13 +127,15 @@ class StatusPoller:
         self.sync = sync or MessageSync(
             session_factory=session_factory,
             messages=messages,
-            catalog_get=catalog_get,
+            catalog_get=templates.get,
             clock=clock,
         )
         self.accounts = accounts
         self.messages = messages
-        self.catalog_get = catalog_get
-        self.on_change = on_change
+        self.templates = templates
+        self.homes = homes
+        # Read at each call (tests replace it to count or to fail).
+        self.on_change: Callable[[DeploymentRecord], object] = homes.deployment_changed
         self.clock = clock
         self.prober = prober or Prober()
         self.lease_name = lease_name
@@ -162,7 +163,7 @@ class StatusPoller:
             sweep_seconds=self.sweep_seconds,
         )
         self.assessor = Assessor(
-            catalog_get=catalog_get,
+            catalog_get=templates.get,
             timeout=self.timeout,
             prober=self.prober,
             state=self.state,

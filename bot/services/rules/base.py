@@ -14,7 +14,7 @@ from storage import DeploymentRecord, DeploymentStatus
 
 #: Action kinds. ``warn``: the expiry warning (DM and thread, with Extend buttons). ``ask``:
 #: the idle question (DM, with Keep running). ``stop`` / ``destroy``: the automatic act
-#: (:meth:`bot.services.actions.ManageService.act_automatically`). ``notify``: a plain
+#: (:meth:`bot.services.manage.ManageService.act_automatically`). ``notify``: a plain
 #: announcement to the owner and the thread, once per rule and run of the deployment
 #: (``lifetime_started_at``). ``remind``: a
 #: non-urgent reminder (the reminder job, in the owner's working hours). ``track``:

@@ -7,7 +7,7 @@ the rule's pure check for an :class:`~bot.services.rules.base.Action`, then:
   a warning, ``idle_warned_at`` for an idle question, a ``claims`` row for a notice, the
   manage service's own claim for a stop or destroy), so it happens once across processes
   and restarts; a message Slack refused gives its claim back (within the rule's limits);
-* acts through :meth:`bot.services.actions.ManageService.act_automatically`, which tells the
+* acts through :meth:`bot.services.manage.ManageService.act_automatically`, which tells the
   owner (DM) and the thread what happened and why; a Vast.ai refusal is told once a day;
 * never acts before the time the action says was announced (``promised``): an act whose
   ``promised`` lies ahead is refused and logged, whatever the rule computed;
@@ -27,12 +27,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import storage
 from bot import pricing
 from bot.formats import deployment_ref, micros
-from bot.services.actions import ManageService, OutcomeKind
-from bot.services.ports import ExpiryNotice, IdleNotice, Messages
+from bot.services.manage import ManageService, OutcomeKind
+from bot.services.ports import (
+    DirectMessages,
+    ExpiryNotice,
+    IdleNotice,
+    LifetimeNotices,
+    ThreadNotes,
+)
 from bot.services.rules.base import (
     ACTS,
     ASK,
@@ -62,6 +69,11 @@ def watch_key(rule: Rule, dep: DeploymentRecord) -> str:
     return f"watch:{rule.name}:{dep.id}:{micros(run)}"
 
 
+class RuleMessages(LifetimeNotices, ThreadNotes, DirectMessages, Protocol):
+    """What the automatic rules send: warnings (DM and thread), and plain notes in the thread
+    and to the owner."""
+
+
 class RuleExecutor:
     """Runs the tick rules (see the module docstring).
 
@@ -73,7 +85,7 @@ class RuleExecutor:
         max_hours_for: ``team_id -> MAX_LIFETIME_HOURS`` of that workspace (which Extend
             buttons need an admin). clock: aware UTC now (the failure notice's day).
         on_action: ``(rule name, action kind, outcome) -> None`` after each action (outcome
-            ``"done"``, an automatic act's :class:`bot.services.actions.OutcomeKind` value, or
+            ``"done"``, an automatic act's :class:`bot.services.manage.OutcomeKind` value, or
             ``"error"`` when it raised), for the metrics; must not raise.
     """
 
@@ -81,7 +93,7 @@ class RuleExecutor:
         self,
         *,
         session_factory: SessionFactory,
-        messages: Messages,
+        messages: RuleMessages,
         manage: ManageService,
         rules: Sequence[Rule],
         policy: Callable[[], LifetimePolicy],

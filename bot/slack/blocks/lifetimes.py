@@ -4,7 +4,7 @@ bot did on its own, reminders, the daily digest and the unmanaged instances.
 Times are written with Slack's date formatting (:func:`slack_date`), so every reader sees them
 in their own time zone; plain-text places (notification text, headers) use UTC or the digest's
 time zone. Buttons reuse the status message's Stop/Start/Destroy action ids
-(:mod:`bot.slack.blocks.status`), so one listener handles them wherever they are clicked. The
+(:mod:`bot.slack.blocks.buttons`), so one listener handles them wherever they are clicked. The
 **Extend** and **Keep running** buttons carry the end time / the question they answer in
 microseconds (:func:`micros`), so a button from an older warning is recognised as stale.
 
@@ -47,13 +47,13 @@ from bot.notices import (
 )
 from bot.pricing import cost_until, current_rate, disk_per_day
 from bot.slack.blocks.budgets import budget_bar
+from bot.slack.blocks.buttons import ACTION_START, ACTION_STOP, destroy_button
 from bot.slack.blocks.common import (
     MAX_SECTION_TEXT,
     message_payload,
     truncate,
     valid_deployment_id,
 )
-from bot.slack.blocks.status import ACTION_START, ACTION_STOP, destroy_button
 from storage import DeploymentRecord, DeploymentStatus
 
 ACTION_EXTEND = "lifetime_extend"

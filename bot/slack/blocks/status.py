@@ -14,7 +14,6 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -24,14 +23,17 @@ from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
 from bot.formats import format_duration, format_elapsed, mrkdwn_escape
 from bot.notices import effective_end
 from bot.pricing import cost_so_far
+
+# The buttons live in bot.slack.blocks.buttons (the lifetime notices carry them too); listeners
+# name all of the status message's action ids here.
+from bot.slack.blocks.buttons import ACTION_DESTROY as ACTION_DESTROY
+from bot.slack.blocks.buttons import ACTION_START, ACTION_STOP, destroy_button, gpu_summary
 from bot.slack.blocks.common import MAX_SECTION_TEXT, message_payload, truncate
 from bot.slack.blocks.intents import pending_line
+from bot.slack.blocks.lifetimes import ends_line
 from catalog import Template
 from storage import LIVE_STATUSES, DeploymentRecord, DeploymentStatus
 
-ACTION_STOP = "deployment_stop"
-ACTION_START = "deployment_start"
-ACTION_DESTROY = "deployment_destroy"
 ACTION_CREDENTIALS = "deployment_credentials"
 ACTION_SHARE = "deployment_share"
 
@@ -46,11 +48,6 @@ STATUS_ICONS = {
     DeploymentStatus.DENIED: ":no_entry_sign:",
     DeploymentStatus.EXPIRED: ":hourglass:",
 }
-
-
-def gpu_summary(dep: DeploymentRecord) -> str:
-    """``1× RTX 4090 (24 GB)``, the GPU's name (Vast.ai's text) escaped for mrkdwn."""
-    return f"{dep.num_gpus}× {mrkdwn_escape(truncate(dep.gpu_name, 100))} ({dep.gpu_ram_gb:.0f} GB)"
 
 
 def app_urls(dep: DeploymentRecord, template: Template | None) -> list[tuple[int, str]]:
@@ -164,36 +161,6 @@ def _time_to_ready(dep: DeploymentRecord) -> str:
     return format_duration((dep.ready_at - dep.created_at).total_seconds())
 
 
-def destroy_button(dep: DeploymentRecord, now: datetime) -> ButtonElement | None:
-    """**Destroy** (value ``str(dep.id)``) with a confirmation naming the template, the GPU and
-    the cost so far at ``now``; None when there is no instance to destroy (no instance id yet,
-    or already stopped costing: failed or destroyed)."""
-    if dep.instance_id is None or dep.status not in (
-        DeploymentStatus.PROVISIONING,
-        DeploymentStatus.READY,
-        DeploymentStatus.STOPPED,
-    ):
-        return None
-    cost = cost_so_far(dep, now)
-    return ButtonElement(
-        text="Destroy",
-        action_id=ACTION_DESTROY,
-        value=str(dep.id),
-        style="danger",
-        confirm=ConfirmObject(
-            title="Destroy this instance?",
-            text=truncate(
-                f"{mrkdwn_escape(dep.template_name)} on {gpu_summary(dep)} will be deleted "
-                f"with its disk; cost so far ${cost:.2f}. This cannot be undone.",
-                300,
-            ),
-            confirm="Destroy",
-            deny="Keep it",
-            style="danger",
-        ),
-    )
-
-
 def deployment_buttons(
     dep: DeploymentRecord, now: datetime, *, share: bool = False, destroy: bool = True
 ) -> list[ButtonElement]:
@@ -280,9 +247,6 @@ def status_message(
     ``stop``/``destroy`` is what the bot does at the end), "simulated" when the instance came
     from the simulator, and the buttons the state allows (with **Share** while it is live).
     """
-    # Imported here: bot.slack.blocks.lifetimes builds on this module (buttons, action ids).
-    from bot.slack.blocks.lifetimes import ends_line
-
     simulated = " · :test_tube: *simulated*" if dep.simulated else ""
     head = (
         f"*{mrkdwn_escape(dep.template_name)}* on {gpu_summary(dep)} · ${dep.dph_total:.3f}/h · "

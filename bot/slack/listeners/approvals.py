@@ -25,8 +25,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from bot.services.actions import Outcome
 from bot.services.context import Services
+from bot.services.manage import Outcome
 from bot.services.work import BUSY_TEXT, Busy
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.common import parse_deployment_id

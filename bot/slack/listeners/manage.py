@@ -35,7 +35,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.services import actions
+from bot.services import manage as actions
 from bot.services.context import Services
 from bot.services.ports import UnmanagedInstance
 from bot.services.work import BUSY_TEXT, Busy

@@ -21,8 +21,8 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.services.actions import NOT_FOUND_TEXT, Outcome
 from bot.services.context import Services
+from bot.services.manage import NOT_FOUND_TEXT, Outcome
 from bot.services.sharing import ShareResult
 from bot.services.work import Busy
 from bot.slack.blocks import sharing as blocks

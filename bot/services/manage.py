@@ -49,6 +49,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -71,7 +72,17 @@ from bot.services.intents import (
 from bot.services.intents import START_CLAIM_PREFIX as START_CLAIM_PREFIX
 from bot.services.intents import start_claim_name as start_claim_name
 from bot.services.message_sync import MessageSync
-from bot.services.ports import AutoAction, Messages
+from bot.services.ports import (
+    NO_HOMES,
+    AutoAction,
+    HomeRefresher,
+    IntentNotices,
+    LifetimeNotices,
+    LoginMessages,
+    StatusMessages,
+    Templates,
+    ThreadNotes,
+)
 from bot.vast.client import VastClient
 from bot.vast.errors import (
     AuthError,
@@ -79,7 +90,6 @@ from bot.vast.errors import (
     RateLimited,
     VastError,
 )
-from catalog import Template
 from storage import (
     ACTIVE_STATUSES,
     SYSTEM_ACTOR,
@@ -234,6 +244,13 @@ def start_failure_text(dep: DeploymentRecord, error: VastError) -> str:
     )
 
 
+class ManageMessages(
+    StatusMessages, ThreadNotes, LifetimeNotices, IntentNotices, LoginMessages, Protocol
+):
+    """What the manage service sends: status message edits (through :class:`MessageSync`), who
+    acted in the thread, the bot's own acts, how an act ended, and the login DM."""
+
+
 class ManageService:
     """Stop, start, destroy and login requests from Slack users (see the module docstring).
 
@@ -241,10 +258,12 @@ class ManageService:
         session_factory: storage's sessionmaker. accounts: the Vast.ai account of each
             deployment (:class:`bot.services.accounts.VastAccounts`).
         messages: the messages port (status message, thread notes, DMs).
-        catalog_get: ``slug -> Template | None`` (for re-rendering the status message).
+        templates: the catalog, for re-rendering the status message
+            (:class:`bot.services.ports.Templates`).
         admins: who may act on anyone's deployments in their workspace (``BOT_ADMINS``, and in
             OAuth mode each workspace's own admins: :class:`bot.services.admins.AdminDirectory`).
-        on_change: called with the row after every change (refreshes the owner's Home tab).
+        homes: told of the row after every change (refreshes the owner's Home tab:
+            :class:`bot.services.ports.HomeRefresher`).
         clock: aware UTC now.
         sync: marks and queues status-message edits (default: one on the same database and
             messages port), so an edit that does not go through is sent again later.
@@ -257,10 +276,10 @@ class ManageService:
         *,
         session_factory: SessionFactory,
         accounts: VastAccounts,
-        messages: Messages,
-        catalog_get: Callable[[str], Template | None],
+        messages: ManageMessages,
+        templates: Templates,
         admins: AdminDirectory,
-        on_change: Callable[[DeploymentRecord], object] = lambda dep: None,
+        homes: HomeRefresher = NO_HOMES,
         clock: Callable[[], datetime] = utcnow,
         sync: MessageSync | None = None,
         retry_seconds: float = 15.0,
@@ -269,14 +288,14 @@ class ManageService:
         self.sync = sync or MessageSync(
             session_factory=session_factory,
             messages=messages,
-            catalog_get=catalog_get,
+            catalog_get=templates.get,
             clock=clock,
         )
         self.accounts = accounts
         self.messages = messages
-        self.catalog_get = catalog_get
+        self.templates = templates
         self.admins = admins
-        self.on_change = on_change
+        self.homes = homes
         self.clock = clock
         self.retry_seconds = float(retry_seconds)
 
@@ -360,7 +379,7 @@ class ManageService:
         self, dep: DeploymentRecord, action: str, actor: str, outcome: Outcome
     ) -> None:
         """After an action: redraw the status message, say who did what in its thread (the
-        channel's audit trail), and tell ``on_change`` (the owner's Home tab)."""
+        channel's audit trail), and tell ``homes`` (the owner's Home tab)."""
         now = self.clock()
         note = None
         if action == START and outcome.kind == OutcomeKind.DONE:
@@ -373,7 +392,7 @@ class ManageService:
             logger.exception("deployment %s: status message not marked for an edit", dep.id)
         if outcome.kind == OutcomeKind.DONE:
             self.messages.action_done(dep, action, actor, pricing.cost_so_far(dep, now))
-        self.on_change(dep)
+        self.homes.deployment_changed(dep)
 
     def act_automatically(
         self,
@@ -443,7 +462,7 @@ class ManageService:
         if outcome.kind != OutcomeKind.DONE or dep is None:
             if outcome.kind == OutcomeKind.PENDING and dep is not None:
                 self._redraw(dep)
-                self.on_change(dep)
+                self.homes.deployment_changed(dep)
             return outcome
         add_event(self.sf, dep.id, SYSTEM_ACTOR, f"auto_{action}", reason_text[:500], now=now)
         disk_per_day = pricing.disk_per_day(dep) if action == STOP else None
@@ -457,7 +476,7 @@ class ManageService:
                 total=pricing.cost_so_far(dep, now),
             ),
         )
-        self.on_change(dep)
+        self.homes.deployment_changed(dep)
         return outcome
 
     def _redraw(self, dep: DeploymentRecord) -> None:
@@ -483,7 +502,7 @@ class ManageService:
         if refused is not None:
             return refused
         assert dep is not None
-        template = self.catalog_get(dep.template_slug)
+        template = self.templates.get(dep.template_slug)
         sent = None
         if dep.status == DeploymentStatus.READY:
             has_key = storage.count_ssh_keys(self.sf, dep.team_id, actor) > 0
