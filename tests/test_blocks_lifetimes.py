@@ -261,10 +261,10 @@ def test_ends_line_adds_the_remaining_hours_to_the_cost_so_far() -> None:
     line = lt.ends_line(dep, NOW)
     assert line is not None
     # 2 h ready × $0.50 = $1.00 so far, + 3 h × $0.50 = $2.50 by the end.
-    assert line.startswith(":alarm_clock: Stops at <!date^")
+    assert line.startswith(":alarm_clock: Stops <!date^")
     assert line.endswith("· ≈ $2.50 by then")
     assert lt.cost_by_end(dep, NOW) == pytest.approx(2.5)
-    assert "Destroyed at <!date^" in (lt.ends_line(dep, NOW, action="destroy") or "")
+    assert "Destroyed <!date^" in (lt.ends_line(dep, NOW, action="destroy") or "")
     epoch = int(DATE.search(line).group(1))  # type: ignore[union-attr]
     assert epoch == int((NOW + timedelta(hours=3)).timestamp())
 
@@ -288,9 +288,9 @@ def test_status_message_shows_the_end_and_redraws_when_it_moves() -> None:
     check_message(payload)
     ends = next(b for b in payload["blocks"] if b.get("block_id") == f"dep_ends_{dep.id}")
     assert ends["type"] == "context"
-    assert "Stops at <!date^" in ends["elements"][0]["text"]
+    assert "Stops <!date^" in ends["elements"][0]["text"]
     destroying = status_message(dep, None, now=NOW, expiry_action="destroy")
-    assert "Destroyed at" in texts(destroying["blocks"])
+    assert "Destroyed <!date^" in texts(destroying["blocks"])
 
     assert dep.ends_at is not None
     extended = replace(dep, ends_at=dep.ends_at + timedelta(hours=2))
@@ -321,7 +321,7 @@ def test_expiry_warning_offers_extensions_stop_and_destroy() -> None:
     payload = lt.expiry_warning_message(dep, notice, now=NOW)
     check_message(payload)
     text = texts(payload["blocks"])
-    assert text.startswith(":hourglass: *JupyterLab* (#12) on 1× RTX 4090 stops at <!date^")
+    assert text.startswith(":hourglass: *JupyterLab* (#12) on 1× RTX 4090 stops <!date^")
     assert "(in 30 min)" in text and "the bot will stop it (the disk is kept" in text
     assert "≈ $1.25 by then." in text
     assert "Extending past the maximum needs a bot admin: <@U0A>, <@U0B>" in text
@@ -342,7 +342,7 @@ def test_expiry_warning_destroy_variant_and_no_admins() -> None:
     payload = lt.expiry_warning_message(dep, notice, now=NOW)
     check_message(payload)
     text = texts(payload["blocks"])
-    assert "ends at <!date^" in text and "the bot will destroy it with its disk" in text
+    assert "ends <!date^" in text and "the bot will destroy it with its disk" in text
     assert "no bot admins are configured (`BOT_ADMINS`)" in text
     assert all("style" not in b for b in buttons(payload["blocks"]) if "Extend" in str(b))
     # Without an admin-only extension there is no admin line.
@@ -356,7 +356,7 @@ def test_expiry_note_is_one_section_with_the_same_buttons() -> None:
     note = lt.expiry_note_message(dep, notice, now=NOW)
     check_message(note)
     assert [b["type"] for b in note["blocks"]] == ["section", "actions"]
-    assert note["blocks"][0]["text"]["text"].startswith(":hourglass: Stops at <!date^")
+    assert note["blocks"][0]["text"]["text"].startswith(":hourglass: Stops <!date^")
     dm = lt.expiry_warning_message(dep, notice, now=NOW)
     strip = [{k: v for k, v in b.items()} for b in buttons(dm["blocks"])]
     assert buttons(note["blocks"]) == strip
@@ -390,7 +390,7 @@ def test_idle_warning_asks_with_keep_running_stop_and_destroy() -> None:
     assert text.startswith(
         ":zzz: The GPU of *JupyterLab* (#12) has been idle for 1 h 2 min (GPU 2 %), $2.10 so far."
     )
-    assert "Unless you answer, the bot stops it at <!date^" in text
+    assert "Unless you answer, the bot stops it <!date^" in text
     assert "no idle checks for the next 4 h" in text
     found = by_action(payload)
     keep = found[lt.ACTION_KEEP_RUNNING]
@@ -398,7 +398,7 @@ def test_idle_warning_asks_with_keep_running_stop_and_destroy() -> None:
     assert lt.parse_keep_value(keep["value"]) == (12, lt.micros(warned))
     assert found[ACTION_STOP]["value"] == "12" and "confirm" in found[ACTION_DESTROY]
     destroying = lt.idle_warning_message(dep, replace(notice, action="destroy"), now=NOW)
-    assert "the bot destroys it (and its disk) at" in texts(destroying["blocks"])
+    assert "the bot destroys it (and its disk) <!date^" in texts(destroying["blocks"])
 
 
 # --- automatic actions and reminders --------------------------------------------------------
@@ -448,7 +448,7 @@ def test_running_reminder_offers_stop_and_destroy_with_the_end() -> None:
     check_message(payload)
     text = texts(payload["blocks"])
     assert text.startswith(":stopwatch: *vLLM* (#7) has been running for 1 d 3 h, $30.10 so far.")
-    assert "\n:alarm_clock: Stops at <!date^" in text
+    assert "\n:alarm_clock: Stops <!date^" in text
     assert list(by_action(payload)) == [ACTION_STOP, ACTION_DESTROY]
 
 
@@ -544,7 +544,7 @@ def test_listing_and_home_show_unmanaged_to_whoever_gets_them() -> None:
     )
     check_message(running)
     assert "Unmanaged: 2 instances" in texts(running["blocks"])
-    assert "Stops at <!date^" in texts(running["blocks"])
+    assert "Stops <!date^" in texts(running["blocks"])
     mine = deployment_list_message(
         LIST_MINE, deps, now=NOW, can_manage=lambda d: True, unmanaged=UNMANAGED
     )

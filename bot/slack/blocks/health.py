@@ -59,7 +59,7 @@ def poller_alert_message(
         fallback = f"The status poller is failing ({how_long})"
     else:
         text = (
-            f":white_check_mark: The status poller recovered: a pass completed at "
+            f":white_check_mark: The status poller recovered: a pass completed "
             f"{slack_date(since)}. Deployments are followed again; expiry and idle stops that "
             "came due meanwhile run now."
         )

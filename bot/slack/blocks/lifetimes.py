@@ -199,7 +199,7 @@ def cost_by_end(dep: DeploymentRecord, now: datetime) -> float | None:
 def ends_line(dep: DeploymentRecord, now: datetime, *, action: str = STOP) -> str | None:
     """The end-time line (mrkdwn) of an active deployment (creating, provisioning, ready):
 
-    ``:alarm_clock: Stops at <slack_date> · ≈ $X.XX by then`` (``Destroyed at`` when the bot
+    ``:alarm_clock: Stops <slack_date> · ≈ $X.XX by then`` (``Destroyed`` when the bot
     destroys at the end, ``action="destroy"``; $ from :func:`cost_by_end`), or
     ``:infinity: Runs until someone stops it`` without ``ends_at``. None when stopped or ended.
     """
@@ -209,7 +209,7 @@ def ends_line(dep: DeploymentRecord, now: datetime, *, action: str = STOP) -> st
     end = effective_end(dep)
     if end is None or total is None:
         return ":infinity: Runs until someone stops it"
-    verb = "Destroyed at" if action == DESTROY else "Stops at"
+    verb = "Destroyed" if action == DESTROY else "Stops"
     return f":alarm_clock: {verb} {slack_date(end)} · ≈ {money(total)} by then"
 
 
@@ -292,14 +292,14 @@ def expiry_warning_message(
 ) -> dict[str, Any]:
     """The DM before ``dep`` ends: ``{"text", "blocks"}``.
 
-    ":hourglass: *JupyterLab* (#12) on 1× RTX 4090 stops at <date> (in 30 min) — the bot will
+    ":hourglass: *JupyterLab* (#12) on 1× RTX 4090 stops <date> (in 30 min) — the bot will
     stop it (…) / destroy it …. ≈ $X by then." Buttons: **Extend N h** for each of
     ``notice.extend_hours`` (those in ``needs_admin`` marked "(admin)", with a context line
     naming the admins), **Stop now** (while ready) and **Destroy** (with a confirmation).
     """
     left = (notice.ends_at - now).total_seconds()
     text = (
-        f":hourglass: {_name(dep)} on {_gpus(dep)} {_expiry_verb(notice)} at "
+        f":hourglass: {_name(dep)} on {_gpus(dep)} {_expiry_verb(notice)} "
         f"{slack_date(notice.ends_at)} ({_in(left)}) — {_expiry_outcome(dep, notice)}. "
         f"≈ {money(notice.cost_by_end)} by then."
     )
@@ -322,7 +322,7 @@ def expiry_note_message(
     buttons. ``{"text", "blocks"}``."""
     left = (notice.ends_at - now).total_seconds()
     text = (
-        f":hourglass: {_expiry_verb(notice).capitalize()} at {slack_date(notice.ends_at)} "
+        f":hourglass: {_expiry_verb(notice).capitalize()} {slack_date(notice.ends_at)} "
         f"({_in(left)}): {_expiry_outcome(dep, notice)}. ≈ {money(notice.cost_by_end)} by then."
     )
     if notice.needs_admin:
@@ -352,7 +352,7 @@ def idle_warning_message(
     text = (
         f":zzz: The GPU of {_name(dep)} has been idle for {idle} "
         f"(GPU {notice.gpu_util:.0f} %), {money(notice.cost_so_far)} so far. "
-        f"Unless you answer, the bot {does} at {slack_date(notice.acts_at)}."
+        f"Unless you answer, the bot {does} {slack_date(notice.acts_at)}."
     )
     keep = ButtonElement(
         text="Keep running",
