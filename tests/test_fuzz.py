@@ -57,7 +57,7 @@ from bot.simulator import VastSimulator
 from bot.simulator.instances import SimInstance
 from bot.slack import blocks as blocks_package
 from bot.slack import limits as slack_limits
-from bot.slack.listeners.templates import subcommands
+from bot.slack.listeners.commands.templates import subcommands
 from storage import DeploymentStatus
 from tests import fuzz_strategies as fs
 from tests.conftest import settings_env_names

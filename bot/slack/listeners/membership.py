@@ -8,8 +8,9 @@ posts in its channels, and how a refused person is told (privately; nothing is d
   command names only the workspace (``team_id``).
 * :func:`refused`: the check and, when refused, the answer: an ephemeral reply through the
   payload's ``response_url``; from a modal, the modal becomes the notice; else a DM.
-* :func:`register`: single-workspace mode remembers the installed workspace as Bolt
-  authorized it (``auth.test`` at start), so the rule needs no call of its own.
+
+Single-workspace mode remembers the installed workspace as Bolt authorized it
+(:class:`bot.slack.listeners.middleware.InstalledTeam`), so the rule needs no call of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot.services.context import Services
@@ -78,18 +78,3 @@ def tell_outsider(services: Services, client: WebClient, body: dict[str, Any], t
             services.messages.dm(user_id, text, team_id=team_of(body))
         return
     tell_user(services, client, body, text)
-
-
-def register(app: App, services: Services) -> None:
-    """Single-workspace mode: remember the installed workspace from Bolt's authorization of
-    each request (:meth:`bot.services.home.HomeService.remember_team`), which the rule reads
-    as the workspace every request spends for."""
-    if services.settings.oauth_mode:
-        return
-
-    @app.use
-    def remember_installed_team(context: BoltContext, next: Any) -> None:
-        result = context.authorize_result
-        if result is not None and result.team_id:
-            services.home.remember_team(str(result.team_id))
-        next()

@@ -39,7 +39,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from slack_sdk import WebClient
 
 from bot.services.context import Services
@@ -382,13 +382,18 @@ def handle_submission(
     services.budgets.notify_thresholds(sub.team_id)
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the submission listener to ``app``; it hands over to the work pool."""
+class DeployViews:
+    """The picker's submission: parse, hand over to the work pool, ack within the budget."""
 
-    @app.view(picker.CALLBACK_DEPLOY)
-    def deploy_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_deploy_submitted(
+        self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
+        """Ack with the outcome when the work pool gives it within :data:`ACK_BUDGET_SECONDS`,
+        else with a "checking…" view that the job updates."""
+        services = self.services
         parsed = parse_submission(services, body, view)
         if not isinstance(parsed, Submission):
             ack(**parsed)

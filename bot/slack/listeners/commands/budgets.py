@@ -1,6 +1,8 @@
-"""Listeners for budgets and the audit log (thin: parse, ack, hand over to the services and
+"""``/templates budget`` and ``/templates audit`` (thin: parse, ack, hand over to the services and
 render with :mod:`bot.slack.blocks.budgets`). Admins only (``BOT_ADMINS``); anyone else gets an
-ephemeral refusal naming who can.
+ephemeral refusal naming who can. The budgets modal's submission is
+:mod:`bot.slack.listeners.views.budgets`; the audit log's paging buttons are
+:mod:`bot.slack.listeners.actions.budgets`.
 
 * ``/templates budget`` opens the budgets modal (current budgets, defaults, inputs);
   ``/templates budget @someone 200`` / ``/templates budget workspace 1500`` set one at once
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -24,11 +26,9 @@ from bot.notices import WORKSPACE
 from bot.services.budgets import BudgetInput, BudgetInputError, parse_budget_amount
 from bot.services.context import Services
 from bot.slack.blocks import budgets as blocks
-from bot.slack.blocks.manage import text_message
-from bot.slack.listeners.membership import BUDGETS, command_refusal, interaction_refusal, refused
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.membership import BUDGETS, command_refusal
 
-_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>")
+MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>")
 _WORKSPACE_WORDS = {"workspace", "team", "everyone"}
 WORKSPACE_SUBJECT = WORKSPACE
 USAGE = (
@@ -93,7 +93,7 @@ def _subject(word: str) -> str | None:
     """The budget a command names: a user id from a mention, the workspace, or None."""
     if word.lower() in _WORKSPACE_WORDS:
         return WORKSPACE_SUBJECT
-    match = _MENTION.fullmatch(word)
+    match = MENTION.fullmatch(word)
     return match.group(1) if match else None
 
 
@@ -116,7 +116,9 @@ def budget_form(services: Services, team_id: str) -> Any:
     )
 
 
-def _state_of(stored: dict[str, float | None], subject: str) -> BudgetInput:
+def stored_state(stored: dict[str, float | None], subject: str) -> BudgetInput:
+    """What the month's stored budgets (``BudgetService.month(...).stored``) say of ``subject``,
+    as the input that would keep it."""
     if subject not in stored:
         return BudgetInput("default")
     dollars = stored[subject]
@@ -141,74 +143,3 @@ def audit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None
         ack(response_type="ephemeral", text=refusal_text(services, team, "read the audit log"))
         return
     ack(response_type="ephemeral", **audit_payload(services, team, 0))
-
-
-def register(app: App, services: Services) -> None:
-    """Attach the budget modal and audit paging listeners to ``app``."""
-
-    @app.view(blocks.CALLBACK_BUDGET)
-    def budget_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = str((body.get("user") or {}).get("id") or "")
-        team = team_of(body) or ""
-        outsider = interaction_refusal(services, body, BUDGETS)
-        if outsider is not None:
-            ack(response_action="errors", errors={blocks.BLOCK_WORKSPACE_BUDGET: outsider})
-            return
-        if not services.is_admin(team, user):
-            ack(
-                response_action="errors",
-                errors={
-                    blocks.BLOCK_WORKSPACE_BUDGET: refusal_text(services, team, "change budgets")
-                },
-            )
-            return
-        values = blocks.budget_values(view)
-        errors: dict[str, str] = {}
-        changes: list[tuple[str, BudgetInput]] = []
-        stored = services.budgets.month(team).stored
-        try:
-            workspace = parse_budget_amount(values["workspace"])
-            if workspace != _state_of(stored, WORKSPACE_SUBJECT):
-                changes.append((WORKSPACE_SUBJECT, workspace))
-        except BudgetInputError as error:
-            errors[blocks.BLOCK_WORKSPACE_BUDGET] = str(error)
-        person = values["user"]
-        try:
-            amount = parse_budget_amount(values["amount"])
-            if person and _MENTION.fullmatch(f"<@{person}>"):
-                if amount != _state_of(stored, person):
-                    changes.append((person, amount))
-            elif values["amount"]:
-                errors[blocks.BLOCK_BUDGET_USER] = "Choose whose budget this amount is."
-        except BudgetInputError as error:
-            errors[blocks.BLOCK_USER_BUDGET] = str(error)
-        if errors:
-            ack(response_action="errors", errors=errors)
-            return
-        said = [services.budgets.set(team, subject, value, user) for subject, value in changes]
-        ack(
-            response_action="update",
-            view=blocks.budget_saved_view(said or ["Nothing changed."]),
-        )
-
-    @app.action(blocks.ACTION_AUDIT_PREV)
-    @app.action(blocks.ACTION_AUDIT_NEXT)
-    def audit_page(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: WebClient
-    ) -> None:
-        ack()
-        if refused(services, client, body, BUDGETS):
-            return
-        user = str((body.get("user") or {}).get("id") or "")
-        team = team_of(body) or ""
-        if not services.is_admin(team, user):
-            respond(
-                replace_original=False,
-                response_type="ephemeral",
-                **text_message(refusal_text(services, team, "read the audit log")),
-            )
-            return
-        page = blocks.parse_audit_page(action.get("value"))
-        respond(
-            replace_original=True, response_type="ephemeral", **audit_payload(services, team, page)
-        )

@@ -1,15 +1,16 @@
-"""Listeners for ``/templates``, its paging buttons and the Details button (thin: parse, ack).
+"""``/templates`` (thin: parse, ack); its paging and Details buttons are
+:mod:`bot.slack.listeners.actions.templates`.
 
 ``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
 ``costs``, ``credit``, ``audit``) answers that sub-command; ``costs export [YYYY-MM]`` sends a
-bot admin the month's costs as a CSV (:func:`bot.slack.listeners.manage.costs_export_command`);
-``budget`` takes arguments
-(:func:`bot.slack.listeners.budgets.budget_command`); ``setup`` opens the workspace setup modal for
-its admins (:func:`bot.slack.listeners.setup.setup_command`); ``ssh-key`` opens the person's SSH
-keys
-modal (:func:`bot.slack.listeners.sshkeys.ssh_key_command`); any other text is a catalog filter. A
-text that holds a private key is answered with a warning to treat it as leaked, and nothing
-else (no search echoes it).
+bot admin the month's costs as a CSV
+(:func:`bot.slack.listeners.commands.manage.costs_export_command`); ``budget`` takes arguments
+(:func:`bot.slack.listeners.commands.budgets.budget_command`); ``setup`` opens the workspace
+setup modal for its admins (:func:`bot.slack.listeners.commands.setup.setup_command`);
+``ssh-key`` opens the person's SSH keys modal
+(:func:`bot.slack.listeners.commands.sshkeys.ssh_key_command`); any other text is a catalog
+filter. A text that holds a private key is answered with a warning to treat it as leaked, and
+nothing else (no search echoes it).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
 from bot.services.context import Services
 from bot.slack.blocks import templates as blocks
 from bot.slack.blocks.manage import LIST_MINE, LIST_RUNNING
-from bot.slack.listeners import budgets, manage, setup, sshkeys
-from catalog import filter_templates, parse_query
+from bot.slack.listeners.commands import budgets, manage, setup, sshkeys
+from catalog import Catalog, filter_templates, parse_query
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,13 @@ def subcommands(services: Services) -> dict[str, Subcommand]:
     }
 
 
-def list_payload(services: Services, text: str, page: int = 0) -> dict[str, Any]:
+def list_payload(catalog: Catalog, text: str, page: int = 0) -> dict[str, Any]:
     """The message for ``/templates <text>`` at ``page``: the list, or a no-match answer."""
     query = parse_query(text)
-    matches = filter_templates(services.catalog, query)
+    matches = filter_templates(catalog, query)
     if not matches:
         return blocks.no_match_message(
-            text, services.catalog, vram_gb=query.vram_gb, has_words=bool(query.words)
+            text, catalog, vram_gb=query.vram_gb, has_words=bool(query.words)
         )
     return blocks.template_list_message(
         matches, query_text=text.strip(), vram_gb=query.vram_gb, page=page
@@ -68,22 +69,35 @@ def tell_template_gone(respond: Respond) -> None:
     respond(replace_original=False, response_type="ephemeral", text=blocks.TEMPLATE_GONE)
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the catalog listeners to ``app``."""
-    table = subcommands(services)
+class TemplateLists:
+    """The catalog's listings, cached: the catalog does not change while the bot runs, so a
+    listing is a function of the filter text and page alone (Block Kit built off the ack path,
+    read-only dicts; at most 512 kept). Shared by the command and its paging buttons."""
 
-    # The catalog does not change while the bot runs, so a listing is a function of the
-    # filter text and page alone: cache the built Block Kit off the ack path (read-only dicts).
-    @functools.lru_cache(maxsize=512)
-    def cached_list(text: str, page: int) -> dict[str, Any]:
-        return list_payload(services, text, page)
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.get = functools.lru_cache(maxsize=512)(self._build)
 
-    @app.command("/templates")
-    def templates_command(
-        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+    def _build(self, text: str, page: int) -> dict[str, Any]:
+        return list_payload(self.catalog, text, page)
+
+
+class TemplatesCommand:
+    """``/templates``: the sub-commands of :func:`subcommands`, ``costs export``, ``budget``,
+    ``setup`` and ``ssh-key``, else a catalog search."""
+
+    def __init__(self, services: Services, lists: TemplateLists) -> None:
+        self.services = services
+        self.lists = lists
+        self.table = subcommands(services)
+
+    def on_templates(
+        self, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
+        """Route ``/templates <text>`` to its sub-command; any other text is a search."""
+        services = self.services
         text = str(command.get("text") or "")
-        handler = table.get(" ".join(text.lower().split()))
+        handler = self.table.get(" ".join(text.lower().split()))
         if handler is not None:
             handler(ack, command)
             return
@@ -108,24 +122,4 @@ def register(app: App, services: Services) -> None:
         if warning is not None:
             ack(response_type="ephemeral", text=warning)
             return
-        ack(response_type="ephemeral", **cached_list(text, 0))
-
-    @app.action(blocks.ACTION_PAGE_NEXT)
-    @app.action(blocks.ACTION_PAGE_PREV)
-    def templates_page(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
-        ack()
-        text, page = blocks.parse_page_value(str(action.get("value") or ""))
-        respond(replace_original=True, response_type="ephemeral", **cached_list(text, page))
-
-    @app.action(blocks.ACTION_DETAILS)
-    def template_details(
-        ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        ack()
-        template = services.catalog.get(str(action.get("value") or ""))
-        if template is None:
-            tell_template_gone(respond)
-            return
-        client.views_open(
-            trigger_id=body["trigger_id"], view=blocks.template_details_view(template)
-        )
+        ack(response_type="ephemeral", **self.lists.get(text, 0))

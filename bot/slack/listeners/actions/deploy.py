@@ -1,4 +1,4 @@
-"""Listeners for the Deploy button and the GPU offer picker (thin: parse, ack, hand over).
+"""Block actions of the Deploy button and the GPU offer picker (thin: parse, ack, hand over).
 
 Deploy → ``views.open`` at once with the trigger_id (it expires after 3 s) showing a
 "searching" modal → the search and the render run on the work pool (``services.work``, off
@@ -10,13 +10,14 @@ template is gone, turns that modal into a notice (:func:`bot.slack.listeners.rep
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -26,7 +27,7 @@ from bot.services.work import BUSY_TEXT, Busy
 from bot.slack.blocks import budgets as budget_blocks
 from bot.slack.blocks import deploy as deploy_blocks
 from bot.slack.blocks import picker
-from bot.slack.blocks.templates import ACTION_DEPLOY, TEMPLATE_GONE
+from bot.slack.blocks.templates import TEMPLATE_GONE
 from bot.slack.listeners.membership import DEPLOY, interaction_refusal
 from bot.slack.listeners.payloads import team_of
 from bot.slack.listeners.replies import ViewVersions, tell_user, update_view
@@ -169,92 +170,26 @@ def _credit_warning(
     return services.credit.warning(chosen.offer.dph_total, team_id=team_id)
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the deploy listeners to ``app``.
+class DeployActions:
+    """The Deploy button and the GPU offer picker's block actions.
 
-    Each listener acks, does what must happen within the click's 3 s (``views.open`` with the
+    Each method acks, does what must happen within the click's 3 s (``views.open`` with the
     trigger_id) and hands the offer search and the render to ``services.work``; a full pool
     shows "busy — try again in a minute" in the modal at once. Renders of one modal are
     ordered by :class:`ViewVersions`: a render gives way to a newer action on the same modal,
     and ``views.update`` carries the hash of the view it replaces (on ``hash_conflict`` the
     newest action renders again on the newest view)."""
-    versions = ViewVersions()
 
-    def render(
-        client: WebClient, view_id: str, seq: int, hash: str | None, build: Callable[[], Any]
+    def __init__(self, services: Services, versions: ViewVersions | None = None) -> None:
+        self.services = services
+        self.versions = versions or ViewVersions()
+
+    def on_deploy_clicked(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        """Show ``build()`` on ``view_id`` unless a newer action began meanwhile."""
-        sent = hash
-        for _ in range(3):
-            if not versions.is_latest(view_id, seq):
-                return
-            view = build()
-            if not versions.is_latest(view_id, seq):
-                return
-            shown = update_view(client, view_id, view, hash=sent)
-            if not shown.conflict:
-                versions.shown(view_id, shown.hash)
-                return
-            newest = versions.last_hash(view_id)  # changed by another render of ours, or not
-            sent = newest if newest and newest != sent else None
-
-    def hand_over(
-        client: WebClient,
-        view_id: str,
-        seq: int,
-        hash: str | None,
-        template: Template,
-        state: picker.PickerState,
-        job: Callable[[], None],
-        body: dict[str, Any],
-    ) -> None:
-        """Run ``job`` on the work pool; when it is full, say so in the modal at once. A
-        clicker who does not belong to the workspace (:mod:`bot.services.membership`) gets
-        the refusal in the modal instead, and no offer is searched on its account."""
-
-        def checked() -> None:
-            refusal = interaction_refusal(services, body, DEPLOY)
-            if refusal is None:
-                job()
-                return
-            notice = deploy_blocks.problem_view(refusal)
-            render(client, view_id, seq, versions.last_hash(view_id), lambda: notice)
-
-        try:
-            services.work.spawn(checked)
-        except Busy:
-            logger.warning("work pool full: picker %s answered busy", view_id)
-            busy = picker.error_view(template, state, BUSY_TEXT)
-            render(client, view_id, seq, hash, lambda: busy)
-
-    def picker_click(body: dict[str, Any], client: WebClient) -> _Click | None:
-        """What a block action on an open picker says (its view, state, template, inputs,
-        user, workspace), begun as the modal's newest action; None when it is not from a
-        picker of ours, or when its template left the catalog (the user is told so)."""
-        found = _picker_of(services, body)
-        if found is None:
-            return None
-        view_id, state, template = found
-        if template is None:
-            tell_user(services, client, body, template_gone_text(state.template))
-            return None
-        view = body.get("view") or {}
-        return _Click(
-            view_id=view_id,
-            state=state,
-            template=template,
-            values=picker.selected_values(view),
-            user=str((body.get("user") or {}).get("id") or ""),
-            team=team_of(body),
-            seq=versions.begin(view_id),
-            hash=view.get("hash"),
-        )
-
-    @app.action(ACTION_DEPLOY)
-    def deploy_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
-    ) -> None:
+        """**Deploy** on a template (value: its slug): open the picker, search on the pool."""
         ack()
+        services = self.services
         template = services.catalog.get(str(action.get("value") or ""))
         if template is None:
             tell_user(services, client, body, TEMPLATE_GONE)
@@ -273,102 +208,140 @@ def register(app: App, services: Services) -> None:
             tell_user(services, client, body, text, template=template)
             return
         view_id = str(opened["view"]["id"])
-        seq = versions.begin(view_id)
+        seq = self.versions.begin(view_id)
         hash = opened["view"].get("hash")
-        versions.shown(view_id, hash)
-        user = str((body.get("user") or {}).get("id") or "")
-        team = team_of(body)
-
-        def build() -> Any:
-            return search_view(services, template, state, view_id, user_id=user, team_id=team)
-
-        hand_over(
-            client,
-            view_id,
-            seq,
-            hash,
-            template,
-            state,
-            lambda: render(client, view_id, seq, hash, build),
-            body,
+        self.versions.shown(view_id, hash)
+        click = _Click(
+            view_id=view_id,
+            state=state,
+            template=template,
+            values={},
+            user=str((body.get("user") or {}).get("id") or ""),
+            team=team_of(body),
+            seq=seq,
+            hash=hash,
         )
+        build = functools.partial(self._search, click)
+        self._hand_over(client, click, lambda: self._render(client, click, hash, build), body)
 
-    @app.action(picker.ACTION_REFRESH)
-    def picker_refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def on_refresh(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """**Search again**: read the filters, show "searching", then a fresh search."""
         ack()
-        click = picker_click(body, client)
+        click = self._click(body, client)
         if click is None:
             return
-        view_id, state, template, values = click.view_id, click.state, click.template, click.values
-        user, team, seq, hash = click.user, click.team, click.seq, click.hash
+        state, template, values = click.state, click.template, click.values
         gpu = values["gpu"]
         state.gpu_name = None if gpu in (None, picker.ANY_GPU) else str(gpu)[:100]
         state.max_dph = _price_filter(values["max_price"])
         disk = _positive_int(values["disk"])
         if disk is not None and disk_problem(template, disk) is None:
             state.disk_gb = disk
-
-        def build() -> Any:
-            return search_view(
-                services,
-                template,
-                state,
-                view_id,
-                user_id=user,
-                refresh=True,
-                lifetime=values["lifetime"],
-                team_id=team,
-            )
+        build = functools.partial(self._search, click, refresh=True, lifetime=values["lifetime"])
 
         def job() -> None:
             loading = picker.loading_view(template, state)
-            render(client, view_id, seq, hash, lambda: loading)
-            render(client, view_id, seq, versions.last_hash(view_id), build)
+            self._render(client, click, click.hash, lambda: loading)
+            self._render(client, click, self.versions.last_hash(click.view_id), build)
 
-        hand_over(client, view_id, seq, hash, template, state, job, body)
+        self._hand_over(client, click, job, body)
 
-    @app.action(picker.ACTION_OFFER)
-    @app.action(picker.ACTION_LIFETIME)
-    def offer_chosen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def on_offer_chosen(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         """An offer or a run length was chosen: redraw the cost and budget lines (the last
         search is reused, no new Vast.ai request)."""
         ack()
-        click = picker_click(body, client)
+        click = self._click(body, client)
         if click is None:
             return
-        view_id, state, template, values = click.view_id, click.state, click.template, click.values
-        user, team, seq, hash = click.user, click.team, click.seq, click.hash
-        choice = picker.parse_offer_value(values["offer"])
+        choice = picker.parse_offer_value(click.values["offer"])
+        build = functools.partial(
+            self._search,
+            click,
+            selected_offer_id=choice.offer_id if choice is not None else None,
+            reuse=True,
+            lifetime=click.values["lifetime"],
+        )
+        self._hand_over(client, click, lambda: self._render(client, click, click.hash, build), body)
 
-        def build() -> Any:
-            return search_view(
-                services,
-                template,
-                state,
-                view_id,
-                user_id=user,
-                selected_offer_id=choice.offer_id if choice is not None else None,
-                reuse=True,
-                lifetime=values["lifetime"],
-                team_id=team,
-            )
+    def on_input_changed(self, ack: Ack) -> None:
+        """A filter or the channel changed: read on submit or "Search again"; nothing now."""
+        ack()
 
-        hand_over(
-            client,
-            view_id,
-            seq,
-            hash,
-            template,
-            state,
-            lambda: render(client, view_id, seq, hash, build),
-            body,
+    def _search(self, click: _Click, **options: Any) -> Any:
+        return search_view(
+            self.services,
+            click.template,
+            click.state,
+            click.view_id,
+            user_id=click.user,
+            team_id=click.team,
+            **options,
         )
 
-    @app.action(picker.ACTION_GPU_FILTER)
-    @app.action(picker.ACTION_MAX_PRICE)  # a select in the no-offers view
-    @app.action(picker.ACTION_CHANNEL)
-    def input_changed(ack: Ack) -> None:
-        ack()  # read on submit or "Search again"; nothing to do now
+    def _render(
+        self, client: WebClient, click: _Click, hash: str | None, build: Callable[[], Any]
+    ) -> None:
+        """Show ``build()`` on the click's modal unless a newer action began meanwhile."""
+        versions, view_id, seq = self.versions, click.view_id, click.seq
+        sent = hash
+        for _ in range(3):
+            if not versions.is_latest(view_id, seq):
+                return
+            view = build()
+            if not versions.is_latest(view_id, seq):
+                return
+            shown = update_view(client, view_id, view, hash=sent)
+            if not shown.conflict:
+                versions.shown(view_id, shown.hash)
+                return
+            newest = versions.last_hash(view_id)  # changed by another render of ours, or not
+            sent = newest if newest and newest != sent else None
+
+    def _hand_over(
+        self, client: WebClient, click: _Click, job: Callable[[], None], body: dict[str, Any]
+    ) -> None:
+        """Run ``job`` on the work pool; when it is full, say so in the modal at once. A
+        clicker who does not belong to the workspace (:mod:`bot.services.membership`) gets
+        the refusal in the modal instead, and no offer is searched on its account."""
+        view_id = click.view_id
+
+        def checked() -> None:
+            refusal = interaction_refusal(self.services, body, DEPLOY)
+            if refusal is None:
+                job()
+                return
+            notice = deploy_blocks.problem_view(refusal)
+            self._render(client, click, self.versions.last_hash(view_id), lambda: notice)
+
+        try:
+            self.services.work.spawn(checked)
+        except Busy:
+            logger.warning("work pool full: picker %s answered busy", view_id)
+            busy = picker.error_view(click.template, click.state, BUSY_TEXT)
+            self._render(client, click, click.hash, lambda: busy)
+
+    def _click(self, body: dict[str, Any], client: WebClient) -> _Click | None:
+        """What a block action on an open picker says (its view, state, template, inputs,
+        user, workspace), begun as the modal's newest action; None when it is not from a
+        picker of ours, or when its template left the catalog (the user is told so)."""
+        found = _picker_of(self.services, body)
+        if found is None:
+            return None
+        view_id, state, template = found
+        if template is None:
+            tell_user(self.services, client, body, template_gone_text(state.template))
+            return None
+        view = body.get("view") or {}
+        return _Click(
+            view_id=view_id,
+            state=state,
+            template=template,
+            values=picker.selected_values(view),
+            user=str((body.get("user") or {}).get("id") or ""),
+            team=team_of(body),
+            seq=self.versions.begin(view_id),
+            hash=view.get("hash"),
+        )
 
 
 @dataclass(frozen=True)

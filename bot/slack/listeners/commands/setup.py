@@ -1,57 +1,46 @@
-"""Listeners for ``/templates setup`` and its modal (thin: parse, check the admin, hand the key
-check to the work pool, ack, confirm; :class:`bot.services.workspaces.WorkspaceService` decides).
+"""``/templates setup``, and what its modal's submission shares with it (thin: parse, check the
+admin, ack; :class:`bot.services.workspaces.WorkspaceService` decides).
 
 * ``/templates setup``: acked at once; a workspace admin (``BOT_ADMINS``, the workspace's own
   list, or a Slack owner or admin read with ``users.info``) gets the setup modal
-  (:func:`bot.slack.blocks.setup.setup_view`, opened with the command's ``trigger_id``); anyone else
-  an ephemeral refusal.
-* The modal's submission (``workspace_setup``): every field is validated first; a new Vast.ai
-  key is checked with Vast.ai (``users/current``) on the work pool, waited for at most
-  :data:`ACK_BUDGET_SECONDS` in all, so that Slack's 3-second ack is kept. Any problem is
-  answered inline (``response_action: "errors"``) and then *nothing* is saved, neither the key
-  nor the other fields. Otherwise the key is saved encrypted, then the settings, the modal is
-  closed (``response_action: "clear"``) and the admin gets a DM confirming what is now in
-  force ("Saved. Vast.ai key ending …a1b2 (account #1001).").
+  (:func:`bot.slack.blocks.setup.setup_view`, opened with the command's ``trigger_id``); anyone
+  else an ephemeral refusal.
+* The modal's submission (``workspace_setup``) is :mod:`bot.slack.listeners.views.setup`: it
+  checks a new Vast.ai key on the work pool within Slack's 3 s, saves everything or nothing,
+  and confirms by DM.
+* :func:`roles_by_workspace`: the Slack roles reader the composition root gives the workspace
+  service.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.error import URLError
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.services.context import Services
-from bot.services.work import BUSY_TEXT, Busy
 from bot.services.workspaces import (
     ADMINS,
     APPROVAL_DPH,
     APPROVERS,
     DEFAULT_LIFETIME,
     DIGEST_CHANNEL,
-    KEY_UNREACHABLE,
     MAX_LIFETIME,
-    CheckedKey,
-    KeyRefused,
     RoleReader,
     SlackRole,
     WorkspaceSettings,
 )
 from bot.slack.blocks import setup as blocks
-from bot.slack.listeners.membership import SETUP, command_refusal, interaction_refusal
-from bot.slack.listeners.payloads import team_of
-from bot.slack.notifier import Notifier, copy_client
+from bot.slack.listeners.membership import SETUP, command_refusal
+from bot.slack.notifier import copy_client
 
 logger = logging.getLogger(__name__)
 
-ACK_BUDGET_SECONDS = 2.2
-"""Seconds a submission may spend (admin check and key check together) before it acks: Slack
-drops an ack later than 3 s, and Bolt and the network need the rest."""
 ROLE_TIMEOUT_SECONDS = 2
 """Seconds a ``users.info`` read of a user's role may take (no retries) before it counts as
 "Slack could not say"."""
@@ -135,11 +124,6 @@ def setup_form(settings: WorkspaceSettings) -> blocks.SetupForm:
     )
 
 
-def _ids(body: dict[str, Any]) -> tuple[str, str]:
-    """(team id, user id) of an interactivity payload."""
-    return team_of(body) or "", str((body.get("user") or {}).get("id") or "")
-
-
 def setup_command(
     services: Services, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
 ) -> None:
@@ -165,67 +149,3 @@ def setup_command(
             text=f"Slack did not open the setup form ({error.response.get('error')}): run "
             "`/templates setup` again.",
         )
-
-
-def _check_key(services: Services, team: str, key: str, deadline: float) -> CheckedKey | str:
-    """The checked key, or the sentence for the key field. The check (network) runs on the
-    work pool; this waits until ``deadline`` (``time.monotonic()``) at most, and a late answer
-    is dropped (nothing is saved for it)."""
-    try:
-        future = services.work.submit(services.workspaces.check_vast_key, team, key)
-    except Busy:
-        return BUSY_TEXT
-    try:
-        return future.result(timeout=max(0.2, deadline - time.monotonic()))
-    except KeyRefused as refused:
-        return str(refused)
-    except TimeoutError:
-        logger.warning("workspace %s: the Vast.ai key check did not answer in time", team)
-        return KEY_UNREACHABLE
-
-
-def register(app: App, services: Services) -> None:
-    """Attach the setup modal's submission listener to ``app`` (the command is routed by
-    :mod:`bot.slack.listeners.templates`)."""
-
-    @app.view(blocks.CALLBACK_SETUP)
-    def setup_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        deadline = time.monotonic() + ACK_BUDGET_SECONDS
-        team, user = _ids(body)
-        workspaces = services.workspaces
-        outsider = interaction_refusal(services, body, SETUP)
-        if outsider is not None:
-            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: outsider})
-            return
-        if not team or not workspaces.is_admin(team, user, roles=slack_roles(client)):
-            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: refusal(services)})
-            return
-        values = blocks.setup_values(view)
-        changes = {name: values[name] for name in BLOCK_OF if name in values}
-        errors = {
-            BLOCK_OF[name]: text[:2000]
-            for name, text in workspaces.settings_problems(team, changes).items()
-        }
-        key = (values.get("key") or "").strip()
-        checked: CheckedKey | None = None
-        if key:
-            result = _check_key(services, team, key, deadline)
-            if isinstance(result, str):
-                errors[blocks.BLOCK_KEY] = result[:2000]
-            else:
-                checked = result
-        if errors:
-            ack(response_action="errors", errors=errors)
-            return
-        if checked is not None:
-            try:
-                workspaces.save_checked_key(checked, user)
-            except KeyRefused as refused:
-                ack(response_action="errors", errors={blocks.BLOCK_KEY: str(refused)[:2000]})
-                return
-        settings = workspaces.save_settings(team, changes, user)
-        ack(response_action="clear")
-        text = blocks.saved_text(setup_form(settings), key_saved=checked is not None)
-        Notifier(client).dm(user, text)

@@ -1,4 +1,4 @@
-"""Listeners for approval requests (thin: parse, ack, hand over to
+"""Block actions on approval requests (thin: parse, ack, hand over to
 :class:`bot.services.approvals.ApprovalService`).
 
 * **Approve** (``approval_approve``, value = deployment id): on the work pool
@@ -7,7 +7,7 @@
   response_url).
 * **Deny** (``approval_deny``): checked first (a non-approver, or a request already decided,
   gets an ephemeral answer and no modal), then ``views.open`` with the reason modal; its
-  submission (``approval_deny_modal``) denies.
+  submission (``approval_deny_modal``, :mod:`bot.slack.listeners.views.approvals`) denies.
 
 Button values and modal metadata are untrusted: a forged id, a foreign workspace or a
 request that is not pending is refused by the service and nothing is rented. A person who
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
@@ -30,13 +30,14 @@ from bot.services.context import Services
 from bot.services.work import BUSY_TEXT, Busy
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.common import parse_deployment_id
-from bot.slack.listeners.membership import DECIDE, interaction_refusal, refused
+from bot.slack.listeners.membership import DECIDE, refused
 from bot.slack.listeners.payloads import team_of
 
 logger = logging.getLogger(__name__)
 
 
-def _ids(body: dict[str, Any]) -> tuple[str, str | None]:
+def ids_of(body: dict[str, Any]) -> tuple[str, str | None]:
+    """(user id, workspace) of an interactivity payload."""
     return str((body.get("user") or {}).get("id") or ""), team_of(body)
 
 
@@ -49,18 +50,22 @@ def _tell(services: Services, body: dict[str, Any], user: str, outcome: Outcome)
         )
         if response.status_code == 200:
             return
-    services.messages.dm(user, outcome.message, team_id=_ids(body)[1])
+    services.messages.dm(user, outcome.message, team_id=ids_of(body)[1])
 
 
-def register(app: App, services: Services) -> None:
-    """Attach the approval listeners to ``app``."""
+class ApprovalActions:
+    """**Approve** and **Deny** on an approval request (value: the deployment id)."""
 
-    @app.action(blocks.ACTION_APPROVE)
-    def approve_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def on_approve(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
+        """Approve on the work pool (an approval rents); the clicker is told how it went."""
+        services = self.services
         ack()
-        user, team = _ids(body)
+        user, team = ids_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
             outcome = Outcome("not_found", "That button does not name an approval request.")
@@ -77,12 +82,13 @@ def register(app: App, services: Services) -> None:
         except Busy:
             _tell(services, body, user, Outcome("busy", BUSY_TEXT))
 
-    @app.action(blocks.ACTION_DENY)
-    def deny_clicked(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    def on_deny(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
+        """Check that the clicker may deny, then open the reason modal."""
+        services = self.services
         ack()
-        user, team = _ids(body)
+        user, team = ids_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
             _tell(services, body, user, Outcome("not_found", "That button names no request."))
@@ -111,27 +117,3 @@ def register(app: App, services: Services) -> None:
                 user,
                 Outcome("failed", "Slack did not open the reason form: press *Deny* again."),
             )
-
-    @app.view(blocks.CALLBACK_DENY)
-    def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user, team = _ids(body)
-        parsed = blocks.parse_deny_metadata(str(view.get("private_metadata") or ""))
-        if parsed is None:
-            ack(
-                response_action="errors",
-                errors={blocks.BLOCK_DENY_REASON: "This form is not from the bot any more."},
-            )
-            return
-        outsider = interaction_refusal(services, body, DECIDE)
-        if outsider is not None:
-            ack(response_action="errors", errors={blocks.BLOCK_DENY_REASON: outsider[:300]})
-            return
-        deployment_id = parsed[0]
-        _, refusal = services.approvals.may_deny(deployment_id, user, team)
-        if refusal is not None:
-            ack(response_action="errors", errors={blocks.BLOCK_DENY_REASON: refusal.message[:300]})
-            return
-        ack()
-        outcome = services.approvals.deny(deployment_id, user, team, blocks.deny_reason_value(view))
-        if outcome.kind != "done":  # decided by someone else in the meantime
-            services.messages.dm(user, outcome.message, team_id=team)
