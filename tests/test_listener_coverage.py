@@ -166,19 +166,18 @@ def payload(surface: str, id_: str) -> dict[str, Any]:
 # -- the apps ---------------------------------------------------------------------------------
 
 
+class _Collaborators(SimpleNamespace):
+    """Any collaborator a listener class is built with: an empty stand-in (the listeners only
+    keep them until a request comes)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return SimpleNamespace()
+
+
 def _services(settings: Any, *, installs: object | None) -> Services:
     """What ``create_app`` reads of the services to register listeners (no database, no
-    Vast.ai: the listeners only keep them)."""
-    return cast(
-        Services,
-        SimpleNamespace(
-            settings=settings,
-            catalog=SimpleNamespace(),
-            home=SimpleNamespace(),
-            membership=SimpleNamespace(),
-            installs=installs,
-        ),
-    )
+    Vast.ai): the real settings, ``installs`` as given, stand-ins for the rest."""
+    return cast(Services, _Collaborators(settings=settings, installs=installs))
 
 
 @pytest.fixture(scope="module")

@@ -36,10 +36,12 @@ from bot.slack.listeners.actions.approvals import ApprovalActions
 from bot.slack.listeners.actions.budgets import AuditActions
 from bot.slack.listeners.actions.deploy import DeployActions
 from bot.slack.listeners.actions.manage import ManageActions
+from bot.slack.listeners.actions.offer_search import PickerSearch
 from bot.slack.listeners.actions.sharing import SharingActions
 from bot.slack.listeners.actions.sshkeys import SshKeyActions
 from bot.slack.listeners.actions.templates import TemplateActions
 from bot.slack.listeners.commands import CommandHandlers
+from bot.slack.listeners.commands.manage import deployment_lists
 from bot.slack.listeners.commands.templates import TemplateLists, TemplatesCommand
 from bot.slack.listeners.events import EventHandlers, HomeEvents, InstallEvents
 from bot.slack.listeners.middleware import InstalledTeam, Middleware, OrgWorkspaces
@@ -48,6 +50,7 @@ from bot.slack.listeners.views import ViewHandlers
 from bot.slack.listeners.views.approvals import ApprovalViews
 from bot.slack.listeners.views.budgets import BudgetViews
 from bot.slack.listeners.views.deploy import DeployViews
+from bot.slack.listeners.views.deploy_form import SubmissionReader
 from bot.slack.listeners.views.setup import SetupViews
 from bot.slack.listeners.views.sharing import SharingViews
 from bot.slack.listeners.views.sshkeys import SshKeyViews
@@ -66,36 +69,72 @@ class Handlers:
 
 
 def build_handlers(services: Services, app: App) -> Handlers:
-    """The listener objects for ``services``; OAuth mode's (uninstalls, org workspaces) only
-    when ``app`` has an installation store and ``services.installs`` is set."""
+    """The listener objects, each given the collaborators it uses out of ``services``; OAuth
+    mode's (uninstalls, org workspaces) only when ``app`` has an installation store and
+    ``services.installs`` is set. ``TemplatesCommand`` still takes the whole container: its
+    sub-commands are functions ``(services, ack, command, ...)`` that read a dozen services."""
     lists = TemplateLists(services.catalog)
     store = app.installation_store
     installs = services.installs if store is not None else None
+    membership, messages, work = services.membership, services.messages, services.work
+    picker = PickerSearch(
+        offers=services.offers,
+        recent_searches=services.recent_searches,
+        accounts=services.accounts,
+        lifetimes=services.lifetimes,
+        budgets=services.budgets,
+        credit=services.credit,
+        manage=services.manage,
+        lifetime_warning_minutes=services.settings.lifetime_warning_minutes,
+    )
     return Handlers(
         middleware=Middleware(
-            installed_team=(None if services.settings.oauth_mode else InstalledTeam(services.home)),
+            installed_team=None if services.settings.oauth_mode else InstalledTeam(services.home),
             org_workspaces=OrgWorkspaces(installs) if installs is not None else None,
         ),
         commands=CommandHandlers(templates=TemplatesCommand(services, lists)),
         actions=ActionHandlers(
             templates=TemplateActions(services.catalog, lists),
-            deploy=DeployActions(services),
-            manage=ManageActions(services),
-            sharing=SharingActions(services),
-            approvals=ApprovalActions(services),
-            audit=AuditActions(services),
-            ssh_keys=SshKeyActions(services),
+            deploy=DeployActions(
+                catalog=services.catalog,
+                work=work,
+                membership=membership,
+                messages=messages,
+                search=picker,
+            ),
+            manage=ManageActions(
+                services.manage,
+                services.lifetimes,
+                deployment_lists(services),
+                services.home,
+                membership,
+                messages,
+                work,
+            ),
+            sharing=SharingActions(services.sharing, membership, messages, services.home),
+            approvals=ApprovalActions(services.approvals, membership, messages, work),
+            audit=AuditActions(services.listings, services.manage, membership, messages),
+            ssh_keys=SshKeyActions(services.ssh_keys, membership, messages),
         ),
         views=ViewHandlers(
-            deploy=DeployViews(services),
-            sharing=SharingViews(services),
-            approvals=ApprovalViews(services),
-            budgets=BudgetViews(services),
-            setup=SetupViews(services),
-            ssh_keys=SshKeyViews(services),
+            deploy=DeployViews(
+                reader=SubmissionReader(services.catalog, services.lifetimes, services.manage),
+                deploy=services.deploy,
+                approvals=services.approvals,
+                budgets=services.budgets,
+                home=services.home,
+                membership=membership,
+                work=work,
+                approval_dph=services.settings.approval_dph,
+            ),
+            sharing=SharingViews(services.sharing, membership, work),
+            approvals=ApprovalViews(services.approvals, membership, messages),
+            budgets=BudgetViews(services.budgets, services.manage, membership),
+            setup=SetupViews(services.workspaces, membership, work, services.settings.oauth_mode),
+            ssh_keys=SshKeyViews(services.ssh_keys, membership),
         ),
         events=EventHandlers(
-            home=HomeEvents(services.home, services.membership),
+            home=HomeEvents(services.home, membership),
             install=(
                 InstallEvents(installs, store)
                 if installs is not None and store is not None

@@ -20,9 +20,9 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.services.context import Services
+from bot.services.membership import MembershipService
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import tell_user
+from bot.slack.listeners.replies import DirectMessages, tell_user
 
 logger = logging.getLogger(__name__)
 
@@ -42,31 +42,41 @@ def user_team_of(body: dict[str, Any]) -> str | None:
     return str(team) if isinstance(team, str) and team else None
 
 
-def interaction_refusal(services: Services, body: dict[str, Any], act: str) -> str | None:
+def interaction_refusal(
+    membership: MembershipService, body: dict[str, Any], act: str
+) -> str | None:
     """The refusal for the person of a ``block_actions`` / ``view_submission`` payload who
     wants to ``act`` (see :mod:`bot.services.membership`), or None when they may."""
     user = body.get("user")
     user_id = str(user.get("id") or "") if isinstance(user, dict) else ""
-    return services.membership.refusal(team_of(body), user_id, user_team_of(body), act)
+    return membership.refusal(team_of(body), user_id, user_team_of(body), act)
 
 
-def command_refusal(services: Services, command: dict[str, Any], act: str) -> str | None:
+def command_refusal(membership: MembershipService, command: dict[str, Any], act: str) -> str | None:
     """The refusal for the person of a slash command who wants to ``act``, or None."""
     team = str(command.get("team_id") or "") or None
-    return services.membership.refusal(team, str(command.get("user_id") or ""), None, act)
+    return membership.refusal(team, str(command.get("user_id") or ""), None, act)
 
 
-def refused(services: Services, client: WebClient, body: dict[str, Any], act: str) -> bool:
+def refused(
+    membership: MembershipService,
+    messages: DirectMessages,
+    client: WebClient,
+    body: dict[str, Any],
+    act: str,
+) -> bool:
     """Check the person of an interactivity payload; when refused, tell them privately
     (:func:`tell_outsider`) and return True: the caller then does nothing."""
-    text = interaction_refusal(services, body, act)
+    text = interaction_refusal(membership, body, act)
     if text is None:
         return False
-    tell_outsider(services, client, body, text)
+    tell_outsider(messages, client, body, text)
     return True
 
 
-def tell_outsider(services: Services, client: WebClient, body: dict[str, Any], text: str) -> None:
+def tell_outsider(
+    messages: DirectMessages, client: WebClient, body: dict[str, Any], text: str
+) -> None:
     """Tell the clicker ``text`` (:func:`bot.slack.listeners.replies.tell_user`): ephemeral through
     the ``response_url``, else in the modal clicked, else by DM. The Home tab is never
     replaced by it (the DM says it)."""
@@ -75,6 +85,6 @@ def tell_outsider(services: Services, client: WebClient, body: dict[str, Any], t
         user = body.get("user")
         user_id = str(user.get("id") or "") if isinstance(user, dict) else ""
         if user_id:
-            services.messages.dm(user_id, text, team_id=team_of(body))
+            messages.dm(user_id, text, team_id=team_of(body))
         return
-    tell_user(services, client, body, text)
+    tell_user(messages, client, body, text)

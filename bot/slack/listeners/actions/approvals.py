@@ -26,12 +26,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from bot.services.actions import Outcome
-from bot.services.context import Services
-from bot.services.work import BUSY_TEXT, Busy
+from bot.services.approvals import ApprovalService
+from bot.services.membership import MembershipService
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.listeners.membership import DECIDE, refused
 from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.replies import DirectMessages
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def ids_of(body: dict[str, Any]) -> tuple[str, str | None]:
     return str((body.get("user") or {}).get("id") or ""), team_of(body)
 
 
-def _tell(services: Services, body: dict[str, Any], user: str, outcome: Outcome) -> None:
+def _tell(messages: DirectMessages, body: dict[str, Any], user: str, outcome: Outcome) -> None:
     """The outcome, privately, where the clicker clicked (response_url), else by DM."""
     url = body.get("response_url")
     if url:
@@ -50,54 +52,61 @@ def _tell(services: Services, body: dict[str, Any], user: str, outcome: Outcome)
         )
         if response.status_code == 200:
             return
-    services.messages.dm(user, outcome.message, team_id=ids_of(body)[1])
+    messages.dm(user, outcome.message, team_id=ids_of(body)[1])
 
 
 class ApprovalActions:
     """**Approve** and **Deny** on an approval request (value: the deployment id)."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        approvals: ApprovalService,
+        membership: MembershipService,
+        messages: DirectMessages,
+        work: WorkPool,
+    ) -> None:
+        self.approvals = approvals
+        self.membership = membership
+        self.messages = messages
+        self.work = work
 
     def on_approve(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
         """Approve on the work pool (an approval rents); the clicker is told how it went."""
-        services = self.services
         ack()
         user, team = ids_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
             outcome = Outcome("not_found", "That button does not name an approval request.")
-            _tell(services, body, user, outcome)
+            _tell(self.messages, body, user, outcome)
             return
 
         def job() -> None:  # on the work pool: an approval rents from Vast.ai
-            if refused(services, client, body, DECIDE):
+            if refused(self.membership, self.messages, client, body, DECIDE):
                 return
-            _tell(services, body, user, services.approvals.approve(deployment_id, user, team))
+            _tell(self.messages, body, user, self.approvals.approve(deployment_id, user, team))
 
         try:
-            services.work.spawn(job)
+            self.work.spawn(job)
         except Busy:
-            _tell(services, body, user, Outcome("busy", BUSY_TEXT))
+            _tell(self.messages, body, user, Outcome("busy", BUSY_TEXT))
 
     def on_deny(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
         """Check that the clicker may deny, then open the reason modal."""
-        services = self.services
         ack()
         user, team = ids_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None:
-            _tell(services, body, user, Outcome("not_found", "That button names no request."))
+            _tell(self.messages, body, user, Outcome("not_found", "That button names no request."))
             return
-        if refused(services, client, body, DECIDE):
+        if refused(self.membership, self.messages, client, body, DECIDE):
             return
-        dep, refusal = services.approvals.may_deny(deployment_id, user, team)
+        dep, refusal = self.approvals.may_deny(deployment_id, user, team)
         if refusal is not None or dep is None:
-            _tell(services, body, user, refusal or Outcome("not_found", "No such request."))
+            _tell(self.messages, body, user, refusal or Outcome("not_found", "No such request."))
             return
         container = body.get("container") or {}
         view = blocks.deny_view(
@@ -112,7 +121,7 @@ class ApprovalActions:
         except SlackApiError as error:
             logger.info("deny modal not opened: %s", error.response.get("error"))
             _tell(
-                services,
+                self.messages,
                 body,
                 user,
                 Outcome("failed", "Slack did not open the reason form: press *Deny* again."),

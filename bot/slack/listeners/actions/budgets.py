@@ -8,19 +8,31 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
-from bot.services.context import Services
+from bot.services.actions import ManageService
+from bot.services.listings import ListingService
+from bot.services.membership import MembershipService
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.manage import text_message
 from bot.slack.listeners.commands.budgets import audit_payload, refusal_text
 from bot.slack.listeners.membership import BUDGETS, refused
 from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.replies import DirectMessages
 
 
 class AuditActions:
     """Older / Newer on the audit log."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        listings: ListingService,
+        manage: ManageService,
+        membership: MembershipService,
+        messages: DirectMessages,
+    ) -> None:
+        self.listings = listings
+        self.manage = manage
+        self.membership = membership
+        self.messages = messages
 
     def on_audit_page(
         self,
@@ -32,19 +44,20 @@ class AuditActions:
     ) -> None:
         """The page the button names (value: the page number), redrawn in place."""
         ack()
-        services = self.services
-        if refused(services, client, body, BUDGETS):
+        if refused(self.membership, self.messages, client, body, BUDGETS):
             return
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body) or ""
-        if not services.is_admin(team, user):
+        if not self.manage.is_admin(team, user):
             respond(
                 replace_original=False,
                 response_type="ephemeral",
-                **text_message(refusal_text(services, team, "read the audit log")),
+                **text_message(refusal_text(self.manage, team, "read the audit log")),
             )
             return
         page = blocks.parse_audit_page(action.get("value"))
         respond(
-            replace_original=True, response_type="ephemeral", **audit_payload(services, team, page)
+            replace_original=True,
+            response_type="ephemeral",
+            **audit_payload(self.listings, team, page),
         )

@@ -21,18 +21,16 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.services.context import Services
-from bot.services.offers import gpu_models, picker_offers
-from bot.services.work import BUSY_TEXT, Busy
-from bot.slack.blocks import budgets as budget_blocks
+from bot.services.membership import MembershipService
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import deploy as deploy_blocks
 from bot.slack.blocks import picker
 from bot.slack.blocks.templates import TEMPLATE_GONE
+from bot.slack.listeners.actions.offer_search import PickerSearch
 from bot.slack.listeners.membership import DEPLOY, interaction_refusal
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import ViewVersions, tell_user, update_view
-from bot.vast.errors import VastError
-from catalog import RankedOffer, Template, disk_problem
+from bot.slack.listeners.replies import DirectMessages, ViewVersions, tell_user, update_view
+from catalog import Catalog, Template, disk_problem
 
 logger = logging.getLogger(__name__)
 
@@ -61,78 +59,8 @@ def _origin_channel(body: dict[str, Any]) -> str | None:
         return None
 
 
-def search_view(
-    services: Services,
-    template: Template,
-    state: picker.PickerState,
-    view_id: str,
-    *,
-    user_id: str,
-    selected_offer_id: int | None = None,
-    reuse: bool = False,
-    refresh: bool = False,
-    lifetime: Any = None,
-    team_id: str | None = None,
-) -> Any:
-    """Search offers for ``state`` and build the picker (or the error modal) as ``user_id``
-    sees it (admins may choose lifetimes past the maximum). Offers come from the shared
-    cache (a search at most ``OFFER_CACHE_SECONDS`` old; ``refresh`` forces a new one); with
-    ``reuse``, the search this picker last showed (same filters, a couple of minutes old at
-    most) is shown again. ``lifetime``: the **Run for** value the modal holds now (kept when valid).
-    ``team_id``: the workspace, whose budgets the picker shows for the chosen offer and run."""
-    account = services.accounts.for_team(team_id)
-    try:
-        found = picker_offers(
-            services.offers,
-            template,
-            view_id=view_id,
-            disk_gb=state.disk_gb or template.disk_gb,
-            gpu_name=state.gpu_name,
-            max_dph=state.max_dph,
-            recent=services.recent_searches,
-            reuse=reuse,
-            refresh=refresh,
-            account=account,
-        )
-    except VastError as error:
-        logger.warning("offer search failed: %s", type(error).__name__)
-        return picker.error_view(template, state, error.user_message)
-    ranked = found.ranked
-    if state.gpu_name is None and state.max_dph is None:
-        state.models = gpu_models(ranked)
-    policy = services.lifetimes.policy_for(team_id)
-    choices = policy.choices(template, admin=services.is_admin(team_id, user_id))
-    hours: float | None = policy.default_for(template)
-    if lifetime is not None:
-        try:
-            held = picker.parse_lifetime_value(lifetime)
-        except ValueError:
-            pass
-        else:
-            if held in choices:
-                hours = held
-    chosen = next((r for r in ranked if r.offer.id == selected_offer_id), None)
-    budget_text = None
-    if chosen is not None and team_id:
-        check = services.budgets.check(team_id, user_id, chosen.offer.dph_total, hours)
-        budget_text = budget_blocks.picker_budget_text(check)
-    return picker.picker_view(
-        template,
-        state,
-        ranked,
-        simulated=account.simulated,
-        selected_offer_id=selected_offer_id,
-        credit_warning=_credit_warning(services, ranked, selected_offer_id, team_id),
-        budget_text=budget_text,
-        lifetimes=[picker.LifetimeChoice.for_hours(h) for h in choices],
-        lifetime_warning_minutes=services.settings.lifetime_warning_minutes,
-        lifetime_hours=hours,
-        prices_age_seconds=found.age,
-    )
-
-
 def _picker_of(
-    services: Services, body: dict[str, Any]
+    catalog: Catalog, body: dict[str, Any]
 ) -> tuple[str, picker.PickerState, Template | None] | None:
     """(view id, state, template) of the picker a block_actions payload came from (template
     None when it has left the catalog), or None when the payload is not from a picker of ours
@@ -145,7 +73,7 @@ def _picker_of(
     view_id = view.get("id")
     if not isinstance(view_id, str) or not view_id:
         return None
-    return view_id, state, services.catalog.get(state.template)
+    return view_id, state, catalog.get(state.template)
 
 
 def template_gone_text(slug: str) -> str:
@@ -156,32 +84,31 @@ def template_gone_text(slug: str) -> str:
     )
 
 
-def _credit_warning(
-    services: Services,
-    ranked: list[RankedOffer],
-    selected_offer_id: int | None,
-    team_id: str | None,
-) -> str | None:
-    if selected_offer_id is None:
-        return None
-    chosen = next((r for r in ranked if r.offer.id == selected_offer_id), None)
-    if chosen is None:
-        return None
-    return services.credit.warning(chosen.offer.dph_total, team_id=team_id)
-
-
 class DeployActions:
     """The Deploy button and the GPU offer picker's block actions.
 
     Each method acks, does what must happen within the click's 3 s (``views.open`` with the
-    trigger_id) and hands the offer search and the render to ``services.work``; a full pool
+    trigger_id) and hands the offer search and the render to the work pool; a full pool
     shows "busy — try again in a minute" in the modal at once. Renders of one modal are
     ordered by :class:`ViewVersions`: a render gives way to a newer action on the same modal,
     and ``views.update`` carries the hash of the view it replaces (on ``hash_conflict`` the
     newest action renders again on the newest view)."""
 
-    def __init__(self, services: Services, versions: ViewVersions | None = None) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        work: WorkPool,
+        membership: MembershipService,
+        messages: DirectMessages,
+        search: PickerSearch,
+        versions: ViewVersions | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.work = work
+        self.membership = membership
+        self.messages = messages
+        self.search = search
         self.versions = versions or ViewVersions()
 
     def on_deploy_clicked(
@@ -189,10 +116,9 @@ class DeployActions:
     ) -> None:
         """**Deploy** on a template (value: its slug): open the picker, search on the pool."""
         ack()
-        services = self.services
-        template = services.catalog.get(str(action.get("value") or ""))
+        template = self.catalog.get(str(action.get("value") or ""))
         if template is None:
-            tell_user(services, client, body, TEMPLATE_GONE)
+            tell_user(self.messages, client, body, TEMPLATE_GONE)
             return
         state = picker.PickerState(template=template.slug, channel=_origin_channel(body))
         loading = picker.loading_view(template, state)
@@ -205,7 +131,7 @@ class DeployActions:
             code = error.response.get("error")
             logger.info("could not open the picker: %s", code)
             text = PICKER_NOT_OPENED.get(str(code), PICKER_NOT_OPENED["default"])
-            tell_user(services, client, body, text, template=template)
+            tell_user(self.messages, client, body, text, template=template)
             return
         view_id = str(opened["view"]["id"])
         seq = self.versions.begin(view_id)
@@ -268,8 +194,7 @@ class DeployActions:
         ack()
 
     def _search(self, click: _Click, **options: Any) -> Any:
-        return search_view(
-            self.services,
+        return self.search.view(
             click.template,
             click.state,
             click.view_id,
@@ -306,7 +231,7 @@ class DeployActions:
         view_id = click.view_id
 
         def checked() -> None:
-            refusal = interaction_refusal(self.services, body, DEPLOY)
+            refusal = interaction_refusal(self.membership, body, DEPLOY)
             if refusal is None:
                 job()
                 return
@@ -314,7 +239,7 @@ class DeployActions:
             self._render(client, click, self.versions.last_hash(view_id), lambda: notice)
 
         try:
-            self.services.work.spawn(checked)
+            self.work.spawn(checked)
         except Busy:
             logger.warning("work pool full: picker %s answered busy", view_id)
             busy = picker.error_view(click.template, click.state, BUSY_TEXT)
@@ -324,12 +249,12 @@ class DeployActions:
         """What a block action on an open picker says (its view, state, template, inputs,
         user, workspace), begun as the modal's newest action; None when it is not from a
         picker of ours, or when its template left the catalog (the user is told so)."""
-        found = _picker_of(self.services, body)
+        found = _picker_of(self.catalog, body)
         if found is None:
             return None
         view_id, state, template = found
         if template is None:
-            tell_user(self.services, client, body, template_gone_text(state.template))
+            tell_user(self.messages, client, body, template_gone_text(state.template))
             return None
         view = body.get("view") or {}
         return _Click(

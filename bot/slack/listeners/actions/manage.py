@@ -4,7 +4,7 @@ the person clicked).
 * Stop/Start/Destroy buttons (``deployment_stop|start|destroy``, value = deployment id) from the
   status message, the listings and the Home tab. Destroy's confirm dialog is Slack's: the
   action only arrives after the user confirmed. The listener acks and hands the action to
-  the work pool (``services.work``); a full pool answers "busy — try again in a minute".
+  the work pool; a full pool answers "busy — try again in a minute".
 * "Send me the login" (``deployment_credentials``): the requester, an admin or someone the
   deployment is shared with gets the secrets by DM; anyone else is told who can. Everyone it
   is shared with may also Stop, Start and Extend it, not Destroy it
@@ -29,16 +29,20 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
 from bot.services import actions
-from bot.services.context import Services
-from bot.services.work import BUSY_TEXT, Busy
+from bot.services.actions import ManageService
+from bot.services.home import HomeService
+from bot.services.lifetimes import LifetimeService
+from bot.services.membership import MembershipService
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import lifetimes as lifetime_blocks
 from bot.slack.blocks import manage as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.blocks.home import HOME_BLOCK_PREFIX
 from bot.slack.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
-from bot.slack.listeners.commands import manage as commands
+from bot.slack.listeners.commands.manage import DeploymentLists
 from bot.slack.listeners.membership import LOOK, MANAGE, refused
 from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.replies import DirectMessages
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,23 @@ ACTION_KINDS = {
 class ManageActions:
     """Stop, Start, Destroy, the login, Extend, Keep running and the listings' pages."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        manage: ManageService,
+        lifetimes: LifetimeService,
+        lists: DeploymentLists,
+        home: HomeService,
+        membership: MembershipService,
+        messages: DirectMessages,
+        work: WorkPool,
+    ) -> None:
+        self.manage = manage
+        self.lifetimes = lifetimes
+        self.lists = lists
+        self.home = home
+        self.membership = membership
+        self.messages = messages
+        self.work = work
 
     def on_deployment_action(
         self,
@@ -66,31 +85,32 @@ class ManageActions:
         """Stop, Start, Destroy or "Send me the login" (value: the deployment id), on the
         work pool."""
         ack()
-        services = self.services
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body)
         reply = respond if body.get("response_url") else None
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None or not team:  # forged or malformed (e.g. a huge id)
             outcome = actions.Outcome("not_found", actions.NOT_FOUND_TEXT)
-            _answer(services, body, action, outcome, reply)
+            self._answer(body, action, outcome, reply)
             return
 
         def job() -> None:  # on the work pool: Vast.ai may be slow
-            if refused(services, client, body, MANAGE):  # an outsider learns nothing
+            if refused(
+                self.membership, self.messages, client, body, MANAGE
+            ):  # an outsider learns nothing
                 return
             if action.get("action_id") == ACTION_CREDENTIALS:
-                outcome = services.manage.send_credentials(deployment_id, user, team_id=team)
+                outcome = self.manage.send_credentials(deployment_id, user, team_id=team)
             else:
                 kind = ACTION_KINDS[str(action.get("action_id"))]
-                outcome = services.manage.perform(kind, deployment_id, user, team_id=team)
-            _answer(services, body, action, outcome, reply)
+                outcome = self.manage.perform(kind, deployment_id, user, team_id=team)
+            self._answer(body, action, outcome, reply)
 
         try:
-            services.work.spawn(job)
+            self.work.spawn(job)
         except Busy:
             logger.warning("work pool full: %s answered busy", action.get("action_id"))
-            _answer(services, body, action, actions.Outcome("busy", BUSY_TEXT), reply)
+            self._answer(body, action, actions.Outcome("busy", BUSY_TEXT), reply)
 
     def on_extend(
         self,
@@ -102,8 +122,7 @@ class ManageActions:
     ) -> None:
         """**Extend N h** on an expiry warning."""
         ack()
-        services = self.services
-        if refused(services, client, body, MANAGE):
+        if refused(self.membership, self.messages, client, body, MANAGE):
             return
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
@@ -112,8 +131,8 @@ class ManageActions:
             outcome = actions.Outcome("not_found", actions.NOT_FOUND_TEXT)
         else:
             deployment_id, hours, issued = parsed
-            outcome = services.lifetimes.extend(deployment_id, hours, issued, user, team_id=team)
-        _answer_warning(services, body, action, outcome, respond)
+            outcome = self.lifetimes.extend(deployment_id, hours, issued, user, team_id=team)
+        self._answer_warning(body, action, outcome, respond)
 
     def on_keep_running(
         self,
@@ -125,8 +144,7 @@ class ManageActions:
     ) -> None:
         """**Keep running** on an idle-GPU warning."""
         ack()
-        services = self.services
-        if refused(services, client, body, MANAGE):
+        if refused(self.membership, self.messages, client, body, MANAGE):
             return
         user = str((body.get("user") or {}).get("id") or "")
         parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
@@ -135,8 +153,8 @@ class ManageActions:
             outcome = actions.Outcome("not_found", actions.NOT_FOUND_TEXT)
         else:
             deployment_id, issued = parsed
-            outcome = services.lifetimes.keep_running(deployment_id, issued, user, team_id=team)
-        _answer_warning(services, body, action, outcome, respond)
+            outcome = self.lifetimes.keep_running(deployment_id, issued, user, team_id=team)
+        self._answer_warning(body, action, outcome, respond)
 
     def on_listing_page(
         self,
@@ -148,16 +166,14 @@ class ManageActions:
     ) -> None:
         """Older / Newer on ``/templates mine|running``: the page redrawn in place."""
         ack()
-        services = self.services
-        if refused(services, client, body, LOOK):
+        if refused(self.membership, self.messages, client, body, LOOK):
             return
         kind, page = blocks.parse_list_page_value(str(action.get("value") or ""))
         team = body.get("team") or {}
         respond(
             replace_original=True,
             response_type="ephemeral",
-            **commands.listing_payload(
-                services,
+            **self.lists.payload(
                 kind,
                 team_id=team_of(body) or "",
                 user_id=str((body.get("user") or {}).get("id") or ""),
@@ -166,61 +182,58 @@ class ManageActions:
             ),
         )
 
+    def _answer(
+        self,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        outcome: actions.Outcome,
+        respond: Respond | None,
+    ) -> None:
+        """Tell the clicker how it went, where they clicked: the Home tab is redrawn with a notice,
+        a listing is redrawn in place with a notice, the status message gets an ephemeral reply."""
+        user = str((body.get("user") or {}).get("id") or "")
+        team = team_of(body)
+        block_id = str(action.get("block_id") or "")
+        if (body.get("container") or {}).get("type") == "view" or block_id.startswith(
+            HOME_BLOCK_PREFIX
+        ):
+            self.home.refresh(user, team_id=team, notice=outcome.message)
+            return
+        if respond is None or not body.get("response_url"):
+            self.messages.dm(user, outcome.message, team_id=team)
+            return
+        listing = blocks.parse_listing_block_id(block_id)
+        if listing is not None and team:
+            kind, page = listing
+            respond(
+                replace_original=True,
+                response_type="ephemeral",
+                **self.lists.payload(
+                    kind,
+                    team_id=str(team),
+                    user_id=user,
+                    page=page,
+                    team_domain=(body.get("team") or {}).get("domain"),
+                    notice=outcome.message,
+                ),
+            )
+            return
+        respond(replace_original=False, response_type="ephemeral", text=outcome.message)
 
-def _answer(
-    services: Services,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    outcome: actions.Outcome,
-    respond: Respond | None,
-) -> None:
-    """Tell the clicker how it went, where they clicked: the Home tab is redrawn with a notice,
-    a listing is redrawn in place with a notice, the status message gets an ephemeral reply."""
-    user = str((body.get("user") or {}).get("id") or "")
-    team = team_of(body)
-    block_id = str(action.get("block_id") or "")
-    if (body.get("container") or {}).get("type") == "view" or block_id.startswith(
-        HOME_BLOCK_PREFIX
-    ):
-        services.home.refresh(user, team_id=team, notice=outcome.message)
-        return
-    if respond is None or not body.get("response_url"):
-        services.messages.dm(user, outcome.message, team_id=team)
-        return
-    listing = blocks.parse_listing_block_id(block_id)
-    if listing is not None and team:
-        kind, page = listing
-        respond(
-            replace_original=True,
-            response_type="ephemeral",
-            **commands.listing_payload(
-                services,
-                kind,
-                team_id=str(team),
-                user_id=user,
-                page=page,
-                team_domain=(body.get("team") or {}).get("domain"),
-                notice=outcome.message,
-            ),
-        )
-        return
-    respond(replace_original=False, response_type="ephemeral", text=outcome.message)
-
-
-def _answer_warning(
-    services: Services,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    outcome: actions.Outcome,
-    respond: Respond,
-) -> None:
-    """Answer an **Extend** / **Keep running** click. When the warning has been answered (now
-    or before: ``done``/``already``), the warning message itself is replaced by the answer, so
-    it no longer shows an end time or buttons that are out of date; a refusal leaves it for
-    someone who may answer and tells only the clicker."""
-    message = body.get("message") or {}
-    answered = outcome.kind in ("done", "already", "invalid", "not_found")
-    if answered and body.get("response_url") and message and not message.get("is_ephemeral"):
-        respond(replace_original=True, text=outcome.message)
-        return
-    _answer(services, body, action, outcome, respond if body.get("response_url") else None)
+    def _answer_warning(
+        self,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        outcome: actions.Outcome,
+        respond: Respond,
+    ) -> None:
+        """Answer an **Extend** / **Keep running** click. When the warning has been answered (now
+        or before: ``done``/``already``), the warning message itself is replaced by the answer, so
+        it no longer shows an end time or buttons that are out of date; a refusal leaves it for
+        someone who may answer and tells only the clicker."""
+        message = body.get("message") or {}
+        answered = outcome.kind in ("done", "already", "invalid", "not_found")
+        if answered and body.get("response_url") and message and not message.get("is_ephemeral"):
+            respond(replace_original=True, text=outcome.message)
+            return
+        self._answer(body, action, outcome, respond if body.get("response_url") else None)

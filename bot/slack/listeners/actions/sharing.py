@@ -20,13 +20,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.services.actions import NOT_FOUND_TEXT, Outcome
-from bot.services.context import Services
+from bot.services.home import HomeService
+from bot.services.membership import MembershipService
+from bot.services.sharing import SharingService
 from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.blocks.home import HOME_BLOCK_PREFIX
 from bot.slack.listeners.membership import MANAGE, refused
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import tell_user
+from bot.slack.listeners.replies import DirectMessages, tell_user
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ def _from_home(body: dict[str, Any], action: dict[str, Any]) -> bool:
 
 
 def _tell(
-    services: Services,
+    home: HomeService,
+    messages: DirectMessages,
     client: WebClient,
     body: dict[str, Any],
     action: dict[str, Any],
@@ -49,34 +52,44 @@ def _tell(
     else an ephemeral reply (or a DM) under the status message."""
     user = str((body.get("user") or {}).get("id") or "")
     if _from_home(body, action):
-        services.home.refresh(user, team_id=team_of(body), notice=text)
+        home.refresh(user, team_id=team_of(body), notice=text)
         return
-    tell_user(services, client, body, text)
+    tell_user(messages, client, body, text)
 
 
 class SharingActions:
     """**Share** on the status message and the Home tab."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        sharing: SharingService,
+        membership: MembershipService,
+        messages: DirectMessages,
+        home: HomeService,
+    ) -> None:
+        self.sharing = sharing
+        self.membership = membership
+        self.messages = messages
+        self.home = home
 
     def on_share_clicked(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
         """Open the Share modal for the owner or a bot admin (value: the deployment id)."""
         ack()
-        services = self.services
-        if refused(services, client, body, MANAGE):  # an outsider learns nothing
+        if refused(
+            self.membership, self.messages, client, body, MANAGE
+        ):  # an outsider learns nothing
             return
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None or not team:
-            _tell(services, client, body, action, NOT_FOUND_TEXT)
+            _tell(self.home, self.messages, client, body, action, NOT_FOUND_TEXT)
             return
-        form = services.sharing.form(deployment_id, user, team_id=team)
+        form = self.sharing.form(deployment_id, user, team_id=team)
         if isinstance(form, Outcome):
-            _tell(services, client, body, action, form.message)
+            _tell(self.home, self.messages, client, body, action, form.message)
             return
         view = blocks.share_modal(form.deployment, form.collaborators, max_people=form.max_people)
         try:
@@ -85,7 +98,8 @@ class SharingActions:
             code = error.response.get("error") if isinstance(error, SlackApiError) else None
             logger.warning("share modal not opened: %s", code or type(error).__name__)
             _tell(
-                services,
+                self.home,
+                self.messages,
                 client,
                 body,
                 action,

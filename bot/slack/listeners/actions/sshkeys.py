@@ -12,7 +12,8 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.services.context import Services
+from bot.services.membership import MembershipService
+from bot.services.sshkeys import SshKeyService
 from bot.slack.blocks import sshkeys as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.listeners.commands.sshkeys import (
@@ -23,7 +24,7 @@ from bot.slack.listeners.commands.sshkeys import (
     outcome_notice,
 )
 from bot.slack.listeners.membership import refused
-from bot.slack.listeners.replies import tell_user, update_view
+from bot.slack.listeners.replies import DirectMessages, tell_user, update_view
 
 logger = logging.getLogger(__name__)
 
@@ -31,45 +32,50 @@ logger = logging.getLogger(__name__)
 class SshKeyActions:
     """Open the SSH keys modal; remove a key from it."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        ssh_keys: SshKeyService,
+        membership: MembershipService,
+        messages: DirectMessages,
+    ) -> None:
+        self.ssh_keys = ssh_keys
+        self.membership = membership
+        self.messages = messages
 
     def on_open(
         self, ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient
     ) -> None:
         """Open the person's SSH keys modal (a refusal or Slack's "no" is told privately)."""
         ack()
-        services = self.services
-        if refused(services, client, body, KEYS):
+        if refused(self.membership, self.messages, client, body, KEYS):
             return
         team, user = ids_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
-        view = keys_view(services, team, user, deployment_id=deployment_id)
+        view = keys_view(self.ssh_keys, team, user, deployment_id=deployment_id)
         try:
             client.views_open(trigger_id=str(body.get("trigger_id")), view=view)
         except (SlackApiError, SlackClientError, OSError) as error:
             code = error.response.get("error") if isinstance(error, SlackApiError) else None
             logger.info("ssh keys modal not opened: %s", code or type(error).__name__)
-            tell_user(services, client, body, NOT_OPENED.format(error=code or "no answer"))
+            tell_user(self.messages, client, body, NOT_OPENED.format(error=code or "no answer"))
 
     def on_remove(
         self, ack: Ack, action: dict[str, Any], body: dict[str, Any], client: WebClient
     ) -> None:
         """Remove the key the button names (value: its id) and redraw the modal."""
         ack()
-        services = self.services
-        if refused(services, client, body, KEYS):
+        if refused(self.membership, self.messages, client, body, KEYS):
             return
         team, user = ids_of(body)
-        outcome = services.ssh_keys.remove(team, user, blocks.parse_key_id(action.get("value")))
+        outcome = self.ssh_keys.remove(team, user, blocks.parse_key_id(action.get("value")))
         shown = body.get("view") or {}
         view_id = str(shown.get("id") or "")
         if not view_id:  # a Remove outside the modal (forged): say it privately
-            tell_user(services, client, body, outcome.message)
+            tell_user(self.messages, client, body, outcome.message)
             return
         revision, deployment_id = blocks.read_metadata(shown)
         view = keys_view(
-            services,
+            self.ssh_keys,
             team,
             user,
             notice=outcome_notice(outcome),

@@ -23,8 +23,15 @@ from slack_sdk.errors import SlackApiError
 
 from bot.formats import mentions
 from bot.notices import WORKSPACE
-from bot.services.budgets import BudgetInput, BudgetInputError, parse_budget_amount
+from bot.services.actions import ManageService
+from bot.services.budgets import (
+    BudgetInput,
+    BudgetInputError,
+    BudgetService,
+    parse_budget_amount,
+)
 from bot.services.context import Services
+from bot.services.listings import ListingService
 from bot.slack.blocks import budgets as blocks
 from bot.slack.listeners.membership import BUDGETS, command_refusal
 
@@ -38,9 +45,9 @@ USAGE = (
 )
 
 
-def refusal_text(services: Services, team_id: str, what: str) -> str:
+def refusal_text(manage: ManageService, team_id: str, what: str) -> str:
     """Who may ``what`` (budgets, the audit log): the bot admins of workspace ``team_id``."""
-    admins = services.manage.admins.admins(team_id)
+    admins = manage.admins.admins(team_id)
     if admins:
         return f":lock: Only bot admins can {what}: {mentions(admins)}. Ask one of them."
     return (
@@ -55,18 +62,18 @@ def budget_command(
     """``/templates budget [target amount]``."""
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
-    outsider = command_refusal(services, command, BUDGETS)
+    outsider = command_refusal(services.membership, command, BUDGETS)
     if outsider is not None:
         ack(response_type="ephemeral", text=outsider)
         return
     if not services.is_admin(team, user):
-        ack(response_type="ephemeral", text=refusal_text(services, team, "change budgets"))
+        ack(response_type="ephemeral", text=refusal_text(services.manage, team, "change budgets"))
         return
     if not args.strip():
         ack()
         try:
             client.views_open(
-                trigger_id=str(command.get("trigger_id")), view=budget_form(services, team)
+                trigger_id=str(command.get("trigger_id")), view=budget_form(services.budgets, team)
             )
         except SlackApiError as error:
             services.messages.dm(
@@ -97,9 +104,8 @@ def _subject(word: str) -> str | None:
     return match.group(1) if match else None
 
 
-def budget_form(services: Services, team_id: str) -> Any:
+def budget_form(budgets: BudgetService, team_id: str) -> Any:
     """The budgets modal for ``team_id`` as it stands now."""
-    budgets = services.budgets
     month = budgets.month(team_id)
     lines = budgets.all_lines(team_id, month)
     shown: float | str | None = None  # no row: the configured default applies
@@ -125,9 +131,9 @@ def stored_state(stored: dict[str, float | None], subject: str) -> BudgetInput:
     return BudgetInput("none") if dollars is None else BudgetInput("set", dollars)
 
 
-def audit_payload(services: Services, team_id: str, page: int) -> dict[str, Any]:
+def audit_payload(listings: ListingService, team_id: str, page: int) -> dict[str, Any]:
     """Page ``page`` of ``/templates audit``."""
-    entries, more = services.listings.audit(team_id, page, blocks.AUDIT_PAGE_SIZE)
+    entries, more = listings.audit(team_id, page, blocks.AUDIT_PAGE_SIZE)
     return blocks.audit_message(entries, page=page, has_more=more)
 
 
@@ -135,11 +141,14 @@ def audit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None
     """``/templates audit``."""
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
-    outsider = command_refusal(services, command, BUDGETS)
+    outsider = command_refusal(services.membership, command, BUDGETS)
     if outsider is not None:
         ack(response_type="ephemeral", text=outsider)
         return
     if not services.is_admin(team, user):
-        ack(response_type="ephemeral", text=refusal_text(services, team, "read the audit log"))
+        ack(
+            response_type="ephemeral",
+            text=refusal_text(services.manage, team, "read the audit log"),
+        )
         return
-    ack(response_type="ephemeral", **audit_payload(services, team, 0))
+    ack(response_type="ephemeral", **audit_payload(services.listings, team, 0))

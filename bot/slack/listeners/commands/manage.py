@@ -24,7 +24,9 @@ from slack_bolt import Ack
 from slack_sdk.webhook import WebhookClient
 
 from bot.services import actions
+from bot.services.actions import ManageService
 from bot.services.context import Services
+from bot.services.listings import ListingService
 from bot.services.ports import UnmanagedInstance
 from bot.services.work import BUSY_TEXT, Busy
 from bot.slack.blocks import manage as blocks
@@ -37,41 +39,56 @@ SLOW_ACK_BUDGET = 2.0
 answering later through the response_url (Slack drops an ack after 3 s)."""
 
 
-def listing_payload(
-    services: Services,
-    kind: str,
-    *,
-    team_id: str,
-    user_id: str,
-    page: int = 0,
-    team_domain: str | None = None,
-    notice: str | None = None,
-) -> dict[str, Any]:
-    """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
-    deployments they may manage; ``mine`` also lists those shared with them)."""
-    now = datetime.now(UTC)
-    unmanaged: list[UnmanagedInstance] = []
-    if kind == blocks.LIST_RUNNING:
-        deps = services.listings.running(team_id)
-        if services.is_admin(team_id, user_id):  # instances rented by hand: admins should know
-            unmanaged = services.listings.unmanaged(team_id)
-    else:
-        deps = services.listings.mine(team_id, user_id, now)
-    return blocks.deployment_list_message(
-        kind,
-        deps,
-        now=now,
-        # Buttons for whoever may Stop it (its owner, an admin, or someone it is shared with);
-        # Destroy only for the owner and the admins.
-        can_manage=lambda dep: services.manage.may(dep, user_id, actions.STOP),
-        can_destroy=lambda dep: services.manage.can_manage(dep, user_id),
-        viewer=user_id,
-        page=page,
-        team_domain=team_domain,
-        notice=notice,
-        unmanaged=unmanaged,
-        expiry_action=services.settings.on_expiry,
-    )
+class DeploymentLists:
+    """The ``/templates mine|running`` messages, for the command and for the buttons that redraw
+    them. ``expiry_action``: what happens at a deployment's end (``ON_EXPIRY``: stop or
+    destroy), shown on each row."""
+
+    def __init__(self, listings: ListingService, manage: ManageService, expiry_action: str) -> None:
+        self.listings = listings
+        self.manage = manage
+        self.expiry_action = expiry_action
+
+    def payload(
+        self,
+        kind: str,
+        *,
+        team_id: str,
+        user_id: str,
+        page: int = 0,
+        team_domain: str | None = None,
+        notice: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``/templates mine|running`` message as seen by ``user_id`` (buttons only on
+        deployments they may manage; ``mine`` also lists those shared with them)."""
+        now = datetime.now(UTC)
+        unmanaged: list[UnmanagedInstance] = []
+        if kind == blocks.LIST_RUNNING:
+            deps = self.listings.running(team_id)
+            if self.manage.is_admin(team_id, user_id):  # rented by hand: admins should know
+                unmanaged = self.listings.unmanaged(team_id)
+        else:
+            deps = self.listings.mine(team_id, user_id, now)
+        return blocks.deployment_list_message(
+            kind,
+            deps,
+            now=now,
+            # Buttons for whoever may Stop it (its owner, an admin, or someone it is shared
+            # with); Destroy only for the owner and the admins.
+            can_manage=lambda dep: self.manage.may(dep, user_id, actions.STOP),
+            can_destroy=lambda dep: self.manage.can_manage(dep, user_id),
+            viewer=user_id,
+            page=page,
+            team_domain=team_domain,
+            notice=notice,
+            unmanaged=unmanaged,
+            expiry_action=self.expiry_action,
+        )
+
+
+def deployment_lists(services: Services) -> DeploymentLists:
+    """The :class:`DeploymentLists` of ``services``."""
+    return DeploymentLists(services.listings, services.manage, services.settings.on_expiry)
 
 
 def costs_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
@@ -141,14 +158,13 @@ def _send_later(done: Future[dict[str, Any]], url: str | None) -> None:
 
 def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates mine`` / ``/templates running``."""
-    refusal = command_refusal(services, command, LOOK)
+    refusal = command_refusal(services.membership, command, LOOK)
     if refusal is not None:
         ack(response_type="ephemeral", text=refusal)
         return
     ack(
         response_type="ephemeral",
-        **listing_payload(
-            services,
+        **deployment_lists(services).payload(
             kind,
             team_id=str(command.get("team_id") or ""),
             user_id=str(command.get("user_id") or ""),
@@ -159,7 +175,7 @@ def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, 
 
 def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates costs``."""
-    refusal = command_refusal(services, command, LOOK)
+    refusal = command_refusal(services.membership, command, LOOK)
     if refusal is not None:
         ack(response_type="ephemeral", text=refusal)
         return
@@ -177,7 +193,7 @@ def costs_export_command(
     services: Services, ack: Ack, command: dict[str, Any], month_text: str
 ) -> None:
     """``/templates costs export [YYYY-MM]`` (bot admins): the month's CSV in their DM."""
-    refusal = command_refusal(services, command, LOOK)
+    refusal = command_refusal(services.membership, command, LOOK)
     if refusal is not None:
         ack(response_type="ephemeral", text=refusal)
         return
@@ -215,7 +231,7 @@ def export_refusal(admins: Iterable[str]) -> str:
 
 def credit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
     """``/templates credit`` (no Vast.ai call for a refusal)."""
-    refusal = command_refusal(services, command, LOOK)
+    refusal = command_refusal(services.membership, command, LOOK)
     if refusal is not None:
         ack(response_type="ephemeral", text=refusal)
         return

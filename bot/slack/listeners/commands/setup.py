@@ -56,9 +56,9 @@ REFUSAL_LISTED = (
 )
 
 
-def refusal(services: Services) -> str:
-    """Who may change setup, as this mode counts admins."""
-    return REFUSAL if services.settings.oauth_mode else REFUSAL_LISTED
+def refusal(oauth_mode: bool) -> str:
+    """Who may change setup, as the mode (OAuth or single-workspace) counts admins."""
+    return REFUSAL if oauth_mode else REFUSAL_LISTED
 
 
 BLOCK_OF = {
@@ -131,13 +131,17 @@ def setup_command(
     ack()
     user = str(command.get("user_id") or "")
     team = str(command.get("team_id") or "")
-    outsider = command_refusal(services, command, SETUP)
+    outsider = command_refusal(services.membership, command, SETUP)
     if outsider is not None:
         respond(response_type="ephemeral", replace_original=False, text=outsider)
         return
     workspaces = services.workspaces
     if not workspaces.is_admin(team, user, roles=slack_roles(client)):
-        respond(response_type="ephemeral", replace_original=False, text=refusal(services))
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=refusal(services.settings.oauth_mode),
+        )
         return
     view = blocks.setup_view(setup_form(workspaces.settings_for(team)))
     try:

@@ -27,7 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.services.context import Services
-from bot.services.sshkeys import KeyOutcome
+from bot.services.sshkeys import KeyOutcome, SshKeyService
 from bot.slack.blocks import sshkeys as blocks
 from bot.slack.listeners.membership import command_refusal
 from bot.slack.listeners.payloads import team_of
@@ -59,7 +59,7 @@ def ids_of(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def keys_view(
-    services: Services,
+    ssh_keys: SshKeyService,
     team: str,
     user: str,
     *,
@@ -69,10 +69,10 @@ def keys_view(
 ) -> dict[str, Any]:
     """The SSH keys modal of ``user`` in ``team`` as it stands now (a view dict), with
     ``notice`` on top; ``revision`` and ``deployment_id`` ride in its metadata."""
-    keys = services.ssh_keys.list_keys(team, user)
+    keys = ssh_keys.list_keys(team, user)
     return blocks.keys_view(
         keys,
-        max_keys=services.ssh_keys.max_keys,
+        max_keys=ssh_keys.max_keys,
         notice=notice,
         revision=revision,
         deployment_id=deployment_id,
@@ -98,14 +98,14 @@ def ssh_key_command(
     ack()
     team = str(command.get("team_id") or "")
     user = str(command.get("user_id") or "")
-    outsider = command_refusal(services, command, KEYS)
+    outsider = command_refusal(services.membership, command, KEYS)
     if outsider is not None:
         respond(response_type="ephemeral", replace_original=False, text=outsider)
         return
     notice = None
     if rest.strip():
         notice = outcome_notice(services.ssh_keys.add(team, user, rest))
-    view = keys_view(services, team, user, notice=notice, revision=1 if notice else 0)
+    view = keys_view(services.ssh_keys, team, user, notice=notice, revision=1 if notice else 0)
     try:
         client.views_open(trigger_id=str(command.get("trigger_id")), view=view)
     except (SlackApiError, SlackClientError, OSError) as error:

@@ -8,8 +8,14 @@ from typing import Any
 
 from slack_bolt import Ack
 
-from bot.services.budgets import BudgetInput, BudgetInputError, parse_budget_amount
-from bot.services.context import Services
+from bot.services.actions import ManageService
+from bot.services.budgets import (
+    BudgetInput,
+    BudgetInputError,
+    BudgetService,
+    parse_budget_amount,
+)
+from bot.services.membership import MembershipService
 from bot.slack.blocks import budgets as blocks
 from bot.slack.listeners.commands.budgets import (
     MENTION,
@@ -24,30 +30,36 @@ from bot.slack.listeners.payloads import team_of
 class BudgetViews:
     """The budgets modal's submission."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        budgets: BudgetService,
+        manage: ManageService,
+        membership: MembershipService,
+    ) -> None:
+        self.budgets = budgets
+        self.manage = manage
+        self.membership = membership
 
     def on_budget_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Validate every field, then save what changed; the modal shows what was said."""
-        services = self.services
         user = str((body.get("user") or {}).get("id") or "")
         team = team_of(body) or ""
-        outsider = interaction_refusal(services, body, BUDGETS)
+        outsider = interaction_refusal(self.membership, body, BUDGETS)
         if outsider is not None:
             ack(response_action="errors", errors={blocks.BLOCK_WORKSPACE_BUDGET: outsider})
             return
-        if not services.is_admin(team, user):
+        if not self.manage.is_admin(team, user):
             ack(
                 response_action="errors",
                 errors={
-                    blocks.BLOCK_WORKSPACE_BUDGET: refusal_text(services, team, "change budgets")
+                    blocks.BLOCK_WORKSPACE_BUDGET: refusal_text(self.manage, team, "change budgets")
                 },
             )
             return
         values = blocks.budget_values(view)
         errors: dict[str, str] = {}
         changes: list[tuple[str, BudgetInput]] = []
-        stored = services.budgets.month(team).stored
+        stored = self.budgets.month(team).stored
         try:
             workspace = parse_budget_amount(values["workspace"])
             if workspace != stored_state(stored, WORKSPACE_SUBJECT):
@@ -67,7 +79,7 @@ class BudgetViews:
         if errors:
             ack(response_action="errors", errors=errors)
             return
-        said = [services.budgets.set(team, subject, value, user) for subject, value in changes]
+        said = [self.budgets.set(team, subject, value, user) for subject, value in changes]
         ack(
             response_action="update",
             view=blocks.budget_saved_view(said or ["Nothing changed."]),

@@ -1,7 +1,7 @@
 """Listener for the picker's submission (view_submission of ``deploy_modal``).
 
 Thin: parse and validate the untrusted payload, hand the rest to the work pool
-(``services.work``: :func:`handle_submission` re-checks the offer, decides the budget with
+(:meth:`DeployViews.handle` re-checks the offer, decides the budget with
 the row and rents through :class:`bot.services.deploy.DeployService`), wait at most
 :data:`ACK_BUDGET_SECONDS` for its answer, ack. A full pool is answered inline at once
 ("busy — try again in a minute") and nothing is rented.
@@ -32,27 +32,26 @@ the row and rents through :class:`bot.services.deploy.DeployService`), wait at m
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack
 from slack_sdk import WebClient
 
-from bot.services.context import Services
-from bot.services.deploy import DeploymentRecord, DeployRequest, OfferCheck
-from bot.services.work import BUSY_TEXT, Busy
+from bot.services.approvals import ApprovalService
+from bot.services.budgets import BudgetService
+from bot.services.deploy import DeploymentRecord, DeployRequest, DeployService, OfferCheck
+from bot.services.home import HomeService
+from bot.services.membership import MembershipService
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import budgets as budget_blocks
 from bot.slack.blocks import deploy as deploy_blocks
 from bot.slack.blocks import picker
-from bot.slack.listeners.membership import DEPLOY, user_team_of
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.membership import DEPLOY
 from bot.slack.listeners.replies import update_view
+from bot.slack.listeners.views.deploy_form import Submission, SubmissionReader
 from bot.vast.errors import VastError
-from catalog import Template, disk_problem
 
 logger = logging.getLogger(__name__)
 
@@ -64,147 +63,6 @@ SOMETHING_WRONG = (
     "Something went wrong on our side while checking this request; nothing was rented. "
     "Try again in a minute."
 )
-
-_CHANNEL_RE = re.compile(r"^[CDG][A-Z0-9]{2,30}$")
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A submission whose fields passed validation (the offer is not yet re-checked)."""
-
-    view_id: str
-    team_id: str
-    user_id: str
-    template: Template
-    state: picker.PickerState
-    offer_id: int
-    shown_dph: float | None
-    offer_gpu: str | None
-    disk_gb: int
-    channel: str
-    lifetime_hours: float | None
-    enterprise_id: str | None = None
-    """Enterprise Grid organisation of the workspace (None outside Grid)."""
-    user_team: str | None = None
-    """The submitter's own workspace (``user.team_id``; None when the payload names none)."""
-
-
-def _int(value: Any) -> int | None:
-    text = str(value).strip() if value is not None else ""
-    if not re.fullmatch(r"\d{1,12}", text):
-        return None
-    return int(text)
-
-
-def parse_submission(
-    services: Services, body: dict[str, Any], view: dict[str, Any]
-) -> Submission | dict[str, Any]:
-    """A :class:`Submission`, or the keyword arguments of the ``ack`` that rejects it."""
-    try:
-        state = picker.PickerState.from_metadata(str(view.get("private_metadata") or ""))
-    except (ValueError, json.JSONDecodeError):
-        return {
-            "response_action": "update",
-            "view": deploy_blocks.problem_view(
-                "This form is out of date. Run `/templates` and press *Deploy* again."
-            ),
-        }
-    template = services.catalog.get(state.template)
-    if template is None:
-        return {
-            "response_action": "update",
-            "view": deploy_blocks.problem_view(
-                f"The template `{state.template[:40]}` is no longer in the catalog. "
-                "Run `/templates` for the current list."
-            ),
-        }
-    values = picker.selected_values(view)
-    errors: dict[str, str] = {}
-    choice = picker.parse_offer_value(values["offer"])
-    offer_id = choice.offer_id if choice is not None else None
-    if values["offer"] is None:
-        errors[picker.BLOCK_OFFER] = "Choose a GPU offer."
-    elif offer_id is None or offer_id == 0:
-        errors[picker.BLOCK_OFFER] = "That is not an offer from the list. Choose a GPU offer."
-    disk = _int(values["disk"])
-    if disk is None:
-        errors[picker.BLOCK_DISK] = (
-            f"Enter a whole number of GB between {template.disk_gb} and {template.max_disk_gb}."
-        )
-    else:
-        problem = disk_problem(template, disk)
-        if problem is not None:
-            errors[picker.BLOCK_DISK] = problem[0].upper() + problem[1:] + "."
-    channel = values["channel"]
-    if not isinstance(channel, str) or not _CHANNEL_RE.match(channel):
-        errors[picker.BLOCK_CHANNEL] = "Choose the channel for status updates."
-    user_id = (body.get("user") or {}).get("id")
-    team_id = team_of(body)
-    lifetime = _lifetime(
-        services, template, values["lifetime"], str(user_id or ""), str(team_id or "")
-    )
-    if isinstance(lifetime, str):
-        errors[picker.BLOCK_LIFETIME] = lifetime
-    view_id = view.get("id")
-    if not errors and not (
-        isinstance(view_id, str) and view_id and isinstance(user_id, str) and team_id
-    ):
-        return {
-            "response_action": "update",
-            "view": deploy_blocks.problem_view(
-                "Slack sent this form without its ids. Run `/templates` and try again."
-            ),
-        }
-    if errors:
-        return {"response_action": "errors", "errors": errors}
-    assert offer_id is not None and disk is not None and isinstance(channel, str)
-    return Submission(
-        view_id=str(view_id)[:200],
-        team_id=str(team_id)[:32],
-        enterprise_id=_enterprise_of(body),
-        user_id=str(user_id)[:32],
-        user_team=user_team_of(body),
-        template=template,
-        state=state,
-        offer_id=offer_id,
-        shown_dph=choice.price if choice is not None else None,
-        offer_gpu=state.gpu_name or (choice.gpu_name if choice is not None else None),
-        disk_gb=disk,
-        channel=channel,
-        lifetime_hours=None if isinstance(lifetime, str) else lifetime.hours,
-    )
-
-
-@dataclass(frozen=True)
-class _Lifetime:
-    hours: float | None
-
-
-def _enterprise_of(body: dict[str, Any]) -> str | None:
-    """The Enterprise Grid organisation a payload came from, if any."""
-    enterprise = (body.get("enterprise") or {}).get("id") or (body.get("team") or {}).get(
-        "enterprise_id"
-    )
-    return str(enterprise)[:32] if enterprise else None
-
-
-def _lifetime(
-    services: Services, template: Template, value: Any, user_id: str, team_id: str
-) -> _Lifetime | str:
-    """The **Run for** choice (hours; None = until stopped), or the inline error. A picker
-    without the input (opened before lifetimes existed) gets the default: never no end."""
-    policy = services.lifetimes.policy_for(team_id)
-    if value is None:
-        return _Lifetime(policy.default_for(template))
-    try:
-        hours = picker.parse_lifetime_value(value)
-    except ValueError:
-        return "Choose how long it runs from the list."
-    admin = services.is_admin(team_id, user_id)
-    refusal = policy.refusal(hours, admin=admin, admins=services.manage.admins.admins(team_id))
-    if refusal is None and hours not in policy.choices(template, admin=admin):
-        refusal = "Choose how long it runs from the list."  # a forged value
-    return refusal if refusal is not None else _Lifetime(hours)
 
 
 class AckHandoff:
@@ -239,24 +97,6 @@ class AckHandoff:
         with self._lock:
             self._closed = True
             return self._answer
-
-
-def _check_problem(services: Services, sub: Submission) -> tuple[OfferCheck | None, str | None]:
-    """Re-check the offer with Vast.ai: (check, problem), Vast.ai errors turned into a problem."""
-    try:
-        check = services.deploy.recheck(
-            sub.template,
-            sub.offer_id,
-            disk_gb=sub.disk_gb,
-            gpu_name=sub.offer_gpu,
-            max_dph=sub.state.max_dph,
-            shown_dph=sub.shown_dph,
-            shown_disk_gb=sub.state.disk_gb or sub.template.disk_gb,
-            team_id=sub.team_id,
-        )
-    except VastError as error:
-        return None, f"Could not check the offer with Vast.ai: {error.user_message}"
-    return check, check.problem
 
 
 def _show(
@@ -298,110 +138,43 @@ def _answer_repeat(
     _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
 
 
-def handle_submission(
-    services: Services, client: WebClient, sub: Submission, handoff: AckHandoff
-) -> None:
-    """The submission's long work, on the work pool: re-check the offer, then decide it
-    against the budgets and write its row in one locked transaction
-    (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
-    rent (or ask the approvers). When the row cannot be written the user is told that
-    nothing was rented. A submitter who does not belong to the workspace
-    (:mod:`bot.services.membership`) is told so and nothing is checked, written or rented.
-
-    A repeated delivery of the submission (same view id: Slack delivering it twice, Submit
-    pressed again) rents nothing and is answered with what the first one started
-    (:func:`_answer_repeat`): looked up first, again when the offer check fails (a twin
-    delivery may have rented the offer meanwhile), and when the row's unique key finds the
-    twin's row (two deliveries at once)."""
-    refusal = services.membership.refusal(sub.team_id, sub.user_id, sub.user_team, DEPLOY)
-    if refusal is not None:
-        view = deploy_blocks.problem_view(refusal)
-        _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
-        return
-    try:
-        earlier = services.deploy.submitted(sub.view_id)
-        if earlier is not None:
-            _answer_repeat(handoff, client, sub, earlier)
-            return
-        check, problem = _check_problem(services, sub)
-        if problem is not None or check is None or check.offer is None:
-            earlier = services.deploy.submitted(sub.view_id)
-            if earlier is not None:
-                _answer_repeat(handoff, client, sub, earlier)
-                return
-            _refuse(
-                handoff,
-                client,
-                sub,
-                problem or "That GPU offer could not be checked. Pick another one.",
-            )
-            return
-        request = DeployRequest(
-            request_key=sub.view_id,
-            team_id=sub.team_id,
-            enterprise_id=sub.enterprise_id,
-            user_id=sub.user_id,
-            channel_id=sub.channel,
-            template=sub.template,
-            offer=check.offer,
-            disk_gb=sub.disk_gb,
-            lifetime_hours=sub.lifetime_hours,
-            max_dph=services.settings.approval_dph,
-        )
-        admission = services.approvals.admit(request)
-    except Exception:
-        _refuse(handoff, client, sub, SOMETHING_WRONG)
-        raise
-    if admission.kind in ("refused", "unsaved"):
-        _refuse(handoff, client, sub, admission.text or SOMETHING_WRONG)
-        return
-    dep = admission.deployment
-    assert dep is not None  # written: deploy or approval
-    if not admission.created:  # a twin delivery wrote the row first
-        _answer_repeat(handoff, client, sub, dep)
-        return
-    if admission.kind == "approval":
-        reasons = admission.check.reasons if admission.check is not None else ()
-        view = budget_blocks.pending_view(
-            sub.template.name, sub.channel, admission.deciders, reasons
-        )
-        _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
-        held = services.approvals.ask(admission, request)
-        if held.created:
-            services.home.refresh(sub.user_id, sub.team_id)
-        return
-    _show(
-        handoff,
-        client,
-        sub,
-        {"response_action": "clear"},
-        deploy_blocks.done_view(sub.template, sub.channel),
-    )
-    services.deploy.start(dep, request)
-    services.home.refresh(sub.user_id, sub.team_id)  # the new deployment joins Home
-    services.budgets.notify_thresholds(sub.team_id)
-
-
 class DeployViews:
     """The picker's submission: parse, hand over to the work pool, ack within the budget."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        reader: SubmissionReader,
+        deploy: DeployService,
+        approvals: ApprovalService,
+        budgets: BudgetService,
+        home: HomeService,
+        membership: MembershipService,
+        work: WorkPool,
+        approval_dph: float | None,
+    ) -> None:
+        self.reader = reader
+        self.deploy = deploy
+        self.approvals = approvals
+        self.budgets = budgets
+        self.home = home
+        self.membership = membership
+        self.work = work
+        self.approval_dph = approval_dph
 
     def on_deploy_submitted(
         self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
         """Ack with the outcome when the work pool gives it within :data:`ACK_BUDGET_SECONDS`,
         else with a "checking…" view that the job updates."""
-        services = self.services
-        parsed = parse_submission(services, body, view)
+        parsed = self.reader.read(body, view)
         if not isinstance(parsed, Submission):
             ack(**parsed)
             return
         sub = parsed
         handoff = AckHandoff()
         try:
-            services.work.spawn(handle_submission, services, client, sub, handoff)
+            self.work.spawn(self.handle, client, sub, handoff)
         except Busy:
             logger.warning("work pool full: submission %s answered busy", sub.view_id)
             ack(response_action="errors", errors={picker.BLOCK_OFFER: BUSY_TEXT})
@@ -413,3 +186,101 @@ class DeployViews:
             )
         else:
             ack(**answer)
+
+    def handle(self, client: WebClient, sub: Submission, handoff: AckHandoff) -> None:
+        """The submission's long work, on the work pool: re-check the offer, then decide it
+        against the budgets and write its row in one locked transaction
+        (``ApprovalService.admit``), answer (through ``handoff``) only once the row exists, then
+        rent (or ask the approvers). When the row cannot be written the user is told that
+        nothing was rented. A submitter who does not belong to the workspace
+        (:mod:`bot.services.membership`) is told so and nothing is checked, written or rented.
+
+        A repeated delivery of the submission (same view id: Slack delivering it twice, Submit
+        pressed again) rents nothing and is answered with what the first one started
+        (:func:`_answer_repeat`): looked up first, again when the offer check fails (a twin
+        delivery may have rented the offer meanwhile), and when the row's unique key finds the
+        twin's row (two deliveries at once)."""
+        refusal = self.membership.refusal(sub.team_id, sub.user_id, sub.user_team, DEPLOY)
+        if refusal is not None:
+            view = deploy_blocks.problem_view(refusal)
+            _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+            return
+        try:
+            earlier = self.deploy.submitted(sub.view_id)
+            if earlier is not None:
+                _answer_repeat(handoff, client, sub, earlier)
+                return
+            check, problem = self._check_problem(sub)
+            if problem is not None or check is None or check.offer is None:
+                earlier = self.deploy.submitted(sub.view_id)
+                if earlier is not None:
+                    _answer_repeat(handoff, client, sub, earlier)
+                    return
+                _refuse(
+                    handoff,
+                    client,
+                    sub,
+                    problem or "That GPU offer could not be checked. Pick another one.",
+                )
+                return
+            request = DeployRequest(
+                request_key=sub.view_id,
+                team_id=sub.team_id,
+                enterprise_id=sub.enterprise_id,
+                user_id=sub.user_id,
+                channel_id=sub.channel,
+                template=sub.template,
+                offer=check.offer,
+                disk_gb=sub.disk_gb,
+                lifetime_hours=sub.lifetime_hours,
+                max_dph=self.approval_dph,
+            )
+            admission = self.approvals.admit(request)
+        except Exception:
+            _refuse(handoff, client, sub, SOMETHING_WRONG)
+            raise
+        if admission.kind in ("refused", "unsaved"):
+            _refuse(handoff, client, sub, admission.text or SOMETHING_WRONG)
+            return
+        dep = admission.deployment
+        assert dep is not None  # written: deploy or approval
+        if not admission.created:  # a twin delivery wrote the row first
+            _answer_repeat(handoff, client, sub, dep)
+            return
+        if admission.kind == "approval":
+            reasons = admission.check.reasons if admission.check is not None else ()
+            view = budget_blocks.pending_view(
+                sub.template.name, sub.channel, admission.deciders, reasons
+            )
+            _show(handoff, client, sub, {"response_action": "update", "view": view}, view)
+            held = self.approvals.ask(admission, request)
+            if held.created:
+                self.home.refresh(sub.user_id, sub.team_id)
+            return
+        _show(
+            handoff,
+            client,
+            sub,
+            {"response_action": "clear"},
+            deploy_blocks.done_view(sub.template, sub.channel),
+        )
+        self.deploy.start(dep, request)
+        self.home.refresh(sub.user_id, sub.team_id)  # the new deployment joins Home
+        self.budgets.notify_thresholds(sub.team_id)
+
+    def _check_problem(self, sub: Submission) -> tuple[OfferCheck | None, str | None]:
+        """Re-check the offer with Vast.ai: (check, problem); Vast.ai errors become a problem."""
+        try:
+            check = self.deploy.recheck(
+                sub.template,
+                sub.offer_id,
+                disk_gb=sub.disk_gb,
+                gpu_name=sub.offer_gpu,
+                max_dph=sub.state.max_dph,
+                shown_dph=sub.shown_dph,
+                shown_disk_gb=sub.state.disk_gb or sub.template.disk_gb,
+                team_id=sub.team_id,
+            )
+        except VastError as error:
+            return None, f"Could not check the offer with Vast.ai: {error.user_message}"
+        return check, check.problem

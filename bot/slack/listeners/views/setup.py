@@ -17,9 +17,9 @@ from typing import Any
 from slack_bolt import Ack
 from slack_sdk import WebClient
 
-from bot.services.context import Services
-from bot.services.work import BUSY_TEXT, Busy
-from bot.services.workspaces import KEY_UNREACHABLE, CheckedKey, KeyRefused
+from bot.services.membership import MembershipService
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
+from bot.services.workspaces import KEY_UNREACHABLE, CheckedKey, KeyRefused, WorkspaceService
 from bot.slack.blocks import setup as blocks
 from bot.slack.listeners.commands.setup import BLOCK_OF, refusal, setup_form, slack_roles
 from bot.slack.listeners.membership import SETUP, interaction_refusal
@@ -36,23 +36,31 @@ drops an ack later than 3 s, and Bolt and the network need the rest."""
 class SetupViews:
     """The setup modal's submission."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        workspaces: WorkspaceService,
+        membership: MembershipService,
+        work: WorkPool,
+        oauth_mode: bool,
+    ) -> None:
+        self.workspaces = workspaces
+        self.membership = membership
+        self.work = work
+        self.oauth_mode = oauth_mode
 
     def on_setup_submitted(
         self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
     ) -> None:
         """Validate, check a new key with Vast.ai, save all or nothing, ack, confirm by DM."""
-        services = self.services
         deadline = time.monotonic() + ACK_BUDGET_SECONDS
         team, user = _ids(body)
-        workspaces = services.workspaces
-        outsider = interaction_refusal(services, body, SETUP)
+        workspaces = self.workspaces
+        outsider = interaction_refusal(self.membership, body, SETUP)
         if outsider is not None:
             ack(response_action="errors", errors={blocks.BLOCK_ADMINS: outsider})
             return
         if not team or not workspaces.is_admin(team, user, roles=slack_roles(client)):
-            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: refusal(services)})
+            ack(response_action="errors", errors={blocks.BLOCK_ADMINS: refusal(self.oauth_mode)})
             return
         values = blocks.setup_values(view)
         changes = {name: values[name] for name in BLOCK_OF if name in values}
@@ -63,7 +71,7 @@ class SetupViews:
         key = (values.get("key") or "").strip()
         checked: CheckedKey | None = None
         if key:
-            result = _check_key(services, team, key, deadline)
+            result = _check_key(self.work, workspaces, team, key, deadline)
             if isinstance(result, str):
                 errors[blocks.BLOCK_KEY] = result[:2000]
             else:
@@ -88,12 +96,14 @@ def _ids(body: dict[str, Any]) -> tuple[str, str]:
     return team_of(body) or "", str((body.get("user") or {}).get("id") or "")
 
 
-def _check_key(services: Services, team: str, key: str, deadline: float) -> CheckedKey | str:
+def _check_key(
+    work: WorkPool, workspaces: WorkspaceService, team: str, key: str, deadline: float
+) -> CheckedKey | str:
     """The checked key, or the sentence for the key field. The check (network) runs on the
     work pool; this waits until ``deadline`` (``time.monotonic()``) at most, and a late answer
     is dropped (nothing is saved for it)."""
     try:
-        future = services.work.submit(services.workspaces.check_vast_key, team, key)
+        future = work.submit(workspaces.check_vast_key, team, key)
     except Busy:
         return BUSY_TEXT
     try:

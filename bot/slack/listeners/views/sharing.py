@@ -14,9 +14,9 @@ from typing import Any
 
 from slack_bolt import Ack
 
-from bot.services.context import Services
-from bot.services.sharing import ShareResult
-from bot.services.work import Busy
+from bot.services.membership import MembershipService
+from bot.services.sharing import ShareResult, SharingService
+from bot.services.work import Busy, WorkPool
 from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.common import notice_modal
 from bot.slack.listeners.membership import MANAGE, interaction_refusal
@@ -33,13 +33,19 @@ FORM_TEXT = (
 class SharingViews:
     """The Share modal's submission."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        sharing: SharingService,
+        membership: MembershipService,
+        work: WorkPool,
+    ) -> None:
+        self.sharing = sharing
+        self.membership = membership
+        self.work = work
 
     def on_share_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Save who may use the deployment; answer in the modal, announce on the pool."""
-        services = self.services
-        outsider = interaction_refusal(services, body, MANAGE)
+        outsider = interaction_refusal(self.membership, body, MANAGE)
         if outsider is not None:
             ack(response_action="errors", errors={blocks.BLOCK_SHARE_USERS: outsider})
             return
@@ -52,7 +58,7 @@ class SharingViews:
             )
             return
         user = str((body.get("user") or {}).get("id") or "")
-        result = services.sharing.submit(
+        result = self.sharing.submit(
             meta.deployment_id, user, chosen, meta.previous, team_id=team_of(body)
         )
         if result.field_error is not None:
@@ -65,16 +71,16 @@ class SharingViews:
             )
             return
         ack(response_action="update", view=blocks.share_done_view(result.message))
-        _announce(services, result)
+        _announce(self.sharing, self.work, result)
 
 
-def _announce(services: Services, result: ShareResult) -> None:
+def _announce(sharing: SharingService, work: WorkPool, result: ShareResult) -> None:
     """Tell the thread and the people concerned on the work pool (here when it is full: the
     modal was answered already, and the change is saved)."""
     if not result.changed:
         return
     try:
-        services.work.spawn(services.sharing.announce, result)
+        work.spawn(sharing.announce, result)
     except Busy:
         logger.warning("work pool full: a share is announced on the listener's thread")
-        services.sharing.announce(result)
+        sharing.announce(result)

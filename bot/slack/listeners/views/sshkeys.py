@@ -13,8 +13,8 @@ from typing import Any
 
 from slack_bolt import Ack
 
-from bot.services.context import Services
-from bot.services.sshkeys import KeyAct
+from bot.services.membership import MembershipService
+from bot.services.sshkeys import KeyAct, SshKeyService
 from bot.slack.blocks import sshkeys as blocks
 from bot.slack.blocks.common import notice_modal
 from bot.slack.listeners.commands.sshkeys import (
@@ -31,16 +31,16 @@ from bot.slack.listeners.membership import interaction_refusal
 class SshKeyViews:
     """The SSH keys modal's submission."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, ssh_keys: SshKeyService, membership: MembershipService) -> None:
+        self.ssh_keys = ssh_keys
+        self.membership = membership
 
     def on_key_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Add the pasted public key; the modal shows the list, or the refusal on the box."""
-        services = self.services
         team, user = ids_of(body)
         block_id, text = blocks.read_submission(view)
         revision, deployment_id = blocks.read_metadata(view)
-        outsider = interaction_refusal(services, body, KEYS)
+        outsider = interaction_refusal(self.membership, body, KEYS)
         if outsider is not None:
             if block_id is not None:
                 ack(response_action="errors", errors={block_id: outsider})
@@ -49,14 +49,14 @@ class SshKeyViews:
             return
         if block_id is None:  # a form without the box (forged or from an older bot)
             notice = f"⚠️ {NO_FIELD}"
-            ack(response_action="update", view=keys_view(services, team, user, notice=notice))
+            ack(response_action="update", view=keys_view(self.ssh_keys, team, user, notice=notice))
             return
-        outcome = services.ssh_keys.add(team, user, text or "")
+        outcome = self.ssh_keys.add(team, user, text or "")
         if outcome.act in (KeyAct.ADDED, KeyAct.ALREADY):
             ack(
                 response_action="update",
                 view=keys_view(
-                    services,
+                    self.ssh_keys,
                     team,
                     user,
                     notice=outcome_notice(outcome),
