@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from slack_sdk import WebClient
+
+from bot.services.approvals import ApprovalService
 from bot.services.home import HomeService
 from bot.services.membership import MembershipService
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import templates as template_blocks
+from bot.slack.listeners.actions.approvals import ApprovalActions
 from bot.slack.listeners.actions.templates import TemplateActions
 from bot.slack.listeners.commands.templates import TemplateLists
 from bot.slack.listeners.events import HomeEvents
@@ -77,3 +82,32 @@ def test_the_installed_workspace_is_remembered_before_every_listener() -> None:
     proceed = Calls()
     middleware.remember_installed_team(context=context, next=proceed)
     assert home.teams == ["T1"] and len(proceed.calls) == 1
+
+
+class FakeMessages:
+    def __init__(self) -> None:
+        self.dms: list[tuple[str, str, str | None]] = []
+
+    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> None:
+        self.dms.append((user_id, text, team_id))
+
+
+class FullPool:
+    def spawn(self, *args: Any, **kwargs: Any) -> None:
+        raise Busy()
+
+
+def test_an_approval_clicked_while_the_pool_is_full_is_answered_busy_by_dm() -> None:
+    """No response_url (a click in the App Home): the clicker is told by DM, nothing decided."""
+    messages = FakeMessages()
+    actions = ApprovalActions(
+        cast(ApprovalService, object()),
+        cast(MembershipService, FakeMembership()),
+        messages,
+        cast(WorkPool, FullPool()),
+    )
+    ack = Calls()
+    body = {"user": {"id": "U1", "team_id": "T1"}, "team": {"id": "T1"}}
+    actions.on_approve(ack=ack, body=body, action={"value": "42"}, client=cast(WebClient, None))
+    assert len(ack.calls) == 1
+    assert messages.dms == [("U1", BUSY_TEXT, "T1")]
