@@ -322,9 +322,9 @@ def test_a_store_that_cannot_be_read_keeps_the_mark_for_later(
         result = WorkspaceNotifiers(bot.clients).send(TEAM_A, "chat.update", {})
         assert (result.outcome, result.error) == (UNAVAILABLE, TOKEN_UNAVAILABLE)
         outcomes: list[Delivery] = []
-        bot.slack.messages.queue_status(dep, None, on_done=outcomes.append)
+        bot.messages.queue_status(dep, None, on_done=outcomes.append)
         bot.sync.changed(dep)
-        assert not bot.slack.messages.flush(1)  # the queue waits to try again
+        assert not bot.messages.flush(1)  # the queue waits to try again
         assert fake_slack.calls == []
         assert outcomes == []
         assert storage.get_deployment(session_factory, dep.id).message_stale_since is not None  # type: ignore[union-attr]
@@ -452,8 +452,8 @@ def test_an_org_wide_install_serves_its_workspaces(
     )
     try:
         bot.sync.changed(dep_c)
-        assert bot.slack.messages.flush(5)
-        assert bot.slack.messages.dm(ALICE, "in A", team_id=TEAM_A)
+        assert bot.messages.flush(5)
+        assert bot.messages.dm(ALICE, "in A", team_id=TEAM_A)
         assert bot.clients.client_for(TEAM_B, ORG) is not None  # any workspace of the org
         assert bot.clients.client_for(TEAM_B) is None  # not in the org, not installed
         assert tokens(fake_slack, "chat.update") == [TOKEN_ORG]
@@ -478,10 +478,10 @@ def test_single_workspace_mode_sends_everything_with_the_one_token(
         assert bot.clients.client_for(None) is bot.base
         assert bot.clients.client_for(TEAM_B) is bot.base
         bot.sync.changed(dep)
-        assert bot.slack.messages.dm(ALICE, "no team named")
-        assert bot.slack.messages.publish_home(ALICE, home(None))
-        assert bot.slack.messages.flush(5)
-        assert bot.slack.messages.team_id() is not None
+        assert bot.messages.dm(ALICE, "no team named")
+        assert bot.messages.publish_home(ALICE, home(None))
+        assert bot.messages.flush(5)
+        assert bot.messages.team_id() is not None
         assert {token_of(c) for c in fake_slack.calls} == {"xoxb-test-token"}
         assert {c.method for c in fake_slack.calls} >= {
             "chat.update",
