@@ -2,9 +2,9 @@
 :class:`bot.services.approvals.ApprovalService`).
 
 * **Approve** (``approval_approve``, value = deployment id): on the work pool
-  (``services.work``; "busy — try again in a minute" when it is full), the service claims
-  the decision and rents; the clicker gets an ephemeral answer (or a DM where there is no
-  response_url).
+  (:class:`bot.services.work.WorkPool`; "busy — try again in a minute" when it is full), the
+  service claims the decision and rents; the clicker gets an ephemeral answer (or a DM where
+  there is no response_url).
 * **Deny** (``approval_deny``): checked first (a non-approver, or a request already decided,
   gets an ephemeral answer and no modal), then ``views.open`` with the reason modal; its
   submission (``approval_deny_modal``, :mod:`bot.slack.listeners.views.approvals`) denies.

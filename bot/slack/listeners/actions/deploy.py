@@ -1,9 +1,9 @@
 """Block actions of the Deploy button and the GPU offer picker (thin: parse, ack, hand over).
 
 Deploy → ``views.open`` at once with the trigger_id (it expires after 3 s) showing a
-"searching" modal → the search and the render run on the work pool (``services.work``, off
-Bolt's listener threads) → ``views.update`` with live offers. Reference:
-docs/SLACK_API.md §1.4, §1.5.
+"searching" modal → the search and the render (:class:`PickerSearch`) run on the work pool
+(:class:`bot.services.work.WorkPool`, off Bolt's listener threads) → ``views.update`` with live
+offers. Reference: docs/SLACK_API.md §1.4, §1.5.
 Deploy pressed inside a modal (no response_url) that cannot push the picker, or whose
 template is gone, turns that modal into a notice (:func:`bot.slack.listeners.replies.tell_user`).
 """
