@@ -42,7 +42,7 @@ from bot.slack.listeners.actions.sshkeys import SshKeyActions
 from bot.slack.listeners.actions.templates import TemplateActions
 from bot.slack.listeners.commands import CommandHandlers
 from bot.slack.listeners.commands.manage import deployment_lists
-from bot.slack.listeners.commands.templates import TemplateLists, TemplatesCommand
+from bot.slack.listeners.commands.templates import TemplateLists, build_templates_command
 from bot.slack.listeners.events import EventHandlers, HomeEvents, InstallEvents
 from bot.slack.listeners.middleware import InstalledTeam, Middleware, OrgWorkspaces
 from bot.slack.listeners.shortcuts import ShortcutHandlers
@@ -71,8 +71,7 @@ class Handlers:
 def build_handlers(services: Services, app: App) -> Handlers:
     """The listener objects, each given the collaborators it uses out of ``services``; OAuth
     mode's (uninstalls, org workspaces) only when ``app`` has an installation store and
-    ``services.installs`` is set. ``TemplatesCommand`` still takes the whole container: its
-    sub-commands are functions ``(services, ack, command, ...)`` that read a dozen services."""
+    ``services.installs`` is set."""
     lists = TemplateLists(services.catalog)
     store = app.installation_store
     installs = services.installs if store is not None else None
@@ -92,7 +91,7 @@ def build_handlers(services: Services, app: App) -> Handlers:
             installed_team=None if services.settings.oauth_mode else InstalledTeam(services.home),
             org_workspaces=OrgWorkspaces(installs) if installs is not None else None,
         ),
-        commands=CommandHandlers(templates=TemplatesCommand(services, lists)),
+        commands=CommandHandlers(templates=build_templates_command(services, lists)),
         actions=ActionHandlers(
             templates=TemplateActions(services.catalog, lists),
             deploy=DeployActions(

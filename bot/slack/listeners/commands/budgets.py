@@ -30,10 +30,11 @@ from bot.services.budgets import (
     BudgetService,
     parse_budget_amount,
 )
-from bot.services.context import Services
 from bot.services.listings import ListingService
+from bot.services.membership import MembershipService
 from bot.slack.blocks import budgets as blocks
 from bot.slack.listeners.membership import BUDGETS, command_refusal
+from bot.slack.listeners.replies import DirectMessages
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>")
 _WORKSPACE_WORDS = {"workspace", "team", "everyone"}
@@ -54,46 +55,6 @@ def refusal_text(manage: ManageService, team_id: str, what: str) -> str:
         f":lock: Only bot admins can {what}, and none are configured (an operator sets them "
         "with `BOT_ADMINS`)."
     )
-
-
-def budget_command(
-    services: Services, ack: Ack, command: dict[str, Any], client: WebClient, args: str
-) -> None:
-    """``/templates budget [target amount]``."""
-    user = str(command.get("user_id") or "")
-    team = str(command.get("team_id") or "")
-    outsider = command_refusal(services.membership, command, BUDGETS)
-    if outsider is not None:
-        ack(response_type="ephemeral", text=outsider)
-        return
-    if not services.is_admin(team, user):
-        ack(response_type="ephemeral", text=refusal_text(services.manage, team, "change budgets"))
-        return
-    if not args.strip():
-        ack()
-        try:
-            client.views_open(
-                trigger_id=str(command.get("trigger_id")), view=budget_form(services.budgets, team)
-            )
-        except SlackApiError as error:
-            services.messages.dm(
-                user,
-                f"Slack did not open the budgets form ({error.response.get('error')}): run "
-                "`/templates budget` again.",
-                team_id=team,
-            )
-        return
-    parts = args.split()
-    subject = _subject(parts[0])
-    if subject is None or len(parts) != 2:
-        ack(response_type="ephemeral", text=USAGE)
-        return
-    try:
-        value = parse_budget_amount(parts[1])
-    except BudgetInputError as error:
-        ack(response_type="ephemeral", text=f":x: {error} {USAGE}")
-        return
-    ack(response_type="ephemeral", text=services.budgets.set(team, subject, value, user))
 
 
 def _subject(word: str) -> str | None:
@@ -137,18 +98,72 @@ def audit_payload(listings: ListingService, team_id: str, page: int) -> dict[str
     return blocks.audit_message(entries, page=page, has_more=more)
 
 
-def audit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
-    """``/templates audit``."""
-    user = str(command.get("user_id") or "")
-    team = str(command.get("team_id") or "")
-    outsider = command_refusal(services.membership, command, BUDGETS)
-    if outsider is not None:
-        ack(response_type="ephemeral", text=outsider)
-        return
-    if not services.is_admin(team, user):
-        ack(
-            response_type="ephemeral",
-            text=refusal_text(services.manage, team, "read the audit log"),
-        )
-        return
-    ack(response_type="ephemeral", **audit_payload(services.listings, team, 0))
+class BudgetCommands:
+    """``/templates budget [target amount]`` and ``/templates audit`` (bot admins only)."""
+
+    def __init__(
+        self,
+        budgets: BudgetService,
+        listings: ListingService,
+        manage: ManageService,
+        membership: MembershipService,
+        messages: DirectMessages,
+    ) -> None:
+        self.budgets = budgets
+        self.listings = listings
+        self.manage = manage
+        self.membership = membership
+        self.messages = messages
+
+    def budget(self, ack: Ack, command: dict[str, Any], client: WebClient, args: str) -> None:
+        """``/templates budget [target amount]``."""
+        user = str(command.get("user_id") or "")
+        team = str(command.get("team_id") or "")
+        outsider = command_refusal(self.membership, command, BUDGETS)
+        if outsider is not None:
+            ack(response_type="ephemeral", text=outsider)
+            return
+        if not self.manage.is_admin(team, user):
+            ack(response_type="ephemeral", text=refusal_text(self.manage, team, "change budgets"))
+            return
+        if not args.strip():
+            ack()
+            try:
+                client.views_open(
+                    trigger_id=str(command.get("trigger_id")), view=budget_form(self.budgets, team)
+                )
+            except SlackApiError as error:
+                self.messages.dm(
+                    user,
+                    f"Slack did not open the budgets form ({error.response.get('error')}): run "
+                    "`/templates budget` again.",
+                    team_id=team,
+                )
+            return
+        parts = args.split()
+        subject = _subject(parts[0])
+        if subject is None or len(parts) != 2:
+            ack(response_type="ephemeral", text=USAGE)
+            return
+        try:
+            value = parse_budget_amount(parts[1])
+        except BudgetInputError as error:
+            ack(response_type="ephemeral", text=f":x: {error} {USAGE}")
+            return
+        ack(response_type="ephemeral", text=self.budgets.set(team, subject, value, user))
+
+    def audit(self, ack: Ack, command: dict[str, Any]) -> None:
+        """``/templates audit``."""
+        user = str(command.get("user_id") or "")
+        team = str(command.get("team_id") or "")
+        outsider = command_refusal(self.membership, command, BUDGETS)
+        if outsider is not None:
+            ack(response_type="ephemeral", text=outsider)
+            return
+        if not self.manage.is_admin(team, user):
+            ack(
+                response_type="ephemeral",
+                text=refusal_text(self.manage, team, "read the audit log"),
+            )
+            return
+        ack(response_type="ephemeral", **audit_payload(self.listings, team, 0))

@@ -24,11 +24,16 @@ from slack_bolt import Ack
 from slack_sdk.webhook import WebhookClient
 
 from bot.services import actions
+from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
+from bot.services.budgets import BudgetService
 from bot.services.context import Services
+from bot.services.cost_export import CostExportService
+from bot.services.credit import CreditService
 from bot.services.listings import ListingService
+from bot.services.membership import MembershipService
 from bot.services.ports import UnmanagedInstance
-from bot.services.work import BUSY_TEXT, Busy
+from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import manage as blocks
 from bot.slack.listeners.membership import LOOK, command_refusal
 
@@ -86,65 +91,6 @@ class DeploymentLists:
         )
 
 
-def deployment_lists(services: Services) -> DeploymentLists:
-    """The :class:`DeploymentLists` of ``services``."""
-    return DeploymentLists(services.listings, services.manage, services.settings.on_expiry)
-
-
-def costs_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
-    """The ``/templates costs`` message for ``user_id``."""
-    report = services.listings.month_report(team_id, datetime.now(UTC))
-    budgets = services.budgets.all_lines(team_id)
-    mine = next((line for line in budgets if line.subject == user_id), None)
-    if mine is None:  # the viewer's own budget, even before they spend anything
-        mine = services.budgets.lines(team_id, user_id)[0]
-        if mine.budget is not None:
-            budgets.insert(1, mine)
-    return blocks.costs_message(report, viewer=user_id, budgets=budgets)
-
-
-def credit_payload(services: Services, team_id: str, user_id: str) -> dict[str, Any]:
-    """The ``/templates credit`` answer: the balance of the workspace's Vast.ai account and
-    its burn rate for the workspace's bot admins; for anyone else, who can see it."""
-    if not services.is_admin(team_id, user_id):
-        return blocks.credit_refusal_message(services.manage.admins.admins(team_id))
-    report = services.credit.report(team_id)
-    if report.error is not None:
-        return blocks.text_message(f":x: Could not read the Vast.ai balance: {report.error}")
-    return blocks.credit_message(
-        report.credit,
-        burn_dph=report.burn_dph,
-        live=report.billing,
-        simulated=services.accounts.for_team(team_id).simulated,
-    )
-
-
-def _answer_soon(
-    services: Services,
-    ack: Ack,
-    command: dict[str, Any],
-    compute: Callable[[], dict[str, Any]],
-    waiting: str,
-) -> None:
-    """Ack with ``compute()``'s answer when the work pool gives it within
-    :data:`SLOW_ACK_BUDGET`, else ack with ``waiting`` and send the answer to the command's
-    response_url when it comes (the listener does not wait for it). A full pool is answered
-    "busy — try again in a minute" at once."""
-    try:
-        future = services.work.submit(compute)
-    except Busy:
-        ack(response_type="ephemeral", text=BUSY_TEXT)
-        return
-    try:
-        payload = future.result(timeout=SLOW_ACK_BUDGET)
-    except FutureTimeout:
-        ack(response_type="ephemeral", text=waiting)
-        url = command.get("response_url")
-        future.add_done_callback(lambda done: _send_later(done, str(url) if url else None))
-        return
-    ack(response_type="ephemeral", **payload)
-
-
 def _send_later(done: Future[dict[str, Any]], url: str | None) -> None:
     """Send a slow answer to the response_url (a failed computation is logged)."""
     try:
@@ -156,63 +102,9 @@ def _send_later(done: Future[dict[str, Any]], url: str | None) -> None:
         WebhookClient(url).send(response_type="ephemeral", **payload)
 
 
-def listing_command(services: Services, kind: str, ack: Ack, command: dict[str, Any]) -> None:
-    """``/templates mine`` / ``/templates running``."""
-    refusal = command_refusal(services.membership, command, LOOK)
-    if refusal is not None:
-        ack(response_type="ephemeral", text=refusal)
-        return
-    ack(
-        response_type="ephemeral",
-        **deployment_lists(services).payload(
-            kind,
-            team_id=str(command.get("team_id") or ""),
-            user_id=str(command.get("user_id") or ""),
-            team_domain=command.get("team_domain") or None,
-        ),
-    )
-
-
-def costs_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
-    """``/templates costs``."""
-    refusal = command_refusal(services.membership, command, LOOK)
-    if refusal is not None:
-        ack(response_type="ephemeral", text=refusal)
-        return
-    team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
-    _answer_soon(
-        services,
-        ack,
-        command,
-        lambda: costs_payload(services, team, user),
-        ":hourglass: Adding up this month's costs…",
-    )
-
-
-def costs_export_command(
-    services: Services, ack: Ack, command: dict[str, Any], month_text: str
-) -> None:
-    """``/templates costs export [YYYY-MM]`` (bot admins): the month's CSV in their DM."""
-    refusal = command_refusal(services.membership, command, LOOK)
-    if refusal is not None:
-        ack(response_type="ephemeral", text=refusal)
-        return
-    team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
-    exporter = services.cost_export
-    if exporter is None:
-        ack(response_type="ephemeral", text=":x: The cost export is not available here.")
-        return
-    if not services.is_admin(team, user):
-        admins = services.manage.admins.admins(team)
-        ack(response_type="ephemeral", **blocks.text_message(export_refusal(admins)))
-        return
-    _answer_soon(
-        services,
-        ack,
-        command,
-        lambda: blocks.text_message(exporter.export(team, user, month_text)),
-        ":hourglass: Adding up the month's costs; the CSV comes in your DM…",
-    )
+def deployment_lists(services: Services) -> DeploymentLists:
+    """The :class:`DeploymentLists` of ``services``."""
+    return DeploymentLists(services.listings, services.manage, services.settings.on_expiry)
 
 
 def export_refusal(admins: Iterable[str]) -> str:
@@ -229,20 +121,151 @@ def export_refusal(admins: Iterable[str]) -> str:
     )
 
 
-def credit_command(services: Services, ack: Ack, command: dict[str, Any]) -> None:
-    """``/templates credit`` (no Vast.ai call for a refusal)."""
-    refusal = command_refusal(services.membership, command, LOOK)
-    if refusal is not None:
-        ack(response_type="ephemeral", text=refusal)
-        return
-    team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
-    if not services.is_admin(team, user):
-        ack(response_type="ephemeral", **credit_payload(services, team, user))
-        return
-    _answer_soon(
-        services,
-        ack,
-        command,
-        lambda: credit_payload(services, team, user),
-        ":hourglass: Asking Vast.ai for the balance…",
-    )
+class DeploymentCommands:
+    """``/templates mine|running|costs|credit`` and ``costs export [YYYY-MM]``: each method
+    acks with an ephemeral answer within Slack's 3 s (``costs``, ``credit`` and the export wait
+    at most :data:`SLOW_ACK_BUDGET` for the work pool, then answer through the response_url).
+    ``cost_export``: None where the export is not offered."""
+
+    def __init__(
+        self,
+        *,
+        lists: DeploymentLists,
+        listings: ListingService,
+        budgets: BudgetService,
+        credit: CreditService,
+        accounts: VastAccounts,
+        manage: ManageService,
+        membership: MembershipService,
+        work: WorkPool,
+        cost_export: CostExportService | None = None,
+    ) -> None:
+        self.lists = lists
+        self.listings = listings
+        self.budgets = budgets
+        self.credit_service = credit
+        self.accounts = accounts
+        self.manage = manage
+        self.membership = membership
+        self.work = work
+        self.cost_export = cost_export
+
+    def listing(self, kind: str, ack: Ack, command: dict[str, Any]) -> None:
+        """``/templates mine`` / ``/templates running``."""
+        refusal = command_refusal(self.membership, command, LOOK)
+        if refusal is not None:
+            ack(response_type="ephemeral", text=refusal)
+            return
+        ack(
+            response_type="ephemeral",
+            **self.lists.payload(
+                kind,
+                team_id=str(command.get("team_id") or ""),
+                user_id=str(command.get("user_id") or ""),
+                team_domain=command.get("team_domain") or None,
+            ),
+        )
+
+    def costs(self, ack: Ack, command: dict[str, Any]) -> None:
+        """``/templates costs``."""
+        refusal = command_refusal(self.membership, command, LOOK)
+        if refusal is not None:
+            ack(response_type="ephemeral", text=refusal)
+            return
+        team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+        self._answer_soon(
+            ack,
+            command,
+            lambda: self.costs_payload(team, user),
+            ":hourglass: Adding up this month's costs…",
+        )
+
+    def costs_export(self, ack: Ack, command: dict[str, Any], month_text: str) -> None:
+        """``/templates costs export [YYYY-MM]`` (bot admins): the month's CSV in their DM."""
+        refusal = command_refusal(self.membership, command, LOOK)
+        if refusal is not None:
+            ack(response_type="ephemeral", text=refusal)
+            return
+        team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+        exporter = self.cost_export
+        if exporter is None:
+            ack(response_type="ephemeral", text=":x: The cost export is not available here.")
+            return
+        if not self.manage.is_admin(team, user):
+            admins = self.manage.admins.admins(team)
+            ack(response_type="ephemeral", **blocks.text_message(export_refusal(admins)))
+            return
+        self._answer_soon(
+            ack,
+            command,
+            lambda: blocks.text_message(exporter.export(team, user, month_text)),
+            ":hourglass: Adding up the month's costs; the CSV comes in your DM…",
+        )
+
+    def credit(self, ack: Ack, command: dict[str, Any]) -> None:
+        """``/templates credit`` (no Vast.ai call for a refusal)."""
+        refusal = command_refusal(self.membership, command, LOOK)
+        if refusal is not None:
+            ack(response_type="ephemeral", text=refusal)
+            return
+        team, user = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+        if not self.manage.is_admin(team, user):
+            ack(response_type="ephemeral", **self.credit_payload(team, user))
+            return
+        self._answer_soon(
+            ack,
+            command,
+            lambda: self.credit_payload(team, user),
+            ":hourglass: Asking Vast.ai for the balance…",
+        )
+
+    def costs_payload(self, team_id: str, user_id: str) -> dict[str, Any]:
+        """The ``/templates costs`` message for ``user_id``."""
+        report = self.listings.month_report(team_id, datetime.now(UTC))
+        budgets = self.budgets.all_lines(team_id)
+        mine = next((line for line in budgets if line.subject == user_id), None)
+        if mine is None:  # the viewer's own budget, even before they spend anything
+            mine = self.budgets.lines(team_id, user_id)[0]
+            if mine.budget is not None:
+                budgets.insert(1, mine)
+        return blocks.costs_message(report, viewer=user_id, budgets=budgets)
+
+    def credit_payload(self, team_id: str, user_id: str) -> dict[str, Any]:
+        """The ``/templates credit`` answer: the balance of the workspace's Vast.ai account and
+        its burn rate for the workspace's bot admins; for anyone else, who can see it."""
+        if not self.manage.is_admin(team_id, user_id):
+            return blocks.credit_refusal_message(self.manage.admins.admins(team_id))
+        report = self.credit_service.report(team_id)
+        if report.error is not None:
+            return blocks.text_message(f":x: Could not read the Vast.ai balance: {report.error}")
+        return blocks.credit_message(
+            report.credit,
+            burn_dph=report.burn_dph,
+            live=report.billing,
+            simulated=self.accounts.for_team(team_id).simulated,
+        )
+
+    def _answer_soon(
+        self,
+        ack: Ack,
+        command: dict[str, Any],
+        compute: Callable[[], dict[str, Any]],
+        waiting: str,
+    ) -> None:
+        """Ack with ``compute()``'s answer when the work pool gives it within
+        :data:`SLOW_ACK_BUDGET`, else ack with ``waiting`` and send the answer to the command's
+        response_url when it comes (the listener does not wait for it). A full pool is answered
+        "busy — try again in a minute" at once."""
+        try:
+            future = self.work.submit(compute)
+        except Busy:
+            ack(response_type="ephemeral", text=BUSY_TEXT)
+            return
+        try:
+            payload = future.result(timeout=SLOW_ACK_BUDGET)
+        except FutureTimeout:
+            ack(response_type="ephemeral", text=waiting)
+            url = command.get("response_url")
+            future.add_done_callback(lambda done: _send_later(done, str(url) if url else None))
+            return
+        ack(response_type="ephemeral", **payload)

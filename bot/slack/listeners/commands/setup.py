@@ -23,7 +23,7 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.services.context import Services
+from bot.services.membership import MembershipService
 from bot.services.workspaces import (
     ADMINS,
     APPROVAL_DPH,
@@ -33,6 +33,7 @@ from bot.services.workspaces import (
     MAX_LIFETIME,
     RoleReader,
     SlackRole,
+    WorkspaceService,
     WorkspaceSettings,
 )
 from bot.slack.blocks import setup as blocks
@@ -124,32 +125,41 @@ def setup_form(settings: WorkspaceSettings) -> blocks.SetupForm:
     )
 
 
-def setup_command(
-    services: Services, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
-) -> None:
-    """``/templates setup``: ack, then the modal for an admin, else an ephemeral refusal."""
-    ack()
-    user = str(command.get("user_id") or "")
-    team = str(command.get("team_id") or "")
-    outsider = command_refusal(services.membership, command, SETUP)
-    if outsider is not None:
-        respond(response_type="ephemeral", replace_original=False, text=outsider)
-        return
-    workspaces = services.workspaces
-    if not workspaces.is_admin(team, user, roles=slack_roles(client)):
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text=refusal(services.settings.oauth_mode),
-        )
-        return
-    view = blocks.setup_view(setup_form(workspaces.settings_for(team)))
-    try:
-        client.views_open(trigger_id=str(command.get("trigger_id")), view=view)
-    except SlackApiError as error:
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text=f"Slack did not open the setup form ({error.response.get('error')}): run "
-            "`/templates setup` again.",
-        )
+class SetupCommand:
+    """``/templates setup``: ack, then the setup modal for a workspace admin, else an ephemeral
+    refusal. ``oauth_mode``: whether Slack's own admins count as workspace admins."""
+
+    def __init__(
+        self, workspaces: WorkspaceService, membership: MembershipService, oauth_mode: bool
+    ) -> None:
+        self.workspaces = workspaces
+        self.membership = membership
+        self.oauth_mode = oauth_mode
+
+    def setup(self, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        """``/templates setup``: ack, then the modal for an admin, else an ephemeral refusal."""
+        ack()
+        user = str(command.get("user_id") or "")
+        team = str(command.get("team_id") or "")
+        outsider = command_refusal(self.membership, command, SETUP)
+        if outsider is not None:
+            respond(response_type="ephemeral", replace_original=False, text=outsider)
+            return
+        workspaces = self.workspaces
+        if not workspaces.is_admin(team, user, roles=slack_roles(client)):
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=refusal(self.oauth_mode),
+            )
+            return
+        view = blocks.setup_view(setup_form(workspaces.settings_for(team)))
+        try:
+            client.views_open(trigger_id=str(command.get("trigger_id")), view=view)
+        except SlackApiError as error:
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=f"Slack did not open the setup form ({error.response.get('error')}): run "
+                "`/templates setup` again.",
+            )

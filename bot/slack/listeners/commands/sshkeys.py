@@ -26,7 +26,7 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.services.context import Services
+from bot.services.membership import MembershipService
 from bot.services.sshkeys import KeyOutcome, SshKeyService
 from bot.slack.blocks import sshkeys as blocks
 from bot.slack.listeners.membership import command_refusal
@@ -84,36 +84,43 @@ def outcome_notice(outcome: KeyOutcome) -> str:
     return f"✅ {outcome.message}" if outcome.ok else f"⚠️ {outcome.message}"
 
 
-def ssh_key_command(
-    services: Services,
-    ack: Ack,
-    command: dict[str, Any],
-    client: WebClient,
-    respond: Respond,
-    rest: str,
-) -> None:
-    """``/templates ssh-key [key]``: ack, then the modal (with the outcome of adding ``rest``
-    when given); an outsider gets an ephemeral refusal, a modal Slack refused an ephemeral
-    "try again"."""
-    ack()
-    team = str(command.get("team_id") or "")
-    user = str(command.get("user_id") or "")
-    outsider = command_refusal(services.membership, command, KEYS)
-    if outsider is not None:
-        respond(response_type="ephemeral", replace_original=False, text=outsider)
-        return
-    notice = None
-    if rest.strip():
-        notice = outcome_notice(services.ssh_keys.add(team, user, rest))
-    view = keys_view(services.ssh_keys, team, user, notice=notice, revision=1 if notice else 0)
-    try:
-        client.views_open(trigger_id=str(command.get("trigger_id")), view=view)
-    except (SlackApiError, SlackClientError, OSError) as error:
-        code = error.response.get("error") if isinstance(error, SlackApiError) else None
-        logger.info("ssh keys modal not opened: %s", code or type(error).__name__)
-        text = NOT_OPENED.format(error=code or "no answer")
-        respond(
-            response_type="ephemeral",
-            replace_original=False,
-            text=f"{notice}\n{text}" if notice else text,
-        )
+class SshKeyCommand:
+    """``/templates ssh-key [key]``."""
+
+    def __init__(self, ssh_keys: SshKeyService, membership: MembershipService) -> None:
+        self.ssh_keys = ssh_keys
+        self.membership = membership
+
+    def ssh_key(
+        self,
+        ack: Ack,
+        command: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+        rest: str,
+    ) -> None:
+        """``/templates ssh-key [key]``: ack, then the modal (with the outcome of adding ``rest``
+        when given); an outsider gets an ephemeral refusal, a modal Slack refused an ephemeral
+        "try again"."""
+        ack()
+        team = str(command.get("team_id") or "")
+        user = str(command.get("user_id") or "")
+        outsider = command_refusal(self.membership, command, KEYS)
+        if outsider is not None:
+            respond(response_type="ephemeral", replace_original=False, text=outsider)
+            return
+        notice = None
+        if rest.strip():
+            notice = outcome_notice(self.ssh_keys.add(team, user, rest))
+        view = keys_view(self.ssh_keys, team, user, notice=notice, revision=1 if notice else 0)
+        try:
+            client.views_open(trigger_id=str(command.get("trigger_id")), view=view)
+        except (SlackApiError, SlackClientError, OSError) as error:
+            code = error.response.get("error") if isinstance(error, SlackApiError) else None
+            logger.info("ssh keys modal not opened: %s", code or type(error).__name__)
+            text = NOT_OPENED.format(error=code or "no answer")
+            respond(
+                response_type="ephemeral",
+                replace_original=False,
+                text=f"{notice}\n{text}" if notice else text,
+            )

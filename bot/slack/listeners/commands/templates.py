@@ -36,19 +36,9 @@ Subcommand = Callable[[Ack, dict[str, Any]], None]
 
 
 def subcommands(services: Services) -> dict[str, Subcommand]:
-    """The table of ``/templates <word>`` sub-commands (the whole text is the word)."""
-
-    def help_(ack: Ack, command: dict[str, Any]) -> None:
-        ack(response_type="ephemeral", **blocks.help_message(len(services.catalog)))
-
-    return {
-        "help": help_,
-        LIST_MINE: functools.partial(manage.listing_command, services, LIST_MINE),
-        LIST_RUNNING: functools.partial(manage.listing_command, services, LIST_RUNNING),
-        "costs": functools.partial(manage.costs_command, services),
-        "credit": functools.partial(manage.credit_command, services),
-        "audit": functools.partial(budgets.audit_command, services),
-    }
+    """The table of ``/templates <word>`` sub-commands (the whole text is the word) of the
+    command built on ``services``."""
+    return build_templates_command(services, TemplateLists(services.catalog)).table
 
 
 def list_payload(catalog: Catalog, text: str, page: int = 0) -> dict[str, Any]:
@@ -83,19 +73,43 @@ class TemplateLists:
 
 
 class TemplatesCommand:
-    """``/templates``: the sub-commands of :func:`subcommands`, ``costs export``, ``budget``,
-    ``setup`` and ``ssh-key``, else a catalog search."""
+    """``/templates``: the one-word sub-commands of :attr:`table` (``help``, ``mine``,
+    ``running``, ``costs``, ``credit``, ``audit``), ``costs export``, ``budget``, ``setup`` and
+    ``ssh-key``, else a catalog search (:class:`TemplateLists`)."""
 
-    def __init__(self, services: Services, lists: TemplateLists) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        lists: TemplateLists,
+        deployments: manage.DeploymentCommands,
+        budgets: budgets.BudgetCommands,
+        setup: setup.SetupCommand,
+        ssh_keys: sshkeys.SshKeyCommand,
+    ) -> None:
+        self.catalog = catalog
         self.lists = lists
-        self.table = subcommands(services)
+        self.deployments = deployments
+        self.budgets = budgets
+        self.setup = setup
+        self.ssh_keys = ssh_keys
+        self.table: dict[str, Subcommand] = {
+            "help": self.help,
+            LIST_MINE: functools.partial(deployments.listing, LIST_MINE),
+            LIST_RUNNING: functools.partial(deployments.listing, LIST_RUNNING),
+            "costs": deployments.costs,
+            "credit": deployments.credit,
+            "audit": budgets.audit,
+        }
+
+    def help(self, ack: Ack, command: dict[str, Any]) -> None:
+        """``/templates help``."""
+        ack(response_type="ephemeral", **blocks.help_message(len(self.catalog)))
 
     def on_templates(
         self, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         """Route ``/templates <text>`` to its sub-command; any other text is a search."""
-        services = self.services
         text = str(command.get("text") or "")
         handler = self.table.get(" ".join(text.lower().split()))
         if handler is not None:
@@ -104,22 +118,45 @@ class TemplatesCommand:
         first, _, rest = text.strip().partition(" ")
         words = rest.split(None, 1)
         if first.lower() == "costs" and words and words[0].lower() == "export":
-            manage.costs_export_command(services, ack, command, words[1] if len(words) > 1 else "")
+            self.deployments.costs_export(ack, command, words[1] if len(words) > 1 else "")
             return
         if first.lower() == "budget":
-            budgets.budget_command(services, ack, command, client, rest)
+            self.budgets.budget(ack, command, client, rest)
             return
         if first.lower() == "setup" and not rest.strip():
-            setup.setup_command(services, ack, command, client, respond)
+            self.setup.setup(ack, command, client, respond)
             return
         words = text.split(None, 1)
         if words and words[0].lower() in sshkeys.WORDS:
-            sshkeys.ssh_key_command(
-                services, ack, command, client, respond, words[1] if len(words) > 1 else ""
-            )
+            self.ssh_keys.ssh_key(ack, command, client, respond, words[1] if len(words) > 1 else "")
             return
         warning = sshkeys.private_key_reply(text)
         if warning is not None:
             ack(response_type="ephemeral", text=warning)
             return
         ack(response_type="ephemeral", **self.lists.get(text, 0))
+
+
+def build_templates_command(services: Services, lists: TemplateLists) -> TemplatesCommand:
+    """``/templates`` and its sub-commands, each given what it uses out of ``services``."""
+    membership = services.membership
+    return TemplatesCommand(
+        catalog=services.catalog,
+        lists=lists,
+        deployments=manage.DeploymentCommands(
+            lists=manage.deployment_lists(services),
+            listings=services.listings,
+            budgets=services.budgets,
+            credit=services.credit,
+            accounts=services.accounts,
+            manage=services.manage,
+            membership=membership,
+            work=services.work,
+            cost_export=services.cost_export,
+        ),
+        budgets=budgets.BudgetCommands(
+            services.budgets, services.listings, services.manage, membership, services.messages
+        ),
+        setup=setup.SetupCommand(services.workspaces, membership, services.settings.oauth_mode),
+        ssh_keys=sshkeys.SshKeyCommand(services.ssh_keys, membership),
+    )
