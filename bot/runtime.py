@@ -56,7 +56,7 @@ from bot.services.workspaces import (
 from bot.slack.app import OAUTH_STATE_SECONDS, create_app, make_web_client
 from bot.slack.clients import WorkspaceClients, WorkspaceNotifiers
 from bot.slack.installation_cache import CachedInstallationStore
-from bot.slack.listeners.setup import roles_by_workspace
+from bot.slack.listeners.commands.setup import roles_by_workspace
 from bot.slack.members import member_lookup
 from bot.slack.messages import SlackMessages
 from bot.slack.notifier import Notifier

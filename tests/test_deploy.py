@@ -18,7 +18,7 @@ from bot.services.deploy import label_for
 from bot.services.offers import find_offers
 from bot.simulator import Fault
 from bot.slack.blocks.picker import offer_label, offer_value
-from bot.slack.listeners import submit
+from bot.slack.listeners.views import deploy as submit
 from catalog import RankedOffer
 from tests.blockkit import texts
 from tests.fixtures.slack import ALICE, CHANNEL, BotHarness

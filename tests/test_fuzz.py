@@ -56,7 +56,7 @@ from bot.simulator import VastSimulator
 from bot.simulator.instances import SimInstance
 from bot.slack import blocks as blocks_package
 from bot.slack import limits as slack_limits
-from bot.slack.listeners.templates import subcommands
+from bot.slack.listeners.commands.templates import subcommands
 from storage import DeploymentStatus
 from tests import fuzz_strategies as fs
 from tests.conftest import settings_env_names
@@ -651,7 +651,7 @@ def action_payloads(bot: FuzzBot) -> st.SearchStrategy[dict[str, Any]]:
     """block_actions payloads for the app's action ids (see :func:`fs.block_actions`)."""
     slugs = tuple(bot.services.catalog.slugs)
     return fs.block_actions(
-        action_ids=Listeners.ids(bot.slack.listeners.actions),
+        action_ids=Listeners.ids(bot.listeners.actions),
         pairs=INPUT_IDS,
         users=USERS,
         team=TEAM_ID,
@@ -667,7 +667,7 @@ def submission_payloads(bot: FuzzBot) -> st.SearchStrategy[dict[str, Any]]:
     a near-valid picker submission among them (:func:`fs.deploy_state`)."""
     slugs = tuple(bot.services.catalog.slugs)
     return fs.view_submission(
-        callback_ids=Listeners.ids(bot.slack.listeners.views),
+        callback_ids=Listeners.ids(bot.listeners.views),
         pairs=INPUT_IDS,
         users=USERS,
         team=TEAM_ID,

@@ -646,7 +646,7 @@ def test_credit_warning_for_the_picker(bot: BotHarness) -> None:
 def test_slow_credit_acks_first_and_answers_later(
     bot_factory: BotFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.slack.listeners import manage as listeners
+    from bot.slack.listeners.commands import manage as listeners
 
     monkeypatch.setattr(listeners, "SLOW_ACK_BUDGET", 0.1)
     bot = bot_factory(bot_admins=ADMIN)

@@ -309,7 +309,7 @@ def test_a_submission_whose_listener_fails_is_answered_with_a_reference_not_500(
 def test_a_command_whose_listener_fails_is_answered_with_a_reference_not_500(
     bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.slack.listeners import templates
+    from bot.slack.listeners.commands import templates
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug")

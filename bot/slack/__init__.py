@@ -5,8 +5,10 @@ Map (one deployment's messages pass through these in this order):
 * :mod:`bot.slack.server` — HTTP mode (waitress) or Socket Mode, plus ``/healthz`` and
   ``/metrics``; :mod:`bot.slack.ingress` — size, signature, then parsing, before Bolt.
 * :mod:`bot.slack.app` — the Bolt ``App`` factory: the payload gate, then every listener.
-* :mod:`bot.slack.listeners` — thin listeners (parse, ack, hand over to a service), one module
-  per feature; :mod:`bot.slack.listeners.gate` and ``models`` refuse malformed payloads first.
+* :mod:`bot.slack.listeners` — thin listeners (parse, ack, hand over to a service), laid out by
+  Slack surface: ``commands``, ``actions``, ``views``, ``events``, ``shortcuts`` (each listener
+  a method of a small class, each surface one ``register`` table);
+  :mod:`bot.slack.listeners.gate` and ``models`` refuse malformed payloads first.
 * :mod:`bot.slack.blocks` — pure Block Kit builders: data in, ``dict``s out.
 * :mod:`bot.slack.messages` — the services' messages port, implemented: each message rendered
   once by the builders and sent through :mod:`bot.slack.notifier`, which turns every Slack

@@ -29,22 +29,9 @@ from bot.logs import ContextExecutor
 from bot.metrics import BotMetrics, SlackRequestCounter
 from bot.services.context import Services
 from bot.slack import limits as slack_limits
+from bot.slack import listeners
 from bot.slack.blocks.common import notice_modal
 from bot.slack.blocks.picker import CALLBACK_DEPLOY
-from bot.slack.listeners import (
-    approvals,
-    budgets,
-    deploy,
-    home,
-    install,
-    manage,
-    membership,
-    setup,
-    sharing,
-    sshkeys,
-    submit,
-    templates,
-)
 from bot.slack.listeners.gate import PayloadGate, gate_origins
 from bot.slack.notifier import copy_client
 
@@ -302,20 +289,5 @@ def create_app(
     )
     app.error(_error_handler)
     app.use(_check_listener_client)
-    # membership first: its middleware runs before every listener.
-    for listeners in (
-        membership,
-        templates,
-        deploy,
-        submit,
-        manage,
-        sharing,
-        home,
-        approvals,
-        budgets,
-        install,
-        setup,
-        sshkeys,
-    ):
-        listeners.register(app, services)
+    listeners.register(app, listeners.build_handlers(services, app))
     return app

@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 #: ``action_id`` of **Add an SSH key** in the ready DM of a person with no SSH key on file; its
-#: value is the deployment id. ``bot.slack.listeners.sshkeys`` opens the key modal for it.
+#: value is the deployment id. ``bot.slack.listeners.actions.sshkeys`` opens the key modal for it.
 ACTION_SSH_KEY_OPEN = ACTION_OPEN
 #: Web ports given a port-forward each in the ready DM (one section each); the rest are named.
 MAX_FORWARDS = 10

@@ -17,14 +17,13 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from bot.services.context import Services
 from bot.slack.blocks import deploy as deploy_blocks
 from bot.slack.listeners.payloads import team_of
 from catalog import Template
@@ -106,8 +105,16 @@ class ViewVersions:
             return self._views.get(view_id, (0, None))[1]
 
 
+class DirectMessages(Protocol):
+    """What the listeners need of the messages port to reach a person privately: a DM
+    (:meth:`bot.slack.messages.SlackMessages.dm`)."""
+
+    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> Any:
+        """Send ``text`` to ``user_id`` by DM in workspace ``team_id``."""
+
+
 def tell_user(
-    services: Services,
+    messages: DirectMessages,
     client: WebClient,
     body: dict[str, Any],
     text: str,
@@ -135,4 +142,4 @@ def tell_user(
             return
     user = str((body.get("user") or {}).get("id") or "")
     if user:
-        services.messages.dm(user, text, team_id=team_of(body))
+        messages.dm(user, text, team_id=team_of(body))
