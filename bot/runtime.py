@@ -217,7 +217,7 @@ def build_services(
 
     OAuth mode (``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET``): slack_sdk's installation
     store on the bot's database with its tokens encrypted (:class:`bot.slack.token_store.
-    SealedInstallationStore`) and its answers kept briefly in memory (:class:`bot.
+    SealedInstallationStore`) and its answers kept briefly in memory (:class:`bot.slack.
     installation_cache.CachedInstallationStore`: every lookup first reads the store version,
     which every install, rotation and uninstall bumps; returned third, for Bolt's OAuth flow;
     None in single-workspace mode), messages sent with each workspace's bot token, and each

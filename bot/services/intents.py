@@ -262,7 +262,7 @@ def confirm_withdrawn(
 
 def called_off_late(dep: DeploymentRecord) -> bool:
     """Whether ``dep``'s intent is one a click may call off while its request is on the wire
-    (a rule's stop or destroy: :func:`storage.withdraw_automatic`)."""
+    (a rule's stop or destroy: :func:`storage.intents.withdraw_automatic`)."""
     return dep.desired_actor == storage.SYSTEM_ACTOR and dep.desired_state in (
         storage.STOPPED,
         storage.DESTROYED,

@@ -1,8 +1,8 @@
 """Slash commands. The app has one, ``/templates`` (the manifests' ``features.slash_commands``):
 :class:`bot.slack.listeners.commands.templates.TemplatesCommand` routes its text to a
 sub-command, one module per feature (``manage``, ``budgets``, ``setup``, ``sshkeys``), each a
-function ``(services, ack, command, ...)`` a test can call. :func:`register` is the table from
-command to method.
+class built with the services it uses, whose methods a test can call with fakes.
+:func:`register` is the table from command to method.
 
 A command is acked within 3 s (https://api.slack.com/interactivity/slash-commands#responding_basic_receipt);
 a slow answer acks first and follows through the ``response_url``.

@@ -4,11 +4,12 @@
 ``/templates`` followed by one word of :func:`subcommands` (``help``, ``mine``, ``running``,
 ``costs``, ``credit``, ``audit``) answers that sub-command; ``costs export [YYYY-MM]`` sends a
 bot admin the month's costs as a CSV
-(:func:`bot.slack.listeners.commands.manage.costs_export_command`); ``budget`` takes arguments
-(:func:`bot.slack.listeners.commands.budgets.budget_command`); ``setup`` opens the workspace
-setup modal for its admins (:func:`bot.slack.listeners.commands.setup.setup_command`);
-``ssh-key`` opens the person's SSH keys modal
-(:func:`bot.slack.listeners.commands.sshkeys.ssh_key_command`); any other text is a catalog
+(:meth:`bot.slack.listeners.commands.manage.DeploymentCommands.costs_export`); ``budget`` takes
+arguments (:meth:`bot.slack.listeners.commands.budgets.BudgetCommands.budget`); ``setup`` opens
+the workspace setup modal for its admins
+(:meth:`bot.slack.listeners.commands.setup.SetupCommand.setup`); ``ssh-key`` opens the person's
+SSH keys modal (:meth:`bot.slack.listeners.commands.sshkeys.SshKeyCommand.ssh_key`); any other
+text is a catalog
 filter. A text that holds a private key is answered with a warning to treat it as leaked, and
 nothing else (no search echoes it).
 """
