@@ -1,7 +1,8 @@
 """The ``database_url`` fixture hands each test a database at head with no rows, although the
 migrations run once per session (a copied SQLite template, a reused PostgreSQL schema): what one
-test writes or changes never reaches the next. The rounds run in order in one process, so the
-later rounds get what the earlier ones left behind."""
+test writes or changes never reaches the next. The PostgreSQL schemas are lent and given back
+here by hand, as the fixture does between two tests (pytest-xdist may run two tests in a row in
+different processes, so the reuse is checked within one test)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,9 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 import storage
-from storage import repo
 from storage.db import SessionFactory
-
-
-def _new_deployment(session_factory: SessionFactory, key: str) -> int:
-    record, created = repo.create_deployment(
-        session_factory,
-        request_key=key,
-        team_id="T0GPU0001",
-        user_id="U0ALICE01",
-        channel_id="C0DEPLOYS1",
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=4242,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24.0,
-        dph_total=0.5,
-        disk_gb=60.0,
-    )
-    assert created
-    return record.id
+from tests.factories import new_deployment
+from tests.fixtures.storage import TEST_DATABASE_URL, MigratedSchemas
 
 
 def _row_counts(engine: Engine) -> dict[str, int]:
@@ -42,30 +24,70 @@ def _row_counts(engine: Engine) -> dict[str, int]:
         }
 
 
-@pytest.mark.parametrize("round_", [1, 2, 3])
-def test_each_test_starts_at_head_with_no_rows_and_ids_from_one(
-    engine: Engine, session_factory: SessionFactory, round_: int
+def _write_two(session_factory: SessionFactory) -> list[int]:
+    return [new_deployment(session_factory).id for _ in range(2)]
+
+
+def test_a_test_starts_at_head_with_no_rows_and_ids_from_one(
+    engine: Engine, session_factory: SessionFactory
 ) -> None:
     assert storage.current_revision(engine) == storage.head_revision() is not None
     counts = _row_counts(engine)
     assert counts and set(counts.values()) == {0}, counts
-    # Ids start at 1 as after a fresh migration (PostgreSQL's sequences are restarted).
-    assert _new_deployment(session_factory, f"round-{round_}-a") == 1
-    assert _new_deployment(session_factory, f"round-{round_}-b") == 2
-    if round_ == 2:
-        # A test that changes the schema's shape: the next test must not see the column.
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE deployments ADD COLUMN left_by_a_test INTEGER"))
-    columns = {column["name"] for column in inspect(engine).get_columns("deployments")}
-    assert ("left_by_a_test" in columns) is (round_ == 2)
+    assert _write_two(session_factory) == [1, 2]
 
 
-@pytest.mark.parametrize("round_", [1, 2])
-def test_the_empty_database_has_no_tables(empty_database_url: str, round_: int) -> None:
+def _check_fresh(url: str) -> list[int]:
+    """Assert the schema at ``url`` is at head with no rows; write two rows; return their ids."""
+    engine = storage.make_engine(url)
+    try:
+        assert storage.current_revision(engine) == storage.head_revision()
+        counts = _row_counts(engine)
+        assert counts and set(counts.values()) == {0}, counts
+        return _write_two(storage.make_session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="TEST_DATABASE_URL is not set (PostgreSQL)")
+def test_a_schema_given_back_is_emptied_and_one_whose_shape_changed_is_replaced(
+    _postgres_migrated: MigratedSchemas,
+) -> None:
+    schemas = _postgres_migrated
+    first = schemas.take()
+    assert _check_fresh(schemas.url(first)) == [1, 2]
+    # A test that leaves a connection open in a transaction: the schema is emptied all the same.
+    leftover_engine = storage.make_engine(schemas.url(first))
+    leftover = leftover_engine.connect()
+    leftover.execute(text("SELECT count(*) FROM deployments"))
+    schemas.give_back(first)
+    leftover.invalidate()  # its server process was ended
+    leftover_engine.dispose()
+
+    again = schemas.take()
+    assert again == first  # reused, not migrated again
+    assert _check_fresh(schemas.url(again)) == [1, 2]  # no rows, sequences restarted
+    engine = storage.make_engine(schemas.url(again))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE deployments ADD COLUMN left_by_a_test INTEGER"))
+    engine.dispose()
+    schemas.give_back(again)
+
+    replaced = schemas.take()
+    try:
+        assert replaced != first  # the changed schema was dropped
+        engine = storage.make_engine(schemas.url(replaced))
+        columns = {column["name"] for column in inspect(engine).get_columns("deployments")}
+        engine.dispose()
+        assert "left_by_a_test" not in columns
+        assert _check_fresh(schemas.url(replaced)) == [1, 2]
+    finally:
+        schemas.give_back(replaced)
+
+
+def test_the_empty_database_has_no_tables(empty_database_url: str) -> None:
     engine = storage.make_engine(empty_database_url)
     try:
         assert inspect(engine).get_table_names() == []
-        if round_ == 1:
-            storage.migrate(engine)
     finally:
         engine.dispose()
