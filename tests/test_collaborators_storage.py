@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import storage
 from storage import DeploymentRecord, DeploymentStatus, repo
 from storage import collaborators as collab
+from tests.factories import new_deployment
 
 SF = sessionmaker[Session]
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -22,26 +23,7 @@ OWNER, BOB, CAROL = "U0OWNER01", "U0BOB0002", "U0CAROL03"
 def _new(
     sf: SF, key: str, *, team: str = "T1", user: str = OWNER, **extra: Any
 ) -> DeploymentRecord:
-    record, created = repo.create_deployment(
-        sf,
-        request_key=key,
-        team_id=team,
-        user_id=user,
-        channel_id="C1",
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24.0,
-        dph_total=0.4,
-        disk_gb=16.0,
-        simulated=True,
-        now=T0,
-        **extra,
-    )
-    assert created
-    return record
+    return new_deployment(sf, key=key, team_id=team, user_id=user, channel_id="C1", now=T0, **extra)
 
 
 def _ready(sf: SF, dep: DeploymentRecord) -> None:

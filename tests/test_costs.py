@@ -11,6 +11,7 @@ import pytest
 import storage
 from bot import pricing as costs
 from storage import DeploymentRecord, DeploymentStatus, EventRecord, SessionFactory
+from tests.factories import new_deployment
 
 _keys = itertools.count(1)
 
@@ -29,20 +30,13 @@ def make(
     disk: float = 60,
 ) -> DeploymentRecord:
     """A deployment created at ``created`` that moves through ``steps`` [(status, at), ...]."""
-    dep, _ = storage.create_deployment(
+    dep = new_deployment(
         sf,
-        request_key=f"cost-{next(_keys)}",
-        team_id="T0GPU0001",
+        key=f"cost-{next(_keys)}",
         user_id=user,
-        channel_id="C0DEPLOYS1",
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24,
         dph_total=dph,
         disk_gb=disk,
+        simulated=False,
         now=created,
     )
     status = "creating"

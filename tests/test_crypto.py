@@ -57,6 +57,8 @@ def test_wrong_key_or_altered_token_raises_without_key_material() -> None:
         "x" * 44,  # right length, not base64 of 32 bytes
         "ключ" * 11,  # not ASCII
     ],
+    # Fixed ids: KEY_A is random, and pytest-xdist's workers must collect the same names.
+    ids=["empty", "not-a-fernet-key", "too-short", "not-base64", "not-ascii"],
 )
 def test_a_key_that_is_not_a_fernet_key_is_refused(key: str) -> None:
     with pytest.raises(EncryptionKeyError) as refused:

@@ -29,6 +29,7 @@ from bot.simulator import Fault, VastSimulator
 from bot.slack.messages import SlackMessages
 from bot.vast import VastClient
 from catalog import load_catalog
+from tests.factories import new_deployment
 from tests.fixtures.slack import ALICE, CHANNEL, BotFactory, BotHarness, MovableClock
 from tests.test_deploy import pick_offer, settled, submitted_view
 
@@ -93,20 +94,14 @@ def make_service(sf: sessionmaker[Session], vast: VastClient) -> DeployService:
 def new_row(
     sf: sessionmaker[Session], key: str, *, minutes_ago: float = 10.0, status: str | None = None
 ) -> storage.DeploymentRecord:
-    dep, _ = storage.create_deployment(
+    dep = new_deployment(
         sf,
-        request_key=key,
+        key=key,
         team_id=TEAM_ID,
         user_id=ALICE,
         channel_id=CHANNEL,
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24.0,
-        dph_total=0.4,
         disk_gb=20,
+        simulated=False,
         now=storage.utcnow() - timedelta(minutes=minutes_ago),
     )
     if status == "failed":

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from storage import DeploymentStatus
+from tests.factories import new_deployment
 
 T = TypeVar("T")
 NOW = storage.utcnow()
@@ -20,20 +21,12 @@ READY = (DeploymentStatus.READY,)
 
 
 def ready_row(sf: sessionmaker[Session], instance_id: int = 4242) -> int:
-    dep, _ = storage.create_deployment(
+    dep = new_deployment(
         sf,
-        request_key=uuid.uuid4().hex,
         team_id="T1",
         user_id="U1",
         channel_id="C1",
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24,
-        dph_total=0.4,
-        disk_gb=16,
+        simulated=False,
         now=NOW - timedelta(hours=1),
     )
     storage.set_instance(sf, dep.id, instance_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from bot.simulator.faults import Fault
 from bot.vast.errors import classify
 from storage import DeploymentRecord
 from tests.blockkit import buttons, texts
+from tests.factories import new_deployment
 from tests.fixtures.slack import (
     ALICE,
     BOB,
@@ -54,24 +54,18 @@ def make_deployment(
     now = storage.utcnow()
     created = now - timedelta(hours=ready_hours, minutes=10)
     instance_id = bot.vast.create_instance_directly(disk_gb=disk, label="test")
-    dep, _ = storage.create_deployment(
+    dep = new_deployment(
         sf,
-        request_key=uuid.uuid4().hex,
         team_id=TEAM_ID,
         user_id=user,
         channel_id=CHANNEL,
         template_slug=template[0],
         template_name=template[1],
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24,
         dph_total=dph,
         disk_gb=disk,
-        simulated=True,
         now=created,
+        instance_id=instance_id,
     )
-    storage.set_instance(sf, dep.id, instance_id, now=created)
     path = {
         "creating": [],
         "provisioning": ["provisioning"],

@@ -158,8 +158,8 @@ def _event_columns(engine: Engine) -> set[str]:
     return {c["name"] for c in inspect(engine).get_columns("deployment_events")}
 
 
-def test_0003_fills_from_and_to_status_from_the_detail_text(database_url: str) -> None:
-    engine = storage.make_engine(database_url)
+def test_0003_fills_from_and_to_status_from_the_detail_text(empty_database_url: str) -> None:
+    engine = storage.make_engine(empty_database_url)
     try:
         _upgrade(engine, BEFORE_EVENT_COLUMNS)
         assert storage.current_revision(engine) == BEFORE_EVENT_COLUMNS
@@ -229,8 +229,8 @@ def test_0003_fills_from_and_to_status_from_the_detail_text(database_url: str) -
         engine.dispose()
 
 
-def test_0003_downgrade_drops_the_columns_and_keeps_the_events(database_url: str) -> None:
-    engine = storage.make_engine(database_url)
+def test_0003_downgrade_drops_the_columns_and_keeps_the_events(empty_database_url: str) -> None:
+    engine = storage.make_engine(empty_database_url)
     try:
         _upgrade(engine, BEFORE_EVENT_COLUMNS)
         dep_id, inserted = _fill_at_0002(engine)
@@ -255,12 +255,12 @@ BEFORE_LIFETIMES = "0003_event_status_columns"
 
 
 def test_0004_leaves_existing_deployments_without_an_end_and_downgrades_keeping_events(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """Deployments from before lifetimes keep running as before (no end time, nothing due), and
     dropping the columns again (a plain ALTER, not SQLite's copy-and-drop of the table) keeps
     every event: ON DELETE CASCADE would otherwise take them with the old table."""
-    engine = storage.make_engine(database_url)
+    engine = storage.make_engine(empty_database_url)
     try:
         _upgrade(engine, BEFORE_EVENT_COLUMNS)
         dep_id, inserted = _fill_at_0002(engine)
@@ -285,11 +285,11 @@ BEFORE_STALE_MARK = "0005_budgets"
 
 
 def test_0006_adds_message_stale_since_unset_and_downgrades_keeping_events(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """Existing deployments start with an up-to-date message (no mark); the mark can be set,
     listed and cleared at head; dropping the column again keeps every event (plain ALTER)."""
-    engine = storage.make_engine(database_url)
+    engine = storage.make_engine(empty_database_url)
     try:
         _upgrade(engine, BEFORE_EVENT_COLUMNS)
         dep_id, inserted = _fill_at_0002(engine)
@@ -325,12 +325,12 @@ _OAUTH_TABLES = ("slack_installations", "slack_bots", "slack_oauth_states")
 
 
 def test_0007_makes_a_workspace_of_each_team_and_downgrades_keeping_events(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """Each team that made deployments becomes one ``workspaces`` row (not installed by OAuth,
     no key, no settings); deployments get no Enterprise Grid id; down removes the table, the
     column and slack_sdk's tables and keeps every event; up again does the same conversion."""
-    engine = storage.make_engine(database_url)
+    engine = storage.make_engine(empty_database_url)
     try:
         _upgrade(engine, BEFORE_EVENT_COLUMNS)
         dep_id, inserted = _fill_at_0002(engine)
@@ -559,10 +559,10 @@ def _bot_row(token: str) -> dict[str, Any]:
     }
 
 
-def test_0009_makes_slacks_token_columns_text_for_encrypted_tokens(database_url: str) -> None:
+def test_0009_makes_slacks_token_columns_text_for_encrypted_tokens(empty_database_url: str) -> None:
     """An encrypted rotating token (~300 characters) fits after 0009 (PostgreSQL refuses it in
     VARCHAR(200)); the rows are kept both ways; down gives VARCHAR(200) back."""
-    engine = storage.make_engine(database_url)
+    engine = storage.make_engine(empty_database_url)
     bots = sa.table(
         "slack_bots",
         *(sa.column(c) for c in _bot_row("x")),

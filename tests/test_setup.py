@@ -20,6 +20,7 @@ from bot.playground.slack_api import TEAM_ID, Call
 from bot.services.workspaces import KEY_UNREACHABLE, SettingsError, SlackRole
 from bot.simulator import Fault, VastSimulator
 from bot.slack.blocks import setup as blocks
+from tests.factories import new_deployment
 from tests.fixtures.slack import ALICE, FAST_TIMELINE, BotFactory, BotHarness
 from tests.test_deploy import wait_until
 
@@ -149,23 +150,18 @@ def confirmation(bot: BotHarness, text: str) -> Call:
 
 def live_real_deployment(bot: BotHarness) -> storage.DeploymentRecord:
     """A live deployment on real Vast.ai (not simulated) in the workspace."""
-    dep, _ = storage.create_deployment(
+    return new_deployment(
         bot.services.session_factory,
-        request_key="setup-test-live",
+        key="setup-test-live",
         team_id=TEAM_ID,
         user_id=ALICE,
         channel_id="C0DEPLOYS1",
         template_slug="jupyter",
         template_name="Jupyter",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24,
         dph_total=0.5,
         disk_gb=20,
         simulated=False,
     )
-    return dep
 
 
 # -- who may ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from bot.slack.blocks.status import deployment_buttons, status_message
 from storage import DeploymentRecord, SessionFactory, repo
 from storage import collaborators as collab
 from tests.blockkit import buttons, texts
+from tests.factories import new_deployment
 
 TEAM, OTHER_TEAM = "T0GPU0001", "T0OTHER01"
 OWNER, BOB, CAROL, DAVE, ADMIN = "U0OWNER01", "U0BOB0002", "U0CAROL03", "U0DAVE004", "U0ADMIN01"
@@ -132,36 +133,18 @@ def world(session_factory: SessionFactory) -> World:
 
 
 def make(sf: SessionFactory, status: str = "ready", *, key: str = "k1") -> DeploymentRecord:
-    dep, _ = repo.create_deployment(
+    return new_deployment(
         sf,
-        request_key=key,
+        status=status,
+        key=key,
         team_id=TEAM,
         user_id=OWNER,
         channel_id="C1",
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24.0,
-        dph_total=0.4,
-        disk_gb=16.0,
-        simulated=True,
         web_password="s3cret",
         now=T0,
+        instance_id=4242,
+        message="1.000100",
     )
-    repo.set_instance(sf, dep.id, 4242, now=T0)
-    path = {"provisioning": ["provisioning"], "ready": ["provisioning", "ready"]}.get(status, [])
-    if status == "destroyed":
-        path = ["provisioning", "ready", "destroyed"]
-    current = "creating"
-    for step in path:
-        assert repo.update_status(sf, dep.id, expected_status=current, new_status=step, now=T0)
-        current = step
-    repo.set_message(sf, dep.id, "C1", "1.000100")
-    fresh = repo.get_deployment(sf, dep.id)
-    assert fresh is not None
-    return fresh
 
 
 def events(sf: SessionFactory, dep: DeploymentRecord, action: str) -> list[tuple[str, str | None]]:

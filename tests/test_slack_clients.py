@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from bot.slack.messages import SlackMessages
 from bot.slack.notifier import NOT_INSTALLED, REFUSED, TOKEN_UNAVAILABLE, UNAVAILABLE, Notifier
 from bot.slack.outbox import Outbox
 from storage import DeploymentRecord, SessionFactory
+from tests.factories import new_deployment
 
 TEAM_A, TEAM_B, TEAM_C = "T0AAAAAA1", "T0BBBBBB2", "T0CCCCCC3"
 ORG = "E0ORG0001"
@@ -86,23 +86,7 @@ def uninstall(store: SQLAlchemyInstallationStore, team_id: str) -> None:
 def make_dep(sf: SessionFactory, team_id: str, *, user: str = ALICE) -> DeploymentRecord:
     """A ready deployment of ``team_id`` with a status message in CHANNEL."""
     now = storage.utcnow() - timedelta(minutes=10)
-    dep, _ = storage.create_deployment(
-        sf,
-        request_key=uuid.uuid4().hex,
-        team_id=team_id,
-        user_id=user,
-        channel_id=CHANNEL,
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
-        offer_id=1,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24,
-        dph_total=0.4,
-        disk_gb=16,
-        simulated=True,
-        now=now,
-    )
+    dep = new_deployment(sf, team_id=team_id, user_id=user, channel_id=CHANNEL, now=now)
     storage.set_instance(sf, dep.id, 1000 + dep.id, now=now)
     for old, new in (("creating", "provisioning"), ("provisioning", "ready")):
         assert storage.update_status(sf, dep.id, expected_status=old, new_status=new, now=now)

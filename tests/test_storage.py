@@ -75,13 +75,13 @@ def _race(n: int, fn: Callable[[int], T]) -> list[T]:
 # --- engine and migrations ---------------------------------------------------------------
 
 
-def test_migrate_from_empty_is_idempotent(database_url: str) -> None:
-    engine = storage.make_engine(database_url)
+def test_migrate_from_empty_is_idempotent(empty_database_url: str) -> None:
+    engine = storage.make_engine(empty_database_url)
     try:
         assert storage.current_revision(engine) is None
         storage.migrate(engine)
         storage.migrate(engine)
-        storage.migrate(database_url)  # the URL form opens and disposes its own engine
+        storage.migrate(empty_database_url)  # the URL form opens and disposes its own engine
         assert storage.current_revision(engine) == storage.head_revision() is not None
         tables = set(inspect(engine).get_table_names())
         assert {"deployments", "deployment_events", "leases", "alembic_version"} <= tables
@@ -95,11 +95,11 @@ def test_models_match_migrations(engine: Engine) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_concurrent_migrate_from_two_processes(database_url: str) -> None:
+def test_concurrent_migrate_from_two_processes(empty_database_url: str) -> None:
     code = "import sys, storage; storage.migrate(sys.argv[1])"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, database_url],
+            [sys.executable, "-c", code, empty_database_url],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -110,7 +110,7 @@ def test_concurrent_migrate_from_two_processes(database_url: str) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-    engine = storage.make_engine(database_url)
+    engine = storage.make_engine(empty_database_url)
     try:
         assert storage.current_revision(engine) == storage.head_revision()
     finally:

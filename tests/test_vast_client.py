@@ -24,6 +24,7 @@ from bot.vast import (
     VastError,
     port_env,
 )
+from bot.vast.pacing import NO_PACING
 from tests.fixtures.vast import VAST_TEST_API_KEY
 
 CREATE = "/api/v0/asks/"
@@ -185,7 +186,13 @@ def test_list_with_no_instances_is_one_request(
 
 
 def mock_client(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> VastClient:
-    options: dict[str, Any] = {"backoff_initial": 0.001, "backoff_max": 0.002}
+    # No pacing: the spacing of requests per endpoint is tests/test_vast_pacing.py's subject;
+    # here it only made consecutive calls wait (seconds per test).
+    options: dict[str, Any] = {
+        "backoff_initial": 0.001,
+        "backoff_max": 0.002,
+        "min_intervals": NO_PACING,
+    }
     options.update(kwargs)
     return VastClient("http://vast.test", "k", transport=httpx.MockTransport(handler), **options)
 
@@ -439,7 +446,12 @@ def test_unreachable_server() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with VastClient(
-        f"http://127.0.0.1:{port}", "k", timeout=1, backoff_initial=0.001, backoff_max=0.002
+        f"http://127.0.0.1:{port}",
+        "k",
+        timeout=1,
+        backoff_initial=0.001,
+        backoff_max=0.002,
+        min_intervals=NO_PACING,
     ) as client:
         with pytest.raises(Unreachable) as info:
             client.get_credit()

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 import storage
 from storage import DeploymentStatus, SessionFactory
+from tests.factories import new_deployment
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 TEAM_A, TEAM_B = "T0AAAAAAA", "T0BBBBBBB"
@@ -23,24 +24,16 @@ ADMIN = "U0ADMIN01"
 def _deploy(
     sf: SessionFactory, key: str, team_id: str, *, simulated: bool = False, status: str = ""
 ) -> int:
-    dep, created = storage.create_deployment(
+    dep = new_deployment(
         sf,
-        request_key=key,
+        key=key,
         team_id=team_id,
-        user_id="U0ALICE01",
-        channel_id="C0DEPLOYS1",
-        template_slug="jupyter-lab",
-        template_name="JupyterLab",
         offer_id=4242,
-        gpu_name="RTX 4090",
-        num_gpus=1,
-        gpu_ram_gb=24.0,
         dph_total=0.5,
         disk_gb=60.0,
         simulated=simulated,
         now=T0,
     )
-    assert created
     if status:
         assert storage.update_status(
             sf,
