@@ -4,6 +4,7 @@ real storage layer, every time is explicit."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -253,6 +254,38 @@ def test_hours_left() -> None:
     assert costs.hours_left(10.0, 2.5) == 4.0
     assert costs.hours_left(-3.0, 1.0) == 0.0
     assert costs.hours_left(10.0, 0.0) is None
+
+
+def test_committed_runs_to_the_end_or_the_months_end_whichever_comes_first(
+    session_factory: SessionFactory,
+) -> None:
+    now = _t("2026-12-31T20:00:00")  # 4 hours before the month ends
+    _, month_end = costs.month_window(now)
+    dep = make(session_factory, now, [], dph=0.5, disk=60)
+
+    def committed(status: DeploymentStatus, ends_in_hours: float | None) -> float:
+        ends_at = None if ends_in_hours is None else now + timedelta(hours=ends_in_hours)
+        row = replace(dep, status=status, ends_at=ends_at)
+        return costs.committed_in_window(row, now, month_end)
+
+    for running in ("creating", "provisioning", "ready"):
+        assert committed(DeploymentStatus(running), 2) == pytest.approx(1.0)  # its end first
+        assert committed(DeploymentStatus(running), 10) == pytest.approx(2.0)  # month's end first
+        assert committed(DeploymentStatus(running), None) == pytest.approx(2.0)
+    disk = costs.storage_dph(60, 0.5)
+    assert disk > 0
+    assert committed(DeploymentStatus.STOPPED, 2) == pytest.approx(4 * disk)  # disk to month end
+    for waiting_or_ended in ("pending_approval", "destroyed", "failed"):
+        assert committed(DeploymentStatus(waiting_or_ended), 2) == 0.0
+
+
+def test_a_run_counts_against_this_month_only_up_to_its_end() -> None:
+    now = _t("2026-12-31T20:00:00")
+    _, month_end = costs.month_window(now)
+    assert costs.run_in_window(0.5, 2, now, month_end) == pytest.approx(1.0)
+    assert costs.run_in_window(0.5, 10, now, month_end) == pytest.approx(2.0)  # 6 h in January
+    assert costs.run_in_window(0.5, None, now, month_end) == pytest.approx(2.0)
+    assert costs.run_in_window(0.5, 2, month_end, month_end) == 0.0
 
 
 def test_status_message_and_destroy_confirm_show_the_same_cost_as_listings(

@@ -397,6 +397,37 @@ def test_a_collaborator_may_stop_start_extend_and_get_the_login_but_not_destroy(
     assert not world.manage.may(dep, BOB, actions.STOP)
 
 
+@dataclass
+class WorkspaceAdmins:
+    """Bot admins listed per workspace (``team_id`` → user ids), as the workspace setup keeps
+    them; no one is an admin everywhere."""
+
+    by_team: dict[str, frozenset[str]]
+
+    def is_admin(self, team_id: str | None, user_id: str) -> bool:
+        return user_id in self.by_team.get(team_id or "", frozenset())
+
+    def admins(self, team_id: str | None) -> frozenset[str]:
+        return self.by_team.get(team_id or "", frozenset())
+
+
+def test_a_workspace_admin_may_destroy_its_deployments_and_another_workspaces_admin_nothing(
+    session_factory: SessionFactory,
+) -> None:
+    manage = ManageService(
+        session_factory=session_factory,
+        accounts=cast(VastAccounts, None),  # may() sends nothing to Vast.ai
+        messages=cast(ManageMessages, FakeMessages()),
+        templates=NO_TEMPLATES,
+        admins=WorkspaceAdmins({TEAM: frozenset({CAROL}), OTHER_TEAM: frozenset({DAVE})}),
+        clock=lambda: T0,
+    )
+    dep = make(session_factory)  # in TEAM, deployed by OWNER
+    for act in (actions.DESTROY, actions.STOP, actions.CREDENTIALS, "share"):
+        assert manage.may(dep, CAROL, act), act
+        assert not manage.may(dep, DAVE, act), act
+
+
 # --- texts and blocks (pure) -----------------------------------------------------------------
 
 
