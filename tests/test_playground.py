@@ -29,6 +29,7 @@ from bot.playground.workspace import (
     WorkspaceState,
     dm_channel_id,
 )
+from bot.simulator import Timeline
 
 ADA = User("U0ADA0001", "ada", "Ada", "Europe/London", "owner")
 BEN = User("U0BEN0002", "ben", "Ben", "UTC", "teammate")
@@ -239,7 +240,10 @@ def wait_for(what: Callable[[], T | None], timeout: float = 20.0, message: str =
 
 @pytest.fixture
 def playground(tmp_path: Path) -> Iterator[demo_module.Demo]:
-    running = demo_module.start(data_dir=tmp_path, port=0)
+    # Instances boot only when told (the sim panel's "ready") and the bot looks at them only
+    # after a sim panel change, so the tests show that both work.
+    slow = Timeline(created_after=0, loading_after=1, running_after=3600, app_ready_after=3600)
+    running = demo_module.start(data_dir=tmp_path, port=0, timeline=slow, poll_seconds=3600)
     try:
         yield running
     finally:
@@ -373,6 +377,22 @@ def test_journey_from_the_catalog_to_a_stopped_gpu(playground: demo_module.Demo)
         message="the message turning ready with a Stop button",
     )
     assert "ready" in ready["text"].lower()
+    # 7 h 40 min later (the default lifetime is 8 hours): the lifetime warning, in the thread
+    ada.call("sim", op="advance", seconds=7 * 3600 + 40 * 60)
+    warning = wait_for(
+        lambda: next(
+            (
+                r
+                for m in ada.messages()
+                if m["ts"] == status["ts"]
+                for r in m["replies"]
+                if has_action(r, "lifetime_extend:2")
+            ),
+            None,
+        ),
+        message="the lifetime warning",
+    )
+    assert "stops at" in warning["text"]
     ada.call(
         "action",
         channel=demo_module.CHANNEL.id,

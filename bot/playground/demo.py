@@ -42,7 +42,9 @@ from bot.playground.slack_api import APP_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from bot.playground.slack_requests import Team
 from bot.playground.workspace import Channel, User, WorkspaceState
 from bot.runtime import Runtime, build_runtime
-from bot.simulator import VastSimulator
+from bot.services.heartbeat import JOB_ID as HEARTBEAT_JOB_ID
+from bot.services.poller.tick import JOB_ID as POLLER_JOB_ID
+from bot.simulator import Timeline, VastSimulator
 from bot.slack.server import BackgroundServer
 from bot.vast.client import VastClient
 from bot.vast.pacing import NO_PACING
@@ -73,12 +75,13 @@ def demo_state(clock: Callable[[], float]) -> WorkspaceState:
     )
 
 
-def run_jobs_now(scheduler: BaseScheduler) -> None:
-    """Run every scheduled job (status poll, reminders, approvals, heartbeat) at once, instead
-    of at its next interval."""
+def run_jobs_now(scheduler: BaseScheduler, *, but: str | None = None) -> None:
+    """Run every scheduled job (reminders, approvals…; not the one with id ``but``) at once,
+    instead of at its next interval."""
     now = datetime.now(UTC)
     for job in scheduler.get_jobs():
-        job.modify(next_run_time=now)
+        if job.id != but:
+            job.modify(next_run_time=now)
 
 
 @dataclass
@@ -94,14 +97,41 @@ class Demo:
     clock: PlaygroundClock
     data_dir: Path
     _cleanup: list[Callable[[], object]] = field(default_factory=list)
+    _kick: threading.Event = field(default_factory=threading.Event)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _kicker: threading.Thread | None = None
 
     def advance(self, seconds: float) -> None:
         """Move the bot's and the simulator's clocks forward together."""
         self.clock.advance(seconds)
         self.simulator.advance(seconds)
 
+    def kick(self) -> None:
+        """Have the bot look at its instances now (a status pass, then reminders and the other
+        jobs), not at the next interval: the page shows a change in a second. Returns at once;
+        kicks that come while one runs are served by one more pass."""
+        if self._kicker is None:
+            self._kicker = threading.Thread(target=self._serve_kicks, name="demo-kick", daemon=True)
+            self._kicker.start()
+        self._kick.set()
+
+    def _serve_kicks(self) -> None:
+        services = self.runtime.services
+        while not self._stopping.is_set():
+            if not self._kick.wait(0.2):
+                continue
+            self._kick.clear()
+            try:
+                services.poller.tick()  # waits for a scheduled pass already running
+                run_jobs_now(services.scheduler, but=POLLER_JOB_ID)
+            except Exception:  # the demo goes on; the scheduled passes retry
+                logger.exception("demo: the status pass after a sim panel change failed")
+
     def stop(self) -> None:
         """Stop the bot, the stand-in and the simulator (the temporary folder goes too)."""
+        self._stopping.set()
+        if self._kicker is not None:
+            self._kicker.join(timeout=10)
         self.server.stop()
         self.runtime.close()
         self.playground.close()
@@ -111,9 +141,17 @@ class Demo:
             cleanup()
 
 
-def start(*, data_dir: Path | None = None, port: int = DEFAULT_PORT) -> Demo:
+def start(
+    *,
+    data_dir: Path | None = None,
+    port: int = DEFAULT_PORT,
+    timeline: Timeline | None = None,
+    poll_seconds: float = POLL_SECONDS,
+) -> Demo:
     """Start the simulator, the stand-in on ``port`` (0: a free one) and the bot; returns them
-    running. OSError when ``port`` is taken."""
+    running. ``timeline``: how the simulator's instances boot (default: ready in seconds);
+    ``poll_seconds``: the bot's status poll interval (each sim panel change also runs a pass).
+    OSError when ``port`` is taken."""
     cleanup: list[Callable[[], object]] = []
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="gpu-bot-demo-"))
@@ -121,7 +159,7 @@ def start(*, data_dir: Path | None = None, port: int = DEFAULT_PORT) -> Demo:
         cleanup.append(lambda: shutil.rmtree(temporary, ignore_errors=True))
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = PlaygroundClock()
-    simulator = VastSimulator()
+    simulator = VastSimulator(timeline=timeline)
     sim_url = simulator.start()
     state = demo_state(clock.timestamp)
     try:
@@ -146,16 +184,18 @@ def start(*, data_dir: Path | None = None, port: int = DEFAULT_PORT) -> Demo:
         vast_api_url=sim_url,
         database_url=f"sqlite:///{data_dir / 'bot.db'}",
         bot_admins=frozenset({ADMIN.id}),
-        status_poll_seconds=POLL_SECONDS,
+        status_poll_seconds=poll_seconds,
         # The simulator's instances listen on 127.0.0.1.
         allow_private_instance_addresses=True,
     )
     runtime = build_runtime(
         settings, vast=VastClient(sim_url, None, min_intervals=NO_PACING), clock=clock
     )
+    # A jump of the simulated clock looks like hours without a status pass to the heartbeat's
+    # alert: the playground has no use for it (GET /healthz still reports the passes).
+    runtime.services.scheduler.remove_job(HEARTBEAT_JOB_ID)
     runtime.start_background()
     server = BackgroundServer(runtime.wsgi_app).start()
-    scheduler = runtime.services.scheduler
     playground = Playground(
         slack,
         events_url=server.url + "/slack/events",
@@ -163,7 +203,6 @@ def start(*, data_dir: Path | None = None, port: int = DEFAULT_PORT) -> Demo:
         team=TEAM,
         simulator=simulator,
         clock=clock,
-        after_sim=lambda: run_jobs_now(scheduler),
     )
     demo = Demo(
         url=slack.url + "/",
@@ -177,6 +216,7 @@ def start(*, data_dir: Path | None = None, port: int = DEFAULT_PORT) -> Demo:
         _cleanup=cleanup,
     )
     playground.advance = demo.advance
+    playground.after_sim = demo.kick
     slack.mount(playground.route)
     return demo
 
@@ -188,6 +228,12 @@ def main(
     start)."""
     logs.configure("INFO")
     logsafe.install()
+    # One line per request to the simulator is noise here; so is the warning about instance
+    # addresses on 127.0.0.1, which is where the simulator's instances are.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("bot.runtime").addFilter(
+        lambda record: not record.getMessage().startswith("ALLOW_PRIVATE_INSTANCE_ADDRESSES")
+    )
     try:
         demo = start(data_dir=data_dir, port=port)
     except OSError as exc:
