@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -446,7 +447,25 @@ def test_advance_moves_the_bots_clock_and_the_simulators_together(
 # -- python -m bot demo ------------------------------------------------------------------------
 
 
-def test_python_m_bot_demo_prints_its_url_serves_and_stops_on_sigint(tmp_path: Path) -> None:
+def test_a_taken_port_is_named_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo_module.logs, "configure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(demo_module.logsafe, "install", lambda: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert demo_module.main(data_dir=tmp_path, port=port) == 2
+    err = capsys.readouterr().err
+    assert f"Cannot start: the playground's port {port} is already in use" in err
+    assert "--port N" in err
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_python_m_bot_demo_prints_its_url_serves_and_stops_cleanly(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "demo", "--port", "0", "--data", str(tmp_path)],
@@ -474,7 +493,7 @@ def test_python_m_bot_demo_prints_its_url_serves_and_stops_on_sigint(tmp_path: P
         assert page.status_code == 200 and "<html" in page.text.lower()
         state = httpx.get(url.group(0) + "playground/api/state", timeout=10).json()
         assert [u["role"] for u in state["users"]] == ["owner", "teammate", "admin"]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:

@@ -23,6 +23,7 @@ import logging
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -238,8 +239,9 @@ def main(
         demo = start(data_dir=data_dir, port=port)
     except OSError as exc:
         print(
-            f"Cannot start the playground: port {port} is not free ({exc.strerror or exc}). "
-            "Choose another with --port.",
+            f"Cannot start: the playground's port {port} is already in use "
+            f"({exc.strerror or exc}). Stop the other process or choose another with --port N.",
+            file=sys.stderr,
             flush=True,
         )
         return 2
@@ -251,9 +253,14 @@ def main(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if screenshots is not None:
-            from bot.playground.screenshots import take_screenshots
+            from bot.playground.screenshots import ScreenshotError, take_screenshots
 
-            for path in take_screenshots(demo.url, screenshots):
+            try:
+                written = take_screenshots(demo.url, screenshots)
+            except ScreenshotError as exc:
+                print(f"Cannot take the screenshots: {exc}", file=sys.stderr, flush=True)
+                return 2
+            for path in written:
                 print(path, flush=True)
             return 0
         print(f"Playground: {demo.url}  (Ctrl-C stops it)", flush=True)
