@@ -188,7 +188,7 @@ def test_the_server_refuses_a_declared_100_mb_body_without_waiting_for_it(
         b"Content-Length: 104857600\r\n\r\n"
     )
     started = time.monotonic()
-    answer = _raw_request(bot.slack.server.url, head, b"a" * 65536)
+    answer = _raw_request(bot.server.url, head, b"a" * 65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert time.monotonic() - started < 3
     line = assert_one_quiet_line(caplog)
