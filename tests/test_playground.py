@@ -419,6 +419,20 @@ def test_journey_from_the_catalog_to_a_stopped_gpu(playground: demo_module.Demo)
     assert ada.state()["refusals"] == []
 
 
+def test_home_tab_is_published_when_opened_for_that_person_only(
+    playground: demo_module.Demo,
+) -> None:
+    ada = Client(playground.url, demo_module.OWNER.id)
+    grace = Client(playground.url, demo_module.TEAMMATE.id)
+    assert ada.state()["home"] is None
+    ada.call("home_opened")
+    home = wait_for(lambda: ada.state()["home"], message="Ada's Home tab")
+    assert home["type"] == "home" and "Your GPU deployments" in json.dumps(home["blocks"])
+    assert grace.state()["home"] is None
+    sent = playground.slack.calls_to("views.publish")
+    assert [call.args["user_id"] for call in sent] == [demo_module.OWNER.id]
+
+
 def test_the_api_refuses_unknown_people_and_malformed_requests(
     playground: demo_module.Demo,
 ) -> None:
