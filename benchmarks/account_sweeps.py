@@ -54,19 +54,19 @@ from sqlalchemy import insert
 import storage
 from benchmarks.poller_cost import TEMPLATE, _rows
 from benchmarks.simulated_hour import FastClock
-from bot.app import make_web_client
-from bot.messages import SlackMessages
-from bot.notifier import Notifier
+from bot.playground.slack_api import FakeSlack
 from bot.services.accounts import SIMULATOR, StoredKey, VastAccount, VastAccounts
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import Timeline, VastSimulator
 from bot.simulator.limits import DEFAULT_RATE_LIMITS
+from bot.slack.app import make_web_client
+from bot.slack.messages import SlackMessages
+from bot.slack.notifier import Notifier
 from bot.vast import VastClient
 from bot.vast.client import LIST_PAGE_SIZE
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, NO_PACING
 from catalog import load_catalog
 from storage import Deployment
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import make_settings
 
 POLL_SECONDS = 15.0

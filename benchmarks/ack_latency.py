@@ -73,11 +73,11 @@ from slack_sdk.oauth.installation_store import InstallationStore
 
 import storage
 from benchmarks.deploy_throughput import database
+from bot.playground.slack_api import CLIENT_ID, CLIENT_SECRET, TEAM_ID, FakeSlack
 from bot.runtime import build_runtime
-from bot.server import BackgroundServer, make_wsgi_app
 from bot.simulator import Fault, VastSimulator
+from bot.slack.server import BackgroundServer, make_wsgi_app
 from bot.vast.client import VastClient
-from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, TEAM_ID, FakeSlack
 from tests.fixtures.oauth import STATE_COOKIE
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, make_settings, sign
 

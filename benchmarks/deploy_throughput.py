@@ -31,16 +31,16 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 import storage
-from bot.app import make_web_client
 from bot.crypto import SecretBox
-from bot.messages import SlackMessages
-from bot.notifier import Notifier
+from bot.playground.slack_api import FakeSlack
 from bot.services.accounts import VastAccounts
 from bot.services.deploy import DeployRequest, DeployService, parse_label
 from bot.simulator import Timeline, VastSimulator
+from bot.slack.app import make_web_client
+from bot.slack.messages import SlackMessages
+from bot.slack.notifier import Notifier
 from bot.vast import Offer, VastClient
 from catalog import load_catalog
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import make_settings
 from tests.fixtures.storage import postgres_schema_url
 

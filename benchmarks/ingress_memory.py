@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import BOT_TOKEN, SIGNING_SECRET, sign
 
 CHUNK = 1024 * 1024

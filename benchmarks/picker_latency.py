@@ -20,10 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+from bot.playground.slack_api import FakeSlack
 from bot.runtime import build_runtime
 from bot.simulator import VastSimulator
 from bot.vast import VastClient
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import BotHarness, fast_vast_client, make_settings
 
 BUNDLES = "/api/v0/bundles/"

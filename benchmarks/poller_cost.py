@@ -46,9 +46,7 @@ from typing import Any
 from sqlalchemy import insert
 
 import storage
-from bot.app import make_web_client
-from bot.messages import SlackMessages
-from bot.notifier import Notifier
+from bot.playground.slack_api import FakeSlack
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
 from bot.services.admins import StaticAdmins
@@ -59,11 +57,13 @@ from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.services.states import WATCHED_STATUSES
 from bot.simulator import Timeline, VastSimulator
+from bot.slack.app import make_web_client
+from bot.slack.messages import SlackMessages
+from bot.slack.notifier import Notifier
 from bot.vast import VastClient
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, NO_PACING, Pacers
 from catalog import load_catalog
 from storage import Deployment
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import make_settings
 
 READY_SHARE = 0.85

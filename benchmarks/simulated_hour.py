@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import storage
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.runtime import Runtime, build_runtime
 from bot.services.actions import DESTROY, STOP
 from bot.services.deploy import DeployRequest
@@ -72,7 +73,6 @@ from bot.simulator.limits import DEFAULT_RATE_LIMITS, endpoint_of
 from bot.vast import VastClient
 from bot.vast.pacing import DEFAULT_MIN_INTERVALS, NO_PACING
 from storage import DeploymentStatus
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import make_settings
 
 TEMPLATES = ("jupyter-lab", "comfy-ui", "stable-diffusion")

@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.outbox import LIMITS
+from bot.playground.slack_api import FakeSlack
 from bot.runtime import build_runtime
 from bot.simulator import VastSimulator
-from tests.fakes.slack_api import FakeSlack
+from bot.slack.outbox import LIMITS
 from tests.fixtures.slack import FAST_TIMELINE, BotHarness, fast_vast_client, make_settings
 from tests.test_poller import deploy
 

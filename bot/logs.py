@@ -8,7 +8,7 @@ the same scrubbing, exception text included).
 
 Context is three :mod:`contextvars` (:data:`REQUEST_ID`, :data:`TEAM_ID`,
 :data:`DEPLOYMENT_ID`) set with :func:`bound` where the bot learns them: the HTTP edge
-(:class:`bot.ingress.SlackIngress`: a request id per Slack request and the payload's team id),
+(:class:`bot.slack.ingress.SlackIngress`: a request id per Slack request and the payload's team id),
 the poller's per-deployment processing and the reconcilers. A context variable belongs to the
 thread (and copy) that set it; :class:`ContextExecutor` runs each job submitted to a pool in a
 copy of the submitter's context (:func:`contextvars.copy_context`), so a listener on Bolt's

@@ -41,8 +41,8 @@ SLACK_HTTP_LOGGERS = (
 )
 #: Loggers whose DEBUG lines are whole Socket Mode frames or wire traces: kept at INFO.
 QUIET_LOGGERS = ("slack_sdk.socket_mode", "httpcore")
-#: The Socket Mode client's logger (``bot.server.SDK_LOGGER``): its DEBUG records are dropped.
-SOCKET_MODE_LOGGER = "bot.server.socket_mode"
+#: The Socket Mode client's logger (``bot.slack.server.SDK_LOGGER``): its DEBUG records are dropped.
+SOCKET_MODE_LOGGER = "bot.slack.server.socket_mode"
 
 #: Slack token shapes (https://docs.slack.dev/authentication/tokens): bot, user, app-level,
 #: configuration and rotating (``xoxe.``) tokens and refresh tokens (``xoxe-``).

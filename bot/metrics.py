@@ -300,7 +300,7 @@ class SlackRequestCounter(RetryHandler):
     (:meth:`BotMetrics.slack_request`). slack_sdk asks the handlers in order after every
     attempt, until one retries, so this one goes first in ``retry_handlers`` to see them all
     (https://docs.slack.dev/tools/python-slack-sdk/web#retryhandler).
-    :func:`bot.notifier.copy_client` keeps it on every copy of a client."""
+    :func:`bot.slack.notifier.copy_client` keeps it on every copy of a client."""
 
     def __init__(self, metrics: BotMetrics) -> None:
         super().__init__(max_retry_count=0)

@@ -1,5 +1,5 @@
 """What the lifetime, idle and reminder messages say, as plain data: the services fill these
-in and :mod:`bot.blocks.lifetimes` renders them (both import this module; it imports neither).
+in and :mod:`bot.slack.blocks.lifetimes` renders them (both import this module; it imports neither).
 Money in US dollars, times aware UTC."""
 
 from __future__ import annotations

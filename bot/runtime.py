@@ -17,17 +17,10 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import Engine
 
-from bot.app import OAUTH_STATE_SECONDS, create_app, make_web_client
 from bot.config import Settings
 from bot.crypto import SecretBox
-from bot.installation_cache import CachedInstallationStore
-from bot.listeners.setup import roles_by_workspace
-from bot.messages import SlackMessages
 from bot.metrics import BotMetrics, Queues, StateCollector
-from bot.notifier import Notifier
-from bot.outbox import Outbox
 from bot.rekey import passwords_box, seal_plaintext, vault_box
-from bot.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
 from bot.services import recovery
 from bot.services.accounts import SIMULATOR, VastAccount, VastAccounts
 from bot.services.actions import ManageService
@@ -60,9 +53,16 @@ from bot.services.workspaces import (
     instance_checker,
     key_checker,
 )
-from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
-from bot.slack_members import member_lookup
-from bot.token_store import SealedInstallationStore
+from bot.slack.app import OAUTH_STATE_SECONDS, create_app, make_web_client
+from bot.slack.clients import WorkspaceClients, WorkspaceNotifiers
+from bot.slack.installation_cache import CachedInstallationStore
+from bot.slack.listeners.setup import roles_by_workspace
+from bot.slack.members import member_lookup
+from bot.slack.messages import SlackMessages
+from bot.slack.notifier import Notifier
+from bot.slack.outbox import Outbox
+from bot.slack.server import PING_INTERVAL, SocketModeWatch, make_health_app, make_wsgi_app, serve
+from bot.slack.token_store import SealedInstallationStore
 from bot.vast.client import VastClient
 from catalog import load_catalog
 from storage import (
@@ -210,9 +210,9 @@ def oauth_installation_store(
     clock: Callable[[], datetime] = utcnow,
 ) -> CachedInstallationStore:
     """OAuth mode's installation store: slack_sdk's SQLAlchemy store on ``engine`` for the app
-    ``client_id``, its secrets encrypted with ``box`` (:class:`bot.token_store.
+    ``client_id``, its secrets encrypted with ``box`` (:class:`bot.slack.token_store.
     SealedInstallationStore`), its answers kept briefly in this process's memory under the
-    store version every process bumps on each change (:class:`bot.installation_cache.
+    store version every process bumps on each change (:class:`bot.slack.installation_cache.
     CachedInstallationStore`, :mod:`storage.installations_version`; ``clock``: aware UTC now,
     the version row's ``updated_at``)."""
     return CachedInstallationStore(
@@ -243,7 +243,7 @@ def build_services(
     reconciler passes, and reads the deployments and queues at scrape time.
 
     OAuth mode (``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET``): slack_sdk's installation
-    store on the bot's database with its tokens encrypted (:class:`bot.token_store.
+    store on the bot's database with its tokens encrypted (:class:`bot.slack.token_store.
     SealedInstallationStore`) and its answers kept briefly in memory (:class:`bot.
     installation_cache.CachedInstallationStore`: every lookup first reads the store version,
     which every install, rotation and uninstall bumps; returned third, for Bolt's OAuth flow;
@@ -685,7 +685,7 @@ def socket_mode(
     ping_interval: float = PING_INTERVAL,
 ) -> tuple[SocketModeWatch, WSGIApplication]:
     """Socket Mode for ``runtime``: the watched connection (not yet connected; the options go
-    to :class:`bot.server.SocketModeWatch`) and the WSGI app serving ``GET /healthz`` with the
+    to :class:`bot.slack.server.SocketModeWatch`) and the WSGI app serving ``GET /healthz`` with the
     runtime's checks plus ``"socket"`` (connected or not)."""
     watch = SocketModeWatch(
         runtime.app, app_token, web_client=web_client, ping_interval=ping_interval

@@ -32,13 +32,13 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import create_engine, text
 
-from bot.blocks.picker import offer_label, offer_value
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.services.offers import find_offers
 from bot.simulator import Fault, Timeline, VastSimulator
+from bot.slack.blocks.picker import offer_label, offer_value
 from bot.vast import VastClient
 from bot.vast.pacing import ENDPOINTS, NO_PACING
 from catalog import load_catalog
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOT_TOKEN, CHANNEL, SIGNING_SECRET, sign
 
 ROOT = Path(__file__).resolve().parent.parent

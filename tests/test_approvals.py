@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 import storage
-from bot.blocks import budgets as budget_blocks
-from bot.blocks import picker
+from bot.playground.slack_api import TEAM_ID, Call, FakeSlack
 from bot.services.budgets import BudgetInput
+from bot.slack.blocks import budgets as budget_blocks
+from bot.slack.blocks import picker
 from catalog import RankedOffer
 from storage import DeploymentRecord
-from tests.fakes.slack_api import TEAM_ID, Call, FakeSlack
 from tests.fixtures.slack import ALICE, BOB, CHANNEL, BotFactory, BotHarness, MovableClock
 from tests.test_deploy import creates, pick_offer, rows, submitted_view, wait_until
 from tests.test_lifetimes import button

@@ -13,12 +13,6 @@ from typing import Any
 import pytest
 
 from bot import pricing
-from bot.blocks import budgets as bb
-from bot.blocks import lifetimes as lt
-from bot.blocks import picker
-from bot.blocks.home import home_view
-from bot.blocks.manage import LIST_MINE, costs_message, deployment_list_message, deployment_text
-from bot.blocks.status import STATUS_ICONS, deployment_buttons, status_message
 from bot.notices import (
     WORKSPACE,
     ApprovalDecision,
@@ -29,6 +23,17 @@ from bot.notices import (
     BudgetLine,
     DigestData,
 )
+from bot.slack.blocks import budgets as bb
+from bot.slack.blocks import lifetimes as lt
+from bot.slack.blocks import picker
+from bot.slack.blocks.home import home_view
+from bot.slack.blocks.manage import (
+    LIST_MINE,
+    costs_message,
+    deployment_list_message,
+    deployment_text,
+)
+from bot.slack.blocks.status import STATUS_ICONS, deployment_buttons, status_message
 from catalog import RankedOffer
 from storage import DeploymentRecord, DeploymentStatus
 from tests.blockkit import buttons, texts

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.blocks.intents import intent_text
 from bot.notices import IntentNotice
+from bot.slack.blocks.intents import intent_text
 from tests.test_blocks_lifetimes import make_dep
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

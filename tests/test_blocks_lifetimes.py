@@ -14,19 +14,6 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.blocks import lifetimes as lt
-from bot.blocks import picker
-from bot.blocks.home import home_view
-from bot.blocks.manage import LIST_MINE, LIST_RUNNING, deployment_list_message
-from bot.blocks.status import (
-    ACTION_DESTROY,
-    ACTION_START,
-    ACTION_STOP,
-    deployment_buttons,
-    destroy_button,
-    status_message,
-    visible_key,
-)
 from bot.services.ports import (
     AutoAction,
     DigestData,
@@ -35,6 +22,19 @@ from bot.services.ports import (
     IdleNotice,
     Reminder,
     UnmanagedInstance,
+)
+from bot.slack.blocks import lifetimes as lt
+from bot.slack.blocks import picker
+from bot.slack.blocks.home import home_view
+from bot.slack.blocks.manage import LIST_MINE, LIST_RUNNING, deployment_list_message
+from bot.slack.blocks.status import (
+    ACTION_DESTROY,
+    ACTION_START,
+    ACTION_STOP,
+    deployment_buttons,
+    destroy_button,
+    status_message,
+    visible_key,
 )
 from catalog import RankedOffer, Template
 from storage import DeploymentRecord, DeploymentStatus

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot import slack_limits
-from bot.blocks import setup as blocks
+from bot.slack import limits as slack_limits
+from bot.slack.blocks import setup as blocks
 
 FORM = blocks.SetupForm(
     key_source="workspace",

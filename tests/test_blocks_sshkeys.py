@@ -1,4 +1,4 @@
-"""The SSH keys modal's Block Kit (bot.blocks.sshkeys, pure): within Slack's limits at its
+"""The SSH keys modal's Block Kit (bot.slack.blocks.sshkeys, pure): within Slack's limits at its
 fullest, comments shown as typed (escaped, cut), the box's revision, and everything read back
 from Slack bounded (forged metadata, state and button values)."""
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot import slack_limits
-from bot.blocks import sshkeys as blocks
+from bot.slack import limits as slack_limits
+from bot.slack.blocks import sshkeys as blocks
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 FP = "SHA256:gAdiiThqA9XVTfn6WI2H0DFFauq61mjEUbxgfKFu9p8"

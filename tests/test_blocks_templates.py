@@ -7,8 +7,8 @@ import json
 import pytest
 from slack_sdk.models.blocks import SectionBlock
 
-from bot.blocks import templates as blocks
-from bot.blocks.common import BlockLimitError, message_payload
+from bot.slack.blocks import templates as blocks
+from bot.slack.blocks.common import BlockLimitError, message_payload
 from catalog import Template, TemplateMatch
 
 

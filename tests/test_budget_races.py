@@ -19,15 +19,15 @@ from sqlalchemy.engine import make_url
 
 import storage
 from bot import pricing
-from bot.blocks import picker
-from bot.blocks.lifetimes import extend_action_id, extend_value
-from bot.blocks.picker import offer_label, offer_value
 from bot.formats import micros
 from bot.notices import BudgetLine
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.services.budgets import decide
 from bot.services.offers import find_offers
+from bot.slack.blocks import picker
+from bot.slack.blocks.lifetimes import extend_action_id, extend_value
+from bot.slack.blocks.picker import offer_label, offer_value
 from catalog import RankedOffer
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BotFactory, BotHarness, MovableClock
 from tests.test_deploy import (
     OPTION_TEXT,

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.server import BackgroundServer, make_health_app, make_wsgi_app
+from bot.slack.server import BackgroundServer, make_health_app, make_wsgi_app
 from catalog import BUILTIN_SLUGS, Template, load_catalog
 from tests.fixtures.slack import SIGNING_SECRET, BotFactory, BotHarness
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from tests.fakes.slack_api import FakeSlack
+from bot.playground.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 

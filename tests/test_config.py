@@ -99,8 +99,8 @@ def test_python_m_bot_without_tokens_exits_with_one_line(tmp_path: Path) -> None
 
 
 def test_socket_mode_builds_without_a_signing_secret(tmp_path: Path) -> None:
+    from bot.playground.slack_api import FakeSlack
     from bot.runtime import build_runtime
-    from tests.fakes.slack_api import FakeSlack
 
     with FakeSlack() as fake:
         settings = Settings(  # type: ignore[call-arg]

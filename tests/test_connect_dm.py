@@ -1,4 +1,4 @@
-"""The ready DM's ways in (bot.blocks.notify): SSH with the person's own key, an SSH
+"""The ready DM's ways in (bot.slack.blocks.notify): SSH with the person's own key, an SSH
 port-forward per web port with the login only in the localhost URL, the direct link labelled
 as unencrypted HTTP, **Add an SSH key** for a person with no key, and the ``tls`` template
 option (Vast.ai's base image serving HTTPS). Pure builder tests, then the DM end to end
@@ -19,15 +19,15 @@ import yaml
 from pydantic import ValidationError
 
 import storage
-from bot.blocks import notify
-from bot.blocks.status import app_urls
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.services import states
+from bot.slack.blocks import notify
+from bot.slack.blocks.status import app_urls
 from catalog import Template
 from catalog.loader import validate_dir
 from catalog.models import TLS_MODES, TLS_NONE, TLS_VAST_BASE_IMAGE
 from catalog.schema import template_json_schema
 from storage import DeploymentRecord
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BotFactory, BotHarness
 from tests.test_deploy import pick_offer, settled, submitted_view, wait_until
 from tests.test_mrkdwn_escaping import mrkdwn_texts

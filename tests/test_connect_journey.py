@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import storage
-from bot.blocks import lifetimes as lifetime_blocks
-from bot.blocks import sshkeys as key_blocks
-from bot.blocks.notify import ACTION_SSH_KEY_OPEN
+from bot.playground.slack_api import TEAM_ID, FakeSlack
+from bot.slack.blocks import lifetimes as lifetime_blocks
+from bot.slack.blocks import sshkeys as key_blocks
+from bot.slack.blocks.notify import ACTION_SSH_KEY_OPEN
 from bot.sshkeys import PRIVATE_KEY_TEXT, PublicKey, parse_public_key
 from storage import DeploymentRecord
 from storage import collaborators as collab
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOB, BotFactory, BotHarness
 from tests.test_deploy import pick_offer, rows, submitted_view
 from tests.test_deploy import wait_until as wait_for_value

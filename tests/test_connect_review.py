@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import sharing as share_blocks
+from bot.playground.slack_api import TEAM_ID, FakeSlack
+from bot.slack.blocks import sharing as share_blocks
 from bot.vast.client import VastClient
 from storage import collaborators as collab
 from storage import instance_keys as keys
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOB, BotFactory, BotHarness
 from tests.test_instance_keys_e2e import key_line
 from tests.test_instance_keys_storage import add_key

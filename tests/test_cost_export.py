@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.playground.slack_api import TEAM_ID, FakeFile
 from bot.services.cost_export import COLUMNS, MonthError, escape_cell, parse_month
 from tests.blockkit import texts
-from tests.fakes.slack_api import TEAM_ID, FakeFile
 from tests.fixtures.slack import ALICE, BOB, BotFactory, BotHarness
 from tests.test_manage import ADMIN, make_deployment
 

@@ -264,7 +264,7 @@ def test_hours_left() -> None:
 def test_status_message_and_destroy_confirm_show_the_same_cost_as_listings(
     session_factory: SessionFactory,
 ) -> None:
-    from bot.blocks.status import status_message
+    from bot.slack.blocks.status import status_message
 
     t0 = _t("2025-06-10 10:00")
     stopped = make(

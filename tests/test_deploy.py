@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 import storage
-from bot.blocks.picker import offer_label, offer_value
-from bot.listeners import submit
+from bot.playground.slack_api import TEAM_ID
 from bot.services.deploy import label_for
 from bot.services.offers import find_offers
 from bot.simulator import Fault
+from bot.slack.blocks.picker import offer_label, offer_value
+from bot.slack.listeners import submit
 from catalog import RankedOffer
 from tests.blockkit import texts
-from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, CHANNEL, BotHarness
 
 JUPYTER = "jupyter-lab"
@@ -574,7 +574,7 @@ def test_the_answer_to_a_repeat_says_what_became_of_the_first(
 ) -> None:
     import dataclasses
 
-    from bot.blocks.deploy import already_text
+    from bot.slack.blocks.deploy import already_text
     from tests.test_blocks_lifetimes import make_dep
 
     dep = dataclasses.replace(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from bot.crypto import SecretBox
-from bot.messages import SlackMessages
+from bot.playground.slack_api import TEAM_ID
 from bot.services import recovery
 from bot.services.accounts import VastAccounts
 from bot.services.deploy import (
@@ -26,9 +26,9 @@ from bot.services.deploy import (
 )
 from bot.services.offers import find_offers
 from bot.simulator import Fault, VastSimulator
+from bot.slack.messages import SlackMessages
 from bot.vast import VastClient
 from catalog import load_catalog
-from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, CHANNEL, BotFactory, BotHarness, MovableClock
 from tests.test_deploy import pick_offer, settled, submitted_view
 
@@ -48,7 +48,7 @@ class _Posted:
 
 
 class RecordingNotifier:
-    """In-memory stand-in for bot.notifier.Notifier."""
+    """In-memory stand-in for bot.slack.notifier.Notifier."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []

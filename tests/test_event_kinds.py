@@ -395,7 +395,7 @@ def test_strict_mode_refuses_an_unknown_kind_and_stores_nothing(
 
 def test_the_audit_log_has_words_for_every_kind() -> None:
     """``/templates audit`` says each event in words, never the raw kind."""
-    from bot.blocks.budgets import AUDIT_WORDS
+    from bot.slack.blocks.budgets import AUDIT_WORDS
 
     assert {kind.value for kind in EventKind} - set(AUDIT_WORDS) == set()
     assert set(AUDIT_WORDS) - {kind.value for kind in EventKind} == set()

@@ -1,4 +1,4 @@
-"""The fake Slack Web API itself (tests/fakes/slack_api.py), called over HTTP with slack_sdk:
+"""The fake Slack Web API itself (bot/playground/slack_api.py), called over HTTP with slack_sdk:
 users.info, and several workspaces (OAuth code exchange, token rotation, revoked and
 uninstalled tokens, calls recorded per workspace)."""
 
@@ -20,7 +20,7 @@ from slack_sdk.oauth.token_rotation import TokenRotator
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.slack_api import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
+from bot.playground.slack_api import APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 
 ALICE = "U0ALICE01"
 

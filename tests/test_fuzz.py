@@ -15,7 +15,7 @@ Slack Web API, the Vast.ai simulator), and after every example:
 * no message the bot posted or edited carries a broadcast (``<!channel>``, ``<!here>``,
   ``<!everyone>``, a user group) or the marker of an injected URL, and Slack accepts every
   call and every answer (the fake refuses what breaks Block Kit's limits, as Slack does; the
-  acks are checked with the same :mod:`bot.slack_limits`).
+  acks are checked with the same :mod:`bot.slack.limits`).
 
 One bot per property group is started for the module (``payload_bot``, ``poller_bot``), not one
 per example. The examples are derandomized (the same ones on every run, so CI is
@@ -50,17 +50,17 @@ from hypothesis import strategies as st
 from slack_bolt import App
 
 import storage
-from bot import blocks as blocks_package
-from bot import slack_limits
-from bot.listeners.templates import subcommands
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.runtime import build_runtime
 from bot.services.poller import StatusPoller
 from bot.simulator import VastSimulator
 from bot.simulator.instances import SimInstance
+from bot.slack import blocks as blocks_package
+from bot.slack import limits as slack_limits
+from bot.slack.listeners.templates import subcommands
 from storage import DeploymentStatus
 from tests import fuzz_strategies as fs
 from tests.conftest import settings_env_names
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import (
     ALICE,
     CHANNEL,
@@ -679,7 +679,7 @@ def action_payloads(bot: FuzzBot) -> st.SearchStrategy[dict[str, Any]]:
     """block_actions payloads for the app's action ids (see :func:`fs.block_actions`)."""
     slugs = tuple(bot.services.catalog.slugs)
     return fs.block_actions(
-        action_ids=Listeners.ids(bot.listeners.actions),
+        action_ids=Listeners.ids(bot.slack.listeners.actions),
         pairs=INPUT_IDS,
         users=USERS,
         team=TEAM_ID,
@@ -695,7 +695,7 @@ def submission_payloads(bot: FuzzBot) -> st.SearchStrategy[dict[str, Any]]:
     a near-valid picker submission among them (:func:`fs.deploy_state`)."""
     slugs = tuple(bot.services.catalog.slugs)
     return fs.view_submission(
-        callback_ids=Listeners.ids(bot.listeners.views),
+        callback_ids=Listeners.ids(bot.slack.listeners.views),
         pairs=INPUT_IDS,
         users=USERS,
         team=TEAM_ID,

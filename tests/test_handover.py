@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from bot import runtime
-from bot.blocks import picker
-from bot.blocks.status import ACTION_STOP
+from bot.playground.slack_api import FakeSlack
 from bot.simulator import Fault
-from tests.fakes.slack_api import FakeSlack
+from bot.slack.blocks import picker
+from bot.slack.blocks.status import ACTION_STOP
 from tests.fixtures.slack import CHANNEL, BotFactory, BotHarness
 from tests.test_deploy import wait_until
 

@@ -21,11 +21,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-from bot.blocks.health import poller_alert_message
-from bot.messages import SlackMessages
 from bot.services import states
 from bot.services.heartbeat import HeartbeatService
 from bot.services.poller import TickReport
+from bot.slack.blocks.health import poller_alert_message
+from bot.slack.messages import SlackMessages
 from storage import DeploymentRecord, make_engine, make_session_factory
 from storage.health import read_heartbeat, sqlite_path
 from tests.fixtures.slack import BotFactory, MovableClock
@@ -36,7 +36,7 @@ ADMINS = frozenset({"U0ADMIN01", "U0ADMIN02"})
 
 
 class DmRecorder:
-    """Stand-in for bot.notifier.Notifier that records DMs (user, text, blocks)."""
+    """Stand-in for bot.slack.notifier.Notifier that records DMs (user, text, blocks)."""
 
     def __init__(self) -> None:
         self.dms: list[tuple[str, str, Any]] = []

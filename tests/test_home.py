@@ -9,8 +9,8 @@ from typing import Any
 
 import time_machine
 
+from bot.playground.slack_api import FakeSlack
 from tests.blockkit import buttons, texts
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import ALICE, BOB, BotHarness
 from tests.test_manage import make_deployment, manage_requests, status_of
 

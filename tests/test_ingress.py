@@ -1,4 +1,4 @@
-"""The HTTP edge: size, then signature, then parsing (bot/ingress.py, bot/server.py).
+"""The HTTP edge: size, then signature, then parsing (bot/slack/ingress.py, bot/slack/server.py).
 
 The real bot over HTTP (waitress, as ``python -m bot`` serves it) and its WSGI application
 called directly: bodies over the limit are refused with 413 before they are read, unsigned and
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.ingress import MAX_BODY_BYTES, REPLAY_WINDOW_SECONDS, read_body
+from bot.slack.ingress import MAX_BODY_BYTES, REPLAY_WINDOW_SECONDS, read_body
 from tests.fixtures.oauth import OAuthBot
 from tests.fixtures.slack import SIGNING_SECRET, BotHarness
 
@@ -188,7 +188,7 @@ def test_the_server_refuses_a_declared_100_mb_body_without_waiting_for_it(
         b"Content-Length: 104857600\r\n\r\n"
     )
     started = time.monotonic()
-    answer = _raw_request(bot.server.url, head, b"a" * 65536)
+    answer = _raw_request(bot.slack.server.url, head, b"a" * 65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer
     assert time.monotonic() - started < 3
     line = assert_one_quiet_line(caplog)
@@ -358,7 +358,7 @@ def test_socket_mode_drops_an_oversized_message_before_parsing(
     from slack_bolt import Ack, App
     from slack_sdk import WebClient
 
-    from bot.server import SocketModeWatch
+    from bot.slack.server import SocketModeWatch
     from tests.fakes.socket_mode import FakeSocketMode, SocketSlack
 
     caplog.set_level(logging.INFO)
@@ -400,6 +400,6 @@ def test_socket_mode_drops_an_oversized_message_before_parsing(
         finally:
             watch.close()
             slack.stop()
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.ingress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.slack.ingress"]
     assert len(lines) == 1 and "refused a Socket Mode message" in lines[0]
     assert not [r for r in caplog.records if r.exc_info]

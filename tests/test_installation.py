@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
+from bot.playground.slack_api import FakeSlack
 from bot.services import recovery
 from bot.services.deploy import BotLabel, label_for, parse_label
 from bot.services.unmanaged import read_unmanaged
 from bot.simulator import VastSimulator
 from storage import StorageError, make_engine, make_session_factory, migrate
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import FAST_TIMELINE, BotFactory, BotHarness, MovableClock
 from tests.test_deploy import pick_offer, rows, settled, submitted_view
 from tests.test_poller import dms, poller_of

@@ -19,11 +19,11 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 from sqlalchemy import Engine, event
 
 from bot.crypto import SecretBox
-from bot.installation_cache import CachedInstallationStore
+from bot.playground.slack_api import CLIENT_ID
 from bot.runtime import oauth_installation_store
-from bot.slack_clients import WorkspaceClients
+from bot.slack.clients import WorkspaceClients
+from bot.slack.installation_cache import CachedInstallationStore
 from storage import make_engine, migrate, read_installations_version
-from tests.fakes.slack_api import CLIENT_ID
 
 KEY = Fernet.generate_key().decode()
 TEAM = "T0CACHE01"

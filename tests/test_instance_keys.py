@@ -382,7 +382,7 @@ def test_after_pass_runs_only_for_the_lease_holder_and_never_raises(world: World
 def test_the_kept_note_says_plainly_that_the_key_stays(session_factory: SF) -> None:
     """Through the Slack side of the port: a reply in the status message's thread (the
     owner's DM when there is none), Vast.ai's words escaped."""
-    from bot.messages import SlackMessages
+    from bot.slack.messages import SlackMessages
     from tests.test_deploy_recovery import RecordingNotifier
 
     dep_id = ready_row(session_factory)

@@ -19,14 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-from bot.messages import SlackMessages
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.services.accounts import VastAccounts
 from bot.services.instance_keys import KeyReconciler
 from bot.simulator import VastSimulator
+from bot.slack.messages import SlackMessages
 from bot.vast import VastClient, port_env
 from storage import DeploymentRecord, SshKey
 from storage import instance_keys as keys
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BOB, CHANNEL, BotHarness, MovableClock
 from tests.fixtures.vast import client_for
 from tests.test_deploy import pick_offer, settled, submitted_view

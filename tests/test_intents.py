@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from bot.formats import micros
-from bot.messages import SlackMessages
+from bot.playground.slack_api import TEAM_ID
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService, OutcomeKind
 from bot.services.admins import StaticAdmins
@@ -36,11 +36,11 @@ from bot.services.intents import IntentReconciler, outcome_unknown, retry_delay,
 from bot.services.lifetimes import LifetimePolicy, LifetimeService
 from bot.services.poller import StatusPoller
 from bot.simulator import Fault, VastSimulator
+from bot.slack.messages import SlackMessages
 from bot.vast import VastClient, port_env
 from bot.vast.errors import Unreachable, VastError
 from catalog import load_catalog
 from storage import DeploymentRecord
-from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, CHANNEL, MovableClock
 from tests.fixtures.vast import VAST_TEST_API_KEY, client_for
 from tests.test_deploy_recovery import RecordingNotifier

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 import storage
-from bot.blocks import picker
-from bot.blocks.lifetimes import ACTION_KEEP_RUNNING, extend_action_id
-from bot.blocks.status import ACTION_DESTROY
+from bot.playground.slack_api import Call, FakeSlack
 from bot.simulator import VastSimulator
 from bot.simulator.faults import Fault
+from bot.slack.blocks import picker
+from bot.slack.blocks.lifetimes import ACTION_KEEP_RUNNING, extend_action_id
+from bot.slack.blocks.status import ACTION_DESTROY
 from storage import DeploymentRecord
-from tests.fakes.slack_api import Call, FakeSlack
 from tests.fixtures.slack import (
     ALICE,
     BOB,

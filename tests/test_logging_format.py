@@ -21,9 +21,9 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot import logs
 from bot.config import ConfigError, load_settings
-from bot.server import ContextSocketModeHandler
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.services.work import WorkPool
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
+from bot.slack.server import ContextSocketModeHandler
 from tests.fixtures.slack import ALICE, BOT_TOKEN, SIGNING_SECRET, BotHarness, make_settings
 from tests.test_deploy import creates, pick_offer, settled, submitted_view, wait_until
 from tests.test_poller import dms, poller_of
@@ -130,7 +130,7 @@ def test_log_level_warning_hides_the_info_lines(bot: BotHarness, captured: Captu
     logging.getLogger("httpcore").info("kept at INFO by bot.logsafe")
     assert bot.post("x=1", "application/x-www-form-urlencoded", headers={}).status_code == 401
     lines = captured.lines
-    assert any(" WARNING bot.ingress: refused POST /slack/events" in line for line in lines)
+    assert any(" WARNING bot.slack.ingress: refused POST /slack/events" in line for line in lines)
     assert [line for line in lines if " INFO " in line or " DEBUG " in line] == []
 
 

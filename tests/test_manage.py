@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 import storage
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.simulator import VastSimulator
 from bot.simulator.faults import Fault
 from bot.vast.errors import classify
 from storage import DeploymentRecord
 from tests.blockkit import buttons, texts
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import (
     ALICE,
     BOB,
@@ -420,7 +420,7 @@ def test_start_of_a_vanished_instance_marks_it_destroyed(
      ("١٢", None), ("1e3", None), ("", None), (None, None), (12, None)],
 )  # fmt: skip
 def test_a_button_names_a_deployment_only_by_a_bounded_ascii_id(value: Any, expected: Any) -> None:
-    from bot.blocks.common import parse_deployment_id
+    from bot.slack.blocks.common import parse_deployment_id
 
     assert parse_deployment_id(value) == expected
 
@@ -646,7 +646,7 @@ def test_credit_warning_for_the_picker(bot: BotHarness) -> None:
 def test_slow_credit_acks_first_and_answers_later(
     bot_factory: BotFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.listeners import manage as listeners
+    from bot.slack.listeners import manage as listeners
 
     monkeypatch.setattr(listeners, "SLOW_ACK_BUDGET", 0.1)
     bot = bot_factory(bot_admins=ADMIN)

@@ -1,5 +1,5 @@
 """The membership rule (:mod:`bot.services.membership`) with in-memory fakes, and its Slack
-side (:mod:`bot.slack_members`) against the fake Slack."""
+side (:mod:`bot.slack.members`) against the fake Slack."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from slack_sdk import WebClient
 
+from bot.playground.slack_api import TEAM_ID, FakeSlack
 from bot.services.membership import (
     LookupFailed,
     MembershipService,
@@ -15,8 +16,7 @@ from bot.services.membership import (
     Standing,
     refusal_text,
 )
-from bot.slack_members import member_lookup, member_of
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
+from bot.slack.members import member_lookup, member_of
 
 A, B = "T0AAAAAA1", "T0BBBBBB2"
 ALICE, BOB = "U0ALICE01", "U0BOB0002"

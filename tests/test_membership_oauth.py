@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import storage
-from bot.blocks.lifetimes import extend_action_id, extend_value
-from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
-from bot.blocks.templates import ACTION_DEPLOY
 from bot.services.actions import NOT_FOUND_TEXT
+from bot.slack.blocks.lifetimes import extend_action_id, extend_value
+from bot.slack.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
+from bot.slack.blocks.templates import ACTION_DEPLOY
 from tests.fixtures.oauth import (
     ALICE_A,
     BOB_B,

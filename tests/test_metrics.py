@@ -18,10 +18,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 import storage
 from bot.metrics import BotMetrics, Queues, SlackRequestCounter, StateCollector, slack_method
-from bot.notifier import copy_client, without_rate_limit_retries
-from bot.server import BackgroundServer, make_health_app
+from bot.playground.slack_api import TEAM_ID, FakeSlack
+from bot.slack.notifier import copy_client, without_rate_limit_retries
+from bot.slack.server import BackgroundServer, make_health_app
 from storage import make_engine, make_session_factory, migrate
-from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fixtures.slack import ALICE, BotHarness
 from tests.test_deploy import pick_offer, settled, submitted_view, wait_until
 from tests.test_manage import click, replies

@@ -16,12 +16,6 @@ import yaml
 from slack_sdk.models.views import View
 
 import storage
-from bot.blocks import budgets, deploy, lifetimes, notify, picker, templates
-from bot.blocks.common import truncate
-from bot.blocks.home import home_view
-from bot.blocks.intents import intent_message
-from bot.blocks.manage import LIST_MINE, deployment_list_message
-from bot.blocks.status import status_message
 from bot.formats import deployment_ref, mrkdwn_escape
 from bot.notices import (
     ApprovalDecision,
@@ -30,6 +24,12 @@ from bot.notices import (
     IntentNotice,
     Reminder,
 )
+from bot.slack.blocks import budgets, deploy, lifetimes, notify, picker, templates
+from bot.slack.blocks.common import truncate
+from bot.slack.blocks.home import home_view
+from bot.slack.blocks.intents import intent_message
+from bot.slack.blocks.manage import LIST_MINE, deployment_list_message
+from bot.slack.blocks.status import status_message
 from catalog import Catalog, Template, filter_templates, load_catalog, parse_query
 from storage import DeploymentStatus
 from tests.fixtures.slack import ALICE, BotFactory, BotHarness

@@ -25,22 +25,22 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 import storage
-from bot.blocks import setup as setup_blocks
-from bot.blocks.lifetimes import (
+from bot.crypto import EncryptionKeyError, SecretBox
+from bot.playground.slack_api import CLIENT_ID, CLIENT_SECRET, Call
+from bot.runtime import build_runtime
+from bot.services.installs import WELCOME_TEXT
+from bot.simulator.server import DEFAULT_USER_ID
+from bot.slack.blocks import setup as setup_blocks
+from bot.slack.blocks.lifetimes import (
     ACTION_KEEP_RUNNING,
     extend_action_id,
     extend_value,
     keep_value,
 )
-from bot.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
-from bot.blocks.templates import ACTION_DEPLOY
-from bot.crypto import EncryptionKeyError, SecretBox
-from bot.runtime import build_runtime
-from bot.services.installs import WELCOME_TEXT
-from bot.simulator.server import DEFAULT_USER_ID
+from bot.slack.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
+from bot.slack.blocks.templates import ACTION_DEPLOY
 from storage import DeploymentRecord
 from tests.blockkit import texts
-from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, Call
 from tests.fixtures.oauth import (
     ADMIN_A,
     ADMIN_B,

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import picker
+from bot.playground.slack_api import FakeSlack
 from bot.services.offers import OfferCache
 from bot.simulator import Fault
+from bot.slack.blocks import picker
 from bot.vast.errors import Unreachable
 from bot.vast.models import Offer
 from catalog import Template, load_catalog
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import BOB, BotFactory, BotHarness
 
 CATALOG = load_catalog()

@@ -1,6 +1,6 @@
 """Signed but malformed payloads, parsed as plain functions: the typed models of
-:mod:`bot.listeners.models` and the bounded readers of values and metadata in
-:mod:`bot.blocks`. End-to-end through the real app: ``tests/test_payloads_app.py``."""
+:mod:`bot.slack.listeners.models` and the bounded readers of values and metadata in
+:mod:`bot.slack.blocks`. End-to-end through the real app: ``tests/test_payloads_app.py``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import budgets as budget_blocks
-from bot.blocks import manage as manage_blocks
-from bot.blocks import templates as template_blocks
-from bot.blocks.common import MAX_PAGE, bounded_json
-from bot.blocks.picker import PickerState
-from bot.listeners.models import (
+from bot.slack.blocks import budgets as budget_blocks
+from bot.slack.blocks import manage as manage_blocks
+from bot.slack.blocks import templates as template_blocks
+from bot.slack.blocks.common import MAX_PAGE, bounded_json
+from bot.slack.blocks.picker import PickerState
+from bot.slack.listeners.models import (
     AppHomeOpened,
     BlockActions,
     EventCallback,
@@ -405,7 +405,7 @@ def test_listing_block_ids_with_forged_pages_are_not_listings(page: str) -> None
     ids=["state", "values", "block", "input", "option", "view"],
 )
 def test_form_readers_read_any_other_shape_as_absent(view: Any) -> None:
-    from bot.blocks import picker, setup
+    from bot.slack.blocks import picker, setup
 
     assert set(picker.selected_values(view).values()) == {None}
     assert setup.setup_values(view) == {}
@@ -414,7 +414,7 @@ def test_form_readers_read_any_other_shape_as_absent(view: Any) -> None:
 def test_a_refusal_logs_one_line_whatever_the_payload_holds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from bot.listeners.gate import PayloadGate
+    from bot.slack.listeners.gate import PayloadGate
 
     body = changed(VIEW_SUBMISSION, "view.callback_id", "deploy_modal\nFAKE: line")
     body = changed(body, "view.state.values", {"a\nb": "x"})

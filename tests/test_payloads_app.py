@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.listeners.gate import ACTION_TEXT, COMMAND_TEXT, FIELD_TEXT, FORM_TEXT
-from tests.fakes.slack_api import TEAM_ID
+from bot.playground.slack_api import TEAM_ID
+from bot.slack.listeners.gate import ACTION_TEXT, COMMAND_TEXT, FIELD_TEXT, FORM_TEXT
 from tests.fixtures.slack import ALICE, CHANNEL, BotHarness
 from tests.test_deploy import creates, pick_offer, submitted_view
 
@@ -309,7 +309,7 @@ def test_a_submission_whose_listener_fails_is_answered_with_a_reference_not_500(
 def test_a_command_whose_listener_fails_is_answered_with_a_reference_not_500(
     bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.listeners import templates
+    from bot.slack.listeners import templates
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug")

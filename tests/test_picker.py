@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import slack_limits
-from bot.blocks import picker
+from bot.playground.slack_api import FakeSlack
 from bot.simulator import Fault
-from tests.fakes.slack_api import FakeSlack
+from bot.slack import limits as slack_limits
+from bot.slack.blocks import picker
 from tests.fixtures.slack import CHANNEL, BotFactory, BotHarness
 
 PRICE = re.compile(r"\$(\d+\.\d+)/h")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import storage
+from bot.playground.slack_api import TEAM_ID, Call, FakeSlack
 from bot.services.deploy import label_for
 from bot.services.poller import StatusPoller, TickReport
 from bot.simulator import VastSimulator
@@ -23,7 +24,6 @@ from bot.vast import VastClient, port_env
 from bot.vast.client import InstancePage
 from catalog import Template
 from storage import DeploymentRecord, SessionFactory
-from tests.fakes.slack_api import TEAM_ID, Call, FakeSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.playground.slack_api import FakeSlack
 from bot.services import states
 from bot.services.poller import TickReport
 from storage import DeploymentRecord
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import BotFactory, BotHarness, MovableClock
 from tests.test_lifetimes import busy, current, deploy, stops, tick_at
 from tests.test_poller import deploy as new_deployment

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import update
 
 import storage
+from bot.playground.slack_api import TEAM_ID
 from bot.services.poller import TickReport
 from bot.vast.client import InstancePage
 from storage import Deployment, DeploymentRecord
 from tests import test_poller_accounts
-from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, BOB, BotHarness
 from tests.test_poller import current, deploy, poller_of
 from tests.test_poller_accounts import (

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.blocks import deploy as deploy_blocks
+from bot.slack.blocks import deploy as deploy_blocks
 from bot.vast.errors import classify
 from tests.fixtures.slack import BotHarness
 from tests.test_deploy import pick_offer, submitted_view
@@ -45,7 +45,7 @@ HUGE_MAX_DPH = '{"template": "jupyter-lab", "max_dph": 1' + "0" * 400 + "}"
 
 def test_picker_metadata_with_a_huge_integer_is_refused_as_not_ours() -> None:
     """``from_metadata`` promises ValueError for anything not ours; its callers catch only that."""
-    from bot.blocks.picker import PickerState
+    from bot.slack.blocks.picker import PickerState
 
     state = PickerState.from_metadata(HUGE_MAX_DPH)
     assert state.template == "jupyter-lab" and state.max_dph is None
@@ -77,7 +77,7 @@ def test_status_link_is_built_only_from_a_slack_domain_label(domain: str) -> Non
     break out of ``<url|status message>``): the link falls back to ``slack.com/app_redirect``."""
     from urllib.parse import urlsplit
 
-    from bot.blocks.manage import status_link
+    from bot.slack.blocks.manage import status_link
 
     dep = replace(evil_dep(), message_channel="C0GPU0001", message_ts="1732900000.000100")
     link = status_link(dep, team_domain=domain)

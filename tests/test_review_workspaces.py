@@ -16,10 +16,10 @@ from datetime import timedelta
 import pytest
 
 import storage
-from bot.blocks.status import ACTION_DESTROY, ACTION_STOP
+from bot.playground.slack_api import FakeSlack
 from bot.services.deploy import label_for
+from bot.slack.blocks.status import ACTION_DESTROY, ACTION_STOP
 from storage import DeploymentRecord
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.oauth import (
     ADMIN_A,
     ALICE_A,
@@ -211,7 +211,7 @@ def test_single_mode_the_digest_channel_chosen_in_setup_gets_the_digest(
 ) -> None:
     from datetime import UTC, datetime
 
-    from tests.fakes.slack_api import TEAM_ID
+    from bot.playground.slack_api import TEAM_ID
 
     bot = bot_factory(bot_admins="U0ADMIN01", digest_channel=None, digest_hour=9)
     make_deployment(bot, user=ALICE)

@@ -11,8 +11,6 @@ from typing import Any, cast
 import pytest
 
 import storage
-from bot.blocks.lifetimes import auto_action_text, ends_line
-from bot.blocks.status import status_message, visible_key
 from bot.notices import MIN_NOTICE, AutoAction, effective_end
 from bot.services.actions import ManageService, Outcome
 from bot.services.ports import Messages
@@ -31,6 +29,8 @@ from bot.services.rules import (
 from bot.services.rules.base import ASK, NOTIFY, REMIND, STOP, TRACK, WARN, Action, Rule
 from bot.services.rules.executor import RuleExecutor, watch_key
 from bot.services.rules.policy import LifetimePolicy
+from bot.slack.blocks.lifetimes import auto_action_text, ends_line
+from bot.slack.blocks.status import status_message, visible_key
 from storage import DeploymentRecord, SessionFactory
 from tests.test_poller import insert_row
 from tests.test_states import NOW, instance, record, template

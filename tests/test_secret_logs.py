@@ -21,11 +21,11 @@ from sqlalchemy.exc import IntegrityError
 import storage
 from bot import logsafe
 from bot.config import configured_secrets
+from bot.playground.slack_api import CLIENT_SECRET, FakeSlack
 from bot.runtime import build_runtime
 from bot.simulator import VastSimulator
 from bot.vast.client import VastClient
 from bot.vast.pacing import NO_PACING
-from tests.fakes.slack_api import CLIENT_SECRET, FakeSlack
 from tests.fixtures.oauth import KEY_A, TEAM_A, TOKEN_A, OAuthBotFactory
 from tests.fixtures.slack import (
     ALICE,

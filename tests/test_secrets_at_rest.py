@@ -29,11 +29,11 @@ from bot.crypto import (
     looks_sealed,
     password_box,
 )
+from bot.playground.slack_api import CLIENT_ID, FakeSlack
 from bot.rekey import rotate_all, seal_plaintext
 from bot.services.deploy import UNREADABLE_PASSWORD_REASON
-from bot.token_store import SealedInstallationStore
+from bot.slack.token_store import SealedInstallationStore
 from storage import SessionFactory
-from tests.fakes.slack_api import CLIENT_ID, FakeSlack
 from tests.fixtures.oauth import ADMIN_A, TEAM_A, TOKEN_A, OAuthBotFactory
 from tests.fixtures.slack import ALICE, BOT_TOKEN, SIGNING_SECRET, BotFactory, BotHarness
 from tests.test_deploy import creates, pick_offer, settled, submitted_view, wait_until
@@ -242,7 +242,7 @@ def test_a_token_no_key_decrypts_is_absent_and_logged_without_secrets(
     inner = SQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=engine)
     SealedInstallationStore(inner, SecretBox(KEY_OLD)).save(_installation())
     store = SealedInstallationStore(inner, SecretBox(KEY_NEW))
-    with caplog.at_level(logging.ERROR, logger="bot.token_store"):
+    with caplog.at_level(logging.ERROR, logger="bot.slack.token_store"):
         bot = store.find_bot(enterprise_id=None, team_id="T0AAAAAAA")
     assert bot is not None and bot.bot_token is None and bot.bot_refresh_token is None
     logged = caplog.text

@@ -15,11 +15,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 import storage
-from bot.blocks import setup as blocks
 from bot.crypto import SecretBox
+from bot.playground.slack_api import TEAM_ID, Call
 from bot.services.workspaces import KEY_UNREACHABLE, SettingsError, SlackRole
 from bot.simulator import Fault, VastSimulator
-from tests.fakes.slack_api import TEAM_ID, Call
+from bot.slack.blocks import setup as blocks
 from tests.fixtures.slack import ALICE, FAST_TIMELINE, BotFactory, BotHarness
 
 ADMIN = "U0ADMIN01"

@@ -10,13 +10,13 @@ import json
 from typing import Any
 
 import storage
-from bot.blocks import lifetimes as lifetime_blocks
-from bot.blocks import sharing as share_blocks
-from bot.blocks.notify import ACTION_SSH_KEY_OPEN
+from bot.playground.slack_api import FakeSlack
+from bot.slack.blocks import lifetimes as lifetime_blocks
+from bot.slack.blocks import sharing as share_blocks
+from bot.slack.blocks.notify import ACTION_SSH_KEY_OPEN
 from storage import DeploymentRecord
 from storage import collaborators as collab
 from tests.blockkit import buttons, texts
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import ALICE, BOB, BotFactory, BotHarness
 from tests.test_manage import ADMIN, MANAGE_PATH, click, manage_requests, wait_until
 from tests.test_poller import PASSWORD, current, deploy, poller_of, to_ready

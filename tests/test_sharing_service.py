@@ -11,11 +11,6 @@ from typing import Any, cast
 import pytest
 
 import storage
-from bot import slack_limits
-from bot.blocks import sharing as blocks
-from bot.blocks.home import home_view
-from bot.blocks.manage import deployment_list_message
-from bot.blocks.status import deployment_buttons, status_message
 from bot.services import actions
 from bot.services.accounts import VastAccounts
 from bot.services.actions import ManageService
@@ -28,6 +23,11 @@ from bot.services.sharing import (
     change_text,
     send_ready_dms,
 )
+from bot.slack import limits as slack_limits
+from bot.slack.blocks import sharing as blocks
+from bot.slack.blocks.home import home_view
+from bot.slack.blocks.manage import deployment_list_message
+from bot.slack.blocks.status import deployment_buttons, status_message
 from catalog import Template
 from storage import DeploymentRecord, SessionFactory, repo
 from storage import collaborators as collab
@@ -269,7 +269,7 @@ def test_teammate_asks_slack_even_in_single_workspace_mode() -> None:
 
 
 def test_users_info_bots_and_app_users_are_no_people() -> None:
-    from bot.slack_members import member_of
+    from bot.slack.members import member_of
 
     assert member_of({"team_id": TEAM, "is_bot": True}) == SlackMember(TEAM, is_bot=True)
     assert member_of({"team_id": TEAM, "is_app_user": True}) == SlackMember(TEAM, is_bot=True)

@@ -1,5 +1,5 @@
 """Several workspaces: every message the bot sends on its own goes out with the bot token of the
-workspace it concerns (bot.slack_clients), and nothing goes to a workspace without an
+workspace it concerns (bot.slack.clients), and nothing goes to a workspace without an
 installation. Run against the fake Slack and slack_sdk's SQLAlchemy installation store on the
 bot's own (migrated) database."""
 
@@ -20,15 +20,15 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from sqlalchemy import Engine
 
 import storage
-from bot.app import CheckedWebClient
-from bot.messages import SlackMessages
-from bot.notifier import NOT_INSTALLED, REFUSED, TOKEN_UNAVAILABLE, UNAVAILABLE, Notifier
-from bot.outbox import Outbox
+from bot.playground.slack_api import CLIENT_ID, CLIENT_SECRET, Call, FakeSlack
 from bot.services.message_sync import MessageSync
 from bot.services.ports import Delivery, HomeData
-from bot.slack_clients import WorkspaceClients, WorkspaceNotifiers
+from bot.slack.app import CheckedWebClient
+from bot.slack.clients import WorkspaceClients, WorkspaceNotifiers
+from bot.slack.messages import SlackMessages
+from bot.slack.notifier import NOT_INSTALLED, REFUSED, TOKEN_UNAVAILABLE, UNAVAILABLE, Notifier
+from bot.slack.outbox import Outbox
 from storage import DeploymentRecord, SessionFactory
-from tests.fakes.slack_api import CLIENT_ID, CLIENT_SECRET, Call, FakeSlack
 
 TEAM_A, TEAM_B, TEAM_C = "T0AAAAAA1", "T0BBBBBB2", "T0CCCCCC3"
 ORG = "E0ORG0001"
@@ -322,9 +322,9 @@ def test_a_store_that_cannot_be_read_keeps_the_mark_for_later(
         result = WorkspaceNotifiers(bot.clients).send(TEAM_A, "chat.update", {})
         assert (result.outcome, result.error) == (UNAVAILABLE, TOKEN_UNAVAILABLE)
         outcomes: list[Delivery] = []
-        bot.messages.queue_status(dep, None, on_done=outcomes.append)
+        bot.slack.messages.queue_status(dep, None, on_done=outcomes.append)
         bot.sync.changed(dep)
-        assert not bot.messages.flush(1)  # the queue waits to try again
+        assert not bot.slack.messages.flush(1)  # the queue waits to try again
         assert fake_slack.calls == []
         assert outcomes == []
         assert storage.get_deployment(session_factory, dep.id).message_stale_since is not None  # type: ignore[union-attr]
@@ -452,8 +452,8 @@ def test_an_org_wide_install_serves_its_workspaces(
     )
     try:
         bot.sync.changed(dep_c)
-        assert bot.messages.flush(5)
-        assert bot.messages.dm(ALICE, "in A", team_id=TEAM_A)
+        assert bot.slack.messages.flush(5)
+        assert bot.slack.messages.dm(ALICE, "in A", team_id=TEAM_A)
         assert bot.clients.client_for(TEAM_B, ORG) is not None  # any workspace of the org
         assert bot.clients.client_for(TEAM_B) is None  # not in the org, not installed
         assert tokens(fake_slack, "chat.update") == [TOKEN_ORG]
@@ -478,10 +478,10 @@ def test_single_workspace_mode_sends_everything_with_the_one_token(
         assert bot.clients.client_for(None) is bot.base
         assert bot.clients.client_for(TEAM_B) is bot.base
         bot.sync.changed(dep)
-        assert bot.messages.dm(ALICE, "no team named")
-        assert bot.messages.publish_home(ALICE, home(None))
-        assert bot.messages.flush(5)
-        assert bot.messages.team_id() is not None
+        assert bot.slack.messages.dm(ALICE, "no team named")
+        assert bot.slack.messages.publish_home(ALICE, home(None))
+        assert bot.slack.messages.flush(5)
+        assert bot.slack.messages.team_id() is not None
         assert {token_of(c) for c in fake_slack.calls} == {"xoxb-test-token"}
         assert {c.method for c in fake_slack.calls} >= {
             "chat.update",

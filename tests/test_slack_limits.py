@@ -12,14 +12,14 @@ import yaml
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import slack_limits
-from bot.app import CheckedWebClient, error_text
-from bot.blocks import picker
-from bot.blocks.templates import page_value, parse_page_value, template_details_view
+from bot.playground.slack_api import FakeSlack
+from bot.slack import limits as slack_limits
+from bot.slack.app import CheckedWebClient, error_text
+from bot.slack.blocks import picker
+from bot.slack.blocks.templates import page_value, parse_page_value, template_details_view
 from catalog import Template, validate_dir
 from catalog.models import DOCS_URL_MAX
 from tests.blockkit import buttons
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import BotFactory, BotHarness
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
@@ -156,7 +156,7 @@ def test_checked_client_refuses_locally_with_slacks_answer(
 
 def test_listener_clients_check_too(bot: BotHarness) -> None:
     """Bolt builds a plain WebClient per request; the app swaps in the checked one."""
-    from bot.app import checked_copy
+    from bot.slack.app import checked_copy
 
     copy = checked_copy(WebClient(token="xoxb-t", base_url="http://127.0.0.1:1/api/"))
     assert isinstance(copy, CheckedWebClient) and copy.token == "xoxb-t"

@@ -12,10 +12,10 @@ import pytest
 from slack_sdk import WebClient
 
 import storage
-from bot.notifier import SENT, UNAVAILABLE, SlackResult
-from bot.outbox import Outbox
+from bot.playground.slack_api import FakeSlack
 from bot.simulator import VastSimulator
-from tests.fakes.slack_api import FakeSlack
+from bot.slack.notifier import SENT, UNAVAILABLE, SlackResult
+from bot.slack.outbox import Outbox
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, BotFactory, BotHarness
 from tests.test_manage import click, make_deployment, replies
 from tests.test_poller import current, deploy, poller_of

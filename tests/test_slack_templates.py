@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.playground.slack_api import FakeSlack
 from tests.blockkit import buttons, texts
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import ALICE, BotFactory, BotHarness, sign
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.playground.slack_api import TEAM_ID
 from bot.runtime import build_runtime, socket_mode
-from bot.server import BackgroundServer
 from bot.simulator import VastSimulator
-from tests.fakes.slack_api import TEAM_ID
+from bot.slack.server import BackgroundServer
 from tests.fakes.socket_mode import FakeSocketMode, SocketSlack
 from tests.fixtures.slack import ALICE, CHANNEL, FAST_TIMELINE, fast_vast_client, make_settings
 from tests.test_deploy import wait_until
@@ -62,7 +62,7 @@ def test_socket_mode_health_reports_the_socket_and_the_bot_reconnects(
     watch.watch_seconds = 0.05
     server = BackgroundServer(health_app).start()
     http = httpx.Client(base_url=server.url, timeout=5)
-    caplog.set_level(logging.INFO, logger="bot.server")
+    caplog.set_level(logging.INFO, logger="bot.slack.server")
     try:
         watch.start()
         healthy = http.get("/healthz")
@@ -113,7 +113,7 @@ def test_socket_mode_health_reports_the_socket_and_the_bot_reconnects(
         assert down["socket"] is False and down["database"] is True
         # At least two failed reconnection attempts (ping_interval 0.5 s).
         wait_until(lambda: endpoint.refused >= 2, timeout=15)
-        lines = [r.getMessage() for r in caplog.records if r.name.startswith("bot.server")]
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("bot.slack.server")]
         assert sum("disconnected from Slack" in line for line in lines) == 1
         assert not any("Failed to establish" in r.getMessage() for r in caplog.records)
 
@@ -121,7 +121,7 @@ def test_socket_mode_health_reports_the_socket_and_the_bot_reconnects(
         endpoint.allow()
         wait_until(lambda: http.get("/healthz").status_code == 200, timeout=5)
         assert endpoint.handshakes == 2 and watch.disconnects == 1
-        lines = [r.getMessage() for r in caplog.records if r.name.startswith("bot.server")]
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("bot.slack.server")]
         assert sum("reconnected to Slack after" in line for line in lines) == 1
         endpoint.send(
             {
@@ -152,7 +152,7 @@ def test_socket_mode_health_reports_the_socket_and_the_bot_reconnects(
 def test_health_app_reports_a_stand_in_connection(tmp_path: Path) -> None:
     """The Socket Mode health app on its own: 200 while the connection says connected, 503
     (with ``"socket": false``) when it does not, whatever the other checks say."""
-    from bot.server import make_health_app
+    from bot.slack.server import make_health_app
 
     state = {"socket": True}
     app = make_health_app(lambda: {"catalog": True, "database": True, **state})

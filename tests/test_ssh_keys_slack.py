@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from sqlalchemy.engine import make_url
 
-from bot.blocks import sshkeys as blocks
-from bot.blocks.templates import help_message
+from bot.playground.slack_api import TEAM_ID
+from bot.slack.blocks import sshkeys as blocks
+from bot.slack.blocks.templates import help_message
 from bot.sshkeys import PRIVATE_KEY_TEXT, PublicKey, parse_public_key
-from tests.fakes.slack_api import TEAM_ID
 from tests.fixtures.slack import ALICE, BOB, BotHarness
 from tests.test_deploy import wait_until
 from tests.test_sshkey_service import every_value, public_line, secret_parts

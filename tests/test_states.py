@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import notify
-from bot.blocks.status import format_elapsed, status_message, visible_key
 from bot.services import states
+from bot.slack.blocks import notify
+from bot.slack.blocks.status import format_elapsed, status_message, visible_key
 from bot.vast.models import Instance
 from catalog import Template, load_catalog
 from storage import DeploymentRecord

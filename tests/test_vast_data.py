@@ -33,17 +33,17 @@ import pytest
 
 import storage
 from bot.addresses import NOT_AN_ADDRESS, http_url, not_public, reachable_ip
-from bot.blocks import notify
-from bot.blocks.budgets import approval_request_message
-from bot.blocks.deploy import offer_switched_note
-from bot.blocks.lifetimes import unmanaged_text
-from bot.blocks.status import app_urls, status_message
 from bot.notices import UnmanagedInstance
+from bot.playground.slack_api import FakeSlack
 from bot.services import states
 from bot.services.probe import Prober
+from bot.slack.blocks import notify
+from bot.slack.blocks.budgets import approval_request_message
+from bot.slack.blocks.deploy import offer_switched_note
+from bot.slack.blocks.lifetimes import unmanaged_text
+from bot.slack.blocks.status import app_urls, status_message
 from bot.vast.models import MAX_NAME, Instance, Offer
 from storage import DeploymentRecord, DeploymentStatus
-from tests.fakes.slack_api import FakeSlack
 from tests.fixtures.slack import CHANNEL, BotFactory, BotHarness, MovableClock
 from tests.test_blocks_budgets import request as approval_request
 from tests.test_poller import PASSWORD, _offer, insert_row, rent_labelled

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.addresses import host_or_none, http_url, ip_or_none, port_or_none
-from bot.blocks.status import app_urls, ssh_command, status_message
+from bot.slack.blocks.status import app_urls, ssh_command, status_message
 from bot.vast import Instance
 from storage import DeploymentStatus
 from tests.test_states import NOW, assess, instance, record, template

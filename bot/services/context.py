@@ -45,7 +45,7 @@ class Services:
         accounts: the Vast.ai account of each workspace and deployment.
         session_factory: storage's sessionmaker.
         scheduler: APScheduler (the poller's job; started by ``Runtime.start_background``).
-        messages: the messages port (its Slack side: :class:`bot.messages.SlackMessages`).
+        messages: the messages port (its Slack side: :class:`bot.slack.messages.SlackMessages`).
         deploy: rents instances. manage: stop, start, destroy, login.
         listings: ``/templates mine|running|costs`` data. credit: the Vast.ai balance.
         home: the App Home tab. poller: the status poller.

@@ -115,7 +115,7 @@ class CostExportService:
 
     Args:
         listings: the month's report and rows (:meth:`ListingService.month_costs`).
-        files: uploads a file to a person's DM (:class:`bot.messages.SlackMessages`).
+        files: uploads a file to a person's DM (:class:`bot.slack.messages.SlackMessages`).
         retention_days: ``RETENTION_DAYS``: a month that old may have lost rows, which the
             answer says.
         clock: aware UTC now.

@@ -30,7 +30,7 @@ without a launch command keeps the image's own ENTRYPOINT/CMD with ``runtype: "a
 args (no SSH then).
 
 This module imports nothing from Slack: messages go out through the messages port passed in
-(:class:`bot.services.ports.Messages`, implemented by :class:`bot.messages.SlackMessages`).
+(:class:`bot.services.ports.Messages`, implemented by :class:`bot.slack.messages.SlackMessages`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Today one kind: the OAuth ``state`` rows that every anonymous ``GET /slack/install`` writes
 (:func:`storage.oauth_states.delete_expired_oauth_states`). A state lives
-:data:`bot.app.OAUTH_STATE_SECONDS` (10 minutes); after that it can never be used and is
+:data:`bot.slack.app.OAUTH_STATE_SECONDS` (10 minutes); after that it can never be used and is
 deleted here, by its own ``expire_at``. So the table holds at most what ``/slack/install``
 was asked for in the last ``OAUTH_STATE_SECONDS`` + :data:`HOUSEKEEPING_SECONDS` (plus one
 run's bound, ``BATCH_ROWS × MAX_BATCHES`` rows, when a flood outpaces it).

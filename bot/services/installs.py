@@ -41,7 +41,7 @@ class InstallService:
         session_factory: storage's sessionmaker.
         messages: the messages port (the installer's welcome DM).
         forget: drops the cached Slack client of ``(team_id, enterprise_id)``
-            (:meth:`bot.slack_clients.WorkspaceClients.forget`).
+            (:meth:`bot.slack.clients.WorkspaceClients.forget`).
         clock: aware UTC now.
     """
 
@@ -85,7 +85,7 @@ class InstallService:
         Enterprise Grid org ``enterprise_id``: record the workspace (once per process) with its
         org, as an install does. Without that row, what the bot sends on its own (status edits,
         Home tabs, DMs, which name only the team) could not find the org's installation
-        (:class:`bot.slack_clients.WorkspaceClients` reads the org from it). Never raises
+        (:class:`bot.slack.clients.WorkspaceClients` reads the org from it). Never raises
         (a database error is logged and tried again on the next request)."""
         key = (team_id, enterprise_id)
         with self._lock:

@@ -1,5 +1,5 @@
 """What ``/templates mine``, ``/templates running`` and ``/templates costs`` list (data only:
-the listeners render it with :mod:`bot.blocks.manage`)."""
+the listeners render it with :mod:`bot.slack.blocks.manage`)."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ class LookupFailed(Exception):
 
 class MemberLookup(Protocol):
     """``users.info`` of one workspace: the narrow port the rule needs (its Slack side:
-    :func:`bot.slack_members.member_lookup`)."""
+    :func:`bot.slack.members.member_lookup`)."""
 
     def __call__(self, workspace: str, user_id: str) -> SlackMember | None:
         """What ``workspace``'s ``users.info`` says of ``user_id``; None when Slack answers

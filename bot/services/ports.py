@@ -1,7 +1,7 @@
 """What the services need from Slack, as one port (``Messages``), so that they import neither
 slack_sdk nor the Block Kit builders.
 
-:class:`bot.messages.SlackMessages` implements it: each message has one renderer there, and
+:class:`bot.slack.messages.SlackMessages` implements it: each message has one renderer there, and
 every Slack failure (a refusal, a 429 after retries, a network error) comes back as ``False``
 (or ``None``), never as an exception, so a service decides what a failure means.
 
@@ -74,7 +74,7 @@ class Delivery(StrEnum):
 
 
 class PostedLike(Protocol):
-    """Where the status message landed (:class:`bot.notifier.Posted`)."""
+    """Where the status message landed (:class:`bot.slack.notifier.Posted`)."""
 
     @property
     def channel(self) -> str: ...
@@ -109,7 +109,7 @@ class HomeData:
 
 
 class Messages(Protocol):
-    """Every message the services send (implemented by :class:`bot.messages.SlackMessages`).
+    """Every message the services send (implemented by :class:`bot.slack.messages.SlackMessages`).
 
     Methods return True when Slack accepted the message, False when it did not (logged by the
     implementation); none raises for a Slack or network failure (the notifier turns each into
@@ -353,7 +353,8 @@ class Messages(Protocol):
 
 
 class FileSender(Protocol):
-    """Uploads a file to a person's DM (implemented by :class:`bot.messages.SlackMessages`)."""
+    """Uploads a file to a person's DM (implemented by
+    :class:`bot.slack.messages.SlackMessages`)."""
 
     def upload_dm(
         self,

@@ -1,7 +1,7 @@
 """The bounded executor for long work, off Bolt's listener pool.
 
 Listeners must ack within 3 s and Bolt runs them on a fixed pool of threads
-(``bot.app.LISTENER_THREADS``): a listener that waits for Vast.ai holds one of them, and when
+(``bot.slack.app.LISTENER_THREADS``): a listener that waits for Vast.ai holds one of them, and when
 all are held ``/templates``, the Home tab and every other request wait until Slack gives up.
 So listeners parse, ack and hand everything that may wait for Vast.ai (offer searches, the
 submission's re-check and rental, stop / start / destroy, approvals that rent, slow answers

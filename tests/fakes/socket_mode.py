@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from tests.fakes.slack_api import FakeSlack
+from bot.playground.slack_api import FakeSlack
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA

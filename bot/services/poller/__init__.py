@@ -31,7 +31,7 @@ One APScheduler interval job every ``STATUS_POLL_SECONDS`` (``max_instances=1``,
 5. edits the status message (``chat.update``) only when what it shows changed
    (the messages port's ``visible_key``), so a tick where nothing changed makes no Slack call:
    the edit is marked in the database and queued in the paced, coalescing outbox
-   (:mod:`bot.services.message_sync`, :mod:`bot.outbox`), which never blocks the tick; every
+   (:mod:`bot.services.message_sync`, :mod:`bot.slack.outbox`), which never blocks the tick; every
    tick first queues again the messages whose last edit did not go through (the reconciler)
    (``Applier.show``);
 6. on ``ready`` claims the thread notification in the database
