@@ -737,6 +737,9 @@ function renderSidebar(ctx) {
 
 function renderPanels(ctx) {
   const s = page.state;
+  const key = JSON.stringify([s.clock, s.instances, s.refusals, ctx.tz]);
+  if (key === page.panelKey) return;
+  page.panelKey = key;
   const clock = document.getElementById("clock");
   clock.textContent = "";
   if (s.clock) {
@@ -828,13 +831,16 @@ async function poll() {
     const state = await api(`/playground/api/state${query}`);
     if (state && state.users) {
       if (!page.user && state.users.length) page.user = state.users[0].id;
-      if (!page.state || state.version !== page.state.version || state.__user !== page.user) {
-        state.__user = page.user;
-        page.state = state;
+      const changed = !page.state || state.version !== page.state.version || page.state.__user !== page.user;
+      state.__user = page.user;
+      page.state = state;
+      if (changed) {
         if (page.where.kind === "channel" && !state.channels.some((c) => c.id === page.where.id)) {
           page.where = { kind: "channel", id: state.channels.length ? state.channels[0].id : null };
         }
         render();
+      } else {
+        renderPanels(ctxBase()); // the simulated clock and the instances move without a version
       }
       if (!query) { poll(); return; }
     }
