@@ -699,6 +699,19 @@ class VastSimulator:
             change(inst)
             self._render(inst)
 
+    def make_ready(self, instance_id: int) -> None:
+        """Skip the rest of the boot: the instance is ``running`` and its app answers 200 now
+        (a stuck, exited or failing instance recovers; one stopped on purpose stays stopped).
+        KeyError when there is no such live instance."""
+
+        def change(inst: SimInstance) -> None:
+            inst.override, inst.override_msg, inst.never_ready = None, None, False
+            inst.phase_start = min(
+                inst.phase_start, self.clock.now() - inst.timeline.app_ready_after
+            )
+
+        self._with(instance_id, change)
+
     def stuck_loading(self, instance_id: int) -> None:
         """The instance never leaves ``loading``."""
         self._with(instance_id, lambda i: setattr(i, "override", STUCK_LOADING))

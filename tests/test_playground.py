@@ -1,0 +1,467 @@
+"""The local Slack playground: the client state model (plain unit tests), a journey through its
+JSON API over HTTP against the real bot and the Vast.ai simulator, and ``python -m bot demo``
+in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from bot.playground import demo as demo_module
+from bot.playground.slack_api import FakeSlack
+from bot.playground.workspace import (
+    DELETED_TEXT,
+    Channel,
+    ResponseTarget,
+    User,
+    WorkspaceState,
+    dm_channel_id,
+)
+
+ADA = User("U0ADA0001", "ada", "Ada", "Europe/London", "owner")
+BEN = User("U0BEN0002", "ben", "Ben", "UTC", "teammate")
+GPU = Channel("C0GPU0001", "gpu")
+T = TypeVar("T")
+
+
+def _state() -> WorkspaceState:
+    return WorkspaceState(
+        team={"id": "T1", "name": "Lab", "domain": "lab"},
+        bot={"user_id": "U0BOT0001", "name": "GPU Templates"},
+        users=[ADA, BEN],
+        channels=[GPU],
+        clock=lambda: 1_800_000_000.0,
+    )
+
+
+def _post(state: WorkspaceState, ts: str, text: str, **args: Any) -> None:
+    channel = args.pop("channel", GPU.id)
+    state.apply(
+        "chat.postMessage",
+        {"channel": channel, "text": text, **args},
+        {"ok": True, "channel": channel, "ts": ts},
+    )
+
+
+def _texts(state: WorkspaceState, user: str, channel: str = GPU.id) -> list[str]:
+    return [m["text"] for m in state.snapshot(user)["messages"][channel]]
+
+
+# -- the state model --------------------------------------------------------------------------
+
+
+def test_messages_updates_threads_and_deletes_as_a_client_shows_them() -> None:
+    state = _state()
+    _post(state, "1.000001", "Deploying", blocks=[{"type": "section"}])
+    _post(state, "1.000002", "another")
+    _post(state, "1.000003", "in the thread", thread_ts="1.000001")
+    state.apply("chat.update", {"channel": GPU.id, "ts": "1.000001", "text": "Ready"}, {"ok": True})
+    shown = state.snapshot(ADA.id)["messages"][GPU.id]
+    assert [m["text"] for m in shown] == ["Ready", "another"]  # replies stay in their thread
+    assert shown[0]["edited"] and shown[0]["blocks"] is None  # an update without blocks drops them
+    assert [r["text"] for r in shown[0]["replies"]] == ["in the thread"]
+    assert shown[0]["replies"][0]["thread_ts"] == "1.000001"
+    before = state.version
+    state.apply("chat.delete", {"channel": GPU.id, "ts": "1.000002"}, {"ok": True})
+    state.apply("chat.delete", {"channel": GPU.id, "ts": "1.000001"}, {"ok": True})
+    assert state.version > before
+    shown = state.snapshot(ADA.id)["messages"][GPU.id]
+    # a deleted message with replies stays as Slack shows it; one without is gone
+    assert [(m["text"], m["deleted"]) for m in shown] == [(DELETED_TEXT, True)]
+
+
+def test_ephemeral_messages_are_seen_only_by_their_person() -> None:
+    state = _state()
+    state.apply(
+        "chat.postEphemeral",
+        {"channel": GPU.id, "user": ADA.id, "text": "only Ada"},
+        {"ok": True, "message_ts": "1.000001"},
+    )
+    assert _texts(state, ADA.id) == ["only Ada"]
+    assert state.snapshot(ADA.id)["messages"][GPU.id][0]["ephemeral"] is True
+    assert _texts(state, BEN.id) == []
+
+
+def test_dms_are_each_persons_own() -> None:
+    state = _state()
+    state.apply("conversations.open", {"users": ADA.id}, {"ok": True})
+    _post(state, "1.000001", "your key", channel=dm_channel_id(ADA.id))
+    ada, ben = state.snapshot(ADA.id), state.snapshot(BEN.id)
+    assert {"id": dm_channel_id(ADA.id), "name": "GPU Templates", "is_im": True} in ada["channels"]
+    assert [m["text"] for m in ada["messages"][dm_channel_id(ADA.id)]] == ["your key"]
+    assert dm_channel_id(ADA.id) not in ben["messages"]
+    assert [c["id"] for c in ben["channels"]] == [GPU.id, dm_channel_id(BEN.id)]
+
+
+def test_response_url_replaces_deletes_or_posts_as_slack_does() -> None:
+    state = _state()
+    state.apply(
+        "chat.postEphemeral",
+        {"channel": GPU.id, "user": ADA.id, "text": "catalog"},
+        {"ok": True, "message_ts": "1.000001"},
+    )
+    state.expect_response("r1", ResponseTarget(ADA.id, GPU.id, "1.000001", ephemeral=True))
+    state.respond("r1", {"replace_original": True, "text": "page 2"})
+    assert _texts(state, ADA.id) == ["page 2"]
+    state.respond("r1", {"text": "a new one", "replace_original": False})
+    assert _texts(state, ADA.id) == ["page 2", "a new one"]
+    assert _texts(state, BEN.id) == []  # ephemeral by default
+    state.respond("r1", {"text": "for all", "response_type": "in_channel"})
+    assert _texts(state, BEN.id) == ["for all"]
+    state.respond("r1", {"delete_original": "true"})
+    assert _texts(state, ADA.id) == ["a new one", "for all"]
+    # a slash command has no original: replace_original posts anew
+    state.expect_response("cmd", ResponseTarget(BEN.id, GPU.id))
+    state.respond("cmd", {"replace_original": True, "text": "answer"})
+    assert _texts(state, BEN.id) == ["for all", "answer"]
+    state.respond("unknown", {"text": "ignored"})
+    assert _texts(state, ADA.id) == ["a new one", "for all"]
+
+
+def test_command_ack_is_ephemeral_unless_in_channel() -> None:
+    state = _state()
+    assert not state.command_ack(ADA.id, GPU.id, {})  # an empty ack shows nothing
+    assert state.command_ack(ADA.id, GPU.id, {"text": "hi"})
+    assert state.command_ack(ADA.id, GPU.id, {"text": "all", "response_type": "in_channel"})
+    assert _texts(state, ADA.id) == ["hi", "all"] and _texts(state, BEN.id) == ["all"]
+
+
+def _view(view_id: str, **fields: Any) -> dict[str, Any]:
+    return {"id": view_id, "hash": "h", "type": "modal", "blocks": [], **fields}
+
+
+def test_modal_stack_open_push_update_errors_and_close() -> None:
+    state = _state()
+    state.apply("views.open", {}, {"ok": True, "view": _view("V1")}, user_id=None)
+    assert state.views(ADA.id) == []  # a trigger of nobody's: shown to nobody
+    state.apply("views.open", {}, {"ok": True, "view": _view("V1")}, user_id=ADA.id)
+    state.apply("views.push", {}, {"ok": True, "view": _view("V2")}, user_id=ADA.id)
+    assert state.stack_depth(ADA.id) == 2 and state.views(BEN.id) == []
+    state.apply("views.update", {}, {"ok": True, "view": _view("V1", title="new")})
+    assert [v.get("title") for v in state.views(ADA.id)] == ["new", None]
+    state.submission_ack(ADA.id, "V2", {"response_action": "errors", "errors": {"b": "no"}}, None)
+    assert state.views(ADA.id)[1]["errors"] == {"b": "no"}
+    state.submission_ack(ADA.id, "V2", {"response_action": "update"}, _view("V2", title="t2"))
+    assert state.views(ADA.id)[1]["title"] == "t2" and state.views(ADA.id)[1]["errors"] == {}
+    state.submission_ack(ADA.id, "V2", {"response_action": "push"}, _view("V3"))
+    assert [v["id"] for v in state.views(ADA.id)] == ["V1", "V2", "V3"]
+    state.submission_ack(ADA.id, "V2", {}, None)  # closes it and what was pushed over it
+    assert [v["id"] for v in state.views(ADA.id)] == ["V1"]
+    assert state.close_view(ADA.id, "V9") is None
+    closed = state.close_view(ADA.id, "V1")
+    assert closed is not None and closed["id"] == "V1" and state.views(ADA.id) == []
+    state.apply("views.open", {}, {"ok": True, "view": _view("V4")}, user_id=ADA.id)
+    state.apply("views.push", {}, {"ok": True, "view": _view("V5")}, user_id=ADA.id)
+    state.submission_ack(ADA.id, "V5", {"response_action": "clear"}, None)
+    assert state.views(ADA.id) == []
+
+
+def test_home_tab_is_per_person_and_updatable() -> None:
+    state = _state()
+    home = {"id": "VH", "hash": "h", "type": "home", "blocks": []}
+    state.apply("views.publish", {"user_id": ADA.id}, {"ok": True, "view": home})
+    assert state.home(ADA.id) is not None and state.home(BEN.id) is None
+    state.apply("views.update", {}, {"ok": True, "view": {**home, "blocks": [{"type": "divider"}]}})
+    assert state.snapshot(ADA.id)["home"]["blocks"] == [{"type": "divider"}]
+
+
+def test_refusals_are_listed_with_slacks_detail() -> None:
+    state = _state()
+    state.refused(
+        "chat.update",
+        {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": ["[ERROR] x"]}},
+    )
+    assert state.snapshot(ADA.id)["refusals"] == [
+        {"method": "chat.update", "error": "invalid_blocks", "detail": "[ERROR] x", "at": 1.8e9}
+    ]
+
+
+# -- triggers in the stand-in ---------------------------------------------------------------
+
+
+def test_a_trigger_id_opens_one_view_within_three_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = _state()
+    with FakeSlack(state=state, strict=True) as fake:
+        client = httpx.Client(base_url=fake.api_url)
+        view = json.dumps(
+            {"type": "modal", "title": {"type": "plain_text", "text": "t"}, "blocks": []}
+        )
+        trigger = fake.issue_trigger(ADA.id)
+        assert client.post("views.open", data={"trigger_id": trigger, "view": view}).json()["ok"]
+        assert [v["type"] for v in state.views(ADA.id)] == ["modal"]
+        again = client.post("views.open", data={"trigger_id": trigger, "view": view}).json()
+        assert again["error"] == "exchanged_trigger_id"
+        made_up = client.post("views.open", data={"trigger_id": "1.2.abc", "view": view}).json()
+        assert made_up["error"] == "invalid_trigger_id"  # strict: only issued ones
+        late = fake.issue_trigger(ADA.id)
+        started = time.monotonic()
+        monkeypatch.setattr(time, "monotonic", lambda: started + 3.5)
+        expired = client.post("views.open", data={"trigger_id": late, "view": view}).json()
+        assert expired["error"] == "expired_trigger_id"
+        assert [r["error"] for r in state.snapshot(ADA.id)["refusals"]] == [
+            "exchanged_trigger_id",
+            "invalid_trigger_id",
+            "expired_trigger_id",
+        ]
+    with FakeSlack() as lenient:  # the test suite's made-up trigger ids still work
+        answer = httpx.post(
+            lenient.api_url + "views.open", data={"trigger_id": "1.2.abc", "view": view}
+        )
+        assert answer.json()["ok"]
+
+
+# -- the JSON API against the real bot --------------------------------------------------------
+
+
+def wait_for(what: Callable[[], T | None], timeout: float = 20.0, message: str = "") -> T:
+    """Poll ``what`` until it returns something truthy (its value), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message or what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def playground(tmp_path: Path) -> Iterator[demo_module.Demo]:
+    running = demo_module.start(data_dir=tmp_path, port=0)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class Client:
+    """A person using the playground page, through its JSON API."""
+
+    def __init__(self, url: str, user: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=10)
+        self.user = user
+
+    def state(self) -> dict[str, Any]:
+        answer = self.http.get("/playground/api/state", params={"user": self.user})
+        assert answer.status_code == 200
+        return dict(answer.json())
+
+    def call(self, name: str, **body: Any) -> dict[str, Any]:
+        answer = self.http.post(f"/playground/api/{name}", json={"user": self.user, **body})
+        assert answer.status_code == 200, answer.text
+        result = dict(answer.json())
+        assert result["ok"], result
+        return result
+
+    def messages(self, channel: str = demo_module.CHANNEL.id) -> list[dict[str, Any]]:
+        return list(self.state()["messages"][channel])
+
+
+def elements(blocks: list[dict[str, Any]] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(block_id, element) of every interactive element."""
+    for block in blocks or []:
+        for element in [*block.get("elements", []), block.get("accessory"), block.get("element")]:
+            if isinstance(element, dict) and element.get("action_id"):
+                yield str(block.get("block_id", "")), element
+
+
+def button(message: dict[str, Any], action_id: str, value: str | None = None) -> dict[str, Any]:
+    for block_id, element in elements(message["blocks"]):
+        if element["action_id"] == action_id and value in (None, element.get("value")):
+            return {
+                "action_id": action_id,
+                "block_id": block_id,
+                "type": element["type"],
+                "value": element.get("value"),
+            }
+    raise AssertionError(f"no {action_id} in {message['text']!r}")
+
+
+def has_action(message: dict[str, Any], action_id: str) -> bool:
+    return any(e["action_id"] == action_id for _, e in elements(message["blocks"]))
+
+
+def input_state(view: dict[str, Any]) -> dict[str, Any]:
+    """The ``state.values`` a client sends for a modal as first shown (initial values)."""
+    values: dict[str, Any] = {}
+    for block_id, element in elements(view["blocks"]):
+        kind, value = element["type"], None
+        if kind in ("static_select", "external_select"):
+            value = {"selected_option": element.get("initial_option")}
+        elif kind in ("number_input", "plain_text_input"):
+            value = {"value": element.get("initial_value")}
+        elif kind == "conversations_select":
+            value = {"selected_conversation": element.get("initial_conversation")}
+        if value is not None:
+            values.setdefault(block_id, {})[element["action_id"]] = {"type": kind, **value}
+    return {"values": values}
+
+
+def test_journey_from_the_catalog_to_a_stopped_gpu(playground: demo_module.Demo) -> None:
+    ada = Client(playground.url, demo_module.OWNER.id)
+    grace = Client(playground.url, demo_module.TEAMMATE.id)
+    ada.call("command", channel=demo_module.CHANNEL.id, text="/templates 12gb")
+    catalog = wait_for(
+        lambda: next((m for m in ada.messages() if has_action(m, "deploy_template")), None),
+        message="the catalog",
+    )
+    assert catalog["ephemeral"] and "12 GB" in catalog["text"]
+    assert grace.messages() == []  # the catalog is Ada's alone
+
+    ada.call(
+        "action",
+        channel=demo_module.CHANNEL.id,
+        message_ts=catalog["ts"],
+        action=button(catalog, "deploy_template", "jupyter-lab"),
+    )
+    picker = wait_for(
+        lambda: next((v for v in ada.state()["views"] if has_action(v, "gpu_offer")), None),
+        message="the offers in the picker",
+    )
+    assert picker["callback_id"] == "deploy_modal" and grace.state()["views"] == []
+    offer_block, offer = next(
+        (b, e) for b, e in elements(picker["blocks"]) if e["action_id"] == "gpu_offer"
+    )
+    option = offer["option_groups"][0]["options"][0]
+    state = input_state(picker)
+    state["values"][offer_block]["gpu_offer"]["selected_option"] = option
+    ada.call(
+        "action",
+        view_id=picker["id"],
+        action={
+            "action_id": "gpu_offer",
+            "block_id": offer_block,
+            "type": "static_select",
+            "selected_option": option,
+        },
+        state=state,
+    )
+    wait_for(
+        lambda: "per hour" in json.dumps(ada.state()["views"][-1]["blocks"]),
+        message="the offer's cost",
+    )
+    ada.call("submit", view_id=picker["id"], state=state)
+    status = wait_for(
+        lambda: next((m for m in grace.messages() if not m["ephemeral"]), None),
+        message="the status message everyone sees",
+    )
+    assert ada.state()["views"] == []  # the modal closed on submit
+    instance = wait_for(lambda: ada.state()["instances"], message="an instance")[0]
+
+    ada.call("sim", op="ready", instance_id=instance["id"])
+    ready = wait_for(
+        lambda: next(
+            (
+                m
+                for m in ada.messages()
+                if m["ts"] == status["ts"] and has_action(m, "deployment_stop")
+            ),
+            None,
+        ),
+        message="the message turning ready with a Stop button",
+    )
+    assert "ready" in ready["text"].lower()
+    ada.call(
+        "action",
+        channel=demo_module.CHANNEL.id,
+        message_ts=ready["ts"],
+        action=button(ready, "deployment_stop"),
+    )
+    wait_for(
+        lambda: any(i["actual_status"] == "exited" for i in ada.state()["instances"]),
+        message="the instance stopped",
+    )
+    stopped = wait_for(
+        lambda: next(
+            (
+                m
+                for m in ada.messages()
+                if m["ts"] == status["ts"] and has_action(m, "deployment_start")
+            ),
+            None,
+        ),
+        message="the message offering Start",
+    )
+    assert "stopped" in stopped["text"].lower()
+    assert ada.state()["refusals"] == []
+
+
+def test_the_api_refuses_unknown_people_and_malformed_requests(
+    playground: demo_module.Demo,
+) -> None:
+    http = httpx.Client(base_url=playground.url, timeout=10)
+    bad = http.post("/playground/api/command", json={"user": "U0NOBODY1", "text": "/templates"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_arguments"
+    assert http.post("/playground/api/nothing", json={}).status_code == 404
+    sim = http.post("/playground/api/sim", json={"op": "gone"}).json()
+    assert sim == {"ok": False, "error": "no_instance"}
+    page = http.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert http.get("/static/../demo.py").status_code == 404
+
+
+def test_advance_moves_the_bots_clock_and_the_simulators_together(
+    playground: demo_module.Demo,
+) -> None:
+    ada = Client(playground.url, demo_module.OWNER.id)
+    before_bot, before_sim = playground.clock(), playground.simulator.clock.now()
+    ada.call("sim", op="advance", seconds=3600)
+    assert ada.state()["clock"]["offset_seconds"] == 3600
+    assert (playground.clock() - before_bot).total_seconds() >= 3600
+    assert playground.simulator.clock.now() - before_sim >= 3600
+
+
+# -- python -m bot demo ------------------------------------------------------------------------
+
+
+def test_python_m_bot_demo_prints_its_url_serves_and_stops_on_sigint(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "demo", "--port", "0", "--data", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if "http://" in line:
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert found.wait(60), f"no URL within 60 s: {lines}"
+        url = re.search(r"http://127\.0\.0\.1:\d+/", "".join(lines))
+        assert url is not None
+        page = httpx.get(url.group(0), timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        state = httpx.get(url.group(0) + "playground/api/state", timeout=10).json()
+        assert [u["role"] for u in state["users"]] == ["owner", "teammate", "admin"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    log = process.stderr.read()
+    assert "Traceback" not in log
+    assert log.count("playground stopped") == 1
+    assert sum("http://" in line for line in lines) == 1  # one URL
