@@ -170,8 +170,9 @@ def test_deploy_ready_stop_start_destroy_in_the_browser(page: Any) -> None:
     modal.get_by_test_id("modal-submit").click()
     page.get_by_test_id("modal").wait_for(state="detached")
 
-    status = status_message(page)
-    status.wait_for()
+    status_message(page).wait_for()
+    ts = status_message(page).get_attribute("data-ts")
+    status = page.locator(f"[data-testid=message][data-ts='{ts}']")  # found again once destroyed
     page.get_by_test_id("sim-ready").click()
     status.locator("[data-action-id=deployment_stop]").wait_for()
     assert "Ready" in status.inner_text()
@@ -194,9 +195,8 @@ def test_deploy_ready_stop_start_destroy_in_the_browser(page: Any) -> None:
 
     status.locator("[data-action-id=deployment_destroy]").click()
     page.get_by_test_id("confirm-ok").click()
-    destroyed = page.locator("[data-testid=message]", has_text="Destroyed")
-    destroyed.wait_for()
-    assert destroyed.locator("[data-action-id=deployment_stop]").count() == 0
+    page.locator(f"[data-testid=message][data-ts='{ts}']", has_text="Destroyed").wait_for()
+    assert status.locator("[data-action-id=deployment_stop]").count() == 0
     assert "Nothing refused so far" in page.get_by_test_id("refusals").inner_text()
 
 
