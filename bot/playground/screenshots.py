@@ -83,7 +83,7 @@ def _walk(page: Page, url: str, out_dir: Path) -> list[Path]:
 
     def shot(name: str, target: Locator | None = None) -> None:
         path = out_dir / f"{name}.png"
-        page.wait_for_timeout(300)  # let the last poll's render settle before the picture
+        _settle(page)
         if target is None:
             page.screenshot(path=str(path))
         else:
@@ -143,7 +143,7 @@ def _walk(page: Page, url: str, out_dir: Path) -> list[Path]:
 
     page.get_by_test_id("tab-home").click()
     page.locator("[data-testid=home]", has_text="Your GPU deployments").wait_for()
-    shot("home", page.locator("main"))
+    shot("home", page.get_by_test_id("home"))
     return shots
 
 
@@ -187,4 +187,18 @@ def _wait_for_change(page: Page, warning: Locator) -> None:
         page.wait_for_timeout(100)
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and not warning.count():
+        page.wait_for_timeout(100)
+
+
+def _settle(page: Page, quiet_ms: int = 1200, timeout_s: float = 15) -> None:
+    """Waits until no POST is in flight and the state shown has not changed for ``quiet_ms``
+    (the bot's answers to a click arrive as later state versions), at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last, quiet_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        seen = page.evaluate("() => [document.body.dataset.pending, document.body.dataset.version]")
+        if seen != last or seen[0] not in (None, "0"):
+            last, quiet_since = seen, time.monotonic()
+        elif (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+            return
         page.wait_for_timeout(100)

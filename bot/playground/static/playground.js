@@ -553,16 +553,24 @@ const page = {
   pollTimer: null,
 };
 
+/* body[data-pending] counts POSTs in flight and body[data-version] is the state shown, so a
+ * screenshot can wait until the page has settled. */
 async function api(path, body) {
-  const response = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try { data = await response.json(); } catch (e) { data = null; }
-  if (!response.ok && !(data && data.error)) return { ok: false, error: `HTTP ${response.status}` };
-  return data || { ok: false, error: "no answer" };
+  const post = body !== undefined;
+  if (post) document.body.dataset.pending = String(Number(document.body.dataset.pending || 0) + 1);
+  try {
+    const response = await fetch(path, {
+      method: post ? "POST" : "GET",
+      headers: post ? { "Content-Type": "application/json" } : {},
+      body: post ? JSON.stringify(body) : undefined,
+    });
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok && !(data && data.error)) return { ok: false, error: `HTTP ${response.status}` };
+    return data || { ok: false, error: "no answer" };
+  } finally {
+    if (post) document.body.dataset.pending = String(Number(document.body.dataset.pending) - 1);
+  }
 }
 
 function showBanner(text) {
@@ -749,6 +757,7 @@ function renderPanels(ctx) {
       h("div", { class: "hint" }, `${ctx.tz} · simulated clock ${offset ? "ahead by " + humanSeconds(offset) : "at real time"}`));
   }
   const select = document.getElementById("sim-instance");
+  select.parentElement.hidden = !(s.instances || []).length;
   const previous = select.value;
   select.textContent = "";
   for (const i of s.instances || []) select.append(h("option", { value: String(i.id) }, `#${i.id} ${i.gpu_name || ""}`));
@@ -777,6 +786,7 @@ function humanSeconds(seconds) {
 function render() {
   const s = page.state;
   if (!s) return;
+  document.body.dataset.version = String(s.version);
   const ctx = ctxBase();
   renderSidebar(ctx);
   renderPanels(ctx);
