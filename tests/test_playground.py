@@ -14,13 +14,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from slack_sdk.signature import SignatureVerifier
 
 from bot.playground import demo as demo_module
+from bot.playground.page import Playground
 from bot.playground.slack_api import FakeSlack
 from bot.playground.workspace import (
     DELETED_TEXT,
@@ -222,6 +226,195 @@ def test_a_trigger_id_opens_one_view_within_three_seconds(monkeypatch: pytest.Mo
             lenient.api_url + "views.open", data={"trigger_id": "1.2.abc", "view": view}
         )
         assert answer.json()["ok"]
+
+
+# -- the JSON API against a recording bot ---------------------------------------------------
+
+SECRET = "playground-test-secret"
+
+
+class RecordingBot:
+    """A bot that checks Slack's signature and answers each request with ``answer(form)``
+    (None: an empty 200), recording the decoded bodies."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.answer: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda _: None
+        self.release = threading.Event()
+        self.release.set()
+        verifier = SignatureVerifier(SECRET)
+        bot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                signed = verifier.is_valid_request(body, dict(self.headers))
+                if "json" in self.headers["Content-Type"]:
+                    form: dict[str, Any] = json.loads(body)
+                else:
+                    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    if "payload" in form:
+                        form = json.loads(form["payload"])
+                bot.received.append({**form, "_signed": signed})
+                bot.release.wait(10)
+                answer = bot.answer(form)
+                data = json.dumps(answer).encode() if answer is not None else b""
+                self.send_response(200 if signed else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack/events"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorded() -> Iterator[tuple[Playground, RecordingBot, FakeSlack]]:
+    bot = RecordingBot()
+    with FakeSlack(state=demo_module.demo_state(time.time), strict=True) as fake:
+        playground = Playground(
+            fake,
+            events_url=bot.url,
+            signing_secret=SECRET,
+            team=demo_module.TEAM,
+            ack_seconds=0.5,
+        )
+        fake.mount(playground.route)
+        try:
+            yield playground, bot, fake
+        finally:
+            playground.close()
+            bot.stop()
+
+
+def _modal(**fields: Any) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Pick"},
+        "blocks": [],
+        **fields,
+    }
+
+
+def _open_modal(fake: FakeSlack, trigger_id: str, **view: Any) -> dict[str, Any]:
+    modal = _modal(**view)
+    answer = httpx.post(
+        fake.api_url + "views.open", data={"trigger_id": trigger_id, "view": json.dumps(modal)}
+    ).json()
+    assert answer["ok"], answer
+    return dict(answer["view"])
+
+
+def test_requests_reach_the_bot_signed_and_shaped_as_slack_sends_them(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    playground, bot, fake = recorded
+    ada = Client(fake.url, demo_module.OWNER.id)
+    bot.answer = lambda form: {"text": "pick one", "response_type": "in_channel"}
+    ada.call("command", channel=demo_module.CHANNEL.id, text="/templates  12gb ")
+    command = bot.received[-1]
+    assert command["_signed"] and command["command"] == "/templates"
+    assert command["text"] == "12gb" and command["user_id"] == demo_module.OWNER.id
+    assert command["channel_id"] == demo_module.CHANNEL.id and command["channel_name"] == "gpu"
+    assert command["team_id"] == demo_module.TEAM.team_id
+    assert command["response_url"].startswith(fake.url + "/response/")
+    message = ada.messages()[-1]
+    assert (message["text"], message["ephemeral"]) == ("pick one", False)  # the ack, in_channel
+
+    bot.answer = lambda form: None
+    ada.call(
+        "action",
+        channel=demo_module.CHANNEL.id,
+        message_ts=message["ts"],
+        action={"action_id": "go", "block_id": "b", "type": "button", "value": "1"},
+    )
+    click = bot.received[-1]
+    assert click["_signed"] and click["type"] == "block_actions"
+    assert click["container"] == {
+        "type": "message",
+        "message_ts": message["ts"],
+        "channel_id": demo_module.CHANNEL.id,
+        "is_ephemeral": False,
+    }
+    assert click["message"]["text"] == "pick one" and click["actions"][0]["value"] == "1"
+    # its response_url replaces the message clicked; its trigger_id opens one modal, once
+    httpx.post(click["response_url"], json={"replace_original": True, "text": "picked"})
+    assert [m["text"] for m in ada.messages()] == ["picked"]
+    view = _open_modal(fake, click["trigger_id"], callback_id="pick", notify_on_close=True)
+    with pytest.raises(AssertionError, match="exchanged_trigger_id"):
+        _open_modal(fake, click["trigger_id"])
+
+    values = {"b": {"a": {"type": "plain_text_input", "value": "x"}}}
+    ada.call("action", view_id=view["id"], action={"action_id": "a", "type": "button"})
+    in_modal = bot.received[-1]
+    assert in_modal["container"] == {"type": "view", "view_id": view["id"]}
+    assert "response_url" not in in_modal and in_modal["view"]["callback_id"] == "pick"
+
+    bot.answer = lambda form: {"response_action": "errors", "errors": {"b": "Too short"}}
+    ada.call("submit", view_id=view["id"], state={"values": values})
+    submitted = bot.received[-1]
+    assert submitted["_signed"] and submitted["type"] == "view_submission"
+    assert submitted["view"]["state"] == {"values": values}
+    assert submitted["view"]["hash"] == view["hash"]
+    assert ada.state()["views"][-1]["errors"] == {"b": "Too short"}
+
+    bot.answer = lambda form: {
+        "response_action": "update",
+        "view": {**view, "title": {"type": "plain_text", "text": "Sure?"}},
+    }
+    ada.call("submit", view_id=view["id"], state={"values": values})
+    shown = ada.state()["views"]
+    assert [v["title"]["text"] for v in shown] == ["Sure?"] and shown[0]["id"] == view["id"]
+    assert shown[0]["hash"] != view["hash"]
+    # the bot may edit the view Slack showed with its new hash; the old one is a conflict
+    modal = {**_modal(), "notify_on_close": True}
+    update = {"view_id": view["id"], "view": json.dumps(modal)}
+    stale = httpx.post(fake.api_url + "views.update", data={**update, "hash": view["hash"]})
+    assert stale.json()["error"] == "hash_conflict"
+    assert httpx.post(
+        fake.api_url + "views.update", data={**update, "hash": shown[0]["hash"]}
+    ).json()["ok"]
+
+    bot.answer = lambda form: None
+    ada.call("close", view_id=view["id"])
+    closed = bot.received[-1]
+    assert closed["type"] == "view_closed" and closed["view"]["id"] == view["id"]
+    assert ada.state()["views"] == []
+
+    ada.call("home_opened")
+    event = bot.received[-1]
+    assert event["_signed"] and event["type"] == "event_callback"
+    assert event["event"]["type"] == "app_home_opened" and event["event"]["tab"] == "home"
+    assert event["event"]["user"] == demo_module.OWNER.id
+
+
+def test_a_bot_slower_than_slack_allows_gets_operation_timeout(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    playground, bot, fake = recorded
+    bot.release.clear()  # the bot does not answer until released
+    answer = httpx.post(
+        fake.url + "/playground/api/command",
+        json={"user": demo_module.OWNER.id, "channel": "C0GPU0001", "text": "/templates"},
+    ).json()
+    bot.release.set()
+    assert answer == {"ok": False, "error": "operation_timeout"}
+    playground.signing_secret = "not-the-bots"
+    refused = httpx.post(
+        fake.url + "/playground/api/home_opened", json={"user": demo_module.OWNER.id}
+    ).json()
+    assert refused == {"ok": False, "error": "http_service_error"}
 
 
 # -- the JSON API against the real bot --------------------------------------------------------

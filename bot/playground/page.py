@@ -94,6 +94,7 @@ class Playground:
         after_sim: called after each sim panel change (the demo runs the bot's scheduled
             passes at once, so the change shows without waiting for the next one).
         static_dir: where the page's files are.
+        ack_seconds: how long the bot has to acknowledge (Slack: :data:`ACK_SECONDS`).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class Playground:
         advance: Callable[[float], None] | None = None,
         after_sim: Callable[[], None] | None = None,
         static_dir: Path = STATIC_DIR,
+        ack_seconds: float = ACK_SECONDS,
     ) -> None:
         if slack.state is None:
             raise ValueError("the playground needs a stand-in with a WorkspaceState")
@@ -122,7 +124,7 @@ class Playground:
         self.after_sim = after_sim
         self.static_dir = static_dir
         self._serial = itertools.count(1)
-        self._http = httpx.Client(timeout=ACK_SECONDS)
+        self._http = httpx.Client(timeout=ack_seconds)
 
     def close(self) -> None:
         self._http.close()
