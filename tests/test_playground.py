@@ -711,3 +711,49 @@ def test_python_m_bot_demo_prints_its_url_serves_and_stops_cleanly(
     assert "Traceback" not in log
     assert log.count("playground stopped") == 1
     assert sum("http://" in line for line in lines) == 1  # one URL
+
+
+def deploy_ready(person: Client) -> dict[str, Any]:
+    """Deploy JupyterLab on the cheapest offer and let it turn ready; its status message."""
+    person.call("command", channel=demo_module.CHANNEL.id, text="/templates 12gb")
+    catalog = wait_for(
+        lambda: next((m for m in person.messages() if has_action(m, "deploy_template")), None)
+    )
+    person.call(
+        "action",
+        channel=demo_module.CHANNEL.id,
+        message_ts=catalog["ts"],
+        action=button(catalog, "deploy_template", "jupyter-lab"),
+    )
+    picker = wait_for(
+        lambda: next((v for v in person.state()["views"] if has_action(v, "gpu_offer")), None)
+    )
+    block, offer = next(
+        (b, e) for b, e in elements(picker["blocks"]) if e["action_id"] == "gpu_offer"
+    )
+    state = input_state(picker)
+    state["values"][block]["gpu_offer"]["selected_option"] = offer["option_groups"][0]["options"][0]
+    person.call("submit", view_id=picker["id"], state=state)
+    wait_for(lambda: person.state()["instances"], message="an instance")
+    person.call("sim", op="ready")
+    return wait_for(
+        lambda: next((m for m in person.messages() if has_action(m, "deployment_stop")), None),
+        message="the ready message",
+    )
+
+
+def test_an_idle_gpu_gets_its_question_an_hour_later(playground: demo_module.Demo) -> None:
+    ada = Client(playground.url, demo_module.OWNER.id)
+    deploy_ready(ada)
+    dm = dm_channel_id(demo_module.OWNER.id)
+
+    def asked() -> dict[str, Any] | None:
+        return next((m for m in ada.messages(dm) if has_action(m, "idle_keep_running")), None)
+
+    for _ in range(3):  # each answer comes after the status pass it caused
+        ada.call("sim", op="advance", seconds=3600)
+    assert asked() is None  # a new instance's GPU is busy
+    ada.call("sim", op="idle")
+    ada.call("sim", op="advance", seconds=3600)
+    question = wait_for(asked, message="the idle question")
+    assert "idle for 1 h" in question["text"]

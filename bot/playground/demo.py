@@ -38,7 +38,7 @@ from pydantic import SecretStr
 from bot import logs, logsafe
 from bot.config import Settings
 from bot.playground.clock import PlaygroundClock
-from bot.playground.page import Playground
+from bot.playground.page import BUSY_GPU_UTIL, Playground
 from bot.playground.slack_api import APP_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from bot.playground.slack_requests import Team
 from bot.playground.workspace import Channel, User, WorkspaceState
@@ -98,9 +98,8 @@ class Demo:
     clock: PlaygroundClock
     data_dir: Path
     _cleanup: list[Callable[[], object]] = field(default_factory=list)
-    _kick: threading.Event = field(default_factory=threading.Event)
+    _kick_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
-    _kicker: threading.Thread | None = None
 
     def advance(self, seconds: float) -> None:
         """Move the bot's and the simulator's clocks forward together."""
@@ -108,22 +107,16 @@ class Demo:
         self.simulator.advance(seconds)
 
     def kick(self) -> None:
-        """Have the bot look at its instances now (a status pass, then reminders and the other
-        jobs), not at the next interval: the page shows a change in a second. Returns at once;
-        kicks that come while one runs are served by one more pass."""
-        if self._kicker is None:
-            self._kicker = threading.Thread(target=self._serve_kicks, name="demo-kick", daemon=True)
-            self._kicker.start()
-        self._kick.set()
-
-    def _serve_kicks(self) -> None:
+        """Have the bot look at its instances now, not at the next interval: one status pass
+        (after the one running, if any), then reminders and the other jobs are due at once.
+        Returns when the pass is done, so the sim panel's answer comes after what it caused
+        and the next change is seen after this one."""
         services = self.runtime.services
-        while not self._stopping.is_set():
-            if not self._kick.wait(0.2):
-                continue
-            self._kick.clear()
+        with self._kick_lock:
+            if self._stopping.is_set():
+                return
             try:
-                services.poller.tick()  # waits for a scheduled pass already running
+                services.poller.tick()
                 run_jobs_now(services.scheduler, but=POLLER_JOB_ID)
             except Exception:  # the demo goes on; the scheduled passes retry
                 logger.exception("demo: the status pass after a sim panel change failed")
@@ -131,8 +124,6 @@ class Demo:
     def stop(self) -> None:
         """Stop the bot, the stand-in and the simulator (the temporary folder goes too)."""
         self._stopping.set()
-        if self._kicker is not None:
-            self._kicker.join(timeout=10)
         self.server.stop()
         self.runtime.close()
         self.playground.close()
@@ -160,7 +151,8 @@ def start(
         cleanup.append(lambda: shutil.rmtree(temporary, ignore_errors=True))
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = PlaygroundClock()
-    simulator = VastSimulator(timeline=timeline)
+    # A new instance's GPU is busy: the sim panel's "idle" is what makes it idle.
+    simulator = VastSimulator(timeline=timeline, gpu_util=BUSY_GPU_UTIL)
     sim_url = simulator.start()
     state = demo_state(clock.timestamp)
     try:
