@@ -64,10 +64,17 @@ def _parser() -> argparse.ArgumentParser:
         "the bot, no configuration (Ctrl-C stops)",
     )
     demo.add_argument(
-        "--data", type=Path, help="folder for the bot's SQLite database (default: temporary)"
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="folder for the bot's SQLite database, kept (default: a temporary one)",
     )
     demo.add_argument(
-        "--port", type=int, default=8000, help="port of the playground page (default 8000)"
+        "--port",
+        type=int,
+        default=8000,
+        metavar="N",
+        help="port of the playground page on 127.0.0.1 (default 8000)",
     )
     demo.add_argument(
         "--screenshots",
