@@ -76,7 +76,7 @@ def test_messages_updates_threads_and_deletes_as_a_client_shows_them() -> None:
     state.apply("chat.update", {"channel": GPU.id, "ts": "1.000001", "text": "Ready"}, {"ok": True})
     shown = state.snapshot(ADA.id)["messages"][GPU.id]
     assert [m["text"] for m in shown] == ["Ready", "another"]  # replies stay in their thread
-    assert shown[0]["edited"] and shown[0]["blocks"] is None  # an update without blocks drops them
+    assert shown[0]["edited"] and shown[0]["blocks"] == [{"type": "section"}]  # kept
     assert [r["text"] for r in shown[0]["replies"]] == ["in the thread"]
     assert shown[0]["replies"][0]["thread_ts"] == "1.000001"
     before = state.version

@@ -225,7 +225,12 @@ class WorkspaceState:
             found = self._index.get((str(args.get("channel") or ""), str(args.get("ts") or "")))
             if found is None:
                 return False
-            _replace(found, args)
+            # What it leaves out stays: Slack documents this for attachments
+            # (https://api.slack.com/methods/chat.update); blocks are treated alike here.
+            if "text" in args:
+                found["text"] = args.get("text") or ""
+            if "blocks" in args:
+                found["blocks"] = args.get("blocks") or None
             found["edited"] = True
             return True
         if method == "chat.delete":
@@ -426,9 +431,9 @@ def _flag(value: Any) -> bool:
 
 
 def _replace(message: dict[str, Any], args: dict[str, Any]) -> None:
+    """A ``response_url``'s ``replace_original``: the message is what was posted, all of it."""
     message["text"] = args.get("text") or ""
-    if "blocks" in args or "text" in args:
-        message["blocks"] = args.get("blocks") or None
+    message["blocks"] = args.get("blocks") or None
 
 
 def _shown(view: dict[str, Any]) -> dict[str, Any]:
