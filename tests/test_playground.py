@@ -360,6 +360,10 @@ def test_requests_reach_the_bot_signed_and_shaped_as_slack_sends_them(
     in_modal = bot.received[-1]
     assert in_modal["container"] == {"type": "view", "view_id": view["id"]}
     assert "response_url" not in in_modal and in_modal["view"]["callback_id"] == "pick"
+    assert (in_modal["view"]["root_view_id"], in_modal["view"]["previous_view_id"]) == (
+        view["id"],
+        None,
+    )
 
     bot.answer = lambda form: {"response_action": "errors", "errors": {"b": "Too short"}}
     ada.call("submit", view_id=view["id"], state={"values": values})
@@ -386,7 +390,16 @@ def test_requests_reach_the_bot_signed_and_shaped_as_slack_sends_them(
         fake.api_url + "views.update", data={**update, "hash": shown[0]["hash"]}
     ).json()["ok"]
 
+    bot.answer = lambda form: {"response_action": "push", "view": _modal(callback_id="more")}
+    ada.call("submit", view_id=view["id"], state={"values": values})
+    pushed = ada.state()["views"][-1]
+    assert [v["id"] for v in ada.state()["views"]] == [view["id"], pushed["id"]]
+    assert pushed["callback_id"] == "more" and pushed["id"] != view["id"]
     bot.answer = lambda form: None
+    ada.call("action", view_id=pushed["id"], action={"action_id": "a", "type": "button"})
+    assert bot.received[-1]["view"]["previous_view_id"] == view["id"]
+    assert bot.received[-1]["view"]["root_view_id"] == view["id"]
+
     ada.call("close", view_id=view["id"])
     closed = bot.received[-1]
     assert closed["type"] == "view_closed" and closed["view"]["id"] == view["id"]

@@ -419,8 +419,10 @@ class Playground:
         )
         view.setdefault("private_metadata", "")
         view.setdefault("callback_id", "")
-        view.setdefault("root_view_id", view_id)
-        view.setdefault("previous_view_id", None)
+        stack = [shown["id"] for shown in self.state.views(user)]
+        at = stack.index(view_id) if view_id in stack else None  # None: the Home tab
+        view["root_view_id"] = stack[0] if at is not None else view_id
+        view["previous_view_id"] = stack[at - 1] if at else None
         return view
 
     def _message_payload(self, message: dict[str, Any]) -> dict[str, Any]:
