@@ -228,6 +228,29 @@ def test_a_trigger_id_opens_one_view_within_three_seconds(monkeypatch: pytest.Mo
         assert answer.json()["ok"]
 
 
+def test_strict_stand_in_refuses_unknown_messages_views_and_a_fourth_modal() -> None:
+    state = _state()
+    with FakeSlack(state=state, strict=True) as fake:
+        api = httpx.Client(base_url=fake.api_url)
+        gone = {"channel": GPU.id, "ts": "1.000001", "text": "x"}
+        assert api.post("chat.update", data=gone).json()["error"] == "message_not_found"
+        assert api.post("chat.delete", data=gone).json()["error"] == "message_not_found"
+        posted = api.post("chat.postMessage", data={"channel": GPU.id, "text": "hi"}).json()
+        mine = {"channel": GPU.id, "ts": posted["ts"]}
+        assert api.post("chat.delete", data=mine).json()["ok"]
+        assert api.post("chat.delete", data=mine).json()["error"] == "message_not_found"
+        assert _texts(state, ADA.id) == []
+        modal = json.dumps(_modal())
+        update = api.post("views.update", data={"view_id": "V0NOPE", "view": modal}).json()
+        assert update["error"] == "not_found"
+        for _ in range(3):
+            trigger = fake.issue_trigger(ADA.id)
+            assert api.post("views.push", data={"trigger_id": trigger, "view": modal}).json()["ok"]
+        trigger = fake.issue_trigger(ADA.id)
+        fourth = api.post("views.push", data={"trigger_id": trigger, "view": modal}).json()
+        assert fourth["error"] == "push_limit_reached" and state.stack_depth(ADA.id) == 3
+
+
 # -- the JSON API against a recording bot ---------------------------------------------------
 
 SECRET = "playground-test-secret"
