@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -699,7 +700,9 @@ def test_a_taken_port_is_named_with_what_to_do(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert demo_module.main(data_dir=tmp_path, port=port) == 2
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        assert demo_module.main(port=port) == 2
+    assert list(tmp_path.iterdir()) == []  # the temporary folder made for it is gone
     err = capsys.readouterr().err
     assert f"Cannot start: the playground's port {port} is already in use" in err
     assert "--port N" in err

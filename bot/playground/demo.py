@@ -124,6 +124,8 @@ class Demo:
     def stop(self) -> None:
         """Stop the bot, the stand-in and the simulator (the temporary folder goes too)."""
         self._stopping.set()
+        with self._kick_lock:  # a status pass a sim panel change started ends first
+            pass
         self.server.stop()
         self.runtime.close()
         self.playground.close()
@@ -144,26 +146,41 @@ def start(
     running. ``timeline``: how the simulator's instances boot (default: ready in seconds);
     ``poll_seconds``: the bot's status poll interval (each sim panel change also runs a pass).
     OSError when ``port`` is taken."""
-    cleanup: list[Callable[[], object]] = []
+    cleanup: list[Callable[[], object]] = []  # what to undo, in reverse, if start-up fails
+    try:
+        return _start(cleanup, data_dir, port, timeline, poll_seconds)
+    except BaseException:
+        for undo in reversed(cleanup):
+            undo()
+        raise
+
+
+def _start(
+    cleanup: list[Callable[[], object]],
+    data_dir: Path | None,
+    port: int,
+    timeline: Timeline | None,
+    poll_seconds: float,
+) -> Demo:
+    removal: list[Callable[[], object]] = []  # the temporary folder's, at the end
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="gpu-bot-demo-"))
         temporary = data_dir
-        cleanup.append(lambda: shutil.rmtree(temporary, ignore_errors=True))
+        removal.append(lambda: shutil.rmtree(temporary, ignore_errors=True))
+        cleanup.extend(removal)
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = PlaygroundClock()
     # A new instance's GPU is busy: the sim panel's "idle" is what makes it idle.
     simulator = VastSimulator(timeline=timeline, gpu_util=BUSY_GPU_UTIL)
     sim_url = simulator.start()
+    cleanup.append(simulator.stop)
     state = demo_state(clock.timestamp)
-    try:
-        slack = FakeSlack(port=port, state=state, strict=True, ts_clock=clock.timestamp)
-    except OSError:
-        simulator.stop()
-        raise
+    slack = FakeSlack(port=port, state=state, strict=True, ts_clock=clock.timestamp)
     for user in USERS:
         slack.users_tz[user.id] = user.tz
         slack.users_names[user.id] = {"name": user.name, "real_name": user.real_name}
     slack.start()
+    cleanup.append(slack.stop)
     signing_secret = secrets.token_hex(16)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -184,11 +201,13 @@ def start(
     runtime = build_runtime(
         settings, vast=VastClient(sim_url, None, min_intervals=NO_PACING), clock=clock
     )
+    cleanup.append(runtime.close)
     # A jump of the simulated clock looks like hours without a status pass to the heartbeat's
     # alert: the playground has no use for it (GET /healthz still reports the passes).
     runtime.services.scheduler.remove_job(HEARTBEAT_JOB_ID)
     runtime.start_background()
     server = BackgroundServer(runtime.wsgi_app).start()
+    cleanup.append(server.stop)
     playground = Playground(
         slack,
         events_url=server.url + "/slack/events",
@@ -206,7 +225,7 @@ def start(
         playground=playground,
         clock=clock,
         data_dir=data_dir,
-        _cleanup=cleanup,
+        _cleanup=removal,
     )
     playground.advance = demo.advance
     playground.after_sim = demo.kick
