@@ -281,6 +281,8 @@ class FakeSlack:
         self.strict = strict
         self._ts_clock = ts_clock
         self._triggers: dict[str, _Trigger] = {}
+        self.trigger_seconds = TRIGGER_SECONDS
+        """Seconds an issued ``trigger_id`` stays usable (tests set 0 to see it expire)."""
         self._routes: list[Route] = []
         if state is not None:  # one sequence for every ts, whoever makes the message
             state.new_ts = self._new_ts
@@ -773,7 +775,7 @@ class FakeSlack:
             if trigger.used:
                 return "exchanged_trigger_id"
             trigger.used = True
-            if time.monotonic() - trigger.issued_at > TRIGGER_SECONDS:
+            if time.monotonic() - trigger.issued_at > self.trigger_seconds:
                 return "expired_trigger_id"
             return None
 
