@@ -473,7 +473,11 @@ def playground(tmp_path: Path) -> Iterator[demo_module.Demo]:
     # Instances boot only when told (the sim panel's "ready") and the bot looks at them only
     # after a sim panel change, so the tests show that both work.
     slow = Timeline(created_after=0, loading_after=1, running_after=3600, app_ready_after=3600)
-    running = demo_module.start(data_dir=tmp_path, port=0, timeline=slow, poll_seconds=3600)
+    # Slack's 3 s for an acknowledgement is tested on its own (a slow bot's operation_timeout);
+    # here a busy test machine may take longer.
+    running = demo_module.start(
+        data_dir=tmp_path, port=0, timeline=slow, poll_seconds=3600, ack_seconds=15
+    )
     try:
         yield running
     finally:

@@ -38,7 +38,7 @@ from pydantic import SecretStr
 from bot import logs, logsafe
 from bot.config import Settings
 from bot.playground.clock import PlaygroundClock
-from bot.playground.page import BUSY_GPU_UTIL, Playground
+from bot.playground.page import ACK_SECONDS, BUSY_GPU_UTIL, Playground
 from bot.playground.slack_api import APP_ID, BOT_USER_ID, TEAM_ID, FakeSlack
 from bot.playground.slack_requests import Team
 from bot.playground.workspace import Channel, User, WorkspaceState
@@ -141,14 +141,16 @@ def start(
     port: int = DEFAULT_PORT,
     timeline: Timeline | None = None,
     poll_seconds: float = POLL_SECONDS,
+    ack_seconds: float = ACK_SECONDS,
 ) -> Demo:
     """Start the simulator, the stand-in on ``port`` (0: a free one) and the bot; returns them
     running. ``timeline``: how the simulator's instances boot (default: ready in seconds);
-    ``poll_seconds``: the bot's status poll interval (each sim panel change also runs a pass).
-    OSError when ``port`` is taken."""
+    ``poll_seconds``: the bot's status poll interval (each sim panel change also runs a pass);
+    ``ack_seconds``: how long the bot has to acknowledge (Slack's 3 s; tests on a busy machine
+    give more). OSError when ``port`` is taken."""
     cleanup: list[Callable[[], object]] = []  # what to undo, in reverse, if start-up fails
     try:
-        return _start(cleanup, data_dir, port, timeline, poll_seconds)
+        return _start(cleanup, data_dir, port, timeline, poll_seconds, ack_seconds)
     except BaseException:
         for undo in reversed(cleanup):
             undo()
@@ -161,6 +163,7 @@ def _start(
     port: int,
     timeline: Timeline | None,
     poll_seconds: float,
+    ack_seconds: float,
 ) -> Demo:
     removal: list[Callable[[], object]] = []  # the temporary folder's, at the end
     if data_dir is None:
@@ -215,6 +218,7 @@ def _start(
         team=TEAM,
         simulator=simulator,
         clock=clock,
+        ack_seconds=ack_seconds,
     )
     demo = Demo(
         url=slack.url + "/",
