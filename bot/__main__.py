@@ -2,7 +2,9 @@
 (``schema`` prints the JSON Schema of a template file);
 ``python -m bot simulator [--port 8090] [--api-key KEY] [--rate-limits]`` serves the Vast.ai
 simulator on its own; ``python -m bot rotate-key [--batch-size N]`` re-encrypts every stored
-secret with the first key of ``ENCRYPTION_KEY`` (:mod:`bot.rekey`)."""
+secret with the first key of ``ENCRYPTION_KEY`` (:mod:`bot.rekey`);
+``python -m bot demo [--data DIR] [--port N] [--screenshots DIR]`` runs the bot in a local Slack
+playground in the browser, with no configuration (:mod:`bot.playground.demo`)."""
 
 from __future__ import annotations
 
@@ -56,6 +58,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=USERID",
         help="another Vast.ai account (repeatable): its key and user id",
     )
+    demo = commands.add_parser(
+        "demo",
+        help="try the bot in the browser: a local Slack playground, the Vast.ai simulator and "
+        "the bot, no configuration (Ctrl-C stops)",
+    )
+    demo.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="folder for the bot's SQLite database, kept (default: a temporary one)",
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        metavar="N",
+        help="port of the playground page on 127.0.0.1 (default 8000)",
+    )
+    demo.add_argument(
+        "--screenshots",
+        type=Path,
+        metavar="DIR",
+        help="write PNG screenshots of the main moments to DIR, then stop",
+    )
     rotate = commands.add_parser(
         "rotate-key",
         help="re-encrypt every stored secret with the first key of ENCRYPTION_KEY "
@@ -84,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.rekey import main_rotate_key
 
         return main_rotate_key(batch_size=max(1, args.batch_size))
+    if args.command == "demo":
+        from bot.playground.demo import main as main_demo
+
+        return main_demo(data_dir=args.data, port=args.port, screenshots=args.screenshots)
     if args.command == "simulator":
         from bot.simulator.cli import serve
 

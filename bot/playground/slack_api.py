@@ -42,6 +42,21 @@ Like real Slack it refuses payloads that break Block Kit's documented limits (ch
 {"messages": ["[ERROR] … [json-pointer:/…]"]}}``, and a bare 400 ``invalid_blocks`` on a
 ``response_url``. Refused calls are recorded with ``answer`` None and listed in
 :attr:`FakeSlack.refusals`.
+
+Triggers (https://api.slack.com/interactivity/handling#modal_responses: a ``trigger_id``
+"expires in three seconds" and "can be used only once"): :meth:`FakeSlack.issue_trigger`
+hands out a ``trigger_id`` for a user, as Slack puts one in each interaction payload.
+``views.open`` / ``views.push`` with an issued one that was already used answer
+``exchanged_trigger_id``, after :data:`TRIGGER_SECONDS` ``expired_trigger_id``. A
+``trigger_id`` this fake never issued (the test suite's made-up ones) is accepted, unless
+``strict=True`` (the playground), where it is ``invalid_trigger_id``. ``strict=True`` also
+makes ``chat.update`` / ``chat.delete`` of a message never posted answer
+``message_not_found`` and ``views.update`` of a view never opened ``not_found``, as Slack
+does; without it the fake stays lenient, so tests can fake what came before.
+
+A client's view (:class:`bot.playground.workspace.WorkspaceState`, optional ``state``): every
+accepted Web API call and ``response_url`` post is applied to it, so the playground page shows
+what a Slack client would.
 """
 
 from __future__ import annotations
@@ -51,8 +66,10 @@ import binascii
 import contextlib
 import itertools
 import json
+import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +77,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
+from bot.playground.workspace import MAX_STACK, WorkspaceState
 from bot.slack import limits as slack_limits
 
 TEAM_ID = "T0GPU0001"
@@ -75,6 +93,14 @@ BOT_SCOPES = "commands,chat:write,chat:write.public,im:write,users:read,files:wr
 them."""
 TOKEN_EXPIRES_IN = 43_200
 """Seconds a rotating access token lives (Slack: 12 hours)."""
+TRIGGER_SECONDS = 3.0
+"""Seconds a ``trigger_id`` can be exchanged after it was issued (Slack: three)."""
+MESSAGE_TS_EPOCH = 1732900000
+"""The seconds part of the ``ts`` of each message when no ``ts_clock`` is given."""
+
+Route = Callable[[str, str, dict[str, str], bytes], "tuple[int, bytes, str, dict[str, str]] | None"]
+"""``(method, path, headers, body) -> (status, body, content type, headers)`` or None (not
+mine): extra HTTP routes mounted on the fake's server (:meth:`FakeSlack.mount`)."""
 
 _JSON_ARGS = {"blocks", "view", "attachments", "metadata"}
 
@@ -172,6 +198,13 @@ class _Token:
 
 
 @dataclass
+class _Trigger:
+    user_id: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
 class _Failure:
     error: str
     status: int
@@ -185,9 +218,23 @@ class FakeSlack:
     Args:
         client_id, client_secret: the app's OAuth credentials ``oauth.v2.access`` accepts
             (also attributes, changeable).
+        port: the port on 127.0.0.1 (0: a free one). OSError when taken.
+        state: the client's view to keep up to date (the playground), or None.
+        strict: refuse unknown trigger ids, messages and views as Slack does (module doc).
+        ts_clock: epoch seconds for the ``ts`` of new messages (the playground's simulated
+            clock); None: :data:`MESSAGE_TS_EPOCH` for all, as the tests expect.
     """
 
-    def __init__(self, *, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:
+    def __init__(
+        self,
+        *,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
+        port: int = 0,
+        state: WorkspaceState | None = None,
+        strict: bool = False,
+        ts_clock: Callable[[], float] | None = None,
+    ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.scopes = BOT_SCOPES
@@ -228,7 +275,18 @@ class FakeSlack:
         self.users_team: dict[str, str] = {}
         # Calls refused for breaking Slack's limits: (method, Slack's answer).
         self.refusals: list[tuple[str, dict[str, Any]]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        # users.info: user id -> {"name": ..., "real_name": ...} (default: the id in lower case)
+        self.users_names: dict[str, dict[str, str]] = {}
+        self.state = state
+        self.strict = strict
+        self._ts_clock = ts_clock
+        self._triggers: dict[str, _Trigger] = {}
+        self.trigger_seconds = TRIGGER_SECONDS
+        """Seconds an issued ``trigger_id`` stays usable (tests set 0 to see it expire)."""
+        self._routes: list[Route] = []
+        if state is not None:  # one sequence for every ts, whoever makes the message
+            state.new_ts = self._new_ts
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -282,6 +340,19 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 _Failure(error, status, headers or {}, times)
             )
+
+    def issue_trigger(self, user_id: str) -> str:
+        """A fresh ``trigger_id`` for ``user_id`` (Slack's format ``<n>.<n>.<hex>``), usable
+        once within :data:`TRIGGER_SECONDS` by ``views.open`` / ``views.push``."""
+        trigger_id = f"{next(self._serial)}.{int(time.time())}.{secrets.token_hex(8)}"
+        with self._lock:
+            self._triggers[trigger_id] = _Trigger(user_id, time.monotonic())
+        return trigger_id
+
+    def mount(self, route: Route) -> None:
+        """Serve more paths on this server: ``route`` is asked first for every request whose
+        path is not the Web API's (``/api/``), a ``response_url`` or an upload."""
+        self._routes.append(route)
 
     # -- workspaces ------------------------------------------------------------------------
     def add_workspace(
@@ -443,6 +514,8 @@ class FakeSlack:
     def _refused(self, method: str, answer: dict[str, Any]) -> None:
         with self._lock:
             self.refusals.append((method, answer))
+        if self.state is not None:
+            self.state.refused(method, answer)
 
     def _take_failure(self, method: str) -> _Failure | None:
         with self._lock:
@@ -618,13 +691,13 @@ class FakeSlack:
             channel = str(args.get("channel", ""))
             if channel in self.channels_without_bot:
                 return {"ok": False, "error": "not_in_channel"}
-            ts = f"1732900000.{next(self._ts):06d}"
+            ts = self._new_ts()
             message = {"ts": ts, "text": args.get("text"), "blocks": args.get("blocks")}
             self.messages[(channel, ts)] = message
             return {"ok": True, "channel": channel, "ts": ts, "message": message}
         if method == "chat.update":
             key = (str(args.get("channel", "")), str(args.get("ts", "")))
-            if key in self.deleted_messages:
+            if key in self.deleted_messages or (self.strict and key not in self.messages):
                 return {"ok": False, "error": "message_not_found"}
             self.messages[key] = {
                 "ts": key[1],
@@ -632,13 +705,35 @@ class FakeSlack:
                 "blocks": args.get("blocks"),
             }
             return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
+        if method == "chat.delete":
+            key = (str(args.get("channel", "")), str(args.get("ts", "")))
+            if key in self.deleted_messages or (self.strict and key not in self.messages):
+                return {"ok": False, "error": "message_not_found"}
+            self.messages.pop(key, None)
+            self.deleted_messages.add(key)
+            return {"ok": True, "channel": key[0], "ts": key[1]}
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"1732900000.{next(self._ts):06d}"}
+            return {"ok": True, "message_ts": self._new_ts()}
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             view = dict(args.get("view") or {})
             view_id = args.get("view_id") or f"V{next(self._views):08d}"
+            if method in ("views.open", "views.push"):
+                trigger_id = str(args.get("trigger_id") or "")
+                refused = self._exchange_trigger(trigger_id)
+                if refused is not None:
+                    return {"ok": False, "error": refused}
+                user_id = self.trigger_user(trigger_id)
+                if (
+                    method == "views.push"
+                    and self.state is not None
+                    and user_id is not None
+                    and self.state.stack_depth(user_id) >= MAX_STACK
+                ):
+                    return {"ok": False, "error": "push_limit_reached"}
             with self._lock:  # views.update's ``hash``: refuse an edit of an older view
                 current = self.views.get(view_id)
+                if method == "views.update" and self.strict and current is None:
+                    return {"ok": False, "error": "not_found"}
                 sent = args.get("hash")
                 if method == "views.update" and sent and current and current["hash"] != sent:
                     return {"ok": False, "error": "hash_conflict"}
@@ -654,6 +749,42 @@ class FakeSlack:
             users = str(args.get("users", ""))
             return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
         return {"ok": True}
+
+    def _new_ts(self) -> str:
+        """A new message ``ts``: ``<epoch seconds>.<serial>``, unique and increasing."""
+        seconds = int(self._ts_clock()) if self._ts_clock is not None else MESSAGE_TS_EPOCH
+        return f"{seconds}.{next(self._ts):06d}"
+
+    def show_view(self, view: dict[str, Any]) -> dict[str, Any]:
+        """Register ``view`` as shown by Slack itself (a ``view_submission``'s ``update`` or
+        ``push`` response_action): a copy with a new ``id`` (unless it has one) and ``hash``,
+        which ``views.update`` then accepts."""
+        shown = dict(view)
+        shown.setdefault("id", f"V{next(self._views):08d}")
+        with self._lock:
+            shown["hash"] = f"{time.time():.6f}.{next(self._hashes)}"
+            self.views[shown["id"]] = shown
+        return dict(shown)
+
+    def _exchange_trigger(self, trigger_id: str) -> str | None:
+        """Use ``trigger_id`` for a view: None when it may open one, else Slack's error."""
+        with self._lock:
+            trigger = self._triggers.get(trigger_id)
+            if trigger is None:
+                return "invalid_trigger_id" if self.strict else None
+            if trigger.used:
+                return "exchanged_trigger_id"
+            trigger.used = True
+            if time.monotonic() - trigger.issued_at > self.trigger_seconds:
+                return "expired_trigger_id"
+            return None
+
+    def trigger_user(self, trigger_id: str) -> str | None:
+        """The user a ``trigger_id`` from :meth:`issue_trigger` was issued for (None: not
+        issued here)."""
+        with self._lock:
+            trigger = self._triggers.get(trigger_id)
+            return trigger.user_id if trigger is not None else None
 
     def _files(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """``files.getUploadURLExternal`` and ``files.completeUploadExternal``."""
@@ -733,7 +864,7 @@ class FakeSlack:
             "user": {
                 "id": user_id,
                 "team_id": team,
-                "name": user_id.lower(),
+                "name": self.users_names.get(user_id, {}).get("name", user_id.lower()),
                 "tz": tz,
                 "tz_label": _TZ_LABELS.get(abbreviation, abbreviation),
                 "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
@@ -741,6 +872,11 @@ class FakeSlack:
                 "is_owner": user_id in self.users_owner,
                 "is_bot": user_id in bots,
                 "deleted": False,
+                **(
+                    {"real_name": self.users_names[user_id]["real_name"]}
+                    if "real_name" in self.users_names.get(user_id, {})
+                    else {}
+                ),
             },
         }
 
@@ -754,6 +890,15 @@ class FakeSlack:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length)
+                if not self.path.startswith(("/api/", "/response/", "/upload/")):
+                    headers = {key.lower(): value for key, value in self.headers.items()}
+                    for route in fake._routes:
+                        answered = route(self.command, self.path, headers, data)
+                        if answered is not None:
+                            self._send(*answered)
+                            return
+                    self._send(404, b"not found", "text/plain", {})
+                    return
                 if self.path.startswith("/upload/"):
                     status, body = fake._upload(self.path, data)
                     self._send(status, body, "text/plain", {})
@@ -772,6 +917,9 @@ class FakeSlack:
                             fake._refused("response_url", answer)
                             self._send(400, b"invalid_blocks", "text/plain", {})
                             return
+                    if fake.state is not None:
+                        name = self.path.removeprefix("/response/").split("?")[0]
+                        fake.state.respond(name, args)
                     self._send(200, b"ok", "text/plain", {})
                     return
                 method = self.path.removeprefix("/api/").split("?")[0]
@@ -804,6 +952,11 @@ class FakeSlack:
                 finally:
                     fake._local.call = None
                 call.answer = answer if answer.get("ok") else None
+                if fake.state is not None and call.answer is not None:
+                    trigger = str(args.get("trigger_id") or "")
+                    fake.state.apply(method, args, answer, user_id=fake.trigger_user(trigger))
+                elif fake.state is not None:
+                    fake.state.refused(method, answer)
                 self._send(200, json.dumps(answer).encode(), "application/json", {})
 
             do_GET = do_POST

@@ -386,6 +386,8 @@ class VastSimulator:
             threshold=<interval>`` without Retry-After (docs/VAST_API.md §1), counted in
             :attr:`rate_limited_count`.
         rate_clock: monotonic seconds for the rate limiter (default :func:`time.monotonic`).
+        gpu_util: the ``gpu_util`` a new instance reports while running (a fraction; the
+            default 0.02 reads as an idle GPU; :meth:`set_utilisation` changes one instance).
 
     Use as a context manager or call :meth:`start` / :meth:`stop`. Thread-safe.
     """
@@ -402,6 +404,7 @@ class VastSimulator:
         credit: float = 25.0,
         rate_limits: bool | Mapping[str, float | None] | None = None,
         rate_clock: Callable[[], float] | None = None,
+        gpu_util: float | None = 0.02,
     ) -> None:
         self.api_key = api_key
         self.auth_status = auth_status or (401 if accounts else 404)
@@ -412,6 +415,7 @@ class VastSimulator:
         self._by_owner: dict[int, dict[int, SimInstance]] = {}
         self._limiter = RateLimiter.from_setting(rate_limits, rate_clock)
         self.timeline = timeline or Timeline()
+        self.gpu_util = gpu_util
         self.clock = SimClock(frozen=frozen_clock)
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -699,6 +703,19 @@ class VastSimulator:
             change(inst)
             self._render(inst)
 
+    def make_ready(self, instance_id: int) -> None:
+        """Skip the rest of the boot: the instance is ``running`` and its app answers 200 now
+        (a stuck, exited or failing instance recovers; one stopped on purpose stays stopped).
+        KeyError when there is no such live instance."""
+
+        def change(inst: SimInstance) -> None:
+            inst.override, inst.override_msg, inst.never_ready = None, None, False
+            inst.phase_start = min(
+                inst.phase_start, self.clock.now() - inst.timeline.app_ready_after
+            )
+
+        self._with(instance_id, change)
+
     def stuck_loading(self, instance_id: int) -> None:
         """The instance never leaves ``loading``."""
         self._with(instance_id, lambda i: setattr(i, "override", STUCK_LOADING))
@@ -832,6 +849,7 @@ class VastSimulator:
             created_wall=round(self.clock.wall(), 3),
             phase_start=self.clock.now(),
             timeline=self.timeline,
+            gpu_util=self.gpu_util,
             jupyter_token=f"{self._rng.getrandbits(256):064x}",
             ssh_host=f"ssh{ssh_idx}.vast.ai",
             ssh_port=self._rng.randint(10_000, 39_999),
