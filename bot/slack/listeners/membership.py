@@ -21,8 +21,9 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages, tell_user
+from bot.slack.listeners.replies import tell_user
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
+from bot.services.ports import DirectMessages
 from bot.slack.blocks import deploy as deploy_blocks
 from bot.slack.listeners.payloads import team_of
 from catalog import Template
@@ -103,14 +104,6 @@ class ViewVersions:
         """The hash of the view the bot last showed on ``view_id`` (None: unknown)."""
         with self._lock:
             return self._views.get(view_id, (0, None))[1]
-
-
-class DirectMessages(Protocol):
-    """What the listeners need of the messages port to reach a person privately: a DM
-    (:meth:`bot.slack.messages.SlackMessages.dm`)."""
-
-    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> Any:
-        """Send ``text`` to ``user_id`` by DM in workspace ``team_id``."""
 
 
 def tell_user(

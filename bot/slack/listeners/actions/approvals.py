@@ -28,12 +28,12 @@ from slack_sdk.webhook import WebhookClient
 from bot.services.approvals import ApprovalService
 from bot.services.manage import Outcome
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.listeners.membership import DECIDE, refused
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages
 
 logger = logging.getLogger(__name__)
 

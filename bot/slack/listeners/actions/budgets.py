@@ -11,12 +11,12 @@ from slack_sdk import WebClient
 from bot.services.listings import ListingService
 from bot.services.manage import ManageService
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.manage import text_message
 from bot.slack.listeners.commands.budgets import audit_payload, refusal_text
 from bot.slack.listeners.membership import BUDGETS, refused
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages
 
 
 class AuditActions:

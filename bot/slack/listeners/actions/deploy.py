@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import deploy as deploy_blocks
 from bot.slack.blocks import picker
@@ -29,7 +30,7 @@ from bot.slack.blocks.templates import TEMPLATE_GONE
 from bot.slack.listeners.actions.offer_search import PickerSearch
 from bot.slack.listeners.membership import DEPLOY, interaction_refusal
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages, ViewVersions, tell_user, update_view
+from bot.slack.listeners.replies import ViewVersions, tell_user, update_view
 from catalog import Catalog, Template, disk_problem
 
 logger = logging.getLogger(__name__)

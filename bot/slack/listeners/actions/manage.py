@@ -33,6 +33,7 @@ from bot.services.home import HomeService
 from bot.services.lifetimes import LifetimeService
 from bot.services.manage import ManageService
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import lifetimes as lifetime_blocks
 from bot.slack.blocks import manage as blocks
@@ -42,7 +43,6 @@ from bot.slack.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_S
 from bot.slack.listeners.commands.manage import DeploymentLists
 from bot.slack.listeners.membership import LOOK, MANAGE, refused
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages
 
 logger = logging.getLogger(__name__)
 

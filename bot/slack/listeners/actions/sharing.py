@@ -22,13 +22,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.services.home import HomeService
 from bot.services.manage import NOT_FOUND_TEXT, Outcome
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.services.sharing import SharingService
 from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.blocks.home import HOME_BLOCK_PREFIX
 from bot.slack.listeners.membership import MANAGE, refused
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages, tell_user
+from bot.slack.listeners.replies import tell_user
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.services.sshkeys import SshKeyService
 from bot.slack.blocks import sshkeys as blocks
 from bot.slack.blocks.common import parse_deployment_id
@@ -24,7 +25,7 @@ from bot.slack.listeners.commands.sshkeys import (
     outcome_notice,
 )
 from bot.slack.listeners.membership import refused
-from bot.slack.listeners.replies import DirectMessages, tell_user, update_view
+from bot.slack.listeners.replies import tell_user, update_view
 
 logger = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from bot.services.budgets import (
 from bot.services.listings import ListingService
 from bot.services.manage import ManageService
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.slack.blocks import budgets as blocks
 from bot.slack.listeners.membership import BUDGETS, command_refusal
-from bot.slack.listeners.replies import DirectMessages
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>")
 _WORKSPACE_WORDS = {"workspace", "team", "everyone"}

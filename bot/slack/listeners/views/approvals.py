@@ -10,10 +10,10 @@ from slack_bolt import Ack
 
 from bot.services.approvals import ApprovalService
 from bot.services.membership import MembershipService
+from bot.services.ports import DirectMessages
 from bot.slack.blocks import budgets as blocks
 from bot.slack.listeners.membership import DECIDE, interaction_refusal
 from bot.slack.listeners.payloads import team_of
-from bot.slack.listeners.replies import DirectMessages
 
 
 class ApprovalViews:
