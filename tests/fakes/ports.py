@@ -444,6 +444,8 @@ class FakeVast:
         fail_after: the same, raised after the call took effect (its answer lost: an
             ``Unreachable`` after a create that did make the instance).
         calls: each call as ``(method name, instance or offer id, or None)``.
+        on_call: called with the same pair as each call begins, before any failure (e.g. to
+            read the database at the moment the bot calls Vast.ai).
         credit: the account's credit in $.
     """
 
@@ -454,6 +456,7 @@ class FakeVast:
     fail: dict[str, list[BaseException]] = field(default_factory=dict)
     fail_after: dict[str, list[BaseException]] = field(default_factory=dict)
     calls: list[tuple[str, int | None]] = field(default_factory=list)
+    on_call: Callable[[str, int | None], object] | None = None
     credit: float = 100.0
     next_instance_id: int = 1000
     next_key_id: int = 100
@@ -483,6 +486,8 @@ class FakeVast:
 
     def _enter(self, name: str, ident: int | None) -> None:
         self.calls.append((name, ident))
+        if self.on_call is not None:
+            self.on_call(name, ident)
         pending = self.fail.get(name)
         if pending:
             raise pending.pop(0)
