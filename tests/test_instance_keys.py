@@ -4,7 +4,7 @@ on a real database: attach (idempotent, reading the instance first), detach (eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-from bot.services.accounts import AccountUnavailable
 from bot.services.instance_keys import KeyReconciler, listing_unavailable
 from bot.services.poller import TickReport
 from bot.vast.errors import (
@@ -24,9 +23,9 @@ from bot.vast.errors import (
     Unreachable,
     VastError,
 )
-from bot.vast.models import InstanceSshKey, key_body
-from storage import DeploymentRecord
+from bot.vast.models import InstanceSshKey
 from storage import instance_keys as keys
+from tests.fakes.ports import FakeAccounts, FakeVast, ManualClock, RecordingMessages
 from tests.test_instance_keys_storage import BOB, OWNER, add_key, share, unshare
 from tests.test_intents_storage import NOW, ready_row
 
@@ -35,104 +34,17 @@ INTERVAL = 15.0
 
 
 @dataclass
-class FakeVast:
-    """The three per-instance SSH calls over in-memory instances; ``fail`` maps a call name
-    (``list``, ``attach``, ``detach``) to errors raised by its next calls, in order; an
-    ``attach`` error listed in ``lost`` happens *after* the key was attached (its answer
-    lost)."""
-
-    held: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
-    fail: dict[str, list[BaseException]] = field(default_factory=dict)
-    lost: list[BaseException] = field(default_factory=list)
-    calls: list[tuple[str, int]] = field(default_factory=list)
-    next_id: int = 100
-
-    def _raise(self, name: str) -> None:
-        pending = self.fail.get(name)
-        if pending:
-            raise pending.pop(0)
-
-    def _instance(self, instance_id: int) -> list[tuple[str, str]]:
-        if instance_id not in self.held:
-            raise NotFound(f"instance {instance_id}", status_code=404)
-        return self.held[instance_id]
-
-    def list_instance_ssh_keys(self, instance_id: int) -> list[InstanceSshKey]:
-        self.calls.append(("list", instance_id))
-        self._raise("list")
-        return [InstanceSshKey(id=i, public_key=k) for i, k in self._instance(instance_id)]
-
-    def attach_ssh_key(self, instance_id: int, public_key: str) -> None:
-        self.calls.append(("attach", instance_id))
-        self._raise("attach")
-        self.next_id += 1
-        self._instance(instance_id).append((str(self.next_id), public_key))
-        if self.lost:
-            raise self.lost.pop(0)
-
-    def detach_ssh_key(self, instance_id: int, key_id: str) -> bool:
-        self.calls.append(("detach", instance_id))
-        self._raise("detach")
-        held = self._instance(instance_id)
-        kept = [(i, k) for i, k in held if i != key_id]
-        removed = len(kept) != len(held)
-        held[:] = kept
-        return removed
-
-    def bodies(self, instance_id: int) -> list[str]:
-        return [key_body(k) for _, k in self.held[instance_id]]
-
-    def count(self, name: str) -> int:
-        return sum(1 for call, _ in self.calls if call == name)
-
-
-@dataclass
-class FakeAccounts:
-    client: FakeVast
-    unavailable: set[int] = field(default_factory=set)
-
-    def for_deployment(self, dep: DeploymentRecord) -> Any:
-        if dep.id in self.unavailable:
-            raise AccountUnavailable(f"workspace {dep.team_id} has no key")
-        return type("Account", (), {"client": self.client})()
-
-
-@dataclass
-class FakeMessages:
-    kept: list[dict[str, Any]] = field(default_factory=list)
-
-    def key_kept(
-        self, dep: DeploymentRecord, *, user_id: str, fingerprint: str, reason: str
-    ) -> bool:
-        self.kept.append(
-            {"dep": dep.id, "user_id": user_id, "fingerprint": fingerprint, "reason": reason}
-        )
-        return True
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> Any:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@dataclass
 class World:
     sf: SF
     vast: FakeVast
     accounts: FakeAccounts
-    messages: FakeMessages
-    clock: Clock
+    messages: RecordingMessages
+    clock: ManualClock
     reconciler: KeyReconciler
 
     def deployment(self, instance_id: int) -> int:
         dep_id = ready_row(self.sf, instance_id)
-        self.vast.held[instance_id] = []
+        self.vast.ssh_keys[instance_id] = []
         return dep_id
 
     def run(self, after: float = 0.0) -> Any:
@@ -148,12 +60,12 @@ class World:
 
 @pytest.fixture
 def world(session_factory: SF) -> World:
-    vast, messages, clock = FakeVast(), FakeMessages(), Clock()
+    vast, messages, clock = FakeVast(), RecordingMessages(), ManualClock(NOW)
     accounts = FakeAccounts(vast)
     reconciler = KeyReconciler(
         session_factory=session_factory,
         accounts=accounts,  # type: ignore[arg-type]
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         interval_seconds=INTERVAL,
         clock=clock,
     )
@@ -167,8 +79,11 @@ def test_the_owners_key_is_attached_once_and_recorded(world: World) -> None:
     assert (report.synced, report.due, report.attached) == (1, 1, 1)
     (row,) = world.rows(dep_id)
     assert (row.state, row.next_try_at, row.tries) == ("attached", None, 1)
-    assert len(world.vast.held[4242]) == 1 and world.vast.bodies(4242) == [row.public_key]
-    assert world.vast.calls == [("list", 4242), ("attach", 4242)]  # looked first
+    assert len(world.vast.ssh_keys[4242]) == 1 and world.vast.bodies(4242) == [row.public_key]
+    assert world.vast.calls == [
+        ("list_instance_ssh_keys", 4242),
+        ("attach_ssh_key", 4242),
+    ]  # looked first
     (event,) = [e for e in storage.list_events(world.sf, dep_id) if e.action.startswith("ssh")]
     assert event.action == "ssh_key_attached" and row.fingerprint in (event.detail or "")
     assert f"<@{OWNER}>" in (event.detail or "")
@@ -181,7 +96,7 @@ def test_a_lost_answer_is_not_sent_twice(world: World) -> None:
     the instance's keys, finds it there and records it with its id, without a second copy."""
     dep_id = world.deployment(4242)
     add_key(world.sf, OWNER)
-    world.vast.lost.append(Unreachable("POST: timed out"))
+    world.vast.fail_after.setdefault("attach_ssh_key", []).append(Unreachable("POST: timed out"))
     report = world.run()
     assert report.failed == 1
     (row,) = world.rows(dep_id)
@@ -191,14 +106,14 @@ def test_a_lost_answer_is_not_sent_twice(world: World) -> None:
     assert world.run(after=1).attached == 1
     (row,) = world.rows(dep_id)
     assert (row.state, row.vast_key_id) == ("attached", "101")
-    assert world.vast.count("attach") == 1 and len(world.vast.held[4242]) == 1
+    assert world.vast.count("attach_ssh_key") == 1 and len(world.vast.ssh_keys[4242]) == 1
     assert world.actions(dep_id).count("ssh_key_failed") == 1
 
 
 def test_a_429_backs_off_doubling_up_to_30_minutes(world: World) -> None:
     dep_id = world.deployment(4242)
     add_key(world.sf, OWNER)
-    world.vast.fail["attach"] = [RateLimited("429", status_code=429) for _ in range(9)]
+    world.vast.fail["attach_ssh_key"] = [RateLimited("429", status_code=429) for _ in range(9)]
     waits = []
     world.run()
     for _ in range(9):
@@ -214,7 +129,7 @@ def test_a_429_backs_off_doubling_up_to_30_minutes(world: World) -> None:
 def test_a_refused_key_is_tried_again_only_rarely(world: World) -> None:
     dep_id = world.deployment(4242)
     add_key(world.sf, OWNER)
-    world.vast.fail["attach"] = [KeyRefused("400 invalid_args", status_code=400)]
+    world.vast.fail["attach_ssh_key"] = [KeyRefused("400 invalid_args", status_code=400)]
     assert world.run().failed == 1
     (row,) = world.rows(dep_id)
     assert row.state == "attach" and row.next_try_at == NOW + timedelta(minutes=30)
@@ -226,12 +141,12 @@ def test_a_teammates_key_comes_and_goes_with_sharing(world: World) -> None:
     add_key(world.sf, OWNER)
     add_key(world.sf, BOB)
     world.run()
-    assert len(world.vast.held[4242]) == 1  # not shared yet: only the owner's
+    assert len(world.vast.ssh_keys[4242]) == 1  # not shared yet: only the owner's
     share(world.sf, dep_id, BOB)
     assert world.run().attached == 1
-    assert len(world.vast.held[4242]) == 2
+    assert len(world.vast.ssh_keys[4242]) == 2
     bobs = next(r for r in world.rows(dep_id) if r.user_id == BOB)
-    world.vast.held[4242].append(("999", bobs.public_key + " again"))  # a second copy
+    world.vast.ssh_keys[4242].append(("999", bobs.public_key + " again"))  # a second copy
 
     unshare(world.sf, dep_id, BOB)
     report = world.run()
@@ -242,7 +157,7 @@ def test_a_teammates_key_comes_and_goes_with_sharing(world: World) -> None:
     bobs = next(r for r in world.rows(dep_id) if r.user_id == BOB)
     assert (bobs.state, bobs.vast_key_id, bobs.next_try_at) == ("detached", None, None)
     assert "ssh_key_detached" in world.actions(dep_id)
-    assert world.messages.kept == []
+    assert world.messages.calls("key_kept") == []
 
 
 def test_a_key_that_cannot_be_removed_is_kept_and_the_owner_told_once(world: World) -> None:
@@ -252,18 +167,18 @@ def test_a_key_that_cannot_be_removed_is_kept_and_the_owner_told_once(world: Wor
     world.run()
     unshare(world.sf, dep_id, BOB)
     refusal = VastError("DELETE: HTTP 403 not_allowed", status_code=403, error_code="x")
-    world.vast.fail["detach"] = [refusal]
+    world.vast.fail["detach_ssh_key"] = [refusal]
     report = world.run()
     assert (report.kept, report.slack_calls) == (1, 1)
     (row,) = world.rows(dep_id)
     assert (row.state, row.next_try_at) == ("kept", None)
-    (told,) = world.messages.kept
+    (told,) = world.messages.calls("key_kept")
     assert told["user_id"] == BOB and told["fingerprint"] == row.fingerprint
     assert "refused" in told["reason"]
-    assert len(world.vast.held[4242]) == 1  # it stays
+    assert len(world.vast.ssh_keys[4242]) == 1  # it stays
     assert world.actions(dep_id).count("ssh_key_kept") == 1
     world.run(after=3600)
-    assert len(world.messages.kept) == 1
+    assert len(world.messages.calls("key_kept")) == 1
 
 
 def test_no_list_and_no_id_means_kept(world: World) -> None:
@@ -272,14 +187,18 @@ def test_no_list_and_no_id_means_kept(world: World) -> None:
     dep_id = world.deployment(4242)
     share(world.sf, dep_id, BOB)
     add_key(world.sf, BOB)
-    world.vast.fail["list"] = [UnexpectedResponse("GET: HTTP 404 (HTML)", status_code=404)]
+    world.vast.fail["list_instance_ssh_keys"] = [
+        UnexpectedResponse("GET: HTTP 404 (HTML)", status_code=404)
+    ]
     world.run()  # attached without looking (the list cannot be had)
     (row,) = world.rows(dep_id)
     assert (row.state, row.vast_key_id) == ("attached", None)
     unshare(world.sf, dep_id, BOB)
-    world.vast.fail["list"] = [UnexpectedResponse("GET: HTTP 404 (HTML)", status_code=404)]
+    world.vast.fail["list_instance_ssh_keys"] = [
+        UnexpectedResponse("GET: HTTP 404 (HTML)", status_code=404)
+    ]
     assert world.run().kept == 1
-    (told,) = world.messages.kept
+    (told,) = world.messages.calls("key_kept")
     assert "no id" in told["reason"]
 
 
@@ -302,10 +221,10 @@ def test_a_key_not_on_the_instance_or_a_gone_instance_is_detached(world: World) 
     share(world.sf, dep_id, BOB)
     add_key(world.sf, BOB)
     world.run()
-    world.vast.held[4242].clear()  # removed by hand meanwhile
+    world.vast.ssh_keys[4242].clear()  # removed by hand meanwhile
     unshare(world.sf, dep_id, BOB)
     assert world.run().detached == 1
-    assert world.vast.count("detach") == 0
+    assert world.vast.count("detach_ssh_key") == 0
 
 
 def test_one_rows_trouble_does_not_stop_the_others(world: World) -> None:
@@ -314,7 +233,7 @@ def test_one_rows_trouble_does_not_stop_the_others(world: World) -> None:
     no_account = world.deployment(3333)
     world.accounts.unavailable.add(no_account)
     add_key(world.sf, OWNER)
-    del world.vast.held[1111]  # the fake raises NotFound: a failed try
+    del world.vast.ssh_keys[1111]  # the fake raises NotFound: a failed try
     original = world.vast.list_instance_ssh_keys
 
     def explode(instance_id: int) -> list[InstanceSshKey]:
@@ -349,18 +268,18 @@ def test_a_pass_stops_taking_acts_past_its_budget(session_factory: SF) -> None:
     reconciler = KeyReconciler(
         session_factory=session_factory,
         accounts=FakeAccounts(vast),  # type: ignore[arg-type]
-        messages=FakeMessages(),  # type: ignore[arg-type]
+        messages=RecordingMessages(),
         interval_seconds=INTERVAL,
         clock=lambda: NOW,
         monotonic=lambda: next(ticks),
     )
     for instance_id in (1, 2, 3):
         ready_row(session_factory, instance_id)
-        vast.held[instance_id] = []
+        vast.ssh_keys[instance_id] = []
     add_key(session_factory, OWNER)
     assert reconciler.budget_seconds == INTERVAL / 2
     assert reconciler.run().due == 1  # the others wait for the next pass
-    assert sum(len(v) for v in vast.held.values()) == 1
+    assert sum(len(v) for v in vast.ssh_keys.values()) == 1
 
 
 def test_after_pass_runs_only_for_the_lease_holder_and_never_raises(world: World) -> None:
@@ -370,7 +289,7 @@ def test_after_pass_runs_only_for_the_lease_holder_and_never_raises(world: World
     world.reconciler.after_pass(TickReport(), False)
     assert world.vast.calls == []
     world.reconciler.after_pass(TickReport(), True)
-    assert world.vast.count("attach") == 1
+    assert world.vast.count("attach_ssh_key") == 1
 
     def broken(now: Any = None) -> Any:
         raise RuntimeError("database down")

@@ -18,6 +18,7 @@ from bot.slack.listeners.commands.templates import TemplateLists
 from bot.slack.listeners.events import HomeEvents
 from bot.slack.listeners.middleware import InstalledTeam
 from catalog import load_catalog
+from tests.fakes.ports import RecordingMessages
 
 
 class Calls:
@@ -84,14 +85,6 @@ def test_the_installed_workspace_is_remembered_before_every_listener() -> None:
     assert home.teams == ["T1"] and len(proceed.calls) == 1
 
 
-class FakeMessages:
-    def __init__(self) -> None:
-        self.dms: list[tuple[str, str, str | None]] = []
-
-    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> None:
-        self.dms.append((user_id, text, team_id))
-
-
 class FullPool:
     def spawn(self, *args: Any, **kwargs: Any) -> None:
         raise Busy()
@@ -99,7 +92,7 @@ class FullPool:
 
 def test_an_approval_clicked_while_the_pool_is_full_is_answered_busy_by_dm() -> None:
     """No response_url (a click in the App Home): the clicker is told by DM, nothing decided."""
-    messages = FakeMessages()
+    messages = RecordingMessages()
     actions = ApprovalActions(
         cast(ApprovalService, object()),
         cast(MembershipService, FakeMembership()),
@@ -110,4 +103,6 @@ def test_an_approval_clicked_while_the_pool_is_full_is_answered_busy_by_dm() -> 
     body = {"user": {"id": "U1", "team_id": "T1"}, "team": {"id": "T1"}}
     actions.on_approve(ack=ack, body=body, action={"value": "42"}, client=cast(WebClient, None))
     assert len(ack.calls) == 1
-    assert messages.dms == [("U1", BUSY_TEXT, "T1")]
+    assert [(c["user_id"], c["text"], c["team_id"]) for c in messages.calls("dm")] == [
+        ("U1", BUSY_TEXT, "T1")
+    ]

@@ -31,6 +31,7 @@ from bot.services.rules.policy import LifetimePolicy
 from bot.slack.blocks.lifetimes import auto_action_text, ends_line
 from bot.slack.blocks.status import status_message, visible_key
 from storage import DeploymentRecord, SessionFactory
+from tests.fakes.ports import RecordingMessages
 from tests.test_poller import insert_row
 from tests.test_states import NOW, instance, record, template
 
@@ -305,26 +306,12 @@ class FakeManage:
         return Outcome("done", "", None)
 
 
-@dataclass
-class FakeMessages:
-    notes: list[tuple[int, str]] = field(default_factory=list)
-    dms: list[tuple[str, str]] = field(default_factory=list)
-
-    def note(self, dep: DeploymentRecord, text: str) -> bool:
-        self.notes.append((dep.id, text))
-        return True
-
-    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
-        self.dms.append((user_id, text))
-        return True
-
-
 def executor(
     sf: SessionFactory | None, rules: tuple[Rule, ...], manage: FakeManage, messages: Any = None
 ) -> RuleExecutor:
     return RuleExecutor(
         session_factory=cast(SessionFactory, sf),
-        messages=cast(RuleMessages, messages or FakeMessages()),
+        messages=cast(RuleMessages, messages or RecordingMessages()),
         manage=cast(ManageService, manage),
         rules=rules,
         policy=lambda: POLICY,
@@ -372,7 +359,7 @@ def test_exited_container_is_timed_across_restarts_and_forgotten_when_it_runs(
     row = insert_row(session_factory, template(), OFFER, now=NOW)
     dep = ready(id=row.id, instance_id=4242)
     crashed = {4242: exited()}
-    manage, messages = FakeManage(), FakeMessages()
+    manage, messages = FakeManage(), RecordingMessages()
     first = executor(session_factory, (exited_container.RULE,), manage, messages)
     first.review([dep], crashed, NOW)
     first.review([dep], crashed, NOW + timedelta(minutes=1))
@@ -411,7 +398,7 @@ def test_a_crash_looping_container_is_noticed_once_and_stopped_ten_minutes_after
     stopped at the first exited sight 10 minutes after the first exit."""
     row = insert_row(session_factory, template(), OFFER, now=NOW)
     dep = ready(id=row.id, instance_id=4242, lifetime_started_at=NOW)
-    manage, messages = FakeManage(), FakeMessages()
+    manage, messages = FakeManage(), RecordingMessages()
     rules = executor(session_factory, (exited_container.RULE,), manage, messages)
     stopped_at = None
     for poll in range(12 * 4):  # 12 minutes of polls: every 8th one sees it running
@@ -431,7 +418,7 @@ def test_a_row_with_a_pending_act_gets_no_act_warning_question_or_notice(
     """A pending desired state (a Start in flight, a Stop or Destroy not confirmed) settles
     first: no rule stops, destroys, warns, asks or notifies about the row meanwhile; only
     bookkeeping (``track``) goes on."""
-    manage, messages = FakeManage(), FakeMessages()
+    manage, messages = FakeManage(), RecordingMessages()
     kinds = (STOP, "destroy", WARN, ASK, NOTIFY)
     tracked: list[Any] = []
     monkeypatch.setattr(storage, "set_idle_since", lambda sf, dep_id, **_: tracked.append(dep_id))

@@ -4,7 +4,7 @@ permissions and their once-only ready DMs; and the Share modal's pure blocks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -29,10 +29,12 @@ from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.manage import deployment_list_message
 from bot.slack.blocks.status import deployment_buttons, status_message
+from catalog import Template
 from storage import DeploymentRecord, SessionFactory, repo
 from storage import collaborators as collab
 from tests.blockkit import buttons, texts
 from tests.factories import new_deployment
+from tests.fakes.ports import RecordingMessages
 
 TEAM, OTHER_TEAM = "T0GPU0001", "T0OTHER01"
 OWNER, BOB, CAROL, DAVE, ADMIN = "U0OWNER01", "U0BOB0002", "U0CAROL03", "U0DAVE004", "U0ADMIN01"
@@ -40,41 +42,37 @@ OUTSIDER, APP_USER, GONE = "U0OUTSIDE", "U0APPUSER", "U0FLAKY01"
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeMessages:
-    """The parts of the messages port sharing uses, recording what was sent."""
+class ShareMessages(RecordingMessages):
+    """The messages port, recording; the logins DMed as ``(deployment id, user_id)``, and a
+    login DM to anyone in ``refuse_logins_to`` refused by Slack."""
 
-    notes: list[tuple[int, str]] = field(default_factory=list)
-    dms: list[tuple[str, str]] = field(default_factory=list)
-    logins: list[tuple[int, str]] = field(default_factory=list)
-    refuse_logins_to: set[str] = field(default_factory=set)
-    secret: bool = True
-
-    def note(self, dep: DeploymentRecord, text: str) -> bool:
-        self.notes.append((dep.id, text))
-        return True
-
-    def dm(self, user_id: str, text: str, *, team_id: str | None = None) -> bool:
-        self.dms.append((user_id, text))
-        return True
-
-    def has_secrets(self, dep: DeploymentRecord, template: Any, *, jupyter_token: Any) -> bool:
-        return self.secret
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[tuple[int, str]] = []
+        self.refuse_logins_to: set[str] = set()
 
     def secrets(
         self,
         dep: DeploymentRecord,
-        template: Any,
+        template: Template | None,
         *,
         user_id: str,
         has_ssh_key: bool,
-        jupyter_token: Any = None,
+        jupyter_token: str | None = None,
         keys_on_instance: bool = True,
     ) -> bool | None:
+        sent = super().secrets(
+            dep,
+            template,
+            user_id=user_id,
+            has_ssh_key=has_ssh_key,
+            jupyter_token=jupyter_token,
+            keys_on_instance=keys_on_instance,
+        )
         if user_id in self.refuse_logins_to:
             return False
         self.logins.append((dep.id, user_id))
-        return True
+        return sent
 
 
 def lookup(workspace: str, user_id: str) -> SlackMember | None:
@@ -90,7 +88,7 @@ def lookup(workspace: str, user_id: str) -> SlackMember | None:
 @dataclass
 class World:
     sf: SessionFactory
-    messages: FakeMessages
+    messages: ShareMessages
     manage: ManageService
     sharing: SharingService
     homes: list[tuple[str, str]]
@@ -109,7 +107,7 @@ class RecordingHomes:
 
 @pytest.fixture
 def world(session_factory: SessionFactory) -> World:
-    messages = FakeMessages()
+    messages = ShareMessages()
     manage = ManageService(
         session_factory=session_factory,
         accounts=cast(VastAccounts, None),  # sharing sends nothing to Vast.ai
@@ -289,8 +287,7 @@ def test_an_ended_deployment_cannot_be_shared(world: World) -> None:
 def test_removing_someone_deletes_their_row_and_says_their_keys_go(world: World) -> None:
     dep = make(world.sf)
     world.sharing.submit(dep.id, OWNER, [BOB, CAROL], [], team_id=TEAM)
-    world.messages.notes.clear()
-    world.messages.dms.clear()
+    world.messages.sent.clear()
     world.homes.clear()
 
     result = world.sharing.submit(dep.id, OWNER, [CAROL], [BOB, CAROL], team_id=TEAM)
@@ -364,7 +361,7 @@ def test_a_refused_login_dm_is_given_back_for_a_later_pass(world: World) -> None
 
 def test_no_login_dm_without_a_login_as_for_the_owner(world: World) -> None:
     dep = make(world.sf)
-    world.messages.secret = False
+    world.messages.outcomes["has_secrets"] = False
     world.sharing.announce(world.sharing.submit(dep.id, OWNER, [BOB], [], team_id=TEAM))
     assert world.messages.logins == []
 
@@ -417,7 +414,7 @@ def test_a_workspace_admin_may_destroy_its_deployments_and_another_workspaces_ad
     manage = ManageService(
         session_factory=session_factory,
         accounts=cast(VastAccounts, None),  # may() sends nothing to Vast.ai
-        messages=cast(ManageMessages, FakeMessages()),
+        messages=RecordingMessages(),
         templates=NO_TEMPLATES,
         admins=WorkspaceAdmins({TEAM: frozenset({CAROL}), OTHER_TEAM: frozenset({DAVE})}),
         clock=lambda: T0,
