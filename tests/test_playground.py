@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -799,3 +800,29 @@ def test_an_idle_gpu_gets_its_question_an_hour_later(playground: demo_module.Dem
     ada.call("sim", op="advance", seconds=3600)
     question = wait_for(asked, message="the idle question")
     assert "idle for 1 h" in question["text"]
+
+
+def test_a_restart_on_the_same_data_deploys_anew(tmp_path: Path) -> None:
+    """``--data DIR`` twice: the second run's first deploy is a new deployment on a new
+    instance, not taken for the first run's (Slack's view ids and Vast.ai's instance ids are
+    never handed out twice; the stand-in and the simulator start afresh each run)."""
+    slow = Timeline(created_after=0, loading_after=1, running_after=3600, app_ready_after=3600)
+
+    def run() -> tuple[str, int]:
+        running = demo_module.start(
+            data_dir=tmp_path, port=0, timeline=slow, poll_seconds=3600, ack_seconds=15
+        )
+        try:
+            ada = Client(running.url, demo_module.OWNER.id)
+            ready = deploy_ready(ada)
+            return ready["text"], ada.state()["instances"][0]["id"]
+        finally:
+            running.stop()
+
+    _, first_instance = run()
+    text, second_instance = run()
+    assert "ready" in text.lower()
+    assert second_instance != first_instance
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        rows = db.execute("SELECT id, instance_id FROM deployments ORDER BY id").fetchall()
+    assert rows == [(1, first_instance), (2, second_instance)]

@@ -63,6 +63,8 @@ USERS = (OWNER, TEAMMATE, ADMIN)
 CHANNEL = Channel("C0GPU0001", "gpu")
 #: Seconds between the bot's status polls: short, so the page follows the instance closely.
 POLL_SECONDS = 5.0
+#: New instances' ids start at a random number from this to twice this (Vast.ai's are 8 digits).
+FIRST_INSTANCE_IDS = 10_000_000
 
 
 def demo_state(clock: Callable[[], float]) -> WorkspaceState:
@@ -174,7 +176,13 @@ def _start(
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = PlaygroundClock()
     # A new instance's GPU is busy: the sim panel's "idle" is what makes it idle.
-    simulator = VastSimulator(timeline=timeline, gpu_util=BUSY_GPU_UTIL)
+    # Instance ids this run has not used before: a kept database (--data) still names the
+    # last run's instances, which this new simulator does not have.
+    simulator = VastSimulator(
+        timeline=timeline,
+        gpu_util=BUSY_GPU_UTIL,
+        first_instance_id=FIRST_INSTANCE_IDS + secrets.randbelow(FIRST_INSTANCE_IDS),
+    )
     sim_url = simulator.start()
     cleanup.append(simulator.stop)
     state = demo_state(clock.timestamp)

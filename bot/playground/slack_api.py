@@ -257,6 +257,10 @@ class FakeSlack:
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
+        # Slack's view ids are unique for good; the bot remembers submitted ones (a repeated
+        # delivery is answered, not deployed again), so a playground restarted on the same
+        # database must not hand out the last run's ids again.
+        self._view_prefix = secrets.token_hex(2).upper()
         self._hashes = itertools.count(1)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.deleted_messages: set[tuple[str, str]] = set()
@@ -716,7 +720,7 @@ class FakeSlack:
             return {"ok": True, "message_ts": self._new_ts()}
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             view = dict(args.get("view") or {})
-            view_id = args.get("view_id") or f"V{next(self._views):08d}"
+            view_id = args.get("view_id") or self._new_view_id()
             if method in ("views.open", "views.push"):
                 trigger_id = str(args.get("trigger_id") or "")
                 refused = self._exchange_trigger(trigger_id)
@@ -755,12 +759,16 @@ class FakeSlack:
         seconds = int(self._ts_clock()) if self._ts_clock is not None else MESSAGE_TS_EPOCH
         return f"{seconds}.{next(self._ts):06d}"
 
+    def _new_view_id(self) -> str:
+        """A view id, ``V`` and 12 upper-case hex digits: unique to this stand-in."""
+        return f"V{self._view_prefix}{next(self._views):08d}"
+
     def show_view(self, view: dict[str, Any]) -> dict[str, Any]:
         """Register ``view`` as shown by Slack itself (a ``view_submission``'s ``update`` or
         ``push`` response_action): a copy with a new ``id`` (unless it has one) and ``hash``,
         which ``views.update`` then accepts."""
         shown = dict(view)
-        shown.setdefault("id", f"V{next(self._views):08d}")
+        shown.setdefault("id", self._new_view_id())
         with self._lock:
             shown["hash"] = f"{time.time():.6f}.{next(self._hashes)}"
             self.views[shown["id"]] = shown
