@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -826,3 +826,82 @@ def test_a_restart_on_the_same_data_deploys_anew(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "bot.db") as db:
         rows = db.execute("SELECT id, instance_id FROM deployments ORDER BY id").fetchall()
     assert rows == [(1, first_instance), (2, second_instance)]
+
+
+def _raw(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send ``request`` as is (no client normalising the path or the headers); the status and
+    the body of the answer."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_only_the_page_itself_may_use_the_api(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    """Another site the person visits cannot drive the playground: not by a form or a simple
+    fetch (no JSON content type, or its own Origin), nor by a name of its own resolving to
+    127.0.0.1 (DNS rebinding: a foreign Host)."""
+    _, bot, fake = recorded
+    port = urlsplit(fake.url).port
+    http = httpx.Client(base_url=fake.url, timeout=10)
+    sim = "/playground/api/sim"
+    body = json.dumps({"op": "advance", "seconds": 60})
+    form = http.post(sim, content=body, headers={"Content-Type": "text/plain"})
+    assert form.status_code == 403 and form.json()["error"] == "forbidden"
+    assert "application/json" in form.json()["detail"]
+    foreign = {"Content-Type": "application/json", "Origin": "https://evil.example"}
+    assert http.post(sim, content=body, headers=foreign).status_code == 403
+    rebound = {"Host": f"evil.example:{port}"}
+    assert http.get("/playground/api/state", headers=rebound).status_code == 403
+    assert http.get("/", headers=rebound).status_code == 403
+    command = {"user": demo_module.OWNER.id, "channel": demo_module.CHANNEL.id, "text": "/x"}
+    assert http.post("/playground/api/command", json=command, headers=rebound).status_code == 403
+    assert bot.received == []  # none of them reached the bot
+    # the page's own requests: same origin (or none), JSON, by either local name
+    own = {"Origin": fake.url, "Content-Type": "application/json"}
+    assert http.post("/playground/api/close", json={}, headers=own).status_code == 400
+    local = {"Host": f"localhost:{port}"}
+    assert http.get("/playground/api/state", headers=local).status_code == 200
+
+
+def test_hostile_requests_get_a_clear_4xx(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    _, _, fake = recorded
+    host = urlsplit(fake.url).netloc
+    api = "/playground/api/command"
+    huge = (
+        f"POST {api} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {10**10}\r\n\r\n{{}}"
+    ).encode()
+    status, answer = _raw(fake.url, huge)
+    assert status == 413 and json.loads(answer)["error"] == "request_too_large"
+    bad_length = f"POST {api} HTTP/1.1\r\nHost: {host}\r\nContent-Length: abc\r\n\r\n".encode()
+    status, answer = _raw(fake.url, bad_length)
+    assert status == 400 and json.loads(answer)["error"] == "invalid_content_length"
+    for path in ("/static/../demo.py", "/static/%2e%2e/demo.py", "/static//etc/passwd"):
+        status, _ = _raw(fake.url, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert status == 404, path
+    http = httpx.Client(base_url=fake.url, timeout=10)
+    for name, wrong in [
+        ("command", {"user": demo_module.OWNER.id, "channel": ["C"], "text": "/templates"}),
+        ("command", {"user": 5, "text": "/templates"}),
+        ("action", {"user": demo_module.OWNER.id, "view_id": {"V": 1}, "action": "x"}),
+        ("submit", {"user": demo_module.OWNER.id, "view_id": "V0NOPE", "state": 5}),
+        ("sim", {"op": "advance", "seconds": "soon"}),
+    ]:
+        answer = http.post(f"/playground/api/{name}", json=wrong)
+        assert 400 <= answer.status_code < 500 or answer.json()["ok"] is False, (name, wrong)
+        assert answer.json()["error"], (name, wrong)
+    assert (
+        http.post(
+            "/playground/api/command", content=b"[1]", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )

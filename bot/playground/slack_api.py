@@ -98,6 +98,10 @@ TRIGGER_SECONDS = 3.0
 MESSAGE_TS_EPOCH = 1732900000
 """The seconds part of the ``ts`` of each message when no ``ts_clock`` is given."""
 
+#: Bytes a request to a mounted route (the playground's page and JSON API) may carry: a
+#: person's click or command is a few kilobytes.
+MAX_ROUTE_BODY = 1024 * 1024
+
 Route = Callable[[str, str, dict[str, str], bytes], "tuple[int, bytes, str, dict[str, str]] | None"]
 """``(method, path, headers, body) -> (status, body, content type, headers)`` or None (not
 mine): extra HTTP routes mounted on the fake's server (:meth:`FakeSlack.mount`)."""
@@ -896,9 +900,22 @@ class FakeSlack:
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                routed = not self.path.startswith(("/api/", "/response/", "/upload/"))
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or (routed and length > MAX_ROUTE_BODY):
+                    # Unread, the body cannot linger into a next request: close after this.
+                    self.close_connection = True
+                    status, problem = (400, "invalid_content_length")
+                    if length > 0:
+                        status, problem = (413, "request_too_large")
+                    refusal = json.dumps({"ok": False, "error": problem}).encode()
+                    self._send(status, refusal, "application/json", {"Connection": "close"})
+                    return
                 data = self.rfile.read(length)
-                if not self.path.startswith(("/api/", "/response/", "/upload/")):
+                if routed:
                     headers = {key.lower(): value for key, value in self.headers.items()}
                     for route in fake._routes:
                         answered = route(self.command, self.path, headers, data)
