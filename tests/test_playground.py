@@ -905,3 +905,43 @@ def test_hostile_requests_get_a_clear_4xx(
         ).status_code
         == 400
     )
+
+
+def test_the_demo_reads_no_environment_and_no_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real .env or environment (a Vast.ai key, a production database, a malformed value)
+    changes nothing in the playground's settings: it rents from the simulator only, writes
+    its own database and starts anyway."""
+    real = {
+        "VAST_API_KEY": "3f9a0c1b2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8",
+        "VAST_API_URL": "https://console.vast.ai",
+        "DATABASE_URL": "postgresql+psycopg://prod:pw@db.example.com/prod",
+        "SLACK_API_URL": "https://slack.com/api/",
+        "SLACK_BOT_TOKEN": "xoxb-1234567890-abcdefghijk",
+        "SLACK_APP_TOKEN": "xapp-1-A0-1-abc",
+        "SLACK_CLIENT_ID": "1234.5678",
+        "SLACK_CLIENT_SECRET": "0123456789abcdef",
+        "SLACK_REDIRECT_URI": "https://bot.example.com/slack/oauth_redirect",
+        "ENCRYPTION_KEY": "not-a-fernet-key",
+        "DIGEST_CHANNEL": "C0PROD001",
+        "APPROVAL_DPH": "0",
+        "BOT_ADMINS": "U0REALADM",
+    }
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in real.items()))
+    monkeypatch.chdir(tmp_path)
+    for name, value in real.items():
+        monkeypatch.setenv(name, value)
+    settings = demo_module.demo_settings(
+        slack_api_url="http://127.0.0.1:1/api/",
+        signing_secret="s" * 32,
+        vast_api_url="http://127.0.0.1:2",
+        database_url="sqlite:///demo.db",
+    )
+    assert settings.vast_api_key is None and settings.vast_api_url == "http://127.0.0.1:2"
+    assert settings.database_url == "sqlite:///demo.db"
+    assert settings.slack_api_url == "http://127.0.0.1:1/api/"
+    assert not settings.oauth_mode and settings.slack_app_token is None
+    assert settings.encryption_key is None and settings.slack_redirect_uri is None
+    assert settings.bot_admins == {demo_module.ADMIN.id}
+    assert settings.digest_channel is None and settings.approval_dph is None

@@ -34,6 +34,7 @@ from types import FrameType
 
 from apscheduler.schedulers.base import BaseScheduler
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot import logs, logsafe
 from bot.config import Settings
@@ -85,6 +86,46 @@ def run_jobs_now(scheduler: BaseScheduler, *, but: str | None = None) -> None:
     for job in scheduler.get_jobs():
         if job.id != but:
             job.modify(next_run_time=now)
+
+
+class _OwnSettings(Settings):
+    """:class:`Settings` from its arguments alone: no environment variable, no ``.env``."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def demo_settings(
+    *,
+    slack_api_url: str,
+    signing_secret: str,
+    vast_api_url: str,
+    database_url: str,
+    poll_seconds: float = POLL_SECONDS,
+) -> Settings:
+    """The playground bot's settings: the stand-in, the simulator, its own database, the
+    defaults for the rest. It reads no environment variable and no ``.env``: the folder it runs
+    in may hold a real ``VAST_API_KEY``, ``DATABASE_URL`` or ``ENCRYPTION_KEY``, which a
+    playground must neither use nor fail on."""
+    return _OwnSettings(
+        slack_bot_token=SecretStr("xoxb-playground-" + secrets.token_hex(8)),
+        slack_signing_secret=SecretStr(signing_secret),
+        slack_api_url=slack_api_url,
+        vast_api_url=vast_api_url,
+        database_url=database_url,
+        bot_admins=frozenset({ADMIN.id}),
+        status_poll_seconds=poll_seconds,
+        # The simulator's instances listen on 127.0.0.1.
+        allow_private_instance_addresses=True,
+    )
 
 
 @dataclass
@@ -193,21 +234,12 @@ def _start(
     slack.start()
     cleanup.append(slack.stop)
     signing_secret = secrets.token_hex(16)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token=SecretStr("xoxb-playground-" + secrets.token_hex(8)),
-        slack_signing_secret=SecretStr(signing_secret),
-        slack_app_token=None,
-        slack_client_id=None,
-        slack_client_secret=None,
+    settings = demo_settings(
         slack_api_url=slack.api_url,
-        vast_api_key=None,
+        signing_secret=signing_secret,
         vast_api_url=sim_url,
         database_url=f"sqlite:///{data_dir / 'bot.db'}",
-        bot_admins=frozenset({ADMIN.id}),
-        status_poll_seconds=poll_seconds,
-        # The simulator's instances listen on 127.0.0.1.
-        allow_private_instance_addresses=True,
+        poll_seconds=poll_seconds,
     )
     runtime = build_runtime(
         settings, vast=VastClient(sim_url, None, min_intervals=NO_PACING), clock=clock
