@@ -712,6 +712,19 @@ def test_a_taken_port_is_named_with_what_to_do(
     assert "--port N" in err
 
 
+def test_a_data_folder_that_cannot_be_made_is_named_not_blamed_on_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo_module.logs, "configure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(demo_module.logsafe, "install", lambda: None)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert demo_module.main(data_dir=blocker / "data", port=0) == 2
+    err = capsys.readouterr().err
+    assert "Cannot start:" in err and str(blocker / "data") in err
+    assert "port" not in err
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_python_m_bot_demo_prints_its_url_serves_and_stops_cleanly(
     tmp_path: Path, stop: signal.Signals

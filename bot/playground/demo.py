@@ -19,6 +19,7 @@ With ``--screenshots DIR`` it writes the README's pictures there from the page i
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import shutil
@@ -293,12 +294,14 @@ def main(
     try:
         demo = start(data_dir=data_dir, port=port)
     except OSError as exc:
-        print(
-            f"Cannot start: the playground's port {port} is already in use "
-            f"({exc.strerror or exc}). Stop the other process or choose another with --port N.",
-            file=sys.stderr,
-            flush=True,
-        )
+        if exc.errno == errno.EADDRINUSE:
+            problem = (
+                f"the playground's port {port} is already in use ({exc.strerror or exc}). "
+                "Stop the other process or choose another with --port N."
+            )
+        else:  # e.g. --data DIR that cannot be made or written
+            problem = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        print(f"Cannot start: {problem}", file=sys.stderr, flush=True)
         return 2
     stopping = threading.Event()
 
