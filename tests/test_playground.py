@@ -902,6 +902,8 @@ def test_hostile_requests_get_a_clear_4xx(
         status, _ = _raw(fake.url, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         assert status == 404, path
     http = httpx.Client(base_url=fake.url, timeout=10)
+    nobody = http.get("/playground/api/state", params={"user": "U0NOBODY1"})
+    assert nobody.status_code == 400 and "unknown user" in nobody.json()["detail"]
     for name, wrong in [
         ("command", {"user": demo_module.OWNER.id, "channel": ["C"], "text": "/templates"}),
         ("command", {"user": 5, "text": "/templates"}),

@@ -155,6 +155,8 @@ class Playground:
         try:
             if method == "GET" and name == "state":
                 user = (parse_qs(parts.query).get("user") or [""])[0]
+                if user and self.state.user(user) is None:
+                    raise BadRequest(f"unknown user {user!r}")
                 return _json(200, self.state_of(user or self.state.users[0].id))
             handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
                 "command": self.command,
