@@ -960,3 +960,20 @@ def test_the_demo_reads_no_environment_and_no_dotenv(
     assert settings.encryption_key is None and settings.slack_redirect_uri is None
     assert settings.bot_admins == {demo_module.ADMIN.id}
     assert settings.digest_channel is None and settings.approval_dph is None
+
+
+def test_a_response_url_cannot_be_guessed(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    """Another site could post a form to a ``response_url`` (a simple request: no preflight)
+    and put its own message in the playground, if it could name one; Slack's end in a secret."""
+    _, bot, fake = recorded
+    ada = Client(fake.url, demo_module.OWNER.id)
+    for _ in range(2):
+        ada.call("command", channel=demo_module.CHANNEL.id, text="/templates")
+    first, second = (urlsplit(r["response_url"]).path for r in bot.received)
+    for guess in ("/response/pg-cmd-1", "/response/pg-cmd-2"):  # what a counter alone gives
+        httpx.post(fake.url + guess, data={"text": "<https://evil.example|Click me>"})
+    assert not any("evil.example" in m["text"] for m in ada.messages())
+    assert first.rsplit("-", 1)[1] != second.rsplit("-", 1)[1]
+    assert len(first.rsplit("-", 1)[1]) >= 16

@@ -33,6 +33,7 @@ import itertools
 import json
 import logging
 import mimetypes
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -228,7 +229,7 @@ class Playground:
         if not typed.startswith("/"):
             raise BadRequest("text must start with a slash command, e.g. /templates")
         command, _, text = typed.partition(" ")
-        name = f"pg-cmd-{next(self._serial)}"
+        name = self._response_name("cmd")
         self.state.expect_response(name, ResponseTarget(user, channel))
         body = slack_requests.slash_command(
             self.team,
@@ -275,7 +276,7 @@ class Playground:
             message = self.state.message(channel, ts)
             if message is None:
                 return {"ok": False, "error": "message_not_found"}
-            name = f"pg-act-{next(self._serial)}"
+            name = self._response_name("act")
             self.state.expect_response(
                 name, ResponseTarget(user, channel, ts, ephemeral=bool(message["ephemeral"]))
             )
@@ -410,6 +411,11 @@ class Playground:
         except ValueError:  # a plain-text ack is a message text, as Slack treats it
             answered = {"text": response.text}
         return answered if isinstance(answered, dict) else {}
+
+    def _response_name(self, kind: str) -> str:
+        """A ``response_url``'s last part: unguessable, as Slack's (which end in a secret),
+        so that another site cannot post into the playground through one."""
+        return f"pg-{kind}-{next(self._serial)}-{secrets.token_urlsafe(16)}"
 
     def _user(self, request: dict[str, Any]) -> str:
         user = str(request.get("user") or "")
