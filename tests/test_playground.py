@@ -833,6 +833,11 @@ def test_a_restart_on_the_same_data_deploys_anew(tmp_path: Path) -> None:
             running.stop()
 
     _, first_instance = run()
+    again = demo_module.start(data_dir=tmp_path, port=0, poll_seconds=3600)
+    try:
+        assert again.earlier == 1  # the first run's deployment, which main() mentions
+    finally:
+        again.stop()
     text, second_instance = run()
     assert "ready" in text.lower()
     assert second_instance != first_instance

@@ -37,6 +37,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+import storage
 from bot import logs, logsafe
 from bot.config import Settings
 from bot.playground.clock import PlaygroundClock
@@ -51,6 +52,7 @@ from bot.simulator import Timeline, VastSimulator
 from bot.slack.server import BackgroundServer
 from bot.vast.client import VastClient
 from bot.vast.pacing import NO_PACING
+from storage.models import ACTIVE_STATUSES, DeploymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,9 @@ class Demo:
     playground: Playground
     clock: PlaygroundClock
     data_dir: Path
+    earlier: int = 0
+    """Deployments a kept database (``--data``) holds from an earlier run, not yet ended: the
+    simulator starts empty, so the bot reports each gone a couple of minutes after start."""
     _cleanup: list[Callable[[], object]] = field(default_factory=list)
     _kick_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -249,6 +254,12 @@ def _start(
     # A jump of the simulated clock looks like hours without a status pass to the heartbeat's
     # alert: the playground has no use for it (GET /healthz still reports the passes).
     runtime.services.scheduler.remove_job(HEARTBEAT_JOB_ID)
+    # Counted before the bot's first status pass can end any of them.
+    earlier = len(
+        storage.list_by_status(
+            runtime.services.session_factory, {*ACTIVE_STATUSES, DeploymentStatus.STOPPED}
+        )
+    )
     runtime.start_background()
     server = BackgroundServer(runtime.wsgi_app).start()
     cleanup.append(server.stop)
@@ -270,6 +281,7 @@ def _start(
         playground=playground,
         clock=clock,
         data_dir=data_dir,
+        earlier=earlier,
         _cleanup=removal,
     )
     playground.advance = demo.advance
@@ -321,6 +333,12 @@ def main(
             for path in written:
                 print(path, flush=True)
             return 0
+        if demo.earlier:
+            print(
+                f"{demo.earlier} deployment(s) from an earlier run in {demo.data_dir}: the "
+                "Vast.ai simulator starts empty, so the bot reports them gone within minutes.",
+                flush=True,
+            )
         print(f"Playground: {demo.url}  (Ctrl-C stops it)", flush=True)
         while not stopping.wait(0.5):
             pass
