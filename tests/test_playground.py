@@ -919,12 +919,14 @@ def test_hostile_requests_get_a_clear_4xx(
         answer = http.post(f"/playground/api/{name}", json=wrong)
         assert 400 <= answer.status_code < 500 or answer.json()["ok"] is False, (name, wrong)
         assert answer.json()["error"], (name, wrong)
-    assert (
-        http.post(
-            "/playground/api/command", content=b"[1]", headers={"Content-Type": "application/json"}
-        ).status_code
-        == 400
-    )
+    as_json = {"Content-Type": "application/json"}
+    for body in (b"[1]", b"[" * 100_000 + b"]" * 100_000):  # not an object; nested too deep
+        answer = http.post("/playground/api/command", content=body, headers=as_json)
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_arguments"
+    # the Web API itself: Slack's answer to a body that is not JSON
+    for body in (b"{", b"\xff", b"[" * 100_000 + b"]" * 100_000):
+        answer = http.post("/api/chat.postMessage", content=body, headers=as_json)
+        assert answer.status_code == 200 and answer.json() == {"ok": False, "error": "invalid_json"}
 
 
 def test_the_demo_reads_no_environment_and_no_dotenv(

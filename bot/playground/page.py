@@ -171,7 +171,7 @@ class Playground:
                 return _json(404, {"ok": False, "error": "unknown_method"})
             try:
                 request = json.loads(body or b"{}")
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
                 raise BadRequest("the body is not JSON") from error
             if not isinstance(request, dict):
                 raise BadRequest("the body is not a JSON object")

@@ -928,9 +928,14 @@ class FakeSlack:
                     status, body = fake._upload(self.path, data)
                     self._send(status, body, "text/plain", {})
                     return
-                raw = data.decode()
                 headers = {key.lower(): value for key, value in self.headers.items()}
-                args = _decode(raw, headers.get("content-type", ""))
+                try:
+                    args = _decode(data.decode(), headers.get("content-type", ""))
+                except (ValueError, RecursionError):  # not UTF-8 or JSON; nested too deep
+                    # Slack's word for it (https://api.slack.com/methods/chat.postMessage#errors)
+                    refusal = json.dumps({"ok": False, "error": "invalid_json"}).encode()
+                    self._send(200, refusal, "application/json", {})
+                    return
                 if self.path.startswith("/response/"):
                     posted = Call("response_url", args, headers, path=self.path)
                     fake._resolve(posted)
@@ -1015,6 +1020,6 @@ def _decode(raw: str, content_type: str) -> dict[str, Any]:
         return value if isinstance(value, dict) else {"_": value}
     args: dict[str, Any] = {key: values[-1] for key, values in parse_qs(raw).items()}
     for key in _JSON_ARGS & args.keys():
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             args[key] = json.loads(args[key])
     return args
