@@ -955,6 +955,7 @@ def test_the_demo_reads_no_environment_and_no_dotenv(
     for name, value in real.items():
         monkeypatch.setenv(name, value)
     settings = demo_module.demo_settings(
+        bot_token="xoxb-playground-0",
         slack_api_url="http://127.0.0.1:1/api/",
         signing_secret="s" * 32,
         vast_api_url="http://127.0.0.1:2",
@@ -984,3 +985,20 @@ def test_a_response_url_cannot_be_guessed(
     assert not any("evil.example" in m["text"] for m in ada.messages())
     assert first.rsplit("-", 1)[1] != second.rsplit("-", 1)[1]
     assert len(first.rsplit("-", 1)[1]) >= 16
+
+
+def test_the_playgrounds_web_api_wants_the_bots_token(playground: demo_module.Demo) -> None:
+    """Another site cannot post as the bot (a form POST needs no preflight): Slack's answers
+    to a call without the token or with another."""
+    api = playground.slack.api_url
+    message = {"channel": demo_module.CHANNEL.id, "text": "<https://evil.example|Click me>"}
+    assert httpx.post(api + "chat.postMessage", data=message).json() == {
+        "ok": False,
+        "error": "not_authed",
+    }
+    forged = httpx.post(api + "chat.postMessage", data={**message, "token": "xoxb-guess"})
+    assert forged.json() == {"ok": False, "error": "invalid_auth"}
+    ada = Client(playground.url, demo_module.OWNER.id)
+    assert ada.messages() == []
+    ada.call("command", channel=demo_module.CHANNEL.id, text="/templates 12gb")
+    wait_for(ada.messages, message="the bot's own answer, with its token")

@@ -108,6 +108,7 @@ class _OwnSettings(Settings):
 
 def demo_settings(
     *,
+    bot_token: str,
     slack_api_url: str,
     signing_secret: str,
     vast_api_url: str,
@@ -119,7 +120,7 @@ def demo_settings(
     in may hold a real ``VAST_API_KEY``, ``DATABASE_URL`` or ``ENCRYPTION_KEY``, which a
     playground must neither use nor fail on."""
     return _OwnSettings(
-        slack_bot_token=SecretStr("xoxb-playground-" + secrets.token_hex(8)),
+        slack_bot_token=SecretStr(bot_token),
         slack_signing_secret=SecretStr(signing_secret),
         slack_api_url=slack_api_url,
         vast_api_url=vast_api_url,
@@ -233,7 +234,10 @@ def _start(
     sim_url = simulator.start()
     cleanup.append(simulator.stop)
     state = demo_state(clock.timestamp)
-    slack = FakeSlack(port=port, state=state, strict=True, ts_clock=clock.timestamp)
+    bot_token = "xoxb-playground-" + secrets.token_hex(8)
+    slack = FakeSlack(
+        port=port, state=state, strict=True, ts_clock=clock.timestamp, bot_token=bot_token
+    )
     for user in USERS:
         slack.users_tz[user.id] = user.tz
         slack.users_names[user.id] = {"name": user.name, "real_name": user.real_name}
@@ -241,6 +245,7 @@ def _start(
     cleanup.append(slack.stop)
     signing_secret = secrets.token_hex(16)
     settings = demo_settings(
+        bot_token=bot_token,
         slack_api_url=slack.api_url,
         signing_secret=signing_secret,
         vast_api_url=sim_url,

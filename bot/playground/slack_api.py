@@ -227,6 +227,11 @@ class FakeSlack:
         strict: refuse unknown trigger ids, messages and views as Slack does (module doc).
         ts_clock: epoch seconds for the ``ts`` of new messages (the playground's simulated
             clock); None: :data:`MESSAGE_TS_EPOCH` for all, as the tests expect.
+        bot_token: when given, the Web API answers only calls that carry it (or a registered
+            workspace's token), as Slack does: none gets ``not_authed``, another
+            ``invalid_auth`` (https://api.slack.com/methods/chat.postMessage#errors). The
+            playground sets it, so that another site cannot call the Web API in the person's
+            browser; None (the tests' default): any token or none is the default workspace's.
     """
 
     def __init__(
@@ -238,7 +243,9 @@ class FakeSlack:
         state: WorkspaceState | None = None,
         strict: bool = False,
         ts_clock: Callable[[], float] | None = None,
+        bot_token: str | None = None,
     ) -> None:
+        self.bot_token = bot_token
         self.client_id = client_id
         self.client_secret = client_secret
         self.scopes = BOT_SCOPES
@@ -542,6 +549,11 @@ class FakeSlack:
         token gets (None when it is accepted)."""
         with self._lock:
             if call.token is None:
+                if self.bot_token is not None and call.method not in (
+                    "response_url",
+                    "oauth.v2.access",
+                ):
+                    return "not_authed"
                 if call.method == "response_url":
                     name = call.path.removeprefix("/response/").split("?")[0]
                     call.team_id = self._response_teams.get(name, TEAM_ID)
@@ -553,6 +565,8 @@ class FakeSlack:
             call.team_id = record.team_id if record is not None else TEAM_ID
             self._set_enterprise(call)
             if record is None:
+                if self.bot_token is not None and call.token != self.bot_token:
+                    return "invalid_auth"
                 return self._default_refused
             if record.refused is not None:
                 return record.refused
