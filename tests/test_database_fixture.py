@@ -85,6 +85,24 @@ def test_a_schema_given_back_is_emptied_and_one_whose_shape_changed_is_replaced(
         schemas.give_back(replaced)
 
 
+@pytest.mark.skipif(not TEST_DATABASE_URL, reason="TEST_DATABASE_URL is not set (PostgreSQL)")
+def test_a_schema_whose_sequence_a_test_altered_is_replaced(
+    _postgres_migrated: MigratedSchemas,
+) -> None:
+    schemas = _postgres_migrated
+    altered = schemas.take()
+    engine = storage.make_engine(schemas.url(altered))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER SEQUENCE deployments_id_seq INCREMENT BY 10"))
+    engine.dispose()
+    schemas.give_back(altered)
+    next_one = schemas.take()
+    try:
+        assert _check_fresh(schemas.url(next_one)) == [1, 2]
+    finally:
+        schemas.give_back(next_one)
+
+
 def test_the_empty_database_has_no_tables(empty_database_url: str) -> None:
     engine = storage.make_engine(empty_database_url)
     try:

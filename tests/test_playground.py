@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -711,6 +712,19 @@ def test_a_taken_port_is_named_with_what_to_do(
     assert "--port N" in err
 
 
+def test_a_data_folder_that_cannot_be_made_is_named_not_blamed_on_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo_module.logs, "configure", lambda *args, **kwargs: None)
+    monkeypatch.setattr(demo_module.logsafe, "install", lambda: None)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert demo_module.main(data_dir=blocker / "data", port=0) == 2
+    err = capsys.readouterr().err
+    assert "Cannot start:" in err and str(blocker / "data") in err
+    assert "port" not in err
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_python_m_bot_demo_prints_its_url_serves_and_stops_cleanly(
     tmp_path: Path, stop: signal.Signals
@@ -799,3 +813,193 @@ def test_an_idle_gpu_gets_its_question_an_hour_later(playground: demo_module.Dem
     ada.call("sim", op="advance", seconds=3600)
     question = wait_for(asked, message="the idle question")
     assert "idle for 1 h" in question["text"]
+
+
+def test_a_restart_on_the_same_data_deploys_anew(tmp_path: Path) -> None:
+    """``--data DIR`` twice: the second run's first deploy is a new deployment on a new
+    instance, not taken for the first run's (Slack's view ids and Vast.ai's instance ids are
+    never handed out twice; the stand-in and the simulator start afresh each run)."""
+    slow = Timeline(created_after=0, loading_after=1, running_after=3600, app_ready_after=3600)
+
+    def run() -> tuple[str, int]:
+        running = demo_module.start(
+            data_dir=tmp_path, port=0, timeline=slow, poll_seconds=3600, ack_seconds=15
+        )
+        try:
+            ada = Client(running.url, demo_module.OWNER.id)
+            ready = deploy_ready(ada)
+            return ready["text"], ada.state()["instances"][0]["id"]
+        finally:
+            running.stop()
+
+    _, first_instance = run()
+    again = demo_module.start(data_dir=tmp_path, port=0, poll_seconds=3600)
+    try:
+        assert again.earlier == 1  # the first run's deployment, which main() mentions
+    finally:
+        again.stop()
+    text, second_instance = run()
+    assert "ready" in text.lower()
+    assert second_instance != first_instance
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        rows = db.execute("SELECT id, instance_id FROM deployments ORDER BY id").fetchall()
+    assert rows == [(1, first_instance), (2, second_instance)]
+
+
+def _raw(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send ``request`` as is (no client normalising the path or the headers); the status and
+    the body of the answer."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_only_the_page_itself_may_use_the_api(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    """Another site the person visits cannot drive the playground: not by a form or a simple
+    fetch (no JSON content type, or its own Origin), nor by a name of its own resolving to
+    127.0.0.1 (DNS rebinding: a foreign Host)."""
+    _, bot, fake = recorded
+    port = urlsplit(fake.url).port
+    http = httpx.Client(base_url=fake.url, timeout=10)
+    sim = "/playground/api/sim"
+    body = json.dumps({"op": "advance", "seconds": 60})
+    form = http.post(sim, content=body, headers={"Content-Type": "text/plain"})
+    assert form.status_code == 403 and form.json()["error"] == "forbidden"
+    assert "application/json" in form.json()["detail"]
+    foreign = {"Content-Type": "application/json", "Origin": "https://evil.example"}
+    assert http.post(sim, content=body, headers=foreign).status_code == 403
+    rebound = {"Host": f"evil.example:{port}"}
+    assert http.get("/playground/api/state", headers=rebound).status_code == 403
+    assert http.get("/", headers=rebound).status_code == 403
+    command = {"user": demo_module.OWNER.id, "channel": demo_module.CHANNEL.id, "text": "/x"}
+    assert http.post("/playground/api/command", json=command, headers=rebound).status_code == 403
+    assert bot.received == []  # none of them reached the bot
+    # the page's own requests: same origin (or none), JSON, by either local name
+    own = {"Origin": fake.url, "Content-Type": "application/json"}
+    assert http.post("/playground/api/close", json={}, headers=own).status_code == 400
+    local = {"Host": f"localhost:{port}"}
+    assert http.get("/playground/api/state", headers=local).status_code == 200
+
+
+def test_hostile_requests_get_a_clear_4xx(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    _, _, fake = recorded
+    host = urlsplit(fake.url).netloc
+    api = "/playground/api/command"
+    huge = (
+        f"POST {api} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {10**10}\r\n\r\n{{}}"
+    ).encode()
+    status, answer = _raw(fake.url, huge)
+    assert status == 413 and json.loads(answer)["error"] == "request_too_large"
+    bad_length = f"POST {api} HTTP/1.1\r\nHost: {host}\r\nContent-Length: abc\r\n\r\n".encode()
+    status, answer = _raw(fake.url, bad_length)
+    assert status == 400 and json.loads(answer)["error"] == "invalid_content_length"
+    for path in ("/static/../demo.py", "/static/%2e%2e/demo.py", "/static//etc/passwd"):
+        status, _ = _raw(fake.url, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert status == 404, path
+    http = httpx.Client(base_url=fake.url, timeout=10)
+    nobody = http.get("/playground/api/state", params={"user": "U0NOBODY1"})
+    assert nobody.status_code == 400 and "unknown user" in nobody.json()["detail"]
+    for name, wrong in [
+        ("command", {"user": demo_module.OWNER.id, "channel": ["C"], "text": "/templates"}),
+        ("command", {"user": 5, "text": "/templates"}),
+        ("action", {"user": demo_module.OWNER.id, "view_id": {"V": 1}, "action": "x"}),
+        ("submit", {"user": demo_module.OWNER.id, "view_id": "V0NOPE", "state": 5}),
+        ("sim", {"op": "advance", "seconds": "soon"}),
+    ]:
+        answer = http.post(f"/playground/api/{name}", json=wrong)
+        assert 400 <= answer.status_code < 500 or answer.json()["ok"] is False, (name, wrong)
+        assert answer.json()["error"], (name, wrong)
+    as_json = {"Content-Type": "application/json"}
+    for body in (b"[1]", b"[" * 100_000 + b"]" * 100_000):  # not an object; nested too deep
+        answer = http.post("/playground/api/command", content=body, headers=as_json)
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_arguments"
+    # the Web API itself: Slack's answer to a body that is not JSON
+    for body in (b"{", b"\xff", b"[" * 100_000 + b"]" * 100_000):
+        answer = http.post("/api/chat.postMessage", content=body, headers=as_json)
+        assert answer.status_code == 200 and answer.json() == {"ok": False, "error": "invalid_json"}
+
+
+def test_the_demo_reads_no_environment_and_no_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real .env or environment (a Vast.ai key, a production database, a malformed value)
+    changes nothing in the playground's settings: it rents from the simulator only, writes
+    its own database and starts anyway."""
+    real = {
+        "VAST_API_KEY": "3f9a0c1b2d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8",
+        "VAST_API_URL": "https://console.vast.ai",
+        "DATABASE_URL": "postgresql+psycopg://prod:pw@db.example.com/prod",
+        "SLACK_API_URL": "https://slack.com/api/",
+        "SLACK_BOT_TOKEN": "xoxb-1234567890-abcdefghijk",
+        "SLACK_APP_TOKEN": "xapp-1-A0-1-abc",
+        "SLACK_CLIENT_ID": "1234.5678",
+        "SLACK_CLIENT_SECRET": "0123456789abcdef",
+        "SLACK_REDIRECT_URI": "https://bot.example.com/slack/oauth_redirect",
+        "ENCRYPTION_KEY": "not-a-fernet-key",
+        "DIGEST_CHANNEL": "C0PROD001",
+        "APPROVAL_DPH": "0",
+        "BOT_ADMINS": "U0REALADM",
+    }
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in real.items()))
+    monkeypatch.chdir(tmp_path)
+    for name, value in real.items():
+        monkeypatch.setenv(name, value)
+    settings = demo_module.demo_settings(
+        bot_token="xoxb-playground-0",
+        slack_api_url="http://127.0.0.1:1/api/",
+        signing_secret="s" * 32,
+        vast_api_url="http://127.0.0.1:2",
+        database_url="sqlite:///demo.db",
+    )
+    assert settings.vast_api_key is None and settings.vast_api_url == "http://127.0.0.1:2"
+    assert settings.database_url == "sqlite:///demo.db"
+    assert settings.slack_api_url == "http://127.0.0.1:1/api/"
+    assert not settings.oauth_mode and settings.slack_app_token is None
+    assert settings.encryption_key is None and settings.slack_redirect_uri is None
+    assert settings.bot_admins == {demo_module.ADMIN.id}
+    assert settings.digest_channel is None and settings.approval_dph is None
+
+
+def test_a_response_url_cannot_be_guessed(
+    recorded: tuple[Playground, RecordingBot, FakeSlack],
+) -> None:
+    """Another site could post a form to a ``response_url`` (a simple request: no preflight)
+    and put its own message in the playground, if it could name one; Slack's end in a secret."""
+    _, bot, fake = recorded
+    ada = Client(fake.url, demo_module.OWNER.id)
+    for _ in range(2):
+        ada.call("command", channel=demo_module.CHANNEL.id, text="/templates")
+    first, second = (urlsplit(r["response_url"]).path for r in bot.received)
+    for guess in ("/response/pg-cmd-1", "/response/pg-cmd-2"):  # what a counter alone gives
+        httpx.post(fake.url + guess, data={"text": "<https://evil.example|Click me>"})
+    assert not any("evil.example" in m["text"] for m in ada.messages())
+    # /response/pg-cmd-<n>-<secret>; the secret may hold "-" itself (URL-safe base64)
+    secrets_ = [path.split("-", 3)[3] for path in (first, second)]
+    assert secrets_[0] != secrets_[1] and min(map(len, secrets_)) >= 16
+
+
+def test_the_playgrounds_web_api_wants_the_bots_token(playground: demo_module.Demo) -> None:
+    """Another site cannot post as the bot (a form POST needs no preflight): Slack's answers
+    to a call without the token or with another."""
+    api = playground.slack.api_url
+    message = {"channel": demo_module.CHANNEL.id, "text": "<https://evil.example|Click me>"}
+    assert httpx.post(api + "chat.postMessage", data=message).json() == {
+        "ok": False,
+        "error": "not_authed",
+    }
+    forged = httpx.post(api + "chat.postMessage", data={**message, "token": "xoxb-guess"})
+    assert forged.json() == {"ok": False, "error": "invalid_auth"}
+    ada = Client(playground.url, demo_module.OWNER.id)
+    assert ada.messages() == []
+    ada.call("command", channel=demo_module.CHANNEL.id, text="/templates 12gb")
+    wait_for(ada.messages, message="the bot's own answer, with its token")

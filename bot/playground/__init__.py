@@ -15,4 +15,10 @@
   started together with no configuration.
 * :mod:`.screenshots`: ``--screenshots DIR``, the README's pictures taken from the page.
 * ``static/``: the page (HTML, JavaScript, CSS).
+
+It all listens on 127.0.0.1 without a login, so it keeps other sites in the person's browser
+out: the page's API answers only requests to its own host name from its own origin with a JSON
+body (:mod:`.page`), the Web API only the bot's token, and each ``response_url`` ends in a secret.
+The demo reads no ``.env`` and no environment (:func:`.demo.demo_settings`): it rents from the
+simulator only and writes only its own database.
 """

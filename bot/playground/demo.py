@@ -19,6 +19,7 @@ With ``--screenshots DIR`` it writes the README's pictures there from the page i
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import shutil
@@ -34,7 +35,9 @@ from types import FrameType
 
 from apscheduler.schedulers.base import BaseScheduler
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+import storage
 from bot import logs, logsafe
 from bot.config import Settings
 from bot.playground.clock import PlaygroundClock
@@ -49,6 +52,7 @@ from bot.simulator import Timeline, VastSimulator
 from bot.slack.server import BackgroundServer
 from bot.vast.client import VastClient
 from bot.vast.pacing import NO_PACING
+from storage.models import ACTIVE_STATUSES, DeploymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ USERS = (OWNER, TEAMMATE, ADMIN)
 CHANNEL = Channel("C0GPU0001", "gpu")
 #: Seconds between the bot's status polls: short, so the page follows the instance closely.
 POLL_SECONDS = 5.0
+#: New instances' ids start at a random number from this to twice this (Vast.ai's are 8 digits).
+FIRST_INSTANCE_IDS = 10_000_000
 
 
 def demo_state(clock: Callable[[], float]) -> WorkspaceState:
@@ -85,6 +91,47 @@ def run_jobs_now(scheduler: BaseScheduler, *, but: str | None = None) -> None:
             job.modify(next_run_time=now)
 
 
+class _OwnSettings(Settings):
+    """:class:`Settings` from its arguments alone: no environment variable, no ``.env``."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def demo_settings(
+    *,
+    bot_token: str,
+    slack_api_url: str,
+    signing_secret: str,
+    vast_api_url: str,
+    database_url: str,
+    poll_seconds: float = POLL_SECONDS,
+) -> Settings:
+    """The playground bot's settings: the stand-in, the simulator, its own database, the
+    defaults for the rest. It reads no environment variable and no ``.env``: the folder it runs
+    in may hold a real ``VAST_API_KEY``, ``DATABASE_URL`` or ``ENCRYPTION_KEY``, which a
+    playground must neither use nor fail on."""
+    return _OwnSettings(
+        slack_bot_token=SecretStr(bot_token),
+        slack_signing_secret=SecretStr(signing_secret),
+        slack_api_url=slack_api_url,
+        vast_api_url=vast_api_url,
+        database_url=database_url,
+        bot_admins=frozenset({ADMIN.id}),
+        status_poll_seconds=poll_seconds,
+        # The simulator's instances listen on 127.0.0.1.
+        allow_private_instance_addresses=True,
+    )
+
+
 @dataclass
 class Demo:
     """The three running parts; :meth:`stop` stops them."""
@@ -97,6 +144,9 @@ class Demo:
     playground: Playground
     clock: PlaygroundClock
     data_dir: Path
+    earlier: int = 0
+    """Deployments a kept database (``--data``) holds from an earlier run, not yet ended: the
+    simulator starts empty, so the bot reports each gone a couple of minutes after start."""
     _cleanup: list[Callable[[], object]] = field(default_factory=list)
     _kick_lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -174,32 +224,33 @@ def _start(
     data_dir.mkdir(parents=True, exist_ok=True)
     clock = PlaygroundClock()
     # A new instance's GPU is busy: the sim panel's "idle" is what makes it idle.
-    simulator = VastSimulator(timeline=timeline, gpu_util=BUSY_GPU_UTIL)
+    # Instance ids this run has not used before: a kept database (--data) still names the
+    # last run's instances, which this new simulator does not have.
+    simulator = VastSimulator(
+        timeline=timeline,
+        gpu_util=BUSY_GPU_UTIL,
+        first_instance_id=FIRST_INSTANCE_IDS + secrets.randbelow(FIRST_INSTANCE_IDS),
+    )
     sim_url = simulator.start()
     cleanup.append(simulator.stop)
     state = demo_state(clock.timestamp)
-    slack = FakeSlack(port=port, state=state, strict=True, ts_clock=clock.timestamp)
+    bot_token = "xoxb-playground-" + secrets.token_hex(8)
+    slack = FakeSlack(
+        port=port, state=state, strict=True, ts_clock=clock.timestamp, bot_token=bot_token
+    )
     for user in USERS:
         slack.users_tz[user.id] = user.tz
         slack.users_names[user.id] = {"name": user.name, "real_name": user.real_name}
     slack.start()
     cleanup.append(slack.stop)
     signing_secret = secrets.token_hex(16)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token=SecretStr("xoxb-playground-" + secrets.token_hex(8)),
-        slack_signing_secret=SecretStr(signing_secret),
-        slack_app_token=None,
-        slack_client_id=None,
-        slack_client_secret=None,
+    settings = demo_settings(
+        bot_token=bot_token,
         slack_api_url=slack.api_url,
-        vast_api_key=None,
+        signing_secret=signing_secret,
         vast_api_url=sim_url,
         database_url=f"sqlite:///{data_dir / 'bot.db'}",
-        bot_admins=frozenset({ADMIN.id}),
-        status_poll_seconds=poll_seconds,
-        # The simulator's instances listen on 127.0.0.1.
-        allow_private_instance_addresses=True,
+        poll_seconds=poll_seconds,
     )
     runtime = build_runtime(
         settings, vast=VastClient(sim_url, None, min_intervals=NO_PACING), clock=clock
@@ -208,6 +259,12 @@ def _start(
     # A jump of the simulated clock looks like hours without a status pass to the heartbeat's
     # alert: the playground has no use for it (GET /healthz still reports the passes).
     runtime.services.scheduler.remove_job(HEARTBEAT_JOB_ID)
+    # Counted before the bot's first status pass can end any of them.
+    earlier = len(
+        storage.list_by_status(
+            runtime.services.session_factory, {*ACTIVE_STATUSES, DeploymentStatus.STOPPED}
+        )
+    )
     runtime.start_background()
     server = BackgroundServer(runtime.wsgi_app).start()
     cleanup.append(server.stop)
@@ -229,6 +286,7 @@ def _start(
         playground=playground,
         clock=clock,
         data_dir=data_dir,
+        earlier=earlier,
         _cleanup=removal,
     )
     playground.advance = demo.advance
@@ -253,12 +311,14 @@ def main(
     try:
         demo = start(data_dir=data_dir, port=port)
     except OSError as exc:
-        print(
-            f"Cannot start: the playground's port {port} is already in use "
-            f"({exc.strerror or exc}). Stop the other process or choose another with --port N.",
-            file=sys.stderr,
-            flush=True,
-        )
+        if exc.errno == errno.EADDRINUSE:
+            problem = (
+                f"the playground's port {port} is already in use ({exc.strerror or exc}). "
+                "Stop the other process or choose another with --port N."
+            )
+        else:  # e.g. --data DIR that cannot be made or written
+            problem = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        print(f"Cannot start: {problem}", file=sys.stderr, flush=True)
         return 2
     stopping = threading.Event()
 
@@ -278,6 +338,12 @@ def main(
             for path in written:
                 print(path, flush=True)
             return 0
+        if demo.earlier:
+            print(
+                f"{demo.earlier} deployment(s) from an earlier run in {demo.data_dir}: the "
+                "Vast.ai simulator starts empty, so the bot reports them gone within minutes.",
+                flush=True,
+            )
         print(f"Playground: {demo.url}  (Ctrl-C stops it)", flush=True)
         while not stopping.wait(0.5):
             pass

@@ -13,6 +13,13 @@
   "instance_id"?, "seconds"?}``: moves the simulated instance (default: the newest) or the
   simulated clock along.
 
+Only the page itself may use these (the stand-in listens on 127.0.0.1 unauthenticated): a
+request whose ``Host`` is not ``127.0.0.1:<port>`` or ``localhost:<port>`` is refused (another
+site's name resolving to 127.0.0.1, "DNS rebinding"), and so is a POST from another page
+(an ``Origin`` that is not this server's) or without ``Content-Type: application/json``, which
+a browser sends cross-site only after a CORS preflight that this server never approves
+(https://developer.mozilla.org/en-US/docs/Web/HTTP/CORS#simple_requests). Those answer 403.
+
 Every answer is JSON: ``{"ok": true, …}`` or ``{"ok": false, "error": "<Slack's word>"}``
 (HTTP 200, as Slack's Web API; 400 for a malformed request). Slack gives the app 3 seconds to
 acknowledge (https://api.slack.com/interactivity/handling#acknowledgment_response); a slower
@@ -26,6 +33,7 @@ import itertools
 import json
 import logging
 import mimetypes
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -131,8 +139,13 @@ class Playground:
 
     # -- HTTP ------------------------------------------------------------------------------
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer | None:
-        """The stand-in's extra route (:data:`bot.playground.slack_api.Route`)."""
+        """The stand-in's extra route (:data:`bot.playground.slack_api.Route`); ``headers``
+        with lower-case names."""
         parts = urlsplit(path)
+        if parts.path in ("/", "/index.html") or parts.path.startswith(("/static/", API)):
+            refused = self._refuse_foreign(method, headers)
+            if refused is not None:
+                return _json(403, {"ok": False, "error": "forbidden", "detail": refused})
         if method == "GET" and parts.path in ("/", "/index.html"):
             return self._static("index.html")
         if method == "GET" and parts.path.startswith("/static/"):
@@ -143,6 +156,8 @@ class Playground:
         try:
             if method == "GET" and name == "state":
                 user = (parse_qs(parts.query).get("user") or [""])[0]
+                if user and self.state.user(user) is None:
+                    raise BadRequest(f"unknown user {user!r}")
                 return _json(200, self.state_of(user or self.state.users[0].id))
             handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
                 "command": self.command,
@@ -156,13 +171,31 @@ class Playground:
                 return _json(404, {"ok": False, "error": "unknown_method"})
             try:
                 request = json.loads(body or b"{}")
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
                 raise BadRequest("the body is not JSON") from error
             if not isinstance(request, dict):
                 raise BadRequest("the body is not a JSON object")
             return _json(200, handlers[name](request))
         except BadRequest as error:
             return _json(400, {"ok": False, "error": "invalid_arguments", "detail": str(error)})
+
+    def _refuse_foreign(self, method: str, headers: dict[str, str]) -> str | None:
+        """Why a request does not come from the page served here (None: it does)."""
+        port = urlsplit(self.slack.url).port
+        hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        if port == 80:  # a browser leaves the default port out
+            hosts |= {"127.0.0.1", "localhost"}
+        host = headers.get("host", "").strip().lower()
+        if host not in hosts:
+            return f"Host {host!r} is not this playground's; open it at {self.slack.url}/"
+        if method == "POST":
+            origin = headers.get("origin")
+            if origin is not None and origin.strip().lower() not in {f"http://{h}" for h in hosts}:
+                return f"a request from {origin!r}, another site, is refused"
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return "a POST must have Content-Type: application/json"
+        return None
 
     def _static(self, name: str) -> Answer:
         root = self.static_dir.resolve()
@@ -196,7 +229,7 @@ class Playground:
         if not typed.startswith("/"):
             raise BadRequest("text must start with a slash command, e.g. /templates")
         command, _, text = typed.partition(" ")
-        name = f"pg-cmd-{next(self._serial)}"
+        name = self._response_name("cmd")
         self.state.expect_response(name, ResponseTarget(user, channel))
         body = slack_requests.slash_command(
             self.team,
@@ -243,7 +276,7 @@ class Playground:
             message = self.state.message(channel, ts)
             if message is None:
                 return {"ok": False, "error": "message_not_found"}
-            name = f"pg-act-{next(self._serial)}"
+            name = self._response_name("act")
             self.state.expect_response(
                 name, ResponseTarget(user, channel, ts, ephemeral=bool(message["ephemeral"]))
             )
@@ -378,6 +411,11 @@ class Playground:
         except ValueError:  # a plain-text ack is a message text, as Slack treats it
             answered = {"text": response.text}
         return answered if isinstance(answered, dict) else {}
+
+    def _response_name(self, kind: str) -> str:
+        """A ``response_url``'s last part: unguessable, as Slack's (which end in a secret),
+        so that another site cannot post into the playground through one."""
+        return f"pg-{kind}-{next(self._serial)}-{secrets.token_urlsafe(16)}"
 
     def _user(self, request: dict[str, Any]) -> str:
         user = str(request.get("user") or "")

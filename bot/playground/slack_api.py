@@ -98,6 +98,10 @@ TRIGGER_SECONDS = 3.0
 MESSAGE_TS_EPOCH = 1732900000
 """The seconds part of the ``ts`` of each message when no ``ts_clock`` is given."""
 
+#: Bytes a request to a mounted route (the playground's page and JSON API) may carry: a
+#: person's click or command is a few kilobytes.
+MAX_ROUTE_BODY = 1024 * 1024
+
 Route = Callable[[str, str, dict[str, str], bytes], "tuple[int, bytes, str, dict[str, str]] | None"]
 """``(method, path, headers, body) -> (status, body, content type, headers)`` or None (not
 mine): extra HTTP routes mounted on the fake's server (:meth:`FakeSlack.mount`)."""
@@ -223,6 +227,11 @@ class FakeSlack:
         strict: refuse unknown trigger ids, messages and views as Slack does (module doc).
         ts_clock: epoch seconds for the ``ts`` of new messages (the playground's simulated
             clock); None: :data:`MESSAGE_TS_EPOCH` for all, as the tests expect.
+        bot_token: when given, the Web API answers only calls that carry it (or a registered
+            workspace's token), as Slack does: none gets ``not_authed``, another
+            ``invalid_auth`` (https://api.slack.com/methods/chat.postMessage#errors). The
+            playground sets it, so that another site cannot call the Web API in the person's
+            browser; None (the tests' default): any token or none is the default workspace's.
     """
 
     def __init__(
@@ -234,7 +243,9 @@ class FakeSlack:
         state: WorkspaceState | None = None,
         strict: bool = False,
         ts_clock: Callable[[], float] | None = None,
+        bot_token: str | None = None,
     ) -> None:
+        self.bot_token = bot_token
         self.client_id = client_id
         self.client_secret = client_secret
         self.scopes = BOT_SCOPES
@@ -257,6 +268,10 @@ class FakeSlack:
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = itertools.count(1)
         self._views = itertools.count(1)
+        # Slack's view ids are unique for good; the bot remembers submitted ones (a repeated
+        # delivery is answered, not deployed again), so a playground restarted on the same
+        # database must not hand out the last run's ids again.
+        self._view_prefix = secrets.token_hex(2).upper()
         self._hashes = itertools.count(1)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.deleted_messages: set[tuple[str, str]] = set()
@@ -534,6 +549,11 @@ class FakeSlack:
         token gets (None when it is accepted)."""
         with self._lock:
             if call.token is None:
+                if self.bot_token is not None and call.method not in (
+                    "response_url",
+                    "oauth.v2.access",
+                ):
+                    return "not_authed"
                 if call.method == "response_url":
                     name = call.path.removeprefix("/response/").split("?")[0]
                     call.team_id = self._response_teams.get(name, TEAM_ID)
@@ -545,6 +565,8 @@ class FakeSlack:
             call.team_id = record.team_id if record is not None else TEAM_ID
             self._set_enterprise(call)
             if record is None:
+                if self.bot_token is not None and call.token != self.bot_token:
+                    return "invalid_auth"
                 return self._default_refused
             if record.refused is not None:
                 return record.refused
@@ -716,7 +738,7 @@ class FakeSlack:
             return {"ok": True, "message_ts": self._new_ts()}
         if method in ("views.open", "views.update", "views.push", "views.publish"):
             view = dict(args.get("view") or {})
-            view_id = args.get("view_id") or f"V{next(self._views):08d}"
+            view_id = args.get("view_id") or self._new_view_id()
             if method in ("views.open", "views.push"):
                 trigger_id = str(args.get("trigger_id") or "")
                 refused = self._exchange_trigger(trigger_id)
@@ -755,12 +777,16 @@ class FakeSlack:
         seconds = int(self._ts_clock()) if self._ts_clock is not None else MESSAGE_TS_EPOCH
         return f"{seconds}.{next(self._ts):06d}"
 
+    def _new_view_id(self) -> str:
+        """A view id, ``V`` and 12 upper-case hex digits: unique to this stand-in."""
+        return f"V{self._view_prefix}{next(self._views):08d}"
+
     def show_view(self, view: dict[str, Any]) -> dict[str, Any]:
         """Register ``view`` as shown by Slack itself (a ``view_submission``'s ``update`` or
         ``push`` response_action): a copy with a new ``id`` (unless it has one) and ``hash``,
         which ``views.update`` then accepts."""
         shown = dict(view)
-        shown.setdefault("id", f"V{next(self._views):08d}")
+        shown.setdefault("id", self._new_view_id())
         with self._lock:
             shown["hash"] = f"{time.time():.6f}.{next(self._hashes)}"
             self.views[shown["id"]] = shown
@@ -888,9 +914,22 @@ class FakeSlack:
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                routed = not self.path.startswith(("/api/", "/response/", "/upload/"))
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or (routed and length > MAX_ROUTE_BODY):
+                    # Unread, the body cannot linger into a next request: close after this.
+                    self.close_connection = True
+                    status, problem = (400, "invalid_content_length")
+                    if length > 0:
+                        status, problem = (413, "request_too_large")
+                    refusal = json.dumps({"ok": False, "error": problem}).encode()
+                    self._send(status, refusal, "application/json", {"Connection": "close"})
+                    return
                 data = self.rfile.read(length)
-                if not self.path.startswith(("/api/", "/response/", "/upload/")):
+                if routed:
                     headers = {key.lower(): value for key, value in self.headers.items()}
                     for route in fake._routes:
                         answered = route(self.command, self.path, headers, data)
@@ -903,9 +942,14 @@ class FakeSlack:
                     status, body = fake._upload(self.path, data)
                     self._send(status, body, "text/plain", {})
                     return
-                raw = data.decode()
                 headers = {key.lower(): value for key, value in self.headers.items()}
-                args = _decode(raw, headers.get("content-type", ""))
+                try:
+                    args = _decode(data.decode(), headers.get("content-type", ""))
+                except (ValueError, RecursionError):  # not UTF-8 or JSON; nested too deep
+                    # Slack's word for it (https://api.slack.com/methods/chat.postMessage#errors)
+                    refusal = json.dumps({"ok": False, "error": "invalid_json"}).encode()
+                    self._send(200, refusal, "application/json", {})
+                    return
                 if self.path.startswith("/response/"):
                     posted = Call("response_url", args, headers, path=self.path)
                     fake._resolve(posted)
@@ -990,6 +1034,6 @@ def _decode(raw: str, content_type: str) -> dict[str, Any]:
         return value if isinstance(value, dict) else {"_": value}
     args: dict[str, Any] = {key: values[-1] for key, values in parse_qs(raw).items()}
     for key in _JSON_ARGS & args.keys():
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             args[key] = json.loads(args[key])
     return args

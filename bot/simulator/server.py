@@ -370,6 +370,9 @@ class VastSimulator:
             404 in practice (docs/VAST_API.md §1). None (default): 401 when ``accounts`` is given,
             else 404 (this simulator's answer before it had accounts).
         seed: seeds the offer stock, ids, tokens and ports numbers shown.
+        first_instance_id: new instances' ids count up from here (default: from ``seed``, the
+            same every run); a simulator restarted next to a kept database passes a fresh one,
+            so no new instance takes the id of an instance the database still names.
         timeline: boot timeline of new instances (default: 2 s loading, 8 s running,
             12 s app ready, the realistic-but-short one used by ``python -m bot``).
         frozen_clock: when True, time moves only through :meth:`advance` (exact tests).
@@ -405,6 +408,7 @@ class VastSimulator:
         rate_limits: bool | Mapping[str, float | None] | None = None,
         rate_clock: Callable[[], float] | None = None,
         gpu_util: float | None = 0.02,
+        first_instance_id: int | None = None,
     ) -> None:
         self.api_key = api_key
         self.auth_status = auth_status or (401 if accounts else 404)
@@ -428,6 +432,8 @@ class VastSimulator:
         self._faults: list[FaultRule] = []
         self._requests: list[RecordedRequest] = []
         self._next_instance_id = 31_400_000 + self._rng.randint(0, 99_999)
+        if first_instance_id is not None:
+            self._next_instance_id = int(first_instance_id)
         self._next_key_id = 5_000 + self._rng.randint(0, 999)
         self._apps = AppPorts()
         self._server: ThreadingHTTPServer | None = None
