@@ -698,8 +698,8 @@ def test_advance_moves_the_bots_clock_and_the_simulators_together(
 def test_a_taken_port_is_named_with_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(demo_module.logs, "configure", lambda *args, **kwargs: None)
-    monkeypatch.setattr(demo_module.logsafe, "install", lambda: None)
+    # main() sets the process's logging: in a test worker it would outlive the test.
+    monkeypatch.setattr(demo_module, "configure_logging", lambda: None)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -715,8 +715,8 @@ def test_a_taken_port_is_named_with_what_to_do(
 def test_a_data_folder_that_cannot_be_made_is_named_not_blamed_on_the_port(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(demo_module.logs, "configure", lambda *args, **kwargs: None)
-    monkeypatch.setattr(demo_module.logsafe, "install", lambda: None)
+    # main() sets the process's logging: in a test worker it would outlive the test.
+    monkeypatch.setattr(demo_module, "configure_logging", lambda: None)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert demo_module.main(data_dir=blocker / "data", port=0) == 2

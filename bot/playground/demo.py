@@ -295,19 +295,25 @@ def _start(
     return demo
 
 
+def configure_logging() -> None:
+    """The process's logging for ``python -m bot demo``: INFO lines through :mod:`bot.logs` with
+    the secret filters, without httpx's line per request to the simulator and without the
+    warning about instance addresses on 127.0.0.1 (where the simulator's instances are).
+    Process-wide: only :func:`main` calls it."""
+    logs.configure("INFO")
+    logsafe.install()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("bot.runtime").addFilter(
+        lambda record: not record.getMessage().startswith("ALLOW_PRIVATE_INSTANCE_ADDRESSES")
+    )
+
+
 def main(
     *, data_dir: Path | None = None, port: int = DEFAULT_PORT, screenshots: Path | None = None
 ) -> int:
     """Run the playground until Ctrl-C or SIGTERM; returns the exit status (2: could not
     start)."""
-    logs.configure("INFO")
-    logsafe.install()
-    # One line per request to the simulator is noise here; so is the warning about instance
-    # addresses on 127.0.0.1, which is where the simulator's instances are.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("bot.runtime").addFilter(
-        lambda record: not record.getMessage().startswith("ALLOW_PRIVATE_INSTANCE_ADDRESSES")
-    )
+    configure_logging()
     try:
         demo = start(data_dir=data_dir, port=port)
     except OSError as exc:
