@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,17 +27,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.playground.screenshots import find_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 30_000  # the longest any step may take: the bot's poller moves the status along
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium (``/usr/bin/chromium``) or another Chromium on PATH; None when absent."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def _no_browser(reason: str) -> None:
@@ -53,7 +45,7 @@ def browser() -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _no_browser("the playwright package is not installed (pip install -e '.[test]')")
-    executable = chromium_path()
+    executable = find_chromium()
     if executable is None:
         _no_browser("no Chromium found (apt-get install chromium)")
     with sync_playwright() as p:
