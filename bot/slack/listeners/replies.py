@@ -26,7 +26,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.services.ports import DirectMessages
 from bot.slack.blocks import deploy as deploy_blocks
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 from catalog import Template
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,6 @@ def tell_user(
         shown = update_view(client, view_id, deploy_blocks.problem_view(text, template=template))
         if shown.hash is not None:
             return
-    user = str((body.get("user") or {}).get("id") or "")
+    user = user_of(body)
     if user:
         messages.dm(user, text, team_id=team_of(body))

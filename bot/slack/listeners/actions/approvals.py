@@ -33,14 +33,14 @@ from bot.services.work import BUSY_TEXT, Busy, WorkPool
 from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.listeners.membership import DECIDE, refused
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 
 logger = logging.getLogger(__name__)
 
 
 def ids_of(body: dict[str, Any]) -> tuple[str, str | None]:
     """(user id, workspace) of an interactivity payload."""
-    return str((body.get("user") or {}).get("id") or ""), team_of(body)
+    return user_of(body), team_of(body)
 
 
 def _tell(messages: DirectMessages, body: dict[str, Any], user: str, outcome: Outcome) -> None:

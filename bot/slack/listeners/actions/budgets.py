@@ -16,7 +16,7 @@ from bot.slack.blocks import budgets as blocks
 from bot.slack.blocks.manage import text_message
 from bot.slack.listeners.commands.budgets import audit_payload, refusal_text
 from bot.slack.listeners.membership import BUDGETS, refused
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 
 
 class AuditActions:
@@ -46,7 +46,7 @@ class AuditActions:
         ack()
         if refused(self.membership, self.messages, client, body, BUDGETS):
             return
-        user = str((body.get("user") or {}).get("id") or "")
+        user = user_of(body)
         team = team_of(body) or ""
         if not self.manage.is_admin(team, user):
             respond(

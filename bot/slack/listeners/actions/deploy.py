@@ -29,7 +29,7 @@ from bot.slack.blocks import picker
 from bot.slack.blocks.templates import TEMPLATE_GONE
 from bot.slack.listeners.actions.offer_search import PickerSearch
 from bot.slack.listeners.membership import DEPLOY, interaction_refusal
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 from bot.slack.listeners.replies import ViewVersions, tell_user, update_view
 from catalog import Catalog, Template, disk_problem
 
@@ -143,7 +143,7 @@ class DeployActions:
             state=state,
             template=template,
             values={},
-            user=str((body.get("user") or {}).get("id") or ""),
+            user=user_of(body),
             team=team_of(body),
             seq=seq,
             hash=hash,
@@ -263,7 +263,7 @@ class DeployActions:
             state=state,
             template=template,
             values=picker.selected_values(view),
-            user=str((body.get("user") or {}).get("id") or ""),
+            user=user_of(body),
             team=team_of(body),
             seq=self.versions.begin(view_id),
             hash=view.get("hash"),

@@ -23,6 +23,7 @@ deployments (a deployment id of another workspace answers "no longer exists").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, Respond
@@ -42,7 +43,7 @@ from bot.slack.blocks.home import HOME_BLOCK_PREFIX
 from bot.slack.blocks.status import ACTION_CREDENTIALS, ACTION_DESTROY, ACTION_START, ACTION_STOP
 from bot.slack.listeners.commands.manage import DeploymentLists
 from bot.slack.listeners.membership import LOOK, MANAGE, refused
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class ManageActions:
         """Stop, Start, Destroy or "Send me the login" (value: the deployment id), on the
         work pool."""
         ack()
-        user = str((body.get("user") or {}).get("id") or "")
+        user = user_of(body)
         team = team_of(body)
         reply = respond if body.get("response_url") else None
         deployment_id = parse_deployment_id(action.get("value"))
@@ -121,18 +122,7 @@ class ManageActions:
         client: WebClient,
     ) -> None:
         """**Extend N h** on an expiry warning."""
-        ack()
-        if refused(self.membership, self.messages, client, body, MANAGE):
-            return
-        user = str((body.get("user") or {}).get("id") or "")
-        parsed = lifetime_blocks.parse_extend_value(str(action.get("value") or ""))
-        team = team_of(body)
-        if parsed is None or not team:
-            outcome = manage.Outcome("not_found", manage.NOT_FOUND_TEXT)
-        else:
-            deployment_id, hours, issued = parsed
-            outcome = self.lifetimes.extend(deployment_id, hours, issued, user, team_id=team)
-        self._answer_warning(body, action, outcome, respond)
+        self._warning_click(ack, body, action, respond, client, self._extend)
 
     def on_keep_running(
         self,
@@ -143,17 +133,41 @@ class ManageActions:
         client: WebClient,
     ) -> None:
         """**Keep running** on an idle-GPU warning."""
+        self._warning_click(ack, body, action, respond, client, self._keep_running)
+
+    def _extend(self, value: str, user: str, team: str) -> manage.Outcome | None:
+        parsed = lifetime_blocks.parse_extend_value(value)
+        if parsed is None:
+            return None
+        deployment_id, hours, issued = parsed
+        return self.lifetimes.extend(deployment_id, hours, issued, user, team_id=team)
+
+    def _keep_running(self, value: str, user: str, team: str) -> manage.Outcome | None:
+        parsed = lifetime_blocks.parse_keep_value(value)
+        if parsed is None:
+            return None
+        deployment_id, issued = parsed
+        return self.lifetimes.keep_running(deployment_id, issued, user, team_id=team)
+
+    def _warning_click(
+        self,
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+        act: Callable[[str, str, str], manage.Outcome | None],
+    ) -> None:
+        """A click on a lifetime or idle warning: ack, the membership check, then ``act(value,
+        user, team)``, which answers None for a value it cannot read (forged or malformed: told
+        "not found", as is a payload without a workspace)."""
         ack()
         if refused(self.membership, self.messages, client, body, MANAGE):
             return
-        user = str((body.get("user") or {}).get("id") or "")
-        parsed = lifetime_blocks.parse_keep_value(str(action.get("value") or ""))
         team = team_of(body)
-        if parsed is None or not team:
+        outcome = act(str(action.get("value") or ""), user_of(body), team) if team else None
+        if outcome is None:
             outcome = manage.Outcome("not_found", manage.NOT_FOUND_TEXT)
-        else:
-            deployment_id, issued = parsed
-            outcome = self.lifetimes.keep_running(deployment_id, issued, user, team_id=team)
         self._answer_warning(body, action, outcome, respond)
 
     def on_listing_page(
@@ -176,7 +190,7 @@ class ManageActions:
             **self.lists.payload(
                 kind,
                 team_id=team_of(body) or "",
-                user_id=str((body.get("user") or {}).get("id") or ""),
+                user_id=user_of(body),
                 page=page,
                 team_domain=team.get("domain"),
             ),
@@ -191,7 +205,7 @@ class ManageActions:
     ) -> None:
         """Tell the clicker how it went, where they clicked: the Home tab is redrawn with a notice,
         a listing is redrawn in place with a notice, the status message gets an ephemeral reply."""
-        user = str((body.get("user") or {}).get("id") or "")
+        user = user_of(body)
         team = team_of(body)
         block_id = str(action.get("block_id") or "")
         if (body.get("container") or {}).get("type") == "view" or block_id.startswith(

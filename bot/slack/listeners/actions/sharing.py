@@ -28,7 +28,7 @@ from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.common import parse_deployment_id
 from bot.slack.blocks.home import HOME_BLOCK_PREFIX
 from bot.slack.listeners.membership import MANAGE, refused
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 from bot.slack.listeners.replies import tell_user
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _tell(
 ) -> None:
     """Tell the clicker ``text`` where they clicked: the Home tab redrawn with it as a notice,
     else an ephemeral reply (or a DM) under the status message."""
-    user = str((body.get("user") or {}).get("id") or "")
+    user = user_of(body)
     if _from_home(body, action):
         home.refresh(user, team_id=team_of(body), notice=text)
         return
@@ -82,7 +82,7 @@ class SharingActions:
             self.membership, self.messages, client, body, MANAGE
         ):  # an outsider learns nothing
             return
-        user = str((body.get("user") or {}).get("id") or "")
+        user = user_of(body)
         team = team_of(body)
         deployment_id = parse_deployment_id(action.get("value"))
         if deployment_id is None or not team:

@@ -13,7 +13,7 @@ from bot.services.membership import MembershipService
 from bot.services.ports import DirectMessages
 from bot.slack.blocks import budgets as blocks
 from bot.slack.listeners.membership import DECIDE, interaction_refusal
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 
 
 class ApprovalViews:
@@ -31,7 +31,7 @@ class ApprovalViews:
 
     def on_deny_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Deny with the reason given; a refusal is an inline error on the reason."""
-        user, team = str((body.get("user") or {}).get("id") or ""), team_of(body)
+        user, team = user_of(body), team_of(body)
         parsed = blocks.parse_deny_metadata(str(view.get("private_metadata") or ""))
         if parsed is None:
             ack(

@@ -24,7 +24,7 @@ from bot.slack.listeners.commands.budgets import (
     stored_state,
 )
 from bot.slack.listeners.membership import BUDGETS, interaction_refusal
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 
 
 class BudgetViews:
@@ -42,7 +42,7 @@ class BudgetViews:
 
     def on_budget_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Validate every field, then save what changed; the modal shows what was said."""
-        user = str((body.get("user") or {}).get("id") or "")
+        user = user_of(body)
         team = team_of(body) or ""
         outsider = interaction_refusal(self.membership, body, BUDGETS)
         if outsider is not None:

@@ -23,7 +23,7 @@ from bot.services.workspaces import KEY_UNREACHABLE, CheckedKey, KeyRefused, Wor
 from bot.slack.blocks import setup as blocks
 from bot.slack.listeners.commands.setup import BLOCK_OF, refusal, setup_form, slack_roles
 from bot.slack.listeners.membership import SETUP, interaction_refusal
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 from bot.slack.notifier import Notifier
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class SetupViews:
 
 def _ids(body: dict[str, Any]) -> tuple[str, str]:
     """(team id, user id) of an interactivity payload."""
-    return team_of(body) or "", str((body.get("user") or {}).get("id") or "")
+    return team_of(body) or "", user_of(body)
 
 
 def _check_key(

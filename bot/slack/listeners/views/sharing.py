@@ -20,7 +20,7 @@ from bot.services.work import Busy, WorkPool
 from bot.slack.blocks import sharing as blocks
 from bot.slack.blocks.common import notice_modal
 from bot.slack.listeners.membership import MANAGE, interaction_refusal
-from bot.slack.listeners.payloads import team_of
+from bot.slack.listeners.payloads import team_of, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class SharingViews:
                 view=notice_modal("Form not read", FORM_TEXT, block_id="share_not_read"),
             )
             return
-        user = str((body.get("user") or {}).get("id") or "")
+        user = user_of(body)
         result = self.sharing.submit(
             meta.deployment_id, user, chosen, meta.previous, team_id=team_of(body)
         )
